@@ -1,0 +1,250 @@
+"""Batch runner: execute the notebook collection with papermill into ``reports/<name>/``.
+
+``python -m helpers.run --name sample`` (what ``make report`` calls) validates the data, then runs
+every ``notebooks/NN_*.ipynb`` in order and writes, per notebook, the executed ``.ipynb``, an HTML
+version without code and ``<notebook>.metrics.json`` with its headline figures, plus an
+``index.html`` and ``index.json`` for the run. The run is built in a hidden temporary folder and
+moved into place only when every notebook succeeded, so a failed run leaves nothing behind.
+
+Notebooks report their headline figures with :func:`record_metrics`; the runner tells them where
+to write through the ``RETENTION_LAB_METRICS`` environment variable.
+"""
+
+from __future__ import annotations
+
+import argparse
+import html
+import json
+import math
+import os
+import shutil
+import sys
+import tempfile
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from helpers import paths
+
+METRICS_ENV = "RETENTION_LAB_METRICS"
+NOTEBOOK_GLOB = "[0-9][0-9]_*.ipynb"
+
+
+class RunError(RuntimeError):
+    """A run that could not complete; the message says which notebook or file and why."""
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, (np.integer,)):
+        return int(value)
+    if isinstance(value, (np.floating, float)):
+        v = float(value)
+        return None if math.isnan(v) else v
+    if isinstance(value, (np.bool_,)):
+        return bool(value)
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    return value
+
+
+def record_metrics(metrics: Mapping[str, Any]) -> dict[str, Any]:
+    """Record a notebook's headline figures: written as JSON where the runner asks
+    (``$RETENTION_LAB_METRICS``), and returned so the notebook can show them."""
+    clean = _jsonable(metrics)
+    target = os.environ.get(METRICS_ENV)
+    if target:
+        Path(target).write_text(json.dumps(clean, indent=2, sort_keys=True) + "\n")
+    return clean
+
+
+def notebooks(only: Sequence[str] | None = None) -> list[Path]:
+    """The collection's notebooks in order; `only` keeps those whose name starts with one of
+    the given prefixes (``["01", "02_cohorts"]``)."""
+    found = sorted(paths.NOTEBOOKS.glob(NOTEBOOK_GLOB))
+    if only:
+        found = [p for p in found if any(p.name.startswith(o) for o in only)]
+        if not found:
+            raise RunError(f"no notebook in notebooks/ starts with {list(only)}")
+    return found
+
+
+def load_params(path: str | Path | None) -> dict[str, Any]:
+    """Read a YAML parameter file. Top-level scalars apply to every notebook that declares them;
+    a mapping under a notebook's name (``01_retention_and_churn_rates:``) applies to that one."""
+    if not path:
+        return {}
+    import yaml
+
+    p = Path(path)
+    if not p.exists():
+        raise RunError(f"parameter file not found: {p}")
+    try:
+        loaded = yaml.safe_load(p.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise RunError(f"{p.name}: not valid YAML ({err})") from None
+    if not isinstance(loaded, dict):
+        raise RunError(f"{p.name}: expected a mapping of parameter names to values")
+    return loaded
+
+
+def params_for(notebook: Path, params: Mapping[str, Any]) -> dict[str, Any]:
+    """The parameters of `params` that `notebook` declares in its `parameters` cell."""
+    import papermill
+
+    declared = papermill.inspect_notebook(str(notebook))
+    mine = {k: v for k, v in params.items() if not isinstance(v, Mapping) and k in declared}
+    own = params.get(notebook.stem, {})
+    unknown = set(own) - set(declared)
+    if unknown:
+        raise RunError(f"{notebook.name} has no parameter(s) {sorted(unknown)}; it declares {sorted(declared)}")
+    mine.update(own)
+    return mine
+
+
+def to_html(executed: Path, target: Path) -> Path:
+    """HTML version of an executed notebook without code (cells tagged remove-cell dropped)."""
+    import nbformat
+    from nbconvert import HTMLExporter
+    from traitlets.config import Config
+
+    cfg = Config()
+    cfg.TagRemovePreprocessor.enabled = True
+    cfg.TagRemovePreprocessor.remove_cell_tags = ("remove-cell", "solution")
+    cfg.HTMLExporter.exclude_input = True
+    cfg.HTMLExporter.exclude_input_prompt = True
+    cfg.HTMLExporter.exclude_output_prompt = True
+    body, _ = HTMLExporter(config=cfg).from_notebook_node(nbformat.read(executed, as_version=4))
+    target.write_text(body, encoding="utf-8")
+    return target
+
+
+def execute(notebook: Path, out_dir: Path, parameters: Mapping[str, Any], *, html_report: bool = True) -> dict[str, Any]:
+    """Run one notebook with papermill into `out_dir`; returns its metrics (may be empty)."""
+    import papermill
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    executed = out_dir / notebook.name
+    metrics_path = out_dir / f"{notebook.stem}.metrics.json"
+    old = os.environ.get(METRICS_ENV)
+    os.environ[METRICS_ENV] = str(metrics_path)
+    try:
+        papermill.execute_notebook(
+            str(notebook), str(executed), parameters=dict(parameters), kernel_name="python3",
+            cwd=str(paths.NOTEBOOKS), progress_bar=False, log_output=False,
+        )  # fmt: skip
+    except papermill.PapermillExecutionError as err:
+        raise RunError(f"{notebook.name} failed in cell {err.exec_count}: {err.ename}: {err.evalue}") from None
+    finally:
+        if old is None:
+            os.environ.pop(METRICS_ENV, None)
+        else:
+            os.environ[METRICS_ENV] = old
+    if html_report:
+        to_html(executed, out_dir / f"{notebook.stem}.html")
+    return json.loads(metrics_path.read_text()) if metrics_path.exists() else {}
+
+
+def _index_html(name: str, rows: list[dict[str, Any]]) -> str:
+    items = []
+    for r in rows:
+        figs = "".join(f"<li>{html.escape(k)}: {html.escape(str(v))}</li>" for k, v in r["metrics"].items() if not isinstance(v, (dict, list)))
+        items.append(f'<tr><td><a href="{html.escape(r["html"])}">{html.escape(r["notebook"])}</a></td><td><ul>{figs}</ul></td></tr>')
+    return (
+        f"<!doctype html><html><head><meta charset='utf-8'><title>Retention Lab run: {html.escape(name)}</title></head>"
+        f"<body><h1>Retention Lab run: {html.escape(name)}</h1><table border='1' cellpadding='6'>"
+        f"<tr><th>Notebook</th><th>Headline figures</th></tr>{''.join(items)}</table></body></html>\n"
+    )
+
+
+def publish(tmp: Path, target: Path, overwrite: bool) -> Path:
+    """Move a finished run folder into place (replacing an earlier one only if `overwrite`)."""
+    if target.exists():
+        if not overwrite:
+            raise RunError(f"{target} already exists; choose another name or pass --overwrite")
+        shutil.rmtree(target)
+    tmp.rename(target)
+    return target
+
+
+def validate_data(data_dir: str | Path | None, as_of: str | None = None) -> None:
+    """Load every table once so bad data fails before any notebook runs."""
+    from helpers import data
+
+    try:
+        data.load_all(data_dir, as_of=as_of)
+    except data.DataValidationError as err:
+        raise RunError("the data did not pass validation:\n" + str(err)) from None
+
+
+def run_collection(name: str, params: Mapping[str, Any] | None = None, *, overwrite: bool = False, only: Sequence[str] | None = None) -> Path:
+    """Run the notebooks into ``reports/<name>/`` and return that folder."""
+    from tqdm.auto import tqdm
+
+    params = dict(params or {})
+    if "data_dir" in params and params["data_dir"]:
+        params["data_dir"] = str(Path(params["data_dir"]).expanduser().resolve())
+    validate_data(params.get("data_dir"), params.get("as_of"))
+    selected = notebooks(only)
+    planned = {nb: params_for(nb, params) for nb in selected}
+    target = paths.REPORTS / name
+    if target.exists() and not overwrite:
+        raise RunError(f"{target.relative_to(paths.ROOT)} already exists; choose another name or pass --overwrite")
+    paths.REPORTS.mkdir(exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{name}.partial-", dir=paths.REPORTS))
+    try:
+        rows = []
+        for nb in tqdm(selected, desc=f"run '{name}'", unit="notebook"):
+            metrics = execute(nb, tmp, planned[nb])
+            rows.append({"notebook": nb.stem, "html": f"{nb.stem}.html", "parameters": planned[nb], "metrics": metrics})
+        (tmp / "index.json").write_text(json.dumps(_jsonable({"name": name, "notebooks": rows}), indent=2) + "\n")
+        (tmp / "index.html").write_text(_index_html(name, rows), encoding="utf-8")
+        return publish(tmp, target, overwrite)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def execute_in_place(only: Sequence[str] | None = None) -> list[Path]:
+    """Re-execute notebooks in notebooks/ top to bottom and store them with outputs (no
+    papermill metadata, no timings), as nbval expects them."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    done = []
+    for nb_path in notebooks(only):
+        nb = nbformat.read(nb_path, as_version=4)
+        NotebookClient(nb, kernel_name="python3", timeout=1200, record_timing=False, resources={"metadata": {"path": str(paths.NOTEBOOKS)}}).execute()
+        nb.metadata.pop("widgets", None)
+        nbformat.write(nb, nb_path)
+        print(f"executed {nb_path.relative_to(paths.ROOT)}")
+        done.append(nb_path)
+    return done
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m helpers.run", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--name", default="sample", help="run name: the folder under reports/ (default: sample)")
+    ap.add_argument("--params", help="YAML file of papermill parameters (see helpers.run.load_params)")
+    ap.add_argument("--overwrite", action="store_true", help="replace an earlier run of the same name")
+    ap.add_argument("--only", nargs="*", help="run only notebooks whose names start with these prefixes")
+    ap.add_argument("--in-place", action="store_true", help="re-execute notebooks/ in place to store outputs")
+    args = ap.parse_args(argv)
+    try:
+        if args.in_place:
+            execute_in_place(args.only)
+            return 0
+        folder = run_collection(args.name, load_params(args.params), overwrite=args.overwrite, only=args.only)
+    except RunError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    print(f"run '{args.name}' written to {folder.relative_to(paths.ROOT)}/ ; open {folder.relative_to(paths.ROOT)}/index.html")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
