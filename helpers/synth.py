@@ -29,7 +29,7 @@ to ``datasets/``; the same seed gives byte-identical files.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -656,6 +656,31 @@ def write(tables: dict[str, pd.DataFrame], truth: dict, folder: Path | None = No
     gt.write_text(json.dumps(truth, indent=2, sort_keys=True) + "\n")
     written.append(gt)
     return written
+
+
+def generate_orders(n_orders: int, seed: int = 7, cfg: SynthConfig | None = None) -> pd.DataFrame:
+    """Orders only, about `n_orders` rows, from the same BG/NBD and Gamma-Gamma processes without
+    the planted effects: the scaled data set for benchmarks (columns as in orders.csv, less
+    campaign_id), cut to exactly `n_orders` at the latest order dates. Customers are added in
+    proportion (about 4.6 orders per customer)."""
+    base = cfg or SynthConfig()
+    per_customer = 4.3  # a little under the mean, so that there are enough rows to cut
+    cfg = replace(base, seed=seed, n_customers=max(1, int(round(n_orders / per_customer))), planted_effects=False)
+    rng = np.random.default_rng(cfg.seed)
+    cust, lat = _customers(cfg, rng)
+    sim, _, _ = _simulate_orders(cfg, rng, lat)
+    c = sim["cust"].to_numpy()
+    orders = pd.DataFrame(
+        {
+            "customer_id": cust["customer_id"].to_numpy()[c],
+            "order_date": cust["signup_date"].to_numpy()[c] + pd.to_timedelta(sim["t"].to_numpy() * 7 * 86400, unit="s").round("s"),
+        }
+    )
+    orders = pd.concat([orders, _money(cfg, rng, lat, c)], axis=1).sort_values("order_date", kind="stable")
+    orders = orders.iloc[:n_orders].reset_index(drop=True)
+    orders.insert(0, "order_id", np.arange(1, len(orders) + 1))
+    orders["channel"] = lat["order_channel"].to_numpy()[orders["customer_id"].to_numpy() - 1]
+    return orders[["order_id", "customer_id", "order_date", "amount", "discount", "items", "channel", "returned"]]
 
 
 def main() -> None:
