@@ -357,8 +357,11 @@ def _subscriptions(cfg: SynthConfig, rng: np.random.Generator, cust: pd.DataFram
             "monthly_price": np.array([pl.monthly_price for pl in cfg.plans])[plan_idx],
         }
     )
+    # a sign-up in the last days whose subscription would start after the data window has none
+    started = (start <= last).to_numpy()
+    df = df[started].assign(subscription_id=lambda d: np.arange(1, len(d) + 1)).reset_index(drop=True)
     theta_full = np.full(n, np.nan)
-    theta_full[subs] = theta
+    theta_full[np.flatnonzero(subs)[started]] = theta[started]
     return df, theta_full
 
 
@@ -606,7 +609,7 @@ def _ground_truth(cfg: SynthConfig, lat: pd.DataFrame, theta: np.ndarray, member
     cust = tables["customers"]
     score = nps.groupby("customer_id")["score"].first()
     cat = pd.cut(score, [-1, 6, 8, 10], labels=["detractor", "passive", "promoter"])
-    risk_p = pd.Series(p.to_numpy(), index=cust["customer_id"])
+    risk_p = pd.Series(np.where(np.isnan(theta), p.to_numpy(), np.nan), index=cust["customer_id"])  # non-subscribers
     risk_theta = pd.Series(theta, index=cust["customer_id"])
     realized = {
         "n_customers": len(cust),
@@ -616,8 +619,8 @@ def _ground_truth(cfg: SynthConfig, lat: pd.DataFrame, theta: np.ndarray, member
         "loyalty_mean_lambda_members_over_nonmembers": float(lam[member].mean() / lam[~member].mean()),
         "discount_prone_customers": int(lat["discount_prone"].sum()),
         "high_maintenance_customers": int(lat["high_maintenance"].sum()),
-        "mean_dropout_p_by_first_nps_category": {
-            str(k): float(v) for k, v in risk_p.reindex(cat.index).groupby(cat, observed=True).mean().items()
+        "mean_dropout_p_by_first_nps_category_nonsubscribers": {
+            str(k): float(v) for k, v in risk_p.reindex(cat.index).dropna().groupby(cat, observed=True).mean().items()
         },
         "mean_theta_by_first_nps_category_subscribers": {
             str(k): float(v) for k, v in risk_theta.reindex(cat.index).dropna().groupby(cat, observed=True).mean().items()
