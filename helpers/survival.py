@@ -1,0 +1,392 @@
+"""Contractual retention: the shifted-beta-geometric (sBG) model.
+
+Story (P. S. Fader & B. G. S. Hardie (2007), "How to project customer retention", *Journal of
+Interactive Marketing* 21(1), 76-90): at the end of every period an active customer churns with
+probability ``theta``, constant for that customer; ``theta`` varies across customers as
+``Beta(alpha, beta)``. With ``T`` = the period in which a customer churns (T = 1, 2, ...):
+
+* churn probability   P(T = t) = B(alpha + 1, beta + t - 1) / B(alpha, beta)
+* survival            S(t) = P(T > t) = B(alpha, beta + t) / B(alpha, beta),  S(0) = 1
+* retention rate      r(t) = S(t) / S(t - 1) = (beta + t - 1) / (alpha + beta + t - 1)
+
+r(t) *rises* with t although no customer changes: the high-``theta`` customers leave first
+(sorting). The log-likelihood of ``d_t`` customers churning in period t and ``c_t`` still active
+(censored) after t periods is ``sum_t d_t log P(T = t) + c_t log S(t)``; it is written with
+``scipy.special.betaln`` so it stays finite for any positive parameters, and maximized over
+``(log alpha, log beta)`` with ``scipy.optimize``.
+
+Time unit: whatever the data uses (years in the paper, calendar months for the subscriptions).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+from scipy import optimize, special, stats
+
+__all__ = [
+    "FADER_HARDIE_2007",
+    "SBGFit",
+    "sbg_loglik",
+    "fit_sbg",
+    "fit_sbg_groups",
+    "subscription_durations",
+    "survivors_to_counts",
+    "durations_to_counts",
+    "geometric_survival",
+]
+
+FADER_HARDIE_2007: dict = {
+    "source": "Fader & Hardie (2007), How to project customer retention, J. Interactive Marketing 21(1), 76-90",
+    "years": tuple(range(13)),
+    # survivors per 1,000 customers at the start of years 0..12 (Table 1 / Figure 1 of the paper)
+    "survivors": {
+        "regular": (1000, 631, 468, 382, 326, 289, 262, 241, 223, 207, 194, 183, 173),
+        "high_end": (1000, 869, 743, 653, 593, 551, 517, 491, 468, 445, 427, 409, 394),
+    },
+    "calibration_years": 7,  # the model is fitted on years 0..7, years 8..12 are the holdout
+    "mle": {
+        "regular": {"alpha": 0.704, "beta": 1.182, "loglik": -1680.27},
+        "high_end": {"alpha": 0.668, "beta": 3.806, "loglik": -1611.16},
+    },
+    # expected survivors per 1,000 projected by the regular-segment fit, years 8..12
+    "projected_regular": {8: 220.1, 9: 204.4, 10: 191.2, 11: 179.9, 12: 170.1},
+}
+"""Published data and results of Fader & Hardie (2007), shared by the tests and notebook 02."""
+
+
+# ----------------------------------------------------------------------------- data preparation
+
+
+def survivors_to_counts(survivors: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
+    """Survivor counts ``S_0, S_1, ..., S_T`` (customers still active at the start of each period)
+    to ``(churned, censored)`` arrays indexed by period t = 0..T: ``churned[t] = S_{t-1} - S_t``
+    (t >= 1) and ``censored[T] = S_T`` (still active at the end of the data)."""
+    s = np.asarray(survivors, dtype=float)
+    if s.ndim != 1 or s.size < 2:
+        raise ValueError("survivors needs at least two values: the cohort size S_0 and S_1")
+    if np.any(np.diff(s) > 0) or np.any(s < 0):
+        raise ValueError("survivors must be non-negative and non-increasing")
+    churned = np.concatenate([[0.0], -np.diff(s)])
+    censored = np.zeros_like(s)
+    censored[-1] = s[-1]
+    return churned, censored
+
+
+def durations_to_counts(
+    durations: Sequence[int] | np.ndarray,
+    churned: Sequence[bool] | np.ndarray,
+    weights: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per-customer data to ``(churned, censored)`` counts by period.
+
+    ``durations[i]``: whole periods customer i was observed paying; if ``churned[i]`` the customer
+    churned at the end of that period (T = duration >= 1), else they were still active (T > duration).
+    """
+    d = np.asarray(durations)
+    c = np.asarray(churned, dtype=bool)
+    if d.shape != c.shape:
+        raise ValueError("durations and churned must have the same length")
+    if d.size == 0:
+        raise ValueError("no customers to fit")
+    if np.any(d < 0) or np.any(d != np.floor(d)):
+        raise ValueError("durations must be whole, non-negative numbers of periods")
+    d = d.astype(np.int64)
+    if np.any(d[c] < 1):
+        raise ValueError("a churned customer must have been observed for at least one period")
+    w = np.ones(d.size) if weights is None else np.asarray(weights, dtype=float)
+    size = int(d.max()) + 1
+    return (np.bincount(d[c], weights=w[c], minlength=size).astype(float),
+            np.bincount(d[~c], weights=w[~c], minlength=size).astype(float))  # fmt: skip
+
+
+def subscription_durations(
+    subscriptions: pd.DataFrame,
+    as_of: str | pd.Timestamp | None = None,
+    *,
+    start_col: str = "start_date",
+    end_col: str = "end_date",
+) -> pd.DataFrame:
+    """Whole calendar months each subscription was observed, and whether it churned.
+
+    ``months`` = whole months from ``start_date`` to ``end_date`` (churned) or to ``as_of`` (still
+    active, right-censored): the largest k with ``start + k months <= date``. An end date after
+    ``as_of`` counts as still active at ``as_of``; subscriptions starting after ``as_of`` are
+    dropped (not yet started). Returns the remaining rows with the input's columns plus
+    ``months`` (int) and ``churned`` (bool).
+    """
+    as_of = (
+        pd.Timestamp(as_of)
+        if as_of is not None
+        else subscriptions[[start_col, end_col]].max().max()
+    )
+    subscriptions = subscriptions[subscriptions[start_col] <= as_of]
+    start, end = subscriptions[start_col], subscriptions[end_col]
+    churned = end.notna() & (end <= as_of)
+    stop = end.where(churned, as_of)
+    months = (stop.dt.year - start.dt.year) * 12 + (stop.dt.month - start.dt.month)
+    # a month is complete only once the start's day-of-month (and time) has been reached
+    start_in_month = start - start.dt.to_period("M").dt.start_time
+    stop_in_month = stop - stop.dt.to_period("M").dt.start_time
+    months = months - (stop_in_month < start_in_month).astype(int)
+    return subscriptions.assign(months=months.astype(np.int64), churned=churned.to_numpy())
+
+
+# ----------------------------------------------------------------------------- the model
+
+
+def _log_pmf(t: np.ndarray, a: float, b: float) -> np.ndarray:
+    """log P(T = t) = log B(a + 1, b + t - 1) - log B(a, b), t >= 1."""
+    return special.betaln(a + 1, b + t - 1) - special.betaln(a, b)
+
+
+def _log_survival(t: np.ndarray, a: float, b: float) -> np.ndarray:
+    """log S(t) = log B(a, b + t) - log B(a, b), t >= 0."""
+    return special.betaln(a, b + t) - special.betaln(a, b)
+
+
+def sbg_loglik(alpha: float, beta: float, churned: np.ndarray, censored: np.ndarray) -> float:
+    """sBG log-likelihood ``sum_t churned[t] log P(T=t) + censored[t] log S(t)`` (Fader & Hardie
+    2007, eq. 5 generalized to censoring at any period); arrays indexed by period t = 0, 1, ..."""
+    t = np.arange(len(churned), dtype=float)
+    ll_churn = churned[1:] @ _log_pmf(t[1:], alpha, beta) if len(churned) > 1 else 0.0
+    return float(ll_churn + censored @ _log_survival(t, alpha, beta))
+
+
+@dataclass(frozen=True)
+class SBGFit:
+    """A fitted sBG model: ``alpha``, ``beta`` of the Beta churn-probability distribution, the
+    maximized log-likelihood ``loglik``, and the data it was fitted on (counts by period)."""
+
+    alpha: float
+    beta: float
+    loglik: float
+    churned: np.ndarray = field(repr=False)
+    censored: np.ndarray = field(repr=False)
+    converged: bool = True
+
+    @property
+    def n(self) -> float:
+        """Customers in the fit."""
+        return float(self.churned.sum() + self.censored.sum())
+
+    @property
+    def mean_churn(self) -> float:
+        """E[theta] = alpha / (alpha + beta): the churn probability of a newly acquired customer."""
+        return self.alpha / (self.alpha + self.beta)
+
+    def survival(self, t: float | np.ndarray) -> np.ndarray:
+        """S(t) = B(alpha, beta + t) / B(alpha, beta): share of a cohort still active after t periods."""
+        return np.exp(_log_survival(np.asarray(t, dtype=float), self.alpha, self.beta))
+
+    def churn_pmf(self, t: float | np.ndarray) -> np.ndarray:
+        """P(T = t) = B(alpha + 1, beta + t - 1) / B(alpha, beta): share churning in period t >= 1."""
+        return np.exp(_log_pmf(np.asarray(t, dtype=float), self.alpha, self.beta))
+
+    def retention(self, t: float | np.ndarray) -> np.ndarray:
+        """r(t) = (beta + t - 1) / (alpha + beta + t - 1): share of those active after t - 1
+        periods who renew in period t (t >= 1); rises with t by sorting."""
+        t = np.asarray(t, dtype=float)
+        return (self.beta + t - 1) / (self.alpha + self.beta + t - 1)
+
+    def projection(self, periods: int | Sequence[int], n0: float = 1000.0) -> pd.Series:
+        """Expected survivors ``n0 * S(t)`` of a cohort of ``n0`` customers, for t = 0..periods
+        (an int) or the given periods."""
+        t = np.arange(periods + 1) if np.isscalar(periods) else np.asarray(periods)
+        return pd.Series(
+            n0 * self.survival(t), index=pd.Index(t, name="period"), name="expected_survivors"
+        )
+
+    def derl(self, discount_rate: float, renewals: int | np.ndarray = 0) -> np.ndarray:
+        """Discounted expected residual lifetime, in payments, of a customer who has made
+        ``renewals`` renewals (``renewals + 1`` payments), evaluated just before the next
+        renewal decision (next payment undiscounted, later ones discounted at ``discount_rate``
+        per period), Fader & Hardie (2010), "Customer-base valuation in a contractual setting:
+        the perils of ignoring heterogeneity", *Marketing Science* 29(1), 85-93, eq. 6:
+
+            DERL = (beta + n) / (alpha + beta + n) * 2F1(1, beta + n + 1; alpha + beta + n + 1; 1 / (1 + d))
+
+        with n = ``renewals``; equivalently ``E[(1 - theta)(1 + d) / (d + theta)]`` over the
+        posterior ``theta ~ Beta(alpha, beta + n)``, which is integrated numerically where
+        ``hyp2f1`` does not converge (large alpha + beta). Multiply by the margin per period for a
+        customer's residual value.
+        """
+        n = np.asarray(renewals, dtype=float)
+        a, b, d = self.alpha, self.beta, float(discount_rate)
+        if d <= 0:
+            raise ValueError(
+                "discount_rate must be positive (the undiscounted sum can be infinite)"
+            )
+        out = np.asarray(
+            (b + n) / (a + b + n) * special.hyp2f1(1.0, b + n + 1, a + b + n + 1, 1.0 / (1.0 + d))
+        )
+        bad = ~np.isfinite(out)
+        if bad.any():
+            expect = np.vectorize(
+                lambda k: stats.beta(a, b + k).expect(lambda th: (1 - th) * (1 + d) / (d + th))
+            )
+            out = np.where(bad, expect(np.broadcast_to(n, out.shape)), out)
+        return out
+
+    def confint(self, level: float = 0.95, method: str = "profile") -> pd.DataFrame:
+        """Confidence intervals for alpha and beta.
+
+        ``method="profile"`` (default): profile likelihood, {x : 2 (LL_max - max_other LL(x, .)) <=
+        chi2_1(level)}; ``"wald"``: normal approximation on log-parameters from the numerical
+        Hessian (asymmetric on the original scale). Returns rows alpha, beta; columns estimate,
+        lower, upper.
+        """
+        if method == "profile":
+            rows = {name: _profile_interval(self, name, level) for name in ("alpha", "beta")}
+        elif method == "wald":
+            rows = _wald_intervals(self, level)
+        else:
+            raise ValueError("method must be 'profile' or 'wald'")
+        out = pd.DataFrame(rows, index=["lower", "upper"]).T
+        out.insert(0, "estimate", [self.alpha, self.beta])
+        return out
+
+
+def _negll(logp: np.ndarray, churned: np.ndarray, censored: np.ndarray) -> float:
+    a, b = np.exp(logp)
+    return -sbg_loglik(a, b, churned, censored)
+
+
+def _maximize(
+    churned: np.ndarray, censored: np.ndarray, x0: np.ndarray
+) -> tuple[np.ndarray, float, bool]:
+    res = optimize.minimize(_negll, x0, args=(churned, censored), method="Nelder-Mead",
+                            options={"xatol": 1e-10, "fatol": 1e-12, "maxiter": 4000})  # fmt: skip
+    # polish with a quasi-Newton step from the simplex optimum
+    res2 = optimize.minimize(
+        _negll, res.x, args=(churned, censored), method="BFGS", options={"gtol": 1e-9}
+    )
+    best = res2 if res2.fun <= res.fun else res
+    return best.x, -float(best.fun), bool(res.success or res2.success)
+
+
+def fit_sbg(
+    survivors: Sequence[float] | None = None,
+    *,
+    durations: Sequence[int] | None = None,
+    churned: Sequence[bool] | None = None,
+    weights: Sequence[float] | None = None,
+) -> SBGFit:
+    """Maximum-likelihood sBG fit (Fader & Hardie 2007).
+
+    Either ``survivors`` (``S_0..S_T``: a cohort's active customers at the start of each period,
+    e.g. per 1,000 as in the paper) or per-customer ``durations`` (whole periods observed) with
+    ``churned`` flags (True = churned at the end of that period, False = still active,
+    right-censored), e.g. from :func:`subscription_durations`.
+    """
+    if (survivors is None) == (durations is None):
+        raise ValueError("give either survivors or durations (with churned)")
+    if survivors is not None:
+        d, c = survivors_to_counts(survivors)
+    else:
+        if churned is None:
+            raise ValueError("durations need the churned flags")
+        d, c = durations_to_counts(
+            durations, churned, None if weights is None else np.asarray(weights)
+        )
+    if d.sum() == 0:
+        raise ValueError("no churn observed: the sBG parameters are not identified")
+    # start from a moment-like guess: mean churn = first-period churn share, moderate heterogeneity
+    p1 = max(min(d[1] / max(d.sum() + c.sum() - c[0], 1.0), 0.95), 0.01) if len(d) > 1 else 0.3
+    x0 = np.log([p1 * 2.0, (1 - p1) * 2.0])
+    x, ll, ok = _maximize(d, c, x0)
+    a, b = np.exp(x)
+    return SBGFit(alpha=float(a), beta=float(b), loglik=ll, churned=d, censored=c, converged=ok)
+
+
+def _profile_ll(fit: SBGFit, name: str, value: float) -> float:
+    """max over the other parameter of LL with `name` fixed at `value`."""
+    other0 = np.log(fit.beta if name == "alpha" else fit.alpha)
+
+    def negll(x: float) -> float:
+        a, b = (value, np.exp(x)) if name == "alpha" else (np.exp(x), value)
+        return -sbg_loglik(a, b, fit.churned, fit.censored)
+
+    res = optimize.minimize_scalar(negll, bracket=(other0 - 0.5, other0 + 0.5), tol=1e-10)
+    return -float(res.fun)
+
+
+def _profile_interval(fit: SBGFit, name: str, level: float) -> tuple[float, float]:
+    crit = stats.chi2.ppf(level, df=1) / 2.0
+    est = fit.alpha if name == "alpha" else fit.beta
+
+    def gap(log_v: float) -> float:  # > 0 inside the interval
+        return crit - (fit.loglik - _profile_ll(fit, name, float(np.exp(log_v))))
+
+    bounds = []
+    for direction in (-1.0, 1.0):
+        step, x = 0.1, np.log(est)
+        while gap(x + direction * step) > 0 and step < 20:
+            step *= 2.0
+        if step >= 20:
+            bounds.append(np.inf if direction > 0 else 0.0)
+            continue
+        lo, hi = sorted((x + direction * step / 2 if step > 0.1 else x, x + direction * step))
+        bounds.append(float(np.exp(optimize.brentq(gap, lo, hi, xtol=1e-10))))
+    return bounds[0], bounds[1]
+
+
+def _wald_intervals(fit: SBGFit, level: float) -> dict[str, tuple[float, float]]:
+    x = np.log([fit.alpha, fit.beta])
+    h = 1e-4
+    hess = np.empty((2, 2))
+    f = lambda z: _negll(z, fit.churned, fit.censored)  # noqa: E731
+    for i in range(2):
+        for j in range(2):
+            ei, ej = np.eye(2)[i] * h, np.eye(2)[j] * h
+            hess[i, j] = (f(x + ei + ej) - f(x + ei - ej) - f(x - ei + ej) + f(x - ei - ej)) / (
+                4 * h * h
+            )
+    se = np.sqrt(np.diag(np.linalg.inv(hess)))
+    z = stats.norm.ppf(0.5 + level / 2)
+    return {
+        name: (float(np.exp(x[k] - z * se[k])), float(np.exp(x[k] + z * se[k])))
+        for k, name in enumerate(("alpha", "beta"))
+    }
+
+
+def fit_sbg_groups(
+    durations: pd.DataFrame,
+    by: str = "plan",
+    *,
+    months_col: str = "months",
+    churned_col: str = "churned",
+    level: float = 0.95,
+    method: str = "profile",
+) -> pd.DataFrame:
+    """Fit one sBG per group (plan, cohort, ...) of per-customer durations (as returned by
+    :func:`subscription_durations`). Returns one row per group: n, churned, alpha, beta, loglik,
+    the confidence limits ``alpha_lower``..``beta_upper`` and the mean churn alpha / (alpha + beta).
+    The fitted :class:`SBGFit` objects are in ``result.attrs["fits"]``."""
+    fits, rows = {}, []
+    for key, g in durations.groupby(by, sort=True):
+        fit = fit_sbg(durations=g[months_col].to_numpy(), churned=g[churned_col].to_numpy())
+        ci = fit.confint(level, method)
+        fits[key] = fit
+        rows.append({by: key, "n": len(g), "churned": int(g[churned_col].sum()), "alpha": fit.alpha, "beta": fit.beta,
+                     "alpha_lower": ci.loc["alpha", "lower"], "alpha_upper": ci.loc["alpha", "upper"],
+                     "beta_lower": ci.loc["beta", "lower"], "beta_upper": ci.loc["beta", "upper"],
+                     "loglik": fit.loglik, "mean_churn": fit.mean_churn})  # fmt: skip
+    out = pd.DataFrame(rows).set_index(by)
+    out.attrs["fits"] = fits
+    return out
+
+
+def geometric_survival(
+    churned: np.ndarray, censored: np.ndarray, t: float | np.ndarray
+) -> np.ndarray:
+    """The naive projection that ignores heterogeneity: one churn probability for everybody,
+    ``theta = churners / customer-periods at risk`` (the MLE of a geometric model), so
+    ``S(t) = (1 - theta)^t``; retention is constant at ``1 - theta`` and the tail is too low."""
+    periods = np.arange(len(churned))
+    exposure = churned @ periods + censored @ periods
+    theta = churned.sum() / exposure
+    return (1 - theta) ** np.asarray(t, dtype=float)

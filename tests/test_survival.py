@@ -1,0 +1,215 @@
+"""Tests of helpers.survival: the sBG model against Fader & Hardie (2007), the generator's ground
+truth, hand-computed cases and properties that hold for any parameters."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy import special
+
+from helpers import data, survival
+
+FH = survival.FADER_HARDIE_2007
+
+
+def sig3(x: float) -> float:
+    """Round to three significant digits."""
+    return float(f"{x:.3g}")
+
+
+@pytest.mark.parametrize("segment", ["regular", "high_end"])
+def test_fader_hardie_2007_mle(segment: str) -> None:
+    calib = FH["survivors"][segment][: FH["calibration_years"] + 1]
+    fit = survival.fit_sbg(calib)
+    paper = FH["mle"][segment]
+    assert sig3(fit.alpha) == sig3(paper["alpha"])
+    assert sig3(fit.beta) == sig3(paper["beta"])
+    assert fit.loglik == pytest.approx(paper["loglik"], abs=0.01)
+    assert fit.converged
+
+
+def test_fader_hardie_2007_projection() -> None:
+    fit = survival.fit_sbg(FH["survivors"]["regular"][:8])
+    proj = fit.projection(list(FH["projected_regular"]))
+    for year, expected in FH["projected_regular"].items():
+        assert sig3(proj[year]) == sig3(expected), year
+
+
+def test_loglik_by_hand() -> None:
+    # 10 customers: 3 churn in period 1, 2 in period 2, 5 still active after 2 periods
+    a, b = 1.3, 2.1
+    churned, censored = survival.survivors_to_counts([10, 7, 5])
+    p1 = a / (a + b)
+    p2 = (b / (a + b)) * (a / (a + b + 1))
+    s2 = (b / (a + b)) * ((b + 1) / (a + b + 1))
+    by_hand = 3 * np.log(p1) + 2 * np.log(p2) + 5 * np.log(s2)
+    assert survival.sbg_loglik(a, b, churned, censored) == pytest.approx(by_hand, rel=1e-12)
+
+
+def test_survivors_and_durations_give_same_fit() -> None:
+    # the survivor table of the paper, expanded to one row per customer
+    s = np.array(FH["survivors"]["high_end"][:8])
+    churned_counts, _ = survival.survivors_to_counts(s)
+    durations = np.concatenate(
+        [np.repeat(np.arange(len(s)), churned_counts.astype(int)), np.full(s[-1], len(s) - 1)]
+    )
+    flags = np.concatenate([np.ones(int(churned_counts.sum()), bool), np.zeros(s[-1], bool)])
+    a = survival.fit_sbg(s)
+    b = survival.fit_sbg(durations=durations, churned=flags)
+    assert (a.alpha, a.beta, a.loglik) == pytest.approx((b.alpha, b.beta, b.loglik), rel=1e-6)
+
+
+def test_retention_is_ratio_of_survival() -> None:
+    fit = dataclasses.replace(survival.fit_sbg(FH["survivors"]["regular"][:8]))
+    t = np.arange(1, 30)
+    np.testing.assert_allclose(fit.retention(t), fit.survival(t) / fit.survival(t - 1), rtol=1e-10)
+    np.testing.assert_allclose(fit.churn_pmf(t), fit.survival(t - 1) - fit.survival(t), rtol=1e-9)
+    assert fit.survival(0) == pytest.approx(1.0)
+
+
+@settings(max_examples=60, deadline=None)
+@given(a=st.floats(0.05, 50), b=st.floats(0.05, 50))
+def test_sbg_curve_properties(a: float, b: float) -> None:
+    fit = survival.SBGFit(alpha=a, beta=b, loglik=np.nan, churned=np.zeros(2), censored=np.zeros(2))
+    t = np.arange(0, 60)
+    s = fit.survival(t)
+    assert np.all(np.diff(s) <= 1e-15) and np.all((s > 0) & (s <= 1))
+    r = fit.retention(t[1:])
+    assert np.all((r > 0) & (r < 1))
+    assert np.all(np.diff(r) >= -1e-15)  # retention rises with tenure: sorting
+    assert fit.churn_pmf(t[1:]).sum() + s[-1] == pytest.approx(1.0, abs=1e-9)
+
+
+@pytest.mark.parametrize("renewals", [0, 1, 7])
+def test_derl_matches_direct_sum(renewals: int) -> None:
+    a, b, d = 0.704, 1.182, 0.10
+    fit = survival.SBGFit(alpha=a, beta=b, loglik=np.nan, churned=np.zeros(2), censored=np.zeros(2))
+    k = np.arange(1, 5000)
+    # E[(1 - theta)^k | survived `renewals` periods] = B(a, b + n + k) / B(a, b + n); first payment undiscounted
+    direct = np.sum(
+        np.exp(special.betaln(a, b + renewals + k) - special.betaln(a, b + renewals))
+        / (1 + d) ** (k - 1)
+    )
+    assert float(fit.derl(d, renewals)) == pytest.approx(direct, rel=1e-8)
+    # a longer-tenured customer is worth more (sorting again)
+    assert float(fit.derl(d, renewals + 1)) > float(fit.derl(d, renewals))
+
+
+def test_derl_homogeneous_limit() -> None:
+    # alpha, beta large with alpha / (alpha + beta) = p: everybody churns with p; DERL = (1-p) / (1 - (1-p)/(1+d))
+    p, d = 0.2, 0.1
+    fit = survival.SBGFit(
+        alpha=p * 1e4, beta=(1 - p) * 1e4, loglik=np.nan, churned=np.zeros(2), censored=np.zeros(2)
+    )
+    assert float(fit.derl(d)) == pytest.approx((1 - p) / (1 - (1 - p) / (1 + d)), rel=1e-3)
+
+
+def test_subscription_durations_by_hand() -> None:
+    subs = pd.DataFrame(
+        {
+            "start_date": pd.to_datetime(
+                ["2025-01-15", "2025-01-15", "2025-01-15", "2025-03-01", "2026-01-05"]
+            ),
+            "end_date": pd.to_datetime(["2025-04-15", None, "2026-02-15", None, None]),
+        }
+    )
+    out = survival.subscription_durations(subs, "2025-12-31")
+    # churned after 3 months; active: Jan 15 -> Dec 15 = 11 whole months; ends after as-of = active;
+    # Mar 1 -> Dec 1 = 9 whole months (Dec 31 not yet Jan 1); the last one starts after as-of: dropped
+    assert out["months"].tolist() == [3, 11, 11, 9]
+    assert out["churned"].tolist() == [True, False, False, False]
+
+
+def test_subscription_durations_month_boundary() -> None:
+    subs = pd.DataFrame(
+        {
+            "start_date": pd.to_datetime(["2025-01-31", "2025-02-28"]),
+            "end_date": pd.to_datetime([None, None]),
+        }
+    )
+    out = survival.subscription_durations(subs, "2025-03-31")
+    assert out["months"].tolist() == [2, 1]
+
+
+def test_bad_input_is_rejected() -> None:
+    with pytest.raises(ValueError, match="non-increasing"):
+        survival.fit_sbg([1000, 600, 700])
+    with pytest.raises(ValueError, match="either"):
+        survival.fit_sbg()
+    with pytest.raises(ValueError, match="at least one period"):
+        survival.fit_sbg(durations=[0, 2], churned=[True, False])
+
+
+def test_recovers_parameters_from_simulation() -> None:
+    rng = np.random.default_rng(3)
+    a, b, n = 0.9, 3.0, 20_000
+    months = rng.geometric(rng.beta(a, b, n))
+    horizon = rng.integers(1, 37, n)  # staggered starts: 1..36 months observable
+    churned = months <= horizon
+    fit = survival.fit_sbg(durations=np.where(churned, months, horizon), churned=churned)
+    ci = fit.confint()
+    assert ci.loc["alpha", "lower"] < a < ci.loc["alpha", "upper"]
+    assert ci.loc["beta", "lower"] < b < ci.loc["beta", "upper"]
+    assert fit.alpha == pytest.approx(a, rel=0.1) and fit.beta == pytest.approx(b, rel=0.15)
+
+
+def test_profile_interval_coverage() -> None:
+    """The profile-likelihood interval covers the truth in about 95 % of simulated samples of the
+    size and censoring pattern of the bundled Explorer plan (binomial 99 % lower bound: 33/40)."""
+    rng = np.random.default_rng(11)
+    a, b, hits = 0.7, 2.2, 0
+    horizon = rng.integers(0, 36, 700)
+    for _ in range(40):
+        months = rng.geometric(rng.beta(a, b, horizon.size))
+        churned = months <= horizon
+        ci = survival.fit_sbg(
+            durations=np.where(churned, months, horizon), churned=churned
+        ).confint()
+        hits += ci.loc["alpha", "lower"] <= a <= ci.loc["alpha", "upper"]
+    assert hits >= 33
+
+
+def test_profile_and_wald_agree_roughly() -> None:
+    fit = survival.fit_sbg(FH["survivors"]["regular"][:8])
+    prof, wald = fit.confint(method="profile"), fit.confint(method="wald")
+    np.testing.assert_allclose(prof[["lower", "upper"]], wald[["lower", "upper"]], rtol=0.05)
+    # at the profile bounds the likelihood-ratio statistic equals the chi-square critical value
+    lo = prof.loc["alpha", "lower"]
+    assert 2 * (fit.loglik - survival._profile_ll(fit, "alpha", lo)) == pytest.approx(
+        3.8415, abs=1e-3
+    )
+
+
+def test_generator_plans_recovered_within_profile_intervals() -> None:
+    """Bundled subscriptions: each plan's true (alpha, beta) lies in its profile-likelihood
+    interval. Six intervals are checked at once, so each is Bonferroni-adjusted to
+    1 - 0.05 / 6 (family-wise 95 %); at 95 % each, one miss in six happens about a quarter of the
+    time even for a correct fit (here Explorer's alpha: the sample's realized thetas are low)."""
+    truth = {
+        p["name"]: (p["alpha"], p["beta"]) for p in data.load_ground_truth()["parameters"]["plans"]
+    }
+    durations = survival.subscription_durations(data.load_subscriptions(), "2025-12-31")
+    table = survival.fit_sbg_groups(durations, by="plan", level=1 - 0.05 / 6)
+    assert set(table.index) == set(truth)
+    for plan, (a, b) in truth.items():
+        row = table.loc[plan]
+        assert row["alpha_lower"] <= a <= row["alpha_upper"], plan
+        assert row["beta_lower"] <= b <= row["beta_upper"], plan
+    # and the mean monthly churn alpha / (alpha + beta) is within 3 percentage points
+    for plan, (a, b) in truth.items():
+        assert table.loc[plan, "mean_churn"] == pytest.approx(a / (a + b), abs=0.03), plan
+
+
+def test_geometric_ignores_heterogeneity() -> None:
+    churned, censored = survival.survivors_to_counts(FH["survivors"]["regular"][:8])
+    fit = survival.fit_sbg(FH["survivors"]["regular"][:8])
+    t = np.arange(8, 13)
+    naive = 1000 * survival.geometric_survival(churned, censored, t)
+    actual = np.array(FH["survivors"]["regular"])[8:]
+    assert np.all(naive < actual)  # the constant-retention projection is far too pessimistic
+    assert np.all(np.abs(1000 * fit.survival(t) - actual) < np.abs(naive - actual))
