@@ -1,0 +1,425 @@
+"""Customer segmentation: the RFM table and scores, named RFM segments, cost-to-serve and segment
+profitability.
+
+Time units. Two different "recencies" live side by side and users of other libraries trip on them:
+
+* ``recency_days`` (RFM): calendar days from the customer's last order to the as-of date
+  (0 = ordered on the as-of day). Smaller is better.
+* ``recency`` (BTYD, as in the ``lifetimes`` package and Fader, Hardie & Lee 2005): the customer's
+  *age at the last repeat purchase*, t_x = last order - first order, in the summary's time unit.
+  Larger is better. ``T`` is the age at the end of the as-of day, T = (as_of + 1 day) - first
+  order, and ``frequency`` x is the number of *repeat* orders (orders after the first).
+
+The summary's time unit is one of :data:`TIME_UNITS` ('D' days, 'W' weeks, 'M' average months of
+30.4375 days); it is stored in ``df.attrs["time_unit"]`` and the fitted BG/NBD rates are per that
+unit (the sample data's ground truth alpha = 8.0 is per *week*).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import pandas as pd
+
+__all__ = [
+    "TIME_UNITS",
+    "unit_days",
+    "as_of_end",
+    "rfm_table",
+    "rfm_scores",
+    "SEGMENT_RULES",
+    "assign_segments",
+    "segment_summary",
+    "CostModel",
+    "cost_to_serve",
+    "segment_profitability",
+    "compare_segments",
+    "PLAYBOOK",
+    "action_table",
+]
+
+#: Length of one time unit in days: 'D' day, 'W' week, 'M' average Gregorian month (365.25 / 12).
+TIME_UNITS: dict[str, float] = {"D": 1.0, "W": 7.0, "M": 365.25 / 12}
+
+
+def unit_days(time_unit: str) -> float:
+    """Days in one `time_unit` ('D', 'W' or 'M'); a clear error for anything else."""
+    try:
+        return TIME_UNITS[time_unit]
+    except KeyError:
+        raise ValueError(
+            f"time_unit must be one of {list(TIME_UNITS)} (days, weeks, 30.4375-day months); got {time_unit!r}"
+        ) from None
+
+
+def as_of_end(as_of: str | pd.Timestamp) -> pd.Timestamp:
+    """The end of the as-of day: midnight after `as_of` (data up to 2025-12-31 23:59:59 count)."""
+    return pd.Timestamp(as_of).normalize() + pd.Timedelta(days=1)
+
+
+def rfm_table(
+    orders: pd.DataFrame,
+    as_of: str | pd.Timestamp = "2025-12-31",
+    time_unit: str = "W",
+    *,
+    customer_col: str = "customer_id",
+    date_col: str = "order_date",
+    amount_col: str = "amount",
+) -> pd.DataFrame:
+    """One row per customer (index `customer_id`, sorted) with RFM and BTYD summary columns.
+
+    Orders after the as-of day are ignored. Columns:
+
+    * ``first_order``, ``last_order`` (timestamps), ``n_orders``;
+    * ``recency_days``: whole calendar days from the last order's date to `as_of`;
+    * ``monetary_total`` (sum of `amount`, EUR) and ``monetary_mean`` (mean over all orders);
+    * BTYD summary in `time_unit`: ``frequency`` x = n_orders - 1 (repeat orders, each order
+      counted, also two on one day), ``recency`` t_x = (last - first) / unit,
+      ``T`` = (end of as-of day - first) / unit, and ``monetary_value`` = mean amount of the
+      *repeat* orders (the first order excluded, the ``lifetimes`` convention; 0 when x = 0).
+      If several orders share the first timestamp, their mean counts as the first order.
+
+    ``df.attrs["time_unit"]`` and ``df.attrs["as_of"]`` record the unit and date.
+    Vectorized: one factorization and ``np.bincount``/grouped min-max, O(n) in the orders.
+    """
+    days = unit_days(time_unit)
+    end = as_of_end(as_of)
+    t_all = pd.to_datetime(orders[date_col]).to_numpy("datetime64[ns]")
+    keep = t_all < end.to_datetime64()
+    if not keep.all():
+        orders, t_all = orders.loc[keep], t_all[keep]
+    if len(orders) == 0:
+        raise ValueError(
+            f"no orders on or before the as-of date {end.date() - pd.Timedelta(days=1)}"
+        )
+    t = t_all.view("i8")
+    amount = orders[amount_col].to_numpy(dtype=float)
+    codes, ids = pd.factorize(orders[customer_col].to_numpy(), sort=True)
+    n_cust = len(ids)
+    n = np.bincount(codes, minlength=n_cust)
+    total = np.bincount(codes, weights=amount, minlength=n_cust)
+    first = np.full(n_cust, np.iinfo(np.int64).max)
+    last = np.full(n_cust, np.iinfo(np.int64).min)
+    np.minimum.at(first, codes, t)
+    np.maximum.at(last, codes, t)
+    at_first = t == first[codes]
+    n_first = np.bincount(codes[at_first], minlength=n_cust)
+    first_amount = (
+        np.bincount(codes[at_first], weights=amount[at_first], minlength=n_cust) / n_first
+    )
+    x = n - 1
+    repeat_total = total - first_amount
+    unit_ns = days * 86400e9
+    first_ts = pd.to_datetime(first)
+    last_ts = pd.to_datetime(last)
+    out = pd.DataFrame(
+        {
+            "first_order": first_ts,
+            "last_order": last_ts,
+            "n_orders": n,
+            "recency_days": (
+                end.normalize() - pd.Timedelta(days=1) - last_ts.normalize()
+            ).days.to_numpy(),
+            "monetary_total": total,
+            "monetary_mean": total / n,
+            "frequency": x,
+            "recency": (last - first) / unit_ns,
+            "T": (end.value - first) / unit_ns,
+            "monetary_value": np.where(x > 0, repeat_total / np.maximum(x, 1), 0.0),
+        },
+        index=pd.Index(ids, name=customer_col),
+    )
+    out.attrs.update(time_unit=time_unit, as_of=str((end - pd.Timedelta(days=1)).date()))
+    return out
+
+
+def _quantile_score(values: pd.Series, bins: int, higher_is_better: bool) -> pd.Series:
+    """Score 1..bins by rank: score = 1 + floor(bins * (rank_min - 1) / n).
+
+    `rank_min` is the 'min' rank, so equal values always get the same score (ties never split,
+    whatever the row order) and the lowest value gets 1. With heavy ties some scores stay empty.
+    """
+    v = values if higher_is_better else -values
+    rank = v.rank(method="min").to_numpy()
+    score = 1 + np.floor(bins * (rank - 1) / len(v)).astype(int)
+    return pd.Series(np.clip(score, 1, bins), index=values.index)
+
+
+def rfm_scores(
+    rfm: pd.DataFrame, bins: int = 5, *, monetary: str = "monetary_total"
+) -> pd.DataFrame:
+    """R, F and M scores 1..`bins` by quantiles of `recency_days` (fewer days = higher R),
+    `n_orders` and `monetary` (default total spend), with ties handled deterministically
+    (equal values share the lower score; see :func:`_quantile_score`).
+
+    Adds ``R``, ``F``, ``M``, ``FM`` = ceil((F + M) / 2) and the label ``RFM`` (e.g. '545').
+    """
+    out = rfm.copy()
+    out["R"] = _quantile_score(rfm["recency_days"], bins, higher_is_better=False)
+    out["F"] = _quantile_score(rfm["n_orders"], bins, higher_is_better=True)
+    out["M"] = _quantile_score(rfm[monetary], bins, higher_is_better=True)
+    out["FM"] = (out["F"] + out["M"] + 1) // 2
+    out["RFM"] = out["R"].astype(str) + out["F"].astype(str) + out["M"].astype(str)
+    return out
+
+
+#: The default score map: ranges (inclusive) of R and FM = ceil((F + M) / 2). Rules are read top
+#: to bottom and the first match wins; the 25 (R, FM) cells of a 5-bin scoring are all covered.
+#: Override with a table of the same columns (segment, r_min, r_max, fm_min, fm_max).
+SEGMENT_RULES: pd.DataFrame = pd.DataFrame(
+    [
+        ("Champions", 5, 5, 4, 5),
+        ("Loyal", 3, 4, 4, 5),
+        ("Can't lose them", 1, 2, 5, 5),
+        ("At risk", 1, 2, 3, 4),
+        ("Potential loyalists", 4, 5, 2, 3),
+        ("New", 5, 5, 1, 1),
+        ("Promising", 4, 4, 1, 1),
+        ("Need attention", 3, 3, 3, 3),
+        ("About to sleep", 3, 3, 1, 2),
+        ("Hibernating", 2, 2, 1, 2),
+        ("Lost", 1, 1, 1, 2),
+    ],
+    columns=["segment", "r_min", "r_max", "fm_min", "fm_max"],
+)
+
+
+def assign_segments(
+    scored: pd.DataFrame, rules: pd.DataFrame | None = None, default: str = "Other"
+) -> pd.DataFrame:
+    """Add a categorical ``segment`` column from ``R`` and ``FM`` using `rules` (default
+    :data:`SEGMENT_RULES`): first matching row wins, `default` when none matches. The category
+    order follows the rule table."""
+    rules = SEGMENT_RULES if rules is None else rules
+    need = {"segment", "r_min", "r_max", "fm_min", "fm_max"}
+    if not need <= set(rules.columns):
+        raise ValueError(
+            f"segment rules need the columns {sorted(need)}; got {list(rules.columns)}"
+        )
+    r, fm = scored["R"].to_numpy()[:, None], scored["FM"].to_numpy()[:, None]
+    hit = (
+        (r >= rules["r_min"].to_numpy())
+        & (r <= rules["r_max"].to_numpy())
+        & (fm >= rules["fm_min"].to_numpy())
+        & (fm <= rules["fm_max"].to_numpy())
+    )
+    names = list(dict.fromkeys(rules["segment"]))
+    label = np.where(hit.any(axis=1), rules["segment"].to_numpy()[hit.argmax(axis=1)], default)
+    cats = names + ([default] if (label == default).any() else [])
+    out = scored.copy()
+    out["segment"] = pd.Categorical(label, categories=cats)
+    return out
+
+
+def segment_summary(
+    df: pd.DataFrame, value_col: str = "monetary_total", segment_col: str = "segment"
+) -> pd.DataFrame:
+    """Per segment: customers, share of customers, total `value_col`, share of value, and the
+    mean recency_days, n_orders and monetary_mean (segment profile). Sorted by value share."""
+    g = df.groupby(segment_col, observed=True)
+    out = pd.DataFrame(
+        {
+            "customers": g.size(),
+            "value": g[value_col].sum(),
+            "recency_days": g["recency_days"].mean(),
+            "n_orders": g["n_orders"].mean(),
+            "monetary_mean": g["monetary_mean"].mean(),
+        }
+    )
+    out.insert(1, "customer_share", out["customers"] / out["customers"].sum())
+    out.insert(3, "value_share", out["value"] / out["value"].sum())
+    return out.sort_values("value_share", ascending=False)
+
+
+@dataclass(frozen=True)
+class CostModel:
+    """Cost-to-serve parameters, EUR. Assumptions for the sample company; set your own.
+
+    Per order: cost of goods = (1 - gross_margin_rate) x gross, gross = amount + discount (list
+    price; the sample generator uses gross_margin_rate = 0.45), plus shipping_per_order (free
+    shipping for the customer). Per support ticket: cost_per_ticket (agent time). Per returned
+    order: return_handling_cost, and the order's revenue is refunded and the goods restocked, so
+    a returned order earns no product margin.
+    """
+
+    gross_margin_rate: float = 0.45
+    shipping_per_order: float = 4.50
+    cost_per_ticket: float = 15.00
+    return_handling_cost: float = 12.00
+
+    def as_dict(self) -> dict[str, float]:
+        return asdict(self)
+
+
+def cost_to_serve(
+    orders: pd.DataFrame,
+    tickets: pd.DataFrame | None = None,
+    cost_model: CostModel | None = None,
+    as_of: str | pd.Timestamp = "2025-12-31",
+) -> pd.DataFrame:
+    """Per customer (index customer_id) revenue, margin and the cost of serving them, EUR.
+
+    Over orders up to the as-of day (kept = not returned):
+
+    * ``revenue`` = sum of amount over kept orders; ``product_margin`` = rate x gross over kept
+      orders (margin at list price, before discounts and service);
+    * ``discount_cost`` = discount over kept orders, ``shipping_cost`` = shipping x all orders,
+      ``ticket_cost`` = cost_per_ticket x tickets opened, ``return_cost`` = handling x returns;
+    * ``cost_to_serve`` = discount + shipping + ticket + return cost;
+    * ``margin_after_cost`` = product_margin - cost_to_serve (= revenue - cost of goods - service);
+    * ``cts_ratio`` = cost_to_serve / product_margin (share of the margin eaten by serving);
+    * ``years`` = years since the first order (to the end of the as-of day) and
+      ``margin_per_year`` = margin_after_cost / years.
+    """
+    cm = cost_model or CostModel()
+    end = as_of_end(as_of)
+    o = orders.loc[pd.to_datetime(orders["order_date"]) < end]
+    returned = o["returned"].to_numpy(bool) if "returned" in o else np.zeros(len(o), bool)
+    discount = o["discount"].fillna(0.0).to_numpy(float) if "discount" in o else np.zeros(len(o))
+    amount = o["amount"].to_numpy(float)
+    kept = ~returned
+    per = pd.DataFrame(
+        {
+            "customer_id": o["customer_id"].to_numpy(),
+            "revenue": amount * kept,
+            "product_margin": cm.gross_margin_rate * (amount + discount) * kept,
+            "discount_cost": discount * kept,
+            "n_orders": 1,
+            "n_returns": returned.astype(int),
+            "first_order": pd.to_datetime(o["order_date"]).to_numpy(),
+        }
+    )
+    out = per.groupby("customer_id").agg(
+        revenue=("revenue", "sum"), product_margin=("product_margin", "sum"), discount_cost=("discount_cost", "sum"),
+        n_orders=("n_orders", "sum"), n_returns=("n_returns", "sum"), first_order=("first_order", "min"),
+    )  # fmt: skip
+    if tickets is not None and len(tickets):
+        tk = tickets.loc[pd.to_datetime(tickets["opened_at"]) < end]
+        out["n_tickets"] = (
+            tk.groupby("customer_id").size().reindex(out.index, fill_value=0).astype(int)
+        )
+    else:
+        out["n_tickets"] = 0
+    out["shipping_cost"] = cm.shipping_per_order * out["n_orders"]
+    out["ticket_cost"] = cm.cost_per_ticket * out["n_tickets"]
+    out["return_cost"] = cm.return_handling_cost * out["n_returns"]
+    out["cost_to_serve"] = out[
+        ["discount_cost", "shipping_cost", "ticket_cost", "return_cost"]
+    ].sum(axis=1)
+    out["margin_after_cost"] = out["product_margin"] - out["cost_to_serve"]
+    out["cts_ratio"] = out["cost_to_serve"] / out["product_margin"].where(out["product_margin"] > 0)
+    out["years"] = (end - out["first_order"]) / pd.Timedelta(days=365.25)
+    out["margin_per_year"] = out["margin_after_cost"] / out["years"]
+    return out.drop(columns="first_order")
+
+
+def segment_profitability(cts: pd.DataFrame, segment: pd.Series | str) -> pd.DataFrame:
+    """Per segment: customers, and per customer revenue, product margin, each cost, cost to
+    serve, margin after cost and margin per year (EUR); plus the segment's total margin after
+    cost and cts_ratio = cost_to_serve / product_margin (of the segment's totals)."""
+    key = cts[segment] if isinstance(segment, str) else segment.reindex(cts.index)
+    cols = [
+        "revenue",
+        "product_margin",
+        "discount_cost",
+        "shipping_cost",
+        "ticket_cost",
+        "return_cost",
+        "cost_to_serve",
+        "margin_after_cost",
+        "margin_per_year",
+    ]
+    g = cts[cols].groupby(key.rename("segment"), observed=True)
+    out = (
+        g.mean()
+        .add_suffix("_per_customer")
+        .rename(columns={"margin_per_year_per_customer": "margin_per_year"})
+    )
+    out.insert(0, "customers", g.size())
+    totals = g[["cost_to_serve", "product_margin", "margin_after_cost"]].sum()
+    out["total_margin_after_cost"] = totals["margin_after_cost"]
+    out["cts_ratio"] = totals["cost_to_serve"] / totals["product_margin"]
+    return out
+
+
+def compare_segments(
+    prof: pd.DataFrame, a: str, b: str, retention_lift: float = 0.05
+) -> pd.DataFrame:
+    """The playbook question "two segments spend about the same, one costs far more to keep:
+    where should the retention budget go?", in numbers, from :func:`segment_profitability`.
+
+    For each of `a` and `b`: revenue, cost to serve and margin after cost per customer, the cost
+    multiple (cost to serve / that of the cheaper one), and the yearly margin saved by keeping
+    `retention_lift` (e.g. 5 points) more of the segment's customers for a year:
+    value = retention_lift x customers x margin_per_year. A euro of retention budget earns most
+    where margin per year (after cost to serve) is highest.
+    """
+    rows = prof.loc[[a, b]]
+    out = pd.DataFrame(
+        {
+            "customers": rows["customers"],
+            "revenue_per_customer": rows["revenue_per_customer"],
+            "cost_to_serve_per_customer": rows["cost_to_serve_per_customer"],
+            "margin_after_cost_per_customer": rows["margin_after_cost_per_customer"],
+            "margin_per_year": rows["margin_per_year"],
+        }
+    )
+    out["cost_multiple"] = (
+        out["cost_to_serve_per_customer"] / out["cost_to_serve_per_customer"].min()
+    )
+    out["value_of_lift_per_year"] = retention_lift * out["customers"] * out["margin_per_year"]
+    out["value_of_lift_per_customer_kept"] = out["margin_per_year"]
+    return out
+
+
+#: Default retention playbook: who gets what, what it costs per customer (EUR) and the assumed
+#: relative uplift of the targeted customers' predicted CLV. Assumptions to replace with test
+#: results (notebook on experiments); 'target' is 'top_clv_decile' or an RFM segment name.
+PLAYBOOK: pd.DataFrame = pd.DataFrame(
+    [
+        (
+            "top_clv_decile",
+            "VIP treatment: early access, free shipping, a personal contact",
+            25.0,
+            0.10,
+        ),
+        ("At risk", "'We miss you' offer: 15% voucher by e-mail", 4.0, 0.08),
+        ("Can't lose them", "Personal call and win-back offer", 12.0, 0.10),
+        ("About to sleep", "Reminder with product recommendations", 0.5, 0.03),
+        ("Lost", "Nothing: do not spend retention budget", 0.0, 0.0),
+    ],
+    columns=["target", "tactic", "cost_per_customer", "uplift"],
+)
+
+
+def action_table(
+    df: pd.DataFrame,
+    playbook: pd.DataFrame | None = None,
+    clv_col: str = "clv",
+    segment_col: str = "segment",
+) -> pd.DataFrame:
+    """Expected value of each retention tactic of `playbook` (default :data:`PLAYBOOK`).
+
+    Targets are taken in playbook order and a customer gets only the first tactic that targets
+    them ('top_clv_decile' = the 10 % highest `clv_col`). Per tactic: customers, mean CLV,
+    cost = customers x cost_per_customer, expected gain = uplift x sum of CLV, and
+    expected value = gain - cost (EUR); roi = value / cost.
+    """
+    pb = PLAYBOOK if playbook is None else playbook
+    clv = df[clv_col]
+    top = clv >= clv.quantile(0.9)
+    taken = pd.Series(False, index=df.index)
+    rows = []
+    for t in pb.itertuples(index=False):  # a handful of playbook rows, not customers
+        mask = (
+            top if t.target == "top_clv_decile" else df[segment_col].astype(str).eq(t.target)
+        ) & ~taken
+        taken |= mask
+        n = int(mask.sum())
+        gain = t.uplift * float(clv[mask].sum())
+        cost = t.cost_per_customer * n
+        rows.append({"target": t.target, "tactic": t.tactic, "customers": n, "mean_clv": float(clv[mask].mean()) if n else 0.0,
+                     "cost": cost, "expected_gain": gain, "expected_value": gain - cost,
+                     "roi": (gain - cost) / cost if cost > 0 else np.nan})  # fmt: skip
+    return pd.DataFrame(rows).set_index("target")

@@ -1,0 +1,239 @@
+"""Tests of helpers.segments: RFM table (hand case, DuckDB cross-check), scores (properties),
+segment map, cost-to-serve (hand case and the generator's planted high-cost customers)."""
+
+from __future__ import annotations
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from helpers import data, segments
+
+
+def _orders(rows: list[tuple]) -> pd.DataFrame:
+    df = pd.DataFrame(rows, columns=["customer_id", "order_date", "amount", "discount", "returned"])
+    df["order_date"] = pd.to_datetime(df["order_date"])
+    df.insert(0, "order_id", np.arange(1, len(df) + 1))
+    return df
+
+
+HAND = _orders(
+    [
+        (1, "2025-12-03 00:00:00", 10.0, 0.0, False),  # first order of customer 1
+        (1, "2025-12-10 00:00:00", 20.0, 5.0, False),
+        (1, "2025-12-24 00:00:00", 40.0, 0.0, True),
+        (2, "2025-12-17 12:00:00", 30.0, 0.0, False),  # one order only
+        (2, "2026-01-05 00:00:00", 99.0, 0.0, False),  # after the as-of date: ignored
+        (3, "2025-12-31 23:00:00", 8.0, 2.0, False),
+    ]
+)
+
+
+def test_rfm_table_hand_case_weeks_and_days():
+    w = segments.rfm_table(HAND, "2025-12-31", "W")
+    assert w.attrs["time_unit"] == "W"
+    assert list(w.index) == [1, 2, 3]
+    c1 = w.loc[1]
+    assert c1["n_orders"] == 3 and c1["frequency"] == 2
+    assert c1["recency"] == pytest.approx(3.0)  # 21 days / 7
+    assert c1["T"] == pytest.approx(29 / 7)  # 2025-12-03 to the end of 2025-12-31
+    assert c1["recency_days"] == 7
+    assert c1["monetary_total"] == pytest.approx(70.0)
+    assert c1["monetary_mean"] == pytest.approx(70 / 3)
+    assert c1["monetary_value"] == pytest.approx(30.0)  # repeat orders only: (20 + 40) / 2
+    c2 = w.loc[2]
+    assert c2["frequency"] == 0 and c2["recency"] == 0 and c2["monetary_value"] == 0
+    assert c2["monetary_total"] == 30.0  # the January order is after the as-of date
+    assert c2["T"] == pytest.approx(14.5 / 7)
+    assert w.loc[3, "recency_days"] == 0
+    d = segments.rfm_table(HAND, "2025-12-31", "D")
+    np.testing.assert_allclose(d["T"], w["T"] * 7)
+    np.testing.assert_allclose(d["recency"], w["recency"] * 7)
+    with pytest.raises(ValueError, match="time_unit"):
+        segments.rfm_table(HAND, "2025-12-31", "Y")
+
+
+def test_rfm_table_matches_duckdb_sql_on_sample_data():
+    orders = data.load_orders()
+    rfm = segments.rfm_table(orders, "2025-12-31", "D")
+    sql = (
+        duckdb.sql(
+            """
+        SELECT customer_id, count(*) AS n, sum(amount) AS total,
+               epoch(max(order_date) - min(order_date)) / 86400 AS recency,
+               epoch(TIMESTAMP '2026-01-01' - min(order_date)) / 86400 AS T,
+               (sum(amount) - arg_min(amount, order_date)) / nullif(count(*) - 1, 0) AS mv
+        FROM orders WHERE order_date < TIMESTAMP '2026-01-01' GROUP BY customer_id ORDER BY customer_id
+        """
+        )
+        .df()
+        .set_index("customer_id")
+    )
+    assert len(sql) == len(rfm)
+    np.testing.assert_array_equal(rfm["n_orders"], sql["n"])
+    np.testing.assert_allclose(rfm["monetary_total"], sql["total"], rtol=1e-9)
+    np.testing.assert_allclose(rfm["recency"], sql["recency"], atol=1e-6)
+    np.testing.assert_allclose(rfm["T"], sql["T"], atol=1e-6)
+    np.testing.assert_allclose(rfm["monetary_value"], sql["mv"].fillna(0.0), rtol=1e-9, atol=1e-9)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    values=st.lists(st.integers(min_value=0, max_value=20), min_size=1, max_size=200),
+    bins=st.integers(min_value=2, max_value=7),
+)
+def test_quantile_scores_in_range_monotone_and_tie_consistent(values, bins):
+    s = pd.Series(values, dtype=float)
+    score = segments._quantile_score(s, bins, higher_is_better=True)
+    assert score.between(1, bins).all()
+    assert score[s == s.min()].eq(1).all()
+    # equal values share a score, and a larger value never gets a lower score
+    assert (score.groupby(s).nunique() == 1).all()
+    order = np.argsort(s.to_numpy(), kind="stable")
+    assert np.all(np.diff(score.to_numpy()[order]) >= 0)
+    # deterministic: shuffling the rows gives each value the same score
+    shuffled = s.sample(frac=1, random_state=1)
+    again = segments._quantile_score(shuffled, bins, higher_is_better=True)
+    pd.testing.assert_series_equal(again.sort_index(), score.sort_index())
+
+
+def test_recency_score_rewards_recent_customers():
+    rfm = pd.DataFrame(
+        {
+            "recency_days": [0, 10, 100, 400, 700],
+            "n_orders": [1, 2, 3, 4, 5],
+            "monetary_total": [5.0, 4, 3, 2, 1],
+        }
+    )
+    sc = segments.rfm_scores(rfm)
+    assert list(sc["R"]) == [5, 4, 3, 2, 1]
+    assert list(sc["F"]) == [1, 2, 3, 4, 5]
+    assert list(sc["M"]) == [5, 4, 3, 2, 1]
+    assert list(sc["RFM"]) == ["515", "424", "333", "242", "151"]
+
+
+def test_segment_rules_cover_every_score_cell_and_can_be_overridden():
+    grid = pd.DataFrame([(r, fm) for r in range(1, 6) for fm in range(1, 6)], columns=["R", "FM"])
+    seg = segments.assign_segments(grid)
+    assert seg["segment"].notna().all() and "Other" not in set(seg["segment"].astype(str))
+    assert set(seg["segment"].astype(str)) == set(segments.SEGMENT_RULES["segment"])
+    at = seg.set_index(["R", "FM"])["segment"].astype(str)
+    assert (
+        at[(5, 5)] == "Champions"
+        and at[(1, 1)] == "Lost"
+        and at[(5, 1)] == "New"
+        and at[(1, 5)] == "Can't lose them"
+    )
+    mine = pd.DataFrame(
+        [("Best", 4, 5, 4, 5), ("Rest", 1, 5, 1, 5)],
+        columns=["segment", "r_min", "r_max", "fm_min", "fm_max"],
+    )
+    seg2 = segments.assign_segments(grid, mine)
+    assert (seg2["segment"] == "Best").sum() == 4 and (seg2["segment"] == "Rest").sum() == 21
+    with pytest.raises(ValueError, match="columns"):
+        segments.assign_segments(grid, mine.drop(columns="fm_max"))
+
+
+def test_segment_summary_shares_sum_to_one():
+    orders = data.load_orders()
+    seg = segments.assign_segments(segments.rfm_scores(segments.rfm_table(orders)))
+    summ = segments.segment_summary(seg)
+    assert summ["customers"].sum() == len(seg)
+    assert summ["customer_share"].sum() == pytest.approx(1.0)
+    assert summ["value_share"].sum() == pytest.approx(1.0)
+    # Champions buy more often and more recently than Lost customers
+    assert summ.loc["Champions", "n_orders"] > summ.loc["Lost", "n_orders"]
+    assert summ.loc["Champions", "recency_days"] < summ.loc["Lost", "recency_days"]
+
+
+def test_cost_to_serve_hand_case():
+    tickets = pd.DataFrame(
+        {
+            "customer_id": [1, 1, 3],
+            "opened_at": pd.to_datetime(["2025-12-05", "2025-12-26", "2026-01-02"]),
+        }
+    )
+    cm = segments.CostModel(
+        gross_margin_rate=0.5,
+        shipping_per_order=4.0,
+        cost_per_ticket=10.0,
+        return_handling_cost=6.0,
+    )
+    cts = segments.cost_to_serve(HAND, tickets, cm, "2025-12-31")
+    c1 = cts.loc[1]
+    # kept orders: 10 (gross 10) and 20 (gross 25); the 40 order was returned
+    assert c1["revenue"] == pytest.approx(30.0)
+    assert c1["product_margin"] == pytest.approx(0.5 * 35)
+    assert c1["discount_cost"] == pytest.approx(5.0)
+    assert c1["shipping_cost"] == pytest.approx(12.0)
+    assert c1["ticket_cost"] == pytest.approx(20.0)
+    assert c1["return_cost"] == pytest.approx(6.0)
+    assert c1["cost_to_serve"] == pytest.approx(5 + 12 + 20 + 6)
+    assert c1["margin_after_cost"] == pytest.approx(17.5 - 43)
+    # margin after cost = revenue - cost of goods - service costs
+    assert c1["margin_after_cost"] == pytest.approx(30 - 0.5 * 35 - 12 - 20 - 6)
+    assert cts.loc[3, "n_tickets"] == 0  # the ticket is after the as-of date
+    assert cts.loc[2, "n_orders"] == 1
+
+
+def _auc(score: pd.Series, positive: pd.Series) -> float:
+    """Probability that a random positive scores above a random negative (Mann-Whitney)."""
+    r = score.rank()
+    n1, n0 = positive.sum(), (~positive).sum()
+    return float((r[positive].sum() - n1 * (n1 + 1) / 2) / (n1 * n0))
+
+
+def test_cost_to_serve_ranks_planted_high_cost_customers_high():
+    truth = data.load_ground_truth()
+    cts = segments.cost_to_serve(data.load_orders(), data.load_support_tickets())
+    hm = cts.index.isin(truth["high_maintenance_customer_ids"])
+    dp = cts.index.isin(truth["discount_prone_customer_ids"])
+    hm_s, dp_s = pd.Series(hm, index=cts.index), pd.Series(dp, index=cts.index)
+    per_order = cts["cost_to_serve"] / cts["n_orders"]
+    # high-maintenance customers cost more per order and keep less margin than the others
+    assert _auc(per_order, hm_s) > 0.75
+    assert cts.loc[hm, "cts_ratio"].median() > 1.5 * cts.loc[~hm & ~dp, "cts_ratio"].median()
+    assert cts.loc[hm, "margin_after_cost"].sum() / cts.loc[hm, "n_orders"].sum() < 0.5 * (
+        cts.loc[~hm, "margin_after_cost"].sum() / cts.loc[~hm, "n_orders"].sum()
+    )
+    # discount-prone customers: discounts eat more of their margin
+    disc_share = cts["discount_cost"] / cts["product_margin"]
+    assert _auc(disc_share, dp_s) > 0.75
+
+
+def test_segment_profitability_and_comparison():
+    cts = segments.cost_to_serve(data.load_orders(), data.load_support_tickets())
+    truth = data.load_ground_truth()
+    group = pd.Series(
+        np.where(cts.index.isin(truth["high_maintenance_customer_ids"]), "high service", "regular"),
+        index=cts.index,
+    )
+    prof = segments.segment_profitability(cts, group)
+    assert prof["customers"].sum() == len(cts)
+    assert prof["total_margin_after_cost"].sum() == pytest.approx(cts["margin_after_cost"].sum())
+    cmp = segments.compare_segments(prof, "regular", "high service", retention_lift=0.05)
+    assert cmp.loc["regular", "cost_multiple"] == pytest.approx(1.0)
+    assert cmp.loc["high service", "cost_multiple"] > 1.5
+    assert cmp.loc["regular", "margin_per_year"] > cmp.loc["high service", "margin_per_year"]
+    assert cmp.loc["regular", "value_of_lift_per_year"] == pytest.approx(
+        0.05 * prof.loc["regular", "customers"] * prof.loc["regular", "margin_per_year"]
+    )
+
+
+def test_action_table_assigns_each_customer_once():
+    df = pd.DataFrame(
+        {
+            "clv": np.arange(100, dtype=float),
+            "segment": ["At risk"] * 50 + ["Lost"] * 40 + ["Champions"] * 10,
+        }
+    )
+    act = segments.action_table(df)
+    assert act.loc["top_clv_decile", "customers"] == 10
+    assert act.loc["At risk", "customers"] == 50
+    assert act.loc["Lost", "expected_value"] == 0
+    assert act["customers"].sum() <= len(df)
+    row = act.loc["At risk"]
+    assert row["expected_value"] == pytest.approx(0.08 * np.arange(50).sum() - 4.0 * 50)
