@@ -61,3 +61,14 @@ benchmark: $(STAMP) ## run the benchmarks (prints rows/s, peak memory, ratio to 
 
 clean: ## remove reports/ and caches (keeps .venv)
 	rm -rf reports/* .pytest_cache .hypothesis .ruff_cache
+
+.PHONY: client-report chromium
+client-report: $(STAMP) ## client report: DATA=orders.csv MAP=mapping.yaml NAME=acme [OVERWRITE=1] -> reports/NAME/
+	@if [ -z "$(DATA)" ] || [ -z "$(MAP)" ] || [ -z "$(NAME)" ]; then \
+	  echo "usage: make client-report DATA=path/to/orders.csv MAP=path/to/mapping.yaml NAME=acme [OVERWRITE=1]"; \
+	  echo "       (example mapping: notebooks/08_sample_mapping.yaml; help: $(PY) -m helpers.report --help)"; exit 2; fi
+	$(PY) -m helpers.report --data "$(DATA)" --mapping "$(MAP)" --name "$(NAME)" $(if $(OVERWRITE),--overwrite)
+
+chromium: ## install Debian's chromium for the headless HTML smoke test (pytest -m chromium)
+	@command -v chromium >/dev/null && echo "chromium already installed: $$(command -v chromium)" || \
+	  { S=$$([ "$$(id -u)" -eq 0 ] || echo sudo); $$S apt-get update && $$S env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium; }
