@@ -1,0 +1,317 @@
+"""Acquisition cohorts and retention curves from an order log (non-contractual retention).
+
+A customer's *cohort* is the period of their first order; their *age* in a later period is the
+number of periods since that first one (0 = the acquisition period). Every function takes an order
+table with ``customer_id`` and ``order_date`` (column names can be changed) and works on integer
+period codes with numpy/pandas (factorize, bincount, reshape), never looping over customers or
+orders, so 10 million orders take seconds.
+
+Right censoring: with the last observed period ``P`` (the period of ``as_of``), the cell (cohort c,
+age k) is observed only if ``c + k <= P``; unobserved cells are ``NaN``, never 0. The period that
+contains ``as_of`` counts as observed (it is complete when ``as_of`` is its last day).
+
+Three kinds of retention curve, as product-analytics tools offer them (e.g. Amplitude's
+"N-day", "unbounded" and "bracket" retention):
+
+* ``n_period``: share of the cohort active (>= 1 order) in exactly period n;
+* ``unbounded``: share active in period n *or later* (up to as-of) - never rises with n;
+* brackets: share active at least once within custom day ranges since the first order
+  (e.g. days 1-7, 8-30, 31-90); a customer counts only if the whole bracket is observed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+__all__ = [
+    "FREQS",
+    "period_codes",
+    "cohort_table",
+    "retention_matrix",
+    "average_curve",
+    "bracket_retention",
+    "revenue_table",
+    "DEFAULT_BRACKETS",
+]
+
+FREQS = {"D": "day", "W": "week (Monday to Sunday)", "M": "calendar month", "Q": "calendar quarter"}
+DEFAULT_BRACKETS: tuple[tuple[int, int], ...] = ((1, 7), (8, 30), (31, 90), (91, 180), (181, 365))
+_NS_PER_DAY = 86_400 * 10**9
+
+
+def period_codes(dates: pd.Series | np.ndarray | pd.DatetimeIndex, freq: str = "M") -> np.ndarray:
+    """Integer period of each timestamp, equal to the pandas ``Period`` ordinal of that ``freq``:
+    days, weeks (Monday start), months or quarters since 1970-01-01."""
+    d = np.asarray(dates, dtype="datetime64[ns]")
+    if freq == "M":
+        return d.astype("datetime64[M]").astype(np.int64)
+    if freq == "Q":
+        return d.astype("datetime64[M]").astype(np.int64) // 3
+    days = d.astype("datetime64[D]").astype(np.int64)
+    if freq == "D":
+        return days
+    if freq == "W":
+        return (days + 3) // 7 + 1  # 1970-01-01 was a Thursday; pandas' W-SUN ordinals start at 1
+    raise ValueError(f"freq must be one of {sorted(FREQS)}, got {freq!r}")
+
+
+def _prepare(
+    orders: pd.DataFrame,
+    freq: str,
+    as_of: str | pd.Timestamp | None,
+    customer_col: str,
+    date_col: str,
+) -> tuple[pd.DataFrame, np.ndarray, np.ndarray, np.ndarray, int, pd.Timestamp, np.ndarray]:
+    """Orders up to as-of with per-order customer code and period, per-customer first period.
+
+    Returns (orders kept, customer code per order, period per order, first period per customer,
+    as-of period, as-of end timestamp (exclusive), customer id per customer code)."""
+    missing = {customer_col, date_col} - set(orders.columns)
+    if missing:
+        raise ValueError(f"orders has no column(s) {sorted(missing)}")
+    dates = orders[date_col]
+    if as_of is None:
+        end = dates.max()
+        if pd.isna(end):
+            raise ValueError("orders is empty")
+        as_of_ts = pd.Timestamp(end)
+    else:
+        as_of_ts = pd.Timestamp(as_of)
+    # a date-only as-of means "up to the end of that day"
+    end_excl = (
+        as_of_ts.normalize() + pd.Timedelta(days=1)
+        if as_of_ts == as_of_ts.normalize()
+        else as_of_ts
+    )
+    keep = (dates < end_excl).to_numpy()
+    if not keep.all():
+        orders = orders.loc[keep]
+        dates = orders[date_col]
+    if len(orders) == 0:
+        raise ValueError(f"no orders on or before as-of {as_of_ts}")
+    p = period_codes(dates, freq)
+    cust, ids = pd.factorize(orders[customer_col], sort=False)
+    first = _group_min(p, cust)
+    last_period = int(period_codes(np.array([as_of_ts], dtype="datetime64[ns]"), freq)[0])
+    return orders, cust, p, first, last_period, end_excl, np.asarray(ids)
+
+
+def _group_min(values: np.ndarray, groups: np.ndarray) -> np.ndarray:
+    """Minimum of `values` per group code 0..G-1 (vectorized)."""
+    return pd.Series(values).groupby(groups, sort=True).min().to_numpy()
+
+
+def _group_max(values: np.ndarray, groups: np.ndarray) -> np.ndarray:
+    return pd.Series(values).groupby(groups, sort=True).max().to_numpy()
+
+
+def _row_keys(
+    first: np.ndarray, freq: str, ids: np.ndarray, by: pd.Series | None = None
+) -> tuple[np.ndarray, pd.Index]:
+    """Row code per customer (cohort, or segment x cohort) and the matching row index;
+    `first` = first period per customer code, `ids` = customer id per customer code."""
+    c0 = first.min()
+    cohort_idx = first - c0
+    n_cohorts = int(cohort_idx.max()) + 1
+    periods = pd.PeriodIndex.from_ordinals(np.arange(c0, c0 + n_cohorts), freq=freq)
+    if by is None:
+        return cohort_idx, pd.Index(periods, name="cohort")
+    seg = pd.Series(by).reindex(ids)
+    seg_code, seg_labels = pd.factorize(
+        seg.astype(object).fillna("(missing)").to_numpy(), sort=True
+    )
+    row = seg_code.astype(np.int64) * n_cohorts + cohort_idx
+    index = pd.MultiIndex.from_product(
+        [pd.Index(seg_labels, name=by.name or "segment"), pd.Index(periods, name="cohort")]
+    )
+    return row, index
+
+
+def cohort_table(
+    orders: pd.DataFrame,
+    freq: str = "M",
+    as_of: str | pd.Timestamp | None = None,
+    *,
+    kind: str = "n_period",
+    by: pd.Series | None = None,
+    customer_col: str = "customer_id",
+    date_col: str = "order_date",
+) -> pd.DataFrame:
+    """Acquisition cohort x age (periods since the first order) -> number of customers.
+
+    ``kind="n_period"``: customers of the cohort with at least one order in period ``age``;
+    ``kind="unbounded"``: customers with an order in period ``age`` or any later period.
+    Column 0 is the cohort size. Orders after ``as_of`` (default: the last order) are ignored and
+    cells not yet observed (cohort + age > as-of period) are NaN. ``by``: an optional Series
+    customer_id -> segment (e.g. acquisition channel); rows are then (segment, cohort).
+
+    Returns a float DataFrame: index ``cohort`` (PeriodIndex) or (segment, cohort), columns
+    ``age`` 0..K; ``attrs`` holds ``freq`` and ``kind``.
+    """
+    if kind not in ("n_period", "unbounded"):
+        raise ValueError("kind must be 'n_period' or 'unbounded'")
+    orders, cust, p, first, last_period, _, ids = _prepare(
+        orders, freq, as_of, customer_col, date_col
+    )
+    row, index = _row_keys(first, freq, ids, by)
+    n_rows = len(index)
+    n_ages = int(last_period - first.min()) + 1
+    age = p - first[cust]
+    if kind == "n_period":
+        # one count per distinct (customer, age): hash-deduplicate the combined key
+        key = pd.unique(cust.astype(np.int64) * n_ages + age)
+        cell = row[key // n_ages] * n_ages + key % n_ages
+        counts = np.bincount(cell, minlength=n_rows * n_ages).reshape(n_rows, n_ages).astype(float)
+    else:
+        last_age = _group_max(age, cust)
+        counts = np.bincount(row * n_ages + last_age, minlength=n_rows * n_ages).reshape(
+            n_rows, n_ages
+        )
+        counts = np.cumsum(counts[:, ::-1], axis=1)[:, ::-1].astype(float)  # active at age >= n
+    counts = _censor(counts, index, last_period)
+    sizes = counts[:, 0]
+    out = pd.DataFrame(
+        counts[sizes > 0], index=index[sizes > 0], columns=pd.RangeIndex(n_ages, name="age")
+    )
+    out.attrs.update(freq=freq, kind=kind)
+    return out
+
+
+def _censor(values: np.ndarray, index: pd.Index, last_period: int) -> np.ndarray:
+    """Set cells with cohort + age > last observed period to NaN (right censoring)."""
+    cohorts = index.get_level_values("cohort") if isinstance(index, pd.MultiIndex) else index
+    max_age = last_period - cohorts.asi8
+    ages = np.arange(values.shape[1])
+    values = values.astype(float)
+    values[ages[None, :] > max_age[:, None]] = np.nan
+    return values
+
+
+def retention_matrix(table: pd.DataFrame) -> pd.DataFrame:
+    """Shares of the cohort: each row of a :func:`cohort_table` divided by its age-0 size."""
+    out = table.div(table[0], axis=0)
+    out.attrs.update(table.attrs)
+    return out
+
+
+def average_curve(table: pd.DataFrame, min_cohorts: int = 1) -> pd.Series | pd.DataFrame:
+    """Retention curve across cohorts weighted by cohort size:
+
+        R(n) = sum_c active(c, n) / sum_c size(c)   over the cohorts c that are observed at age n
+
+    i.e. the pooled share of all customers old enough to be seen at age n (a plain mean of the
+    cohort percentages would give a tiny cohort the weight of a large one). Ages seen by fewer
+    than ``min_cohorts`` cohorts are NaN. For a segmented table (rows segment x cohort) returns
+    a DataFrame age x segment.
+    """
+    observed = table.notna()
+    if isinstance(table.index, pd.MultiIndex):
+        level = table.index.names[0]
+        num = table.fillna(0).groupby(level=level, sort=False).sum()
+        den = observed.mul(table[0], axis=0).groupby(level=level, sort=False).sum()
+        k = observed.groupby(level=level, sort=False).sum()
+        out = (num / den).where(k >= min_cohorts).T
+        out.columns.name = level
+        return out
+    num = table.fillna(0).sum()
+    den = observed.mul(table[0], axis=0).sum()
+    out = (num / den).where(observed.sum() >= min_cohorts)
+    out.name = "retention"
+    return out
+
+
+def bracket_retention(
+    orders: pd.DataFrame,
+    brackets: Sequence[tuple[int, int]] = DEFAULT_BRACKETS,
+    freq: str | None = "M",
+    as_of: str | pd.Timestamp | None = None,
+    *,
+    customer_col: str = "customer_id",
+    date_col: str = "order_date",
+) -> pd.DataFrame | pd.Series:
+    """Bracketed retention: share of customers with at least one order within each range of days
+    since their first order, e.g. ``(1, 7)`` = days 1 to 7 (day 0 = the first order's day,
+    days = whole 24 h periods since the first order). Only customers whose whole bracket lies on
+    or before ``as_of`` count (eligible: first order + hi + 1 days <= end of as-of).
+
+    ``freq`` ("D", "W", "M", "Q"): one row per acquisition cohort (NaN where nobody is eligible);
+    ``freq=None``: one pooled share per bracket (the cohort-size-weighted average).
+    Brackets must not overlap; labels are "lo-hi".
+    """
+    br = np.array(sorted(brackets), dtype=np.int64).reshape(-1, 2)
+    if np.any(br[:, 0] > br[:, 1]) or np.any(br[1:, 0] <= br[:-1, 1]) or np.any(br < 0):
+        raise ValueError("brackets must be non-overlapping (lo, hi) day ranges with 0 <= lo <= hi")
+    orders, cust, _, _, _, end_excl, ids = _prepare(
+        orders, freq or "M", as_of, customer_col, date_col
+    )
+    t = np.asarray(orders[date_col], dtype="datetime64[ns]").astype(np.int64)
+    first_t = _group_min(t, cust)
+    day = (t - first_t[cust]) // _NS_PER_DAY
+    b = np.searchsorted(br[:, 0], day, side="right") - 1
+    inside = (b >= 0) & (day <= br[np.maximum(b, 0), 1])
+    n_b = len(br)
+    # eligible[customer, bracket]: the whole bracket observed
+    horizon = (end_excl.value - first_t) // _NS_PER_DAY  # whole days observed after day 0
+    eligible = horizon[:, None] >= br[None, :, 1] + 1
+    key = pd.unique(cust[inside].astype(np.int64) * n_b + b[inside])
+    key = key[eligible[key // n_b, key % n_b]]
+    labels = pd.Index([f"{lo}-{hi}" for lo, hi in br], name="days")
+    if freq is None:
+        retained = np.bincount(key % n_b, minlength=n_b)
+        base = eligible.sum(axis=0)
+        return pd.Series(
+            np.where(base > 0, retained / np.maximum(base, 1), np.nan),
+            index=labels,
+            name="retention",
+        )
+    first_p = period_codes(first_t.astype("datetime64[ns]"), freq)
+    row, index = _row_keys(first_p, freq, ids)
+    n_rows = len(index)
+    retained = np.bincount(row[key // n_b] * n_b + key % n_b, minlength=n_rows * n_b).reshape(
+        n_rows, n_b
+    )
+    base = np.stack(
+        [np.bincount(row, weights=eligible[:, j], minlength=n_rows) for j in range(n_b)], axis=1
+    )
+    sizes = np.bincount(row, minlength=n_rows)
+    share = np.where(base > 0, retained / np.maximum(base, 1), np.nan)
+    return pd.DataFrame(share[sizes > 0], index=index[sizes > 0], columns=labels)
+
+
+def revenue_table(
+    orders: pd.DataFrame,
+    freq: str = "M",
+    as_of: str | pd.Timestamp | None = None,
+    *,
+    value_col: str = "amount",
+    cumulative: bool = True,
+    per_customer: bool = True,
+    customer_col: str = "customer_id",
+    date_col: str = "order_date",
+) -> pd.DataFrame:
+    """Revenue cohorts: cohort x age -> revenue (``value_col``, e.g. EUR net of discount) of the
+    cohort's customers in that period; cumulative over ages and divided by the cohort size by
+    default (cumulative revenue per acquired customer, the cohort's average value so far).
+    Unobserved cells are NaN."""
+    orders, cust, p, first, last_period, _, ids = _prepare(
+        orders, freq, as_of, customer_col, date_col
+    )
+    row, index = _row_keys(first, freq, ids)
+    n_rows, n_ages = len(index), int(last_period - first.min()) + 1
+    cell = row[cust] * n_ages + (p - first[cust])
+    value = np.asarray(orders[value_col], dtype=float)
+    rev = np.bincount(cell, weights=value, minlength=n_rows * n_ages).reshape(n_rows, n_ages)
+    if cumulative:
+        rev = np.cumsum(rev, axis=1)
+    sizes = np.bincount(row, minlength=n_rows).astype(float)
+    if per_customer:
+        rev = rev / np.maximum(sizes, 1)[:, None]
+    rev = _censor(rev, index, last_period)
+    out = pd.DataFrame(
+        rev[sizes > 0], index=index[sizes > 0], columns=pd.RangeIndex(n_ages, name="age")
+    )
+    out.attrs.update(freq=freq, kind="revenue")
+    return out

@@ -1,0 +1,217 @@
+"""Tests of helpers.cohorts: a hand-computed cohort table, a plain-pandas reference on random
+data (hypothesis), censoring, and the properties every retention table must have."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from helpers import cohorts, data
+
+
+def _orders(rows: list[tuple[int, str]]) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "customer_id": [c for c, _ in rows],
+            "order_date": pd.to_datetime([d for _, d in rows]),
+            "amount": np.arange(1, len(rows) + 1, dtype=float) * 10,
+        }
+    )
+
+
+# customers 1, 2 acquired in January, 3 in February, 4 in March; as-of 2025-03-31
+TINY = _orders(
+    [
+        (1, "2025-01-03"), (1, "2025-01-20"), (1, "2025-03-02"),
+        (2, "2025-01-15"), (2, "2025-02-01"),
+        (3, "2025-02-10"), (3, "2025-03-30"),
+        (4, "2025-03-05"),
+        (4, "2025-04-02"),  # after as-of: ignored
+    ]
+)  # fmt: skip
+
+
+def test_tiny_n_period_by_hand() -> None:
+    t = cohorts.cohort_table(TINY, "M", "2025-03-31")
+    assert [str(p) for p in t.index] == ["2025-01", "2025-02", "2025-03"]
+    expected = np.array([[2, 1, 1], [1, 1, np.nan], [1, np.nan, np.nan]])
+    np.testing.assert_array_equal(t.to_numpy(), expected)  # NaN = not yet observed, not 0
+    r = cohorts.retention_matrix(t)
+    np.testing.assert_allclose(r.to_numpy(), expected / expected[:, [0]])
+
+
+def test_tiny_unbounded_by_hand() -> None:
+    t = cohorts.cohort_table(TINY, "M", "2025-03-31", kind="unbounded")
+    # January: customer 1 last active at age 2, customer 2 at age 1 -> [2, 2, 1]
+    np.testing.assert_array_equal(t.to_numpy(), [[2, 2, 1], [1, 1, np.nan], [1, np.nan, np.nan]])
+
+
+def test_tiny_average_curve_is_size_weighted() -> None:
+    t = cohorts.cohort_table(TINY, "M", "2025-03-31")
+    curve = cohorts.average_curve(t)
+    # age 1: (1 + 1) / (2 + 1) over the two observed cohorts; age 2: 1 / 2 (January only)
+    np.testing.assert_allclose(curve.to_numpy(), [1.0, 2 / 3, 1 / 2])
+    assert curve.iloc[1] != pytest.approx(
+        np.nanmean(cohorts.retention_matrix(t)[1])
+    )  # not the plain mean
+    assert np.isnan(cohorts.average_curve(t, min_cohorts=2).iloc[2])
+
+
+def test_tiny_brackets_by_hand() -> None:
+    # days since first order: c1 17, 58; c2 17; c3 48; c4 (none, its second order is after as-of)
+    s = cohorts.bracket_retention(TINY, [(1, 7), (8, 30), (31, 60)], freq=None, as_of="2025-03-31")
+    # eligible for 1-7 (first order at least 8 days before Apr 1): all 4, retained none
+    # 8-30 (>= 31 days): c1, c2, c3 -> c1, c2 retained; 31-60 (>= 61 days): c1, c2 -> c1 retained
+    np.testing.assert_allclose(s.to_numpy(), [0 / 4, 2 / 3, 1 / 2])
+    assert list(s.index) == ["1-7", "8-30", "31-60"]
+    by_cohort = cohorts.bracket_retention(
+        TINY, [(1, 7), (8, 30), (31, 60)], freq="M", as_of="2025-03-31"
+    )
+    np.testing.assert_allclose(
+        by_cohort.to_numpy(), [[0, 1, 0.5], [0, 0, np.nan], [0, np.nan, np.nan]]
+    )
+
+
+def test_tiny_revenue_by_hand() -> None:
+    r = cohorts.revenue_table(TINY, "M", "2025-03-31")
+    # January cohort (2 customers): age 0: 10 + 20 + 40; age 1: + 50; age 2: + 30 -> per customer
+    np.testing.assert_allclose(r.iloc[0].to_numpy(), np.array([70, 120, 150]) / 2)
+    np.testing.assert_allclose(r.iloc[1, :2].to_numpy(), [60, 130])
+    assert r.iloc[1, 2] != r.iloc[1, 2]  # NaN
+
+
+def test_segments_rows_and_curves() -> None:
+    seg = pd.Series({1: "a", 2: "b", 3: "a", 4: "b"}, name="channel")
+    t = cohorts.cohort_table(TINY, "M", "2025-03-31", by=seg)
+    assert t.index.names == ["channel", "cohort"]
+    assert t[0].groupby(level="channel").sum().to_dict() == {"a": 2, "b": 2}
+    curves = cohorts.average_curve(t)
+    assert list(curves.columns) == ["a", "b"]
+    # a: c1 (Jan; active at ages 0, 2) and c3 (Feb; ages 0, 1); b: c2 (Jan; ages 0, 1), c4 (Mar)
+    np.testing.assert_allclose(curves["a"].to_numpy(), [1.0, 1 / 2, 1.0])
+    np.testing.assert_allclose(curves["b"].to_numpy(), [1.0, 1.0, 0.0])
+
+
+def test_weeks_months_quarters_match_pandas_periods() -> None:
+    dates = pd.Series(pd.date_range("1999-12-25", "2031-01-08", freq="37h"))
+    for freq in ("D", "W", "M", "Q"):
+        np.testing.assert_array_equal(
+            cohorts.period_codes(dates, freq), dates.dt.to_period(freq).array.asi8
+        )
+    with pytest.raises(ValueError, match="freq"):
+        cohorts.period_codes(dates, "Y")
+
+
+def _reference(orders: pd.DataFrame, freq: str, as_of: pd.Timestamp) -> pd.DataFrame:
+    """Slow, obvious pandas version: Period columns, groupby, unstack."""
+    o = orders[orders["order_date"] <= as_of].assign(p=lambda d: d["order_date"].dt.to_period(freq))
+    o["cohort"] = o.groupby("customer_id")["p"].transform("min")
+    o["age"] = (o["p"].array.asi8 - o["cohort"].array.asi8).astype(int)
+    t = (
+        o.drop_duplicates(["customer_id", "age"])
+        .groupby(["cohort", "age"])
+        .size()
+        .unstack(fill_value=0)
+    )
+    last = pd.Period(as_of, freq).ordinal
+    t = t.reindex(columns=range(last - t.index.min().ordinal + 1), fill_value=0).astype(float)
+    mask = np.arange(t.shape[1])[None, :] > (last - t.index.asi8)[:, None]
+    return t.mask(mask)
+
+
+random_orders = st.lists(
+    st.tuples(st.integers(1, 25), st.integers(0, 700)), min_size=1, max_size=120
+).map(lambda rows: pd.DataFrame({
+    "customer_id": [c for c, _ in rows],
+    "order_date": pd.Timestamp("2024-01-01") + pd.to_timedelta([d * 86400 + 3600 for _, d in rows], unit="s"),
+    "amount": 1.0,
+}))  # fmt: skip
+
+
+@settings(max_examples=40, deadline=None)
+@given(orders=random_orders, freq=st.sampled_from(["W", "M", "Q"]))
+def test_matches_plain_pandas_reference(orders: pd.DataFrame, freq: str) -> None:
+    as_of = pd.Timestamp("2025-06-30")
+    if (orders["order_date"] <= as_of).sum() == 0:
+        return
+    got = cohorts.cohort_table(orders, freq, as_of)
+    ref = _reference(orders, freq, as_of)
+    ref = ref.reindex(got.index)
+    pd.testing.assert_frame_equal(
+        got.dropna(how="all"), ref.dropna(how="all"), check_names=False, check_index_type=False
+    )
+
+
+@settings(max_examples=40, deadline=None)
+@given(orders=random_orders, freq=st.sampled_from(["D", "W", "M", "Q"]))
+def test_table_properties(orders: pd.DataFrame, freq: str) -> None:
+    as_of = pd.Timestamp("2025-12-31")
+    n = cohorts.cohort_table(orders, freq, as_of)
+    u = cohorts.cohort_table(orders, freq, as_of, kind="unbounded")
+    # cohort sizes sum to the number of customers
+    assert n[0].sum() == orders["customer_id"].nunique()
+    # shares in [0, 1]; unbounded >= n-period and never rising with age
+    for table in (n, u):
+        r = cohorts.retention_matrix(table).to_numpy()
+        assert np.all((r[~np.isnan(r)] >= 0) & (r[~np.isnan(r)] <= 1))
+    assert np.all((u >= n) | n.isna())
+    assert np.all(np.diff(u.to_numpy(), axis=1)[~np.isnan(np.diff(u.to_numpy(), axis=1))] <= 0)
+    # censoring: NaN exactly where cohort + age > as-of period (a staircase)
+    last = pd.Period(as_of, freq).ordinal
+    expected_nan = np.arange(n.shape[1])[None, :] > (last - n.index.asi8)[:, None]
+    np.testing.assert_array_equal(n.isna().to_numpy(), expected_nan)
+    # weighted curve within [0, 1], 1 at age 0
+    curve = cohorts.average_curve(n)
+    assert curve.iloc[0] == 1.0 and curve.dropna().between(0, 1).all()
+
+
+@settings(max_examples=30, deadline=None)
+@given(orders=random_orders)
+def test_brackets_match_brute_force(orders: pd.DataFrame) -> None:
+    as_of = pd.Timestamp("2025-03-31")
+    brackets = [(1, 7), (8, 30), (31, 90), (120, 400)]
+    got = cohorts.bracket_retention(orders, brackets, freq=None, as_of=as_of)
+    o = orders[orders["order_date"] < as_of + pd.Timedelta(days=1)]
+    first = o.groupby("customer_id")["order_date"].min()
+    day = (o["order_date"] - o["customer_id"].map(first)).dt.days
+    end = as_of + pd.Timedelta(days=1)
+    for (lo, hi), share in zip(brackets, got, strict=True):
+        eligible = first[first + pd.Timedelta(days=hi + 1) <= end].index
+        hit = set(o.loc[day.between(lo, hi), "customer_id"]) & set(eligible)
+        if len(eligible):
+            assert share == pytest.approx(len(hit) / len(eligible))
+        else:
+            assert np.isnan(share)
+
+
+def test_revenue_sums_to_total() -> None:
+    o = data.load_orders()
+    r = cohorts.revenue_table(o, "Q", "2025-12-31", per_customer=False)
+    last = r.ffill(axis=1).iloc[:, -1]  # cumulative revenue at the last observed age
+    assert last.sum() == pytest.approx(o["amount"].sum())
+
+
+def test_sample_data_cohorts() -> None:
+    o, c = data.load_orders(), data.load_customers()
+    t = cohorts.cohort_table(o, "M", "2025-12-31")
+    assert len(t) == 36 and t.shape[1] == 36
+    assert t[0].sum() == o["customer_id"].nunique()
+    # the first order is placed at sign-up: cohorts equal sign-up months
+    signup = c.set_index("customer_id")["signup_date"].dt.to_period("M").value_counts().sort_index()
+    assert t[0].astype(int).to_dict() == signup.reindex(t.index).to_dict()
+    # orders after the as-of date are ignored: an earlier as-of gives fewer cohorts
+    assert len(cohorts.cohort_table(o, "M", "2024-12-31")) == 24
+
+
+def test_bad_inputs() -> None:
+    with pytest.raises(ValueError, match="column"):
+        cohorts.cohort_table(TINY.rename(columns={"order_date": "date"}))
+    with pytest.raises(ValueError, match="kind"):
+        cohorts.cohort_table(TINY, kind="weekly")
+    with pytest.raises(ValueError, match="no orders"):
+        cohorts.cohort_table(TINY, as_of="2020-01-01")
+    with pytest.raises(ValueError, match="overlapping"):
+        cohorts.bracket_retention(TINY, [(1, 10), (5, 20)])
