@@ -199,21 +199,35 @@ def read_table(
     if not path.exists():
         raise DataValidationError([f"{file}: file not found at {path}"])
     if path.stat().st_size == 0:
-        raise DataValidationError([f"{file}: the file is empty (0 bytes); expected a header and data rows"])
+        raise DataValidationError(
+            [f"{file}: the file is empty (0 bytes); expected a header and data rows"]
+        )
     try:
         with path.open(encoding=encoding, newline="") as fh:
             header = fh.readline()
             fh.read()  # decode everything once, to report an encoding problem here and clearly
     except UnicodeDecodeError as err:
         raise DataValidationError(
-            [f"{file}: cannot be read as {encoding} (byte {err.object[err.start:err.start + 1]!r} at position {err.start}); set the file's encoding, e.g. 'cp1250' or 'latin-1'"]
+            [
+                f"{file}: cannot be read as {encoding} (byte {err.object[err.start : err.start + 1]!r} at position {err.start}); set the file's encoding, e.g. 'cp1250' or 'latin-1'"
+            ]
         ) from None
     except LookupError:
         raise DataValidationError([f"{file}: unknown encoding '{encoding}'"]) from None
     try:
-        raw = pd.read_csv(path, sep=delimiter, dtype=str, encoding=encoding, keep_default_na=False, skipinitialspace=True, quoting=csv.QUOTE_MINIMAL)
+        raw = pd.read_csv(
+            path,
+            sep=delimiter,
+            dtype=str,
+            encoding=encoding,
+            keep_default_na=False,
+            skipinitialspace=True,
+            quoting=csv.QUOTE_MINIMAL,
+        )
     except pd.errors.ParserError as err:
-        raise DataValidationError([f"{file}: not a well-formed CSV with delimiter {delimiter!r} ({str(err).strip()})"]) from None
+        raise DataValidationError(
+            [f"{file}: not a well-formed CSV with delimiter {delimiter!r} ({str(err).strip()})"]
+        ) from None
     raw.columns = [str(c).strip().lstrip("\ufeff") for c in raw.columns]
 
     rename = {v: k for k, v in (columns or {}).items()}
@@ -223,12 +237,18 @@ def read_table(
     if missing:
         other = _sniff_delimiter(header, delimiter)
         if other is not None:
-            raise DataValidationError([f"{file}: the header has no {delimiter!r} but has {other!r}; the file looks delimited by {other!r}, not {delimiter!r} (set the delimiter)"])
+            raise DataValidationError(
+                [
+                    f"{file}: the header has no {delimiter!r} but has {other!r}; the file looks delimited by {other!r}, not {delimiter!r} (set the delimiter)"
+                ]
+            )
         for name in missing:
             wanted = (columns or {}).get(name, name)
             near = difflib.get_close_matches(wanted, list(raw.columns), n=1)
             hint = f"; did you mean '{near[0]}'?" if near else ""
-            problems.append(f"{file}: required column '{wanted}'{f' (for {name})' if wanted != name else ''} is missing; the file has {list(raw.columns)}{hint}")
+            problems.append(
+                f"{file}: required column '{wanted}'{f' (for {name})' if wanted != name else ''} is missing; the file has {list(raw.columns)}{hint}"
+            )
         raise DataValidationError(problems)
     if raw.empty:
         raise DataValidationError([f"{file}: has a header but no data rows"])
@@ -246,21 +266,31 @@ def read_table(
             if date_format:
                 val = pd.to_datetime(s.where(~empty), format=date_format, errors="coerce")
             else:
-                val = pd.to_datetime(s.where(~empty), format="ISO8601", errors="coerce", dayfirst=dayfirst)
+                val = pd.to_datetime(
+                    s.where(~empty), format="ISO8601", errors="coerce", dayfirst=dayfirst
+                )
             bad = val.isna() & ~empty
             if bad.any():
                 fmt = date_format or "ISO 8601, e.g. 2025-06-30"
-                problems.append(_problem(file, c.name, bad, s, f"not dates in the format {fmt}"))
+                problems.append(
+                    _problem(file, c.name, bad, s, f"unparsable as dates in the format {fmt}")
+                )
             if c.not_in_future:
                 future = val >= now
                 if future.any():
-                    when = f"after the as-of date {pd.Timestamp(as_of).date()}" if as_of is not None else "in the future"
+                    when = (
+                        f"after the as-of date {pd.Timestamp(as_of).date()}"
+                        if as_of is not None
+                        else "in the future"
+                    )
                     problems.append(_problem(file, c.name, future, s, when))
         elif c.kind in ("money", "float", "int"):
             val = _parse_number(s.where(~empty), decimal, thousands)
             bad = val.isna() & ~empty
             if bad.any():
-                problems.append(_problem(file, c.name, bad, s, f"not numbers (decimal separator {decimal!r})"))
+                problems.append(
+                    _problem(file, c.name, bad, s, f"not numeric (decimal separator {decimal!r})")
+                )
             if c.kind == "money" and not c.allow_negative and (val < 0).any():
                 problems.append(_problem(file, c.name, val < 0, s, "negative"))
             if c.kind == "int":
@@ -271,9 +301,13 @@ def read_table(
                 if not c.nullable and not val.isna().any():
                     val = val.astype("int64")
             if c.min is not None and (val < c.min).any():
-                problems.append(_problem(file, c.name, (val < c.min).fillna(False), s, f"below {c.min:g}"))
+                problems.append(
+                    _problem(file, c.name, (val < c.min).fillna(False), s, f"below {c.min:g}")
+                )
             if c.max is not None and (val > c.max).any():
-                problems.append(_problem(file, c.name, (val > c.max).fillna(False), s, f"above {c.max:g}"))
+                problems.append(
+                    _problem(file, c.name, (val > c.max).fillna(False), s, f"above {c.max:g}")
+                )
         elif c.kind == "bool":
             low = s.str.lower()
             bad = ~low.isin(_TRUE | _FALSE) & ~empty
@@ -282,7 +316,12 @@ def read_table(
             val = low.isin(_TRUE)
         elif c.kind == "id":
             as_num = pd.to_numeric(s.where(~empty), errors="coerce")
-            val = as_num.astype("Int64") if (as_num.notna() | empty).all() and (as_num.dropna() == np.round(as_num.dropna())).all() else s.where(~empty)
+            val = (
+                as_num.astype("Int64")
+                if (as_num.notna() | empty).all()
+                and (as_num.dropna() == np.round(as_num.dropna())).all()
+                else s.where(~empty)
+            )
             if not c.nullable and not empty.any() and val.dtype == "Int64":
                 val = val.astype("int64")
         elif c.kind == "category":
@@ -295,7 +334,15 @@ def read_table(
         if c.unique:
             dup = s.duplicated(keep=False) & ~empty
             if dup.any():
-                problems.append(_problem(file, c.name, dup, s, f"duplicated ids ({int(s[dup].nunique())} distinct values appear more than once)"))
+                problems.append(
+                    _problem(
+                        file,
+                        c.name,
+                        dup,
+                        s,
+                        f"duplicated ({int(s[dup].nunique())} distinct ids appear more than once)",
+                    )
+                )
         out[c.name] = val
     if problems:
         raise DataValidationError(problems)

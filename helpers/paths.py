@@ -6,12 +6,14 @@ it was started, so nothing here is relative to the working directory.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 ROOT: Path = Path(__file__).resolve().parents[1]
 DATASETS: Path = ROOT / "datasets"
 NOTEBOOKS: Path = ROOT / "notebooks"
-REPORTS: Path = ROOT / "reports"
+#: Where runs are written; RETENTION_LAB_REPORTS moves it (tests use a temporary folder).
+REPORTS: Path = Path(os.environ.get("RETENTION_LAB_REPORTS", ROOT / "reports")).resolve()
 BENCHMARKS: Path = ROOT / "benchmarks"
 
 
@@ -22,3 +24,11 @@ def data_dir(path: str | Path | None = None) -> Path:
         return DATASETS
     p = Path(path).expanduser()
     return p if p.is_absolute() else (ROOT / p)
+
+
+def shown(path: Path) -> str:
+    """A path as users should see it: relative to the repository when inside it."""
+    try:
+        return str(Path(path).resolve().relative_to(ROOT))
+    except ValueError:
+        return str(path)

@@ -13,7 +13,11 @@ FIGSIZE = (8, 4)
 
 def set_theme() -> None:
     """The project's plot style: seaborn whitegrid, colour-blind palette, compact figures."""
-    sns.set_theme(style="whitegrid", palette=PALETTE, rc={"figure.figsize": FIGSIZE, "figure.dpi": 80, "axes.titleweight": "bold"})
+    sns.set_theme(
+        style="whitegrid",
+        palette=PALETTE,
+        rc={"figure.figsize": FIGSIZE, "figure.dpi": 80, "axes.titleweight": "bold"},
+    )
 
 
 def percent_axis(ax: Axes, axis: str = "y", xmax: float = 1.0, decimals: int = 0) -> Axes:
@@ -23,7 +27,9 @@ def percent_axis(ax: Axes, axis: str = "y", xmax: float = 1.0, decimals: int = 0
     return ax
 
 
-def new_axes(title: str = "", xlabel: str = "", ylabel: str = "", figsize: tuple[float, float] | None = None) -> Axes:
+def new_axes(
+    title: str = "", xlabel: str = "", ylabel: str = "", figsize: tuple[float, float] | None = None
+) -> Axes:
     """A fresh figure with one labelled axes."""
     _, ax = plt.subplots(figsize=figsize or FIGSIZE)
     ax.set(title=title, xlabel=xlabel, ylabel=ylabel)

@@ -102,7 +102,9 @@ def params_for(notebook: Path, params: Mapping[str, Any]) -> dict[str, Any]:
     own = params.get(notebook.stem, {})
     unknown = set(own) - set(declared)
     if unknown:
-        raise RunError(f"{notebook.name} has no parameter(s) {sorted(unknown)}; it declares {sorted(declared)}")
+        raise RunError(
+            f"{notebook.name} has no parameter(s) {sorted(unknown)}; it declares {sorted(declared)}"
+        )
     mine.update(own)
     return mine
 
@@ -124,7 +126,9 @@ def to_html(executed: Path, target: Path) -> Path:
     return target
 
 
-def execute(notebook: Path, out_dir: Path, parameters: Mapping[str, Any], *, html_report: bool = True) -> dict[str, Any]:
+def execute(
+    notebook: Path, out_dir: Path, parameters: Mapping[str, Any], *, html_report: bool = True
+) -> dict[str, Any]:
     """Run one notebook with papermill into `out_dir`; returns its metrics (may be empty)."""
     import papermill
 
@@ -139,7 +143,9 @@ def execute(notebook: Path, out_dir: Path, parameters: Mapping[str, Any], *, htm
             cwd=str(paths.NOTEBOOKS), progress_bar=False, log_output=False,
         )  # fmt: skip
     except papermill.PapermillExecutionError as err:
-        raise RunError(f"{notebook.name} failed in cell {err.exec_count}: {err.ename}: {err.evalue}") from None
+        raise RunError(
+            f"{notebook.name} failed in cell {err.exec_count}: {err.ename}: {err.evalue}"
+        ) from None
     finally:
         if old is None:
             os.environ.pop(METRICS_ENV, None)
@@ -153,8 +159,14 @@ def execute(notebook: Path, out_dir: Path, parameters: Mapping[str, Any], *, htm
 def _index_html(name: str, rows: list[dict[str, Any]]) -> str:
     items = []
     for r in rows:
-        figs = "".join(f"<li>{html.escape(k)}: {html.escape(str(v))}</li>" for k, v in r["metrics"].items() if not isinstance(v, (dict, list)))
-        items.append(f'<tr><td><a href="{html.escape(r["html"])}">{html.escape(r["notebook"])}</a></td><td><ul>{figs}</ul></td></tr>')
+        figs = "".join(
+            f"<li>{html.escape(k)}: {html.escape(str(v))}</li>"
+            for k, v in r["metrics"].items()
+            if not isinstance(v, (dict, list))
+        )
+        items.append(
+            f'<tr><td><a href="{html.escape(r["html"])}">{html.escape(r["notebook"])}</a></td><td><ul>{figs}</ul></td></tr>'
+        )
     return (
         f"<!doctype html><html><head><meta charset='utf-8'><title>Retention Lab run: {html.escape(name)}</title></head>"
         f"<body><h1>Retention Lab run: {html.escape(name)}</h1><table border='1' cellpadding='6'>"
@@ -182,27 +194,44 @@ def validate_data(data_dir: str | Path | None, as_of: str | None = None) -> None
         raise RunError("the data did not pass validation:\n" + str(err)) from None
 
 
-def run_collection(name: str, params: Mapping[str, Any] | None = None, *, overwrite: bool = False, only: Sequence[str] | None = None) -> Path:
+def run_collection(
+    name: str,
+    params: Mapping[str, Any] | None = None,
+    *,
+    overwrite: bool = False,
+    only: Sequence[str] | None = None,
+) -> Path:
     """Run the notebooks into ``reports/<name>/`` and return that folder."""
     from tqdm.auto import tqdm
 
     params = dict(params or {})
     if "data_dir" in params and params["data_dir"]:
         params["data_dir"] = str(Path(params["data_dir"]).expanduser().resolve())
-    validate_data(params.get("data_dir"), params.get("as_of"))
+    validate_data(params.get("data_dir"))
     selected = notebooks(only)
     planned = {nb: params_for(nb, params) for nb in selected}
     target = paths.REPORTS / name
     if target.exists() and not overwrite:
-        raise RunError(f"{target.relative_to(paths.ROOT)} already exists; choose another name or pass --overwrite")
+        raise RunError(
+            f"{paths.shown(target)} already exists; choose another name or pass --overwrite"
+        )
     paths.REPORTS.mkdir(exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{name}.partial-", dir=paths.REPORTS))
     try:
         rows = []
         for nb in tqdm(selected, desc=f"run '{name}'", unit="notebook"):
             metrics = execute(nb, tmp, planned[nb])
-            rows.append({"notebook": nb.stem, "html": f"{nb.stem}.html", "parameters": planned[nb], "metrics": metrics})
-        (tmp / "index.json").write_text(json.dumps(_jsonable({"name": name, "notebooks": rows}), indent=2) + "\n")
+            rows.append(
+                {
+                    "notebook": nb.stem,
+                    "html": f"{nb.stem}.html",
+                    "parameters": planned[nb],
+                    "metrics": metrics,
+                }
+            )
+        (tmp / "index.json").write_text(
+            json.dumps(_jsonable({"name": name, "notebooks": rows}), indent=2) + "\n"
+        )
         (tmp / "index.html").write_text(_index_html(name, rows), encoding="utf-8")
         return publish(tmp, target, overwrite)
     finally:
@@ -218,31 +247,51 @@ def execute_in_place(only: Sequence[str] | None = None) -> list[Path]:
     done = []
     for nb_path in notebooks(only):
         nb = nbformat.read(nb_path, as_version=4)
-        NotebookClient(nb, kernel_name="python3", timeout=1200, record_timing=False, resources={"metadata": {"path": str(paths.NOTEBOOKS)}}).execute()
+        NotebookClient(
+            nb,
+            kernel_name="python3",
+            timeout=1200,
+            record_timing=False,
+            resources={"metadata": {"path": str(paths.NOTEBOOKS)}},
+        ).execute()
         nb.metadata.pop("widgets", None)
         nbformat.write(nb, nb_path)
-        print(f"executed {nb_path.relative_to(paths.ROOT)}")
+        print(f"executed {paths.shown(nb_path)}")
         done.append(nb_path)
     return done
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m helpers.run", description=__doc__.split("\n\n")[0])
-    ap.add_argument("--name", default="sample", help="run name: the folder under reports/ (default: sample)")
-    ap.add_argument("--params", help="YAML file of papermill parameters (see helpers.run.load_params)")
-    ap.add_argument("--overwrite", action="store_true", help="replace an earlier run of the same name")
-    ap.add_argument("--only", nargs="*", help="run only notebooks whose names start with these prefixes")
-    ap.add_argument("--in-place", action="store_true", help="re-execute notebooks/ in place to store outputs")
+    ap.add_argument(
+        "--name", default="sample", help="run name: the folder under reports/ (default: sample)"
+    )
+    ap.add_argument(
+        "--params", help="YAML file of papermill parameters (see helpers.run.load_params)"
+    )
+    ap.add_argument(
+        "--overwrite", action="store_true", help="replace an earlier run of the same name"
+    )
+    ap.add_argument(
+        "--only", nargs="*", help="run only notebooks whose names start with these prefixes"
+    )
+    ap.add_argument(
+        "--in-place", action="store_true", help="re-execute notebooks/ in place to store outputs"
+    )
     args = ap.parse_args(argv)
     try:
         if args.in_place:
             execute_in_place(args.only)
             return 0
-        folder = run_collection(args.name, load_params(args.params), overwrite=args.overwrite, only=args.only)
+        folder = run_collection(
+            args.name, load_params(args.params), overwrite=args.overwrite, only=args.only
+        )
     except RunError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
-    print(f"run '{args.name}' written to {folder.relative_to(paths.ROOT)}/ ; open {folder.relative_to(paths.ROOT)}/index.html")
+    print(
+        f"run '{args.name}' written to {paths.shown(folder)}/ ; open {paths.shown(folder / 'index.html')}"
+    )
     return 0
 
 

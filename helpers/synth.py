@@ -78,7 +78,11 @@ class SynthConfig:
         ("organic_search", 0.30), ("paid_social", 0.22), ("referral", 0.15),
         ("deal_site", 0.15), ("marketplace", 0.10), ("influencer", 0.08),
     )  # fmt: skip
-    order_channels: tuple[tuple[str, float], ...] = (("web", 0.6), ("app", 0.3), ("marketplace", 0.1))
+    order_channels: tuple[tuple[str, float], ...] = (
+        ("web", 0.6),
+        ("app", 0.3),
+        ("marketplace", 0.1),
+    )
     email_opt_in_rate: float = 0.72
     sms_opt_in_rate: float = 0.31
 
@@ -116,7 +120,11 @@ class SynthConfig:
     high_maintenance_share: float = 0.03
     high_maintenance_ticket_rate: float = 0.45
     high_maintenance_return_rate: float = 0.20
-    resolution_mix: tuple[tuple[str, float], ...] = (("well", 0.60), ("poorly", 0.25), ("unresolved", 0.15))
+    resolution_mix: tuple[tuple[str, float], ...] = (
+        ("well", 0.60),
+        ("poorly", 0.25),
+        ("unresolved", 0.15),
+    )
     # Service recovery (planted): after the ticket, P(drop out) becomes
     # 1 - (1 - p) * (1 - extra) for 'unresolved' / 'poorly', and p * multiplier for ever after 'well'.
     dropout_extra_unresolved: float = 0.5
@@ -184,11 +192,15 @@ def _customers(cfg: SynthConfig, rng: np.random.Generator) -> pd.DataFrame:
     signup_at = start + pd.to_timedelta(np.floor(x * days * 86400), unit="s")
     # keep a month of history for the latest sign-ups: nobody signs up in the last 7 days
     last = end - pd.Timedelta(days=7)
-    signup_at = signup_at.where(signup_at <= last, last - pd.to_timedelta(rng.integers(0, 86400 * 30, n), unit="s"))
+    signup_at = signup_at.where(
+        signup_at <= last, last - pd.to_timedelta(rng.integers(0, 86400 * 30, n), unit="s")
+    )
     age_years = np.clip(rng.normal(39, 11, n), 18, 80)
     birth = signup_at.normalize() - pd.to_timedelta(np.round(age_years * 365.25), unit="D")
     channel = _choice(rng, cfg.channels, n)
-    prone_p = np.where(channel == "deal_site", cfg.discount_prone_share_deal_site, cfg.discount_prone_share_other)
+    prone_p = np.where(
+        channel == "deal_site", cfg.discount_prone_share_deal_site, cfg.discount_prone_share_other
+    )
     df = pd.DataFrame(
         {
             "customer_id": np.arange(1, n + 1),
@@ -216,7 +228,9 @@ def _customers(cfg: SynthConfig, rng: np.random.Generator) -> pd.DataFrame:
     return df, latent
 
 
-def _simulate_orders(cfg: SynthConfig, rng: np.random.Generator, lat: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+def _simulate_orders(
+    cfg: SynthConfig, rng: np.random.Generator, lat: pd.DataFrame
+) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
     """Order times (weeks since sign-up) from BG/NBD with the planted effects.
 
     Loops over purchase *rounds*, vectorized across the customers still alive and observed.
@@ -248,14 +262,18 @@ def _simulate_orders(cfg: SynthConfig, rng: np.random.Generator, lat: pd.DataFra
             idx, t_new = idx[seen], t_new[seen]
             t[idx] = t_new
             if k == 1 and eff:
-                logit = cfg.loyalty_join_intercept + cfg.loyalty_join_slope * np.log(lam[idx] / mean_lam)
+                logit = cfg.loyalty_join_intercept + cfg.loyalty_join_slope * np.log(
+                    lam[idx] / mean_lam
+                )
                 joins = rng.random(idx.size) < special.expit(logit)
                 member[idx[joins]] = True
                 join_t[idx[joins]] = t[idx[joins]]
         if not idx.size:
             break
         has_ticket = rng.random(idx.size) < ticket_p[idx]
-        outcome = np.where(has_ticket, outcomes[rng.choice(len(outcomes), size=idx.size, p=outcome_p)], "")
+        outcome = np.where(
+            has_ticket, outcomes[rng.choice(len(outcomes), size=idx.size, p=outcome_p)], ""
+        )
         rounds.append(pd.DataFrame({"cust": idx, "t": t[idx], "k": k, "ticket": outcome}))
         # dropout after this order: BG/NBD drops out only after repeat orders (k >= 1)
         q = p[idx] if k >= 1 else np.zeros(idx.size)
@@ -272,7 +290,13 @@ def _simulate_orders(cfg: SynthConfig, rng: np.random.Generator, lat: pd.DataFra
     return orders, join_t, member
 
 
-def _money(cfg: SynthConfig, rng: np.random.Generator, lat: pd.DataFrame, cust: np.ndarray, discounted_by_campaign: np.ndarray | None = None) -> pd.DataFrame:
+def _money(
+    cfg: SynthConfig,
+    rng: np.random.Generator,
+    lat: pd.DataFrame,
+    cust: np.ndarray,
+    discounted_by_campaign: np.ndarray | None = None,
+) -> pd.DataFrame:
     """Amount paid (Gamma-Gamma), discount, items and return flag for orders of customers `cust`."""
     m = cust.size
     nu = lat["nu"].to_numpy()[cust]
@@ -290,28 +314,47 @@ def _money(cfg: SynthConfig, rng: np.random.Generator, lat: pd.DataFrame, cust: 
     items = 1 + rng.poisson(np.maximum(amount / 20.0 - 0.6, 0.05))
     hm = lat["high_maintenance"].to_numpy()[cust]
     returned = rng.random(m) < np.where(hm, cfg.high_maintenance_return_rate, cfg.return_rate)
-    return pd.DataFrame({"amount": amount, "discount": discount, "items": items, "returned": returned})
+    return pd.DataFrame(
+        {"amount": amount, "discount": discount, "items": items, "returned": returned}
+    )
 
 
-def _tickets(cfg: SynthConfig, rng: np.random.Generator, orders: pd.DataFrame, subscribers: set) -> pd.DataFrame:
-    tk = orders.loc[orders["ticket"] != "", ["order_id", "customer_id", "order_date", "ticket"]].reset_index(drop=True)
+def _tickets(
+    cfg: SynthConfig, rng: np.random.Generator, orders: pd.DataFrame, subscribers: set
+) -> pd.DataFrame:
+    tk = orders.loc[
+        orders["ticket"] != "", ["order_id", "customer_id", "order_date", "ticket"]
+    ].reset_index(drop=True)
     m = len(tk)
     opened = tk["order_date"] + pd.to_timedelta(rng.uniform(1, 10, m) * 86400, unit="s").round("s")
     well, poorly = (tk["ticket"] == "well").to_numpy(), (tk["ticket"] == "poorly").to_numpy()
     # well: first response within 24 h and resolved within 72 h of opening; poorly: response after 24 h
     resp_h = np.where(well, np.minimum(rng.exponential(5, m), 23.5), rng.uniform(24, 120, m))
     first_response = opened + pd.to_timedelta(np.round(resp_h * 3600), unit="s")
-    res_h = np.where(well, np.minimum(rng.exponential(18, m), 72 - resp_h - 0.5), rng.uniform(48, 400, m))
-    resolved = (first_response + pd.to_timedelta(np.round(res_h * 3600), unit="s")).where(tk["ticket"] != "unresolved")
-    topics = np.array(["delivery_delay", "damaged_package", "grinder_fault", "wrong_item", "billing", "taste"])
+    res_h = np.where(
+        well, np.minimum(rng.exponential(18, m), 72 - resp_h - 0.5), rng.uniform(48, 400, m)
+    )
+    resolved = (first_response + pd.to_timedelta(np.round(res_h * 3600), unit="s")).where(
+        tk["ticket"] != "unresolved"
+    )
+    topics = np.array(
+        ["delivery_delay", "damaged_package", "grinder_fault", "wrong_item", "billing", "taste"]
+    )
     topic = topics[rng.choice(len(topics), size=m, p=[0.3, 0.2, 0.12, 0.13, 0.1, 0.15])]
     is_sub = tk["customer_id"].isin(subscribers).to_numpy()
     topic = np.where(is_sub & (rng.random(m) < 0.25), "subscription_change", topic)
     fixes = np.array(["replacement", "refund", "voucher", "explanation"])
-    resolution = np.where(tk["ticket"] == "unresolved", "unresolved", fixes[rng.choice(4, size=m, p=[0.35, 0.3, 0.2, 0.15])])
+    resolution = np.where(
+        tk["ticket"] == "unresolved",
+        "unresolved",
+        fixes[rng.choice(4, size=m, p=[0.35, 0.3, 0.2, 0.15])],
+    )
     sat = np.select(
         [well, poorly],
-        [rng.choice([4, 5], size=m, p=[0.35, 0.65]), rng.choice([1, 2, 3], size=m, p=[0.3, 0.4, 0.3])],
+        [
+            rng.choice([4, 5], size=m, p=[0.35, 0.65]),
+            rng.choice([1, 2, 3], size=m, p=[0.3, 0.4, 0.3]),
+        ],
         rng.choice([1, 2], size=m, p=[0.6, 0.4]),
     ).astype(float)
     sat[rng.random(m) < 0.3] = np.nan  # not everyone answers the satisfaction survey
@@ -328,10 +371,16 @@ def _tickets(cfg: SynthConfig, rng: np.random.Generator, orders: pd.DataFrame, s
             "satisfaction": pd.array(sat, dtype="Int64"),
         }
     )
-    return out.sort_values(["opened_at", "ticket_id"]).assign(ticket_id=lambda d: np.arange(1, len(d) + 1)).reset_index(drop=True)
+    return (
+        out.sort_values(["opened_at", "ticket_id"])
+        .assign(ticket_id=lambda d: np.arange(1, len(d) + 1))
+        .reset_index(drop=True)
+    )
 
 
-def _subscriptions(cfg: SynthConfig, rng: np.random.Generator, cust: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
+def _subscriptions(
+    cfg: SynthConfig, rng: np.random.Generator, cust: pd.DataFrame
+) -> tuple[pd.DataFrame, np.ndarray]:
     n = len(cust)
     subs = rng.random(n) < cfg.subscription_share
     ids = cust["customer_id"].to_numpy()[subs]
@@ -341,11 +390,16 @@ def _subscriptions(cfg: SynthConfig, rng: np.random.Generator, cust: pd.DataFram
     b = np.array([pl.beta for pl in cfg.plans])[plan_idx]
     theta = rng.beta(a, b)
     months = rng.geometric(theta)  # churns at the end of month k = 1, 2, ...
-    start = (cust.loc[subs, "signup_date"].dt.normalize() + pd.to_timedelta(rng.integers(0, 15, m), unit="D")).reset_index(drop=True)
+    start = (
+        cust.loc[subs, "signup_date"].dt.normalize()
+        + pd.to_timedelta(rng.integers(0, 15, m), unit="D")
+    ).reset_index(drop=True)
     start = start - pd.to_timedelta(np.maximum(start.dt.day - 28, 0), unit="D")  # billing day 1..28
     # months past the data window are censored anyway; the cap keeps the dates representable
     mon = start.dt.year * 12 + start.dt.month - 1 + np.minimum(months, 240)
-    end = pd.to_datetime(pd.DataFrame({"year": mon // 12, "month": mon % 12 + 1, "day": start.dt.day}))
+    end = pd.to_datetime(
+        pd.DataFrame({"year": mon // 12, "month": mon % 12 + 1, "day": start.dt.day})
+    )
     last = pd.Timestamp(cfg.end)
     df = pd.DataFrame(
         {
@@ -359,13 +413,24 @@ def _subscriptions(cfg: SynthConfig, rng: np.random.Generator, cust: pd.DataFram
     )
     # a sign-up in the last days whose subscription would start after the data window has none
     started = (start <= last).to_numpy()
-    df = df[started].assign(subscription_id=lambda d: np.arange(1, len(d) + 1)).reset_index(drop=True)
+    df = (
+        df[started]
+        .assign(subscription_id=lambda d: np.arange(1, len(d) + 1))
+        .reset_index(drop=True)
+    )
     theta_full = np.full(n, np.nan)
     theta_full[np.flatnonzero(subs)[started]] = theta[started]
     return df, theta_full
 
 
-def _nps(cfg: SynthConfig, rng: np.random.Generator, cust: pd.DataFrame, lat: pd.DataFrame, theta: np.ndarray, tickets: pd.DataFrame) -> pd.DataFrame:
+def _nps(
+    cfg: SynthConfig,
+    rng: np.random.Generator,
+    cust: pd.DataFrame,
+    lat: pd.DataFrame,
+    theta: np.ndarray,
+    tickets: pd.DataFrame,
+) -> pd.DataFrame:
     end = pd.Timestamp(cfg.end)
     # latent churn risk: theta's rank for subscribers (their churn is observable), p's otherwise
     risk = np.where(np.isnan(theta), _risk_z(lat["p"].to_numpy()), 0.0)
@@ -385,7 +450,14 @@ def _nps(cfg: SynthConfig, rng: np.random.Generator, cust: pd.DataFrame, lat: pd
     rows["surveyed_at"] += pd.to_timedelta(rng.integers(9 * 3600, 21 * 3600, len(rows)), unit="s")
     # tickets before the survey: worst outcome so far
     tk = tickets.assign(
-        bad=np.select([tickets["resolved_at"].isna(), (tickets["first_response_at"] - tickets["opened_at"]) >= pd.Timedelta(hours=24)], [2, 1], 0)
+        bad=np.select(
+            [
+                tickets["resolved_at"].isna(),
+                (tickets["first_response_at"] - tickets["opened_at"]) >= pd.Timedelta(hours=24),
+            ],
+            [2, 1],
+            0,
+        )
     )[["customer_id", "opened_at", "bad", "topic"]].sort_values("opened_at")
     tk["worst"] = tk.groupby("customer_id")["bad"].cummax()
     rows = pd.merge_asof(
@@ -394,8 +466,20 @@ def _nps(cfg: SynthConfig, rng: np.random.Generator, cust: pd.DataFrame, lat: pd
     ).sort_values(["surveyed_at", "customer_id"]).reset_index(drop=True)  # fmt: skip
     worst = rows["worst"].fillna(-1).to_numpy()
     m = len(rows)
-    penalty = np.select([worst == 2, worst == 1], [cfg.nps_penalty_unresolved if cfg.planted_effects else 0, cfg.nps_penalty_poorly if cfg.planted_effects else 0], 0.0)
-    raw = cfg.nps_base - cfg.nps_risk_slope * rows["risk"].to_numpy() + rng.normal(0, cfg.nps_noise_sd, m) - penalty
+    penalty = np.select(
+        [worst == 2, worst == 1],
+        [
+            cfg.nps_penalty_unresolved if cfg.planted_effects else 0,
+            cfg.nps_penalty_poorly if cfg.planted_effects else 0,
+        ],
+        0.0,
+    )
+    raw = (
+        cfg.nps_base
+        - cfg.nps_risk_slope * rows["risk"].to_numpy()
+        + rng.normal(0, cfg.nps_noise_sd, m)
+        - penalty
+    )
     score = np.clip(np.round(raw), 0, 10).astype(int)
     category = np.select([score >= 9, score >= 7], ["promoter", "passive"], "detractor")
     themes = {
@@ -408,30 +492,71 @@ def _nps(cfg: SynthConfig, rng: np.random.Generator, cust: pd.DataFrame, lat: pd
         sel = category == cat
         theme[sel] = np.array(options)[rng.integers(0, len(options), sel.sum())]
     # a detractor with a bad ticket talks about the service or the delivery
-    ticket_theme = np.where(rows["topic"].isin(["delivery_delay", "damaged_package", "wrong_item"]), "delivery", "customer service")
+    ticket_theme = np.where(
+        rows["topic"].isin(["delivery_delay", "damaged_package", "wrong_item"]),
+        "delivery",
+        "customer service",
+    )
     theme = np.where((category == "detractor") & (worst >= 1), ticket_theme, theme)
     templates = {
-        ("delivery", "neg"): ["Parcel arrived late again.", "Delivery took far too long and the box was damaged.", "Courier lost my order, had to chase it."],
-        ("delivery", "mid"): ["Delivery is ok but could be faster.", "Shipping takes a few days too many."],
-        ("price", "neg"): ["Too expensive for what you get.", "Prices went up, I can find cheaper beans elsewhere."],
+        ("delivery", "neg"): [
+            "Parcel arrived late again.",
+            "Delivery took far too long and the box was damaged.",
+            "Courier lost my order, had to chase it.",
+        ],
+        ("delivery", "mid"): [
+            "Delivery is ok but could be faster.",
+            "Shipping takes a few days too many.",
+        ],
+        ("price", "neg"): [
+            "Too expensive for what you get.",
+            "Prices went up, I can find cheaper beans elsewhere.",
+        ],
         ("price", "mid"): ["Good coffee but a bit pricey.", "Would order more with better prices."],
         ("taste", "neg"): ["The last roast tasted burnt.", "Beans were stale and flat."],
-        ("taste", "mid"): ["Nice coffee, not always consistent.", "Some roasts are great, some are average."],
-        ("taste", "pos"): ["Best espresso beans I have tried.", "Lovely flavour, the Ethiopian roast is superb."],
-        ("customer service", "neg"): ["Nobody answered my complaint.", "Support was slow and unhelpful."],
-        ("customer service", "pos"): ["Support fixed my problem within hours, great service.", "Friendly and quick customer service."],
-        ("subscription flexibility", "neg"): ["Hard to pause or skip my subscription.", "Cancelling the subscription was a hassle."],
+        ("taste", "mid"): [
+            "Nice coffee, not always consistent.",
+            "Some roasts are great, some are average.",
+        ],
+        ("taste", "pos"): [
+            "Best espresso beans I have tried.",
+            "Lovely flavour, the Ethiopian roast is superb.",
+        ],
+        ("customer service", "neg"): [
+            "Nobody answered my complaint.",
+            "Support was slow and unhelpful.",
+        ],
+        ("customer service", "pos"): [
+            "Support fixed my problem within hours, great service.",
+            "Friendly and quick customer service.",
+        ],
+        ("subscription flexibility", "neg"): [
+            "Hard to pause or skip my subscription.",
+            "Cancelling the subscription was a hassle.",
+        ],
         ("website", "mid"): ["The website checkout is clunky.", "App could be easier to use."],
-        ("freshness", "pos"): ["Always freshly roasted, you can taste it.", "Beans arrive days after roasting, very fresh."],
-        ("sustainability", "pos"): ["Love the compostable packaging and fair sourcing.", "Great to see direct trade with farmers."],
+        ("freshness", "pos"): [
+            "Always freshly roasted, you can taste it.",
+            "Beans arrive days after roasting, very fresh.",
+        ],
+        ("sustainability", "pos"): [
+            "Love the compostable packaging and fair sourcing.",
+            "Great to see direct trade with farmers.",
+        ],
     }
     sentiment = np.select([category == "detractor", category == "passive"], ["neg", "mid"], "pos")
     comment = np.full(m, "", dtype=object)
     pick = rng.random(m)
     for (th, se), texts in templates.items():
         sel = (theme == th) & (sentiment == se)
-        comment[sel] = np.array(texts)[np.minimum((pick[sel] * len(texts)).astype(int), len(texts) - 1)]
-    fallback = {"neg": "Not happy with my last order.", "mid": "It is fine.", "pos": "Great coffee, thank you!"}
+        comment[sel] = np.array(texts)[
+            np.minimum((pick[sel] * len(texts)).astype(int), len(texts) - 1)
+        ]
+    fallback = {
+        "neg": "Not happy with my last order.",
+        "mid": "It is fine.",
+        "pos": "Great coffee, thank you!",
+    }
     for se, text in fallback.items():
         comment[(comment == "") & (sentiment == se)] = text
     silent = rng.random(m) >= cfg.nps_comment_share
@@ -453,7 +578,9 @@ def _loyalty(cfg: SynthConfig, orders: pd.DataFrame, members: pd.Series) -> pd.D
     """Join, earn, redeem and tier-change events, from each member's orders since joining."""
     o = orders.merge(members.rename("join_at"), left_on="customer_id", right_index=True)
     o = o[o["order_date"] >= o["join_at"]].sort_values(["customer_id", "order_date", "order_id"])
-    earn = o[["customer_id", "order_date"]].assign(event_type="earn", points=np.floor(o["amount"] * cfg.points_per_eur).astype(int))
+    earn = o[["customer_id", "order_date"]].assign(
+        event_type="earn", points=np.floor(o["amount"] * cfg.points_per_eur).astype(int)
+    )
     cum = earn.groupby("customer_id")["points"].cumsum()
     prev = cum - earn["points"]
     # redemptions: each time lifetime points pass a multiple of the block, one block is redeemed
@@ -466,10 +593,19 @@ def _loyalty(cfg: SynthConfig, orders: pd.DataFrame, members: pd.Series) -> pd.D
     thresholds = np.array([v for _, v in cfg.tiers])
     tier_now = np.searchsorted(thresholds, cum.to_numpy(), side="right") - 1
     tier_before = np.searchsorted(thresholds, prev.to_numpy(), side="right") - 1
-    up = earn.loc[tier_now > tier_before, ["customer_id", "order_date"]].assign(event_type="tier_up", points=0)
+    up = earn.loc[tier_now > tier_before, ["customer_id", "order_date"]].assign(
+        event_type="tier_up", points=0
+    )
     up["order_date"] += pd.Timedelta(seconds=2)
     up_tier = tier_names[tier_now[tier_now > tier_before]]
-    join = pd.DataFrame({"customer_id": members.index, "order_date": members.to_numpy(), "event_type": "join", "points": 0})
+    join = pd.DataFrame(
+        {
+            "customer_id": members.index,
+            "order_date": members.to_numpy(),
+            "event_type": "join",
+            "points": 0,
+        }
+    )
     ev = pd.concat([join, earn, red, up.assign(tier=up_tier)], ignore_index=True)
     ev["order_date"] = pd.to_datetime(ev["order_date"])
     ev.loc[ev["event_type"] == "join", "tier"] = tier_names[0]
@@ -481,9 +617,14 @@ def _loyalty(cfg: SynthConfig, orders: pd.DataFrame, members: pd.Series) -> pd.D
     return ev[["event_id", "customer_id", "event_at", "event_type", "points", "tier"]]
 
 
-def _campaign_frame(cfg: SynthConfig, rng: np.random.Generator, cust: pd.DataFrame, kind: str) -> pd.DataFrame:
+def _campaign_frame(
+    cfg: SynthConfig, rng: np.random.Generator, cust: pd.DataFrame, kind: str
+) -> pd.DataFrame:
     """Birthday and sign-up anniversary sends: one per opted-in customer and year in the window."""
-    start, end = pd.Timestamp(cfg.start), pd.Timestamp(cfg.end) - pd.Timedelta(days=cfg.campaign_window_days)
+    start, end = (
+        pd.Timestamp(cfg.start),
+        pd.Timestamp(cfg.end) - pd.Timedelta(days=cfg.campaign_window_days),
+    )
     years = np.arange(start.year, end.year + 1)
     c = cust[cust["email_opt_in"]]
     base = c["birth_date"] if kind == "birthday" else c["signup_date"].dt.normalize()
@@ -493,8 +634,12 @@ def _campaign_frame(cfg: SynthConfig, rng: np.random.Generator, cust: pd.DataFra
     day = np.minimum(np.repeat(base.dt.day.to_numpy(), len(years)), 28)
     sent = pd.to_datetime(pd.DataFrame({"year": yr, "month": month, "day": day}))
     signup = np.repeat(c["signup_date"].to_numpy(), len(years))
-    ok = (sent > signup + (pd.Timedelta(days=300) if kind == "anniversary" else pd.Timedelta(0))) & (sent <= end)
-    df = pd.DataFrame({"campaign_id": [f"{kind}-{y}" for y in yr], "customer_id": ids, "sent_at": sent})[ok.to_numpy()]
+    ok = (
+        sent > signup + (pd.Timedelta(days=300) if kind == "anniversary" else pd.Timedelta(0))
+    ) & (sent <= end)
+    df = pd.DataFrame(
+        {"campaign_id": [f"{kind}-{y}" for y in yr], "customer_id": ids, "sent_at": sent}
+    )[ok.to_numpy()]
     share = cfg.birthday_treatment_share if kind == "birthday" else cfg.anniversary_treatment_share
     df["group"] = np.where(rng.random(len(df)) < share, "treatment", "control")
     df["campaign_type"] = kind
@@ -502,18 +647,46 @@ def _campaign_frame(cfg: SynthConfig, rng: np.random.Generator, cust: pd.DataFra
     return df
 
 
-def _winback_frame(cfg: SynthConfig, rng: np.random.Generator, cust: pd.DataFrame, orders: pd.DataFrame) -> pd.DataFrame:
+def _winback_frame(
+    cfg: SynthConfig, rng: np.random.Generator, cust: pd.DataFrame, orders: pd.DataFrame
+) -> pd.DataFrame:
     """Quarterly win-back sends to opted-in customers with no order in the last `winback_lapsed_days`."""
-    sends = pd.date_range(pd.Timestamp(cfg.start) + pd.DateOffset(months=6), pd.Timestamp(cfg.end) - pd.Timedelta(days=cfg.campaign_window_days), freq="QS")
+    sends = pd.date_range(
+        pd.Timestamp(cfg.start) + pd.DateOffset(months=6),
+        pd.Timestamp(cfg.end) - pd.Timedelta(days=cfg.campaign_window_days),
+        freq="QS",
+    )
     opted = cust.loc[cust["email_opt_in"], "customer_id"]
-    o = orders.loc[orders["customer_id"].isin(opted), ["customer_id", "order_date"]].sort_values("order_date")
-    grid = pd.DataFrame({"customer_id": np.repeat(opted.to_numpy(), len(sends)), "sent_at": np.tile(sends.to_numpy(), len(opted))}).sort_values("sent_at")
-    last = pd.merge_asof(grid, o.rename(columns={"order_date": "last_order"}), left_on="sent_at", right_on="last_order", by="customer_id", direction="backward")
-    lapsed = last["last_order"].notna() & (last["sent_at"] - last["last_order"] >= pd.Timedelta(days=cfg.winback_lapsed_days))
-    df = last.loc[lapsed, ["customer_id", "sent_at"]].sort_values(["sent_at", "customer_id"]).reset_index(drop=True)
+    o = orders.loc[orders["customer_id"].isin(opted), ["customer_id", "order_date"]].sort_values(
+        "order_date"
+    )
+    grid = pd.DataFrame(
+        {
+            "customer_id": np.repeat(opted.to_numpy(), len(sends)),
+            "sent_at": np.tile(sends.to_numpy(), len(opted)),
+        }
+    ).sort_values("sent_at")
+    last = pd.merge_asof(
+        grid,
+        o.rename(columns={"order_date": "last_order"}),
+        left_on="sent_at",
+        right_on="last_order",
+        by="customer_id",
+        direction="backward",
+    )
+    lapsed = last["last_order"].notna() & (
+        last["sent_at"] - last["last_order"] >= pd.Timedelta(days=cfg.winback_lapsed_days)
+    )
+    df = (
+        last.loc[lapsed, ["customer_id", "sent_at"]]
+        .sort_values(["sent_at", "customer_id"])
+        .reset_index(drop=True)
+    )
     q = df["sent_at"].dt.quarter.astype(str)
     df.insert(0, "campaign_id", "winback-" + df["sent_at"].dt.year.astype(str) + "Q" + q)
-    df["group"] = np.where(rng.random(len(df)) < cfg.winback_treatment_share, "treatment", "control")
+    df["group"] = np.where(
+        rng.random(len(df)) < cfg.winback_treatment_share, "treatment", "control"
+    )
     df["campaign_type"] = "winback"
     df["uplift"] = cfg.winback_uplift
     return df
@@ -531,16 +704,25 @@ def generate(cfg: SynthConfig | None = None) -> tuple[dict[str, pd.DataFrame], d
     organic = pd.DataFrame(
         {
             "customer_id": ids[sim["cust"]],
-            "order_date": (signup[sim["cust"]] + pd.to_timedelta(sim["t"].to_numpy() * 7 * 86400, unit="s").round("s")),
+            "order_date": (
+                signup[sim["cust"]]
+                + pd.to_timedelta(sim["t"].to_numpy() * 7 * 86400, unit="s").round("s")
+            ),
             "campaign_id": "",
             "ticket": sim["ticket"].to_numpy(),
         }
     )
-    organic = pd.concat([organic.reset_index(drop=True), _money(cfg, rng, lat, sim["cust"].to_numpy())], axis=1)
+    organic = pd.concat(
+        [organic.reset_index(drop=True), _money(cfg, rng, lat, sim["cust"].to_numpy())], axis=1
+    )
 
     # randomized campaigns; treated customers without an organic order in the window may order extra
     camp = pd.concat(
-        [_campaign_frame(cfg, rng, cust, "birthday"), _campaign_frame(cfg, rng, cust, "anniversary"), _winback_frame(cfg, rng, cust, organic)],
+        [
+            _campaign_frame(cfg, rng, cust, "birthday"),
+            _campaign_frame(cfg, rng, cust, "anniversary"),
+            _winback_frame(cfg, rng, cust, organic),
+        ],
         ignore_index=True,
     )
     window = pd.Timedelta(days=cfg.campaign_window_days)
@@ -548,34 +730,69 @@ def generate(cfg: SynthConfig | None = None) -> tuple[dict[str, pd.DataFrame], d
     nxt = pd.merge_asof(camp.reset_index().sort_values("sent_at"), o_sorted.rename(columns={"order_date": "next_order"}),
                         left_on="sent_at", right_on="next_order", by="customer_id", direction="forward").set_index("index").sort_index()  # fmt: skip
     organic_conv = (nxt["next_order"] - nxt["sent_at"]) <= window
-    induced = (camp["group"] == "treatment") & ~organic_conv & (rng.random(len(camp)) < camp["uplift"]) & cfg.planted_effects
+    induced = (
+        (camp["group"] == "treatment")
+        & ~organic_conv
+        & (rng.random(len(camp)) < camp["uplift"])
+        & cfg.planted_effects
+    )
     camp["induced"] = induced.to_numpy()
     ind = camp[camp["induced"]]
     cust_index = pd.Series(np.arange(len(ids)), index=ids)
     extra = pd.DataFrame(
         {
             "customer_id": ind["customer_id"].to_numpy(),
-            "order_date": ind["sent_at"].to_numpy() + pd.to_timedelta(np.round(rng.uniform(0.1, cfg.campaign_window_days - 0.1, len(ind)) * 86400), unit="s"),
+            "order_date": ind["sent_at"].to_numpy()
+            + pd.to_timedelta(
+                np.round(rng.uniform(0.1, cfg.campaign_window_days - 0.1, len(ind)) * 86400),
+                unit="s",
+            ),
             "campaign_id": ind["campaign_id"].to_numpy(),
             "ticket": "",
         }
     )
-    extra = pd.concat([extra, _money(cfg, rng, lat, cust_index[extra["customer_id"]].to_numpy(), np.ones(len(extra), bool))], axis=1)
+    extra = pd.concat(
+        [
+            extra,
+            _money(
+                cfg,
+                rng,
+                lat,
+                cust_index[extra["customer_id"]].to_numpy(),
+                np.ones(len(extra), bool),
+            ),
+        ],
+        axis=1,
+    )
 
-    orders = pd.concat([organic, extra], ignore_index=True).sort_values(["order_date", "customer_id"], kind="stable").reset_index(drop=True)
+    orders = (
+        pd.concat([organic, extra], ignore_index=True)
+        .sort_values(["order_date", "customer_id"], kind="stable")
+        .reset_index(drop=True)
+    )
     orders.insert(0, "order_id", np.arange(100001, 100001 + len(orders)))
-    orders["channel"] = np.where(orders["campaign_id"] != "", "email", lat["order_channel"].to_numpy()[cust_index[orders["customer_id"]].to_numpy()])
+    orders["channel"] = np.where(
+        orders["campaign_id"] != "",
+        "email",
+        lat["order_channel"].to_numpy()[cust_index[orders["customer_id"]].to_numpy()],
+    )
 
     subs, theta = _subscriptions(cfg, rng, cust)
     tickets = _tickets(cfg, rng, orders, set(subs["customer_id"]))
     nps = _nps(cfg, rng, cust, lat, theta, tickets)
-    members = pd.Series(signup[member] + pd.to_timedelta(join_t[member] * 7 * 86400, unit="s").round("s"), index=ids[member]).sort_index()
+    members = pd.Series(
+        signup[member] + pd.to_timedelta(join_t[member] * 7 * 86400, unit="s").round("s"),
+        index=ids[member],
+    ).sort_index()
     loyalty = _loyalty(cfg, orders, members)
 
     # campaign outcomes: any order (organic or campaign) within the window after the send
     o_all = orders[["customer_id", "order_date", "amount"]]
     pairs = camp[["customer_id", "sent_at"]].reset_index().merge(o_all, on="customer_id")
-    pairs = pairs[(pairs["order_date"] >= pairs["sent_at"]) & (pairs["order_date"] <= pairs["sent_at"] + window)]
+    pairs = pairs[
+        (pairs["order_date"] >= pairs["sent_at"])
+        & (pairs["order_date"] <= pairs["sent_at"] + window)
+    ]
     rev = pairs.groupby("index")["amount"].sum()
     camp["converted"] = camp.index.isin(rev.index)
     camp["revenue_30d"] = rev.reindex(camp.index, fill_value=0.0).round(2)
@@ -586,9 +803,32 @@ def generate(cfg: SynthConfig | None = None) -> tuple[dict[str, pd.DataFrame], d
                    "sends": int(len(d))}, include_groups=False).to_dict()  # fmt: skip
     campaigns = campaigns.drop(columns=["uplift", "induced"])
     campaigns.insert(0, "send_id", np.arange(1, len(campaigns) + 1))
-    campaigns = campaigns[["send_id", "campaign_id", "campaign_type", "customer_id", "group", "sent_at", "converted", "revenue_30d"]]
+    campaigns = campaigns[
+        [
+            "send_id",
+            "campaign_id",
+            "campaign_type",
+            "customer_id",
+            "group",
+            "sent_at",
+            "converted",
+            "revenue_30d",
+        ]
+    ]
 
-    orders = orders[["order_id", "customer_id", "order_date", "amount", "discount", "items", "channel", "returned", "campaign_id"]]
+    orders = orders[
+        [
+            "order_id",
+            "customer_id",
+            "order_date",
+            "amount",
+            "discount",
+            "items",
+            "channel",
+            "returned",
+            "campaign_id",
+        ]
+    ]
     customers = cust.assign(loyalty_member=np.isin(ids, members.index))
 
     tables = {
@@ -604,26 +844,48 @@ def generate(cfg: SynthConfig | None = None) -> tuple[dict[str, pd.DataFrame], d
     return tables, truth
 
 
-def _ground_truth(cfg: SynthConfig, lat: pd.DataFrame, theta: np.ndarray, member: np.ndarray, nps: pd.DataFrame, tables: dict, camp: dict) -> dict:
+def _ground_truth(
+    cfg: SynthConfig,
+    lat: pd.DataFrame,
+    theta: np.ndarray,
+    member: np.ndarray,
+    nps: pd.DataFrame,
+    tables: dict,
+    camp: dict,
+) -> dict:
     lam, p = lat["lam"], lat["p"]
     cust = tables["customers"]
     score = nps.groupby("customer_id")["score"].first()
     cat = pd.cut(score, [-1, 6, 8, 10], labels=["detractor", "passive", "promoter"])
-    risk_p = pd.Series(np.where(np.isnan(theta), p.to_numpy(), np.nan), index=cust["customer_id"])  # non-subscribers
+    risk_p = pd.Series(
+        np.where(np.isnan(theta), p.to_numpy(), np.nan), index=cust["customer_id"]
+    )  # non-subscribers
     risk_theta = pd.Series(theta, index=cust["customer_id"])
     realized = {
         "n_customers": len(cust),
         "n_orders": len(tables["orders"]),
         "n_subscriptions": len(tables["subscriptions"]),
         "loyalty_members": int(member.sum()),
-        "loyalty_mean_lambda_members_over_nonmembers": float(lam[member].mean() / lam[~member].mean()),
+        "loyalty_mean_lambda_members_over_nonmembers": float(
+            lam[member].mean() / lam[~member].mean()
+        ),
         "discount_prone_customers": int(lat["discount_prone"].sum()),
         "high_maintenance_customers": int(lat["high_maintenance"].sum()),
         "mean_dropout_p_by_first_nps_category_nonsubscribers": {
-            str(k): float(v) for k, v in risk_p.reindex(cat.index).dropna().groupby(cat, observed=True).mean().items()
+            str(k): float(v)
+            for k, v in risk_p.reindex(cat.index)
+            .dropna()
+            .groupby(cat, observed=True)
+            .mean()
+            .items()
         },
         "mean_theta_by_first_nps_category_subscribers": {
-            str(k): float(v) for k, v in risk_theta.reindex(cat.index).dropna().groupby(cat, observed=True).mean().items()
+            str(k): float(v)
+            for k, v in risk_theta.reindex(cat.index)
+            .dropna()
+            .groupby(cat, observed=True)
+            .mean()
+            .items()
         },
         "campaigns": camp,
     }
@@ -631,8 +893,12 @@ def _ground_truth(cfg: SynthConfig, lat: pd.DataFrame, theta: np.ndarray, member
         "description": "Copperleaf Roasters sample data: generating parameters and realized facts (helpers.synth)",
         "parameters": json.loads(json.dumps(asdict(cfg))),
         "realized": realized,
-        "high_maintenance_customer_ids": cust["customer_id"][lat["high_maintenance"].to_numpy()].tolist(),
-        "discount_prone_customer_ids": cust["customer_id"][lat["discount_prone"].to_numpy()].tolist(),
+        "high_maintenance_customer_ids": cust["customer_id"][
+            lat["high_maintenance"].to_numpy()
+        ].tolist(),
+        "discount_prone_customer_ids": cust["customer_id"][
+            lat["discount_prone"].to_numpy()
+        ].tolist(),
     }
 
 
@@ -668,7 +934,12 @@ def generate_orders(n_orders: int, seed: int = 7, cfg: SynthConfig | None = None
     proportion (about 4.6 orders per customer)."""
     base = cfg or SynthConfig()
     per_customer = 4.3  # a little under the mean, so that there are enough rows to cut
-    cfg = replace(base, seed=seed, n_customers=max(1, int(round(n_orders / per_customer))), planted_effects=False)
+    cfg = replace(
+        base,
+        seed=seed,
+        n_customers=max(1, int(round(n_orders / per_customer))),
+        planted_effects=False,
+    )
     rng = np.random.default_rng(cfg.seed)
     cust, lat = _customers(cfg, rng)
     sim, _, _ = _simulate_orders(cfg, rng, lat)
@@ -676,14 +947,28 @@ def generate_orders(n_orders: int, seed: int = 7, cfg: SynthConfig | None = None
     orders = pd.DataFrame(
         {
             "customer_id": cust["customer_id"].to_numpy()[c],
-            "order_date": cust["signup_date"].to_numpy()[c] + pd.to_timedelta(sim["t"].to_numpy() * 7 * 86400, unit="s").round("s"),
+            "order_date": cust["signup_date"].to_numpy()[c]
+            + pd.to_timedelta(sim["t"].to_numpy() * 7 * 86400, unit="s").round("s"),
         }
     )
-    orders = pd.concat([orders, _money(cfg, rng, lat, c)], axis=1).sort_values("order_date", kind="stable")
+    orders = pd.concat([orders, _money(cfg, rng, lat, c)], axis=1).sort_values(
+        "order_date", kind="stable"
+    )
     orders = orders.iloc[:n_orders].reset_index(drop=True)
     orders.insert(0, "order_id", np.arange(1, len(orders) + 1))
     orders["channel"] = lat["order_channel"].to_numpy()[orders["customer_id"].to_numpy() - 1]
-    return orders[["order_id", "customer_id", "order_date", "amount", "discount", "items", "channel", "returned"]]
+    return orders[
+        [
+            "order_id",
+            "customer_id",
+            "order_date",
+            "amount",
+            "discount",
+            "items",
+            "channel",
+            "returned",
+        ]
+    ]
 
 
 def main() -> None:

@@ -1,0 +1,74 @@
+"""Structure of every notebook (fast, no kernel): the conventions of STYLE.md that nbval cannot see.
+
+nbval itself (stored outputs re-executed and compared) runs on notebooks/ in `make test`.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+
+import pytest
+
+from helpers import run
+
+NOTEBOOKS = run.notebooks()
+
+
+def cells(nb_path):
+    return json.loads(nb_path.read_text())["cells"]
+
+
+def src(cell) -> str:
+    return "".join(cell["source"])
+
+
+def tags(cell) -> list[str]:
+    return cell.get("metadata", {}).get("tags", [])
+
+
+def test_there_are_notebooks():
+    assert NOTEBOOKS, "no notebooks found"
+
+
+@pytest.mark.parametrize("nb_path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_one_parameters_cell_of_typed_commented_literals(nb_path):
+    code = [c for c in cells(nb_path) if c["cell_type"] == "code"]
+    tagged = [c for c in code if "parameters" in tags(c)]
+    assert len(tagged) == 1
+    lines = [
+        ln for ln in src(tagged[0]).splitlines() if ln.strip() and not ln.strip().startswith("#")
+    ]
+    assert lines
+    for line in lines:
+        node = ast.parse(line.split("  #")[0]).body[0]
+        assert isinstance(node, ast.AnnAssign), (
+            f"{nb_path.name}: '{line}' is not a typed assignment"
+        )
+        assert isinstance(node.value, ast.Constant), f"{nb_path.name}: '{line}' is not a literal"
+        assert "  # " in line, (
+            f"{nb_path.name}: '{line}' has no comment for papermill --help-notebook"
+        )
+
+
+@pytest.mark.parametrize("nb_path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_shape_and_stored_run(nb_path):
+    nb = json.loads(nb_path.read_text())
+    assert nb["metadata"]["kernelspec"]["name"] == "python3"
+    all_cells = nb["cells"]
+    assert all_cells[0]["cell_type"] == "markdown" and src(all_cells[0]).startswith("# ")
+    assert 20 <= len(all_cells) <= 45, f"{nb_path.name} has {len(all_cells)} cells"
+    code = [c for c in all_cells if c["cell_type"] == "code" and src(c).strip()]
+    assert [c["execution_count"] for c in code] == list(range(1, len(code) + 1)), (
+        "store it executed top to bottom"
+    )
+    for c in code:
+        for out in c["outputs"]:
+            assert out["output_type"] != "error"
+            assert not (out.get("name") == "stderr" and "Warning" in "".join(out.get("text", "")))
+    assert any("solution" in tags(c) for c in code), (
+        "exercises need executed solutions tagged 'solution'"
+    )
+    assert "record_metrics(" in src(code[-1]), "the last code cell records the headline figures"
+    assert "from helpers" in "".join(src(c) for c in code)
+    assert "../datasets" not in "".join(src(c) for c in code)

@@ -1,0 +1,144 @@
+"""Batch runs end to end: `make report` on the bundled data, with changed parameters, and on bad data.
+
+Runs write into a temporary reports folder (RETENTION_LAB_REPORTS), never into reports/.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+
+from helpers import data, paths, run
+
+pytestmark = pytest.mark.slow
+
+
+def run_cli(reports, *args, make=False):
+    env = {**os.environ, "RETENTION_LAB_REPORTS": str(reports)}
+    cmd = ["make", "-s", "report", *args] if make else [sys.executable, "-m", "helpers.run", *args]
+    return subprocess.run(
+        cmd, cwd=paths.ROOT, env=env, capture_output=True, text=True, timeout=1800
+    )
+
+
+def expected_01(as_of: str) -> dict:
+    """Notebook 01's headline figures, computed independently with plain pandas and sets."""
+    o = data.load_orders()
+    o = o[o["order_date"] < pd.Timestamp(as_of) + pd.Timedelta(days=1)]
+    month = o["order_date"].dt.to_period("M")
+    last = pd.Period(as_of, "M")
+    if pd.Timestamp(as_of).normalize() != last.end_time.normalize():
+        last -= 1
+    now, before = (
+        set(o.loc[month == last, "customer_id"]),
+        set(o.loc[month == last - 1, "customer_id"]),
+    )
+    return {
+        "customers": o["customer_id"].nunique(),
+        "orders": len(o),
+        "revenue_eur": round(o["amount"].sum(), 2),
+        "last_period": str(last),
+        "last_period_retention": round(len(now & before) / len(before), 4),
+    }
+
+
+@pytest.fixture(scope="module")
+def sample_run(tmp_path_factory):
+    reports = tmp_path_factory.mktemp("reports")
+    proc = run_cli(reports, "RUN=e2e", make=True)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return reports, proc
+
+
+def test_make_report_writes_every_notebook(sample_run):
+    reports, proc = sample_run
+    folder = reports / "e2e"
+    assert "index.html" in proc.stdout
+    assert (folder / "index.html").exists()
+    index = json.loads((folder / "index.json").read_text())
+    assert [r["notebook"] for r in index["notebooks"]] == [p.stem for p in run.notebooks()]
+    for nb in run.notebooks():
+        html = (folder / f"{nb.stem}.html").read_text()
+        assert "<img" in html and "import " not in html  # figures in, code out
+        assert (folder / nb.name).exists()
+        assert json.loads((folder / f"{nb.stem}.metrics.json").read_text())
+    assert not [p for p in reports.iterdir() if p.name.startswith(".")]
+
+
+def test_sample_run_figures_are_right(sample_run):
+    reports, _ = sample_run
+    metrics = json.loads(
+        (reports / "e2e" / "01_retention_and_churn_rates.metrics.json").read_text()
+    )
+    for key, value in expected_01("2025-12-31").items():
+        assert metrics[key] == value, key
+
+
+def test_other_as_of_gives_other_correct_figures(tmp_path, sample_run):
+    params = tmp_path / "params.yaml"
+    params.write_text('as_of: "2025-06-30"\n01_retention_and_churn_rates:\n  period: "M"\n')
+    proc = run_cli(
+        tmp_path / "reports", "--name", "mid-2025", "--only", "01", "--params", str(params)
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    metrics = json.loads(
+        (
+            tmp_path / "reports" / "mid-2025" / "01_retention_and_churn_rates.metrics.json"
+        ).read_text()
+    )
+    full = json.loads(
+        (sample_run[0] / "e2e" / "01_retention_and_churn_rates.metrics.json").read_text()
+    )
+    assert metrics["as_of"] == "2025-06-30" and metrics["orders"] < full["orders"]
+    for key, value in expected_01("2025-06-30").items():
+        assert metrics[key] == value, key
+
+
+def test_same_name_is_not_overwritten_silently(tmp_path):
+    (tmp_path / "reports" / "taken").mkdir(parents=True)
+    proc = run_cli(tmp_path / "reports", "--name", "taken", "--only", "01")
+    assert proc.returncode == 1 and "already exists" in proc.stderr and "--overwrite" in proc.stderr
+
+
+def test_unknown_notebook_parameter_is_refused(tmp_path):
+    params = tmp_path / "p.yaml"
+    params.write_text("01_retention_and_churn_rates:\n  nonsense: 3\n")
+    proc = run_cli(tmp_path / "reports", "--name", "x", "--only", "01", "--params", str(params))
+    assert proc.returncode == 1 and "has no parameter(s) ['nonsense']" in proc.stderr
+
+
+@pytest.mark.parametrize(
+    "damage,message",
+    [
+        ("missing", "orders.csv: file not found"),
+        ("negative", "orders.csv, column 'amount': 1 row is negative (line 2;"),
+        ("garbage", "orders.csv: required column 'order_id' is missing"),
+    ],
+)
+def test_bad_data_fails_clearly_and_leaves_nothing(tmp_path, damage, message):
+    folder = tmp_path / "data"
+    shutil.copytree(paths.DATASETS, folder)
+    orders = folder / "orders.csv"
+    if damage == "missing":
+        orders.unlink()
+    elif damage == "negative":
+        lines = orders.read_text().splitlines()
+        first = lines[1].split(",")
+        first[3] = "-" + first[3]
+        orders.write_text("\n".join([lines[0], ",".join(first), *lines[2:]]) + "\n")
+    else:
+        orders.write_bytes(b"\x00\x01garbage\nnot a csv\n")
+    params = tmp_path / "p.yaml"
+    params.write_text(f"data_dir: {folder}\n")
+    reports = tmp_path / "reports"
+    proc = run_cli(reports, "--name", "bad", "--params", str(params))
+    assert proc.returncode == 1
+    assert message in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not reports.exists() or not any(reports.iterdir())

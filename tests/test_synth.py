@@ -1,0 +1,107 @@
+"""The sample-company generator: byte-identical output, and data that match its ground truth."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from helpers import data, paths, synth
+
+
+def digest(folder) -> dict[str, str]:
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir())}
+
+
+def test_bundled_datasets_regenerate_byte_identically(tmp_path):
+    tables, truth = synth.generate()
+    synth.write(tables, truth, tmp_path)
+    bundled = {k: v for k, v in digest(paths.DATASETS).items() if k.endswith((".csv", ".json"))}
+    assert digest(tmp_path) == bundled
+
+
+def test_same_seed_same_tables_other_seed_other_tables():
+    small = synth.SynthConfig(n_customers=300)
+    a, _ = synth.generate(small)
+    b, _ = synth.generate(small)
+    c, _ = synth.generate(synth.SynthConfig(n_customers=300, seed=1))
+    for name in synth.TABLES:
+        pd.testing.assert_frame_equal(a[name], b[name])
+    assert not a["orders"]["amount"].equals(c["orders"]["amount"])
+
+
+def test_ground_truth_file_holds_the_parameters():
+    truth = data.load_ground_truth()
+    params = truth["parameters"]
+    assert params["seed"] == synth.SynthConfig().seed
+    assert (params["bgnbd_r"], params["bgnbd_alpha"], params["bgnbd_a"], params["bgnbd_b"]) == (
+        0.9,
+        8.0,
+        0.8,
+        3.2,
+    )
+    assert [(p["name"], p["alpha"], p["beta"]) for p in params["plans"]] == [
+        ("Explorer", 0.7, 2.2),
+        ("Enthusiast", 1.1, 5.5),
+        ("Office", 1.5, 12.0),
+    ]
+    assert json.dumps(truth)  # serializable
+
+
+@pytest.fixture(scope="module")
+def tables():
+    return data.load_all()
+
+
+def test_first_order_is_placed_at_sign_up(tables):
+    first = tables["orders"].groupby("customer_id")["order_date"].min()
+    signup = tables["customers"].set_index("customer_id")["signup_date"]
+    assert first.index.equals(signup.index)
+    assert (first == signup).all()
+
+
+def test_first_month_churn_matches_sbg_plans(tables):
+    """In sBG the share churning after month 1 is alpha / (alpha + beta) (Fader & Hardie 2007)."""
+    s = tables["subscriptions"]
+    observed = s[s["start_date"] + pd.DateOffset(months=1) <= pd.Timestamp("2025-12-31")]
+    churned_m1 = observed["end_date"] == observed["start_date"] + pd.DateOffset(months=1)
+    for plan in synth.SynthConfig().plans:
+        mask = observed["plan"] == plan.name
+        expected = plan.alpha / (plan.alpha + plan.beta)
+        se = np.sqrt(expected * (1 - expected) / mask.sum())
+        assert abs(churned_m1[mask].mean() - expected) < 4 * se, plan.name
+
+
+def test_spend_matches_gamma_gamma_mean(tables):
+    cfg = synth.SynthConfig()
+    expected = cfg.gg_p * cfg.gg_gamma / (cfg.gg_q - 1)  # E[z] = p * gamma / (q - 1) = 30 EUR
+    assert tables["orders"]["amount"].mean() == pytest.approx(expected, rel=0.08)
+
+
+def test_planted_effects_are_in_the_data(tables):
+    truth = data.load_ground_truth()["realized"]
+    p = truth["mean_dropout_p_by_first_nps_category_nonsubscribers"]
+    assert p["detractor"] > p["passive"] > p["promoter"]
+    assert truth["loyalty_mean_lambda_members_over_nonmembers"] > 1.5  # self-selection
+    for kind, c in truth["campaigns"].items():
+        assert 0 < c["true_att"] <= c["true_uplift_mechanism"], kind
+    # discount-prone customers pay larger discounts
+    o = tables["orders"]
+    prone = o["customer_id"].isin(data.load_ground_truth()["discount_prone_customer_ids"])
+    rate = o["discount"] / (o["amount"] + o["discount"])
+    assert rate[prone].mean() > 2 * rate[~prone].mean()
+
+
+def test_without_planted_effects_no_campaign_orders_and_no_members():
+    tables, truth = synth.generate(synth.SynthConfig(n_customers=500, planted_effects=False))
+    assert (tables["orders"]["campaign_id"] == "").all()
+    assert truth["realized"]["loyalty_members"] == 0
+
+
+def test_generate_orders_scaled():
+    o = synth.generate_orders(20_000, seed=3)
+    assert len(o) == 20_000 and o["order_id"].is_unique
+    assert o["order_date"].is_monotonic_increasing
