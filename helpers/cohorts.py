@@ -64,12 +64,13 @@ def _prepare(
     as_of: str | pd.Timestamp | None,
     customer_col: str,
     date_col: str,
+    extra_cols: Sequence[str] = (),
 ) -> tuple[pd.DataFrame, np.ndarray, np.ndarray, np.ndarray, int, pd.Timestamp, np.ndarray]:
     """Orders up to as-of with per-order customer code and period, per-customer first period.
 
     Returns (orders kept, customer code per order, period per order, first period per customer,
     as-of period, as-of end timestamp (exclusive), customer id per customer code)."""
-    missing = {customer_col, date_col} - set(orders.columns)
+    missing = {customer_col, date_col, *extra_cols} - set(orders.columns)
     if missing:
         raise ValueError(f"orders has no column(s) {sorted(missing)}")
     dates = orders[date_col]
@@ -87,8 +88,8 @@ def _prepare(
         else as_of_ts
     )
     keep = (dates < end_excl).to_numpy()
-    if not keep.all():
-        orders = orders.loc[keep]
+    if not keep.all():  # copy only the columns the caller needs
+        orders = orders.loc[keep, [customer_col, date_col, *extra_cols]]
         dates = orders[date_col]
     if len(orders) == 0:
         raise ValueError(f"no orders on or before as-of {as_of_ts}")
@@ -297,7 +298,7 @@ def revenue_table(
     default (cumulative revenue per acquired customer, the cohort's average value so far).
     Unobserved cells are NaN."""
     orders, cust, p, first, last_period, _, ids = _prepare(
-        orders, freq, as_of, customer_col, date_col
+        orders, freq, as_of, customer_col, date_col, [value_col]
     )
     row, index = _row_keys(first, freq, ids)
     n_rows, n_ages = len(index), int(last_period - first.min()) + 1
