@@ -223,10 +223,24 @@ def test_segment_profitability_and_comparison():
     )
 
 
+def test_spend_matched_split_compares_equal_spenders():
+    cts = segments.cost_to_serve(data.load_orders(), data.load_support_tickets())
+    group = segments.spend_matched_split(cts, (150, 400), top_share=0.2)
+    assert cts.loc[group.index, "revenue"].between(150, 400).all()
+    assert (group == "high cost").mean() == pytest.approx(0.2, abs=0.01)
+    prof = segments.segment_profitability(cts.loc[group.index], group)
+    cmp = segments.compare_segments(prof, "typical", "high cost")
+    assert cmp.loc["high cost", "cost_multiple"] > 2.0
+    assert cmp.loc["high cost", "margin_per_year"] < cmp.loc["typical", "margin_per_year"]
+    with pytest.raises(ValueError, match="no customers"):
+        segments.spend_matched_split(cts, (1e9, 2e9))
+
+
 def test_action_table_assigns_each_customer_once():
     df = pd.DataFrame(
         {
             "clv": np.arange(100, dtype=float),
+            "order_margin": 10.0,
             "segment": ["At risk"] * 50 + ["Lost"] * 40 + ["Champions"] * 10,
         }
     )
@@ -235,5 +249,6 @@ def test_action_table_assigns_each_customer_once():
     assert act.loc["At risk", "customers"] == 50
     assert act.loc["Lost", "expected_value"] == 0
     assert act["customers"].sum() <= len(df)
-    row = act.loc["At risk"]
-    assert row["expected_value"] == pytest.approx(0.08 * np.arange(50).sum() - 4.0 * 50)
+    assert act.loc["At risk", "expected_value"] == pytest.approx(0.05 * 10.0 * 50 - 0.5 * 50)
+    top = act.loc["top_clv_decile"]
+    assert top["expected_value"] == pytest.approx(0.10 * np.arange(90, 100).sum() - 6.0 * 10)
