@@ -37,6 +37,7 @@ __all__ = [
     "survivors_to_counts",
     "durations_to_counts",
     "geometric_survival",
+    "life_table",
 ]
 
 FADER_HARDIE_2007: dict = {
@@ -390,3 +391,25 @@ def geometric_survival(
     exposure = churned @ periods + censored @ periods
     theta = churned.sum() / exposure
     return (1 - theta) ** np.asarray(t, dtype=float)
+
+
+def life_table(churned: np.ndarray, censored: np.ndarray) -> pd.DataFrame:
+    """The observed (model-free) retention by tenure, a discrete-time Kaplan-Meier table
+    (Kaplan & Meier 1958): for period t = 1, 2, ... ``at_risk`` = customers observed into
+    period t (churned in t or later, or still active after t or later), ``retention`` =
+    1 - churned_t / at_risk_t and ``survival`` = the running product of the retention rates.
+    Inputs are the counts of :func:`survivors_to_counts` / :func:`durations_to_counts`."""
+    d = np.asarray(churned, dtype=float)
+    c = np.asarray(censored, dtype=float)
+    t = np.arange(1, len(d))
+    at_risk = np.cumsum((d + c)[::-1])[::-1][1:]  # churned or censored at some s >= t
+    retention = np.where(at_risk > 0, 1 - d[1:] / np.where(at_risk > 0, at_risk, 1), np.nan)
+    return pd.DataFrame(
+        {
+            "at_risk": at_risk,
+            "churned": d[1:],
+            "retention": retention,
+            "survival": np.cumprod(retention),
+        },
+        index=pd.Index(t, name="period"),
+    )

@@ -213,3 +213,15 @@ def test_geometric_ignores_heterogeneity() -> None:
     actual = np.array(FH["survivors"]["regular"])[8:]
     assert np.all(naive < actual)  # the constant-retention projection is far too pessimistic
     assert np.all(np.abs(1000 * fit.survival(t) - actual) < np.abs(naive - actual))
+
+
+def test_life_table_by_hand_and_on_paper_data() -> None:
+    # 10 customers: churn in periods 1, 1, 2, 3; censored after 1 (x2), 2 (x1), 3 (x3)
+    lt = survival.life_table(np.array([0, 2, 1, 1]), np.array([0, 2, 1, 3]))
+    assert lt["at_risk"].tolist() == [10, 6, 4]
+    np.testing.assert_allclose(lt["retention"], [0.8, 5 / 6, 0.75])
+    np.testing.assert_allclose(lt["survival"], np.cumprod([0.8, 5 / 6, 0.75]))
+    # without censoring inside the window, the life table reproduces the survivor counts
+    s = np.array(FH["survivors"]["regular"], dtype=float)
+    lt = survival.life_table(*survival.survivors_to_counts(s))
+    np.testing.assert_allclose(lt["survival"], s[1:] / s[0])
