@@ -16,7 +16,7 @@ below, so the smallest mapping names just the three required columns::
     delimiter: ";"               # default ","
     encoding: utf-8              # default utf-8 (e.g. cp1250, latin-1)
     currency: PLN                # label only, default EUR; amounts are never converted
-    as_of: "2025-06-30"          # last day of data; default: the day of the last order
+    as_of: "2025-06-30"          # last day of data; default: the day of the last row in the file
     period: Q                    # retention period: M (month) or Q (quarter, default)
     pseudonymize: true           # hide customer ids in the HTML report (default true)
     refunds: reject              # negative amounts: reject (default), exclude or net
@@ -175,7 +175,7 @@ def read_client_orders(
     Returns (orders, notes): orders has order_id, customer_id, order_date, amount (client currency)
     and any other mapped column, sorted by date; notes has ``rows`` (data rows read),
     ``refund_rows`` and ``refund_amount`` (negative rows and their sum), ``refunds`` (the policy)
-    and ``as_of`` (given or the last order's day). Raises :class:`DataValidationError`.
+    and ``as_of`` (given, or the day of the file's last row). Raises :class:`DataValidationError`.
     """
     orders = read_table(path, client_schema(mapping), **mapping.read_kwargs())
     if "order_id" not in orders.columns:  # one row, one order: the line number is its id
@@ -187,6 +187,8 @@ def read_client_orders(
         "refund_rows": int(negative.sum()),
         "refund_amount": float(orders.loc[negative, "amount"].sum()),
     }
+    last_day = orders["order_date"].max().normalize()  # of the file, refunds included
+    notes["as_of"] = str((pd.Timestamp(mapping.as_of) if mapping.as_of else last_day).date())
     if mapping.refunds == "exclude":
         orders = orders.loc[~negative]
     if orders.empty:
@@ -195,8 +197,6 @@ def read_client_orders(
                 f"{Path(path).name}: no orders left after excluding {notes['refund_rows']} refund rows"
             ]
         )
-    as_of = pd.Timestamp(mapping.as_of) if mapping.as_of else orders["order_date"].max().normalize()
-    notes["as_of"] = str(as_of.date())
     first = ["order_id", "customer_id", "order_date", "amount"]
     orders = orders[first + [c for c in orders.columns if c not in first]]
     orders = orders.sort_values(["order_date", "order_id"], kind="stable").reset_index(drop=True)

@@ -51,11 +51,11 @@ def pseudonymize(ids: pd.Series, salt: str, digits: int = 10) -> pd.Series:
 
     The same id and salt always give the same pseudonym, so a report is consistent; without the
     salt the ids cannot be recovered by hashing candidate ids. `digits` hex digits (4 bits each)
-    are kept: with 10 digits two of 100,000 customers collide with probability about 0.5 %.
+    are kept (the leading ones of the 16): with 10 digits two of 100,000 customers collide with probability about 0.5 %.
     """
     key = hashlib.sha256(salt.encode()).hexdigest()[:16]
     h = pd.util.hash_pandas_object(ids.astype(str), index=False, hash_key=key).to_numpy(np.uint64)
-    shifts = np.arange(digits - 1, -1, -1, dtype=np.uint64) * np.uint64(4)
+    shifts = (15 - np.arange(digits, dtype=np.uint64)) * np.uint64(4)  # leading hex digits
     nibbles = ((h[:, None] >> shifts) & np.uint64(15)).astype(np.intp)
     text = np.ascontiguousarray(_HEX[nibbles]).view(f"<U{digits}").ravel()
     return pd.Series(np.char.add("C-", text), index=ids.index, name=ids.name)

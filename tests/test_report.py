@@ -1,0 +1,708 @@
+"""The client report: mapping, validation of client files, report logic, end-to-end runs.
+
+End-to-end runs write into a temporary reports folder (``--reports-dir``), never into reports/.
+Every figure in ``metrics.json`` is checked against an independent pandas computation here.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import nbformat
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from helpers import paths, report
+from helpers.data import DataValidationError
+from helpers.mapping import ClientMapping, client_schema, load_mapping, read_client_orders
+
+ORDERS = paths.DATASETS / "orders.csv"
+SAMPLE_MAPPING = paths.NOTEBOOKS / "08_sample_mapping.yaml"
+CHROMIUM = Path("/usr/bin/chromium")
+
+
+# --------------------------------------------------------------------------------------------
+# test data: the bundled orders as the sample mapping sees them, and a second "client"
+
+
+def raw_orders() -> pd.DataFrame:
+    return pd.read_csv(ORDERS, dtype=str, keep_default_na=False)
+
+
+def write_mapping(path: Path, **keys) -> Path:
+    path.write_text(yaml.safe_dump(keys, allow_unicode=True), encoding="utf-8")
+    return path
+
+
+def second_client(folder: Path) -> tuple[Path, Path]:
+    """datasets/orders.csv as another client exports it: Polish column names, no order id, day-first
+    dates with dots, comma decimals with '.' for thousands, ';' delimiter, PLN, cp1250."""
+    raw = raw_orders()
+    when = pd.to_datetime(raw["order_date"])
+    cents_total = np.round(raw["amount"].astype(float).to_numpy() * 100).astype(np.int64)
+    whole, cents = cents_total // 100, cents_total % 100
+    high, low = pd.Series(whole // 1000), pd.Series(whole % 1000)
+    euros = np.where(
+        high > 0, high.astype(str) + "." + low.astype(str).str.zfill(3), low.astype(str)
+    )
+    text = pd.Series(euros) + "," + pd.Series(cents).astype(str).str.zfill(2)
+    client = pd.DataFrame(
+        {
+            "nr_klienta": raw["customer_id"],
+            "data_zamówienia": when.dt.strftime("%d.%m.%Y %H:%M:%S"),
+            "kwota": text,
+            "kanał": raw["channel"].replace({"web": "sklep internetowy", "app": "aplikacja"}),
+        }
+    )
+    data = folder / "zamowienia.csv"
+    client.to_csv(data, sep=";", index=False, encoding="cp1250")
+    mapping = write_mapping(
+        folder / "klient.yaml",
+        columns={
+            "customer_id": "nr_klienta",
+            "order_date": "data_zamówienia",
+            "amount": "kwota",
+            "channel": "kanał",
+        },
+        date_format="%d.%m.%Y %H:%M:%S",
+        decimal=",",
+        thousands=".",
+        delimiter=";",
+        encoding="cp1250",
+        currency="PLN",
+        as_of="2025-12-31",
+    )
+    return data, mapping
+
+
+def expected_metrics(as_of: str = "2025-12-31") -> dict:
+    """The headline figures of the bundled orders, computed independently with plain pandas."""
+    o = pd.read_csv(ORDERS, parse_dates=["order_date"])
+    o = o[o["order_date"] < pd.Timestamp(as_of) + pd.Timedelta(days=1)]
+    per_customer = o.groupby("customer_id").size()
+    q = o["order_date"].dt.to_period("Q")
+    buyers = {p: set(g) for p, g in o.groupby(q)["customer_id"]}
+    quarters = sorted(buyers)
+    rates = [
+        len(buyers[b] & buyers[a]) / len(buyers[a])
+        for a, b in zip(quarters[:-1], quarters[1:], strict=True)
+    ]
+    return {
+        "customers": o["customer_id"].nunique(),
+        "purchases": len(o),
+        "revenue": round(o["amount"].sum(), 2),
+        "average_order_value": round(o["amount"].mean(), 2),
+        "repeat_purchase_rate": round(float((per_customer >= 2).mean()), 4),
+        "last_period": str(quarters[-1]),
+        "retention_last_period": round(rates[-1], 4),
+        "churn_last_period": round(1 - rates[-1], 4),
+        "retention_mean_last_4": round(float(np.mean(rates[-4:])), 4),
+    }
+
+
+def small_client(folder: Path, rows: int = 40) -> tuple[pd.DataFrame, Path, Path]:
+    """The first `rows` bundled orders with the sample mapping: the base for the malformed files."""
+    raw = raw_orders().head(rows)
+    data = folder / "orders.csv"
+    raw.to_csv(data, index=False)
+    return raw, data, SAMPLE_MAPPING
+
+
+def run_cli(args: list[str], capsys) -> tuple[int, str, str]:
+    rc = report.main(args)
+    out, err = capsys.readouterr()
+    return rc, out, err
+
+
+# --------------------------------------------------------------------------------------------
+# the mapping
+
+
+def test_sample_mapping_reads_the_bundled_orders_like_the_loader():
+    mapping = load_mapping(SAMPLE_MAPPING)
+    orders, notes = read_client_orders(ORDERS, mapping)
+    raw = pd.read_csv(ORDERS, parse_dates=["order_date"])
+    assert notes == {
+        "rows": len(raw),
+        "refunds": "reject",
+        "refund_rows": 0,
+        "refund_amount": 0.0,
+        "as_of": "2025-12-31",
+    }
+    assert list(orders.columns[:4]) == ["order_id", "customer_id", "order_date", "amount"]
+    assert orders["amount"].sum() == pytest.approx(raw["amount"].sum())
+    assert orders["order_id"].is_unique and set(orders["order_id"]) == set(raw["order_id"])
+
+
+def test_minimal_mapping_falls_back_to_documented_defaults(tmp_path):
+    m = load_mapping(
+        write_mapping(
+            tmp_path / "m.yaml", columns={"customer_id": "c", "order_date": "d", "amount": "a"}
+        )
+    )
+    assert (m.decimal, m.delimiter, m.encoding, m.currency, m.period, m.pseudonymize, m.refunds, m.as_of) == (
+        ".", ",", "utf-8", "EUR", "Q", True, "reject", None,
+    )  # fmt: skip
+
+
+def test_mapping_problems_are_listed_together(tmp_path):
+    path = write_mapping(
+        tmp_path / "bad.yaml",
+        columns={"customer_id": "c", "amount": "a"},
+        delimeter=";",
+        refunds="keep",
+        period="Y",
+    )
+    with pytest.raises(DataValidationError) as err:
+        load_mapping(path)
+    text = str(err.value)
+    assert "unknown key 'delimeter'; did you mean 'delimiter'?" in text
+    assert "'order_date'" in text and "required" in text
+    assert "'refunds' is 'keep'" in text and "'period' is 'Y'" in text
+    assert len(err.value.problems) == 4
+
+
+def test_mapping_not_yaml_or_missing(tmp_path):
+    (tmp_path / "x.yaml").write_text("columns: [unclosed\n")
+    with pytest.raises(DataValidationError, match="x.yaml: not valid YAML"):
+        load_mapping(tmp_path / "x.yaml")
+    with pytest.raises(DataValidationError, match="mapping file not found"):
+        load_mapping(tmp_path / "nope.yaml")
+
+
+def test_client_schema_requires_mapped_columns_and_follows_the_refund_policy():
+    m = ClientMapping(
+        columns={"customer_id": "c", "order_date": "d", "amount": "a", "country": "land"},
+        refunds="net",
+    )
+    cols = {c.name: c for c in client_schema(m)}
+    assert cols["country"].required and cols["country"].kind == "text"
+    assert cols["amount"].allow_negative and not cols["order_id"].required
+    assert not {c.name: c for c in client_schema(ClientMapping())}["amount"].allow_negative
+
+
+def test_second_client_reads_to_the_same_orders(tmp_path):
+    data, mapping_path = second_client(tmp_path)
+    mapping = load_mapping(mapping_path)
+    got, notes = read_client_orders(data, mapping)
+    want, _ = read_client_orders(ORDERS, load_mapping(SAMPLE_MAPPING))
+    assert mapping.currency == "PLN" and notes["rows"] == len(want)
+    assert (got["amount"].to_numpy() == want["amount"].to_numpy()).all()
+    assert (got["order_date"].to_numpy() == want["order_date"].to_numpy()).all()
+    assert (got["customer_id"].to_numpy() == want["customer_id"].to_numpy()).all()
+    assert set(got["channel"]) == {"sklep internetowy", "aplikacja"} | (
+        set(want["channel"]) - {"web", "app"}
+    )
+    assert got["order_id"].is_unique  # no order ids in the file: one row, one order (line number)
+
+
+@pytest.mark.parametrize(
+    ("policy", "rows", "revenue"),
+    [("exclude", 3, 60.0), ("net", 4, 45.0)],
+)
+def test_refund_policies(tmp_path, policy, rows, revenue):
+    csv = "id,cust,day,amt\n1,1,2025-01-05,10\n2,1,2025-02-05,20\n3,2,2025-02-07,30\n4,1,2025-02-09,-15\n"
+    (tmp_path / "r.csv").write_text(csv)
+    cols = {"order_id": "id", "customer_id": "cust", "order_date": "day", "amount": "amt"}
+    orders, notes = read_client_orders(
+        tmp_path / "r.csv", ClientMapping(columns=cols, refunds=policy)
+    )
+    assert len(orders) == rows and orders["amount"].sum() == revenue
+    assert (
+        notes["refund_rows"] == 1
+        and notes["refund_amount"] == -15.0
+        and notes["as_of"] == "2025-02-09"
+    )
+    head = report.headline(orders, notes["as_of"])
+    assert head["purchases"] == 3 and head["revenue"] == revenue  # a refund is never a purchase
+    assert head["repeat_purchase_rate"] == 0.5
+    with pytest.raises(DataValidationError, match="1 row is negative"):
+        read_client_orders(tmp_path / "r.csv", ClientMapping(columns=cols))
+
+
+# --------------------------------------------------------------------------------------------
+# report logic on a hand-made case (tests/conftest.py: ten_orders)
+
+
+def test_customer_summary_and_headline_by_hand(ten_orders):
+    s = report.customer_summary(ten_orders, "2025-03-31")
+    assert s["orders"].to_dict() == {1: 3, 2: 2, 3: 2, 4: 2, 5: 1}
+    assert s["revenue"].to_dict() == {1: 50.0, 2: 30.0, 3: 10.0, 4: 90.0, 5: 25.0}
+    assert s.loc[1, "recency_days"] == 30 and s.loc[5, "recency_days"] == 0  # Mar 1 -> Mar 31
+    assert s.loc[1, "mean_gap_days"] == pytest.approx(
+        (pd.Timestamp("2025-03-01") - pd.Timestamp("2025-01-05")).days / 2
+    )
+    assert np.isnan(s.loc[5, "mean_gap_days"])
+    h = report.headline(ten_orders, "2025-03-31")
+    assert (h["customers"], h["purchases"], h["revenue"]) == (5, 10, 205.0)
+    assert h["repeat_purchase_rate"] == pytest.approx(4 / 5) and h[
+        "average_order_value"
+    ] == pytest.approx(20.5)
+    assert report.headline(ten_orders, "2025-01-31")["customers"] == 3  # as-of cuts the data
+
+
+def test_at_risk_rule_by_hand():
+    s = pd.DataFrame(
+        {
+            "orders": [5, 5, 5, 1, 5, 2, 2, 3],
+            "revenue": [900.0, 800.0, 700.0, 950.0, 10.0, 20.0, 30.0, 40.0],
+            "recency_days": [200, 50, 800, 300, 300, 300, 300, 300],
+            "mean_gap_days": [30.0, 30.0, 30.0, np.nan, 30.0, 30.0, 30.0, 30.0],
+        },
+        index=pd.Index(range(1, 9), name="customer_id"),
+    )
+    # top quarter by revenue: 900, 800, 950 (>= 75th percentile = 812.5); 4 bought once, 2 is
+    # still buying (50 days < 2 x 30 days is false but 50 < 90 minimum silence), 3 is lost (>730)
+    out = report.at_risk_customers(s)
+    assert out.index.tolist() == [1]
+    assert out.loc[1, "silence_ratio"] == pytest.approx(200 / 30)
+    assert report.at_risk_customers(s, value_share=1.0).index.tolist() == [1, 8, 7, 6, 5]
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    st.lists(st.integers(min_value=-(10**12), max_value=10**12), min_size=1, max_size=60),
+    st.text(min_size=1, max_size=20),
+)
+def test_pseudonyms_are_stable_distinct_and_salted(ids, salt):
+    s = pd.Series(ids)
+    p = report.pseudonymize(s, salt)
+    assert p.str.fullmatch(r"C-[0-9a-f]{10}").all()
+    assert p.equals(report.pseudonymize(s, salt))  # stable within a report
+    assert p.nunique() == s.nunique()  # no collisions on small sets
+    assert (p.groupby(s).nunique() == 1).all()  # one id, one pseudonym
+    assert not p.equals(report.pseudonymize(s, salt + "x"))  # another salt, other pseudonyms
+
+
+def test_pseudonym_hex_matches_the_keyed_hash():
+    ids = pd.Series([3505, 7, 42])
+    key = __import__("hashlib").sha256(b"salt").hexdigest()[:16]
+    h = pd.util.hash_pandas_object(ids.astype(str), index=False, hash_key=key)
+    assert report.pseudonymize(ids, "salt").tolist() == [f"C-{v:016x}"[:12] for v in h.tolist()]
+
+
+# --------------------------------------------------------------------------------------------
+# bad input: one clear message, exit code 2, nothing left behind
+
+
+def _missing_column(raw):
+    return raw.rename(columns={"amount": "amout"})
+
+
+def _bad_dates(raw):
+    raw.loc[[3, 7], "order_date"] = ["31/02/2024", "yesterday"]
+    return raw
+
+
+def _negative(raw):
+    raw.loc[5, "amount"] = "-12.50"
+    return raw
+
+
+def _not_numeric(raw):
+    raw.loc[[2, 9], "amount"] = ["12,50 EUR", "n/a"]
+    return raw
+
+
+def _duplicated(raw):
+    raw.loc[4, "order_id"] = raw.loc[3, "order_id"]
+    return raw
+
+
+def _future(raw):
+    raw.loc[6, "order_date"] = "2026-03-01 10:00:00"
+    return raw
+
+
+MALFORMED = {  # the problem (reported exactly once) and details the message must give
+    "missing column": (
+        _missing_column,
+        "required column 'amount' is missing",
+        ("did you mean 'amout'?",),
+    ),
+    "unparsable dates": (
+        _bad_dates,
+        "column 'order_date': 2 rows are",
+        ("dates", "lines 5, 9", "e.g. '31/02/2024'"),
+    ),
+    "negative amount": (
+        _negative,
+        "column 'amount': 1 row is negative",
+        ("line 7", "e.g. '-12.50'"),
+    ),
+    "non-numeric amounts": (
+        _not_numeric,
+        "column 'amount': 2 rows are",
+        ("numer", "lines 4, 11", "e.g. '12,50 EUR'"),
+    ),
+    "duplicated ids": (_duplicated, "column 'order_id': 2 rows are duplicated", ("lines 5, 6",)),
+    "future dates": (
+        _future,
+        "column 'order_date': 1 row is after the as-of date 2025-12-31",
+        ("e.g. '2026-03-01 10:00:00'",),
+    ),
+}
+
+
+def assert_nothing_left(root: Path) -> None:
+    assert not root.exists() or not any(root.iterdir()), sorted(p.name for p in root.iterdir())
+
+
+@pytest.mark.parametrize("case", list(MALFORMED))
+def test_malformed_file_is_refused_with_one_clear_message(tmp_path, capsys, case):
+    make, fragment, details = MALFORMED[case]
+    raw, data, mapping = small_client(tmp_path)
+    make(raw.copy()).to_csv(data, index=False)
+    root = tmp_path / "reports"
+    rc, out, err = run_cli(
+        [
+            "--data",
+            str(data),
+            "--mapping",
+            str(mapping),
+            "--name",
+            "acme",
+            "--reports-dir",
+            str(root),
+        ],
+        capsys,
+    )
+    assert rc == 2 and out == ""
+    assert "no report was written" in err
+    assert err.count(fragment) == 1 and "orders.csv" in err
+    assert all(d in err for d in details), err
+    assert_nothing_left(root)
+
+
+def _write_raw(path: Path, content: bytes) -> None:
+    path.write_bytes(content)
+
+
+@pytest.mark.parametrize(
+    ("case", "content", "fragment"),
+    [
+        ("empty", b"", "orders.csv: the file is empty (0 bytes)"),
+        (
+            "header only",
+            b"order_id,customer_id,order_date,amount,channel\n",
+            "orders.csv: has a header but no data rows",
+        ),
+        (
+            "wrong delimiter",
+            b"order_id;customer_id;order_date;amount;channel\n1;2;2025-01-01;3.5;web\n",
+            "looks delimited by ';', not ','",
+        ),
+        (
+            "bad encoding",
+            "order_id,customer_id,order_date,amount,channel\n1,2,2025-01-01,3.5,sklep łódź\n".encode(
+                "cp1250"
+            ),
+            "cannot be read as utf-8",
+        ),
+    ],
+)
+def test_unreadable_file_is_refused(tmp_path, capsys, case, content, fragment):
+    data = tmp_path / "orders.csv"
+    _write_raw(data, content)
+    root = tmp_path / "reports"
+    rc, _, err = run_cli(
+        [
+            "--data",
+            str(data),
+            "--mapping",
+            str(SAMPLE_MAPPING),
+            "--name",
+            "acme",
+            "--reports-dir",
+            str(root),
+        ],
+        capsys,
+    )
+    assert rc == 2 and err.count(fragment) == 1
+    assert_nothing_left(root)
+
+
+def test_several_problems_are_reported_together(tmp_path, capsys):
+    raw, data, mapping = small_client(tmp_path)
+    _duplicated(_negative(_bad_dates(raw))).to_csv(data, index=False)
+    rc, _, err = run_cli(
+        [
+            "--data",
+            str(data),
+            "--mapping",
+            str(mapping),
+            "--name",
+            "acme",
+            "--reports-dir",
+            str(tmp_path / "r"),
+        ],
+        capsys,
+    )
+    problems = [ln for ln in err.splitlines() if ln.startswith("  - ")]
+    assert rc == 2 and len(problems) == 3
+    assert_nothing_left(tmp_path / "r")
+
+
+def test_bad_mapping_and_bad_name_are_refused(tmp_path, capsys):
+    _, data, _ = small_client(tmp_path)
+    bad = write_mapping(tmp_path / "m.yaml", columns={"customer_id": "customer_id"})
+    rc, _, err = run_cli(
+        [
+            "--data",
+            str(data),
+            "--mapping",
+            str(bad),
+            "--name",
+            "acme",
+            "--reports-dir",
+            str(tmp_path / "r"),
+        ],
+        capsys,
+    )
+    assert rc == 2 and "'order_date'" in err and "'amount'" in err
+    rc, _, err = run_cli(
+        [
+            "--data",
+            str(data),
+            "--mapping",
+            str(SAMPLE_MAPPING),
+            "--name",
+            "../acme",
+            "--reports-dir",
+            str(tmp_path / "r"),
+        ],
+        capsys,
+    )
+    assert rc == 1 and "report name '../acme'" in err
+    assert_nothing_left(tmp_path / "r")
+
+
+def test_a_failing_notebook_leaves_nothing_behind(tmp_path, monkeypatch, capsys):
+    from helpers import run
+
+    def broken(notebook, out_dir, parameters, **_):
+        (out_dir / "half-written.html").write_text("<html>")
+        raise run.RunError(f"{notebook.name} failed in cell 7: ValueError: boom")
+
+    monkeypatch.setattr(run, "execute", broken)
+    _, data, mapping = small_client(tmp_path)
+    root = tmp_path / "reports"
+    rc, _, err = run_cli(
+        [
+            "--data",
+            str(data),
+            "--mapping",
+            str(mapping),
+            "--name",
+            "acme",
+            "--reports-dir",
+            str(root),
+        ],
+        capsys,
+    )
+    assert rc == 1 and "failed in cell 7" in err
+    assert_nothing_left(root)
+
+
+def test_help_names_the_options(capsys):
+    with pytest.raises(SystemExit) as exc:
+        report.main(["--help"])
+    out = capsys.readouterr().out
+    assert exc.value.code == 0
+    for opt in ("--data", "--mapping", "--name", "--overwrite", "--reports-dir", "refunds"):
+        assert opt in out
+
+
+# --------------------------------------------------------------------------------------------
+# end to end (papermill): the bundled data, a second client, no silent overwrite, Chromium
+
+
+@pytest.fixture(scope="module")
+def reports_root(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("reports")
+
+
+@pytest.fixture(scope="module")
+def bundled_report(reports_root) -> Path:
+    rc = report.main(
+        [
+            "--data",
+            str(ORDERS),
+            "--mapping",
+            str(SAMPLE_MAPPING),
+            "--name",
+            "sample",
+            "--reports-dir",
+            str(reports_root),
+        ]
+    )
+    assert rc == 0
+    return reports_root / "sample"
+
+
+@pytest.mark.slow
+def test_bundled_report_figures_match_pandas(bundled_report, reports_root):
+    assert sorted(p.name for p in bundled_report.iterdir()) == [
+        "at_risk_customers.csv",
+        "customers.csv",
+        "metrics.json",
+        "report.html",
+        "report.ipynb",
+    ]
+    assert [p.name for p in reports_root.iterdir()] == ["sample"]  # no temporary folder left
+    metrics = json.loads((bundled_report / "metrics.json").read_text())
+    for key, want in expected_metrics().items():
+        assert (
+            metrics[key] == pytest.approx(want, abs=1e-4)
+            if isinstance(want, float)
+            else metrics[key] == want
+        ), key
+    assert (metrics["currency"], metrics["as_of"], metrics["period"], metrics["refund_rows"]) == (
+        "EUR",
+        "2025-12-31",
+        "Q",
+        0,
+    )
+
+
+@pytest.mark.slow
+def test_bundled_report_exports_and_pseudonyms(bundled_report):
+    raw = pd.read_csv(ORDERS, parse_dates=["order_date"])
+    metrics = json.loads((bundled_report / "metrics.json").read_text())
+    customers = pd.read_csv(bundled_report / "customers.csv", index_col="customer_id")
+    at_risk = pd.read_csv(bundled_report / "at_risk_customers.csv", index_col="customer_id")
+    assert set(customers.index) == set(raw["customer_id"])  # real ids for the client's CRM
+    assert customers["orders"].to_dict() == raw.groupby("customer_id").size().to_dict()
+    assert len(at_risk) == metrics["at_risk_customers"] == int(customers["at_risk"].sum())
+    assert at_risk["revenue"].sum() == pytest.approx(metrics["at_risk_revenue"], abs=0.05)
+    # independent check of the rule: valuable (top quarter, 2+ orders), silent > 2 gaps, 90-730 days
+    rev = raw.groupby("customer_id")["amount"].sum()
+    last = raw.groupby("customer_id")["order_date"].max().dt.normalize()
+    first = raw.groupby("customer_id")["order_date"].min()
+    n = raw.groupby("customer_id").size()
+    silence = (pd.Timestamp("2025-12-31") - last).dt.days
+    gap = (
+        (raw.groupby("customer_id")["order_date"].max() - first).dt.total_seconds()
+        / 86400
+        / (n - 1)
+    )
+    rule = (rev >= rev.quantile(0.75)) & (n >= 2) & (silence > 2 * gap) & silence.between(90, 730)
+    assert set(at_risk.index) == set(rule[rule].index)
+    # the HTML shows pseudonyms of the top at-risk customers, never their real ids
+    html = (bundled_report / "report.html").read_text(encoding="utf-8")
+    salt = nbformat.read(
+        bundled_report / "report.ipynb", as_version=4
+    ).metadata.papermill.parameters["pseudonym_salt"]
+    top = at_risk.head(8).index.to_series()
+    for pseudonym in report.pseudonymize(top, salt):
+        assert pseudonym in html
+    table = re.search(
+        r"<table.*?</table>",
+        html[html.index(report.pseudonymize(top, salt).iloc[0]) - 3000 :],
+        re.S,
+    ).group(0)
+    assert not any(re.search(rf">\s*{cid}\s*<", table) for cid in top)
+    assert "Exercises" not in html and "You will learn" not in html  # lesson cells stay out
+
+
+@pytest.mark.slow
+def test_same_name_is_refused_without_overwrite(bundled_report, reports_root, capsys):
+    before = (bundled_report / "metrics.json").read_bytes()
+    rc, _, err = run_cli(
+        [
+            "--data",
+            str(ORDERS),
+            "--mapping",
+            str(SAMPLE_MAPPING),
+            "--name",
+            "sample",
+            "--reports-dir",
+            str(reports_root),
+        ],
+        capsys,
+    )
+    assert rc == 1 and "already exists" in err and "--overwrite" in err
+    assert (bundled_report / "metrics.json").read_bytes() == before
+    assert [p.name for p in reports_root.iterdir()] == ["sample"]
+
+
+@pytest.mark.slow
+def test_second_client_report_and_overwrite(tmp_path, bundled_report, capsys):
+    data, mapping = second_client(tmp_path)
+    root = tmp_path / "reports"
+    args = [
+        "--data",
+        str(data),
+        "--mapping",
+        str(mapping),
+        "--name",
+        "klient",
+        "--reports-dir",
+        str(root),
+    ]
+    assert run_cli(args, capsys)[0] == 0
+    got = json.loads((root / "klient" / "metrics.json").read_text())
+    want = json.loads((bundled_report / "metrics.json").read_text())
+    assert got["currency"] == "PLN" and got["client"] == "klient"
+    same = {k: v for k, v in want.items() if k not in ("client", "currency")}
+    assert {k: got[k] for k in same} == same  # the same orders in another format: the same figures
+    assert "PLN" in (root / "klient" / "report.html").read_text(encoding="utf-8")
+    assert (
+        pd.read_csv(root / "klient" / "customers.csv")["customer_id"].nunique() == got["customers"]
+    )
+    assert run_cli([*args, "--overwrite", "--client", "Klient S.A."], capsys)[0] == 0
+    assert json.loads((root / "klient" / "metrics.json").read_text())["client"] == "Klient S.A."
+    assert [p.name for p in root.iterdir()] == ["klient"]
+
+
+_IMG_PROBE = """<script>(function () {
+  var imgs = Array.prototype.slice.call(document.images);
+  Promise.all(imgs.map(function (i) {
+    var data = i.src.indexOf('data:image/') === 0;
+    return i.decode().then(function () { return {data: data, width: i.naturalWidth}; },
+                           function () { return {data: data, width: 0}; });
+  })).then(function (r) { document.body.setAttribute('data-images', JSON.stringify(r)); });
+})();</script>"""
+
+
+@pytest.mark.slow
+@pytest.mark.chromium
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium (make chromium)")
+def test_report_opens_in_headless_chromium_and_every_image_loads(bundled_report, tmp_path):
+    """The HTML renders offline and every figure is an embedded image that decodes (naturalWidth > 0)."""
+    import subprocess
+
+    html = (bundled_report / "report.html").read_text(encoding="utf-8")
+    # offline check: drop the CDN scripts (MathJax, require.js) that nbconvert links, add the probe
+    offline = re.sub(r'<script[^>]*src="https?://[^"]*"[^>]*>\s*</script>', "", html)
+    page = tmp_path / "report.html"
+    page.write_text(offline.replace("</body>", _IMG_PROBE + "</body>"), encoding="utf-8")
+    flags = [
+        "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync",
+        f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=10000",
+    ]  # fmt: skip
+    for _attempt in range(
+        3
+    ):  # a cold first start of Chromium can dump the DOM before the probe ran
+        done = subprocess.run(
+            [str(CHROMIUM), *flags, "--dump-dom", page.as_uri()],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert done.returncode == 0, done.stderr[-2000:]
+        found = re.search(r'data-images="([^"]*)"', done.stdout)
+        if found:
+            break
+    assert found, "the page did not finish loading"
+    images = json.loads(found.group(1).replace("&quot;", '"'))
+    assert len(images) == len(re.findall(r"<img ", html)) >= 4
+    assert all(i["data"] and i["width"] > 0 for i in images), images
+    assert "Retention report" in done.stdout
