@@ -22,7 +22,7 @@ def table() -> dict[str, tuple[str, str, str, str]]:
 
 def notebook_title(nb) -> str:
     first = "".join(json.loads(nb.read_text())["cells"][0]["source"]).splitlines()[0]
-    return re.sub(r"^#\s*\d\d\s*[·—–:.-]\s*", "", first).strip()
+    return re.sub(r"^#\s*(\d\d\s*[·—–:.-]\s*)?", "", first).strip()
 
 
 def helpers_used(nb) -> set[str]:
