@@ -27,7 +27,7 @@ setup: $(STAMP) ## create .venv with the pinned dependencies and the helpers pac
 data: $(STAMP) ## regenerate datasets/ from the seeded generator (byte-identical)
 	$(PY) -m helpers.synth
 
-report: $(STAMP) ## run every notebook on the bundled data into reports/$(RUN)/ (PARAMS=file.yaml)
+report: $(STAMP) ## run every notebook on the bundled data into reports/sample/ (RUN=name, PARAMS=file.yaml)
 	$(PY) -m helpers.run --name $(RUN) --overwrite $(if $(PARAMS),--params $(PARAMS))
 
 test: $(STAMP) ## run every test: helpers, notebooks (nbval), report runs
