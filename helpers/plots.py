@@ -59,4 +59,5 @@ def cohort_heatmap(
     )  # fmt: skip
     ax.set(title=title, xlabel=f"{m.columns.name or 'age'} (periods since the first order)", ylabel="cohort")
     ax.tick_params(axis="both", labelsize=8)
+    ax.grid(False)  # blank (censored) cells stay blank
     return ax
