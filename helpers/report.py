@@ -9,7 +9,7 @@ the CSV exports with the client's real customer ids (``customers.csv``, ``at_ris
 An existing report of the same name is never replaced unless ``--overwrite`` is given.
 
 The functions below hold the report's own logic; retention per period comes from
-:mod:`helpers.retention`.
+:mod:`helpers.retention`, RFM segments from :mod:`helpers.segments`, CLV from :mod:`helpers.clv`.
 """
 
 from __future__ import annotations
@@ -36,7 +36,10 @@ __all__ = [
     "purchases",
     "customer_summary",
     "headline",
+    "AT_RISK_SEGMENTS",
+    "segment_customers",
     "at_risk_customers",
+    "fit_clv",
     "build_report",
     "main",
 ]
@@ -116,32 +119,78 @@ def headline(orders: pd.DataFrame, as_of: str | pd.Timestamp) -> dict[str, Any]:
     }
 
 
-def at_risk_customers(
-    summary: pd.DataFrame,
-    value_share: float = 0.25,
-    gap_factor: float = 2.0,
-    min_silence_days: int = 90,
-    max_silence_days: int = 730,
-) -> pd.DataFrame:
-    """Valuable customers who have gone quiet: the win-back list.
+#: The RFM segments (helpers.segments.SEGMENT_RULES) whose customers are valuable but quiet:
+#: low recency score (R 1-2) with good frequency and spend (FM 3-5).
+AT_RISK_SEGMENTS: tuple[str, ...] = ("Can't lose them", "At risk")
 
-    A customer is *valuable* if their revenue is in the top `value_share` of customers and they
-    bought at least twice; *at risk* if their silence (``recency_days``) exceeds both
-    `gap_factor` times their own average gap between purchases and `min_silence_days`, but not
-    `max_silence_days` (longer silences are treated as lost). A simple, explainable rule in the
-    spirit of RFM's "At risk / Can't lose them" cells (Hughes 1994, *Strategic Database
-    Marketing*). Returns those rows of `summary`, highest revenue first, with ``silence_ratio``
-    = recency_days / mean_gap_days.
-    """
-    threshold = summary["revenue"].quantile(1 - value_share)
-    valuable = (summary["revenue"] >= threshold) & (summary["orders"] >= 2)
-    silent = (summary["recency_days"] > gap_factor * summary["mean_gap_days"]) & summary[
-        "recency_days"
-    ].between(min_silence_days, max_silence_days)
-    out = summary.loc[valuable & silent].assign(
-        silence_ratio=lambda d: d["recency_days"] / d["mean_gap_days"]
+
+def segment_customers(
+    orders: pd.DataFrame, as_of: str | pd.Timestamp, time_unit: str = "W"
+) -> pd.DataFrame:
+    """RFM table, scores 1-5 and named segments of the customers (purchases only), by
+    :func:`helpers.segments.rfm_table`, :func:`~helpers.segments.rfm_scores` and
+    :func:`~helpers.segments.assign_segments` (Hughes 1994 RFM; BTYD columns in `time_unit`)."""
+    from helpers import segments
+
+    rfm = segments.rfm_table(purchases(orders), as_of, time_unit)
+    out = segments.assign_segments(segments.rfm_scores(rfm))
+    out.attrs.update(rfm.attrs)
+    return out
+
+
+def at_risk_customers(
+    segmented: pd.DataFrame, at_risk: tuple[str, ...] = AT_RISK_SEGMENTS
+) -> pd.DataFrame:
+    """Valuable customers who have gone quiet, the win-back list: the rows of `segmented`
+    (:func:`segment_customers`) in the `at_risk` segments, highest total spend first."""
+    out = segmented.loc[segmented["segment"].astype(str).isin(at_risk)]
+    return out.sort_values(
+        ["monetary_total", "recency_days"], ascending=[False, True], kind="stable"
     )
-    return out.sort_values(["revenue", "recency_days"], ascending=[False, False], kind="stable")
+
+
+def fit_clv(
+    segmented: pd.DataFrame,
+    horizon_months: int = 12,
+    monthly_discount_rate: float = 0.01,
+    margin: float = 0.30,
+    min_repeat_buyers: int = 100,
+) -> tuple[pd.DataFrame | None, str]:
+    """Predictive CLV per customer if the data allows a fit: (clv table, "") or (None, why not).
+
+    BG/NBD purchases and Gamma-Gamma spend (Fader, Hardie & Lee 2005) by :mod:`helpers.clv`;
+    CLV = margin x E[spend] x discounted expected purchases over `horizon_months`. No fit with
+    fewer than `min_repeat_buyers` repeat buyers, when an optimizer does not converge, or when the
+    Gamma-Gamma mean spend does not exist (q <= 1). The table has p_alive, expected_purchases,
+    expected_spend and clv (client currency).
+    """
+    from helpers import clv
+
+    repeat = segmented.loc[(segmented["frequency"] > 0) & (segmented["monetary_value"] > 0)]
+    if len(repeat) < min_repeat_buyers:
+        return None, (
+            f"only {len(repeat)} customers bought more than once; a purchase and spend model needs "
+            f"at least {min_repeat_buyers} repeat buyers, so no lifetime value is predicted"
+        )
+    try:
+        bg = clv.fit_bgnbd(segmented)
+        gg = clv.fit_gamma_gamma(repeat)
+    except ValueError as err:
+        return None, f"the lifetime-value models could not be fitted ({err})"
+    values = [*bg.params.values(), *gg.params.values()]
+    if not (bg.converged and gg.converged and np.all(np.isfinite(values))):
+        return (
+            None,
+            "the lifetime-value models did not converge on this data, so no value is predicted",
+        )
+    if gg.q <= 1:
+        return (
+            None,
+            f"the spend model has no finite mean (q = {gg.q:.2f} <= 1): spend is too uneven to predict",
+        )
+    out = clv.predictive_clv(bg, gg, segmented, horizon_months, monthly_discount_rate, margin)
+    out.attrs.update(bgnbd=bg.params, gamma_gamma=gg.params)
+    return out, ""
 
 
 # ---------------------------------------------------------------------------------------------

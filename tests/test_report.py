@@ -247,22 +247,38 @@ def test_customer_summary_and_headline_by_hand(ten_orders):
     assert report.headline(ten_orders, "2025-01-31")["customers"] == 3  # as-of cuts the data
 
 
-def test_at_risk_rule_by_hand():
-    s = pd.DataFrame(
+def test_at_risk_customers_are_the_quiet_valuable_segments():
+    seg = pd.DataFrame(
         {
-            "orders": [5, 5, 5, 1, 5, 2, 2, 3],
-            "revenue": [900.0, 800.0, 700.0, 950.0, 10.0, 20.0, 30.0, 40.0],
-            "recency_days": [200, 50, 800, 300, 300, 300, 300, 300],
-            "mean_gap_days": [30.0, 30.0, 30.0, np.nan, 30.0, 30.0, 30.0, 30.0],
+            "segment": pd.Categorical(
+                ["Champions", "At risk", "Can't lose them", "Lost", "At risk"]
+            ),
+            "monetary_total": [500.0, 80.0, 300.0, 90.0, 120.0],
+            "recency_days": [3, 400, 380, 700, 500],
         },
-        index=pd.Index(range(1, 9), name="customer_id"),
+        index=pd.Index([11, 12, 13, 14, 15], name="customer_id"),
     )
-    # top quarter by revenue: 900, 800, 950 (>= 75th percentile = 812.5); 4 bought once, 2 is
-    # still buying (50 days < 2 x 30 days is false but 50 < 90 minimum silence), 3 is lost (>730)
-    out = report.at_risk_customers(s)
-    assert out.index.tolist() == [1]
-    assert out.loc[1, "silence_ratio"] == pytest.approx(200 / 30)
-    assert report.at_risk_customers(s, value_share=1.0).index.tolist() == [1, 8, 7, 6, 5]
+    assert report.at_risk_customers(seg).index.tolist() == [13, 15, 12]  # by spend, highest first
+    assert report.at_risk_customers(seg, ("Lost",)).index.tolist() == [14]
+
+
+def test_segment_customers_and_clv_on_the_bundled_orders():
+    orders, notes = read_client_orders(ORDERS, load_mapping(SAMPLE_MAPPING))
+    seg = report.segment_customers(orders, notes["as_of"])
+    assert len(seg) == orders["customer_id"].nunique() and seg["segment"].notna().all()
+    assert seg[["R", "F", "M"]].isin(range(1, 6)).all().all()
+    clv, why = report.fit_clv(seg)
+    assert why == "" and clv.index.equals(seg.index)
+    assert clv["p_alive"].between(0, 1).all() and (clv["clv"] >= 0).all()
+    # the generator's BG/NBD truth (r = 0.9, alpha = 8 weeks) is near the fit the report uses
+    assert clv.attrs["bgnbd"]["r"] == pytest.approx(0.9, rel=0.25)
+    assert clv.attrs["bgnbd"]["alpha"] == pytest.approx(8.0, rel=0.25)
+
+
+def test_clv_says_why_not_when_too_few_repeat_buyers(ten_orders):
+    seg = report.segment_customers(ten_orders, "2025-03-31")
+    clv, why = report.fit_clv(seg)
+    assert clv is None and "only 4 customers bought more than once" in why and "at least 100" in why
 
 
 @settings(max_examples=50, deadline=None)
@@ -578,22 +594,24 @@ def test_bundled_report_exports_and_pseudonyms(bundled_report):
     customers = pd.read_csv(bundled_report / "customers.csv", index_col="customer_id")
     at_risk = pd.read_csv(bundled_report / "at_risk_customers.csv", index_col="customer_id")
     assert set(customers.index) == set(raw["customer_id"])  # real ids for the client's CRM
-    assert customers["orders"].to_dict() == raw.groupby("customer_id").size().to_dict()
-    assert len(at_risk) == metrics["at_risk_customers"] == int(customers["at_risk"].sum())
-    assert at_risk["revenue"].sum() == pytest.approx(metrics["at_risk_revenue"], abs=0.05)
-    # independent check of the rule: valuable (top quarter, 2+ orders), silent > 2 gaps, 90-730 days
-    rev = raw.groupby("customer_id")["amount"].sum()
-    last = raw.groupby("customer_id")["order_date"].max().dt.normalize()
-    first = raw.groupby("customer_id")["order_date"].min()
-    n = raw.groupby("customer_id").size()
-    silence = (pd.Timestamp("2025-12-31") - last).dt.days
-    gap = (
-        (raw.groupby("customer_id")["order_date"].max() - first).dt.total_seconds()
-        / 86400
-        / (n - 1)
-    )
-    rule = (rev >= rev.quantile(0.75)) & (n >= 2) & (silence > 2 * gap) & silence.between(90, 730)
+    assert customers["n_orders"].to_dict() == raw.groupby("customer_id").size().to_dict()
+    quiet = customers["segment"].isin(["At risk", "Can't lose them"])
+    assert len(at_risk) == metrics["at_risk_customers"] == int(quiet.sum())
+    assert at_risk["monetary_total"].sum() == pytest.approx(metrics["at_risk_revenue"], abs=0.05)
+    assert customers["clv"].sum() == pytest.approx(metrics["clv_total"], rel=1e-4)
+    assert metrics["champions"] == int(customers["segment"].eq("Champions").sum())
+    # independent RFM: quintile scores by 'min' rank, at risk = R <= 2 and ceil((F + M) / 2) >= 3
+    g = raw.groupby("customer_id")
+    recency = (pd.Timestamp("2025-12-31") - g["order_date"].max().dt.normalize()).dt.days
+    n = len(recency)
+
+    def score(v: pd.Series) -> pd.Series:
+        return (1 + np.floor(5 * (v.rank(method="min") - 1) / n)).clip(1, 5)
+
+    r, f, m = score(-recency), score(g.size()), score(g["amount"].sum())
+    rule = (r <= 2) & (np.ceil((f + m) / 2) >= 3)
     assert set(at_risk.index) == set(rule[rule].index)
+    assert at_risk["monetary_total"].is_monotonic_decreasing
     # the HTML shows pseudonyms of the top at-risk customers, never their real ids
     html = (bundled_report / "report.html").read_text(encoding="utf-8")
     salt = nbformat.read(
@@ -602,11 +620,8 @@ def test_bundled_report_exports_and_pseudonyms(bundled_report):
     top = at_risk.head(8).index.to_series()
     for pseudonym in report.pseudonymize(top, salt):
         assert pseudonym in html
-    table = re.search(
-        r"<table.*?</table>",
-        html[html.index(report.pseudonymize(top, salt).iloc[0]) - 3000 :],
-        re.S,
-    ).group(0)
+    at = html.index(report.pseudonymize(top, salt).iloc[0])
+    table = html[html.rindex("<table", 0, at) : html.index("</table>", at)]
     assert not any(re.search(rf">\s*{cid}\s*<", table) for cid in top)
     assert "Exercises" not in html and "You will learn" not in html  # lesson cells stay out
 
