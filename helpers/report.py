@@ -35,6 +35,7 @@ __all__ = [
     "pseudonymize",
     "purchases",
     "customer_summary",
+    "check_enough_data",
     "headline",
     "AT_RISK_SEGMENTS",
     "segment_customers",
@@ -96,6 +97,37 @@ def customer_summary(orders: pd.DataFrame, as_of: str | pd.Timestamp) -> pd.Data
     span = (out["last_order"] - out["first_order"]).dt.total_seconds() / 86400
     out["mean_gap_days"] = span / (out["orders"] - 1).where(out["orders"] > 1)
     return out
+
+
+def check_enough_data(
+    orders: pd.DataFrame, as_of: str | pd.Timestamp, period: str, file: str = "the file"
+) -> None:
+    """Raise :class:`helpers.data.DataValidationError` unless the purchases up to `as_of` span at
+    least two complete periods (retention compares one period with the one before)."""
+    from helpers.data import DataValidationError
+
+    p = purchases(orders)
+    p = p.loc[p["order_date"] < pd.Timestamp(as_of).normalize() + pd.Timedelta(days=1)]
+    name = {"M": "months", "Q": "quarters"}[period]
+    if p.empty:
+        raise DataValidationError(
+            [f"{file}: no purchases (positive amounts) on or before {pd.Timestamp(as_of).date()}"]
+        )
+    first = p["order_date"].min().to_period(period)
+    complete = pd.period_range(first, pd.Timestamp(as_of), freq=period)
+    complete = complete[complete.end_time.normalize() <= pd.Timestamp(as_of).normalize()]
+    if len(complete) < 2:
+        raise DataValidationError(
+            [
+                f"{file}: the purchases from {p['order_date'].min().date()} to {pd.Timestamp(as_of).date()} "
+                f"cover {len(complete)} complete {name}; retention needs at least 2 "
+                + (
+                    "(more data, a later as_of, or period: M in the mapping)"
+                    if period == "Q"
+                    else "(more data or a later as_of)"
+                )
+            ]
+        )
 
 
 def headline(orders: pd.DataFrame, as_of: str | pd.Timestamp) -> dict[str, Any]:
@@ -230,7 +262,9 @@ def build_report(
     if target.exists() and not overwrite:
         raise ReportError(f"{target} already exists; choose another name or pass --overwrite")
     data, mapping = Path(data).expanduser().resolve(), Path(mapping).expanduser().resolve()
-    read_client_orders(data, load_mapping(mapping))  # every problem, before any analysis runs
+    spec = load_mapping(mapping)
+    orders, notes = read_client_orders(data, spec)  # every problem, before any analysis runs
+    check_enough_data(orders, notes["as_of"], spec.period, data.name)
     root.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{name}.partial-", dir=root))
     tmp.chmod(0o755)  # mkdtemp makes it private; the published report is an ordinary folder

@@ -465,6 +465,18 @@ def test_several_problems_are_reported_together(tmp_path, capsys):
     assert_nothing_left(tmp_path / "r")
 
 
+def test_too_short_a_history_is_refused(tmp_path, capsys):
+    raw, data, mapping = small_client(tmp_path, rows=200)  # 2023-01-01 .. late January
+    rc, _, err = run_cli(
+        ["--data", str(data), "--mapping", str(write_mapping(tmp_path / "m.yaml", columns={"customer_id": "customer_id", "order_date": "order_date", "amount": "amount"})),
+         "--name", "acme", "--reports-dir", str(tmp_path / "r")],
+        capsys,
+    )  # fmt: skip
+    assert rc == 2 and "cover 0 complete quarters; retention needs at least 2" in err
+    assert "period: M" in err
+    assert_nothing_left(tmp_path / "r")
+
+
 def test_bad_mapping_and_bad_name_are_refused(tmp_path, capsys):
     _, data, _ = small_client(tmp_path)
     bad = write_mapping(tmp_path / "m.yaml", columns={"customer_id": "customer_id"})
