@@ -217,3 +217,24 @@ def test_bad_inputs() -> None:
         cohorts.cohort_table(TINY, as_of="2020-01-01")
     with pytest.raises(ValueError, match="overlapping"):
         cohorts.bracket_retention(TINY, [(1, 10), (5, 20)])
+
+
+@pytest.mark.parametrize("ids", ["text", "sparse", "negative"])
+def test_customer_id_kinds_give_the_same_table(ids: str) -> None:
+    """Integer ids in a compact range take a fast path; text ids and ids spread over a huge
+    range are factorized; all must give the same result."""
+    mapping = {
+        "text": lambda c: "cust-" + c.astype(str),
+        "sparse": lambda c: c * 10**12,
+        "negative": lambda c: c - 3,
+    }[ids]
+    other = TINY.assign(customer_id=mapping(TINY["customer_id"]))
+    for kind in ("n_period", "unbounded"):
+        pd.testing.assert_frame_equal(
+            cohorts.cohort_table(other, "M", "2025-03-31", kind=kind),
+            cohorts.cohort_table(TINY, "M", "2025-03-31", kind=kind),
+        )
+    pd.testing.assert_frame_equal(
+        cohorts.bracket_retention(other, [(1, 7), (8, 30)], "M", "2025-03-31"),
+        cohorts.bracket_retention(TINY, [(1, 7), (8, 30)], "M", "2025-03-31"),
+    )
