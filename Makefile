@@ -71,4 +71,4 @@ client-report: $(STAMP) ## client report: DATA=orders.csv MAP=mapping.yaml NAME=
 
 chromium: ## install Debian's chromium for the headless HTML smoke test (pytest -m chromium)
 	@command -v chromium >/dev/null && echo "chromium already installed: $$(command -v chromium)" || \
-	  { S=$$([ "$$(id -u)" -eq 0 ] || echo sudo); $$S apt-get update && $$S env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium; }
+	  { S=$$([ "$$(id -u)" -eq 0 ] || echo sudo); $$S apt-get update && $$S env DEBIAN_FRONTEND=noninteractive apt-get install -y chromium; }
