@@ -371,6 +371,11 @@ def _tickets(
             "satisfaction": pd.array(sat, dtype="Int64"),
         }
     )
+    # the data end at cfg.end: later tickets are not in it yet, later replies not yet given
+    last = pd.Timestamp(cfg.end) + pd.Timedelta(days=1)
+    out = out[out["opened_at"] < last]
+    for col in ["first_response_at", "resolved_at"]:
+        out[col] = out[col].where(out[col] < last)
     return (
         out.sort_values(["opened_at", "ticket_id"])
         .assign(ticket_id=lambda d: np.arange(1, len(d) + 1))

@@ -8,6 +8,7 @@ from __future__ import annotations
 import ast
 import json
 
+import papermill
 import pytest
 
 from helpers import run
@@ -49,6 +50,11 @@ def test_one_parameters_cell_of_typed_commented_literals(nb_path):
         assert "  # " in line, (
             f"{nb_path.name}: '{line}' has no comment for papermill --help-notebook"
         )
+    # papermill must read every line (it silently skips, e.g., a comment holding '=')
+    declared = papermill.inspect_notebook(str(nb_path))
+    names = [ast.parse(ln.split("  #")[0]).body[0].target.id for ln in lines]
+    assert list(declared) == names, f"{nb_path.name}: papermill reads {list(declared)}"
+    assert all(p["help"] and p["inferred_type_name"] != "None" for p in declared.values())
 
 
 @pytest.mark.parametrize("nb_path", NOTEBOOKS, ids=lambda p: p.stem)

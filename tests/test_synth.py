@@ -105,3 +105,10 @@ def test_generate_orders_scaled():
     o = synth.generate_orders(20_000, seed=3)
     assert len(o) == 20_000 and o["order_id"].is_unique
     assert o["order_date"].is_monotonic_increasing
+
+
+def test_nothing_happens_after_the_data_end(tables):
+    end = pd.Timestamp(synth.SynthConfig().end) + pd.Timedelta(days=1)
+    for name, df in tables.items():
+        for col in df.columns[[pd.api.types.is_datetime64_any_dtype(t) for t in df.dtypes]]:
+            assert (df[col].dropna() < end).all(), f"{name}.{col}"
