@@ -733,3 +733,67 @@ def test_report_opens_in_headless_chromium_and_every_image_loads(bundled_report,
     assert len(images) == len(re.findall(r"<img ", html)) >= 4
     assert all(i["data"] and i["width"] > 0 for i in images), images
     assert "Retention report" in done.stdout
+
+
+@pytest.mark.slow
+def test_small_client_with_refunds_real_ids_and_no_clv(tmp_path, capsys):
+    """300 orders spread over three years, 5 refunds counted 'net', monthly retention, real ids in
+    the HTML (pseudonymize: false) and too few repeat buyers for the lifetime-value models."""
+    raw = raw_orders().sample(300, random_state=3).sort_values("order_date")
+    refunds = raw.index[::60][:5]
+    raw.loc[refunds, "amount"] = "-" + raw.loc[refunds, "amount"]
+    data = tmp_path / "small.csv"
+    raw.to_csv(data, index=False)
+    cols = {c: c for c in ("order_id", "customer_id", "order_date", "amount")}
+    mapping = write_mapping(
+        tmp_path / "small.yaml",
+        columns=cols,
+        refunds="net",
+        period="M",
+        pseudonymize=False,
+        as_of="2025-12-31",
+        currency="CHF",
+    )
+    root = tmp_path / "reports"
+    rc, _, err = run_cli(
+        [
+            "--data",
+            str(data),
+            "--mapping",
+            str(mapping),
+            "--name",
+            "small",
+            "--reports-dir",
+            str(root),
+        ],
+        capsys,
+    )
+    assert rc == 0, err
+    metrics = json.loads((root / "small" / "metrics.json").read_text())
+    o = raw.assign(amount=raw["amount"].astype(float), order_date=pd.to_datetime(raw["order_date"]))
+    bought = o[o["amount"] > 0]
+    month = bought["order_date"].dt.to_period("M")
+    dec, nov = (
+        set(bought.loc[month == "2025-12", "customer_id"]),
+        set(bought.loc[month == "2025-11", "customer_id"]),
+    )
+    assert metrics["refund_rows"] == 5 and metrics["revenue"] == pytest.approx(
+        o["amount"].sum(), abs=0.01
+    )
+    assert (
+        metrics["purchases"] == len(bought)
+        and metrics["customers"] == bought["customer_id"].nunique()
+    )
+    assert metrics["retention_last_period"] == pytest.approx(len(dec & nov) / len(nov), abs=1e-4)
+    assert (
+        metrics["clv_fitted"] is False
+        and metrics["clv_total"] is None
+        and metrics["currency"] == "CHF"
+    )
+    html = (root / "small" / "report.html").read_text(encoding="utf-8")
+    assert "customer ids in this report are shown as in the client file" in html
+    assert "No lifetime value by segment:" in html and "repeat buyers" in html
+    at_risk = pd.read_csv(root / "small" / "at_risk_customers.csv")
+    assert "clv" not in at_risk.columns
+    assert len(at_risk) > 0
+    assert re.search(rf">\s*{at_risk['customer_id'].iloc[0]}\s*<", html)  # the real id is shown
