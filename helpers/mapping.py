@@ -116,6 +116,10 @@ def _mapping_problems(name: str, raw: dict[str, Any]) -> list[str]:
     for key in ("decimal", "delimiter"):
         if key in raw and (not isinstance(raw[key], str) or len(raw[key]) != 1):
             problems.append(f"{name}: '{key}' must be one character, e.g. ',' or ';'")
+    if raw.get("thousands") is not None and raw.get("thousands") == raw.get("decimal", "."):
+        problems.append(
+            f"{name}: 'thousands' and 'decimal' are both {raw['thousands']!r}; they must differ"
+        )
     if raw.get("as_of") is not None:
         try:
             pd.Timestamp(str(raw["as_of"]))

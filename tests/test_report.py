@@ -168,6 +168,17 @@ def test_mapping_problems_are_listed_together(tmp_path):
     assert len(err.value.problems) == 4
 
 
+def test_mapping_separators_must_differ(tmp_path):
+    path = write_mapping(
+        tmp_path / "m.yaml",
+        columns={"customer_id": "c", "order_date": "d", "amount": "a"},
+        decimal=",",
+        thousands=",",
+    )
+    with pytest.raises(DataValidationError, match="'thousands' and 'decimal' are both ','"):
+        load_mapping(path)
+
+
 def test_mapping_not_yaml_or_missing(tmp_path):
     (tmp_path / "x.yaml").write_text("columns: [unclosed\n")
     with pytest.raises(DataValidationError, match="x.yaml: not valid YAML"):
