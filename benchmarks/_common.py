@@ -13,10 +13,11 @@ API:
   (``/proc/self/clear_refs``) and read from ``VmHWM``; elsewhere a background thread samples RSS
   every few milliseconds. The figure includes everything the process holds (the input data too).
 * ``rows_per_s(n_rows, seconds) -> float``: throughput.
-* ``duckdb_runner(sql, **frames) -> fn``: registers pandas DataFrames under the given names in a
-  fresh in-memory DuckDB connection (scanned in place, no copy) and returns a zero-argument
-  function running ``sql`` and fetching the result as a pandas DataFrame; ``fn.con`` is the
-  connection (close it when done).
+* ``duckdb_runner(sql, threads=None, native=False, **frames) -> fn``: registers pandas DataFrames
+  under the given names in a fresh in-memory DuckDB connection (scanned in place, no copy; or
+  copied into native DuckDB tables with ``native=True``) and returns a zero-argument function
+  running ``sql`` and fetching the result as a pandas DataFrame; ``fn.con`` is the connection
+  (close it when done).
 * ``machine() -> str``: CPU count, RAM and library versions, for the report line.
 * ``fmt_row(label, n_rows, seconds, rss_mb, baseline_s=None) -> str``: one aligned result line.
 """
@@ -104,16 +105,25 @@ def rows_per_s(n_rows: int, seconds: float) -> float:
     return n_rows / seconds if seconds > 0 else float("inf")
 
 
-def duckdb_runner(sql: str, threads: int | None = None, **frames: Any) -> Callable[[], Any]:
+def duckdb_runner(
+    sql: str, threads: int | None = None, native: bool = False, **frames: Any
+) -> Callable[[], Any]:
     """A function running `sql` in DuckDB over the given pandas frames (registered by name) and
-    returning a pandas DataFrame. `threads`: DuckDB worker threads (default: all cores)."""
+    returning a pandas DataFrame. `threads`: DuckDB worker threads (default: all cores);
+    `native`: copy the frames into DuckDB tables first (untimed; DuckDB's own columnar storage)
+    instead of scanning the pandas memory in place."""
     import duckdb
 
     con = duckdb.connect()
     if threads:
         con.execute(f"SET threads = {int(threads)}")
     for name, frame in frames.items():
-        con.register(name, frame)
+        if native:
+            con.register(f"_{name}_frame", frame)
+            con.execute(f"CREATE TABLE {name} AS SELECT * FROM _{name}_frame")
+            con.unregister(f"_{name}_frame")
+        else:
+            con.register(name, frame)
 
     def run() -> Any:
         return con.execute(sql).df()

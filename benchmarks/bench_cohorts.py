@@ -95,7 +95,7 @@ def _check(name: str, ours: pd.DataFrame | pd.Series, duck: pd.DataFrame) -> Non
         np.testing.assert_allclose(d.to_numpy(), ours.to_numpy())
 
 
-def bench(n: int, repeat: int, threads: int | None) -> list[str]:
+def bench(n: int, repeat: int, threads: int | None, native: bool = False) -> list[str]:
     orders = generate_orders(n)
     as_of = orders["order_date"].max().normalize()  # the data end where the n-th order falls
     end = (as_of + pd.Timedelta(days=1)).strftime("%Y-%m-%d")
@@ -119,7 +119,7 @@ def bench(n: int, repeat: int, threads: int | None) -> list[str]:
         f"{len(orders):,} orders, {orders['customer_id'].nunique():,} customers, monthly cohorts:"
     ]
     for name, (ours_fn, sql) in cases.items():
-        duck_fn = duckdb_runner(sql.format(end=end), threads=threads, orders=orders)
+        duck_fn = duckdb_runner(sql.format(end=end), threads=threads, native=native, orders=orders)
         _check(name, ours_fn(), duck_fn())  # also the warm-up
         t_duck, rss_duck = time_it(duck_fn, repeat)
         t_ours, rss_ours = time_it(ours_fn, repeat)
@@ -139,6 +139,11 @@ def main() -> int:
         "--repeat", type=int, default=3, help="timed runs per case (the median is shown)"
     )
     ap.add_argument("--threads", type=int, default=None, help="DuckDB threads (default: all cores)")
+    ap.add_argument(
+        "--native",
+        action="store_true",
+        help="copy the orders into a DuckDB table first instead of scanning the pandas frame",
+    )
     args = ap.parse_args()
     print(machine())
     print(
@@ -146,7 +151,7 @@ def main() -> int:
     )
     for n in args.sizes:
         print(f"{n:,} orders requested, generating ...", flush=True)
-        bench(n, args.repeat, args.threads)
+        bench(n, args.repeat, args.threads, args.native)
     return 0
 
 

@@ -238,3 +238,19 @@ def test_customer_id_kinds_give_the_same_table(ids: str) -> None:
         cohorts.bracket_retention(other, [(1, 7), (8, 30)], "M", "2025-03-31"),
         cohorts.bracket_retention(TINY, [(1, 7), (8, 30)], "M", "2025-03-31"),
     )
+
+
+def test_cohort_heatmap_leaves_censored_cells_blank() -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from helpers import plots
+
+    m = cohorts.retention_matrix(cohorts.cohort_table(TINY, "M", "2025-03-31"))
+    ax = plots.cohort_heatmap(m)
+    labels = [t.get_text() for t in ax.texts]
+    assert len(labels) == int(m.notna().to_numpy().sum()) == 6
+    assert labels[:3] == ["100%", "50%", "50%"]
+    plt.close(ax.figure)
