@@ -151,7 +151,7 @@ def _log_survival(t: np.ndarray, a: float, b: float) -> np.ndarray:
 
 def sbg_loglik(alpha: float, beta: float, churned: np.ndarray, censored: np.ndarray) -> float:
     """sBG log-likelihood ``sum_t churned[t] log P(T=t) + censored[t] log S(t)`` (Fader & Hardie
-    2007, eq. 5 generalized to censoring at any period); arrays indexed by period t = 0, 1, ..."""
+    2007, generalized to right censoring at any period); arrays indexed by period t = 0, 1, ..."""
     t = np.arange(len(churned), dtype=float)
     ll_churn = churned[1:] @ _log_pmf(t[1:], alpha, beta) if len(churned) > 1 else 0.0
     return float(ll_churn + censored @ _log_survival(t, alpha, beta))
@@ -206,7 +206,7 @@ class SBGFit:
         ``renewals`` renewals (``renewals + 1`` payments), evaluated just before the next
         renewal decision (next payment undiscounted, later ones discounted at ``discount_rate``
         per period), Fader & Hardie (2010), "Customer-base valuation in a contractual setting:
-        the perils of ignoring heterogeneity", *Marketing Science* 29(1), 85-93, eq. 6:
+        the perils of ignoring heterogeneity", *Marketing Science* 29(1), 85-93:
 
             DERL = (beta + n) / (alpha + beta + n) * 2F1(1, beta + n + 1; alpha + beta + n + 1; 1 / (1 + d))
 
