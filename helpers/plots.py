@@ -35,6 +35,7 @@ def new_axes(
     ax.set(title=title, xlabel=xlabel, ylabel=ylabel)
     return ax
 
+
 import pandas as pd  # noqa: E402  (used by the cohort helpers below)
 
 
@@ -49,15 +50,21 @@ def cohort_heatmap(
 ) -> Axes:
     """Heatmap of a cohort x age table (helpers.cohorts): cells labelled with `fmt` (".0%" for
     shares, ".0f" for EUR), censored (NaN) cells left blank, cohorts as row labels."""
-    m = matrix if max_age is None else matrix.loc[:, : max_age]
+    m = matrix if max_age is None else matrix.loc[:, :max_age]
     if ax is None:
-        _, ax = plt.subplots(figsize=(min(1.0 + 0.42 * m.shape[1], 16), min(1.0 + 0.3 * m.shape[0], 12)))
+        _, ax = plt.subplots(
+            figsize=(min(1.0 + 0.42 * m.shape[1], 16), min(1.0 + 0.3 * m.shape[0], 12))
+        )
     sns.heatmap(
         m, mask=m.isna(), annot=True, fmt=fmt, cmap=cmap, cbar=False, ax=ax,
         annot_kws={"size": annot_size}, linewidths=0.3, linecolor="white",
         yticklabels=[str(i) for i in m.index],
     )  # fmt: skip
-    ax.set(title=title, xlabel=f"{m.columns.name or 'age'} (periods since the first order)", ylabel="cohort")
+    ax.set(
+        title=title,
+        xlabel=f"{m.columns.name or 'age'} (periods since the first order)",
+        ylabel="cohort",
+    )
     ax.tick_params(axis="both", labelsize=8)
     ax.grid(False)  # blank (censored) cells stay blank
     return ax
