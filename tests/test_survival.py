@@ -225,3 +225,12 @@ def test_life_table_by_hand_and_on_paper_data() -> None:
     s = np.array(FH["survivors"]["regular"], dtype=float)
     lt = survival.life_table(*survival.survivors_to_counts(s))
     np.testing.assert_allclose(lt["survival"], s[1:] / s[0])
+
+
+def test_weights_count_customers() -> None:
+    durations, churned = np.array([1, 2, 3, 3, 5]), np.array([True, True, True, False, False])
+    once = survival.fit_sbg(durations=np.tile(durations, 2), churned=np.tile(churned, 2))
+    weighted = survival.fit_sbg(durations=durations, churned=churned, weights=np.full(5, 2.0))
+    assert (weighted.alpha, weighted.beta, weighted.loglik) == pytest.approx(
+        (once.alpha, once.beta, once.loglik), rel=1e-6
+    )
