@@ -29,6 +29,9 @@ import numpy as np
 from helpers import paths
 
 METRICS_ENV = "RETENTION_LAB_METRICS"
+#: The kernel runs on this machine only; keep its start-up notices (e.g. about the local TCP
+#: transport) out of the user's terminal. Errors still show.
+KERNEL_ARGS = ["--IPKernelApp.log_level=ERROR"]
 NOTEBOOK_GLOB = "[0-9][0-9]_*.ipynb"
 
 
@@ -140,7 +143,7 @@ def execute(
     try:
         papermill.execute_notebook(
             str(notebook), str(executed), parameters=dict(parameters), kernel_name="python3",
-            cwd=str(paths.NOTEBOOKS), progress_bar=False, log_output=False,
+            cwd=str(paths.NOTEBOOKS), progress_bar=False, log_output=False, extra_arguments=KERNEL_ARGS,
         )  # fmt: skip
     except papermill.PapermillExecutionError as err:
         raise RunError(
@@ -252,6 +255,7 @@ def execute_in_place(only: Sequence[str] | None = None) -> list[Path]:
             kernel_name="python3",
             timeout=1200,
             record_timing=False,
+            extra_arguments=KERNEL_ARGS,
             resources={"metadata": {"path": str(paths.NOTEBOOKS)}},
         ).execute()
         nb.metadata.pop("widgets", None)
