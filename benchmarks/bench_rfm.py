@@ -14,42 +14,14 @@ returns a pandas frame, so the comparison includes the result's conversion on bo
 from __future__ import annotations
 
 import argparse
-import gc
-import os
-import platform
-import statistics
-import time
-from collections.abc import Callable
 
 import duckdb
 import numpy as np
 import pandas as pd
-import psutil
+from _common import machine, rows_per_s, time_it  # benchmarks/_common.py
 
 from helpers import clv, segments
 from helpers.synth import generate_orders
-
-try:  # shared timing helpers (benchmarks/_common.py), if present
-    from _common import time_it  # type: ignore[import-not-found]
-except ImportError:  # fall back to a minimal timer
-
-    def time_it(fn: Callable[[], object], repeat: int = 3) -> tuple[float, float]:
-        """Median wall time (s) over `repeat` runs and the process's peak RSS (MB) after them."""
-        times = []
-        for _ in range(repeat):
-            gc.collect()
-            t0 = time.perf_counter()
-            fn()
-            times.append(time.perf_counter() - t0)
-        rss = psutil.Process().memory_info().rss / 1e6
-        try:
-            import resource
-
-            rss = max(rss, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e3)
-        except ImportError:
-            pass
-        return statistics.median(times), rss
-
 
 AS_OF = "2025-12-31"
 SQL = """
@@ -131,14 +103,12 @@ def main() -> None:
     ap.add_argument("--customers", type=int, default=100_000, help="customers for the BG/NBD fit")
     ap.add_argument("--repeat", type=int, default=3)
     args = ap.parse_args()
-    print(
-        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, duckdb {duckdb.__version__}, pandas {pd.__version__}, numpy {np.__version__}"
-    )
+    print(machine())
     print("rfm_table vs DuckDB SQL (median of", args.repeat, "runs, seconds):")
     for n in args.sizes:
         r = bench_rfm(n, args.repeat)
         print(
-            f"  {r['orders']:>11,} orders, {r['customers']:>9,} customers: rfm_table {r['rfm_table_s']:.2f} s, duckdb {r['duckdb_s']:.2f} s, ratio {r['ratio']:.2f} (target <= 2), peak RSS {r['peak_rss_mb']:.0f} MB"
+            f"  {r['orders']:>11,} orders, {r['customers']:>9,} customers: rfm_table {r['rfm_table_s']:.2f} s ({rows_per_s(r['orders'], r['rfm_table_s']) / 1e6:.1f} M rows/s), duckdb {r['duckdb_s']:.2f} s, ratio {r['ratio']:.2f} (target <= 2), peak RSS {r['peak_rss_mb']:.0f} MB"
         )
     f = bench_fit(args.customers, args.repeat)
     print(
