@@ -48,6 +48,11 @@ TABLES = (
     "campaigns",
 )
 
+ORDER_COLUMNS = (
+    "order_id", "customer_id", "order_date", "amount", "discount", "items", "channel", "returned",
+    "campaign_id",
+)  # fmt: skip
+
 
 @dataclass(frozen=True)
 class Plan:
@@ -821,19 +826,7 @@ def generate(cfg: SynthConfig | None = None) -> tuple[dict[str, pd.DataFrame], d
         ]
     ]
 
-    orders = orders[
-        [
-            "order_id",
-            "customer_id",
-            "order_date",
-            "amount",
-            "discount",
-            "items",
-            "channel",
-            "returned",
-            "campaign_id",
-        ]
-    ]
+    orders = orders[list(ORDER_COLUMNS)]
     customers = cust.assign(loyalty_member=np.isin(ids, members.index))
 
     tables = {
@@ -962,18 +955,7 @@ def generate_orders(n_orders: int, seed: int = 7, cfg: SynthConfig | None = None
     orders = orders.iloc[:n_orders].reset_index(drop=True)
     orders.insert(0, "order_id", np.arange(1, len(orders) + 1))
     orders["channel"] = lat["order_channel"].to_numpy()[orders["customer_id"].to_numpy() - 1]
-    return orders[
-        [
-            "order_id",
-            "customer_id",
-            "order_date",
-            "amount",
-            "discount",
-            "items",
-            "channel",
-            "returned",
-        ]
-    ]
+    return orders[[c for c in ORDER_COLUMNS if c != "campaign_id"]]
 
 
 def main() -> None:
