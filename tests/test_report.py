@@ -114,6 +114,20 @@ def small_client(folder: Path, rows: int = 40) -> tuple[pd.DataFrame, Path, Path
     return raw, data, SAMPLE_MAPPING
 
 
+def cli_args(data: Path, mapping: Path, name: str, root: Path) -> list[str]:
+    """The report command's arguments for one run."""
+    return [
+        "--data",
+        str(data),
+        "--mapping",
+        str(mapping),
+        "--name",
+        name,
+        "--reports-dir",
+        str(root),
+    ]
+
+
 def run_cli(args: list[str], capsys) -> tuple[int, str, str]:
     rc = report.main(args)
     out, err = capsys.readouterr()
@@ -388,16 +402,7 @@ def test_malformed_file_is_refused_with_one_clear_message(tmp_path, capsys, case
     make(raw.copy()).to_csv(data, index=False)
     root = tmp_path / "reports"
     rc, out, err = run_cli(
-        [
-            "--data",
-            str(data),
-            "--mapping",
-            str(mapping),
-            "--name",
-            "acme",
-            "--reports-dir",
-            str(root),
-        ],
+        cli_args(data, mapping, "acme", root),
         capsys,
     )
     assert rc == 2 and out == ""
@@ -439,16 +444,7 @@ def test_unreadable_file_is_refused(tmp_path, capsys, case, content, fragment):
     _write_raw(data, content)
     root = tmp_path / "reports"
     rc, _, err = run_cli(
-        [
-            "--data",
-            str(data),
-            "--mapping",
-            str(SAMPLE_MAPPING),
-            "--name",
-            "acme",
-            "--reports-dir",
-            str(root),
-        ],
+        cli_args(data, SAMPLE_MAPPING, "acme", root),
         capsys,
     )
     assert rc == 2 and err.count(fragment) == 1
@@ -459,16 +455,7 @@ def test_several_problems_are_reported_together(tmp_path, capsys):
     raw, data, mapping = small_client(tmp_path)
     _duplicated(_negative(_bad_dates(raw))).to_csv(data, index=False)
     rc, _, err = run_cli(
-        [
-            "--data",
-            str(data),
-            "--mapping",
-            str(mapping),
-            "--name",
-            "acme",
-            "--reports-dir",
-            str(tmp_path / "r"),
-        ],
+        cli_args(data, mapping, "acme", tmp_path / "r"),
         capsys,
     )
     problems = [ln for ln in err.splitlines() if ln.startswith("  - ")]
@@ -492,30 +479,12 @@ def test_bad_mapping_and_bad_name_are_refused(tmp_path, capsys):
     _, data, _ = small_client(tmp_path)
     bad = write_mapping(tmp_path / "m.yaml", columns={"customer_id": "customer_id"})
     rc, _, err = run_cli(
-        [
-            "--data",
-            str(data),
-            "--mapping",
-            str(bad),
-            "--name",
-            "acme",
-            "--reports-dir",
-            str(tmp_path / "r"),
-        ],
+        cli_args(data, bad, "acme", tmp_path / "r"),
         capsys,
     )
     assert rc == 2 and "'order_date'" in err and "'amount'" in err
     rc, _, err = run_cli(
-        [
-            "--data",
-            str(data),
-            "--mapping",
-            str(SAMPLE_MAPPING),
-            "--name",
-            "../acme",
-            "--reports-dir",
-            str(tmp_path / "r"),
-        ],
+        cli_args(data, SAMPLE_MAPPING, "../acme", tmp_path / "r"),
         capsys,
     )
     assert rc == 1 and "report name '../acme'" in err
@@ -533,16 +502,7 @@ def test_a_failing_notebook_leaves_nothing_behind(tmp_path, monkeypatch, capsys)
     _, data, mapping = small_client(tmp_path)
     root = tmp_path / "reports"
     rc, _, err = run_cli(
-        [
-            "--data",
-            str(data),
-            "--mapping",
-            str(mapping),
-            "--name",
-            "acme",
-            "--reports-dir",
-            str(root),
-        ],
+        cli_args(data, mapping, "acme", root),
         capsys,
     )
     assert rc == 1 and "failed in cell 7" in err
@@ -569,18 +529,7 @@ def reports_root(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def bundled_report(reports_root) -> Path:
-    rc = report.main(
-        [
-            "--data",
-            str(ORDERS),
-            "--mapping",
-            str(SAMPLE_MAPPING),
-            "--name",
-            "sample",
-            "--reports-dir",
-            str(reports_root),
-        ]
-    )
+    rc = report.main(cli_args(ORDERS, SAMPLE_MAPPING, "sample", reports_root))
     assert rc == 0
     return reports_root / "sample"
 
@@ -653,16 +602,7 @@ def test_bundled_report_exports_and_pseudonyms(bundled_report):
 def test_same_name_is_refused_without_overwrite(bundled_report, reports_root, capsys):
     before = (bundled_report / "metrics.json").read_bytes()
     rc, _, err = run_cli(
-        [
-            "--data",
-            str(ORDERS),
-            "--mapping",
-            str(SAMPLE_MAPPING),
-            "--name",
-            "sample",
-            "--reports-dir",
-            str(reports_root),
-        ],
+        cli_args(ORDERS, SAMPLE_MAPPING, "sample", reports_root),
         capsys,
     )
     assert rc == 1 and "already exists" in err and "--overwrite" in err
@@ -674,16 +614,7 @@ def test_same_name_is_refused_without_overwrite(bundled_report, reports_root, ca
 def test_second_client_report_and_overwrite(tmp_path, bundled_report, capsys):
     data, mapping = second_client(tmp_path)
     root = tmp_path / "reports"
-    args = [
-        "--data",
-        str(data),
-        "--mapping",
-        str(mapping),
-        "--name",
-        "klient",
-        "--reports-dir",
-        str(root),
-    ]
+    args = cli_args(data, mapping, "klient", root)
     assert run_cli(args, capsys)[0] == 0
     got = json.loads((root / "klient" / "metrics.json").read_text())
     want = json.loads((bundled_report / "metrics.json").read_text())
@@ -767,16 +698,7 @@ def test_small_client_with_refunds_real_ids_and_no_clv(tmp_path, capsys):
     )
     root = tmp_path / "reports"
     rc, _, err = run_cli(
-        [
-            "--data",
-            str(data),
-            "--mapping",
-            str(mapping),
-            "--name",
-            "small",
-            "--reports-dir",
-            str(root),
-        ],
+        cli_args(data, mapping, "small", root),
         capsys,
     )
     assert rc == 0, err
