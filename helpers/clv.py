@@ -190,6 +190,10 @@ def gamma_gamma_loglik(summary: pd.DataFrame, p: float, q: float, gamma: float) 
     log f = lnG(px+q) - lnG(px) - lnG(q) + q ln gamma + (px-1) ln m + px ln x - (px+q) ln(gamma + m x).
     """
     x, m = _repeat_spend(summary)
+    return _gg_loglik(x, m, p, q, gamma)
+
+
+def _gg_loglik(x: np.ndarray, m: np.ndarray, p: float, q: float, gamma: float) -> np.ndarray:
     px = p * x
     return (
         special.gammaln(px + q)
@@ -223,18 +227,7 @@ def fit_gamma_gamma(summary: pd.DataFrame) -> ModelFit:
     x, m = _repeat_spend(summary)
 
     def nll(theta: np.ndarray) -> float:
-        p, q, g = np.exp(theta)
-        pxv = p * x
-        ll = (
-            special.gammaln(pxv + q)
-            - special.gammaln(pxv)
-            - special.gammaln(q)
-            + q * np.log(g)
-            + (pxv - 1) * np.log(m)
-            + pxv * np.log(x)
-            - (pxv + q) * np.log(g + m * x)
-        )
-        return -float(ll.sum())
+        return -float(_gg_loglik(x, m, *np.exp(theta)).sum())
 
     x0 = np.log([1.0, 2.0, float(np.mean(m))])
     return _fit(nll, x0, ["p", "q", "gamma"], "Gamma-Gamma", len(x), "-")
