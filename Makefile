@@ -49,6 +49,7 @@ format: $(STAMP) ## format .py and .ipynb with ruff
 
 execute: $(STAMP) ## re-execute the notebooks in place, top to bottom, to store their outputs
 	$(PY) -m helpers.run --in-place $(if $(NB),--only $(NB))
+	$(VENV)/bin/nbstripout --keep-output --keep-count notebooks/*.ipynb
 
 lock: ## re-resolve requirements.in into requirements.txt (needs the network to PyPI)
 	rm -rf .lockvenv && $(PYTHON) -m venv .lockvenv && .lockvenv/bin/pip install --quiet -r requirements.in
