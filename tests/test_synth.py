@@ -112,3 +112,27 @@ def test_nothing_happens_after_the_data_end(tables):
     for name, df in tables.items():
         for col in df.columns[[pd.api.types.is_datetime64_any_dtype(t) for t in df.dtypes]]:
             assert (df[col].dropna() < end).all(), f"{name}.{col}"
+
+
+def test_service_recovery_is_visible_in_the_data(tables):
+    """Tickets fall on orders at random (bar the high-maintenance customers), so comparing what
+    follows an order by its ticket's outcome shows the planted effect: a ticket resolved fast and
+    well leaves customers at least as likely to order again as no ticket; an unresolved one loses
+    most of them."""
+    hm = data.load_ground_truth()["high_maintenance_customer_ids"]
+    o = tables["orders"]
+    o = o[o["campaign_id"].isna() & ~o["customer_id"].isin(hm)].sort_values(
+        ["customer_id", "order_date"]
+    )
+    o = o.assign(again=o.groupby("customer_id")["order_date"].shift(-1).notna())
+    t = tables["support_tickets"]
+    slow = (t["first_response_at"] - t["opened_at"]) >= pd.Timedelta(hours=24)
+    t = t.assign(
+        outcome=np.select([t["resolved_at"].isna(), slow], ["unresolved", "poorly"], "well")
+    )
+    o = o.merge(t[["order_id", "outcome"]], on="order_id", how="left").fillna({"outcome": "none"})
+    o = o[o["order_date"] < pd.Timestamp("2025-07-01")]  # leave time to order again
+    again = o.groupby("outcome")["again"].mean()
+    assert again["well"] >= again["none"]
+    assert again["unresolved"] < again["none"] - 0.2
+    assert again["unresolved"] < again["poorly"] < again["none"]
