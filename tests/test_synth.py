@@ -157,3 +157,14 @@ def test_detractors_churn_more_and_loyalty_naive_comparison_overstates(tables):
     rate = (tables["orders"].groupby("customer_id").size() - 1) / weeks
     naive = rate[c["loyalty_member"]].mean() / rate[~c["loyalty_member"]].mean()
     assert naive > 1.5 * synth.SynthConfig().loyalty_rate_uplift
+
+
+def test_randomized_campaigns_recover_the_true_effect(tables):
+    """Treatment minus control conversion estimates the true effect on the treated."""
+    truth = data.load_ground_truth()["realized"]["campaigns"]
+    for kind, g in tables["campaigns"].groupby("campaign_type"):
+        conv = g.groupby("group", observed=True)["converted"].agg(["mean", "size"])
+        diff = conv.loc["treatment", "mean"] - conv.loc["control", "mean"]
+        se = np.sqrt((conv["mean"] * (1 - conv["mean"]) / conv["size"]).sum())
+        assert abs(diff - truth[kind]["true_att"]) < 2.5 * se, kind
+    assert truth["winback"]["true_att"] > 0.03  # large enough to detect with these samples
