@@ -859,6 +859,12 @@ def _ground_truth(
         np.where(np.isnan(theta), p.to_numpy(), np.nan), index=cust["customer_id"]
     )  # non-subscribers
     risk_theta = pd.Series(theta, index=cust["customer_id"])
+
+    def by_category(risk: pd.Series) -> dict[str, float]:
+        """Mean latent risk per first NPS category (customers with a defined risk)."""
+        means = risk.reindex(cat.index).dropna().groupby(cat, observed=True).mean()
+        return {str(k): float(v) for k, v in means.items()}
+
     realized = {
         "n_customers": len(cust),
         "n_orders": len(tables["orders"]),
@@ -869,22 +875,8 @@ def _ground_truth(
         ),
         "discount_prone_customers": int(lat["discount_prone"].sum()),
         "high_maintenance_customers": int(lat["high_maintenance"].sum()),
-        "mean_dropout_p_by_first_nps_category_nonsubscribers": {
-            str(k): float(v)
-            for k, v in risk_p.reindex(cat.index)
-            .dropna()
-            .groupby(cat, observed=True)
-            .mean()
-            .items()
-        },
-        "mean_theta_by_first_nps_category_subscribers": {
-            str(k): float(v)
-            for k, v in risk_theta.reindex(cat.index)
-            .dropna()
-            .groupby(cat, observed=True)
-            .mean()
-            .items()
-        },
+        "mean_dropout_p_by_first_nps_category_nonsubscribers": by_category(risk_p),
+        "mean_theta_by_first_nps_category_subscribers": by_category(risk_theta),
         "campaigns": camp,
     }
     return {
