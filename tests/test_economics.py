@@ -1,0 +1,77 @@
+"""One economics: hand-computed margins, costs, discounting and per-year figures."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from helpers import economics
+from helpers.economics import Economics
+
+
+@pytest.fixture
+def three_orders() -> pd.DataFrame:
+    # customer 1: 100 paid + 0 discount kept, 50 paid + 10 discount returned; customer 2: 80 + 20 kept
+    return pd.DataFrame(
+        {
+            "customer_id": [1, 1, 2],
+            "order_date": pd.to_datetime(
+                ["2025-01-01 00:00", "2025-06-01 00:00", "2025-12-31 23:00"]
+            ),
+            "amount": [100.0, 50.0, 80.0],
+            "discount": [0.0, 10.0, 20.0],
+            "returned": [False, True, False],
+        }
+    )
+
+
+def test_order_margin_by_hand(three_orders):
+    econ = Economics(gross_margin_rate=0.4)
+    # kept: 100 - 0.6*100 = 40; returned: 0; kept: 80 - 0.6*100 = 20
+    assert economics.order_margin(three_orders, econ).tolist() == pytest.approx([40, 0, 20])
+    assert economics.net_margin_rate(three_orders, econ) == pytest.approx(60 / 230)
+
+
+def test_customer_value_by_hand(three_orders):
+    econ = Economics(gross_margin_rate=0.4, shipping_per_order=5, cost_per_ticket=10,
+                     return_handling_cost=7, min_tenure_days=90)  # fmt: skip
+    tickets = pd.DataFrame({"customer_id": [1, 1, 2], "opened_at": pd.to_datetime(
+        ["2025-02-01", "2026-01-05", "2025-12-31"])})  # fmt: skip
+    cv = economics.customer_value(three_orders, tickets, econ, as_of="2025-12-31")
+    c1, c2 = cv.loc[1], cv.loc[2]
+    assert c1["margin"] == pytest.approx(40)
+    assert c1["n_tickets"] == 1  # the ticket after as-of does not count
+    # margin after cost = 40 - 2 orders x 5 shipping - 1 ticket x 10 - 1 return x 7 = 13
+    assert c1["margin_after_cost"] == pytest.approx(13)
+    assert c1["years"] == pytest.approx(365 / 365.25)
+    # customer 2 ordered at 23:00 on the as-of day: counted, tenure floored at 90 days
+    assert c2["margin_after_cost"] == pytest.approx(20 - 5 - 10)
+    assert c2["years"] == pytest.approx(90 / 365.25)
+    assert c2["margin_per_year"] == pytest.approx(5 / (90 / 365.25))
+    # ratio of sums, not a mean of ratios
+    assert economics.per_year(cv["margin_after_cost"], cv["years"]) == pytest.approx(
+        18 / ((365 + 90) / 365.25)
+    )
+
+
+def test_discounting():
+    econ = Economics(yearly_discount_rate=0.10, horizon_months=12)
+    assert (1 + econ.monthly_discount_rate) ** 12 == pytest.approx(1.10)
+    f = econ.discount_factors()
+    assert len(f) == 12 and f[-1] == pytest.approx(1 / 1.10)
+
+
+def test_from_mapping_refuses_unknown_keys():
+    assert economics.from_mapping({"gross_margin_rate": 0.5}).gross_margin_rate == 0.5
+    assert economics.from_mapping(None).shipping_per_order == 0.0
+    with pytest.raises(ValueError, match="margin_rate"):
+        economics.from_mapping({"margin_rate": 0.5})
+
+
+def test_invalid_values_are_refused():
+    with pytest.raises(ValueError):
+        Economics(gross_margin_rate=1.5)
+    with pytest.raises(ValueError):
+        Economics(shipping_per_order=-1)
+    assert np.isfinite(economics.SAMPLE.monthly_discount_rate)
