@@ -156,18 +156,12 @@ def at_risk_customers(
     clv: pd.DataFrame | None = None,
     at_risk: tuple[str, ...] = AT_RISK_SEGMENTS,
 ) -> pd.DataFrame:
-    """Valuable customers who have gone quiet, the win-back list: the rows of `segmented`
-    (:func:`segment_customers`) in the `at_risk` segments, ranked by the expected value of
-    winning them: their predicted margin ``clv`` = P(alive) x the value of an active customer
-    (:func:`fit_clv`), highest first, when a purchase model was fitted; otherwise by total spend
-    (the past, not the future: the report says so). The same ranking as notebook 04's."""
-    out = segmented.loc[segmented["segment"].astype(str).isin(at_risk)]
-    if clv is not None:
-        out = out.join(clv[["p_alive", "clv"]])
-        return out.sort_values(["clv", "monetary_total"], ascending=[False, False], kind="stable")
-    return out.sort_values(
-        ["monetary_total", "recency_days"], ascending=[False, True], kind="stable"
-    )
+    """Valuable customers who have gone quiet, the win-back list of :func:`helpers.segments.winback_list`
+    (the same ranking as notebook 04): the `at_risk` segments, ranked by predicted margin ``clv``
+    when a purchase model was fitted (:func:`fit_clv`), otherwise by total spend."""
+    from helpers import segments
+
+    return segments.winback_list(segmented, clv, at_risk)
 
 
 def client_economics(mapping: Any) -> Economics:
