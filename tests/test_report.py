@@ -276,7 +276,9 @@ def test_zero_value_orders_are_activity(ten_orders):
 
 
 def test_one_order_is_not_enough_data():
-    one = pd.DataFrame({"customer_id": ["a"], "order_date": pd.to_datetime(["2024-01-15"]), "amount": [5.0]})
+    one = pd.DataFrame(
+        {"customer_id": ["a"], "order_date": pd.to_datetime(["2024-01-15"]), "amount": [5.0]}
+    )
     with pytest.raises(DataValidationError, match="1 purchase"):
         report.check_enough_data(one, "2025-12-31", "Q", "one.csv")
 
@@ -293,7 +295,9 @@ def test_mid_period_as_of_report_tables_agree():
 def test_win_back_list_is_ranked_by_expected_value_not_past_spend():
     seg = pd.DataFrame(
         {
-            "segment": pd.Categorical(["Champions", "At risk", "Can't lose them", "Lost", "At risk"]),
+            "segment": pd.Categorical(
+                ["Champions", "At risk", "Can't lose them", "Lost", "At risk"]
+            ),
             "monetary_total": [500.0, 80.0, 300.0, 90.0, 120.0],
             "recency_days": [3, 400, 380, 700, 500],
         },
@@ -318,7 +322,10 @@ def test_segment_customers_and_clv_on_the_bundled_orders():
     assert why == "" and fit.table.index.equals(seg.index)
     assert fit.table["p_alive"].between(0, 1).all()
     # the bundled orders follow BG/NBD: the holdout check picks it, near the generator's truth
-    assert fit.model == "BG/NBD" and fit.check.loc["BG/NBD", "bucket_mae"] < fit.check.loc["MBG/NBD", "bucket_mae"]
+    assert (
+        fit.model == "BG/NBD"
+        and fit.check.loc["BG/NBD", "bucket_mae"] < fit.check.loc["MBG/NBD", "bucket_mae"]
+    )
     truth = data.load_ground_truth()["parameters"]
     assert fit.purchases.r == pytest.approx(truth["bgnbd_r"], rel=0.25)
     assert fit.purchases.alpha == pytest.approx(truth["bgnbd_alpha"], rel=0.25)
