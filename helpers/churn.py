@@ -1,0 +1,598 @@
+"""Churn as time to an event, and an early-warning score checked on customers it has not seen.
+
+Survival analysis (the lifelines library does the estimation; these are thin wrappers that return
+tidy tables):
+
+* **Kaplan-Meier** (Kaplan & Meier 1958): with distinct event times t_1 < t_2 < ..., d_j churns at
+  t_j and n_j customers at risk just before t_j (still active and not yet censored),
+  S(t) = prod_{t_j <= t} (1 - d_j / n_j); Greenwood's variance gives the bands.
+  :func:`km_summary`, :func:`censoring_bias`.
+* **Log-rank test** (Mantel 1966): sum over event times of observed minus expected churns per
+  group under "same hazard in every group", a chi-squared statistic with groups - 1 degrees of
+  freedom. :func:`logrank`.
+* **Cox proportional hazards** (Cox 1972): h(t | x) = h_0(t) exp(x'b), b maximizing the partial
+  likelihood (Efron's method for ties); exp(b_k) is the hazard ratio of covariate k. With
+  covariates that change over time the data are in *long format*, one row per customer and
+  interval (start, stop] with the covariate values known at ``start``. :func:`fit_cox`,
+  :func:`fit_cox_time_varying`, :func:`hazard_ratios`, :func:`ph_test`,
+  :func:`subscription_months`.
+
+Non-contractual churn has no end date, so "churned" is a *definition*: no order in the
+``churn_days`` days up to a day (:func:`churned_by_definition`; the day is an as-of day in the
+sense of :mod:`helpers.periods`). :func:`definition_tradeoff` shows what a threshold costs.
+
+Early warning (a landmark design, e.g. van Houwelingen 2007, *Scand. J. Statistics* 34(1), 70-85):
+features are computed from what is known at the end of a landmark day L (:func:`landmark_features`),
+the outcome is "no order in the ``churn_days`` days after L" (:func:`churn_outcome`), models are
+fitted on earlier landmarks and judged on a later one (a time-based holdout). Scores are judged by
+AUC (= Mann-Whitney U / (n_1 n_0), :func:`auc_mann_whitney`), the Brier score, a calibration
+table and cumulative gains / lift (:func:`gains_table`). :func:`contact_value` turns a score into a
+contact list.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+from lifelines import CoxPHFitter, CoxTimeVaryingFitter, KaplanMeierFitter
+from lifelines.statistics import multivariate_logrank_test, proportional_hazard_test
+from scipy import stats
+
+from helpers import periods
+
+__all__ = [
+    "km_summary",
+    "logrank",
+    "censoring_bias",
+    "churned_by_definition",
+    "order_gaps",
+    "definition_tradeoff",
+    "fit_cox",
+    "fit_cox_time_varying",
+    "hazard_ratios",
+    "ph_test",
+    "subscription_months",
+    "bad_ticket_flag",
+    "visits_drop_flag",
+    "latest_nps_category",
+    "nps_category",
+    "landmark_features",
+    "churn_outcome",
+    "landmark_dataset",
+    "auc_mann_whitney",
+    "gains_table",
+    "calibration_table",
+    "score_report",
+    "contact_value",
+]
+
+NPS_CATEGORIES = ("detractor", "passive", "promoter")
+
+
+# ----------------------------------------------------------------------------- Kaplan-Meier
+
+
+def km_summary(
+    df: pd.DataFrame,
+    duration_col: str,
+    event_col: str,
+    by: str | None = None,
+    *,
+    times: Sequence[float] = (),
+    alpha: float = 0.05,
+) -> pd.DataFrame:
+    """Kaplan-Meier per group (or overall): one row per group with ``n``, ``events``,
+    ``median`` (the first t with S(t) <= 0.5; inf if the curve never gets there) and its
+    confidence limits, and S(t) at each of `times` (columns ``S(t)``). The fitted
+    ``KaplanMeierFitter`` objects (with Greenwood bands, ``alpha``) are in ``attrs["fits"]``."""
+    from lifelines.utils import median_survival_times
+
+    groups = [("all", df)] if by is None else list(df.groupby(by, sort=True))
+    fits, rows = {}, []
+    for key, g in groups:
+        kmf = KaplanMeierFitter(alpha=alpha).fit(g[duration_col], g[event_col], label=str(key))
+        ci = median_survival_times(kmf.confidence_interval_)
+        row = {
+            by or "group": key,
+            "n": len(g),
+            "events": int(g[event_col].sum()),
+            "median": float(kmf.median_survival_time_),
+            "median_ci_low": float(ci.iloc[0, 0]),
+            "median_ci_high": float(ci.iloc[0, 1]),
+        }
+        for t in times:
+            row[f"S({t:g})"] = float(kmf.survival_function_at_times(t).iloc[0])
+        fits[key] = kmf
+        rows.append(row)
+    out = pd.DataFrame(rows).set_index(by or "group")
+    out.attrs["fits"] = fits
+    return out
+
+
+def logrank(df: pd.DataFrame, duration_col: str, event_col: str, by: str) -> dict[str, float]:
+    """Log-rank test of equal hazards across the groups of `by` (Mantel 1966; lifelines'
+    ``multivariate_logrank_test``): chi-squared ``statistic`` on ``df`` = groups - 1 degrees of
+    freedom and its ``p_value``."""
+    res = multivariate_logrank_test(df[duration_col], df[by], df[event_col])
+    return {
+        "statistic": float(res.test_statistic),
+        "df": int(res.degrees_of_freedom),
+        "p_value": float(res.p_value),
+    }
+
+
+def censoring_bias(
+    durations: np.ndarray | pd.Series, events: np.ndarray | pd.Series, times: Sequence[float]
+) -> pd.DataFrame:
+    """S(t) three ways, at each of `times`: ``kaplan_meier`` (censoring handled); ``drop_censored``
+    (censored customers removed: the share of churners with T > t, too low because the long-lived
+    are the ones still active); ``censored_as_churned`` (every censoring counted as a churn at that
+    time: the same Kaplan-Meier with all events = 1, also too low)."""
+    d = np.asarray(durations, dtype=float)
+    e = np.asarray(events, dtype=bool)
+    t = np.asarray(times, dtype=float)
+    km = KaplanMeierFitter().fit(d, e).survival_function_at_times(t).to_numpy()
+    dropped = (d[e][None, :] > t[:, None]).mean(axis=1) if e.any() else np.full(t.size, np.nan)
+    as_churned = (d[None, :] > t[:, None]).mean(axis=1)
+    return pd.DataFrame(
+        {"kaplan_meier": km, "drop_censored": dropped, "censored_as_churned": as_churned},
+        index=pd.Index(t, name="t"),
+    )
+
+
+# ----------------------------------------------------------------------------- churn definition
+
+
+def churned_by_definition(
+    orders: pd.DataFrame, as_of: str | pd.Timestamp, churn_days: int = 90
+) -> pd.Series:
+    """Non-contractual churn *by definition*: True for each customer with an order on or before
+    as-of but none in the `churn_days` days up to the end of the as-of day, i.e. last order <
+    as_of_end - churn_days (:func:`helpers.periods.as_of_end`). Index ``customer_id``."""
+    if churn_days < 1:
+        raise ValueError("churn_days must be at least 1")
+    o = periods.up_to(orders, as_of, "order_date")
+    last = pd.to_datetime(o["order_date"]).groupby(o["customer_id"]).max()
+    cutoff = periods.as_of_end(as_of) - pd.Timedelta(days=churn_days)
+    return (last < cutoff).rename("churned")
+
+
+def order_gaps(orders: pd.DataFrame, as_of: str | pd.Timestamp) -> pd.DataFrame:
+    """Time to the next order, one row per order on or before as-of: ``gap_days`` = days to the
+    customer's next order (``observed`` True) or to the end of the as-of day (``observed`` False,
+    right-censored: no next order yet). Columns customer_id, order_date, gap_days, observed."""
+    o = periods.up_to(orders, as_of, "order_date")[["customer_id", "order_date"]]
+    o = o.assign(order_date=pd.to_datetime(o["order_date"])).sort_values(
+        ["customer_id", "order_date"], kind="stable"
+    )
+    nxt = o.groupby("customer_id")["order_date"].shift(-1)
+    observed = nxt.notna()
+    stop = nxt.where(observed, periods.as_of_end(as_of))
+    gap = (stop - o["order_date"]).dt.total_seconds() / 86_400
+    return o.assign(gap_days=gap.to_numpy(), observed=observed.to_numpy()).reset_index(drop=True)
+
+
+def definition_tradeoff(
+    gaps: pd.DataFrame, thresholds: Sequence[int], follow_days: int = 365
+) -> pd.DataFrame:
+    """What the rule "churned = no order in N days" costs, for each N in `thresholds`, on the order
+    gaps of :func:`order_gaps` that reached N days and could be followed for `follow_days` more
+    (gap observed, or censored after at least N + follow_days):
+
+    * ``flagged`` - gaps that reached N days (customers the rule calls churned at some point);
+    * ``came_back`` - share of those followed by an order within `follow_days` after day N: the
+      false alarms of a short N (a win-back offer to them is wasted or even pays for an order that
+      was coming anyway);
+    * ``days_lost`` = N: how long a true churner goes unnoticed, the cost of a long N.
+    """
+    g = gaps["gap_days"].to_numpy(float)
+    obs = gaps["observed"].to_numpy(bool)
+    rows = []
+    for n in thresholds:
+        reached = g > n
+        followable = reached & (obs | (g >= n + follow_days))
+        back = followable & obs & (g <= n + follow_days)
+        rows.append(
+            {
+                "churn_days": int(n),
+                "flagged": int(reached.sum()),
+                "followed": int(followable.sum()),
+                "came_back": back.sum() / followable.sum() if followable.any() else np.nan,
+                "days_lost": int(n),
+            }
+        )
+    return pd.DataFrame(rows).set_index("churn_days")
+
+
+# ----------------------------------------------------------------------------- Cox models
+
+
+def fit_cox(
+    df: pd.DataFrame,
+    duration_col: str,
+    event_col: str,
+    formula: str | None = None,
+    *,
+    strata: str | list[str] | None = None,
+    penalizer: float = 0.0,
+) -> CoxPHFitter:
+    """Cox proportional-hazards fit (Cox 1972; lifelines, Efron ties): h(t|x) = h_0(t) exp(x'b).
+    `formula` (e.g. ``"C(plan) + tickets"``) picks the covariates; without it every other column
+    is one. `strata` fits a separate baseline hazard per stratum (the fix when a covariate's
+    effect is not proportional)."""
+    return CoxPHFitter(penalizer=penalizer).fit(
+        df, duration_col, event_col, formula=formula, strata=strata
+    )
+
+
+def fit_cox_time_varying(
+    long: pd.DataFrame,
+    formula: str | None = None,
+    *,
+    id_col: str = "subscription_id",
+    start_col: str = "start",
+    stop_col: str = "stop",
+    event_col: str = "event",
+    strata: list[str] | None = None,
+    penalizer: float = 0.0,
+) -> CoxTimeVaryingFitter:
+    """Cox model with time-varying covariates (lifelines ``CoxTimeVaryingFitter``) on long-format
+    data: one row per subject and interval (start, stop], the covariates' values known at
+    ``start``, ``event`` = 1 only on the interval that ends with the event. `formula` picks the
+    covariates; without it every column except id/start/stop/event is one."""
+    data = long
+    if formula is None:
+        keep = [c for c in long.columns if c not in {id_col, start_col, stop_col, event_col}]
+        data = long[[id_col, start_col, stop_col, event_col, *keep]]
+    ctv = CoxTimeVaryingFitter(penalizer=penalizer)
+    return ctv.fit(data, event_col=event_col, start_col=start_col, stop_col=stop_col,
+                   id_col=id_col, formula=formula, strata=strata)  # fmt: skip
+
+
+def hazard_ratios(model: CoxPHFitter | CoxTimeVaryingFitter) -> pd.DataFrame:
+    """Per covariate: ``coef`` b, ``se``, ``hr`` = exp(b), ``ci_low`` / ``ci_high`` = exp(b -/+
+    z se) at the model's confidence level, and the Wald ``p`` value."""
+    s = model.summary
+    lo = next(c for c in s.columns if c.startswith("exp(coef) lower"))
+    hi = next(c for c in s.columns if c.startswith("exp(coef) upper"))
+    out = pd.DataFrame(
+        {
+            "coef": s["coef"],
+            "se": s["se(coef)"],
+            "hr": s["exp(coef)"],
+            "ci_low": s[lo],
+            "ci_high": s[hi],
+            "p": s["p"],
+        }
+    )
+    out.index.name = "covariate"
+    return out
+
+
+def ph_test(model: CoxPHFitter, df: pd.DataFrame, time_transform: str = "rank") -> pd.DataFrame:
+    """Test of proportional hazards per covariate (Grambsch & Therneau 1994: correlation of the
+    scaled Schoenfeld residuals with a transform of time; lifelines ``proportional_hazard_test``).
+    A small ``p`` says the covariate's hazard ratio changes with time: stratify on it or add a
+    covariate x time interaction."""
+    res = proportional_hazard_test(model, df, time_transform=time_transform)
+    out = res.summary[["test_statistic", "p"]].copy()
+    out.index = [i if isinstance(i, str) else i[0] for i in out.index]
+    out.index.name = "covariate"
+    return out
+
+
+# ----------------------------------------------------------------------------- long format
+
+
+def _add_months(dates: pd.Series, k: np.ndarray) -> pd.Series:
+    """dates + k calendar months (same day of month; subscriptions start on days 1..28)."""
+    d = pd.to_datetime(dates)
+    mon = d.dt.year.to_numpy() * 12 + d.dt.month.to_numpy() - 1 + np.asarray(k)
+    out = pd.to_datetime(
+        pd.DataFrame({"year": mon // 12, "month": mon % 12 + 1, "day": d.dt.day.to_numpy()})
+    )
+    return pd.Series(out.to_numpy(), index=dates.index) + (d - d.dt.normalize())
+
+
+def subscription_months(durations: pd.DataFrame, *, start_col: str = "start_date") -> pd.DataFrame:
+    """Long format of subscription lifetimes (from :func:`helpers.survival.subscription_durations`,
+    columns ``months`` and ``churned``): one row per subscription and observed month k = 1..months,
+    with ``start`` = k - 1, ``stop`` = k,
+    ``month_start`` = start date + (k - 1) months (the day covariates are measured) and ``event`` = 1
+    on the month that ends with the churn. The input's other columns are repeated."""
+    m = durations["months"].to_numpy(np.int64)
+    rows = np.repeat(np.arange(len(durations)), m)
+    k = np.arange(m.sum()) - np.repeat(np.cumsum(m) - m, m) + 1
+    long = durations.iloc[rows].reset_index(drop=True)
+    long["start"] = k - 1
+    long["stop"] = k
+    long["month_start"] = _add_months(long[start_col], k - 1).to_numpy()
+    long["event"] = (long["churned"].to_numpy() & (k == m[rows])).astype(int)
+    return long
+
+
+def bad_ticket_flag(
+    long: pd.DataFrame,
+    tickets: pd.DataFrame,
+    *,
+    window_days: int = 60,
+    late_hours: float = 24.0,
+    at_col: str = "month_start",
+    known_at_time: bool = True,
+) -> np.ndarray:
+    """1 where the customer opened a *bad* ticket in the `window_days` days before ``long[at_col]``
+    (exclusive of that instant): first response `late_hours` or more after opening, or not
+    resolved. With ``known_at_time`` (the honest version), "not resolved" means not resolved *by*
+    that instant; with False it means never resolved in the data, which uses the future."""
+    tk = tickets[["customer_id", "opened_at", "first_response_at", "resolved_at"]]
+    at = pd.to_datetime(long[at_col]).to_numpy()
+    q = pd.DataFrame(
+        {"customer_id": long["customer_id"].to_numpy(), "at": at, "i": np.arange(len(long))}
+    )
+    m = q.merge(tk, on="customer_id", how="inner")
+    wait = pd.Timedelta(hours=late_hours)
+    opened_before = (m["opened_at"] < m["at"]) & (
+        m["at"] - m["opened_at"] <= pd.Timedelta(days=window_days)
+    )
+    late = m["first_response_at"].isna() | (m["first_response_at"] - m["opened_at"] >= wait)
+    if known_at_time:
+        late = late & (m["opened_at"] + wait <= m["at"])  # the wait is over by then
+        unresolved = m["resolved_at"].isna() | (m["resolved_at"] > m["at"])
+    else:
+        unresolved = m["resolved_at"].isna()
+    bad = opened_before & (late | unresolved)
+    flag = np.zeros(len(long), dtype=int)
+    flag[m.loc[bad.to_numpy(), "i"].to_numpy()] = 1
+    return flag
+
+
+def visits_drop_flag(
+    long: pd.DataFrame, engagement: pd.DataFrame, *, at_col: str = "month_start"
+) -> np.ndarray:
+    """1 where the customer had no site visit in the calendar month before ``long[at_col]``'s
+    month after at least one in the month before that (an engagement drop, known at that day:
+    both months are complete). Months before the customer's first engagement row count as
+    missing (never a drop)."""
+    v = engagement.assign(m=periods.period_codes(engagement["month"], "M")).set_index(
+        ["customer_id", "m"]
+    )["site_visits"]
+    cur = periods.period_codes(long[at_col], "M")
+    ids = long["customer_id"].to_numpy()
+    v1 = v.reindex(pd.MultiIndex.from_arrays([ids, cur - 1])).to_numpy(dtype=float)
+    v2 = v.reindex(pd.MultiIndex.from_arrays([ids, cur - 2])).to_numpy(dtype=float)
+    return ((v1 == 0) & (v2 > 0)).astype(int)
+
+
+def nps_category(score: pd.Series | np.ndarray) -> np.ndarray:
+    """NPS category of a 0-10 score (Reichheld 2003): detractor 0-6, passive 7-8, promoter 9-10."""
+    s = np.asarray(score, dtype=float)
+    return np.where(s <= 6, "detractor", np.where(s <= 8, "passive", "promoter"))
+
+
+def latest_nps_category(
+    ids: np.ndarray | pd.Series, at: np.ndarray | pd.Series, nps: pd.DataFrame
+) -> np.ndarray:
+    """The category of the customer's latest NPS answer strictly before `at` ("none" if no answer
+    yet): a covariate known at that instant."""
+    q = pd.DataFrame(
+        {
+            "customer_id": np.asarray(ids),
+            "at": pd.to_datetime(np.asarray(at)),
+            "i": np.arange(len(ids)),
+        }
+    )
+    r = (
+        nps[["customer_id", "surveyed_at", "score"]]
+        .assign(surveyed_at=lambda d: pd.to_datetime(d["surveyed_at"]))
+        .sort_values("surveyed_at")
+    )
+    m = pd.merge_asof(q.sort_values("at"), r, left_on="at", right_on="surveyed_at",
+                      by="customer_id", allow_exact_matches=False).sort_values("i")  # fmt: skip
+    cat = np.where(m["score"].isna(), "none", nps_category(m["score"].fillna(10)))
+    return cat
+
+
+# ----------------------------------------------------------------------------- early warning
+
+
+def landmark_features(
+    orders: pd.DataFrame,
+    landmark: str | pd.Timestamp,
+    *,
+    churn_days: int = 90,
+    min_orders: int = 2,
+    tickets: pd.DataFrame | None = None,
+    engagement: pd.DataFrame | None = None,
+    nps: pd.DataFrame | None = None,
+) -> pd.DataFrame:
+    """Features known at the end of the landmark day L, for the repeat buyers who are not yet
+    churned by the definition (at least `min_orders` orders, the last within `churn_days` days).
+    Index ``customer_id``; columns:
+
+    * ``recency_days`` - days from the last order to the end of L;
+    * ``n_orders``, ``tenure_days`` (first order to the end of L);
+    * ``usual_gap_days`` = (last - first order) / (n_orders - 1), the customer's own mean gap;
+    * ``gap_ratio`` = recency_days / usual_gap_days (above 1: later than usual);
+    * ``orders_trend`` = log((orders in the last 180 days + 0.5) / (orders in the 180 before + 0.5));
+    * with `engagement` (monthly ``site_visits``, ``email_opens``; only months complete by L):
+      ``visits_last`` (last complete month), ``visits_trend`` = log((visits_last + 0.5) /
+      (mean of the 3 months before + 0.5)), ``opens_3m`` (opens in the last 3 complete months);
+    * with `tickets`: ``bad_tickets_90d`` - tickets opened in the 90 days before L answered late
+      (>= 24 h) or still unresolved at L;
+    * with `nps`: ``nps_detractor``, ``nps_passive``, ``nps_promoter`` - indicators of the latest
+      answer before L (all 0: never answered).
+    """
+    end = periods.as_of_end(landmark)
+    o = periods.up_to(orders, landmark, "order_date")
+    od = pd.to_datetime(o["order_date"])
+    g = od.groupby(o["customer_id"])
+    first, last, n = g.min(), g.max(), g.size()
+    f = pd.DataFrame({"n_orders": n, "first": first, "last": last})
+    f["recency_days"] = (end - f["last"]).dt.total_seconds() / 86_400
+    f = f[(f["n_orders"] >= min_orders) & (f["recency_days"] <= churn_days)].copy()
+    f["tenure_days"] = (end - f["first"]).dt.total_seconds() / 86_400
+    f["usual_gap_days"] = (f["last"] - f["first"]).dt.total_seconds() / 86_400 / (f["n_orders"] - 1)
+    f["gap_ratio"] = f["recency_days"] / f["usual_gap_days"].clip(lower=1.0)
+    age = (end - od).dt.days
+    recent = (age <= 180).groupby(o["customer_id"]).sum()
+    before = ((age > 180) & (age <= 360)).groupby(o["customer_id"]).sum()
+    f["orders_trend"] = np.log((recent.reindex(f.index) + 0.5) / (before.reindex(f.index) + 0.5))
+    if engagement is not None:
+        lastm = periods.last_complete_period(landmark, "M")
+        e = engagement.assign(m=periods.period_codes(engagement["month"], "M"))
+        e = e[(e["m"] <= lastm) & (e["m"] >= lastm - 3) & e["customer_id"].isin(f.index)]
+        wide = e.pivot_table(index="customer_id", columns="m", values="site_visits", aggfunc="sum")
+        wide = wide.reindex(index=f.index, columns=range(lastm - 3, lastm + 1))
+        f["visits_last"] = wide[lastm].fillna(0).to_numpy()
+        prev = wide[[lastm - 3, lastm - 2, lastm - 1]].mean(axis=1).fillna(f["visits_last"])
+        f["visits_trend"] = np.log((f["visits_last"] + 0.5) / (prev + 0.5))
+        opens = e[e["m"] >= lastm - 2].groupby("customer_id")["email_opens"].sum()
+        f["opens_3m"] = opens.reindex(f.index, fill_value=0).to_numpy()
+    if tickets is not None:
+        tk = tickets[tickets["customer_id"].isin(f.index)]
+        opened = pd.to_datetime(tk["opened_at"])
+        recent_t = (opened < end) & (opened >= end - pd.Timedelta(days=90))
+        fr = pd.to_datetime(tk["first_response_at"])
+        res = pd.to_datetime(tk["resolved_at"])
+        late = fr.isna() | (fr - opened >= pd.Timedelta(hours=24))
+        unresolved = res.isna() | (res >= end)
+        bad = recent_t & (late | unresolved)
+        f["bad_tickets_90d"] = (
+            bad.groupby(tk["customer_id"]).sum().reindex(f.index, fill_value=0).to_numpy()
+        )
+    if nps is not None:
+        cat = latest_nps_category(f.index.to_numpy(), np.full(len(f), end), nps)
+        for c in NPS_CATEGORIES:
+            f[f"nps_{c}"] = (cat == c).astype(int)
+    return f.drop(columns=["first", "last"])
+
+
+def churn_outcome(
+    orders: pd.DataFrame, landmark: str | pd.Timestamp, ids: pd.Index, churn_days: int = 90
+) -> pd.Series:
+    """1 if the customer has no order in the `churn_days` days after the landmark day (from the
+    end of L to the end of L + churn_days): churned by the definition at L + churn_days days."""
+    start = periods.as_of_end(landmark)
+    stop = start + pd.Timedelta(days=churn_days)
+    od = pd.to_datetime(orders["order_date"])
+    buyers = orders.loc[(od >= start) & (od < stop), "customer_id"].unique()
+    return pd.Series((~ids.isin(buyers)).astype(int), index=ids, name="churned")
+
+
+def landmark_dataset(
+    orders: pd.DataFrame, landmarks: Sequence[str | pd.Timestamp], churn_days: int = 90, **kwargs
+) -> pd.DataFrame:
+    """:func:`landmark_features` and :func:`churn_outcome` for each landmark, stacked (column
+    ``landmark``; a customer appears once per landmark at which they qualify). The outcome of a
+    landmark needs data to L + churn_days: check that it is on or before as-of."""
+    parts = []
+    for lm in landmarks:
+        f = landmark_features(orders, lm, churn_days=churn_days, **kwargs)
+        y = churn_outcome(orders, lm, f.index, churn_days)
+        parts.append(f.assign(churned=y, landmark=periods.as_of_day(lm)))
+    return pd.concat(parts).reset_index()
+
+
+# ----------------------------------------------------------------------------- scoring
+
+
+def auc_mann_whitney(y: np.ndarray | pd.Series, score: np.ndarray | pd.Series) -> float:
+    """AUC = U / (n_1 n_0): the probability that a random positive scores above a random negative
+    (ties count 1/2), with U the Mann-Whitney statistic from mid-ranks:
+    U = sum of the positives' ranks - n_1 (n_1 + 1) / 2 (Hanley & McNeil 1982)."""
+    yv = np.asarray(y, dtype=bool)
+    n1, n0 = int(yv.sum()), int((~yv).sum())
+    if n1 == 0 or n0 == 0:
+        raise ValueError("AUC needs both outcomes")
+    r = stats.rankdata(np.asarray(score, dtype=float))
+    return float((r[yv].sum() - n1 * (n1 + 1) / 2) / (n1 * n0))
+
+
+def gains_table(
+    y: np.ndarray | pd.Series, score: np.ndarray | pd.Series, bins: int = 10
+) -> pd.DataFrame:
+    """Cumulative gains and lift: customers sorted by score (highest first, ties kept in input
+    order) and cut into `bins` groups of (almost) equal size. Per group: ``customers``,
+    ``churners``, ``churn_rate``; cumulatively: ``share_contacted``, ``share_of_churners``
+    (gains: the share of all churners caught by contacting the top groups) and ``lift`` =
+    cumulative churn rate / overall churn rate (= share_of_churners / share_contacted)."""
+    yv = np.asarray(y, dtype=float)
+    order = np.argsort(-np.asarray(score, dtype=float), kind="stable")
+    ys = yv[order]
+    n = ys.size
+    group = np.arange(n) * bins // n + 1
+    t = pd.DataFrame({"group": group, "y": ys}).groupby("group")["y"].agg(["size", "sum"])
+    t.columns = ["customers", "churners"]
+    t["churn_rate"] = t["churners"] / t["customers"]
+    t["share_contacted"] = t["customers"].cumsum() / n
+    t["share_of_churners"] = t["churners"].cumsum() / yv.sum()
+    t["lift"] = t["share_of_churners"] / t["share_contacted"]
+    t.index.name = "group"
+    return t
+
+
+def calibration_table(
+    y: np.ndarray | pd.Series, p: np.ndarray | pd.Series, bins: int = 10
+) -> pd.DataFrame:
+    """Predicted vs observed churn by group of predicted probability (equal-size groups by
+    rank): ``customers``, ``predicted`` (mean p), ``observed`` (share churned) and a 95 % Wilson
+    interval of the observed share. A calibrated score lies on the diagonal."""
+    from statsmodels.stats.proportion import proportion_confint
+
+    pv, yv = np.asarray(p, dtype=float), np.asarray(y, dtype=float)
+    order = np.argsort(pv, kind="stable")
+    group = np.empty(pv.size, dtype=int)
+    group[order] = np.arange(pv.size) * bins // pv.size + 1
+    t = (
+        pd.DataFrame({"g": group, "p": pv, "y": yv})
+        .groupby("g")
+        .agg(
+            customers=("y", "size"),
+            predicted=("p", "mean"),
+            observed=("y", "mean"),
+            churners=("y", "sum"),
+        )
+    )
+    lo, hi = proportion_confint(t["churners"], t["customers"], method="wilson")
+    t["observed_low"], t["observed_high"] = lo, hi
+    t.index.name = "group"
+    return t.drop(columns="churners")
+
+
+def score_report(
+    y: np.ndarray | pd.Series, p: np.ndarray | pd.Series, bins: int = 10
+) -> dict[str, float]:
+    """Headline figures of a churn score on a holdout: ``auc`` (scikit-learn ``roc_auc_score``),
+    ``brier`` = mean (p - y)^2 (only for probabilities; NaN if `p` leaves [0, 1]), ``base_rate``,
+    ``top_decile_capture`` (share of churners in the top 1/bins of scores) and ``top_decile_lift``."""
+    from sklearn.metrics import brier_score_loss, roc_auc_score
+
+    yv, pv = np.asarray(y, dtype=int), np.asarray(p, dtype=float)
+    g = gains_table(yv, pv, bins)
+    is_prob = bool((pv >= 0).all() and (pv <= 1).all())
+    return {
+        "auc": float(roc_auc_score(yv, pv)),
+        "brier": float(brier_score_loss(yv, pv)) if is_prob else float("nan"),
+        "base_rate": float(yv.mean()),
+        "top_decile_capture": float(g["share_of_churners"].iloc[0]),
+        "top_decile_lift": float(g["lift"].iloc[0]),
+    }
+
+
+def contact_value(
+    p_churn: np.ndarray | pd.Series,
+    value_if_kept: float | np.ndarray,
+    save_rate: float,
+    contact_cost: float,
+) -> np.ndarray:
+    """Expected value of contacting one customer: p x s x V - c, with p the probability that they
+    churn without contact, s the share of would-be churners the contact keeps (`save_rate`, a
+    causal effect: measure it in a randomized test), V the margin a kept customer brings
+    (`value_if_kept`) and c the cost of the contact. Contact when it is positive, i.e. when
+    p > c / (s V); customers who would stay anyway are not helped by the contact."""
+    return (
+        np.asarray(p_churn, dtype=float) * save_rate * np.asarray(value_if_kept, dtype=float)
+        - contact_cost
+    )

@@ -1,0 +1,331 @@
+"""helpers.churn (and the sBG with covariates in helpers.survival): published known answers
+(Kaplan-Meier and log-rank on the 6-MP leukemia data, the Rossi Cox coefficients), hand cases
+(AUC = U / (n1 n0), the lift table, the churn definition, the long format) and recovery of the
+planted subscription hazard ratios on the bundled second-edition data."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from lifelines.datasets import load_leukemia, load_rossi
+from sklearn.metrics import roc_auc_score
+
+from helpers import churn, data, paths, survival
+
+# ----------------------------------------------------------------------------- known answers
+
+
+def test_kaplan_meier_6mp_published_values():
+    """Freireich et al. (1963) 6-MP arm (lifelines' leukemia data, Rx = 0), the classic KM table
+    of Kaplan-Meier teaching: S(6) = 0.857, S(7) = 0.807, S(10) = 0.753, S(13) = 0.690,
+    S(16) = 0.627, S(22) = 0.538, S(23) = 0.448; median 23 weeks."""
+    leuk = load_leukemia()
+    tab = churn.km_summary(
+        leuk[leuk["Rx"] == 0], "t", "status", times=(6, 7, 10, 13, 16, 22, 23)
+    ).iloc[0]
+    expected = [0.857, 0.807, 0.753, 0.690, 0.627, 0.538, 0.448]
+    got = tab[["S(6)", "S(7)", "S(10)", "S(13)", "S(16)", "S(22)", "S(23)"]].to_numpy(float)
+    np.testing.assert_allclose(got, expected, atol=5e-4)
+    assert tab["median"] == 23 and tab["n"] == 21 and tab["events"] == 9
+
+
+def test_logrank_6mp_vs_placebo():
+    """references.md: log-rank on the 6-MP data, 21 vs 21: chi2 = 16.8, p = 4.17e-5."""
+    res = churn.logrank(load_leukemia(), "t", "status", "Rx")
+    assert res["df"] == 1
+    assert res["statistic"] == pytest.approx(16.79, abs=0.01)
+    assert res["p_value"] == pytest.approx(4.17e-5, rel=0.01)
+
+
+def test_cox_rossi_matches_r():
+    """references.md: Rossi recidivism, Cox with Efron ties (R's coxph via lifelines' tests)."""
+    rossi = load_rossi()
+    fit = churn.fit_cox(rossi, "week", "arrest")
+    hr = churn.hazard_ratios(fit)
+    coef = {"fin": -0.3794222, "age": -0.0574377, "race": 0.3138998, "wexp": -0.1497957,
+            "mar": -0.4337039, "paro": -0.0848711, "prio": 0.0914971}  # fmt: skip
+    se = {"fin": 0.19138, "age": 0.02200, "race": 0.30799, "wexp": 0.21222, "mar": 0.38187,
+          "paro": 0.19576, "prio": 0.02865}  # fmt: skip
+    for k in coef:
+        assert hr.loc[k, "coef"] == pytest.approx(coef[k], abs=1e-5)
+        assert hr.loc[k, "se"] == pytest.approx(se[k], abs=1e-4)
+        assert hr.loc[k, "hr"] == pytest.approx(np.exp(coef[k]), rel=1e-5)
+        assert hr.loc[k, "ci_low"] < hr.loc[k, "hr"] < hr.loc[k, "ci_high"]
+    assert fit.log_likelihood_ == pytest.approx(-658.75, abs=0.01)
+    assert fit.log_likelihood_ratio_test().test_statistic == pytest.approx(33.27, abs=0.01)
+    ph = churn.ph_test(fit, rossi)
+    assert set(ph.index) == set(coef) and ph["p"].between(0, 1).all()
+
+
+def test_time_varying_cox_on_split_static_data_equals_cox():
+    """Splitting each Rossi subject's follow-up into (0, 20], (20, week] changes nothing for
+    static covariates: the time-varying fit equals the ordinary Cox fit."""
+    rossi = load_rossi().reset_index(names="id")
+    a = rossi.assign(start=0, stop=np.minimum(rossi["week"], 20))
+    a["event"] = np.where(rossi["week"] <= 20, rossi["arrest"], 0)
+    b = rossi[rossi["week"] > 20].assign(
+        start=20, stop=lambda d: d["week"], event=lambda d: d["arrest"]
+    )
+    long = pd.concat([a, b]).drop(columns=["week", "arrest"])
+    ctv = churn.fit_cox_time_varying(long, id_col="id")
+    cox = churn.fit_cox(rossi.drop(columns="id"), "week", "arrest")
+    pd.testing.assert_series_equal(
+        churn.hazard_ratios(ctv)["coef"].sort_index(),
+        churn.hazard_ratios(cox)["coef"].sort_index(),
+        atol=1e-6,
+        check_names=False,
+    )
+
+
+# ----------------------------------------------------------------------------- scores
+
+
+def test_auc_equals_mann_whitney_on_a_hand_case():
+    """Positives scored 0.9, 0.4, 0.6; negatives 0.5, 0.4, 0.1, 0.2. Pairs won: 0.9 beats 4,
+    0.6 beats 4, 0.4 beats 2 and ties 1 -> U = 4 + 4 + 2.5 = 10.5; AUC = 10.5 / 12 = 0.875."""
+    y = np.array([1, 0, 1, 0, 1, 0, 0])
+    s = np.array([0.9, 0.5, 0.4, 0.4, 0.6, 0.1, 0.2])
+    assert churn.auc_mann_whitney(y, s) == pytest.approx(10.5 / 12)
+    assert roc_auc_score(y, s) == pytest.approx(10.5 / 12)
+
+
+@given(st.lists(st.tuples(st.booleans(), st.integers(0, 5)), min_size=2, max_size=40))
+def test_auc_matches_sklearn(pairs):
+    y = np.array([p[0] for p in pairs], dtype=int)
+    s = np.array([p[1] for p in pairs], dtype=float)
+    if y.min() == y.max():
+        with pytest.raises(ValueError):
+            churn.auc_mann_whitney(y, s)
+        return
+    assert churn.auc_mann_whitney(y, s) == pytest.approx(roc_auc_score(y, s))
+
+
+def test_gains_table_hand_case():
+    """10 customers, 4 churners, in 5 groups of 2 by score: churners at score ranks 1, 2, 4, 7.
+    Group 1 holds 2 churners: gains 2/4 = 0.5 with 20 % contacted, lift 2.5; group 2 one more:
+    0.75 at 40 %, lift 1.875; group 4 the last: 1.0 at 80 %, lift 1.25."""
+    score = np.arange(10, 0, -1)  # already sorted, highest first
+    y = np.array([1, 1, 0, 1, 0, 0, 1, 0, 0, 0])
+    g = churn.gains_table(y, score, bins=5)
+    assert g["churners"].tolist() == [2, 1, 0, 1, 0]
+    np.testing.assert_allclose(g["share_of_churners"], [0.5, 0.75, 0.75, 1.0, 1.0])
+    np.testing.assert_allclose(g["lift"], [2.5, 1.875, 1.25, 1.25, 1.0])
+    rep = churn.score_report(y, score / 10, bins=5)
+    assert rep["top_decile_lift"] == pytest.approx(2.5) and rep["base_rate"] == 0.4
+    assert rep["brier"] == pytest.approx(np.mean((score / 10 - y) ** 2))
+
+
+def test_calibration_table_groups_and_intervals():
+    rng = np.random.default_rng(1)
+    p = rng.random(5000)
+    y = rng.random(5000) < p
+    t = churn.calibration_table(y, p, bins=5)
+    assert t["customers"].sum() == 5000
+    assert ((t["observed_low"] <= t["observed"]) & (t["observed"] <= t["observed_high"])).all()
+    np.testing.assert_allclose(t["observed"], t["predicted"], atol=0.04)  # calibrated by design
+
+
+def test_contact_value():
+    """p x s x V - c: 0.5 x 0.2 x 100 - 5 = 5; break-even p = c / (s V) = 0.25."""
+    ev = churn.contact_value(np.array([0.5, 0.25, 0.1]), 100.0, 0.2, 5.0)
+    np.testing.assert_allclose(ev, [5.0, 0.0, -3.0])
+
+
+# ----------------------------------------------------------------------------- definitions
+
+
+def test_churned_by_definition_and_order_gaps(ten_orders):
+    """As-of 2025-03-31, 30 days: the window is the 30 days up to the end of 31 March, from
+    2025-03-02 00:00. Last orders: 1 on 03-01 (just outside: churned), 2 on 02-14 (churned),
+    3 on 01-20 (churned), 4 on 03-12, 5 on 03-31 (both active)."""
+    c = churn.churned_by_definition(ten_orders, "2025-03-31", 30)
+    assert c.to_dict() == {1: True, 2: True, 3: True, 4: False, 5: False}
+    assert not churn.churned_by_definition(ten_orders, "2025-03-31", 31).loc[1]
+    gaps = churn.order_gaps(ten_orders, "2025-03-31")
+    assert len(gaps) == 10 and gaps["observed"].sum() == 5  # 5 customers: 5 last orders censored
+    c1 = gaps[gaps["customer_id"] == 1]
+    np.testing.assert_allclose(c1["gap_days"], [29, 26, 31])  # to 02-03, to 03-01, to 04-01 00:00
+    t = churn.definition_tradeoff(gaps, [10, 30], follow_days=5)
+    assert t.loc[10, "flagged"] == (gaps["gap_days"] > 10).sum()
+    assert 0 <= t.loc[10, "came_back"] <= 1
+
+
+def test_censoring_bias_directions():
+    rng = np.random.default_rng(3)
+    t_true = rng.exponential(10, 4000)
+    cens = rng.uniform(0, 20, 4000)
+    d, e = np.minimum(t_true, cens), t_true <= cens
+    b = churn.censoring_bias(d, e, [5, 10])
+    np.testing.assert_allclose(b["kaplan_meier"], np.exp(-np.array([0.5, 1.0])), atol=0.03)
+    assert (b["drop_censored"] < b["kaplan_meier"] - 0.05).all()
+    assert (b["censored_as_churned"] < b["kaplan_meier"] - 0.05).all()
+    nocens = churn.censoring_bias(t_true, np.ones(4000, bool), [5, 10])
+    np.testing.assert_allclose(nocens["kaplan_meier"], nocens["drop_censored"])
+
+
+# ----------------------------------------------------------------------------- long format
+
+
+@pytest.fixture
+def two_subscriptions() -> pd.DataFrame:
+    """Subscription 1 starts 2025-01-15, churns after 3 months (end 2025-04-15); subscription 2
+    starts 2025-02-10 and is active at 2025-05-31 (3 whole months observed)."""
+    s = pd.DataFrame(
+        {
+            "subscription_id": [1, 2],
+            "customer_id": [10, 20],
+            "plan": ["A", "B"],
+            "start_date": pd.to_datetime(["2025-01-15", "2025-02-10"]),
+            "end_date": pd.to_datetime(["2025-04-15", None]),
+        }
+    )
+    return survival.subscription_durations(s, "2025-05-31")
+
+
+def test_subscription_months_long_format(two_subscriptions):
+    long = churn.subscription_months(two_subscriptions)
+    assert long["subscription_id"].tolist() == [1, 1, 1, 2, 2, 2]
+    assert long["start"].tolist() == [0, 1, 2, 0, 1, 2] and long["stop"].tolist() == [1, 2, 3] * 2
+    assert long["event"].tolist() == [0, 0, 1, 0, 0, 0]
+    assert long["month_start"].dt.strftime("%m-%d").tolist() == [
+        "01-15", "02-15", "03-15", "02-10", "03-10", "04-10",
+    ]  # fmt: skip
+
+
+def test_bad_ticket_flag_knows_only_the_past(two_subscriptions):
+    """Customer 10: ticket opened 02-10 answered after 2 h, resolved 02-20 (good, but still open
+    at the 02-15 month start); ticket opened 03-14 never answered (bad). Customer 20: a ticket
+    answered after 30 h on 01-20, before the subscription (in the 60-day window of 02-10 and
+    03-10: 03-10 is 49 days after)."""
+    long = churn.subscription_months(two_subscriptions)
+    tk = pd.DataFrame(
+        {
+            "customer_id": [10, 10, 20],
+            "opened_at": pd.to_datetime(
+                ["2025-02-10 09:00", "2025-03-14 12:00", "2025-01-20 08:00"]
+            ),
+            "first_response_at": pd.to_datetime(["2025-02-10 11:00", None, "2025-01-21 14:00"]),
+            "resolved_at": pd.to_datetime(["2025-02-20", None, "2025-01-25"]),
+        }
+    )
+    now = churn.bad_ticket_flag(long, tk)
+    # 10: 01-15 none; 02-15 the first ticket is still unresolved that day; 03-15 the first is
+    # resolved, the second is 12 h old (its 24 h wait is not over) but not resolved yet.
+    # 20: late answer on 01-20, within 60 days of 02-10 and 03-10, not of 04-10
+    assert now.tolist() == [0, 1, 1, 1, 1, 0]
+    future = churn.bad_ticket_flag(long, tk, known_at_time=False)
+    # using the final data: the first ticket was resolved and answered fast (never bad); the
+    # second is never resolved, so it counts at 03-15 although nobody could know yet
+    assert future.tolist() == [0, 0, 1, 1, 1, 0]
+
+
+def test_visits_drop_flag():
+    long = pd.DataFrame(
+        {
+            "customer_id": [1, 1, 1, 2],
+            "month_start": pd.to_datetime(["2025-02-05", "2025-03-05", "2025-04-05", "2025-03-01"]),
+        }
+    )
+    eng = pd.DataFrame(
+        {
+            "customer_id": [1, 1, 1, 2],
+            "month": pd.to_datetime(["2025-01-01", "2025-02-01", "2025-03-01", "2025-02-01"]),
+            "site_visits": [3, 0, 0, 0],
+        }
+    )
+    # 1 at 02-05: Jan 3, Dec missing -> 0; at 03-05: Feb 0 after Jan 3 -> drop; at 04-05: Mar 0
+    # after Feb 0 -> no; 2 at 03-01: Feb 0, Jan missing -> no
+    assert churn.visits_drop_flag(long, eng).tolist() == [0, 1, 0, 0]
+
+
+def test_latest_nps_category():
+    nps = pd.DataFrame(
+        {"customer_id": [1, 1, 2], "surveyed_at": pd.to_datetime(["2025-01-10", "2025-06-10", "2025-03-01"]),
+         "score": [3, 9, 7]}
+    )  # fmt: skip
+    at = pd.to_datetime(["2025-01-10", "2025-02-01", "2025-07-01", "2025-03-02", "2025-01-01"])
+    cat = churn.latest_nps_category([1, 1, 1, 2, 3], at, nps)
+    assert cat.tolist() == ["none", "detractor", "promoter", "passive", "none"]
+
+
+def test_landmark_features_and_outcome(ten_orders):
+    """Landmark 2025-02-28, 30 days. Repeat buyers active in the 30 days up to the end of 02-28:
+    customer 1 (orders 01-05, 02-03) and 2 (01-10, 02-14); 3 last ordered 01-20 (churned) and 4
+    has one order. Outcome window 03-01..03-30: 1 orders on 03-01 (stays), 2 does not (churns)."""
+    f = churn.landmark_features(ten_orders, "2025-02-28", churn_days=30)
+    assert f.index.tolist() == [1, 2]
+    assert f.loc[1, "recency_days"] == 26 and f.loc[2, "recency_days"] == 15
+    assert f.loc[1, "usual_gap_days"] == 29 and f.loc[1, "gap_ratio"] == pytest.approx(26 / 29)
+    y = churn.churn_outcome(ten_orders, "2025-02-28", f.index, 30)
+    assert y.to_dict() == {1: 0, 2: 1}
+    ds = churn.landmark_dataset(ten_orders, ["2025-02-28"], 30)
+    assert ds["churned"].tolist() == [0, 1] and (ds["landmark"] == pd.Timestamp("2025-02-28")).all()
+
+
+# ----------------------------------------------------------------------------- sBG with covariates
+
+
+def _simulate_subscriptions(n: int, hr: float, seed: int) -> pd.DataFrame:
+    """Long format of n subscriptions, theta ~ Beta(1, 3), a covariate on in a random 30 % of
+    months, churn at the end of month k with P = 1 - (1 - theta)^(hr^x), 24 months observed."""
+    rng = np.random.default_rng(seed)
+    theta = rng.beta(1.0, 3.0, n)
+    rows = []
+    alive = np.ones(n, bool)
+    for k in range(1, 25):
+        x = (rng.random(n) < 0.3).astype(int)
+        churn_now = alive & (rng.random(n) < 1 - (1 - theta) ** (hr**x))
+        idx = np.flatnonzero(alive)
+        rows.append(pd.DataFrame({"subscription_id": idx, "plan": "A", "stop": k, "x": x[idx],
+                                  "event": churn_now[idx].astype(int)}))  # fmt: skip
+        alive &= ~churn_now
+    return pd.concat(rows, ignore_index=True)
+
+
+def test_sbg_regression_without_covariates_is_the_sbg():
+    long = _simulate_subscriptions(800, 1.0, 5)
+    reg = survival.fit_sbg_regression(long)
+    per = long.groupby("subscription_id").agg(months=("stop", "max"), churned=("event", "max"))
+    plain = survival.fit_sbg(durations=per["months"], churned=per["churned"].astype(bool))
+    assert reg.loglik == pytest.approx(plain.loglik, abs=1e-4)
+    assert reg.params.loc["alpha[A]", "estimate"] == pytest.approx(plain.alpha, rel=1e-3)
+    assert reg.params.loc["beta[A]", "estimate"] == pytest.approx(plain.beta, rel=1e-3)
+
+
+def test_sbg_regression_recovers_a_hazard_ratio_that_cox_attenuates():
+    long = _simulate_subscriptions(3000, 2.5, 7)
+    reg = survival.fit_sbg_regression(long, hazard_covariates=["x"])
+    row = reg.params.loc["hr[x]"]
+    assert row["ci_low"] < 2.5 < row["ci_high"]
+    assert reg.params.loc["alpha[A]", "ci_low"] < 1.0 < reg.params.loc["alpha[A]", "ci_high"]
+    cox = churn.fit_cox_time_varying(
+        long.assign(start=long["stop"] - 1)[["subscription_id", "start", "stop", "event", "x"]]
+    )
+    assert churn.hazard_ratios(cox).loc["x", "hr"] < row["estimate"]  # frailty attenuates Cox
+
+
+# ----------------------------------------------------------------------------- the sample company
+
+
+SECOND_EDITION = (paths.DATASETS / "engagement_monthly.csv").exists()
+
+
+@pytest.mark.skipif(not SECOND_EDITION, reason="needs the second-edition sample data")
+def test_planted_subscription_hazard_ratios_recovered_on_the_sample_data():
+    subs = data.load_subscriptions()
+    tk = data.load_support_tickets()
+    eng = data.load_table("engagement_monthly")
+    truth = data.load_ground_truth()["parameters"]
+    long = churn.subscription_months(survival.subscription_durations(subs, "2025-12-31"))
+    long["bad_ticket"] = churn.bad_ticket_flag(long, tk)
+    long["visits_drop"] = churn.visits_drop_flag(long, eng)
+    reg = survival.fit_sbg_regression(long, hazard_covariates=["bad_ticket", "visits_drop"])
+    for name, field in (
+        ("hr[bad_ticket]", "sub_hr_bad_ticket"),
+        ("hr[visits_drop]", "sub_hr_visits_drop"),
+    ):
+        row = reg.params.loc[name]
+        assert row["ci_low"] < truth[field] < row["ci_high"], (name, row.to_dict())
