@@ -438,16 +438,23 @@ def read_table_info(
             )  # fmt: skip
             if bad.any():
                 problems.append(
-                    problem(c.name, bad, s, f"not numeric (decimal separator {decimal!r})")
+                    problem(
+                        c.name,
+                        bad,
+                        s,
+                        f"not numeric (decimal separator {decimal!r}"
+                        + (f", currency {currency})" if currency and c.kind == "money" else ")"),
+                    )  # fmt: skip
                 )
             if ambiguous.any():
+                other = "," if decimal == "." else "."
                 problems.append(
                     problem(
                         c.name, ambiguous, s,
-                        f"ambiguous numbers: with decimal separator {decimal!r} and no 'thousands' "
-                        f"in the mapping, '{s[ambiguous].iloc[0]}' could be a thousands group; set the "
-                        f"mapping keys 'decimal' and 'thousands' (e.g. decimal: ',' and thousands: '.', "
-                        f"or thousands: ',' to keep '.' as the decimal point)",
+                        f"ambiguous: a whole number with a thousands separator or a decimal "
+                        f"number? The mapping has decimal {decimal!r} and no 'thousands': set "
+                        f"thousands: {other!r} if {decimal!r} is the decimal point, or decimal: "
+                        f"{other!r} and thousands: {decimal!r} if {decimal!r} groups thousands",
                     )
                 )  # fmt: skip
             if c.kind == "money" and not c.allow_negative and (val < 0).any():
