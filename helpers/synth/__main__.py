@@ -1,0 +1,3 @@
+from helpers.synth._v1 import main
+
+main()
