@@ -116,9 +116,11 @@ class SynthConfig:
     resolution_types: tuple[tuple[str, float], ...] = (
         ("replacement", 0.35), ("refund", 0.30), ("voucher", 0.20), ("explanation", 0.15),
     )  # fmt: skip
-    # resolution type (planted): the dropout probability at the ticket's order is multiplied by this
-    resolution_dropout_multiplier: tuple[tuple[str, float], ...] = (
-        ("replacement", 0.8), ("refund", 1.0), ("voucher", 0.5), ("explanation", 1.3),
+    # resolution type (planted): a resolved ticket adds this dropout probability at its order,
+    # P(drop) = 1 - (1 - q)(1 - extra), so P(buys again | type) / P(buys again | refund)
+    # = (1 - extra_type) / (1 - extra_refund)
+    resolution_dropout_extra: tuple[tuple[str, float], ...] = (
+        ("replacement", 0.05), ("refund", 0.10), ("voucher", 0.0), ("explanation", 0.25),
     )  # fmt: skip
     # operational fix (planted): a new delivery carrier from this date; the probability of a
     # delivery ticket (delivery_delay, damaged_package) per order falls by this relative amount,
@@ -134,14 +136,14 @@ class SynthConfig:
     loyalty_pilot_countries: tuple[str, ...] = ("NL", "PL")
     loyalty_pilot_launch: str = "2024-01-01"
     loyalty_launch: str = "2025-01-01"
-    loyalty_join_intercept: float = -0.8
+    loyalty_join_intercept: float = -0.5
     loyalty_join_slope: float = 1.2
-    loyalty_rate_uplift: float = 1.3
+    loyalty_rate_uplift: float = 1.5
     points_per_eur: float = 1.0  # campaign-coupon orders earn no points
     redeem_block: int = 500  # points redeemed together, worth 5 EUR
     point_value_eur: float = 0.01
     # tiers on lifetime points since joining (never lost)
-    tiers: tuple[tuple[str, int], ...] = (("Bronze", 0), ("Silver", 600), ("Gold", 1500))
+    tiers: tuple[tuple[str, int], ...] = (("Bronze", 0), ("Silver", 400), ("Gold", 850))
     tier_rate_lift: tuple[tuple[str, float], ...] = (("Silver", 1.15), ("Gold", 1.3))
     tier_benefit_cost: tuple[tuple[str, float], ...] = (("Silver", 0.50), ("Gold", 4.90))  # EUR/order
     # goal gradient (Kivetz, Urminsky & Zheng 2006): within this many points of the next tier the
@@ -168,7 +170,7 @@ class SynthConfig:
     # detractor follow-up (randomized): a detractor response is followed up within 48 h with this
     # probability; an otherwise-alive detractor drops out at the survey with the given probability
     followup_share: float = 0.5
-    detractor_dropout_control: float = 0.25
+    detractor_dropout_control: float = 0.4
     detractor_dropout_followup: float = 0.10
 
     # --- campaigns (helpers.synth.campaigns) -------------------------------------------------------
@@ -181,12 +183,12 @@ class SynthConfig:
     campaign_cost_per_send: tuple[tuple[str, float], ...] = (("email", 0.004), ("sms", 0.08))
     campaign_sms_share: float = 0.5  # share of sends to SMS-opted-in customers that go by SMS
     birthday_treatment_share: float = 0.8
-    birthday_uplift: float = 0.03
+    birthday_uplift: float = 0.05
     birthday_uplift_member_multiplier: float = 3.0
     anniversary_treatment_share: float = 0.8
-    anniversary_uplift: float = 0.03
+    anniversary_uplift: float = 0.04
     winback_treatment_share: float = 0.5
-    winback_uplift: float = 0.03
+    winback_uplift: float = 0.04
     winback_uplift_discount_prone_multiplier: float = 3.0
     winback_recent_days: int = 240  # lapsed fewer days than this at the send: 'recently lapsed'
     winback_uplift_recent_multiplier: float = 2.0
@@ -203,7 +205,7 @@ class SynthConfig:
     coupon_valid_days: int = 60
     coupon_min_spend: float = 25.0  # EUR list price for the coupon to apply
     # P(the offer causes an order within the validity when none would come naturally), per arm
-    coupon_uplift: tuple[tuple[int, float], ...] = ((5, 0.03), (10, 0.07), (15, 0.10))
+    coupon_uplift: tuple[tuple[int, float], ...] = ((5, 0.06), (10, 0.14), (15, 0.20))
 
     # --- engagement (helpers.synth.engagement) -----------------------------------------------------
     visits_mean: float = 3.0  # site visits per month of an engaged customer (Gamma-Poisson mean)
