@@ -85,12 +85,15 @@ class SynthConfig:
         Plan("Enthusiast", 26.90, 0.35, 1.1, 5.5),
         Plan("Office", 59.00, 0.15, 1.5, 12.0),
     )
-    # monthly churn P = 1 - (1 - theta)^HR, HR = product of the multipliers that apply that month:
-    # an unresolved ticket opened in the 60 days before the month starts; no site visit in the
-    # calendar month before; the acquisition channel (time-fixed, conditional on theta).
-    sub_hr_unresolved_ticket: float = 2.5
-    sub_hr_no_visit: float = 1.8
-    sub_hr_channel: tuple[tuple[str, float], ...] = (("referral", 0.7), ("deal_site", 1.5))
+    # acquisition channel (planted): theta ~ Beta(alpha_plan, beta_plan * multiplier), i.e. an sBG
+    # per plan and channel (a larger beta: lower churn)
+    sub_beta_multiplier_channel: tuple[tuple[str, float], ...] = (("referral", 1.6), ("deal_site", 0.6))
+    # monthly churn P = 1 - (1 - theta)^HR (HR multiplies the hazard -log(1 - theta)), HR = product of
+    # sub_hr_bad_ticket if a ticket answered late (first response after 24 h) or never resolved was opened in the 60 days before the month
+    # starts, and sub_hr_visits_drop if the customer had no site visit in the calendar month before
+    # the month starts after at least one visit in the month before that (a drop in engagement).
+    sub_hr_bad_ticket: float = 2.5
+    sub_hr_visits_drop: float = 1.8
 
     # --- service (helpers.synth.service): tickets, returns, recovery -------------------------------
     ticket_rate: float = 0.05

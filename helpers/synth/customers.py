@@ -69,6 +69,9 @@ def customers(cfg: SynthConfig, rng: np.random.Generator) -> tuple[pd.DataFrame,
     plan_idx = rng.choice(len(cfg.plans), size=n, p=[pl.share for pl in cfg.plans])
     a = np.array([pl.alpha for pl in cfg.plans])[plan_idx]
     b = np.array([pl.beta for pl in cfg.plans])[plan_idx]
+    if eff:
+        mult = pd.Series(channel).map(dict(cfg.sub_beta_multiplier_channel)).fillna(1.0).to_numpy()
+        b = b * mult
     theta = rng.beta(a, b)
     lat["subscriber"] = subs
     lat["plan_idx"] = plan_idx

@@ -4,9 +4,12 @@ multipliers.
 Each subscriber has a monthly churn probability theta ~ Beta(alpha_plan, beta_plan). With planted
 effects, the probability of churning at the end of subscription month k is
 ``1 - (1 - theta) ** HR_k``: a proportional change of the continuous-time hazard -log(1 - theta),
-with HR_k the product of `sub_hr_unresolved_ticket` (an unresolved ticket opened in the 60 days
-before the month starts), `sub_hr_no_visit` (no site visit in the calendar month before the month
-starts) and the channel's `sub_hr_channel`. Without planted effects HR = 1: plain sBG.
+with HR_k the product of `sub_hr_bad_ticket` (a ticket opened in the 60 days before the month
+starts whose first response took 24 h or more, or that is not resolved) and `sub_hr_visits_drop` (no site visit in the calendar month before the
+month starts, after at least one in the month before that). Both covariates switch on and off
+independently of theta, so a Cox or discrete-time (cloglog) model with time-varying covariates
+recovers HR. The acquisition channel acts on theta's distribution instead (customers module):
+Beta(alpha, beta x sub_beta_multiplier_channel). Without planted effects HR = 1: plain sBG.
 """
 
 from __future__ import annotations
@@ -14,7 +17,6 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from helpers.synth._common import pairs
 from helpers.synth.config import SynthConfig
 
 MAX_MONTHS = 40
@@ -52,8 +54,8 @@ def subscriptions(
     )
     m = len(s)
     eff = cfg.planted_effects
-    hr_ch = s["channel"].map(pairs(cfg.sub_hr_channel)).fillna(1.0).to_numpy() if eff else np.ones(m)
-    unres = tickets.loc[tickets["resolved_at"].isna(), ["customer_id", "opened_at"]].sort_values("opened_at")
+    bad = tickets["resolved_at"].isna() | (tickets["first_response_at"] - tickets["opened_at"] >= pd.Timedelta(hours=24))
+    unres = tickets.loc[bad, ["customer_id", "opened_at"]].sort_values("opened_at")
     visits = engagement.set_index(["customer_id", "month"])["site_visits"]
     end_date = pd.Series(pd.NaT, index=s.index, dtype="datetime64[ns]")
     alive = np.ones(m, dtype=bool)
@@ -61,17 +63,19 @@ def subscriptions(
     for k in range(1, MAX_MONTHS + 1):
         month_start = _add_months(s["start"], k - 1)
         month_end = _add_months(s["start"], k)
-        hr = hr_ch.copy()
+        hr = np.ones(m)
         if eff:
             q = pd.DataFrame({"customer_id": s["customer_id"], "at": month_start, "i": np.arange(m)})
             q = pd.merge_asof(q.sort_values("at"), unres, left_on="at", right_on="opened_at",
                               by="customer_id", direction="backward", allow_exact_matches=False).sort_values("i")  # fmt: skip
             recent = ((q["at"] - q["opened_at"]) <= pd.Timedelta(days=60)).to_numpy()
             prev = (month_start.dt.to_period("M") - 1).dt.to_timestamp()
-            v = visits.reindex(pd.MultiIndex.from_arrays([s["customer_id"], prev])).to_numpy()
-            none = v == 0  # months before sign-up (NaN) count as visited
-            hr = hr * np.where(recent, cfg.sub_hr_unresolved_ticket, 1.0)
-            hr = hr * np.where(none, cfg.sub_hr_no_visit, 1.0)
+            prev2 = (month_start.dt.to_period("M") - 2).dt.to_timestamp()
+            v1 = visits.reindex(pd.MultiIndex.from_arrays([s["customer_id"], prev])).to_numpy()
+            v2 = visits.reindex(pd.MultiIndex.from_arrays([s["customer_id"], prev2])).to_numpy()
+            drop = (v1 == 0) & (v2 > 0)  # months before sign-up (NaN) never count
+            hr = hr * np.where(recent, cfg.sub_hr_bad_ticket, 1.0)
+            hr = hr * np.where(drop, cfg.sub_hr_visits_drop, 1.0)
         churn_p = 1 - (1 - s["theta"].to_numpy()) ** hr
         observed = (month_end <= last).to_numpy()
         churn = alive & observed & (u[k - 1] < churn_p)

@@ -273,10 +273,13 @@ def ground_truth(cfg: SynthConfig, tables: dict, ctx: dict) -> tuple[dict[str, p
         "engagement": engagement_t,
         "acquisition": acquisition.truth(ctx["spend"]),
         "subscriptions": {
-            "sub_hr_unresolved_ticket": cfg.sub_hr_unresolved_ticket if eff else 1.0,
-            "sub_hr_no_visit": cfg.sub_hr_no_visit if eff else 1.0,
-            "sub_hr_channel": pairs(cfg.sub_hr_channel) if eff else {},
+            "sub_hr_bad_ticket": cfg.sub_hr_bad_ticket if eff else 1.0,
+            "sub_hr_visits_drop": cfg.sub_hr_visits_drop if eff else 1.0,
             "definition": "monthly churn P = 1 - (1 - theta)^HR; HR multiplies the hazard -log(1 - theta)",
+            "sbg_by_plan_and_channel": {
+                f"{pl.name}|{ch}": {"alpha": pl.alpha, "beta": pl.beta * (pairs(cfg.sub_beta_multiplier_channel).get(ch, 1.0) if eff else 1.0)}
+                for pl in cfg.plans for ch, _ in cfg.channels
+            },
         },
     }
     gt = {
