@@ -52,8 +52,10 @@ def _prune(o: pd.DataFrame, drop: pd.Series) -> pd.DataFrame:
 
 
 def _combine(*drops: pd.Series) -> pd.Series:
-    s = pd.concat([d for d in drops if len(d)])
-    return s.groupby(level=0).min() if len(s) else pd.Series(dtype="datetime64[ns]")
+    parts = [d for d in drops if len(d)]
+    if not parts:
+        return pd.Series(dtype="datetime64[ns]")
+    return pd.concat(parts).groupby(level=0).min()
 
 
 def _counted_before(o: pd.DataFrame, drop: pd.Series, key: pd.DataFrame, days: int) -> pd.Series:

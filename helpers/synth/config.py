@@ -183,7 +183,7 @@ class SynthConfig:
     campaign_window_days: int = 30
     campaign_discount_rate: float = 0.15
     campaign_coupon_redeem_share: float = 0.7
-    campaign_cost_per_send: tuple[tuple[str, float], ...] = (("email", 0.004), ("sms", 0.08))
+    campaign_cost_per_send: tuple[tuple[str, float], ...] = (("email", 0.01), ("sms", 0.08))
     campaign_sms_share: float = 0.5  # share of sends to SMS-opted-in customers that go by SMS
     birthday_treatment_share: float = 0.8
     birthday_uplift: float = 0.05

@@ -147,6 +147,8 @@ def surveys(
     det = category == "detractor"
     group = np.where(det, np.where(u_group < cfg.followup_share, "treatment", "control"), "")
     delay = pd.to_timedelta(np.round((1 + 46 * u_hours) * 3600), unit="s")
+    room = end + pd.Timedelta(days=1) - rows["surveyed_at"] - pd.Timedelta(seconds=1)
+    delay = delay.where(delay <= room, room)  # a follow-up is in the data (before its end)
     followup_at = (rows["surveyed_at"] + delay).where(group == "treatment")
     full = pd.DataFrame(
         {
