@@ -376,7 +376,9 @@ def test_subscription_hazard_multipliers_recovered_by_a_discrete_time_model(comp
 # --- engagement --------------------------------------------------------------------------------
 def test_engagement_falls_before_the_latent_dropout(company):
     tables, truth = company
+    subscriber = tables["truth_customers"].set_index("customer_id")["theta"].notna()
     eng = tables["engagement_monthly"]
+    eng = eng[~subscriber.reindex(eng["customer_id"]).to_numpy()]  # subscribers keep visiting
     d = pd.to_datetime(tables["truth_customers"].set_index("customer_id")["dropout_at"])
     dm = d.reindex(eng["customer_id"]).to_numpy().astype("datetime64[M]")
     rel = (eng["month"].to_numpy().astype("datetime64[M]") - dm).astype(float)  # months, NaN if alive

@@ -87,7 +87,7 @@ class SynthConfig:
     )
     # acquisition channel (planted): theta ~ Beta(alpha_plan, beta_plan * multiplier), i.e. an sBG
     # per plan and channel (a larger beta: lower churn)
-    sub_beta_multiplier_channel: tuple[tuple[str, float], ...] = (("referral", 1.6), ("deal_site", 0.6))
+    sub_beta_multiplier_channel: tuple[tuple[str, float], ...] = (("referral", 1.4), ("deal_site", 0.7))
     # monthly churn P = 1 - (1 - theta)^HR (HR multiplies the hazard -log(1 - theta)), HR = product of
     # sub_hr_bad_ticket if a ticket answered late (first response after 24 h) or never resolved was opened in the 60 days before the month
     # starts, and sub_hr_visits_drop if the customer had no site visit in the calendar month before

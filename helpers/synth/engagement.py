@@ -3,7 +3,7 @@ opt-outs that rise with the (randomized) newsletter cadence.
 
 Visits ~ Poisson(v * f), v ~ Gamma(shape, mean) per customer; f falls in the three months before
 the customer's latent dropout month (`engagement_decline`) and stays at `engagement_after_dropout`
-from it on. Opens ~ Binomial(newsletters, o * f), o ~ Beta(a, b); clicks ~ Binomial(opens, c).
+from it on (subscribers: f = 1 throughout). Opens ~ Binomial(newsletters, o * f), o ~ Beta(a, b); clicks ~ Binomial(opens, c).
 Opt-out per month: P = 1 - exp(-(base + per_email * newsletters)), a constant monthly hazard for
 a given cadence, so the month of opting out is geometric.
 """
@@ -65,6 +65,8 @@ def monthly(
     for j, mult in zip((-3, -2, -1), dec):
         f = np.where(rel == j, mult, f)
     f = np.where(rel >= 0, cfg.engagement_after_dropout, f)
+    # subscribers keep visiting (their beans come every month): no decline with the one-off dropout
+    f = np.where(lat["subscriber"].to_numpy()[row], 1.0, f)
     visits = rng.poisson(lat["visits_level"].to_numpy()[row] * f)
     cad = cust["newsletters_per_month"].to_numpy()[row]
     oo = cust["email_opt_out_at"]
