@@ -104,7 +104,10 @@ def test_without_planted_effects_no_campaign_orders_and_no_members():
     assert (tables["orders"]["campaign_id"] == "").all()
     assert truth["realized"]["loyalty_members"] == 0
     assert truth["realized"]["sleeping_dogs"] == 0
-    assert (tables["coupon_offers"]["redeemed_order_id"].isna() | (tables["coupon_offers"]["discount_pct"] > 0)).all()
+    assert (
+        tables["coupon_offers"]["redeemed_order_id"].isna()
+        | (tables["coupon_offers"]["discount_pct"] > 0)
+    ).all()
 
 
 def test_generate_orders_scaled():

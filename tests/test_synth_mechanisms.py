@@ -74,7 +74,9 @@ def test_spend_per_signup_recovers_the_cost_per_acquisition(company):
     spend = tables["marketing_spend"]
     signups = tables["customers"].groupby("acquisition_channel").size()
     g = spend.groupby("channel")
-    assert g["signups"].sum().equals(signups.rename_axis("channel").reindex(g["signups"].sum().index))
+    assert (
+        g["signups"].sum().equals(signups.rename_axis("channel").reindex(g["signups"].sum().index))
+    )
     sd = truth["parameters"]["acquisition_spend_noise_sd"]
     for ch, cpa in truth["parameters"]["acquisition_cpa"]:
         d = spend[spend["channel"] == ch]
@@ -90,12 +92,19 @@ def test_staggered_launch_is_visible(company):
     tables, truth = company
     launch = tables["loyalty_launches"].set_index("country")["launch_date"]
     assert tables["loyalty_launches"]["pilot"].sum() == 2
-    joins = tables["loyalty_events"].query("event_type == 'join'").merge(tables["customers"][["customer_id", "country"]])
+    joins = (
+        tables["loyalty_events"]
+        .query("event_type == 'join'")
+        .merge(tables["customers"][["customer_id", "country"]])
+    )
     assert (joins["event_at"] >= joins["country"].map(launch)).all()
     first = joins.groupby("country")["event_at"].min()
     pilots = launch.index[tables["loyalty_launches"].set_index("country")["pilot"]]
     assert (first[pilots] < first.drop(pilots).min()).all()
-    assert truth["realized"]["loyalty"]["naive_rate_ratio"] > 1.5 * truth["parameters"]["loyalty_rate_uplift"]
+    assert (
+        truth["realized"]["loyalty"]["naive_rate_ratio"]
+        > 1.5 * truth["parameters"]["loyalty_rate_uplift"]
+    )
 
 
 def _cell_rate(orders: pd.DataFrame, cust: pd.DataFrame, lo: str, hi: str) -> tuple[float, float]:
@@ -141,9 +150,14 @@ def test_tier_shares_benefits_and_points(company):
     assert -tot["expire"] / tot["earn"] == pytest.approx(lt["breakage_rate"], rel=1e-4)
     bal = ev.sort_values(["customer_id", "event_id"]).groupby("customer_id")["points"].cumsum()
     assert (bal >= 0).all()
-    assert int(bal.groupby(ev.sort_values(["customer_id", "event_id"])["customer_id"]).last().sum()) == lt["outstanding_points"]
+    assert (
+        int(bal.groupby(ev.sort_values(["customer_id", "event_id"])["customer_id"]).last().sum())
+        == lt["outstanding_points"]
+    )
     # an expiry comes 12 months after the member's previous earn or redeem
-    act = ev[ev["event_type"].isin(["earn", "redeem", "expire"])].sort_values(["customer_id", "event_at"])
+    act = ev[ev["event_type"].isin(["earn", "redeem", "expire"])].sort_values(
+        ["customer_id", "event_at"]
+    )
     prev = act.groupby("customer_id")["event_at"].shift()
     exp = act["event_type"] == "expire"
     gap = (act.loc[exp, "event_at"] - prev[exp]).dt.total_seconds() / 86400
@@ -159,7 +173,12 @@ def test_redemption_follows_the_true_propensity(company):
     nxt = ev.groupby("customer_id")["event_type"].shift(-1).astype(str)
     earn = ev[(ev["event_type"] == "earn") & (ev["balance"] >= truth["parameters"]["redeem_block"])]
     redeemed = (nxt[earn.index] == "redeem").to_numpy()
-    rho = tables["truth_customers"].set_index("customer_id")["redeem_propensity"].reindex(earn["customer_id"]).to_numpy()
+    rho = (
+        tables["truth_customers"]
+        .set_index("customer_id")["redeem_propensity"]
+        .reindex(earn["customer_id"])
+        .to_numpy()
+    )
     se = np.sqrt((rho * (1 - rho)).sum()) / len(rho)
     assert len(rho) > 50
     assert within(redeemed.mean(), rho.mean(), se)
@@ -175,14 +194,24 @@ def test_goal_gradient_and_tier_lift_in_gaps_between_orders(company):
     orders = tables["orders"]
     earn = ev[ev["event_type"] == "earn"].sort_values(["customer_id", "event_at"])
     earn = earn.assign(life=earn.groupby("customer_id")["points"].cumsum())
-    org = orders[orders["campaign_id"].isna()][["customer_id", "order_date"]].sort_values(["customer_id", "order_date"])
-    earn = earn.merge(org.rename(columns={"order_date": "event_at"}), on=["customer_id", "event_at"])
+    org = orders[orders["campaign_id"].isna()][["customer_id", "order_date"]].sort_values(
+        ["customer_id", "order_date"]
+    )
+    earn = earn.merge(
+        org.rename(columns={"order_date": "event_at"}), on=["customer_id", "event_at"]
+    )
     earn = earn.assign(nxt=earn.groupby("customer_id")["event_at"].shift(-1)).dropna(subset=["nxt"])
     thr = np.array([v for _, v in p["tiers"]] + [np.inf])
     tier = np.searchsorted(thr, earn["life"].to_numpy(), side="right") - 1
     near = (thr[tier + 1] - earn["life"].to_numpy()) <= p["goal_gradient_window"]
     y = np.log((earn["nxt"] - earn["event_at"]).dt.total_seconds() / 86400 / 7)
-    X = pd.DataFrame({"near": near.astype(float), "silver": (tier == 1).astype(float), "gold": (tier == 2).astype(float)})
+    X = pd.DataFrame(
+        {
+            "near": near.astype(float),
+            "silver": (tier == 1).astype(float),
+            "gold": (tier == 2).astype(float),
+        }
+    )
     g = earn["customer_id"].to_numpy()
     Xd = X - X.groupby(g).transform("mean")
     yd = y - y.groupby(g).transform("mean")
@@ -235,7 +264,10 @@ def test_pre_period_spend_matches_the_orders(company):
     tables, _ = company
     c, o = tables["campaigns"].sample(200, random_state=1), tables["orders"]
     m = c.merge(o[["customer_id", "order_date", "amount"]], on="customer_id")
-    m = m[(m["order_date"] >= m["sent_at"] - pd.Timedelta(days=90)) & (m["order_date"] <= m["sent_at"])]
+    m = m[
+        (m["order_date"] >= m["sent_at"] - pd.Timedelta(days=90))
+        & (m["order_date"] <= m["sent_at"])
+    ]
     pre = m.groupby("send_id")["amount"].sum().reindex(c["send_id"], fill_value=0.0)
     assert np.allclose(pre.to_numpy(), c["pre_spend_90d"].to_numpy(), atol=0.02)
 
@@ -259,7 +291,9 @@ def test_coupon_arms_recover_the_dose_response(company):
     ups = [truth["realized"]["coupons"][str(p)]["true_conversion_uplift"] for p in (5, 10, 15)]
     assert ups == sorted(ups) and ups[0] > 0
     # redeemed coupons: the right order, within the validity, at the arm's rate, above the minimum
-    r = off.dropna(subset=["redeemed_order_id"]).merge(o, left_on="redeemed_order_id", right_on="order_id")
+    r = off.dropna(subset=["redeemed_order_id"]).merge(
+        o, left_on="redeemed_order_id", right_on="order_id"
+    )
     assert (r["order_date"] <= r["valid_until"]).all() and (r["discount_pct"] > 0).all()
     lst = r["amount"] + r["discount"]
     assert (lst >= r["min_spend"] - 0.02).all()
@@ -272,7 +306,12 @@ def test_non_response_bias_and_its_correction(company):
     f = truth["realized"]["feedback"]
     assert f["respondent_nps"] > f["population_nps"] + 5
     nps = tables["nps_responses"]
-    prop = tables["truth_customers"].set_index("customer_id")["response_propensity"].reindex(nps["customer_id"]).to_numpy()
+    prop = (
+        tables["truth_customers"]
+        .set_index("customer_id")["response_propensity"]
+        .reindex(nps["customer_id"])
+        .to_numpy()
+    )
     w = 1 / prop
     score = nps["score"].to_numpy()
     v = np.where(score >= 9, 100.0, np.where(score <= 6, -100.0, 0.0))
@@ -290,7 +329,10 @@ def test_detractor_follow_up_experiment(company):
     lag = ex["followup_at"] - ex["surveyed_at"]
     assert (lag.dropna() <= pd.Timedelta(hours=48)).all()
     m = ex.merge(o[["customer_id", "order_date"]], on="customer_id")
-    m = m[(m["order_date"] > m["surveyed_at"]) & (m["order_date"] <= m["surveyed_at"] + pd.Timedelta(days=180))]
+    m = m[
+        (m["order_date"] > m["surveyed_at"])
+        & (m["order_date"] <= m["surveyed_at"] + pd.Timedelta(days=180))
+    ]
     ex = ex.assign(again=ex["response_id"].isin(m["response_id"]))
     g = ex.groupby("followup_group")["again"].agg(["mean", "size"])
     diff = g.loc["treatment", "mean"] - g.loc["control", "mean"]
@@ -314,9 +356,13 @@ def test_delivery_fix_lowers_delivery_tickets(company):
     # delivery-themed comments fall too
     nps = tables["nps_responses"]
     th = nps[nps["theme"].notna()]
-    g = th.groupby(th["surveyed_at"] >= fix)["theme"].agg([lambda s: (s == "delivery").sum(), "size"])
+    g = th.groupby(th["surveyed_at"] >= fix)["theme"].agg(
+        [lambda s: (s == "delivery").sum(), "size"]
+    )
     g.columns = ["delivery", "n"]
-    ratio = (g.loc[True, "delivery"] / g.loc[True, "n"]) / (g.loc[False, "delivery"] / g.loc[False, "n"])
+    ratio = (g.loc[True, "delivery"] / g.loc[True, "n"]) / (
+        g.loc[False, "delivery"] / g.loc[False, "n"]
+    )
     se = ratio * np.sqrt(1 / g.loc[True, "delivery"] + 1 / g.loc[False, "delivery"])
     assert within(ratio, 1 - p["delivery_fix_reduction"], se), (ratio, se)
 
@@ -348,11 +394,16 @@ def test_subscription_hazard_multipliers_recovered_by_a_discrete_time_model(comp
     end = pd.Timestamp(truth["parameters"]["end"])
     rows = []
     for k in range(1, 37):
-        ms, me = s["start_date"] + pd.DateOffset(months=k - 1), s["start_date"] + pd.DateOffset(months=k)
+        ms, me = (
+            s["start_date"] + pd.DateOffset(months=k - 1),
+            s["start_date"] + pd.DateOffset(months=k),
+        )
         at_risk = ((s["end_date"].isna() | (s["end_date"] >= me)) & (me <= end)).to_numpy()
         rows.append(s[at_risk].assign(k=k, ms=ms[at_risk], churn=(s["end_date"] == me)[at_risk]))
     pm = pd.concat(rows, ignore_index=True).reset_index()
-    bad = tk["resolved_at"].isna() | (tk["first_response_at"] - tk["opened_at"] >= pd.Timedelta(hours=24))
+    bad = tk["resolved_at"].isna() | (
+        tk["first_response_at"] - tk["opened_at"] >= pd.Timedelta(hours=24)
+    )
     b = tk.loc[bad, ["customer_id", "opened_at"]].sort_values("opened_at")
     pm = pd.merge_asof(pm.sort_values("ms"), b, left_on="ms", right_on="opened_at", by="customer_id",
                        allow_exact_matches=False).sort_values("index")  # fmt: skip
@@ -370,7 +421,9 @@ def test_subscription_hazard_multipliers_recovered_by_a_discrete_time_model(comp
                  family=sm.families.Binomial(link=sm.families.links.CLogLog())).fit()  # fmt: skip
     p = truth["parameters"]
     assert within(fit.params["bad_ticket"], np.log(p["sub_hr_bad_ticket"]), fit.bse["bad_ticket"])
-    assert within(fit.params["visits_drop"], np.log(p["sub_hr_visits_drop"]), fit.bse["visits_drop"])
+    assert within(
+        fit.params["visits_drop"], np.log(p["sub_hr_visits_drop"]), fit.bse["visits_drop"]
+    )
 
 
 # --- engagement --------------------------------------------------------------------------------
@@ -381,10 +434,12 @@ def test_engagement_falls_before_the_latent_dropout(company):
     eng = eng[~subscriber.reindex(eng["customer_id"]).to_numpy()]  # subscribers keep visiting
     d = pd.to_datetime(tables["truth_customers"].set_index("customer_id")["dropout_at"])
     dm = d.reindex(eng["customer_id"]).to_numpy().astype("datetime64[M]")
-    rel = (eng["month"].to_numpy().astype("datetime64[M]") - dm).astype(float)  # months, NaN if alive
+    rel = (eng["month"].to_numpy().astype("datetime64[M]") - dm).astype(
+        float
+    )  # months, NaN if alive
     rel = pd.Series(np.where(np.isnat(dm), np.nan, rel), index=eng.index)
     base = eng.loc[(rel <= -6) | rel.isna(), "site_visits"].mean()
-    for lag, mult in zip((-3, -2, -1), truth["parameters"]["engagement_decline"]):
+    for lag, mult in zip((-3, -2, -1), truth["parameters"]["engagement_decline"], strict=True):
         sel = (rel == lag).to_numpy()
         est = eng.loc[sel, "site_visits"].mean() / base
         se = eng.loc[sel, "site_visits"].std() / np.sqrt(sel.sum()) / base
@@ -395,7 +450,9 @@ def test_engagement_falls_before_the_latent_dropout(company):
 def test_opt_outs_rise_with_newsletter_frequency(company):
     tables, truth = company
     p = truth["parameters"]
-    eng = tables["engagement_monthly"].merge(tables["customers"][["customer_id", "newsletters_per_month"]])
+    eng = tables["engagement_monthly"].merge(
+        tables["customers"][["customer_id", "newsletters_per_month"]]
+    )
     e = eng[eng["emails_sent"] > 0]
     g = e.groupby("newsletters_per_month")["email_opt_out"].agg(["mean", "size"])
     hz = -np.log(1 - g["mean"])  # monthly hazard = base + per_email x cadence

@@ -31,7 +31,17 @@ from helpers.synth.customers import customers as _customers
 from helpers.synth.io import write
 from helpers.synth.orders import ORDER_COLUMNS, money, simulate_bgnbd
 
-__all__ = ["TABLES", "TRUTH_TABLES", "ORDER_COLUMNS", "Plan", "SynthConfig", "generate", "generate_orders", "write", "main"]
+__all__ = [
+    "TABLES",
+    "TRUTH_TABLES",
+    "ORDER_COLUMNS",
+    "Plan",
+    "SynthConfig",
+    "generate",
+    "generate_orders",
+    "write",
+    "main",
+]
 
 
 def generate_orders(n_orders: int, seed: int = 7, cfg: SynthConfig | None = None) -> pd.DataFrame:
@@ -40,7 +50,12 @@ def generate_orders(n_orders: int, seed: int = 7, cfg: SynthConfig | None = None
     campaign_id), cut to exactly `n_orders` at the latest order dates."""
     base = cfg or SynthConfig()
     per_customer = 4.3  # a little under the mean, so that there are enough rows to cut
-    cfg = replace(base, seed=seed, n_customers=max(1, int(round(n_orders / per_customer))), planted_effects=False)
+    cfg = replace(
+        base,
+        seed=seed,
+        n_customers=max(1, int(round(n_orders / per_customer))),
+        planted_effects=False,
+    )
     cust, lat = _customers(cfg, stream(cfg.seed, "customers"))
     rng = stream(cfg.seed, "orders")
     sim = simulate_bgnbd(cfg, rng, lat)
@@ -52,8 +67,16 @@ def generate_orders(n_orders: int, seed: int = 7, cfg: SynthConfig | None = None
             + pd.to_timedelta(sim["t"].to_numpy() * 7 * 86400, unit="s").round("s"),
         }
     )
-    mo = money(cfg, rng, lat["nu"].to_numpy()[c], lat["discount_prone"].to_numpy()[c], lat["high_maintenance"].to_numpy()[c])
-    orders = pd.concat([orders, mo.drop(columns="rate")], axis=1).sort_values("order_date", kind="stable")
+    mo = money(
+        cfg,
+        rng,
+        lat["nu"].to_numpy()[c],
+        lat["discount_prone"].to_numpy()[c],
+        lat["high_maintenance"].to_numpy()[c],
+    )
+    orders = pd.concat([orders, mo.drop(columns="rate")], axis=1).sort_values(
+        "order_date", kind="stable"
+    )
     orders = orders.iloc[:n_orders].reset_index(drop=True)
     orders.insert(0, "order_id", np.arange(1, len(orders) + 1))
     orders["channel"] = lat["order_channel"].to_numpy()[orders["customer_id"].to_numpy() - 1]

@@ -25,7 +25,9 @@ def parse_set(items: list[str], cfg: SynthConfig) -> SynthConfig:
         name, sep, raw = item.partition("=")
         name = name.strip()
         if not sep or name not in known:
-            raise SystemExit(f"--set {item!r}: expected field=value with a SynthConfig field, one of {sorted(known)}")
+            raise SystemExit(
+                f"--set {item!r}: expected field=value with a SynthConfig field, one of {sorted(known)}"
+            )
         try:
             value = ast.literal_eval(raw)
         except (ValueError, SyntaxError):
@@ -37,10 +39,20 @@ def parse_set(items: list[str], cfg: SynthConfig) -> SynthConfig:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m helpers.synth", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m helpers.synth", description=__doc__.splitlines()[0]
+    )
     parser.add_argument("--out", default=None, help="folder to write (default: datasets/)")
-    parser.add_argument("--seed", type=int, default=None, help="random seed (default: SynthConfig.seed)")
-    parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", help="override a SynthConfig field")
+    parser.add_argument(
+        "--seed", type=int, default=None, help="random seed (default: SynthConfig.seed)"
+    )
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="FIELD=VALUE",
+        help="override a SynthConfig field",
+    )
     args = parser.parse_args(argv)
     cfg = SynthConfig()
     if args.seed is not None:

@@ -29,7 +29,9 @@ def marketing_spend(cfg: SynthConfig, rng: np.random.Generator, cust: pd.DataFra
     cpa = pd.Series(pairs(cfg.acquisition_cpa))
     sd = cfg.acquisition_spend_noise_sd
     noise = np.exp(rng.normal(-sd * sd / 2, sd, len(n)))
-    spend = np.round(n.to_numpy() * cpa.reindex(grid.get_level_values("channel")).to_numpy() * noise, 2)
+    spend = np.round(
+        n.to_numpy() * cpa.reindex(grid.get_level_values("channel")).to_numpy() * noise, 2
+    )
     return pd.DataFrame(
         {"month": grid.get_level_values("month"), "channel": grid.get_level_values("channel"),
          "spend": spend, "signups": n.to_numpy()}

@@ -108,7 +108,7 @@ def assign(
     out["send_cost"] = np.where(
         out["group"] == "treatment", out["medium"].map(cost).to_numpy(dtype=float), 0.0
     )
-    is_member = (join_at.reindex(sends["customer_id"]).to_numpy() <= sends["sent_at"].to_numpy())
+    is_member = join_at.reindex(sends["customer_id"]).to_numpy() <= sends["sent_at"].to_numpy()
     prone = lat["discount_prone"].to_numpy()[row]
     lapsed = sends["days_lapsed"].to_numpy() if "days_lapsed" in sends else np.full(m, np.nan)
     up = np.select(

@@ -85,16 +85,23 @@ def generate(cfg: SynthConfig | None = None) -> tuple[dict[str, pd.DataFrame], d
 
     # campaigns; a treated sleeping dog may drop out at the send
     crng = stream(seed, "campaigns")
-    cal = pd.concat([campaigns.calendar_sends(cfg, cust, k) for k in ("birthday", "anniversary")], ignore_index=True)
+    cal = pd.concat(
+        [campaigns.calendar_sends(cfg, cust, k) for k in ("birthday", "anniversary")],
+        ignore_index=True,
+    )
     cal = campaigns.assign(cfg, crng, cal, cust, lat, join_at)
     drop = campaigns.dropouts(cal)
     wb = campaigns.winback_sends(cfg, cust, _prune(sim, drop))
     wb = campaigns.assign(cfg, crng, wb, cust, lat, join_at)
     drop = _combine(drop, campaigns.dropouts(wb))
     sends = pd.concat([cal, wb], ignore_index=True)
-    sends = sends.sort_values(["sent_at", "campaign_id", "customer_id"], kind="stable").reset_index(drop=True)
+    sends = sends.sort_values(["sent_at", "campaign_id", "customer_id"], kind="stable").reset_index(
+        drop=True
+    )
     key = sends.rename(columns={"sent_at": "at"})
-    y0_pre = _counted_before(sim, drop, key.assign(at=key["at"] - pd.Timedelta(seconds=1)), cfg.campaign_window_days)
+    y0_pre = _counted_before(
+        sim, drop, key.assign(at=key["at"] - pd.Timedelta(seconds=1)), cfg.campaign_window_days
+    )
     induced = (sends["u_ind"] < sends["uplift"]).to_numpy() & ~y0_pre.to_numpy()
     triggered = (sends["u_drop"] < sends["dropout"]).to_numpy()
     srng = stream(seed, "service")
@@ -104,7 +111,9 @@ def generate(cfg: SynthConfig | None = None) -> tuple[dict[str, pd.DataFrame], d
         {
             "customer_id": ind["customer_id"].to_numpy(),
             "order_date": ind["sent_at"].to_numpy()
-            + pd.to_timedelta(np.round((0.1 + ind["u_pos"].to_numpy() * (w - 0.2)) * 86400), unit="s"),
+            + pd.to_timedelta(
+                np.round((0.1 + ind["u_pos"].to_numpy() * (w - 0.2)) * 86400), unit="s"
+            ),
             "campaign_id": ind["campaign_id"].to_numpy(),
             "send_index": ind.index.to_numpy(),
         }
@@ -116,8 +125,12 @@ def generate(cfg: SynthConfig | None = None) -> tuple[dict[str, pd.DataFrame], d
 
     # tickets (from the organic orders kept so far), surveys and the detractor follow-up
     kept = _prune(sim, drop)
-    tk = service.tickets(cfg, srng, kept.assign(order_id=np.arange(len(kept))), lat["theta"].notna().pipe(
-        lambda s: cust["customer_id"].to_numpy()[s.to_numpy()]))
+    tk = service.tickets(
+        cfg,
+        srng,
+        kept.assign(order_id=np.arange(len(kept))),
+        lat["theta"].notna().pipe(lambda s: cust["customer_id"].to_numpy()[s.to_numpy()]),
+    )
     frng = stream(seed, "feedback")
     invitations, responses, nps_truth = feedback.surveys(cfg, frng, cust, lat, tk)
     drop_f = feedback.followup_dropouts(cfg, responses)
@@ -132,32 +145,51 @@ def generate(cfg: SynthConfig | None = None) -> tuple[dict[str, pd.DataFrame], d
     organic["rid"] = organic.index
     treated = sends[(sends["group"] == "treatment").to_numpy() & ~triggered]
     win = campaigns.any_order_in_window(treated, organic.assign(order_id=organic.index), w)
-    use = win["any"] & (treated["u_coupon"] < cfg.campaign_coupon_redeem_share) & cfg.planted_effects
-    cand = pd.DataFrame({"send": treated.index[use.to_numpy()], "rid": win.loc[use, "first_order_id"].astype(int).to_numpy()})
+    use = (
+        win["any"] & (treated["u_coupon"] < cfg.campaign_coupon_redeem_share) & cfg.planted_effects
+    )
+    cand = pd.DataFrame(
+        {
+            "send": treated.index[use.to_numpy()],
+            "rid": win.loc[use, "first_order_id"].astype(int).to_numpy(),
+        }
+    )
     cand = cand[~organic.loc[cand["rid"], "coupon_used"].to_numpy()].drop_duplicates("rid")
     cand = cand[~cand["send"].isin(camp_orders["send_index"])]
     lst = organic.loc[cand["rid"], "amount"] + organic.loc[cand["rid"], "discount"]
     organic.loc[cand["rid"], "discount"] = np.round(lst.to_numpy() * cfg.campaign_discount_rate, 2)
-    organic.loc[cand["rid"], "amount"] = np.round(lst.to_numpy() - organic.loc[cand["rid"], "discount"].to_numpy(), 2)
+    organic.loc[cand["rid"], "amount"] = np.round(
+        lst.to_numpy() - organic.loc[cand["rid"], "discount"].to_numpy(), 2
+    )
     organic.loc[cand["rid"], "campaign_id"] = sends.loc[cand["send"], "campaign_id"].to_numpy()
 
     # the orders table
     lat_channel = lat["order_channel"].to_numpy()
-    allo = pd.concat(
-        [
-            organic.assign(send_index=-1),
-            camp_orders.assign(rid=-1, ticket="", cust=camp_orders["customer_id"] - 1),
-        ],
-        ignore_index=True,
-    ).sort_values(["order_date", "customer_id"], kind="stable").reset_index(drop=True)
+    allo = (
+        pd.concat(
+            [
+                organic.assign(send_index=-1),
+                camp_orders.assign(rid=-1, ticket="", cust=camp_orders["customer_id"] - 1),
+            ],
+            ignore_index=True,
+        )
+        .sort_values(["order_date", "customer_id"], kind="stable")
+        .reset_index(drop=True)
+    )
     allo.insert(0, "order_id", np.arange(100001, 100001 + len(allo)))
-    allo["channel"] = np.where(allo["campaign_id"] != "", "email", lat_channel[allo["customer_id"].to_numpy() - 1])
+    allo["channel"] = np.where(
+        allo["campaign_id"] != "", "email", lat_channel[allo["customer_id"].to_numpy() - 1]
+    )
     allo["items"] = allo["items"].astype(int)
     allo["returned"] = allo["returned"].astype(bool)
     org_rows = allo["rid"].to_numpy() >= 0
-    rid_to_order = pd.Series(allo["order_id"].to_numpy()[org_rows], index=allo["rid"].to_numpy()[org_rows])
+    rid_to_order = pd.Series(
+        allo["order_id"].to_numpy()[org_rows], index=allo["rid"].to_numpy()[org_rows]
+    )
     tk["order_id"] = rid_to_order.reindex(okeys[tk["order_id"].to_numpy()]).to_numpy()
-    tk = tk.sort_values(["opened_at", "ticket_id"]).assign(ticket_id=lambda d: np.arange(1, len(d) + 1))
+    tk = tk.sort_values(["opened_at", "ticket_id"]).assign(
+        ticket_id=lambda d: np.arange(1, len(d) + 1)
+    )
     tk = tk.reset_index(drop=True)[list(service.TICKET_COLUMNS)]
     orders_tbl = allo[list(orders.ORDER_COLUMNS)]
 
@@ -175,7 +207,9 @@ def generate(cfg: SynthConfig | None = None) -> tuple[dict[str, pd.DataFrame], d
     sends["coupon_used"] = sends.index.isin(by_send.index)
     sends["coupon_discount"] = coupon_disc.round(2).to_numpy()
     # pre-period spend: orders in [sent_at - 90 days, sent_at]
-    pre = campaigns.any_order_in_window(sends.assign(sent_at=sends["sent_at"] - pd.Timedelta(days=90)), allo, 90, "amount")
+    pre = campaigns.any_order_in_window(
+        sends.assign(sent_at=sends["sent_at"] - pd.Timedelta(days=90)), allo, 90, "amount"
+    )
     sends["pre_spend_90d"] = pre["total"].round(2).to_numpy()
     sends["send_id"] = np.arange(1, len(sends) + 1)
 
@@ -184,10 +218,15 @@ def generate(cfg: SynthConfig | None = None) -> tuple[dict[str, pd.DataFrame], d
     dead_at = last.loc[last["dead"], "order_date"]
     dropout_at = _combine(dead_at, drop).reindex(cust["customer_id"])
     eng = engagement.monthly(cfg, erng, cust, lat, dropout_at)
-    subs, theta = subscriptions.subscriptions(cfg, stream(seed, "subscriptions"), cust, lat, tk, eng)
+    subs, theta = subscriptions.subscriptions(
+        cfg, stream(seed, "subscriptions"), cust, lat, tk, eng
+    )
 
     # loyalty
-    join_at = join_at[join_at.index.isin(organic["customer_id"]) & (join_at <= drop.reindex(join_at.index).fillna(pd.Timestamp.max))]
+    join_at = join_at[
+        join_at.index.isin(organic["customer_id"])
+        & (join_at <= drop.reindex(join_at.index).fillna(pd.Timestamp.max))
+    ]
     rho = pd.Series(lat["redeem_propensity"].to_numpy(), index=cust["customer_id"])
     events, points = loyalty.events(cfg, stream(seed, "loyalty"), orders_tbl, join_at, rho)
 
@@ -207,7 +246,16 @@ def generate(cfg: SynthConfig | None = None) -> tuple[dict[str, pd.DataFrame], d
         "support_tickets": tk,
         "survey_invitations": invitations,
         "nps_responses": responses[
-            ["response_id", "customer_id", "surveyed_at", "score", "comment", "theme", "followup_group", "followup_at"]
+            [
+                "response_id",
+                "customer_id",
+                "surveyed_at",
+                "score",
+                "comment",
+                "theme",
+                "followup_group",
+                "followup_at",
+            ]
         ],
         "loyalty_launches": loyalty.launches(cfg),
         "loyalty_events": events,
@@ -225,4 +273,3 @@ def generate(cfg: SynthConfig | None = None) -> tuple[dict[str, pd.DataFrame], d
     truth_tables, gt = truth.ground_truth(cfg, tables, ctx)
     tables.update(truth_tables)
     return tables, gt
-

@@ -87,7 +87,10 @@ class SynthConfig:
     )
     # acquisition channel (planted): theta ~ Beta(alpha_plan, beta_plan * multiplier), i.e. an sBG
     # per plan and channel (a larger beta: lower churn)
-    sub_beta_multiplier_channel: tuple[tuple[str, float], ...] = (("referral", 1.4), ("deal_site", 0.7))
+    sub_beta_multiplier_channel: tuple[tuple[str, float], ...] = (
+        ("referral", 1.4),
+        ("deal_site", 0.7),
+    )
     # monthly churn P = 1 - (1 - theta)^HR (HR multiplies the hazard -log(1 - theta)), HR = product of
     # sub_hr_bad_ticket if a ticket answered late (first response after 24 h) or never resolved was opened in the 60 days before the month
     # starts, and sub_hr_visits_drop if the customer had no site visit in the calendar month before
@@ -148,7 +151,10 @@ class SynthConfig:
     # tiers on lifetime points since joining (never lost)
     tiers: tuple[tuple[str, int], ...] = (("Bronze", 0), ("Silver", 400), ("Gold", 850))
     tier_rate_lift: tuple[tuple[str, float], ...] = (("Silver", 1.15), ("Gold", 1.3))
-    tier_benefit_cost: tuple[tuple[str, float], ...] = (("Silver", 0.50), ("Gold", 4.90))  # EUR/order
+    tier_benefit_cost: tuple[tuple[str, float], ...] = (
+        ("Silver", 0.50),
+        ("Gold", 4.90),
+    )  # EUR/order
     # goal gradient (Kivetz, Urminsky & Zheng 2006): within this many points of the next tier the
     # purchase rate is multiplied by goal_gradient_multiplier
     goal_gradient_window: int = 150
@@ -217,7 +223,11 @@ class SynthConfig:
     # month, and from the dropout month on
     engagement_decline: tuple[float, float, float] = (0.7, 0.45, 0.25)
     engagement_after_dropout: float = 0.1
-    newsletter_cadences: tuple[int, ...] = (1, 2, 4)  # newsletters per month, randomized per customer
+    newsletter_cadences: tuple[int, ...] = (
+        1,
+        2,
+        4,
+    )  # newsletters per month, randomized per customer
     open_rate_a: float = 3.0  # per-customer open probability ~ Beta(a, b)
     open_rate_b: float = 5.0
     click_rate: float = 0.2  # clicks per open

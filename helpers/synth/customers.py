@@ -52,7 +52,9 @@ def customers(cfg: SynthConfig, rng: np.random.Generator) -> tuple[pd.DataFrame,
         {
             "lam": np.clip(rng.gamma(cfg.bgnbd_r, 1 / cfg.bgnbd_alpha, n), 1e-6, None),
             "p": p,
-            "p_eff": np.where(eff & (channel == "referral"), p * cfg.referral_dropout_multiplier, p),
+            "p_eff": np.where(
+                eff & (channel == "referral"), p * cfg.referral_dropout_multiplier, p
+            ),
             "nu": rng.gamma(cfg.gg_q, 1 / cfg.gg_gamma, n),
             "discount_prone": rng.random(n) < prone_p,
             "high_maintenance": rng.random(n) < cfg.high_maintenance_share,

@@ -35,7 +35,10 @@ def opt_outs(cfg: SynthConfig, rng: np.random.Generator, cust: pd.DataFrame) -> 
     month = pd.to_datetime(pd.DataFrame({"year": m0 // 12, "month": m0 % 12 + 1, "day": 1}))
     days_in = month.dt.days_in_month
     when = month + pd.to_timedelta(np.floor(day * days_in), unit="D")
-    when = when.where(when > cust["signup_date"].dt.normalize(), cust["signup_date"].dt.normalize() + pd.Timedelta(days=1))
+    when = when.where(
+        when > cust["signup_date"].dt.normalize(),
+        cust["signup_date"].dt.normalize() + pd.Timedelta(days=1),
+    )
     ok = cust["email_opt_in"].to_numpy() & (when <= pd.Timestamp(cfg.end)).to_numpy()
     return pd.Series(when.where(ok).to_numpy(), index=cust.index, name="email_opt_out_at")
 
@@ -62,7 +65,7 @@ def monthly(
     rel = mi - dm  # months relative to the dropout month
     f = np.ones(row.size)
     dec = cfg.engagement_decline
-    for j, mult in zip((-3, -2, -1), dec):
+    for j, mult in zip((-3, -2, -1), dec, strict=True):
         f = np.where(rel == j, mult, f)
     f = np.where(rel >= 0, cfg.engagement_after_dropout, f)
     # subscribers keep visiting (their beans come every month): no decline with the one-off dropout

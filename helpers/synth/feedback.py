@@ -87,10 +87,16 @@ def surveys(
             "prop": np.repeat(prop, n_years),
         }
     )  # fmt: skip
-    inv = inv[inv["invited_at"] <= end].sort_values(["invited_at", "customer_id"]).reset_index(drop=True)
+    inv = (
+        inv[inv["invited_at"] <= end]
+        .sort_values(["invited_at", "customer_id"])
+        .reset_index(drop=True)
+    )
     m = len(inv)
     inv["responded"] = rng.random(m) < inv["prop"]
-    inv["surveyed_at"] = inv["invited_at"] + pd.to_timedelta(rng.integers(9 * 3600, 21 * 3600, m), unit="s")
+    inv["surveyed_at"] = inv["invited_at"] + pd.to_timedelta(
+        rng.integers(9 * 3600, 21 * 3600, m), unit="s"
+    )
     # tickets before the survey: worst outcome so far
     tk = tickets.assign(
         bad=np.select(
@@ -110,7 +116,12 @@ def surveys(
         [cfg.nps_penalty_unresolved if eff else 0, cfg.nps_penalty_poorly if eff else 0],
         0.0,
     )
-    raw = cfg.nps_base - cfg.nps_risk_slope * rows["risk"].to_numpy() + rng.normal(0, cfg.nps_noise_sd, m) - penalty
+    raw = (
+        cfg.nps_base
+        - cfg.nps_risk_slope * rows["risk"].to_numpy()
+        + rng.normal(0, cfg.nps_noise_sd, m)
+        - penalty
+    )
     score = np.clip(np.round(raw), 0, 10).astype(int)
     category = np.select([score >= 9, score >= 7], ["promoter", "passive"], "detractor")
     # themes: uniform among the category's options; after the delivery fix a 'delivery' theme is
@@ -123,11 +134,18 @@ def surveys(
         opts = np.array(options)
         theme[sel] = opts[(u_theme[sel] * len(opts)).astype(int)]
         others = opts[opts != "delivery"]
-        swap = sel & (theme == "delivery") & after_fix & (u_fix < (cfg.delivery_fix_reduction if eff else 0))
+        swap = (
+            sel
+            & (theme == "delivery")
+            & after_fix
+            & (u_fix < (cfg.delivery_fix_reduction if eff else 0))
+        )
         theme[swap] = others[(u_alt[swap] * len(others)).astype(int)]
     # a detractor with a bad ticket talks about the service or the delivery
     ticket_theme = np.where(
-        rows["topic"].isin(["delivery_delay", "damaged_package", "wrong_item"]), "delivery", "customer service"
+        rows["topic"].isin(["delivery_delay", "damaged_package", "wrong_item"]),
+        "delivery",
+        "customer service",
     )
     theme = np.where((category == "detractor") & (worst >= 1), ticket_theme, theme)
     sentiment = np.select([category == "detractor", category == "passive"], ["neg", "mid"], "pos")
@@ -135,8 +153,14 @@ def surveys(
     pick = rng.random(m)
     for (th, se), texts in TEMPLATES.items():
         sel = (theme == th) & (sentiment == se)
-        comment[sel] = np.array(texts)[np.minimum((pick[sel] * len(texts)).astype(int), len(texts) - 1)]
-    fallback = {"neg": "Not happy with my last order.", "mid": "It is fine.", "pos": "Great coffee, thank you!"}
+        comment[sel] = np.array(texts)[
+            np.minimum((pick[sel] * len(texts)).astype(int), len(texts) - 1)
+        ]
+    fallback = {
+        "neg": "Not happy with my last order.",
+        "mid": "It is fine.",
+        "pos": "Great coffee, thank you!",
+    }
     for se, text in fallback.items():
         comment[(comment == "") & (sentiment == se)] = text
     silent = rng.random(m) >= cfg.nps_comment_share
@@ -166,7 +190,8 @@ def surveys(
             "invited_at": full["invited_at"],
             "responded": full["responded"],
             "response_id": pd.array(
-                pd.Series(resp["response_id"].to_numpy(), index=resp["index"]).reindex(full.index), dtype="Int64"
+                pd.Series(resp["response_id"].to_numpy(), index=resp["index"]).reindex(full.index),
+                dtype="Int64",
             ),
         }
     )

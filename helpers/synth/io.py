@@ -20,7 +20,9 @@ def for_csv(df: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def write(tables: dict[str, pd.DataFrame], truth: dict, folder: Path | str | None = None) -> list[Path]:
+def write(
+    tables: dict[str, pd.DataFrame], truth: dict, folder: Path | str | None = None
+) -> list[Path]:
     """Write the tables as CSV (ISO timestamps, fixed float format) and ground_truth.json."""
     folder = Path(folder) if folder else paths.DATASETS
     folder.mkdir(parents=True, exist_ok=True)

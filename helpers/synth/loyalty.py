@@ -70,18 +70,23 @@ def events(
         if j > 0:
             lapse = pd.DatetimeIndex(last_act[mb]) + pd.DateOffset(months=months)
             gone = (lapse.to_numpy() < at[r]) & (balance[mb] > 0)
-            exp_cust.append(cid[r][gone]); exp_at.append(lapse.to_numpy()[gone]); exp_pts.append(-balance[mb][gone])  # fmt: skip
+            exp_cust.append(cid[r][gone])
+            exp_at.append(lapse.to_numpy()[gone])
+            exp_pts.append(-balance[mb][gone])
             balance[mb[gone]] = 0
         balance[mb] += pts[r]
         blocks = balance[mb] // cfg.redeem_block
         red = (blocks > 0) & (u[r] < rho_m[mb])
-        red_rows.append(r[red]); red_pts.append(-blocks[red] * cfg.redeem_block)  # fmt: skip
+        red_rows.append(r[red])
+        red_pts.append(-blocks[red] * cfg.redeem_block)
         balance[mb[red]] -= blocks[red] * cfg.redeem_block
         last_act[mb] = at[r]
     end = pd.Timestamp(cfg.end) + pd.Timedelta(days=1)
     lapse = pd.DatetimeIndex(last_act) + pd.DateOffset(months=months)
     gone = (lapse < end) & (balance > 0)
-    exp_cust.append(members[gone]); exp_at.append(lapse.to_numpy()[gone]); exp_pts.append(-balance[gone])  # fmt: skip
+    exp_cust.append(members[gone])
+    exp_at.append(lapse.to_numpy()[gone])
+    exp_pts.append(-balance[gone])
     balance[gone] = 0
     rr = np.concatenate(red_rows) if red_rows else np.array([], dtype=int)
     red = pd.DataFrame(

@@ -101,9 +101,7 @@ def simulate(
     launch_t = ((lat["country_launch"] - signup) / pd.Timedelta(days=7)).to_numpy()
     fix_t = weeks_since(cfg.delivery_fix_date, signup)
     cs_t = weeks_since(cfg.coupon_start, signup)
-    ce_t = weeks_since(
-        pd.Timestamp(cfg.end) - pd.Timedelta(days=cfg.coupon_valid_days - 1), signup
-    )
+    ce_t = weeks_since(pd.Timestamp(cfg.end) - pd.Timedelta(days=cfg.coupon_valid_days - 1), signup)
     W = cfg.coupon_valid_days / 7
     arms = np.array(cfg.coupon_arms)
     arm_uplift = pairs(cfg.coupon_uplift)
@@ -134,9 +132,7 @@ def simulate(
             rate = lam * _club_multiplier(cfg, member, points, tier)
             t_nat = np.where(dead, np.inf, t + E / rate)
             natural = active & (offer >= 0) & (t_nat - t <= W)
-            induced = (
-                active & (offer > 0) & ~natural & (u_ind < uplift_of[np.maximum(offer, 0)])
-            )
+            induced = active & (offer > 0) & ~natural & (u_ind < uplift_of[np.maximum(offer, 0)])
             t_next = np.where(induced, t + u_pos * W, t_nat)
         new = active & (t_next <= T)
         # --- the order itself ---
@@ -144,7 +140,9 @@ def simulate(
         used = new & (offer > 0) & (t_next - t <= W)
         pct = np.maximum(offer, 0) / 100.0
         amount = mo["amount"].to_numpy()
-        amount = np.where(used & induced, np.maximum(amount, cfg.coupon_min_spend * (1 - pct)), amount)
+        amount = np.where(
+            used & induced, np.maximum(amount, cfg.coupon_min_spend * (1 - pct)), amount
+        )
         used &= amount / (1 - pct) >= cfg.coupon_min_spend - 1e-9
         rate_d = np.where(used, pct, mo["rate"].to_numpy())
         discount = np.round(amount / (1 - rate_d) - amount, 2)
@@ -166,10 +164,14 @@ def simulate(
         has_ticket = u_tk < ticket_p
         if eff:
             has_ticket &= ~(
-                np.isin(topic, DELIVERY_TOPICS) & (t_next >= fix_t) & (u_fix < cfg.delivery_fix_reduction)
+                np.isin(topic, DELIVERY_TOPICS)
+                & (t_next >= fix_t)
+                & (u_fix < cfg.delivery_fix_reduction)
             )
         outcome = np.where(has_ticket, choice_u(u_out, cfg.resolution_mix), "")
-        res_type = np.where(outcome == "unresolved", "unresolved", choice_u(u_res, cfg.resolution_types))
+        res_type = np.where(
+            outcome == "unresolved", "unresolved", choice_u(u_res, cfg.resolution_types)
+        )
         # dropout after the order: BG/NBD drops out only after repeat orders (k >= 1)
         u_drop = rng.random(n)
         q = p_cur.copy() if k >= 1 else np.zeros(n)
@@ -188,7 +190,9 @@ def simulate(
         # the next-purchase coupon offer made at this order (randomized arm)
         u_arm = rng.random(n)
         in_period = (t_next >= cs_t) & (t_next <= ce_t)
-        offer_new = np.where(in_period, arms[np.minimum((u_arm * len(arms)).astype(int), len(arms) - 1)], -1)
+        offer_new = np.where(
+            in_period, arms[np.minimum((u_arm * len(arms)).astype(int), len(arms) - 1)], -1
+        )
         rate_after = np.where(dead_new, 0.0, lam * _club_multiplier(cfg, member, points, tier))
         idx = np.flatnonzero(new)
         rows.append(

@@ -40,7 +40,10 @@ def tickets(
     topic = np.where(is_sub & (rng.random(m) < 0.25), "subscription_change", tk["topic"].to_numpy())
     sat = np.select(
         [well, poorly],
-        [rng.choice([4, 5], size=m, p=[0.35, 0.65]), rng.choice([1, 2, 3], size=m, p=[0.3, 0.4, 0.3])],
+        [
+            rng.choice([4, 5], size=m, p=[0.35, 0.65]),
+            rng.choice([1, 2, 3], size=m, p=[0.3, 0.4, 0.3]),
+        ],
         rng.choice([1, 2], size=m, p=[0.6, 0.4]),
     ).astype(float)
     sat[rng.random(m) < 0.3] = np.nan  # not everyone answers the satisfaction survey

@@ -24,7 +24,9 @@ MAX_MONTHS = 40
 
 def _add_months(start: pd.Series, k: int) -> pd.Series:
     mon = start.dt.year * 12 + start.dt.month - 1 + k
-    return pd.to_datetime(pd.DataFrame({"year": mon // 12, "month": mon % 12 + 1, "day": start.dt.day}))
+    return pd.to_datetime(
+        pd.DataFrame({"year": mon // 12, "month": mon % 12 + 1, "day": start.dt.day})
+    )
 
 
 def subscriptions(
@@ -54,7 +56,9 @@ def subscriptions(
     )
     m = len(s)
     eff = cfg.planted_effects
-    bad = tickets["resolved_at"].isna() | (tickets["first_response_at"] - tickets["opened_at"] >= pd.Timedelta(hours=24))
+    bad = tickets["resolved_at"].isna() | (
+        tickets["first_response_at"] - tickets["opened_at"] >= pd.Timedelta(hours=24)
+    )
     unres = tickets.loc[bad, ["customer_id", "opened_at"]].sort_values("opened_at")
     visits = engagement.set_index(["customer_id", "month"])["site_visits"]
     end_date = pd.Series(pd.NaT, index=s.index, dtype="datetime64[ns]")
@@ -65,7 +69,9 @@ def subscriptions(
         month_end = _add_months(s["start"], k)
         hr = np.ones(m)
         if eff:
-            q = pd.DataFrame({"customer_id": s["customer_id"], "at": month_start, "i": np.arange(m)})
+            q = pd.DataFrame(
+                {"customer_id": s["customer_id"], "at": month_start, "i": np.arange(m)}
+            )
             q = pd.merge_asof(q.sort_values("at"), unres, left_on="at", right_on="opened_at",
                               by="customer_id", direction="backward", allow_exact_matches=False).sort_values("i")  # fmt: skip
             recent = ((q["at"] - q["opened_at"]) <= pd.Timedelta(days=60)).to_numpy()

@@ -19,10 +19,14 @@ from helpers.synth._common import pairs
 from helpers.synth.config import SynthConfig
 
 
-def coupon_offers(cfg: SynthConfig, organic: pd.DataFrame, rid_to_order: pd.Series) -> tuple[pd.DataFrame, pd.DataFrame]:
+def coupon_offers(
+    cfg: SynthConfig, organic: pd.DataFrame, rid_to_order: pd.Series
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """coupon_offers table and the per-offer truth (natural, induced, discount if used)."""
     o = organic.sort_values(["customer_id", "k"])
-    nxt = o.groupby("customer_id")[["natural_next", "induced", "coupon_used", "discount", "rid"]].shift(-1)
+    nxt = o.groupby("customer_id")[
+        ["natural_next", "induced", "coupon_used", "discount", "rid"]
+    ].shift(-1)
     has = nxt["rid"].notna()
     sel = (o["offer"] >= 0).to_numpy()
     off = o[sel]
@@ -34,10 +38,15 @@ def coupon_offers(cfg: SynthConfig, organic: pd.DataFrame, rid_to_order: pd.Seri
             "customer_id": off["customer_id"].to_numpy(),
             "offered_at": off["order_date"].to_numpy(),
             "discount_pct": off["offer"].astype(int).to_numpy(),
-            "valid_until": (off["order_date"] + pd.Timedelta(days=cfg.coupon_valid_days)).to_numpy(),
+            "valid_until": (
+                off["order_date"] + pd.Timedelta(days=cfg.coupon_valid_days)
+            ).to_numpy(),
             "min_spend": cfg.coupon_min_spend,
             "redeemed_order_id": pd.array(
-                np.where(used, rid_to_order.reindex(nx["rid"].fillna(-1).astype(int)).to_numpy(), np.nan), dtype="Int64"
+                np.where(
+                    used, rid_to_order.reindex(nx["rid"].fillna(-1).astype(int)).to_numpy(), np.nan
+                ),
+                dtype="Int64",
             ),
         }
     )
@@ -90,21 +99,28 @@ def _loyalty_truth(cfg: SynthConfig, tables: dict, ctx: dict) -> dict:
     a_p = after(organic[organic["customer_id"].isin(pl.index)], pl, rest_launch)
     c_p = after(cf[cf["customer_id"].isin(pl.index)], pl, rest_launch)
     first_p = pd.concat([signup[pilot].dt.to_period("M").dt.to_timestamp(), pl], axis=1).max(axis=1)
-    cm_p = int(_months_between(first_p, pd.Timestamp(cfg.loyalty_launch) - pd.Timedelta(days=1)).sum())
+    cm_p = int(
+        _months_between(first_p, pd.Timestamp(cfg.loyalty_launch) - pd.Timedelta(days=1)).sum()
+    )
     ev = tables["loyalty_events"]
     reached = ev.groupby("customer_id")["tier"].last()
     names = [t for t, _ in cfg.tiers]
     rank = reached.map({t: i for i, t in enumerate(names)})
     n_mem = max(len(join_at), 1)
     weeks = ((end + pd.Timedelta(days=1) - signup).dt.days / 7).clip(lower=1)
-    rate = (tables["orders"].groupby("customer_id").size().reindex(signup.index, fill_value=1) - 1) / weeks
+    rate = (
+        tables["orders"].groupby("customer_id").size().reindex(signup.index, fill_value=1) - 1
+    ) / weeks
     mem = signup.index.isin(join_at.index)
     cost = pairs(cfg.tier_benefit_cost)
     tb = organic["tier_before"].to_numpy()
     benefit = sum(float((tb == i).sum()) * cost.get(t, 0.0) for i, t in enumerate(names))
     pts = ctx["points"]
     return {
-        "launch_dates": {r.country: r.launch_date.strftime("%Y-%m-%d") for r in tables["loyalty_launches"].itertuples()},
+        "launch_dates": {
+            r.country: r.launch_date.strftime("%Y-%m-%d")
+            for r in tables["loyalty_launches"].itertuples()
+        },
         "members": int(len(join_at)),
         "share_silver_or_gold": float((rank >= 1).sum() / n_mem),
         "share_gold": float((rank >= 2).sum() / n_mem),
@@ -116,10 +132,14 @@ def _loyalty_truth(cfg: SynthConfig, tables: dict, ctx: dict) -> dict:
         "launch_customer_months": cm,
         "pilot_att_ratio": a_p / c_p if c_p else float("nan"),
         "pilot_att_orders_per_customer_month": (a_p - c_p) / cm_p if cm_p else float("nan"),
-        "naive_rate_ratio": float(rate[mem].mean() / rate[~mem].mean()) if mem.any() else float("nan"),
+        "naive_rate_ratio": float(rate[mem].mean() / rate[~mem].mean())
+        if mem.any()
+        else float("nan"),
         "tier_benefit_cost_eur": round(benefit, 2),
         **pts,
-        "breakage_rate": pts["points_expired"] / pts["points_earned"] if pts["points_earned"] else float("nan"),
+        "breakage_rate": pts["points_expired"] / pts["points_earned"]
+        if pts["points_earned"]
+        else float("nan"),
         "outstanding_liability_eur": round(pts["outstanding_points"] * cfg.point_value_eur, 2),
     }
 
@@ -148,7 +168,9 @@ def ground_truth(cfg: SynthConfig, tables: dict, ctx: dict) -> tuple[dict[str, p
     )  # fmt: skip
 
     # --- per-send truth
-    key = sends.rename(columns={"sent_at": "at"}).assign(at=lambda d: d["at"] - pd.Timedelta(seconds=1))
+    key = sends.rename(columns={"sent_at": "at"}).assign(
+        at=lambda d: d["at"] - pd.Timedelta(seconds=1)
+    )
     y0 = _counted_before(sim, drop, key, W).to_numpy()
     would_induce = (sends["u_ind"] < sends["uplift"]).to_numpy() & ~ctx["y0_pre"].to_numpy()
     trig = ctx["triggered"]
@@ -168,8 +190,14 @@ def ground_truth(cfg: SynthConfig, tables: dict, ctx: dict) -> tuple[dict[str, p
     )  # fmt: skip
     treated = (sends["group"] == "treatment").to_numpy()
     cand = ctx["cand"]
-    cann = pd.Series(ctx["organic"].loc[cand["rid"], "discount"].to_numpy(), index=cand["send"].to_numpy())
-    base = {"birthday": cfg.birthday_uplift, "anniversary": cfg.anniversary_uplift, "winback": cfg.winback_uplift}
+    cann = pd.Series(
+        ctx["organic"].loc[cand["rid"], "discount"].to_numpy(), index=cand["send"].to_numpy()
+    )
+    base = {
+        "birthday": cfg.birthday_uplift,
+        "anniversary": cfg.anniversary_uplift,
+        "winback": cfg.winback_uplift,
+    }
     camp = {}
     for kind in ("anniversary", "birthday", "winback"):
         k = (sends["campaign_type"] == kind).to_numpy()
@@ -179,7 +207,9 @@ def ground_truth(cfg: SynthConfig, tables: dict, ctx: dict) -> tuple[dict[str, p
             "treated": int(tk.sum()),
             "true_uplift_mechanism": base[kind] if eff else 0.0,
             "mean_uplift": float(sends.loc[k, "uplift"].mean()) if k.any() else 0.0,
-            "true_att": float((y1[tk].astype(int) - y0[tk].astype(int)).mean()) if tk.any() else 0.0,
+            "true_att": float((y1[tk].astype(int) - y0[tk].astype(int)).mean())
+            if tk.any()
+            else 0.0,
             "true_ate": float(tau[k].mean()) if k.any() else 0.0,
             "cannibalized_discount_per_treated_send": float(
                 cann[cann.index.isin(np.flatnonzero(tk))].sum() / max(tk.sum(), 1)
@@ -197,14 +227,18 @@ def ground_truth(cfg: SynthConfig, tables: dict, ctx: dict) -> tuple[dict[str, p
         coup[str(pct)] = {
             "offers": int(a.sum()),
             "true_conversion_uplift": float(ot.loc[a, "induced"].mean()),
-            "cannibalized_discount_per_offer": float((ot.loc[a, "used_discount"] * ot.loc[a, "natural"]).mean()),
+            "cannibalized_discount_per_offer": float(
+                (ot.loc[a, "used_discount"] * ot.loc[a, "natural"]).mean()
+            ),
             "coupon_uplift": pairs(cfg.coupon_uplift).get(pct, 0.0) if eff else 0.0,
         }
 
     # --- feedback: follow-up experiment, delivery fix, resolution types
     resp = ctx["responses"]
     end = pd.Timestamp(cfg.end)
-    ex = resp[(resp["followup_group"] != "") & (resp["surveyed_at"] <= end - pd.Timedelta(days=180))]
+    ex = resp[
+        (resp["followup_group"] != "") & (resp["surveyed_at"] <= end - pd.Timedelta(days=180))
+    ]
     k2 = ex.rename(columns={"surveyed_at": "at"})
     org_any = _counted_before(sim, drop, k2, 180).to_numpy()
     co = ctx["camp_orders"].rename(columns={"order_date": "order_date"})
@@ -222,23 +256,35 @@ def ground_truth(cfg: SynthConfig, tables: dict, ctx: dict) -> tuple[dict[str, p
     feedback_t = {
         **ctx["nps_truth"],
         "followup_experiment_responses": int(len(ex)),
-        "followup_true_effect_buy_again_180d": float((y1f.astype(int) - y0f.astype(int)).mean()) if len(ex) else 0.0,
+        "followup_true_effect_buy_again_180d": float((y1f.astype(int) - y0f.astype(int)).mean())
+        if len(ex)
+        else 0.0,
         "delivery_fix_date": cfg.delivery_fix_date,
         "delivery_fix_reduction": cfg.delivery_fix_reduction if eff else 0.0,
-        "delivery_tickets_per_order_before": float(((tk["opened_at"] < fix) & deliv).sum() / max(nb, 1)),
-        "delivery_tickets_per_order_after": float(((tk["opened_at"] >= fix) & deliv).sum() / max(na, 1)),
+        "delivery_tickets_per_order_before": float(
+            ((tk["opened_at"] < fix) & deliv).sum() / max(nb, 1)
+        ),
+        "delivery_tickets_per_order_after": float(
+            ((tk["opened_at"] >= fix) & deliv).sum() / max(na, 1)
+        ),
         "repurchase_ratio_vs_refund": {
-            r: (1 - (xtra.get(r, 0.0) if eff else 0.0)) / ref for r, _ in cfg.resolution_types if r != "refund"
+            r: (1 - (xtra.get(r, 0.0) if eff else 0.0)) / ref
+            for r, _ in cfg.resolution_types
+            if r != "refund"
         },
     }
 
     # --- engagement: opt-outs per cadence (monthly rate among customers still subscribed)
     eng = ctx["eng"]
-    e = eng[eng["emails_sent"] > 0].merge(tables["customers"][["customer_id", "newsletters_per_month"]], on="customer_id")
+    e = eng[eng["emails_sent"] > 0].merge(
+        tables["customers"][["customer_id", "newsletters_per_month"]], on="customer_id"
+    )
     g = e.groupby("newsletters_per_month")["email_opt_out"].agg(["sum", "size"])
     engagement_t = {
         "email_optout_per_email": cfg.email_optout_per_email if eff else 0.0,
-        "monthly_optout_rate_by_cadence": {str(k): float(v["sum"] / v["size"]) for k, v in g.iterrows()},
+        "monthly_optout_rate_by_cadence": {
+            str(k): float(v["sum"] / v["size"]) for k, v in g.iterrows()
+        },
         "customers_dropped_out": int(dropout_at.notna().sum()),
     }
 
@@ -246,7 +292,9 @@ def ground_truth(cfg: SynthConfig, tables: dict, ctx: dict) -> tuple[dict[str, p
     theta = ctx["theta"]
     score = tables["nps_responses"].groupby("customer_id")["score"].first()
     cat = pd.cut(score, [-1, 6, 8, 10], labels=["detractor", "passive", "promoter"])
-    risk_p = pd.Series(np.where(np.isnan(theta), lat["p"].to_numpy(), np.nan), index=cust["customer_id"])
+    risk_p = pd.Series(
+        np.where(np.isnan(theta), lat["p"].to_numpy(), np.nan), index=cust["customer_id"]
+    )
     risk_theta = pd.Series(theta, index=cust["customer_id"])
 
     def by_category(risk: pd.Series) -> dict[str, float]:
@@ -260,7 +308,9 @@ def ground_truth(cfg: SynthConfig, tables: dict, ctx: dict) -> tuple[dict[str, p
         "n_orders": len(tables["orders"]),
         "n_subscriptions": len(tables["subscriptions"]),
         "loyalty_members": int(mem.sum()),
-        "loyalty_mean_lambda_members_over_nonmembers": float(lam[mem].mean() / lam[~mem].mean()) if mem.any() else float("nan"),
+        "loyalty_mean_lambda_members_over_nonmembers": float(lam[mem].mean() / lam[~mem].mean())
+        if mem.any()
+        else float("nan"),
         "discount_prone_customers": int(lat["discount_prone"].sum()),
         "high_maintenance_customers": int(lat["high_maintenance"].sum()),
         "sleeping_dogs": int(lat["sleeping_dog"].sum()),
@@ -277,8 +327,13 @@ def ground_truth(cfg: SynthConfig, tables: dict, ctx: dict) -> tuple[dict[str, p
             "sub_hr_visits_drop": cfg.sub_hr_visits_drop if eff else 1.0,
             "definition": "monthly churn P = 1 - (1 - theta)^HR; HR multiplies the hazard -log(1 - theta)",
             "sbg_by_plan_and_channel": {
-                f"{pl.name}|{ch}": {"alpha": pl.alpha, "beta": pl.beta * (pairs(cfg.sub_beta_multiplier_channel).get(ch, 1.0) if eff else 1.0)}
-                for pl in cfg.plans for ch, _ in cfg.channels
+                f"{pl.name}|{ch}": {
+                    "alpha": pl.alpha,
+                    "beta": pl.beta
+                    * (pairs(cfg.sub_beta_multiplier_channel).get(ch, 1.0) if eff else 1.0),
+                }
+                for pl in cfg.plans
+                for ch, _ in cfg.channels
             },
         },
     }
@@ -286,10 +341,18 @@ def ground_truth(cfg: SynthConfig, tables: dict, ctx: dict) -> tuple[dict[str, p
         "description": "Copperleaf Roasters sample data: generating parameters and realized facts (helpers.synth)",
         "parameters": json.loads(json.dumps(asdict(cfg))),
         "realized": _clean(realized),
-        "high_maintenance_customer_ids": cust["customer_id"][lat["high_maintenance"].to_numpy()].tolist(),
-        "discount_prone_customer_ids": cust["customer_id"][lat["discount_prone"].to_numpy()].tolist(),
+        "high_maintenance_customer_ids": cust["customer_id"][
+            lat["high_maintenance"].to_numpy()
+        ].tolist(),
+        "discount_prone_customer_ids": cust["customer_id"][
+            lat["discount_prone"].to_numpy()
+        ].tolist(),
     }
-    return {"truth_customers": tc, "truth_campaign_sends": ts, "truth_coupon_offers": ot.drop(columns="used_discount")}, gt
+    return {
+        "truth_customers": tc,
+        "truth_campaign_sends": ts,
+        "truth_coupon_offers": ot.drop(columns="used_discount"),
+    }, gt
 
 
 def _clean(x):
