@@ -31,9 +31,11 @@ import pandas as pd
 
 from helpers import economics, paths, periods
 from helpers.economics import Economics
+from helpers.report import text
 
 __all__ = [
     "NOTEBOOK",
+    "text",
     "pseudonymize",
     "purchases",
     "check_enough_data",
@@ -44,6 +46,7 @@ __all__ = [
     "client_economics",
     "fit_clv",
     "ClvFit",
+    "Reason",
     "dropout_scenario",
     "Formatter",
     "build_report",
@@ -66,8 +69,8 @@ def pseudonymize(ids: pd.Series, salt: str, digits: int = 10) -> pd.Series:
     h = pd.util.hash_pandas_object(ids.astype(str), index=False, hash_key=key).to_numpy(np.uint64)
     shifts = (15 - np.arange(digits, dtype=np.uint64)) * np.uint64(4)  # leading hex digits
     nibbles = ((h[:, None] >> shifts) & np.uint64(15)).astype(np.intp)
-    text = np.ascontiguousarray(_HEX[nibbles]).view(f"<U{digits}").ravel()
-    return pd.Series(np.char.add("C-", text), index=ids.index, name=ids.name)
+    hexes = np.ascontiguousarray(_HEX[nibbles]).view(f"<U{digits}").ravel()
+    return pd.Series(np.char.add("C-", hexes), index=ids.index, name=ids.name)
 
 
 def purchases(orders: pd.DataFrame) -> pd.DataFrame:
@@ -172,6 +175,19 @@ def client_economics(mapping: Any) -> Economics:
     return econ.replace(currency=getattr(mapping, "currency", econ.currency))
 
 
+class Reason(str):
+    """Why something was not done: an English sentence that also carries its message key and
+    values, so the report can say it in the client's language (:mod:`helpers.report.text`)."""
+
+    key: str
+    values: dict[str, Any]
+
+    def __new__(cls, sentence: str, key: str, **values: Any) -> Reason:
+        obj = super().__new__(cls, sentence)
+        obj.key, obj.values = key, values
+        return obj
+
+
 @dataclass
 class ClvFit:
     """A predictive CLV fit of the client report: the table per customer (p_alive,
@@ -208,10 +224,11 @@ def fit_clv(
 
     repeat = segmented.loc[(segmented["frequency"] > 0) & (segmented["monetary_value"] > 0)]
     if len(repeat) < min_repeat_buyers:
-        return None, (
+        return None, Reason(
             f"only {len(repeat)} customers bought more than once; a purchase and spend model needs "
-            f"at least {min_repeat_buyers} repeat buyers, so no lifetime value is predicted"
-        )
+            f"at least {min_repeat_buyers} repeat buyers, so no lifetime value is predicted",
+            "no_clv.too_few", n=len(repeat), min=min_repeat_buyers,
+        )  # fmt: skip
     as_of = segmented.attrs["as_of"]
     first = segmented["first_order"].min()
     span_days = (periods.as_of_end(as_of) - first) / pd.Timedelta(days=1)
@@ -225,7 +242,11 @@ def fit_clv(
         pf = clv.PURCHASE_MODELS[model](segmented)
         gg = clv.fit_gamma_gamma(repeat)
     except ValueError as err:
-        return None, f"the lifetime-value models could not be fitted ({err})"
+        return None, Reason(
+            f"the lifetime-value models could not be fitted ({err})",
+            "no_clv.failed",
+            error=str(err),
+        )
     values = [*pf.params.values(), *gg.params.values()]
     if not (pf.converged and gg.converged and np.all(np.isfinite(values))):
         return (
@@ -233,9 +254,10 @@ def fit_clv(
             "the lifetime-value models did not converge on this data, so no value is predicted",
         )
     if gg.q <= 1:
-        return None, (
-            f"the spend model has no finite mean (q = {gg.q:.2f} <= 1): spend is too uneven to predict"
-        )
+        return None, Reason(
+            f"the spend model has no finite mean (q = {gg.q:.2f} <= 1): spend is too uneven to predict",
+            "no_clv.spend", q=f"{gg.q:.2f}",
+        )  # fmt: skip
     table = clv.predictive_clv(pf, gg, segmented, econ)
     return ClvFit(table, model, check, pf, gg, hold_days / 7), ""
 
@@ -300,6 +322,11 @@ class Formatter:
         return format_decimal(
             x, format="#,##0" + ("." + "0" * digits if digits else ""), locale=self.locale
         )
+
+    def date(self, day: str | pd.Timestamp) -> str:
+        from babel.dates import format_date
+
+        return format_date(pd.Timestamp(day).date(), "short", locale=self.locale)
 
     def table(self, df: pd.DataFrame, money: Sequence[str] = (), pct: Sequence[str] = (),
               num: Sequence[str] = (), dec: Sequence[str] = (), digits: int = 2) -> pd.DataFrame:  # fmt: skip
@@ -432,7 +459,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     print(f"report '{args.name}' written to {folder}/ ; open {folder / 'report.html'}")
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
