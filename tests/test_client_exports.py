@@ -17,9 +17,11 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from helpers import exports, report
-from helpers.data import DataValidationError, read_table
+from helpers.data import DataValidationError, parse_numbers, read_table
 from helpers.economics import Economics
 from helpers.mapping import ClientMapping, load_mapping, read_client_orders
 
@@ -455,3 +457,37 @@ def test_report_figures_equal_the_truth(corpus, tmp_path, capsys, kind):
     assert metrics["revenue"] == pytest.approx(want["amount"].sum(), abs=0.01)
     assert [p.name for p in root.iterdir()] == ["acme"]
     shutil.rmtree(root)
+
+
+# --------------------------------------------------------------------------------------------
+# property: any amount written the way a locale writes it parses back to the same cents
+
+STYLES = {  # (thousands, decimal, prefix, suffix, negative) -> mapping keys
+    "en": ((",", ".", "$", "", "-"), {"currency": "USD"}),
+    "pl": (("\u202f", ",", "", " zł", "\u2212"), {"currency": "PLN", "decimal": ","}),
+    "de": ((".", ",", "€ ", "", "paren"), {"currency": "EUR", "decimal": ",", "thousands": "."}),
+    "no": (("\u00a0", ",", "kr ", "", "-"), {"currency": "NOK", "decimal": ","}),
+}
+
+
+def _write_amount(cents: int, style: tuple[str, str, str, str, str]) -> str:
+    sep, dec, pre, post, neg = style
+    whole = f"{abs(cents) // 100:,}".replace(",", sep)
+    text = f"{pre}{whole}{dec}{abs(cents) % 100:02d}{post}"
+    if cents < 0:
+        text = f"({text})" if neg == "paren" else neg + text
+    return text
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(st.integers(-(10**9), 10**9), min_size=1, max_size=30), st.sampled_from(sorted(STYLES))
+)
+def test_written_amounts_parse_back_to_their_cents(cents, style):
+    fmt, keys = STYLES[style]
+    raw = pd.Series([_write_amount(c, fmt) for c in cents])
+    value, bad, ambiguous = parse_numbers(
+        raw, keys.get("decimal", "."), keys.get("thousands"), keys["currency"]
+    )
+    assert not bad.any() and not ambiguous.any(), raw[bad | ambiguous].tolist()
+    assert (np.round(value.to_numpy() * 100).astype(np.int64) == np.array(cents)).all()
