@@ -18,6 +18,7 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -303,9 +304,9 @@ def parse_dates(
     date_format: str | None = None,
     dayfirst: bool = False,
     timezone: str | None = None,
-) -> tuple[pd.Series, pd.Series, int]:
-    """Timestamps written as text, as tz-naive datetimes: ``(values, unparsable mask, rows with
-    an offset)``.
+) -> tuple[pd.Series, pd.Series, pd.Series]:
+    """Timestamps written as text, as tz-naive datetimes: ``(values, unparsable, has an offset)``
+    (the last two boolean masks).
 
     A UTC offset after the time (``14:22:11 +0100``, ``…Z``, ``+01:00``; mixed offsets across a
     daylight-saving change are fine) is read separately: with `timezone` (an IANA name) the
@@ -333,7 +334,15 @@ def parse_dates(
         local = utc.dt.tz_convert(timezone).dt.tz_localize(None)
         val = val.where(~has_off, local)
     bad = val.isna() & ~empty
-    return val, bad, int(has_off.sum())
+    return val, bad, has_off
+
+
+def _by_value(s: pd.Series, parse: Any) -> tuple[pd.Series, ...]:
+    """`parse` (returning Series) applied to the distinct values of `s` only, spread back to its
+    rows: columns repeat values (counts, months, prices), and text parsing is the slow part."""
+    codes, uniques = pd.factorize(s)
+    parts = parse(pd.Series(uniques, dtype=object))
+    return tuple(pd.Series(p.to_numpy()[codes], index=s.index) for p in parts)
 
 
 def _typed_dates(s: pd.Series, timezone: str | None) -> pd.Series:
@@ -393,7 +402,8 @@ def read_table_info(
     whole numbers, 'auto' (the bundled data) makes integers of ids written as plain integers.
     Identifiers in scientific notation (``1.23457E+11``, digits lost by Excel) are refused.
 
-    Returns (table, info); info holds ``positions`` (line or row number of each row, for messages),
+    Returns (table, info); info holds ``positions`` (a function giving the line or row number of
+    each row, for messages; computed only when asked),
     ``unit`` ('line' or 'row'), ``labels`` (canonical name -> message label) and ``offsets``
     (rows whose timestamps carried a UTC offset).
     """
@@ -445,10 +455,8 @@ def read_table_info(
     if raw.empty:
         raise DataValidationError([f"{file}: has a header but no data rows"])
 
-    positions = table.positions()
-
     def problem(name: str, mask: pd.Series, s: pd.Series, what: str) -> str:
-        return _problem(file, labels.get(name, name), mask, s, what, positions, table.unit)
+        return _problem(file, labels.get(name, name), mask, s, what, table.positions(), table.unit)
 
     now = pd.Timestamp(as_of) + pd.Timedelta(days=1) if as_of is not None else pd.Timestamp.now()
     out = {}
@@ -465,8 +473,11 @@ def read_table_info(
                 val = _typed_dates(typed[c.name], timezone)
                 bad = val.isna() & ~empty
             else:
-                val, bad, n_off = parse_dates(s, date_format, dayfirst, timezone)
-                offsets += n_off
+                parse = partial(
+                    parse_dates, date_format=date_format, dayfirst=dayfirst, timezone=timezone
+                )
+                val, bad, has_off = _by_value(s, parse)
+                offsets += int(has_off.sum())
             if bad.any():
                 fmt = date_format or "ISO 8601, e.g. 2025-06-30"
                 problems.append(problem(c.name, bad, s, f"unparsable as dates in the format {fmt}"))
@@ -480,10 +491,11 @@ def read_table_info(
                     )
                     problems.append(problem(c.name, future, s, when))
         elif c.kind in ("money", "float", "int"):
-            val, bad, ambiguous = parse_numbers(
-                s, decimal, thousands, currency if c.kind == "money" else None,
-                check_ambiguous=c.kind != "float",
+            parse = partial(
+                parse_numbers, decimal=decimal, thousands=thousands,
+                currency=currency if c.kind == "money" else None, check_ambiguous=c.kind != "float",
             )  # fmt: skip
+            val, bad, ambiguous = _by_value(s, parse)
             if bad.any():
                 problems.append(
                     problem(
@@ -576,7 +588,8 @@ def read_table_info(
     df = pd.DataFrame(out)
     for c in extra:  # keep the client's other columns, as text
         df[c] = raw[c]
-    return df, {"positions": positions, "unit": table.unit, "labels": labels, "offsets": offsets}
+    info = {"positions": table.positions, "unit": table.unit, "labels": labels, "offsets": offsets}
+    return df, info
 
 
 def _folder(data_dir: str | Path | None) -> Path:

@@ -374,7 +374,7 @@ def read_client_orders(
         more = ", …" if len(idx) > 5 else ""
         return (
             f"{unit}{'s' if len(idx) > 1 else ''} "
-            + ", ".join(str(positions[i]) for i in idx[:5])
+            + ", ".join(str(positions()[i]) for i in idx[:5])
             + more
         )
 
@@ -522,7 +522,7 @@ def read_client_orders(
             f"{_n(len(df), 'order')} (rows: order_lines)."
         )
     elif "order_id" not in df.columns:  # one row, one order: the line number is its id
-        df.insert(0, "order_id", positions[df.index.to_numpy()])
+        df.insert(0, "order_id", positions()[df.index.to_numpy()])
 
     offsets = int(read_attrs.get("offsets", 0))
     if offsets:
