@@ -491,3 +491,20 @@ def test_written_amounts_parse_back_to_their_cents(cents, style):
     )
     assert not bad.any() and not ambiguous.any(), raw[bad | ambiguous].tolist()
     assert (np.round(value.to_numpy() * 100).astype(np.int64) == np.array(cents)).all()
+
+
+def test_parquet_timestamps_with_a_time_zone(tmp_path):
+    when = pd.to_datetime(["2024-03-30 22:30", "2024-07-01 10:00"]).tz_localize("UTC")
+    pd.DataFrame({"Kunde": ["A", "B"], "Dato": when, "Beløp": [1.5, 2.0]}).to_parquet(
+        tmp_path / "x.parquet"
+    )
+    got, _ = read(tmp_path / "x.parquet", cm(timezone="Europe/Oslo"))
+    assert got["order_date"].astype(str).tolist() == ["2024-03-30 23:30:00", "2024-07-01 12:00:00"]
+    got, _ = read(tmp_path / "x.parquet", cm())  # no timezone: as stored (UTC)
+    assert got["order_date"].astype(str).tolist() == ["2024-03-30 22:30:00", "2024-07-01 10:00:00"]
+
+
+def test_a_broken_workbook_is_one_message(tmp_path):
+    (tmp_path / "x.xlsx").write_bytes(b"PK\x03\x04 not a workbook")
+    with pytest.raises(DataValidationError, match=r"^x.xlsx: not a readable Excel workbook"):
+        read(tmp_path / "x.xlsx", cm())
