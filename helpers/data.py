@@ -288,7 +288,7 @@ def parse_numbers(
                 ambiguous |= body.str.fullmatch(rf"[1-9]\d{{0,2}}(?:{de}\d{{3}})+")
             ok &= ~ambiguous
     clean = clean.str.replace(d, ".", regex=False)
-    value = pd.to_numeric(clean.where(ok), errors="coerce")
+    value = pd.to_numeric(clean.where(ok), errors="coerce").astype(float)
     value = value.where(~(sign.eq("-") | paren), -value)
     empty = raw.fillna("").astype(str).str.strip().eq("")
     return value.where(~empty), ~ok & ~ambiguous & ~empty, ambiguous & ~empty

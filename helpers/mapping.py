@@ -370,13 +370,11 @@ def read_client_orders(
     note: list[str] = []
 
     def where(mask: pd.Series) -> str:
-        idx = np.flatnonzero(mask.to_numpy())
+        """'lines 3, 7, …' of the rows in `mask` (its index: the row's place in the file)."""
+        idx = mask.index[mask.to_numpy(dtype=bool)].to_numpy()
         more = ", …" if len(idx) > 5 else ""
-        return (
-            f"{unit}{'s' if len(idx) > 1 else ''} "
-            + ", ".join(str(positions()[i]) for i in idx[:5])
-            + more
-        )
+        lines = ", ".join(str(v) for v in positions()[idx[:5]])
+        return f"{unit}{'s' if len(idx) > 1 else ''} {lines}{more}"
 
     if "amount" not in df.columns:
         df["amount"] = df["quantity"] * df["unit_price"]
@@ -391,7 +389,7 @@ def read_client_orders(
     if mapping.rows == "order_lines":  # order-level cells often stand on the first line only
         for c in ("customer_id", "status"):
             if c in df.columns and df[c].isna().any():
-                df[c] = df.groupby("order_id")[c].transform("first")
+                df[c] = df[c].fillna(df.groupby("order_id")[c].transform("first"))
 
     # rows without a customer
     cid = df["customer_id"]
@@ -469,11 +467,8 @@ def read_client_orders(
         n = int(refunded.sum())
         what = ", ".join(f"{k}: {v:,}" for k, v in kinds[refunded].value_counts().items())
         if mapping.refunds == "reject":
-            example = (
-                df.loc[refunded, cols.get("order_id") and "order_id" or "amount"]
-                .astype(str)
-                .iloc[0]
-            )
+            shown = "order_id" if "order_id" in df.columns else "amount"
+            example = df.loc[refunded, shown].astype(str).iloc[0]
             raise DataValidationError(
                 [
                     f"{file}: {_n(n, 'row is a refund or cancellation', 'rows are refunds or cancellations')} "

@@ -205,6 +205,7 @@ def test_ids_are_text_unless_the_mapping_says_integer(tmp_path):
     text = "Kunde,Dato,Beløp\n00123,2024-01-05,10\n123,2024-01-06,20\n"
     got, _ = read(write(tmp_path, text), cm())
     assert sorted(got["customer_id"]) == ["00123", "123"]  # two customers
+    assert got["amount"].dtype == float  # whole amounts too
     got, _ = read(write(tmp_path, text), cm(id_type="integer"))
     assert got["customer_id"].tolist() == [123, 123]
 
@@ -508,3 +509,13 @@ def test_a_broken_workbook_is_one_message(tmp_path):
     (tmp_path / "x.xlsx").write_bytes(b"PK\x03\x04 not a workbook")
     with pytest.raises(DataValidationError, match=r"^x.xlsx: not a readable Excel workbook"):
         read(tmp_path / "x.xlsx", cm())
+
+
+def test_line_numbers_stay_right_after_dropped_rows(tmp_path):
+    text = "Kunde,Dato,Nr,Beløp\n,2024-01-05,1,10\nA,2024-01-06,2,20\nB,2024-01-07,2,5\n"
+    m = cm(columns={"customer_id": "Kunde", "order_date": "Dato", "order_id": "Nr", "amount": "Beløp"},
+           rows="order_lines", missing_customer="drop")  # fmt: skip
+    with pytest.raises(DataValidationError) as err:
+        read(write(tmp_path, text), m)
+    assert "1 orders have lines with different customers" in str(err.value)
+    assert "(lines 3, 4; e.g. order '2')" in str(err.value)
