@@ -440,15 +440,26 @@ def test_read_table_names_the_client_column():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("kind", ["uci-net", "stripe"])
+@pytest.mark.parametrize(
+    "kind",
+    [
+        "uci-net", "uci-parquet", "shopify", "stripe",
+        pytest.param("polish", marks=pytest.mark.xfail(strict=True, reason=(
+            "helpers.report.fit_clv returns a plain str, not a Reason, when the purchase model "
+            "does not converge; notebook 08 then fails on no_clv_reason.key (report, not reader)"))),
+    ],
+)  # fmt: skip
 def test_report_figures_equal_the_truth(corpus, tmp_path, capsys, kind):
     e = (
         exports.uci_online_retail(tmp_path, refunds="net")
         if kind == "uci-net"
-        else corpus["stripe"]
+        else corpus[kind.split("-")[0]]
     )
+    path, mapping = (e.path, e.mapping_path)
+    if kind == "uci-parquet":
+        path, mapping = exports.write_as(e, "parquet", tmp_path)
     root = tmp_path / "reports"
-    rc, err = run_report(e.path, e.mapping_path, root, capsys)
+    rc, err = run_report(path, mapping, root, capsys)
     assert rc == 0, err
     metrics = json.loads((root / "acme" / "metrics.json").read_text())
     want = e.expected
