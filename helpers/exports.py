@@ -18,7 +18,8 @@ from the generator's own numbers (integer cents), never by reading the file back
 - :func:`polish_shop`: a small Polish shop's CSV: ``;``, UTF-8 with a byte-order mark,
   ``1 234,50 zł`` with narrow no-break spaces, accounting ``(12,50)`` and U+2212 minus for refunds.
 
-:func:`write_as` writes the same table as ``.xlsx``, ``.parquet``, ``.csv.gz``, ``.zip`` or UTF-16.
+:func:`write_as` writes the same table as ``.xlsx``, ``.parquet``, ``.csv.gz``, ``.zip`` or UTF-16;
+``python -m helpers.exports --out DIR`` writes the whole set with its mappings.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ __all__ = [
     "polish_shop",
     "write_as",
     "write_mapping",
+    "main",
 ]
 
 
@@ -364,3 +366,36 @@ def write_as(export: Export, kind: str, folder: Path | None = None) -> tuple[Pat
     else:
         raise ValueError(f"unknown kind {kind!r}; use xlsx, parquet, csv.gz, zip or utf16")
     return path, write_mapping(folder / f"{stem}.{kind}.yaml", mapping)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m helpers.exports --out DIR``: write the example exports and their mappings."""
+    import argparse
+
+    ap = argparse.ArgumentParser(
+        prog="python -m helpers.exports",
+        description="Write realistic client exports (UCI-, Shopify-, Stripe-like, a Polish "
+        "shop) with their YAML mappings, and the UCI-like one as xlsx, parquet and csv.gz.",
+    )
+    ap.add_argument("--out", required=True, help="folder to write into (created if needed)")
+    ap.add_argument("--seed", type=int, default=1, help="seed of the first export (default 1)")
+    args = ap.parse_args(argv)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    made = [
+        uci_online_retail(out, args.seed),
+        shopify_orders(out, args.seed + 1),
+        stripe_payments(out, args.seed + 2),
+        polish_shop(out, args.seed + 3),
+    ]
+    for kind in ("xlsx", "parquet", "csv.gz"):
+        write_as(made[0], kind)
+    for e in made:
+        print(
+            f"{e.path.name}: {len(e.table):,} rows, {len(e.expected):,} orders expected ({e.mapping_path.name})"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -194,6 +194,10 @@ def read_raw(
     if path.stat().st_size == 0:
         raise _error([f"{file}: the file is empty (0 bytes); expected a header and data rows"])
     suffix = path.suffix.lower()
+    if suffix in (".xls", ".xlsb", ".ods", ".numbers"):
+        raise _error(
+            [f"{file}: {suffix} files are not read; save the sheet as .xlsx or as CSV (UTF-8)"]
+        )
     if suffix in EXCEL:
         try:
             book = pd.ExcelFile(path, engine="openpyxl")

@@ -530,3 +530,19 @@ def test_line_numbers_stay_right_after_dropped_rows(tmp_path):
         read(write(tmp_path, text), m)
     assert "1 orders have lines with different customers" in str(err.value)
     assert "(lines 3, 4; e.g. order '2')" in str(err.value)
+
+
+def test_old_spreadsheet_formats_get_one_message(tmp_path):
+    (tmp_path / "x.xls").write_bytes(b"\xd0\xcf\x11\xe0 old excel")
+    with pytest.raises(
+        DataValidationError, match=r"^x.xls: .xls files are not read; save the sheet as .xlsx"
+    ):
+        read(tmp_path / "x.xls", cm())
+
+
+def test_the_corpus_command_writes_every_export(tmp_path, capsys):
+    assert exports.main(["--out", str(tmp_path)]) == 0
+    names = {p.name for p in tmp_path.iterdir()}
+    assert {"Online Retail.csv", "Online_Retail.xlsx", "Online_Retail.parquet", "Online_Retail.csv.gz",
+            "orders_export.csv", "payments.csv", "zamówienia.csv", "shopify.yaml"} <= names  # fmt: skip
+    assert "orders expected" in capsys.readouterr().out
