@@ -41,6 +41,7 @@ __all__ = [
     "THEME_KEYWORDS",
     "keyword_themes",
     "nmf_themes",
+    "topics_to_labels",
     "theme_scores",
     "interrupted_time_series",
     "ticket_durations",
@@ -325,14 +326,19 @@ def response_weights(
 # --------------------------------------------------------------------------------------------
 # Comment themes
 # --------------------------------------------------------------------------------------------
-#: Word stems per theme, checked in this order (the first theme with a match wins). A starting
-#: point to adapt to your own comments; evaluate it against labelled comments (theme_scores).
+#: Word stems per theme, checked in this order (the first theme with a match wins, so the
+#: narrow themes come before the broad ones: "freshly roasted" is freshness, not taste). Written
+#: by reading a sample of the sample company's comments, as an analyst would; adapt it to your
+#: own comments and measure it against labelled ones (theme_scores) before trusting it.
 THEME_KEYWORDS: dict[str, tuple[str, ...]] = {
-    "delivery": ("deliver", "shipping", "courier", "parcel", "arriv", "late", "carrier", "package", "damaged", "dispatch"),
-    "price": ("price", "expensive", "cost", "cheap", "value for money", "pricey", "discount"),
-    "service": ("service", "support", "agent", "help", "answer", "respond", "refund", "ticket", "staff"),
-    "subscription": ("subscription", "subscribe", "plan", "skip", "pause", "cancel"),
-    "taste": ("taste", "flavo", "roast", "bitter", "aroma", "coffee", "bean", "fresh", "consistent"),
+    "subscription flexibility": ("subscription", "pause", "skip", "cancel"),
+    "customer service": ("support", "service", "complaint", "answer", "agent", "helpful"),
+    "sustainability": ("compost", "sustainab", "fair", "direct trade", "farmer", "recycl", "packaging"),
+    "freshness": ("fresh", "after roasting"),
+    "website": ("website", "app ", "checkout", "log in", "login"),
+    "price": ("price", "pricey", "expensive", "cheap", "cost"),
+    "delivery": ("deliver", "shipping", "courier", "parcel", "arriv", "late", "carrier", "damaged", "lost"),
+    "taste": ("taste", "flavo", "roast", "bitter", "aroma", "espresso", "bean", "consistent", "burnt", "stale"),
 }  # fmt: skip
 
 
@@ -383,6 +389,17 @@ def nmf_themes(
     ).set_index("topic")
     topic = pd.Series(W.argmax(axis=1), index=text.index, name="topic")
     return topic.reindex(comments.index), table
+
+
+def topics_to_labels(topic: pd.Series, labels: pd.Series) -> dict[int, str]:
+    """Name each unsupervised topic after the label most of its comments carry (majority vote
+    on a labelled sample). Fit it on one part of the labelled comments and score it on another,
+    or the score flatters the topics."""
+    both = topic.notna() & labels.notna()
+    if not both.any():
+        raise ValueError("no comment has both a topic and a label")
+    table = pd.crosstab(topic[both].astype(int), labels[both])
+    return {int(k): str(v) for k, v in table.idxmax(axis=1).items()}
 
 
 def theme_scores(true: pd.Series, predicted: pd.Series) -> pd.DataFrame:

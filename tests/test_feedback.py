@@ -283,3 +283,9 @@ def test_coarsened_exact_att_by_hand():
     var_t = np.var([1, 1, 0], ddof=1) / 3
     var_c = (2 / 3) ** 2 * 0.5 / 2
     assert r["se"] == pytest.approx(np.sqrt(var_t + var_c))
+
+
+def test_topics_are_named_by_majority_label():
+    topic = pd.Series([0, 0, 0, 1, 1, np.nan])
+    labels = pd.Series(["taste", "taste", "price", "price", "price", "taste"])
+    assert feedback.topics_to_labels(topic, labels) == {0: "taste", 1: "price"}
