@@ -45,6 +45,8 @@ __all__ = [
     "theme_scores",
     "interrupted_time_series",
     "ticket_durations",
+    "ticket_outcome",
+    "orders_with_tickets",
     "next_order_after",
     "proportion_difference",
     "proportion_ratio",
@@ -497,6 +499,34 @@ def ticket_durations(tickets: pd.DataFrame, as_of: str | pd.Timestamp) -> pd.Dat
     return t
 
 
+def ticket_outcome(tickets: pd.DataFrame, response_hours: float = 24.0) -> pd.Series:
+    """How each ticket was handled, from its timestamps: ``"unresolved"`` (no ``resolved_at``),
+    ``"poorly"`` (first response after `response_hours` or none), else ``"well"``. Judge only
+    tickets old enough to have been settled: a ticket opened yesterday is not yet "unresolved"."""
+    wait = pd.to_datetime(tickets["first_response_at"]) - pd.to_datetime(tickets["opened_at"])
+    slow = ~(wait < pd.Timedelta(hours=response_hours))  # NaT (no reply) counts as slow
+    out = np.select([tickets["resolved_at"].isna(), slow], ["unresolved", "poorly"], "well")
+    return pd.Series(out, index=tickets.index, name="outcome")
+
+
+def orders_with_tickets(orders: pd.DataFrame, tickets: pd.DataFrame) -> pd.DataFrame:
+    """The order table with each order's history and ticket: ``k`` (0 for the customer's first
+    order), ``prior_tickets`` (tickets on the customer's earlier orders), ``days_since_previous``
+    (NaN for a first order), ``outcome`` (none / well / poorly / unresolved, by
+    :func:`ticket_outcome`; the first ticket when an order has several) and ``resolution``."""
+    o = orders.sort_values(["customer_id", "order_date"], kind="stable").copy()
+    tk = tickets.sort_values("opened_at").drop_duplicates("order_id")
+    tk = tk.assign(outcome=ticket_outcome(tk))[["order_id", "outcome", "resolution"]]
+    o = o.merge(tk, on="order_id", how="left")
+    o["outcome"] = o["outcome"].fillna("none")
+    g = o.groupby("customer_id", sort=False)
+    o["k"] = g.cumcount()
+    has = (o["outcome"] != "none").astype(int)
+    o["prior_tickets"] = has.groupby(o["customer_id"]).cumsum() - has
+    o["days_since_previous"] = g["order_date"].diff() / pd.Timedelta(days=1)
+    return o
+
+
 def next_order_after(
     events: pd.DataFrame,
     orders: pd.DataFrame,
@@ -591,9 +621,10 @@ def coarsened_exact_att(
     compared with the control mean of its stratum:
 
         ATT = mean_treated(y) - sum_s (n_t,s / n_t) mean_control,s(y),
-        Var = Var_t(y) / n_t + sum_s (n_t,s / n_t)^2 Var_c,s(y) / n_c,s.
+        Var = Var_t(y) / n_t + sum_s (n_t,s / n_t)^2 Var_c,s(y) / n_c,s,
 
-    Returns the estimate, se, interval, the treated and control means and the matched counts.
+    and the ratio of the two means with a delta-method interval on the log scale. Returns the
+    estimate, se, interval, the treated and matched control means, the ratio and the counts.
     """
     d = df[[*strata, treated, outcome]].dropna()
     t = d[treated].astype(bool)
@@ -613,9 +644,16 @@ def coarsened_exact_att(
     se = float(np.sqrt(yt.var(ddof=1) / yt.size + ((w**2) * var_c / n_c).sum()))
     est = float(yt.mean() - mean_c)
     z = _z(confidence)
+    # the ratio mean_t / mean_c by the delta method on the log scale
+    var_lt = yt.var(ddof=1) / yt.size / yt.mean() ** 2 if yt.mean() > 0 else np.nan
+    var_lc = ((w**2) * var_c / n_c).sum() / mean_c**2 if mean_c > 0 else np.nan
+    ratio = float(yt.mean() / mean_c) if mean_c > 0 else np.nan
+    se_lr = float(np.sqrt(var_lt + var_lc))
     return {
         "estimate": est, "se": se, "ci_low": est - z * se, "ci_high": est + z * se,
         "mean_treated": float(yt.mean()), "mean_control_matched": mean_c,
+        "ratio": ratio, "ratio_low": ratio * float(np.exp(-z * se_lr)),
+        "ratio_high": ratio * float(np.exp(z * se_lr)),
         "n_treated": int(yt.size), "n_control": int(n_c.sum()),
         "treated_dropped": int((g["t"] & ~keep).sum()), "strata": int(len(by)),
     }  # fmt: skip

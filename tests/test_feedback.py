@@ -283,9 +283,43 @@ def test_coarsened_exact_att_by_hand():
     var_t = np.var([1, 1, 0], ddof=1) / 3
     var_c = (2 / 3) ** 2 * 0.5 / 2
     assert r["se"] == pytest.approx(np.sqrt(var_t + var_c))
+    # ratio: (2/3) / (1/3) = 2; log-scale variance var_t / (2/3)^2 + var_c / (1/3)^2
+    assert r["ratio"] == pytest.approx(2.0)
+    se_log = np.sqrt(var_t / (2 / 3) ** 2 + var_c / (1 / 3) ** 2)
+    assert r["ratio_high"] == pytest.approx(2.0 * np.exp(1.959964 * se_log), rel=1e-5)
 
 
 def test_topics_are_named_by_majority_label():
     topic = pd.Series([0, 0, 0, 1, 1, np.nan])
     labels = pd.Series(["taste", "taste", "price", "price", "price", "taste"])
     assert feedback.topics_to_labels(topic, labels) == {0: "taste", 1: "price"}
+
+
+def test_ticket_outcome_and_order_history_by_hand():
+    tk = pd.DataFrame(
+        {
+            "ticket_id": [1, 2, 3],
+            "order_id": [11, 13, 21],
+            "opened_at": pd.to_datetime(
+                ["2025-01-02 00:00", "2025-03-02 00:00", "2025-01-06 00:00"]
+            ),
+            "first_response_at": pd.to_datetime(
+                ["2025-01-02 05:00", "2025-03-03 01:00", "2025-01-06 01:00"]
+            ),
+            "resolved_at": pd.to_datetime(["2025-01-03 00:00", "2025-03-09 00:00", None]),
+            "resolution": ["voucher", "refund", "unresolved"],
+        }
+    )
+    assert list(feedback.ticket_outcome(tk)) == ["well", "poorly", "unresolved"]
+    orders = pd.DataFrame(
+        {
+            "order_id": [11, 12, 13, 21],
+            "customer_id": [1, 1, 1, 2],
+            "order_date": pd.to_datetime(["2025-01-01", "2025-02-01", "2025-03-01", "2025-01-05"]),
+        }
+    )
+    o = feedback.orders_with_tickets(orders, tk).set_index("order_id")
+    assert list(o["k"]) == [0, 1, 2, 0]
+    assert list(o["prior_tickets"]) == [0, 1, 1, 0]
+    assert list(o["outcome"]) == ["well", "none", "poorly", "unresolved"]
+    assert o.loc[12, "days_since_previous"] == 31 and np.isnan(o.loc[11, "days_since_previous"])
