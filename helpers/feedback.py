@@ -38,6 +38,9 @@ __all__ = [
     "coverage_simulation",
     "weighted_nps",
     "response_weights",
+    "SelectionFit",
+    "fit_selection_model",
+    "selection_nps",
     "THEME_KEYWORDS",
     "keyword_themes",
     "nmf_themes",
@@ -47,6 +50,7 @@ __all__ = [
     "ticket_durations",
     "ticket_outcome",
     "orders_with_tickets",
+    "worst_ticket_before",
     "next_order_after",
     "proportion_difference",
     "proportion_ratio",
@@ -325,6 +329,178 @@ def response_weights(
     return pd.Series(w, index=features.index, name="response_weight")
 
 
+@dataclass(frozen=True)
+class SelectionFit:
+    """A fitted shared-latent-variable selection model (:func:`fit_selection_model`)."""
+
+    params: pd.Series
+    cov: pd.DataFrame
+    loglik: float
+    n_customers: int
+    n_invitations: int
+
+
+_SEL_NAMES = ["a", "b", "mu", "c", "log_sigma"]
+
+
+def _sel_parts(theta: np.ndarray, pen: np.ndarray, nodes: np.ndarray):
+    a, b, mu, c, log_sigma = theta[:5]
+    d = theta[5:]
+    sigma = np.exp(log_sigma)
+    shift = pen @ d if d.size else np.zeros(pen.shape[0])
+    m = mu + shift[:, None] - c * nodes[None, :]  # latent mean score, (invitations, nodes)
+    logit = a + b * nodes  # (nodes,)
+    return m, sigma, logit
+
+
+def _score_logpmf(score: np.ndarray, m: np.ndarray, sigma: float) -> np.ndarray:
+    """log P(clip(round(y*), 0, 10) = score), y* ~ N(m, sigma^2), for integer scores."""
+    k = score[:, None].astype(float)
+    upper = np.where(k >= 10, np.inf, (k + 0.5 - m) / sigma)
+    lower = np.where(k <= 0, -np.inf, (k - 0.5 - m) / sigma)
+    # log(Phi(u) - Phi(l)) computed on the side of the distribution with less cancellation
+    hi = stats.norm.logcdf(upper) + np.log1p(
+        -np.exp(np.minimum(stats.norm.logcdf(lower) - stats.norm.logcdf(upper), -1e-12))
+    )
+    lo = stats.norm.logsf(lower) + np.log1p(
+        -np.exp(np.minimum(stats.norm.logsf(upper) - stats.norm.logsf(lower), -1e-12))
+    )
+    return np.where(m < k, hi, lo)
+
+
+def fit_selection_model(
+    customer: pd.Series | np.ndarray,
+    responded: pd.Series | np.ndarray,
+    score: pd.Series | np.ndarray,
+    penalties: pd.DataFrame | None = None,
+    n_nodes: int = 24,
+) -> SelectionFit:
+    """Non-response that depends on what the customer would answer (missing *not* at random),
+    modelled with one latent trait u ~ N(0, 1) per customer shared by the answer and the
+    decision to answer (a shared-parameter selection model; J. J. Heckman (1979), *Econometrica*
+    47(1), 153-161, and D. Follmann & M. Wu (1995), *Biometrics* 51(1), 151-168):
+
+        P(answer invitation j) = expit(a + b u),
+        score_j = clip(round(y*), 0, 10),  y* ~ N(mu - c u + d' penalties_j, sigma^2).
+
+    Customers invited more than once identify it: their answers vary around their own level
+    (sigma) and those who answer more often answer differently (b, c). Fitted by maximum
+    likelihood, u integrated out by Gauss-Hermite quadrature; the covariance is the inverse of
+    the numerical Hessian. The result is only as good as these assumptions (normal trait,
+    the same trait in both equations): a model, not a measurement.
+    """
+    from scipy import optimize
+
+    cust = pd.factorize(np.asarray(customer))[0]
+    r = np.asarray(responded, dtype=bool)
+    y = np.asarray(pd.Series(score, dtype="float64").fillna(-1).to_numpy())
+    if (r & (y < 0)).any():
+        raise ValueError("every answered invitation needs a score")
+    pen = np.zeros((r.size, 0)) if penalties is None else penalties.to_numpy(float)
+    x, w = np.polynomial.hermite_e.hermegauss(n_nodes)
+    logw = np.log(w / w.sum())
+    n_c = cust.max() + 1
+    ya = y[r].astype(int)
+
+    def nll(theta: np.ndarray) -> float:
+        m, sigma, logit = _sel_parts(theta, pen[r], x)
+        ll = np.zeros((n_c, x.size))
+        # response terms for every invitation: log expit(logit) if answered, log expit(-logit) if not
+        lr = np.where(
+            r[:, None], -np.logaddexp(0, -logit)[None, :], -np.logaddexp(0, logit)[None, :]
+        )
+        np.add.at(ll, cust, lr)
+        np.add.at(ll, cust[r], _score_logpmf(ya, m, sigma))
+        return -float(special_logsumexp(ll + logw[None, :], axis=1).sum())
+
+    mean0 = float(ya.mean()) if ya.size else 7.0
+    rate0 = float(np.clip(r.mean(), 0.01, 0.99))
+    theta0 = np.r_[np.log(rate0 / (1 - rate0)), 0.0, mean0, 1.0, 0.0, np.zeros(pen.shape[1])]
+    res = optimize.minimize(nll, theta0, method="BFGS", options={"gtol": 1e-5, "maxiter": 500})
+    hess = _num_hessian(nll, res.x)
+    cov = np.linalg.pinv(hess)
+    names = _SEL_NAMES + [f"d_{c}" for c in (penalties.columns if penalties is not None else [])]
+    return SelectionFit(
+        pd.Series(res.x, index=names), pd.DataFrame(cov, index=names, columns=names),
+        -float(res.fun), int(n_c), int(r.size),
+    )  # fmt: skip
+
+
+def special_logsumexp(a: np.ndarray, axis: int) -> np.ndarray:
+    from scipy.special import logsumexp
+
+    return logsumexp(a, axis=axis)
+
+
+def _num_hessian(f, x: np.ndarray, h: float = 1e-4) -> np.ndarray:
+    k = x.size
+    H = np.zeros((k, k))
+    E = np.eye(k) * h
+    for i in range(k):
+        for j in range(i, k):
+            H[i, j] = H[j, i] = (
+                f(x + E[i] + E[j]) - f(x + E[i] - E[j]) - f(x - E[i] + E[j]) + f(x - E[i] - E[j])
+            ) / (4 * h * h)
+    return H
+
+
+def selection_nps(
+    fit: SelectionFit,
+    customer: pd.Series | np.ndarray,
+    responded: pd.Series | np.ndarray,
+    score: pd.Series | np.ndarray,
+    penalties: pd.DataFrame | None = None,
+    confidence: float = 0.95,
+    n_nodes: int = 24,
+) -> NPSResult:
+    """NPS of *every* invitation under the selection model: answered invitations count with
+    their observed category; each unanswered one with its expected z = P(promoter) -
+    P(detractor) given everything the customer did answer (u's posterior). The standard error
+    adds the parameter uncertainty (delta method, numerical gradient) and the spread of the
+    unanswered invitations' z around their expectation."""
+    cust = pd.factorize(np.asarray(customer))[0]
+    r = np.asarray(responded, dtype=bool)
+    y = np.asarray(pd.Series(score, dtype="float64").fillna(-1).to_numpy())
+    pen = np.zeros((r.size, 0)) if penalties is None else penalties.to_numpy(float)
+    x, w = np.polynomial.hermite_e.hermegauss(n_nodes)
+    logw = np.log(w / w.sum())
+    n_c = cust.max() + 1
+    z_obs = np.where(y >= 9, 1.0, np.where(y <= 6, -1.0, 0.0))
+
+    def parts(theta: np.ndarray) -> tuple[float, float]:
+        m, sigma, logit = _sel_parts(theta, pen, x)
+        ll = np.zeros((n_c, x.size))
+        lr = np.where(
+            r[:, None], -np.logaddexp(0, -logit)[None, :], -np.logaddexp(0, logit)[None, :]
+        )
+        np.add.at(ll, cust, lr)
+        np.add.at(ll, cust[r], _score_logpmf(y[r].astype(int), m[r], sigma))
+        post = ll + logw[None, :]
+        post = np.exp(post - post.max(axis=1, keepdims=True))
+        post /= post.sum(axis=1, keepdims=True)  # P(u = node | customer's data)
+        p_prom = stats.norm.sf((8.5 - m) / sigma)
+        p_det = stats.norm.cdf((6.5 - m) / sigma)
+        ez = ((p_prom - p_det) * post[cust]).sum(axis=1)
+        ez2 = ((p_prom + p_det) * post[cust]).sum(axis=1)
+        z = np.where(r, z_obs, ez)
+        var_miss = np.where(r, 0.0, ez2 - ez**2)
+        return float(z.mean()), float(var_miss.sum() / r.size**2)
+
+    theta = fit.params.to_numpy()
+    est, v_miss = parts(theta)
+    h = 1e-5
+    grad = np.array(
+        [(parts(theta + h * e)[0] - parts(theta - h * e)[0]) / (2 * h) for e in np.eye(theta.size)]
+    )
+    se = float(np.sqrt(grad @ fit.cov.to_numpy() @ grad + v_miss))
+    q = _z(confidence)
+    yr = y[r]
+    return NPSResult(
+        est, se, est - q * se, est + q * se, int(r.size), int((yr >= 9).sum()), int((yr <= 6).sum()),
+        "selection_model", confidence,
+    )  # fmt: skip
+
+
 # --------------------------------------------------------------------------------------------
 # Comment themes
 # --------------------------------------------------------------------------------------------
@@ -507,6 +683,32 @@ def ticket_outcome(tickets: pd.DataFrame, response_hours: float = 24.0) -> pd.Se
     slow = ~(wait < pd.Timedelta(hours=response_hours))  # NaT (no reply) counts as slow
     out = np.select([tickets["resolved_at"].isna(), slow], ["unresolved", "poorly"], "well")
     return pd.Series(out, index=tickets.index, name="outcome")
+
+
+def worst_ticket_before(
+    events: pd.DataFrame, tickets: pd.DataFrame, at: str, as_of: str | pd.Timestamp
+) -> pd.DataFrame:
+    """For each event (an invitation, an answer), whether the customer's worst ticket opened
+    before it was handled ``poorly`` or left ``unresolved`` (:func:`ticket_outcome`, judged at
+    as-of): two 0/1 columns, indexed like `events` (merge_asof backward on a running worst)."""
+    tk = periods.up_to(tickets, as_of, "opened_at").sort_values("opened_at")
+    rank = ticket_outcome(tk).map({"well": 0, "poorly": 1, "unresolved": 2})
+    tk = tk.assign(worst=rank.groupby(tk["customer_id"]).cummax())[
+        ["customer_id", "opened_at", "worst"]
+    ]
+    ev = events[["customer_id"]].assign(_at=pd.to_datetime(events[at]), _row=np.arange(len(events)))
+    m = pd.merge_asof(
+        ev.sort_values("_at"), tk, left_on="_at", right_on="opened_at", by="customer_id",
+        direction="backward", allow_exact_matches=False,
+    ).sort_values("_row")  # fmt: skip
+    out = pd.DataFrame(
+        {
+            "poorly": (m["worst"] == 1).to_numpy(float),
+            "unresolved": (m["worst"] == 2).to_numpy(float),
+        },
+        index=events.index,
+    )
+    return out
 
 
 def orders_with_tickets(orders: pd.DataFrame, tickets: pd.DataFrame) -> pd.DataFrame:

@@ -323,3 +323,56 @@ def test_ticket_outcome_and_order_history_by_hand():
     assert list(o["prior_tickets"]) == [0, 1, 1, 0]
     assert list(o["outcome"]) == ["well", "none", "poorly", "unresolved"]
     assert o.loc[12, "days_since_previous"] == 31 and np.isnan(o.loc[11, "days_since_previous"])
+
+
+def test_worst_ticket_before_by_hand():
+    tk = pd.DataFrame(
+        {
+            "customer_id": [1, 1, 2],
+            "order_id": [1, 2, 3],
+            "opened_at": pd.to_datetime(["2025-01-01", "2025-02-01", "2025-01-01"]),
+            "first_response_at": pd.to_datetime(
+                ["2025-01-03 00:00", "2025-02-01 01:00", "2025-01-01 01:00"]
+            ),
+            "resolved_at": pd.to_datetime(["2025-01-09", "2025-02-02", None]),
+        }
+    )  # customer 1: poorly, then well (the worst stays poorly); customer 2: unresolved
+    ev = pd.DataFrame(
+        {
+            "customer_id": [1, 1, 2, 3],
+            "at": pd.to_datetime(["2024-12-31", "2025-03-01", "2025-02-01", "2025-02-01"]),
+        }
+    )
+    out = feedback.worst_ticket_before(ev, tk, "at", "2025-12-31")
+    assert list(out["poorly"]) == [0, 1, 0, 0] and list(out["unresolved"]) == [0, 0, 1, 0]
+
+
+def _simulate_selection(n_customers: int, seed: int) -> pd.DataFrame:
+    """The shared-trait model by hand: u ~ N(0, 1); answer with expit(-0.6 - 0.6 u); score
+    clip(round(7.9 - 1.7 u + N(0, 1.3^2)), 0, 10); three invitations per customer."""
+    rng = np.random.default_rng(seed)
+    u = np.repeat(rng.standard_normal(n_customers), 3)
+    answered = rng.random(u.size) < 1 / (1 + np.exp(0.6 + 0.6 * u))
+    score = np.clip(np.round(7.9 - 1.7 * u + rng.normal(0, 1.3, u.size)), 0, 10)
+    return pd.DataFrame(
+        {
+            "customer_id": np.repeat(np.arange(n_customers), 3),
+            "responded": answered,
+            "score": np.where(answered, score, np.nan),
+            "full_score": score,
+        }
+    )
+
+
+def test_selection_model_recovers_a_known_mechanism():
+    d = _simulate_selection(1500, seed=4)
+    fit = feedback.fit_selection_model(d["customer_id"], d["responded"], d["score"])
+    se = np.sqrt(np.diag(fit.cov))
+    truth = {"a": -0.6, "b": -0.6, "mu": 7.9, "c": 1.7, "log_sigma": np.log(1.3)}
+    for i, (name, value) in enumerate(truth.items()):
+        assert abs(fit.params[name] - value) < 3 * se[i], name
+    full = feedback.nps(d["full_score"]).nps  # what everyone would have said
+    resp = feedback.nps(d.loc[d["responded"], "score"]).nps
+    est = feedback.selection_nps(fit, d["customer_id"], d["responded"], d["score"])
+    assert resp - full > 0.1  # the respondents flatter the company
+    assert est.ci_low < full < est.ci_high
