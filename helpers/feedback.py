@@ -55,6 +55,13 @@ __all__ = [
     "proportion_difference",
     "proportion_ratio",
     "coarsened_exact_att",
+    "DELIVERY_TOPICS",
+    "RECOVERY_STRATA",
+    "followup_effect",
+    "delivery_ticket_series",
+    "repurchase_table",
+    "recovery_effects",
+    "remedy_ratios",
 ]
 
 CATEGORIES: tuple[str, str, str] = ("detractor", "passive", "promoter")
@@ -859,3 +866,113 @@ def coarsened_exact_att(
         "n_treated": int(yt.size), "n_control": int(n_c.sum()),
         "treated_dropped": int((g["t"] & ~keep).sum()), "strata": int(len(by)),
     }  # fmt: skip
+
+
+# --------------------------------------------------------------------------------------------
+# The notebook's analyses as single functions (also used by the tests)
+# --------------------------------------------------------------------------------------------
+DELIVERY_TOPICS: tuple[str, ...] = ("delivery_delay", "damaged_package")
+RECOVERY_STRATA: tuple[str, ...] = ("k_band", "tickets_band", "gap_band", "half")
+
+
+def followup_effect(
+    responses: pd.DataFrame,
+    orders: pd.DataFrame,
+    window_days: int,
+    as_of: str | pd.Timestamp,
+    confidence: float = 0.95,
+) -> dict[str, float]:
+    """Effect of the randomized detractor follow-up (``followup_group`` treatment vs control)
+    on buying again within `window_days` of the answer, on answers whose window has ended by
+    as-of: :func:`proportion_difference` of the two arms."""
+    det = responses[responses["followup_group"].isin(["treatment", "control"])]
+    det = next_order_after(det, orders, "surveyed_at", window_days, as_of)
+    det = det[det["window_complete"]]
+    arm = det["followup_group"]
+    return proportion_difference(
+        det.loc[arm == "treatment", "bought_within"],
+        det.loc[arm == "control", "bought_within"],
+        confidence,
+    )
+
+
+def delivery_ticket_series(
+    tickets: pd.DataFrame,
+    orders: pd.DataFrame,
+    as_of: str | pd.Timestamp,
+    lag_days: int = 14,
+    topics: Sequence[str] = DELIVERY_TOPICS,
+) -> tuple[pd.Series, pd.Series]:
+    """Monthly delivery tickets (`topics`) by the month of the order they are about, and the
+    month's orders (the exposure), for the months that ended at least `lag_days` before the end
+    of the as-of day (later orders may not have had their ticket yet)."""
+    o = periods.up_to(orders, as_of, "order_date")
+    month = o["order_date"].dt.to_period("M")
+    exposure = o.groupby(month).size().rename("orders")
+    tk = periods.up_to(tickets, as_of, "opened_at")
+    tk = tk[tk["topic"].isin(topics)].merge(o[["order_id", "order_date"]], on="order_id")
+    counts = tk.groupby(tk["order_date"].dt.to_period("M")).size()
+    counts = counts.reindex(exposure.index, fill_value=0).rename("tickets")
+    last = (periods.as_of_end(as_of) - pd.Timedelta(days=lag_days)).to_period("M") - 1
+    keep = exposure.index <= last
+    return counts[keep], exposure[keep]
+
+
+def repurchase_table(
+    orders: pd.DataFrame,
+    tickets: pd.DataFrame,
+    window_days: int,
+    as_of: str | pd.Timestamp,
+    exclude_next: Iterable[int] = (),
+) -> pd.DataFrame:
+    """One row per order whose `window_days` window has ended by as-of, with its ticket
+    (:func:`orders_with_tickets`), ``bought_within`` (a next order within the window, not
+    counting the orders in `exclude_next` nor campaign-coupon orders: an offer must not stand in
+    for loyalty) and coarsened pre-order behaviour for matching: ``k_band`` (order number),
+    ``tickets_band`` (0, 1, 2+ earlier tickets), ``gap_band`` (days since the previous order)
+    and ``half`` (half-year of the order)."""
+    o = periods.up_to(orders, as_of, "order_date")
+    hist = orders_with_tickets(o, periods.up_to(tickets, as_of, "opened_at"))
+    own = o[~o["order_id"].isin(set(exclude_next))]
+    if "campaign_id" in own:
+        own = own[own["campaign_id"].isna()]
+    hist = next_order_after(hist, own, "order_date", window_days, as_of)
+    hist = hist[hist["window_complete"]].copy()
+    hist["k_band"] = pd.cut(
+        hist["k"], [-1, 0, 1, 2, 4, np.inf], labels=["1st", "2nd", "3rd", "4-5th", "6th+"]
+    )
+    hist["tickets_band"] = hist["prior_tickets"].clip(upper=2)
+    hist["gap_band"] = pd.cut(hist["days_since_previous"].fillna(-1), [-2, 0, 30, 90, 365, np.inf])
+    d = hist["order_date"].dt
+    hist["half"] = d.year.astype(str) + "H" + ((d.quarter + 1) // 2).astype(str)
+    return hist
+
+
+def recovery_effects(
+    hist: pd.DataFrame, strata: Sequence[str] = RECOVERY_STRATA, confidence: float = 0.95
+) -> pd.DataFrame:
+    """Buying again after an order whose ticket was handled well, poorly or left unresolved,
+    against matched orders without a ticket (:func:`coarsened_exact_att` on `strata`), one row
+    per outcome."""
+    rows = {}
+    for outcome in ["well", "poorly", "unresolved"]:
+        d = hist[hist["outcome"].isin([outcome, "none"])]
+        d = d.assign(treated=d["outcome"] == outcome)
+        rows[outcome] = coarsened_exact_att(d, "treated", "bought_within", list(strata), confidence)
+    return pd.DataFrame(rows).T.astype(float)
+
+
+def remedy_ratios(
+    hist: pd.DataFrame, reference: str = "refund", confidence: float = 0.95
+) -> pd.DataFrame:
+    """Among resolved tickets (handled well or poorly), the share who buy again after each
+    remedy divided by the share after the `reference` remedy (:func:`proportion_ratio`); causal
+    when the remedy was assigned at random."""
+    res = hist[hist["outcome"].isin(["well", "poorly"])]
+    ref = res.loc[res["resolution"] == reference, "bought_within"]
+    others = sorted(set(res["resolution"].dropna()) - {reference})
+    rows = {
+        r: proportion_ratio(res.loc[res["resolution"] == r, "bought_within"], ref, confidence)
+        for r in others
+    }
+    return pd.DataFrame(rows).T.astype(float)
