@@ -361,18 +361,26 @@ def _sel_parts(theta: np.ndarray, pen: np.ndarray, nodes: np.ndarray):
 
 
 def _score_logpmf(score: np.ndarray, m: np.ndarray, sigma: float) -> np.ndarray:
-    """log P(clip(round(y*), 0, 10) = score), y* ~ N(m, sigma^2), for integer scores."""
+    """log P(clip(round(y*), 0, 10) = score), y* ~ N(m, sigma^2), for integer scores: the normal
+    probability of [score - 0.5, score + 0.5] (open-ended at 0 and 10), computed on the side of
+    the distribution where the difference does not cancel."""
+    from scipy.special import ndtr
+
     k = score[:, None].astype(float)
     upper = np.where(k >= 10, np.inf, (k + 0.5 - m) / sigma)
     lower = np.where(k <= 0, -np.inf, (k - 0.5 - m) / sigma)
-    # log(Phi(u) - Phi(l)) computed on the side of the distribution with less cancellation
-    hi = stats.norm.logcdf(upper) + np.log1p(
-        -np.exp(np.minimum(stats.norm.logcdf(lower) - stats.norm.logcdf(upper), -1e-12))
+    left = m < k  # the interval lies mostly above the mean: use the upper tail
+    p = np.where(left, ndtr(-lower) - ndtr(-upper), ndtr(upper) - ndtr(lower))
+    return np.log(np.maximum(p, 1e-300))
+
+
+def _indicator(cust: np.ndarray, n_c: int):
+    """Sparse (customers x rows) 0/1 matrix: summing rows per customer by one product."""
+    from scipy import sparse
+
+    return sparse.csr_matrix(
+        (np.ones(cust.size), (cust, np.arange(cust.size))), shape=(n_c, cust.size)
     )
-    lo = stats.norm.logsf(lower) + np.log1p(
-        -np.exp(np.minimum(stats.norm.logsf(upper) - stats.norm.logsf(lower), -1e-12))
-    )
-    return np.where(m < k, hi, lo)
 
 
 def fit_selection_model(
@@ -380,7 +388,7 @@ def fit_selection_model(
     responded: pd.Series | np.ndarray,
     score: pd.Series | np.ndarray,
     penalties: pd.DataFrame | None = None,
-    n_nodes: int = 24,
+    n_nodes: int = 16,
 ) -> SelectionFit:
     """Non-response that depends on what the customer would answer (missing *not* at random),
     modelled with one latent trait u ~ N(0, 1) per customer shared by the answer and the
@@ -409,15 +417,16 @@ def fit_selection_model(
     n_c = cust.max() + 1
     ya = y[r].astype(int)
 
+    S_all, S_ans = _indicator(cust, n_c), _indicator(cust[r], n_c)
+    n_yes = np.asarray(S_all @ r.astype(float)).ravel()
+    n_no = np.asarray(S_all @ (~r).astype(float)).ravel()
+
     def nll(theta: np.ndarray) -> float:
         m, sigma, logit = _sel_parts(theta, pen[r], x)
-        ll = np.zeros((n_c, x.size))
-        # response terms for every invitation: log expit(logit) if answered, log expit(-logit) if not
-        lr = np.where(
-            r[:, None], -np.logaddexp(0, -logit)[None, :], -np.logaddexp(0, logit)[None, :]
-        )
-        np.add.at(ll, cust, lr)
-        np.add.at(ll, cust[r], _score_logpmf(ya, m, sigma))
+        # per customer: log expit(logit) per answer, log expit(-logit) per silence, + score terms
+        ll = n_yes[:, None] * -np.logaddexp(0, -logit)[None, :]
+        ll = ll + n_no[:, None] * -np.logaddexp(0, logit)[None, :]
+        ll = ll + S_ans @ _score_logpmf(ya, m, sigma)
         return -float(special_logsumexp(ll + logw[None, :], axis=1).sum())
 
     mean0 = float(ya.mean()) if ya.size else 7.0
@@ -458,7 +467,7 @@ def selection_nps(
     score: pd.Series | np.ndarray,
     penalties: pd.DataFrame | None = None,
     confidence: float = 0.95,
-    n_nodes: int = 24,
+    n_nodes: int = 16,
 ) -> NPSResult:
     """NPS of *every* invitation under the selection model: answered invitations count with
     their observed category; each unanswered one with its expected z = P(promoter) -
@@ -474,14 +483,15 @@ def selection_nps(
     n_c = cust.max() + 1
     z_obs = np.where(y >= 9, 1.0, np.where(y <= 6, -1.0, 0.0))
 
+    S_all, S_ans = _indicator(cust, n_c), _indicator(cust[r], n_c)
+    n_yes = np.asarray(S_all @ r.astype(float)).ravel()
+    n_no = np.asarray(S_all @ (~r).astype(float)).ravel()
+
     def parts(theta: np.ndarray) -> tuple[float, float]:
         m, sigma, logit = _sel_parts(theta, pen, x)
-        ll = np.zeros((n_c, x.size))
-        lr = np.where(
-            r[:, None], -np.logaddexp(0, -logit)[None, :], -np.logaddexp(0, logit)[None, :]
-        )
-        np.add.at(ll, cust, lr)
-        np.add.at(ll, cust[r], _score_logpmf(y[r].astype(int), m[r], sigma))
+        ll = n_yes[:, None] * -np.logaddexp(0, -logit)[None, :]
+        ll = ll + n_no[:, None] * -np.logaddexp(0, logit)[None, :]
+        ll = ll + S_ans @ _score_logpmf(y[r].astype(int), m[r], sigma)
         post = ll + logw[None, :]
         post = np.exp(post - post.max(axis=1, keepdims=True))
         post /= post.sum(axis=1, keepdims=True)  # P(u = node | customer's data)
