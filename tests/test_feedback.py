@@ -425,8 +425,9 @@ def test_delivery_fix_is_dated_and_sized(sample):
 
 
 def test_unresolved_tickets_and_remedies(sample):
+    # "came back": an order within 270 days, as in the notebook's section 6
     hist = feedback.repurchase_table(
-        sample["orders"], sample["support_tickets"], 180, AS_OF, sample["coupon_orders"]
+        sample["orders"], sample["support_tickets"], 270, AS_OF, sample["coupon_orders"]
     )
     eff = feedback.recovery_effects(hist)
     extra = sample["truth"]["parameters"]["dropout_extra_unresolved"]
