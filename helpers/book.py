@@ -271,9 +271,11 @@ def stage(src: Path = SRC, notebooks: Sequence[Path] | None = None) -> list[Note
     put("data.md", (paths.DATASETS / "README.md").read_text(encoding="utf-8"))
     put("glossary.md", glossary_page(glossary, notebooks))
     # MathJax: copied once (12 MB); Sphinx copies _static into the HTML
-    mathjax = src / "_static" / "mathjax"
-    if not (mathjax / "MathJax.js").exists():
-        shutil.copytree(mathjax_dir(), mathjax, dirs_exist_ok=True)
+    mathjax, shipped = src / "_static" / "mathjax", mathjax_dir()
+    staged = mathjax / "MathJax.js"
+    if not staged.exists() or staged.read_bytes() != (shipped / "MathJax.js").read_bytes():
+        shutil.rmtree(mathjax, ignore_errors=True)
+        shutil.copytree(shipped, mathjax)
     wanted |= {p for p in mathjax.rglob("*") if p.is_file()}
     # a notebook renamed or removed must leave the book too
     for f in src.rglob("*"):
@@ -332,7 +334,8 @@ def build(
     from sphinx.cmd.build import build_main
 
     stage(src, notebooks)
-    args = ["-b", "html", "-W", "--keep-going", "-d", str(out.parent / "doctrees")]
+    # -E -a: a full build every time (a few seconds), so no page keeps a stale table of contents
+    args = ["-b", "html", "-W", "--keep-going", "-E", "-a", "-d", str(out.parent / "doctrees")]
     if quiet:
         args.append("-q")
     status = build_main([*args, str(src), str(out)])
