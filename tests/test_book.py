@@ -21,7 +21,7 @@ from helpers import book, browser, paths, run
 
 IN_CI = os.environ.get("CI") == "true"
 # Sphinx announces API changes of its extensions (book theme, MyST) when built in-process
-pytestmark = pytest.mark.filterwarnings("ignore:.*Check CHANGES for Sphinx API:DeprecationWarning")
+pytestmark = pytest.mark.filterwarnings("ignore:.*Check CHANGES for Sphinx API")
 
 
 def unshare_works() -> bool:
