@@ -163,6 +163,8 @@ def test_front_page_says_what_the_collection_teaches(built):
         assert needed in text
     for nb in book.collection():
         assert nb.title in text and nb.purpose[:60] in text
+    company = book.company_description((paths.DATASETS / "README.md").read_text())
+    assert plain(company.replace("`", ""))[:80] in text
 
 
 def test_reference_pages(built):
@@ -258,7 +260,7 @@ def cell_divs(text: str) -> list[str]:
 @pytest.mark.parametrize("nb_path", run.notebooks(), ids=lambda p: p.stem)
 def test_tags_and_solutions_in_the_real_notebooks(built, nb_path):
     text = page(built, f"notebooks/{nb_path.stem}.html")
-    code = [c for c in cells(nb_path) if c["cell_type"] == "code" and c["source"]]
+    code = [c for c in cells(nb_path) if c["cell_type"] == "code" and "".join(c["source"]).strip()]
     shown = [c for c in code if "remove-cell" not in tags(c)]
     divs = cell_divs(text)
     assert len(divs) == len(shown), f"{len(divs)} code cells in the page, {len(shown)} expected"
@@ -267,11 +269,16 @@ def test_tags_and_solutions_in_the_real_notebooks(built, nb_path):
     assert len(solutions) == sum("solution" in tags(c) for c in shown) > 0
     assert text.count(book.SHOW_SOLUTION) == len(solutions)
     assert "<details" in text and "<details open" not in text
+    # removed lesson text is not in the page (its longest line, without Markdown marks; the
+    # title line is kept as the page's title)
+    words = plain(text)
     for cell in cells(nb_path):
         if cell["cell_type"] == "markdown" and "remove-cell" in tags(cell):
-            body = [ln for ln in "".join(cell["source"]).splitlines() if ln.strip()]
-            if body and not body[0].startswith("# "):  # the title is kept for the page
-                assert html.escape(body[0].strip(), quote=False) not in text, body[0]
+            lines = [ln for ln in "".join(cell["source"]).splitlines() if not ln.startswith("# ")]
+            longest = max(lines, key=len, default="")
+            bare = " ".join(re.sub(r"[#*_`$\\]", "", longest).split())
+            if len(bare) > 30:
+                assert bare[:60] not in words, f"removed cell shown: {bare[:60]}"
 
 
 MARK = {
