@@ -273,7 +273,11 @@ def stage(src: Path = SRC, notebooks: Sequence[Path] | None = None) -> list[Note
 
     for f in sorted(BOOK.rglob("*")):
         rel = f.relative_to(BOOK)
-        if f.is_file() and rel.parts[0] != "_build" and f.name != GLOSSARY.name:
+        generated = rel.parts[0] in ("_build", "__pycache__") or f.name in (
+            GLOSSARY.name,
+            "index.md",
+        )
+        if f.is_file() and not generated:
             put(str(rel), f.read_bytes())
     index = (BOOK / "index.md").read_text(encoding="utf-8")
     for placeholder in (NOTEBOOK_TABLE, SAMPLE_COMPANY):
