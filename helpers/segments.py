@@ -37,6 +37,7 @@ __all__ = [
     "compare_segments",
     "PLAYBOOK",
     "action_table",
+    "winback_list",
 ]
 
 #: Length of one time unit in days: 'D' day, 'W' week, 'M' average Gregorian month (365.25 / 12).
@@ -322,7 +323,7 @@ def compare_segments(
 #: your own test results; 'target' is 'top_clv_decile' or an RFM segment name.
 PLAYBOOK: pd.DataFrame = pd.DataFrame(
     [
-        ("top_clv_decile", "VIP treatment: early access, free shipping", 6.0, 0.10, 0.0),
+        ("top_clv_decile", "VIP treatment: early access and a thank-you gift", 6.0, 0.10, 0.0),
         ("Can't lose them", "Personal call and a win-back offer", 3.0, 0.0, 0.15),
         ("At risk", "'We miss you' e-mail with a 15 % voucher", 0.5, 0.0, 0.05),
         ("About to sleep", "Reminder with product recommendations", 0.1, 0.0, 0.02),
@@ -345,7 +346,10 @@ def action_table(
     them ('top_clv_decile' = the 10 % highest `clv_col`). Per tactic, over its customers:
     gain = sum(clv_uplift x clv + extra_orders x order_margin) with `order_margin_col` the
     expected margin of one order (e.g. margin x Gamma-Gamma expected spend),
-    cost = customers x cost_per_customer, expected_value = gain - cost, roi = value / cost.
+    cost = customers x cost_per_customer, expected_value = gain - cost, roi = value / cost, and
+    ``break_even``: the effect at which the tactic just pays, cost / sum(clv) for a CLV uplift or
+    cost / sum(order_margin) for extra orders (compare it with the assumed effect: an assumption
+    above its break-even is what makes the tactic "pay").
     """
     pb = PLAYBOOK if playbook is None else playbook
     clv = df[clv_col]
@@ -360,8 +364,38 @@ def action_table(
         n = int(mask.sum())
         gain = float(t.clv_uplift * clv[mask].sum() + t.extra_orders * om[mask].sum())
         cost = float(t.cost_per_customer * n)
+        base = (
+            clv[mask].sum()
+            if t.clv_uplift > 0
+            else om[mask].sum()
+            if t.extra_orders > 0
+            else np.nan
+        )
+        effect = t.clv_uplift if t.clv_uplift > 0 else t.extra_orders
         rows.append({"target": t.target, "tactic": t.tactic, "customers": n,
                      "mean_clv": float(clv[mask].mean()) if n else 0.0, "cost": cost,
                      "expected_gain": gain, "expected_value": gain - cost,
-                     "roi": (gain - cost) / cost if cost > 0 else np.nan})  # fmt: skip
+                     "roi": (gain - cost) / cost if cost > 0 else np.nan, "assumed_effect": effect,
+                     "break_even": cost / base if cost > 0 and base > 0 else np.nan})  # fmt: skip
     return pd.DataFrame(rows).set_index("target")
+
+
+def winback_list(
+    segmented: pd.DataFrame,
+    clv: pd.DataFrame | None = None,
+    quiet: tuple[str, ...] = ("Can't lose them", "At risk"),
+) -> pd.DataFrame:
+    """The win-back list: customers of the `quiet` RFM segments (valuable in the past, not buying
+    lately), ranked by the expected value of winning them back, their predicted margin ``clv``
+    (P(alive) x what an active customer of their profile brings; :func:`helpers.clv.predictive_clv`),
+    highest first; without a CLV table, by total spend (the past, which says nothing about who is
+    still active). Notebook 04 and the client report use this one ranking."""
+    out = segmented.loc[segmented["segment"].astype(str).isin(quiet)]
+    if clv is not None:
+        out = out.join(
+            clv[["p_alive", "clv"]].drop(columns=[c for c in ("p_alive", "clv") if c in out])
+        )
+        return out.sort_values(["clv", "monetary_total"], ascending=[False, False], kind="stable")
+    return out.sort_values(
+        ["monetary_total", "recency_days"], ascending=[False, True], kind="stable"
+    )

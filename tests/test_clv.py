@@ -250,7 +250,9 @@ def test_cdnow_mbgnbd_published_estimates(cdnow):
     """Batislam, Denizel & Filiztekin (2007), values of BTYDplus: r 0.525, alpha 6.183, a 0.891,
     b 1.614."""
     fit = clv.fit_mbgnbd(cdnow)
-    np.testing.assert_allclose([fit.r, fit.alpha, fit.a, fit.b], [0.525, 6.183, 0.891, 1.614], rtol=2e-3)
+    np.testing.assert_allclose(
+        [fit.r, fit.alpha, fit.a, fit.b], [0.525, 6.183, 0.891, 1.614], rtol=2e-3
+    )
 
 
 def test_cdnow_gamma_gamma_published_estimates():
@@ -266,7 +268,9 @@ def test_one_time_buyers_can_be_gone_under_mbgnbd(cdnow):
     """BG/NBD: P(alive) = 1 for every one-time buyer, however long ago (the flaw the report must
     not show a client); MBG/NBD: it falls with the time since the purchase."""
     bg, mbg = clv.fit_bgnbd(cdnow), clv.fit_mbgnbd(cdnow)
-    once = pd.DataFrame({"frequency": [0, 0, 0], "recency": [0.0, 0.0, 0.0], "T": [2.0, 40.0, 75.0]})
+    once = pd.DataFrame(
+        {"frequency": [0, 0, 0], "recency": [0.0, 0.0, 0.0], "T": [2.0, 40.0, 75.0]}
+    )
     assert (clv.p_alive(bg, once) == 1.0).all()
     pa = clv.p_alive(mbg, once).to_numpy()
     assert pa[0] > pa[1] > pa[2] and pa[2] < 0.6
