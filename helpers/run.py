@@ -113,7 +113,8 @@ def params_for(notebook: Path, params: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def to_html(executed: Path, target: Path, title: str | None = None) -> Path:
-    """HTML version of an executed notebook without code (cells tagged remove-cell dropped);
+    """HTML version of an executed notebook without code (cells tagged remove-cell, solution or
+    lesson dropped);
     the page title is `title` (default: the notebook's file name)."""
     import nbformat
     from nbconvert import HTMLExporter
@@ -121,7 +122,8 @@ def to_html(executed: Path, target: Path, title: str | None = None) -> Path:
 
     cfg = Config()
     cfg.TagRemovePreprocessor.enabled = True
-    cfg.TagRemovePreprocessor.remove_cell_tags = ("remove-cell", "solution")
+    # "lesson": teaching text the book shows but a report leaves out (notebook 08's lesson cells)
+    cfg.TagRemovePreprocessor.remove_cell_tags = ("remove-cell", "solution", "lesson")
     cfg.HTMLExporter.exclude_input = True
     cfg.HTMLExporter.exclude_input_prompt = True
     cfg.HTMLExporter.exclude_output_prompt = True
