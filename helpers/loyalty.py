@@ -149,12 +149,13 @@ def customer_month_panel(
     customers: pd.DataFrame,
     launches: pd.DataFrame,
     as_of: str | pd.Timestamp,
+    include_signup_order: bool = True,
 ) -> pd.DataFrame:
     """One row per customer and calendar month from the sign-up month to the last complete month.
 
     Columns: ``customer_id``, ``month`` (pandas Period ordinal, :func:`helpers.periods.period_codes`),
-    ``y`` (repeat orders in the month: the sign-up order is not counted, it is the entry into the
-    panel), ``country``, ``pilot``, ``launch_month``, ``event_time`` (= month - launch_month) and
+    ``y`` (orders in the month; with `include_signup_order` False the sign-up order, the entry into
+    the panel, is not counted), ``country``, ``pilot``, ``launch_month``, ``event_time`` (= month - launch_month) and
     ``post`` (1 from the launch month on). Months after the as-of day's last complete month are
     dropped (:func:`helpers.periods.last_complete_period`)."""
     c = customers[["customer_id", "signup_date", "country"]].merge(
@@ -167,7 +168,8 @@ def customer_month_panel(
     month = first[row] + (np.arange(n.sum()) - np.repeat(np.cumsum(n) - n, n))
     panel = pd.DataFrame({"customer_id": c["customer_id"].to_numpy()[row], "month": month})
     o = periods.up_to(orders, as_of, "order_date")
-    o = o[o["order_date"] > o.groupby("customer_id")["order_date"].transform("min")]
+    if not include_signup_order:
+        o = o[o["order_date"] > o.groupby("customer_id")["order_date"].transform("min")]
     counts = (
         pd.DataFrame(
             {"customer_id": o["customer_id"], "month": periods.period_codes(o["order_date"], "M")}
