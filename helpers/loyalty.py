@@ -56,6 +56,7 @@ __all__ = [
     "breakage_curve",
     "first_eligible_redemption",
     "programme_pnl",
+    "coupon_arm_effects",
 ]
 
 WEEK = pd.Timedelta(weeks=1)
@@ -423,7 +424,8 @@ def order_states(
     Columns: ``customer_id``, ``t`` (weeks since sign-up), ``T`` (weeks from sign-up to the end of
     the as-of day), ``member`` (joined at or before this order), ``lifetime_points`` (earned since
     joining, after the order), ``tier`` (by the `tiers` thresholds, e.g. {"Bronze": 0, "Silver":
-    400, "Gold": 850}), ``to_next`` (points to the next tier, inf at the top), ``state`` ('pre' before
+    400, "Gold": 850}), ``tier_at_order`` (the tier held when ordering, whose benefits the order
+    gets; empty before joining and at the joining order), ``to_next`` (points to the next tier, inf at the top), ``state`` ('pre' before
     joining, else the tier, with '_near' when within `window` points of the next tier) and ``gap``
     (weeks to the next order, or to the end for the last order: then ``last`` is True)."""
     end = periods.as_of_end(as_of)
@@ -450,6 +452,9 @@ def order_states(
     o["to_next"] = np.append(thr, np.inf)[k + 1] - o["lifetime_points"].to_numpy()
     near = o["to_next"].to_numpy() <= window
     o["state"] = np.where(o["member"], np.where(near, o["tier"] + "_near", o["tier"]), "pre")
+    before = o.groupby("customer_id")["tier"].shift(1)
+    was_member = o.groupby("customer_id")["member"].shift(1, fill_value=False).astype(bool)
+    o["tier_at_order"] = np.where(was_member, before.fillna(names[0]), "")
     nxt = o.groupby("customer_id")["t"].shift(-1)
     o["last"] = nxt.isna()
     o["gap"] = np.where(o["last"], o["T"] - o["t"], nxt - o["t"])
@@ -689,3 +694,40 @@ def programme_pnl(
             "break_even_ratio": 1 / (1 - share) if share < 1 else np.inf,
         }
     )  # fmt: skip
+
+
+def coupon_arm_effects(
+    offers: pd.DataFrame, orders: pd.DataFrame, days: int = 60, control_arm: float = 0
+) -> pd.DataFrame:
+    """A randomized next-purchase coupon experiment, per arm (``discount_pct``): ``offers``,
+    ``conversion`` (share followed by an order within `days`), ``uplift`` = conversion minus the
+    control arm's, with a 95 % normal interval for a difference of two proportions, and
+    ``discount_per_offer`` (EUR of discount on the orders that redeemed the coupon, divided by
+    all offers of the arm: cannibalized discount included)."""
+    o = orders.sort_values("order_date")
+    nxt = pd.merge_asof(
+        offers.sort_values("offered_at")[["offer_id", "customer_id", "offered_at"]],
+        o[["customer_id", "order_date"]].rename(columns={"order_date": "next_at"}),
+        left_on="offered_at", right_on="next_at", by="customer_id",
+        direction="forward", allow_exact_matches=False,
+    )  # fmt: skip
+    conv = nxt.set_index("offer_id")["next_at"] - nxt.set_index("offer_id")["offered_at"]
+    f = offers.set_index("offer_id")
+    f = f.assign(converted=(conv.reindex(f.index) <= pd.Timedelta(days=days)).to_numpy())
+    disc = orders.set_index("order_id")["discount"]
+    red = pd.to_numeric(f["redeemed_order_id"], errors="coerce")
+    f["coupon_discount"] = disc.reindex(red).fillna(0.0).to_numpy()
+    g = f.groupby("discount_pct").agg(
+        offers=("converted", "size"),
+        conversion=("converted", "mean"),
+        discount=("coupon_discount", "sum"),
+    )
+    c = g.loc[control_arm]
+    se = np.sqrt(
+        g["conversion"] * (1 - g["conversion"]) / g["offers"]
+        + c["conversion"] * (1 - c["conversion"]) / c["offers"]
+    )
+    g["uplift"] = g["conversion"] - c["conversion"]
+    g["ci_low"], g["ci_high"] = g["uplift"] - Z95 * se, g["uplift"] + Z95 * se
+    g["discount_per_offer"] = g["discount"] / g["offers"]
+    return g.drop(columns="discount")
