@@ -20,6 +20,9 @@ Five small families of functions, each a formula with its source:
 * **Points**: :func:`points_ledger`, :func:`point_fates` (FIFO: which points were redeemed, which
   expired, which are still open) and :func:`breakage_curve` (cumulative incidence of expiry with
   redemption as a competing event, Aalen & Johansen 1978).
+* **P&L and alternatives**: :func:`programme_pnl` (incremental margin - rewards - benefits - running
+  cost, ROI and the break-even ratio) and :func:`coupon_arm_effects` (a randomized next-purchase
+  coupon, arm by arm, with the discount given on orders that would have come anyway).
 """
 
 from __future__ import annotations
