@@ -427,7 +427,7 @@ def fit_selection_model(
         ll = n_yes[:, None] * -np.logaddexp(0, -logit)[None, :]
         ll = ll + n_no[:, None] * -np.logaddexp(0, logit)[None, :]
         ll = ll + S_ans @ _score_logpmf(ya, m, sigma)
-        return -float(special_logsumexp(ll + logw[None, :], axis=1).sum())
+        return -float(_logsumexp(ll + logw[None, :], axis=1).sum())
 
     mean0 = float(ya.mean()) if ya.size else 7.0
     rate0 = float(np.clip(r.mean(), 0.01, 0.99))
@@ -442,7 +442,7 @@ def fit_selection_model(
     )  # fmt: skip
 
 
-def special_logsumexp(a: np.ndarray, axis: int) -> np.ndarray:
+def _logsumexp(a: np.ndarray, axis: int) -> np.ndarray:
     from scipy.special import logsumexp
 
     return logsumexp(a, axis=axis)
