@@ -76,6 +76,7 @@ __all__ = [
     "LANGUAGES",
     "MISSING_CUSTOMER_TEXT",
     "ClientMapping",
+    "Note",
     "load_mapping",
     "client_schema",
     "read_client_orders",
@@ -323,6 +324,24 @@ def client_schema(mapping: ClientMapping) -> tuple[Column, ...]:
     return tuple(cols)
 
 
+class Note(str):
+    """A sentence of the data note: plain English, and its message key and values (numbers
+    unformatted) so the report can say it in the client's language, like
+    :class:`helpers.report.Reason`. Keys: ``data_note.amount_from_lines`` (rows, quantity,
+    unit_price), ``.missing_customers`` (rows, revenue), ``.other_status`` (rows, statuses: counts
+    by status, amount), ``.refunds_excluded`` and ``.refunds_netted`` (rows, kinds: counts by kind,
+    amount), ``.lines_summed`` (lines, orders), ``.tz_converted`` (rows, timezone), ``.tz_kept``
+    (rows), ``.zero_value`` (orders)."""
+
+    key: str
+    values: dict[str, Any]
+
+    def __new__(cls, sentence: str, key: str, **values: Any) -> Note:
+        obj = super().__new__(cls, sentence)
+        obj.key, obj.values = key, values
+        return obj
+
+
 def _money(x: float, currency: str) -> str:
     return f"{x:,.2f} {currency}"
 
@@ -378,10 +397,12 @@ def read_client_orders(
 
     if "amount" not in df.columns:
         df["amount"] = df["quantity"] * df["unit_price"]
-        note.append(
+        note.append(Note(
             f"Amounts are quantity x unit price ({labels.get('quantity', 'quantity')} x "
-            f"{labels.get('unit_price', 'unit_price')}) on each of the {_n(len(df), 'row')}."
-        )
+            f"{labels.get('unit_price', 'unit_price')}) on each of the {_n(len(df), 'row')}.",
+            "data_note.amount_from_lines", rows=len(df), quantity=cols["quantity"],
+            unit_price=cols["unit_price"],
+        ))  # fmt: skip
     notes: dict[str, Any] = {"rows": len(df), "refunds": mapping.refunds}
     last_day = df["order_date"].max().normalize()  # of the file, refunds included
     notes["as_of"] = str((pd.Timestamp(mapping.as_of) if mapping.as_of else last_day).date())
@@ -408,11 +429,12 @@ def read_client_orders(
                 ]
             )
         df = df.loc[~missing]
-        note.append(
+        note.append(Note(
             f"{_n(n, 'row')} without a customer id (blank or a placeholder) "
             f"{'was' if n == 1 else 'were'} dropped, with {_money(revenue, cur)} of revenue "
-            f"(missing_customer: drop)."
-        )
+            f"(missing_customer: drop).",
+            "data_note.missing_customers", rows=n, revenue=revenue,
+        ))  # fmt: skip
 
     # statuses that are neither orders nor refunds
     refund = pd.Series(0.0, index=df.index)
@@ -430,11 +452,13 @@ def read_client_orders(
         if other.any():
             counts = status[other].replace("", "(blank)").value_counts()
             listed = ", ".join(f"'{k}' ({v:,})" for k, v in counts.items())
-            note.append(
+            note.append(Note(
                 f"{_n(int(other.sum()), 'row')} with another status than {sorted(keep | cancelled)} "
                 f"{'was' if other.sum() == 1 else 'were'} left out ({listed}; "
-                f"{_money(float(df.loc[other, 'amount'].sum()), cur)})."
-            )
+                f"{_money(float(df.loc[other, 'amount'].sum()), cur)}).",
+                "data_note.other_status", rows=int(other.sum()), statuses={str(k): int(v) for k, v in counts.items()},
+                amount=float(df.loc[other, "amount"].sum()),
+            ))  # fmt: skip
             df, status = df.loc[~other], status[~other]
             refund, kinds = refund[~other], kinds[~other]
         full = status.isin(cancelled)
@@ -465,7 +489,8 @@ def read_client_orders(
     notes["refund_amount"] = round(refund_total, 2)
     if refunded.any():
         n = int(refunded.sum())
-        what = ", ".join(f"{k}: {v:,}" for k, v in kinds[refunded].value_counts().items())
+        kind_counts = {str(k): int(v) for k, v in kinds[refunded].value_counts().items()}
+        what = ", ".join(f"{k}: {v:,}" for k, v in kind_counts.items())
         if mapping.refunds == "reject":
             shown = "order_id" if "order_id" in df.columns else "amount"
             example = df.loc[refunded, shown].astype(str).iloc[0]
@@ -478,17 +503,19 @@ def read_client_orders(
             )
         if mapping.refunds == "exclude":
             df = df.loc[~refunded]
-            note.append(
+            note.append(Note(
                 f"{_n(n, 'refund or cancellation row')} ({what}; {_money(refund_total, cur)}) "
-                f"{'was' if n == 1 else 'were'} left out (refunds: exclude)."
-            )
+                f"{'was' if n == 1 else 'were'} left out (refunds: exclude).",
+                "data_note.refunds_excluded", rows=n, kinds=kind_counts, amount=refund_total,
+            ))  # fmt: skip
         else:
             df = df.assign(amount=df["amount"] - refund.where(~negative, 0.0))
-            note.append(
+            note.append(Note(
                 f"{_n(n, 'refund or cancellation row')} ({what}) {'was' if n == 1 else 'were'} "
                 f"netted against revenue: {_money(refund_total, cur)} (refunds: net); a refunded order "
-                f"keeps what was not refunded, and rows below zero are not purchases."
-            )
+                f"keeps what was not refunded, and rows below zero are not purchases.",
+                "data_note.refunds_netted", rows=n, kinds=kind_counts, amount=refund_total,
+            ))  # fmt: skip
     if df.empty:
         raise DataValidationError(
             [f"{file}: no orders left after leaving out the rows listed above: {' '.join(note)}"]
@@ -512,29 +539,33 @@ def read_client_orders(
             agg["quantity"] = "sum"
         lines = len(df)
         df = g.agg(agg).reset_index()
-        note.append(
+        note.append(Note(
             f"{_n(lines, 'order line')} {'was' if lines == 1 else 'were'} summed into "
-            f"{_n(len(df), 'order')} (rows: order_lines)."
-        )
+            f"{_n(len(df), 'order')} (rows: order_lines).",
+            "data_note.lines_summed", lines=lines, orders=len(df),
+        ))  # fmt: skip
     elif "order_id" not in df.columns:  # one row, one order: the line number is its id
         df.insert(0, "order_id", positions()[df.index.to_numpy()])
 
     offsets = int(read_attrs.get("offsets", 0))
     if offsets:
         if mapping.timezone:
-            note.append(
-                f"{_n(offsets, 'timestamp')} with a UTC offset {'was' if offsets == 1 else 'were'} converted to {mapping.timezone} time."
-            )
+            note.append(Note(
+                f"{_n(offsets, 'timestamp')} with a UTC offset {'was' if offsets == 1 else 'were'} converted to {mapping.timezone} time.",
+                "data_note.tz_converted", rows=offsets, timezone=mapping.timezone,
+            ))  # fmt: skip
         else:
-            note.append(
+            note.append(Note(
                 f"{_n(offsets, 'timestamp')} carried a UTC offset; times are kept as written "
-                f"(wall clock); set timezone in the mapping to convert them to one zone."
-            )
+                f"(wall clock); set timezone in the mapping to convert them to one zone.",
+                "data_note.tz_kept", rows=offsets,
+            ))  # fmt: skip
     zero = int(df["amount"].eq(0).sum())
     if zero:
-        note.append(
-            f"{_n(zero, 'zero-value order')} {'is' if zero == 1 else 'are'} kept and count as activity."
-        )
+        note.append(Note(
+            f"{_n(zero, 'zero-value order')} {'is' if zero == 1 else 'are'} kept and count as activity.",
+            "data_note.zero_value", orders=zero,
+        ))  # fmt: skip
     notes["data_note"] = note
     first = ["order_id", "customer_id", "order_date", "amount"]
     df = df[first + [c for c in df.columns if c not in first]]

@@ -546,3 +546,24 @@ def test_the_corpus_command_writes_every_export(tmp_path, capsys):
     assert {"Online Retail.csv", "Online_Retail.xlsx", "Online_Retail.parquet", "Online_Retail.csv.gz",
             "orders_export.csv", "payments.csv", "zamówienia.csv", "shopify.yaml"} <= names  # fmt: skip
     assert "orders expected" in capsys.readouterr().out
+
+
+def test_data_note_sentences_carry_message_keys_and_values(corpus):
+    e = corpus["uci"]
+    _, notes = read(e.path, e.mapping_path)
+    items = {n.key: n.values for n in notes["data_note"]}
+    assert list(items) == [
+        "data_note.amount_from_lines", "data_note.missing_customers", "data_note.refunds_excluded",
+        "data_note.lines_summed", "data_note.zero_value",
+    ]  # fmt: skip
+    assert items["data_note.missing_customers"] == pytest.approx(
+        {"rows": e.facts["guest_rows"], "revenue": e.facts["guest_revenue"]}
+    )
+    assert items["data_note.refunds_excluded"]["kinds"] == {
+        "cancellation": e.facts["cancellation_rows"]
+    }
+    assert items["data_note.lines_summed"]["orders"] == len(e.expected)
+    assert items["data_note.zero_value"] == {"orders": e.facts["zero_value_orders"]}
+    _, notes = read(corpus["stripe"].path, corpus["stripe"].mapping_path)
+    other = next(n for n in notes["data_note"] if n.key == "data_note.other_status")
+    assert other.values["statuses"] == {"failed": corpus["stripe"].facts["failed"]}
