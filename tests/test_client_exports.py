@@ -443,10 +443,7 @@ def test_read_table_names_the_client_column():
 @pytest.mark.parametrize(
     "kind",
     [
-        "uci-net", "uci-parquet", "shopify", "stripe",
-        pytest.param("polish", marks=pytest.mark.xfail(strict=True, reason=(
-            "helpers.report.fit_clv returns a plain str, not a Reason, when the purchase model "
-            "does not converge; notebook 08 then fails on no_clv_reason.key (report, not reader)"))),
+        "uci-net", "uci-parquet", "shopify", "stripe", "polish",
     ],
 )  # fmt: skip
 def test_report_figures_equal_the_truth(corpus, tmp_path, capsys, kind):

@@ -50,6 +50,7 @@ __all__ = [
     "Reason",
     "dropout_scenario",
     "Formatter",
+    "note_text",
     "build_report",
     "main",
 ]
@@ -201,6 +202,7 @@ class ClvFit:
     purchases: Any
     spend: Any
     holdout_weeks: float
+    cost_per_order: float = 0.0
 
 
 def fit_clv(
@@ -216,8 +218,9 @@ def fit_clv(
     the last `holdout_share` of the data's span (at most a year) is held out, BG/NBD (Fader,
     Hardie & Lee 2005) and MBG/NBD (Batislam, Denizel & Filiztekin 2007; one-time buyers can have
     left) are fitted on the rest, and the one whose predictions track the held-out purchases best
-    is refitted on all the data. Spend per purchase is Gamma-Gamma; CLV = margin x E[spend]
-    x discounted expected purchases over ``econ.horizon_months`` (:func:`helpers.clv.predictive_clv`).
+    is refitted on all the data. Spend per purchase is Gamma-Gamma; CLV = (margin x E[spend] -
+    shipping per order) x discounted expected purchases over ``econ.horizon_months``
+    (:func:`helpers.clv.predictive_clv`).
     No fit with fewer than `min_repeat_buyers` repeat buyers, when an optimizer does not converge,
     or when the Gamma-Gamma mean spend does not exist (q <= 1).
     """
@@ -250,17 +253,18 @@ def fit_clv(
         )
     values = [*pf.params.values(), *gg.params.values()]
     if not (pf.converged and gg.converged and np.all(np.isfinite(values))):
-        return (
-            None,
+        return None, Reason(
             "the lifetime-value models did not converge on this data, so no value is predicted",
+            "no_clv.converge",
         )
     if gg.q <= 1:
         return None, Reason(
             f"the spend model has no finite mean (q = {gg.q:.2f} <= 1): spend is too uneven to predict",
             "no_clv.spend", q=f"{gg.q:.2f}",
         )  # fmt: skip
-    table = clv.predictive_clv(pf, gg, segmented, econ)
-    return ClvFit(table, model, check, pf, gg, hold_days / 7), ""
+    # the client's file has no tickets or returns: the cost to serve an order is its shipping
+    table = clv.predictive_clv(pf, gg, segmented, econ, cost_per_order=econ.shipping_per_order)
+    return ClvFit(table, model, check, pf, gg, hold_days / 7, econ.shipping_per_order), ""
 
 
 def dropout_scenario(
@@ -282,10 +286,40 @@ def dropout_scenario(
     b_new = a / ((1 - cut) * mean_p) - a
     better = dc_replace(pf, params={**pf.params, "b": b_new})
     now = fit.table["clv"].sum()
-    then = clv.predictive_clv(better, fit.spend, segmented, econ)["clv"].sum()
+    then = clv.predictive_clv(
+        better, fit.spend, segmented, econ, cost_per_order=fit.cost_per_order
+    )["clv"].sum()
     return {"mean_dropout_now": mean_p, "mean_dropout_then": (1 - cut) * mean_p,
             "clv_now": float(now), "clv_then": float(then), "gain": float(then - now),
             "gain_share": float(then / now - 1)}  # fmt: skip
+
+
+def note_text(note: str, T: text.Catalogue, fmt: Formatter) -> str:
+    """A data-note sentence of :func:`helpers.mapping.read_client_orders` in the report's language:
+    its message key filled with the values formatted by the locale (counts, money, and the kinds of
+    refund rows named in the catalogue); a plain sentence without a key is returned as it is."""
+    key, values = getattr(note, "key", None), getattr(note, "values", None)
+    if key is None or values is None:
+        return str(note)
+
+    def kind(k: str) -> str:
+        if k.startswith("status "):
+            return T("kind.status", status=k[len("status ") :])
+        return T("kind." + k.replace(" ", "_"))
+
+    shown: dict[str, str] = {}
+    for name, value in values.items():
+        if name in ("revenue", "amount"):
+            shown[name] = fmt.money(value)
+        elif name == "kinds":
+            shown[name] = ", ".join(f"{kind(k)}: {fmt.num(v)}" for k, v in value.items())
+        elif name == "statuses":
+            shown[name] = ", ".join(f"{k}: {fmt.num(v)}" for k, v in value.items())
+        elif isinstance(value, int | float):
+            shown[name] = fmt.num(value)
+        else:
+            shown[name] = str(value)
+    return T(key, **shown)
 
 
 class Formatter:
@@ -431,15 +465,21 @@ def build_report(
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(
         prog="python -m helpers.report",
-        description="Turn a client's transaction CSV into a retention report (HTML without code, "
+        description="Turn a client's transaction export (CSV, .csv.gz, .zip, .xlsx, .parquet) into a retention report (HTML without code, "
         "metrics.json, CSV exports with real ids) in reports/<name>/. The data is validated first; "
         "a failed run leaves nothing behind.",
-        epilog="Mapping keys (YAML): columns {customer_id, order_date, amount required; order_id, "
-        "channel, ... optional}, date_format, decimal, thousands, delimiter, encoding, currency, "
-        "as_of, period (M|Q), pseudonymize, refunds (reject|exclude|net). "
-        "Example: notebooks/08_sample_mapping.yaml; details: helpers/mapping.py.",
+        epilog="Mapping keys (YAML): columns {customer_id, order_date and amount (or quantity and "
+        "unit_price) required; order_id, refunded_amount, ... optional}, rows (orders|order_lines), "
+        "date_format, timezone, decimal, thousands, delimiter, encoding, sheet, id_type, currency, "
+        "as_of, period (M|Q), pseudonymize, refunds (reject|exclude|net), cancellations, status, "
+        "missing_customer, customer_placeholders, economics {gross_margin_rate, shipping_per_order, "
+        "...}, language (en|nb|pl|nl|ru). Examples: notebooks/08_sample_mapping.yaml and the README; "
+        "details: helpers/mapping.py.",
     )  # fmt: skip
-    ap.add_argument("--data", required=True, help="the client's transaction CSV file")
+    ap.add_argument(
+        "--data", required=True,
+        help="the client's export: CSV (also .csv.gz, .zip), Excel .xlsx or Parquet; orders or order lines",
+    )  # fmt: skip
     ap.add_argument(
         "--mapping", required=True, help="YAML file naming the client's columns and formats"
     )
