@@ -1,51 +1,82 @@
-"""A client's transaction file described by a small YAML mapping, read into the canonical orders table.
+"""A client's export described by a small YAML mapping, read into the canonical orders table.
 
-A consultant gets an export with the client's own column names, date format, decimal separator and
-currency. The mapping file says how to read it; everything not given falls back to the defaults
-below, so the smallest mapping names just the three required columns::
+A consultant gets an export with the client's own column names, date format, decimal separator,
+currency, file type and row shape. The mapping file says how to read it; everything not given
+falls back to the defaults below, so the smallest mapping names just the three required columns::
 
     columns:                     # canonical name: the client's column name
       customer_id: nr_klienta    # required
       order_date: data_zamowienia  # required
-      amount: kwota              # required; money paid per order, in `currency`
-      order_id: nr_zamowienia    # optional; when absent each row is one order (line number)
+      amount: kwota              # required unless quantity and unit_price are mapped; money per row
+      order_id: nr_zamowienia    # optional; when absent each row is one order (named by its line)
+      quantity: Quantity         # optional: amount = quantity x unit_price when amount is not mapped
+      unit_price: UnitPrice      # optional (see quantity)
+      refunded_amount: Refunded  # optional: money refunded on the row (payments exports)
       channel: kanal             # optional: any other column is kept, as text
+    rows: orders                 # orders (default: one row per order, order ids unique) or
+                                 # order_lines (one row per line; lines of one order_id are summed)
+    sheet: Orders                # Excel only: the sheet to read (default: the first)
     date_format: "%d.%m.%Y"      # strptime format; default ISO 8601 (2025-06-30 or 2025-06-30 14:05:00)
+    timezone: Europe/Oslo        # IANA name: timestamps with a UTC offset (+0100, Z) are converted
+                                 # to it; default none: times are kept as written (wall clock)
     decimal: ","                 # default "."
-    thousands: " "               # default none
+    thousands: " "               # default none (then '1,234' or '1.234' is refused as ambiguous)
     delimiter: ";"               # default ","
-    encoding: utf-8              # default utf-8 (e.g. cp1250, latin-1)
-    currency: PLN                # label only, default EUR; amounts are never converted
+    encoding: utf-8              # default utf-8 (e.g. cp1250, latin-1); a byte-order mark wins
+    currency: PLN                # amounts are never converted; its symbol or code may appear
+                                 # in the amounts ('1 234,50 zł', '$1,234.50'); default EUR
+    id_type: text                # text (default: '00123' and '123' are two ids) or integer
     as_of: "2025-06-30"          # last day of data; default: the day of the last row in the file
     period: Q                    # retention period: M (month) or Q (quarter, default)
     pseudonymize: true           # hide customer ids in the HTML report (default true)
-    refunds: reject              # negative amounts: reject (default), exclude or net
+    refunds: reject              # refunds and cancellations: reject (default), exclude or net
+    cancellations: {column: InvoiceNo, prefix: "C"}   # rows whose column starts with the prefix
+                                 # are cancellations (their amount counts as negative)
+    status: {column: Financial Status, keep: [paid, partially_refunded], cancelled: [refunded]}
+                                 # keep: statuses that are orders; cancelled: refunded in full;
+                                 # any other status (failed, voided, pending) is left out, counted
+    missing_customer: error      # rows without a customer id: error (default) or drop (counted)
+    customer_placeholders: [NULL, "0", guest]  # texts that mean "no customer" (default: see
+                                 # MISSING_CUSTOMER_TEXT; compared without case)
+    economics: {gross_margin_rate: 0.3}  # the client's economics (helpers.economics.from_mapping)
+    language: en                 # report language: en, nb, pl, nl or ru (translations: later)
 
-Refunds (negative amounts) are a documented choice:
+Refunds (negative amounts, cancellations, refunded statuses and refunded amounts) follow one
+documented policy:
 
-- ``reject``: a negative amount is a data error (the report does not run);
-- ``exclude``: rows with a negative amount are dropped before the analysis and counted;
-- ``net``: refunds stay in the table and reduce revenue, but only rows with a positive amount count
-  as purchases (for customers, retention, frequency and recency).
+- ``reject``: a refund is a data error (the report does not run; the message says how many);
+- ``exclude``: refunded and cancelled rows are dropped before the analysis and counted;
+- ``net``: refunds stay in the table and reduce revenue (a refunded amount is subtracted from its
+  row, a cancellation is a negative row), but only rows with an amount >= 0 count as purchases.
 
-Validation of the file itself is :func:`helpers.data.read_table`'s: one error listing every problem.
+What was dropped, netted, summed or converted is listed, with counts and money, in
+``notes["data_note"]`` for the report's data note. Validation of the file itself is
+:func:`helpers.data.read_table`'s: one error listing every problem.
 """
 
 from __future__ import annotations
 
 import difflib
+import zoneinfo
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
-from helpers.data import SCHEMAS, Column, DataValidationError, read_table
+from helpers import economics as _economics
+from helpers.data import SCHEMAS, Column, DataValidationError, read_table_info
+from helpers.economics import Economics
 
 __all__ = [
     "REQUIRED",
     "REFUND_POLICIES",
+    "ROWS",
+    "LANGUAGES",
+    "MISSING_CUSTOMER_TEXT",
     "ClientMapping",
+    "Note",
     "load_mapping",
     "client_schema",
     "read_client_orders",
@@ -54,11 +85,27 @@ __all__ = [
 REQUIRED: tuple[str, ...] = ("customer_id", "order_date", "amount")
 REFUND_POLICIES: tuple[str, ...] = ("reject", "exclude", "net")
 PERIODS: tuple[str, ...] = ("M", "Q")
+ROWS: tuple[str, ...] = ("orders", "order_lines")
+ID_TYPES: tuple[str, ...] = ("text", "integer")
+MISSING_CUSTOMER: tuple[str, ...] = ("error", "drop")
+LANGUAGES: tuple[str, ...] = ("en", "nb", "pl", "nl", "ru")
+#: Customer ids that mean "no customer" (guest checkouts, database nulls), compared without case.
+MISSING_CUSTOMER_TEXT: tuple[str, ...] = (
+    "null", "none", "nan", "n/a", "na", "#n/a", "0", "-", "guest", "unknown",
+)  # fmt: skip
+#: Canonical columns beyond the orders table that a client file may map.
+LINE_COLUMNS: dict[str, Column] = {
+    "quantity": Column("quantity", "float"),
+    "unit_price": Column("unit_price", "money", allow_negative=True),
+    "refunded_amount": Column("refunded_amount", "money", nullable=True),
+    "status": Column("status", "text", nullable=True),
+    "cancellation": Column("cancellation", "text", nullable=True),
+}
 
 
 @dataclass(frozen=True)
 class ClientMapping:
-    """How to read one client's transaction file (see the module docstring for each key)."""
+    """How to read one client's export (see the module docstring for each key)."""
 
     columns: dict[str, str] = field(default_factory=lambda: {c: c for c in REQUIRED})
     date_format: str | None = None
@@ -71,17 +118,43 @@ class ClientMapping:
     period: str = "Q"
     pseudonymize: bool = True
     refunds: str = "reject"
+    rows: str = "orders"
+    sheet: str | None = None
+    timezone: str | None = None
+    id_type: str = "text"
+    cancellations: dict[str, str] | None = None
+    status: dict[str, Any] | None = None
+    missing_customer: str = "error"
+    customer_placeholders: tuple[str, ...] = MISSING_CUSTOMER_TEXT
+    economics: Economics = field(default_factory=lambda: _economics.from_mapping(None))
+    language: str = "en"
+
+    def read_columns(self) -> dict[str, str]:
+        """`columns` plus the status and cancellation columns under canonical names."""
+        cols = dict(self.columns)
+        if self.status and self.status["column"] not in cols.values():
+            cols["status"] = self.status["column"]
+        if self.cancellations and self.cancellations["column"] not in cols.values():
+            cols["cancellation"] = self.cancellations["column"]
+        return cols
 
     def read_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for :func:`helpers.data.read_table`."""
         return {
-            "columns": self.columns, "date_format": self.date_format, "decimal": self.decimal,
-            "thousands": self.thousands, "delimiter": self.delimiter, "encoding": self.encoding,
-            "as_of": self.as_of,
+            "columns": self.read_columns(), "date_format": self.date_format,
+            "decimal": self.decimal, "thousands": self.thousands, "delimiter": self.delimiter,
+            "encoding": self.encoding, "as_of": self.as_of, "sheet": self.sheet,
+            "timezone": self.timezone, "currency": self.currency, "ids": self.id_type,
         }  # fmt: skip
 
 
 _KEYS = tuple(ClientMapping.__dataclass_fields__)
+
+
+def _choice(name: str, raw: dict[str, Any], key: str, allowed: tuple[str, ...]) -> list[str]:
+    if key in raw and raw[key] is not None and str(raw[key]) not in allowed:
+        return [f"{name}: '{key}' is {raw[key]!r}; use one of {list(allowed)}"]
+    return []
 
 
 def _mapping_problems(name: str, raw: dict[str, Any]) -> list[str]:
@@ -96,21 +169,36 @@ def _mapping_problems(name: str, raw: dict[str, Any]) -> list[str]:
         problems.append(
             f"{name}: 'columns' must map canonical names to the file's columns, e.g. {{customer_id: nr_klienta}}"
         )
+        cols = {}
     else:
+        lines = "quantity" in cols and "unit_price" in cols
         for req in REQUIRED:
-            if req not in cols:
+            if req not in cols and not (req == "amount" and lines):
+                extra = " (or both quantity and unit_price)" if req == "amount" else ""
                 problems.append(
-                    f"{name}: 'columns' must name the file's column for '{req}' (required: {list(REQUIRED)})"
+                    f"{name}: 'columns' must name the file's column for '{req}'{extra} (required: {list(REQUIRED)})"
                 )
         bad = [k for k, v in cols.items() if not isinstance(v, str | int) or str(v).strip() == ""]
         if bad:
             problems.append(f"{name}: 'columns' entries {bad} must be column names")
+        if ("quantity" in cols) != ("unit_price" in cols) and "amount" not in cols:
+            problems.append(
+                f"{name}: 'columns' maps only one of quantity and unit_price; map both (amount = quantity x unit_price) or map amount"
+            )
     if raw.get("refunds", "reject") not in REFUND_POLICIES:
         problems.append(
             f"{name}: 'refunds' is {raw['refunds']!r}; use one of {list(REFUND_POLICIES)}"
         )
     if str(raw.get("period", "Q")) not in PERIODS:
         problems.append(f"{name}: 'period' is {raw['period']!r}; use one of {list(PERIODS)}")
+    problems += _choice(name, raw, "rows", ROWS)
+    problems += _choice(name, raw, "id_type", ID_TYPES)
+    problems += _choice(name, raw, "missing_customer", MISSING_CUSTOMER)
+    problems += _choice(name, raw, "language", LANGUAGES)
+    if raw.get("rows") == "order_lines" and "order_id" not in cols:
+        problems.append(
+            f"{name}: 'rows: order_lines' needs the order number column: map order_id in 'columns' (lines of one order_id are summed into one order)"
+        )
     if not isinstance(raw.get("pseudonymize", True), bool):
         problems.append(f"{name}: 'pseudonymize' must be true or false")
     for key in ("decimal", "delimiter"):
@@ -125,6 +213,47 @@ def _mapping_problems(name: str, raw: dict[str, Any]) -> list[str]:
             pd.Timestamp(str(raw["as_of"]))
         except ValueError:
             problems.append(f"{name}: 'as_of' {raw['as_of']!r} is not a date (use YYYY-MM-DD)")
+    if raw.get("timezone") is not None:
+        try:
+            zoneinfo.ZoneInfo(str(raw["timezone"]))
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            problems.append(
+                f"{name}: 'timezone' {raw['timezone']!r} is not an IANA time zone name (e.g. Europe/Oslo, UTC)"
+            )
+    canc = raw.get("cancellations")
+    if canc is not None and (
+        not isinstance(canc, dict)
+        or set(canc) != {"column", "prefix"}
+        or not str(canc.get("prefix", ""))
+    ):
+        problems.append(
+            f"{name}: 'cancellations' must be {{column: <the file's column>, prefix: <text>}}, e.g. {{column: InvoiceNo, prefix: C}}"
+        )
+    status = raw.get("status")
+    if status is not None and (
+        not isinstance(status, dict)
+        or "column" not in status
+        or not isinstance(status.get("keep"), list)
+        or not set(status) <= {"column", "keep", "cancelled"}
+        or not isinstance(status.get("cancelled", []), list)
+    ):
+        problems.append(
+            f"{name}: 'status' must be {{column: <the file's column>, keep: [statuses that are orders], cancelled: [statuses refunded in full]}}, e.g. {{column: Status, keep: [paid], cancelled: [refunded]}}"
+        )
+    places = raw.get("customer_placeholders")
+    if places is not None and not isinstance(places, list):
+        problems.append(f"{name}: 'customer_placeholders' must be a list, e.g. [NULL, '0', guest]")
+    econ = raw.get("economics")
+    if econ is not None:
+        if not isinstance(econ, dict):
+            problems.append(
+                f"{name}: 'economics' must be a block of keys, e.g. {{gross_margin_rate: 0.3}}"
+            )
+        else:
+            try:
+                _economics.from_mapping(econ)
+            except (TypeError, ValueError) as err:
+                problems.append(f"{name}: 'economics': {err}")
     return problems
 
 
@@ -135,6 +264,8 @@ def load_mapping(path: str | Path) -> ClientMapping:
     p = Path(path)
     if not p.exists():
         raise DataValidationError([f"{p.name}: mapping file not found at {p}"])
+    if p.is_dir():
+        raise DataValidationError([f"{p.name}: is a folder, not a mapping file ({p})"])
     try:
         raw = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as err:
@@ -148,60 +279,295 @@ def load_mapping(path: str | Path) -> ClientMapping:
         raise DataValidationError(problems)
     values = {k: v for k, v in raw.items() if v is not None}
     values["columns"] = {str(k): str(v) for k, v in raw["columns"].items()}
-    for key in ("as_of", "period", "currency", "date_format"):
+    for key in ("as_of", "period", "currency", "date_format", "sheet", "timezone", "language"):
         if key in values:
             values[key] = str(values[key])
+    if "cancellations" in values:
+        values["cancellations"] = {k: str(v) for k, v in values["cancellations"].items()}
+    if "status" in values:
+        st = values["status"]
+        values["status"] = {
+            "column": str(st["column"]),
+            "keep": [str(v) for v in st["keep"]],
+            "cancelled": [str(v) for v in st.get("cancelled", [])],
+        }
+    if "customer_placeholders" in values:
+        values["customer_placeholders"] = tuple(str(v) for v in values["customer_placeholders"])
+    if "economics" in values:
+        values["economics"] = _economics.from_mapping(values["economics"])
     return ClientMapping(**values)
 
 
 def client_schema(mapping: ClientMapping) -> tuple[Column, ...]:
     """The orders schema for this client: every mapped column is required (a misnamed one is
-    reported with a did-you-mean), `order_id` is optional, and negative amounts are allowed unless
-    the refunds policy is ``reject``."""
-    base = {c.name: c for c in SCHEMAS["orders"]}
+    reported with a did-you-mean), `order_id` is optional (unique unless the rows are order
+    lines), customer ids may be missing (handled by `missing_customer`), and negative amounts
+    are allowed unless the refunds policy is ``reject`` with no cancellations to recognise."""
+    base = {c.name: c for c in SCHEMAS["orders"]} | LINE_COLUMNS
     cols = []
-    for name in dict.fromkeys([*REQUIRED, *mapping.columns]):
+    mapped = mapping.read_columns()
+    derived = "amount" not in mapped and {"quantity", "unit_price"} <= set(mapped)
+    wanted = [c for c in REQUIRED if not (c == "amount" and derived)]
+    negative_ok = mapping.refunds != "reject" or mapping.cancellations is not None
+    for name in dict.fromkeys([*wanted, *mapped]):
         col = base.get(name, Column(name, "text", nullable=True))
         col = replace(col, required=True)
-        if name == "amount":
-            col = replace(col, allow_negative=mapping.refunds != "reject")
+        if name in ("amount", "unit_price"):
+            col = replace(col, allow_negative=negative_ok)
+        if name == "customer_id":
+            col = replace(col, nullable=True)
+        if name == "order_id" and mapping.rows == "order_lines":
+            col = replace(col, unique=False)
         cols.append(col)
-    if "order_id" not in mapping.columns:
+    if "order_id" not in mapped:
         cols.append(replace(base["order_id"], required=False))
     return tuple(cols)
+
+
+class Note(str):
+    """A sentence of the data note: plain English, and its message key and values (numbers
+    unformatted) so the report can say it in the client's language, like
+    :class:`helpers.report.Reason`. Keys: ``data_note.amount_from_lines`` (rows, quantity,
+    unit_price), ``.missing_customers`` (rows, revenue), ``.other_status`` (rows, statuses: counts
+    by status, amount), ``.refunds_excluded`` and ``.refunds_netted`` (rows, kinds: counts by kind,
+    amount), ``.lines_summed`` (lines, orders), ``.tz_converted`` (rows, timezone), ``.tz_kept``
+    (rows), ``.zero_value`` (orders)."""
+
+    key: str
+    values: dict[str, Any]
+
+    def __new__(cls, sentence: str, key: str, **values: Any) -> Note:
+        obj = super().__new__(cls, sentence)
+        obj.key, obj.values = key, values
+        return obj
+
+
+def _money(x: float, currency: str) -> str:
+    return f"{x:,.2f} {currency}"
+
+
+def _n(n: int, one: str, many: str | None = None) -> str:
+    return f"{n:,} {one if n == 1 else (many or one + 's')}"
 
 
 def read_client_orders(
     path: str | Path, mapping: ClientMapping
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """The client's file as a canonical orders table, and notes on what was done to it.
+    """The client's file as a canonical orders table (one row per order), and notes on what was
+    done to it.
 
-    Returns (orders, notes): orders has order_id, customer_id, order_date, amount (client currency)
-    and any other mapped column, sorted by date; notes has ``rows`` (data rows read),
-    ``refund_rows`` and ``refund_amount`` (negative rows and their sum), ``refunds`` (the policy)
-    and ``as_of`` (given, or the day of the file's last row). Raises :class:`DataValidationError`.
+    Steps, in order: read and validate (:func:`helpers.data.read_table`); amount = quantity x
+    unit_price when only those are mapped; rows without a customer id (blank or one of
+    `customer_placeholders`) raise an error or, with ``missing_customer: drop``, are dropped;
+    statuses outside ``status.keep`` / ``status.cancelled`` are left out; cancellations (prefix),
+    refunded statuses, refunded amounts and negative amounts follow the refunds policy; order
+    lines are summed into orders (amount and quantity summed; date, customer and other columns
+    of the first line; an order whose lines name two customers is an error).
+
+    Returns (orders, notes): orders has order_id, customer_id (text unless ``id_type: integer``),
+    order_date (tz-naive: converted to `timezone` or as written), amount (float, client
+    currency; zero-value orders kept) and any other mapped column, sorted by date; notes has
+    ``rows`` (data rows read), ``refund_rows`` and ``refund_amount`` (refunds and cancellations
+    and their sum, negative), ``refunds`` (the policy), ``as_of`` (given, or the day of the
+    file's last row) and ``data_note`` (plain-English sentences on what was dropped, netted,
+    summed, converted or kept). Raises :class:`DataValidationError`.
     """
-    orders = read_table(path, client_schema(mapping), **mapping.read_kwargs())
-    if "order_id" not in orders.columns:  # one row, one order: the line number is its id
-        orders.insert(0, "order_id", pd.RangeIndex(2, len(orders) + 2))
-    negative = orders["amount"] < 0
-    notes: dict[str, Any] = {
-        "rows": len(orders),
-        "refunds": mapping.refunds,
-        "refund_rows": int(negative.sum()),
-        "refund_amount": float(orders.loc[negative, "amount"].sum()),
-    }
-    last_day = orders["order_date"].max().normalize()  # of the file, refunds included
-    notes["as_of"] = str((pd.Timestamp(mapping.as_of) if mapping.as_of else last_day).date())
-    if mapping.refunds == "exclude":
-        orders = orders.loc[~negative]
-    if orders.empty:
+    file = Path(path).name
+    try:
+        df, read_attrs = read_table_info(path, client_schema(mapping), **mapping.read_kwargs())
+    except DataValidationError as err:
+        hint = "; if the file has one row per order line, set rows: order_lines in the mapping"
         raise DataValidationError(
             [
-                f"{Path(path).name}: no orders left after excluding {notes['refund_rows']} refund rows"
+                p + hint if ("(order_id)" in p or "'order_id'" in p) and "duplicated" in p else p
+                for p in err.problems
             ]
+        ) from None
+    positions, unit, labels = read_attrs["positions"], read_attrs["unit"], read_attrs["labels"]
+    cur = mapping.currency
+    cols = mapping.read_columns()
+    note: list[str] = []
+
+    def where(mask: pd.Series) -> str:
+        """'lines 3, 7, …' of the rows in `mask` (its index: the row's place in the file)."""
+        idx = mask.index[mask.to_numpy(dtype=bool)].to_numpy()
+        more = ", …" if len(idx) > 5 else ""
+        lines = ", ".join(str(v) for v in positions()[idx[:5]])
+        return f"{unit}{'s' if len(idx) > 1 else ''} {lines}{more}"
+
+    if "amount" not in df.columns:
+        df["amount"] = df["quantity"] * df["unit_price"]
+        note.append(Note(
+            f"Amounts are quantity x unit price ({labels.get('quantity', 'quantity')} x "
+            f"{labels.get('unit_price', 'unit_price')}) on each of the {_n(len(df), 'row')}.",
+            "data_note.amount_from_lines", rows=len(df), quantity=cols["quantity"],
+            unit_price=cols["unit_price"],
+        ))  # fmt: skip
+    notes: dict[str, Any] = {"rows": len(df), "refunds": mapping.refunds}
+    last_day = df["order_date"].max().normalize()  # of the file, refunds included
+    notes["as_of"] = str((pd.Timestamp(mapping.as_of) if mapping.as_of else last_day).date())
+
+    if mapping.rows == "order_lines":  # order-level cells often stand on the first line only
+        for c in ("customer_id", "status"):
+            if c in df.columns and df[c].isna().any():
+                df[c] = df[c].fillna(df.groupby("order_id")[c].transform("first"))
+
+    # rows without a customer
+    cid = df["customer_id"]
+    placeholders = {p.strip().lower() for p in mapping.customer_placeholders}
+    missing = cid.isna() | cid.astype(str).str.strip().str.lower().isin(placeholders)
+    if missing.any():
+        n, revenue = int(missing.sum()), float(df.loc[missing, "amount"].sum())
+        if mapping.missing_customer == "error":
+            example = df.loc[missing, "customer_id"].fillna("").astype(str).iloc[0]
+            raise DataValidationError(
+                [
+                    f"{file}, column {labels['customer_id']}: {_n(n, 'row has', 'rows have')} no customer id "
+                    f"(blank or a placeholder such as 'guest' or 'NULL'; {where(missing)}; e.g. '{example}'); "
+                    f"orders without a customer cannot be followed over time: set missing_customer: drop "
+                    f"in the mapping to leave them out (the report then says how many)"
+                ]
+            )
+        df = df.loc[~missing]
+        note.append(Note(
+            f"{_n(n, 'row')} without a customer id (blank or a placeholder) "
+            f"{'was' if n == 1 else 'were'} dropped, with {_money(revenue, cur)} of revenue "
+            f"(missing_customer: drop).",
+            "data_note.missing_customers", rows=n, revenue=revenue,
+        ))  # fmt: skip
+
+    # statuses that are neither orders nor refunds
+    refund = pd.Series(0.0, index=df.index)
+    kinds = pd.Series("", index=df.index)
+    if mapping.status:
+        scol = (
+            "status"
+            if "status" in cols
+            else next(k for k, v in cols.items() if v == mapping.status["column"])
         )
+        status = df[scol].fillna("").astype(str).str.strip().str.lower()
+        keep = {s.lower() for s in mapping.status["keep"]}
+        cancelled = {s.lower() for s in mapping.status["cancelled"]}
+        other = ~status.isin(keep | cancelled)
+        if other.any():
+            counts = status[other].replace("", "(blank)").value_counts()
+            listed = ", ".join(f"'{k}' ({v:,})" for k, v in counts.items())
+            note.append(Note(
+                f"{_n(int(other.sum()), 'row')} with another status than {sorted(keep | cancelled)} "
+                f"{'was' if other.sum() == 1 else 'were'} left out ({listed}; "
+                f"{_money(float(df.loc[other, 'amount'].sum()), cur)}).",
+                "data_note.other_status", rows=int(other.sum()), statuses={str(k): int(v) for k, v in counts.items()},
+                amount=float(df.loc[other, "amount"].sum()),
+            ))  # fmt: skip
+            df, status = df.loc[~other], status[~other]
+            refund, kinds = refund[~other], kinds[~other]
+        full = status.isin(cancelled)
+        refund = refund.where(~full, df["amount"].clip(lower=0))
+        kinds = kinds.where(~full, "status " + status)
+    if "refunded_amount" in df.columns:
+        part = df["refunded_amount"].fillna(0.0)
+        refund = np.maximum(refund, part)
+        kinds = kinds.where(~((part > 0) & kinds.eq("")), "refunded amount")
+    if mapping.cancellations:
+        ccol = next(
+            (k for k, v in cols.items() if v == mapping.cancellations["column"]), "cancellation"
+        )
+        cancel = (
+            df[ccol]
+            .fillna("")
+            .astype(str)
+            .str.strip()
+            .str.startswith(mapping.cancellations["prefix"])
+        )
+        df = df.assign(amount=df["amount"].where(~cancel, -df["amount"].abs()))
+        kinds = kinds.where(~cancel, "cancellation")
+    negative = df["amount"] < 0
+    kinds = kinds.where(~(negative & kinds.eq("")), "negative amount")
+    refunded = negative | (refund > 0)
+    refund_total = round(float(df.loc[negative, "amount"].sum() - refund[~negative].sum()), 2)
+    notes["refund_rows"] = int(refunded.sum())
+    notes["refund_amount"] = round(refund_total, 2)
+    if refunded.any():
+        n = int(refunded.sum())
+        kind_counts = {str(k): int(v) for k, v in kinds[refunded].value_counts().items()}
+        what = ", ".join(f"{k}: {v:,}" for k, v in kind_counts.items())
+        if mapping.refunds == "reject":
+            shown = "order_id" if "order_id" in df.columns else "amount"
+            example = df.loc[refunded, shown].astype(str).iloc[0]
+            raise DataValidationError(
+                [
+                    f"{file}: {_n(n, 'row is a refund or cancellation', 'rows are refunds or cancellations')} "
+                    f"({what}; {where(refunded)}; e.g. '{example}'), and the mapping's refunds policy is "
+                    f"'reject'; set refunds: exclude (leave them out) or refunds: net (subtract them from revenue)"
+                ]
+            )
+        if mapping.refunds == "exclude":
+            df = df.loc[~refunded]
+            note.append(Note(
+                f"{_n(n, 'refund or cancellation row')} ({what}; {_money(refund_total, cur)}) "
+                f"{'was' if n == 1 else 'were'} left out (refunds: exclude).",
+                "data_note.refunds_excluded", rows=n, kinds=kind_counts, amount=refund_total,
+            ))  # fmt: skip
+        else:
+            df = df.assign(amount=df["amount"] - refund.where(~negative, 0.0))
+            note.append(Note(
+                f"{_n(n, 'refund or cancellation row')} ({what}) {'was' if n == 1 else 'were'} "
+                f"netted against revenue: {_money(refund_total, cur)} (refunds: net); a refunded order "
+                f"keeps what was not refunded, and rows below zero are not purchases.",
+                "data_note.refunds_netted", rows=n, kinds=kind_counts, amount=refund_total,
+            ))  # fmt: skip
+    if df.empty:
+        raise DataValidationError(
+            [f"{file}: no orders left after leaving out the rows listed above: {' '.join(note)}"]
+        )
+
+    # order lines -> orders
+    if mapping.rows == "order_lines":
+        g = df.groupby("order_id", sort=False)
+        two = g["customer_id"].transform("nunique") > 1
+        if two.any():
+            example = df.loc[two, "order_id"].astype(str).iloc[0]
+            raise DataValidationError(
+                [
+                    f"{file}, column {labels['order_id']}: {int(df.loc[two, 'order_id'].nunique()):,} orders have lines "
+                    f"with different customers in {labels['customer_id']} ({where(two)}; e.g. order '{example}')"
+                ]
+            )
+        agg: dict[str, Any] = {c: "first" for c in df.columns if c != "order_id"}
+        agg.update(amount="sum", order_date="min")
+        if "quantity" in df.columns:
+            agg["quantity"] = "sum"
+        lines = len(df)
+        df = g.agg(agg).reset_index()
+        note.append(Note(
+            f"{_n(lines, 'order line')} {'was' if lines == 1 else 'were'} summed into "
+            f"{_n(len(df), 'order')} (rows: order_lines).",
+            "data_note.lines_summed", lines=lines, orders=len(df),
+        ))  # fmt: skip
+    elif "order_id" not in df.columns:  # one row, one order: the line number is its id
+        df.insert(0, "order_id", positions()[df.index.to_numpy()])
+
+    offsets = int(read_attrs.get("offsets", 0))
+    if offsets:
+        if mapping.timezone:
+            note.append(Note(
+                f"{_n(offsets, 'timestamp')} with a UTC offset {'was' if offsets == 1 else 'were'} converted to {mapping.timezone} time.",
+                "data_note.tz_converted", rows=offsets, timezone=mapping.timezone,
+            ))  # fmt: skip
+        else:
+            note.append(Note(
+                f"{_n(offsets, 'timestamp')} carried a UTC offset; times are kept as written "
+                f"(wall clock); set timezone in the mapping to convert them to one zone.",
+                "data_note.tz_kept", rows=offsets,
+            ))  # fmt: skip
+    zero = int(df["amount"].eq(0).sum())
+    if zero:
+        note.append(Note(
+            f"{_n(zero, 'zero-value order')} {'is' if zero == 1 else 'are'} kept and count as activity.",
+            "data_note.zero_value", orders=zero,
+        ))  # fmt: skip
+    notes["data_note"] = note
     first = ["order_id", "customer_id", "order_date", "amount"]
-    orders = orders[first + [c for c in orders.columns if c not in first]]
-    orders = orders.sort_values(["order_date", "order_id"], kind="stable").reset_index(drop=True)
-    return orders, notes
+    df = df[first + [c for c in df.columns if c not in first]]
+    df = df.sort_values(["order_date", "order_id"], kind="stable").reset_index(drop=True)
+    return df, notes

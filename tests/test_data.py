@@ -121,3 +121,27 @@ def test_missing_file_in_folder(tmp_path):
     (tmp_path / "d" / "orders.csv").unlink()
     with pytest.raises(data.DataValidationError, match="orders.csv: file not found"):
         data.load_all(tmp_path / "d")
+
+
+def test_ids_with_leading_zeros_are_not_merged(tmp_path):
+    df = data.read_table(write(tmp_path, GOOD.replace("\n1,10,", "\n001,10,")), "orders")
+    assert df["order_id"].tolist() == ["001", "2", "3"]  # text: '001' is not 1
+    dup = GOOD.replace("\n1,10,", "\n001,10,").replace("\n2,11,", "\n001,11,")
+    assert "column 'order_id': 2 rows are duplicated" in error_for(write(tmp_path, dup))
+
+
+def test_messages_name_the_clients_column(tmp_path):
+    text = "nr,klient,dato,Beløp\n1,K1,2025-01-05,-3.00\n"
+    cols = {"order_id": "nr", "customer_id": "klient", "order_date": "dato", "amount": "Beløp"}
+    msg = error_for(write(tmp_path, text), columns=cols)
+    assert msg.startswith("orders.csv, column 'Beløp' (amount): 1 row is negative (line 2")
+
+
+def test_byte_order_marks_and_utf16(tmp_path):
+    for enc in ("utf-8-sig", "utf-16"):
+        df = data.read_table(write(tmp_path, GOOD.encode(enc)), "orders")
+        assert df["amount"].tolist() == [12.5, 8.0, 20.0]
+
+
+def test_a_folder_is_one_clear_message(tmp_path):
+    assert error_for(tmp_path).startswith(f"{tmp_path.name}: is a folder, not a file")

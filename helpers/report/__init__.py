@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import json
 import re
 import secrets
 import shutil
@@ -49,6 +50,7 @@ __all__ = [
     "Reason",
     "dropout_scenario",
     "Formatter",
+    "note_text",
     "build_report",
     "main",
 ]
@@ -200,6 +202,7 @@ class ClvFit:
     purchases: Any
     spend: Any
     holdout_weeks: float
+    cost_per_order: float = 0.0
 
 
 def fit_clv(
@@ -215,8 +218,9 @@ def fit_clv(
     the last `holdout_share` of the data's span (at most a year) is held out, BG/NBD (Fader,
     Hardie & Lee 2005) and MBG/NBD (Batislam, Denizel & Filiztekin 2007; one-time buyers can have
     left) are fitted on the rest, and the one whose predictions track the held-out purchases best
-    is refitted on all the data. Spend per purchase is Gamma-Gamma; CLV = margin x E[spend]
-    x discounted expected purchases over ``econ.horizon_months`` (:func:`helpers.clv.predictive_clv`).
+    is refitted on all the data. Spend per purchase is Gamma-Gamma; CLV = (margin x E[spend] -
+    shipping per order) x discounted expected purchases over ``econ.horizon_months``
+    (:func:`helpers.clv.predictive_clv`).
     No fit with fewer than `min_repeat_buyers` repeat buyers, when an optimizer does not converge,
     or when the Gamma-Gamma mean spend does not exist (q <= 1).
     """
@@ -249,17 +253,18 @@ def fit_clv(
         )
     values = [*pf.params.values(), *gg.params.values()]
     if not (pf.converged and gg.converged and np.all(np.isfinite(values))):
-        return (
-            None,
+        return None, Reason(
             "the lifetime-value models did not converge on this data, so no value is predicted",
+            "no_clv.converge",
         )
     if gg.q <= 1:
         return None, Reason(
             f"the spend model has no finite mean (q = {gg.q:.2f} <= 1): spend is too uneven to predict",
             "no_clv.spend", q=f"{gg.q:.2f}",
         )  # fmt: skip
-    table = clv.predictive_clv(pf, gg, segmented, econ)
-    return ClvFit(table, model, check, pf, gg, hold_days / 7), ""
+    # the client's file has no tickets or returns: the cost to serve an order is its shipping
+    table = clv.predictive_clv(pf, gg, segmented, econ, cost_per_order=econ.shipping_per_order)
+    return ClvFit(table, model, check, pf, gg, hold_days / 7, econ.shipping_per_order), ""
 
 
 def dropout_scenario(
@@ -281,10 +286,40 @@ def dropout_scenario(
     b_new = a / ((1 - cut) * mean_p) - a
     better = dc_replace(pf, params={**pf.params, "b": b_new})
     now = fit.table["clv"].sum()
-    then = clv.predictive_clv(better, fit.spend, segmented, econ)["clv"].sum()
+    then = clv.predictive_clv(
+        better, fit.spend, segmented, econ, cost_per_order=fit.cost_per_order
+    )["clv"].sum()
     return {"mean_dropout_now": mean_p, "mean_dropout_then": (1 - cut) * mean_p,
             "clv_now": float(now), "clv_then": float(then), "gain": float(then - now),
             "gain_share": float(then / now - 1)}  # fmt: skip
+
+
+def note_text(note: str, T: text.Catalogue, fmt: Formatter) -> str:
+    """A data-note sentence of :func:`helpers.mapping.read_client_orders` in the report's language:
+    its message key filled with the values formatted by the locale (counts, money, and the kinds of
+    refund rows named in the catalogue); a plain sentence without a key is returned as it is."""
+    key, values = getattr(note, "key", None), getattr(note, "values", None)
+    if key is None or values is None:
+        return str(note)
+
+    def kind(k: str) -> str:
+        if k.startswith("status "):
+            return T("kind.status", status=k[len("status ") :])
+        return T("kind." + k.replace(" ", "_"))
+
+    shown: dict[str, str] = {}
+    for name, value in values.items():
+        if name in ("revenue", "amount"):
+            shown[name] = fmt.money(value)
+        elif name == "kinds":
+            shown[name] = ", ".join(f"{kind(k)}: {fmt.num(v)}" for k, v in value.items())
+        elif name == "statuses":
+            shown[name] = ", ".join(f"{k}: {fmt.num(v)}" for k, v in value.items())
+        elif isinstance(value, int | float):
+            shown[name] = fmt.num(value)
+        else:
+            shown[name] = str(value)
+    return T(key, **shown)
 
 
 class Formatter:
@@ -295,24 +330,34 @@ class Formatter:
     def __init__(self, currency: str, locale: str = "en"):
         self.currency, self.locale = currency, locale
 
+    def _pattern(self, kind: str, digits: int) -> str:
+        """The locale's own currency or percent pattern (symbol placement, spacing) with
+        `digits` decimals."""
+        from babel import Locale
+
+        loc = Locale.parse(self.locale)
+        pat = (
+            loc.currency_formats["standard"] if kind == "money" else loc.percent_formats[None]
+        ).pattern
+        frac = "0" + ("." + "0" * digits if digits else "")
+        return re.sub(r"0(?:\.0+)?(?=[^0-9#]|$)", frac, pat)
+
     def money(self, x: float, digits: int = 0) -> str:
         from babel.numbers import format_currency
 
         if x is None or pd.isna(x):
             return "–"
-        fmt = "¤#,##0" if digits == 0 else "¤#,##0." + "0" * digits
         return format_currency(
-            x, self.currency, format=fmt, locale=self.locale, currency_digits=False
-        )
+            x, self.currency, format=self._pattern("money", digits), locale=self.locale,
+            currency_digits=False,
+        )  # fmt: skip
 
     def pct(self, x: float, digits: int = 1) -> str:
         from babel.numbers import format_percent
 
         if x is None or pd.isna(x):
             return "–"
-        return format_percent(
-            x, format="#,##0." + "0" * digits + "%" if digits else "#,##0%", locale=self.locale
-        )
+        return format_percent(x, format=self._pattern("pct", digits), locale=self.locale)
 
     def num(self, x: float, digits: int = 0) -> str:
         from babel.numbers import format_decimal
@@ -363,6 +408,7 @@ def build_report(
     overwrite: bool = False,
     reports_dir: str | Path | None = None,
     client: str | None = None,
+    language: str | None = None,
 ) -> Path:
     """Validate `data` with `mapping`, run notebook 08 on it and publish ``<reports_dir>/<name>/``.
 
@@ -382,6 +428,8 @@ def build_report(
         raise ReportError(f"{target} already exists; choose another name or pass --overwrite")
     data, mapping = Path(data).expanduser().resolve(), Path(mapping).expanduser().resolve()
     spec = load_mapping(mapping)
+    if language is not None and language not in text.LANGUAGES:
+        raise ReportError(f"--language must be one of {sorted(text.LANGUAGES)}, got {language!r}")
     orders, notes = read_client_orders(data, spec)  # every problem, before any analysis runs
     check_enough_data(orders, notes["as_of"], spec.period, data.name)
     root.mkdir(parents=True, exist_ok=True)
@@ -391,17 +439,21 @@ def build_report(
         params = {
             "data_path": str(data), "mapping_path": str(mapping), "client_name": client or name,
             "export_dir": str(tmp), "pseudonym_salt": secrets.token_hex(16),
+            "language": language or "",
         }  # fmt: skip
         try:
             run.execute(NOTEBOOK, tmp, params)
         except run.RunError as err:
             raise ReportError(str(err)) from None
         (tmp / NOTEBOOK.name).rename(tmp / "report.ipynb")
-        (tmp / f"{NOTEBOOK.stem}.html").rename(tmp / "report.html")
+        (tmp / f"{NOTEBOOK.stem}.html").unlink()
         metrics = tmp / f"{NOTEBOOK.stem}.metrics.json"
         if not metrics.exists():
             raise ReportError(f"{NOTEBOOK.name} did not record its metrics")
         metrics.rename(tmp / "metrics.json")
+        lang = json.loads((tmp / "metrics.json").read_text()).get("language", "en")
+        title = text.catalogue(lang)("summary.title", client=client or name).lstrip("# ")
+        run.to_html(tmp / "report.ipynb", tmp / "report.html", title=title)
         try:
             return run.publish(tmp, target, overwrite)
         except run.RunError as err:
@@ -413,15 +465,21 @@ def build_report(
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(
         prog="python -m helpers.report",
-        description="Turn a client's transaction CSV into a retention report (HTML without code, "
+        description="Turn a client's transaction export (CSV, .csv.gz, .zip, .xlsx, .parquet) into a retention report (HTML without code, "
         "metrics.json, CSV exports with real ids) in reports/<name>/. The data is validated first; "
         "a failed run leaves nothing behind.",
-        epilog="Mapping keys (YAML): columns {customer_id, order_date, amount required; order_id, "
-        "channel, ... optional}, date_format, decimal, thousands, delimiter, encoding, currency, "
-        "as_of, period (M|Q), pseudonymize, refunds (reject|exclude|net). "
-        "Example: notebooks/08_sample_mapping.yaml; details: helpers/mapping.py.",
+        epilog="Mapping keys (YAML): columns {customer_id, order_date and amount (or quantity and "
+        "unit_price) required; order_id, refunded_amount, ... optional}, rows (orders|order_lines), "
+        "date_format, timezone, decimal, thousands, delimiter, encoding, sheet, id_type, currency, "
+        "as_of, period (M|Q), pseudonymize, refunds (reject|exclude|net), cancellations, status, "
+        "missing_customer, customer_placeholders, economics {gross_margin_rate, shipping_per_order, "
+        "...}, language (en|nb|pl|nl|ru). Examples: notebooks/08_sample_mapping.yaml and the README; "
+        "details: helpers/mapping.py.",
     )  # fmt: skip
-    ap.add_argument("--data", required=True, help="the client's transaction CSV file")
+    ap.add_argument(
+        "--data", required=True,
+        help="the client's export: CSV (also .csv.gz, .zip), Excel .xlsx or Parquet; orders or order lines",
+    )  # fmt: skip
     ap.add_argument(
         "--mapping", required=True, help="YAML file naming the client's columns and formats"
     )
@@ -431,6 +489,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--client", help="client name shown in the report (default: --name)")
     ap.add_argument(
         "--overwrite", action="store_true", help="replace an earlier report of the same name"
+    )
+    ap.add_argument(
+        "--language",
+        choices=sorted(text.LANGUAGES),
+        help="language of the report (default: the mapping's `language`, else en)",
     )
     ap.add_argument(
         "--reports-dir", help="folder holding the reports (default: reports/ in the repository)"
@@ -446,6 +509,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             overwrite=args.overwrite,
             reports_dir=args.reports_dir,
             client=args.client,
+            language=args.language,
         )
     except DataValidationError as err:
         print(
