@@ -329,3 +329,22 @@ def test_planted_subscription_hazard_ratios_recovered_on_the_sample_data():
     ):
         row = reg.params.loc[name]
         assert row["ci_low"] < truth[field] < row["ci_high"], (name, row.to_dict())
+
+
+def test_engagement_before_dropout_hand_case():
+    """Customers 1 and 3 drop out in 2025-07: visits 4 in January (6+ months before), 2 in April
+    (3 before), 1 in June (1 before); customer 2 never drops out: 4 in April and June. Baseline
+    4, so the ratios are 0.5 (3 months before) and 0.25 (1 month before)."""
+    eng = pd.DataFrame(
+        {
+            "customer_id": [1, 1, 1, 3, 3, 3, 2, 2],
+            "month": pd.to_datetime(
+                ["2025-01-01", "2025-04-01", "2025-06-01"] * 2 + ["2025-04-01", "2025-06-01"]
+            ),
+            "site_visits": [4, 2, 1, 4, 2, 1, 4, 4],
+        }
+    )
+    drop = pd.Series(pd.to_datetime(["2025-07-15", None, "2025-07-02"]), index=[1, 2, 3])
+    t = churn.engagement_before_dropout(eng, drop, lags=(3, 1))
+    assert t.loc[3, "ratio"] == pytest.approx(0.5) and t.loc[1, "ratio"] == pytest.approx(0.25)
+    assert t["n"].tolist() == [2, 2]
