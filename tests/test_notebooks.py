@@ -35,7 +35,9 @@ def test_the_runner_finds_exactly_the_numbered_notebooks():
     files = sorted(p.name for p in paths.NOTEBOOKS.iterdir() if p.suffix == ".ipynb")
     numbered = [f for f in files if re.fullmatch(r"\d\d_[a-z0-9_]+\.ipynb", f)]
     assert numbered, "no notebooks found"
-    assert files == numbered, f"notebooks the runner would skip: {sorted(set(files) - set(numbered))}"
+    assert files == numbered, (
+        f"notebooks the runner would skip: {sorted(set(files) - set(numbered))}"
+    )
     assert [p.name for p in NOTEBOOKS] == numbered
     assert len({f[:2] for f in numbered}) == len(numbered), "two notebooks share a number"
 
