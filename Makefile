@@ -9,7 +9,7 @@ RUN ?= sample
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help setup data report test test-fast lab lint format execute lock benchmark clean
+.PHONY: help setup data report test test-fast lab lint format execute lock benchmark clean book
 
 help: ## list the targets with one line each
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -37,6 +37,9 @@ test: $(STAMP) ## run every test: helpers, notebooks (nbval), report runs
 test-fast: $(STAMP) ## unit tests only (no notebook or report runs)
 	$(PY) -m pytest -m "not slow" tests
 
+book: $(STAMP) ## build the book (website) of the notebooks, offline, into book/_build/html/
+	$(PY) -m helpers.book
+
 lab: $(STAMP) ## open JupyterLab on the notebooks
 	$(VENV)/bin/jupyter lab notebooks/
 
@@ -60,8 +63,8 @@ lock: ## re-resolve requirements.in into requirements.txt (needs the network to 
 benchmark: $(STAMP) ## run the benchmarks (prints rows/s, peak memory, ratio to DuckDB)
 	$(PY) benchmarks/run_all.py
 
-clean: ## remove reports/ and caches (keeps .venv)
-	rm -rf reports/* .pytest_cache .hypothesis .ruff_cache
+clean: ## remove reports/, the built book and caches (keeps .venv)
+	rm -rf reports/* book/_build .pytest_cache .hypothesis .ruff_cache
 
 .PHONY: client-report chromium
 client-report: $(STAMP) ## client report: DATA=orders.csv MAP=mapping.yaml NAME=acme [OVERWRITE=1] -> reports/NAME/
@@ -70,6 +73,6 @@ client-report: $(STAMP) ## client report: DATA=orders.csv MAP=mapping.yaml NAME=
 	  echo "       (example mapping: notebooks/08_sample_mapping.yaml; help: $(PY) -m helpers.report --help)"; exit 2; fi
 	$(PY) -m helpers.report --data "$(DATA)" --mapping "$(MAP)" --name "$(NAME)" $(if $(OVERWRITE),--overwrite)
 
-chromium: ## install Debian's chromium for the headless HTML smoke test (pytest -m chromium)
+chromium: ## install Debian's chromium for the headless browser checks (pytest -m chromium)
 	@command -v chromium >/dev/null && echo "chromium already installed: $$(command -v chromium)" || \
 	  { S=$$([ "$$(id -u)" -eq 0 ] || echo sudo); $$S apt-get update && $$S env DEBIAN_FRONTEND=noninteractive apt-get install -y chromium; }

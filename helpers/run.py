@@ -112,19 +112,26 @@ def params_for(notebook: Path, params: Mapping[str, Any]) -> dict[str, Any]:
     return mine
 
 
-def to_html(executed: Path, target: Path) -> Path:
-    """HTML version of an executed notebook without code (cells tagged remove-cell dropped)."""
+def to_html(executed: Path, target: Path, title: str | None = None) -> Path:
+    """HTML version of an executed notebook without code (cells tagged remove-cell, solution or
+    lesson dropped);
+    the page title is `title` (default: the notebook's file name)."""
     import nbformat
     from nbconvert import HTMLExporter
     from traitlets.config import Config
 
     cfg = Config()
     cfg.TagRemovePreprocessor.enabled = True
-    cfg.TagRemovePreprocessor.remove_cell_tags = ("remove-cell", "solution")
+    # "lesson": teaching text the book shows but a report leaves out (notebook 08's lesson cells)
+    cfg.TagRemovePreprocessor.remove_cell_tags = ("remove-cell", "solution", "lesson")
     cfg.HTMLExporter.exclude_input = True
     cfg.HTMLExporter.exclude_input_prompt = True
     cfg.HTMLExporter.exclude_output_prompt = True
-    body, _ = HTMLExporter(config=cfg).from_notebook_node(nbformat.read(executed, as_version=4))
+    nb = nbformat.read(executed, as_version=4)
+    name = title or executed.stem
+    body, _ = HTMLExporter(config=cfg).from_notebook_node(
+        nb, resources={"metadata": {"name": name}}
+    )
     target.write_text(body, encoding="utf-8")
     return target
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import json
 import re
 import secrets
 import shutil
@@ -295,24 +296,34 @@ class Formatter:
     def __init__(self, currency: str, locale: str = "en"):
         self.currency, self.locale = currency, locale
 
+    def _pattern(self, kind: str, digits: int) -> str:
+        """The locale's own currency or percent pattern (symbol placement, spacing) with
+        `digits` decimals."""
+        from babel import Locale
+
+        loc = Locale.parse(self.locale)
+        pat = (
+            loc.currency_formats["standard"] if kind == "money" else loc.percent_formats[None]
+        ).pattern
+        frac = "0" + ("." + "0" * digits if digits else "")
+        return re.sub(r"0(?:\.0+)?(?=[^0-9#]|$)", frac, pat)
+
     def money(self, x: float, digits: int = 0) -> str:
         from babel.numbers import format_currency
 
         if x is None or pd.isna(x):
             return "–"
-        fmt = "¤#,##0" if digits == 0 else "¤#,##0." + "0" * digits
         return format_currency(
-            x, self.currency, format=fmt, locale=self.locale, currency_digits=False
-        )
+            x, self.currency, format=self._pattern("money", digits), locale=self.locale,
+            currency_digits=False,
+        )  # fmt: skip
 
     def pct(self, x: float, digits: int = 1) -> str:
         from babel.numbers import format_percent
 
         if x is None or pd.isna(x):
             return "–"
-        return format_percent(
-            x, format="#,##0." + "0" * digits + "%" if digits else "#,##0%", locale=self.locale
-        )
+        return format_percent(x, format=self._pattern("pct", digits), locale=self.locale)
 
     def num(self, x: float, digits: int = 0) -> str:
         from babel.numbers import format_decimal
@@ -363,6 +374,7 @@ def build_report(
     overwrite: bool = False,
     reports_dir: str | Path | None = None,
     client: str | None = None,
+    language: str | None = None,
 ) -> Path:
     """Validate `data` with `mapping`, run notebook 08 on it and publish ``<reports_dir>/<name>/``.
 
@@ -382,6 +394,8 @@ def build_report(
         raise ReportError(f"{target} already exists; choose another name or pass --overwrite")
     data, mapping = Path(data).expanduser().resolve(), Path(mapping).expanduser().resolve()
     spec = load_mapping(mapping)
+    if language is not None and language not in text.LANGUAGES:
+        raise ReportError(f"--language must be one of {sorted(text.LANGUAGES)}, got {language!r}")
     orders, notes = read_client_orders(data, spec)  # every problem, before any analysis runs
     check_enough_data(orders, notes["as_of"], spec.period, data.name)
     root.mkdir(parents=True, exist_ok=True)
@@ -391,17 +405,21 @@ def build_report(
         params = {
             "data_path": str(data), "mapping_path": str(mapping), "client_name": client or name,
             "export_dir": str(tmp), "pseudonym_salt": secrets.token_hex(16),
+            "language": language or "",
         }  # fmt: skip
         try:
             run.execute(NOTEBOOK, tmp, params)
         except run.RunError as err:
             raise ReportError(str(err)) from None
         (tmp / NOTEBOOK.name).rename(tmp / "report.ipynb")
-        (tmp / f"{NOTEBOOK.stem}.html").rename(tmp / "report.html")
+        (tmp / f"{NOTEBOOK.stem}.html").unlink()
         metrics = tmp / f"{NOTEBOOK.stem}.metrics.json"
         if not metrics.exists():
             raise ReportError(f"{NOTEBOOK.name} did not record its metrics")
         metrics.rename(tmp / "metrics.json")
+        lang = json.loads((tmp / "metrics.json").read_text()).get("language", "en")
+        title = text.catalogue(lang)("summary.title", client=client or name).lstrip("# ")
+        run.to_html(tmp / "report.ipynb", tmp / "report.html", title=title)
         try:
             return run.publish(tmp, target, overwrite)
         except run.RunError as err:
@@ -433,6 +451,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--overwrite", action="store_true", help="replace an earlier report of the same name"
     )
     ap.add_argument(
+        "--language",
+        choices=sorted(text.LANGUAGES),
+        help="language of the report (default: the mapping's `language`, else en)",
+    )
+    ap.add_argument(
         "--reports-dir", help="folder holding the reports (default: reports/ in the repository)"
     )
     args = ap.parse_args(argv)
@@ -446,6 +469,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             overwrite=args.overwrite,
             reports_dir=args.reports_dir,
             client=args.client,
+            language=args.language,
         )
     except DataValidationError as err:
         print(

@@ -1,0 +1,736 @@
+"""Loyalty programme economics: is the club incremental, what do the points cost, which tiers pay.
+
+Five small families of functions, each a formula with its source:
+
+* **Revenue recognition of points (IFRS 15, B39-B47; KPMG, Revenue - IFRS 15 handbook, Example
+  10A)**: :func:`ifrs15_allocation` splits a sale between the goods and the points by relative
+  stand-alone selling price; :func:`ifrs15_revenue` recognises the points' share in proportion to
+  the points redeemed out of those expected to be redeemed (breakage recognised with redemptions).
+* **Difference-in-differences** (Card & Krueger 1994; the log-linear form of Wooldridge 2023,
+  "Simple approaches to nonlinear difference-in-differences with panel data", *Econometrics
+  Journal* 26(3)): :func:`did_2x2` by hand, :func:`customer_month_panel`, :func:`poisson_did`,
+  :func:`event_study` and the permutation check :func:`permutation_did` (few clusters: Cameron,
+  Gelbach & Miller 2008, *REStat* 90(3)).
+* **Selection on observables**: :func:`decision_sample` and :func:`ipw_att` (inverse-probability
+  weighting for the effect on the treated: Hirano, Imbens & Ridder 2003, *Econometrica* 71(4)).
+* **Rate multipliers inside BG/NBD** (Fader, Hardie & Lee 2005): :func:`order_states` and
+  :func:`fit_rate_multipliers` estimate the club's multiplier on the purchase rate, the tier lifts
+  and the goal gradient (Kivetz, Urminsky & Zheng 2006) with each member's earlier orders as their
+  own control.
+* **Points**: :func:`points_ledger`, :func:`point_fates` (FIFO: which points were redeemed, which
+  expired, which are still open) and :func:`breakage_curve` (cumulative incidence of expiry with
+  redemption as a competing event, Aalen & Johansen 1978).
+* **P&L and alternatives**: :func:`programme_pnl` (incremental margin - rewards - benefits - running
+  cost, ROI and the break-even ratio) and :func:`coupon_arm_effects` (a randomized next-purchase
+  coupon, arm by arm, with the discount given on orders that would have come anyway).
+"""
+
+from __future__ import annotations
+
+import itertools
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import statsmodels.api as sm
+from scipy import optimize, stats
+from statsmodels.tools.numdiff import approx_hess3
+
+from helpers import clv, periods
+
+__all__ = [
+    "ifrs15_allocation",
+    "ifrs15_revenue",
+    "did_2x2",
+    "customer_month_panel",
+    "poisson_did",
+    "event_study",
+    "permutation_did",
+    "decision_sample",
+    "ipw_att",
+    "order_states",
+    "gap_by_distance",
+    "RateFit",
+    "fit_rate_multipliers",
+    "points_ledger",
+    "point_fates",
+    "breakage_curve",
+    "first_eligible_redemption",
+    "programme_pnl",
+    "coupon_arm_effects",
+]
+
+WEEK = pd.Timedelta(weeks=1)
+MONTH_DAYS = 30.4375
+Z95 = float(stats.norm.ppf(0.975))
+
+
+# --------------------------------------------------------------------------------- IFRS 15
+
+
+def ifrs15_allocation(
+    sales: float,
+    expected_redeemed_points: float,
+    value_per_point: float = 1.0,
+    ratio_decimals: int | None = None,
+) -> dict[str, float]:
+    """Split a sale between the goods and the loyalty points (IFRS 15.73-80 and B40).
+
+    The points' stand-alone selling price is SSP_points = expected redeemed points x value per
+    point (breakage taken into account); the goods' is the sale itself. The transaction price is
+    allocated by relative SSP: points = sales x SSP_points / (sales + SSP_points), goods = the
+    rest. ``ratio_decimals`` rounds the share first, as KPMG's Example 10A does (91 % / 9 %):
+    sales 100,000, 9,700 points expected to be redeemed at 1 each -> 91,000 goods, 9,000 points.
+    """
+    if sales <= 0 or expected_redeemed_points < 0 or value_per_point < 0:
+        raise ValueError("sales must be positive, points and value not negative")
+    ssp_points = expected_redeemed_points * value_per_point
+    share = ssp_points / (sales + ssp_points)
+    if ratio_decimals is not None:
+        share = round(share, ratio_decimals)
+    points = sales * share
+    return {
+        "ssp_points": ssp_points,
+        "share_points": share,
+        "goods": sales - points,
+        "points": points,
+    }
+
+
+def ifrs15_revenue(
+    allocated: float,
+    cumulative_redeemed: Sequence[float] | np.ndarray,
+    expected_redeemed: Sequence[float] | np.ndarray | float,
+) -> pd.DataFrame:
+    """Revenue from points per period (IFRS 15.B46; KPMG Example 10A).
+
+    Cumulative revenue at the end of period k = allocated x min(1, R_k / E_k), with R_k the points
+    redeemed so far and E_k the points expected to be redeemed in total as estimated at k (a
+    revised estimate changes the cumulative figure: a catch-up, IFRS 15.87-90); revenue of period
+    k = cumulative_k - cumulative_{k-1}; the contract liability = allocated - cumulative.
+    Breakage is thus recognised in proportion to redemptions. Example 10A: 9,000 allocated, 4,500
+    of 9,700 redeemed -> 4,175; then 8,500 of 9,900 -> cumulative 7,727, so 3,552 in year 3.
+    """
+    red = np.asarray(cumulative_redeemed, dtype=float)
+    exp_ = np.broadcast_to(np.asarray(expected_redeemed, dtype=float), red.shape)
+    if (exp_ <= 0).any() or (np.diff(red) < 0).any():
+        raise ValueError("expected redemptions must be positive and redemptions cumulative")
+    cum = allocated * np.minimum(1.0, red / exp_)
+    return pd.DataFrame(
+        {
+            "cumulative_redeemed": red,
+            "expected_redeemed": exp_,
+            "cumulative_revenue": cum,
+            "revenue": np.diff(cum, prepend=0.0),
+            "contract_liability": allocated - cum,
+        },
+        index=pd.RangeIndex(1, len(red) + 1, name="period"),
+    )
+
+
+# -------------------------------------------------------------------- difference-in-differences
+
+
+def did_2x2(
+    treated_pre: float, treated_post: float, control_pre: float, control_post: float
+) -> dict[str, float]:
+    """The 2x2 difference-in-differences of group means (Card & Krueger 1994).
+
+    difference = (treated_post - treated_pre) - (control_post - control_pre) (additive parallel
+    trends); ratio = (treated_post / treated_pre) / (control_post / control_pre) (parallel trends
+    in logs: what a Poisson regression with group and period effects estimates, exp of the
+    interaction coefficient)."""
+    return {
+        "difference": (treated_post - treated_pre) - (control_post - control_pre),
+        "ratio": (treated_post / treated_pre) / (control_post / control_pre),
+    }
+
+
+def customer_month_panel(
+    orders: pd.DataFrame,
+    customers: pd.DataFrame,
+    launches: pd.DataFrame,
+    as_of: str | pd.Timestamp,
+    include_signup_order: bool = True,
+) -> pd.DataFrame:
+    """One row per customer and calendar month from the sign-up month to the last complete month.
+
+    Columns: ``customer_id``, ``month`` (pandas Period ordinal, :func:`helpers.periods.period_codes`),
+    ``y`` (orders in the month; with `include_signup_order` False the sign-up order, the entry into
+    the panel, is not counted), ``country``, ``pilot``, ``launch_month``, ``event_time`` (= month - launch_month) and
+    ``post`` (1 from the launch month on). Months after the as-of day's last complete month are
+    dropped (:func:`helpers.periods.last_complete_period`)."""
+    c = customers[["customer_id", "signup_date", "country"]].merge(
+        launches[["country", "launch_date", "pilot"]], on="country", how="left"
+    )
+    first = periods.period_codes(c["signup_date"], "M")
+    last = periods.last_complete_period(as_of, "M")
+    n = np.maximum(last - first + 1, 0)
+    row = np.repeat(np.arange(len(c)), n)
+    month = first[row] + (np.arange(n.sum()) - np.repeat(np.cumsum(n) - n, n))
+    panel = pd.DataFrame({"customer_id": c["customer_id"].to_numpy()[row], "month": month})
+    o = periods.up_to(orders, as_of, "order_date")
+    if not include_signup_order:
+        o = o[o["order_date"] > o.groupby("customer_id")["order_date"].transform("min")]
+    counts = (
+        pd.DataFrame(
+            {"customer_id": o["customer_id"], "month": periods.period_codes(o["order_date"], "M")}
+        )
+        .value_counts()
+        .rename("y")
+    )
+    panel = panel.join(counts, on=["customer_id", "month"])
+    panel["y"] = panel["y"].fillna(0).astype(int)
+    panel["country"] = c["country"].to_numpy()[row]
+    panel["pilot"] = c["pilot"].fillna(False).to_numpy(bool)[row]
+    panel["launch_month"] = periods.period_codes(c["launch_date"], "M")[row]
+    panel["event_time"] = panel["month"] - panel["launch_month"]
+    panel["post"] = (panel["event_time"] >= 0).astype(int)
+    return panel
+
+
+def _fe_design(panel: pd.DataFrame, fe: Sequence[str]) -> pd.DataFrame:
+    parts = [
+        pd.get_dummies(panel[f].astype(str), prefix=f, drop_first=True, dtype=float) for f in fe
+    ]
+    return sm.add_constant(pd.concat(parts, axis=1))
+
+
+def poisson_did(
+    panel: pd.DataFrame,
+    treat: str = "treat",
+    fe: Sequence[str] = ("country", "month"),
+    cluster: str = "customer_id",
+) -> dict[str, float]:
+    """Log-linear (Poisson) difference-in-differences: E[y] = exp(a_group + b_month + beta D).
+
+    exp(beta) is the ratio of treated orders to what they would have been (parallel trends in
+    logs; Wooldridge 2023). Standard errors are cluster-robust by `cluster` (customer: six
+    countries are too few clusters for cluster-robust errors by country, Cameron, Gelbach &
+    Miller 2008). Returns ``ratio``, ``ci_low``, ``ci_high`` (95 %), ``beta``, ``se``."""
+    X = _fe_design(panel, fe)
+    X[treat] = panel[treat].astype(float).to_numpy()
+    res = sm.GLM(panel["y"].to_numpy(float), X, family=sm.families.Poisson()).fit(
+        cov_type="cluster", cov_kwds={"groups": pd.factorize(panel[cluster])[0]}
+    )
+    b, se = float(res.params[treat]), float(res.bse[treat])
+    return {
+        "ratio": float(np.exp(b)),
+        "ci_low": float(np.exp(b - Z95 * se)),
+        "ci_high": float(np.exp(b + Z95 * se)),
+        "beta": b,
+        "se": se,
+    }
+
+
+def event_study(
+    panel: pd.DataFrame,
+    treated: str = "pilot",
+    window: tuple[int, int] = (-12, 11),
+    reference: int = -1,
+    fe: Sequence[str] = ("country", "month"),
+    cluster: str = "customer_id",
+) -> pd.DataFrame:
+    """Dynamic Poisson DiD: one coefficient per month relative to the launch for the treated group,
+    exp(beta_k) = treated / counterfactual orders k months after the launch (k = `reference`, the
+    month before, is 1 by construction). Pre-launch ratios near 1 support parallel trends.
+    Returns ``event_time``, ``ratio``, ``ci_low``, ``ci_high``."""
+    X = _fe_design(panel, fe)
+    k = panel["event_time"].clip(*window).to_numpy()
+    tr = panel[treated].to_numpy(bool)
+    names = []
+    for e in range(window[0], window[1] + 1):
+        if e != reference:
+            X[f"e{e}"] = (tr & (k == e)).astype(float)
+            names.append(e)
+    res = sm.GLM(panel["y"].to_numpy(float), X, family=sm.families.Poisson()).fit(
+        cov_type="cluster", cov_kwds={"groups": pd.factorize(panel[cluster])[0]}
+    )
+    b = np.array([res.params[f"e{e}"] for e in names])
+    se = np.array([res.bse[f"e{e}"] for e in names])
+    out = pd.DataFrame(
+        {
+            "event_time": names,
+            "ratio": np.exp(b),
+            "ci_low": np.exp(b - Z95 * se),
+            "ci_high": np.exp(b + Z95 * se),
+        }
+    )
+    ref = pd.DataFrame(
+        {"event_time": [reference], "ratio": [1.0], "ci_low": [1.0], "ci_high": [1.0]}
+    )
+    return pd.concat([out, ref]).sort_values("event_time").reset_index(drop=True)
+
+
+def permutation_did(
+    panel: pd.DataFrame,
+    treated_groups: Sequence[str],
+    post: str = "post_period",
+    group: str = "country",
+) -> pd.DataFrame:
+    """Randomization check with few clusters: refit the Poisson DiD for every assignment of
+    len(`treated_groups`) of the groups as 'treated' (Fisher's exact logic; with 6 countries and
+    2 pilots, 15 assignments). Fits on group x month cells with log(customer-months) as offset,
+    which gives the same point estimate as the customer-level fit. Returns ``groups``, ``ratio``
+    and ``actual`` (the real assignment); the permutation p-value is the share of |log ratio| at
+    least the actual one's."""
+    cells = panel.groupby([group, "month"], as_index=False).agg(
+        y=("y", "sum"), n=("y", "size"), post=(post, "first")
+    )
+    X0 = _fe_design(cells, (group, "month"))
+    rows = []
+    for combo in itertools.combinations(sorted(cells[group].unique()), len(treated_groups)):
+        X = X0.copy()
+        X["treat"] = (cells[group].isin(combo) & (cells["post"] > 0)).astype(float).to_numpy()
+        res = sm.GLM(
+            cells["y"].to_numpy(float),
+            X,
+            family=sm.families.Poisson(),
+            offset=np.log(cells["n"].to_numpy(float)),
+        ).fit()
+        rows.append({"groups": "+".join(combo), "ratio": float(np.exp(res.params["treat"])),
+                     "actual": set(combo) == set(treated_groups)})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+# ------------------------------------------------------------------ selection on observables
+
+
+def decision_sample(
+    orders: pd.DataFrame,
+    customers: pd.DataFrame,
+    launches: pd.DataFrame,
+    joins: pd.Series,
+    as_of: str | pd.Timestamp,
+) -> pd.DataFrame:
+    """Customers at the moment they could join: their first order on or after their country's
+    launch (members join there; the others declined). One row per such customer with
+    ``joined``, pre-decision covariates ``tenure_weeks``, ``pre_orders`` (repeat orders before),
+    ``pre_rate`` (pre_orders / max(tenure, 1 week)), ``recency_weeks`` (since the previous order,
+    0 if none), ``mean_spend`` (EUR per order up to the decision), ``new_customer`` (the decision
+    order is the sign-up), and the outcome ``post_orders`` (orders after it to as-of) over
+    ``post_weeks``."""
+    end = periods.as_of_end(as_of)
+    o = periods.up_to(orders, as_of, "order_date").sort_values(
+        ["customer_id", "order_date", "order_id"]
+    )
+    launch = customers.set_index("customer_id")["country"].map(
+        launches.set_index("country")["launch_date"]
+    )
+    signup = customers.set_index("customer_id")["signup_date"]
+    lo = launch.reindex(o["customer_id"]).to_numpy()
+    after = o[o["order_date"].to_numpy() >= lo]
+    dec = after.groupby("customer_id").agg(decision_at=("order_date", "first"))
+    o = o.join(dec, on="customer_id", how="inner")
+    before = o["order_date"] < o["decision_at"]
+    pre = (
+        o[before]
+        .groupby("customer_id")
+        .agg(
+            n_before=("order_id", "size"),
+            last_before=("order_date", "max"),
+            spend_before=("amount", "sum"),
+        )
+    )
+    post = o[o["order_date"] > o["decision_at"]].groupby("customer_id").size()
+    first_amount = o[o["order_date"] == o["decision_at"]].groupby("customer_id")["amount"].first()
+    d = dec.join(pre).fillna({"n_before": 0, "spend_before": 0.0})
+    s = signup.reindex(d.index)
+    d["joined"] = d.index.isin(joins.index)
+    d["tenure_weeks"] = (d["decision_at"] - s) / WEEK
+    d["pre_orders"] = np.maximum(d["n_before"] - 1, 0)
+    d["pre_rate"] = d["pre_orders"] / np.maximum(d["tenure_weeks"], 1.0)
+    d["recency_weeks"] = ((d["decision_at"] - d["last_before"]) / WEEK).fillna(0.0)
+    d["mean_spend"] = (d["spend_before"] + first_amount.reindex(d.index)) / (d["n_before"] + 1)
+    d["new_customer"] = d["n_before"] == 0
+    d["post_orders"] = post.reindex(d.index, fill_value=0)
+    d["post_weeks"] = (end - d["decision_at"]) / WEEK
+    return d.drop(columns=["n_before", "last_before", "spend_before"])
+
+
+def _smd(x: np.ndarray, t: np.ndarray, w: np.ndarray) -> float:
+    m1 = np.average(x[t], weights=w[t])
+    m0 = np.average(x[~t], weights=w[~t])
+    s = np.sqrt((x[t].var() + x[~t].var()) / 2)
+    return float((m1 - m0) / s) if s > 0 else 0.0
+
+
+def ipw_att(
+    sample: pd.DataFrame,
+    covariates: Sequence[str],
+    treat: str = "joined",
+    outcome: str = "post_orders",
+    exposure: str = "post_weeks",
+    n_boot: int = 200,
+    seed: int = 0,
+) -> dict:
+    """Effect of joining on the joiners' purchase rate by inverse-probability weighting (ATT).
+
+    A logistic propensity e(x) = P(join | x); controls get weight e/(1 - e), joiners 1 (Hirano,
+    Imbens & Ridder 2003). The ATT ratio = (sum_T y / sum_T exposure) / (sum_C w y / sum_C w
+    exposure): joiners' orders per week over what comparable decliners did. Interval: bootstrap
+    over customers (`n_boot` resamples, propensity refitted each time, percentile 95 %). Valid only
+    if joining is as good as random given `covariates` (no unmeasured confounding). Returns
+    ``ratio``, ``ci_low``, ``ci_high``, ``naive_ratio`` (unweighted) and ``balance`` (standardized
+    mean differences before and after weighting)."""
+    X = sm.add_constant(sample[list(covariates)].astype(float).to_numpy())
+    t = sample[treat].to_numpy(bool)
+    y = sample[outcome].to_numpy(float)
+    ex = sample[exposure].to_numpy(float)
+
+    def fit(idx: np.ndarray) -> tuple[float, np.ndarray]:
+        e = sm.Logit(t[idx].astype(float), X[idx]).fit(disp=0).predict(X[idx])
+        tt = t[idx]
+        w = np.where(tt, 1.0, e / (1 - e))
+        r1 = y[idx][tt].sum() / ex[idx][tt].sum()
+        r0 = (w[~tt] * y[idx][~tt]).sum() / (w[~tt] * ex[idx][~tt]).sum()
+        return float(r1 / r0), w
+
+    all_idx = np.arange(len(t))
+    ratio, w = fit(all_idx)
+    rng = np.random.default_rng(seed)
+    boots = np.array([fit(rng.integers(0, len(t), len(t)))[0] for _ in range(n_boot)])
+    naive = (y[t].sum() / ex[t].sum()) / (y[~t].sum() / ex[~t].sum())
+    one = np.ones(len(t))
+    balance = pd.DataFrame(
+        {
+            "smd_before": [_smd(sample[c].to_numpy(float), t, one) for c in covariates],
+            "smd_after": [_smd(sample[c].to_numpy(float), t, w) for c in covariates],
+        },
+        index=list(covariates),
+    )
+    lo, hi = np.percentile(boots, [2.5, 97.5])
+    return {
+        "ratio": ratio,
+        "ci_low": float(lo),
+        "ci_high": float(hi),
+        "naive_ratio": float(naive),
+        "balance": balance,
+    }
+
+
+# ------------------------------------------------------------- rate multipliers inside BG/NBD
+
+
+def order_states(
+    orders: pd.DataFrame,
+    customers: pd.DataFrame,
+    events: pd.DataFrame,
+    tiers: Mapping[str, int],
+    window: int,
+    as_of: str | pd.Timestamp,
+) -> pd.DataFrame:
+    """Each member's orders with the state the customer is in *after* the order.
+
+    Columns: ``customer_id``, ``t`` (weeks since sign-up), ``T`` (weeks from sign-up to the end of
+    the as-of day), ``member`` (joined at or before this order), ``lifetime_points`` (earned since
+    joining, after the order), ``tier`` (by the `tiers` thresholds, e.g. {"Bronze": 0, "Silver":
+    400, "Gold": 850}), ``tier_at_order`` (the tier held when ordering, whose benefits the order
+    gets; empty before joining and at the joining order), ``to_next`` (points to the next tier, inf at the top), ``state`` ('pre' before
+    joining, else the tier, with '_near' when within `window` points of the next tier) and ``gap``
+    (weeks to the next order, or to the end for the last order: then ``last`` is True)."""
+    end = periods.as_of_end(as_of)
+    joins = events.loc[events["event_type"] == "join"].groupby("customer_id")["event_at"].min()
+    o = periods.up_to(orders, as_of, "order_date")
+    o = o[o["customer_id"].isin(joins.index)].sort_values(["customer_id", "order_date", "order_id"])
+    earn = (
+        events.loc[events["event_type"] == "earn"]
+        .groupby(["customer_id", "event_at"], as_index=False)["points"]
+        .sum()
+        .rename(columns={"event_at": "order_date"})
+    )
+    o = o[["customer_id", "order_date"]].merge(earn, on=["customer_id", "order_date"], how="left")
+    o["points"] = o["points"].fillna(0)
+    signup = o["customer_id"].map(customers.set_index("customer_id")["signup_date"])
+    o["t"] = (o["order_date"] - signup) / WEEK
+    o["T"] = (end - signup) / WEEK
+    o["member"] = o["order_date"] >= o["customer_id"].map(joins)
+    o["lifetime_points"] = o.groupby("customer_id")["points"].cumsum()
+    names = np.array(list(tiers))
+    thr = np.array(list(tiers.values()), dtype=float)
+    k = np.searchsorted(thr, o["lifetime_points"].to_numpy(), side="right") - 1
+    o["tier"] = names[k]
+    o["to_next"] = np.append(thr, np.inf)[k + 1] - o["lifetime_points"].to_numpy()
+    near = o["to_next"].to_numpy() <= window
+    o["state"] = np.where(o["member"], np.where(near, o["tier"] + "_near", o["tier"]), "pre")
+    before = o.groupby("customer_id")["tier"].shift(1)
+    was_member = o.groupby("customer_id")["member"].shift(1, fill_value=False).astype(bool)
+    o["tier_at_order"] = np.where(was_member, before.fillna(names[0]), "")
+    nxt = o.groupby("customer_id")["t"].shift(-1)
+    o["last"] = nxt.isna()
+    o["gap"] = np.where(o["last"], o["T"] - o["t"], nxt - o["t"])
+    return o.reset_index(drop=True)
+
+
+def gap_by_distance(states: pd.DataFrame, bins: Sequence[float]) -> pd.DataFrame:
+    """Members' mean weeks to the next order by points still needed for the next tier (completed
+    gaps only, Bronze and Silver): the goal gradient shows as shorter gaps near a threshold
+    (Kivetz, Urminsky & Zheng 2006). Returns ``orders`` and ``mean_gap_weeks`` per bin."""
+    s = states[states["member"] & ~states["last"] & np.isfinite(states["to_next"])]
+    b = pd.cut(s["to_next"], bins=list(bins))
+    return s.groupby(b, observed=True)["gap"].agg(orders="size", mean_gap_weeks="mean")
+
+
+@dataclass
+class RateFit:
+    """Result of :func:`fit_rate_multipliers`: estimates and 95 % Wald intervals (on the log
+    scale) of the BG/NBD parameters and the multipliers, the log-likelihood and the customers."""
+
+    params: dict[str, float]
+    ci: dict[str, tuple[float, float]]
+    loglik: float
+    n: int
+    states: list[str] = field(default_factory=list)
+
+    def table(self) -> pd.DataFrame:
+        return pd.DataFrame(
+            {"estimate": self.params, "ci_low": {k: v[0] for k, v in self.ci.items()},
+             "ci_high": {k: v[1] for k, v in self.ci.items()}}
+        )  # fmt: skip
+
+
+def fit_rate_multipliers(states: pd.DataFrame, tiers: Sequence[str]) -> RateFit:
+    """BG/NBD with a piecewise-constant rate multiplier m(s) by state (Fader, Hardie & Lee 2005).
+
+    While alive a customer buys at rate lambda x m(state after the last order): m = 1 before
+    joining, u (the club's uplift) x lift(tier) x h (goal gradient, in a '_near' state); the first
+    tier's lift is 1. With operational time L(t) = integral of m, the likelihood given lambda and
+    p is prod_j m_j x lambda^x e^{-lambda L(t_x)} [(1-p)^x e^{-lambda (L(T) - L(t_x))} + 1{x>0}
+    p (1-p)^{x-1}], so integrating lambda ~ Gamma(r, alpha) and p ~ Beta(a, b) gives the BG/NBD
+    likelihood (:func:`helpers.clv.bgnbd_loglik`) at t_x -> L(t_x), T -> L(T), times prod_j m_j.
+    Dropout is handled, so the multipliers are on the rate while alive, not on realized orders.
+    Fit by maximum likelihood on the log scale; intervals from the numerical Hessian."""
+    tiers = list(tiers)
+    labels = ["pre"] + [f"{t}{s}" for t in tiers for s in ("", "_near")]
+    col = {lab: i for i, lab in enumerate(labels)}
+    ids, pos = np.unique(states["customer_id"].to_numpy(), return_inverse=True)
+    st = states["state"].map(col).to_numpy()
+    if np.isnan(st.astype(float)).any():
+        raise ValueError(f"unknown states; expected {labels}")
+    last = states["last"].to_numpy(bool)
+    dur = states["gap"].to_numpy(float)
+    S = len(labels)
+    E_tx, E_end, K = (np.zeros((len(ids), S)) for _ in range(3))
+    np.add.at(E_tx, (pos[~last], st[~last]), dur[~last])
+    np.add.at(E_end, (pos[last], st[last]), dur[last])
+    np.add.at(K, (pos[~last], st[~last]), 1.0)
+    x = K.sum(axis=1)
+    names = ["r", "alpha", "a", "b", "uplift", "goal_gradient"] + tiers[1:]
+    seen = (E_tx + E_end).sum(axis=0) > 0
+    near_seen = bool(seen[[col[f"{t}_near"] for t in tiers]].any())
+    # a multiplier with no exposure in its states is not identified: fixed at 1 (reported nan)
+    free = np.array(
+        [True] * 5 + [near_seen] + [bool(seen[[col[t], col[f"{t}_near"]]].any()) for t in tiers[1:]]
+    )
+
+    def mult(v: np.ndarray) -> np.ndarray:
+        u, h = np.exp(v[0]), np.exp(v[1])
+        lift = dict(zip(tiers, [1.0, *np.exp(v[2:])], strict=True))
+        return np.array(
+            [1.0] + [u * lift[t] * (h if s else 1.0) for t in tiers for s in (False, True)]
+        )
+
+    def nll(vf: np.ndarray) -> float:
+        v = np.zeros(len(names))
+        v[free] = vf
+        r, alpha, a, b = np.exp(v[:4])
+        m = mult(v[4:])
+        tx = E_tx @ m
+        summary = pd.DataFrame({"frequency": x, "recency": tx, "T": tx + E_end @ m})
+        return -float((clv.bgnbd_loglik(summary, r, alpha, a, b) + K @ np.log(m)).sum())
+
+    x0 = np.log([1.0, 10.0, 0.8, 3.0] + [1.0] * (len(names) - 4))[free]
+    res = optimize.minimize(nll, x0, method="L-BFGS-B", bounds=[(-10, 10)] * len(x0))
+    se = np.sqrt(np.diag(np.linalg.inv(approx_hess3(res.x, nll))))
+    est, sd = np.full(len(names), np.nan), np.full(len(names), np.nan)
+    est[free], sd[free] = res.x, se
+    params = dict(zip(names, np.exp(est).tolist(), strict=True))
+    ci = {
+        n: (float(np.exp(v - Z95 * s)), float(np.exp(v + Z95 * s)))
+        for n, v, s in zip(names, est, sd, strict=True)
+    }
+    return RateFit(params, ci, -float(res.fun), len(ids), labels)
+
+
+# ---------------------------------------------------------------------------------- points
+
+
+def points_ledger(events: pd.DataFrame, value_per_point: float) -> dict[str, float]:
+    """Points earned, redeemed, expired and outstanding (earned - redeemed - expired), the
+    realized breakage so far (expired / earned: a lower bound on the final breakage while points
+    are open) and the outstanding liability at face value (outstanding x value per point)."""
+    pts = events.groupby("event_type", observed=True)["points"].sum()
+    earned = float(pts.get("earn", 0))
+    redeemed, expired = -float(pts.get("redeem", 0)), -float(pts.get("expire", 0))
+    out = earned - redeemed - expired
+    return {
+        "earned": earned, "redeemed": redeemed, "expired": expired, "outstanding": out,
+        "breakage_so_far": expired / earned if earned else float("nan"),
+        "liability_face_value": out * value_per_point,
+    }  # fmt: skip
+
+
+def point_fates(events: pd.DataFrame, as_of: str | pd.Timestamp) -> pd.DataFrame:
+    """Which points were redeemed, which expired and which are still open, first in first out.
+
+    Each member's earned points are laid end to end (batch k covers (E_{k-1}, E_k] of cumulative
+    points earned), and so are the points used (redeem and expire events cover (C_{j-1}, C_j]);
+    the overlaps are the pieces returned: ``customer_id``, ``points``, ``earned_at``, ``ended_at``
+    (the redeem or expire time, or the end of the as-of day if still open), ``fate`` ('redeem',
+    'expire' or 'open') and ``months`` (from earning to the end, 30.44-day months). Open points
+    are censored observations of the time to redemption or expiry."""
+    ev = periods.up_to(events, as_of, "event_at").sort_values(
+        ["customer_id", "event_at", "event_id"]
+    )
+    earn = ev[(ev["event_type"] == "earn") & (ev["points"] > 0)]
+    used = ev[ev["event_type"].isin(["redeem", "expire"]) & (ev["points"] != 0)]
+    ids = np.unique(earn["customer_id"].to_numpy())
+    big = float(earn["points"].sum() + 1)
+    off_e = np.searchsorted(ids, earn["customer_id"].to_numpy()) * big
+    e_cum = earn.groupby("customer_id")["points"].cumsum().to_numpy(float) + off_e
+    u_pos = np.searchsorted(ids, used["customer_id"].to_numpy())
+    u_cum = (-used["points"]).groupby(used["customer_id"]).cumsum().to_numpy(float) + u_pos * big
+    ends = np.unique(np.concatenate([e_cum, u_cum]))
+    member = np.floor(ends / big)
+    starts = np.maximum(np.concatenate([[0.0], ends[:-1]]), member * big)
+    keep = ends > starts
+    ends, starts, member = ends[keep], starts[keep], member[keep]
+    bi = np.searchsorted(e_cum, ends, side="left")
+    ui = np.searchsorted(u_cum, ends, side="left")
+    has_use = (ui < len(u_cum)) & (np.floor(u_cum[np.minimum(ui, len(u_cum) - 1)] / big) == member)
+    ui_ok = np.minimum(ui, max(len(u_cum) - 1, 0))
+    end_time = periods.as_of_end(as_of)
+    ended = np.where(has_use, used["event_at"].to_numpy()[ui_ok], np.datetime64(end_time))
+    fate = np.where(has_use, used["event_type"].astype(str).to_numpy()[ui_ok], "open")
+    earned_at = earn["event_at"].to_numpy()[bi]
+    out = pd.DataFrame(
+        {
+            "customer_id": ids[member.astype(int)],
+            "points": ends - starts,
+            "earned_at": earned_at,
+            "ended_at": pd.to_datetime(ended),
+            "fate": fate,
+        }
+    )
+    out["months"] = (out["ended_at"] - out["earned_at"]) / pd.Timedelta(days=MONTH_DAYS)
+    return out
+
+
+def breakage_curve(fates: pd.DataFrame, horizon_months: float) -> dict:
+    """Breakage as a competing-risks survival problem: the share of points that expire within t
+    months of being earned, F_expire(t), by the Aalen-Johansen estimator (Aalen & Johansen 1978;
+    lifelines' AalenJohansenFitter) weighted by points, with redemption as the competing event and
+    open points censored at as-of. Returns ``curve`` (months, cif_expire, cif_redeem) and
+    ``breakage`` = F_expire(horizon). The naive expired / earned counts open points as never
+    expiring and understates breakage while many points are open."""
+    from lifelines import AalenJohansenFitter
+
+    code = fates["fate"].map({"open": 0, "redeem": 1, "expire": 2}).to_numpy()
+    d = np.maximum(fates["months"].to_numpy(float), 1e-6)
+    w = fates["points"].to_numpy(float)
+    curves = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # lifelines warns about tied times and weights
+        for name, k in (("cif_expire", 2), ("cif_redeem", 1)):
+            aj = AalenJohansenFitter(calculate_variance=False, seed=0)
+            aj.fit(d, code, event_of_interest=k, weights=w)
+            curves[name] = aj.cumulative_density_.iloc[:, 0]
+    curve = pd.concat(curves, axis=1).ffill().fillna(0.0)
+    curve.index.name = "months"
+    at = curve.loc[curve.index <= horizon_months]
+    return {"curve": curve, "breakage": float(at["cif_expire"].iloc[-1]) if len(at) else 0.0}
+
+
+def first_eligible_redemption(
+    events: pd.DataFrame, block: int, as_of: str | pd.Timestamp
+) -> pd.DataFrame:
+    """Each member's first earning order at which the balance reached a full `block` of points,
+    and whether they redeemed there. Reaching it does not depend on the member's propensity to
+    redeem (nothing was redeemable before), so the share redeeming estimates the mean propensity
+    E[rho] without the bias of pooling all eligible orders (members who never redeem stay
+    eligible and are over-counted). Columns ``customer_id``, ``event_at``, ``redeemed``."""
+    ev = periods.up_to(events, as_of, "event_at").sort_values(
+        ["customer_id", "event_at", "event_id"]
+    )
+    ev = ev[ev["event_type"].isin(["earn", "redeem", "expire"])]
+    bal = ev.groupby("customer_id")["points"].cumsum()
+    earn = ev["event_type"] == "earn"
+    # balance after the earn; a redeem logged right after the earn (same order) is 1 s later
+    elig = ev[earn & (bal >= block)].groupby("customer_id")["event_at"].first()
+    red = ev[ev["event_type"] == "redeem"].groupby("customer_id")["event_at"].min()
+    gap = red.reindex(elig.index) - elig
+    return pd.DataFrame(
+        {"customer_id": elig.index, "event_at": elig.to_numpy(),
+         "redeemed": ((gap >= pd.Timedelta(0)) & (gap <= pd.Timedelta(seconds=5))).to_numpy()}
+    )  # fmt: skip
+
+
+# ----------------------------------------------------------------------------------- P & L
+
+
+def programme_pnl(
+    orders_after: float,
+    ratio: float | np.ndarray,
+    margin_per_order: float,
+    rewards: float,
+    benefits: float,
+    running_cost: float,
+) -> pd.DataFrame:
+    """The programme's profit and loss for a causal ratio R (orders with / without the club).
+
+    incremental orders = orders_after x (1 - 1/R); incremental margin = that x margin per order;
+    cost = rewards + benefits + running cost; profit = margin - cost; ROI = profit / cost. The
+    break-even ratio solves margin = cost: R* = 1 / (1 - cost / (orders_after x margin per
+    order)). Columns per R: ``ratio``, ``incremental_orders``, ``incremental_margin``, ``cost``,
+    ``profit``, ``roi``, ``break_even_ratio``."""
+    r = np.atleast_1d(np.asarray(ratio, dtype=float))
+    inc = orders_after * (1 - 1 / r)
+    m = inc * margin_per_order
+    cost = rewards + benefits + running_cost
+    share = cost / (orders_after * margin_per_order)
+    return pd.DataFrame(
+        {
+            "ratio": r, "incremental_orders": inc, "incremental_margin": m, "cost": cost,
+            "profit": m - cost, "roi": (m - cost) / cost,
+            "break_even_ratio": 1 / (1 - share) if share < 1 else np.inf,
+        }
+    )  # fmt: skip
+
+
+def coupon_arm_effects(
+    offers: pd.DataFrame, orders: pd.DataFrame, days: int = 60, control_arm: float = 0
+) -> pd.DataFrame:
+    """A randomized next-purchase coupon experiment, per arm (``discount_pct``): ``offers``,
+    ``conversion`` (share followed by an order within `days`), ``uplift`` = conversion minus the
+    control arm's, with a 95 % normal interval for a difference of two proportions, and
+    ``discount_per_offer`` (EUR of discount on the orders that redeemed the coupon, divided by
+    all offers of the arm: cannibalized discount included)."""
+    o = orders.sort_values("order_date")
+    nxt = pd.merge_asof(
+        offers.sort_values("offered_at")[["offer_id", "customer_id", "offered_at"]],
+        o[["customer_id", "order_date"]].rename(columns={"order_date": "next_at"}),
+        left_on="offered_at", right_on="next_at", by="customer_id",
+        direction="forward", allow_exact_matches=False,
+    )  # fmt: skip
+    conv = nxt.set_index("offer_id")["next_at"] - nxt.set_index("offer_id")["offered_at"]
+    f = offers.set_index("offer_id")
+    f = f.assign(converted=(conv.reindex(f.index) <= pd.Timedelta(days=days)).to_numpy())
+    disc = orders.set_index("order_id")["discount"]
+    red = pd.to_numeric(f["redeemed_order_id"], errors="coerce")
+    f["coupon_discount"] = disc.reindex(red).fillna(0.0).to_numpy()
+    g = f.groupby("discount_pct").agg(
+        offers=("converted", "size"),
+        conversion=("converted", "mean"),
+        discount=("coupon_discount", "sum"),
+    )
+    c = g.loc[control_arm]
+    se = np.sqrt(
+        g["conversion"] * (1 - g["conversion"]) / g["offers"]
+        + c["conversion"] * (1 - c["conversion"]) / c["offers"]
+    )
+    g["uplift"] = g["conversion"] - c["conversion"]
+    g["ci_low"], g["ci_high"] = g["uplift"] - Z95 * se, g["uplift"] + Z95 * se
+    g["discount_per_offer"] = g["discount"] / g["offers"]
+    return g.drop(columns="discount")

@@ -1,0 +1,260 @@
+"""helpers.loyalty: known answers (IFRS 15 worked example, hand-computed DiD, FIFO points),
+recovery of a planted rate multiplier on simulated BG/NBD data, and of the sample company's
+planted loyalty effects (second edition)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from helpers import data, loyalty, paths
+
+# ------------------------------------------------------------------ IFRS 15: KPMG Example 10A
+
+
+def test_ifrs15_allocation_kpmg_example_10a():
+    a = loyalty.ifrs15_allocation(100_000, 9_700, value_per_point=1.0, ratio_decimals=2)
+    assert a["share_points"] == 0.09
+    assert round(a["goods"]) == 91_000 and round(a["points"]) == 9_000
+    # without rounding the ratio: 100,000 x 9,700 / 109,700
+    exact = loyalty.ifrs15_allocation(100_000, 9_700)
+    assert round(exact["points"]) == 8_842 and round(exact["goods"]) == 91_158
+
+
+def test_ifrs15_revenue_kpmg_example_10a_to_the_unit():
+    s = loyalty.ifrs15_revenue(9_000, [0, 4_500, 8_500], [9_700, 9_700, 9_900])
+    assert s["revenue"].round().tolist() == [0, 4_175, 3_552]
+    assert s["cumulative_revenue"].round().tolist() == [0, 4_175, 7_727]
+    assert round(s["contract_liability"].iloc[-1]) == 1_273
+
+
+def test_ifrs15_revenue_never_exceeds_allocation():
+    s = loyalty.ifrs15_revenue(100.0, [50, 120, 130], 100)
+    assert s["cumulative_revenue"].max() == 100.0
+    assert (s["contract_liability"] >= 0).all()
+    with pytest.raises(ValueError):
+        loyalty.ifrs15_revenue(100.0, [50, 40], 100)
+
+
+# ---------------------------------------------------------------- difference-in-differences
+
+
+def test_did_2x2_by_hand():
+    # treated 2.0 -> 3.0 orders, control 1.0 -> 1.2: +1.0 - 0.2 = 0.8; ratio 1.5 / 1.2 = 1.25
+    d = loyalty.did_2x2(2.0, 3.0, 1.0, 1.2)
+    assert d["difference"] == pytest.approx(0.8)
+    assert d["ratio"] == pytest.approx(1.25)
+
+
+def _two_by_two_panel() -> pd.DataFrame:
+    # two groups x two months, customers with given counts: means 2.0, 3.0 (treated), 1.0, 1.2
+    rows = []
+    cells = {("T", 0): [1, 3, 2, 2, 2], ("T", 1): [3, 4, 2, 3, 3],
+             ("C", 0): [1, 1, 0, 2, 1], ("C", 1): [1, 2, 1, 1, 1]}  # fmt: skip
+    for (g, m), ys in cells.items():
+        for i, y in enumerate(ys):
+            rows.append({"customer_id": f"{g}{i}", "country": g, "month": m, "y": y})
+    p = pd.DataFrame(rows)
+    p["treat"] = ((p["country"] == "T") & (p["month"] == 1)).astype(int)
+    return p
+
+
+def test_poisson_did_equals_the_hand_ratio():
+    p = _two_by_two_panel()
+    means = p.groupby(["country", "month"])["y"].mean()
+    hand = loyalty.did_2x2(means["T", 0], means["T", 1], means["C", 0], means["C", 1])
+    fit = loyalty.poisson_did(p)
+    assert fit["ratio"] == pytest.approx(hand["ratio"], rel=1e-6)
+    assert fit["ci_low"] < fit["ratio"] < fit["ci_high"]
+
+
+@pytest.mark.filterwarnings("ignore")  # two groups: every permutation fit is saturated
+def test_permutation_did_point_estimates_match_the_customer_level_fit():
+    p = _two_by_two_panel().assign(post_period=lambda d: d["month"])
+    perm = loyalty.permutation_did(p, ["T"])
+    assert perm.loc[perm["actual"], "ratio"].item() == pytest.approx(1.25, rel=1e-6)
+    assert len(perm) == 2 and perm.loc[~perm["actual"], "ratio"].item() == pytest.approx(0.8)
+
+
+# ---------------------------------------------------------------------------------- points
+
+
+def _events(rows):
+    ev = pd.DataFrame(rows, columns=["customer_id", "event_at", "event_type", "points"])
+    ev["event_at"] = pd.to_datetime(ev["event_at"], format="ISO8601")
+    ev.insert(0, "event_id", np.arange(1, len(ev) + 1))
+    return ev
+
+
+def test_point_fates_fifo_by_hand():
+    ev = _events(
+        [
+            (1, "2024-01-01", "join", 0),
+            (1, "2024-01-01", "earn", 300),
+            (1, "2024-02-01", "earn", 300),
+            (1, "2024-02-01 00:00:01", "redeem", -500),  # 300 of batch 1 and 200 of batch 2
+            (1, "2024-03-01", "earn", 50),
+            (1, "2025-03-01", "expire", -150),  # 100 left of batch 2 and batch 3's 50
+            (2, "2024-05-01", "earn", 80),  # still open
+        ]
+    )
+    f = loyalty.point_fates(ev, "2025-12-31")
+    got = f.groupby(["customer_id", "earned_at", "fate"])["points"].sum()
+    assert got[1, pd.Timestamp("2024-01-01"), "redeem"] == 300
+    assert got[1, pd.Timestamp("2024-02-01"), "redeem"] == 200
+    assert got[1, pd.Timestamp("2024-02-01"), "expire"] == 100
+    assert got[1, pd.Timestamp("2024-03-01"), "expire"] == 50
+    assert got[2, pd.Timestamp("2024-05-01"), "open"] == 80
+    assert f["points"].sum() == 730
+    ledger = loyalty.points_ledger(ev, value_per_point=0.01)
+    assert ledger["outstanding"] == 80 and ledger["liability_face_value"] == pytest.approx(0.8)
+    assert ledger["breakage_so_far"] == pytest.approx(150 / 730)
+
+
+def test_breakage_curve_without_censoring_is_the_expired_share():
+    ev = _events(
+        [
+            (1, "2024-01-01", "earn", 500),
+            (1, "2024-01-01 00:00:01", "redeem", -500),
+            (2, "2024-01-01", "earn", 300),
+            (2, "2025-01-01", "expire", -300),
+        ]
+    )
+    b = loyalty.breakage_curve(loyalty.point_fates(ev, "2025-12-31"), horizon_months=24)
+    assert b["breakage"] == pytest.approx(300 / 800)
+
+
+def test_first_eligible_redemption_by_hand():
+    ev = _events(
+        [
+            (1, "2024-01-01", "earn", 400),
+            (1, "2024-02-01", "earn", 200),  # first eligible: balance 600
+            (1, "2024-02-01 00:00:01", "redeem", -500),
+            (2, "2024-01-01", "earn", 550),  # eligible, does not redeem there
+            (2, "2024-03-01", "earn", 10),
+            (2, "2024-03-01 00:00:01", "redeem", -500),
+        ]
+    )
+    f = loyalty.first_eligible_redemption(ev, 500, "2025-12-31").set_index("customer_id")
+    assert f.loc[1, "redeemed"] and not f.loc[2, "redeemed"]
+
+
+# -------------------------------------------------- rate multipliers inside BG/NBD (simulated)
+
+
+def _simulate_states(uplift: float, n: int = 3000, seed: int = 1) -> pd.DataFrame:
+    """BG/NBD customers observed 100 weeks; half join at week 40 (at their first order after it)
+    and then buy `uplift` times faster. No tiers: states 'pre' and 'Bronze'."""
+    rng = np.random.default_rng(seed)
+    lam = rng.gamma(1.5, 1 / 8.0, n)
+    p = rng.beta(1.0, 4.0, n)
+    club = rng.random(n) < 0.5
+    T = 100.0
+    t = np.zeros(n)
+    member = np.zeros(n, bool)
+    alive = np.ones(n, bool)
+    rows = [pd.DataFrame({"customer_id": np.arange(n), "t": 0.0, "member": False})]
+    while alive.any():
+        rate = lam * np.where(member, uplift, 1.0)
+        t_next = t + rng.standard_exponential(n) / rate
+        new = alive & (t_next <= T)
+        member = member | (new & club & (t_next >= 40))
+        idx = np.flatnonzero(new)
+        rows.append(pd.DataFrame({"customer_id": idx, "t": t_next[idx], "member": member[idx]}))
+        t = np.where(new, t_next, t)
+        alive = new & (rng.random(n) >= p)
+    s = pd.concat(rows).sort_values(["customer_id", "t"]).reset_index(drop=True)
+    s["T"] = T
+    s["state"] = np.where(s["member"], "Bronze", "pre")
+    nxt = s.groupby("customer_id")["t"].shift(-1)
+    s["last"] = nxt.isna()
+    s["gap"] = np.where(s["last"], T - s["t"], nxt - s["t"])
+    return s
+
+
+def test_fit_rate_multipliers_recovers_a_planted_uplift():
+    states = _simulate_states(uplift=1.5)
+    # the fit takes every tier's lift and a goal gradient: with one tier only u is free
+    fit = loyalty.fit_rate_multipliers(states, ["Bronze"])
+    lo, hi = fit.ci["uplift"]
+    assert lo < 1.5 < hi and hi - lo < 0.3
+    assert fit.ci["r"][0] < 1.5 < fit.ci["r"][1]
+
+
+def test_fit_rate_multipliers_finds_no_uplift_when_there_is_none():
+    fit = loyalty.fit_rate_multipliers(_simulate_states(uplift=1.0, seed=2), ["Bronze"])
+    assert fit.ci["uplift"][0] < 1.0 < fit.ci["uplift"][1]
+
+
+def test_programme_pnl_break_even():
+    pnl = loyalty.programme_pnl(
+        1000, [1.0, 1.25], margin_per_order=10.0, rewards=500, benefits=0, running_cost=0
+    )
+    assert pnl["incremental_orders"].tolist() == pytest.approx([0.0, 200.0])
+    assert pnl["roi"].tolist() == pytest.approx([-1.0, 3.0])
+    # break-even: 1000 (1 - 1/R) 10 = 500 -> R = 1 / 0.95
+    assert pnl["break_even_ratio"].iloc[0] == pytest.approx(1 / 0.95)
+
+
+# ------------------------------------------------ the sample company's planted loyalty effects
+
+SECOND_EDITION = (paths.data_dir(None) / "loyalty_launches.csv").exists()
+needs_data = pytest.mark.skipif(not SECOND_EDITION, reason="needs the second-edition sample data")
+
+
+@pytest.fixture(scope="module")
+def sample():
+    orders = data.load_orders()
+    customers = data.load_customers()
+    events = data.load_loyalty_events()
+    launches = data.load_table("loyalty_launches")
+    return orders, customers, events, launches, data.load_ground_truth()
+
+
+def _with_history(customers, launches):
+    launch = customers["country"].map(launches.set_index("country")["launch_date"])
+    return customers.loc[customers["signup_date"] < launch, "customer_id"]
+
+
+@needs_data
+def test_sample_rate_multipliers_cover_the_planted_effects(sample):
+    orders, customers, events, launches, gt = sample
+    par = gt["parameters"]
+    tiers = {t: v for t, v in par["tiers"]}
+    states = loyalty.order_states(
+        orders, customers, events, tiers, par["goal_gradient_window"], "2025-12-31"
+    )
+    states = states[states["customer_id"].isin(_with_history(customers, launches))]
+    fit = loyalty.fit_rate_multipliers(states, list(tiers))
+    truths = {"uplift": par["loyalty_rate_uplift"], "goal_gradient": par["goal_gradient_multiplier"],
+              **{t: v for t, v in par["tier_rate_lift"]}}  # fmt: skip
+    for name, truth in truths.items():
+        lo, hi = fit.ci[name]
+        assert lo < truth < hi, (name, lo, hi, truth)
+
+
+@needs_data
+def test_sample_points_ledger_matches_the_truth(sample):
+    _, _, events, _, gt = sample
+    real = gt["realized"]["loyalty"]
+    ledger = loyalty.points_ledger(events, value_per_point=0.01)
+    assert ledger["earned"] == real["points_earned"]
+    assert ledger["redeemed"] == real["points_redeemed"]
+    assert ledger["expired"] == real["points_expired"]
+    assert ledger["outstanding"] == real["outstanding_points"]
+    fates = loyalty.point_fates(events, "2025-12-31")
+    assert fates.groupby("fate")["points"].sum()["open"] == real["outstanding_points"]
+    # breakage to date is a lower bound of the survival estimate
+    assert loyalty.breakage_curve(fates, 36)["breakage"] > real["breakage_rate"]
+
+
+@needs_data
+def test_sample_pilot_did_covers_the_pilot_effect_and_naive_overstates(sample):
+    orders, customers, events, launches, gt = sample
+    real = gt["realized"]["loyalty"]
+    panel = loyalty.customer_month_panel(orders, customers, launches, "2024-12-31")
+    panel["treat"] = (panel["pilot"] & (panel["post"] > 0)).astype(int)
+    fit = loyalty.poisson_did(panel)
+    assert fit["ci_low"] < real["pilot_att_ratio"] < fit["ci_high"]
+    assert real["naive_rate_ratio"] > fit["ci_high"]
