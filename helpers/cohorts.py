@@ -39,6 +39,7 @@ __all__ = [
     "bracket_retention",
     "revenue_table",
     "DEFAULT_BRACKETS",
+    "sampling_band",
 ]
 
 DEFAULT_BRACKETS: tuple[tuple[int, int], ...] = ((1, 7), (8, 30), (31, 90), (91, 180), (181, 365))
@@ -337,4 +338,30 @@ def revenue_table(
         rev[sizes > 0], index=index[sizes > 0], columns=pd.RangeIndex(n_ages, name="age")
     )
     out.attrs.update(freq=freq, kind="revenue")
+    return out
+
+
+def sampling_band(table: pd.DataFrame, age: int, level: float = 0.95) -> pd.DataFrame:
+    """How much cohorts differ at one age by sampling noise alone.
+
+    If every customer of every cohort came back at age `age` with the same probability p (the
+    pooled share, :func:`average_curve`), cohort c's share would be Binomial(n_c, p) / n_c, with
+    standard error sqrt(p (1 - p) / n_c). Returns per observed cohort: ``size`` n_c, ``share``,
+    ``pooled`` p, and the ``low``/``high`` limits p -/+ z sqrt(p (1 - p) / n_c) (a funnel: about
+    1 - `level` of the cohorts fall outside by chance). ``attrs``: ``chi2``, ``dof`` and
+    ``p_value`` of Pearson's chi-square test of equal shares across the cohorts
+    (``scipy.stats.chi2_contingency`` on the retained / not retained counts)."""
+    from scipy import stats
+
+    col = table[age].dropna()
+    size = table.loc[col.index, 0].astype(float)
+    p = float(col.sum() / size.sum())
+    z = stats.norm.ppf(0.5 + level / 2)
+    se = np.sqrt(p * (1 - p) / size)
+    out = pd.DataFrame(
+        {"size": size, "share": col / size, "pooled": p, "low": p - z * se, "high": p + z * se}
+    )
+    counts = np.column_stack([col.to_numpy(), (size - col).to_numpy()])
+    chi2, p_value, dof, _ = stats.chi2_contingency(counts, correction=False)
+    out.attrs.update(chi2=float(chi2), dof=int(dof), p_value=float(p_value), level=level)
     return out

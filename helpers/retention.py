@@ -35,25 +35,21 @@ __all__ = [
     "INDUSTRY_BENCHMARKS",
 ]
 
-#: Indicative customer-retention rates by industry, as quoted by retention playbooks. They vary
-#: with the definition (customer, revenue, logo) and the period, so compare like with like.
+#: Customer-retention rates by industry as retention playbooks quote them. None of them comes with
+#: a traceable study, a definition (customers, revenue, accounts) or a period, so they are
+#: **unsourced** and cannot be compared with a rate of a stated period; the often-quoted
+#: "retail 63 %" is left out for the same reason. Kept only to show what circulates.
 INDUSTRY_BENCHMARKS = pd.DataFrame(
     {
         "industry": [
             "Media",
             "Professional services",
             "Hospitality and restaurants",
-            "Retail",
-            "E-commerce",
+            "Retail and e-commerce",
         ],
-        "typical_retention": [0.84, 0.84, 0.55, 0.63, 0.30],
-        "source": [
-            "retention playbooks (indicative)",
-            "retention playbooks (indicative)",
-            "retention playbooks (indicative)",
-            "retention playbooks (indicative)",
-            "retention playbooks ('sometimes near 30 %')",
-        ],
+        "quoted_retention": ["about 84 %", "about 84 %", "about 55 %", "sometimes near 30 %"],
+        "period": ["not stated"] * 4,
+        "source": ["playbooks, unsourced"] * 4,
     }
 )
 
@@ -223,7 +219,8 @@ def lifetime_value(
 def lifetime_value_uplift(
     retention: float | np.ndarray, gain: float, discount_rate: float
 ) -> float | np.ndarray:
-    """Relative change in CLV (and so in the profit of the customer base) when retention rises by
-    `gain` points: ``CLV(r + gain) / CLV(r) - 1``; independent of the margin."""
+    """Relative change in the CLV of one customer when retention rises by `gain` points:
+    ``CLV(r + gain) / CLV(r) - 1``; independent of the margin. It is a change in customer value,
+    not in the firm's profit (which also carries acquisition and fixed costs)."""
     r = np.asarray(retention, dtype=float)
     return lifetime_value(1.0, r + gain, discount_rate) / lifetime_value(1.0, r, discount_rate) - 1

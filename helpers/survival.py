@@ -38,6 +38,9 @@ __all__ = [
     "durations_to_counts",
     "geometric_survival",
     "life_table",
+    "sample_sbg",
+    "derl_interval",
+    "active_projection",
     "SBGRegression",
     "fit_sbg_regression",
 ]
@@ -415,6 +418,108 @@ def life_table(churned: np.ndarray, censored: np.ndarray) -> pd.DataFrame:
         },
         index=pd.Index(t, name="period"),
     )
+
+
+# ----------------------------------------------------------------------------- uncertainty and checks
+
+
+def sample_sbg(fit: SBGFit, n_draws: int = 200, seed: int = 0) -> np.ndarray:
+    """Parametric bootstrap of an sBG fit: `n_draws` rows (alpha, beta) drawn from the normal
+    approximation of (log alpha, log beta), mean at the estimate and covariance the inverse of the
+    observed information (numerical Hessian of the negative log-likelihood, as in
+    ``confint(method="wald")``). Any function of the parameters (DERL, a projection) evaluated
+    on the draws gives its interval."""
+    x = np.log([fit.alpha, fit.beta])
+    h = 1e-4
+    f = lambda z: _negll(z, fit.churned, fit.censored)  # noqa: E731
+    e = np.eye(2) * h
+    hess = np.array(
+        [[(f(x + e[i] + e[j]) - f(x + e[i] - e[j]) - f(x - e[i] + e[j]) + f(x - e[i] - e[j])) / (4 * h * h)
+          for j in range(2)] for i in range(2)]
+    )  # fmt: skip
+    rng = np.random.default_rng(seed)
+    return np.exp(rng.multivariate_normal(x, np.linalg.inv(hess), size=n_draws))
+
+
+def derl_interval(
+    fit: SBGFit,
+    discount_rate: float,
+    renewals: int = 0,
+    level: float = 0.95,
+    n_draws: int = 200,
+    seed: int = 0,
+) -> tuple[float, float, float]:
+    """DERL (:meth:`SBGFit.derl`) at the estimate and its percentile interval over a parametric
+    bootstrap of (alpha, beta) (:func:`sample_sbg`): ``(estimate, low, high)``, in payments."""
+    draws = sample_sbg(fit, n_draws, seed)
+    d = float(discount_rate)
+    n = float(renewals)
+    a, b = draws[:, 0], draws[:, 1]
+    values = (b + n) / (a + b + n) * special.hyp2f1(1.0, b + n + 1, a + b + n + 1, 1.0 / (1.0 + d))
+    values = values[np.isfinite(values)]
+    lo, hi = np.quantile(values, [(1 - level) / 2, (1 + level) / 2])
+    return float(fit.derl(d, renewals)), float(lo), float(hi)
+
+
+def _whole_months(start: pd.Series, when: pd.Timestamp) -> np.ndarray:
+    """Whole calendar months from each start to `when` (the rule of
+    :func:`subscription_durations`): the largest k with start + k months <= when; negative
+    before the start."""
+    months = (when.year - start.dt.year) * 12 + (when.month - start.dt.month)
+    start_in = start - start.dt.to_period("M").dt.start_time
+    when_in = when - when.to_period("M").start_time
+    return (months - (when_in < start_in).astype(int)).to_numpy(np.int64)
+
+
+def active_projection(
+    subscriptions: pd.DataFrame,
+    fits: dict,
+    cutoff: str | pd.Timestamp,
+    dates: Sequence[pd.Timestamp] | pd.DatetimeIndex,
+    by: str = "plan",
+    *,
+    start_col: str = "start_date",
+    end_col: str = "end_date",
+) -> pd.DataFrame:
+    """Active subscribers per calendar date, actual and projected from sBG fits made at `cutoff`
+    (the whole-base check of Fader & Hardie 2007, section 5: project the survivors of every
+    cohort forward and compare the total with what happened).
+
+    A subscriber active at `cutoff` after n whole months is still active at a later date with
+    probability S(m)/S(n), m the whole months at that date (the churn period T satisfies T > n);
+    one who starts after `cutoff` (starts are taken as known) with probability S(m). ``expected``
+    sums these per group (`by`, one fit per group in `fits`), for dates on or after `cutoff` (NaN before); ``geometric`` is the same with one
+    average churn rate, (1 - theta)^(m - n) (:func:`geometric_survival`); ``sd`` = sqrt(sum p(1 - p)),
+    the standard deviation of the count from the luck of who churns alone (parameters taken as
+    known). ``actual``: start <=
+    date < end (end empty = still running). Returns one row per date and group."""
+    cutoff = pd.Timestamp(cutoff)
+    s = subscriptions
+    start, end = s[start_col], s[end_col]
+    n_cut = _whole_months(start, cutoff)
+    alive_cut = (start <= cutoff) & (end.isna() | (end > cutoff))
+    later = start > cutoff
+    rows = []
+    for when in pd.DatetimeIndex(dates):
+        m = _whole_months(start, when)
+        active = ((start <= when) & (end.isna() | (end > when))).to_numpy()
+        for group, fit in fits.items():
+            g = (s[by] == group).to_numpy()
+            old = g & alive_cut.to_numpy()
+            new = g & later.to_numpy() & (start <= when).to_numpy()
+            if when < cutoff:  # before the cutoff only the actual count is defined
+                rows.append({"date": when, by: group, "actual": int((active & g).sum()),
+                             "expected": np.nan, "sd": np.nan, "geometric": np.nan})  # fmt: skip
+                continue
+            prob = np.concatenate(
+                [fit.survival(m[old]) / fit.survival(n_cut[old]), fit.survival(m[new])]
+            )
+            geo = (geometric_survival(fit.churned, fit.censored, m[old] - n_cut[old]).sum()
+                   + geometric_survival(fit.churned, fit.censored, m[new]).sum())  # fmt: skip
+            rows.append({"date": when, by: group, "actual": int((active & g).sum()),
+                         "expected": float(prob.sum()), "sd": float(np.sqrt((prob * (1 - prob)).sum())),
+                         "geometric": float(geo)})  # fmt: skip
+    return pd.DataFrame(rows)
 
 
 # ----------------------------------------------------------------------------- sBG with covariates

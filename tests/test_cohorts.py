@@ -285,3 +285,15 @@ def test_mid_quarter_as_of_equals_the_last_quarter_end_on_the_sample(kind: str) 
     )
     pd.testing.assert_frame_equal(mid, end)
     assert str(mid.index[-1]) == "2025Q3" and np.isnan(mid.loc[pd.Period("2025Q3"), 1])
+
+
+def test_sampling_band_hand_case():
+    """Two cohorts of 100 with 30 and 50 buying at age 1: pooled p = 0.4, band 0.4 -/+ 1.96
+    sqrt(0.24 / 100) = 0.4 -/+ 0.0960; chi-square = sum (O - E)^2 / E with E = 40, 60 per cohort:
+    2 x (100 / 40 + 100 / 60) = 8.333 on 1 df, p = 0.0039."""
+    table = pd.DataFrame({0: [100.0, 100.0], 1: [30.0, 50.0]}, index=["a", "b"])
+    band = cohorts.sampling_band(table, 1)
+    assert band["pooled"].tolist() == pytest.approx([0.4, 0.4])
+    assert band["high"].tolist() == pytest.approx([0.4960, 0.4960], abs=1e-4)
+    assert band.attrs["chi2"] == pytest.approx(25 / 3)
+    assert band.attrs["dof"] == 1 and band.attrs["p_value"] == pytest.approx(0.00389, abs=1e-5)

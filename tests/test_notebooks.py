@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import ast
 import json
+import re
 
 import papermill
 import pytest
 
-from helpers import run
+from helpers import paths, run
 
 NOTEBOOKS = run.notebooks()
 
@@ -28,8 +29,17 @@ def tags(cell) -> list[str]:
     return cell.get("metadata", {}).get("tags", [])
 
 
-def test_there_are_notebooks():
-    assert NOTEBOOKS, "no notebooks found"
+def test_the_runner_finds_exactly_the_numbered_notebooks():
+    """helpers.run.notebooks() (what `make report` and nbval run) is every notebooks/NN_name.ipynb,
+    in number order, and the folder holds no other notebook that would be silently left out."""
+    files = sorted(p.name for p in paths.NOTEBOOKS.iterdir() if p.suffix == ".ipynb")
+    numbered = [f for f in files if re.fullmatch(r"\d\d_[a-z0-9_]+\.ipynb", f)]
+    assert numbered, "no notebooks found"
+    assert files == numbered, (
+        f"notebooks the runner would skip: {sorted(set(files) - set(numbered))}"
+    )
+    assert [p.name for p in NOTEBOOKS] == numbered
+    assert len({f[:2] for f in numbered}) == len(numbered), "two notebooks share a number"
 
 
 @pytest.mark.parametrize("nb_path", NOTEBOOKS, ids=lambda p: p.stem)

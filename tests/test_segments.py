@@ -222,13 +222,61 @@ def test_segment_profitability_and_comparison():
         cts.loc[reg, "margin_after_cost"].sum() / years[reg].sum()
     )
     assert prof["total_margin_after_cost"].sum() == pytest.approx(cts["margin_after_cost"].sum())
-    cmp = segments.compare_segments(prof, "regular", "high service", retention_lift=0.05)
-    assert cmp.loc["regular", "cost_multiple"] == pytest.approx(1.0)
+    # the planted high-maintenance customers cost more to serve and keep less margin per year
+    cmp = segments.compare_segments(prof, "regular", "high service")
     assert cmp.loc["high service", "cost_multiple"] > 1.5
     assert cmp.loc["regular", "margin_per_year"] > cmp.loc["high service", "margin_per_year"]
-    assert cmp.loc["regular", "value_of_lift_per_year"] == pytest.approx(
-        0.05 * prof.loc["regular", "customers"] * prof.loc["regular", "margin_per_year"]
+
+
+def test_compare_segments_hand_case():
+    """Four customers, one order each on 2025-01-01 (365 days to the end of 2025-12-31), margin
+    50 %, shipping 5, tickets 10, returns 8. Typical: two orders of 100 (margin after cost 50 - 5
+    = 45 each). Costly: 100 paid + 20 discount and 2 tickets (60 - 20 - 5 - 20 = 15), and a
+    returned 100 (0 - 5 - 8 = -13). By hand: cost to serve per customer 5 and (45 + 13) / 2 = 29,
+    so the costly group costs 29 / 5 = 5.8x as much; margin per year 90 / (2 x 365 / 365.25) and
+    2 / (2 x 365 / 365.25); five more points of retention for a year in the typical group:
+    0.05 x 2 x 45 x 365.25 / 365 = 4.503 EUR."""
+    orders = _orders(
+        [
+            (1, "2025-01-01", 100.0, 0.0, False),
+            (2, "2025-01-01", 100.0, 0.0, False),
+            (3, "2025-01-01", 100.0, 20.0, False),
+            (4, "2025-01-01", 100.0, 0.0, True),
+        ]
     )
+    tickets = pd.DataFrame({"customer_id": [3, 3], "opened_at": pd.to_datetime(["2025-02-01"] * 2)})
+    econ = economics.Economics(gross_margin_rate=0.5, shipping_per_order=5.0, cost_per_ticket=10.0,
+                               return_handling_cost=8.0)  # fmt: skip
+    cts = segments.cost_to_serve(orders, tickets, econ, "2025-12-31")
+    group = pd.Series(["typical", "typical", "costly", "costly"], index=[1, 2, 3, 4])
+    cmp = segments.compare_segments(segments.segment_profitability(cts, group), "typical", "costly")
+    year = 365 / 365.25
+    assert cmp.loc["typical", "cost_to_serve_per_customer"] == pytest.approx(5.0)
+    assert cmp.loc["costly", "cost_to_serve_per_customer"] == pytest.approx(29.0)
+    assert cmp.loc["costly", "cost_multiple"] == pytest.approx(5.8)
+    assert cmp.loc["typical", "cost_multiple"] == pytest.approx(1.0)
+    assert cmp.loc["typical", "revenue_per_customer"] == pytest.approx(100.0)
+    assert cmp.loc["costly", "revenue_per_customer"] == pytest.approx(50.0)  # the return refunded
+    assert cmp.loc["typical", "margin_per_year"] == pytest.approx(90 / (2 * year))
+    assert cmp.loc["costly", "margin_per_year"] == pytest.approx(2 / (2 * year))
+    assert cmp.loc["typical", "value_of_lift_per_year"] == pytest.approx(4.503, abs=1e-3)
+
+
+def test_rfm_scores_hand_case_with_ties():
+    """Ten customers' order counts 1, 1, 1, 1, 2, 2, 3, 4, 5, 6: the four tied at 1 all get F = 1
+    (ties share the lowest rank), the two 2s have rank 5 -> 1 + floor(5 x 4 / 10) = 3, and so on:
+    F = 1, 1, 1, 1, 3, 3, 4, 4, 5, 5; no customer gets F = 2 rather than splitting a tie."""
+    rfm = pd.DataFrame(
+        {
+            "recency_days": np.arange(10),
+            "n_orders": [1, 1, 1, 1, 2, 2, 3, 4, 5, 6],
+            "monetary_total": np.arange(10, 0, -1, dtype=float),
+        }
+    )
+    sc = segments.rfm_scores(rfm)
+    assert list(sc["F"]) == [1, 1, 1, 1, 3, 3, 4, 4, 5, 5]
+    assert list(sc["R"]) == [5, 5, 4, 4, 3, 3, 2, 2, 1, 1]
+    assert list(sc["M"]) == [5, 5, 4, 4, 3, 3, 2, 2, 1, 1]
 
 
 def test_spend_matched_split_compares_equal_spenders():
