@@ -1,0 +1,274 @@
+"""The client report's heavy aggregations as backend-neutral Ibis expressions.
+
+The same expressions run on DuckDB (the default: embedded, no server), on a client's warehouse
+(Postgres, BigQuery, Snowflake) and on Spark: only the Ibis connection differs. Each function
+takes an order table (an Ibis table, or a pandas DataFrame that is registered on an embedded
+DuckDB) with the canonical columns ``customer_id``, ``order_date`` (timestamp) and ``amount``,
+lets the engine reduce the orders to one row per customer or per (customer, period), and shapes
+that small result in pandas exactly as the teaching helpers do:
+
+* :func:`customer_summary` equals :func:`helpers.segments.rfm_table` (RFM and BTYD columns);
+* :func:`period_retention` equals :func:`helpers.retention.period_retention`;
+* :func:`cohort_table` equals :func:`helpers.cohorts.cohort_table` (without ``by``).
+
+Definitions (as-of, period codes, the censoring rule: a period counts only once it has ended on
+or before as-of) are those of :mod:`helpers.periods`; ``tests/test_engine.py`` holds both sides
+equal on the bundled orders and on random order tables.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import ibis
+import ibis.expr.types as ir
+import numpy as np
+import pandas as pd
+
+from helpers import periods, segments
+
+__all__ = [
+    "as_table",
+    "period_code",
+    "default_as_of",
+    "customer_summary",
+    "period_retention",
+    "cohort_table",
+]
+
+_EPOCH = dt.date(1970, 1, 1)
+_DAY_NS = 86_400 * 10**9
+
+
+def as_table(orders: ir.Table | pd.DataFrame) -> ir.Table:
+    """An Ibis table: `orders` itself, or a pandas DataFrame registered on embedded DuckDB."""
+    if isinstance(orders, ir.Table):
+        return orders
+    return ibis.memtable(orders)
+
+
+def period_code(ts: ir.TimestampValue, freq: str) -> ir.IntegerValue:
+    """Integer period of each timestamp, equal to :func:`helpers.periods.period_codes` (the pandas
+    ``Period`` ordinal): days since 1970-01-01 ("D"), Monday-to-Sunday weeks ("W": (days + 3) // 7
+    + 1, because 1970-01-01 was a Thursday), months ((year - 1970) * 12 + month - 1) or quarters."""
+    if freq not in periods.FREQS:
+        raise ValueError(f"freq must be one of {sorted(periods.FREQS)}, got {freq!r}")
+    if freq in ("D", "W"):
+        days = ts.date().delta(ibis.date(_EPOCH), unit="day")
+        return days if freq == "D" else (days + 3) // 7 + 1
+    months = (ts.year() - 1970) * 12 + ts.month() - 1
+    return months if freq == "M" else months // 3
+
+
+def default_as_of(t: ir.Table, date_col: str = "order_date") -> pd.Timestamp:
+    """The day of the last order (as :func:`helpers.periods.default_as_of`), from the engine."""
+    last = t[date_col].max().to_pandas()
+    if last is None or pd.isna(last):
+        raise ValueError("no dates: the table is empty")
+    return pd.Timestamp(last).normalize()
+
+
+def _up_to(t: ir.Table, as_of: str | pd.Timestamp, date_col: str) -> ir.Table:
+    end = periods.as_of_end(as_of).to_pydatetime()
+    return t.filter(t[date_col] < ibis.timestamp(end))
+
+
+def customer_summary(
+    orders: ir.Table | pd.DataFrame,
+    as_of: str | pd.Timestamp = "2025-12-31",
+    time_unit: str = "W",
+    *,
+    customer_col: str = "customer_id",
+    date_col: str = "order_date",
+    amount_col: str = "amount",
+) -> pd.DataFrame:
+    """The per-customer summary of :func:`helpers.segments.rfm_table`, aggregated by the engine.
+
+    The engine returns per customer: first and last order time, number of orders, total amount
+    and the mean amount of the orders at the first timestamp; the RFM and BTYD columns follow from
+    these (x = n - 1, t_x = (last - first) / unit, T = (end of as-of day - first) / unit,
+    repeat mean = (total - first amount) / x; Fader, Hardie & Lee 2005)."""
+    days = segments.unit_days(time_unit)
+    end = periods.as_of_end(as_of)
+    t = _up_to(as_table(orders), as_of, date_col)
+    c, d, a = t[customer_col], t[date_col], t[amount_col].cast("float64")
+    agg = t.group_by(customer_col).agg(
+        first_order=d.min(), last_order=d.max(), n_orders=c.count(), monetary_total=a.sum()
+    )
+    at_first = t.join(agg.select(customer_col, "first_order"), customer_col)
+    first_amt = (
+        at_first.filter(at_first[date_col] == at_first.first_order)
+        .group_by(customer_col)
+        .agg(first_amount=lambda s: s[amount_col].cast("float64").mean())
+    )
+    df = agg.join(first_amt, customer_col).order_by(customer_col).to_pandas()
+    if df.empty:
+        raise ValueError(
+            f"no orders on or before the as-of date {end.date() - pd.Timedelta(days=1)}"
+        )
+    first = df["first_order"].to_numpy("datetime64[ns]").view("i8")
+    last = df["last_order"].to_numpy("datetime64[ns]").view("i8")
+    n = df["n_orders"].to_numpy(np.int64)
+    total = df["monetary_total"].to_numpy(float)
+    x = n - 1
+    unit_ns = days * 86400e9
+    out = pd.DataFrame(
+        {
+            "first_order": first.view("datetime64[ns]"),
+            "last_order": last.view("datetime64[ns]"),
+            "n_orders": n,
+            "recency_days": (end.value - _DAY_NS) // _DAY_NS - last // _DAY_NS,
+            "tenure_days": (end.value - _DAY_NS) // _DAY_NS - first // _DAY_NS,
+            "monetary_total": total,
+            "monetary_mean": total / n,
+            "frequency": x,
+            "recency": (last - first) / unit_ns,
+            "T": (end.value - first) / unit_ns,
+            "monetary_value": np.where(
+                x > 0, (total - df["first_amount"].to_numpy(float)) / np.maximum(x, 1), 0.0
+            ),
+        },
+        index=pd.Index(df[customer_col].to_numpy(), name=customer_col),
+    )
+    out.attrs.update(time_unit=time_unit, as_of=str((end - pd.Timedelta(days=1)).date()))
+    return out
+
+
+def _activity(
+    orders: ir.Table | pd.DataFrame,
+    freq: str,
+    as_of: str | pd.Timestamp | None,
+    complete_only: bool,
+    customer_col: str,
+    date_col: str,
+    amount_col: str | None,
+) -> tuple[ir.Table, pd.Timestamp, int]:
+    """One row per (customer, period) with an order: ``customer_id``, ``p`` and (with an amount
+    column) ``rev``, the period's revenue; orders after as-of dropped, and with `complete_only`
+    those in the partial period after the last complete one (the censoring rule)."""
+    t = as_table(orders)
+    if as_of is None:
+        as_of = default_as_of(t, date_col)
+    t = _up_to(t, as_of, date_col)
+    last = periods.last_complete_period(as_of, freq)
+    t = t.select(
+        customer_id=t[customer_col],
+        p=period_code(t[date_col], freq),
+        **({"amount": t[amount_col].cast("float64")} if amount_col else {}),
+    )
+    if complete_only:
+        t = t.filter(t.p <= last)
+    metrics = {"rev": t.amount.sum()} if amount_col else {"n": t.count()}
+    return t.group_by(["customer_id", "p"]).agg(**metrics), pd.Timestamp(as_of), last
+
+
+def period_retention(
+    orders: ir.Table | pd.DataFrame,
+    freq: str = "M",
+    as_of: str | pd.Timestamp | None = None,
+    complete_only: bool = True,
+) -> pd.DataFrame:
+    """:func:`helpers.retention.period_retention` with the engine doing the work.
+
+    Per period p the engine counts the customers active in p (E), and over the customers active
+    in p - 1: those also active in p (retained, E - N), their revenue in p and the sum of
+    min(revenue in p (0 if lost), revenue in p - 1) (net and gross revenue retention); the new
+    customers (first period = p) and the period's revenue; S(p) = E(p - 1). Rates: retention = (E - N) / S, churn = 1 - retention."""
+    act, as_of, last = _activity(
+        orders, freq, as_of, complete_only, "customer_id", "order_date", "amount"
+    )
+    prev = act.select("customer_id", p=act.p + 1, rev_prev=act.rev)
+    kept = prev.left_join(act, ["customer_id", "p"])
+    now = kept.rev.fill_null(0.0)  # a customer lost in p counts 0 revenue in p
+    kept = kept.group_by("p").agg(
+        retained=kept.rev.notnull().sum(),
+        revenue_retained=now.sum(),
+        revenue_capped=ibis.least(now, kept.rev_prev).sum(),
+    )
+    firsts = act.group_by("customer_id").agg(p=act.p.min())
+    new = firsts.group_by("p").agg(new=firsts.count())
+    active = act.group_by("p").agg(customers_end=act.count(), revenue=act.rev.sum())
+    per = active.to_pandas().set_index("p").sort_index()
+    if per.empty:
+        if complete_only:
+            raise ValueError(
+                f"no complete {periods.FREQS[freq]} of orders on or before "
+                f"{periods.as_of_day(as_of).date()}"
+            )
+        raise ValueError("no orders on or before the as-of date")
+    lo = int(per.index.min())
+    hi = last if complete_only else max(int(per.index.max()), last)
+    idx = pd.RangeIndex(lo, hi + 1)
+    per = per.reindex(idx, fill_value=0)
+    per = per.join(kept.to_pandas().set_index("p")).join(new.to_pandas().set_index("p"))
+    per = per.fillna(0)
+    out = pd.DataFrame(index=idx)
+    out["customers_start"] = per["customers_end"].shift(1, fill_value=0)
+    out["customers_end"] = per["customers_end"]
+    out["new"] = per["new"]
+    out["retained"] = per["retained"]
+    out["reactivated"] = out["customers_end"] - out["retained"] - out["new"]
+    start = out["customers_start"].where(out.index > lo)
+    out["retention_rate"] = out["retained"] / start.where(start > 0)
+    out["churn_rate"] = 1 - out["retention_rate"]
+    out["revenue_start"] = per["revenue"].shift(1, fill_value=0.0).astype(float)
+    out["revenue_retained"] = per["revenue_retained"].astype(float)
+    rev0 = out["revenue_start"].where((out.index > lo) & (out["revenue_start"] > 0))
+    out["net_revenue_retention"] = out["revenue_retained"] / rev0
+    out["gross_revenue_retention"] = per["revenue_capped"].astype(float) / rev0
+    out.index = periods.period_index(out.index, freq)
+    cols = ["customers_start", "customers_end", "new", "reactivated", "retained", "retention_rate", "churn_rate",
+            "revenue_start", "revenue_retained", "net_revenue_retention", "gross_revenue_retention"]  # fmt: skip
+    return out[cols].astype(
+        {c: "int64" for c in ["customers_start", "customers_end", "new", "reactivated", "retained"]}
+    )
+
+
+def cohort_table(
+    orders: ir.Table | pd.DataFrame,
+    freq: str = "M",
+    as_of: str | pd.Timestamp | None = None,
+    *,
+    kind: str = "n_period",
+    customer_col: str = "customer_id",
+    date_col: str = "order_date",
+) -> pd.DataFrame:
+    """:func:`helpers.cohorts.cohort_table` (acquisition cohort x age -> customers) from the engine.
+
+    The engine reduces the orders to distinct (customer, period), takes each customer's first
+    period (the cohort) and counts customers per (cohort, age = period - cohort) for
+    ``kind="n_period"``, or per (cohort, last age) for ``kind="unbounded"`` (active at age n or
+    later: a reversed cumulative sum over ages). Cells after the last complete period are NaN."""
+    if kind not in ("n_period", "unbounded"):
+        raise ValueError("kind must be 'n_period' or 'unbounded'")
+    act, as_of, last = _activity(orders, freq, as_of, True, customer_col, date_col, None)
+    firsts = act.group_by("customer_id").agg(cohort=act.p.min(), last_p=act.p.max())
+    if kind == "n_period":
+        j = act.join(firsts, "customer_id")
+        cells = j.group_by(cohort=j.cohort, age=j.p - j.cohort).agg(n=j.count())
+    else:
+        cells = firsts.group_by(cohort=firsts.cohort, age=firsts.last_p - firsts.cohort).agg(
+            n=firsts.count()
+        )
+    df = cells.to_pandas()
+    if df.empty:
+        raise ValueError(
+            f"no complete {periods.FREQS[freq]} of orders on or before as-of "
+            f"{periods.as_of_day(as_of).date()}"
+        )
+    c0 = int(df["cohort"].min())
+    n_cohorts = int(df["cohort"].max()) - c0 + 1
+    n_ages = last - c0 + 1
+    counts = np.zeros((n_cohorts, n_ages))
+    counts[df["cohort"].to_numpy(np.int64) - c0, df["age"].to_numpy(np.int64)] = df["n"].to_numpy()
+    if kind == "unbounded":
+        counts = np.cumsum(counts[:, ::-1], axis=1)[:, ::-1]
+    cohorts = np.arange(c0, c0 + n_cohorts)
+    counts[np.arange(n_ages)[None, :] > (last - cohorts)[:, None]] = np.nan
+    index = pd.Index(periods.period_index(cohorts, freq), name="cohort")
+    sizes = counts[:, 0]
+    out = pd.DataFrame(
+        counts[sizes > 0], index=index[sizes > 0], columns=pd.RangeIndex(n_ages, name="age")
+    )
+    out.attrs.update(freq=freq, kind=kind)
+    return out

@@ -1,0 +1,149 @@
+"""The report's engine expressions (Ibis on DuckDB) equal the teaching helpers (pandas).
+
+Two independent implementations of the per-customer summary, period retention and the cohort
+matrix: the pandas helpers (numpy group-bys) and the Ibis expressions the client report runs at
+scale. Held equal on the bundled orders and on random order tables (zero and negative amounts,
+several orders at one timestamp, as-of dates in the middle of a period)."""
+
+from __future__ import annotations
+
+import ibis
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from helpers import cohorts, data, retention, segments
+from helpers.report import engine
+
+RTOL = 1e-9  # sums of floats in another order differ in the last bits
+
+
+def same(a: pd.DataFrame, b: pd.DataFrame) -> None:
+    pd.testing.assert_frame_equal(a, b, check_exact=False, rtol=RTOL)
+    assert a.attrs == b.attrs
+
+
+@pytest.fixture(scope="module")
+def orders() -> pd.DataFrame:
+    return data.load_orders()
+
+
+@pytest.mark.parametrize("as_of", ["2025-12-31", "2025-11-15"])
+@pytest.mark.parametrize("time_unit", ["D", "W"])
+def test_customer_summary_equals_rfm_table(orders, as_of, time_unit):
+    same(
+        segments.rfm_table(orders, as_of, time_unit),
+        engine.customer_summary(orders, as_of, time_unit),
+    )
+
+
+@pytest.mark.parametrize("as_of", ["2025-12-31", "2025-11-15", None])
+@pytest.mark.parametrize("freq", ["W", "M", "Q"])
+def test_period_retention_equals_helper(orders, freq, as_of):
+    same(
+        retention.period_retention(orders, freq, as_of),
+        engine.period_retention(orders, freq, as_of),
+    )
+    same(
+        retention.period_retention(orders, freq, as_of, complete_only=False),
+        engine.period_retention(orders, freq, as_of, complete_only=False),
+    )
+
+
+@pytest.mark.parametrize("as_of", ["2025-12-31", "2025-11-15"])
+@pytest.mark.parametrize("freq", ["W", "M", "Q"])
+@pytest.mark.parametrize("kind", ["n_period", "unbounded"])
+def test_cohort_table_equals_helper(orders, freq, as_of, kind):
+    same(
+        cohorts.cohort_table(orders, freq, as_of, kind=kind),
+        engine.cohort_table(orders, freq, as_of, kind=kind),
+    )
+
+
+def test_a_table_in_a_duckdb_database(orders, tmp_path):
+    """The same expressions on a table stored in a DuckDB file (not a registered DataFrame)."""
+    con = ibis.duckdb.connect(tmp_path / "client.db")
+    table = con.create_table("orders", orders[["customer_id", "order_date", "amount"]])
+    same(segments.rfm_table(orders, "2025-11-15"), engine.customer_summary(table, "2025-11-15"))
+    same(retention.period_retention(orders, "M"), engine.period_retention(table, "M"))
+    same(cohorts.cohort_table(orders, "Q"), engine.cohort_table(table, "Q"))
+
+
+def test_ten_orders_by_hand(ten_orders):
+    """The conftest's hand-computed case: Feb and Mar retention 2/3, NRR 1.0 and 0.75, GRR 0.5 and 0.625."""
+    per = engine.period_retention(ten_orders, "M", "2025-03-31")
+    assert per["retention_rate"].iloc[1:].tolist() == pytest.approx([2 / 3, 2 / 3])
+    assert per["net_revenue_retention"].iloc[1:].tolist() == pytest.approx([1.0, 0.75])
+    assert per["gross_revenue_retention"].iloc[1:].tolist() == pytest.approx([0.5, 0.625])
+
+
+def test_errors_match_the_helpers(orders):
+    with pytest.raises(ValueError, match="no orders"):
+        engine.customer_summary(orders, "2000-01-01")
+    with pytest.raises(ValueError, match="no complete"):
+        engine.period_retention(orders, "Q", "2023-01-20")
+    with pytest.raises(ValueError, match="kind"):
+        engine.cohort_table(orders, kind="weekly")
+    with pytest.raises(ValueError, match="freq"):
+        engine.cohort_table(orders, "Y")
+
+
+START = pd.Timestamp("2024-01-01").value // 10**9
+
+
+@st.composite
+def random_orders(draw) -> pd.DataFrame:
+    """Up to 25 customers (integer or text ids), orders over two years to the second, amounts
+    with zeros (free orders count) and negatives (refunds), repeated timestamps."""
+    n = draw(st.integers(1, 80))
+    cust = draw(st.lists(st.integers(1, 25), min_size=n, max_size=n))
+    secs = draw(st.lists(st.integers(0, 730 * 86400), min_size=n, max_size=n))
+    cents = draw(st.lists(st.integers(-5000, 20000) | st.just(0), min_size=n, max_size=n))
+    dup = draw(st.booleans())  # copy the first order of each customer to the same second
+    o = pd.DataFrame(
+        {
+            "customer_id": np.array(cust, dtype=np.int64),
+            "order_date": pd.to_datetime(np.array(secs) + START, unit="s"),
+            "amount": np.array(cents) / 100,
+        }
+    )
+    if dup:
+        o = pd.concat([o, o.drop_duplicates("customer_id").assign(amount=1.5)], ignore_index=True)
+    if draw(st.booleans()):
+        o["customer_id"] = "c" + o["customer_id"].astype(str).str.zfill(3)
+    return o
+
+
+as_of_days = st.integers(0, 760).map(lambda d: pd.Timestamp("2024-01-01") + pd.Timedelta(days=d))
+
+
+def outcome(f, *args, **kwargs):
+    """The result, or the type of the error (both sides must fail alike on too little data)."""
+    try:
+        return f(*args, **kwargs)
+    except ValueError as err:
+        return type(err)
+
+
+def check_same(a, b) -> None:
+    if isinstance(a, type) or isinstance(b, type):
+        assert a == b
+    else:
+        same(a, b)
+
+
+@settings(max_examples=30, suppress_health_check=[HealthCheck.too_slow])
+@given(o=random_orders(), as_of=as_of_days, freq=st.sampled_from(["D", "W", "M", "Q"]))
+def test_random_orders_give_identical_results(o, as_of, freq):
+    check_same(outcome(segments.rfm_table, o, as_of), outcome(engine.customer_summary, o, as_of))
+    check_same(
+        outcome(retention.period_retention, o, freq, as_of),
+        outcome(engine.period_retention, o, freq, as_of),
+    )
+    for kind in ("n_period", "unbounded"):
+        check_same(
+            outcome(cohorts.cohort_table, o, freq, as_of, kind=kind),
+            outcome(engine.cohort_table, o, freq, as_of, kind=kind),
+        )
