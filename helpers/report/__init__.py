@@ -32,7 +32,7 @@ import pandas as pd
 
 from helpers import economics, paths, periods
 from helpers.economics import Economics
-from helpers.report import text
+from helpers.report import sources, text
 
 __all__ = [
     "NOTEBOOK",
@@ -412,6 +412,9 @@ def build_report(
 ) -> Path:
     """Validate `data` with `mapping`, run notebook 08 on it and publish ``<reports_dir>/<name>/``.
 
+    `data`: a file, a Parquet folder or a database table URL (``duckdb:///client.db?table=orders``;
+    :mod:`helpers.report.sources`), the latter two copied once into a temporary Parquet file.
+
     Raises :class:`ReportError` (name taken, notebook failure) or
     :class:`helpers.data.DataValidationError` (bad mapping or data) before anything is written.
     """
@@ -426,6 +429,16 @@ def build_report(
     target = root / name
     if target.exists() and not overwrite:
         raise ReportError(f"{target} already exists; choose another name or pass --overwrite")
+    if sources.is_location(data):  # a Parquet folder or a database table: one file, read once
+        with tempfile.TemporaryDirectory(prefix="retention-source-") as folder:
+            try:
+                file = sources.materialize(data, folder)
+            except ValueError as err:
+                raise ReportError(str(err)) from None
+            return build_report(
+                file, mapping, name, overwrite=overwrite, reports_dir=reports_dir,
+                client=client, language=language,
+            )  # fmt: skip
     data, mapping = Path(data).expanduser().resolve(), Path(mapping).expanduser().resolve()
     spec = load_mapping(mapping)
     if language is not None and language not in text.LANGUAGES:
@@ -478,7 +491,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     )  # fmt: skip
     ap.add_argument(
         "--data", required=True,
-        help="the client's export: CSV (also .csv.gz, .zip), Excel .xlsx or Parquet; orders or order lines",
+        help="the client's export: CSV (also .csv.gz, .zip), Excel .xlsx or Parquet; orders or order lines; "
+        "or a folder of Parquet files, or a database table: duckdb:///path/client.db?table=orders "
+        "(any Ibis connection URL with ?table=)",
     )  # fmt: skip
     ap.add_argument(
         "--mapping", required=True, help="YAML file naming the client's columns and formats"

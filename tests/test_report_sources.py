@@ -1,0 +1,93 @@
+"""``--data`` beyond a file: a DuckDB table and a Parquet folder give the report of the same CSV."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+import pytest
+
+from helpers import paths, report
+from helpers.mapping import load_mapping, read_client_orders
+from helpers.report import sources
+
+ORDERS = paths.DATASETS / "orders.csv"
+SAMPLE_MAPPING = paths.NOTEBOOKS / "08_sample_mapping.yaml"
+
+
+def csv_into_duckdb(db: Path, table: str = "orders") -> str:
+    """The bundled CSV as a table of text columns in a DuckDB file (the client's own columns,
+    nothing parsed yet: the mapping and validation do that); returns the --data URL."""
+    con = duckdb.connect(str(db))
+    con.execute(f"CREATE TABLE {table} AS SELECT * FROM read_csv('{ORDERS}', all_varchar = true)")
+    con.close()
+    return f"duckdb://{db}?table={table}"  # db is absolute: duckdb:///tmp/…
+
+
+def csv_into_parquet_folder(folder: Path) -> Path:
+    raw = pd.read_csv(ORDERS, dtype=str, keep_default_na=False)
+    (folder / "year=2025").mkdir(parents=True)
+    half = len(raw) // 2
+    raw.iloc[:half].to_parquet(folder / "part-0.parquet", index=False)
+    raw.iloc[half:].to_parquet(folder / "year=2025" / "part-1.parquet", index=False)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def from_csv() -> tuple[pd.DataFrame, dict]:
+    return read_client_orders(ORDERS, load_mapping(SAMPLE_MAPPING))
+
+
+def same_orders(path: Path, from_csv) -> None:
+    got, notes = read_client_orders(path, load_mapping(SAMPLE_MAPPING))
+    want, want_notes = from_csv
+    pd.testing.assert_frame_equal(got.reset_index(drop=True), want.reset_index(drop=True))
+    assert notes["rows"] == want_notes["rows"] and notes["as_of"] == want_notes["as_of"]
+
+
+def test_a_duckdb_table_reads_like_the_csv(tmp_path, from_csv):
+    url = csv_into_duckdb(tmp_path / "client.db")
+    assert sources.is_location(url) and sources.describe(url) == "orders"
+    same_orders(sources.materialize(url, tmp_path), from_csv)
+
+
+def test_a_parquet_folder_reads_like_the_csv(tmp_path, from_csv):
+    folder = csv_into_parquet_folder(tmp_path / "orders")
+    assert sources.is_location(folder) and not sources.is_location(ORDERS)
+    out = tmp_path / "out"
+    out.mkdir()
+    same_orders(sources.materialize(folder, out), from_csv)
+
+
+@pytest.mark.parametrize(
+    "data, fragment",
+    [
+        ("duckdb://{tmp}/client.db", "name the table"),
+        ("duckdb://{tmp}/client.db?table=sales", "no table 'sales'"),
+        ("duckdb://{tmp}/nowhere.db?table=orders", "no DuckDB database"),
+        ("{tmp}/empty", "no .parquet files"),
+    ],
+)
+def test_bad_sources_are_refused_clearly(tmp_path, capsys, data, fragment):
+    csv_into_duckdb(tmp_path / "client.db")
+    (tmp_path / "empty").mkdir()
+    args = ["--data", data.format(tmp=tmp_path), "--mapping", str(SAMPLE_MAPPING)]
+    rc = report.main([*args, "--name", "x", "--reports-dir", str(tmp_path / "reports")])
+    err = capsys.readouterr().err
+    assert rc == 1 and fragment in err, err
+    assert not (tmp_path / "reports").exists() or not any((tmp_path / "reports").iterdir())
+
+
+@pytest.mark.slow
+def test_report_from_a_duckdb_table_equals_the_report_from_the_csv(tmp_path):
+    url = csv_into_duckdb(tmp_path / "client.db")
+    root = tmp_path / "reports"
+    for name, data in [("csv", str(ORDERS)), ("db", url)]:
+        args = ["--data", data, "--mapping", str(SAMPLE_MAPPING), "--name", name]
+        assert report.main([*args, "--client", "Client", "--reports-dir", str(root)]) == 0
+    csv, db = (json.loads((root / n / "metrics.json").read_text()) for n in ("csv", "db"))
+    assert csv == db
+    for export in ("customers.csv", "at_risk_customers.csv"):
+        assert (root / "csv" / export).read_bytes() == (root / "db" / export).read_bytes()
