@@ -12,6 +12,7 @@ import pytest
 from helpers import paths, report
 from helpers.mapping import load_mapping, read_client_orders
 from helpers.report import sources
+from helpers.report.progress import Stages
 
 ORDERS = paths.DATASETS / "orders.csv"
 SAMPLE_MAPPING = paths.NOTEBOOKS / "08_sample_mapping.yaml"
@@ -81,13 +82,38 @@ def test_bad_sources_are_refused_clearly(tmp_path, capsys, data, fragment):
 
 
 @pytest.mark.slow
-def test_report_from_a_duckdb_table_equals_the_report_from_the_csv(tmp_path):
+def test_report_from_a_duckdb_table_equals_the_report_from_the_csv(tmp_path, capsys):
     url = csv_into_duckdb(tmp_path / "client.db")
     root = tmp_path / "reports"
+    rows = sum(1 for _ in ORDERS.open()) - 1
     for name, data in [("csv", str(ORDERS)), ("db", url)]:
         args = ["--data", data, "--mapping", str(SAMPLE_MAPPING), "--name", name]
         assert report.main([*args, "--client", "Client", "--reports-dir", str(root)]) == 0
+        err = capsys.readouterr().err  # the stages, one line each, on standard error
+        stages = [line.split(":")[0] for line in err.splitlines()]
+        assert stages == ["[report] read orders"] * (name == "db") + [
+            "[report] read and validate",
+            "[report] analyse (notebook 08",
+            "[report] render HTML",
+        ], err
+        assert f"read and validate: {rows:,} rows in " in err and " rows/s)" in err
     csv, db = (json.loads((root / n / "metrics.json").read_text()) for n in ("csv", "db"))
     assert csv == db
     for export in ("customers.csv", "at_risk_customers.csv"):
         assert (root / "csv" / export).read_bytes() == (root / "db" / export).read_bytes()
+
+
+def test_stage_lines():
+    assert Stages.line("validate", 10_000_000, 50.0) == (
+        "[report] validate: 10,000,000 rows in 50.0 s (200,000 rows/s)"
+    )
+    assert Stages.line("render HTML", None, 1.26) == "[report] render HTML: 1.3 s"
+    lines: list[str] = []
+    stage = Stages(lines.append)
+    with stage("read", 3):
+        pass
+    with pytest.raises(KeyError), stage("fails"):  # a failed stage prints nothing
+        raise KeyError
+    assert [d[:2] for d in stage.done] == [("read", 3)] and lines[0].startswith(
+        "[report] read: 3 rows"
+    )

@@ -22,7 +22,7 @@ import secrets
 import shutil
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,6 +33,7 @@ import pandas as pd
 from helpers import economics, paths, periods
 from helpers.economics import Economics
 from helpers.report import sources, text
+from helpers.report.progress import Stages
 
 __all__ = [
     "NOTEBOOK",
@@ -409,8 +410,12 @@ def build_report(
     reports_dir: str | Path | None = None,
     client: str | None = None,
     language: str | None = None,
+    progress: Callable[[str], None] | None = None,
 ) -> Path:
     """Validate `data` with `mapping`, run notebook 08 on it and publish ``<reports_dir>/<name>/``.
+
+    `progress` receives one line per finished stage (read, validate, analyse, render) with its
+    rows and rows per second (:class:`helpers.report.progress.Stages`).
 
     `data`: a file, a Parquet folder or a database table URL (``duckdb:///client.db?table=orders``;
     :mod:`helpers.report.sources`), the latter two copied once into a temporary Parquet file.
@@ -429,21 +434,25 @@ def build_report(
     target = root / name
     if target.exists() and not overwrite:
         raise ReportError(f"{target} already exists; choose another name or pass --overwrite")
+    stage = Stages(progress)
     if sources.is_location(data):  # a Parquet folder or a database table: one file, read once
         with tempfile.TemporaryDirectory(prefix="retention-source-") as folder:
             try:
-                file = sources.materialize(data, folder)
+                with stage(f"read {sources.describe(data)}"):
+                    file = sources.materialize(data, folder)
             except ValueError as err:
                 raise ReportError(str(err)) from None
             return build_report(
                 file, mapping, name, overwrite=overwrite, reports_dir=reports_dir,
-                client=client, language=language,
+                client=client, language=language, progress=progress,
             )  # fmt: skip
     data, mapping = Path(data).expanduser().resolve(), Path(mapping).expanduser().resolve()
     spec = load_mapping(mapping)
     if language is not None and language not in text.LANGUAGES:
         raise ReportError(f"--language must be one of {sorted(text.LANGUAGES)}, got {language!r}")
-    orders, notes = read_client_orders(data, spec)  # every problem, before any analysis runs
+    with stage("read and validate") as s:
+        orders, notes = read_client_orders(data, spec)  # every problem, before any analysis runs
+        s.rows = notes["rows"]
     check_enough_data(orders, notes["as_of"], spec.period, data.name)
     root.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{name}.partial-", dir=root))
@@ -455,7 +464,8 @@ def build_report(
             "language": language or "",
         }  # fmt: skip
         try:
-            run.execute(NOTEBOOK, tmp, params)
+            with stage("analyse (notebook 08: aggregate, fit, write)", len(orders)):
+                run.execute(NOTEBOOK, tmp, params)
         except run.RunError as err:
             raise ReportError(str(err)) from None
         (tmp / NOTEBOOK.name).rename(tmp / "report.ipynb")
@@ -466,7 +476,8 @@ def build_report(
         metrics.rename(tmp / "metrics.json")
         lang = json.loads((tmp / "metrics.json").read_text()).get("language", "en")
         title = text.catalogue(lang)("summary.title", client=client or name).lstrip("# ")
-        run.to_html(tmp / "report.ipynb", tmp / "report.html", title=title)
+        with stage("render HTML"):
+            run.to_html(tmp / "report.ipynb", tmp / "report.html", title=title)
         try:
             return run.publish(tmp, target, overwrite)
         except run.RunError as err:
@@ -525,6 +536,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             reports_dir=args.reports_dir,
             client=args.client,
             language=args.language,
+            progress=lambda line: print(line, file=sys.stderr, flush=True),
         )
     except DataValidationError as err:
         print(
