@@ -25,9 +25,16 @@ __all__ = ["is_location", "describe", "materialize"]
 
 
 def is_location(data: str | Path) -> bool:
-    """True for a database URL or a folder (something :func:`materialize` turns into a file)."""
+    """True for a database URL or a folder holding Parquet files (what :func:`materialize` turns
+    into a file); any other folder is left to the file reader, which refuses it clearly."""
     text = str(data)
-    return "://" in text or Path(text).expanduser().is_dir()
+    return "://" in text or bool(_parquet_files(Path(text).expanduser()))
+
+
+def _parquet_files(folder: Path) -> list[Path]:
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.rglob("*") if p.suffix in (".parquet", ".pq") and p.is_file())
 
 
 def _split_url(url: str) -> tuple[str, str]:
@@ -77,7 +84,7 @@ def materialize(data: str | Path, folder: str | Path) -> Path:
         con.disconnect()
         return out
     src = Path(data).expanduser()
-    files = sorted(p for p in src.rglob("*") if p.suffix in (".parquet", ".pq") and p.is_file())
+    files = _parquet_files(src)
     if not files:
         raise ValueError(f"--data {str(src)!r}: the folder holds no .parquet files")
     con = ibis.duckdb.connect()
