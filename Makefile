@@ -9,7 +9,7 @@ RUN ?= sample
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help setup data report test test-fast lab lint format execute lock benchmark clean book
+.PHONY: help setup data report test test-fast test-spark lab lint format execute lock benchmark clean book
 
 help: ## list the targets with one line each
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -36,6 +36,12 @@ test: $(STAMP) ## run every test: helpers, notebooks (nbval), report runs
 
 test-fast: $(STAMP) ## unit tests only (no notebook or report runs)
 	$(PY) -m pytest -m "not slow" tests
+
+test-spark: $(STAMP) ## the report engine on Spark (local mode) vs DuckDB: installs Java (Debian) and PySpark
+	@command -v java >/dev/null || { S=$$([ "$$(id -u)" -eq 0 ] || echo sudo); $$S apt-get update && \
+	  $$S env DEBIAN_FRONTEND=noninteractive apt-get install -y openjdk-17-jre-headless; }
+	$(PY) -m pip install --quiet -r requirements-spark.txt
+	$(PY) -m pytest -m spark tests/test_engine_spark.py
 
 book: $(STAMP) ## build the book (website) of the notebooks, offline, into book/_build/html/
 	$(PY) -m helpers.book

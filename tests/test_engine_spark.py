@@ -1,0 +1,75 @@
+"""The report's engine expressions on Spark (PySpark in local mode) equal those on DuckDB.
+
+Marked ``spark``: run with ``make test-spark``, which installs Java (Debian's package) and
+PySpark (requirements-spark.txt). Without PySpark these tests are skipped."""
+
+from __future__ import annotations
+
+import ibis
+import numpy as np
+import pandas as pd
+import pytest
+
+from helpers import data
+from helpers.report import engine
+
+pytest.importorskip("pyspark")
+pytestmark = pytest.mark.spark
+
+
+@pytest.fixture(scope="module")
+def spark(tmp_path_factory):
+    from pyspark.sql import SparkSession
+
+    session = (
+        SparkSession.builder.master("local[1]")
+        .appName("retention-lab-tests")
+        .config("spark.sql.session.timeZone", "UTC")  # timestamps as written, as in DuckDB
+        .config("spark.ui.enabled", "false")
+        .config("spark.sql.shuffle.partitions", "2")
+        .config("spark.sql.warehouse.dir", str(tmp_path_factory.mktemp("spark-warehouse")))
+        .getOrCreate()
+    )
+    session.sparkContext.setLogLevel("ERROR")
+    yield ibis.pyspark.connect(session)
+    session.stop()
+
+
+def random_orders(seed: int) -> pd.DataFrame:
+    """300 orders of 40 customers over two years, with zero and negative amounts and orders at
+    the same second."""
+    rng = np.random.default_rng(seed)
+    n = 300
+    o = pd.DataFrame(
+        {
+            "customer_id": rng.integers(1, 41, n),
+            "order_date": pd.Timestamp("2024-01-01")
+            + pd.to_timedelta(rng.integers(0, 730 * 86400, n), unit="s"),
+            "amount": np.round(rng.normal(40, 30, n), 2) * (rng.random(n) > 0.1),
+        }
+    )
+    return pd.concat([o, o.iloc[:20].assign(amount=1.5)], ignore_index=True)
+
+
+CASES = {
+    "bundled": lambda: data.load_orders()[["customer_id", "order_date", "amount"]],
+    "random 1": lambda: random_orders(1),
+    "random 2": lambda: random_orders(2),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_spark_equals_duckdb(spark, case):
+    orders = CASES[case]()
+    table = spark.create_table(f"orders_{case.replace(' ', '_')}", orders, overwrite=True)
+    for as_of in ("2025-12-31", "2025-11-15"):  # the end of a quarter and mid-period
+        calls = [
+            (engine.customer_summary, (as_of, "W"), {}),
+            (engine.period_retention, ("M", as_of), {}),
+            (engine.cohort_table, ("Q", as_of), {"kind": "n_period"}),
+            (engine.cohort_table, ("M", as_of), {"kind": "unbounded"}),
+        ]
+        for f, args, kwargs in calls:
+            on_spark = f(table, *args, **kwargs)
+            on_duckdb = f(orders, *args, **kwargs)
+            pd.testing.assert_frame_equal(on_spark, on_duckdb, check_exact=False, rtol=1e-9)
