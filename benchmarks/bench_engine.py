@@ -17,7 +17,9 @@ monthly period retention and the monthly cohort matrix (the report's heavy aggre
 
 This measures the canonical CSV, not yet a client's foreign format through the mapping's
 validation (helpers.report.ingest is not built yet). Peak RSS is the whole process's during the
-timed calls. The engine's and the helpers' results are checked equal before timing.
+timed calls. The engine's and the helpers' results are checked equal before timing. Last, the
+BG/NBD fit (helpers.clv.fit_bgnbd) on the engine's per-customer summary is timed (target: under
+15 s on 1M customers).
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ import ibis
 import pandas as pd
 from _common import fmt_row, machine, time_it
 
-from helpers import cohorts, retention, segments
+from helpers import clv, cohorts, retention, segments
 from helpers.report import engine
 from helpers.synth import generate_orders
 
@@ -125,6 +127,16 @@ def main(argv: list[str] | None = None) -> int:
             print(fmt_row("Ibis engine (DuckDB)", n, s, m, s_sql))
             s, m = time_it(lambda p=path: with_pandas(p), args.repeat)
             print(fmt_row("pandas helpers", n, s, m, s_sql), flush=True)
+            summary = with_engine(path)[0]
+            fits: list = []
+            s, m = time_it(lambda: fits.append(clv.fit_bgnbd(summary)), 1)
+            f = fits[0]
+            print(
+                f"  BG/NBD fit on the engine's summary: {len(summary):,} customers {s:.2f} s, "
+                f"peak RSS {m:.0f} MB (r={f.params['r']:.3f}, alpha={f.params['alpha']:.2f}, "
+                f"a={f.params['a']:.3f}, b={f.params['b']:.3f})",
+                flush=True,
+            )
             path.unlink()
     return 0
 
