@@ -129,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
             print(fmt_row("pandas helpers", n, s, m, s_sql), flush=True)
             summary = with_engine(path)[0]
             fits: list = []
-            s, m = time_it(lambda: fits.append(clv.fit_bgnbd(summary)), 1)
+            s, m = time_it(lambda f=fits, x=summary: f.append(clv.fit_bgnbd(x)), 1)
             f = fits[0]
             print(
                 f"  BG/NBD fit on the engine's summary: {len(summary):,} customers {s:.2f} s, "
