@@ -36,6 +36,13 @@ __all__ = [
     "power_prop_test_n",
     "holdout_cost",
     "outcomes_in_window",
+    "calendar_audience",
+    "winback_audience",
+    "history_features",
+    "campaign_report",
+    "decide",
+    "campaign_decisions",
+    "coupon_value",
     "diff_proportions",
     "diff_means",
     "bootstrap_diff",
@@ -50,6 +57,7 @@ __all__ = [
     "QiniResult",
     "qini",
     "two_model_uplift",
+    "cross_fitted_uplift",
     "transformed_outcome",
     "targeting_value",
 ]
@@ -154,9 +162,11 @@ def outcomes_in_window(
     at: str,
     days: int,
     econ: economics.Economics = economics.SAMPLE,
+    include_start: bool = False,
 ) -> pd.DataFrame:
     """What each exposure (a send, an offer: one row with ``customer_id`` and the time column
-    `at`) was followed by: the customer's orders with at < order_date <= at + `days` days.
+    `at`) was followed by: the customer's orders with at < order_date <= at + `days` days
+    (at <= order_date with `include_start`, for a send dated at midnight of its day).
     Returns, aligned with `exposures`' index: ``orders`` (count), ``converted`` (any),
     ``revenue`` (sum of amount paid), ``discount`` (sum) and ``margin`` (sum of
     :func:`helpers.economics.order_margin`: amount - (1 - g)(amount + discount), 0 if returned).
@@ -170,7 +180,8 @@ def outcomes_in_window(
     e = pd.DataFrame({"customer_id": exposures["customer_id"].to_numpy(), "_t": exposures[at]})
     e["_row"] = np.arange(len(e))
     m = e.merge(o, on="customer_id", how="inner")
-    m = m[(m["order_date"] > m["_t"]) & (m["order_date"] <= m["_t"] + pd.Timedelta(days=days))]
+    after = (m["order_date"] >= m["_t"]) if include_start else (m["order_date"] > m["_t"])
+    m = m[after & (m["order_date"] <= m["_t"] + pd.Timedelta(days=days))]
     g = m.groupby("_row").agg(
         orders=("amount", "size"), revenue=("amount", "sum"), discount=("discount", "sum"),
         margin=("margin", "sum"),
@@ -180,6 +191,228 @@ def outcomes_in_window(
     out["converted"] = out["orders"] > 0
     out.index = exposures.index
     return out[["orders", "converted", "revenue", "discount", "margin"]]
+
+
+def _opted_in(customers: pd.DataFrame, ids: np.ndarray, when: np.ndarray) -> np.ndarray:
+    c = customers.set_index("customer_id")
+    ok = c["email_opt_in"].reindex(ids).fillna(False).to_numpy(bool)
+    if "email_opt_out_at" in c:
+        out = pd.to_datetime(c["email_opt_out_at"]).reindex(ids).to_numpy()
+        ok &= ~(when >= out)  # NaT (never opted out) compares False
+    return ok
+
+
+def calendar_audience(
+    customers: pd.DataFrame, kind: str, years: Sequence[int], min_tenure_days: int = 0
+) -> pd.DataFrame:
+    """Who a date trigger targets each year: ``kind`` 'birthday' (``birth_date``) or
+    'anniversary' (``signup_date``), sent on that month and day (a 29 February moves to the
+    28th), to customers with e-mail consent (``email_opt_in``, and not yet opted out at the send
+    when ``email_opt_out_at`` exists) who signed up more than `min_tenure_days` before it.
+    Returns ``customer_id``, ``year``, ``sent_at``."""
+    base = pd.to_datetime(customers["birth_date" if kind == "birthday" else "signup_date"])
+    yrs = np.asarray(list(years), dtype=int)
+    n = len(customers)
+    ids = np.repeat(customers["customer_id"].to_numpy(), len(yrs))
+    year = np.tile(yrs, n)
+    month = np.repeat(base.dt.month.to_numpy(), len(yrs))
+    day = np.repeat(base.dt.day.to_numpy(), len(yrs))
+    day = np.where((month == 2) & (day == 29), 28, day)
+    sent = pd.to_datetime(pd.DataFrame({"year": year, "month": month, "day": day})).to_numpy()
+    signup = np.repeat(pd.to_datetime(customers["signup_date"]).to_numpy(), len(yrs))
+    ok = (sent > signup + np.timedelta64(min_tenure_days, "D")) & _opted_in(customers, ids, sent)
+    return pd.DataFrame({"customer_id": ids, "year": year, "sent_at": sent})[ok].reset_index(
+        drop=True
+    )
+
+
+def winback_audience(
+    customers: pd.DataFrame, orders: pd.DataFrame, send_dates: Sequence[Any], lapsed_days: int
+) -> pd.DataFrame:
+    """Who a 'we miss you' trigger targets on each send date: customers with e-mail consent whose
+    last order before the send is at least `lapsed_days` old (customers who never ordered are
+    not included). Returns ``customer_id``, ``sent_at``, ``days_lapsed``; one backward
+    ``merge_asof`` of the (customer, send date) grid on the orders."""
+    dates = pd.to_datetime(pd.Index(send_dates)).to_numpy()
+    ids = customers["customer_id"].to_numpy()
+    grid = pd.DataFrame(
+        {"customer_id": np.repeat(ids, len(dates)), "sent_at": np.tile(dates, len(ids))}
+    ).sort_values("sent_at")
+    o = orders[["customer_id", "order_date"]].sort_values("order_date")
+    last = pd.merge_asof(
+        grid, o, left_on="sent_at", right_on="order_date", by="customer_id",
+        direction="backward", allow_exact_matches=False,
+    )  # fmt: skip
+    days = (last["sent_at"] - last["order_date"]) / pd.Timedelta(days=1)
+    ok = (days >= lapsed_days).to_numpy() & _opted_in(
+        customers, last["customer_id"].to_numpy(), last["sent_at"].to_numpy()
+    )
+    out = last.loc[ok, ["customer_id", "sent_at"]].assign(
+        days_lapsed=np.floor(days[ok]).astype(int)
+    )
+    return out.sort_values(["sent_at", "customer_id"]).reset_index(drop=True)
+
+
+def history_features(
+    exposures: pd.DataFrame,
+    orders: pd.DataFrame,
+    at: str,
+    signup: pd.Series | None = None,
+) -> pd.DataFrame:
+    """Pre-exposure features of each exposure's customer from the orders strictly before `at`
+    (nothing after the send leaks in): ``n_orders``, ``days_since_last`` (days from the last
+    order to `at`; NaN if none), ``spend`` (total paid), ``mean_amount``, ``discount_share``
+    (share of orders with a discount) and, given `signup` (customer_id -> sign-up timestamp),
+    ``tenure_days``. Aligned with `exposures`' index; one merge and one groupby."""
+    e = pd.DataFrame({"customer_id": exposures["customer_id"].to_numpy(), "_t": exposures[at]})
+    e["_row"] = np.arange(len(e))
+    cols = ["customer_id", "order_date", "amount"] + (["discount"] if "discount" in orders else [])
+    m = e.merge(orders[cols], on="customer_id", how="inner")
+    m = m[m["order_date"] < m["_t"]]
+    disc = m["discount"] > 0 if "discount" in m else pd.Series(False, index=m.index)
+    m = m.assign(_disc=disc.astype(float))
+    g = m.groupby("_row").agg(
+        n_orders=("amount", "size"), last=("order_date", "max"), spend=("amount", "sum"),
+        discount_share=("_disc", "mean"),
+    )  # fmt: skip
+    g = g.reindex(np.arange(len(e)))
+    out = pd.DataFrame(index=exposures.index)
+    out["n_orders"] = g["n_orders"].fillna(0).astype(int).to_numpy()
+    out["days_since_last"] = (e["_t"].to_numpy() - g["last"].to_numpy()) / pd.Timedelta(days=1)
+    out["spend"] = g["spend"].fillna(0.0).to_numpy()
+    out["mean_amount"] = (g["spend"] / g["n_orders"]).fillna(0.0).to_numpy()
+    out["discount_share"] = g["discount_share"].fillna(0.0).to_numpy()
+    if signup is not None:
+        start = exposures["customer_id"].map(signup).to_numpy()
+        out["tenure_days"] = (e["_t"].to_numpy() - start) / pd.Timedelta(days=1)
+    return out
+
+
+def decide(estimate: float, ci_low: float, ci_high: float) -> str:
+    """The decision a profit-per-send estimate supports, the burden of proof on spending: 'keep'
+    if the whole interval is above 0; 'stop' if the best estimate is a loss (estimate <= 0: no
+    evidence it pays); else 'unproven' (probably pays, the test cannot tell: target a subgroup
+    or extend the test)."""
+    if ci_low > 0:
+        return "keep"
+    if estimate <= 0:
+        return "stop"
+    return "unproven"
+
+
+def campaign_report(
+    sends: pd.DataFrame, by: str | list[str] = "campaign_type", alpha: float = 0.05
+) -> pd.DataFrame:
+    """One row per campaign (`by`, one column or a list) from its randomized sends. `sends` needs ``treatment``
+    (bool), ``converted``, ``profit`` (margin of the orders in the window after coupons, minus
+    the send cost: :func:`outcomes_in_window`), ``send_cost`` and ``coupon_discount``.
+    Columns: sends, control share, conversion in each arm, the uplift in conversion with its
+    Wald interval, the incremental profit per send (Welch interval), the spend per treated send
+    (send + coupon discount), ROI = incremental profit / spend (interval: the profit interval
+    divided by the spend, taken as known), profit per 1,000 sends and the :func:`decide` rule."""
+    rows = {}
+    for name, g in sends.groupby(by, observed=True, sort=True):
+        t = g["treatment"].to_numpy(bool)
+        conv = diff_proportions(g["converted"], t, alpha)
+        prof = diff_means(g["profit"], t, alpha)
+        spend = float((g["send_cost"] + g["coupon_discount"])[t].mean())
+        rows[name] = {
+            "sends": len(g), "control_share": float(1 - t.mean()),
+            "p_control": conv["p_control"], "p_treatment": conv["p_treatment"],
+            "uplift": conv["estimate"], "uplift_low": conv["ci_low"],
+            "uplift_high": conv["ci_high"], "profit_per_send": prof["estimate"],
+            "profit_low": prof["ci_low"], "profit_high": prof["ci_high"],
+            "spend_per_send": spend, "roi": prof["estimate"] / spend,
+            "roi_low": prof["ci_low"] / spend, "roi_high": prof["ci_high"] / spend,
+            "profit_per_1000": 1000 * prof["estimate"],
+            "decision": decide(prof["estimate"], prof["ci_low"], prof["ci_high"]),
+        }  # fmt: skip
+    out = pd.DataFrame.from_dict(rows, orient="index")
+    if isinstance(by, list):
+        out.index = pd.MultiIndex.from_tuples(out.index, names=by)
+        return out
+    return out.rename_axis(by)
+
+
+def campaign_decisions(report: pd.DataFrame, by_segment: pd.DataFrame) -> pd.DataFrame:
+    """A decision per campaign with the number behind it, from :func:`campaign_report` overall
+    (`report`, one row per campaign) and by a pre-send segment (`by_segment`, index (campaign,
+    segment)). 'keep' and 'stop' as in :func:`decide`; an 'unproven' campaign becomes
+    'target <segment>' when a segment has a conversion uplift whose interval is above 0 and a
+    higher profit per send than the campaign as a whole (its row then gives the numbers), and
+    'stop (re-test)' otherwise: it may pay, but the test cannot show it, so plan a bigger one."""
+    cols = ["profit_per_1000", "profit_low", "profit_high", "roi"]
+    out = report[cols].copy()
+    out[["profit_low", "profit_high"]] *= 1000
+    out["decision"] = report["decision"]
+    out["segment"] = "all"
+    for kind in report.index:
+        if report.loc[kind, "decision"] != "unproven":
+            continue
+        seg = by_segment.xs(kind, level=0) if kind in by_segment.index.get_level_values(0) else None
+        ok = (
+            None
+            if seg is None
+            else seg[
+                (seg["uplift_low"] > 0)
+                & (seg["profit_per_send"] > report.loc[kind, "profit_per_send"])
+            ]
+        )
+        if ok is None or ok.empty:
+            out.loc[kind, "decision"] = "stop (re-test)"
+            continue
+        best = ok["profit_per_send"].idxmax()
+        r = ok.loc[best]
+        out.loc[kind, cols] = [
+            r["profit_per_1000"],
+            1000 * r["profit_low"],
+            1000 * r["profit_high"],
+            r["roi"],
+        ]
+        out.loc[kind, ["decision", "segment"]] = [f"target {best}", best]
+    return out
+
+
+def coupon_value(
+    arm: pd.DataFrame,
+    control: pd.DataFrame,
+    alpha: float = 0.05,
+    n_resamples: int = 2000,
+    seed: int = 0,
+) -> dict[str, float]:
+    """Incremental margin per coupon offer, decomposed (each frame: one row per offer with
+    ``converted`` (next order in the window), ``redeemed`` (bool), ``coupon_discount`` and
+    ``order_margin`` of the redeeming order, 0 when not redeemed). With uplift u = p_arm - p_0,
+    redemption rate r, mean discount D and mean margin M of a redeemed order, and every
+    coupon-induced order redeeming the coupon:
+
+        cannibalized discount per offer = (r - u) D   (coupons used by natural buyers)
+        incremental margin per offer    = u M - (r - u) D
+
+    Intervals: percentile bootstrap, both arms resampled (seeded). Less noisy than the raw
+    difference in margin, which carries the spread of every natural order's basket."""
+    rng = np.random.default_rng(seed)
+
+    def parts(idx_a: np.ndarray, idx_c: np.ndarray) -> tuple[np.ndarray, ...]:
+        conv_a = arm["converted"].to_numpy(float)[idx_a].mean(axis=-1)
+        conv_c = control["converted"].to_numpy(float)[idx_c].mean(axis=-1)
+        red = arm["redeemed"].to_numpy(float)[idx_a]
+        n_red = np.maximum(red.sum(axis=-1), 1)
+        d = (arm["coupon_discount"].to_numpy(float)[idx_a] * red).sum(axis=-1) / n_red
+        m = (arm["order_margin"].to_numpy(float)[idx_a] * red).sum(axis=-1) / n_red
+        u = conv_a - conv_c
+        cannibal = (red.mean(axis=-1) - u) * d
+        return u, cannibal, u * m - cannibal
+
+    na, nc = len(arm), len(control)
+    point = parts(np.arange(na), np.arange(nc))
+    boot = parts(rng.integers(0, na, (n_resamples, na)), rng.integers(0, nc, (n_resamples, nc)))
+    q = [alpha / 2, 1 - alpha / 2]
+    out: dict[str, float] = {}
+    for name, p, b in zip(("uplift", "cannibalized", "margin"), point, boot, strict=True):
+        lo, hi = np.quantile(b, q)
+        out |= {name: float(p), f"{name}_low": float(lo), f"{name}_high": float(hi)}
+    return out
 
 
 # --- reading the test -----------------------------------------------------------------------
@@ -394,7 +627,7 @@ def group_sequential_bounds(
         raise ValueError("kind must be 'pocock' or 'obrien-fleming'")
     c = optimize.brentq(
         lambda c: crossing_probability(c * shape, t) - alpha,
-        stats.norm.isf(alpha / 2) * 0.9, 6.0, xtol=1e-6,
+        stats.norm.isf(alpha / 2), 5.0, xtol=1e-5,
     )  # fmt: skip
     return c * shape
 
@@ -447,7 +680,8 @@ def qini(outcome: Any, treatment: Any, score: Any) -> QiniResult:
     is in the top yet). The coefficient is the area between Q and the random line share x Q(N)
     over share in [0, 1] (trapezoids; tied scores form one step, so a constant score gives 0).
     The perfect ranking puts treated responders first and control responders last
-    (score = y (2t - 1), as in Gutierrez & Gerardy 2016)."""
+    (score = y (2t - 1), as in Gutierrez & Gerardy 2016). One randomization only: pooling tests
+    with different treatment shares mixes base rates into the N_t/N_c scaling (Simpson)."""
     t = _arms(treatment)
     y = np.asarray(outcome, dtype=float)
     s = np.asarray(score, dtype=float)
@@ -459,11 +693,18 @@ def qini(outcome: Any, treatment: Any, score: Any) -> QiniResult:
 
 
 def two_model_uplift(
-    X: Any, y: Any, treatment: Any, X_new: Any | None = None, estimator: Any = None
-) -> np.ndarray:
+    X: Any,
+    y: Any,
+    treatment: Any,
+    X_new: Any | None = None,
+    estimator: Any = None,
+    return_arms: bool = False,
+) -> np.ndarray | tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Two-model ('T-learner') uplift: fit one model on the treated and one on the holdout,
     predicted uplift tau(x) = mu_1(x) - mu_0(x) (probabilities for a classifier, predictions for a
-    regressor). Default estimator: a scaled logistic regression. Predicts on X_new (default X)."""
+    regressor). Default estimator: a scaled logistic regression. Predicts on X_new (default X);
+    with `return_arms`, returns (tau, mu_1, mu_0): mu_0 is the outcome without contact, whose
+    complement is the usual 'churn score'."""
     from sklearn.base import clone, is_classifier
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
@@ -479,8 +720,40 @@ def two_model_uplift(
     m0 = clone(est).fit(Xa[~t], ya[~t])
     Xn = Xa if X_new is None else np.asarray(X_new, dtype=float)
     if is_classifier(est):
-        return m1.predict_proba(Xn)[:, 1] - m0.predict_proba(Xn)[:, 1]
-    return m1.predict(Xn) - m0.predict(Xn)
+        mu1, mu0 = m1.predict_proba(Xn)[:, 1], m0.predict_proba(Xn)[:, 1]
+    else:
+        mu1, mu0 = m1.predict(Xn), m0.predict(Xn)
+    return (mu1 - mu0, mu1, mu0) if return_arms else mu1 - mu0
+
+
+def cross_fitted_uplift(
+    X: Any,
+    y: Any,
+    treatment: Any,
+    groups: Any,
+    folds: int = 2,
+    seed: int = 0,
+    estimator: Any = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Out-of-fold two-model predictions (tau, mu_1, mu_0) for every row: the `groups` (customer
+    ids) are dealt at random into `folds` folds, and each fold is predicted by models fitted on
+    the others, so every unit is scored by a model that never saw it (cross-fitting, as in
+    Chernozhukov et al. 2018) and the Qini curve can use the whole test."""
+    if folds < 2:
+        raise ValueError("folds must be at least 2")
+    g = np.asarray(groups)
+    uniq = np.unique(g)
+    fold_of = np.random.default_rng(seed).permutation(len(uniq)) % folds
+    fold = fold_of[np.searchsorted(uniq, g)]
+    Xa = np.asarray(X, dtype=float)
+    ya, ta = np.asarray(y), np.asarray(treatment)
+    out = np.empty((3, len(ya)))
+    for k in range(folds):
+        test = fold == k
+        out[:, test] = two_model_uplift(
+            Xa[~test], ya[~test], ta[~test], Xa[test], estimator, return_arms=True
+        )
+    return out[0], out[1], out[2]
 
 
 def transformed_outcome(y: Any, treatment: Any, propensity: float | Any) -> np.ndarray:

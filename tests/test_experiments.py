@@ -290,3 +290,144 @@ def test_targeting_value_whole_base_is_the_itt_total():
     assert tv["per_customer"].iloc[0] == 0.0
     # targeting the half with positive uplift beats contacting everyone
     assert tv["total"].iloc[1] > tv["total"].iloc[2]
+
+
+# --- audiences, features, decisions -------------------------------------------------------------
+
+
+def _customers() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "customer_id": [1, 2, 3, 4],
+            "signup_date": pd.to_datetime(["2023-03-10", "2023-06-01", "2024-02-01", "2023-01-05"]),
+            "birth_date": pd.to_datetime(["1990-05-02", "1988-02-29", "1970-12-31", "1999-07-07"]),
+            "email_opt_in": [True, True, True, False],
+            "email_opt_out_at": pd.to_datetime([None, "2024-06-01", None, None]),
+        }
+    )
+
+
+def test_calendar_audience_hand_case():
+    """Birthdays 2023-2024: customer 1 signed up 2023-03-10, so 2023-05-02 and 2024-05-02;
+    customer 2 (29 Feb, moved to the 28th) signed up after the 2023 date, and 2024-02-28 is before
+    the opt-out; customer 3 signed up 2024-02-01 (2024-12-31 only); customer 4 has no consent."""
+    aud = ex.calendar_audience(_customers(), "birthday", [2023, 2024])
+    got = set(zip(aud["customer_id"], aud["sent_at"].dt.strftime("%Y-%m-%d"), strict=True))
+    assert got == {(1, "2023-05-02"), (1, "2024-05-02"), (2, "2024-02-28"), (3, "2024-12-31")}
+    assert len(aud) == 4
+    ann = ex.calendar_audience(_customers(), "anniversary", [2024, 2025], min_tenure_days=300)
+    got = set(zip(ann["customer_id"], ann["year"], strict=True))
+    # customer 2 opted out on the day of the 2024 anniversary; customer 3 had only 0 days in 2024
+    assert got == {(1, 2024), (1, 2025), (3, 2025)}
+
+
+def test_winback_audience_hand_case():
+    orders = pd.DataFrame(
+        {
+            "customer_id": [1, 2, 2, 3],
+            "order_date": pd.to_datetime(["2024-01-01", "2024-01-01", "2024-05-01", "2024-01-01"]),
+        }
+    )
+    aud = ex.winback_audience(_customers(), orders, ["2024-07-01"], lapsed_days=120)
+    # 1: lapsed 182 days; 2: opted out on 2024-06-01; 3: lapsed 182 days; 4: no consent
+    assert aud["customer_id"].tolist() == [1, 3]
+    assert aud["days_lapsed"].tolist() == [182, 182]
+
+
+def test_history_features_use_only_the_past():
+    orders = pd.DataFrame(
+        {
+            "customer_id": [1, 1, 1, 2],
+            "order_date": pd.to_datetime(["2024-01-01", "2024-03-01", "2024-06-01", "2024-02-01"]),
+            "amount": [10.0, 30.0, 99.0, 5.0],
+            "discount": [0.0, 3.0, 0.0, 0.0],
+        }
+    )
+    exp = pd.DataFrame(
+        {"customer_id": [1, 2, 3], "sent_at": pd.to_datetime(["2024-04-01"] * 3)}, index=[5, 6, 7]
+    )
+    f = ex.history_features(exp, orders, "sent_at", pd.Series({1: pd.Timestamp("2023-12-01")}))
+    assert f.loc[5, "n_orders"] == 2 and f.loc[5, "spend"] == 40.0  # the June order is after
+    assert f.loc[5, "days_since_last"] == 31 and f.loc[5, "discount_share"] == 0.5
+    assert f.loc[5, "tenure_days"] == 122
+    assert f.loc[7, "n_orders"] == 0 and np.isnan(f.loc[7, "days_since_last"])
+
+
+def test_decide():
+    assert ex.decide(1.0, 0.2, 1.8) == "keep"
+    assert ex.decide(-0.1, -2.0, 1.8) == "stop"
+    assert ex.decide(-1.0, -2.0, -0.1) == "stop"
+    assert ex.decide(0.5, -0.2, 1.2) == "unproven"
+
+
+def _sends(n: int, effect_by_seg: dict[str, float], seed: int) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    seg = rng.choice(list(effect_by_seg), n)
+    t = rng.random(n) < 0.5
+    p = 0.1 + np.vectorize(effect_by_seg.get)(seg) * t
+    conv = rng.random(n) < p
+    return pd.DataFrame(
+        {
+            "campaign_type": "c",
+            "segment": seg,
+            "treatment": t,
+            "converted": conv,
+            "profit": conv * 10.0 - 0.1 * t,
+            "send_cost": 0.1 * t,
+            "coupon_discount": 0.0,
+        }
+    )
+
+
+def test_campaign_report_and_decisions():
+    """Profit = 10 EUR per conversion - 0.1 per send: a 5-point uplift earns 0.4 EUR per send."""
+    s = _sends(40_000, {"a": 0.05, "b": 0.05}, seed=1)
+    rep = ex.campaign_report(s, alpha=0.05)
+    r = rep.loc["c"]
+    assert r["uplift_low"] < 0.05 < r["uplift_high"]
+    assert r["profit_low"] < 0.4 < r["profit_high"]
+    assert r["spend_per_send"] == pytest.approx(0.1)
+    assert r["decision"] == "keep"
+    # a campaign that only works in segment 'a', too small to prove overall: target 'a'
+    s = _sends(3000, {"a": 0.08, "b": -0.04}, seed=3)
+    rep = ex.campaign_report(s)
+    seg = ex.campaign_report(s, ["campaign_type", "segment"])
+    assert rep.loc["c", "decision"] == "unproven"
+    dec = ex.campaign_decisions(rep, seg)
+    assert dec.loc["c", "decision"] == "target a"
+    assert dec.loc["c", "profit_per_1000"] == pytest.approx(seg.loc[("c", "a"), "profit_per_1000"])
+
+
+def test_coupon_value_recovers_cannibalization():
+    """Natural next-order rate 0.6, of which 70 % use a 3 EUR coupon; the coupon adds 5 points of
+    orders (all redeemed, margin 8 EUR). Cannibalized = 0.6 x 0.7 x 3 = 1.26 EUR per offer;
+    incremental margin = 0.05 x 8 - 1.26 = -0.86 EUR per offer."""
+    rng = np.random.default_rng(0)
+    n = 40_000
+    natural = rng.random(n) < 0.6
+    induced = ~natural & (rng.random(n) < 0.05 / 0.4)
+    redeemed = (natural & (rng.random(n) < 0.7)) | induced
+    arm = pd.DataFrame(
+        {
+            "converted": natural | induced,
+            "redeemed": redeemed,
+            "coupon_discount": 3.0 * redeemed,
+            "order_margin": 8.0 * redeemed,
+        }
+    )
+    control = pd.DataFrame({"converted": rng.random(n) < 0.6})
+    v = ex.coupon_value(arm, control, n_resamples=500, seed=1)
+    for name, truth in [("uplift", 0.05), ("cannibalized", 1.26), ("margin", -0.86)]:
+        se = (v[f"{name}_high"] - v[f"{name}_low"]) / (2 * 1.96)
+        assert abs(v[name] - truth) < 3 * se, name
+    assert v == ex.coupon_value(arm, control, n_resamples=500, seed=1)
+
+
+def test_cross_fitted_uplift_scores_every_row_out_of_fold():
+    X, y, t, tau = _uplift_data(8000, seed=9)
+    groups = np.arange(8000) // 2  # two rows per customer
+    a = ex.cross_fitted_uplift(X, y, t, groups, folds=2, seed=0)
+    assert a[0].shape == (8000,)
+    assert np.corrcoef(a[0], tau)[0, 1] > 0.6
+    np.testing.assert_array_equal(a[0], ex.cross_fitted_uplift(X, y, t, groups, 2, seed=0)[0])
+    np.testing.assert_allclose(a[0], a[1] - a[2])
