@@ -567,7 +567,7 @@ def crossing_probability(
 ) -> float:
     """P(|Z_k| > b_k at some look k) under H0: 1 - P(-b <= Z <= b) for Z multivariate normal
     with the Brownian-motion correlation (``scipy.stats.multivariate_normal.cdf``, Genz's
-    quasi-Monte Carlo integration with a fixed seed; absolute error about 1e-6)."""
+    quasi-Monte Carlo integration with a fixed seed; absolute error about 1e-5)."""
     b = np.asarray(bounds, dtype=float)
     corr = information_correlation(len(b) if looks is None else looks)
     if corr.shape[0] != len(b):
@@ -575,8 +575,8 @@ def crossing_probability(
     if len(b) == 1:
         return float(2 * stats.norm.sf(b[0]))
     inside = stats.multivariate_normal.cdf(
-        b, mean=np.zeros(len(b)), cov=corr, lower_limit=-b, abseps=1e-6, releps=1e-6,
-        maxpts=100_000 * len(b), rng=np.random.default_rng(seed),
+        b, mean=np.zeros(len(b)), cov=corr, lower_limit=-b, abseps=1e-5, releps=1e-5,
+        maxpts=10_000 * len(b), rng=np.random.default_rng(seed),
     )  # fmt: skip
     return float(1 - inside)
 

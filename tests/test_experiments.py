@@ -403,7 +403,7 @@ def test_coupon_value_recovers_cannibalization():
     orders (all redeemed, margin 8 EUR). Cannibalized = 0.6 x 0.7 x 3 = 1.26 EUR per offer;
     incremental margin = 0.05 x 8 - 1.26 = -0.86 EUR per offer."""
     rng = np.random.default_rng(0)
-    n = 40_000
+    n = 20_000
     natural = rng.random(n) < 0.6
     induced = ~natural & (rng.random(n) < 0.05 / 0.4)
     redeemed = (natural & (rng.random(n) < 0.7)) | induced
@@ -416,11 +416,11 @@ def test_coupon_value_recovers_cannibalization():
         }
     )
     control = pd.DataFrame({"converted": rng.random(n) < 0.6})
-    v = ex.coupon_value(arm, control, n_resamples=500, seed=1)
+    v = ex.coupon_value(arm, control, n_resamples=300, seed=1)
     for name, truth in [("uplift", 0.05), ("cannibalized", 1.26), ("margin", -0.86)]:
         se = (v[f"{name}_high"] - v[f"{name}_low"]) / (2 * 1.96)
         assert abs(v[name] - truth) < 3 * se, name
-    assert v == ex.coupon_value(arm, control, n_resamples=500, seed=1)
+    assert v == ex.coupon_value(arm, control, n_resamples=300, seed=1)
 
 
 def test_cross_fitted_uplift_scores_every_row_out_of_fold():
