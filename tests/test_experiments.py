@@ -431,3 +431,63 @@ def test_cross_fitted_uplift_scores_every_row_out_of_fold():
     assert np.corrcoef(a[0], tau)[0, 1] > 0.6
     np.testing.assert_array_equal(a[0], ex.cross_fitted_uplift(X, y, t, groups, 2, seed=0)[0])
     np.testing.assert_allclose(a[0], a[1] - a[2])
+
+
+# --- recovery of the planted effects (bundled data and a company made with another seed) ---------
+
+
+def _recovery(data_dir) -> dict[str, tuple[float, float, float, float]]:
+    """The notebook's estimators on one data folder: {name: (estimate, low, high, truth)}."""
+    from helpers import data
+
+    truth = data.load_ground_truth(data_dir)["realized"]
+    orders = data.load_orders(data_dir)
+    sends = data.load_table("campaigns", data_dir)
+    sends["treatment"] = sends["group"].eq("treatment")
+    out = {}
+    for kind, g in sends.groupby("campaign_type"):
+        r = ex.diff_proportions(g["converted"], g["treatment"])
+        out[f"{kind}_uplift"] = (
+            r["estimate"], r["ci_low"], r["ci_high"], truth["campaigns"][kind]["true_ate"],
+        )  # fmt: skip
+    offers = data.load_table("coupon_offers", data_dir)
+    offers["converted"] = ex.outcomes_in_window(offers, orders, "offered_at", 60)["converted"]
+    red = orders.set_index("order_id").assign(
+        order_margin=economics.order_margin(orders).to_numpy()
+    )
+    offers["redeemed"] = offers["redeemed_order_id"].notna()
+    offers["coupon_discount"] = offers["redeemed_order_id"].map(red["discount"]).fillna(0.0)
+    offers["order_margin"] = offers["redeemed_order_id"].map(red["order_margin"]).fillna(0.0)
+    control = offers[offers["discount_pct"] == 0]
+    for pct in sorted(offers["discount_pct"].unique())[1:]:
+        v = ex.coupon_value(offers[offers["discount_pct"] == pct], control, n_resamples=400)
+        t = truth["coupons"][str(pct)]
+        out[f"coupon_uplift_{pct}"] = (
+            v["uplift"], v["uplift_low"], v["uplift_high"], t["true_conversion_uplift"],
+        )  # fmt: skip
+        out[f"coupon_cannibalized_{pct}"] = (
+            v["cannibalized"], v["cannibalized_low"], v["cannibalized_high"],
+            t["cannibalized_discount_per_offer"],
+        )  # fmt: skip
+    return out
+
+
+def _check(rec: dict[str, tuple[float, float, float, float]]) -> None:
+    missed = {k: v for k, v in rec.items() if not v[1] <= v[3] <= v[2]}
+    assert not missed, f"intervals that miss the truth (estimate, low, high, truth): {missed}"
+
+
+def test_bundled_data_recovers_the_planted_effects():
+    _check(_recovery(""))
+
+
+@pytest.mark.slow
+def test_another_seed_recovers_the_planted_effects(tmp_path):
+    import subprocess
+    import sys
+
+    subprocess.run(
+        [sys.executable, "-m", "helpers.synth", "--out", str(tmp_path), "--seed", "7"],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    _check(_recovery(tmp_path))
