@@ -156,6 +156,9 @@ def holdout_cost(n_sends: float, control_share: float, uplift: float, value: flo
     return float(n_sends * control_share * uplift * value)
 
 
+# --- trigger audiences, outcomes in a window, pre-send features --------------------------------
+
+
 def outcomes_in_window(
     exposures: pd.DataFrame,
     orders: pd.DataFrame,
@@ -288,6 +291,9 @@ def history_features(
     return out
 
 
+# --- a campaign's economics and the decision --------------------------------------------------
+
+
 def decide(estimate: float, ci_low: float, ci_high: float) -> str:
     """The decision a profit-per-send estimate supports, the burden of proof on spending: 'keep'
     if the whole interval is above 0; 'stop' if the best estimate is a loss (estimate <= 0: no
@@ -380,9 +386,9 @@ def coupon_value(
     n_resamples: int = 2000,
     seed: int = 0,
 ) -> dict[str, float]:
-    """Incremental margin per coupon offer, decomposed (each frame: one row per offer with
-    ``converted`` (next order in the window), ``redeemed`` (bool), ``coupon_discount`` and
-    ``order_margin`` of the redeeming order, 0 when not redeemed). With uplift u = p_arm - p_0,
+    """Incremental margin per coupon offer (or per coupon-carrying send), decomposed. Each frame
+    has one row per offer: ``converted`` (an order in the window); `arm` also ``redeemed``
+    (bool), ``coupon_discount`` and ``order_margin`` of the redeeming order (0 if none). With uplift u = p_arm - p_0,
     redemption rate r, mean discount D and mean margin M of a redeemed order, and every
     coupon-induced order redeeming the coupon:
 
