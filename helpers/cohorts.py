@@ -6,9 +6,11 @@ table with ``customer_id`` and ``order_date`` (column names can be changed) and 
 period codes with numpy/pandas (factorize, bincount, reshape), never looping over customers or
 orders, so 10 million orders take seconds.
 
-Right censoring: with the last observed period ``P`` (the period of ``as_of``), the cell (cohort c,
-age k) is observed only if ``c + k <= P``; unobserved cells are ``NaN``, never 0. The period that
-contains ``as_of`` counts as observed (it is complete when ``as_of`` is its last day).
+Right censoring follows :mod:`helpers.periods`: the last observed period ``P`` is the last one that
+has *ended on or before* the as-of day (a period that contains a mid-period as-of is partial and not
+observed: its missing days would read as churn). The cell (cohort c, age k) is observed only if
+``c + k <= P``; unobserved cells are ``NaN``, never 0. Customers acquired after ``P`` have no
+complete cohort yet and are left out of the cohort tables.
 
 Three kinds of retention curve, as product-analytics tools offer them (e.g. Amplitude's
 "N-day", "unbounded" and "bracket" retention):
@@ -26,9 +28,11 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from helpers import periods
+from helpers.periods import FREQS, period_codes
+
 __all__ = [
     "FREQS",
-    "period_codes",
     "cohort_table",
     "retention_matrix",
     "average_curve",
@@ -37,33 +41,8 @@ __all__ = [
     "DEFAULT_BRACKETS",
 ]
 
-FREQS = {"D": "day", "W": "week (Monday to Sunday)", "M": "calendar month", "Q": "calendar quarter"}
 DEFAULT_BRACKETS: tuple[tuple[int, int], ...] = ((1, 7), (8, 30), (31, 90), (91, 180), (181, 365))
 _NS_PER_DAY = 86_400 * 10**9
-
-
-def period_codes(dates: pd.Series | np.ndarray | pd.DatetimeIndex, freq: str = "M") -> np.ndarray:
-    """Integer period of each timestamp, equal to the pandas ``Period`` ordinal of that ``freq``:
-    days, weeks (Monday start), months or quarters since 1970-01-01.
-
-    Months and quarters are looked up in a small day -> month table spanning the data (a gather
-    instead of a calendar conversion per row: ten times faster on millions of rows)."""
-    if freq not in FREQS:
-        raise ValueError(f"freq must be one of {sorted(FREQS)}, got {freq!r}")
-    d = np.asarray(dates, dtype="datetime64[ns]")
-    if np.isnat(d).any():
-        raise ValueError("dates contain missing values (NaT)")
-    days = d.view(np.int64) // _NS_PER_DAY  # floor: days since 1970-01-01
-    if freq == "D":
-        return days
-    if freq == "W":
-        return (days + 3) // 7 + 1  # 1970-01-01 was a Thursday; pandas' W-SUN ordinals start at 1
-    if days.size == 0:
-        return days
-    lo, hi = int(days.min()), int(days.max())
-    lut = np.arange(lo, hi + 1).astype("datetime64[D]").astype("datetime64[M]").astype(np.int64)
-    months = np.take(lut, days - lo)  # np.take: a faster gather than lut[...]
-    return months if freq == "M" else months // 3
 
 
 def _prepare(
@@ -73,38 +52,39 @@ def _prepare(
     customer_col: str,
     date_col: str,
     extra_cols: Sequence[str] = (),
+    observed_only: bool = True,
 ) -> tuple[pd.DataFrame, np.ndarray, np.ndarray, np.ndarray, int, pd.Timestamp, np.ndarray]:
     """Orders up to as-of with per-order customer code and period, per-customer first period.
 
     Returns (orders kept, customer code per order, period per order, first period per customer,
-    as-of period, as-of end timestamp (exclusive), customer id per customer code)."""
+    last complete period (the censoring rule of :mod:`helpers.periods`), as-of end timestamp
+    (exclusive), customer id per customer code)."""
     missing = {customer_col, date_col, *extra_cols} - set(orders.columns)
     if missing:
         raise ValueError(f"orders has no column(s) {sorted(missing)}")
     dates = orders[date_col]
     if as_of is None:
-        end = dates.max()
-        if pd.isna(end):
-            raise ValueError("orders is empty")
-        as_of_ts = pd.Timestamp(end)
-    else:
-        as_of_ts = pd.Timestamp(as_of)
-    # a date-only as-of means "up to the end of that day"
-    end_excl = (
-        as_of_ts.normalize() + pd.Timedelta(days=1)
-        if as_of_ts == as_of_ts.normalize()
-        else as_of_ts
-    )
+        as_of = periods.default_as_of(dates)  # the day of the last order
+    end_excl = periods.as_of_end(as_of)  # a date-only as-of means "up to the end of that day"
     keep = (dates < end_excl).to_numpy()
     if not keep.all():  # copy only the columns the caller needs
         orders = orders.loc[keep, [customer_col, date_col, *extra_cols]]
         dates = orders[date_col]
     if len(orders) == 0:
-        raise ValueError(f"no orders on or before as-of {as_of_ts}")
+        raise ValueError(f"no orders on or before as-of {periods.as_of_day(as_of).date()}")
     p = period_codes(dates, freq)
+    last_period = periods.last_complete_period(as_of, freq)
+    if observed_only and p.size and p.max() > last_period:
+        # orders in the partial period after the last complete one are not observed yet
+        keep = p <= last_period
+        orders, p = orders.loc[keep, [customer_col, date_col, *extra_cols]], p[keep]
+        if len(orders) == 0:
+            raise ValueError(
+                f"no complete {FREQS[freq]} of orders on or before as-of "
+                f"{periods.as_of_day(as_of).date()}"
+            )
     cust, ids = _customer_codes(orders[customer_col])
     first = _group_min(p, cust, len(ids))
-    last_period = int(period_codes(np.array([as_of_ts], dtype="datetime64[ns]"), freq)[0])
     return orders, cust, p, first, last_period, end_excl, ids
 
 
@@ -156,16 +136,16 @@ def _row_keys(
     c0 = first.min()
     cohort_idx = first - c0
     n_cohorts = int(cohort_idx.max()) + 1
-    periods = pd.PeriodIndex.from_ordinals(np.arange(c0, c0 + n_cohorts), freq=freq)
+    pidx = pd.PeriodIndex.from_ordinals(np.arange(c0, c0 + n_cohorts), freq=freq)
     if by is None:
-        return cohort_idx, pd.Index(periods, name="cohort")
+        return cohort_idx, pd.Index(pidx, name="cohort")
     seg = pd.Series(by).reindex(ids)
     seg_code, seg_labels = pd.factorize(
         seg.astype(object).fillna("(missing)").to_numpy(), sort=True
     )
     row = seg_code.astype(np.int64) * n_cohorts + cohort_idx
     index = pd.MultiIndex.from_product(
-        [pd.Index(seg_labels, name=by.name or "segment"), pd.Index(periods, name="cohort")]
+        [pd.Index(seg_labels, name=by.name or "segment"), pd.Index(pidx, name="cohort")]
     )
     return row, index
 
@@ -274,8 +254,10 @@ def bracket_retention(
 ) -> pd.DataFrame | pd.Series:
     """Bracketed retention: share of customers with at least one order within each range of days
     since their first order, e.g. ``(1, 7)`` = days 1 to 7 (day 0 = the first order's day,
-    days = whole 24 h periods since the first order). Only customers whose whole bracket lies on
-    or before ``as_of`` count (eligible: first order + hi + 1 days <= end of as-of).
+    days = whole 24 h periods since the first order). Only customers whose whole bracket has ended
+    on or before the as-of day count (eligible: first order + hi + 1 days <= end of as-of), the
+    censoring rule of :mod:`helpers.periods` at the level of days; per cohort, only complete
+    cohort periods are shown.
 
     ``freq`` ("D", "W", "M", "Q"): one row per acquisition cohort (NaN where nobody is eligible);
     ``freq=None``: one pooled share per bracket (the cohort-size-weighted average).
@@ -284,8 +266,8 @@ def bracket_retention(
     br = np.array(sorted(brackets), dtype=np.int64).reshape(-1, 2)
     if np.any(br[:, 0] > br[:, 1]) or np.any(br[1:, 0] <= br[:-1, 1]) or np.any(br < 0):
         raise ValueError("brackets must be non-overlapping (lo, hi) day ranges with 0 <= lo <= hi")
-    orders, cust, _, _, _, end_excl, ids = _prepare(
-        orders, freq or "M", as_of, customer_col, date_col
+    orders, cust, _, _, last_period, end_excl, ids = _prepare(
+        orders, freq or "M", as_of, customer_col, date_col, observed_only=False
     )
     t = np.asarray(orders[date_col], dtype="datetime64[ns]").astype(np.int64)
     first_t = _group_min(t, cust, len(ids))
@@ -317,8 +299,9 @@ def bracket_retention(
         [np.bincount(row, weights=eligible[:, j], minlength=n_rows) for j in range(n_b)], axis=1
     )
     sizes = np.bincount(row, minlength=n_rows)
+    show = (sizes > 0) & (index.asi8 <= last_period)  # complete cohorts only, as in cohort_table
     share = np.where(base > 0, retained / np.maximum(base, 1), np.nan)
-    return pd.DataFrame(share[sizes > 0], index=index[sizes > 0], columns=labels)
+    return pd.DataFrame(share[show], index=index[show], columns=labels)
 
 
 def revenue_table(

@@ -23,6 +23,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from helpers import periods
+
 __all__ = [
     "retention_rate",
     "churn_rate",
@@ -84,10 +86,6 @@ def churn_rate(start: float, end: float, new: float = 0) -> float:
     return 1.0 - retention_rate(start, end, new)
 
 
-def _period_codes(dates: pd.Series, freq: str) -> np.ndarray:
-    return dates.dt.to_period(freq).array.asi8
-
-
 def period_retention(
     orders: pd.DataFrame,
     freq: str = "M",
@@ -97,19 +95,29 @@ def period_retention(
     """Retention, churn and revenue retention per period from an order table.
 
     `orders` needs ``customer_id``, ``order_date`` and ``amount``; `freq` is ``"W"``, ``"M"`` or
-    ``"Q"``. Orders after `as_of` are ignored, and with `complete_only` a last period that ends
-    after `as_of` is dropped. Returns one row per period with ``customers_start`` (S),
+    ``"Q"``. Orders after the as-of day (default: the day of the last order) are ignored, and with
+    `complete_only` (the censoring rule of :mod:`helpers.periods`) so is the partial period that
+    contains a mid-period as-of: only periods that ended on or before as-of are returned, up to the
+    last complete one (periods without any order are rows of zeros). Returns one row per period with ``customers_start`` (S),
     ``customers_end`` (E), ``new`` (first order ever), ``reactivated``, ``retained`` (E - N),
     ``retention_rate``, ``churn_rate``, ``revenue_start``, ``revenue_retained`` and
     ``net_revenue_retention``, ``gross_revenue_retention`` (NaN for the first period).
     """
     o = orders[["customer_id", "order_date", "amount"]]
-    if as_of is not None:
-        end_of_day = pd.Timestamp(as_of) + pd.Timedelta(days=1)
-        o = o[o["order_date"] < end_of_day]
+    if as_of is None:
+        as_of = periods.default_as_of(o["order_date"])
+    o = periods.up_to(o, as_of, "order_date")
     if o.empty:
         raise ValueError("no orders on or before the as-of date")
-    code = _period_codes(o["order_date"], freq)
+    code = periods.period_codes(o["order_date"], freq)
+    last = periods.last_complete_period(as_of, freq)
+    if complete_only:
+        o, code = o.loc[code <= last], code[code <= last]
+        if o.empty:
+            raise ValueError(
+                f"no complete {periods.FREQS[freq]} of orders on or before "
+                f"{periods.as_of_day(as_of).date()}"
+            )
     act = (
         pd.DataFrame({"customer_id": o["customer_id"].to_numpy(), "p": code, "rev": o["amount"].to_numpy()})
         .groupby(["customer_id", "p"], as_index=False, sort=False)["rev"].sum()
@@ -138,7 +146,8 @@ def period_retention(
         }
     )
     per["new"] = act.groupby("p")["is_new"].sum().reindex(per.index, fill_value=0)
-    lo, hi = int(code.min()), int(code.max())
+    lo = int(code.min())
+    hi = last if complete_only else max(int(code.max()), last)  # periods with no orders count too
     per = per.reindex(np.arange(lo, hi + 1), fill_value=0).astype(
         {"revenue_start": float, "revenue_retained": float, "revenue_capped": float}
     )
@@ -150,11 +159,7 @@ def period_retention(
     rev0 = per["revenue_start"].where((per.index > lo) & (per["revenue_start"] > 0))
     per["net_revenue_retention"] = per["revenue_retained"] / rev0
     per["gross_revenue_retention"] = per["revenue_capped"] / rev0
-    per.index = pd.PeriodIndex.from_ordinals(per.index, freq=freq)
-    per.index.name = "period"
-    if complete_only and as_of is not None:
-        last_day = pd.Timestamp(as_of).normalize()
-        per = per[per.index.end_time.normalize() <= last_day]
+    per.index = periods.period_index(per.index, freq)
     cols = ["customers_start", "customers_end", "new", "reactivated", "retained", "retention_rate", "churn_rate",
             "revenue_start", "revenue_retained", "net_revenue_retention", "gross_revenue_retention"]  # fmt: skip
     return per[cols].astype(
@@ -173,13 +178,12 @@ def subscription_retention(
     ``retention_rate`` and ``churn_rate``.
     """
     s = subscriptions
-    as_of = pd.Timestamp(as_of) if as_of is not None else s["start_date"].max()
+    as_of = periods.as_of_day(as_of if as_of is not None else s["start_date"].max())
     start = s["start_date"]
     end = s["end_date"].fillna(pd.Timestamp.max)
-    periods = pd.period_range(start.min(), as_of, freq=freq)
-    periods = periods[periods.end_time.normalize() <= as_of.normalize()]
-    p_start = periods.start_time.to_numpy()
-    p_end = (periods.end_time + pd.Timedelta(1, "ns")).to_numpy()  # exclusive
+    pidx = periods.complete_periods(start.min(), as_of, freq)  # ended on or before as-of
+    p_start = pidx.start_time.to_numpy()
+    p_end = (pidx.end_time + pd.Timedelta(1, "ns")).to_numpy()  # exclusive
     st = start.to_numpy()[:, None]
     en = end.to_numpy()[:, None]
     # active at a period boundary b: started before b and not ended by b (so E of one period is
@@ -193,7 +197,7 @@ def subscription_retention(
             "customers_end": at_end.sum(axis=0),
             "new": new.sum(axis=0),
         },
-        index=pd.PeriodIndex(periods, name="period"),
+        index=pd.PeriodIndex(pidx, name="period"),
     )
     out["retained"] = (at_start & at_end).sum(axis=0)
     out["churned"] = out["customers_start"] - out["retained"]

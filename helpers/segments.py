@@ -17,27 +17,27 @@ unit (the sample data's ground truth alpha = 8.0 is per *week*).
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-
 import numpy as np
 import pandas as pd
+
+from helpers import economics, periods
+from helpers.economics import Economics
 
 __all__ = [
     "TIME_UNITS",
     "unit_days",
-    "as_of_end",
     "rfm_table",
     "rfm_scores",
     "SEGMENT_RULES",
     "assign_segments",
     "segment_summary",
-    "CostModel",
     "cost_to_serve",
     "segment_profitability",
     "spend_matched_split",
     "compare_segments",
     "PLAYBOOK",
     "action_table",
+    "winback_list",
 ]
 
 #: Length of one time unit in days: 'D' day, 'W' week, 'M' average Gregorian month (365.25 / 12).
@@ -54,11 +54,6 @@ def unit_days(time_unit: str) -> float:
         ) from None
 
 
-def as_of_end(as_of: str | pd.Timestamp) -> pd.Timestamp:
-    """The end of the as-of day: midnight after `as_of` (data up to 2025-12-31 23:59:59 count)."""
-    return pd.Timestamp(as_of).normalize() + pd.Timedelta(days=1)
-
-
 def rfm_table(
     orders: pd.DataFrame,
     as_of: str | pd.Timestamp = "2025-12-31",
@@ -68,12 +63,14 @@ def rfm_table(
     date_col: str = "order_date",
     amount_col: str = "amount",
 ) -> pd.DataFrame:
-    """One row per customer (index `customer_id`, sorted) with RFM and BTYD summary columns.
+    """The per-customer summary: one row per customer (index `customer_id`, sorted) with RFM and
+    BTYD columns, used by every notebook and the client report.
 
     Orders after the as-of day are ignored. Columns:
 
     * ``first_order``, ``last_order`` (timestamps), ``n_orders``;
     * ``recency_days``: whole calendar days from the last order's date to `as_of`;
+      ``tenure_days``: from the first order's date to `as_of`;
     * ``monetary_total`` (sum of `amount`, EUR) and ``monetary_mean`` (mean over all orders);
     * BTYD summary in `time_unit`: ``frequency`` x = n_orders - 1 (repeat orders, each order
       counted, also two on one day), ``recency`` t_x = (last - first) / unit,
@@ -85,7 +82,7 @@ def rfm_table(
     Vectorized: one factorization and ``np.bincount``/grouped min-max, O(n) in the orders.
     """
     days = unit_days(time_unit)
-    end = as_of_end(as_of)
+    end = periods.as_of_end(as_of)
     t_all = pd.to_datetime(orders[date_col]).to_numpy("datetime64[ns]")
     keep = t_all < end.to_datetime64()
     if not keep.all():
@@ -121,6 +118,7 @@ def rfm_table(
             "last_order": last_ts,
             "n_orders": n,
             "recency_days": (end.value - day_ns) // day_ns - last // day_ns,
+            "tenure_days": (end.value - day_ns) // day_ns - first // day_ns,
             "monetary_total": total,
             "monetary_mean": total / n,
             "frequency": x,
@@ -232,92 +230,23 @@ def segment_summary(
     return out.sort_values("value_share", ascending=False)
 
 
-@dataclass(frozen=True)
-class CostModel:
-    """Cost-to-serve parameters, EUR. Assumptions for the sample company; set your own.
-
-    Per order: cost of goods = (1 - gross_margin_rate) x gross, gross = amount + discount (list
-    price; the sample generator uses gross_margin_rate = 0.45), plus shipping_per_order (free
-    shipping for the customer). Per support ticket: cost_per_ticket (agent time). Per returned
-    order: return_handling_cost, and the order's revenue is refunded and the goods restocked, so
-    a returned order earns no product margin.
-    """
-
-    gross_margin_rate: float = 0.45
-    shipping_per_order: float = 4.50
-    cost_per_ticket: float = 15.00
-    return_handling_cost: float = 12.00
-
-    def as_dict(self) -> dict[str, float]:
-        return asdict(self)
-
-
 def cost_to_serve(
     orders: pd.DataFrame,
     tickets: pd.DataFrame | None = None,
-    cost_model: CostModel | None = None,
+    econ: Economics = economics.SAMPLE,
     as_of: str | pd.Timestamp = "2025-12-31",
 ) -> pd.DataFrame:
-    """Per customer (index customer_id) revenue, margin and the cost of serving them, EUR.
-
-    Over orders up to the as-of day (kept = not returned):
-
-    * ``revenue`` = sum of amount over kept orders; ``product_margin`` = rate x gross over kept
-      orders (margin at list price, before discounts and service);
-    * ``discount_cost`` = discount over kept orders, ``shipping_cost`` = shipping x all orders,
-      ``ticket_cost`` = cost_per_ticket x tickets opened, ``return_cost`` = handling x returns;
-    * ``cost_to_serve`` = discount + shipping + ticket + return cost;
-    * ``margin_after_cost`` = product_margin - cost_to_serve (= revenue - cost of goods - service);
-    * ``cts_ratio`` = cost_to_serve / product_margin (share of the margin eaten by serving);
-    * ``years`` = years since the first order (to the end of the as-of day) and
-      ``margin_per_year`` = margin_after_cost / years.
-    """
-    cm = cost_model or CostModel()
-    end = as_of_end(as_of)
-    o = orders.loc[pd.to_datetime(orders["order_date"]) < end]
-    returned = o["returned"].to_numpy(bool) if "returned" in o else np.zeros(len(o), bool)
-    discount = o["discount"].fillna(0.0).to_numpy(float) if "discount" in o else np.zeros(len(o))
-    amount = o["amount"].to_numpy(float)
-    kept = ~returned
-    per = pd.DataFrame(
-        {
-            "customer_id": o["customer_id"].to_numpy(),
-            "revenue": amount * kept,
-            "product_margin": cm.gross_margin_rate * (amount + discount) * kept,
-            "discount_cost": discount * kept,
-            "n_orders": 1,
-            "n_returns": returned.astype(int),
-            "first_order": pd.to_datetime(o["order_date"]).to_numpy(),
-        }
-    )
-    out = per.groupby("customer_id").agg(
-        revenue=("revenue", "sum"), product_margin=("product_margin", "sum"), discount_cost=("discount_cost", "sum"),
-        n_orders=("n_orders", "sum"), n_returns=("n_returns", "sum"), first_order=("first_order", "min"),
-    )  # fmt: skip
-    if tickets is not None and len(tickets):
-        tk = tickets.loc[pd.to_datetime(tickets["opened_at"]) < end]
-        out["n_tickets"] = (
-            tk.groupby("customer_id").size().reindex(out.index, fill_value=0).astype(int)
-        )
-    else:
-        out["n_tickets"] = 0
-    out["shipping_cost"] = cm.shipping_per_order * out["n_orders"]
-    out["ticket_cost"] = cm.cost_per_ticket * out["n_tickets"]
-    out["return_cost"] = cm.return_handling_cost * out["n_returns"]
-    out["cost_to_serve"] = out[
-        ["discount_cost", "shipping_cost", "ticket_cost", "return_cost"]
-    ].sum(axis=1)
-    out["margin_after_cost"] = out["product_margin"] - out["cost_to_serve"]
-    out["cts_ratio"] = out["cost_to_serve"] / out["product_margin"].where(out["product_margin"] > 0)
-    out["years"] = (end - out["first_order"]) / pd.Timedelta(days=365.25)
-    out["margin_per_year"] = out["margin_after_cost"] / out["years"]
-    return out.drop(columns="first_order")
+    """Per customer revenue, margin and the cost of serving them: :func:`helpers.economics.customer_value`
+    (one definition of margin, returns, shipping, tickets and per-year figures)."""
+    return economics.customer_value(orders, tickets, econ, as_of)
 
 
 def segment_profitability(cts: pd.DataFrame, segment: pd.Series | str) -> pd.DataFrame:
     """Per segment: customers, and per customer revenue, product margin, each cost, cost to
-    serve, margin after cost and margin per year (EUR); plus the segment's total margin after
-    cost and cts_ratio = cost_to_serve / product_margin (of the segment's totals)."""
+    serve and margin after cost; the segment's total margin after cost; cts_ratio =
+    cost_to_serve / product_margin and margin_per_year = sum(margin after cost) / sum(years),
+    both ratios of the segment's sums (a mean of per-customer ratios would let a customer seen
+    for a few days dominate; years are floored at ``Economics.min_tenure_days``)."""
     key = cts[segment] if isinstance(segment, str) else segment.reindex(cts.index)
     cols = [
         "revenue",
@@ -328,18 +257,14 @@ def segment_profitability(cts: pd.DataFrame, segment: pd.Series | str) -> pd.Dat
         "return_cost",
         "cost_to_serve",
         "margin_after_cost",
-        "margin_per_year",
     ]
-    g = cts[cols].groupby(key.rename("segment"), observed=True)
-    out = (
-        g.mean()
-        .add_suffix("_per_customer")
-        .rename(columns={"margin_per_year_per_customer": "margin_per_year"})
-    )
+    g = cts[cols + ["years"]].groupby(key.rename("segment"), observed=True)
+    out = g[cols].mean().add_suffix("_per_customer")
     out.insert(0, "customers", g.size())
-    totals = g[["cost_to_serve", "product_margin", "margin_after_cost"]].sum()
+    totals = g[["cost_to_serve", "product_margin", "margin_after_cost", "years"]].sum()
     out["total_margin_after_cost"] = totals["margin_after_cost"]
     out["cts_ratio"] = totals["cost_to_serve"] / totals["product_margin"]
+    out["margin_per_year"] = totals["margin_after_cost"] / totals["years"]
     return out
 
 
@@ -398,7 +323,7 @@ def compare_segments(
 #: your own test results; 'target' is 'top_clv_decile' or an RFM segment name.
 PLAYBOOK: pd.DataFrame = pd.DataFrame(
     [
-        ("top_clv_decile", "VIP treatment: early access, free shipping", 6.0, 0.10, 0.0),
+        ("top_clv_decile", "VIP treatment: early access and a thank-you gift", 6.0, 0.10, 0.0),
         ("Can't lose them", "Personal call and a win-back offer", 3.0, 0.0, 0.15),
         ("At risk", "'We miss you' e-mail with a 15 % voucher", 0.5, 0.0, 0.05),
         ("About to sleep", "Reminder with product recommendations", 0.1, 0.0, 0.02),
@@ -421,7 +346,10 @@ def action_table(
     them ('top_clv_decile' = the 10 % highest `clv_col`). Per tactic, over its customers:
     gain = sum(clv_uplift x clv + extra_orders x order_margin) with `order_margin_col` the
     expected margin of one order (e.g. margin x Gamma-Gamma expected spend),
-    cost = customers x cost_per_customer, expected_value = gain - cost, roi = value / cost.
+    cost = customers x cost_per_customer, expected_value = gain - cost, roi = value / cost, and
+    ``break_even``: the effect at which the tactic just pays, cost / sum(clv) for a CLV uplift or
+    cost / sum(order_margin) for extra orders (compare it with the assumed effect: an assumption
+    above its break-even is what makes the tactic "pay").
     """
     pb = PLAYBOOK if playbook is None else playbook
     clv = df[clv_col]
@@ -436,8 +364,38 @@ def action_table(
         n = int(mask.sum())
         gain = float(t.clv_uplift * clv[mask].sum() + t.extra_orders * om[mask].sum())
         cost = float(t.cost_per_customer * n)
+        base = (
+            clv[mask].sum()
+            if t.clv_uplift > 0
+            else om[mask].sum()
+            if t.extra_orders > 0
+            else np.nan
+        )
+        effect = t.clv_uplift if t.clv_uplift > 0 else t.extra_orders
         rows.append({"target": t.target, "tactic": t.tactic, "customers": n,
                      "mean_clv": float(clv[mask].mean()) if n else 0.0, "cost": cost,
                      "expected_gain": gain, "expected_value": gain - cost,
-                     "roi": (gain - cost) / cost if cost > 0 else np.nan})  # fmt: skip
+                     "roi": (gain - cost) / cost if cost > 0 else np.nan, "assumed_effect": effect,
+                     "break_even": cost / base if cost > 0 and base > 0 else np.nan})  # fmt: skip
     return pd.DataFrame(rows).set_index("target")
+
+
+def winback_list(
+    segmented: pd.DataFrame,
+    clv: pd.DataFrame | None = None,
+    quiet: tuple[str, ...] = ("Can't lose them", "At risk"),
+) -> pd.DataFrame:
+    """The win-back list: customers of the `quiet` RFM segments (valuable in the past, not buying
+    lately), ranked by the expected value of winning them back, their predicted margin ``clv``
+    (P(alive) x what an active customer of their profile brings; :func:`helpers.clv.predictive_clv`),
+    highest first; without a CLV table, by total spend (the past, which says nothing about who is
+    still active). Notebook 04 and the client report use this one ranking."""
+    out = segmented.loc[segmented["segment"].astype(str).isin(quiet)]
+    if clv is not None:
+        out = out.join(
+            clv[["p_alive", "clv"]].drop(columns=[c for c in ("p_alive", "clv") if c in out])
+        )
+        return out.sort_values(["clv", "monetary_total"], ascending=[False, False], kind="stable")
+    return out.sort_values(
+        ["monetary_total", "recency_days"], ascending=[False, True], kind="stable"
+    )

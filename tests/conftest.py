@@ -1,9 +1,29 @@
-"""Shared fixtures: a hand-made order table whose retention figures are computed by hand."""
+"""Shared fixtures and the hypothesis profiles.
+
+Hypothesis: under CI (``CI`` set) the ``ci`` profile derandomizes (the same examples on every run, so
+`make test` passes on every run, not most runs); elsewhere the ``dev`` profile draws fresh examples
+and prints the reproduction blob of any failure (``@reproduce_failure``), and the header shows the
+seed to pass back with ``--hypothesis-seed``.
+"""
 
 from __future__ import annotations
 
+import os
+
 import pandas as pd
 import pytest
+from hypothesis import settings
+
+settings.register_profile("ci", derandomize=True, print_blob=True, deadline=None)
+settings.register_profile("dev", print_blob=True, deadline=None)
+PROFILE = os.environ.get("HYPOTHESIS_PROFILE") or ("ci" if os.environ.get("CI") else "dev")
+settings.load_profile(PROFILE)
+
+
+def pytest_report_header(config):
+    seed = config.getoption("hypothesis_seed", default=None)
+    how = "derandomized" if settings.default.derandomize else f"seed {seed or 'random per test'}"
+    return f"hypothesis profile: {PROFILE} ({how}; failures print a @reproduce_failure blob)"
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.special import beta as B
 
-from helpers import clv, segments
+from helpers import clv, economics, segments
 from helpers.synth import SynthConfig, generate
 
 THREE = pd.DataFrame(
@@ -180,18 +180,22 @@ def test_expected_spend_shrinks_to_population_mean():
     assert es.iloc[0] < es.iloc[1] < es.iloc[2] < 100.0
 
 
-def test_predictive_clv_discounting():
+def test_predictive_clv_discounting_and_costs():
     df = THREE.assign(monetary_value=[0.0, 20.0, 35.0])
     df.attrs["time_unit"] = "W"
-    flat = clv.predictive_clv(FIT, GG, df, horizon_months=12, monthly_discount_rate=0.0, margin=0.3)
+    flat_econ = economics.Economics(yearly_discount_rate=0.0, horizon_months=12)
+    flat = clv.predictive_clv(FIT, GG, df, flat_econ, margin_rate=0.3)
     month = (365.25 / 12) / 7
     expected = 0.3 * clv.expected_spend(GG, df) * clv.expected_purchases(FIT, df, 12 * month)
     np.testing.assert_allclose(flat["clv"], expected, rtol=1e-9)
-    disc = clv.predictive_clv(
-        FIT, GG, df, horizon_months=12, monthly_discount_rate=0.02, margin=0.3
-    )
-    assert np.all(disc["clv"] < flat["clv"]) and np.all(disc["clv"] > 0.7 * flat["clv"])
+    disc = clv.predictive_clv(FIT, GG, df, flat_econ.replace(yearly_discount_rate=0.2), 0.3)
+    assert np.all(disc["clv"] < flat["clv"]) and np.all(disc["clv"] > 0.8 * flat["clv"])
     assert disc["p_alive"].iloc[0] == 1.0
+    # a cost per order is subtracted from each expected order's margin
+    costly = clv.predictive_clv(FIT, GG, df, flat_econ, margin_rate=0.3, cost_per_order=2.0)
+    np.testing.assert_allclose(
+        flat["clv"] - costly["clv"], 2.0 * clv.expected_purchases(FIT, df, 12 * month), rtol=1e-9
+    )
 
 
 def test_calibration_holdout_predicts_generator_holdout(generated):
@@ -211,10 +215,78 @@ def test_calibration_holdout_predicts_generator_holdout(generated):
     assert cal["holdout_purchases"].sum() == len(o)
 
 
-def test_historical_clv_matches_margin_formula():
+def test_historical_margin_and_net_margin_rate_agree_on_returns():
+    """One economics: the margin a customer earned to date and the rate that turns spend into
+    margin both count a returned order with margin 0."""
     orders = pd.DataFrame({"customer_id": [1, 1, 2], "order_date": pd.to_datetime(["2025-01-01", "2025-06-01", "2025-03-01"]),
                            "amount": [100.0, 50.0, 80.0], "discount": [0.0, 10.0, 20.0], "returned": [False, False, True]})  # fmt: skip
-    h = clv.historical_clv(orders, 0.45, "2025-12-31")
-    assert h.loc[1, "historical_clv"] == pytest.approx(100 - 55 + 50 - 0.55 * 60)
-    assert h.loc[2, "historical_clv"] == 0.0
-    assert clv.net_margin_rate(orders, 0.45) == pytest.approx((230 - 0.55 * 260) / 230)
+    econ = economics.Economics(gross_margin_rate=0.45)
+    h = economics.customer_value(orders, None, econ, "2025-12-31")
+    assert h.loc[1, "margin"] == pytest.approx(100 - 55 + 50 - 0.55 * 60)
+    assert h.loc[2, "margin"] == 0.0
+    assert economics.net_margin_rate(orders, econ) == pytest.approx(h["margin"].sum() / 230)
+
+
+# --- published CDNOW results (the data files shipped with the lifetimes package) -------------
+
+
+@pytest.fixture(scope="module")
+def cdnow() -> pd.DataFrame:
+    return clv.load_cdnow()
+
+
+def test_cdnow_bgnbd_published_estimates(cdnow):
+    """Fader, Hardie & Lee (2005): r = 0.243, alpha = 4.414, a = 0.793, b = 2.426, LL -9582.4."""
+    fit = clv.fit_bgnbd(cdnow)
+    assert len(cdnow) == 2357
+    got = [fit.r, fit.alpha, fit.a, fit.b]
+    np.testing.assert_allclose(got, [0.243, 4.414, 0.793, 2.426], rtol=2e-3)
+    assert fit.loglik == pytest.approx(-9582.4, abs=0.1)
+    # customer 1 (x = 2, t_x = 30.43, T = 38.86): 1.226 purchases in the next 39 weeks
+    assert clv.expected_purchases(fit, cdnow.loc[[1]], 39.0)[0] == pytest.approx(1.226, abs=1e-3)
+
+
+def test_cdnow_mbgnbd_published_estimates(cdnow):
+    """Batislam, Denizel & Filiztekin (2007), values of BTYDplus: r 0.525, alpha 6.183, a 0.891,
+    b 1.614."""
+    fit = clv.fit_mbgnbd(cdnow)
+    np.testing.assert_allclose(
+        [fit.r, fit.alpha, fit.a, fit.b], [0.525, 6.183, 0.891, 1.614], rtol=2e-3
+    )
+
+
+def test_cdnow_gamma_gamma_published_estimates():
+    """Fader, Hardie & Lee (2005, JMR), 946 repeat buyers: p 6.25, q 3.74, gamma 15.44."""
+    m = clv.load_cdnow("monetary")
+    rep = m[m["frequency"] > 0]
+    fit = clv.fit_gamma_gamma(rep)
+    assert len(rep) == 946
+    assert [float(f"{v:.3g}") for v in (fit.p, fit.q, fit.gamma)] == [6.25, 3.74, 15.4]  # 3 s.f.
+
+
+def test_one_time_buyers_can_be_gone_under_mbgnbd(cdnow):
+    """BG/NBD: P(alive) = 1 for every one-time buyer, however long ago (the flaw the report must
+    not show a client); MBG/NBD: it falls with the time since the purchase."""
+    bg, mbg = clv.fit_bgnbd(cdnow), clv.fit_mbgnbd(cdnow)
+    once = pd.DataFrame(
+        {"frequency": [0, 0, 0], "recency": [0.0, 0.0, 0.0], "T": [2.0, 40.0, 75.0]}
+    )
+    assert (clv.p_alive(bg, once) == 1.0).all()
+    pa = clv.p_alive(mbg, once).to_numpy()
+    assert pa[0] > pa[1] > pa[2] and pa[2] < 0.6
+    # by hand: 1 / (1 + a/b ((alpha+T)/alpha)^r)
+    r, alpha, a, b = mbg.r, mbg.alpha, mbg.a, mbg.b
+    assert pa[2] == pytest.approx(1 / (1 + a / b * ((alpha + 75) / alpha) ** r))
+    # expected purchases of a new customer: the conditional formula at x = t_x = T = 0
+    zero = pd.DataFrame({"frequency": [0], "recency": [0.0], "T": [1e-12]})
+    for fit in (bg, mbg):
+        assert clv.expected_purchases(fit, zero, 52.0)[0] == pytest.approx(
+            float(clv.expected_purchases_new(fit, 52.0)), rel=1e-6
+        )
+
+
+def test_compare_purchase_models_chooses_on_the_holdout(generated):
+    cal = clv.calibration_holdout(generated, "2024-12-31", "2025-12-31", "W")
+    table, best = clv.compare_purchase_models(cal)
+    assert list(table.index) == ["BG/NBD", "MBG/NBD"] and best in table.index
+    assert table.loc[best, "bucket_mae"] <= table["bucket_mae"].min() * 1.01

@@ -6,10 +6,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from helpers import cohorts, data
+from helpers import cohorts, data, periods
 
 
 def _orders(rows: list[tuple[int, str]]) -> pd.DataFrame:
@@ -99,15 +99,20 @@ def test_weeks_months_quarters_match_pandas_periods() -> None:
     dates = pd.Series(pd.date_range("1999-12-25", "2031-01-08", freq="37h"))
     for freq in ("D", "W", "M", "Q"):
         np.testing.assert_array_equal(
-            cohorts.period_codes(dates, freq), dates.dt.to_period(freq).array.asi8
+            periods.period_codes(dates, freq), dates.dt.to_period(freq).array.asi8
         )
     with pytest.raises(ValueError, match="freq"):
-        cohorts.period_codes(dates, "Y")
+        periods.period_codes(dates, "Y")
 
 
 def _reference(orders: pd.DataFrame, freq: str, as_of: pd.Timestamp) -> pd.DataFrame:
-    """Slow, obvious pandas version: Period columns, groupby, unstack."""
-    o = orders[orders["order_date"] <= as_of].assign(p=lambda d: d["order_date"].dt.to_period(freq))
+    """Slow, obvious pandas version: Period columns, groupby, unstack. Independent of
+    helpers.periods: the as-of day ends at midnight after it, and the last observed period is the
+    one before the period that contains the next day (the last period that has ended)."""
+    end = as_of.normalize() + pd.Timedelta(days=1)
+    last = (pd.Period(end, freq) - 1).ordinal
+    o = orders[orders["order_date"] < end].assign(p=lambda d: d["order_date"].dt.to_period(freq))
+    o = o[o["p"].array.asi8 <= last]
     o["cohort"] = o.groupby("customer_id")["p"].transform("min")
     o["age"] = (o["p"].array.asi8 - o["cohort"].array.asi8).astype(int)
     t = (
@@ -116,7 +121,6 @@ def _reference(orders: pd.DataFrame, freq: str, as_of: pd.Timestamp) -> pd.DataF
         .size()
         .unstack(fill_value=0)
     )
-    last = pd.Period(as_of, freq).ordinal
     t = t.reindex(columns=range(last - t.index.min().ordinal + 1), fill_value=0).astype(float)
     mask = np.arange(t.shape[1])[None, :] > (last - t.index.asi8)[:, None]
     return t.mask(mask)
@@ -134,9 +138,9 @@ random_orders = st.lists(
 @settings(max_examples=40, deadline=None)
 @given(orders=random_orders, freq=st.sampled_from(["W", "M", "Q"]))
 def test_matches_plain_pandas_reference(orders: pd.DataFrame, freq: str) -> None:
-    as_of = pd.Timestamp("2025-06-30")
-    if (orders["order_date"] <= as_of).sum() == 0:
-        return
+    as_of = pd.Timestamp("2025-06-30")  # a Monday: mid-week, the last day of Q2 and of June
+    last = periods.last_complete_period(as_of, freq)
+    assume((periods.period_codes(orders["order_date"], freq) <= last).any())
     got = cohorts.cohort_table(orders, freq, as_of)
     ref = _reference(orders, freq, as_of)
     ref = ref.reindex(got.index)
@@ -148,19 +152,22 @@ def test_matches_plain_pandas_reference(orders: pd.DataFrame, freq: str) -> None
 @settings(max_examples=40, deadline=None)
 @given(orders=random_orders, freq=st.sampled_from(["D", "W", "M", "Q"]))
 def test_table_properties(orders: pd.DataFrame, freq: str) -> None:
-    as_of = pd.Timestamp("2025-12-31")
+    as_of = pd.Timestamp("2025-12-31")  # a Wednesday: the last week is partial
     n = cohorts.cohort_table(orders, freq, as_of)
     u = cohorts.cohort_table(orders, freq, as_of, kind="unbounded")
-    # cohort sizes sum to the number of customers
-    assert n[0].sum() == orders["customer_id"].nunique()
+    # cohort sizes sum to the number of customers acquired in complete periods
+    observed = periods.period_codes(orders["order_date"], freq) <= periods.last_complete_period(
+        as_of, freq
+    )
+    assert n[0].sum() == orders.loc[observed, "customer_id"].nunique()
     # shares in [0, 1]; unbounded >= n-period and never rising with age
     for table in (n, u):
         r = cohorts.retention_matrix(table).to_numpy()
         assert np.all((r[~np.isnan(r)] >= 0) & (r[~np.isnan(r)] <= 1))
     assert np.all((u >= n) | n.isna())
     assert np.all(np.diff(u.to_numpy(), axis=1)[~np.isnan(np.diff(u.to_numpy(), axis=1))] <= 0)
-    # censoring: NaN exactly where cohort + age > as-of period (a staircase)
-    last = pd.Period(as_of, freq).ordinal
+    # censoring: NaN exactly where cohort + age > the last complete period (a staircase)
+    last = (pd.Period(as_of + pd.Timedelta(days=1), freq) - 1).ordinal
     expected_nan = np.arange(n.shape[1])[None, :] > (last - n.index.asi8)[:, None]
     np.testing.assert_array_equal(n.isna().to_numpy(), expected_nan)
     # weighted curve within [0, 1], 1 at age 0
@@ -172,8 +179,7 @@ def test_table_properties(orders: pd.DataFrame, freq: str) -> None:
 @given(orders=random_orders)
 def test_brackets_match_brute_force(orders: pd.DataFrame) -> None:
     as_of = pd.Timestamp("2025-03-31")
-    if (orders["order_date"] <= as_of).sum() == 0:
-        return
+    assume((orders["order_date"] < as_of + pd.Timedelta(days=1)).any())
     brackets = [(1, 7), (8, 30), (31, 90), (120, 400)]
     got = cohorts.bracket_retention(orders, brackets, freq=None, as_of=as_of)
     o = orders[orders["order_date"] < as_of + pd.Timedelta(days=1)]
@@ -254,3 +260,28 @@ def test_cohort_heatmap_leaves_censored_cells_blank() -> None:
     assert len(labels) == int(m.notna().to_numpy().sum()) == 6
     assert labels[:3] == ["100%", "50%", "50%"]
     plt.close(ax.figure)
+
+
+def test_mid_period_as_of_by_hand() -> None:
+    """As-of 2025-03-15: March is partial, so February is the last observed month; March orders
+    do not count as churn (the cells are NaN) and customer 4 (acquired in March) has no cohort."""
+    t = cohorts.cohort_table(TINY, "M", "2025-03-15")
+    assert [str(p) for p in t.index] == ["2025-01", "2025-02"]
+    np.testing.assert_array_equal(t.to_numpy(), [[2, 1], [1, np.nan]])
+    # the same as-of with the time of day: still the end of that day
+    pd.testing.assert_frame_equal(t, cohorts.cohort_table(TINY, "M", "2025-03-15 00:30"))
+    b = cohorts.bracket_retention(TINY, [(1, 7), (8, 30)], freq="M", as_of="2025-03-15")
+    assert [str(p) for p in b.index] == ["2025-01", "2025-02"]
+
+
+@pytest.mark.parametrize("kind", ["n_period", "unbounded"])
+def test_mid_quarter_as_of_equals_the_last_quarter_end_on_the_sample(kind: str) -> None:
+    """On the bundled data a mid-quarter as-of (2025-11-15) reads the same cohort table as the end
+    of the last complete quarter (2025-09-30), with the 2025Q4 orders not counted as churn."""
+    orders = data.load_orders()
+    mid = cohorts.cohort_table(orders, "Q", "2025-11-15", kind=kind)
+    end = cohorts.cohort_table(
+        orders[orders["order_date"] < "2025-10-01"], "Q", "2025-09-30", kind=kind
+    )
+    pd.testing.assert_frame_equal(mid, end)
+    assert str(mid.index[-1]) == "2025Q3" and np.isnan(mid.loc[pd.Period("2025Q3"), 1])

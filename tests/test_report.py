@@ -18,7 +18,7 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from helpers import paths, report
+from helpers import cohorts, data, economics, paths, report, retention
 from helpers.data import DataValidationError
 from helpers.mapping import ClientMapping, client_schema, load_mapping, read_client_orders
 
@@ -255,24 +255,44 @@ def test_refund_policies(tmp_path, policy, rows, revenue):
 # report logic on a hand-made case (tests/conftest.py: ten_orders)
 
 
-def test_customer_summary_and_headline_by_hand(ten_orders):
-    s = report.customer_summary(ten_orders, "2025-03-31")
-    assert s["orders"].to_dict() == {1: 3, 2: 2, 3: 2, 4: 2, 5: 1}
-    assert s["revenue"].to_dict() == {1: 50.0, 2: 30.0, 3: 10.0, 4: 90.0, 5: 25.0}
-    assert s.loc[1, "recency_days"] == 30 and s.loc[5, "recency_days"] == 0  # Mar 1 -> Mar 31
-    assert s.loc[1, "mean_gap_days"] == pytest.approx(
-        (pd.Timestamp("2025-03-01") - pd.Timestamp("2025-01-05")).days / 2
-    )
-    assert np.isnan(s.loc[5, "mean_gap_days"])
+def test_headline_by_hand(ten_orders):
     h = report.headline(ten_orders, "2025-03-31")
     assert (h["customers"], h["purchases"], h["revenue"]) == (5, 10, 205.0)
     assert h["repeat_purchase_rate"] == pytest.approx(4 / 5) and h[
         "average_order_value"
     ] == pytest.approx(20.5)
+    assert h["zero_value_orders"] == 0
     assert report.headline(ten_orders, "2025-01-31")["customers"] == 3  # as-of cuts the data
 
 
-def test_at_risk_customers_are_the_quiet_valuable_segments():
+def test_zero_value_orders_are_activity(ten_orders):
+    """A zero-value order is a purchase worth 0: its customer counts, and it counts as an order
+    (today's public export loses 68 customers and 80 orders when only amount > 0 counts)."""
+    extra = pd.DataFrame({"order_id": [11, 12], "customer_id": [6, 5], "amount": [0.0, 0.0],
+                          "order_date": pd.to_datetime(["2025-03-10", "2025-03-20"])})  # fmt: skip
+    h = report.headline(pd.concat([ten_orders, extra], ignore_index=True), "2025-03-31")
+    assert (h["customers"], h["purchases"], h["zero_value_orders"]) == (6, 12, 2)
+    assert h["revenue"] == 205.0 and h["repeat_purchase_rate"] == pytest.approx(4 / 6 + 1 / 6)
+
+
+def test_one_order_is_not_enough_data():
+    one = pd.DataFrame(
+        {"customer_id": ["a"], "order_date": pd.to_datetime(["2024-01-15"]), "amount": [5.0]}
+    )
+    with pytest.raises(DataValidationError, match="1 purchase"):
+        report.check_enough_data(one, "2025-12-31", "Q", "one.csv")
+
+
+def test_mid_period_as_of_report_tables_agree():
+    """As-of mid-quarter: the period table and the cohort table both end at the last complete
+    quarter (one rule), and neither reads the partial quarter as churn."""
+    orders = data.load_orders()
+    per = retention.period_retention(report.purchases(orders), "Q", "2025-11-15")
+    counts = cohorts.cohort_table(report.purchases(orders), "Q", "2025-11-15")
+    assert str(per.index[-1]) == str(counts.index[-1]) == "2025Q3"
+
+
+def test_win_back_list_is_ranked_by_expected_value_not_past_spend():
     seg = pd.DataFrame(
         {
             "segment": pd.Categorical(
@@ -283,8 +303,13 @@ def test_at_risk_customers_are_the_quiet_valuable_segments():
         },
         index=pd.Index([11, 12, 13, 14, 15], name="customer_id"),
     )
-    assert report.at_risk_customers(seg).index.tolist() == [13, 15, 12]  # by spend, highest first
-    assert report.at_risk_customers(seg, ("Lost",)).index.tolist() == [14]
+    # without a purchase model: past spend, highest first
+    assert report.at_risk_customers(seg).index.tolist() == [13, 15, 12]
+    assert report.at_risk_customers(seg, at_risk=("Lost",)).index.tolist() == [14]
+    # with one: the big past spender who is probably gone (13) goes last
+    clv = pd.DataFrame({"p_alive": [0.9, 0.8, 0.02, 0.5, 0.6], "clv": [90.0, 40.0, 1.0, 5.0, 30.0]},
+                       index=seg.index)  # fmt: skip
+    assert report.at_risk_customers(seg, clv).index.tolist() == [12, 15, 13]
 
 
 def test_segment_customers_and_clv_on_the_bundled_orders():
@@ -292,18 +317,54 @@ def test_segment_customers_and_clv_on_the_bundled_orders():
     seg = report.segment_customers(orders, notes["as_of"])
     assert len(seg) == orders["customer_id"].nunique() and seg["segment"].notna().all()
     assert seg[["R", "F", "M"]].isin(range(1, 6)).all().all()
-    clv, why = report.fit_clv(seg)
-    assert why == "" and clv.index.equals(seg.index)
-    assert clv["p_alive"].between(0, 1).all() and (clv["clv"] >= 0).all()
-    # the generator's BG/NBD truth (r = 0.9, alpha = 8 weeks) is near the fit the report uses
-    assert clv.attrs["bgnbd"]["r"] == pytest.approx(0.9, rel=0.25)
-    assert clv.attrs["bgnbd"]["alpha"] == pytest.approx(8.0, rel=0.25)
+    econ = economics.from_mapping(None)
+    fit, why = report.fit_clv(orders, seg, econ)
+    assert why == "" and fit.table.index.equals(seg.index)
+    assert fit.table["p_alive"].between(0, 1).all()
+    # the bundled orders follow BG/NBD: the holdout check picks it, near the generator's truth
+    assert (
+        fit.model == "BG/NBD"
+        and fit.check.loc["BG/NBD", "bucket_mae"] < fit.check.loc["MBG/NBD", "bucket_mae"]
+    )
+    truth = data.load_ground_truth()["parameters"]
+    assert fit.purchases.r == pytest.approx(truth["bgnbd_r"], rel=0.25)
+    assert fit.purchases.alpha == pytest.approx(truth["bgnbd_alpha"], rel=0.25)
+    # the retention scenario is the model's own: lower dropout, more predicted margin
+    scen = report.dropout_scenario(fit, seg, econ, 0.10)
+    assert scen["mean_dropout_then"] == pytest.approx(0.9 * scen["mean_dropout_now"])
+    assert scen["gain"] > 0
+
+
+def test_one_time_buyers_of_a_cdnow_export_are_not_certainly_alive():
+    """The CDNOW transactions (lifetimes' data file) as a client export: the holdout check picks
+    MBG/NBD, and the RFM segment Lost does not read as certainly alive."""
+    from importlib import metadata
+
+    path = metadata.distribution("lifetimes").locate_file("lifetimes/datasets/CDNOW_sample.txt")
+    df = pd.read_csv(path, sep=r"\s+", header=None, names=["customer_id", "id2", "date", "qty", "amount"],
+                     dtype={"customer_id": str})  # fmt: skip
+    df["order_date"] = pd.to_datetime(df["date"].astype(str), format="%Y%m%d")
+    as_of = "1998-06-30"
+    seg = report.segment_customers(df, as_of)
+    assert len(seg) == 2357  # the 8 zero-value orders keep their customers
+    fit, why = report.fit_clv(df, seg, economics.from_mapping(None))
+    assert fit.model == "MBG/NBD", fit.check
+    lost = fit.table.loc[seg["segment"].astype(str).eq("Lost"), "p_alive"]
+    assert lost.mean() < 0.6 and lost.max() < 1.0
 
 
 def test_clv_says_why_not_when_too_few_repeat_buyers(ten_orders):
     seg = report.segment_customers(ten_orders, "2025-03-31")
-    clv, why = report.fit_clv(seg)
-    assert clv is None and "only 4 customers bought more than once" in why and "at least 100" in why
+    fit, why = report.fit_clv(ten_orders, seg, economics.from_mapping(None))
+    assert fit is None and "only 4 customers bought more than once" in why and "at least 100" in why
+
+
+def test_client_grade_formatting():
+    f = report.Formatter("EUR")
+    assert f.money(1317000.4) == "€1,317,000"
+    assert f.pct(0.4567) == "45.7%" and f.num(12345) == "12,345" and f.money(float("nan")) == "–"
+    t = f.table(pd.DataFrame({"m": [1.317e6], "s": [0.5]}), money=["m"], pct=["s"])
+    assert t.iloc[0].tolist() == ["€1,317,000", "50.0%"]
 
 
 @settings(max_examples=50, deadline=None)
@@ -470,7 +531,19 @@ def test_too_short_a_history_is_refused(tmp_path, capsys):
          "--name", "acme", "--reports-dir", str(tmp_path / "r")],
         capsys,
     )  # fmt: skip
-    assert rc == 2 and "cover 0 complete quarters; retention needs at least 2" in err
+    assert rc == 2 and "cover 0 complete quarters; a retention report needs at least 2" in err
+    assert not (tmp_path / "r" / "acme").exists()
+
+
+def test_a_one_order_file_gets_the_same_clear_message(tmp_path, capsys):
+    raw, data, mapping = small_client(tmp_path, rows=1)
+    rc, _, err = run_cli(
+        ["--data", str(data), "--mapping", str(write_mapping(tmp_path / "m.yaml", columns={"customer_id": "customer_id", "order_date": "order_date", "amount": "amount"}, as_of="2025-12-31")),
+         "--name", "acme", "--reports-dir", str(tmp_path / "r")],
+        capsys,
+    )  # fmt: skip
+    assert rc == 2 and "1 purchase(s)" in err and "Traceback" not in err
+    assert not (tmp_path / "r").exists() or not any((tmp_path / "r").iterdir())
     assert "period: M" in err
     assert_nothing_left(tmp_path / "r")
 
@@ -583,7 +656,9 @@ def test_bundled_report_exports_and_pseudonyms(bundled_report):
     r, f, m = score(-recency), score(g.size()), score(g["amount"].sum())
     rule = (r <= 2) & (np.ceil((f + m) / 2) >= 3)
     assert set(at_risk.index) == set(rule[rule].index)
-    assert at_risk["monetary_total"].is_monotonic_decreasing
+    # ranked by expected value (predicted margin), the same numbers as the customer table
+    assert at_risk["clv"].is_monotonic_decreasing
+    assert at_risk["clv"].to_dict() == pytest.approx(customers.loc[at_risk.index, "clv"].to_dict())
     # the HTML shows pseudonyms of the top at-risk customers, never their real ids
     html = (bundled_report / "report.html").read_text(encoding="utf-8")
     salt = nbformat.read(
@@ -619,7 +694,7 @@ def test_second_client_report_and_overwrite(tmp_path, bundled_report, capsys):
     got = json.loads((root / "klient" / "metrics.json").read_text())
     want = json.loads((bundled_report / "metrics.json").read_text())
     assert got["currency"] == "PLN" and got["client"] == "klient"
-    same = {k: v for k, v in want.items() if k not in ("client", "currency")}
+    same = {k: v for k, v in want.items() if k not in ("client", "currency", "economics")}
     assert {k: got[k] for k in same} == same  # the same orders in another format: the same figures
     assert "PLN" in (root / "klient" / "report.html").read_text(encoding="utf-8")
     assert (

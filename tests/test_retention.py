@@ -117,7 +117,7 @@ orders_strategy = st.lists(
 def test_properties_for_any_order_table(rows, freq):
     df = pd.DataFrame(rows, columns=["customer_id", "day", "amount"])
     df["order_date"] = pd.Timestamp("2024-01-01") + pd.to_timedelta(df["day"], unit="D")
-    per = retention.period_retention(df, freq=freq)
+    per = retention.period_retention(df, freq=freq, as_of="2025-12-31")  # every order observed
     r = per["retention_rate"].dropna()
     assert ((r >= 0) & (r <= 1)).all()
     assert ((per["churn_rate"].dropna() - (1 - r)).abs() < 1e-12).all()
@@ -136,3 +136,19 @@ def test_count_properties(start, kept, new):
     r = retention.retention_rate(start, kept + new, new)
     assert 0 <= r <= 1
     assert retention.churn_rate(start, kept + new, new) == pytest.approx(1 - r)
+
+
+def test_mid_period_as_of_drops_the_partial_period():
+    """As-of 2025-11-15 with quarters: 2025Q4 has not ended, so the table ends at 2025Q3 and equals
+    the table as of 2025-09-30 (the partial quarter is not read as churn)."""
+    orders = data.load_orders()
+    mid = retention.period_retention(orders, "Q", "2025-11-15")
+    end = retention.period_retention(orders, "Q", "2025-09-30")
+    assert str(mid.index[-1]) == "2025Q3"
+    pd.testing.assert_frame_equal(mid, end)
+    # hand case: as-of mid-March, March is partial
+    df = pd.DataFrame({"customer_id": [1, 1, 2], "amount": 1.0,
+                       "order_date": pd.to_datetime(["2025-01-05", "2025-02-05", "2025-03-02"])})  # fmt: skip
+    per = retention.period_retention(df, "M", "2025-03-15")
+    assert [str(p) for p in per.index] == ["2025-01", "2025-02"]
+    assert per.loc["2025-02", "retention_rate"] == 1.0

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from helpers import data, segments
+from helpers import data, economics, segments
 
 
 def _orders(rows: list[tuple]) -> pd.DataFrame:
@@ -156,7 +156,7 @@ def test_cost_to_serve_hand_case():
             "opened_at": pd.to_datetime(["2025-12-05", "2025-12-26", "2026-01-02"]),
         }
     )
-    cm = segments.CostModel(
+    cm = economics.Economics(
         gross_margin_rate=0.5,
         shipping_per_order=4.0,
         cost_per_ticket=10.0,
@@ -213,6 +213,14 @@ def test_segment_profitability_and_comparison():
     )
     prof = segments.segment_profitability(cts, group)
     assert prof["customers"].sum() == len(cts)
+    # per-year margin is a ratio of sums, with each customer's years floored at 90 days
+    first = data.load_orders().groupby("customer_id")["order_date"].min()
+    days = (pd.Timestamp("2026-01-01") - first) / pd.Timedelta(days=1)
+    years = np.maximum(days, 90) / 365.25
+    reg = group == "regular"
+    assert prof.loc["regular", "margin_per_year"] == pytest.approx(
+        cts.loc[reg, "margin_after_cost"].sum() / years[reg].sum()
+    )
     assert prof["total_margin_after_cost"].sum() == pytest.approx(cts["margin_after_cost"].sum())
     cmp = segments.compare_segments(prof, "regular", "high service", retention_lift=0.05)
     assert cmp.loc["regular", "cost_multiple"] == pytest.approx(1.0)

@@ -64,8 +64,12 @@ def test_first_order_is_placed_at_sign_up(tables):
 
 
 def test_first_month_churn_matches_sbg_plans(tables):
-    """In sBG the share churning after month 1 is alpha / (alpha + beta) (Fader & Hardie 2007)."""
+    """In sBG the share churning after month 1 is alpha / (alpha + beta) (Fader & Hardie 2007);
+    the planted channel multipliers leave the other channels' theta ~ Beta(alpha, beta), and the
+    hazard multipliers rarely apply in a first month."""
     s = tables["subscriptions"]
+    channel = tables["customers"].set_index("customer_id")["acquisition_channel"]
+    s = s[~channel.reindex(s["customer_id"]).isin(["referral", "deal_site"]).to_numpy()]
     observed = s[s["start_date"] + pd.DateOffset(months=1) <= pd.Timestamp("2025-12-31")]
     churned_m1 = observed["end_date"] == observed["start_date"] + pd.DateOffset(months=1)
     for plan in synth.SynthConfig().plans:
@@ -87,7 +91,7 @@ def test_planted_effects_are_in_the_data(tables):
     assert p["detractor"] > p["passive"] > p["promoter"]
     assert truth["loyalty_mean_lambda_members_over_nonmembers"] > 1.5  # self-selection
     for kind, c in truth["campaigns"].items():
-        assert 0 < c["true_att"] <= c["true_uplift_mechanism"], kind
+        assert 0 < c["true_att"] <= 1.2 * c["mean_uplift"], kind
     # discount-prone customers pay larger discounts
     o = tables["orders"]
     prone = o["customer_id"].isin(data.load_ground_truth()["discount_prone_customer_ids"])
@@ -99,6 +103,11 @@ def test_without_planted_effects_no_campaign_orders_and_no_members():
     tables, truth = synth.generate(synth.SynthConfig(n_customers=500, planted_effects=False))
     assert (tables["orders"]["campaign_id"] == "").all()
     assert truth["realized"]["loyalty_members"] == 0
+    assert truth["realized"]["sleeping_dogs"] == 0
+    assert (
+        tables["coupon_offers"]["redeemed_order_id"].isna()
+        | (tables["coupon_offers"]["discount_pct"] > 0)
+    ).all()
 
 
 def test_generate_orders_scaled():
@@ -117,8 +126,9 @@ def test_nothing_happens_after_the_data_end(tables):
 def test_service_recovery_is_visible_in_the_data(tables):
     """Tickets fall on orders at random (bar the high-maintenance customers), so comparing what
     follows an order by its ticket's outcome shows the planted effect: a ticket resolved fast and
-    well leaves customers at least as likely to order again as no ticket; an unresolved one loses
-    most of them."""
+    well leaves customers about as likely to order again as no ticket (its lasting 0.6 multiplier
+    on dropout offsets the resolution type's extra dropout, 0.07 on average); a slow one fewer;
+    an unresolved one loses most of them."""
     hm = data.load_ground_truth()["high_maintenance_customer_ids"]
     o = tables["orders"]
     o = o[o["campaign_id"].isna() & ~o["customer_id"].isin(hm)].sort_values(
@@ -133,7 +143,7 @@ def test_service_recovery_is_visible_in_the_data(tables):
     o = o.merge(t[["order_id", "outcome"]], on="order_id", how="left").fillna({"outcome": "none"})
     o = o[o["order_date"] < pd.Timestamp("2025-07-01")]  # leave time to order again
     again = o.groupby("outcome")["again"].mean()
-    assert again["well"] >= again["none"]
+    assert again["well"] >= again["none"] - 0.07
     assert again["unresolved"] < again["none"] - 0.2
     assert again["unresolved"] < again["poorly"] < again["none"]
 

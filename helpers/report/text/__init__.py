@@ -1,0 +1,68 @@
+"""Every word the client reads, one message catalogue per language (``<code>.yaml`` here).
+
+The client report (notebook 08) says nothing in its own words: each heading, sentence, table
+header, segment name, plot title and axis label is a key of the catalogue of the report's
+language, filled with numbers formatted by the locale's rules (:class:`helpers.report.Formatter`,
+Babel/CLDR). A new language is one file; ``tests/test_report_text.py`` fails when a language lacks
+a key that English has, or has one English lacks, or uses other placeholders.
+
+The terms chosen per language (retention, churn, cohort, lifetime value, ...) are in
+``GLOSSARY.md`` next to the catalogues.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+__all__ = ["LANGUAGES", "Catalogue", "catalogue"]
+
+FOLDER = Path(__file__).resolve().parent
+
+#: Report languages and the CLDR locale whose number, percent, money and date rules they use.
+LANGUAGES: dict[str, str] = {
+    "en": "en_GB",
+    "nb": "nb_NO",
+    "pl": "pl_PL",
+    "nl": "nl_NL",
+    "ru": "ru_RU",
+}
+
+
+class Catalogue:
+    """The messages of one language: ``T("key", name=value)`` formats a message with
+    ``str.format``; ``T.segment(name)`` translates an RFM segment name."""
+
+    def __init__(self, language: str):
+        if language not in LANGUAGES:
+            raise ValueError(f"language must be one of {sorted(LANGUAGES)}, got {language!r}")
+        self.language = language
+        self.locale = LANGUAGES[language]
+        self.messages: dict[str, str] = yaml.safe_load(
+            (FOLDER / f"{language}.yaml").read_text(encoding="utf-8")
+        )
+
+    def __call__(self, key: str, **values: Any) -> str:
+        try:
+            return self.messages[key].format(**values)
+        except KeyError as err:
+            raise KeyError(f"{self.language}.yaml: no message {key!r} or no value {err}") from None
+
+    def segment(self, name: str) -> str:
+        """The RFM segment name in this language (segment names are keys ``segment.<name>``)."""
+        return self.messages.get(f"segment.{name}", name)
+
+    def md(self, key: str, **values: Any) -> None:
+        """Display a message as Markdown (in a notebook)."""
+        from IPython.display import Markdown, display
+
+        display(Markdown(self(key, **values)))
+
+
+@cache
+def catalogue(language: str = "en") -> Catalogue:
+    """The catalogue of `language` (en, nb, pl, nl, ru), loaded once."""
+    return Catalogue(language)
