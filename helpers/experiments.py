@@ -39,6 +39,7 @@ __all__ = [
     "calendar_audience",
     "winback_audience",
     "history_features",
+    "pre_send_covariates",
     "campaign_report",
     "decide",
     "campaign_decisions",
@@ -291,6 +292,25 @@ def history_features(
     return out
 
 
+def pre_send_covariates(
+    exposures: pd.DataFrame, orders: pd.DataFrame, customers: pd.DataFrame, at: str = "sent_at"
+) -> pd.DataFrame:
+    """The covariates used for CUPED and uplift models, all known before the exposure: the
+    exposure's ``pre_spend_90d`` column when present, and from :func:`history_features` the
+    log of 1 + orders, of 1 + days since the last order (the tenure when there was none) and of
+    1 + total spend, the tenure in days and the share of discounted orders."""
+    f = history_features(exposures, orders, at, customers.set_index("customer_id")["signup_date"])
+    out = pd.DataFrame(index=exposures.index)
+    if "pre_spend_90d" in exposures:
+        out["pre_spend_90d"] = exposures["pre_spend_90d"].astype(float)
+    out["log_orders"] = np.log1p(f["n_orders"])
+    out["log_days_since_last"] = np.log1p(f["days_since_last"].fillna(f["tenure_days"]))
+    out["log_spend"] = np.log1p(f["spend"])
+    out["tenure_days"] = f["tenure_days"]
+    out["discount_share"] = f["discount_share"]
+    return out
+
+
 # --- a campaign's economics and the decision --------------------------------------------------
 
 
@@ -307,7 +327,10 @@ def decide(estimate: float, ci_low: float, ci_high: float) -> str:
 
 
 def campaign_report(
-    sends: pd.DataFrame, by: str | list[str] = "campaign_type", alpha: float = 0.05
+    sends: pd.DataFrame,
+    by: str | list[str] = "campaign_type",
+    alpha: float = 0.05,
+    covariates: list[str] | None = None,
 ) -> pd.DataFrame:
     """One row per campaign (`by`, one column or a list) from its randomized sends. `sends` needs ``treatment``
     (bool), ``converted``, ``profit`` (margin of the orders in the window after coupons, minus
@@ -315,12 +338,20 @@ def campaign_report(
     Columns: sends, control share, conversion in each arm, the uplift in conversion with its
     Wald interval, the incremental profit per send (Welch interval), the spend per treated send
     (send + coupon discount), ROI = incremental profit / spend (interval: the profit interval
-    divided by the spend, taken as known), profit per 1,000 sends and the :func:`decide` rule."""
+    divided by the spend, taken as known), profit per 1,000 sends and the :func:`decide` rule.
+    With `covariates` (pre-send columns of `sends`), the uplift and the profit are CUPED-adjusted
+    within each campaign (:func:`cuped`, Welch intervals); ``p_control`` and ``p_treatment``
+    stay the raw rates."""
     rows = {}
     for name, g in sends.groupby(by, observed=True, sort=True):
         t = g["treatment"].to_numpy(bool)
         conv = diff_proportions(g["converted"], t, alpha)
-        prof = diff_means(g["profit"], t, alpha)
+        if covariates:
+            X = g[covariates].to_numpy(float)
+            conv |= cuped(g["converted"].to_numpy(float), X, t, alpha).adjusted
+            prof = cuped(g["profit"].to_numpy(float), X, t, alpha).adjusted
+        else:
+            prof = diff_means(g["profit"], t, alpha)
         spend = float((g["send_cost"] + g["coupon_discount"])[t].mean())
         rows[name] = {
             "sends": len(g), "control_share": float(1 - t.mean()),
@@ -499,10 +530,11 @@ def itt_to_tot(itt: dict[str, float], delivered_share: float) -> dict[str, float
 
 @dataclass(frozen=True)
 class CupedResult:
-    """CUPED on one experiment: theta, correlation rho of Y and X, the variance ratio
+    """CUPED on one experiment: theta (one coefficient per covariate), rho (the correlation of Y
+    and X; with several covariates the multiple correlation sqrt(R^2)), the variance ratio
     Var(Y_cuped) / Var(Y) (= 1 - rho^2 in the sample), the raw and adjusted effects."""
 
-    theta: float
+    theta: float | np.ndarray
     rho: float
     variance_ratio: float
     raw: dict[str, float]
@@ -526,21 +558,33 @@ def cuped(y: Any, x: Any, treatment: Any, alpha: float = 0.05) -> CupedResult:
     """CUPED (Deng, Xu, Kohavi & Walker 2013): Y_cuped = Y - theta (X - mean(X)) with
     theta = cov(Y, X) / var(X) pooled over both arms and X measured before the randomization
     (pre-period spend), so E[Y_cuped] differences equal E[Y] differences while
-    Var(Y_cuped) = Var(Y)(1 - rho^2). Both effects come with Welch intervals."""
+    Var(Y_cuped) = Var(Y)(1 - rho^2). Both effects come with Welch intervals.
+
+    `x` may hold several covariates (n x k): theta is then the pooled least-squares coefficient
+    vector of Y on X (section 3.3 of the paper) and 1 - rho^2 = 1 - R^2. Because theta ignores
+    the arms, the adjustment also corrects a chance imbalance of X between them (a regression
+    adjustment; Lin 2013, *Annals of Applied Statistics* 7(1))."""
     t = _arms(treatment)
     yv = np.asarray(y, dtype=float)
     xv = np.asarray(x, dtype=float)
-    if yv.shape != xv.shape:
+    X = xv.reshape(len(xv), -1)
+    if X.shape[0] != len(yv):
         raise ValueError("y and x must have the same length")
-    c = np.cov(yv, xv)
-    if c[1, 1] <= 0:
+    Xc = X - X.mean(axis=0)
+    varies = Xc.var(axis=0) > 0
+    if not varies.any():
         raise ValueError("the covariate x is constant: CUPED has nothing to adjust with")
-    theta = c[0, 1] / c[1, 1]
-    rho = c[0, 1] / np.sqrt(c[0, 0] * c[1, 1])
-    y_adj = yv - theta * (xv - xv.mean())
+    theta = np.zeros(X.shape[1])  # a constant column (e.g. in a small segment) gets theta 0
+    theta[varies] = np.linalg.lstsq(Xc[:, varies], yv - yv.mean(), rcond=None)[0]
+    y_adj = yv - Xc @ theta
+    ratio = float(y_adj.var(ddof=1) / yv.var(ddof=1))
+    if X.shape[1] == 1:
+        rho = float(np.corrcoef(yv, X[:, 0])[0, 1])
+        th: float | np.ndarray = float(theta[0])
+    else:
+        rho, th = float(np.sqrt(max(1 - ratio, 0.0))), theta
     return CupedResult(
-        theta=float(theta), rho=float(rho),
-        variance_ratio=float(y_adj.var(ddof=1) / yv.var(ddof=1)),
+        theta=th, rho=rho, variance_ratio=ratio,
         raw=diff_means(yv, t, alpha), adjusted=diff_means(y_adj, t, alpha), y_adjusted=y_adj,
     )  # fmt: skip
 
