@@ -220,34 +220,31 @@ def fit_bgnbd(summary: pd.DataFrame, time_unit: str | None = None) -> ModelFit:
     Known answer: on the CDNOW sample (weeks) r = 0.243, alpha = 4.414, a = 0.793, b = 2.426,
     LL = -9582.4 (Fader, Hardie & Lee 2005).
     """
-    x, tx, T = _columns(summary, ("frequency", "recency", "T"))
-    _check_bgnbd_data(x, tx, T)
-    unit = time_unit or summary.attrs.get("time_unit", "?")
-    data = _BGNBDData(x, tx, T)
-
-    def nll(theta: np.ndarray) -> float:
-        return -float(data.loglik(*np.exp(theta)).sum())
-
-    rate = max(x.mean(), 0.05) / T.mean()
-    x0 = np.log([1.0, 1.0 / rate, 1.0, 1.0])
-    return _fit(nll, x0, ["r", "alpha", "a", "b"], "BG/NBD", len(x), unit)
+    return _fit_purchases(summary, time_unit, "BG/NBD")
 
 
 def fit_mbgnbd(summary: pd.DataFrame, time_unit: str | None = None) -> ModelFit:
     """Maximum-likelihood MBG/NBD fit (Batislam, Denizel & Filiztekin 2007) on ``frequency``,
     ``recency``, ``T``: the BG/NBD in which one-time buyers can have left. Known answer: on the
     CDNOW sample (weeks) r = 0.525, alpha = 6.183, a = 0.891, b = 1.614 (R package BTYDplus)."""
+    return _fit_purchases(summary, time_unit, "MBG/NBD")
+
+
+def _fit_purchases(summary: pd.DataFrame, time_unit: str | None, model: str) -> ModelFit:
+    """Maximum likelihood of the BG/NBD or MBG/NBD on the summary, from a start where the mean
+    purchase rate r / alpha matches the data's and a = b = r = 1."""
     x, tx, T = _columns(summary, ("frequency", "recency", "T"))
     _check_bgnbd_data(x, tx, T)
     unit = time_unit or summary.attrs.get("time_unit", "?")
     data = _BGNBDData(x, tx, T)
+    loglik = data.mbg_loglik if model == "MBG/NBD" else data.loglik
 
     def nll(theta: np.ndarray) -> float:
-        return -float(data.mbg_loglik(*np.exp(theta)).sum())
+        return -float(loglik(*np.exp(theta)).sum())
 
     rate = max(x.mean(), 0.05) / T.mean()
     x0 = np.log([1.0, 1.0 / rate, 1.0, 1.0])
-    return _fit(nll, x0, ["r", "alpha", "a", "b"], "MBG/NBD", len(x), unit)
+    return _fit(nll, x0, ["r", "alpha", "a", "b"], model, len(x), unit)
 
 
 #: The purchase models a report can choose between, by name.

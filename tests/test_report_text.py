@@ -79,6 +79,16 @@ def reports_root(tmp_path_factory):
     return tmp_path_factory.mktemp("reports_text")
 
 
+_MADE: dict[str, object] = {}
+
+
+def bundled_report(root, lang):
+    """The bundled data's report in `lang`, made once per test session."""
+    if lang not in _MADE:
+        _MADE[lang] = make_report(root, lang)
+    return _MADE[lang]
+
+
 def make_report(root, lang, data=paths.DATASETS / "orders.csv", mapping=None, name=None):
     mapping = mapping or paths.NOTEBOOKS / "08_sample_mapping.yaml"
     name = name or f"sample-{lang}"
@@ -91,7 +101,7 @@ def make_report(root, lang, data=paths.DATASETS / "orders.csv", mapping=None, na
 @pytest.mark.slow
 @pytest.mark.parametrize("lang", [lang for lang in LANGS if lang != "en"])
 def test_report_in_the_clients_language_on_the_bundled_data(reports_root, lang):
-    folder = make_report(reports_root, lang)
+    folder = bundled_report(reports_root, lang)
     body = visible_text((folder / "report.html").read_text(encoding="utf-8"))
     leftovers = sorted(w for w in english_words(lang) if re.search(rf"\b{w}\b", body))
     assert not leftovers, f"English words in the {lang} report: {leftovers}"
@@ -121,3 +131,36 @@ def test_an_unknown_language_is_refused(capsys):
     with pytest.raises(SystemExit):
         report.main(["--data", "x.csv", "--mapping", "m.yaml", "--name", "n", "--language", "de"])
     assert "invalid choice" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+@pytest.mark.chromium
+@pytest.mark.parametrize("lang", LANGS)
+def test_each_language_renders_in_headless_chromium(reports_root, lang, tmp_path):
+    """Every language's HTML opens offline in Chromium: the text is there (Cyrillic included,
+    with a system font that covers it), no console error, every image decodes."""
+    import os
+    import subprocess
+
+    from helpers import browser
+
+    if not browser.CHROMIUM.exists():
+        if os.environ.get("CI"):
+            pytest.fail(f"{browser.CHROMIUM} not found: CI must run the browser checks")
+        pytest.skip("needs Debian's chromium (make chromium)")
+    folder = bundled_report(reports_root, lang) if lang != "en" else make_report(reports_root, "en")
+    html = (folder / "report.html").read_text(encoding="utf-8")
+    # nbconvert links MathJax and require.js from a CDN; the report has no math: drop them
+    offline = re.sub(r'<script[^>]*src="https?://[^"]*"[^>]*>\s*</script>', "", html)
+    page = tmp_path / "report.html"
+    page.write_text(offline, encoding="utf-8")
+    got = browser.open_page(page.as_uri(), screenshot=tmp_path / "report.png")
+    T = text.catalogue(lang)
+    assert T("summary.title", client="").lstrip("# ").strip() in got.text
+    assert T.segment("Champions") in got.text
+    assert got.console_errors == [] and got.external_requests == []
+    assert len(got.images) == len(re.findall(r"<img ", html)) >= 4
+    assert all(i["decoded"] and i["width"] > 0 for i in got.images), got.images
+    if lang == "ru":  # a font with Cyrillic glyphs is installed, so the text is not tofu
+        fonts = subprocess.run(["fc-list", ":lang=ru"], capture_output=True, text=True)
+        assert fonts.stdout.strip(), "no font covers Cyrillic (install fonts-dejavu-core)"

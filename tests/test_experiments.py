@@ -1,0 +1,516 @@
+"""Tests of helpers.experiments: known answers (R's power.prop.test, statsmodels, the exact peeking
+rates, Pocock's and O'Brien-Fleming's constants), hand cases (Qini, Welch, Wald), properties (CUPED's
+1 - rho^2, a random ranking's Qini near 0) and recovery of planted effects on simulated data."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy import stats
+
+from helpers import economics
+from helpers import experiments as ex
+
+# --- power ------------------------------------------------------------------------------------
+
+
+def test_power_matches_statsmodels_known_answer():
+    """statsmodels' own check against R: NormalIndPower().power(0.3, 80, 0.05) = 0.475100870572638.
+    Pick p_t so that Cohen's h is exactly 0.3 from p_c = 0.5."""
+    p_c = 0.5
+    p_t = np.sin(np.arcsin(np.sqrt(p_c)) + 0.15) ** 2
+    assert ex.cohen_h(p_t, p_c) == pytest.approx(0.3, abs=1e-12)
+    assert ex.power_two_proportions(p_c, p_t, 80) == pytest.approx(0.475100870572638, abs=1e-12)
+
+
+def test_power_prop_test_matches_r():
+    """R: power.prop.test(p1 = .03, p2 = .02, power = .8) -> n = 3825.15 per arm."""
+    assert ex.power_prop_test_n(0.03, 0.02) == pytest.approx(3825.15, abs=0.01)
+
+
+def test_sample_size_and_mde_round_trip():
+    n = ex.sample_size_two_proportions(0.05, 0.07, power=0.8)
+    assert ex.power_two_proportions(0.05, 0.07, n) == pytest.approx(0.8, abs=1e-6)
+    # the arcsine and the pooled-normal formulas agree within a few percent
+    assert n == pytest.approx(ex.power_prop_test_n(0.05, 0.07), rel=0.03)
+    mde = ex.mde_two_proportions(0.05, 1000, ratio=4)
+    assert mde > 0
+    assert ex.power_two_proportions(0.05, 0.05 + mde, 1000, ratio=4) == pytest.approx(0.8, abs=1e-4)
+
+
+def test_balanced_split_needs_the_fewest_units():
+    """For a given effect, total n = n_c (1 + ratio) is smallest at ratio 1; an 80/20 split needs
+    (1 + 4)(1 + 1/4) / 4 = 1.5625 times as many units (arcsine approximation)."""
+    n1 = ex.sample_size_two_proportions(0.05, 0.07, ratio=1)
+    n4 = ex.sample_size_two_proportions(0.05, 0.07, ratio=4)
+    assert (n4 * 5) / (n1 * 2) == pytest.approx(1.5625, rel=1e-6)
+    assert ex.holdout_cost(1000, 0.2, 0.03, 10.0) == pytest.approx(60.0)
+
+
+# --- reading the test -------------------------------------------------------------------------
+
+
+def test_diff_proportions_hand_case():
+    """Treated 30/100, control 20/100: diff 0.10, Wald se sqrt(.3*.7/100 + .2*.8/100)."""
+    y = np.r_[np.ones(30), np.zeros(70), np.ones(20), np.zeros(80)]
+    t = np.r_[np.ones(100), np.zeros(100)].astype(int)
+    r = ex.diff_proportions(y, t)
+    se = np.sqrt(0.3 * 0.7 / 100 + 0.2 * 0.8 / 100)
+    z = stats.norm.isf(0.025)
+    assert r["estimate"] == pytest.approx(0.1)
+    assert r["ci_low"] == pytest.approx(0.1 - z * se, abs=1e-9)
+    assert r["ci_high"] == pytest.approx(0.1 + z * se, abs=1e-9)
+    pooled = 0.25
+    zstat = 0.1 / np.sqrt(pooled * (1 - pooled) * (2 / 100))
+    assert r["p_value"] == pytest.approx(2 * stats.norm.sf(zstat), rel=1e-9)
+    assert (r["n_treatment"], r["n_control"]) == (100, 100)
+
+
+def test_diff_means_welch_hand_case():
+    yt, yc = np.array([1.0, 2.0, 3.0, 4.0]), np.array([0.0, 0.0, 3.0])
+    r = ex.diff_means(np.r_[yt, yc], np.r_[np.ones(4), np.zeros(3)])
+    se = np.sqrt(yt.var(ddof=1) / 4 + yc.var(ddof=1) / 3)
+    df = se**4 / ((yt.var(ddof=1) / 4) ** 2 / 3 + (yc.var(ddof=1) / 3) ** 2 / 2)
+    half = stats.t.isf(0.025, df) * se
+    assert r["estimate"] == pytest.approx(1.5)
+    assert r["se"] == pytest.approx(se)
+    assert (r["ci_low"], r["ci_high"]) == pytest.approx((1.5 - half, 1.5 + half))
+
+
+def test_bootstrap_agrees_with_welch_and_is_seeded():
+    rng = np.random.default_rng(1)
+    y = np.r_[rng.normal(1.0, 2.0, 2000), rng.normal(0.8, 2.0, 2000)]
+    t = np.r_[np.ones(2000), np.zeros(2000)]
+    b = ex.bootstrap_diff(y, t, seed=3)
+    w = ex.diff_means(y, t)
+    assert b == ex.bootstrap_diff(y, t, seed=3)
+    assert b["ci_low"] == pytest.approx(w["ci_low"], abs=0.02)
+    assert b["ci_high"] == pytest.approx(w["ci_high"], abs=0.02)
+
+
+def test_itt_to_tot_divides_by_the_delivered_share():
+    r = ex.itt_to_tot({"estimate": 0.02, "ci_low": 0.01, "ci_high": 0.03, "p_value": 0.01}, 0.8)
+    assert r == pytest.approx({"estimate": 0.025, "ci_low": 0.0125, "ci_high": 0.0375})
+    with pytest.raises(ValueError):
+        ex.itt_to_tot(r, 0.0)
+
+
+def test_arms_are_validated():
+    with pytest.raises(ValueError, match="both arms"):
+        ex.diff_means([1.0, 2.0], [1, 1])
+    with pytest.raises(ValueError, match="0/1"):
+        ex.diff_means([1.0, 2.0], [1, 2])
+
+
+def test_outcomes_in_window_hand_case():
+    """Send at day 0 to customer 1: orders at day 0 (not after), day 10 (in), day 31 (out);
+    margin of the day-10 order = 20 - 0.55 * (20 + 5) = 6.25 with the sample economics."""
+    orders = pd.DataFrame(
+        {
+            "customer_id": [1, 1, 1, 2],
+            "order_date": pd.to_datetime(["2025-01-01", "2025-01-11", "2025-02-01", "2025-01-05"]),
+            "amount": [10.0, 20.0, 30.0, 40.0],
+            "discount": [0.0, 5.0, 0.0, 0.0],
+            "returned": [False, False, False, True],
+        }
+    )
+    sends = pd.DataFrame(
+        {"customer_id": [1, 2, 3], "sent_at": pd.to_datetime(["2025-01-01"] * 3)}, index=[7, 8, 9]
+    )
+    out = ex.outcomes_in_window(sends, orders, "sent_at", 30)
+    assert list(out.index) == [7, 8, 9]
+    assert out["orders"].tolist() == [1, 1, 0]
+    assert out["converted"].tolist() == [True, True, False]
+    assert out["revenue"].tolist() == [20.0, 40.0, 0.0]
+    g = economics.SAMPLE.gross_margin_rate
+    assert out["margin"].tolist() == pytest.approx([20 - (1 - g) * 25, 0.0, 0.0])
+
+
+# --- CUPED ------------------------------------------------------------------------------------
+
+
+def _cuped_data(n: int, rho: float, effect: float, seed: int):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(0, 1, n)
+    y = rho * x + np.sqrt(1 - rho**2) * rng.normal(0, 1, n)
+    t = rng.random(n) < 0.5
+    return y + effect * t, x, t
+
+
+def test_cuped_variance_ratio_is_one_minus_rho_squared():
+    """Deng et al. (2013): Var(Y - theta X) = Var(Y)(1 - rho^2) - exactly with the sample rho,
+    and near the population 1 - 0.7^2 = 0.51 on simulated data."""
+    y, x, t = _cuped_data(20_000, 0.7, 0.05, seed=11)
+    r = ex.cuped(y, x, t)
+    assert r.variance_ratio == pytest.approx(1 - r.rho**2, abs=1e-12)
+    assert r.variance_ratio == pytest.approx(0.51, abs=0.02)
+    assert r.theta == pytest.approx(0.7, abs=0.02)
+    assert r.ci_width_ratio == pytest.approx(np.sqrt(1 - r.rho**2), abs=0.01)
+    assert r.adjusted["ci_low"] < 0.05 < r.adjusted["ci_high"]
+
+
+def test_cuped_is_unbiased_and_narrower_over_replications():
+    est = np.array(
+        [ex.cuped(*_cuped_data(2000, 0.8, 0.1, seed=s)).adjusted["estimate"] for s in range(60)]
+    )
+    raw = np.array(
+        [ex.cuped(*_cuped_data(2000, 0.8, 0.1, seed=s)).raw["estimate"] for s in range(60)]
+    )
+    assert abs(est.mean() - 0.1) < 3 * est.std(ddof=1) / np.sqrt(60)
+    assert est.std() < 0.75 * raw.std()  # theory: sqrt(1 - 0.64) = 0.6
+
+
+def test_cuped_with_an_unrelated_covariate_changes_little():
+    rng = np.random.default_rng(5)
+    y, _, t = _cuped_data(5000, 0.0, 0.1, seed=5)
+    r = ex.cuped(y, rng.normal(size=5000), t)
+    assert r.variance_ratio > 0.99
+    with pytest.raises(ValueError, match="constant"):
+        ex.cuped(y, np.ones(5000), t)
+
+
+def test_cuped_with_several_covariates_is_a_regression_adjustment():
+    """theta = pooled OLS coefficients; variance ratio = 1 - R^2 of that OLS (statsmodels); a
+    chance imbalance of X between the arms is corrected (here X is shifted in the treated arm
+    by construction, with no effect of the treatment on Y)."""
+    import statsmodels.api as sm
+
+    rng = np.random.default_rng(3)
+    n = 4000
+    t = rng.random(n) < 0.5
+    X = rng.normal(size=(n, 2)) + 0.3 * t[:, None]  # imbalanced covariates
+    y = 1.0 * X[:, 0] - 0.5 * X[:, 1] + rng.normal(size=n)  # no treatment effect
+    r = ex.cuped(y, X, t)
+    ols = sm.OLS(y, sm.add_constant(X)).fit()
+    np.testing.assert_allclose(r.theta, ols.params[1:], rtol=1e-10)
+    assert r.variance_ratio == pytest.approx(1 - ols.rsquared, rel=1e-10)
+    assert r.raw["ci_low"] > 0  # the raw difference is fooled by the imbalance
+    assert r.adjusted["ci_low"] < 0 < r.adjusted["ci_high"]
+    # a constant column is ignored, not an error
+    r2 = ex.cuped(y, np.c_[X, np.ones(n)], t)
+    assert r2.adjusted["estimate"] == pytest.approx(r.adjusted["estimate"])
+
+
+# --- peeking ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("looks", "expected"), [(1, 0.05), (2, 0.0831), (5, 0.1417)])
+def test_peeking_false_positive_rate_known_answers(looks, expected):
+    assert ex.peeking_false_positive_rate(looks) == pytest.approx(expected, abs=5e-4)
+
+
+def test_peeking_is_not_independent_tests():
+    for k in (2, 5, 10):
+        assert ex.peeking_false_positive_rate(k) < 1 - 0.95**k
+
+
+def test_peeking_simulation_agrees_with_the_exact_rate():
+    exact = ex.peeking_false_positive_rate(5)
+    sim = ex.simulate_peeking(5, n_sims=20_000, seed=2)
+    assert abs(sim - exact) < 4 * np.sqrt(exact * (1 - exact) / 20_000)
+    assert sim == ex.simulate_peeking(5, n_sims=20_000, seed=2)
+
+
+def test_information_correlation():
+    c = ex.information_correlation([0.25, 1.0])
+    assert c == pytest.approx(np.array([[1, 0.5], [0.5, 1]]))
+
+
+def test_pocock_and_obrien_fleming_constants():
+    """Pocock (1977) K = 5, alpha 0.05: 2.413. O'Brien-Fleming K = 5: 4.562, 3.226, 2.634,
+    2.281, 2.040 (Jennison & Turnbull 2000, table 2.3)."""
+    pocock = ex.group_sequential_bounds(5, kind="pocock")
+    assert pocock == pytest.approx(np.full(5, 2.413), abs=1e-3)
+    obf = ex.group_sequential_bounds(5, kind="obrien-fleming")
+    assert obf == pytest.approx([4.562, 3.226, 2.634, 2.281, 2.040], abs=2e-3)
+    assert ex.crossing_probability(pocock) == pytest.approx(0.05, abs=1e-4)
+    assert ex.group_sequential_bounds(2)[0] == pytest.approx(2.178, abs=1e-3)
+
+
+# --- Qini and uplift --------------------------------------------------------------------------
+
+Y4, T4 = np.array([1, 0, 0, 1]), np.array([1, 1, 0, 0])
+
+
+def test_qini_perfect_ranking_hand_case():
+    """Treated responder, treated non-responder, control non-responder, control responder.
+    Q after each: 1, 1, 1 - 0 x 2/1 = 1, 1 - 1 x 2/2 = 0; random line 0;
+    area = .25 (0 + 1)/2 + .25 + .25 + .25 (1 + 0)/2 = 0.75 = the perfect ranking's."""
+    r = ex.qini(Y4, T4, [4, 3, 2, 1])
+    assert r.curve["qini"].tolist() == [0, 1, 1, 1, 0]
+    assert r.coefficient == pytest.approx(0.75)
+    assert r.perfect_coefficient == pytest.approx(0.75)
+    assert r.normalized == pytest.approx(1.0)
+
+
+def test_qini_reversed_ranking_hand_case():
+    """Reversed: Q = 0, 0, 0 - 1 x 1/2 = -0.5, 0: area = -0.125, normalized -1/6."""
+    r = ex.qini(Y4, T4, [1, 2, 3, 4])
+    assert r.curve["qini"].tolist() == [0, 0, 0, -0.5, 0]
+    assert r.coefficient == pytest.approx(-0.125)
+    assert r.normalized == pytest.approx(-1 / 6)
+
+
+def test_qini_constant_score_is_the_random_line():
+    rng = np.random.default_rng(0)
+    y, t = rng.random(50) < 0.3, rng.random(50) < 0.5
+    r = ex.qini(y, t, np.zeros(50))
+    assert r.coefficient == 0.0
+    assert len(r.curve) == 2
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.integers(0, 10_000))
+def test_qini_of_random_rankings_averages_zero(seed):
+    rng = np.random.default_rng(seed)
+    n = 400
+    y, t = rng.random(n) < 0.3, rng.random(n) < 0.5
+    coefs = np.array([ex.qini(y, t, rng.random(n)).normalized for _ in range(40)])
+    # one random ranking can be off, their mean is near 0 (and far from a perfect ranking's 1)
+    assert abs(coefs.mean()) < 0.15
+    assert coefs.max() < 1.0
+
+
+def _uplift_data(n: int, seed: int):
+    """Base rate 10 %; true uplift 0.15 for x1 > 0 and -0.05 otherwise ('sleeping dogs')."""
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, 3))
+    tau = np.where(X[:, 0] > 0, 0.15, -0.05)
+    t = rng.random(n) < 0.5
+    p = 0.10 + 0.05 * (X[:, 1] > 0) + tau * t
+    y = (rng.random(n) < p).astype(int)
+    return X, y, t, tau
+
+
+def test_two_model_uplift_recovers_the_planted_heterogeneity():
+    X, y, t, tau = _uplift_data(20_000, seed=4)
+    Xh, yh, th, tauh = _uplift_data(10_000, seed=5)
+    pred = ex.two_model_uplift(X, y, t, Xh)
+    assert np.corrcoef(pred, tauh)[0, 1] > 0.7
+    model = ex.qini(yh, th, pred)
+    oracle = ex.qini(yh, th, tauh)
+    assert model.normalized > 0.5 * oracle.normalized > 0
+    # the sleeping dogs are predicted negative on average
+    assert pred[tauh < 0].mean() < 0 < pred[tauh > 0].mean()
+
+
+def test_transformed_outcome_mean_is_the_difference_in_means():
+    """With e = n_t / n, mean(Z) = ybar_t - ybar_c exactly (Athey & Imbens 2015)."""
+    X, y, t, _ = _uplift_data(1000, seed=6)
+    z = ex.transformed_outcome(y, t, t.mean())
+    assert z.mean() == pytest.approx(ex.diff_means(y, t)["estimate"], abs=1e-12)
+
+
+def test_targeting_value_whole_base_is_the_itt_total():
+    X, y, t, tau = _uplift_data(5000, seed=8)
+    tv = ex.targeting_value(y, t, tau, [0.0, 0.5, 1.0])
+    itt = ex.diff_means(y, t)["estimate"]
+    assert tv["total"].iloc[-1] == pytest.approx(itt * 5000)
+    assert tv["per_customer"].iloc[0] == 0.0
+    # targeting the half with positive uplift beats contacting everyone
+    assert tv["total"].iloc[1] > tv["total"].iloc[2]
+
+
+# --- audiences, features, decisions -------------------------------------------------------------
+
+
+def _customers() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "customer_id": [1, 2, 3, 4],
+            "signup_date": pd.to_datetime(["2023-03-10", "2023-06-01", "2024-02-01", "2023-01-05"]),
+            "birth_date": pd.to_datetime(["1990-05-02", "1988-02-29", "1970-12-31", "1999-07-07"]),
+            "email_opt_in": [True, True, True, False],
+            "email_opt_out_at": pd.to_datetime([None, "2024-06-01", None, None]),
+        }
+    )
+
+
+def test_calendar_audience_hand_case():
+    """Birthdays 2023-2024: customer 1 signed up 2023-03-10, so 2023-05-02 and 2024-05-02;
+    customer 2 (29 Feb, moved to the 28th) signed up after the 2023 date, and 2024-02-28 is before
+    the opt-out; customer 3 signed up 2024-02-01 (2024-12-31 only); customer 4 has no consent."""
+    aud = ex.calendar_audience(_customers(), "birthday", [2023, 2024])
+    got = set(zip(aud["customer_id"], aud["sent_at"].dt.strftime("%Y-%m-%d"), strict=True))
+    assert got == {(1, "2023-05-02"), (1, "2024-05-02"), (2, "2024-02-28"), (3, "2024-12-31")}
+    assert len(aud) == 4
+    ann = ex.calendar_audience(_customers(), "anniversary", [2024, 2025], min_tenure_days=300)
+    got = set(zip(ann["customer_id"], ann["year"], strict=True))
+    # customer 2 opted out on the day of the 2024 anniversary; customer 3 had only 0 days in 2024
+    assert got == {(1, 2024), (1, 2025), (3, 2025)}
+
+
+def test_winback_audience_hand_case():
+    orders = pd.DataFrame(
+        {
+            "customer_id": [1, 2, 2, 3],
+            "order_date": pd.to_datetime(["2024-01-01", "2024-01-01", "2024-05-01", "2024-01-01"]),
+        }
+    )
+    aud = ex.winback_audience(_customers(), orders, ["2024-07-01"], lapsed_days=120)
+    # 1: lapsed 182 days; 2: opted out on 2024-06-01; 3: lapsed 182 days; 4: no consent
+    assert aud["customer_id"].tolist() == [1, 3]
+    assert aud["days_lapsed"].tolist() == [182, 182]
+
+
+def test_history_features_use_only_the_past():
+    orders = pd.DataFrame(
+        {
+            "customer_id": [1, 1, 1, 2],
+            "order_date": pd.to_datetime(["2024-01-01", "2024-03-01", "2024-06-01", "2024-02-01"]),
+            "amount": [10.0, 30.0, 99.0, 5.0],
+            "discount": [0.0, 3.0, 0.0, 0.0],
+        }
+    )
+    exp = pd.DataFrame(
+        {"customer_id": [1, 2, 3], "sent_at": pd.to_datetime(["2024-04-01"] * 3)}, index=[5, 6, 7]
+    )
+    f = ex.history_features(exp, orders, "sent_at", pd.Series({1: pd.Timestamp("2023-12-01")}))
+    assert f.loc[5, "n_orders"] == 2 and f.loc[5, "spend"] == 40.0  # the June order is after
+    assert f.loc[5, "days_since_last"] == 31 and f.loc[5, "discount_share"] == 0.5
+    assert f.loc[5, "tenure_days"] == 122
+    assert f.loc[7, "n_orders"] == 0 and np.isnan(f.loc[7, "days_since_last"])
+
+
+def test_decide():
+    assert ex.decide(1.0, 0.2, 1.8) == "keep"
+    assert ex.decide(-0.1, -2.0, 1.8) == "stop"
+    assert ex.decide(-1.0, -2.0, -0.1) == "stop"
+    assert ex.decide(0.5, -0.2, 1.2) == "unproven"
+
+
+def _sends(n: int, effect_by_seg: dict[str, float], seed: int) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    seg = rng.choice(list(effect_by_seg), n)
+    t = rng.random(n) < 0.5
+    p = 0.1 + np.vectorize(effect_by_seg.get)(seg) * t
+    conv = rng.random(n) < p
+    return pd.DataFrame(
+        {
+            "campaign_type": "c",
+            "segment": seg,
+            "treatment": t,
+            "converted": conv,
+            "profit": conv * 10.0 - 0.1 * t,
+            "send_cost": 0.1 * t,
+            "coupon_discount": 0.0,
+        }
+    )
+
+
+def test_campaign_report_and_decisions():
+    """Profit = 10 EUR per conversion - 0.1 per send: a 5-point uplift earns 0.4 EUR per send."""
+    s = _sends(40_000, {"a": 0.05, "b": 0.05}, seed=1)
+    rep = ex.campaign_report(s, alpha=0.05)
+    r = rep.loc["c"]
+    assert r["uplift_low"] < 0.05 < r["uplift_high"]
+    assert r["profit_low"] < 0.4 < r["profit_high"]
+    assert r["spend_per_send"] == pytest.approx(0.1)
+    assert r["decision"] == "keep"
+    # a campaign that only works in segment 'a', too small to prove overall: target 'a'
+    s = _sends(3000, {"a": 0.08, "b": -0.04}, seed=3)
+    rep = ex.campaign_report(s)
+    seg = ex.campaign_report(s, ["campaign_type", "segment"])
+    assert rep.loc["c", "decision"] == "unproven"
+    dec = ex.campaign_decisions(rep, seg)
+    assert dec.loc["c", "decision"] == "target a"
+    assert dec.loc["c", "profit_per_1000"] == pytest.approx(seg.loc[("c", "a"), "profit_per_1000"])
+
+
+def test_coupon_value_recovers_cannibalization():
+    """Natural next-order rate 0.6, of which 70 % use a 3 EUR coupon; the coupon adds 5 points of
+    orders (all redeemed, margin 8 EUR). Cannibalized = 0.6 x 0.7 x 3 = 1.26 EUR per offer;
+    incremental margin = 0.05 x 8 - 1.26 = -0.86 EUR per offer."""
+    rng = np.random.default_rng(0)
+    n = 20_000
+    natural = rng.random(n) < 0.6
+    induced = ~natural & (rng.random(n) < 0.05 / 0.4)
+    redeemed = (natural & (rng.random(n) < 0.7)) | induced
+    arm = pd.DataFrame(
+        {
+            "converted": natural | induced,
+            "redeemed": redeemed,
+            "coupon_discount": 3.0 * redeemed,
+            "order_margin": 8.0 * redeemed,
+        }
+    )
+    control = pd.DataFrame({"converted": rng.random(n) < 0.6})
+    v = ex.coupon_value(arm, control, n_resamples=300, seed=1)
+    for name, truth in [("uplift", 0.05), ("cannibalized", 1.26), ("margin", -0.86)]:
+        se = (v[f"{name}_high"] - v[f"{name}_low"]) / (2 * 1.96)
+        assert abs(v[name] - truth) < 3 * se, name
+    assert v == ex.coupon_value(arm, control, n_resamples=300, seed=1)
+
+
+def test_cross_fitted_uplift_scores_every_row_out_of_fold():
+    X, y, t, tau = _uplift_data(8000, seed=9)
+    groups = np.arange(8000) // 2  # two rows per customer
+    a = ex.cross_fitted_uplift(X, y, t, groups, folds=2, seed=0)
+    assert a[0].shape == (8000,)
+    assert np.corrcoef(a[0], tau)[0, 1] > 0.6
+    np.testing.assert_array_equal(a[0], ex.cross_fitted_uplift(X, y, t, groups, 2, seed=0)[0])
+    np.testing.assert_allclose(a[0], a[1] - a[2])
+
+
+# --- recovery of the planted effects (bundled data and a company made with another seed) ---------
+
+
+def _recovery(data_dir) -> dict[str, tuple[float, float, float, float]]:
+    """The notebook's estimators on one data folder: {name: (estimate, low, high, truth)}."""
+    from helpers import data
+
+    truth = data.load_ground_truth(data_dir)["realized"]
+    orders = data.load_orders(data_dir)
+    sends = data.load_table("campaigns", data_dir)
+    sends["treatment"] = sends["group"].eq("treatment")
+    X = ex.pre_send_covariates(sends, orders, data.load_customers(data_dir))
+    out = {}
+    for kind, g in sends.groupby("campaign_type"):  # CUPED on the pre-send covariates
+        r = ex.cuped(g["converted"], X.loc[g.index], g["treatment"]).adjusted
+        out[f"{kind}_uplift"] = (
+            r["estimate"], r["ci_low"], r["ci_high"], truth["campaigns"][kind]["true_ate"],
+        )  # fmt: skip
+    offers = data.load_table("coupon_offers", data_dir)
+    offers["converted"] = ex.outcomes_in_window(offers, orders, "offered_at", 60)["converted"]
+    red = orders.set_index("order_id").assign(
+        order_margin=economics.order_margin(orders).to_numpy()
+    )
+    offers["redeemed"] = offers["redeemed_order_id"].notna()
+    offers["coupon_discount"] = offers["redeemed_order_id"].map(red["discount"]).fillna(0.0)
+    offers["order_margin"] = offers["redeemed_order_id"].map(red["order_margin"]).fillna(0.0)
+    control = offers[offers["discount_pct"] == 0]
+    for pct in sorted(offers["discount_pct"].unique())[1:]:
+        v = ex.coupon_value(offers[offers["discount_pct"] == pct], control, n_resamples=400)
+        t = truth["coupons"][str(pct)]
+        out[f"coupon_uplift_{pct}"] = (
+            v["uplift"], v["uplift_low"], v["uplift_high"], t["true_conversion_uplift"],
+        )  # fmt: skip
+        out[f"coupon_cannibalized_{pct}"] = (
+            v["cannibalized"], v["cannibalized_low"], v["cannibalized_high"],
+            t["cannibalized_discount_per_offer"],
+        )  # fmt: skip
+    return out
+
+
+def _check(rec: dict[str, tuple[float, float, float, float]]) -> None:
+    missed = {k: v for k, v in rec.items() if not v[1] <= v[3] <= v[2]}
+    assert not missed, f"intervals that miss the truth (estimate, low, high, truth): {missed}"
+
+
+def test_bundled_data_recovers_the_planted_effects():
+    _check(_recovery(""))
+
+
+@pytest.mark.slow
+def test_another_seed_recovers_the_planted_effects(tmp_path):
+    import subprocess
+    import sys
+
+    subprocess.run(
+        [sys.executable, "-m", "helpers.synth", "--out", str(tmp_path), "--seed", "7"],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    _check(_recovery(tmp_path))
