@@ -27,6 +27,7 @@ __all__ = [
     "TIME_UNITS",
     "unit_days",
     "rfm_table",
+    "summary_from_aggregates",
     "rfm_scores",
     "SEGMENT_RULES",
     "assign_segments",
@@ -81,7 +82,7 @@ def rfm_table(
     ``df.attrs["time_unit"]`` and ``df.attrs["as_of"]`` record the unit and date.
     Vectorized: one factorization and ``np.bincount``/grouped min-max, O(n) in the orders.
     """
-    days = unit_days(time_unit)
+    unit_days(time_unit)  # an unknown unit is refused before any work
     end = periods.as_of_end(as_of)
     t_all = pd.to_datetime(orders[date_col]).to_numpy("datetime64[ns]")
     keep = t_all < end.to_datetime64()
@@ -106,16 +107,35 @@ def rfm_table(
     first_amount = (
         np.bincount(codes[at_first], weights=amount[at_first], minlength=n_cust) / n_first
     )
-    x = n - 1
-    repeat_total = total - first_amount
-    unit_ns = days * 86400e9
-    first_ts = first.view("datetime64[ns]")
-    last_ts = last.view("datetime64[ns]")
+    return summary_from_aggregates(
+        ids, first, last, n, total, first_amount, as_of, time_unit, customer_col
+    )
+
+
+def summary_from_aggregates(
+    ids: np.ndarray,
+    first: np.ndarray,
+    last: np.ndarray,
+    n: np.ndarray,
+    total: np.ndarray,
+    first_amount: np.ndarray,
+    as_of: str | pd.Timestamp,
+    time_unit: str = "W",
+    customer_col: str = "customer_id",
+) -> pd.DataFrame:
+    """The per-customer summary's columns (see :func:`rfm_table`) from per-customer aggregates:
+    first and last order times (int64 ns), number of orders, total amount and the mean amount at
+    the first timestamp. x = n - 1, t_x = (last - first) / unit, T = (end of as-of day - first) /
+    unit, repeat mean = (total - first amount) / x (Fader, Hardie & Lee 2005). One definition,
+    used by the pandas summary and by the report's engine (helpers.report.engine)."""
+    end = periods.as_of_end(as_of)
+    unit_ns = unit_days(time_unit) * 86400e9
     day_ns = 86400 * 10**9
+    x = n - 1
     out = pd.DataFrame(
         {
-            "first_order": first_ts,
-            "last_order": last_ts,
+            "first_order": first.view("datetime64[ns]"),
+            "last_order": last.view("datetime64[ns]"),
             "n_orders": n,
             "recency_days": (end.value - day_ns) // day_ns - last // day_ns,
             "tenure_days": (end.value - day_ns) // day_ns - first // day_ns,
@@ -124,7 +144,7 @@ def rfm_table(
             "frequency": x,
             "recency": (last - first) / unit_ns,
             "T": (end.value - first) / unit_ns,
-            "monetary_value": np.where(x > 0, repeat_total / np.maximum(x, 1), 0.0),
+            "monetary_value": np.where(x > 0, (total - first_amount) / np.maximum(x, 1), 0.0),
         },
         index=pd.Index(ids, name=customer_col),
     )

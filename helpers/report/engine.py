@@ -88,7 +88,7 @@ def customer_summary(
     and the mean amount of the orders at the first timestamp; the RFM and BTYD columns follow from
     these (x = n - 1, t_x = (last - first) / unit, T = (end of as-of day - first) / unit,
     repeat mean = (total - first amount) / x; Fader, Hardie & Lee 2005)."""
-    days = segments.unit_days(time_unit)
+    segments.unit_days(time_unit)  # an unknown unit is refused before any work
     end = periods.as_of_end(as_of)
     t = _up_to(as_table(orders), as_of, date_col)
     c, d, a = t[customer_col], t[date_col], t[amount_col].cast("float64")
@@ -106,32 +106,17 @@ def customer_summary(
         raise ValueError(
             f"no orders on or before the as-of date {end.date() - pd.Timedelta(days=1)}"
         )
-    first = df["first_order"].to_numpy("datetime64[ns]").view("i8")
-    last = df["last_order"].to_numpy("datetime64[ns]").view("i8")
-    n = df["n_orders"].to_numpy(np.int64)
-    total = df["monetary_total"].to_numpy(float)
-    x = n - 1
-    unit_ns = days * 86400e9
-    out = pd.DataFrame(
-        {
-            "first_order": first.view("datetime64[ns]"),
-            "last_order": last.view("datetime64[ns]"),
-            "n_orders": n,
-            "recency_days": (end.value - _DAY_NS) // _DAY_NS - last // _DAY_NS,
-            "tenure_days": (end.value - _DAY_NS) // _DAY_NS - first // _DAY_NS,
-            "monetary_total": total,
-            "monetary_mean": total / n,
-            "frequency": x,
-            "recency": (last - first) / unit_ns,
-            "T": (end.value - first) / unit_ns,
-            "monetary_value": np.where(
-                x > 0, (total - df["first_amount"].to_numpy(float)) / np.maximum(x, 1), 0.0
-            ),
-        },
-        index=pd.Index(df[customer_col].to_numpy(), name=customer_col),
+    return segments.summary_from_aggregates(
+        df[customer_col].to_numpy(),
+        df["first_order"].to_numpy("datetime64[ns]").view("i8"),
+        df["last_order"].to_numpy("datetime64[ns]").view("i8"),
+        df["n_orders"].to_numpy(np.int64),
+        df["monetary_total"].to_numpy(float),
+        df["first_amount"].to_numpy(float),
+        as_of,
+        time_unit,
+        customer_col,
     )
-    out.attrs.update(time_unit=time_unit, as_of=str((end - pd.Timedelta(days=1)).date()))
-    return out
 
 
 def _activity(
