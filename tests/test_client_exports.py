@@ -23,7 +23,8 @@ from hypothesis import strategies as st
 from helpers import exports, report
 from helpers.data import DataValidationError, parse_numbers, read_table
 from helpers.economics import Economics
-from helpers.mapping import ClientMapping, load_mapping, read_client_orders
+from helpers.report.ingest import read_client_orders
+from helpers.report.mapping import ClientMapping, load_mapping
 
 CANONICAL = ["order_id", "customer_id", "order_date", "amount"]
 

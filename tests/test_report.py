@@ -21,7 +21,8 @@ from hypothesis import strategies as st
 
 from helpers import cohorts, data, economics, paths, report, retention
 from helpers.data import DataValidationError
-from helpers.mapping import ClientMapping, client_schema, load_mapping, read_client_orders
+from helpers.report.ingest import read_client_orders
+from helpers.report.mapping import ClientMapping, client_schema, load_mapping
 
 ORDERS = paths.DATASETS / "orders.csv"
 SAMPLE_MAPPING = paths.NOTEBOOKS / "08_sample_mapping.yaml"

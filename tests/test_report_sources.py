@@ -10,8 +10,9 @@ import pandas as pd
 import pytest
 
 from helpers import paths, report
-from helpers.mapping import load_mapping, read_client_orders
 from helpers.report import sources
+from helpers.report.ingest import read_client_orders
+from helpers.report.mapping import load_mapping
 from helpers.report.progress import Stages
 
 ORDERS = paths.DATASETS / "orders.csv"

@@ -2,6 +2,6 @@
 
 import sys
 
-from helpers.report import main
+from helpers.report.cli import main
 
 sys.exit(main())

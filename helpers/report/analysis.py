@@ -1,0 +1,253 @@
+"""The client report's own analysis: headline figures, segments, the at-risk list, CLV with
+its model check, and the retention scenario. Retention per period comes from
+:mod:`helpers.retention`, RFM segments from :mod:`helpers.segments`, CLV from :mod:`helpers.clv`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from helpers import economics, periods
+from helpers.economics import Economics
+
+_HEX = np.array(list("0123456789abcdef"))
+
+
+def pseudonymize(ids: pd.Series, salt: str, digits: int = 10) -> pd.Series:
+    """Stable pseudonyms ``C-<hex>`` for customer ids: a keyed 64-bit SipHash of the id's text
+    (pandas' ``hash_pandas_object`` with a 16-byte key derived from `salt` by SHA-256).
+
+    The same id and salt always give the same pseudonym, so a report is consistent; without the
+    salt the ids cannot be recovered by hashing candidate ids. `digits` hex digits (4 bits each)
+    are kept (the leading ones of the 16): with 10 digits two of 100,000 customers collide with probability about 0.5 %.
+    """
+    key = hashlib.sha256(salt.encode()).hexdigest()[:16]
+    h = pd.util.hash_pandas_object(ids.astype(str), index=False, hash_key=key).to_numpy(np.uint64)
+    shifts = (15 - np.arange(digits, dtype=np.uint64)) * np.uint64(4)  # leading hex digits
+    nibbles = ((h[:, None] >> shifts) & np.uint64(15)).astype(np.intp)
+    hexes = np.ascontiguousarray(_HEX[nibbles]).view(f"<U{digits}").ravel()
+    return pd.Series(np.char.add("C-", hexes), index=ids.index, name=ids.name)
+
+
+def purchases(orders: pd.DataFrame) -> pd.DataFrame:
+    """The orders that count as purchases (activity): every order with an amount >= 0. A
+    zero-value order (a free sample, a fully discounted order) is activity worth 0; refund rows
+    (negative amounts, kept under ``refunds: net``) only reduce revenue."""
+    return orders.loc[orders["amount"] >= 0]
+
+
+def check_enough_data(
+    orders: pd.DataFrame, as_of: str | pd.Timestamp, period: str, file: str = "the file"
+) -> None:
+    """Raise :class:`helpers.data.DataValidationError` unless the purchases up to `as_of` span at
+    least two complete periods (retention compares one period with the one before; a period is
+    complete when it ended on or before as-of, :mod:`helpers.periods`) and at least two purchases."""
+    from helpers.data import DataValidationError
+
+    p = periods.up_to(purchases(orders), as_of, "order_date")
+    name = {"M": "months", "Q": "quarters"}[period]
+    day = periods.as_of_day(as_of).date()
+    if p.empty:
+        raise DataValidationError(
+            [f"{file}: no purchases (amounts of 0 or more) on or before {day}"]
+        )
+    complete = periods.complete_periods(p["order_date"].min(), as_of, period)
+    if len(complete) < 2 or len(p) < 2:
+        raise DataValidationError(
+            [
+                f"{file}: {len(p):,} purchase(s) from {p['order_date'].min().date()} to {day} "
+                f"cover {len(complete)} complete {name}; a retention report needs at least 2 "
+                "purchases over 2 complete periods "
+                + (
+                    "(more data, a later as_of, or period: M in the mapping)"
+                    if period == "Q"
+                    else "(more data or a later as_of)"
+                )
+            ]
+        )
+
+
+def headline(orders: pd.DataFrame, as_of: str | pd.Timestamp) -> dict[str, Any]:
+    """Headline figures: ``customers`` (with at least one purchase), ``purchases`` (orders with an
+    amount >= 0, of which ``zero_value_orders`` have amount 0), ``revenue`` (incl. refunds),
+    ``average_order_value`` (revenue of purchases / purchases), ``revenue_per_customer``,
+    ``repeat_purchase_rate`` (share of customers with 2+ purchases), ``first_date``, ``last_date``."""
+    from helpers import segments
+
+    o = periods.up_to(orders, as_of, "order_date")
+    p = purchases(o)
+    summary = segments.rfm_table(p, as_of)
+    return {
+        "customers": len(summary),
+        "purchases": len(p),
+        "zero_value_orders": int((p["amount"] == 0).sum()),
+        "revenue": float(o["amount"].sum()),
+        "average_order_value": float(p["amount"].mean()),
+        "revenue_per_customer": float(o["amount"].sum() / len(summary)),
+        "repeat_purchase_rate": float((summary["n_orders"] >= 2).mean()),
+        "first_date": str(o["order_date"].min().date()),
+        "last_date": str(o["order_date"].max().date()),
+    }
+
+
+#: The RFM segments (helpers.segments.SEGMENT_RULES) whose customers are valuable but quiet:
+#: low recency score (R 1-2) with good frequency and spend (FM 3-5).
+AT_RISK_SEGMENTS: tuple[str, ...] = ("Can't lose them", "At risk")
+
+
+def segment_customers(
+    orders: pd.DataFrame, as_of: str | pd.Timestamp, time_unit: str = "W"
+) -> pd.DataFrame:
+    """RFM table, scores 1-5 and named segments of the customers (purchases only), by
+    :func:`helpers.segments.rfm_table` (the one per-customer summary),
+    :func:`~helpers.segments.rfm_scores` and :func:`~helpers.segments.assign_segments`
+    (Hughes 1994 RFM; BTYD columns in `time_unit`)."""
+    from helpers import segments
+
+    rfm = segments.rfm_table(purchases(orders), as_of, time_unit)
+    out = segments.assign_segments(segments.rfm_scores(rfm))
+    out.attrs.update(rfm.attrs)
+    return out
+
+
+def at_risk_customers(
+    segmented: pd.DataFrame,
+    clv: pd.DataFrame | None = None,
+    at_risk: tuple[str, ...] = AT_RISK_SEGMENTS,
+) -> pd.DataFrame:
+    """Valuable customers who have gone quiet, the win-back list of :func:`helpers.segments.winback_list`
+    (the same ranking as notebook 04): the `at_risk` segments, ranked by predicted margin ``clv``
+    when a purchase model was fitted (:func:`fit_clv`), otherwise by total spend."""
+    from helpers import segments
+
+    return segments.winback_list(segmented, clv, at_risk)
+
+
+def client_economics(mapping: Any) -> Economics:
+    """The client's economics: the mapping's ``economics`` block (:func:`helpers.economics.from_mapping`),
+    or a client with no known service costs and a 30 % margin."""
+    econ = getattr(mapping, "economics", None)
+    econ = econ if isinstance(econ, Economics) else economics.from_mapping(None)
+    return econ.replace(currency=getattr(mapping, "currency", econ.currency))
+
+
+class Reason(str):
+    """Why something was not done: an English sentence that also carries its message key and
+    values, so the report can say it in the client's language (:mod:`helpers.report.text`)."""
+
+    key: str
+    values: dict[str, Any]
+
+    def __new__(cls, sentence: str, key: str, **values: Any) -> Reason:
+        obj = super().__new__(cls, sentence)
+        obj.key, obj.values = key, values
+        return obj
+
+
+@dataclass
+class ClvFit:
+    """A predictive CLV fit of the client report: the table per customer (p_alive,
+    expected_purchases, expected_spend, margin_per_order, clv), the purchase model chosen, the
+    holdout check that chose it, and the fits (for scenarios)."""
+
+    table: pd.DataFrame
+    model: str
+    check: pd.DataFrame
+    purchases: Any
+    spend: Any
+    holdout_weeks: float
+    cost_per_order: float = 0.0
+
+
+def fit_clv(
+    orders: pd.DataFrame,
+    segmented: pd.DataFrame,
+    econ: Economics,
+    min_repeat_buyers: int = 100,
+    holdout_share: float = 0.25,
+) -> tuple[ClvFit | None, str]:
+    """Predictive CLV per customer if the data allows a fit: (fit, "") or (None, why not).
+
+    The purchase model is chosen on a calibration/holdout check (:func:`helpers.clv.compare_purchase_models`):
+    the last `holdout_share` of the data's span (at most a year) is held out, BG/NBD (Fader,
+    Hardie & Lee 2005) and MBG/NBD (Batislam, Denizel & Filiztekin 2007; one-time buyers can have
+    left) are fitted on the rest, and the one whose predictions track the held-out purchases best
+    is refitted on all the data. Spend per purchase is Gamma-Gamma; CLV = (margin x E[spend] -
+    shipping per order) x discounted expected purchases over ``econ.horizon_months``
+    (:func:`helpers.clv.predictive_clv`).
+    No fit with fewer than `min_repeat_buyers` repeat buyers, when an optimizer does not converge,
+    or when the Gamma-Gamma mean spend does not exist (q <= 1).
+    """
+    from helpers import clv
+
+    repeat = segmented.loc[(segmented["frequency"] > 0) & (segmented["monetary_value"] > 0)]
+    if len(repeat) < min_repeat_buyers:
+        return None, Reason(
+            f"only {len(repeat)} customers bought more than once; a purchase and spend model needs "
+            f"at least {min_repeat_buyers} repeat buyers, so no lifetime value is predicted",
+            "no_clv.too_few", n=len(repeat), min=min_repeat_buyers,
+        )  # fmt: skip
+    as_of = segmented.attrs["as_of"]
+    first = segmented["first_order"].min()
+    span_days = (periods.as_of_end(as_of) - first) / pd.Timedelta(days=1)
+    hold_days = int(min(365, max(28, holdout_share * span_days)))
+    cal_end = periods.as_of_day(as_of) - pd.Timedelta(days=hold_days)
+    try:
+        cal = clv.calibration_holdout(
+            purchases(orders), cal_end, as_of, segmented.attrs["time_unit"]
+        )
+        check, model = clv.compare_purchase_models(cal)
+        pf = clv.PURCHASE_MODELS[model](segmented)
+        gg = clv.fit_gamma_gamma(repeat)
+    except ValueError as err:
+        return None, Reason(
+            f"the lifetime-value models could not be fitted ({err})",
+            "no_clv.failed",
+            error=str(err),
+        )
+    values = [*pf.params.values(), *gg.params.values()]
+    if not (pf.converged and gg.converged and np.all(np.isfinite(values))):
+        return None, Reason(
+            "the lifetime-value models did not converge on this data, so no value is predicted",
+            "no_clv.converge",
+        )
+    if gg.q <= 1:
+        return None, Reason(
+            f"the spend model has no finite mean (q = {gg.q:.2f} <= 1): spend is too uneven to predict",
+            "no_clv.spend", q=f"{gg.q:.2f}",
+        )  # fmt: skip
+    # the client's file has no tickets or returns: the cost to serve an order is its shipping
+    table = clv.predictive_clv(pf, gg, segmented, econ, cost_per_order=econ.shipping_per_order)
+    return ClvFit(table, model, check, pf, gg, hold_days / 7, econ.shipping_per_order), ""
+
+
+def dropout_scenario(
+    fit: ClvFit, segmented: pd.DataFrame, econ: Economics, cut: float = 0.10
+) -> dict[str, float]:
+    """What better retention is worth, from the purchase model itself: the total predicted margin
+    of today's customers if each purchase were `cut` (e.g. 10 %) less likely to be a customer's
+    last, against today's prediction. Under BG/NBD and MBG/NBD the dropout probability after a
+    purchase is p ~ Beta(a, b) with mean a / (a + b); the scenario keeps a and sets b so that the
+    mean is (1 - cut) times today's, b' = a / ((1 - cut) E[p]) - a, and recomputes every
+    customer's CLV (:func:`helpers.clv.predictive_clv`) with the same spend model and economics."""
+    from dataclasses import replace as dc_replace
+
+    from helpers import clv
+
+    pf = fit.purchases
+    a, b = pf.a, pf.b
+    mean_p = a / (a + b)
+    b_new = a / ((1 - cut) * mean_p) - a
+    better = dc_replace(pf, params={**pf.params, "b": b_new})
+    now = fit.table["clv"].sum()
+    then = clv.predictive_clv(
+        better, fit.spend, segmented, econ, cost_per_order=fit.cost_per_order
+    )["clv"].sum()
+    return {"mean_dropout_now": mean_p, "mean_dropout_then": (1 - cut) * mean_p,
+            "clv_now": float(now), "clv_then": float(then), "gain": float(then - now),
+            "gain_share": float(then / now - 1)}  # fmt: skip

@@ -1,0 +1,112 @@
+"""Build a report folder: validate, run notebook 08 with papermill in a hidden temporary folder,
+render the HTML, and publish ``reports/<name>/`` only when everything succeeded."""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+import shutil
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+from helpers import paths
+from helpers.report import sources, text
+from helpers.report.analysis import check_enough_data
+from helpers.report.progress import Stages
+
+NOTEBOOK: Path = paths.NOTEBOOKS / "08_case_study_client_report.ipynb"
+
+
+class ReportError(RuntimeError):
+    """A report that could not be made; the message says why."""
+
+
+_SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+def build_report(
+    data: str | Path,
+    mapping: str | Path,
+    name: str,
+    *,
+    overwrite: bool = False,
+    reports_dir: str | Path | None = None,
+    client: str | None = None,
+    language: str | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> Path:
+    """Validate `data` with `mapping`, run notebook 08 on it and publish ``<reports_dir>/<name>/``.
+
+    `progress` receives one line per finished stage (read, validate, analyse, render) with its
+    rows and rows per second (:class:`helpers.report.progress.Stages`).
+
+    `data`: a file, a Parquet folder or a database table URL (``duckdb:///client.db?table=orders``;
+    :mod:`helpers.report.sources`), the latter two copied once into a temporary Parquet file.
+
+    Raises :class:`ReportError` (name taken, notebook failure) or
+    :class:`helpers.data.DataValidationError` (bad mapping or data) before anything is written.
+    """
+    from helpers import run
+    from helpers.report.ingest import read_client_orders
+    from helpers.report.mapping import load_mapping
+
+    if not _SAFE_NAME.match(name):
+        raise ReportError(
+            f"report name {name!r} must be letters, digits, '-', '_' or '.', e.g. 'acme-2025'"
+        )
+    root = Path(reports_dir).expanduser().resolve() if reports_dir else paths.REPORTS
+    target = root / name
+    if target.exists() and not overwrite:
+        raise ReportError(f"{target} already exists; choose another name or pass --overwrite")
+    stage = Stages(progress)
+    if sources.is_location(data):  # a Parquet folder or a database table: one file, read once
+        with tempfile.TemporaryDirectory(prefix="retention-source-") as folder:
+            try:
+                with stage(f"read {sources.describe(data)}"):
+                    file = sources.materialize(data, folder)
+            except ValueError as err:
+                raise ReportError(str(err)) from None
+            return build_report(
+                file, mapping, name, overwrite=overwrite, reports_dir=reports_dir,
+                client=client, language=language, progress=progress,
+            )  # fmt: skip
+    data, mapping = Path(data).expanduser().resolve(), Path(mapping).expanduser().resolve()
+    spec = load_mapping(mapping)
+    if language is not None and language not in text.LANGUAGES:
+        raise ReportError(f"--language must be one of {sorted(text.LANGUAGES)}, got {language!r}")
+    with stage("read and validate") as s:
+        orders, notes = read_client_orders(data, spec)  # every problem, before any analysis runs
+        s.rows = notes["rows"]
+    check_enough_data(orders, notes["as_of"], spec.period, data.name)
+    root.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{name}.partial-", dir=root))
+    tmp.chmod(0o755)  # mkdtemp makes it private; the published report is an ordinary folder
+    try:
+        params = {
+            "data_path": str(data), "mapping_path": str(mapping), "client_name": client or name,
+            "export_dir": str(tmp), "pseudonym_salt": secrets.token_hex(16),
+            "language": language or "",
+        }  # fmt: skip
+        try:
+            with stage("analyse (notebook 08: aggregate, fit, write)", len(orders)):
+                run.execute(NOTEBOOK, tmp, params)
+        except run.RunError as err:
+            raise ReportError(str(err)) from None
+        (tmp / NOTEBOOK.name).rename(tmp / "report.ipynb")
+        (tmp / f"{NOTEBOOK.stem}.html").unlink()
+        metrics = tmp / f"{NOTEBOOK.stem}.metrics.json"
+        if not metrics.exists():
+            raise ReportError(f"{NOTEBOOK.name} did not record its metrics")
+        metrics.rename(tmp / "metrics.json")
+        lang = json.loads((tmp / "metrics.json").read_text()).get("language", "en")
+        title = text.catalogue(lang)("summary.title", client=client or name).lstrip("# ")
+        with stage("render HTML"):
+            run.to_html(tmp / "report.ipynb", tmp / "report.html", title=title)
+        try:
+            return run.publish(tmp, target, overwrite)
+        except run.RunError as err:
+            raise ReportError(str(err)) from None
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)

@@ -1,0 +1,76 @@
+"""``python -m helpers.report``: the client-report command line."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from helpers.report import text
+from helpers.report.build import ReportError, build_report
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(
+        prog="python -m helpers.report",
+        description="Turn a client's transaction export (CSV, .csv.gz, .zip, .xlsx, .parquet) into a retention report (HTML without code, "
+        "metrics.json, CSV exports with real ids) in reports/<name>/. The data is validated first; "
+        "a failed run leaves nothing behind.",
+        epilog="Mapping keys (YAML): columns {customer_id, order_date and amount (or quantity and "
+        "unit_price) required; order_id, refunded_amount, ... optional}, rows (orders|order_lines), "
+        "date_format, timezone, decimal, thousands, delimiter, encoding, sheet, id_type, currency, "
+        "as_of, period (M|Q), pseudonymize, refunds (reject|exclude|net), cancellations, status, "
+        "missing_customer, customer_placeholders, economics {gross_margin_rate, shipping_per_order, "
+        "...}, language (en|nb|pl|nl|ru). Examples: notebooks/08_sample_mapping.yaml and the README; "
+        "details: helpers/report/mapping.py.",
+    )  # fmt: skip
+    ap.add_argument(
+        "--data", required=True,
+        help="the client's export: CSV (also .csv.gz, .zip), Excel .xlsx or Parquet; orders or order lines; "
+        "or a folder of Parquet files, or a database table: duckdb:///path/client.db?table=orders "
+        "(any Ibis connection URL with ?table=)",
+    )  # fmt: skip
+    ap.add_argument(
+        "--mapping", required=True, help="YAML file naming the client's columns and formats"
+    )
+    ap.add_argument(
+        "--name", required=True, help="report name: the folder under the reports folder, e.g. acme"
+    )
+    ap.add_argument("--client", help="client name shown in the report (default: --name)")
+    ap.add_argument(
+        "--overwrite", action="store_true", help="replace an earlier report of the same name"
+    )
+    ap.add_argument(
+        "--language",
+        choices=sorted(text.LANGUAGES),
+        help="language of the report (default: the mapping's `language`, else en)",
+    )
+    ap.add_argument(
+        "--reports-dir", help="folder holding the reports (default: reports/ in the repository)"
+    )
+    args = ap.parse_args(argv)
+    from helpers.data import DataValidationError
+
+    try:
+        folder = build_report(
+            args.data,
+            args.mapping,
+            args.name,
+            overwrite=args.overwrite,
+            reports_dir=args.reports_dir,
+            client=args.client,
+            language=args.language,
+            progress=lambda line: print(line, file=sys.stderr, flush=True),
+        )
+    except DataValidationError as err:
+        print(
+            "error: the input did not pass validation; no report was written:\n"
+            + "\n".join(f"  - {p}" for p in err.problems),
+            file=sys.stderr,
+        )
+        return 2
+    except ReportError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    print(f"report '{args.name}' written to {folder}/ ; open {folder / 'report.html'}")
+    return 0

@@ -1,0 +1,270 @@
+"""Read and validate a client's export with its mapping: the canonical orders table and the
+data note (what was dropped, netted, summed or converted).
+
+:func:`read_client_orders` parses the file with :func:`helpers.data.read_table_info` (the one
+schema-driven reader of every table in the project; every problem of the file in one error),
+then applies the mapping's row shape, refunds policy, statuses, cancellations and missing
+customers (see :mod:`helpers.report.mapping` for the keys).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from helpers.data import DataValidationError, read_table_info
+from helpers.report.mapping import ClientMapping, client_schema
+
+__all__ = ["Note", "read_client_orders"]
+
+
+class Note(str):
+    """A sentence of the data note: plain English, and its message key and values (numbers
+    unformatted) so the report can say it in the client's language, like
+    :class:`helpers.report.Reason`. Keys: ``data_note.amount_from_lines`` (rows, quantity,
+    unit_price), ``.missing_customers`` (rows, revenue), ``.other_status`` (rows, statuses: counts
+    by status, amount), ``.refunds_excluded`` and ``.refunds_netted`` (rows, kinds: counts by kind,
+    amount), ``.lines_summed`` (lines, orders), ``.tz_converted`` (rows, timezone), ``.tz_kept``
+    (rows), ``.zero_value`` (orders)."""
+
+    key: str
+    values: dict[str, Any]
+
+    def __new__(cls, sentence: str, key: str, **values: Any) -> Note:
+        obj = super().__new__(cls, sentence)
+        obj.key, obj.values = key, values
+        return obj
+
+
+def _money(x: float, currency: str) -> str:
+    return f"{x:,.2f} {currency}"
+
+
+def _n(n: int, one: str, many: str | None = None) -> str:
+    return f"{n:,} {one if n == 1 else (many or one + 's')}"
+
+
+def read_client_orders(
+    path: str | Path, mapping: ClientMapping
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """The client's file as a canonical orders table (one row per order), and notes on what was
+    done to it.
+
+    Steps, in order: read and validate (:func:`helpers.data.read_table`); amount = quantity x
+    unit_price when only those are mapped; rows without a customer id (blank or one of
+    `customer_placeholders`) raise an error or, with ``missing_customer: drop``, are dropped;
+    statuses outside ``status.keep`` / ``status.cancelled`` are left out; cancellations (prefix),
+    refunded statuses, refunded amounts and negative amounts follow the refunds policy; order
+    lines are summed into orders (amount and quantity summed; date, customer and other columns
+    of the first line; an order whose lines name two customers is an error).
+
+    Returns (orders, notes): orders has order_id, customer_id (text unless ``id_type: integer``),
+    order_date (tz-naive: converted to `timezone` or as written), amount (float, client
+    currency; zero-value orders kept) and any other mapped column, sorted by date; notes has
+    ``rows`` (data rows read), ``refund_rows`` and ``refund_amount`` (refunds and cancellations
+    and their sum, negative), ``refunds`` (the policy), ``as_of`` (given, or the day of the
+    file's last row) and ``data_note`` (plain-English sentences on what was dropped, netted,
+    summed, converted or kept). Raises :class:`DataValidationError`.
+    """
+    file = Path(path).name
+    try:
+        df, read_attrs = read_table_info(path, client_schema(mapping), **mapping.read_kwargs())
+    except DataValidationError as err:
+        hint = "; if the file has one row per order line, set rows: order_lines in the mapping"
+        raise DataValidationError(
+            [
+                p + hint if ("(order_id)" in p or "'order_id'" in p) and "duplicated" in p else p
+                for p in err.problems
+            ]
+        ) from None
+    positions, unit, labels = read_attrs["positions"], read_attrs["unit"], read_attrs["labels"]
+    cur = mapping.currency
+    cols = mapping.read_columns()
+    note: list[str] = []
+
+    def where(mask: pd.Series) -> str:
+        """'lines 3, 7, …' of the rows in `mask` (its index: the row's place in the file)."""
+        idx = mask.index[mask.to_numpy(dtype=bool)].to_numpy()
+        more = ", …" if len(idx) > 5 else ""
+        lines = ", ".join(str(v) for v in positions()[idx[:5]])
+        return f"{unit}{'s' if len(idx) > 1 else ''} {lines}{more}"
+
+    if "amount" not in df.columns:
+        df["amount"] = df["quantity"] * df["unit_price"]
+        note.append(Note(
+            f"Amounts are quantity x unit price ({labels.get('quantity', 'quantity')} x "
+            f"{labels.get('unit_price', 'unit_price')}) on each of the {_n(len(df), 'row')}.",
+            "data_note.amount_from_lines", rows=len(df), quantity=cols["quantity"],
+            unit_price=cols["unit_price"],
+        ))  # fmt: skip
+    notes: dict[str, Any] = {"rows": len(df), "refunds": mapping.refunds}
+    last_day = df["order_date"].max().normalize()  # of the file, refunds included
+    notes["as_of"] = str((pd.Timestamp(mapping.as_of) if mapping.as_of else last_day).date())
+
+    if mapping.rows == "order_lines":  # order-level cells often stand on the first line only
+        for c in ("customer_id", "status"):
+            if c in df.columns and df[c].isna().any():
+                df[c] = df[c].fillna(df.groupby("order_id")[c].transform("first"))
+
+    # rows without a customer
+    cid = df["customer_id"]
+    placeholders = {p.strip().lower() for p in mapping.customer_placeholders}
+    missing = cid.isna() | cid.astype(str).str.strip().str.lower().isin(placeholders)
+    if missing.any():
+        n, revenue = int(missing.sum()), float(df.loc[missing, "amount"].sum())
+        if mapping.missing_customer == "error":
+            example = df.loc[missing, "customer_id"].fillna("").astype(str).iloc[0]
+            raise DataValidationError(
+                [
+                    f"{file}, column {labels['customer_id']}: {_n(n, 'row has', 'rows have')} no customer id "
+                    f"(blank or a placeholder such as 'guest' or 'NULL'; {where(missing)}; e.g. '{example}'); "
+                    f"orders without a customer cannot be followed over time: set missing_customer: drop "
+                    f"in the mapping to leave them out (the report then says how many)"
+                ]
+            )
+        df = df.loc[~missing]
+        note.append(Note(
+            f"{_n(n, 'row')} without a customer id (blank or a placeholder) "
+            f"{'was' if n == 1 else 'were'} dropped, with {_money(revenue, cur)} of revenue "
+            f"(missing_customer: drop).",
+            "data_note.missing_customers", rows=n, revenue=revenue,
+        ))  # fmt: skip
+
+    # statuses that are neither orders nor refunds
+    refund = pd.Series(0.0, index=df.index)
+    kinds = pd.Series("", index=df.index)
+    if mapping.status:
+        scol = (
+            "status"
+            if "status" in cols
+            else next(k for k, v in cols.items() if v == mapping.status["column"])
+        )
+        status = df[scol].fillna("").astype(str).str.strip().str.lower()
+        keep = {s.lower() for s in mapping.status["keep"]}
+        cancelled = {s.lower() for s in mapping.status["cancelled"]}
+        other = ~status.isin(keep | cancelled)
+        if other.any():
+            counts = status[other].replace("", "(blank)").value_counts()
+            listed = ", ".join(f"'{k}' ({v:,})" for k, v in counts.items())
+            note.append(Note(
+                f"{_n(int(other.sum()), 'row')} with another status than {sorted(keep | cancelled)} "
+                f"{'was' if other.sum() == 1 else 'were'} left out ({listed}; "
+                f"{_money(float(df.loc[other, 'amount'].sum()), cur)}).",
+                "data_note.other_status", rows=int(other.sum()), statuses={str(k): int(v) for k, v in counts.items()},
+                amount=float(df.loc[other, "amount"].sum()),
+            ))  # fmt: skip
+            df, status = df.loc[~other], status[~other]
+            refund, kinds = refund[~other], kinds[~other]
+        full = status.isin(cancelled)
+        refund = refund.where(~full, df["amount"].clip(lower=0))
+        kinds = kinds.where(~full, "status " + status)
+    if "refunded_amount" in df.columns:
+        part = df["refunded_amount"].fillna(0.0)
+        refund = np.maximum(refund, part)
+        kinds = kinds.where(~((part > 0) & kinds.eq("")), "refunded amount")
+    if mapping.cancellations:
+        ccol = next(
+            (k for k, v in cols.items() if v == mapping.cancellations["column"]), "cancellation"
+        )
+        cancel = (
+            df[ccol]
+            .fillna("")
+            .astype(str)
+            .str.strip()
+            .str.startswith(mapping.cancellations["prefix"])
+        )
+        df = df.assign(amount=df["amount"].where(~cancel, -df["amount"].abs()))
+        kinds = kinds.where(~cancel, "cancellation")
+    negative = df["amount"] < 0
+    kinds = kinds.where(~(negative & kinds.eq("")), "negative amount")
+    refunded = negative | (refund > 0)
+    refund_total = round(float(df.loc[negative, "amount"].sum() - refund[~negative].sum()), 2)
+    notes["refund_rows"] = int(refunded.sum())
+    notes["refund_amount"] = round(refund_total, 2)
+    if refunded.any():
+        n = int(refunded.sum())
+        kind_counts = {str(k): int(v) for k, v in kinds[refunded].value_counts().items()}
+        what = ", ".join(f"{k}: {v:,}" for k, v in kind_counts.items())
+        if mapping.refunds == "reject":
+            shown = "order_id" if "order_id" in df.columns else "amount"
+            example = df.loc[refunded, shown].astype(str).iloc[0]
+            raise DataValidationError(
+                [
+                    f"{file}: {_n(n, 'row is a refund or cancellation', 'rows are refunds or cancellations')} "
+                    f"({what}; {where(refunded)}; e.g. '{example}'), and the mapping's refunds policy is "
+                    f"'reject'; set refunds: exclude (leave them out) or refunds: net (subtract them from revenue)"
+                ]
+            )
+        if mapping.refunds == "exclude":
+            df = df.loc[~refunded]
+            note.append(Note(
+                f"{_n(n, 'refund or cancellation row')} ({what}; {_money(refund_total, cur)}) "
+                f"{'was' if n == 1 else 'were'} left out (refunds: exclude).",
+                "data_note.refunds_excluded", rows=n, kinds=kind_counts, amount=refund_total,
+            ))  # fmt: skip
+        else:
+            df = df.assign(amount=df["amount"] - refund.where(~negative, 0.0))
+            note.append(Note(
+                f"{_n(n, 'refund or cancellation row')} ({what}) {'was' if n == 1 else 'were'} "
+                f"netted against revenue: {_money(refund_total, cur)} (refunds: net); a refunded order "
+                f"keeps what was not refunded, and rows below zero are not purchases.",
+                "data_note.refunds_netted", rows=n, kinds=kind_counts, amount=refund_total,
+            ))  # fmt: skip
+    if df.empty:
+        raise DataValidationError(
+            [f"{file}: no orders left after leaving out the rows listed above: {' '.join(note)}"]
+        )
+
+    # order lines -> orders
+    if mapping.rows == "order_lines":
+        g = df.groupby("order_id", sort=False)
+        two = g["customer_id"].transform("nunique") > 1
+        if two.any():
+            example = df.loc[two, "order_id"].astype(str).iloc[0]
+            raise DataValidationError(
+                [
+                    f"{file}, column {labels['order_id']}: {int(df.loc[two, 'order_id'].nunique()):,} orders have lines "
+                    f"with different customers in {labels['customer_id']} ({where(two)}; e.g. order '{example}')"
+                ]
+            )
+        agg: dict[str, Any] = {c: "first" for c in df.columns if c != "order_id"}
+        agg.update(amount="sum", order_date="min")
+        if "quantity" in df.columns:
+            agg["quantity"] = "sum"
+        lines = len(df)
+        df = g.agg(agg).reset_index()
+        note.append(Note(
+            f"{_n(lines, 'order line')} {'was' if lines == 1 else 'were'} summed into "
+            f"{_n(len(df), 'order')} (rows: order_lines).",
+            "data_note.lines_summed", lines=lines, orders=len(df),
+        ))  # fmt: skip
+    elif "order_id" not in df.columns:  # one row, one order: the line number is its id
+        df.insert(0, "order_id", positions()[df.index.to_numpy()])
+
+    offsets = int(read_attrs.get("offsets", 0))
+    if offsets:
+        if mapping.timezone:
+            note.append(Note(
+                f"{_n(offsets, 'timestamp')} with a UTC offset {'was' if offsets == 1 else 'were'} converted to {mapping.timezone} time.",
+                "data_note.tz_converted", rows=offsets, timezone=mapping.timezone,
+            ))  # fmt: skip
+        else:
+            note.append(Note(
+                f"{_n(offsets, 'timestamp')} carried a UTC offset; times are kept as written "
+                f"(wall clock); set timezone in the mapping to convert them to one zone.",
+                "data_note.tz_kept", rows=offsets,
+            ))  # fmt: skip
+    zero = int(df["amount"].eq(0).sum())
+    if zero:
+        note.append(Note(
+            f"{_n(zero, 'zero-value order')} {'is' if zero == 1 else 'are'} kept and count as activity.",
+            "data_note.zero_value", orders=zero,
+        ))  # fmt: skip
+    notes["data_note"] = note
+    first = ["order_id", "customer_id", "order_date", "amount"]
+    df = df[first + [c for c in df.columns if c not in first]]
+    df = df.sort_values(["order_date", "order_id"], kind="stable").reset_index(drop=True)
+    return df, notes
