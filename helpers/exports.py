@@ -291,12 +291,15 @@ def _pl_money(cents: pd.Series, negative: str) -> pd.Series:
     return text.where(cents >= 0, neg)
 
 
-def polish_shop(folder: Path, seed: int = 4, customers: int = 200) -> Export:
+def polish_shop(
+    folder: Path, seed: int = 4, customers: int = 200, mean_orders: float = 4.0
+) -> Export:
     """A Polish shop's CSV: ``;``, UTF-8 with a byte-order mark, day-first dates, amounts as
     ``1 234,50 zł`` (narrow no-break space), refunds as ``(12,50 zł)`` or ``−12,50 zł`` (U+2212),
-    customer numbers with leading zeros (``00123`` is not ``123``); refunds netted."""
+    customer numbers with leading zeros (``00123`` is not ``123``); refunds netted. `customers` x
+    `mean_orders` rows (the benchmark of issue 16 writes 1 M customers x 10)."""
     rng = np.random.default_rng(seed)
-    lines = _orders(rng, customers, "2023-01-02", 720, max_lines=1)
+    lines = _orders(rng, customers, "2023-01-02", 720, mean_orders=mean_orders, max_lines=1)
     n = len(lines)
     cents = pd.Series(lines["quantity"] * lines["cents"] * 40)  # up to ~9 500 zł
     refund = rng.random(n) < 0.04

@@ -151,6 +151,7 @@ def test_sample_mapping_reads_the_bundled_orders_like_the_loader():
         "refund_amount": 0.0,
         "as_of": "2025-12-31",
         "data_note": [],
+        "reader": "duckdb",
     }
     assert list(orders.columns[:4]) == ["order_id", "customer_id", "order_date", "amount"]
     assert orders["amount"].sum() == pytest.approx(raw["amount"].sum())

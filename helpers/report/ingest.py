@@ -1,9 +1,10 @@
 """Read and validate a client's export with its mapping: the canonical orders table and the
 data note (what was dropped, netted, summed or converted).
 
-:func:`read_client_orders` parses the file with :func:`helpers.data.read_table_info` (the one
-schema-driven reader of every table in the project; every problem of the file in one error),
-then applies the mapping's row shape, refunds policy, statuses, cancellations and missing
+:func:`read_client_orders` parses the file with DuckDB when the file is clean
+(:mod:`helpers.report._fast_read`, the same rules as SQL) and otherwise with
+:func:`helpers.data.read_table_info` (the one schema-driven reader of every table in the project;
+every problem of the file in one error, naming file, column, lines and an example), then applies the mapping's row shape, refunds policy, statuses, cancellations and missing
 customers (see :mod:`helpers.report.mapping` for the keys).
 """
 
@@ -14,11 +15,14 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
-from helpers.data import DataValidationError, read_table_info
+from helpers.data import Column, DataValidationError, read_table_info
+from helpers.report._fast_read import read_fast
 from helpers.report.mapping import ClientMapping, client_schema
 
-__all__ = ["Note", "read_client_orders"]
+__all__ = ["Note", "read_table_checked", "read_client_orders"]
 
 
 class Note(str):
@@ -47,8 +51,39 @@ def _n(n: int, one: str, many: str | None = None) -> str:
     return f"{n:,} {one if n == 1 else (many or one + 's')}"
 
 
+_STR = pd.StringDtype("pyarrow")
+
+
+def _text(s: pd.Series) -> pd.Series:
+    """A column as text in Arrow memory (NA stays NA): string methods without Python objects."""
+    return s if s.dtype == _STR else s.astype(_STR)
+
+
+def read_table_checked(
+    path: str | Path, schema: tuple[Column, ...], reader: str = "auto", **kwargs: Any
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """:func:`helpers.data.read_table_info` with DuckDB first: the fast path
+    (:func:`helpers.report._fast_read.read_fast`) returns the same table for a clean file; a file
+    with any problem, or a feature it leaves out, is read by the pandas reader, whose one error
+    names every problem (file, column, lines, example). `reader`: 'auto', 'duckdb' (the fast
+    path or a ValueError saying it declined; for tests) or 'pandas'.
+    Adds ``info["reader"]``: which reader produced the table."""
+    if reader not in ("auto", "duckdb", "pandas"):
+        raise ValueError(f"reader must be 'auto', 'duckdb' or 'pandas', got {reader!r}")
+    if reader != "pandas":
+        fast = read_fast(path, schema, **kwargs)
+        if fast is not None:
+            fast[1]["reader"] = "duckdb"
+            return fast
+        if reader == "duckdb":
+            raise ValueError(f"{Path(path).name}: the DuckDB reader left this file to pandas")
+    df, info = read_table_info(path, schema, **kwargs)
+    info["reader"] = "pandas"
+    return df, info
+
+
 def read_client_orders(
-    path: str | Path, mapping: ClientMapping
+    path: str | Path, mapping: ClientMapping, reader: str = "auto"
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
     """The client's file as a canonical orders table (one row per order), and notes on what was
     done to it.
@@ -67,11 +102,14 @@ def read_client_orders(
     ``rows`` (data rows read), ``refund_rows`` and ``refund_amount`` (refunds and cancellations
     and their sum, negative), ``refunds`` (the policy), ``as_of`` (given, or the day of the
     file's last row) and ``data_note`` (plain-English sentences on what was dropped, netted,
-    summed, converted or kept). Raises :class:`DataValidationError`.
+    summed, converted or kept), ``reader`` ('duckdb' or 'pandas': :func:`read_table_checked`;
+    `reader` chooses as there). Raises :class:`DataValidationError`.
     """
     file = Path(path).name
     try:
-        df, read_attrs = read_table_info(path, client_schema(mapping), **mapping.read_kwargs())
+        df, read_attrs = read_table_checked(
+            path, client_schema(mapping), reader, **mapping.read_kwargs()
+        )
     except DataValidationError as err:
         hint = "; if the file has one row per order line, set rows: order_lines in the mapping"
         raise DataValidationError(
@@ -101,6 +139,7 @@ def read_client_orders(
             unit_price=cols["unit_price"],
         ))  # fmt: skip
     notes: dict[str, Any] = {"rows": len(df), "refunds": mapping.refunds}
+    notes["reader"] = read_attrs["reader"]
     last_day = df["order_date"].max().normalize()  # of the file, refunds included
     notes["as_of"] = str((pd.Timestamp(mapping.as_of) if mapping.as_of else last_day).date())
 
@@ -112,7 +151,8 @@ def read_client_orders(
     # rows without a customer
     cid = df["customer_id"]
     placeholders = {p.strip().lower() for p in mapping.customer_placeholders}
-    missing = cid.isna() | cid.astype(str).str.strip().str.lower().isin(placeholders)
+    missing = cid.isna() | _text(cid).str.strip().str.lower().isin(placeholders).fillna(False)
+    missing = missing.astype(bool)
     if missing.any():
         n, revenue = int(missing.sum()), float(df.loc[missing, "amount"].sum())
         if mapping.missing_customer == "error":
@@ -142,7 +182,7 @@ def read_client_orders(
             if "status" in cols
             else next(k for k, v in cols.items() if v == mapping.status["column"])
         )
-        status = df[scol].fillna("").astype(str).str.strip().str.lower()
+        status = _text(df[scol].fillna("")).str.strip().str.lower()
         keep = {s.lower() for s in mapping.status["keep"]}
         cancelled = {s.lower() for s in mapping.status["cancelled"]}
         other = ~status.isin(keep | cancelled)
@@ -266,5 +306,9 @@ def read_client_orders(
     notes["data_note"] = note
     first = ["order_id", "customer_id", "order_date", "amount"]
     df = df[first + [c for c in df.columns if c not in first]]
-    df = df.sort_values(["order_date", "order_id"], kind="stable").reset_index(drop=True)
+    order = pc.sort_indices(
+        pa.table({"d": df["order_date"].to_numpy(), "o": pa.array(df["order_id"])}),
+        sort_keys=[("d", "ascending"), ("o", "ascending")],
+    )  # stable, as sort_values(kind="stable"); strings by code point
+    df = df.take(order.to_numpy()).reset_index(drop=True)
     return df, notes
