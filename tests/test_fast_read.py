@@ -112,8 +112,10 @@ def test_line_numbers_of_late_checks_match(cases, tmp_path):
     with a quoted newline that shifts the editor's line numbers."""
     path, mapping = cases["polish"]
     lines = path.read_text(encoding="utf-8-sig").splitlines()
-    lines[3] = lines[3].replace("sklep internetowy", '"sklep\ninternetowy"').replace(
-        "aplikacja", '"apli\nkacja"'
+    lines[3] = (
+        lines[3]
+        .replace("sklep internetowy", '"sklep\ninternetowy"')
+        .replace("aplikacja", '"apli\nkacja"')
     )
     row = lines[6].split(";")
     row[1] = ""
