@@ -49,7 +49,7 @@ def build_report(
     :class:`helpers.data.DataValidationError` (bad mapping or data) before anything is written.
     """
     from helpers import run
-    from helpers.report.ingest import read_client_orders
+    from helpers.report.ingest import read_client_orders, save_validated
     from helpers.report.mapping import load_mapping
 
     if not _SAFE_NAME.match(name):
@@ -80,17 +80,22 @@ def build_report(
         orders, notes = read_client_orders(data, spec)  # every problem, before any analysis runs
         s.rows = notes["rows"]
     check_enough_data(orders, notes["as_of"], spec.period, data.name)
+    n_orders = len(orders)
     root.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{name}.partial-", dir=root))
     tmp.chmod(0o755)  # mkdtemp makes it private; the published report is an ordinary folder
+    handover = Path(tempfile.mkdtemp(prefix="retention-validated-"))  # private: real ids
     try:
+        # the notebook receives the validated table: the file is read and validated once
+        validated = save_validated(orders, notes, handover / "orders.parquet")
+        del orders  # the notebook's kernel holds the table from here on
         params = {
-            "data_path": str(data), "mapping_path": str(mapping), "client_name": client or name,
-            "export_dir": str(tmp), "pseudonym_salt": secrets.token_hex(16),
-            "language": language or "",
+            "data_path": str(data), "orders_path": str(validated), "mapping_path": str(mapping),
+            "client_name": client or name, "export_dir": str(tmp),
+            "pseudonym_salt": secrets.token_hex(16), "language": language or "",
         }  # fmt: skip
         try:
-            with stage("analyse (notebook 08: aggregate, fit, write)", len(orders)):
+            with stage("analyse (notebook 08: aggregate, fit, write)", n_orders):
                 run.execute(NOTEBOOK, tmp, params)
         except run.RunError as err:
             raise ReportError(str(err)) from None
@@ -110,3 +115,4 @@ def build_report(
             raise ReportError(str(err)) from None
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(handover, ignore_errors=True)

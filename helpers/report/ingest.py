@@ -22,7 +22,7 @@ from helpers.data import Column, DataValidationError, read_table_info
 from helpers.report._fast_read import read_fast
 from helpers.report.mapping import ClientMapping, client_schema
 
-__all__ = ["Note", "read_table_checked", "read_client_orders"]
+__all__ = ["Note", "read_table_checked", "read_client_orders", "save_validated", "load_validated"]
 
 
 class Note(str):
@@ -312,3 +312,43 @@ def read_client_orders(
     )  # stable, as sort_values(kind="stable"); strings by code point
     df = df.take(order.to_numpy()).reset_index(drop=True)
     return df, notes
+
+
+_NOTES_KEY = b"retention_lab.notes"
+
+
+def save_validated(orders: pd.DataFrame, notes: dict[str, Any], path: str | Path) -> Path:
+    """Write the validated orders and their notes to one Parquet file (the notes, data-note
+    sentences with their message keys included, as JSON in the file's metadata), so that the
+    report's notebook receives the table instead of reading and validating the file again."""
+    import json
+
+    import pyarrow.parquet as pq
+
+    table = pa.Table.from_pandas(orders, preserve_index=False)
+    shown = dict(notes)
+    shown["data_note"] = [
+        {"text": str(n), "key": getattr(n, "key", None), "values": getattr(n, "values", None)}
+        for n in notes.get("data_note", [])
+    ]
+    meta = dict(table.schema.metadata or {})
+    meta[_NOTES_KEY] = json.dumps(shown).encode()
+    path = Path(path)
+    pq.write_table(table.replace_schema_metadata(meta), path)
+    return path
+
+
+def load_validated(path: str | Path) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """The (orders, notes) written by :func:`save_validated`; text columns stay in Arrow memory."""
+    import json
+
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(path)
+    notes = json.loads(table.schema.metadata[_NOTES_KEY])
+    notes["data_note"] = [
+        Note(n["text"], n["key"], **n["values"]) if n["key"] else n["text"]
+        for n in notes["data_note"]
+    ]
+    orders = table.to_pandas(types_mapper={pa.string(): _STR, pa.large_string(): _STR}.get)
+    return orders, notes

@@ -1,0 +1,142 @@
+"""Benchmark (issue 16): the whole client report on a large foreign-format export, end to end, as a
+consultant runs it, beside DuckDB's own time on the same file.
+
+Run:  .venv/bin/python benchmarks/bench_report.py [--rows 10000000] [--customers 1000000]
+                                                  [--workdir DIR] [--data F --mapping M]
+
+Data: :func:`helpers.exports.polish_shop` scaled up (``;``-separated, UTF-8 with a byte-order
+mark, day-first dates ``02.01.2023 17:42``, amounts ``1 234,50 zł`` with narrow no-break spaces,
+refunds as ``(12,50 zł)`` and ``−12,50 zł``, ids with leading zeros; refunds netted), written
+once into `--workdir` (default: a temporary folder, deleted after) and reused when it is there;
+nothing large is committed. ``--data``/``--mapping`` time any other export instead.
+
+Measured:
+
+* ``client report``: ``python -m helpers.report --data … --mapping … --name bench`` in a child
+  process: wall time, and the peak of the summed resident memory of the process tree (the
+  command and the notebook's kernel) sampled every 50 ms; the report's own stage lines (read and
+  validate, analyse, render) are printed as it ran them;
+* ``DuckDB SQL``: DuckDB alone, in a child process, reading the same file with the same parsing
+  (day-first dates, Polish amounts) and computing the per-customer aggregates and the monthly
+  cohort counts: the floor for the read + aggregate part.
+
+Targets (issue 16): 10 M rows in ≤ 45 s with peak ≤ 2 GB on 2 cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import tempfile
+import textwrap
+import threading
+import time
+from pathlib import Path
+
+import psutil
+from _common import machine
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def tree_rss(proc: psutil.Process) -> int:
+    """Resident memory of a process and all its descendants, bytes."""
+    total = 0
+    for p in [proc, *proc.children(recursive=True)]:
+        try:
+            total += p.memory_info().rss
+        except psutil.Error:
+            pass
+    return total
+
+
+def run_measured(cmd: list[str]) -> tuple[float, float, str, int]:
+    """(wall seconds, peak tree RSS in MB, stderr, exit code) of `cmd`."""
+    start = time.perf_counter()
+    child = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc, peak, done = psutil.Process(child.pid), [0], threading.Event()
+
+    def sample() -> None:
+        while not done.is_set():
+            peak[0] = max(peak[0], tree_rss(proc))
+            time.sleep(0.05)
+
+    t = threading.Thread(target=sample, daemon=True)
+    t.start()
+    _, err = child.communicate()
+    done.set()
+    t.join()
+    return time.perf_counter() - start, peak[0] / 1e6, err, child.returncode
+
+
+def make_export(folder: Path, rows: int, customers: int) -> tuple[Path, Path]:
+    data, mapping = folder / "zamówienia.csv", folder / "sklep.yaml"
+    if data.exists() and mapping.exists():
+        print(f"reusing {data} ({data.stat().st_size / 1e6:,.0f} MB)")
+        return data, mapping
+    print(f"writing a {rows:,}-row export for {customers:,} customers into {folder} …", flush=True)
+    sys.path.insert(0, str(ROOT))
+    from helpers import exports
+
+    e = exports.polish_shop(folder, customers=customers, mean_orders=rows / customers)
+    print(f"  {len(e.table):,} rows, {data.stat().st_size / 1e6:,.0f} MB")
+    return e.path, e.mapping_path
+
+
+DUCKDB_SQL = textwrap.dedent(
+    """
+    import sys, duckdb
+    con = duckdb.connect(); con.execute("SET enable_progress_bar = false")
+    con.execute(f'''CREATE TABLE o AS SELECT nr_klienta AS customer_id,
+        strptime(data, '%d.%m.%Y %H:%M') AS order_date,
+        CASE WHEN k LIKE '(%' OR k LIKE '−%' THEN -1 ELSE 1 END
+          * CAST(replace(regexp_replace(k, '[()−\\u202f zł]', '', 'g'), ',', '.') AS DOUBLE) AS amount
+        FROM (SELECT *, kwota AS k FROM read_csv('{sys.argv[1]}', delim = ';', all_varchar = true))''')
+    con.execute('''SELECT customer_id, min(order_date), max(order_date), count(*), sum(amount)
+                   FROM o GROUP BY ALL''').fetchall()
+    con.execute('''WITH a AS (SELECT DISTINCT customer_id, date_trunc('month', order_date) p FROM o),
+                        f AS (SELECT customer_id, min(p) c FROM a GROUP BY ALL)
+                   SELECT c, datediff('month', c, p), count(*) FROM a JOIN f USING (customer_id)
+                   GROUP BY ALL''').fetchall()
+    """
+)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--rows", type=int, default=10_000_000)
+    ap.add_argument("--customers", type=int, default=1_000_000)
+    ap.add_argument("--workdir", help="folder for the generated export (kept, reused)")
+    ap.add_argument("--data", help="time this export instead of a generated one")
+    ap.add_argument("--mapping", help="the mapping of --data")
+    args = ap.parse_args(argv)
+    print(machine())
+    with tempfile.TemporaryDirectory(prefix="bench-report-") as tmp:
+        folder = Path(args.workdir) if args.workdir else Path(tmp)
+        folder.mkdir(parents=True, exist_ok=True)
+        if args.data:
+            data, mapping = Path(args.data).resolve(), Path(args.mapping).resolve()
+        else:
+            data, mapping = make_export(folder, args.rows, args.customers)
+        py = str(ROOT / ".venv" / "bin" / "python")
+        cmd = [py, "-m", "helpers.report", "--data", str(data), "--mapping", str(mapping),
+               "--name", "bench", "--reports-dir", str(Path(tmp) / "reports"), "--overwrite"]  # fmt: skip
+        secs, peak, err, code = run_measured(cmd)
+        print(textwrap.indent(err.strip(), "  | "))
+        if code != 0:
+            print(f"the report failed (exit {code})")
+            return 1
+        duck_s, duck_peak, duck_err, duck_code = run_measured([py, "-c", DUCKDB_SQL, str(data)])
+        if duck_code != 0:
+            print(duck_err)
+        size = data.stat().st_size / 1e6
+        print(f"\n{'variant':<44} {'time':>9} {'peak RSS':>10}")
+        print(f"{'client report (python -m helpers.report)':<44} {secs:>8.1f}s {peak:>8,.0f} MB")
+        print(f"{'DuckDB SQL (read, parse, aggregate)':<44} {duck_s:>8.1f}s {duck_peak:>8,.0f} MB")
+        print(f"file: {data.name}, {size:,.0f} MB; target: ≤ 45 s and ≤ 2,000 MB at 10 M rows")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
