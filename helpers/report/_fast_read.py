@@ -325,7 +325,11 @@ def _read(con, path, types, cols, columns, date_format, decimal, thousands, as_o
         f"FROM (SELECT row_number() OVER () AS _row, {''.join(x + ', ' for x in inner)}* "
         f"FROM raw) AS raw {' '.join(joins)}"
     )
-    table = con.sql("SELECT * EXCLUDE (_row) FROM typed ORDER BY _row").to_arrow_table()
+    table = con.sql("SELECT * FROM typed").to_arrow_table()
+    row = table["_row"].to_numpy()
+    if not (row[1:] > row[:-1]).all():  # a parallel join may interleave: back to the file's order
+        table = table.take(np.argsort(row, kind="stable"))
+    table = table.drop_columns(["_row"])
     if table.num_rows == 0 or pc.any(table["_bad"]).as_py():
         return None
     table = table.drop_columns(["_bad"])
