@@ -538,7 +538,9 @@ def _coupon_arms_of_seed(seed: int, n_customers: int) -> tuple[pd.DataFrame, dic
     offers, tr = truth.coupon_offers(cfg, sim, pd.Series(sim.index, index=sim.index))
     conv = ex.outcomes_in_window(offers, sim, "offered_at", cfg.coupon_valid_days)["converted"]
     arms = offers[["customer_id", "discount_pct"]].assign(
-        converted=conv.to_numpy(), natural=tr["natural"].to_numpy(), induced=tr["induced"].to_numpy()
+        converted=conv.to_numpy(),
+        natural=tr["natural"].to_numpy(),
+        induced=tr["induced"].to_numpy(),
     )
     return arms, truth.coupon_truth(cfg, offers, tr)
 

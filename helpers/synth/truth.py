@@ -72,7 +72,9 @@ def coupon_truth(cfg: SynthConfig, offers: pd.DataFrame, offers_truth: pd.DataFr
     the arm-vs-control difference in conversion estimates exactly this truth."""
     eff = cfg.planted_effects
     ot = offers_truth
-    coup: dict = {"control_conversion": float(ot.loc[offers["discount_pct"] == 0, "natural"].mean())}
+    coup: dict = {
+        "control_conversion": float(ot.loc[offers["discount_pct"] == 0, "natural"].mean())
+    }
     for pct in cfg.coupon_arms:
         if pct == 0:
             continue
