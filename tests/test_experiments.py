@@ -514,3 +514,77 @@ def test_another_seed_recovers_the_planted_effects(tmp_path):
         check=True, capture_output=True,
     )  # fmt: skip
     _check(_recovery(tmp_path))
+
+
+# --- coverage of the coupon dose-response intervals over many companies ---------------------------
+
+
+def _coupon_arms_of_seed(seed: int, n_customers: int) -> tuple[pd.DataFrame, dict]:
+    """One company's next-purchase coupon offers, straight from the generator's order simulation
+    (``orders.simulate`` and ``truth.coupon_offers``, without the later campaign dropouts): per
+    offer the arm, the observed conversion (an order within the coupon's validity, as notebook 07
+    measures it) and the generator's per-offer truth (natural next order, order induced by the
+    coupon); and the coupon truth ground_truth.json records for them (``truth.coupon_truth``)."""
+    from dataclasses import replace
+
+    from helpers.synth import company, customers, orders, truth
+    from helpers.synth._common import stream
+    from helpers.synth.config import SynthConfig
+
+    cfg = replace(SynthConfig(), seed=seed, n_customers=n_customers)
+    cust, lat = customers.customers(cfg, stream(seed, "customers"))
+    sim = orders.simulate(cfg, stream(seed, "orders"), cust, lat, club=True)
+    sim = company._with_dates(sim, cust).assign(rid=lambda d: d.index)
+    offers, tr = truth.coupon_offers(cfg, sim, pd.Series(sim.index, index=sim.index))
+    conv = ex.outcomes_in_window(offers, sim, "offered_at", cfg.coupon_valid_days)["converted"]
+    arms = offers[["customer_id", "discount_pct"]].assign(
+        converted=conv.to_numpy(),
+        natural=tr["natural"].to_numpy(),
+        induced=tr["induced"].to_numpy(),
+    )
+    return arms, truth.coupon_truth(cfg, offers, tr)
+
+
+def test_coupon_intervals_cover_the_generators_truth_over_seeds():
+    """Notebook 07's coupon uplift (arm - control conversion with ``coupon_value``'s bootstrap
+    interval) against ground_truth.json's ``true_conversion_uplift`` on 20 companies (seeds fixed
+    before looking). An induced order only replaces a missing natural one, so with randomized
+    arms E[conv_arm - conv_0] = P(induced) = the truth; what is left is the sampling noise of the
+    arms' natural rates, which the interval carries.
+
+    (1) Randomization: pooled over the companies, each arm's *natural* (no-coupon) rate equals the
+    control's within 3 standard errors (a per-offer arm that depended on the natural next order
+    would fail here). (2) The observed conversion is natural | induced. (3) Coverage: of the 60
+    95 % intervals at most 9 miss (these seeds: 7, three of them on seed 103, whose control ran
+    high). The three arms share one control, so misses come in clumps: on 300 other generated
+    companies (seeds 3000-3299, 2,500 customers; Wald z of the arms' natural-rate differences,
+    SD 0.98-1.01, 5.7 % beyond 1.96) the number of misses among 20 companies had mean 3 and
+    P(>= 10) = 0.6 %. (4) The intervals are as wide as the plain Wald interval of a difference in
+    proportions: offers are randomized one by one, so clustering by customer does not widen them
+    (cluster-robust / naive standard error = 0.9998 on average over those 900 comparisons)."""
+    missed, ratio, pooled = [], [], []
+    for seed in range(101, 121):
+        arms, coupons = _coupon_arms_of_seed(seed, n_customers=2500)
+        assert (arms["converted"] == (arms["natural"] | arms["induced"])).mean() > 0.995
+        pooled.append(arms)
+        control = arms[arms["discount_pct"] == 0]
+        for pct in (5, 10, 15):
+            arm = arms[arms["discount_pct"] == pct].assign(
+                redeemed=False, coupon_discount=0.0, order_margin=0.0
+            )
+            v = ex.coupon_value(arm, control, n_resamples=400, seed=seed)
+            truth = coupons[str(pct)]["true_conversion_uplift"]
+            if not v["uplift_low"] <= truth <= v["uplift_high"]:
+                missed.append((seed, pct, round(v["uplift"], 4), round(truth, 4)))
+            wald = ex.diff_proportions(
+                np.r_[arm["converted"], control["converted"]],
+                np.r_[np.ones(len(arm), bool), np.zeros(len(control), bool)],
+            )
+            ratio.append((v["uplift_high"] - v["uplift_low"]) / (wald["ci_high"] - wald["ci_low"]))
+    assert len(missed) <= 9, missed
+    assert 0.9 < np.mean(ratio) < 1.1
+    nat = pd.concat(pooled).groupby("discount_pct")["natural"].agg(["mean", "size"])
+    for pct in (5, 10, 15):
+        p, n = nat.loc[[pct, 0], "mean"].to_numpy(), nat.loc[[pct, 0], "size"].to_numpy()
+        se = np.sqrt((p * (1 - p) / n).sum())
+        assert abs(p[0] - p[1]) < 3 * se, (pct, p, se)

@@ -64,6 +64,32 @@ def coupon_offers(
     return table, tr
 
 
+def coupon_truth(cfg: SynthConfig, offers: pd.DataFrame, offers_truth: pd.DataFrame) -> dict:
+    """ground_truth.json's ``realized.coupons``: the control arm's natural next-order rate and, per
+    discount arm, the true conversion uplift = the share of the arm's offers whose next order the
+    coupon induced. An induced order only happens when no natural one falls in the validity, so
+    with randomized arms E[conv_arm - conv_0] = P(natural or induced) - P(natural) = P(induced):
+    the arm-vs-control difference in conversion estimates exactly this truth."""
+    eff = cfg.planted_effects
+    ot = offers_truth
+    coup: dict = {
+        "control_conversion": float(ot.loc[offers["discount_pct"] == 0, "natural"].mean())
+    }
+    for pct in cfg.coupon_arms:
+        if pct == 0:
+            continue
+        a = (offers["discount_pct"] == pct).to_numpy()
+        coup[str(pct)] = {
+            "offers": int(a.sum()),
+            "true_conversion_uplift": float(ot.loc[a, "induced"].mean()),
+            "cannibalized_discount_per_offer": float(
+                (ot.loc[a, "used_discount"] * ot.loc[a, "natural"]).mean()
+            ),
+            "coupon_uplift": pairs(cfg.coupon_uplift).get(pct, 0.0) if eff else 0.0,
+        }
+    return coup
+
+
 def _months_between(a: pd.Series, b: pd.Timestamp) -> np.ndarray:
     """Calendar months from a's month to b's month, inclusive (0 if a is after b)."""
     n = (b.year * 12 + b.month) - (a.dt.year * 12 + a.dt.month) + 1
@@ -218,20 +244,7 @@ def ground_truth(cfg: SynthConfig, tables: dict, ctx: dict) -> tuple[dict[str, p
         }
 
     # --- coupons
-    ot, offers = ctx["offers_truth"], tables["coupon_offers"]
-    coup = {"control_conversion": float(ot.loc[offers["discount_pct"] == 0, "natural"].mean())}
-    for pct in cfg.coupon_arms:
-        if pct == 0:
-            continue
-        a = (offers["discount_pct"] == pct).to_numpy()
-        coup[str(pct)] = {
-            "offers": int(a.sum()),
-            "true_conversion_uplift": float(ot.loc[a, "induced"].mean()),
-            "cannibalized_discount_per_offer": float(
-                (ot.loc[a, "used_discount"] * ot.loc[a, "natural"]).mean()
-            ),
-            "coupon_uplift": pairs(cfg.coupon_uplift).get(pct, 0.0) if eff else 0.0,
-        }
+    coup = coupon_truth(cfg, tables["coupon_offers"], ctx["offers_truth"])
 
     # --- feedback: follow-up experiment, delivery fix, resolution types
     resp = ctx["responses"]
@@ -351,7 +364,7 @@ def ground_truth(cfg: SynthConfig, tables: dict, ctx: dict) -> tuple[dict[str, p
     return {
         "truth_customers": tc,
         "truth_campaign_sends": ts,
-        "truth_coupon_offers": ot.drop(columns="used_discount"),
+        "truth_coupon_offers": ctx["offers_truth"].drop(columns="used_discount"),
     }, gt
 
 
