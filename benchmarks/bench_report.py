@@ -54,7 +54,9 @@ def tree_rss(proc: psutil.Process) -> int:
 def run_measured(cmd: list[str]) -> tuple[float, float, str, int]:
     """(wall seconds, peak tree RSS in MB, stderr, exit code) of `cmd`."""
     start = time.perf_counter()
-    child = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    child = subprocess.Popen(
+        cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     proc, peak, done = psutil.Process(child.pid), [0], threading.Event()
 
     def sample() -> None:

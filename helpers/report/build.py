@@ -14,7 +14,7 @@ from pathlib import Path
 from helpers import paths
 from helpers.report import sources, text
 from helpers.report.analysis import check_enough_data
-from helpers.report.progress import Stages
+from helpers.report.progress import Stages, follow
 
 NOTEBOOK: Path = paths.NOTEBOOKS / "08_case_study_client_report.ipynb"
 
@@ -112,7 +112,7 @@ def build_report(
             "pseudonym_salt": secrets.token_hex(16), "language": language or "",
         }  # fmt: skip
         try:
-            with stage("analyse (notebook 08: aggregate, fit, write)", n_orders):
+            with stage("analyse (notebook 08)", n_orders), follow(handover / "stages", progress):
                 run.execute(NOTEBOOK, tmp, params)
         except run.RunError as err:
             raise ReportError(str(err)) from None

@@ -6,11 +6,14 @@ lines to standard error (standard output keeps the one-line result)."""
 
 from __future__ import annotations
 
+import os
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
-__all__ = ["Stages"]
+__all__ = ["Stages", "PROGRESS_ENV", "step", "follow"]
 
 
 class Stages:
@@ -42,3 +45,59 @@ class Stages:
             return f"[report] {name}: {seconds:.1f} s"
         rate = rows / seconds if seconds > 0 else float("inf")
         return f"[report] {name}: {rows:,} rows in {seconds:.1f} s ({rate:,.0f} rows/s)"
+
+
+#: Environment variable naming the file the notebook's stages are written to (set by the report
+#: command for its kernel; unset in JupyterLab and under nbval, where :func:`step` is silent).
+PROGRESS_ENV = "RETENTION_LAB_PROGRESS"
+
+
+def _append(line: str) -> None:
+    path = os.environ.get(PROGRESS_ENV)
+    if path:
+        with open(path, "a", encoding="utf-8") as f:
+            f.write(line + "\n")
+
+
+@contextmanager
+def step(name: str, rows: int | None = None) -> Iterator[Stages]:
+    """A stage inside the report's notebook (aggregate, fit, ...): its line goes to the file named
+    by :data:`PROGRESS_ENV`, which the report command follows (:func:`follow`)."""
+    with Stages(_append)(name, rows) as stage:
+        yield stage
+
+
+@contextmanager
+def follow(path: Path, emit: Callable[[str], None] | None) -> Iterator[None]:
+    """While the block runs, send each new line of `path` (the notebook's stages) to `emit`, with
+    ``PROGRESS_ENV`` pointing at `path` for the kernel started inside the block."""
+    if emit is None:
+        yield
+        return
+    path.touch()
+    old = os.environ.get(PROGRESS_ENV)
+    os.environ[PROGRESS_ENV] = str(path)
+    stop = threading.Event()
+
+    def tail() -> None:
+        with path.open(encoding="utf-8") as f:
+            while True:
+                line = f.readline()
+                if line:
+                    emit("  " + line.rstrip("\n"))
+                elif stop.is_set():
+                    return
+                else:
+                    time.sleep(0.2)
+
+    t = threading.Thread(target=tail, daemon=True)
+    t.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        t.join(timeout=5)
+        if old is None:
+            os.environ.pop(PROGRESS_ENV, None)
+        else:
+            os.environ[PROGRESS_ENV] = old
