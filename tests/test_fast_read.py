@@ -152,3 +152,15 @@ def test_number_rules_equal_parse_numbers(values, config, check):
     np.testing.assert_array_equal(got.iloc[:, 0].to_numpy(float), want_v.to_numpy(float))
     assert got.iloc[:, 1].fillna(False).tolist() == want_bad.tolist()
     assert got.iloc[:, 2].fillna(False).tolist() == want_amb.tolist()
+
+
+def test_typed_parquet_is_read_by_duckdb_like_pandas(tmp_path):
+    """A Parquet export with stored timestamps, float amounts and integer ids."""
+    orders = pd.read_csv(paths.DATASETS / "orders.csv", parse_dates=["order_date"])
+    path = tmp_path / "orders.parquet"
+    orders.to_parquet(path, index=False)
+    m = load_mapping(paths.NOTEBOOKS / "08_sample_mapping.yaml")
+    want, want_notes = read_client_orders(path, m, reader="pandas")
+    got, notes = read_client_orders(path, m, reader="duckdb")
+    pd.testing.assert_frame_equal(as_plain(got), want, check_dtype=False)
+    assert notes["rows"] == want_notes["rows"] == len(orders)

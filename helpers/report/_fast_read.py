@@ -152,6 +152,7 @@ def read_fast(
     currency: str | None = None,
     ids: str = "auto",
     positions: Callable[[], np.ndarray] | None = None,
+    keep_unmapped: bool = True,
 ) -> tuple[pd.DataFrame, dict[str, Any]] | None:
     """The table :func:`helpers.data.read_table_info` returns for this file, read by DuckDB; or
     ``None`` when the file has a problem or a feature this path leaves to the pandas reader."""
@@ -168,7 +169,8 @@ def read_fast(
         return None
     try:
         return _read(con, path, types, cols, columns, date_format, decimal, thousands, as_of,
-                     timezone, currency, ids, positions, encoding, delimiter)  # fmt: skip
+                     timezone, currency, ids, positions, encoding, delimiter,
+                     keep_unmapped)  # fmt: skip
     except duckdb.Error:
         return None
     finally:
@@ -184,7 +186,7 @@ def _csv_positions(path: Path, encoding: str, delimiter: str, n: int) -> np.ndar
 
 
 def _read(con, path, types, cols, columns, date_format, decimal, thousands, as_of, timezone,
-          currency, ids, positions, encoding, delimiter):  # fmt: skip
+          currency, ids, positions, encoding, delimiter, keep_unmapped):  # fmt: skip
     file_cols = {str(c).strip().lstrip("\ufeff"): c for c in types}
     if len(file_cols) != len(types):
         return None
@@ -221,7 +223,8 @@ def _read(con, path, types, cols, columns, date_format, decimal, thousands, as_o
             continue
         kind = types[file_cols[source[c.name]]]
         typed = kind != "VARCHAR"
-        parsed = c.kind in ("datetime", "money", "float", "int")
+        # (a stored timestamp needs no parsing: it is cast row by row)
+        parsed = c.kind in ("money", "float", "int") or c.kind == "datetime" and not typed
         # parsed columns repeat values (dates, prices): parse each distinct value once, join back
         if parsed:
             raw = "k"
@@ -239,10 +242,10 @@ def _read(con, path, types, cols, columns, date_format, decimal, thousands, as_o
             if typed:
                 if not kind.startswith("TIMESTAMP") and kind != "DATE":
                     return None
-                if "TIME ZONE" in kind:
+                if "TIME ZONE" in kind or kind.startswith("TIMESTAMPTZ"):
                     if not timezone:
                         return None  # pandas keeps each value's own wall clock
-                    val = f"timezone({_lit(timezone)}, {raw})"
+                    val = f"timezone({_lit(timezone)}, CAST({raw} AS TIMESTAMPTZ))"
                 else:
                     val = f"CAST({raw} AS TIMESTAMP)"
             else:
@@ -311,7 +314,7 @@ def _read(con, path, types, cols, columns, date_format, decimal, thousands, as_o
             checks += col_checks
             select.append(f"{val} AS {q}")
         out_cols.append(c.name)
-    for name in extra:
+    for name in extra if keep_unmapped else []:
         if name in out_cols:
             continue
         raw = f"raw.{_ident(file_cols[source[name]])}"

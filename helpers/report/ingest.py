@@ -60,24 +60,31 @@ def _text(s: pd.Series) -> pd.Series:
 
 
 def read_table_checked(
-    path: str | Path, schema: tuple[Column, ...], reader: str = "auto", **kwargs: Any
+    path: str | Path,
+    schema: tuple[Column, ...],
+    reader: str = "auto",
+    keep_unmapped: bool = True,
+    **kwargs: Any,
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
     """:func:`helpers.data.read_table_info` with DuckDB first: the fast path
     (:func:`helpers.report._fast_read.read_fast`) returns the same table for a clean file; a file
     with any problem, or a feature it leaves out, is read by the pandas reader, whose one error
     names every problem (file, column, lines, example). `reader`: 'auto', 'duckdb' (the fast
-    path or a ValueError saying it declined; for tests) or 'pandas'.
+    path or a ValueError saying it declined; for tests) or 'pandas'. Without `keep_unmapped`
+    the file's columns outside `schema` are left out (never read into memory by DuckDB).
     Adds ``info["reader"]``: which reader produced the table."""
     if reader not in ("auto", "duckdb", "pandas"):
         raise ValueError(f"reader must be 'auto', 'duckdb' or 'pandas', got {reader!r}")
     if reader != "pandas":
-        fast = read_fast(path, schema, **kwargs)
+        fast = read_fast(path, schema, keep_unmapped=keep_unmapped, **kwargs)
         if fast is not None:
             fast[1]["reader"] = "duckdb"
             return fast
         if reader == "duckdb":
             raise ValueError(f"{Path(path).name}: the DuckDB reader left this file to pandas")
     df, info = read_table_info(path, schema, **kwargs)
+    if not keep_unmapped:
+        df = df[[c.name for c in schema if c.name in df.columns]]
     info["reader"] = "pandas"
     return df, info
 
@@ -108,7 +115,7 @@ def read_client_orders(
     file = Path(path).name
     try:
         df, read_attrs = read_table_checked(
-            path, client_schema(mapping), reader, **mapping.read_kwargs()
+            path, client_schema(mapping), reader, keep_unmapped=False, **mapping.read_kwargs()
         )
     except DataValidationError as err:
         hint = "; if the file has one row per order line, set rows: order_lines in the mapping"
