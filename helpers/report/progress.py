@@ -88,7 +88,7 @@ def follow(path: Path, emit: Callable[[str], None] | None) -> Iterator[None]:
                 elif stop.is_set():
                     return
                 else:
-                    time.sleep(0.2)
+                    time.sleep(0.05)
 
     t = threading.Thread(target=tail, daemon=True)
     t.start()
