@@ -164,3 +164,18 @@ def test_typed_parquet_is_read_by_duckdb_like_pandas(tmp_path):
     got, notes = read_client_orders(path, m, reader="duckdb")
     pd.testing.assert_frame_equal(as_plain(got), want, check_dtype=False)
     assert notes["rows"] == want_notes["rows"] == len(orders)
+
+
+def test_the_validated_table_reaches_the_notebook_unchanged(cases, tmp_path):
+    """build_report hands notebook 08 the validated table (save_validated / load_validated):
+    the same frame, the same notes, data-note sentences with their message keys."""
+    from helpers.report.ingest import load_validated, save_validated
+
+    path, mapping = cases["uci"]
+    orders, notes = read_client_orders(path, load_mapping(mapping))
+    back, back_notes = load_validated(save_validated(orders, notes, tmp_path / "o.arrow"))
+    pd.testing.assert_frame_equal(back, orders)
+    assert back_notes == notes and back_notes["data_note"]
+    assert [(n.key, n.values) for n in back_notes["data_note"]] == [
+        (n.key, n.values) for n in notes["data_note"]
+    ]

@@ -103,7 +103,7 @@ def build_report(
     handover = Path(tempfile.mkdtemp(prefix="retention-validated-"))  # private: real ids
     try:
         # the notebook receives the validated table: the file is read and validated once
-        validated = save_validated(orders, notes, handover / "orders.parquet")
+        validated = save_validated(orders, notes, handover / "orders.arrow")
         del orders  # the notebook's kernel holds the table from here on
         _release_memory()
         params = {

@@ -325,12 +325,13 @@ _NOTES_KEY = b"retention_lab.notes"
 
 
 def save_validated(orders: pd.DataFrame, notes: dict[str, Any], path: str | Path) -> Path:
-    """Write the validated orders and their notes to one Parquet file (the notes, data-note
-    sentences with their message keys included, as JSON in the file's metadata), so that the
-    report's notebook receives the table instead of reading and validating the file again."""
+    """Write the validated orders and their notes to one Arrow IPC (Feather v2) file, uncompressed
+    (the notes, data-note sentences with their message keys included, as JSON in the schema's
+    metadata), so that the report's notebook receives the table instead of reading and
+    validating the file again; the notebook maps it into memory (:func:`load_validated`)."""
     import json
 
-    import pyarrow.parquet as pq
+    import pyarrow.feather as feather
 
     table = pa.Table.from_pandas(orders, preserve_index=False)
     shown = dict(notes)
@@ -341,7 +342,7 @@ def save_validated(orders: pd.DataFrame, notes: dict[str, Any], path: str | Path
     meta = dict(table.schema.metadata or {})
     meta[_NOTES_KEY] = json.dumps(shown).encode()
     path = Path(path)
-    pq.write_table(table.replace_schema_metadata(meta), path)
+    feather.write_feather(table.replace_schema_metadata(meta), path, compression="uncompressed")
     return path
 
 
@@ -349,9 +350,9 @@ def load_validated(path: str | Path) -> tuple[pd.DataFrame, dict[str, Any]]:
     """The (orders, notes) written by :func:`save_validated`; text columns stay in Arrow memory."""
     import json
 
-    import pyarrow.parquet as pq
+    import pyarrow.feather as feather
 
-    table = pq.read_table(path)
+    table = feather.read_table(path, memory_map=True)
     notes = json.loads(table.schema.metadata[_NOTES_KEY])
     notes["data_note"] = [
         Note(n["text"], n["key"], **n["values"]) if n["key"] else n["text"]
