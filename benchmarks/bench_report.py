@@ -96,7 +96,9 @@ def make_parquet(folder: Path, rows: int, customers: int) -> tuple[Path, Path]:
         print(f"reusing {data} ({data.stat().st_size / 1e6:,.0f} MB)")
         return data, mapping
     print(f"writing a {rows:,}-row Parquet export into {folder} …", flush=True)
-    duckdb.connect().execute(PARQUET_SQL.format(rows=rows, customers=customers, path=data))
+    con = duckdb.connect()
+    con.execute("SET enable_progress_bar = false")
+    con.execute(PARQUET_SQL.format(rows=rows, customers=customers, path=data))
     return data, mapping
 
 
