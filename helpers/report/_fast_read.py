@@ -207,9 +207,9 @@ def _read(con, path, types, cols, columns, date_format, decimal, thousands, as_o
         return None  # the pandas reader names the missing column and suggests the nearest
     now = pd.Timestamp(as_of) + pd.Timedelta(days=1) if as_of is not None else pd.Timestamp.now()
     strip = _lit(_STRIP)
-    select: list[str] = ["raw._row"]
+    select: list[str] = []
+    lookups: dict[str, tuple[pa.Array, pa.Array]] = {}  # column -> (raw values, parsed values)
     inner: list[str] = []  # per-row columns trimmed once, as str.strip() does
-    joins: list[str] = []
     checks: list[str] = []  # per row: any true sends the file to the pandas reader
     if any(types[file_cols[c]] == "VARCHAR" for c in file_cols):
         # a blank line: pandas skips it, DuckDB reads a row of nulls
@@ -305,11 +305,12 @@ def _read(con, path, types, cols, columns, date_format, decimal, thousands, as_o
                 f"CREATE TEMP TABLE {lk} AS SELECT k, {val} AS v, ({any_bad}) AS bad FROM "
                 f"(SELECT DISTINCT {_ident(file_cols[source[c.name]])} AS k FROM raw)"
             )
-            if con.execute(f"SELECT count_if(bad) FROM {lk}").fetchone()[0]:
+            if con.execute(f"SELECT count_if(bad) FROM {lk}").fetchall()[0][0]:
                 return None
-            raw_col = f"raw.{_ident(file_cols[source[c.name]])}"
-            joins.append(f"LEFT JOIN {lk} ON {raw_col} IS NOT DISTINCT FROM {lk}.k")
-            select.append(f"{lk}.v AS {q}")
+            # the row's raw value goes out; Arrow maps it to its parsed value (see below)
+            select.append(f"raw.{_ident(file_cols[source[c.name]])} AS {q}")
+            kv = con.sql(f"SELECT k, v FROM {lk}").to_arrow_table()
+            lookups[c.name] = (kv.column("k").combine_chunks(), kv.column("v").combine_chunks())
         else:
             checks += col_checks
             select.append(f"{val} AS {q}")
@@ -325,21 +326,30 @@ def _read(con, path, types, cols, columns, date_format, decimal, thousands, as_o
     any_bad = " OR ".join(f"coalesce({x}, false)" for x in checks) or "false"
     con.execute(
         f"CREATE TEMP VIEW typed AS SELECT {', '.join(select)}, ({any_bad}) AS _bad "
-        f"FROM (SELECT row_number() OVER () AS _row, {''.join(x + ', ' for x in inner)}* "
-        f"FROM raw) AS raw {' '.join(joins)}"
+        f"FROM (SELECT {''.join(x + ', ' for x in inner)}* FROM raw) AS raw"
     )
-    table = con.sql("SELECT * FROM typed").to_arrow_table()
-    row = table["_row"].to_numpy()
-    if not (row[1:] > row[:-1]).all():  # a parallel join may interleave: back to the file's order
-        table = table.take(np.argsort(row, kind="stable"))
-    table = table.drop_columns(["_row"])
-    if table.num_rows == 0 or pc.any(table["_bad"]).as_py():
+    # a projection of the file, streamed in the file's order (preserve_insertion_order); a file
+    # with a problem stops at its first bad batch
+    batches = []
+    for batch in con.sql("SELECT * FROM typed").to_arrow_reader(1 << 20):
+        if pc.any(batch.column("_bad")).as_py():
+            return None
+        arrays = {}
+        for name in batch.schema.names[:-1]:
+            col = batch.column(name)
+            if name in lookups:  # the parsed value of each distinct raw value
+                keys, values = lookups[name]
+                col = pc.take(values, pc.index_in(col, value_set=keys, skip_nulls=False))
+            arrays[name] = col
+        batches.append(pa.RecordBatch.from_pydict(arrays))
+    if not batches:
         return None
-    table = table.drop_columns(["_bad"])
+    table = pa.Table.from_batches(batches)
+    del batches
     for name in unique:  # duplicated ids (blank ones are the empty check's)
         ids_table = table.select([name])  # noqa: F841 (scanned by DuckDB below)
         q = _ident(name)
-        if con.execute(f"SELECT count({q}) <> count(DISTINCT {q}) FROM ids_table").fetchone()[0]:
+        if con.execute(f"SELECT count({q}) <> count(DISTINCT {q}) FROM ids_table").fetchall()[0][0]:
             return None
     for name in auto_ids:  # 'auto': ids written as plain integers become integers
         col = table[name].drop_null()
