@@ -37,7 +37,7 @@ from statsmodels.tools.numdiff import approx_hess3
 
 from helpers import economics, periods
 from helpers.economics import Economics
-from helpers.segments import TIME_UNITS, rfm_table, unit_days
+from helpers.segments import TIME_UNITS, _summary, unit_days
 
 __all__ = [
     "CDNOW_PUBLISHED",
@@ -445,16 +445,32 @@ def calibration_holdout(
     (orders in the holdout, through the end of `holdout_end`) and ``holdout_duration``, both in
     `time_unit`. Customers acquired during the holdout are left out (the model has not seen them).
     """
-    cal = rfm_table(orders, calibration_end, time_unit, **rfm_kwargs)
+    unknown = set(rfm_kwargs) - {"customer_col", "date_col", "amount_col"}
+    if unknown:
+        raise TypeError(f"calibration_holdout() got unexpected keyword arguments {sorted(unknown)}")
+    cc = rfm_kwargs.get("customer_col", "customer_id")
+    dc = rfm_kwargs.get("date_col", "order_date")
+    ac = rfm_kwargs.get("amount_col", "amount")
+    unit_days(time_unit)
     cut, end = periods.as_of_end(calibration_end), periods.as_of_end(holdout_end)
+    # one factorization of the customers for both periods (sorted ids, as rfm_table's index)
+    t = pd.to_datetime(orders[dc]).to_numpy("datetime64[ns]").view("i8")
+    in_cal = t < cut.value
+    if not in_cal.any():
+        raise ValueError(
+            f"no orders on or before the as-of date {cut.date() - pd.Timedelta(days=1)}"
+        )
+    codes, ids = periods.customer_codes(orders[cc], sort=True)
+    cal = _summary(codes, ids, t, orders[ac].to_numpy(dtype=float), in_cal, calibration_end,
+                   time_unit, cc)  # fmt: skip
     if end <= cut:
         raise ValueError(
             f"holdout_end {holdout_end} must be after calibration_end {calibration_end}"
         )
-    cc, dc = rfm_kwargs.get("customer_col", "customer_id"), rfm_kwargs.get("date_col", "order_date")
-    d = pd.to_datetime(orders[dc])
-    ho = orders.loc[(d >= cut) & (d < end)].groupby(cc).size()
-    cal["holdout_purchases"] = ho.reindex(cal.index, fill_value=0).astype(int)
+    in_ho = (t >= cut.value) & (t < end.value)
+    ho = np.bincount(codes[in_ho], minlength=len(ids))  # per customer code
+    cal_codes = np.flatnonzero(np.bincount(codes[in_cal], minlength=len(ids)) > 0)
+    cal["holdout_purchases"] = ho[cal_codes].astype(int)
     cal["holdout_duration"] = (end - cut) / pd.Timedelta(days=unit_days(time_unit))
     cal.attrs.update(
         calibration_end=str(pd.Timestamp(calibration_end).date()),

@@ -99,37 +99,64 @@ def period_retention(
     ``retention_rate``, ``churn_rate``, ``revenue_start``, ``revenue_retained`` and
     ``net_revenue_retention``, ``gross_revenue_retention`` (NaN for the first period).
     """
-    o = orders[["customer_id", "order_date", "amount"]]
+    dates = orders["order_date"]
     if as_of is None:
-        as_of = periods.default_as_of(o["order_date"])
-    o = periods.up_to(o, as_of, "order_date")
-    if o.empty:
+        as_of = periods.default_as_of(dates)
+    t = pd.to_datetime(dates).to_numpy("datetime64[ns]")
+    keep = t < periods.as_of_end(as_of).to_datetime64()
+    if not keep.any():
         raise ValueError("no orders on or before the as-of date")
-    code = periods.period_codes(o["order_date"], freq)
+    code = periods.period_codes(t[keep] if not keep.all() else t, freq)
     last = periods.last_complete_period(as_of, freq)
     if complete_only:
-        o, code = o.loc[code <= last], code[code <= last]
-        if o.empty:
+        if not (code <= last).any():
             raise ValueError(
                 f"no complete {periods.FREQS[freq]} of orders on or before "
                 f"{periods.as_of_day(as_of).date()}"
             )
-    act = (
-        pd.DataFrame({"customer_id": o["customer_id"].to_numpy(), "p": code, "rev": o["amount"].to_numpy()})
-        .groupby(["customer_id", "p"], as_index=False, sort=False)["rev"].sum()
-    )  # fmt: skip
-    first = act.groupby("customer_id")["p"].transform("min")
-    prev = act.assign(p=act["p"] + 1).rename(columns={"rev": "rev_prev"})
-    both = act.merge(prev, on=["customer_id", "p"], how="outer")
-    both["active_now"] = both["rev"].notna()
-    both["active_prev"] = both["rev_prev"].notna()
+        rows = np.flatnonzero(keep)
+        ok = code <= last
+        if not ok.all():
+            rows, code = rows[ok], code[ok]
+        keep = np.zeros(len(t), dtype=bool)
+        keep[rows] = True
+    cust, _ = periods.customer_codes(orders["customer_id"], sort=True)
+    amount = orders["amount"].to_numpy(dtype=float)
+    if not keep.all():
+        cust, amount = cust[keep], amount[keep]
+    # Per (customer, period): revenue, summed in row order (as pandas' grouped sum does). Keys
+    # customer x width + period - lo sort by (customer id, period), the order of the outer merge
+    # of this table with itself shifted by one period (the previous-period activity).
+    lo_code = int(code.min())
+    width = int(code.max()) - lo_code + 2  # room for the period after the last
+    key = cust * width + (code - lo_code)
+    rev = pd.Series(amount).groupby(key, sort=True).sum()
+    k_act, rev_act = rev.index.to_numpy(), rev.to_numpy()
+    k_all = np.union1d(k_act, k_act + 1)  # active now, or active the period before
+    i_now = np.searchsorted(k_act, k_all)
+    active_now = k_act[np.minimum(i_now, len(k_act) - 1)] == k_all
+    i_prev = np.searchsorted(k_act, k_all - 1)
+    active_prev = k_act[np.minimum(i_prev, len(k_act) - 1)] == k_all - 1
+    both = pd.DataFrame(
+        {
+            "p": k_all % width + lo_code,
+            "rev": np.where(active_now, rev_act[np.minimum(i_now, len(k_act) - 1)], np.nan),
+            "rev_prev": np.where(active_prev, rev_act[np.minimum(i_prev, len(k_act) - 1)], np.nan),
+        }
+    )
+    both["active_now"] = active_now
+    both["active_prev"] = active_prev
     both["retained"] = both["active_now"] & both["active_prev"]
     both["rev_now"] = both["rev"].fillna(0.0)
     both["rev_kept"] = np.where(both["active_prev"], both["rev_now"], 0.0)
     both["rev_capped"] = np.where(
         both["active_prev"], np.minimum(both["rev_now"], both["rev_prev"].fillna(0.0)), 0.0
     )
-    act["is_new"] = act["p"] == first
+    # a customer's first period is the first of their (sorted) keys: new there
+    c_act = k_act // width
+    first_of_customer = np.r_[True, c_act[1:] != c_act[:-1]]
+    new_p = k_act[first_of_customer] % width + lo_code
+    is_new = pd.Series(np.ones(len(new_p), dtype=bool)).groupby(new_p).sum()
     grp = both.groupby("p")
     per = pd.DataFrame(
         {
@@ -141,7 +168,7 @@ def period_retention(
             "revenue_capped": grp["rev_capped"].sum(),
         }
     )
-    per["new"] = act.groupby("p")["is_new"].sum().reindex(per.index, fill_value=0)
+    per["new"] = is_new.reindex(per.index, fill_value=0)
     lo = int(code.min())
     hi = last if complete_only else max(int(code.max()), last)  # periods with no orders count too
     per = per.reindex(np.arange(lo, hi + 1), fill_value=0).astype(
