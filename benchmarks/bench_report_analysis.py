@@ -33,7 +33,8 @@ calls them (cell 4, then the later cells):
 
 Plots are not timed (a dozen bars and lines). With ``--check FILE`` the results are written to
 (or, if FILE exists, compared with) a pickle, so that an optimisation can be shown to change
-no number.
+no number: every result is compared bit for bit, and where it is not bit-identical the largest
+relative difference is printed and checked against ``--rtol`` (default 1e-9).
 """
 
 from __future__ import annotations
@@ -146,7 +147,27 @@ def comparable(r: dict) -> dict:
     return out
 
 
-def compare(a: dict, b: dict) -> list[str]:
+def _max_rel(x: Any, y: Any) -> float:
+    """Largest relative difference between the float numbers of two results."""
+    if isinstance(x, pd.DataFrame | pd.Series):
+        x, y = (
+            x.select_dtypes("number") if x.ndim == 2 else x,
+            (y.select_dtypes("number") if y.ndim == 2 else y),
+        )
+        x, y = x.to_numpy(float), y.to_numpy(float)
+    elif isinstance(x, dict):
+        keys = [k for k in x if isinstance(x[k], float | int)]
+        x, y = np.array([x[k] for k in keys], float), np.array([y[k] for k in keys], float)
+    else:
+        x, y = np.asarray(x, float), np.asarray(y, float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rel = np.abs(x - y) / np.maximum(np.abs(x), 1e-300)
+    rel = rel[~(np.isnan(x) & np.isnan(y))]
+    return float(np.nanmax(rel)) if rel.size else 0.0
+
+
+def compare(a: dict, b: dict, rtol: float) -> list[str]:
+    """Keys whose results differ: exactly (bit for bit), or by more than `rtol` relative."""
     diffs = []
     for k in a:
         x, y = a[k], b[k]
@@ -155,10 +176,20 @@ def compare(a: dict, b: dict) -> list[str]:
                 pd.testing.assert_frame_equal(x, y, check_exact=True)
             elif isinstance(x, pd.Series):
                 pd.testing.assert_series_equal(x, y, check_exact=True)
+            elif isinstance(x, tuple):
+                assert x == y
             elif x != y:
-                diffs.append(f"{k}: {x} != {y}")
-        except AssertionError as err:
-            diffs.append(f"{k}: {str(err)[:300]}")
+                raise AssertionError
+        except (AssertionError, ValueError, TypeError):
+            try:
+                if isinstance(x, tuple):  # (params, loglik)
+                    rel = max(_max_rel(x[0], y[0]), _max_rel(x[1], y[1]))
+                else:
+                    rel = _max_rel(x, y)
+                note = "within" if rel <= rtol else "MORE than"
+            except (ValueError, TypeError, KeyError):
+                rel, note = float("nan"), "not comparable:"
+            diffs.append((note, f"{k}: not bit-identical; max relative difference {rel:.2e}"))
     return diffs
 
 
@@ -168,6 +199,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--ids", choices=["object", "pyarrow", "category"], default="object")
     ap.add_argument("--period", choices=["M", "Q"], default="Q")
     ap.add_argument("--check", type=Path, help="pickle of results to write or compare with")
+    ap.add_argument("--rtol", type=float, default=1e-9, help="tolerance of --check for floats")
     args = ap.parse_args(argv)
     print(machine())
     t0 = time.perf_counter()
@@ -196,11 +228,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.check:
         res = comparable(r)
         if args.check.exists():
-            diffs = compare(pickle.loads(args.check.read_bytes()), res)
-            print("results identical to " + str(args.check) if not diffs else "DIFFERENT:")
-            for d in diffs:
-                print("   ", d)
-            return 1 if diffs else 0
+            diffs = compare(pickle.loads(args.check.read_bytes()), res, args.rtol)
+            print(f"results compared with {args.check}: " + ("bit-identical" if not diffs else ""))
+            for note, d in diffs:
+                print(f"    {d} ({note} rtol {args.rtol:g})")
+            return 1 if any(note != "within" for note, _ in diffs) else 0
         args.check.write_bytes(pickle.dumps(res))
         print(f"results written to {args.check}")
     return 0

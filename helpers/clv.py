@@ -415,22 +415,120 @@ def predictive_clv(
         )
     m = econ.gross_margin_rate if margin_rate is None else margin_rate
     month = TIME_UNITS["M"] / unit_days(unit)
-    k = np.arange(0, econ.horizon_months + 1)
-    cum = expected_purchases(purchases, summary, k * month)
-    cum[:, 0] = 0.0
-    per_month = np.diff(cum, axis=1)
+    k = np.arange(1, econ.horizon_months + 1)
+    x, tx, T = _columns(summary, ("frequency", "recency", "T"))
+    disc = econ.discount_factors()
+    total = np.empty(len(x))
+    discounted = np.empty(len(x))
+    tables = _CumTables(purchases, x, T, k * month)
+    for lo in range(0, len(x), _CHUNK):  # a block of customers at a time: bounded memory
+        sl = slice(lo, lo + _CHUNK)
+        cum = tables.cum(x[sl], tx[sl], T[sl])
+        per_month = np.diff(cum, axis=1, prepend=0.0)
+        total[sl], discounted[sl] = cum[:, -1], per_month @ disc
     spend = expected_spend(gg, summary)
     per_order = m * spend.to_numpy() - cost_per_order
     return pd.DataFrame(
         {
             "p_alive": p_alive(purchases, summary),
-            "expected_purchases": cum[:, -1],
+            "expected_purchases": total,
             "expected_spend": spend,
             "margin_per_order": per_order,
-            "clv": per_order * (per_month @ econ.discount_factors()),
+            "clv": per_order * discounted,
         },
         index=summary.index,
     )
+
+
+#: Customers per block in :func:`predictive_clv` (block x horizon matrices stay small).
+_CHUNK = 1 << 13
+#: Intervals of the interpolation grid of :class:`_CumTables`.
+_GRID = 2048
+
+
+class _CumTables:
+    """Cumulative expected purchases E[Y(t_k) | x, t_x, T] at many horizons t_k for many
+    customers (:func:`expected_purchases`, FHL 2005 eq. 10), fast and to about 1e-12.
+
+    By Euler's transformation 2F1(a', b'; c; z) = (1-z)^(c-a'-b') 2F1(c-a', c-b'; c; z)
+    (Abramowitz & Stegun 1964, 15.3.3), with z = t / (alpha+T+t), a' = r+x, b' = b+x+s,
+    c = a+b+x-1+s (s = 0 BG/NBD, 1 MBG/NBD),
+
+        E[Y(t)] = c/(a-1) [1 - (1-z)^(a-1) F_x(z)] P(alive),  F_x = 2F1(a+b-1+s-r, a-1; c; z),
+
+    so the hypergeometric function depends on the customer only through x and
+    w = -log(1-z) = log(1 + t/(alpha+T)). For each repeat count x with many customers, F_x is
+    tabulated by scipy on a uniform grid of w (values and derivatives, dF/dw = (1-z) F'(z),
+    F'(z) = (A B / c) 2F1(A+1, B+1; c+1; z)) and evaluated by cubic Hermite interpolation (error
+    O(h^4); F_x is smooth in w, its branch point z = 1 being at w = infinity). Counts with few
+    customers are computed directly. Same numbers as :func:`expected_purchases` to about 1e-12
+    relative (tests/test_clv.py), at a fraction of the hyp2f1 calls on millions of customers."""
+
+    def __init__(self, fit: ModelFit, x: np.ndarray, T: np.ndarray, t: np.ndarray):
+        self.fit, self.t = fit, np.asarray(t, dtype=float)
+        r, alpha, a, b = fit.r, fit.alpha, fit.a, fit.b
+        self.s = 1 if _is_mbg(fit) else 0
+        self.A, self.B = a + b - 1 + self.s - r, a - 1
+        self.ux, inv = np.unique(x, return_inverse=True)
+        inv = inv.reshape(-1)
+        rows = np.bincount(inv, minlength=len(self.ux))
+        tmin = np.full(len(self.ux), np.inf)
+        np.minimum.at(tmin, inv, T)
+        # tabulate where it saves hyp2f1 calls: customers x horizons > 4 x grid points
+        self.tab = rows * max(len(self.t), 1) > 4 * (_GRID + 1)
+        self.h = np.zeros(len(self.ux))
+        self.coef = np.zeros((len(self.ux), _GRID + 1, 4))
+        tmax = float(self.t.max()) if self.t.size else 0.0
+        for g in np.flatnonzero(self.tab):
+            c = a + b + self.ux[g] - 1 + self.s
+            wmax = np.log1p(tmax / (alpha + tmin[g])) * (1 + 1e-12)
+            self.h[g] = wmax / _GRID if wmax > 0 else 1.0
+            w = np.arange(_GRID + 2) * self.h[g]  # one point past the end: no edge case
+            z = -np.expm1(-w)
+            f = special.hyp2f1(self.A, self.B, c, z)
+            d = (self.A * self.B / c) * special.hyp2f1(self.A + 1, self.B + 1, c + 1, z)
+            d *= (1 - z) * self.h[g]  # dF/dw, times the interval width
+            # the cubic Hermite interpolant on interval j as c0 + c1 s + c2 s^2 + c3 s^3
+            df = f[1:] - f[:-1]
+            self.coef[g, :, 0] = f[:-1]
+            self.coef[g, :, 1] = d[:-1]
+            self.coef[g, :, 2] = 3 * df - 2 * d[:-1] - d[1:]
+            self.coef[g, :, 3] = d[:-1] + d[1:] - 2 * df
+
+    def cum(self, x: np.ndarray, tx: np.ndarray, T: np.ndarray) -> np.ndarray:
+        """customers x horizons matrix of E[Y(t_k)] for these customers."""
+        fit, tt = self.fit, self.t[None, :]
+        r, alpha, a, b = fit.r, fit.alpha, fit.a, fit.b
+        g = np.searchsorted(self.ux, x)
+        tab = self.tab[g]
+        out = np.empty((len(x), len(self.t)))
+        palive = special.expit(-_log_odds_dead(fit, x, tx, T))[:, None]
+        if tab.any():
+            gi = g[tab]
+            c = (a + b + x[tab] - 1 + self.s)[:, None]
+            w = np.log1p(tt / (alpha + T[tab])[:, None])
+            u = w / self.h[gi][:, None]
+            j = np.minimum(u.astype(np.int64), _GRID)
+            u -= j  # position in the interval, 0..1
+            coef = self.coef.reshape(-1, 4)[gi[:, None] * (_GRID + 1) + j]
+            F = coef[..., 3] * u
+            F += coef[..., 2]
+            F *= u
+            F += coef[..., 1]
+            F *= u
+            F += coef[..., 0]
+            out[tab] = c / (a - 1) * (1 - np.exp(-(a - 1) * w) * F) * palive[tab]
+        if not tab.all():
+            xd, Td = x[~tab][:, None], T[~tab][:, None]
+            s = self.s
+            hyp = special.hyp2f1(r + xd, b + xd + s, a + b + xd - 1 + s, tt / (alpha + Td + tt))
+            num = (
+                (a + b + xd - 1 + s)
+                / (a - 1)
+                * (1 - np.exp((r + xd) * (np.log(alpha + Td) - np.log(alpha + Td + tt))) * hyp)
+            )
+            out[~tab] = num * palive[~tab]
+        return out
 
 
 def calibration_holdout(
