@@ -132,7 +132,10 @@ def period_retention(
     key = cust * width + (code - lo_code)
     rev = pd.Series(amount).groupby(key, sort=True).sum()
     k_act, rev_act = rev.index.to_numpy(), rev.to_numpy()
-    k_all = np.union1d(k_act, k_act + 1)  # active now, or active the period before
+    # active now, or active the period before: the union of two sorted runs (a merge sort)
+    k_all = np.concatenate([k_act, k_act + 1])
+    k_all.sort(kind="stable")
+    k_all = k_all[np.r_[True, k_all[1:] != k_all[:-1]]]
     i_now = np.searchsorted(k_act, k_all)
     active_now = k_act[np.minimum(i_now, len(k_act) - 1)] == k_all
     i_prev = np.searchsorted(k_act, k_all - 1)

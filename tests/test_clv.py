@@ -396,3 +396,48 @@ def test_predictive_clv_fast_path_equals_the_direct_formula(model, params):
     np.testing.assert_allclose(got["clv"], want, rtol=1e-10, atol=0)
     fast = clv._CumTables(fit, x, T, np.arange(1, 37) * month).cum(x, df["recency"].to_numpy(), T)
     np.testing.assert_allclose(fast, cum[:, 1:], rtol=1e-10, atol=1e-300)
+
+
+def _simulated_summary(n: int, seed: int = 5) -> pd.DataFrame:
+    """A BTYD summary of n customers drawn from the BG/NBD (r, alpha, a, b) = (0.9, 8, 0.8, 3.2),
+    with Gamma-Gamma spend, observed for 0.1-156 weeks."""
+    rng = np.random.default_rng(seed)
+    T = rng.uniform(0.1, 156, n)
+    lam = rng.gamma(0.9, 1 / 8.0, n)
+    p = rng.beta(0.8, 3.2, n)
+    x = np.zeros(n)
+    tx = np.zeros(n)
+    t = np.zeros(n)
+    alive = np.ones(n, dtype=bool)
+    for _ in range(60):  # purchases until dropout or the end (vectorized over customers)
+        t = t + rng.exponential(1 / lam)
+        buy = alive & (t < T)
+        x[buy] += 1
+        tx[buy] = t[buy]
+        alive &= buy & (rng.random(n) > p)
+    nu = rng.gamma(4.0, 1 / 15.0, n)
+    m = np.where(x > 0, rng.gamma(6.0 * np.maximum(x, 1), 1 / (nu * np.maximum(x, 1))), 0.0)
+    df = pd.DataFrame({"frequency": x, "recency": tx, "T": T, "monetary_value": m})
+    df.attrs["time_unit"] = "W"
+    return df
+
+
+@pytest.mark.parametrize("model", ["BG/NBD", "MBG/NBD", "Gamma-Gamma"])
+def test_analytic_gradient_fit_equals_the_numerical_gradient_fit(model, monkeypatch):
+    """On many customers (>= clv.ANALYTIC_MIN_N) the fits use analytic gradients: the same
+    optimum as the numerical-gradient fit (which stops within about 1e-4 of it), far within one
+    standard error (1 %), the log-likelihood to 1e-10, and the same standard errors to 1e-3."""
+    df = _simulated_summary(20_000)
+    fit = {"Gamma-Gamma": clv.fit_gamma_gamma, **clv.PURCHASE_MODELS}[model]
+    data = df[(df["frequency"] > 0) & (df["monetary_value"] > 0)] if model == "Gamma-Gamma" else df
+    monkeypatch.setattr(clv, "ANALYTIC_MIN_N", 10**12)
+    slow = fit(data)
+    monkeypatch.setattr(clv, "ANALYTIC_MIN_N", 1)
+    fast = fit(data)
+    assert fast.converged and slow.converged
+    se = slow.summary()["se"]
+    for k, v in slow.params.items():  # the same optimum, to far within its standard error
+        assert abs(fast.params[k] - v) < 1e-2 * se[k], k
+    assert fast.loglik == pytest.approx(slow.loglik, rel=1e-10)
+    assert fast.loglik >= slow.loglik - 1e-7  # a tighter optimum, never a worse one
+    np.testing.assert_allclose(fast.summary()["se"], se, rtol=1e-3)
