@@ -130,48 +130,48 @@ def period_retention(
     lo_code = int(code.min())
     width = int(code.max()) - lo_code + 2  # room for the period after the last
     key = cust * width + (code - lo_code)
-    rev = pd.Series(amount).groupby(key, sort=True).sum()
-    k_act, rev_act = rev.index.to_numpy(), rev.to_numpy()
+    del cust
+    k_act, label = _dense_labels(key, (int(key.max()) + 1) if key.size else 0)
+    del key
+    rev_act = _kahan_group_sum(amount, label, len(k_act))
+    del label
     # active now, or active the period before: the union of two sorted runs (a merge sort)
     k_all = np.concatenate([k_act, k_act + 1])
     k_all.sort(kind="stable")
     k_all = k_all[np.r_[True, k_all[1:] != k_all[:-1]]]
-    i_now = np.searchsorted(k_act, k_all)
-    active_now = k_act[np.minimum(i_now, len(k_act) - 1)] == k_all
-    i_prev = np.searchsorted(k_act, k_all - 1)
-    active_prev = k_act[np.minimum(i_prev, len(k_act) - 1)] == k_all - 1
-    both = pd.DataFrame(
-        {
-            "p": k_all % width + lo_code,
-            "rev": np.where(active_now, rev_act[np.minimum(i_now, len(k_act) - 1)], np.nan),
-            "rev_prev": np.where(active_prev, rev_act[np.minimum(i_prev, len(k_act) - 1)], np.nan),
-        }
-    )
-    both["active_now"] = active_now
-    both["active_prev"] = active_prev
-    both["retained"] = both["active_now"] & both["active_prev"]
-    both["rev_now"] = both["rev"].fillna(0.0)
-    both["rev_kept"] = np.where(both["active_prev"], both["rev_now"], 0.0)
-    both["rev_capped"] = np.where(
-        both["active_prev"], np.minimum(both["rev_now"], both["rev_prev"].fillna(0.0)), 0.0
-    )
+    last_i = len(k_act) - 1
+    i_now = np.minimum(np.searchsorted(k_act, k_all), last_i)
+    active_now = k_act[i_now] == k_all
+    i_prev = np.minimum(np.searchsorted(k_act, k_all - 1), last_i)
+    active_prev = k_act[i_prev] == k_all - 1
+    p_all = (k_all % width).astype(np.int64)  # period - lo_code of each row
+    del k_all
+    n_p = width + 1
+    rev_now = np.where(active_now, rev_act[i_now], 0.0)
+    rev_prev = np.where(active_prev, rev_act[i_prev], np.nan)
+    del i_now, i_prev
+    # per period, rows in (customer id) order, as the outer merge of the activity table with
+    # itself shifted by one period lists them: counts by bincount, sums by pandas' grouped sum
+    counts = {
+        "customers_start": np.bincount(p_all[active_prev], minlength=n_p),
+        "customers_end": np.bincount(p_all[active_now], minlength=n_p),
+        "retained": np.bincount(p_all[active_now & active_prev], minlength=n_p),
+    }
+    sums = {
+        "revenue_start": _kahan_group_sum(rev_prev, p_all, n_p),
+        "revenue_retained": _kahan_group_sum(np.where(active_prev, rev_now, 0.0), p_all, n_p),
+        "revenue_capped": _kahan_group_sum(
+            np.where(active_prev, np.minimum(rev_now, np.nan_to_num(rev_prev, nan=0.0)), 0.0),
+            p_all,
+            n_p,
+        ),
+    }
     # a customer's first period is the first of their (sorted) keys: new there
     c_act = k_act // width
     first_of_customer = np.r_[True, c_act[1:] != c_act[:-1]]
-    new_p = k_act[first_of_customer] % width + lo_code
-    is_new = pd.Series(np.ones(len(new_p), dtype=bool)).groupby(new_p).sum()
-    grp = both.groupby("p")
-    per = pd.DataFrame(
-        {
-            "customers_start": grp["active_prev"].sum(),
-            "customers_end": grp["active_now"].sum(),
-            "retained": grp["retained"].sum(),
-            "revenue_start": grp["rev_prev"].sum(),
-            "revenue_retained": grp["rev_kept"].sum(),
-            "revenue_capped": grp["rev_capped"].sum(),
-        }
-    )
-    per["new"] = is_new.reindex(per.index, fill_value=0)
+    new = np.bincount(k_act[first_of_customer] % width, minlength=n_p)
+    per = pd.DataFrame({**counts, **sums, "new": new}, index=pd.RangeIndex(lo_code, lo_code + n_p))
+    per = per[[c for c in per.columns if c != "new"] + ["new"]]
     lo = int(code.min())
     hi = last if complete_only else max(int(code.max()), last)  # periods with no orders count too
     per = per.reindex(np.arange(lo, hi + 1), fill_value=0).astype(
@@ -191,6 +191,27 @@ def period_retention(
     return per[cols].astype(
         {c: "int64" for c in ["customers_start", "customers_end", "new", "reactivated", "retained"]}
     )
+
+
+def _dense_labels(key: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """The sorted distinct non-negative integer keys and each row's label (its position among
+    them), by a bitmap over the key range when it is small enough, else by sorting."""
+    if size <= 64 * max(len(key), 1) and size <= 200_000_000:
+        seen = np.zeros(size, dtype=bool)
+        seen[key] = True
+        distinct = np.flatnonzero(seen)
+        del seen
+        return distinct, np.searchsorted(distinct, key)
+    distinct, label = np.unique(key, return_inverse=True)
+    return distinct, label.reshape(-1)
+
+
+def _kahan_group_sum(values: np.ndarray, label: np.ndarray, n: int) -> np.ndarray:
+    """Sum of `values` per label 0..n-1 (NaN skipped), in row order with pandas' compensated
+    (Kahan) summation: exactly pandas' ``groupby(...).sum()``, grouping by the given labels as
+    categorical codes (no hashing of the labels)."""
+    codes = pd.Categorical.from_codes(label, categories=pd.RangeIndex(n))
+    return pd.Series(values).groupby(codes, observed=False).sum().to_numpy()
 
 
 def subscription_retention(
