@@ -129,21 +129,12 @@ def period_retention(
     # of this table with itself shifted by one period (the previous-period activity).
     lo_code = int(code.min())
     width = int(code.max()) - lo_code + 2  # room for the period after the last
-    key = cust * width + (code - lo_code)
+    k_act, label, k_all, i_now, active_now, i_prev, active_prev = _activity(
+        cust * width + (code - lo_code)
+    )
     del cust
-    k_act, label = _dense_labels(key, (int(key.max()) + 1) if key.size else 0)
-    del key
     rev_act = _kahan_group_sum(amount, label, len(k_act))
     del label
-    # active now, or active the period before: the union of two sorted runs (a merge sort)
-    k_all = np.concatenate([k_act, k_act + 1])
-    k_all.sort(kind="stable")
-    k_all = k_all[np.r_[True, k_all[1:] != k_all[:-1]]]
-    last_i = len(k_act) - 1
-    i_now = np.minimum(np.searchsorted(k_act, k_all), last_i)
-    active_now = k_act[i_now] == k_all
-    i_prev = np.minimum(np.searchsorted(k_act, k_all - 1), last_i)
-    active_prev = k_act[i_prev] == k_all - 1
     p_all = (k_all % width).astype(np.int64)  # period - lo_code of each row
     del k_all
     n_p = width + 1
@@ -193,17 +184,21 @@ def period_retention(
     )
 
 
-def _dense_labels(key: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
-    """The sorted distinct non-negative integer keys and each row's label (its position among
-    them), by a bitmap over the key range when it is small enough, else by sorting."""
-    if size <= 64 * max(len(key), 1) and size <= 200_000_000:
-        seen = np.zeros(size, dtype=bool)
-        seen[key] = True
-        distinct = np.flatnonzero(seen)
-        del seen
-        return distinct, np.searchsorted(distinct, key)
-    distinct, label = np.unique(key, return_inverse=True)
-    return distinct, label.reshape(-1)
+def _activity(key: np.ndarray) -> tuple[np.ndarray, ...]:
+    """The (customer, period) activity table from the orders' keys c x width + p: the sorted
+    distinct keys, each order's label (its key's position among them), the union of the keys with
+    the keys one period later (sorted: the outer merge's order), and for each union row the
+    position of its key and of the previous period's key, and whether they are present."""
+    k_act, label = np.unique(key, return_inverse=True)
+    label = label.reshape(-1)
+    k_all = np.concatenate([k_act, k_act + 1])  # two sorted runs: a merge
+    k_all.sort(kind="stable")
+    k_all = k_all[np.r_[True, k_all[1:] != k_all[:-1]]]
+    last = len(k_act) - 1
+    i_now = np.minimum(np.searchsorted(k_act, k_all), last)
+    i_prev = np.minimum(np.searchsorted(k_act, k_all - 1), last)
+    return (k_act, label, k_all, i_now, k_act[i_now] == k_all, i_prev,
+            k_act[i_prev] == k_all - 1)  # fmt: skip
 
 
 def _kahan_group_sum(values: np.ndarray, label: np.ndarray, n: int) -> np.ndarray:
