@@ -90,20 +90,10 @@ def _prepare(
 
 
 def _customer_codes(customer: pd.Series) -> tuple[np.ndarray, np.ndarray]:
-    """Codes 0..C-1 per row and the customer id per code. Integer ids in a compact range are
-    used directly (id - min, then unused ids dropped), which avoids hashing millions of rows;
-    any other ids are factorized."""
-    values = customer.to_numpy()
-    if values.dtype.kind in "iu" and values.size:
-        lo, hi = int(values.min()), int(values.max())
-        if hi - lo < 4 * values.size + 1000:
-            code = (values - lo).astype(np.int64)
-            seen = np.zeros(hi - lo + 1, dtype=bool)
-            seen[code] = True
-            remap = np.cumsum(seen) - 1
-            return np.take(remap, code), np.flatnonzero(seen) + lo
-    code, ids = pd.factorize(customer, sort=False)
-    return code.astype(np.int64), np.asarray(ids)
+    """Codes 0..C-1 per row and the customer id per code (:func:`helpers.periods.customer_codes`,
+    unsorted: integer ids in a compact range used directly, categoricals by their codes, any
+    other ids hash-factorized)."""
+    return periods.customer_codes(customer, sort=False)
 
 
 def _group_min(values: np.ndarray, groups: np.ndarray, n_groups: int) -> np.ndarray:

@@ -30,6 +30,7 @@ __all__ = [
     "period_index",
     "last_complete_period",
     "complete_periods",
+    "customer_codes",
 ]
 
 FREQS: dict[str, str] = {
@@ -112,3 +113,72 @@ def complete_periods(
     lo = int(period_codes(np.array([pd.Timestamp(first)], dtype="datetime64[ns]"), freq)[0])
     hi = last_complete_period(as_of, freq)
     return period_index(np.arange(lo, hi + 1), freq)
+
+
+def customer_codes(ids: pd.Series | np.ndarray, sort: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """Integer code 0..C-1 of each row's customer and the customer id of each code: the same as
+    ``pd.factorize(ids.to_numpy(), sort=sort)`` (codes int64, ids as a numpy array, sorted when
+    `sort`), computed without sorting millions of Python strings.
+
+    Fast paths, each giving exactly what ``pd.factorize`` gives: integer ids in a compact range
+    (id - min, unused ids dropped: no hashing); categoricals (their codes, unused categories
+    dropped); text (a hash factorization, then only the distinct ids are sorted, as fixed-width
+    unicode by numpy, code point order like Python's string comparison). One pass over the rows
+    for the helpers that group orders by customer (rfm_table, period_retention, cohorts)."""
+    if isinstance(ids, pd.Series) and isinstance(ids.dtype, pd.CategoricalDtype):
+        cat = ids.array
+        codes = np.asarray(cat.codes, dtype=np.int64)
+        if codes.size and codes.min() < 0:  # missing ids: as pandas does
+            return _factorize(np.asarray(ids.to_numpy()), sort)
+        used = np.zeros(len(cat.categories), dtype=bool)
+        used[codes] = True
+        uniques = np.asarray(cat.categories.to_numpy())[used]
+        remap = np.cumsum(used) - 1
+        codes = np.take(remap, codes)
+        if not sort or cat.categories.is_monotonic_increasing:
+            return codes, uniques
+        return _sorted(codes, uniques)
+    values = ids.to_numpy() if isinstance(ids, pd.Series | pd.Index) else np.asarray(ids)
+    if values.dtype.kind in "iu" and values.size:
+        lo, hi = int(values.min()), int(values.max())
+        if hi - lo < 4 * values.size + 1000:
+            code = (values - lo).astype(np.int64)
+            seen = np.zeros(hi - lo + 1, dtype=bool)
+            seen[code] = True
+            remap = np.cumsum(seen) - 1
+            return np.take(remap, code), (np.flatnonzero(seen) + lo).astype(values.dtype)
+    return _factorize(values, sort)
+
+
+def _factorize(values: np.ndarray, sort: bool) -> tuple[np.ndarray, np.ndarray]:
+    codes, uniques = pd.factorize(values, sort=False)
+    codes, uniques = codes.astype(np.int64, copy=False), np.asarray(uniques)
+    if not sort:
+        return codes, uniques
+    if (
+        values.dtype == object
+        and not (codes.size and codes.min() < 0)
+        and pd.api.types.infer_dtype(uniques, skipna=False) == "string"
+    ):
+        return _sorted(codes, uniques)
+    codes, uniques = pd.factorize(values, sort=True)  # anything else: as pandas orders it
+    return codes.astype(np.int64, copy=False), np.asarray(uniques)
+
+
+def _sorted(codes: np.ndarray, uniques: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Renumber codes so that the ids are in ascending order (pandas' order for the ids)."""
+    order = None
+    if uniques.dtype == object and pd.api.types.infer_dtype(uniques, skipna=False) == "string":
+        text = uniques.astype(str)  # fixed-width unicode: a C sort in code point order
+        # numpy drops trailing NUL characters: only then is its order not Python's
+        if np.array_equal(
+            np.char.str_len(text), np.fromiter(map(len, uniques), np.int64, len(uniques))
+        ):
+            order = np.argsort(text, kind="stable")
+    if order is None:
+        order = np.argsort(uniques, kind="stable")
+    if np.all(order[1:] > order[:-1]):
+        return codes, uniques
+    rank = np.empty_like(order)
+    rank[order] = np.arange(len(order))
+    return np.take(rank, codes), uniques[order]

@@ -99,49 +99,70 @@ def period_retention(
     ``retention_rate``, ``churn_rate``, ``revenue_start``, ``revenue_retained`` and
     ``net_revenue_retention``, ``gross_revenue_retention`` (NaN for the first period).
     """
-    o = orders[["customer_id", "order_date", "amount"]]
+    dates = orders["order_date"]
     if as_of is None:
-        as_of = periods.default_as_of(o["order_date"])
-    o = periods.up_to(o, as_of, "order_date")
-    if o.empty:
+        as_of = periods.default_as_of(dates)
+    t = pd.to_datetime(dates).to_numpy("datetime64[ns]")
+    keep = t < periods.as_of_end(as_of).to_datetime64()
+    if not keep.any():
         raise ValueError("no orders on or before the as-of date")
-    code = periods.period_codes(o["order_date"], freq)
+    code = periods.period_codes(t[keep] if not keep.all() else t, freq)
     last = periods.last_complete_period(as_of, freq)
     if complete_only:
-        o, code = o.loc[code <= last], code[code <= last]
-        if o.empty:
+        if not (code <= last).any():
             raise ValueError(
                 f"no complete {periods.FREQS[freq]} of orders on or before "
                 f"{periods.as_of_day(as_of).date()}"
             )
-    act = (
-        pd.DataFrame({"customer_id": o["customer_id"].to_numpy(), "p": code, "rev": o["amount"].to_numpy()})
-        .groupby(["customer_id", "p"], as_index=False, sort=False)["rev"].sum()
-    )  # fmt: skip
-    first = act.groupby("customer_id")["p"].transform("min")
-    prev = act.assign(p=act["p"] + 1).rename(columns={"rev": "rev_prev"})
-    both = act.merge(prev, on=["customer_id", "p"], how="outer")
-    both["active_now"] = both["rev"].notna()
-    both["active_prev"] = both["rev_prev"].notna()
-    both["retained"] = both["active_now"] & both["active_prev"]
-    both["rev_now"] = both["rev"].fillna(0.0)
-    both["rev_kept"] = np.where(both["active_prev"], both["rev_now"], 0.0)
-    both["rev_capped"] = np.where(
-        both["active_prev"], np.minimum(both["rev_now"], both["rev_prev"].fillna(0.0)), 0.0
+        rows = np.flatnonzero(keep)
+        ok = code <= last
+        if not ok.all():
+            rows, code = rows[ok], code[ok]
+        keep = np.zeros(len(t), dtype=bool)
+        keep[rows] = True
+    cust, _ = periods.customer_codes(orders["customer_id"], sort=True)
+    amount = orders["amount"].to_numpy(dtype=float)
+    if not keep.all():
+        cust, amount = cust[keep], amount[keep]
+    # Per (customer, period): revenue, summed in row order (as pandas' grouped sum does). Keys
+    # customer x width + period - lo sort by (customer id, period), the order of the outer merge
+    # of this table with itself shifted by one period (the previous-period activity).
+    lo_code = int(code.min())
+    width = int(code.max()) - lo_code + 2  # room for the period after the last
+    k_act, label, k_all, i_now, active_now, i_prev, active_prev = _activity(
+        cust * width + (code - lo_code)
     )
-    act["is_new"] = act["p"] == first
-    grp = both.groupby("p")
-    per = pd.DataFrame(
-        {
-            "customers_start": grp["active_prev"].sum(),
-            "customers_end": grp["active_now"].sum(),
-            "retained": grp["retained"].sum(),
-            "revenue_start": grp["rev_prev"].sum(),
-            "revenue_retained": grp["rev_kept"].sum(),
-            "revenue_capped": grp["rev_capped"].sum(),
-        }
-    )
-    per["new"] = act.groupby("p")["is_new"].sum().reindex(per.index, fill_value=0)
+    del cust
+    rev_act = _kahan_group_sum(amount, label, len(k_act))
+    del label
+    p_all = (k_all % width).astype(np.int64)  # period - lo_code of each row
+    del k_all
+    n_p = width + 1
+    rev_now = np.where(active_now, rev_act[i_now], 0.0)
+    rev_prev = np.where(active_prev, rev_act[i_prev], np.nan)
+    del i_now, i_prev
+    # per period, rows in (customer id) order, as the outer merge of the activity table with
+    # itself shifted by one period lists them: counts by bincount, sums by pandas' grouped sum
+    counts = {
+        "customers_start": np.bincount(p_all[active_prev], minlength=n_p),
+        "customers_end": np.bincount(p_all[active_now], minlength=n_p),
+        "retained": np.bincount(p_all[active_now & active_prev], minlength=n_p),
+    }
+    sums = {
+        "revenue_start": _kahan_group_sum(rev_prev, p_all, n_p),
+        "revenue_retained": _kahan_group_sum(np.where(active_prev, rev_now, 0.0), p_all, n_p),
+        "revenue_capped": _kahan_group_sum(
+            np.where(active_prev, np.minimum(rev_now, np.nan_to_num(rev_prev, nan=0.0)), 0.0),
+            p_all,
+            n_p,
+        ),
+    }
+    # a customer's first period is the first of their (sorted) keys: new there
+    c_act = k_act // width
+    first_of_customer = np.r_[True, c_act[1:] != c_act[:-1]]
+    new = np.bincount(k_act[first_of_customer] % width, minlength=n_p)
+    per = pd.DataFrame({**counts, **sums, "new": new}, index=pd.RangeIndex(lo_code, lo_code + n_p))
+    per = per[[c for c in per.columns if c != "new"] + ["new"]]
     lo = int(code.min())
     hi = last if complete_only else max(int(code.max()), last)  # periods with no orders count too
     per = per.reindex(np.arange(lo, hi + 1), fill_value=0).astype(
@@ -161,6 +182,31 @@ def period_retention(
     return per[cols].astype(
         {c: "int64" for c in ["customers_start", "customers_end", "new", "reactivated", "retained"]}
     )
+
+
+def _activity(key: np.ndarray) -> tuple[np.ndarray, ...]:
+    """The (customer, period) activity table from the orders' keys c x width + p: the sorted
+    distinct keys, each order's label (its key's position among them), the union of the keys with
+    the keys one period later (sorted: the outer merge's order), and for each union row the
+    position of its key and of the previous period's key, and whether they are present."""
+    k_act, label = np.unique(key, return_inverse=True)
+    label = label.reshape(-1)
+    k_all = np.concatenate([k_act, k_act + 1])  # two sorted runs: a merge
+    k_all.sort(kind="stable")
+    k_all = k_all[np.r_[True, k_all[1:] != k_all[:-1]]]
+    last = len(k_act) - 1
+    i_now = np.minimum(np.searchsorted(k_act, k_all), last)
+    i_prev = np.minimum(np.searchsorted(k_act, k_all - 1), last)
+    return (k_act, label, k_all, i_now, k_act[i_now] == k_all, i_prev,
+            k_act[i_prev] == k_all - 1)  # fmt: skip
+
+
+def _kahan_group_sum(values: np.ndarray, label: np.ndarray, n: int) -> np.ndarray:
+    """Sum of `values` per label 0..n-1 (NaN skipped), in row order with pandas' compensated
+    (Kahan) summation: exactly pandas' ``groupby(...).sum()``, grouping by the given labels as
+    categorical codes (no hashing of the labels)."""
+    codes = pd.Categorical.from_codes(label, categories=pd.RangeIndex(n))
+    return pd.Series(values).groupby(codes, observed=False).sum().to_numpy()
 
 
 def subscription_retention(

@@ -84,17 +84,36 @@ def rfm_table(
     """
     unit_days(time_unit)  # an unknown unit is refused before any work
     end = periods.as_of_end(as_of)
-    t_all = pd.to_datetime(orders[date_col]).to_numpy("datetime64[ns]")
-    keep = t_all < end.to_datetime64()
-    if not keep.all():
-        orders, t_all = orders.loc[keep], t_all[keep]
-    if len(orders) == 0:
+    t = pd.to_datetime(orders[date_col]).to_numpy("datetime64[ns]").view("i8")
+    keep = t < end.value
+    if not keep.any():
         raise ValueError(
             f"no orders on or before the as-of date {end.date() - pd.Timedelta(days=1)}"
         )
-    t = t_all.view("i8")
+    codes, ids = periods.customer_codes(orders[customer_col], sort=True)
     amount = orders[amount_col].to_numpy(dtype=float)
-    codes, ids = pd.factorize(orders[customer_col].to_numpy(), sort=True)
+    return _summary(codes, ids, t, amount, keep, as_of, time_unit, customer_col)
+
+
+def _summary(
+    codes: np.ndarray,
+    ids: np.ndarray,
+    t: np.ndarray,
+    amount: np.ndarray,
+    keep: np.ndarray,
+    as_of: str | pd.Timestamp,
+    time_unit: str,
+    customer_col: str,
+) -> pd.DataFrame:
+    """:func:`rfm_table` from customer codes (sorted ids, :func:`helpers.periods.customer_codes`
+    of all rows), order times (int64 ns) and amounts, over the rows where `keep`."""
+    if not keep.all():
+        codes, t, amount = codes[keep], t[keep], amount[keep]
+        present = np.zeros(len(ids), dtype=bool)
+        present[codes] = True
+        if not present.all():  # customers with no order up to as-of: renumber (order kept)
+            codes = np.take(np.cumsum(present) - 1, codes)
+            ids = ids[present]
     n_cust = len(ids)
     n = np.bincount(codes, minlength=n_cust)
     total = np.bincount(codes, weights=amount, minlength=n_cust)
@@ -178,7 +197,13 @@ def rfm_scores(
     out["F"] = _quantile_score(rfm["n_orders"], bins, higher_is_better=True)
     out["M"] = _quantile_score(rfm[monetary], bins, higher_is_better=True)
     out["FM"] = (out["F"] + out["M"] + 1) // 2
-    out["RFM"] = out["R"].astype(str) + out["F"].astype(str) + out["M"].astype(str)
+    if bins <= 9:  # one digit per score: the label from a table of the bins^3 labels
+        digits = np.arange(1, bins + 1).astype(str).astype(object)
+        labels = (digits[:, None, None] + digits[None, :, None] + digits[None, None, :]).ravel()
+        code = ((out["R"] - 1) * bins + (out["F"] - 1)) * bins + (out["M"] - 1)
+        out["RFM"] = pd.Series(labels[code.to_numpy()], index=out.index)
+    else:
+        out["RFM"] = out["R"].astype(str) + out["F"].astype(str) + out["M"].astype(str)
     return out
 
 

@@ -44,3 +44,31 @@ def test_complete_periods_and_up_to():
     df = pd.DataFrame({"t": pd.to_datetime(["2025-04-10 23:59", "2025-04-11 00:00"])})
     assert len(periods.up_to(df, "2025-04-10", "t")) == 1
     assert periods.default_as_of(df["t"]) == pd.Timestamp("2025-04-11")
+
+
+def test_customer_codes_equal_pandas_factorize():
+    """customer_codes gives pd.factorize's codes and ids, sorted or not, for every kind of id
+    column (text with unusual characters, categoricals with categories in any order, Arrow
+    strings, compact and sparse integers, mixed objects)."""
+    rng = np.random.default_rng(3)
+    text = np.array(["C10", "C9", "c1", "é", "a b", "a\x00", "a", "Ω", ""], dtype=object)
+    cases = [
+        pd.Series(text[rng.integers(0, len(text), 500)]),
+        pd.Series(rng.integers(5, 900, 500)),
+        pd.Series(rng.integers(0, 10**12, 500)),
+        pd.Series(np.array([3, "a", 2.5] * 4, dtype=object)),
+        pd.Series(text[rng.integers(0, len(text), 200)]).astype("string[pyarrow]"),
+        pd.Series(
+            pd.Categorical(text[rng.integers(0, 5, 200)], categories=text[::-1])
+        ),  # categories unsorted, some unused
+    ]
+    for ids in cases:
+        for sort in (True, False):
+            ref_codes, ref_ids = pd.factorize(ids.to_numpy(), sort=sort)
+            codes, uniq = periods.customer_codes(ids, sort=sort)
+            if sort:
+                np.testing.assert_array_equal(codes, ref_codes)
+                assert list(uniq) == list(ref_ids)
+            else:  # the same grouping, perhaps another numbering
+                np.testing.assert_array_equal(pd.factorize(codes)[0], pd.factorize(ref_codes)[0])
+                assert len(uniq) == len(ref_ids)

@@ -152,3 +152,72 @@ def test_mid_period_as_of_drops_the_partial_period():
     per = retention.period_retention(df, "M", "2025-03-15")
     assert [str(p) for p in per.index] == ["2025-01", "2025-02"]
     assert per.loc["2025-02", "retention_rate"] == 1.0
+
+
+def _period_retention_by_merge(orders, freq, as_of):
+    """The earlier implementation of period_retention (an outer merge of (customer, period)
+    activity with itself shifted by one period), kept as the reference of the integer-key one."""
+    from helpers import periods
+
+    o = periods.up_to(orders[["customer_id", "order_date", "amount"]], as_of, "order_date")
+    code = periods.period_codes(o["order_date"], freq)
+    last = periods.last_complete_period(as_of, freq)
+    o, code = o.loc[code <= last], code[code <= last]
+    act = (
+        pd.DataFrame({"customer_id": o["customer_id"].to_numpy(), "p": code, "rev": o["amount"].to_numpy()})
+        .groupby(["customer_id", "p"], as_index=False, sort=False)["rev"].sum()
+    )  # fmt: skip
+    first = act.groupby("customer_id")["p"].transform("min")
+    prev = act.assign(p=act["p"] + 1).rename(columns={"rev": "rev_prev"})
+    both = act.merge(prev, on=["customer_id", "p"], how="outer")
+    both["active_now"], both["active_prev"] = both["rev"].notna(), both["rev_prev"].notna()
+    both["rev_now"] = both["rev"].fillna(0.0)
+    both["rev_kept"] = np.where(both["active_prev"], both["rev_now"], 0.0)
+    both["rev_capped"] = np.where(
+        both["active_prev"], np.minimum(both["rev_now"], both["rev_prev"].fillna(0.0)), 0.0
+    )
+    grp = both.groupby("p")
+    return (
+        pd.DataFrame(
+            {
+                "customers_start": grp["active_prev"].sum(),
+                "customers_end": grp["active_now"].sum(),
+                "retained": (both["active_now"] & both["active_prev"]).groupby(both["p"]).sum(),
+                "new": (act["p"] == first).groupby(act["p"]).sum(),
+                "revenue_start": grp["rev_prev"].sum(),
+                "revenue_retained": grp["rev_kept"].sum(),
+            }
+        )
+        .fillna(0)
+        .loc[lambda t: t.index <= last]
+    )  # the shift adds the period after the last
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    rows=st.lists(
+        st.tuples(
+            st.sampled_from(["C10", "C9", "b", "A", "é", "C1"]),
+            st.integers(0, 700),
+            st.floats(0, 500, allow_nan=False),
+        ),
+        min_size=1,
+        max_size=80,
+    ),
+    freq=st.sampled_from(["W", "M", "Q"]),
+)
+def test_period_retention_equals_the_merge_reference_bit_for_bit(rows, freq):
+    """The integer-key implementation gives exactly (not just nearly) the numbers of the
+    outer-merge one, with text customer ids, including the revenue sums."""
+    df = pd.DataFrame(rows, columns=["customer_id", "day", "amount"])
+    df["order_date"] = pd.Timestamp("2024-01-01") + pd.to_timedelta(df["day"], unit="D")
+    as_of = "2025-12-31"
+    try:
+        per = retention.period_retention(df, freq=freq, as_of=as_of)
+    except ValueError:  # no complete period: the reference has nothing either
+        return
+    ref = _period_retention_by_merge(df, freq, as_of)
+    got = per.set_axis(per.index.asi8)[ref.columns].loc[ref.index]
+    pd.testing.assert_frame_equal(got, ref, check_dtype=False, check_exact=True, check_names=False)
+    idle = per.set_axis(per.index.asi8).drop(ref.index)  # periods without any activity
+    assert (idle[["customers_end", "new", "retained"]] == 0).all().all()
