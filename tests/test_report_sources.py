@@ -95,6 +95,7 @@ def test_report_from_a_duckdb_table_equals_the_report_from_the_csv(tmp_path, cap
         stages = [line.split(":")[0] for line in err.splitlines()]
         assert stages == ["[report] read orders"] * (name == "db") + [
             "[report] read and validate",
+            "  [report] load the validated table, customer ids as categories",
             "  [report] aggregate",  # the notebook's own stages, as its kernel runs them
             "  [report] fit",
             "  [report] write customers.csv and at_risk_customers.csv",
