@@ -20,27 +20,20 @@ import pyarrow.compute as pc
 
 from helpers.data import Column, DataValidationError, read_table_info
 from helpers.report._fast_read import read_fast
+from helpers.report.analysis import Reason
 from helpers.report.mapping import ClientMapping, client_schema
 
 __all__ = ["Note", "read_table_checked", "read_client_orders", "save_validated", "load_validated"]
 
 
-class Note(str):
+class Note(Reason):
     """A sentence of the data note: plain English, and its message key and values (numbers
-    unformatted) so the report can say it in the client's language, like
-    :class:`helpers.report.Reason`. Keys: ``data_note.amount_from_lines`` (rows, quantity,
+    unformatted) so the report can say it in the client's language, as a
+    :class:`helpers.report.Reason` does. Keys: ``data_note.amount_from_lines`` (rows, quantity,
     unit_price), ``.missing_customers`` (rows, revenue), ``.other_status`` (rows, statuses: counts
     by status, amount), ``.refunds_excluded`` and ``.refunds_netted`` (rows, kinds: counts by kind,
     amount), ``.lines_summed`` (lines, orders), ``.tz_converted`` (rows, timezone), ``.tz_kept``
     (rows), ``.zero_value`` (orders)."""
-
-    key: str
-    values: dict[str, Any]
-
-    def __new__(cls, sentence: str, key: str, **values: Any) -> Note:
-        obj = super().__new__(cls, sentence)
-        obj.key, obj.values = key, values
-        return obj
 
 
 def _money(x: float, currency: str) -> str:
