@@ -14,8 +14,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from helpers import cohorts, data, retention, segments
-from helpers.report import engine
+from helpers import clv, cohorts, data, retention, segments
+from helpers.report import analysis, engine
 
 RTOL = 1e-9  # sums of floats in another order differ in the last bits
 
@@ -23,6 +23,13 @@ RTOL = 1e-9  # sums of floats in another order differ in the last bits
 def same(a: pd.DataFrame, b: pd.DataFrame) -> None:
     pd.testing.assert_frame_equal(a, b, check_exact=False, rtol=RTOL)
     assert a.attrs == b.attrs
+
+
+def same_headline(a: dict, b: dict) -> None:
+    """Equal headline figures: counts and dates exactly, sums to RTOL."""
+    assert a.keys() == b.keys()
+    for k, v in a.items():
+        assert b[k] == (pytest.approx(v, rel=RTOL) if isinstance(v, float) else v), k
 
 
 @pytest.fixture(scope="module")
@@ -59,6 +66,63 @@ def test_cohort_table_equals_helper(orders, freq, as_of, kind):
     same(
         cohorts.cohort_table(orders, freq, as_of, kind=kind),
         engine.cohort_table(orders, freq, as_of, kind=kind),
+    )
+
+
+@pytest.mark.parametrize("as_of", ["2025-12-31", "2025-11-15"])
+def test_report_headline_and_calibration_equal_the_helpers(orders, as_of):
+    """The client report's other reads of the orders: the headline, the calibration/holdout
+    split of the CLV check, and each customer's net revenue (with refund rows)."""
+    refunds = orders.sample(50, random_state=1).assign(amount=lambda d: -d["amount"] / 2)
+    o = pd.concat([orders, refunds], ignore_index=True)
+    same_headline(analysis.headline(o, as_of), engine.headline(o, as_of))
+    bought = analysis.purchases(o)
+    same(
+        clv.calibration_holdout(bought, "2025-03-31", as_of, "W"),
+        engine.calibration_holdout(engine.purchases(o), "2025-03-31", as_of, "W"),
+    )
+    pd.testing.assert_series_equal(
+        analysis.net_revenue(o).sort_index(),
+        engine.customer_totals(o).rename("net_revenue").sort_index(),
+        check_exact=False,
+        rtol=RTOL,
+        check_index_type=False,
+    )
+
+
+def test_open_orders_gives_the_engine_from_a_million_rows_or_on_request(orders, tmp_path):
+    """The report's notebook receives a pandas table (categorical ids) for small data and an
+    Ibis table over the memory-mapped file from ENGINE_MIN_ROWS rows; both analyse alike."""
+    from helpers.report.ingest import save_validated
+
+    path = save_validated(orders, {"rows": len(orders), "data_note": []}, tmp_path / "o.arrow")
+    small, _ = analysis.open_orders(path)
+    assert isinstance(small, pd.DataFrame) and small["customer_id"].dtype == "category"
+    big, notes = analysis.open_orders(path, engine="duckdb")
+    assert engine.is_table(big) and notes["rows"] == len(orders)
+    assert engine.is_table(analysis.open_orders((orders, notes), engine="duckdb")[0])
+    with pytest.raises(ValueError, match="engine"):
+        analysis.open_orders(path, engine="spark")
+    same(
+        analysis.segment_customers(small, "2025-12-31"),
+        analysis.segment_customers(big, "2025-12-31"),
+    )
+    same_headline(analysis.headline(small, "2025-12-31"), analysis.headline(big, "2025-12-31"))
+    pd.testing.assert_series_equal(
+        analysis.net_revenue(small).sort_index(),
+        analysis.net_revenue(big).sort_index(),
+        check_exact=False,
+        rtol=RTOL,
+        check_index_type=False,
+        check_categorical=False,
+    )
+    same(
+        analysis.period_retention(analysis.purchases(small), "Q", "2025-12-31"),
+        analysis.period_retention(analysis.purchases(big), "Q", "2025-12-31"),
+    )
+    same(
+        analysis.cohort_table(analysis.purchases(small), "M", "2025-12-31"),
+        analysis.cohort_table(analysis.purchases(big), "M", "2025-12-31"),
     )
 
 
@@ -147,3 +211,10 @@ def test_random_orders_give_identical_results(o, as_of, freq):
             outcome(cohorts.cohort_table, o, freq, as_of, kind=kind),
             outcome(engine.cohort_table, o, freq, as_of, kind=kind),
         )
+    a, b = outcome(analysis.headline, o, as_of), outcome(engine.headline, o, as_of)
+    assert a == b if isinstance(a, type) or isinstance(b, type) else same_headline(a, b) is None
+    cut = as_of - pd.Timedelta(days=90)
+    check_same(
+        outcome(clv.calibration_holdout, o, cut, as_of, "W"),
+        outcome(engine.calibration_holdout, o, cut, as_of, "W"),
+    )

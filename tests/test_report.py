@@ -910,3 +910,28 @@ def test_small_client_with_refunds_real_ids_and_no_clv(tmp_path, capsys):
     assert "clv" not in at_risk.columns
     assert len(at_risk) > 0
     assert re.search(rf">\s*{at_risk['customer_id'].iloc[0]}\s*<", html)  # the real id is shown
+
+
+def test_export_csv_reads_back_as_pandas_to_csv(tmp_path):
+    """The client's CSV exports (Arrow's writer) read back exactly as pandas' own writer's file:
+    text ids with leading zeros, categories, missing values, whole-second and finer timestamps,
+    commas and quotes in text, rounding to 4 decimals."""
+    table = pd.DataFrame(
+        {
+            "first_order": pd.to_datetime(["2024-01-02 13:00:00", "2024-02-03 00:00:00", None]),
+            "paid_at": pd.to_datetime(
+                ["2024-01-02 13:00:00.5", None, "2024-03-01"], format="ISO8601"
+            ),
+            "n_orders": [1, 2, 3],
+            "clv": [0.123456, np.nan, 1e-7],
+            "segment": pd.Categorical(["At risk", "Champions, best", "At risk"]),
+            "note": ['say "hi"', None, "ok"],
+        },
+        index=pd.Index(["007", "C1", "x,y"], name="customer_id"),
+    )
+    report.export_csv(table, tmp_path / "arrow.csv")
+    table.round(4).to_csv(tmp_path / "pandas.csv")
+    read = {"dtype": {"customer_id": str}}
+    pd.testing.assert_frame_equal(
+        pd.read_csv(tmp_path / "arrow.csv", **read), pd.read_csv(tmp_path / "pandas.csv", **read)
+    )

@@ -51,9 +51,13 @@ def build_report(
     reports_dir: str | Path | None = None,
     client: str | None = None,
     language: str | None = None,
+    engine: str = "auto",
     progress: Callable[[str], None] | None = None,
 ) -> Path:
     """Validate `data` with `mapping`, run notebook 08 on it and publish ``<reports_dir>/<name>/``.
+
+    `engine` chooses what computes the aggregations in the notebook
+    (:func:`helpers.report.analysis.open_orders`: 'pandas', 'duckdb', or 'auto').
 
     `progress` receives one line per finished stage (read, validate, analyse, render) with its
     rows and rows per second (:class:`helpers.report.progress.Stages`).
@@ -86,10 +90,12 @@ def build_report(
                 raise ReportError(str(err)) from None
             return build_report(
                 file, mapping, name, overwrite=overwrite, reports_dir=reports_dir,
-                client=client, language=language, progress=progress,
+                client=client, language=language, engine=engine, progress=progress,
             )  # fmt: skip
     data, mapping = Path(data).expanduser().resolve(), Path(mapping).expanduser().resolve()
     spec = load_mapping(mapping)
+    if engine not in ("auto", "duckdb", "pandas"):
+        raise ReportError(f"--engine must be auto, duckdb or pandas, got {engine!r}")
     if language is not None and language not in text.LANGUAGES:
         raise ReportError(f"--language must be one of {sorted(text.LANGUAGES)}, got {language!r}")
     with stage("read and validate") as s:
@@ -109,7 +115,7 @@ def build_report(
         params = {
             "data_path": str(data), "orders_path": str(validated), "mapping_path": str(mapping),
             "client_name": client or name, "export_dir": str(tmp),
-            "pseudonym_salt": secrets.token_hex(16), "language": language or "",
+            "pseudonym_salt": secrets.token_hex(16), "language": language or "", "engine": engine,
         }  # fmt: skip
         try:
             with stage("analyse (notebook 08)", n_orders), follow(handover / "stages", progress):

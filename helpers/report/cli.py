@@ -46,6 +46,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="language of the report (default: the mapping's `language`, else en)",
     )
     ap.add_argument(
+        "--engine", choices=["auto", "duckdb", "pandas"], default="auto",
+        help="what computes the aggregations: the pandas helpers, or DuckDB scanning the "
+        "validated table in place (less memory); auto: DuckDB from 1,000,000 orders",
+    )  # fmt: skip
+    ap.add_argument(
         "--reports-dir", help="folder holding the reports (default: reports/ in the repository)"
     )
     args = ap.parse_args(argv)
@@ -60,6 +65,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             reports_dir=args.reports_dir,
             client=args.client,
             language=args.language,
+            engine=args.engine,
             progress=lambda line: print(line, file=sys.stderr, flush=True),
         )
     except DataValidationError as err:

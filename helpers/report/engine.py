@@ -9,7 +9,15 @@ that small result in pandas exactly as the teaching helpers do:
 
 * :func:`customer_summary` equals :func:`helpers.segments.rfm_table` (RFM and BTYD columns);
 * :func:`period_retention` equals :func:`helpers.retention.period_retention`;
-* :func:`cohort_table` equals :func:`helpers.cohorts.cohort_table` (without ``by``).
+* :func:`cohort_table` equals :func:`helpers.cohorts.cohort_table` (without ``by``);
+* :func:`headline` equals :func:`helpers.report.analysis.headline`;
+* :func:`calibration_holdout` equals :func:`helpers.clv.calibration_holdout`;
+* :func:`customer_totals` equals a pandas group-by sum of the amounts per customer.
+
+The client report runs them on the validated table (:func:`connect` and :func:`from_arrow`: the
+memory-mapped Arrow file scanned in place by an embedded DuckDB with a memory limit), so the
+orders are never held in pandas; :mod:`helpers.report.analysis` dispatches to them when it is
+given an Ibis table.
 
 Definitions (as-of, period codes, the censoring rule: a period counts only once it has ended on
 or before as-of) are those of :mod:`helpers.periods`; ``tests/test_engine.py`` holds both sides
@@ -24,11 +32,19 @@ import ibis
 import ibis.expr.types as ir
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from helpers import periods, segments
 
 __all__ = [
+    "connect",
+    "from_arrow",
+    "is_table",
     "as_table",
+    "purchases",
+    "headline",
+    "calibration_holdout",
+    "customer_totals",
     "period_code",
     "default_as_of",
     "customer_summary",
@@ -38,6 +54,39 @@ __all__ = [
 
 _EPOCH = dt.date(1970, 1, 1)
 _DAY_NS = 86_400 * 10**9
+
+
+#: DuckDB's memory limit for the report's aggregations: above it DuckDB spills to a temporary
+#: folder, so the report's peak stays near 2 GB at 10M orders (issue 16; benchmarks/README.md).
+MEMORY_LIMIT = "500MB"
+
+
+def connect(memory_limit: str | None = MEMORY_LIMIT) -> ibis.BaseBackend:
+    """An embedded DuckDB for the report's aggregations (in memory, no server), with
+    `memory_limit` (None: DuckDB's default, 80 % of the machine's memory)."""
+    con = ibis.duckdb.connect()
+    if memory_limit:
+        con.raw_sql(f"SET memory_limit = '{memory_limit}'")
+    return con
+
+
+def from_arrow(
+    table: pa.Table, con: ibis.BaseBackend | None = None, name: str = "orders"
+) -> ir.Table:
+    """An Ibis table over an Arrow table (e.g. a memory-mapped file) that DuckDB scans in place:
+    nothing is copied, and only the columns a query uses are read."""
+    import warnings
+
+    con = con if con is not None else connect()
+    con.con.register(name, table)
+    with warnings.catch_warnings():  # Ibis 12 reads the schema with a DuckDB 2.0-deprecated call
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return con.table(name)
+
+
+def is_table(obj: object) -> bool:
+    """True for an Ibis table expression (the engine's input), False for a pandas DataFrame."""
+    return isinstance(obj, ir.Table)
 
 
 def as_table(orders: ir.Table | pd.DataFrame) -> ir.Table:
@@ -257,3 +306,87 @@ def cohort_table(
     )
     out.attrs.update(freq=freq, kind=kind)
     return out
+
+
+def purchases(orders: ir.Table | pd.DataFrame, amount_col: str = "amount") -> ir.Table:
+    """The orders that count as purchases (amount >= 0), as
+    :func:`helpers.report.analysis.purchases`."""
+    t = as_table(orders)
+    return t.filter(t[amount_col] >= 0)
+
+
+def headline(orders: ir.Table | pd.DataFrame, as_of: str | pd.Timestamp) -> dict:
+    """:func:`helpers.report.analysis.headline` from the engine: customers with a purchase, purchases
+    (amount >= 0) and zero-value ones, revenue (refund rows included), average order value,
+    revenue per customer, repeat-purchase rate (2+ purchases), first and last date; all up to
+    the end of the as-of day."""
+    t = _up_to(as_table(orders), as_of, "order_date")
+    amount = t.amount.cast("float64")
+    whole = t.aggregate(
+        revenue=amount.sum(), first=t.order_date.min(), last=t.order_date.max()
+    ).to_pandas()
+    b = t.filter(amount >= 0)
+    bought = b.aggregate(
+        purchases=b.count(), zero=(b.amount == 0).sum(), spent=b.amount.cast("float64").mean()
+    ).to_pandas()
+    n = b.group_by("customer_id").agg(n=b.count())
+    per = n.aggregate(customers=n.count(), repeat=(n.n >= 2).sum()).to_pandas()
+    customers = int(per["customers"].iloc[0])
+    if customers == 0:
+        end = periods.as_of_end(as_of)
+        raise ValueError(
+            f"no orders on or before the as-of date {end.date() - pd.Timedelta(days=1)}"
+        )
+    revenue = float(whole["revenue"].iloc[0])
+    return {
+        "customers": customers,
+        "purchases": int(bought["purchases"].iloc[0]),
+        "zero_value_orders": int(bought["zero"].iloc[0]),
+        "revenue": revenue,
+        "average_order_value": float(bought["spent"].iloc[0]),
+        "revenue_per_customer": float(revenue / customers),
+        "repeat_purchase_rate": float(per["repeat"].iloc[0] / customers),
+        "first_date": str(pd.Timestamp(whole["first"].iloc[0]).date()),
+        "last_date": str(pd.Timestamp(whole["last"].iloc[0]).date()),
+    }
+
+
+def calibration_holdout(
+    orders: ir.Table | pd.DataFrame,
+    calibration_end: str | pd.Timestamp,
+    holdout_end: str | pd.Timestamp = "2025-12-31",
+    time_unit: str = "W",
+) -> pd.DataFrame:
+    """:func:`helpers.clv.calibration_holdout` from the engine: the per-customer summary up to the
+    end of `calibration_end` (:func:`customer_summary`), and for the same customers the number of
+    orders in the holdout (after the calibration, through the end of `holdout_end`) and the
+    holdout's length, both in `time_unit`."""
+    segments.unit_days(time_unit)
+    cut, end = periods.as_of_end(calibration_end), periods.as_of_end(holdout_end)
+    t = as_table(orders)
+    cal = customer_summary(t, calibration_end, time_unit)
+    if end <= cut:
+        raise ValueError(
+            f"holdout_end {holdout_end} must be after calibration_end {calibration_end}"
+        )
+    d = t.order_date
+    ho = t.filter(
+        (d >= ibis.timestamp(cut.to_pydatetime())) & (d < ibis.timestamp(end.to_pydatetime()))
+    )
+    counts = ho.group_by("customer_id").agg(n=ho.count()).to_pandas().set_index("customer_id")["n"]
+    cal["holdout_purchases"] = counts.reindex(cal.index, fill_value=0).to_numpy().astype(int)
+    cal["holdout_duration"] = (end - cut) / pd.Timedelta(days=segments.unit_days(time_unit))
+    cal.attrs.update(
+        calibration_end=str(pd.Timestamp(calibration_end).date()),
+        holdout_end=str(pd.Timestamp(holdout_end).date()),
+    )
+    return cal
+
+
+def customer_totals(
+    orders: ir.Table | pd.DataFrame, customer_col: str = "customer_id", amount_col: str = "amount"
+) -> pd.Series:
+    """Sum of the amounts per customer over every row (refunds included), indexed by customer."""
+    t = as_table(orders)
+    df = t.group_by(customer_col).agg(total=t[amount_col].cast("float64").sum()).to_pandas()
+    return df.set_index(customer_col)["total"]

@@ -23,7 +23,14 @@ from helpers.report._fast_read import read_fast
 from helpers.report.analysis import Reason
 from helpers.report.mapping import ClientMapping, client_schema
 
-__all__ = ["Note", "read_table_checked", "read_client_orders", "save_validated", "load_validated"]
+__all__ = [
+    "Note",
+    "read_table_checked",
+    "read_client_orders",
+    "save_validated",
+    "read_validated",
+    "load_validated",
+]
 
 
 class Note(Reason):
@@ -339,8 +346,9 @@ def save_validated(orders: pd.DataFrame, notes: dict[str, Any], path: str | Path
     return path
 
 
-def load_validated(path: str | Path) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """The (orders, notes) written by :func:`save_validated`; text columns stay in Arrow memory."""
+def read_validated(path: str | Path) -> tuple[pa.Table, dict[str, Any]]:
+    """The Arrow table (memory-mapped: nothing read until used) and the notes written by
+    :func:`save_validated`."""
     import json
 
     import pyarrow.feather as feather
@@ -351,5 +359,11 @@ def load_validated(path: str | Path) -> tuple[pd.DataFrame, dict[str, Any]]:
         Note(n["text"], n["key"], **n["values"]) if n["key"] else n["text"]
         for n in notes["data_note"]
     ]
+    return table, notes
+
+
+def load_validated(path: str | Path) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """The (orders, notes) written by :func:`save_validated`; text columns stay in Arrow memory."""
+    table, notes = read_validated(path)
     orders = table.to_pandas(types_mapper={pa.string(): _STR, pa.large_string(): _STR}.get)
     return orders, notes
