@@ -299,18 +299,29 @@ def _read(con, path, types, cols, columns, date_format, decimal, thousands, as_o
         else:  # bool, category: rare in a client's export
             return None
         if parsed:
-            lk = f"lk{i}"
+            lk, col = f"lk{i}", _ident(file_cols[source[c.name]])
             any_bad = " OR ".join(f"coalesce({x}, false)" for x in col_checks) or "false"
             con.execute(
                 f"CREATE TEMP TABLE {lk} AS SELECT k, {val} AS v, ({any_bad}) AS bad FROM "
-                f"(SELECT DISTINCT {_ident(file_cols[source[c.name]])} AS k FROM raw)"
+                f"(SELECT DISTINCT {col} AS k FROM raw)"
             )
             if con.execute(f"SELECT count_if(bad) FROM {lk}").fetchall()[0][0]:
                 return None
-            # the row's raw value goes out; Arrow maps it to its parsed value (see below)
-            select.append(f"raw.{_ident(file_cols[source[c.name]])} AS {q}")
-            kv = con.sql(f"SELECT k, v FROM {lk}").to_arrow_table()
-            lookups[c.name] = (kv.column("k").combine_chunks(), kv.column("v").combine_chunks())
+            if kind == "VARCHAR":
+                # the distinct texts become an ENUM type: each row goes out as its code, the index
+                # into the sorted distinct values (DuckDB's hash lookup, streamed), and Arrow takes
+                # the parsed value at that code (see below); a null stays null (its parse is null)
+                con.execute(
+                    f"CREATE TYPE e{i} AS ENUM (SELECT k FROM {lk} WHERE k IS NOT NULL ORDER BY k)"
+                )
+                select.append(f"enum_code(CAST(raw.{col} AS e{i})) AS {q}")
+                v = con.sql(f"SELECT v FROM {lk} WHERE k IS NOT NULL ORDER BY k").to_arrow_table()
+                lookups[c.name] = (None, v.column("v").combine_chunks())
+            else:
+                # a typed column: the row's raw value goes out; Arrow finds its parsed value
+                select.append(f"raw.{col} AS {q}")
+                kv = con.sql(f"SELECT k, v FROM {lk}").to_arrow_table()
+                lookups[c.name] = (kv.column("k").combine_chunks(), kv.column("v").combine_chunks())
         else:
             checks += col_checks
             select.append(f"{val} AS {q}")
@@ -339,7 +350,10 @@ def _read(con, path, types, cols, columns, date_format, decimal, thousands, as_o
             col = batch.column(name)
             if name in lookups:  # the parsed value of each distinct raw value
                 keys, values = lookups[name]
-                col = pc.take(values, pc.index_in(col, value_set=keys, skip_nulls=False))
+                if keys is None:  # an ENUM code: the index of the raw text among the values
+                    col = pc.take(values, col)
+                else:
+                    col = pc.take(values, pc.index_in(col, value_set=keys, skip_nulls=False))
             arrays[name] = col
         batches.append(pa.RecordBatch.from_pydict(arrays))
     if not batches:

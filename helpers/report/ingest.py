@@ -16,7 +16,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from helpers.data import Column, DataValidationError, read_table_info
 from helpers.report._fast_read import read_fast
@@ -105,13 +104,22 @@ def read_client_orders(
 
     Returns (orders, notes): orders has order_id, customer_id (text unless ``id_type: integer``),
     order_date (tz-naive: converted to `timezone` or as written), amount (float, client
-    currency; zero-value orders kept) and any other mapped column, sorted by date; notes has
+    currency; zero-value orders kept) and any other mapped column, in the file's order; notes has
     ``rows`` (data rows read), ``refund_rows`` and ``refund_amount`` (refunds and cancellations
     and their sum, negative), ``refunds`` (the policy), ``as_of`` (given, or the day of the
     file's last row) and ``data_note`` (plain-English sentences on what was dropped, netted,
     summed, converted or kept), ``reader`` ('duckdb' or 'pandas': :func:`read_table_checked`;
     `reader` chooses as there). Raises :class:`DataValidationError`.
     """
+    # copy-on-write: selecting columns, assigning the netted amounts and dropping rows share
+    # memory with the table read instead of copying millions of rows at each step
+    with pd.option_context("mode.copy_on_write", True):
+        return _read_client_orders(path, mapping, reader)
+
+
+def _read_client_orders(
+    path: str | Path, mapping: ClientMapping, reader: str
+) -> tuple[pd.DataFrame, dict[str, Any]]:
     file = Path(path).name
     try:
         df, read_attrs = read_table_checked(
@@ -312,13 +320,9 @@ def read_client_orders(
         ))  # fmt: skip
     notes["data_note"] = note
     first = ["order_id", "customer_id", "order_date", "amount"]
-    df = df[first + [c for c in df.columns if c not in first]]
-    order = pc.sort_indices(
-        pa.table({"d": df["order_date"].to_numpy(), "o": pa.array(df["order_id"])}),
-        sort_keys=[("d", "ascending"), ("o", "ascending")],
-    )  # stable, as sort_values(kind="stable"); strings by code point
-    df = df.take(order.to_numpy()).reset_index(drop=True)
-    return df, notes
+    # in the file's order (an order of lines where its first line was): no sort of millions of
+    # rows (2.5 s and twice the memory at 10M rows); figures do not depend on it (sums to rounding)
+    return df[first + [c for c in df.columns if c not in first]].reset_index(drop=True), notes
 
 
 _NOTES_KEY = b"retention_lab.notes"
