@@ -68,8 +68,19 @@ def test_spark_equals_duckdb(spark, case):
             (engine.period_retention, ("M", as_of), {}),
             (engine.cohort_table, ("Q", as_of), {"kind": "n_period"}),
             (engine.cohort_table, ("M", as_of), {"kind": "unbounded"}),
+            (engine.calibration_holdout, ("2025-06-30", as_of, "W"), {}),
         ]
         for f, args, kwargs in calls:
             on_spark = f(table, *args, **kwargs)
             on_duckdb = f(orders, *args, **kwargs)
             pd.testing.assert_frame_equal(on_spark, on_duckdb, check_exact=False, rtol=1e-9)
+        h_spark, h_duckdb = engine.headline(table, as_of), engine.headline(orders, as_of)
+        assert h_spark.keys() == h_duckdb.keys()
+        for k, v in h_duckdb.items():
+            assert h_spark[k] == (pytest.approx(v, rel=1e-9) if isinstance(v, float) else v), k
+    pd.testing.assert_series_equal(
+        engine.customer_totals(table).sort_index(),
+        engine.customer_totals(orders).sort_index(),
+        check_exact=False,
+        rtol=1e-9,
+    )

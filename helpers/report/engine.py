@@ -206,23 +206,37 @@ def period_retention(
 
     Per period p the engine counts the customers active in p (E), and over the customers active
     in p - 1: those also active in p (retained, E - N), their revenue in p and the sum of
-    min(revenue in p (0 if lost), revenue in p - 1) (net and gross revenue retention); the new
-    customers (first period = p) and the period's revenue; S(p) = E(p - 1). Rates: retention = (E - N) / S, churn = 1 - retention."""
+    min(revenue in p, revenue in p - 1) (net and gross revenue retention; a customer lost in p
+    adds 0 to both); the new customers (first period = p) and the period's revenue;
+    S(p) = E(p - 1). One pass: a window gives each (customer, period) the customer's previous
+    active period and its revenue. Rates: retention = (E - N) / S, churn = 1 - retention."""
     act, as_of, last = _activity(
         orders, freq, as_of, complete_only, "customer_id", "order_date", "amount"
     )
-    prev = act.select("customer_id", p=act.p + 1, rev_prev=act.rev)
-    kept = prev.left_join(act, ["customer_id", "p"])
-    now = kept.rev.fill_null(0.0)  # a customer lost in p counts 0 revenue in p
-    kept = kept.group_by("p").agg(
-        retained=kept.rev.notnull().sum(),
-        revenue_retained=now.sum(),
-        revenue_capped=ibis.least(now, kept.rev_prev).sum(),
+    # each customer's previous and next active period (a window, not a self-join): a row without
+    # a previous one is the customer's first period (new); one at p - 1 is a retained customer;
+    # without one at p + 1 the customer is lost in p + 1 and adds min(0, revenue) to its GRR
+    w = ibis.window(group_by="customer_id", order_by="p")
+    act = act.mutate(
+        p_prev=act.p.lag().over(w), rev_prev=act.rev.lag().over(w), p_next=act.p.lead().over(w)
     )
-    firsts = act.group_by("customer_id").agg(p=act.p.min())
-    new = firsts.group_by("p").agg(new=firsts.count())
-    active = act.group_by("p").agg(customers_end=act.count(), revenue=act.rev.sum())
-    per = active.to_pandas().set_index("p").sort_index()
+    kept = act.p_prev == act.p - 1
+    lost = act.p_next.isnull() | (act.p_next != act.p + 1)
+    per = (
+        act.group_by("p")
+        .agg(
+            customers_end=act.count(),
+            revenue=act.rev.sum(),
+            new=act.count(where=act.p_prev.isnull()),
+            retained=act.count(where=kept),
+            revenue_retained=act.rev.sum(where=kept),
+            revenue_capped=ibis.least(act.rev, act.rev_prev).sum(where=kept),
+            lost_capped=ibis.least(act.rev, 0.0).sum(where=lost),  # negative revenue only
+        )
+        .to_pandas()
+        .set_index("p")
+        .sort_index()
+    )
     if per.empty:
         if complete_only:
             raise ValueError(
@@ -233,9 +247,7 @@ def period_retention(
     lo = int(per.index.min())
     hi = last if complete_only else max(int(per.index.max()), last)
     idx = pd.RangeIndex(lo, hi + 1)
-    per = per.reindex(idx, fill_value=0)
-    per = per.join(kept.to_pandas().set_index("p")).join(new.to_pandas().set_index("p"))
-    per = per.fillna(0)
+    per = per.reindex(idx).fillna(0)  # a period without purchases: zeros (null sums too)
     out = pd.DataFrame(index=idx)
     out["customers_start"] = per["customers_end"].shift(1, fill_value=0)
     out["customers_end"] = per["customers_end"]
@@ -249,7 +261,8 @@ def period_retention(
     out["revenue_retained"] = per["revenue_retained"].astype(float)
     rev0 = out["revenue_start"].where((out.index > lo) & (out["revenue_start"] > 0))
     out["net_revenue_retention"] = out["revenue_retained"] / rev0
-    out["gross_revenue_retention"] = per["revenue_capped"].astype(float) / rev0
+    capped = per["revenue_capped"] + per["lost_capped"].shift(1, fill_value=0.0)
+    out["gross_revenue_retention"] = capped.astype(float) / rev0
     out.index = periods.period_index(out.index, freq)
     cols = ["customers_start", "customers_end", "new", "reactivated", "retained", "retention_rate", "churn_rate",
             "revenue_start", "revenue_retained", "net_revenue_retention", "gross_revenue_retention"]  # fmt: skip
