@@ -27,6 +27,7 @@ equal on the bundled orders and on random order tables.
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 
 import ibis
 import ibis.expr.types as ir
@@ -63,10 +64,16 @@ MEMORY_LIMIT = "500MB"
 
 def connect(memory_limit: str | None = MEMORY_LIMIT) -> ibis.BaseBackend:
     """An embedded DuckDB for the report's aggregations (in memory, no server), with
-    `memory_limit` (None: DuckDB's default, 80 % of the machine's memory)."""
+    `memory_limit` (None: DuckDB's default, 80 % of the machine's memory); above it DuckDB
+    spills to ``retention-lab-duckdb`` in the system's temporary folder (removed on close)."""
+    import tempfile
+
     con = ibis.duckdb.connect()
     if memory_limit:
         con.raw_sql(f"SET memory_limit = '{memory_limit}'")
+    # what does not fit spills to the system's temporary folder, not to .tmp/ in the working one
+    spill = Path(tempfile.gettempdir()) / "retention-lab-duckdb"
+    con.raw_sql(f"SET temp_directory = '{spill.as_posix()}'")
     return con
 
 
