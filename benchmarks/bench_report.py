@@ -1,14 +1,17 @@
 """Benchmark (issue 16): the whole client report on a large foreign-format export, end to end, as a
 consultant runs it, beside DuckDB's own time on the same file.
 
-Run:  .venv/bin/python benchmarks/bench_report.py [--rows 10000000] [--customers 1000000]
+Run:  .venv/bin/python benchmarks/bench_report.py [--rows 10000000] [--customers 1000000] [--process btyd|uniform]
                                                   [--workdir DIR] [--data F --mapping M]
 
-Data: :func:`helpers.exports.polish_shop` scaled up (``;``-separated, UTF-8 with a byte-order
-mark, day-first dates ``02.01.2023 17:42``, amounts ``1 234,50 zł`` with narrow no-break spaces,
-refunds as ``(12,50 zł)`` and ``−12,50 zł``, ids with leading zeros; refunds netted), written
-once into `--workdir` (default: a temporary folder, deleted after) and reused when it is there;
-nothing large is committed. ``--data``/``--mapping`` time any other export instead.
+Data: the Polish shop's export (:func:`helpers.exports.polish_shop`'s formats: ``;``-separated,
+UTF-8 with a byte-order mark, day-first dates ``02.01.2023 17:42``, amounts ``1 234,50 zł`` with
+narrow no-break spaces, refunds as ``(12,50 zł)`` and ``−12,50 zł``, ids with leading zeros;
+refunds netted) with `--rows` rows for about `--customers` customers, buying by the sample
+company's BG/NBD and Gamma-Gamma processes (:data:`BTYD`; ``--process uniform``: polish_shop's own
+steady buyers, on which no lifetime values can be fitted), written once into `--workdir`
+(default: a temporary folder, deleted after) and reused when it is there; nothing large is
+committed. ``--data``/``--mapping`` time any other export instead.
 
 Measured:
 
@@ -102,8 +105,23 @@ def make_parquet(folder: Path, rows: int, customers: int) -> tuple[Path, Path]:
     return data, mapping
 
 
-def make_export(folder: Path, rows: int, customers: int) -> tuple[Path, Path]:
-    data, mapping = folder / "zamówienia.csv", folder / "sklep.yaml"
+#: The benchmark's purchase process: the sample company's BG/NBD and Gamma-Gamma with shorter
+#: gaps between purchases and rarer dropout (about 12.6 orders per customer over the three
+#: years), so that 10M rows are 1M customers, as in the issue's export, and the lifetime-value
+#: models have heterogeneity and dropout to estimate.
+BTYD = {"bgnbd_alpha": 2.0, "bgnbd_b": 8.0}
+
+
+def make_export(
+    folder: Path, rows: int, customers: int, process: str = "btyd"
+) -> tuple[Path, Path]:
+    """The Polish shop's export (:func:`helpers.exports.polish_shop`'s formats and mapping) with
+    `rows` rows for about `customers` customers. `process` 'btyd': orders from
+    :func:`helpers.synth.generate_orders` (BG/NBD purchases, Gamma-Gamma spend in zł, 4 % of
+    rows refunds of a third; :data:`BTYD`); 'uniform': ``polish_shop`` itself, every customer
+    buying at one steady rate to the end (no dropout: the purchase models cannot be fitted, and
+    the report says so)."""
+    data, mapping = folder / f"zamówienia_{process}.csv", folder / "sklep.yaml"
     if data.exists() and mapping.exists():
         print(f"reusing {data} ({data.stat().st_size / 1e6:,.0f} MB)")
         return data, mapping
@@ -111,9 +129,40 @@ def make_export(folder: Path, rows: int, customers: int) -> tuple[Path, Path]:
     sys.path.insert(0, str(ROOT))
     from helpers import exports
 
-    e = exports.polish_shop(folder, customers=customers, mean_orders=rows / customers)
-    print(f"  {len(e.table):,} rows, {data.stat().st_size / 1e6:,.0f} MB")
-    return e.path, e.mapping_path
+    e = exports.polish_shop(folder, customers=max(1, customers // 1000), mean_orders=4)
+    if process == "uniform":
+        e = exports.polish_shop(folder, customers=customers, mean_orders=rows / customers)
+        e.path.rename(data)
+        print(f"  {len(e.table):,} rows, {data.stat().st_size / 1e6:,.0f} MB")
+        return data, e.mapping_path
+    import numpy as np
+    import pandas as pd
+
+    from helpers import synth
+
+    cfg = synth.SynthConfig(**BTYD)
+    o = synth.generate_orders(rows, seed=11, cfg=cfg, per_customer=rows / customers)
+    rng = np.random.default_rng(11)
+    cents = pd.Series(np.round(o["amount"].to_numpy() * 400).astype(np.int64))  # EUR -> zł
+    refund = rng.random(len(o)) < 0.04
+    cents = cents.where(~refund, -(cents // 3))
+    ids = o["customer_id"].astype(str)
+    ids = ids.where(o["customer_id"] % 2 == 1, ids.str.zfill(8))  # leading zeros: text ids
+    text = exports._pl_money(cents, "paren").where(
+        np.arange(len(o)) % 2 == 0, exports._pl_money(cents, "minus")
+    )
+    table = pd.DataFrame({
+        "nr_zamówienia": (50000 + o["order_id"]).astype(str),
+        "nr_klienta": ids,
+        "data": o["order_date"].dt.strftime("%d.%m.%Y %H:%M"),
+        "kwota": text,
+        "kanał": o["channel"],
+    })  # fmt: skip
+    del o, text, ids
+    table.to_csv(data, index=False, sep=";", encoding="utf-8-sig")
+    e.path.unlink()
+    print(f"  {len(table):,} rows, {data.stat().st_size / 1e6:,.0f} MB")
+    return data, e.mapping_path
 
 
 DUCKDB_SQL = textwrap.dedent(
@@ -144,6 +193,11 @@ def main(argv: list[str] | None = None) -> int:
         "--parquet", action="store_true",
         help="generate the export as Parquet (typed columns) rather than the Polish CSV",
     )  # fmt: skip
+    ap.add_argument(
+        "--process", choices=["btyd", "uniform"], default="btyd",
+        help="the generated customers' buying: btyd (BG/NBD with dropout; default) or uniform "
+        "(helpers.exports.polish_shop scaled: no dropout, so no lifetime values are fitted)",
+    )  # fmt: skip
     ap.add_argument("--data", help="time this export instead of a generated one")
     ap.add_argument("--mapping", help="the mapping of --data")
     args = ap.parse_args(argv)
@@ -156,7 +210,7 @@ def main(argv: list[str] | None = None) -> int:
         elif args.parquet:
             data, mapping = make_parquet(folder, args.rows, args.customers)
         else:
-            data, mapping = make_export(folder, args.rows, args.customers)
+            data, mapping = make_export(folder, args.rows, args.customers, args.process)
         py = str(ROOT / ".venv" / "bin" / "python")
         cmd = [py, "-m", "helpers.report", "--data", str(data), "--mapping", str(mapping),
                "--name", "bench", "--reports-dir", str(Path(tmp) / "reports"), "--overwrite"]  # fmt: skip

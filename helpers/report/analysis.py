@@ -211,20 +211,20 @@ def export_csv(table: pd.DataFrame, path: str | Path, decimals: int = 4) -> Path
     import pyarrow as pa
     import pyarrow.csv as pcsv
 
-    out = table.round(decimals).reset_index(names=table.index.name or "")
-    for c in out.columns:
-        col = out[c]
+    arrays: dict[str, pa.Array] = {}
+    # column by column into Arrow (no rounded or re-indexed copy of the whole table)
+    for name, col in [(table.index.name or "", table.index.to_series()), *table.items()]:
+        if col.dtype.kind == "f":
+            col = col.round(decimals)
+        arr = pa.Array.from_pandas(col)
         if col.dtype.kind == "M" and col.dt.tz is None:  # the coarsest exact unit, as pandas
             ns = col.to_numpy("datetime64[ns]").view("i8")[col.notna().to_numpy()]
             unit = next(u for u, k in (("s", 10**9), ("ms", 10**6), ("us", 10**3), ("ns", 1))
                         if (ns % k == 0).all())  # fmt: skip
-            out[c] = col.astype(f"datetime64[{unit}]")
+            arr = arr.cast(pa.timestamp(unit))
+        arrays[str(name)] = arr
     path = Path(path)
-    pcsv.write_csv(
-        pa.Table.from_pandas(out, preserve_index=False),
-        path,
-        pcsv.WriteOptions(quoting_style="needed"),
-    )
+    pcsv.write_csv(pa.table(arrays), path, pcsv.WriteOptions(quoting_style="needed"))
     return path
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from helpers import paths
 from helpers.report import sources, text
 from helpers.report.analysis import check_enough_data
-from helpers.report.progress import Stages, follow
+from helpers.report.progress import Stages, follow, release_memory
 
 NOTEBOOK: Path = paths.NOTEBOOKS / "08_case_study_client_report.ipynb"
 
@@ -24,22 +24,6 @@ class ReportError(RuntimeError):
 
 
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-
-
-def _release_memory() -> None:
-    """Give the memory of the freed table back to the system (glibc's and Arrow's allocators keep
-    freed pages otherwise), so that this process and the notebook's kernel do not both hold it."""
-    import ctypes
-    import gc
-
-    import pyarrow as pa
-
-    gc.collect()
-    pa.default_memory_pool().release_unused()
-    try:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):  # not glibc: nothing to trim
-        pass
 
 
 def build_report(
@@ -111,7 +95,7 @@ def build_report(
         # the notebook receives the validated table: the file is read and validated once
         validated = save_validated(orders, notes, handover / "orders.arrow")
         del orders  # the notebook's kernel holds the table from here on
-        _release_memory()
+        release_memory()
         params = {
             "data_path": str(data), "orders_path": str(validated), "mapping_path": str(mapping),
             "client_name": client or name, "export_dir": str(tmp),

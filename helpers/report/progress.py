@@ -13,7 +13,23 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ["Stages", "PROGRESS_ENV", "step", "follow"]
+__all__ = ["Stages", "PROGRESS_ENV", "step", "follow", "release_memory"]
+
+
+def release_memory() -> None:
+    """Give freed memory back to the system (glibc's and Arrow's allocators keep freed pages
+    otherwise), so that the next stage of a long run starts from what is really in use."""
+    import ctypes
+    import gc
+
+    import pyarrow as pa
+
+    gc.collect()
+    pa.default_memory_pool().release_unused()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc: nothing to trim
+        pass
 
 
 class Stages:
@@ -62,9 +78,11 @@ def _append(line: str) -> None:
 @contextmanager
 def step(name: str, rows: int | None = None) -> Iterator[Stages]:
     """A stage inside the report's notebook (aggregate, fit, ...): its line goes to the file named
-    by :data:`PROGRESS_ENV`, which the report command follows (:func:`follow`)."""
+    by :data:`PROGRESS_ENV`, which the report command follows (:func:`follow`). The stage's
+    freed memory goes back to the system at its end (:func:`release_memory`)."""
     with Stages(_append)(name, rows) as stage:
         yield stage
+    release_memory()
 
 
 @contextmanager

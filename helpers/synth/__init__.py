@@ -44,12 +44,15 @@ __all__ = [
 ]
 
 
-def generate_orders(n_orders: int, seed: int = 7, cfg: SynthConfig | None = None) -> pd.DataFrame:
+def generate_orders(
+    n_orders: int, seed: int = 7, cfg: SynthConfig | None = None, *, per_customer: float = 4.3
+) -> pd.DataFrame:
     """Orders only, about `n_orders` rows, from the same BG/NBD and Gamma-Gamma processes without
     the planted effects: the scaled data set for benchmarks (columns as in orders.csv, less
-    campaign_id), cut to exactly `n_orders` at the latest order dates."""
+    campaign_id), cut to exactly `n_orders` at the latest order dates. ``n_orders /
+    per_customer`` customers: `per_customer` a little under the mean orders per customer of
+    `cfg`'s purchase process (4.3 for the sample company's), so that there are rows to cut."""
     base = cfg or SynthConfig()
-    per_customer = 4.3  # a little under the mean, so that there are enough rows to cut
     cfg = replace(
         base,
         seed=seed,
