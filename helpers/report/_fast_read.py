@@ -223,9 +223,12 @@ def _read(con, path, types, cols, columns, date_format, decimal, thousands, as_o
             continue
         kind = types[file_cols[source[c.name]]]
         typed = kind != "VARCHAR"
-        # (a stored timestamp needs no parsing: it is cast row by row)
-        parsed = c.kind in ("money", "float", "int") or c.kind == "datetime" and not typed
-        # parsed columns repeat values (dates, prices): parse each distinct value once, join back
+        # (a stored timestamp needs no parsing: it is cast row by row; so are dates with a
+        # date_format: strptime per row is cheaper than looking up a million distinct minutes)
+        parsed = c.kind in ("money", "float", "int") or (
+            c.kind == "datetime" and not typed and not date_format
+        )
+        # parsed columns repeat values (ISO dates, prices): parse each distinct value once
         if parsed:
             raw = "k"
             s = f"regexp_replace(CAST(k AS VARCHAR), {strip}, '', 'g')"
