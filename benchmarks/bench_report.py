@@ -129,12 +129,14 @@ def make_export(
     sys.path.insert(0, str(ROOT))
     from helpers import exports
 
-    e = exports.polish_shop(folder, customers=max(1, customers // 1000), mean_orders=4)
     if process == "uniform":
         e = exports.polish_shop(folder, customers=customers, mean_orders=rows / customers)
         e.path.rename(data)
         print(f"  {len(e.table):,} rows, {data.stat().st_size / 1e6:,.0f} MB")
         return data, e.mapping_path
+    with tempfile.TemporaryDirectory() as small:  # the shop's mapping, from a small export
+        e = exports.polish_shop(Path(small), customers=10)
+        mapping.write_text(e.mapping_path.read_text(encoding="utf-8"), encoding="utf-8")
     import numpy as np
     import pandas as pd
 
@@ -160,9 +162,8 @@ def make_export(
     })  # fmt: skip
     del o, text, ids
     table.to_csv(data, index=False, sep=";", encoding="utf-8-sig")
-    e.path.unlink()
     print(f"  {len(table):,} rows, {data.stat().st_size / 1e6:,.0f} MB")
-    return data, e.mapping_path
+    return data, mapping
 
 
 DUCKDB_SQL = textwrap.dedent(
