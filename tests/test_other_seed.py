@@ -10,7 +10,11 @@ papermill. Each metrics.json entry shaped ``{"estimate", "ci_low", "ci_high", "t
 
 Policy: each notebook reports 95 % intervals; a fixed seed makes the run deterministic, so this is
 a regression check of each method on one fresh company, not a coverage estimate (the notebooks'
-own tests and the helpers' tests check coverage where it is cheap).
+own tests and the helpers' tests check coverage where it is cheap). The check is family-wise per
+notebook: with k intervals, each is widened about its estimate to the Bonferroni level
+1 - 0.05 / k (normal quantiles, each side on its own), so that a correct notebook passes on 95 %
+of seeds; demanding that all k 95 % intervals cover at once failed a correct notebook 07 (about 8
+intervals) on 3 of 9 random seeds, one different interval each time (issue 14's closing note).
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from scipy import stats
 
 from helpers import paths, run
 
@@ -52,6 +57,24 @@ def entries(metrics: Any, prefix: str = "") -> Iterator[tuple[str, dict]]:
             return
         for key, value in metrics.items():
             yield from entries(value, f"{prefix}.{key}" if prefix else str(key))
+
+
+def family_wise(entry: dict, k: int, level: float = 0.95) -> tuple[float, float]:
+    """The entry's 95 % interval widened about its estimate to the Bonferroni level 1 - (1 -
+    `level`) / `k` for a family of `k` intervals: each side's distance times z(1 - a / 2k) / z(1 - a / 2)."""
+    alpha = 1 - level
+    factor = stats.norm.ppf(1 - alpha / (2 * k)) / stats.norm.ppf(1 - alpha / 2) if k > 1 else 1.0
+    est, lo, hi = entry["estimate"], entry["ci_low"], entry["ci_high"]
+    return est - factor * (est - lo), est + factor * (hi - est)
+
+
+def test_family_wise_intervals():
+    e = {"estimate": 1.0, "ci_low": 0.0, "ci_high": 3.0, "truth": 0}
+    assert family_wise(e, 1) == (0.0, 3.0)
+    lo, hi = family_wise(e, 8)  # z(1 - 0.05/16) / z(0.975) = 2.734 / 1.960
+    assert lo == pytest.approx(1 - 1.3949, abs=1e-3) and hi == pytest.approx(
+        1 + 2 * 1.3949, abs=1e-3
+    )
 
 
 def test_entries_finds_nested_truth_entries():
@@ -86,7 +109,12 @@ def test_planted_effects_are_recovered_on_another_company(nb, other_company, tmp
     found = dict(entries(metrics))
     if nb.name[:2] in MUST_RECOVER:
         assert found, f"{nb.name} records no planted effect with its truth"
-    missed = {
-        name: e for name, e in found.items() if not (e["ci_low"] <= e["truth"] <= e["ci_high"])
-    }
-    assert not missed, f"{nb.name}: truth outside the interval on seed {OTHER_SEED}: {missed}"
+    missed = {}
+    for name, e in found.items():
+        lo, hi = family_wise(e, len(found))
+        if not lo <= e["truth"] <= hi:
+            missed[name] = {**e, "family_wise": [lo, hi]}
+    assert not missed, (
+        f"{nb.name}: truth outside the family-wise interval ({len(found)} intervals) on seed "
+        f"{OTHER_SEED}: {missed}"
+    )
