@@ -57,20 +57,39 @@ _EPOCH = dt.date(1970, 1, 1)
 _DAY_NS = 86_400 * 10**9
 
 
-#: DuckDB's memory limit for the report's aggregations: above it DuckDB spills to a temporary
-#: folder, so the report's peak stays near 2 GB at 10M orders (issue 16; benchmarks/README.md).
-MEMORY_LIMIT = "500MB"
+#: DuckDB's memory limit for the report's aggregations, per order row (at least 500 MB, at most
+#: half the machine's memory): 500 MB at 10M orders keeps the report's peak under 2 GB
+#: (issue 16; benchmarks/README.md); at 100M orders (10M customers) 500 MB was too little for
+#: what DuckDB cannot spill, so the limit grows with the data.
+MEMORY_PER_ROW = 50
+MIN_MEMORY_MB = 500
 
 
-def connect(memory_limit: str | None = MEMORY_LIMIT) -> ibis.BaseBackend:
+def memory_limit(rows: int) -> str:
+    """DuckDB's memory limit for a table of `rows` orders: :data:`MEMORY_PER_ROW` bytes a row,
+    at least :data:`MIN_MEMORY_MB` and at most half the machine's memory."""
+    import os
+
+    try:
+        machine = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2**20
+    except (ValueError, OSError, AttributeError):  # not POSIX: assume 8 GB
+        machine = 8192
+    mb = max(MIN_MEMORY_MB, min(rows * MEMORY_PER_ROW // 2**20, machine // 2))
+    return f"{mb}MB"
+
+
+def connect(memory_limit: str | None = "500MB") -> ibis.BaseBackend:
     """An embedded DuckDB for the report's aggregations (in memory, no server), with
     `memory_limit` (None: DuckDB's default, 80 % of the machine's memory); above it DuckDB
-    spills to ``retention-lab-duckdb`` in the system's temporary folder (removed on close)."""
+    spills to ``retention-lab-duckdb`` in the system's temporary folder (removed on close).
+    Results are ordered where it matters (``order_by``), so DuckDB need not keep rows in
+    insertion order (less memory)."""
     import tempfile
 
     con = ibis.duckdb.connect()
     if memory_limit:
         con.raw_sql(f"SET memory_limit = '{memory_limit}'")
+    con.raw_sql("SET preserve_insertion_order = false")
     # what does not fit spills to the system's temporary folder, not to .tmp/ in the working one
     spill = Path(tempfile.gettempdir()) / "retention-lab-duckdb"
     con.raw_sql(f"SET temp_directory = '{spill.as_posix()}'")
@@ -84,7 +103,7 @@ def from_arrow(
     nothing is copied, and only the columns a query uses are read."""
     import warnings
 
-    con = con if con is not None else connect()
+    con = con if con is not None else connect(memory_limit(table.num_rows))
     con.con.register(name, table)
     with warnings.catch_warnings():  # Ibis 12 reads the schema with a DuckDB 2.0-deprecated call
         warnings.simplefilter("ignore", DeprecationWarning)
