@@ -768,9 +768,13 @@ def compare_purchase_models(
                       "total_error": m["total_error"], "mae": m["mae"]}  # fmt: skip
     table = pd.DataFrame.from_dict(rows, orient="index")
     table.index.name = "model"
-    ok = table[table["converged"]]
+    # a model is usable if it converged and its holdout predictions are finite (a fit at the
+    # edge of its parameter space can converge and still predict NaN)
+    ok = table[table["converged"] & np.isfinite(table["bucket_mae"].astype(float))]
     if ok.empty:
-        raise ValueError("no purchase model converged on the calibration period")
+        raise ValueError(
+            "no purchase model converged with finite predictions on the calibration period"
+        )
     best = ok["bucket_mae"].idxmin()
     if "BG/NBD" in ok.index and ok.loc["BG/NBD", "bucket_mae"] <= 1.01 * ok.loc[best, "bucket_mae"]:
         best = "BG/NBD"

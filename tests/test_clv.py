@@ -305,6 +305,27 @@ def test_compare_purchase_models_chooses_on_the_holdout(generated):
     assert table.loc[best, "bucket_mae"] <= table["bucket_mae"].min() * 1.01
 
 
+def test_a_model_with_nan_holdout_predictions_is_not_chosen(generated, monkeypatch):
+    """A converged fit whose holdout predictions are NaN (parameters at the edge of their space)
+    is not usable: with no usable model the comparison raises ValueError (the report then says
+    why it predicts no lifetime value) instead of failing on a NaN index."""
+    cal = clv.calibration_holdout(generated, "2024-12-31", "2025-12-31", "W")
+    real = clv.evaluate_holdout
+
+    def nan_for(model):
+        def evaluate(fit, *args, **kwargs):
+            table, m = real(fit, *args, **kwargs)
+            return table, {**m, "bucket_mae": np.nan} if fit.model in model else m
+
+        return evaluate
+
+    monkeypatch.setattr(clv, "evaluate_holdout", nan_for({"BG/NBD"}))
+    assert clv.compare_purchase_models(cal)[1] == "MBG/NBD"
+    monkeypatch.setattr(clv, "evaluate_holdout", nan_for({"BG/NBD", "MBG/NBD"}))
+    with pytest.raises(ValueError, match="finite predictions"):
+        clv.compare_purchase_models(cal)
+
+
 def test_probability_of_purchases_is_a_distribution_with_the_right_mean():
     """P(X(t) = x) (FHL 2005 eq. 8) sums to 1 over x and its mean is E[X(t)] (eq. 7), two formulas
     of the paper that share no code here."""
