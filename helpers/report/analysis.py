@@ -49,8 +49,8 @@ def _engine(orders: Any) -> Any:
 
 
 #: From this many rows, :func:`open_orders` (``engine="auto"``) hands the orders to the engine:
-#: at 10M rows it keeps the notebook's peak memory near 1 GB instead of 3.6 GB; below, the
-#: pandas helpers are quicker (no fixed cost of about 0.5 s; benchmarks/README.md).
+#: at 10M rows it keeps the notebook's peak memory near 1.6 GB instead of 3.6 GB; below, the
+#: pandas helpers are quicker (no fixed cost of about 0.4 s; benchmarks/README.md).
 ENGINE_MIN_ROWS = 1_000_000
 
 
