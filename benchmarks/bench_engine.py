@@ -16,7 +16,7 @@ monthly period retention and the monthly cohort matrix (the report's heavy aggre
   (DuckDB's own time, the floor for the engine).
 
 This measures the canonical CSV, not yet a client's foreign format through the mapping's
-validation (helpers.report.ingest is not built yet). Peak RSS is the whole process's during the
+validation (helpers.report.orders is not built yet). Peak RSS is the whole process's during the
 timed calls. The engine's and the helpers' results are checked equal before timing. Last, the
 BG/NBD fit (helpers.clv.fit_bgnbd) on the engine's per-customer summary is timed (target: under
 15 s on 1M customers).

@@ -4,7 +4,7 @@ consultant runs it, beside DuckDB's own time on the same file.
 Run:  .venv/bin/python benchmarks/bench_report.py [--rows 10000000] [--customers 1000000] [--process btyd|uniform]
                                                   [--workdir DIR] [--data F --mapping M]
 
-Data: the Polish shop's export (:func:`helpers.exports.polish_shop`'s formats: ``;``-separated,
+Data: the Polish shop's export (:func:`helpers.report.exports.polish_shop`'s formats: ``;``-separated,
 UTF-8 with a byte-order mark, day-first dates ``02.01.2023 17:42``, amounts ``1 234,50 zł`` with
 narrow no-break spaces, refunds as ``(12,50 zł)`` and ``−12,50 zł``, ids with leading zeros;
 refunds netted) with `--rows` rows for about `--customers` customers, buying by the sample
@@ -115,7 +115,7 @@ BTYD = {"bgnbd_alpha": 2.0, "bgnbd_b": 8.0}
 def make_export(
     folder: Path, rows: int, customers: int, process: str = "btyd"
 ) -> tuple[Path, Path]:
-    """The Polish shop's export (:func:`helpers.exports.polish_shop`'s formats and mapping) with
+    """The Polish shop's export (:func:`helpers.report.exports.polish_shop`'s formats and mapping) with
     `rows` rows for about `customers` customers. `process` 'btyd': orders from
     :func:`helpers.synth.generate_orders` (BG/NBD purchases, Gamma-Gamma spend in zł, 4 % of
     rows refunds of a third; :data:`BTYD`); 'uniform': ``polish_shop`` itself, every customer
@@ -127,7 +127,7 @@ def make_export(
         return data, mapping
     print(f"writing a {rows:,}-row export for {customers:,} customers into {folder} …", flush=True)
     sys.path.insert(0, str(ROOT))
-    from helpers import exports
+    from helpers.report import exports
 
     if process == "uniform":
         e = exports.polish_shop(folder, customers=customers, mean_orders=rows / customers)
@@ -197,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--process", choices=["btyd", "uniform"], default="btyd",
         help="the generated customers' buying: btyd (BG/NBD with dropout; default) or uniform "
-        "(helpers.exports.polish_shop scaled: no dropout, so no lifetime values are fitted)",
+        "(helpers.report.exports.polish_shop scaled: no dropout, so no lifetime values are fitted)",
     )  # fmt: skip
     ap.add_argument("--data", help="time this export instead of a generated one")
     ap.add_argument("--mapping", help="the mapping of --data")

@@ -37,7 +37,7 @@ from statsmodels.tools.numdiff import approx_hess3
 
 from helpers import economics, periods
 from helpers.economics import Economics
-from helpers.segments import TIME_UNITS, _summary, unit_days
+from helpers.segments import TIME_UNITS, summary_from_codes, unit_days
 
 __all__ = [
     "CDNOW_PUBLISHED",
@@ -695,7 +695,7 @@ def calibration_holdout(
             f"no orders on or before the as-of date {cut.date() - pd.Timedelta(days=1)}"
         )
     codes, ids = periods.customer_codes(orders[cc], sort=True)
-    cal = _summary(codes, ids, t, orders[ac].to_numpy(dtype=float), in_cal, calibration_end,
+    cal = summary_from_codes(codes, ids, t, orders[ac].to_numpy(dtype=float), in_cal, calibration_end,
                    time_unit, cc)  # fmt: skip
     if end <= cut:
         raise ValueError(

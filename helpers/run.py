@@ -26,7 +26,8 @@ from typing import Any
 
 import numpy as np
 
-from helpers import paths
+from helpers import data, paths
+from helpers.tables import DataValidationError
 
 METRICS_ENV = "RETENTION_LAB_METRICS"
 #: The kernel runs on this machine only; keep its start-up notices (e.g. about the local TCP
@@ -196,11 +197,9 @@ def publish(tmp: Path, target: Path, overwrite: bool) -> Path:
 
 def validate_data(data_dir: str | Path | None, as_of: str | None = None) -> None:
     """Load every table once so bad data fails before any notebook runs."""
-    from helpers import data
-
     try:
         data.load_all(data_dir, as_of=as_of)
-    except data.DataValidationError as err:
+    except DataValidationError as err:
         raise RunError("the data did not pass validation:\n" + str(err)) from None
 
 

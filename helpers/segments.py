@@ -32,6 +32,7 @@ __all__ = [
     "SEGMENT_RULES",
     "assign_segments",
     "segment_summary",
+    "summary_from_codes",
     "cost_to_serve",
     "segment_profitability",
     "spend_matched_split",
@@ -92,10 +93,10 @@ def rfm_table(
         )
     codes, ids = periods.customer_codes(orders[customer_col], sort=True)
     amount = orders[amount_col].to_numpy(dtype=float)
-    return _summary(codes, ids, t, amount, keep, as_of, time_unit, customer_col)
+    return summary_from_codes(codes, ids, t, amount, keep, as_of, time_unit, customer_col)
 
 
-def _summary(
+def summary_from_codes(
     codes: np.ndarray,
     ids: np.ndarray,
     t: np.ndarray,

@@ -13,11 +13,14 @@ The package, as the report runs:
 - :mod:`~helpers.report.cli` — the command line (``python -m helpers.report``);
 - :mod:`~helpers.report.sources` — ``--data`` as a file, a Parquet folder or a database table;
 - :mod:`~helpers.report.mapping` — the YAML mapping of the client's columns and formats;
-- :mod:`~helpers.report.ingest` — read and validate the export into the canonical orders table;
+- :mod:`~helpers.report.orders` — the client's file -> the canonical orders table and its data
+  note -> the hand-over to the notebook -> the table the analysis takes;
 - :mod:`~helpers.report.engine` — the heavy aggregations as backend-neutral Ibis expressions;
-- :mod:`~helpers.report.analysis` — headline, segments, at-risk list, CLV, scenario;
+- :mod:`~helpers.report.analysis` — headline, segments, at-risk list, CLV, scenario (no reading);
 - :mod:`~helpers.report.formatting` and :mod:`~helpers.report.text` — the client's language;
-- :mod:`~helpers.report.build` — papermill, HTML and publishing; :mod:`~helpers.report.progress`.
+- :mod:`~helpers.report.build` — papermill, HTML and publishing; :mod:`~helpers.report.progress`;
+- :mod:`~helpers.report.exports` — realistic client exports made from the sample company (the
+  test corpus), one registered kind per export shape.
 """
 
 from __future__ import annotations
@@ -25,11 +28,8 @@ from __future__ import annotations
 from helpers.report import text
 from helpers.report.analysis import (
     AT_RISK_SEGMENTS,
-    ENGINE_MIN_ROWS,
     ClvFit,
-    Reason,
     at_risk_customers,
-    check_enough_data,
     client_economics,
     cohort_table,
     dropout_scenario,
@@ -37,7 +37,6 @@ from helpers.report.analysis import (
     fit_clv,
     headline,
     net_revenue,
-    open_orders,
     period_retention,
     pseudonymize,
     purchases,
@@ -46,6 +45,8 @@ from helpers.report.analysis import (
 from helpers.report.build import NOTEBOOK, ReportError, build_report
 from helpers.report.cli import main
 from helpers.report.formatting import Formatter, note_text
+from helpers.report.orders import ENGINE_MIN_ROWS, check_enough_data, open_orders
+from helpers.report.text import Reason
 
 __all__ = [
     "NOTEBOOK",

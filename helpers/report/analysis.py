@@ -4,21 +4,23 @@ its model check, and the retention scenario. Retention per period comes from
 
 The functions that read the orders take either a pandas DataFrame (the teaching helpers do the
 work) or an Ibis table (:mod:`helpers.report.engine` does: the same results, computed where
-the data lives, without holding the orders in pandas); see :func:`open_orders`.
+the data lives, without holding the orders in pandas); see
+:func:`helpers.report.orders.open_orders`. Nothing here reads a file.
 """
 
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from helpers import economics, periods
+from helpers import clv, cohorts, economics, periods, retention, segments
 from helpers.economics import Economics
+from helpers.report.text import Reason
 
 _HEX = np.array(list("0123456789abcdef"))
 
@@ -48,48 +50,6 @@ def _engine(orders: Any) -> Any:
     return None
 
 
-#: From this many rows, :func:`open_orders` (``engine="auto"``) hands the orders to the engine:
-#: at 10M rows it keeps the notebook's peak memory near 1.6 GB instead of 3.6 GB; below, the
-#: pandas helpers are quicker (no fixed cost of about 0.4 s; benchmarks/README.md).
-ENGINE_MIN_ROWS = 1_000_000
-
-
-def open_orders(
-    source: str | Path | tuple[pd.DataFrame, dict[str, Any]], engine: str = "auto"
-) -> tuple[pd.DataFrame | Any, dict[str, Any]]:
-    """The validated orders and their notes as the analysis takes them. `source`: the file
-    written by :func:`helpers.report.ingest.save_validated` (memory-mapped), or the (orders,
-    notes) of :func:`helpers.report.ingest.read_client_orders`.
-
-    Returns a pandas DataFrame with the customer ids as categories (hashed once; the helpers
-    group by their codes, with the same results), or with `engine` 'duckdb' (or 'auto' from
-    :data:`ENGINE_MIN_ROWS` rows) an Ibis table that DuckDB scans in place
-    (:func:`helpers.report.engine.from_arrow`): the orders are then never held in pandas."""
-    import pyarrow as pa
-
-    from helpers.report.ingest import load_validated, read_validated
-
-    if engine not in ("auto", "duckdb", "pandas"):
-        raise ValueError(f"engine must be 'auto', 'duckdb' or 'pandas', got {engine!r}")
-    if isinstance(source, tuple):
-        orders, notes = source
-        rows = len(orders)
-    else:
-        table, notes = read_validated(source)
-        orders, rows = None, table.num_rows
-    if engine == "duckdb" or (engine == "auto" and rows >= ENGINE_MIN_ROWS):
-        from helpers.report import engine as eng
-
-        if orders is not None:
-            table = pa.Table.from_pandas(orders, preserve_index=False)
-        return eng.from_arrow(table), notes
-    if orders is None:
-        del table
-        orders, notes = load_validated(source)
-    orders["customer_id"] = orders["customer_id"].astype("category")
-    return orders, notes
-
-
 def purchases(orders: pd.DataFrame) -> pd.DataFrame:
     """The orders that count as purchases (activity): every order with an amount >= 0. A
     zero-value order (a free sample, a fully discounted order) is activity worth 0; refund rows
@@ -101,48 +61,11 @@ def purchases(orders: pd.DataFrame) -> pd.DataFrame:
     return orders.copy(deep=False) if keep.all() else orders.loc[keep]
 
 
-def check_enough_data(
-    orders: pd.DataFrame, as_of: str | pd.Timestamp, period: str, file: str = "the file"
-) -> None:
-    """Raise :class:`helpers.data.DataValidationError` unless the purchases up to `as_of` span at
-    least two complete periods (retention compares one period with the one before; a period is
-    complete when it ended on or before as-of, :mod:`helpers.periods`) and at least two purchases."""
-    from helpers.data import DataValidationError
-
-    # masks over the columns, not a filtered copy of the table (10M rows: 3 s and 1 GB saved)
-    t = pd.to_datetime(orders["order_date"]).to_numpy("datetime64[ns]")
-    keep = (t < periods.as_of_end(as_of).to_datetime64()) & (orders["amount"] >= 0).to_numpy()
-    n = int(keep.sum())
-    name = {"M": "months", "Q": "quarters"}[period]
-    day = periods.as_of_day(as_of).date()
-    if n == 0:
-        raise DataValidationError(
-            [f"{file}: no purchases (amounts of 0 or more) on or before {day}"]
-        )
-    first = pd.Timestamp(t[keep].min())
-    complete = periods.complete_periods(first, as_of, period)
-    if len(complete) < 2 or n < 2:
-        raise DataValidationError(
-            [
-                f"{file}: {n:,} purchase(s) from {first.date()} to {day} "
-                f"cover {len(complete)} complete {name}; a retention report needs at least 2 "
-                "purchases over 2 complete periods "
-                + (
-                    "(more data, a later as_of, or period: M in the mapping)"
-                    if period == "Q"
-                    else "(more data or a later as_of)"
-                )
-            ]
-        )
-
-
 def headline(orders: pd.DataFrame, as_of: str | pd.Timestamp) -> dict[str, Any]:
     """Headline figures: ``customers`` (with at least one purchase), ``purchases`` (orders with an
     amount >= 0, of which ``zero_value_orders`` have amount 0), ``revenue`` (incl. refunds),
     ``average_order_value`` (revenue of purchases / purchases), ``revenue_per_customer``,
     ``repeat_purchase_rate`` (share of customers with 2+ purchases), ``first_date``, ``last_date``."""
-    from helpers import segments
-
     if (eng := _engine(orders)) is not None:
         return eng.headline(orders, as_of)
     t = pd.to_datetime(orders["order_date"]).to_numpy("datetime64[ns]")
@@ -175,8 +98,6 @@ def period_retention(
 ) -> pd.DataFrame:
     """Retention per period of the purchases `bought`: :func:`helpers.retention.period_retention`,
     or :func:`helpers.report.engine.period_retention` for an Ibis table (equal results)."""
-    from helpers import retention
-
     eng = _engine(bought)
     return (eng.period_retention if eng else retention.period_retention)(bought, freq, as_of)
 
@@ -184,8 +105,6 @@ def period_retention(
 def cohort_table(bought: pd.DataFrame | Any, freq: str, as_of: str | pd.Timestamp) -> pd.DataFrame:
     """Acquisition cohorts x age of the purchases `bought`: :func:`helpers.cohorts.cohort_table`,
     or :func:`helpers.report.engine.cohort_table` for an Ibis table (equal results)."""
-    from helpers import cohorts
-
     eng = _engine(bought)
     return (eng.cohort_table if eng else cohorts.cohort_table)(bought, freq, as_of)
 
@@ -240,8 +159,6 @@ def segment_customers(
     :func:`helpers.segments.rfm_table` (the one per-customer summary),
     :func:`~helpers.segments.rfm_scores` and :func:`~helpers.segments.assign_segments`
     (Hughes 1994 RFM; BTYD columns in `time_unit`)."""
-    from helpers import segments
-
     eng = _engine(orders)
     summary = eng.customer_summary if eng is not None else segments.rfm_table
     rfm = summary(purchases(orders), as_of, time_unit)
@@ -258,8 +175,6 @@ def at_risk_customers(
     """Valuable customers who have gone quiet, the win-back list of :func:`helpers.segments.winback_list`
     (the same ranking as notebook 04): the `at_risk` segments, ranked by predicted margin ``clv``
     when a purchase model was fitted (:func:`fit_clv`), otherwise by total spend."""
-    from helpers import segments
-
     return segments.winback_list(segmented, clv, at_risk)
 
 
@@ -269,19 +184,6 @@ def client_economics(mapping: Any) -> Economics:
     econ = getattr(mapping, "economics", None)
     econ = econ if isinstance(econ, Economics) else economics.from_mapping(None)
     return econ.replace(currency=getattr(mapping, "currency", econ.currency))
-
-
-class Reason(str):
-    """Why something was not done: an English sentence that also carries its message key and
-    values, so the report can say it in the client's language (:mod:`helpers.report.text`)."""
-
-    key: str
-    values: dict[str, Any]
-
-    def __new__(cls, sentence: str, key: str, **values: Any) -> Reason:
-        obj = super().__new__(cls, sentence)
-        obj.key, obj.values = key, values
-        return obj
 
 
 @dataclass
@@ -318,8 +220,6 @@ def fit_clv(
     No fit with fewer than `min_repeat_buyers` repeat buyers, when an optimizer does not converge,
     or when the Gamma-Gamma mean spend does not exist (q <= 1).
     """
-    from helpers import clv
-
     repeat = segmented.loc[(segmented["frequency"] > 0) & (segmented["monetary_value"] > 0)]
     if len(repeat) < min_repeat_buyers:
         return None, Reason(
@@ -370,15 +270,11 @@ def dropout_scenario(
     purchase is p ~ Beta(a, b) with mean a / (a + b); the scenario keeps a and sets b so that the
     mean is (1 - cut) times today's, b' = a / ((1 - cut) E[p]) - a, and recomputes every
     customer's CLV (:func:`helpers.clv.predictive_clv`) with the same spend model and economics."""
-    from dataclasses import replace as dc_replace
-
-    from helpers import clv
-
     pf = fit.purchases
     a, b = pf.a, pf.b
     mean_p = a / (a + b)
     b_new = a / ((1 - cut) * mean_p) - a
-    better = dc_replace(pf, params={**pf.params, "b": b_new})
+    better = replace(pf, params={**pf.params, "b": b_new})
     now = fit.table["clv"].sum()
     then = clv.predictive_clv(
         better, fit.spend, segmented, econ, cost_per_order=fit.cost_per_order

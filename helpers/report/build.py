@@ -3,6 +3,7 @@ render the HTML, and publish ``reports/<name>/`` only when everything succeeded.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import secrets
@@ -11,9 +12,10 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from helpers import paths
+from helpers import paths, run
 from helpers.report import sources, text
-from helpers.report.analysis import check_enough_data
+from helpers.report.mapping import load_mapping
+from helpers.report.orders import check_enough_data, read_client_orders, save_validated
 from helpers.report.progress import Stages, follow, release_memory
 
 NOTEBOOK: Path = paths.NOTEBOOKS / "08_case_study_client_report.ipynb"
@@ -41,7 +43,7 @@ def build_report(
     """Validate `data` with `mapping`, run notebook 08 on it and publish ``<reports_dir>/<name>/``.
 
     `engine` chooses what computes the aggregations in the notebook
-    (:func:`helpers.report.analysis.open_orders`: 'pandas', 'duckdb', or 'auto').
+    (:func:`helpers.report.orders.open_orders`: 'pandas', 'duckdb', or 'auto').
 
     `progress` receives one line per finished stage (read, validate, analyse, render) with its
     rows and rows per second (:class:`helpers.report.progress.Stages`).
@@ -50,12 +52,8 @@ def build_report(
     :mod:`helpers.report.sources`), the latter two copied once into a temporary Parquet file.
 
     Raises :class:`ReportError` (name taken, notebook failure) or
-    :class:`helpers.data.DataValidationError` (bad mapping or data) before anything is written.
+    :class:`helpers.tables.DataValidationError` (bad mapping or data) before anything is written.
     """
-    from helpers import run
-    from helpers.report.ingest import read_client_orders, save_validated
-    from helpers.report.mapping import load_mapping
-
     if not _SAFE_NAME.match(name):
         raise ReportError(
             f"report name {name!r} must be letters, digits, '-', '_' or '.', e.g. 'acme-2025'"
@@ -65,17 +63,21 @@ def build_report(
     if target.exists() and not overwrite:
         raise ReportError(f"{target} already exists; choose another name or pass --overwrite")
     stage = Stages(progress)
-    if sources.is_location(data):  # a Parquet folder or a database table: one file, read once
-        with tempfile.TemporaryDirectory(prefix="retention-source-") as folder:
+    with contextlib.ExitStack() as cleanup:
+        if sources.is_location(data):  # a Parquet folder or a database table: one file, read once
+            folder = cleanup.enter_context(tempfile.TemporaryDirectory(prefix="retention-source-"))
             try:
                 with stage(f"read {sources.describe(data)}"):
-                    file = sources.materialize(data, folder)
+                    data = sources.materialize(data, folder)
             except ValueError as err:
                 raise ReportError(str(err)) from None
-            return build_report(
-                file, mapping, name, overwrite=overwrite, reports_dir=reports_dir,
-                client=client, language=language, engine=engine, progress=progress,
-            )  # fmt: skip
+        return _build(data, mapping, name, target, root, client, language, engine, stage, progress,
+                      overwrite)  # fmt: skip
+
+
+def _build(data, mapping, name, target, root, client, language, engine, stage, progress,
+           overwrite) -> Path:  # fmt: skip
+    """:func:`build_report` once `data` is a file."""
     data, mapping = Path(data).expanduser().resolve(), Path(mapping).expanduser().resolve()
     spec = load_mapping(mapping)
     if engine not in ("auto", "duckdb", "pandas"):

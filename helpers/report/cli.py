@@ -8,6 +8,7 @@ from collections.abc import Sequence
 
 from helpers.report import text
 from helpers.report.build import ReportError, build_report
+from helpers.tables import DataValidationError
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -54,8 +55,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--reports-dir", help="folder holding the reports (default: reports/ in the repository)"
     )
     args = ap.parse_args(argv)
-    from helpers.data import DataValidationError
-
     try:
         folder = build_report(
             args.data,

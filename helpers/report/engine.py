@@ -20,7 +20,7 @@ orders are never held in pandas; :mod:`helpers.report.analysis` dispatches to th
 given an Ibis table.
 
 Definitions (as-of, period codes, the censoring rule: a period counts only once it has ended on
-or before as-of) are those of :mod:`helpers.periods`; ``tests/test_engine.py`` holds both sides
+or before as-of) are those of :mod:`helpers.periods`; ``tests/report/test_engine.py`` holds both sides
 equal on the bundled orders and on random order tables.
 """
 

@@ -12,7 +12,7 @@ from helpers.report import text
 
 
 def note_text(note: str, T: text.Catalogue, fmt: Formatter) -> str:
-    """A data-note sentence of :func:`helpers.report.ingest.read_client_orders` in the report's language:
+    """A data-note sentence of :func:`helpers.report.orders.read_client_orders` in the report's language:
     its message key filled with the values formatted by the locale (counts, money, and the kinds of
     refund rows named in the catalogue); a plain sentence without a key is returned as it is."""
     key, values = getattr(note, "key", None), getattr(note, "values", None)

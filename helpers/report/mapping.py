@@ -51,7 +51,7 @@ documented policy:
 
 What was dropped, netted, summed or converted is listed, with counts and money, in
 ``notes["data_note"]`` for the report's data note. Validation of the file itself is
-:func:`helpers.data.read_table`'s: one error listing every problem.
+:func:`helpers.tables.read_table`'s: one error listing every problem.
 """
 
 from __future__ import annotations
@@ -65,8 +65,8 @@ from typing import Any
 import pandas as pd
 
 from helpers import economics as _economics
-from helpers.data import SCHEMAS, Column, DataValidationError
 from helpers.economics import Economics
+from helpers.tables import SCHEMAS, Column, DataValidationError
 
 __all__ = [
     "REQUIRED",
@@ -136,7 +136,7 @@ class ClientMapping:
         return cols
 
     def read_kwargs(self) -> dict[str, Any]:
-        """Keyword arguments for :func:`helpers.data.read_table`."""
+        """Keyword arguments for :func:`helpers.tables.read_table`."""
         return {
             "columns": self.read_columns(), "date_format": self.date_format,
             "decimal": self.decimal, "thousands": self.thousands, "delimiter": self.delimiter,

@@ -2,7 +2,7 @@
 
 ``--data`` takes
 
-* a file (CSV, .csv.gz, .zip, .xlsx, .parquet: read by :func:`helpers.report.ingest.read_client_orders`);
+* a file (CSV, .csv.gz, .zip, .xlsx, .parquet: read by :func:`helpers.report.orders.read_client_orders`);
 * a folder of Parquet files (``orders/part-0.parquet``, ``orders/2025/part-1.parquet``, …, read
   in path order: a dataset as Spark, DuckDB or pandas write it);
 * a table in a database, as a URL with the table in ``?table=``:

@@ -3,7 +3,7 @@
 The client report (notebook 08) says nothing in its own words: each heading, sentence, table
 header, segment name, plot title and axis label is a key of the catalogue of the report's
 language, filled with numbers formatted by the locale's rules (:class:`helpers.report.Formatter`,
-Babel/CLDR). A new language is one file; ``tests/test_report_text.py`` fails when a language lacks
+Babel/CLDR). A new language is one file; ``tests/report/test_text.py`` fails when a language lacks
 a key that English has, or has one English lacks, or uses other placeholders.
 
 The terms chosen per language (retention, churn, cohort, lifetime value, ...) are in
@@ -18,7 +18,7 @@ from typing import Any
 
 import yaml
 
-__all__ = ["LANGUAGES", "Catalogue", "catalogue"]
+__all__ = ["LANGUAGES", "Catalogue", "catalogue", "Reason"]
 
 FOLDER = Path(__file__).resolve().parent
 
@@ -30,6 +30,19 @@ LANGUAGES: dict[str, str] = {
     "nl": "nl_NL",
     "ru": "ru_RU",
 }
+
+
+class Reason(str):
+    """Why something was not done: an English sentence that also carries its message key and
+    values, so the report can say it in the client's language (:mod:`helpers.report.text`)."""
+
+    key: str
+    values: dict[str, Any]
+
+    def __new__(cls, sentence: str, key: str, **values: Any) -> Reason:
+        obj = super().__new__(cls, sentence)
+        obj.key, obj.values = key, values
+        return obj
 
 
 class Catalogue:

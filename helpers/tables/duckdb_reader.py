@@ -1,4 +1,4 @@
-"""The fast path of :func:`helpers.data.read_table_info` for a client's export: DuckDB reads and
+"""The fast path of :func:`helpers.tables.pandas_reader.read_table_info` for a client's export: DuckDB reads and
 parses the file in one columnar pass, with the same rules, and hands over the typed table.
 
 Why: pandas reads every cell as a Python string and parses it (about 114 s and 4.6 GB for a
@@ -6,15 +6,15 @@ Why: pandas reads every cell as a Python string and parses it (about 114 s and 4
 a fraction of the memory (issue 16).
 
 One definition of the rules: the regular expressions and the order of the steps are those of
-:func:`helpers.data.parse_numbers`, :func:`helpers.data.parse_dates` and
-:func:`helpers.data.read_table_info`, written as SQL; ``tests/test_fast_read.py`` holds both
+:func:`helpers.tables.parse.parse_numbers`, :func:`helpers.tables.parse.parse_dates` and
+:func:`helpers.tables.pandas_reader.read_table_info`, written as SQL; ``tests/tables/test_readers.py`` holds both
 readers equal on every export of the client-export corpus and on random number texts.
 
 Messages stay the pandas reader's: this path only ever returns a table that reader would return.
 When the file has any problem (a value that does not parse, an empty required cell, a duplicated
 id, a date after as-of, ...) or uses something this path does not handle (Excel, a zip archive,
 an encoding DuckDB does not read, UTC offsets in timestamps, blank lines, bool or category
-columns), :func:`read_fast` returns ``None`` and the caller runs the pandas reader, which names
+columns), :func:`read_table_info` returns ``None`` and the caller runs the pandas reader, which names
 the file, column, lines and an example value. Bad data is rare and costs one slower read.
 """
 
@@ -31,9 +31,11 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from helpers.data import _SCIENTIFIC, _SPACES, CURRENCY_TEXT, Column
+from helpers.tables.parse import CURRENCY_TEXT, SCIENTIFIC, SPACES
+from helpers.tables.raw import csv_bytes, csv_lines, decode
+from helpers.tables.schema import Column
 
-__all__ = ["read_fast", "number_sql", "CSV_SUFFIXES"]
+__all__ = ["read_table_info", "number_sql", "CSV_SUFFIXES"]
 
 CSV_SUFFIXES: tuple[str, ...] = (".csv", ".txt", ".tsv", ".csv.gz", ".txt.gz", ".tsv.gz")
 PARQUET_SUFFIXES: tuple[str, ...] = (".parquet", ".pq")
@@ -63,12 +65,12 @@ def number_sql(
     currency: str | None = None,
     check_ambiguous: bool = True,
 ) -> tuple[str, str, str]:
-    """SQL for :func:`helpers.data.parse_numbers` on the text expression `s` (already trimmed):
+    """SQL for :func:`helpers.tables.parse.parse_numbers` on the text expression `s` (already trimmed):
     ``(value, not_numeric, ambiguous)``, the same regular expressions in the same order."""
     d = decimal
     o = "," if d == "." else "."
     x = f"replace(coalesce({s}, ''), '\u2212', '-')"
-    x = f"regexp_replace({x}, {_lit(_SPACES)}, '', 'g')"
+    x = f"regexp_replace({x}, {_lit(SPACES)}, '', 'g')"
     if currency:
         signs = sorted(CURRENCY_TEXT.get(currency.upper(), ()) + (currency,), key=len, reverse=True)
         x = f"regexp_replace({x}, {_lit('|'.join(re.escape(v) for v in signs))}, '', 'g')"
@@ -79,7 +81,7 @@ def number_sql(
     de, oe = re.escape(d), re.escape(o)
     plain_re = "\\d+(?:" + de + "\\d+)?|" + de + "\\d+"
     plain = f"regexp_full_match({body}, {_lit(plain_re)})"
-    t = thousands if thousands is not None and not re.fullmatch(_SPACES, thousands) else None
+    t = thousands if thousands is not None and not re.fullmatch(SPACES, thousands) else None
     ambiguous = "false"
     if t is not None:
         grouped_re = "\\d{1,3}(?:" + re.escape(t) + "\\d{3})+(?:" + de + "\\d+)?"
@@ -108,7 +110,7 @@ def number_sql(
 
 
 def _date_sql(s: str, date_format: str | None) -> str:
-    """SQL for :func:`helpers.data.parse_dates` without UTC offsets (those go to pandas)."""
+    """SQL for :func:`helpers.tables.parse.parse_dates` without UTC offsets (those go to pandas)."""
     if date_format:
         fmt = re.sub(r"\s*%[zZ]", "", date_format)
         return f"try_strptime({s}, {_lit(fmt)})::TIMESTAMP"
@@ -135,7 +137,7 @@ def _source(con: duckdb.DuckDBPyConnection, path: Path, delimiter: str, encoding
     return True
 
 
-def read_fast(
+def read_table_info(
     path: str | Path,
     cols: tuple[Column, ...],
     *,
@@ -154,7 +156,7 @@ def read_fast(
     positions: Callable[[], np.ndarray] | None = None,
     keep_unmapped: bool = True,
 ) -> tuple[pd.DataFrame, dict[str, Any]] | None:
-    """The table :func:`helpers.data.read_table_info` returns for this file, read by DuckDB; or
+    """The table :func:`helpers.tables.pandas_reader.read_table_info` returns for this file, read by DuckDB; or
     ``None`` when the file has a problem or a feature this path leaves to the pandas reader."""
     path = Path(path)
     if not path.is_file() or path.stat().st_size == 0 or dayfirst:
@@ -179,10 +181,7 @@ def read_fast(
 
 def _csv_positions(path: Path, encoding: str, delimiter: str, n: int) -> np.ndarray:
     """Editor line numbers of the data rows, as the pandas reader counts them (for messages)."""
-    from helpers import ingest
-
-    text = ingest._decode(ingest._csv_bytes(path), encoding, path.name)
-    return ingest._csv_lines(text, delimiter, n)
+    return csv_lines(decode(csv_bytes(path), encoding, path.name), delimiter, n)
 
 
 def _read(con, path, types, cols, columns, date_format, decimal, thousands, as_of, timezone,
@@ -278,7 +277,7 @@ def _read(con, path, types, cols, columns, date_format, decimal, thousands, as_o
         elif c.kind == "id":
             if typed and kind not in ("VARCHAR", "BIGINT", "INTEGER", "HUGEINT", "UBIGINT"):
                 return None
-            col_checks.append(f"regexp_full_match({s}, {_lit(_SCIENTIFIC)})")
+            col_checks.append(f"regexp_full_match({s}, {_lit(SCIENTIFIC)})")
             if ids == "integer":
                 col_checks.append(
                     f"(NOT {empty} AND NOT regexp_full_match({s}, '[+-]?\\d{{1,18}}'))"

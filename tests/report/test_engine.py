@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 
 from helpers import clv, cohorts, data, retention, segments
 from helpers.report import analysis, engine
+from helpers.report import orders as orders_mod
 
 RTOL = 1e-9  # sums of floats in another order differ in the last bits
 
@@ -93,16 +94,16 @@ def test_report_headline_and_calibration_equal_the_helpers(orders, as_of):
 def test_open_orders_gives_the_engine_from_a_million_rows_or_on_request(orders, tmp_path):
     """The report's notebook receives a pandas table (categorical ids) for small data and an
     Ibis table over the memory-mapped file from ENGINE_MIN_ROWS rows; both analyse alike."""
-    from helpers.report.ingest import save_validated
+    from helpers.report.orders import save_validated
 
     path = save_validated(orders, {"rows": len(orders), "data_note": []}, tmp_path / "o.arrow")
-    small, _ = analysis.open_orders(path)
+    small, _ = orders_mod.open_orders(path)
     assert isinstance(small, pd.DataFrame) and small["customer_id"].dtype == "category"
-    big, notes = analysis.open_orders(path, engine="duckdb")
+    big, notes = orders_mod.open_orders(path, engine="duckdb")
     assert engine.is_table(big) and notes["rows"] == len(orders)
-    assert engine.is_table(analysis.open_orders((orders, notes), engine="duckdb")[0])
+    assert engine.is_table(orders_mod.open_orders((orders, notes), engine="duckdb")[0])
     with pytest.raises(ValueError, match="engine"):
-        analysis.open_orders(path, engine="spark")
+        orders_mod.open_orders(path, engine="spark")
     same(
         analysis.segment_customers(small, "2025-12-31"),
         analysis.segment_customers(big, "2025-12-31"),

@@ -1,11 +1,11 @@
 """Reading a client's export into text columns, whatever the file type: the first step of
-:func:`helpers.data.read_table`.
+:func:`helpers.tables.read_table`.
 
 Supported: ``.csv`` / ``.txt`` / ``.tsv`` (any delimiter, UTF-8, UTF-8 with a byte-order mark,
 UTF-16 with a byte-order mark, or the encoding given), the same compressed as ``.gz`` or as the
 single file of a ``.zip``, Excel ``.xlsx`` / ``.xlsm`` (a named sheet or the first) and
 ``.parquet``. Every cell comes back as text (``""`` for empty) so that
-:mod:`helpers.data` parses every file type with the same rules and messages; cells that the file
+:mod:`helpers.tables.pandas_reader` parses every file type with the same rules and messages; cells that the file
 already stores as timestamps (Excel dates, Parquet timestamps) are handed over typed in
 :attr:`RawTable.typed` so they need no date format.
 
@@ -26,15 +26,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-__all__ = ["RawTable", "read_raw", "EXCEL", "PARQUET"]
+from helpers.tables.schema import DataValidationError
+
+__all__ = ["RawTable", "read_raw", "decode", "csv_bytes", "csv_lines", "EXCEL", "PARQUET"]
 
 EXCEL: tuple[str, ...] = (".xlsx", ".xlsm")
 PARQUET: tuple[str, ...] = (".parquet", ".pq")
 
 
-def _error(problems: list[str]) -> Exception:
-    from helpers.data import DataValidationError  # helpers.data imports this module
-
+def _error(problems: list[str]) -> DataValidationError:
     return DataValidationError(problems)
 
 
@@ -56,11 +56,11 @@ class RawTable:
     def positions(self) -> np.ndarray:
         """The line (CSV) or row (Excel, Parquet) number of each data row, for messages."""
         if self._positions is None:
-            self._positions = _csv_lines(self._text or "", self._delimiter, len(self.frame))
+            self._positions = csv_lines(self._text or "", self._delimiter, len(self.frame))
         return self._positions
 
 
-def _csv_lines(text: str, delimiter: str, n: int) -> np.ndarray:
+def csv_lines(text: str, delimiter: str, n: int) -> np.ndarray:
     """Editor line numbers of the data records of a CSV text: the line each record starts on,
     skipping blank lines as pandas does and counting newlines inside quoted cells."""
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
@@ -80,7 +80,7 @@ def _csv_lines(text: str, delimiter: str, n: int) -> np.ndarray:
     return out
 
 
-def _decode(data: bytes, encoding: str, file: str) -> str:
+def decode(data: bytes, encoding: str, file: str) -> str:
     if data.startswith(b"\xef\xbb\xbf"):
         encoding = "utf-8-sig"
     elif data.startswith((b"\xff\xfe", b"\xfe\xff")):
@@ -98,7 +98,7 @@ def _decode(data: bytes, encoding: str, file: str) -> str:
         raise _error([f"{file}: unknown encoding '{encoding}'"]) from None
 
 
-def _csv_bytes(path: Path) -> bytes:
+def csv_bytes(path: Path) -> bytes:
     name = path.name.lower()
     if name.endswith(".gz"):
         try:
@@ -180,7 +180,7 @@ def read_raw(
 ) -> RawTable:
     """Read `path` (CSV, compressed CSV, Excel or Parquet, chosen by its suffix) as text cells.
 
-    Raises :class:`helpers.data.DataValidationError` with one sentence for a missing file, a
+    Raises :class:`helpers.tables.DataValidationError` with one sentence for a missing file, a
     folder, an empty file, an unknown sheet or an unreadable file.
     """
     path = Path(path)
@@ -222,7 +222,7 @@ def read_raw(
                 [f"{file}: not a readable Parquet file ({type(err).__name__}: {err})"]
             ) from None
         return _typed_frame(df.reset_index(drop=True), 1)
-    text = _decode(_csv_bytes(path), encoding, file)
+    text = decode(csv_bytes(path), encoding, file)
     if text.strip() == "":
         raise _error([f"{file}: the file is empty (no text); expected a header and data rows"])
     try:

@@ -11,8 +11,8 @@ import pytest
 
 from helpers import paths, report
 from helpers.report import sources
-from helpers.report.ingest import read_client_orders
 from helpers.report.mapping import load_mapping
+from helpers.report.orders import read_client_orders
 from helpers.report.progress import Stages
 
 ORDERS = paths.DATASETS / "orders.csv"

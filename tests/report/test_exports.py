@@ -1,6 +1,6 @@
 """The client report reads the exports consultants actually get (issue 15).
 
-A corpus made by :mod:`helpers.exports` (UCI-Online-Retail-like order lines, a Shopify-like
+A corpus made by :mod:`helpers.report.exports` (UCI-Online-Retail-like order lines, a Shopify-like
 order export, a Stripe-like payments export, a Polish shop's CSV, and the same data as Excel,
 Parquet, gzip, zip and UTF-16) must read to the generator's own truth; one malformed file per
 problem must give one clear message naming the client's column, exit code 2 and nothing written.
@@ -20,11 +20,12 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from helpers import exports, report
-from helpers.data import DataValidationError, parse_numbers, read_table
+from helpers import report
 from helpers.economics import Economics
-from helpers.report.ingest import read_client_orders
+from helpers.report import exports
 from helpers.report.mapping import ClientMapping, load_mapping
+from helpers.report.orders import read_client_orders
+from helpers.tables import DataValidationError, parse_numbers, read_table
 
 CANONICAL = ["order_id", "customer_id", "order_date", "amount"]
 

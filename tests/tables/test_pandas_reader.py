@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from helpers import data, paths
+from helpers import data, paths, tables
 
 GOOD = "order_id,customer_id,order_date,amount\n1,10,2025-01-05,12.50\n2,11,2025-01-06,8.00\n3,10,2025-02-01,20.00\n"
 
@@ -20,24 +20,24 @@ def write(tmp_path: Path, text: str | bytes, name: str = "orders.csv") -> Path:
 
 
 def error_for(path: Path, **kwargs) -> str:
-    with pytest.raises(data.DataValidationError) as info:
-        data.read_table(path, "orders", **kwargs)
+    with pytest.raises(tables.DataValidationError) as info:
+        tables.read_table(path, "orders", **kwargs)
     return str(info.value)
 
 
 def test_bundled_tables_load_typed():
-    tables = data.load_all()
-    assert set(tables) == set(data.SCHEMAS)
-    o = tables["orders"]
+    loaded = data.load_all()
+    assert set(loaded) == set(tables.SCHEMAS)
+    o = loaded["orders"]
     assert pd.api.types.is_datetime64_any_dtype(o["order_date"])
     assert o["amount"].dtype == float and (o["amount"] > 0).all()
     assert o["order_id"].is_unique and o["customer_id"].dtype == "int64"
-    assert set(o["customer_id"]) <= set(tables["customers"]["customer_id"])
-    assert tables["subscriptions"]["end_date"].isna().any()  # active subscriptions
+    assert set(o["customer_id"]) <= set(loaded["customers"]["customer_id"])
+    assert loaded["subscriptions"]["end_date"].isna().any()  # active subscriptions
 
 
 def test_good_file(tmp_path):
-    df = data.read_table(write(tmp_path, GOOD), "orders")
+    df = tables.read_table(write(tmp_path, GOOD), "orders")
     assert df["amount"].tolist() == [12.5, 8.0, 20.0]
 
 
@@ -90,7 +90,7 @@ def test_wrong_encoding(tmp_path):
     )
     msg = error_for(path)
     assert "cannot be read as utf-8" in msg
-    assert data.read_table(path, "orders", encoding="cp1250")["channel"].iloc[0] == "Gda\u0144sk"
+    assert tables.read_table(path, "orders", encoding="cp1250")["channel"].iloc[0] == "Gda\u0144sk"
 
 
 def test_future_dates_after_as_of(tmp_path):
@@ -100,14 +100,14 @@ def test_future_dates_after_as_of(tmp_path):
 
 def test_all_problems_reported_together(tmp_path):
     bad = GOOD.replace("8.00", "-8.00").replace("2025-02-01", "nope")
-    with pytest.raises(data.DataValidationError) as info:
-        data.read_table(write(tmp_path, bad), "orders")
+    with pytest.raises(tables.DataValidationError) as info:
+        tables.read_table(write(tmp_path, bad), "orders")
     assert len(info.value.problems) == 2
 
 
 def test_client_columns_formats(tmp_path):
     text = "nr;klient;data;kwota\n1;K1;05.01.2025;1 234,50\n2;K2;06.01.2025;8,00\n"
-    df = data.read_table(
+    df = tables.read_table(
         write(tmp_path, text), "orders",
         columns={"order_id": "nr", "customer_id": "klient", "order_date": "data", "amount": "kwota"},
         date_format="%d.%m.%Y", decimal=",", delimiter=";",
@@ -119,12 +119,12 @@ def test_client_columns_formats(tmp_path):
 def test_missing_file_in_folder(tmp_path):
     shutil.copytree(paths.DATASETS, tmp_path / "d")
     (tmp_path / "d" / "orders.csv").unlink()
-    with pytest.raises(data.DataValidationError, match="orders.csv: file not found"):
+    with pytest.raises(tables.DataValidationError, match="orders.csv: file not found"):
         data.load_all(tmp_path / "d")
 
 
 def test_ids_with_leading_zeros_are_not_merged(tmp_path):
-    df = data.read_table(write(tmp_path, GOOD.replace("\n1,10,", "\n001,10,")), "orders")
+    df = tables.read_table(write(tmp_path, GOOD.replace("\n1,10,", "\n001,10,")), "orders")
     assert df["order_id"].tolist() == ["001", "2", "3"]  # text: '001' is not 1
     dup = GOOD.replace("\n1,10,", "\n001,10,").replace("\n2,11,", "\n001,11,")
     assert "column 'order_id': 2 rows are duplicated" in error_for(write(tmp_path, dup))
@@ -139,7 +139,7 @@ def test_messages_name_the_clients_column(tmp_path):
 
 def test_byte_order_marks_and_utf16(tmp_path):
     for enc in ("utf-8-sig", "utf-16"):
-        df = data.read_table(write(tmp_path, GOOD.encode(enc)), "orders")
+        df = tables.read_table(write(tmp_path, GOOD.encode(enc)), "orders")
         assert df["amount"].tolist() == [12.5, 8.0, 20.0]
 
 

@@ -19,11 +19,16 @@ from the generator's own numbers (integer cents), never by reading the file back
   ``1 234,50 zł`` with narrow no-break spaces, accounting ``(12,50)`` and U+2212 minus for refunds.
 
 :func:`write_as` writes the same table as ``.xlsx``, ``.parquet``, ``.csv.gz``, ``.zip`` or UTF-16;
-``python -m helpers.exports --out DIR`` writes the whole set with its mappings.
+``python -m helpers.report.exports --out DIR`` writes the whole set with its mappings.
+
+:data:`KINDS` registers every export kind and :data:`FILE_TYPES` every file type of
+:func:`write_as`: a test of the exports iterates them, so a new kind is tested by registering it.
 """
 
 from __future__ import annotations
 
+import argparse
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,6 +45,8 @@ __all__ = [
     "polish_shop",
     "write_as",
     "write_mapping",
+    "KINDS",
+    "FILE_TYPES",
     "main",
 ]
 
@@ -367,16 +374,25 @@ def write_as(export: Export, kind: str, folder: Path | None = None) -> tuple[Pat
         path = folder / f"{stem}-utf16.csv"
         t.to_csv(path, index=False, encoding="utf-16", sep=mapping.get("delimiter", ","))
     else:
-        raise ValueError(f"unknown kind {kind!r}; use xlsx, parquet, csv.gz, zip or utf16")
+        raise ValueError(f"unknown kind {kind!r}; use one of {list(FILE_TYPES)}")
     return path, write_mapping(folder / f"{stem}.{kind}.yaml", mapping)
 
 
-def main(argv: list[str] | None = None) -> int:
-    """``python -m helpers.exports --out DIR``: write the example exports and their mappings."""
-    import argparse
+#: Every export kind, by name: ``KINDS[name](folder, seed)`` writes it and returns its truth.
+KINDS: dict[str, Callable[..., Export]] = {
+    "uci_online_retail": uci_online_retail,
+    "shopify_orders": shopify_orders,
+    "stripe_payments": stripe_payments,
+    "polish_shop": polish_shop,
+}
+#: Every file type :func:`write_as` writes the same table as.
+FILE_TYPES: tuple[str, ...] = ("xlsx", "parquet", "csv.gz", "zip", "utf16")
 
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m helpers.report.exports --out DIR``: write the example exports and their mappings."""
     ap = argparse.ArgumentParser(
-        prog="python -m helpers.exports",
+        prog="python -m helpers.report.exports",
         description="Write realistic client exports (UCI-, Shopify-, Stripe-like, a Polish "
         "shop) with their YAML mappings, and the UCI-like one as xlsx, parquet and csv.gz.",
     )
@@ -385,12 +401,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    made = [
-        uci_online_retail(out, args.seed),
-        shopify_orders(out, args.seed + 1),
-        stripe_payments(out, args.seed + 2),
-        polish_shop(out, args.seed + 3),
-    ]
+    made = [make(out, args.seed + i) for i, make in enumerate(KINDS.values())]
     for kind in ("xlsx", "parquet", "csv.gz"):
         write_as(made[0], kind)
     for e in made:

@@ -1,10 +1,10 @@
 """The DuckDB reader of a client's export (issue 16) returns what the pandas reader returns.
 
-:mod:`helpers.report._fast_read` writes the rules of :func:`helpers.data.read_table_info` as SQL;
-:func:`helpers.report.ingest.read_client_orders` uses it for a clean file and the pandas reader
+:mod:`helpers.tables.duckdb_reader` writes the rules of :func:`helpers.tables.pandas_reader.read_table_info` as SQL;
+:func:`helpers.report.orders.read_client_orders` uses it for a clean file and the pandas reader
 otherwise. Held here: the same table and notes on every export of the client-export corpus (and
 the fast path really used where it should be), the same messages for bad files, and the number
-rules equal to :func:`helpers.data.parse_numbers` on random texts.
+rules equal to :func:`helpers.tables.parse.parse_numbers` on random texts.
 """
 
 from __future__ import annotations
@@ -18,11 +18,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from helpers import exports, paths
-from helpers.data import DataValidationError, parse_numbers
-from helpers.report._fast_read import number_sql
-from helpers.report.ingest import read_client_orders
+from helpers import paths
+from helpers.report import exports
 from helpers.report.mapping import load_mapping
+from helpers.report.orders import read_client_orders
+from helpers.tables import DataValidationError, parse_numbers
+from helpers.tables.duckdb_reader import number_sql
 
 #: files the DuckDB path must read itself (the others may go to pandas: Excel, zip, UTF-16,
 #: timestamps with UTC offsets, Parquet ids stored as floats)
@@ -169,7 +170,7 @@ def test_typed_parquet_is_read_by_duckdb_like_pandas(tmp_path):
 def test_the_validated_table_reaches_the_notebook_unchanged(cases, tmp_path):
     """build_report hands notebook 08 the validated table (save_validated / load_validated):
     the same frame, the same notes, data-note sentences with their message keys."""
-    from helpers.report.ingest import load_validated, save_validated
+    from helpers.report.orders import load_validated, save_validated
 
     path, mapping = cases["uci"]
     orders, notes = read_client_orders(path, load_mapping(mapping))

@@ -1,0 +1,214 @@
+"""Bad input on the command line: one clear message, exit code 2, nothing left behind."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from helpers import report
+from tests.report.clients import (
+    SAMPLE_MAPPING,
+    assert_nothing_left,
+    cli_args,
+    run_cli,
+    small_client,
+    write_mapping,
+)  # fmt: skip
+
+# --------------------------------------------------------------------------------------------
+# bad input: one clear message, exit code 2, nothing left behind
+
+
+def _missing_column(raw):
+    return raw.rename(columns={"amount": "amout"})
+
+
+def _bad_dates(raw):
+    raw.loc[[3, 7], "order_date"] = ["31/02/2024", "yesterday"]
+    return raw
+
+
+def _negative(raw):
+    raw.loc[5, "amount"] = "-12.50"
+    return raw
+
+
+def _not_numeric(raw):
+    raw.loc[[2, 9], "amount"] = ["12,50 EUR", "n/a"]
+    return raw
+
+
+def _duplicated(raw):
+    raw.loc[4, "order_id"] = raw.loc[3, "order_id"]
+    return raw
+
+
+def _future(raw):
+    raw.loc[6, "order_date"] = "2026-03-01 10:00:00"
+    return raw
+
+
+MALFORMED = {  # the problem (reported exactly once) and details the message must give
+    "missing column": (
+        _missing_column,
+        "required column 'amount' is missing",
+        ("did you mean 'amout'?",),
+    ),
+    "unparsable dates": (
+        _bad_dates,
+        "column 'order_date': 2 rows are",
+        ("dates", "lines 5, 9", "e.g. '31/02/2024'"),
+    ),
+    "negative amount": (
+        _negative,
+        "column 'amount': 1 row is negative",
+        ("line 7", "e.g. '-12.50'"),
+    ),
+    "non-numeric amounts": (
+        _not_numeric,
+        "column 'amount': 2 rows are",
+        ("numer", "lines 4, 11", "e.g. '12,50 EUR'"),
+    ),
+    "duplicated ids": (_duplicated, "column 'order_id': 2 rows are duplicated", ("lines 5, 6",)),
+    "future dates": (
+        _future,
+        "column 'order_date': 1 row is after the as-of date 2025-12-31",
+        ("e.g. '2026-03-01 10:00:00'",),
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(MALFORMED))
+def test_malformed_file_is_refused_with_one_clear_message(tmp_path, capsys, case):
+    make, fragment, details = MALFORMED[case]
+    raw, data, mapping = small_client(tmp_path)
+    make(raw.copy()).to_csv(data, index=False)
+    root = tmp_path / "reports"
+    rc, out, err = run_cli(
+        cli_args(data, mapping, "acme", root),
+        capsys,
+    )
+    assert rc == 2 and out == ""
+    assert "no report was written" in err
+    assert err.count(fragment) == 1 and "orders.csv" in err
+    assert all(d in err for d in details), err
+    assert_nothing_left(root)
+
+
+def _write_raw(path: Path, content: bytes) -> None:
+    path.write_bytes(content)
+
+
+@pytest.mark.parametrize(
+    ("case", "content", "fragment"),
+    [
+        ("empty", b"", "orders.csv: the file is empty (0 bytes)"),
+        (
+            "header only",
+            b"order_id,customer_id,order_date,amount,channel\n",
+            "orders.csv: has a header but no data rows",
+        ),
+        (
+            "wrong delimiter",
+            b"order_id;customer_id;order_date;amount;channel\n1;2;2025-01-01;3.5;web\n",
+            "looks delimited by ';', not ','",
+        ),
+        (
+            "bad encoding",
+            "order_id,customer_id,order_date,amount,channel\n1,2,2025-01-01,3.5,sklep łódź\n".encode(
+                "cp1250"
+            ),
+            "cannot be read as utf-8",
+        ),
+    ],
+)
+def test_unreadable_file_is_refused(tmp_path, capsys, case, content, fragment):
+    data = tmp_path / "orders.csv"
+    _write_raw(data, content)
+    root = tmp_path / "reports"
+    rc, _, err = run_cli(
+        cli_args(data, SAMPLE_MAPPING, "acme", root),
+        capsys,
+    )
+    assert rc == 2 and err.count(fragment) == 1
+    assert_nothing_left(root)
+
+
+def test_several_problems_are_reported_together(tmp_path, capsys):
+    raw, data, mapping = small_client(tmp_path)
+    _duplicated(_negative(_bad_dates(raw))).to_csv(data, index=False)
+    rc, _, err = run_cli(
+        cli_args(data, mapping, "acme", tmp_path / "r"),
+        capsys,
+    )
+    problems = [ln for ln in err.splitlines() if ln.startswith("  - ")]
+    assert rc == 2 and len(problems) == 3
+    assert_nothing_left(tmp_path / "r")
+
+
+def test_too_short_a_history_is_refused(tmp_path, capsys):
+    raw, data, mapping = small_client(tmp_path, rows=200)  # 2023-01-01 .. late January
+    rc, _, err = run_cli(
+        ["--data", str(data), "--mapping", str(write_mapping(tmp_path / "m.yaml", columns={"customer_id": "customer_id", "order_date": "order_date", "amount": "amount"})),
+         "--name", "acme", "--reports-dir", str(tmp_path / "r")],
+        capsys,
+    )  # fmt: skip
+    assert rc == 2 and "cover 0 complete quarters; a retention report needs at least 2" in err
+    assert not (tmp_path / "r" / "acme").exists()
+
+
+def test_a_one_order_file_gets_the_same_clear_message(tmp_path, capsys):
+    raw, data, mapping = small_client(tmp_path, rows=1)
+    rc, _, err = run_cli(
+        ["--data", str(data), "--mapping", str(write_mapping(tmp_path / "m.yaml", columns={"customer_id": "customer_id", "order_date": "order_date", "amount": "amount"}, as_of="2025-12-31")),
+         "--name", "acme", "--reports-dir", str(tmp_path / "r")],
+        capsys,
+    )  # fmt: skip
+    assert rc == 2 and "1 purchase(s)" in err and "Traceback" not in err
+    assert not (tmp_path / "r").exists() or not any((tmp_path / "r").iterdir())
+    assert "period: M" in err
+    assert_nothing_left(tmp_path / "r")
+
+
+def test_bad_mapping_and_bad_name_are_refused(tmp_path, capsys):
+    _, data, _ = small_client(tmp_path)
+    bad = write_mapping(tmp_path / "m.yaml", columns={"customer_id": "customer_id"})
+    rc, _, err = run_cli(
+        cli_args(data, bad, "acme", tmp_path / "r"),
+        capsys,
+    )
+    assert rc == 2 and "'order_date'" in err and "'amount'" in err
+    rc, _, err = run_cli(
+        cli_args(data, SAMPLE_MAPPING, "../acme", tmp_path / "r"),
+        capsys,
+    )
+    assert rc == 1 and "report name '../acme'" in err
+    assert_nothing_left(tmp_path / "r")
+
+
+def test_a_failing_notebook_leaves_nothing_behind(tmp_path, monkeypatch, capsys):
+    from helpers import run
+
+    def broken(notebook, out_dir, parameters, **_):
+        (out_dir / "half-written.html").write_text("<html>")
+        raise run.RunError(f"{notebook.name} failed in cell 7: ValueError: boom")
+
+    monkeypatch.setattr(run, "execute", broken)
+    _, data, mapping = small_client(tmp_path)
+    root = tmp_path / "reports"
+    rc, _, err = run_cli(
+        cli_args(data, mapping, "acme", root),
+        capsys,
+    )
+    assert rc == 1 and "failed in cell 7" in err
+    assert_nothing_left(root)
+
+
+def test_help_names_the_options(capsys):
+    with pytest.raises(SystemExit) as exc:
+        report.main(["--help"])
+    out = capsys.readouterr().out
+    assert exc.value.code == 0
+    for opt in ("--data", "--mapping", "--name", "--overwrite", "--reports-dir", "refunds"):
+        assert opt in out
