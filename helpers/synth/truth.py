@@ -14,54 +14,13 @@ from dataclasses import asdict
 import numpy as np
 import pandas as pd
 
-from helpers.synth import acquisition, feedback
+from helpers.synth import acquisition, coupons, feedback, orders
 from helpers.synth._common import pairs
 from helpers.synth.config import SynthConfig
 
-
-def coupon_offers(
-    cfg: SynthConfig, organic: pd.DataFrame, rid_to_order: pd.Series
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """coupon_offers table and the per-offer truth (natural, induced, discount if used)."""
-    o = organic.sort_values(["customer_id", "k"])
-    nxt = o.groupby("customer_id")[
-        ["natural_next", "induced", "coupon_used", "discount", "rid"]
-    ].shift(-1)
-    has = nxt["rid"].notna()
-    sel = (o["offer"] >= 0).to_numpy()
-    off = o[sel]
-    nx = nxt[sel]
-    used = has[sel] & nx["coupon_used"].eq(True) & (off["offer"] > 0)
-    table = pd.DataFrame(
-        {
-            "order_id": rid_to_order.reindex(off["rid"]).to_numpy(),
-            "customer_id": off["customer_id"].to_numpy(),
-            "offered_at": off["order_date"].to_numpy(),
-            "discount_pct": off["offer"].astype(int).to_numpy(),
-            "valid_until": (
-                off["order_date"] + pd.Timedelta(days=cfg.coupon_valid_days)
-            ).to_numpy(),
-            "min_spend": cfg.coupon_min_spend,
-            "redeemed_order_id": pd.array(
-                np.where(
-                    used, rid_to_order.reindex(nx["rid"].fillna(-1).astype(int)).to_numpy(), np.nan
-                ),
-                dtype="Int64",
-            ),
-        }
-    )
-    tr = pd.DataFrame(
-        {
-            "natural": (has[sel] & nx["natural_next"].eq(True)).to_numpy(),
-            "induced": (has[sel] & nx["induced"].eq(True)).to_numpy(),
-            "used_discount": np.where(used, nx["discount"].fillna(0.0), 0.0),
-        }
-    )
-    order = np.argsort(table["offered_at"].to_numpy(), kind="stable")
-    table, tr = table.iloc[order].reset_index(drop=True), tr.iloc[order].reset_index(drop=True)
-    table.insert(0, "offer_id", np.arange(1, len(table) + 1))
-    tr.insert(0, "offer_id", table["offer_id"])
-    return table, tr
+#: Moved to :mod:`helpers.synth.coupons` (a mechanism, not truth). Kept only while
+#: tests/test_experiments.py still calls ``truth.coupon_offers``; remove once it imports coupons.
+coupon_offers = coupons.coupon_offers
 
 
 def coupon_truth(cfg: SynthConfig, offers: pd.DataFrame, offers_truth: pd.DataFrame) -> dict:
@@ -97,10 +56,8 @@ def _months_between(a: pd.Series, b: pd.Timestamp) -> np.ndarray:
 
 
 def _loyalty_truth(cfg: SynthConfig, tables: dict, ctx: dict) -> dict:
-    from helpers.synth.company import _prune
-
     cust, organic, join_at = ctx["cust"], ctx["organic"], ctx["join_at"]
-    cf = _prune(ctx["cf"], ctx["drop"])
+    cf = orders.prune(ctx["cf"], ctx["drop"])
     launch = cust.set_index("customer_id")["country"].map(
         tables["loyalty_launches"].set_index("country")["launch_date"]
     )
@@ -171,8 +128,6 @@ def _loyalty_truth(cfg: SynthConfig, tables: dict, ctx: dict) -> dict:
 
 
 def ground_truth(cfg: SynthConfig, tables: dict, ctx: dict) -> tuple[dict[str, pd.DataFrame], dict]:
-    from helpers.synth.company import _counted_before
-
     cust, lat, sim, sends = ctx["cust"], ctx["lat"], ctx["sim"], ctx["sends"]
     drop, dropout_at = ctx["drop"], ctx["dropout_at"]
     W = cfg.campaign_window_days
@@ -197,7 +152,7 @@ def ground_truth(cfg: SynthConfig, tables: dict, ctx: dict) -> tuple[dict[str, p
     key = sends.rename(columns={"sent_at": "at"}).assign(
         at=lambda d: d["at"] - pd.Timedelta(seconds=1)
     )
-    y0 = _counted_before(sim, drop, key, W).to_numpy()
+    y0 = orders.counted_before(sim, drop, key, W).to_numpy()
     would_induce = (sends["u_ind"] < sends["uplift"]).to_numpy() & ~ctx["y0_pre"].to_numpy()
     trig = ctx["triggered"]
     y1 = np.where(trig, False, y0 | would_induce)
@@ -253,9 +208,9 @@ def ground_truth(cfg: SynthConfig, tables: dict, ctx: dict) -> tuple[dict[str, p
         (resp["followup_group"] != "") & (resp["surveyed_at"] <= end - pd.Timedelta(days=180))
     ]
     k2 = ex.rename(columns={"surveyed_at": "at"})
-    org_any = _counted_before(sim, drop, k2, 180).to_numpy()
+    org_any = orders.counted_before(sim, drop, k2, 180).to_numpy()
     co = ctx["camp_orders"].rename(columns={"order_date": "order_date"})
-    ind_any = _counted_before(co, pd.Series(dtype="datetime64[ns]"), k2, 180).to_numpy()
+    ind_any = orders.counted_before(co, pd.Series(dtype="datetime64[ns]"), k2, 180).to_numpy()
     u = ex["u_followup"].to_numpy()
     y1f = ind_any | (org_any & (u >= (cfg.detractor_dropout_followup if eff else 0)))
     y0f = ind_any | (org_any & (u >= (cfg.detractor_dropout_control if eff else 0)))
