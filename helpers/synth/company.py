@@ -37,7 +37,7 @@ TABLES = (
     "nps_responses", "loyalty_launches", "loyalty_events", "campaigns", "coupon_offers",
     "marketing_spend", "engagement_monthly",
 )  # fmt: skip
-TRUTH_TABLES = ("truth_customers", "truth_campaign_sends", "truth_coupon_offers")
+TRUTH_TABLES = truth.TRUTH_TABLES
 
 
 def _with_dates(sim: pd.DataFrame, cust: pd.DataFrame) -> pd.DataFrame:

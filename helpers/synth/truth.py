@@ -1,4 +1,5 @@
-"""The generator's truth: per-customer and per-send truth tables and ground_truth.json.
+"""The generator's truth: per-customer and per-send truth tables and ground_truth.json, and the
+one reader of a written company's truth (:func:`read_truth`).
 
 Realized effects are computed from the simulation's own potential outcomes: the orders of the
 world without the loyalty club (same random numbers), each send's would-be induced order and
@@ -10,10 +11,13 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict
+from pathlib import Path
+from typing import Literal, overload
 
 import numpy as np
 import pandas as pd
 
+from helpers import paths
 from helpers.synth import acquisition, coupons, feedback, orders
 from helpers.synth._common import pairs
 from helpers.synth.config import SynthConfig
@@ -21,6 +25,50 @@ from helpers.synth.config import SynthConfig
 #: Moved to :mod:`helpers.synth.coupons` (a mechanism, not truth). Kept only while
 #: tests/test_experiments.py still calls ``truth.coupon_offers``; remove once it imports coupons.
 coupon_offers = coupons.coupon_offers
+
+#: The truth files written beside the tables: ``truth_<name>.csv`` (what a real company never
+#: sees; used only to check estimates).
+TRUTH_TABLES = ("truth_customers", "truth_campaign_sends", "truth_coupon_offers")
+#: Columns of the truth files read as timestamps.
+_TRUTH_DATES = {"truth_customers": ["dropout_at"]}
+
+TruthTable = Literal["customers", "campaign_sends", "coupon_offers"]
+
+
+@overload
+def read_truth(data_dir: str | Path | None = None, *, table: None = None) -> dict: ...
+
+
+@overload
+def read_truth(data_dir: str | Path | None = None, *, table: TruthTable) -> pd.DataFrame: ...
+
+
+def read_truth(
+    data_dir: str | Path | None = None, *, table: TruthTable | None = None
+) -> dict | pd.DataFrame:
+    """The truth of the company written to `data_dir` (default: the bundled datasets/).
+
+    Without `table`: ground_truth.json as a dict (``parameters``, ``realized`` and the ids of the
+    latent customer types). With `table` (``"customers"``, ``"campaign_sends"`` or
+    ``"coupon_offers"``, the ``truth_`` prefix optional): that truth file as a DataFrame, with
+    ``truth_customers.dropout_at`` parsed as a timestamp (NaT: never dropped out).
+    """
+    folder = paths.data_dir(data_dir)
+    if table is None:
+        path = folder / "ground_truth.json"
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"{paths.shown(path)}: no ground truth in {paths.shown(folder)}"
+            )
+        return json.loads(path.read_text())
+    name = table if table.startswith("truth_") else f"truth_{table}"
+    if name not in TRUTH_TABLES:
+        known = ", ".join(t.removeprefix("truth_") for t in TRUTH_TABLES)
+        raise ValueError(f"read_truth(table={table!r}): unknown truth table; one of {known}")
+    path = folder / f"{name}.csv"
+    if not path.is_file():
+        raise FileNotFoundError(f"{paths.shown(path)}: no truth file {name}.csv")
+    return pd.read_csv(path, parse_dates=_TRUTH_DATES.get(name, []))
 
 
 def coupon_truth(cfg: SynthConfig, offers: pd.DataFrame, offers_truth: pd.DataFrame) -> dict:
