@@ -140,6 +140,7 @@ def test_derived_truths_known_answers():
     }  # fmt: skip
     d = reg.derived_truths(p)
     assert d["redeem_propensity_mean"] == pytest.approx(0.25)
-    # p = 0.5, e = (3 * 0.1 + 0.5) / 4 = 0.2: 1 - (1 - 0.3) * 0.8 - 0.5 = -0.06
-    assert d["well_ticket_net_dropout_change"] == pytest.approx(-0.06)
-    assert reg.derived_truths(p | {"planted_effects": False})["well_ticket_net_dropout_change"] == 0
+    # p = 0.5, e = (3 * 0.1 + 0.5) / 4 = 0.2: 0.5 - (1 - (1 - 0.3) * 0.8) = 0.06
+    assert d["well_ticket_net_survival_change"] == pytest.approx(0.06)
+    off = reg.derived_truths(p | {"planted_effects": False})
+    assert off["well_ticket_net_survival_change"] == 0

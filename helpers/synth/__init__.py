@@ -12,6 +12,7 @@ coupons), ``coupons`` (the coupon offers made at orders), ``service`` (tickets),
 ``campaigns`` (randomized sends, heterogeneous effects, sleeping dogs, coupons), ``engagement``
 (monthly activity, opt-outs), ``subscriptions`` (sBG with hazard multipliers), ``acquisition``
 (marketing spend), ``truth`` (realized effects and the one reader of a company's truth),
+``registry`` (every parameter classified: design, estimated by a notebook, unidentifiable),
 ``company`` (runs them in order), ``config`` (:class:`SynthConfig`), ``io`` (writing) and ``cli``
 (``python -m helpers.synth --out DIR --seed N --set field=value``). Every mechanism draws from its
 own random stream, so changing one leaves the others' draws alone.

@@ -151,7 +151,7 @@ ESTIMATED: dict[str, tuple[tuple[str, ...], ...]] = {
     ),
     "dropout_extra_poorly": (("06", "dropout_extra_poorly", "parameters.dropout_extra_poorly"),),
     "dropout_multiplier_well": (
-        ("06", "recovery_well_vs_no_ticket", "derived.well_ticket_net_dropout_change"),
+        ("06", "recovery_well_vs_no_ticket", "derived.well_ticket_net_survival_change"),
     ),
     "resolution_dropout_extra": (
         ("06", "resolution_dropout_extra.{k}", "realized.feedback.repurchase_ratio_vs_refund.{k}",
@@ -318,12 +318,14 @@ def derived_truths(parameters: dict[str, Any]) -> dict[str, float]:
     """Truths that follow from the parameters alone (no simulation).
 
     * ``redeem_propensity_mean``: E[rho] = a / (a + b) of rho ~ Beta(a, b).
-    * ``well_ticket_net_dropout_change``: the change in the probability of dropping out at an
-      order when it gets a ticket handled well, at the mean dropout probability
-      p = E[p] = a / (a + b) of BG/NBD's p ~ Beta(a, b):
-      1 - (1 - m p)(1 - e) - p, with m = ``dropout_multiplier_well`` and e the resolution type's
-      extra dropout averaged over ``resolution_types`` (a negative value: fewer drop out).
-      It leaves out the lasting part of the effect (m also applies at every later order).
+    * ``well_ticket_net_survival_change``: how much a ticket handled well changes the probability
+      of staying active after the repeat order it is about (after a first order nobody drops
+      out, so there the ticket only adds e's dropout), at the mean dropout probability
+      p = E[p] = a / (a + b) of BG/NBD's p ~ Beta(a, b): p - (1 - (1 - m p)(1 - e)), with
+      m = ``dropout_multiplier_well`` and e the resolution type's extra dropout averaged over
+      ``resolution_types`` (positive: more stay). It leaves out the lasting part of the effect
+      (m also applies at every later order) and the customers' spread of p; notebook 06's
+      "came back within N days" scales it by the chance of an order within N days when active.
     """
     a, b = parameters["redeem_propensity_a"], parameters["redeem_propensity_b"]
     weights = {str(k): float(w) for k, w in parameters["resolution_types"]}
@@ -334,7 +336,7 @@ def derived_truths(parameters: dict[str, Any]) -> dict[str, float]:
     on = bool(parameters.get("planted_effects", True))
     return {
         "redeem_propensity_mean": a / (a + b),
-        "well_ticket_net_dropout_change": (1 - (1 - m * p) * (1 - e) - p) if on else 0.0,
+        "well_ticket_net_survival_change": (p - (1 - (1 - m * p) * (1 - e))) if on else 0.0,
     }
 
 
