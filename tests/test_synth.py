@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 
 import numpy as np
 import pandas as pd
@@ -32,8 +33,36 @@ def test_same_seed_same_tables_other_seed_other_tables():
     assert not a["orders"]["amount"].equals(c["orders"]["amount"])
 
 
+def test_read_truth_reads_back_what_the_generator_wrote(tmp_path):
+    """The one reader of a company's truth: ground_truth.json as written, and every truth file
+    with its values and dtypes (dropout_at a timestamp, to the second)."""
+    tables, truth = synth.generate(synth.SynthConfig(n_customers=300, seed=5))
+    synth.write(tables, truth, tmp_path)
+    assert synth.read_truth(tmp_path) == json.loads(json.dumps(truth))
+    for name in synth.TRUTH_TABLES:
+        back = synth.read_truth(tmp_path, table=name.removeprefix("truth_"))
+        made = tables[name]
+        assert list(back.columns) == list(made.columns), name
+        for col in made.columns:
+            if pd.api.types.is_float_dtype(made[col]):
+                np.testing.assert_allclose(back[col], made[col], rtol=1e-5, err_msg=f"{name}.{col}")
+            else:
+                pd.testing.assert_series_equal(back[col], made[col], check_names=False)
+    dropout = synth.read_truth(tmp_path, table="customers")["dropout_at"]
+    assert pd.api.types.is_datetime64_any_dtype(dropout) and dropout.notna().any()
+
+
+def test_read_truth_names_what_is_wrong(tmp_path):
+    with pytest.raises(ValueError, match="one of customers, campaign_sends, coupon_offers"):
+        synth.read_truth(table="orders")
+    with pytest.raises(FileNotFoundError, match="ground_truth.json"):
+        synth.read_truth(tmp_path)
+    with pytest.raises(FileNotFoundError, match="truth_customers.csv"):
+        synth.read_truth(tmp_path, table="customers")
+
+
 def test_ground_truth_file_holds_the_parameters():
-    truth = data.load_ground_truth()
+    truth = synth.read_truth()
     params = truth["parameters"]
     assert params["seed"] == synth.SynthConfig().seed
     assert (params["bgnbd_r"], params["bgnbd_alpha"], params["bgnbd_a"], params["bgnbd_b"]) == (
@@ -84,7 +113,7 @@ def test_spend_matches_gamma_gamma_mean(tables):
 
 
 def test_planted_effects_are_in_the_data(tables):
-    truth = data.load_ground_truth()["realized"]
+    truth = synth.read_truth()["realized"]
     p = truth["mean_dropout_p_by_first_nps_category_nonsubscribers"]
     assert p["detractor"] > p["passive"] > p["promoter"]
     assert truth["loyalty_mean_lambda_members_over_nonmembers"] > 1.5  # self-selection
@@ -92,7 +121,7 @@ def test_planted_effects_are_in_the_data(tables):
         assert 0 < c["true_att"] <= 1.2 * c["mean_uplift"], kind
     # discount-prone customers pay larger discounts
     o = tables["orders"]
-    prone = o["customer_id"].isin(data.load_ground_truth()["discount_prone_customer_ids"])
+    prone = o["customer_id"].isin(synth.read_truth()["discount_prone_customer_ids"])
     rate = o["discount"] / (o["amount"] + o["discount"])
     assert rate[prone].mean() > 2 * rate[~prone].mean()
 
@@ -127,7 +156,7 @@ def test_service_recovery_is_visible_in_the_data(tables):
     well leaves customers about as likely to order again as no ticket (its lasting 0.6 multiplier
     on dropout offsets the resolution type's extra dropout, 0.07 on average); a slow one fewer;
     an unresolved one loses most of them."""
-    hm = data.load_ground_truth()["high_maintenance_customer_ids"]
+    hm = synth.read_truth()["high_maintenance_customer_ids"]
     o = tables["orders"]
     o = o[o["campaign_id"].isna() & ~o["customer_id"].isin(hm)].sort_values(
         ["customer_id", "order_date"]
@@ -169,7 +198,7 @@ def test_detractors_churn_more_and_loyalty_naive_comparison_overstates(tables):
 
 def test_randomized_campaigns_recover_the_true_effect(tables):
     """Treatment minus control conversion estimates the true effect on the treated."""
-    truth = data.load_ground_truth()["realized"]["campaigns"]
+    truth = synth.read_truth()["realized"]["campaigns"]
     for kind, g in tables["campaigns"].groupby("campaign_type"):
         conv = g.groupby("group", observed=True)["converted"].agg(["mean", "size"])
         diff = conv.loc["treatment", "mean"] - conv.loc["control", "mean"]

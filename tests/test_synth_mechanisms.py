@@ -44,8 +44,8 @@ def company(request, other_dir):
     folder = paths.DATASETS if request.param == "bundled" else other_dir
     tables = data.load_all(folder)
     for name in synth.TRUTH_TABLES:
-        tables[name] = pd.read_csv(folder / f"{name}.csv")
-    truth = data.load_ground_truth(folder)
+        tables[name] = synth.read_truth(folder, table=name)
+    truth = synth.read_truth(folder)
     return tables, truth
 
 
@@ -54,7 +54,7 @@ def within(estimate: float, truth: float, se: float, k: float = 3.0) -> bool:
 
 
 def test_cli_writes_a_company_with_the_overrides(other_dir):
-    truth = data.load_ground_truth(other_dir)
+    truth = synth.read_truth(other_dir)
     assert truth["parameters"]["seed"] == 11 and truth["parameters"]["loyalty_rate_uplift"] == 1.8
     assert truth["parameters"]["loyalty_pilot_countries"] == ["FR", "ES"]
     names = {p.stem for p in other_dir.glob("*.csv")}

@@ -7,12 +7,14 @@ notebook uses its data, and every model can be checked against the parameters th
 
 One module per mechanism: ``customers`` (latent traits), ``orders`` (BG/NBD with the effects that
 act while customers buy: service recovery, loyalty club, tiers, goal gradient, next-purchase
-coupons), ``service`` (tickets), ``feedback`` (surveys, non-response, detractor follow-up),
-``loyalty`` (launches and point events), ``campaigns`` (randomized sends, heterogeneous effects,
-sleeping dogs, coupons), ``engagement`` (monthly activity, opt-outs), ``subscriptions`` (sBG with
-hazard multipliers), ``acquisition`` (marketing spend), ``truth`` (realized effects), ``company``
-(runs them in order), ``config`` (:class:`SynthConfig`), ``io`` (writing) and ``__main__`` (CLI:
-``python -m helpers.synth --out DIR --seed N --set field=value``). Every mechanism draws from its
+coupons), ``coupons`` (the coupon offers made at orders), ``service`` (tickets), ``feedback``
+(surveys, non-response, detractor follow-up), ``loyalty`` (launches and point events),
+``campaigns`` (randomized sends, heterogeneous effects, sleeping dogs, coupons), ``engagement``
+(monthly activity, opt-outs), ``subscriptions`` (sBG with hazard multipliers), ``acquisition``
+(marketing spend), ``truth`` (realized effects and the one reader of a company's truth),
+``registry`` (every parameter classified: design, estimated by a notebook, unidentifiable),
+``company`` (runs them in order), ``config`` (:class:`SynthConfig`), ``io`` (writing) and ``cli``
+(``python -m helpers.synth --out DIR --seed N --set field=value``). Every mechanism draws from its
 own random stream, so changing one leaves the others' draws alone.
 """
 
@@ -25,11 +27,13 @@ import pandas as pd
 
 from helpers import paths
 from helpers.synth._common import stream
-from helpers.synth.company import TABLES, TRUTH_TABLES, generate
+from helpers.synth.cli import main
+from helpers.synth.company import TABLES, generate
 from helpers.synth.config import Plan, SynthConfig
 from helpers.synth.customers import customers as _customers
 from helpers.synth.io import write
 from helpers.synth.orders import ORDER_COLUMNS, money, simulate_bgnbd
+from helpers.synth.truth import TRUTH_TABLES, read_truth
 
 __all__ = [
     "TABLES",
@@ -39,6 +43,7 @@ __all__ = [
     "SynthConfig",
     "generate",
     "generate_orders",
+    "read_truth",
     "write",
     "main",
 ]
@@ -84,13 +89,6 @@ def generate_orders(
     orders.insert(0, "order_id", np.arange(1, len(orders) + 1))
     orders["channel"] = lat["order_channel"].to_numpy()[orders["customer_id"].to_numpy() - 1]
     return orders[[c for c in ORDER_COLUMNS if c != "campaign_id"]]
-
-
-def main(argv: list[str] | None = None) -> None:
-    """CLI: write a company (default: the bundled one to datasets/)."""
-    from helpers.synth.__main__ import main as cli
-
-    cli(argv)
 
 
 _ = paths

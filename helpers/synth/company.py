@@ -19,6 +19,7 @@ import pandas as pd
 from helpers.synth import (
     acquisition,
     campaigns,
+    coupons,
     customers,
     engagement,
     feedback,
@@ -36,7 +37,7 @@ TABLES = (
     "nps_responses", "loyalty_launches", "loyalty_events", "campaigns", "coupon_offers",
     "marketing_spend", "engagement_monthly",
 )  # fmt: skip
-TRUTH_TABLES = ("truth_customers", "truth_campaign_sends", "truth_coupon_offers")
+TRUTH_TABLES = truth.TRUTH_TABLES
 
 
 def _with_dates(sim: pd.DataFrame, cust: pd.DataFrame) -> pd.DataFrame:
@@ -45,30 +46,11 @@ def _with_dates(sim: pd.DataFrame, cust: pd.DataFrame) -> pd.DataFrame:
     return sim.assign(customer_id=ids[c], order_date=at_weeks(signup[c], sim["t"].to_numpy()))
 
 
-def _prune(o: pd.DataFrame, drop: pd.Series) -> pd.DataFrame:
-    """Orders without those after the customer's dropout date in `drop`."""
-    d = drop.reindex(o["customer_id"]).to_numpy()
-    return o[~(o["order_date"].to_numpy() > d)]
-
-
 def _combine(*drops: pd.Series) -> pd.Series:
     parts = [d for d in drops if len(d)]
     if not parts:
         return pd.Series(dtype="datetime64[ns]")
     return pd.concat(parts).groupby(level=0).min()
-
-
-def _counted_before(o: pd.DataFrame, drop: pd.Series, key: pd.DataFrame, days: int) -> pd.Series:
-    """For each row of `key` (customer_id, at): any order of `o` in (at, at + days], counting an
-    order unless the customer dropped out *before* `at` (a dropout at or after `at` is the effect
-    being measured, so it is ignored)."""
-    k = key[["customer_id", "at"]].reset_index()
-    m = k.merge(o[["customer_id", "order_date"]], on="customer_id")
-    d = drop.reindex(m["customer_id"]).to_numpy()
-    inside = (m["order_date"] > m["at"]) & (m["order_date"] <= m["at"] + pd.Timedelta(days=days))
-    gone = d < m["at"].to_numpy()
-    hit = m[inside & ~gone].groupby("index").size()
-    return pd.Series(key.index.isin(hit.index), index=key.index)
 
 
 def generate(cfg: SynthConfig | None = None) -> tuple[dict[str, pd.DataFrame], dict]:
@@ -91,7 +73,7 @@ def generate(cfg: SynthConfig | None = None) -> tuple[dict[str, pd.DataFrame], d
     )
     cal = campaigns.assign(cfg, crng, cal, cust, lat, join_at)
     drop = campaigns.dropouts(cal)
-    wb = campaigns.winback_sends(cfg, cust, _prune(sim, drop))
+    wb = campaigns.winback_sends(cfg, cust, orders.prune(sim, drop))
     wb = campaigns.assign(cfg, crng, wb, cust, lat, join_at)
     drop = _combine(drop, campaigns.dropouts(wb))
     sends = pd.concat([cal, wb], ignore_index=True)
@@ -99,7 +81,7 @@ def generate(cfg: SynthConfig | None = None) -> tuple[dict[str, pd.DataFrame], d
         drop=True
     )
     key = sends.rename(columns={"sent_at": "at"})
-    y0_pre = _counted_before(
+    y0_pre = orders.counted_before(
         sim, drop, key.assign(at=key["at"] - pd.Timedelta(seconds=1)), cfg.campaign_window_days
     )
     induced = (sends["u_ind"] < sends["uplift"]).to_numpy() & ~y0_pre.to_numpy()
@@ -124,7 +106,7 @@ def generate(cfg: SynthConfig | None = None) -> tuple[dict[str, pd.DataFrame], d
     camp_orders = pd.concat([camp_orders, mo], axis=1)
 
     # tickets (from the organic orders kept so far), surveys and the detractor follow-up
-    kept = _prune(sim, drop)
+    kept = orders.prune(sim, drop)
     tk = service.tickets(
         cfg,
         srng,
@@ -135,7 +117,7 @@ def generate(cfg: SynthConfig | None = None) -> tuple[dict[str, pd.DataFrame], d
     invitations, responses, nps_truth = feedback.surveys(cfg, frng, cust, lat, tk)
     drop_f = feedback.followup_dropouts(cfg, responses)
     drop = _combine(drop, drop_f)
-    organic = _prune(sim, drop).copy()
+    organic = orders.prune(sim, drop).copy()
     okeys = kept.index.to_numpy()
     tk = tk[np.isin(okeys[tk["order_id"].to_numpy()], organic.index.to_numpy())]
 
@@ -231,7 +213,7 @@ def generate(cfg: SynthConfig | None = None) -> tuple[dict[str, pd.DataFrame], d
     events, points = loyalty.events(cfg, stream(seed, "loyalty"), orders_tbl, join_at, rho)
 
     # next-purchase coupon offers
-    offers, offers_truth = truth.coupon_offers(cfg, organic, rid_to_order)
+    offers, offers_truth = coupons.coupon_offers(cfg, organic, rid_to_order)
 
     spend = acquisition.marketing_spend(cfg, stream(seed, "acquisition"), cust)
     customers_tbl = cust.assign(loyalty_member=cust["customer_id"].isin(join_at.index))

@@ -237,3 +237,23 @@ def simulate_bgnbd(cfg: SynthConfig, rng: np.random.Generator, lat: pd.DataFrame
         idx = idx[rng.random(idx.size) >= q]
         k += 1
     return pd.concat(rounds, ignore_index=True)
+
+
+def prune(o: pd.DataFrame, drop: pd.Series) -> pd.DataFrame:
+    """The orders of `o` (customer_id, order_date) without those placed after the customer's
+    dropout date in `drop` (indexed by customer_id; customers not in it keep every order)."""
+    d = drop.reindex(o["customer_id"]).to_numpy()
+    return o[~(o["order_date"].to_numpy() > d)]
+
+
+def counted_before(o: pd.DataFrame, drop: pd.Series, key: pd.DataFrame, days: int) -> pd.Series:
+    """For each row of `key` (customer_id, at): any order of `o` in (at, at + days], counting an
+    order unless the customer dropped out *before* `at` (a dropout at or after `at` is the effect
+    being measured, so it is ignored). Boolean Series on `key`'s index."""
+    k = key[["customer_id", "at"]].reset_index()
+    m = k.merge(o[["customer_id", "order_date"]], on="customer_id")
+    d = drop.reindex(m["customer_id"]).to_numpy()
+    inside = (m["order_date"] > m["at"]) & (m["order_date"] <= m["at"] + pd.Timedelta(days=days))
+    gone = d < m["at"].to_numpy()
+    hit = m[inside & ~gone].groupby("index").size()
+    return pd.Series(key.index.isin(hit.index), index=key.index)

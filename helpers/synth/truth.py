@@ -1,4 +1,5 @@
-"""The generator's truth: per-customer and per-send truth tables and ground_truth.json.
+"""The generator's truth: per-customer and per-send truth tables and ground_truth.json, and the
+one reader of a written company's truth (:func:`read_truth`).
 
 Realized effects are computed from the simulation's own potential outcomes: the orders of the
 world without the loyalty club (same random numbers), each send's would-be induced order and
@@ -10,58 +11,64 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict
+from pathlib import Path
+from typing import Literal, overload
 
 import numpy as np
 import pandas as pd
 
-from helpers.synth import acquisition, feedback
+from helpers import paths
+from helpers.synth import acquisition, coupons, feedback, orders
 from helpers.synth._common import pairs
 from helpers.synth.config import SynthConfig
 
+#: Moved to :mod:`helpers.synth.coupons` (a mechanism, not truth). Kept only while
+#: tests/test_experiments.py still calls ``truth.coupon_offers``; remove once it imports coupons.
+coupon_offers = coupons.coupon_offers
 
-def coupon_offers(
-    cfg: SynthConfig, organic: pd.DataFrame, rid_to_order: pd.Series
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """coupon_offers table and the per-offer truth (natural, induced, discount if used)."""
-    o = organic.sort_values(["customer_id", "k"])
-    nxt = o.groupby("customer_id")[
-        ["natural_next", "induced", "coupon_used", "discount", "rid"]
-    ].shift(-1)
-    has = nxt["rid"].notna()
-    sel = (o["offer"] >= 0).to_numpy()
-    off = o[sel]
-    nx = nxt[sel]
-    used = has[sel] & nx["coupon_used"].eq(True) & (off["offer"] > 0)
-    table = pd.DataFrame(
-        {
-            "order_id": rid_to_order.reindex(off["rid"]).to_numpy(),
-            "customer_id": off["customer_id"].to_numpy(),
-            "offered_at": off["order_date"].to_numpy(),
-            "discount_pct": off["offer"].astype(int).to_numpy(),
-            "valid_until": (
-                off["order_date"] + pd.Timedelta(days=cfg.coupon_valid_days)
-            ).to_numpy(),
-            "min_spend": cfg.coupon_min_spend,
-            "redeemed_order_id": pd.array(
-                np.where(
-                    used, rid_to_order.reindex(nx["rid"].fillna(-1).astype(int)).to_numpy(), np.nan
-                ),
-                dtype="Int64",
-            ),
-        }
-    )
-    tr = pd.DataFrame(
-        {
-            "natural": (has[sel] & nx["natural_next"].eq(True)).to_numpy(),
-            "induced": (has[sel] & nx["induced"].eq(True)).to_numpy(),
-            "used_discount": np.where(used, nx["discount"].fillna(0.0), 0.0),
-        }
-    )
-    order = np.argsort(table["offered_at"].to_numpy(), kind="stable")
-    table, tr = table.iloc[order].reset_index(drop=True), tr.iloc[order].reset_index(drop=True)
-    table.insert(0, "offer_id", np.arange(1, len(table) + 1))
-    tr.insert(0, "offer_id", table["offer_id"])
-    return table, tr
+#: The truth files written beside the tables: ``truth_<name>.csv`` (what a real company never
+#: sees; used only to check estimates).
+TRUTH_TABLES = ("truth_customers", "truth_campaign_sends", "truth_coupon_offers")
+#: Columns of the truth files read as timestamps.
+_TRUTH_DATES = {"truth_customers": ["dropout_at"]}
+
+TruthTable = Literal["customers", "campaign_sends", "coupon_offers"]
+
+
+@overload
+def read_truth(data_dir: str | Path | None = None, *, table: None = None) -> dict: ...
+
+
+@overload
+def read_truth(data_dir: str | Path | None = None, *, table: TruthTable) -> pd.DataFrame: ...
+
+
+def read_truth(
+    data_dir: str | Path | None = None, *, table: TruthTable | None = None
+) -> dict | pd.DataFrame:
+    """The truth of the company written to `data_dir` (default: the bundled datasets/).
+
+    Without `table`: ground_truth.json as a dict (``parameters``, ``realized`` and the ids of the
+    latent customer types). With `table` (``"customers"``, ``"campaign_sends"`` or
+    ``"coupon_offers"``, the ``truth_`` prefix optional): that truth file as a DataFrame, with
+    ``truth_customers.dropout_at`` parsed as a timestamp (NaT: never dropped out).
+    """
+    folder = paths.data_dir(data_dir)
+    if table is None:
+        path = folder / "ground_truth.json"
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"{paths.shown(path)}: no ground truth in {paths.shown(folder)}"
+            )
+        return json.loads(path.read_text())
+    name = table if table.startswith("truth_") else f"truth_{table}"
+    if name not in TRUTH_TABLES:
+        known = ", ".join(t.removeprefix("truth_") for t in TRUTH_TABLES)
+        raise ValueError(f"read_truth(table={table!r}): unknown truth table; one of {known}")
+    path = folder / f"{name}.csv"
+    if not path.is_file():
+        raise FileNotFoundError(f"{paths.shown(path)}: no truth file {name}.csv")
+    return pd.read_csv(path, parse_dates=_TRUTH_DATES.get(name, []))
 
 
 def coupon_truth(cfg: SynthConfig, offers: pd.DataFrame, offers_truth: pd.DataFrame) -> dict:
@@ -97,10 +104,8 @@ def _months_between(a: pd.Series, b: pd.Timestamp) -> np.ndarray:
 
 
 def _loyalty_truth(cfg: SynthConfig, tables: dict, ctx: dict) -> dict:
-    from helpers.synth.company import _prune
-
     cust, organic, join_at = ctx["cust"], ctx["organic"], ctx["join_at"]
-    cf = _prune(ctx["cf"], ctx["drop"])
+    cf = orders.prune(ctx["cf"], ctx["drop"])
     launch = cust.set_index("customer_id")["country"].map(
         tables["loyalty_launches"].set_index("country")["launch_date"]
     )
@@ -171,8 +176,6 @@ def _loyalty_truth(cfg: SynthConfig, tables: dict, ctx: dict) -> dict:
 
 
 def ground_truth(cfg: SynthConfig, tables: dict, ctx: dict) -> tuple[dict[str, pd.DataFrame], dict]:
-    from helpers.synth.company import _counted_before
-
     cust, lat, sim, sends = ctx["cust"], ctx["lat"], ctx["sim"], ctx["sends"]
     drop, dropout_at = ctx["drop"], ctx["dropout_at"]
     W = cfg.campaign_window_days
@@ -197,7 +200,7 @@ def ground_truth(cfg: SynthConfig, tables: dict, ctx: dict) -> tuple[dict[str, p
     key = sends.rename(columns={"sent_at": "at"}).assign(
         at=lambda d: d["at"] - pd.Timedelta(seconds=1)
     )
-    y0 = _counted_before(sim, drop, key, W).to_numpy()
+    y0 = orders.counted_before(sim, drop, key, W).to_numpy()
     would_induce = (sends["u_ind"] < sends["uplift"]).to_numpy() & ~ctx["y0_pre"].to_numpy()
     trig = ctx["triggered"]
     y1 = np.where(trig, False, y0 | would_induce)
@@ -253,9 +256,9 @@ def ground_truth(cfg: SynthConfig, tables: dict, ctx: dict) -> tuple[dict[str, p
         (resp["followup_group"] != "") & (resp["surveyed_at"] <= end - pd.Timedelta(days=180))
     ]
     k2 = ex.rename(columns={"surveyed_at": "at"})
-    org_any = _counted_before(sim, drop, k2, 180).to_numpy()
+    org_any = orders.counted_before(sim, drop, k2, 180).to_numpy()
     co = ctx["camp_orders"].rename(columns={"order_date": "order_date"})
-    ind_any = _counted_before(co, pd.Series(dtype="datetime64[ns]"), k2, 180).to_numpy()
+    ind_any = orders.counted_before(co, pd.Series(dtype="datetime64[ns]"), k2, 180).to_numpy()
     u = ex["u_followup"].to_numpy()
     y1f = ind_any | (org_any & (u >= (cfg.detractor_dropout_followup if eff else 0)))
     y0f = ind_any | (org_any & (u >= (cfg.detractor_dropout_control if eff else 0)))

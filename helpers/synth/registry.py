@@ -1,0 +1,363 @@
+"""The truth registry: every parameter of :class:`~helpers.synth.config.SynthConfig` (the entries
+of ``ground_truth.json["parameters"]``) classified exactly once, next to the generator.
+
+* ``design``: a constant of the sample company's design (size, calendar, prices, mixes, rules of
+  the programmes); no notebook is expected to estimate it.
+* ``estimated``: a planted effect that notebook ``NN`` estimates and records in its
+  ``metrics.json`` under a metric key, as ``{"estimate", "ci_low", "ci_high", "truth"}``; the
+  registry names the truth each metric is judged against (a path into ground_truth.json, or a
+  truth derived from the parameters, :func:`derived_truths`). A key inside a nested entry is
+  dotted (``tier_rate_lift.Silver``). A parameter may have several metrics (several methods, or
+  one per arm, plan or channel: those are expanded from the company's own parameters, so another
+  company with other arms or plans gets its own keys).
+* ``unidentifiable``: a planted effect these tables cannot identify, with the reason.
+
+The classification is data (the three tables below); :func:`registry`, :func:`planted_effects`,
+:func:`metrics_for` and :func:`classification` read it.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from typing import Any, Literal
+
+from helpers.synth.config import SynthConfig
+
+Kind = Literal["design", "estimated", "unidentifiable"]
+
+# --- the data ---------------------------------------------------------------------------------
+
+#: Constants of the company's design: no estimate expected.
+DESIGN: tuple[str, ...] = (
+    # the run: seed, size, calendar, growth, the switch for the planted effects
+    "seed", "n_customers", "start", "end", "signup_growth", "planted_effects", "extra",
+    # who the customers are and where they buy
+    "countries", "channels", "order_channels", "email_opt_in_rate", "sms_opt_in_rate",
+    # money: margin and the discount rules (discount-prone customers are a latent segment whose
+    # behaviour is documented, not a treatment effect)
+    "gross_margin_rate", "discount_prone_share_deal_site", "discount_prone_share_other",
+    "discount_prone_order_share", "discount_prone_rate", "regular_discount_order_share",
+    "regular_discount_rate",
+    # acquisition noise, subscriptions' share of customers
+    "acquisition_spend_noise_sd", "subscription_share",
+    # service: how often tickets and returns happen, their mixes, the carrier change's date
+    "ticket_rate", "return_rate", "high_maintenance_share", "high_maintenance_ticket_rate",
+    "high_maintenance_return_rate", "resolution_mix", "ticket_topics", "ticket_channels",
+    "resolution_types", "delivery_fix_date",
+    # the loyalty programme's rules and calendar
+    "loyalty_pilot_countries", "loyalty_pilot_launch", "loyalty_launch", "points_per_eur",
+    "redeem_block", "point_value_eur", "tiers", "tier_benefit_cost", "goal_gradient_window",
+    "points_expiry_months",
+    # surveys and the follow-up experiment's design
+    "nps_comment_share", "followup_share",
+    # campaigns: windows, coupons, costs, randomization shares, eligibility rules
+    "campaign_window_days", "campaign_discount_rate", "campaign_cost_per_send",
+    "campaign_sms_share", "birthday_treatment_share", "anniversary_treatment_share",
+    "winback_treatment_share", "winback_recent_days", "winback_lapsed_days",
+    # next-purchase coupon experiment's design
+    "coupon_start", "coupon_arms", "coupon_valid_days", "coupon_min_spend",
+    # engagement: activity levels and e-mail behaviour
+    "visits_mean", "visits_shape", "engagement_after_dropout", "newsletter_cadences",
+    "open_rate_a", "open_rate_b", "click_rate", "email_optout_base",
+)  # fmt: skip
+
+#: Planted effects and the metrics that estimate them: parameter -> metric specs
+#: ``(notebook, key, truth)``, or ``(notebook, key, truth, over)`` for one metric per key of the
+#: parameter `over` (``{k}`` in the key and the truth; keys listed in :data:`_SKIP` left out).
+#: A truth is a dotted path into ground_truth.json (``parameters.…``, ``realized.…``; a list of
+#: pairs or of named records is indexed by name, any other list by position) or ``derived.NAME``.
+#: Where ``realized`` holds the effect (0 or 1 when ``planted_effects`` is off), it is preferred.
+ESTIMATED: dict[str, tuple[tuple[str, ...], ...]] = {
+    # 02: the subscription plans' sBG (alpha, beta), against the plan's base (generator_base)
+    "plans": (
+        ("02", "plans.{k}.alpha", "parameters.plans.{k}.alpha", "plans"),
+        ("02", "plans.{k}.beta", "parameters.plans.{k}.beta", "plans"),
+    ),
+    # 02 (issue 24, item 6): cost per acquired customer by channel from marketing_spend.csv
+    "acquisition_cpa": (
+        ("02", "acquisition_cpa.{k}", "parameters.acquisition_cpa.{k}", "acquisition_cpa"),
+    ),
+    # 03: the sBG with covariates (hazard multipliers, channel multipliers of beta) and the Cox
+    # model's hazard ratios of the same drivers
+    "sub_hr_bad_ticket": (
+        ("03", "sub_hr_bad_ticket", "realized.subscriptions.sub_hr_bad_ticket"),
+        ("03", "cox_hr_bad_ticket", "realized.subscriptions.sub_hr_bad_ticket"),
+    ),
+    "sub_hr_visits_drop": (
+        ("03", "sub_hr_visits_drop", "realized.subscriptions.sub_hr_visits_drop"),
+        ("03", "cox_hr_visits_drop", "realized.subscriptions.sub_hr_visits_drop"),
+    ),
+    "sub_beta_multiplier_channel": (
+        ("03", "sub_beta_multiplier_channel.{k}", "parameters.sub_beta_multiplier_channel.{k}",
+         "sub_beta_multiplier_channel"),
+    ),
+    "engagement_decline": (
+        ("03", "engagement_decline.3_months_before", "parameters.engagement_decline.0"),
+        ("03", "engagement_decline.2_months_before", "parameters.engagement_decline.1"),
+        ("03", "engagement_decline.1_month_before", "parameters.engagement_decline.2"),
+    ),
+    # 04: BG/NBD and Gamma-Gamma (alpha in weeks; the notebook scales it to its time unit)
+    "bgnbd_r": (("04", "bgnbd_r", "parameters.bgnbd_r"),),
+    "bgnbd_alpha": (("04", "bgnbd_alpha", "parameters.bgnbd_alpha"),),
+    "bgnbd_a": (("04", "bgnbd_a", "parameters.bgnbd_a"),),
+    "bgnbd_b": (("04", "bgnbd_b", "parameters.bgnbd_b"),),
+    "gg_p": (("04", "gg_p", "parameters.gg_p"),),
+    "gg_q": (("04", "gg_q", "parameters.gg_q"),),
+    "gg_gamma": (("04", "gg_gamma", "parameters.gg_gamma"),),
+    "referral_dropout_multiplier": (
+        ("04", "referral_dropout_multiplier", "parameters.referral_dropout_multiplier"),
+    ),
+    # 05: the loyalty club, three estimands of one effect, and the programme's mechanics
+    "loyalty_rate_uplift": (
+        ("05", "loyalty_rate_uplift.rate_multiplier", "parameters.loyalty_rate_uplift"),
+        ("05", "loyalty_rate_uplift.pilot_att_ratio", "realized.loyalty.pilot_att_ratio"),
+        ("05", "loyalty_rate_uplift.member_att_ratio", "realized.loyalty.member_att_ratio"),
+    ),
+    "goal_gradient_multiplier": (
+        ("05", "goal_gradient_multiplier", "parameters.goal_gradient_multiplier"),
+    ),
+    "tier_rate_lift": (
+        ("05", "tier_rate_lift.{k}", "parameters.tier_rate_lift.{k}", "tier_rate_lift"),
+    ),
+    "redeem_propensity_a": (("05", "redeem_propensity.mean", "derived.redeem_propensity_mean"),),
+    "redeem_propensity_b": (("05", "redeem_propensity.mean", "derived.redeem_propensity_mean"),),
+    # 06: NPS selection model, the delivery fix, the follow-up experiment, service recovery
+    "nps_response_rate": (("06", "nps_response_rate", "parameters.nps_response_rate"),),
+    "nps_response_risk_slope": (
+        ("06", "nps_response_risk_slope", "realized.feedback.population_nps"),
+        ("06", "response_logit_slope_per_sd_of_risk", "parameters.nps_response_risk_slope"),
+    ),
+    "nps_base": (("06", "nps_base", "parameters.nps_base"),),
+    "nps_risk_slope": (("06", "nps_risk_slope", "parameters.nps_risk_slope"),),
+    "nps_noise_sd": (("06", "nps_noise_sd", "parameters.nps_noise_sd"),),
+    "nps_penalty_poorly": (("06", "nps_penalty_poorly", "parameters.nps_penalty_poorly"),),
+    "nps_penalty_unresolved": (
+        ("06", "nps_penalty_unresolved", "parameters.nps_penalty_unresolved"),
+    ),
+    "delivery_fix_reduction": (
+        ("06", "delivery_fix_reduction", "realized.feedback.delivery_fix_reduction"),
+    ),
+    "detractor_dropout_followup": (
+        ("06", "detractor_dropout_followup",
+         "realized.feedback.followup_true_effect_buy_again_180d"),
+    ),
+    "detractor_dropout_control": (
+        ("06", "detractor_dropout_followup",
+         "realized.feedback.followup_true_effect_buy_again_180d"),
+    ),
+    "dropout_extra_unresolved": (
+        ("06", "dropout_extra_unresolved", "parameters.dropout_extra_unresolved"),
+    ),
+    "dropout_extra_poorly": (("06", "dropout_extra_poorly", "parameters.dropout_extra_poorly"),),
+    "dropout_multiplier_well": (
+        ("06", "recovery_well_vs_no_ticket", "derived.well_ticket_net_survival_change"),
+    ),
+    "resolution_dropout_extra": (
+        ("06", "resolution_dropout_extra.{k}", "realized.feedback.repurchase_ratio_vs_refund.{k}",
+         "resolution_dropout_extra"),
+    ),
+    # 07: the campaigns' uplift (CUPED-adjusted and unadjusted), cannibalized coupons, the
+    # next-purchase coupon arms, the newsletter cadence experiment, the campaigns' subgroups
+    "birthday_uplift": (
+        ("07", "birthday_uplift", "realized.campaigns.birthday.true_ate"),
+        ("07", "birthday_uplift_unadjusted", "realized.campaigns.birthday.true_ate"),
+    ),
+    "anniversary_uplift": (
+        ("07", "anniversary_uplift", "realized.campaigns.anniversary.true_ate"),
+        ("07", "anniversary_uplift_unadjusted", "realized.campaigns.anniversary.true_ate"),
+    ),
+    "winback_uplift": (
+        ("07", "winback_uplift", "realized.campaigns.winback.true_ate"),
+        ("07", "winback_uplift_unadjusted", "realized.campaigns.winback.true_ate"),
+    ),
+    "campaign_coupon_redeem_share": (
+        ("07", "campaign_coupon_redeem_share.{k}",
+         "realized.campaigns.{k}.cannibalized_discount_per_treated_send", "campaigns"),
+    ),
+    "coupon_uplift": (
+        ("07", "coupon_uplift_{k}", "realized.coupons.{k}.true_conversion_uplift",
+         "coupon_uplift"),
+    ),
+    "birthday_uplift_member_multiplier": (
+        ("07", "birthday_uplift_member_multiplier",
+         "parameters.birthday_uplift_member_multiplier"),
+    ),
+    "winback_uplift_recent_multiplier": (
+        ("07", "winback_uplift_recent_multiplier", "parameters.winback_uplift_recent_multiplier"),
+    ),
+    "email_optout_per_email": (
+        ("07", "email_optout_per_email", "realized.engagement.email_optout_per_email"),
+    ),
+}  # fmt: skip
+
+#: Planted effects these tables cannot identify: parameter -> why.
+UNIDENTIFIABLE: dict[str, str] = {
+    "loyalty_join_intercept": (
+        "Joining depends on the latent purchase rate lambda, which the tables show only through a "
+        "customer's few past orders, so a join model on observed history cannot recover the "
+        "generator's intercept on log(lambda / E[lambda])."
+    ),
+    "loyalty_join_slope": (
+        "The self-selection slope acts on the latent lambda; observed order counts measure it "
+        "with Poisson noise, so any regression on them attenuates the slope by an unknown factor."
+    ),
+    "winback_uplift_discount_prone_multiplier": (
+        "Discount-proneness is a latent type (truth files only); the orders show discounts that "
+        "regular customers also get, so the discount-prone subgroup's uplift cannot be isolated."
+    ),
+    "sleeping_dog_share": (
+        "Sleeping dogs are a latent type; randomized sends identify only the average harm (share "
+        "times dropout probability, mixed with the uplift of the rest), not the share itself."
+    ),
+    "sleeping_dog_dropout": (
+        "The dropout probability of a contacted sleeping dog enters the data only multiplied by "
+        "their latent share, so the two cannot be separated from the campaign tables."
+    ),
+}
+
+#: Keys of an expanded parameter that get no metric (the reference category of a ratio).
+_SKIP: dict[str, tuple[str, ...]] = {"resolution_dropout_extra": ("refund",)}
+#: Expansions over something other than a parameter's own keys.
+_LISTS: dict[str, tuple[str, ...]] = {"campaigns": ("anniversary", "birthday", "winback")}
+
+
+# --- the API ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One recorded estimate: notebook ``NN``, its key in that notebook's metrics.json (dotted
+    inside nested entries) and the truth it is judged against (see :func:`truth_value`)."""
+
+    notebook: str
+    key: str
+    parameter: str
+    truth: str
+
+
+@dataclass(frozen=True)
+class Classification:
+    """A parameter's class, its metrics (``estimated``) and the reason (``unidentifiable``)."""
+
+    parameter: str
+    kind: Kind
+    metrics: tuple[Metric, ...] = ()
+    reason: str = ""
+
+
+def default_parameters() -> dict[str, Any]:
+    """``ground_truth.json["parameters"]`` of the bundled company's config, as JSON values."""
+    return json.loads(json.dumps(asdict(SynthConfig())))
+
+
+def _keys(value: Any) -> list[str]:
+    """The keys of a parameter value: names of named records, first items of pairs."""
+    if isinstance(value, dict):
+        return [str(k) for k in value]
+    return [str(v["name"]) if isinstance(v, dict) else str(v[0]) for v in value]
+
+
+def _expand(parameter: str, spec: tuple[str, ...], parameters: dict[str, Any]) -> list[Metric]:
+    notebook, key, truth, *over = spec
+    if not over:
+        return [Metric(notebook, key, parameter, truth)]
+    name = over[0]
+    ks = _LISTS[name] if name in _LISTS else _keys(parameters[name])
+    return [
+        Metric(notebook, key.format(k=k), parameter, truth.format(k=k))
+        for k in ks
+        if k not in _SKIP.get(name, ())
+    ]
+
+
+def registry(parameters: dict[str, Any] | None = None) -> dict[str, Classification]:
+    """Every classified parameter -> its :class:`Classification`, with the metrics expanded over
+    `parameters` (a company's ``ground_truth.json["parameters"]``; default: the bundled config).
+    Raises ValueError if a parameter is classified twice."""
+    p = default_parameters() if parameters is None else parameters
+    out: dict[str, Classification] = {name: Classification(name, "design") for name in DESIGN}
+    for name, reason in UNIDENTIFIABLE.items():
+        if name in out:
+            raise ValueError(f"{name}: classified twice ({out[name].kind} and unidentifiable)")
+        out[name] = Classification(name, "unidentifiable", reason=reason)
+    for name, specs in ESTIMATED.items():
+        if name in out:
+            raise ValueError(f"{name}: classified twice ({out[name].kind} and estimated)")
+        metrics = tuple(m for s in specs for m in _expand(name, s, p))
+        out[name] = Classification(name, "estimated", metrics=metrics)
+    return dict(sorted(out.items()))
+
+
+def classification(parameter: str, parameters: dict[str, Any] | None = None) -> Classification:
+    """The class of one parameter (KeyError naming it if it is not classified)."""
+    reg = registry(parameters)
+    if parameter not in reg:
+        raise KeyError(f"{parameter!r} is not classified in helpers.synth.registry")
+    return reg[parameter]
+
+
+def planted_effects(parameters: dict[str, Any] | None = None) -> dict[str, Classification]:
+    """The planted effects: parameters classified ``estimated`` or ``unidentifiable``."""
+    return {k: c for k, c in registry(parameters).items() if c.kind != "design"}
+
+
+def metrics_for(notebook: str, parameters: dict[str, Any] | None = None) -> list[Metric]:
+    """The metrics notebook `notebook` (``"05"`` or ``"05_loyalty_programme_economics"``) must
+    record, each once (a metric shared by two parameters names the first), sorted by key."""
+    nn = notebook[:2]
+    seen: dict[str, Metric] = {}
+    for c in registry(parameters).values():
+        for m in c.metrics:
+            if m.notebook == nn:
+                seen.setdefault(m.key, m)
+    return sorted(seen.values(), key=lambda m: m.key)
+
+
+def derived_truths(parameters: dict[str, Any]) -> dict[str, float]:
+    """Truths that follow from the parameters alone (no simulation).
+
+    * ``redeem_propensity_mean``: E[rho] = a / (a + b) of rho ~ Beta(a, b).
+    * ``well_ticket_net_survival_change``: how much a ticket handled well changes the probability
+      of staying active after the repeat order it is about (after a first order nobody drops
+      out, so there the ticket only adds e's dropout), at the mean dropout probability
+      p = E[p] = a / (a + b) of BG/NBD's p ~ Beta(a, b): p - (1 - (1 - m p)(1 - e)), with
+      m = ``dropout_multiplier_well`` and e the resolution type's extra dropout averaged over
+      ``resolution_types`` (positive: more stay). It leaves out the lasting part of the effect
+      (m also applies at every later order) and the customers' spread of p; notebook 06's
+      "came back within N days" scales it by the chance of an order within N days when active.
+    """
+    a, b = parameters["redeem_propensity_a"], parameters["redeem_propensity_b"]
+    weights = {str(k): float(w) for k, w in parameters["resolution_types"]}
+    extra = {str(k): float(e) for k, e in parameters["resolution_dropout_extra"]}
+    e = sum(w * extra.get(k, 0.0) for k, w in weights.items()) / sum(weights.values())
+    p = parameters["bgnbd_a"] / (parameters["bgnbd_a"] + parameters["bgnbd_b"])
+    m = parameters["dropout_multiplier_well"]
+    on = bool(parameters.get("planted_effects", True))
+    return {
+        "redeem_propensity_mean": a / (a + b),
+        "well_ticket_net_survival_change": (p - (1 - (1 - m * p) * (1 - e))) if on else 0.0,
+    }
+
+
+def _step(node: Any, key: str) -> Any:
+    if isinstance(node, dict):
+        return node[key]
+    if isinstance(node, list) and node and isinstance(node[0], dict):
+        return next(v for v in node if str(v.get("name")) == key)
+    if isinstance(node, list) and node and isinstance(node[0], list):
+        return next(v[1] for v in node if str(v[0]) == key)
+    return node[int(key)]
+
+
+def truth_value(metric: Metric, truth: dict[str, Any]) -> float:
+    """The truth of `metric` in a company's ground truth (``read_truth(folder)``)."""
+    if metric.truth.startswith("derived."):
+        return float(derived_truths(truth["parameters"])[metric.truth.removeprefix("derived.")])
+    node: Any = truth
+    for key in metric.truth.split("."):
+        try:
+            node = _step(node, key)
+        except (KeyError, IndexError, StopIteration, ValueError) as err:
+            raise KeyError(f"{metric.key}: no truth at {metric.truth!r} ({key!r})") from err
+    return float(node)
