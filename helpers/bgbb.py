@@ -136,7 +136,7 @@ def _log_terms(
     delta: float,
 ) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
     """log of the 'alive through n' term and log of the 'left at some opportunity after t_x'
-    sum of the likelihood (Fader, Hardie & Shang 2010, eq. 5):
+    sum of the likelihood (Fader, Hardie & Shang 2010):
 
         B(alpha+x, beta+n-x)/B(alpha, beta) B(gamma, delta+n)/B(gamma, delta),
         sum_{i=0}^{n-t_x-1} B(alpha+x, beta+t_x-x+i)/B(alpha, beta)
@@ -178,7 +178,7 @@ def _loglik(x, tx, n, alpha, beta, gamma, delta) -> np.ndarray:
 def bgbb_loglik(
     summary: pd.DataFrame, alpha: float, beta: float, gamma: float, delta: float
 ) -> pd.Series:
-    """Per-row BG/BB log-likelihood at fixed parameters (Fader, Hardie & Shang 2010, eq. 5; see
+    """Per-row BG/BB log-likelihood at fixed parameters (Fader, Hardie & Shang 2010; see
     :func:`_log_terms`), indexed like `summary` (one customer's, not times the weight)."""
     x, tx, n = _data(summary)
     return pd.Series(
@@ -254,7 +254,7 @@ def _params(fit: ModelFit) -> tuple[float, float, float, float]:
 
 
 def p_alive(fit: ModelFit, summary: pd.DataFrame) -> pd.Series:
-    """P(alive at opportunity n+1 | x, t_x, n) (Fader, Hardie & Shang 2010, eq. 11):
+    """P(alive at opportunity n+1 | x, t_x, n) (Fader, Hardie & Shang 2010):
 
         B(alpha+x, beta+n-x)/B(alpha, beta) B(gamma, delta+n+1)/B(gamma, delta) / L(x, t_x, n).
 
@@ -271,7 +271,7 @@ def p_alive(fit: ModelFit, summary: pd.DataFrame) -> pd.Series:
 
 def _survival_sum(gamma: float, delta: float, n: np.ndarray, k: np.ndarray) -> np.ndarray:
     """sum_{j=1}^{k} E[(1-theta)^(n+j)] = sum_j B(gamma, delta+n+j)/B(gamma, delta), in closed
-    form (Fader, Hardie & Shang 2010, eq. 13):
+    form (Fader, Hardie & Shang 2010):
 
         delta/(gamma-1) G(gamma+delta)/G(1+delta)
         [G(1+delta+n)/G(gamma+delta+n) - G(1+delta+n+k)/G(gamma+delta+n+k)],
@@ -309,7 +309,7 @@ def expected_purchases(
     fit: ModelFit, summary: pd.DataFrame, n_star: int | np.ndarray
 ) -> pd.Series | pd.DataFrame:
     """Expected transactions in the next n* opportunities, n+1..n+n*, given x, t_x, n (Fader,
-    Hardie & Shang 2010, eq. 13):
+    Hardie & Shang 2010):
 
         1/L(x, t_x, n) B(alpha+x+1, beta+n-x)/B(alpha, beta) delta/(gamma-1)
         G(gamma+delta)/G(1+delta) [G(1+delta+n)/G(gamma+delta+n)
@@ -330,7 +330,7 @@ def expected_purchases(
 
 def expected_purchases_new(fit: ModelFit, n: int | np.ndarray) -> np.ndarray:
     """E[X(n)]: expected transactions of a customer acquired now in their first n opportunities
-    (Fader, Hardie & Shang 2010, eq. 7):
+    (Fader, Hardie & Shang 2010):
 
         alpha/(alpha+beta) delta/(gamma-1) [1 - G(gamma+delta)/G(gamma+delta+n)
                                                  G(1+delta+n)/G(1+delta)]."""

@@ -16,7 +16,7 @@ one) and ``T`` (age at the end of the data), in one time unit (``attrs["time_uni
 beta are in that unit, r and s do not depend on it. Every prediction takes such a DataFrame and
 returns a Series (one horizon) or DataFrame (several horizons) indexed like it.
 
-The likelihood (Fader & Hardie 2005, eq. 19-22): with F(y) = (r+s+x) int_y^inf (alpha+u)^-(r+x)
+The likelihood (Fader & Hardie 2005): with F(y) = (r+s+x) int_y^inf (alpha+u)^-(r+x)
 (beta+u)^-(s+1) du, which is, for alpha >= beta,
 
     F(y) = 2F1(r+s+x, s+1; r+s+x+1; (alpha-beta)/(alpha+y)) / (alpha+y)^(r+s+x)
@@ -107,7 +107,7 @@ def _weights(summary: pd.DataFrame, weights: str | np.ndarray | pd.Series | None
 
 def _log_f(rx: np.ndarray, s: float, alpha: float, beta: float, y: np.ndarray) -> np.ndarray:
     """log F(y) = log[(r+s+x) int_y^inf (alpha+u)^-(r+x) (beta+u)^-(s+1) du] by the 2F1 form
-    whose argument lies in [0, 1) (Fader & Hardie 2005, eq. 20-21); rx = r + x."""
+    whose argument lies in [0, 1) (Fader & Hardie 2005); rx = r + x."""
     a = rx + s
     if alpha >= beta:
         hyp = special.hyp2f1(a, s + 1, a + 1, (alpha - beta) / (alpha + y))
@@ -144,7 +144,7 @@ def _loglik(x, tx, T, r, alpha, s, beta) -> np.ndarray:
 def pareto_nbd_loglik(
     summary: pd.DataFrame, r: float, alpha: float, s: float, beta: float
 ) -> pd.Series:
-    """Per-customer Pareto/NBD log-likelihood at fixed parameters (Fader & Hardie 2005, eq. 22;
+    """Per-customer Pareto/NBD log-likelihood at fixed parameters (Fader & Hardie 2005;
     the module docstring gives the formula), indexed like `summary`."""
     x, tx, T = _data(summary)
     return pd.Series(_loglik(x, tx, T, r, alpha, s, beta), index=summary.index, name="loglik")
@@ -238,7 +238,7 @@ def _log_p_alive(fit: ModelFit, x, tx, T) -> np.ndarray:
 
 
 def p_alive(fit: ModelFit, summary: pd.DataFrame) -> pd.Series:
-    """P(alive at T | x, t_x, T) (Schmittlein et al. 1987; Fader & Hardie 2005, eq. 23): the
+    """P(alive at T | x, t_x, T) (Schmittlein et al. 1987; Fader & Hardie 2005): the
     'alive' term's share of the likelihood,
 
         1 / (1 + s/(r+s+x) (alpha+T)^(r+x) (beta+T)^s A0),
@@ -275,7 +275,7 @@ def expected_purchases(
     fit: ModelFit, summary: pd.DataFrame, t: float | np.ndarray
 ) -> pd.Series | pd.DataFrame:
     """Expected purchases in (T, T+t] given x, t_x, T (Schmittlein et al. 1987; Fader & Hardie
-    2005, eq. 25), t in the fit's time unit:
+    2005), t in the fit's time unit:
 
         E[Y(t) | x, t_x, T] = (r+x)(beta+T) / ((alpha+T)(s-1)) [1 - ((beta+T)/(beta+T+t))^(s-1)]
                               x P(alive | x, t_x, T)
@@ -292,7 +292,7 @@ def expected_purchases(
 
 
 def expected_purchases_new(fit: ModelFit, t: float | np.ndarray) -> np.ndarray:
-    """E[X(t)] for a customer acquired at time 0, over (0, t] (Schmittlein et al. 1987, eq. 17):
+    """E[X(t)] for a customer acquired at time 0, over (0, t] (Schmittlein et al. 1987):
     r beta / (alpha (s-1)) [1 - (beta/(beta+t))^(s-1)]."""
     r, alpha, s, beta = _params(fit)
     t = np.asarray(t, dtype=float)
@@ -301,7 +301,7 @@ def expected_purchases_new(fit: ModelFit, t: float | np.ndarray) -> np.ndarray:
 
 def probability_of_purchases(fit: ModelFit, t: float | np.ndarray, x: int) -> np.ndarray:
     """P(X(t) = x): probability that a customer acquired at time 0 makes x purchases in (0, t]
-    (Fader & Hardie 2006, eq. 11):
+    (Fader & Hardie 2006):
 
         G(r+x)/(G(r) x!) (alpha/(alpha+t))^r (t/(alpha+t))^x (beta/(beta+t))^s
         + alpha^r beta^s B(r+x, s+1)/B(r, s) [B1 - sum_{i=0..x} G(r+s+i)/(G(r+s) i!) t^i B2_i],
@@ -396,7 +396,7 @@ def p_no_purchase(
 
         P = L(x, t_x, T+tau) / L(x, t_x, T)
 
-    with L the likelihood (Fader & Hardie 2005, eq. 22): equivalently 1 - P(alive) + P(alive)
+    with L the likelihood (Fader & Hardie 2005): equivalently 1 - P(alive) + P(alive)
     P0, P0 the new-customer P(X(tau) = 0) at the posterior parameters (r+x, alpha+T, s, beta+T).
     A scalar `tau` gives a Series, an array a DataFrame (one column per horizon)."""
     r, alpha, s, beta = _params(fit)

@@ -32,7 +32,7 @@ def _fit_at(r: float, alpha: float, s: float, beta: float) -> clv.ModelFit:
 
 
 def _individual(lam: float, mu: float, x: int, tx: float, T: float) -> float:
-    """Likelihood of one customer with known lambda, mu (Fader & Hardie 2005, eq. 3):
+    """Likelihood of one customer with known lambda, mu (Fader & Hardie 2005):
     lambda^x e^-(lambda+mu)T + lambda^x mu/(lambda+mu) (e^-(lambda+mu)t_x - e^-(lambda+mu)T)."""
     k = lam + mu
     return lam**x * (np.exp(-k * T) + mu / k * (np.exp(-k * tx) - np.exp(-k * T)))
@@ -68,7 +68,7 @@ def test_loglik_equals_brute_force_double_integral(params):
 
 def _one_dim_loglik(x, tx, T, r, alpha, s, beta) -> float:
     """The likelihood with lambda and mu integrated out analytically but the time of leaving
-    left as an integral (Fader & Hardie 2005, eq. 16-17), by scipy.integrate.quad:
+    left as an integral (Fader & Hardie 2005), by scipy.integrate.quad:
     G(r+x) alpha^r beta^s / G(r) [(alpha+T)^-(r+x) (beta+T)^-s
     + s int_tx^T (alpha+y)^-(r+x) (beta+y)^-(s+1) dy]."""
     const = special.gammaln(r + x) - special.gammaln(r) + r * np.log(alpha) + s * np.log(beta)
