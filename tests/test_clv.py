@@ -462,3 +462,34 @@ def test_analytic_gradient_fit_equals_the_numerical_gradient_fit(model, monkeypa
     assert fast.loglik == pytest.approx(slow.loglik, rel=1e-10)
     assert fast.loglik >= slow.loglik - 1e-7  # a tighter optimum, never a worse one
     np.testing.assert_allclose(fast.summary()["se"], se, rtol=1e-3)
+
+
+def test_gamma_gamma_with_q_at_most_one_is_refused():
+    """nu ~ Gamma(q = 0.7, gamma): the mean spend p gamma / (q - 1) does not exist, so the fit is
+    refused with a message that says why rather than used."""
+    rng = np.random.default_rng(4)
+    x = rng.integers(1, 8, 3000)
+    nu = rng.gamma(0.7, 1 / 10.0, 3000)
+    spend = rng.gamma(6.0 * x, 1 / (nu * x))  # the mean of x purchases: Gamma(p x, rate nu x)
+    df = pd.DataFrame({"frequency": x, "monetary_value": spend})
+    with pytest.raises(ValueError, match=r"q = 0\.\d+ <= 1 .*infinite"):
+        clv.fit_gamma_gamma(df)
+
+
+def test_gamma_gamma_independence_check_on_cdnow():
+    """CDNOW repeat buyers: r = 0.11 (Fader, Hardie & Lee 2005), its 95 % Fisher-z interval."""
+    m = clv.load_cdnow("monetary")
+    check = clv.gamma_gamma_independence(m[m["frequency"] > 0])
+    assert check["n"] == 946 and round(check["pearson_r"], 2) == 0.11
+    z = math.atanh(check["pearson_r"])
+    half = 1.959963984540054 / math.sqrt(946 - 3)
+    assert check["ci_low"] == pytest.approx(math.tanh(z - half), rel=1e-9)
+    assert check["ci_high"] == pytest.approx(math.tanh(z + half), rel=1e-9)
+    assert check["verdict"] == "inconclusive"  # the interval straddles 0.1
+    assert clv.gamma_gamma_independence(m[m["frequency"] > 0], threshold=0.2)["verdict"] == "weak"
+    assert (
+        clv.gamma_gamma_independence(m[m["frequency"] > 0], threshold=0.05)["verdict"]
+        == "correlated"
+    )
+    with pytest.raises(ValueError, match="repeat customers"):
+        clv.gamma_gamma_independence(m)
