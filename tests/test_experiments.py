@@ -521,19 +521,19 @@ def test_another_seed_recovers_the_planted_effects(tmp_path):
 
 def _coupon_arms_of_seed(seed: int, n_customers: int) -> tuple[pd.DataFrame, dict]:
     """One company's next-purchase coupon offers, straight from the generator's order simulation
-    (``orders.simulate`` and ``truth.coupon_offers``, without the later campaign dropouts): per
+    (``purchases.simulate`` and ``truth.coupon_offers``, without the later campaign dropouts): per
     offer the arm, the observed conversion (an order within the coupon's validity, as notebook 07
     measures it) and the generator's per-offer truth (natural next order, order induced by the
     coupon); and the coupon truth ground_truth.json records for them (``truth.coupon_truth``)."""
     from dataclasses import replace
 
-    from helpers.synth import company, customers, orders, truth
+    from helpers.synth import company, customers, purchases, truth
     from helpers.synth._common import stream
     from helpers.synth.config import SynthConfig
 
     cfg = replace(SynthConfig(), seed=seed, n_customers=n_customers)
     cust, lat = customers.customers(cfg, stream(seed, "customers"))
-    sim = orders.simulate(cfg, stream(seed, "orders"), cust, lat, club=True)
+    sim = purchases.simulate(cfg, stream(seed, "orders"), cust, lat, club=True)
     sim = company._with_dates(sim, cust).assign(rid=lambda d: d.index)
     offers, tr = truth.coupon_offers(cfg, sim, pd.Series(sim.index, index=sim.index))
     conv = ex.outcomes_in_window(offers, sim, "offered_at", cfg.coupon_valid_days)["converted"]

@@ -27,12 +27,12 @@ import pandas as pd
 
 from helpers import paths
 from helpers.synth._common import stream
-from helpers.synth.cli import main
+from helpers.synth.command import main
 from helpers.synth.company import TABLES, generate
 from helpers.synth.config import Plan, SynthConfig
 from helpers.synth.customers import customers as _customers
 from helpers.synth.io import write
-from helpers.synth.orders import ORDER_COLUMNS, money, simulate_bgnbd
+from helpers.synth.purchases import ORDER_COLUMNS, money, simulate_bgnbd
 from helpers.synth.truth import TRUTH_TABLES, read_truth
 
 __all__ = [

@@ -1,8 +1,8 @@
-"""``python -m helpers.synth``: the command line of :mod:`helpers.synth.cli`."""
+"""``python -m helpers.synth``: the command line of :mod:`helpers.synth.command`."""
 
 from __future__ import annotations
 
-from helpers.synth.cli import main
+from helpers.synth.command import main
 
 __all__ = ["main"]
 

@@ -19,14 +19,14 @@ import pandas as pd
 from helpers.synth import (
     acquisition,
     campaigns,
+    club,
     coupons,
     customers,
     engagement,
-    feedback,
-    loyalty,
-    orders,
+    purchases,
     service,
     subscriptions,
+    surveys,
     truth,
 )
 from helpers.synth._common import at_weeks, stream
@@ -61,8 +61,8 @@ def generate(cfg: SynthConfig | None = None) -> tuple[dict[str, pd.DataFrame], d
     erng = stream(seed, "engagement")
     cust["email_opt_out_at"] = engagement.opt_outs(cfg, erng, cust)
 
-    sim = _with_dates(orders.simulate(cfg, stream(seed, "orders"), cust, lat, club=True), cust)
-    cf = _with_dates(orders.simulate(cfg, stream(seed, "orders"), cust, lat, club=False), cust)
+    sim = _with_dates(purchases.simulate(cfg, stream(seed, "orders"), cust, lat, club=True), cust)
+    cf = _with_dates(purchases.simulate(cfg, stream(seed, "orders"), cust, lat, club=False), cust)
     join_at = sim[sim["member"]].groupby("customer_id")["order_date"].min()
 
     # campaigns; a treated sleeping dog may drop out at the send
@@ -73,7 +73,7 @@ def generate(cfg: SynthConfig | None = None) -> tuple[dict[str, pd.DataFrame], d
     )
     cal = campaigns.assign(cfg, crng, cal, cust, lat, join_at)
     drop = campaigns.dropouts(cal)
-    wb = campaigns.winback_sends(cfg, cust, orders.prune(sim, drop))
+    wb = campaigns.winback_sends(cfg, cust, purchases.prune(sim, drop))
     wb = campaigns.assign(cfg, crng, wb, cust, lat, join_at)
     drop = _combine(drop, campaigns.dropouts(wb))
     sends = pd.concat([cal, wb], ignore_index=True)
@@ -81,7 +81,7 @@ def generate(cfg: SynthConfig | None = None) -> tuple[dict[str, pd.DataFrame], d
         drop=True
     )
     key = sends.rename(columns={"sent_at": "at"})
-    y0_pre = orders.counted_before(
+    y0_pre = purchases.counted_before(
         sim, drop, key.assign(at=key["at"] - pd.Timedelta(seconds=1)), cfg.campaign_window_days
     )
     induced = (sends["u_ind"] < sends["uplift"]).to_numpy() & ~y0_pre.to_numpy()
@@ -101,12 +101,12 @@ def generate(cfg: SynthConfig | None = None) -> tuple[dict[str, pd.DataFrame], d
         }
     )
     row = camp_orders["customer_id"].to_numpy() - 1
-    mo = orders.money(cfg, crng, lat["nu"].to_numpy()[row], lat["discount_prone"].to_numpy()[row],
+    mo = purchases.money(cfg, crng, lat["nu"].to_numpy()[row], lat["discount_prone"].to_numpy()[row],
                       lat["high_maintenance"].to_numpy()[row], cfg.campaign_discount_rate)  # fmt: skip
     camp_orders = pd.concat([camp_orders, mo], axis=1)
 
     # tickets (from the organic orders kept so far), surveys and the detractor follow-up
-    kept = orders.prune(sim, drop)
+    kept = purchases.prune(sim, drop)
     tk = service.tickets(
         cfg,
         srng,
@@ -114,10 +114,10 @@ def generate(cfg: SynthConfig | None = None) -> tuple[dict[str, pd.DataFrame], d
         lat["theta"].notna().pipe(lambda s: cust["customer_id"].to_numpy()[s.to_numpy()]),
     )
     frng = stream(seed, "feedback")
-    invitations, responses, nps_truth = feedback.surveys(cfg, frng, cust, lat, tk)
-    drop_f = feedback.followup_dropouts(cfg, responses)
+    invitations, responses, nps_truth = surveys.surveys(cfg, frng, cust, lat, tk)
+    drop_f = surveys.followup_dropouts(cfg, responses)
     drop = _combine(drop, drop_f)
-    organic = orders.prune(sim, drop).copy()
+    organic = purchases.prune(sim, drop).copy()
     okeys = kept.index.to_numpy()
     tk = tk[np.isin(okeys[tk["order_id"].to_numpy()], organic.index.to_numpy())]
 
@@ -173,7 +173,7 @@ def generate(cfg: SynthConfig | None = None) -> tuple[dict[str, pd.DataFrame], d
         ticket_id=lambda d: np.arange(1, len(d) + 1)
     )
     tk = tk.reset_index(drop=True)[list(service.TICKET_COLUMNS)]
-    orders_tbl = allo[list(orders.ORDER_COLUMNS)]
+    orders_tbl = allo[list(purchases.ORDER_COLUMNS)]
 
     # campaign outcomes from the final orders
     out = campaigns.any_order_in_window(sends, allo, w, "amount")
@@ -210,7 +210,7 @@ def generate(cfg: SynthConfig | None = None) -> tuple[dict[str, pd.DataFrame], d
         & (join_at <= drop.reindex(join_at.index).fillna(pd.Timestamp.max))
     ]
     rho = pd.Series(lat["redeem_propensity"].to_numpy(), index=cust["customer_id"])
-    events, points = loyalty.events(cfg, stream(seed, "loyalty"), orders_tbl, join_at, rho)
+    events, points = club.events(cfg, stream(seed, "loyalty"), orders_tbl, join_at, rho)
 
     # next-purchase coupon offers
     offers, offers_truth = coupons.coupon_offers(cfg, organic, rid_to_order)
@@ -239,7 +239,7 @@ def generate(cfg: SynthConfig | None = None) -> tuple[dict[str, pd.DataFrame], d
                 "followup_at",
             ]
         ],
-        "loyalty_launches": loyalty.launches(cfg),
+        "loyalty_launches": club.launches(cfg),
         "loyalty_events": events,
         "campaigns": sends[list(campaigns.SEND_COLUMNS)],
         "coupon_offers": offers,

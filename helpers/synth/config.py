@@ -134,7 +134,7 @@ class SynthConfig:
     delivery_fix_date: str = "2025-04-01"
     delivery_fix_reduction: float = 0.5
 
-    # --- loyalty club (helpers.synth.loyalty) ------------------------------------------------------
+    # --- loyalty club (helpers.synth.club) ------------------------------------------------------
     # staggered launch: the pilot countries first, everyone else later. At a customer's first
     # order on or after the launch in their country they join with
     # P = expit(intercept + slope * log(lambda / E[lambda])) (self-selection), then buy at
@@ -165,7 +165,7 @@ class SynthConfig:
     redeem_propensity_a: float = 2.0
     redeem_propensity_b: float = 2.0
 
-    # --- NPS and feedback (helpers.synth.feedback) -------------------------------------------------
+    # --- NPS and feedback (helpers.synth.surveys) -------------------------------------------------
     # surveyed 60 days after sign-up and yearly after; score = round(base - slope * risk_z
     # + noise - ticket penalties), clipped to 0..10; risk_z = probit of the rank of p (or theta).
     nps_response_rate: float = 0.35  # response rate at risk_z = 0

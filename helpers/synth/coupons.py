@@ -1,6 +1,6 @@
 """Next-purchase coupon experiment: the offers made at orders and their per-offer truth.
 
-The offers themselves are drawn inside the order simulation (``helpers.synth.orders``: after each
+The offers themselves are drawn inside the order simulation (``helpers.synth.purchases``: after each
 order in the coupon period a randomized arm of ``SynthConfig.coupon_arms``; a coupon causes an
 order within ``coupon_valid_days`` with probability ``coupon_uplift`` when none would come
 naturally). This module turns the simulated orders into the published ``coupon_offers`` table and
@@ -23,7 +23,7 @@ def coupon_offers(
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The coupon_offers table and the per-offer truth.
 
-    `organic` holds the simulated organic orders (``orders.simulate`` with dates, and ``rid``, the
+    `organic` holds the simulated organic orders (``purchases.simulate`` with dates, and ``rid``, the
     row id that `rid_to_order` maps to the published order_id). An order with ``offer >= 0`` made
     an offer (percent off, 0 = the control arm); the offer is redeemed by the customer's next order
     if that order used the coupon. The truth per offer: ``natural`` (the next order would have come

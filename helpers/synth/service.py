@@ -1,7 +1,7 @@
 """Customer service: the tickets table from the tickets drawn with the orders.
 
 Whether an order gets a ticket, its topic, outcome (well / poorly / unresolved), resolution type
-and contact channel are drawn in the order simulation (helpers.synth.orders), because they act on
+and contact channel are drawn in the order simulation (helpers.synth.purchases), because they act on
 the customer's dropout there (service recovery; resolution type) and the delivery fix lowers the
 delivery topics. Here they get their timestamps: a ticket resolved **well** had a first response
 within 24 h and was resolved within 72 h of opening; **poorly**: first response after 24 h.

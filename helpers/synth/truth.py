@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from helpers import paths
-from helpers.synth import acquisition, coupons, feedback, orders
+from helpers.synth import acquisition, coupons, purchases, surveys
 from helpers.synth._common import pairs
 from helpers.synth.config import SynthConfig
 
@@ -105,7 +105,7 @@ def _months_between(a: pd.Series, b: pd.Timestamp) -> np.ndarray:
 
 def _loyalty_truth(cfg: SynthConfig, tables: dict, ctx: dict) -> dict:
     cust, organic, join_at = ctx["cust"], ctx["organic"], ctx["join_at"]
-    cf = orders.prune(ctx["cf"], ctx["drop"])
+    cf = purchases.prune(ctx["cf"], ctx["drop"])
     launch = cust.set_index("customer_id")["country"].map(
         tables["loyalty_launches"].set_index("country")["launch_date"]
     )
@@ -192,7 +192,7 @@ def ground_truth(cfg: SynthConfig, tables: dict, ctx: dict) -> tuple[dict[str, p
             "sleeping_dog": lat["sleeping_dog"],
             "dropout_at": dropout_at.to_numpy(),
             "redeem_propensity": np.where(cust["customer_id"].isin(members), lat["redeem_propensity"].round(4), np.nan),
-            "response_propensity": np.round(feedback.response_propensity(cfg, feedback.risk_scores(lat)), 4),
+            "response_propensity": np.round(surveys.response_propensity(cfg, surveys.risk_scores(lat)), 4),
         }
     )  # fmt: skip
 
@@ -200,7 +200,7 @@ def ground_truth(cfg: SynthConfig, tables: dict, ctx: dict) -> tuple[dict[str, p
     key = sends.rename(columns={"sent_at": "at"}).assign(
         at=lambda d: d["at"] - pd.Timedelta(seconds=1)
     )
-    y0 = orders.counted_before(sim, drop, key, W).to_numpy()
+    y0 = purchases.counted_before(sim, drop, key, W).to_numpy()
     would_induce = (sends["u_ind"] < sends["uplift"]).to_numpy() & ~ctx["y0_pre"].to_numpy()
     trig = ctx["triggered"]
     y1 = np.where(trig, False, y0 | would_induce)
@@ -256,9 +256,9 @@ def ground_truth(cfg: SynthConfig, tables: dict, ctx: dict) -> tuple[dict[str, p
         (resp["followup_group"] != "") & (resp["surveyed_at"] <= end - pd.Timedelta(days=180))
     ]
     k2 = ex.rename(columns={"surveyed_at": "at"})
-    org_any = orders.counted_before(sim, drop, k2, 180).to_numpy()
+    org_any = purchases.counted_before(sim, drop, k2, 180).to_numpy()
     co = ctx["camp_orders"].rename(columns={"order_date": "order_date"})
-    ind_any = orders.counted_before(co, pd.Series(dtype="datetime64[ns]"), k2, 180).to_numpy()
+    ind_any = purchases.counted_before(co, pd.Series(dtype="datetime64[ns]"), k2, 180).to_numpy()
     u = ex["u_followup"].to_numpy()
     y1f = ind_any | (org_any & (u >= (cfg.detractor_dropout_followup if eff else 0)))
     y0f = ind_any | (org_any & (u >= (cfg.detractor_dropout_control if eff else 0)))

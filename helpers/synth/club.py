@@ -1,7 +1,7 @@
 """Loyalty club: staggered launch, join, earn, redeem, tier-up and expire events.
 
 Who joins and when, and the purchase-rate effects of membership, tiers and the goal gradient, are
-simulated with the orders (helpers.synth.orders). Here the events are written from the orders:
+simulated with the orders (helpers.synth.purchases). Here the events are written from the orders:
 every order of a member from the joining order on earns 1 point per EUR paid; at each earning
 order a member redeems all full 500-point blocks with their own probability rho ~ Beta(a, b); the
 whole balance expires `points_expiry_months` after the last earn or redeem; tiers are on lifetime
