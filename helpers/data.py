@@ -4,12 +4,12 @@ DataFrames for good. Reading any other table: :mod:`helpers.tables`."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pandas as pd
 
 from helpers import paths
+from helpers.synth.truth import read_truth
 from helpers.tables import SCHEMAS, DataValidationError, read_table
 
 __all__ = [
@@ -88,5 +88,6 @@ def load_all(data_dir: str | Path | None = None, **kwargs) -> dict[str, pd.DataF
 
 
 def load_ground_truth(data_dir: str | Path | None = None) -> dict:
-    """The generator's parameters and realized facts (datasets/ground_truth.json)."""
-    return json.loads((_folder(data_dir) / "ground_truth.json").read_text())
+    """The generator's parameters and realized facts (datasets/ground_truth.json), read by the one
+    truth reader, :func:`helpers.synth.truth.read_truth` (its ``table=`` gives the truth files)."""
+    return read_truth(data_dir)
