@@ -278,6 +278,9 @@ def _fit(
         res2 = optimize.minimize(
             nll_grad, res.x, jac=True, method="L-BFGS-B", bounds=bounds, options=tight
         )
+        # converged: either run met its tolerances and the result kept is at least as good (a
+        # restart at the optimum may stop in its line search, unable to improve the last digits)
+        converged = bool(res.success or res2.success)
         if res2.fun < res.fun:
             res = res2
         hess = _hess_from_grad(nll_grad, res.x)
@@ -285,6 +288,7 @@ def _fit(
         res = optimize.minimize(nll, x0, method="L-BFGS-B", bounds=bounds)
         # restart once from the optimum: L-BFGS-B with numerical gradients can stop a little early
         res2 = optimize.minimize(nll, res.x, method="L-BFGS-B", bounds=bounds)
+        converged = bool(res.success or res2.success)
         if res2.fun < res.fun:
             res = res2
         hess = approx_hess3(res.x, nll)
@@ -293,7 +297,7 @@ def _fit(
     except np.linalg.LinAlgError:
         cov = np.full_like(hess, np.nan)
     params = dict(zip(names, np.exp(res.x).tolist(), strict=True))
-    return ModelFit(model, params, float(-res.fun), n, time_unit, cov, bool(res.success))
+    return ModelFit(model, params, float(-res.fun), n, time_unit, cov, converged)
 
 
 def _hess_from_grad(nll_grad, theta: np.ndarray) -> np.ndarray:
