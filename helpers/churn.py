@@ -41,6 +41,7 @@ from lifelines.statistics import multivariate_logrank_test, proportional_hazard_
 from scipy import stats
 
 from helpers import periods
+from helpers.stats import NPS_CATEGORIES, nps_category, orders_after
 
 __all__ = [
     "km_summary",
@@ -57,7 +58,6 @@ __all__ = [
     "bad_ticket_flag",
     "visits_drop_flag",
     "latest_nps_category",
-    "nps_category",
     "landmark_features",
     "churn_outcome",
     "landmark_dataset",
@@ -68,9 +68,6 @@ __all__ = [
     "contact_value",
     "engagement_before_dropout",
 ]
-
-NPS_CATEGORIES = ("detractor", "passive", "promoter")
-
 
 # ----------------------------------------------------------------------------- Kaplan-Meier
 
@@ -366,17 +363,11 @@ def visits_drop_flag(
     return ((v1 == 0) & (v2 > 0)).astype(int)
 
 
-def nps_category(score: pd.Series | np.ndarray) -> np.ndarray:
-    """NPS category of a 0-10 score (Reichheld 2003): detractor 0-6, passive 7-8, promoter 9-10."""
-    s = np.asarray(score, dtype=float)
-    return np.where(s <= 6, "detractor", np.where(s <= 8, "passive", "promoter"))
-
-
 def latest_nps_category(
     ids: np.ndarray | pd.Series, at: np.ndarray | pd.Series, nps: pd.DataFrame
 ) -> np.ndarray:
     """The category of the customer's latest NPS answer strictly before `at` ("none" if no answer
-    yet): a covariate known at that instant."""
+    yet; :func:`helpers.stats.nps_category` otherwise): a covariate known at that instant."""
     q = pd.DataFrame(
         {
             "customer_id": np.asarray(ids),
@@ -391,8 +382,8 @@ def latest_nps_category(
     )
     m = pd.merge_asof(q.sort_values("at"), r, left_on="at", right_on="surveyed_at",
                       by="customer_id", allow_exact_matches=False).sort_values("i")  # fmt: skip
-    cat = np.where(m["score"].isna(), "none", nps_category(m["score"].fillna(10)))
-    return cat
+    known = np.asarray(nps_category(m["score"].fillna(10)), dtype=str)
+    return np.where(m["score"].isna(), "none", known)
 
 
 # ----------------------------------------------------------------------------- early warning
@@ -475,11 +466,9 @@ def churn_outcome(
 ) -> pd.Series:
     """1 if the customer has no order in the `churn_days` days after the landmark day (from the
     end of L to the end of L + churn_days): churned by the definition at L + churn_days days."""
-    start = periods.as_of_end(landmark)
-    stop = start + pd.Timedelta(days=churn_days)
-    od = pd.to_datetime(orders["order_date"])
-    buyers = orders.loc[(od >= start) & (od < stop), "customer_id"].unique()
-    return pd.Series((~ids.isin(buyers)).astype(int), index=ids, name="churned")
+    start = pd.DataFrame({"customer_id": ids, "at": periods.as_of_end(landmark)})
+    bought = orders_after(start, orders, churn_days, at="at", closed="left")["converted"]
+    return pd.Series((~bought.to_numpy()).astype(int), index=ids, name="churned")
 
 
 def landmark_dataset(

@@ -27,6 +27,7 @@ import pandas as pd
 from scipy import optimize, stats
 
 from helpers import economics
+from helpers.stats import orders_after, proportion_difference
 
 __all__ = [
     "cohen_h",
@@ -44,7 +45,6 @@ __all__ = [
     "decide",
     "campaign_decisions",
     "coupon_value",
-    "diff_proportions",
     "diff_means",
     "bootstrap_diff",
     "itt_to_tot",
@@ -174,27 +174,21 @@ def outcomes_in_window(
     Returns, aligned with `exposures`' index: ``orders`` (count), ``converted`` (any),
     ``revenue`` (sum of amount paid), ``discount`` (sum) and ``margin`` (sum of
     :func:`helpers.economics.order_margin`: amount - (1 - g)(amount + discount), 0 if returned).
-    Vectorized: one merge on customer_id, one filter, one groupby."""
+    The window is :func:`helpers.stats.orders_after`'s (closed "right", or "both" with
+    `include_start`)."""
     cols = ["customer_id", "order_date", "amount"] + [
         c for c in ("discount", "returned") if c in orders
     ]
     o = orders[cols].assign(margin=economics.order_margin(orders, econ).to_numpy())
     if "discount" not in o:
         o["discount"] = 0.0
-    e = pd.DataFrame({"customer_id": exposures["customer_id"].to_numpy(), "_t": exposures[at]})
-    e["_row"] = np.arange(len(e))
-    m = e.merge(o, on="customer_id", how="inner")
-    after = (m["order_date"] >= m["_t"]) if include_start else (m["order_date"] > m["_t"])
-    m = m[after & (m["order_date"] <= m["_t"] + pd.Timedelta(days=days))]
-    g = m.groupby("_row").agg(
-        orders=("amount", "size"), revenue=("amount", "sum"), discount=("discount", "sum"),
-        margin=("margin", "sum"),
-    )  # fmt: skip
-    out = g.reindex(np.arange(len(e)), fill_value=0)
-    out["orders"] = out["orders"].astype(int)
-    out["converted"] = out["orders"] > 0
-    out.index = exposures.index
-    return out[["orders", "converted", "revenue", "discount", "margin"]]
+    closed = "both" if include_start else "right"
+    w = orders_after(
+        exposures, o, days, at=at, closed=closed, values=["amount", "discount", "margin"]
+    )
+    return w.rename(columns={"amount": "revenue"})[
+        ["orders", "converted", "revenue", "discount", "margin"]
+    ]
 
 
 def _opted_in(customers: pd.DataFrame, ids: np.ndarray, when: np.ndarray) -> np.ndarray:
@@ -336,7 +330,7 @@ def campaign_report(
     (bool), ``converted``, ``profit`` (margin of the orders in the window after coupons, minus
     the send cost: :func:`outcomes_in_window`), ``send_cost`` and ``coupon_discount``.
     Columns: sends, control share, conversion in each arm, the uplift in conversion with its
-    Wald interval, the incremental profit per send (Welch interval), the spend per treated send
+    Wald interval (:func:`helpers.stats.proportion_difference`), the incremental profit per send (Welch interval), the spend per treated send
     (send + coupon discount), ROI = incremental profit / spend (interval: the profit interval
     divided by the spend, taken as known), profit per 1,000 sends and the :func:`decide` rule.
     With `covariates` (pre-send columns of `sends`), the uplift and the profit are CUPED-adjusted
@@ -344,8 +338,9 @@ def campaign_report(
     stay the raw rates."""
     rows = {}
     for name, g in sends.groupby(by, observed=True, sort=True):
-        t = g["treatment"].to_numpy(bool)
-        conv = diff_proportions(g["converted"], t, alpha)
+        t = _arms(g["treatment"].to_numpy(bool))
+        y = g["converted"].to_numpy()
+        conv = proportion_difference(y[t], y[~t], method="wald", confidence=1 - alpha)
         if covariates:
             X = g[covariates].to_numpy(float)
             conv |= cuped(g["converted"].to_numpy(float), X, t, alpha).adjusted
@@ -355,7 +350,7 @@ def campaign_report(
         spend = float((g["send_cost"] + g["coupon_discount"])[t].mean())
         rows[name] = {
             "sends": len(g), "control_share": float(1 - t.mean()),
-            "p_control": conv["p_control"], "p_treatment": conv["p_treatment"],
+            "p_control": conv["p_control"], "p_treatment": conv["p_treat"],
             "uplift": conv["estimate"], "uplift_low": conv["ci_low"],
             "uplift_high": conv["ci_high"], "profit_per_send": prof["estimate"],
             "profit_low": prof["ci_low"], "profit_high": prof["ci_high"],
@@ -453,28 +448,6 @@ def coupon_value(
 
 
 # --- reading the test -----------------------------------------------------------------------
-
-
-def diff_proportions(converted: Any, treatment: Any, alpha: float = 0.05) -> dict[str, float]:
-    """Difference in conversion p_t - p_c with a Wald interval
-    (p_t - p_c) +- z sqrt(p_t q_t / n_t + p_c q_c / n_c) and the pooled two-proportion z test's
-    p-value (statsmodels ``confint_proportions_2indep`` and ``proportions_ztest``)."""
-    from statsmodels.stats.proportion import confint_proportions_2indep, proportions_ztest
-
-    t = _arms(treatment)
-    y = np.asarray(converted).astype(float)
-    counts = np.array([y[t].sum(), y[~t].sum()])
-    nobs = np.array([t.sum(), (~t).sum()])
-    lo, hi = confint_proportions_2indep(
-        counts[0], nobs[0], counts[1], nobs[1], method="wald", compare="diff", alpha=alpha
-    )
-    _, p = proportions_ztest(counts, nobs)
-    pt, pc = counts / nobs
-    return {
-        "estimate": float(pt - pc), "ci_low": float(lo), "ci_high": float(hi), "p_value": float(p),
-        "p_treatment": float(pt), "p_control": float(pc),
-        "n_treatment": int(nobs[0]), "n_control": int(nobs[1]),
-    }  # fmt: skip
 
 
 def diff_means(y: Any, treatment: Any, alpha: float = 0.05) -> dict[str, float]:

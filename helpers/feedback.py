@@ -2,7 +2,8 @@
 follow-up experiment and the service-recovery comparison.
 
 Scores are on the 0-10 "would you recommend" scale (F. F. Reichheld (2003), "The one number you
-need to grow", *Harvard Business Review* 81(12)): promoters 9-10, passives 7-8, detractors 0-6, and
+need to grow", *Harvard Business Review* 81(12)): promoters 9-10, passives 7-8, detractors 0-6
+(:func:`helpers.stats.nps_category`), and
 
     NPS = p_P - p_D        (a number in [-1, 1]; multiply by 100 for the usual display).
 
@@ -25,12 +26,11 @@ import pandas as pd
 from scipy import stats
 
 from helpers import periods
+from helpers.stats import nps_scores, orders_after, proportion_difference
 
 __all__ = [
-    "CATEGORIES",
     "METHODS",
     "NPSResult",
-    "nps_category",
     "nps_counts",
     "nps_interval",
     "nps",
@@ -52,7 +52,6 @@ __all__ = [
     "orders_with_tickets",
     "worst_ticket_before",
     "next_order_after",
-    "proportion_difference",
     "proportion_ratio",
     "coarsened_exact_att",
     "DELIVERY_TOPICS",
@@ -64,50 +63,15 @@ __all__ = [
     "remedy_ratios",
 ]
 
-CATEGORIES: tuple[str, str, str] = ("detractor", "passive", "promoter")
 METHODS: tuple[str, str, str] = ("wald", "adjusted_wald", "bootstrap")
 
 
 # --------------------------------------------------------------------------------------------
 # NPS and its interval
 # --------------------------------------------------------------------------------------------
-def _check_scores(scores: Iterable[float] | pd.Series | np.ndarray) -> np.ndarray:
-    """Scores as an integer array, or a ValueError that says what is wrong and where."""
-    s = pd.Series(scores) if not isinstance(scores, pd.Series) else scores
-    if len(s) == 0:
-        raise ValueError("no scores: the NPS of an empty sample is undefined")
-    values = pd.to_numeric(s, errors="coerce")
-    bad_type = values.isna() & s.notna()
-    if bad_type.any():
-        raise ValueError(
-            f"{int(bad_type.sum())} score(s) are not numbers (e.g. {s[bad_type].iloc[0]!r})"
-        )
-    missing = values.isna()
-    if missing.any():
-        raise ValueError(
-            f"{int(missing.sum())} of {len(s)} scores are missing; drop the non-responses "
-            "explicitly (they are not detractors) or weight for them (weighted_nps)"
-        )
-    v = values.to_numpy(float)
-    out_of_range = (v < 0) | (v > 10) | (v != np.round(v))
-    if out_of_range.any():
-        raise ValueError(
-            f"{int(out_of_range.sum())} score(s) are not whole numbers from 0 to 10 "
-            f"(e.g. {v[out_of_range][0]:g})"
-        )
-    return v.astype(np.int64)
-
-
-def nps_category(scores: Iterable[float] | pd.Series | np.ndarray) -> pd.Categorical:
-    """Detractor (0-6), passive (7-8) or promoter (9-10) for each score (Reichheld 2003)."""
-    v = _check_scores(scores)
-    codes = np.where(v >= 9, 2, np.where(v >= 7, 1, 0))
-    return pd.Categorical.from_codes(codes, categories=list(CATEGORIES))
-
-
 def nps_counts(scores: Iterable[float] | pd.Series | np.ndarray) -> tuple[int, int, int]:
     """(promoters, detractors, n) of a sample of 0-10 scores."""
-    v = _check_scores(scores)
+    v = nps_scores(scores)
     return int((v >= 9).sum()), int((v <= 6).sum()), int(v.size)
 
 
@@ -295,7 +259,7 @@ def weighted_nps(
     sqrt(sum (z_i - NPS)^2) / n = sqrt([p_P + p_D - NPS^2] / n). It treats the weights as
     known; weights estimated from a response model usually make it slightly conservative
     (Lunceford & Davidian 2004, *Statistics in Medicine* 23(19))."""
-    v = _check_scores(scores)
+    v = nps_scores(scores)
     w = np.asarray(weights, dtype=float)
     if w.shape != v.shape:
         raise ValueError(f"{w.size} weights for {v.size} scores")
@@ -754,60 +718,29 @@ def next_order_after(
     as_of: str | pd.Timestamp,
 ) -> pd.DataFrame:
     """For each event (a survey answer, a ticket's order ...) with a ``customer_id`` and a time
-    column `at`: the customer's next order strictly after it, up to as-of (``merge_asof``
-    forward). Adds ``days_to_next`` (to the next order, or to the end of the as-of day when
-    none: censored), ``ordered`` (a next order exists by as-of), ``bought_within`` (a next
-    order within `window_days`) and ``window_complete`` (the whole window lies on or before
-    as-of: only those rows can say "did not buy again"; the censoring rule of
-    :mod:`helpers.periods`). Rows keep the events' order and index."""
+    column `at`: the customer's next order strictly after it, up to as-of
+    (:func:`helpers.stats.orders_after` on the orders up to as-of). Adds ``next_order_at``,
+    ``days_to_next`` (to the next order, or to the end of the as-of day when none: censored),
+    ``ordered`` (a next order exists by as-of), ``bought_within`` (a next order within
+    `window_days`: at < order_date <= at + window_days) and ``window_complete`` (the whole
+    window lies on or before as-of: only those rows can say "did not buy again"; the censoring
+    rule of :mod:`helpers.periods`). Rows keep the events' order and index."""
     end = periods.as_of_end(as_of)
-    o = periods.up_to(orders, as_of, "order_date")[["customer_id", "order_date"]]
-    o = o.sort_values("order_date")
-    ev = events.copy()
-    ev["_row"] = np.arange(len(ev))
-    ev["_at"] = pd.to_datetime(ev[at])
-    merged = pd.merge_asof(
-        ev.sort_values("_at"), o.rename(columns={"order_date": "next_order_at"}),
-        left_on="_at", right_on="next_order_at", by="customer_id",
-        direction="forward", allow_exact_matches=False,
-    ).sort_values("_row")  # fmt: skip
-    merged.index = events.index
-    day = pd.Timedelta(days=1)
-    stop = merged["next_order_at"].fillna(end)
-    merged["days_to_next"] = (stop - merged["_at"]) / day
-    merged["ordered"] = merged["next_order_at"].notna()
-    merged["bought_within"] = merged["ordered"] & (merged["days_to_next"] <= window_days)
-    merged["window_complete"] = (merged["_at"] + pd.Timedelta(days=window_days)) < end
-    return merged.drop(columns=["_row", "_at"])
+    o = periods.up_to(orders, as_of, "order_date")
+    after = orders_after(events, o, window_days, at=at)
+    t = pd.to_datetime(events[at])
+    out = events.copy()
+    out["next_order_at"] = after["next_order_at"].to_numpy()
+    out["days_to_next"] = (out["next_order_at"].fillna(end) - t) / periods.ONE_DAY
+    out["ordered"] = out["next_order_at"].notna()
+    out["bought_within"] = after["converted"].to_numpy()
+    out["window_complete"] = (t + pd.Timedelta(days=window_days)) < end
+    return out
 
 
 # --------------------------------------------------------------------------------------------
 # Comparing groups: experiments and matched comparisons
 # --------------------------------------------------------------------------------------------
-def proportion_difference(
-    y_treat: np.ndarray | pd.Series,
-    y_control: np.ndarray | pd.Series,
-    confidence: float = 0.95,
-) -> dict[str, float]:
-    """Difference of two proportions p_t - p_c (a randomized experiment's effect on a binary
-    outcome) with Newcombe's hybrid score interval (R. G. Newcombe (1998), *Statistics in
-    Medicine* 17(8), 873-890; ``statsmodels.stats.proportion.confint_proportions_2indep``)."""
-    from statsmodels.stats.proportion import confint_proportions_2indep
-
-    yt, yc = np.asarray(y_treat, dtype=float), np.asarray(y_control, dtype=float)
-    if yt.size == 0 or yc.size == 0:
-        raise ValueError("both groups need at least one unit")
-    ct, cc = yt.sum(), yc.sum()
-    lo, hi = confint_proportions_2indep(
-        ct, yt.size, cc, yc.size, method="newcomb", compare="diff", alpha=1 - confidence
-    )
-    pt, pc = ct / yt.size, cc / yc.size
-    return {
-        "estimate": float(pt - pc), "ci_low": float(lo), "ci_high": float(hi),
-        "p_treat": float(pt), "p_control": float(pc), "n_treat": int(yt.size), "n_control": int(yc.size),
-    }  # fmt: skip
-
-
 def proportion_ratio(
     y_a: np.ndarray | pd.Series, y_b: np.ndarray | pd.Series, confidence: float = 0.95
 ) -> dict[str, float]:
@@ -894,7 +827,7 @@ def followup_effect(
 ) -> dict[str, float]:
     """Effect of the randomized detractor follow-up (``followup_group`` treatment vs control)
     on buying again within `window_days` of the answer, on answers whose window has ended by
-    as-of: :func:`proportion_difference` of the two arms."""
+    as-of: :func:`helpers.stats.proportion_difference` of the two arms (Newcombe's interval)."""
     det = responses[responses["followup_group"].isin(["treatment", "control"])]
     det = next_order_after(det, orders, "surveyed_at", window_days, as_of)
     det = det[det["window_complete"]]
@@ -902,7 +835,8 @@ def followup_effect(
     return proportion_difference(
         det.loc[arm == "treatment", "bought_within"],
         det.loc[arm == "control", "bought_within"],
-        confidence,
+        method="newcombe",
+        confidence=confidence,
     )
 
 

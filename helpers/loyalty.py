@@ -39,6 +39,7 @@ from scipy import optimize, stats
 from statsmodels.tools.numdiff import approx_hess3
 
 from helpers import clv, periods
+from helpers.stats import orders_after, proportion_difference
 
 __all__ = [
     "ifrs15_allocation",
@@ -704,19 +705,11 @@ def coupon_arm_effects(
 ) -> pd.DataFrame:
     """A randomized next-purchase coupon experiment, per arm (``discount_pct``): ``offers``,
     ``conversion`` (share followed by an order within `days`), ``uplift`` = conversion minus the
-    control arm's, with a 95 % normal interval for a difference of two proportions, and
+    control arm's, with the 95 % Wald interval of :func:`helpers.stats.proportion_difference`, and
     ``discount_per_offer`` (EUR of discount on the orders that redeemed the coupon, divided by
     all offers of the arm: cannibalized discount included)."""
-    o = orders.sort_values("order_date")
-    nxt = pd.merge_asof(
-        offers.sort_values("offered_at")[["offer_id", "customer_id", "offered_at"]],
-        o[["customer_id", "order_date"]].rename(columns={"order_date": "next_at"}),
-        left_on="offered_at", right_on="next_at", by="customer_id",
-        direction="forward", allow_exact_matches=False,
-    )  # fmt: skip
-    conv = nxt.set_index("offer_id")["next_at"] - nxt.set_index("offer_id")["offered_at"]
-    f = offers.set_index("offer_id")
-    f = f.assign(converted=(conv.reindex(f.index) <= pd.Timedelta(days=days)).to_numpy())
+    converted = orders_after(offers, orders, days, at="offered_at")["converted"]
+    f = offers.set_index("offer_id").assign(converted=converted.to_numpy())
     disc = orders.set_index("order_id")["discount"]
     red = pd.to_numeric(f["redeemed_order_id"], errors="coerce")
     f["coupon_discount"] = disc.reindex(red).fillna(0.0).to_numpy()
@@ -725,12 +718,15 @@ def coupon_arm_effects(
         conversion=("converted", "mean"),
         discount=("coupon_discount", "sum"),
     )
-    c = g.loc[control_arm]
-    se = np.sqrt(
-        g["conversion"] * (1 - g["conversion"]) / g["offers"]
-        + c["conversion"] * (1 - c["conversion"]) / c["offers"]
+    control = f.loc[f["discount_pct"] == control_arm, "converted"]
+    wald = pd.DataFrame.from_dict(
+        {
+            arm: proportion_difference(y, control, method="wald")
+            for arm, y in f.groupby("discount_pct")["converted"]
+        },
+        orient="index",
     )
-    g["uplift"] = g["conversion"] - c["conversion"]
-    g["ci_low"], g["ci_high"] = g["uplift"] - Z95 * se, g["uplift"] + Z95 * se
+    g["uplift"] = g["conversion"] - g.loc[control_arm, "conversion"]
+    g["ci_low"], g["ci_high"] = wald["ci_low"], wald["ci_high"]
     g["discount_per_offer"] = g["discount"] / g["offers"]
     return g.drop(columns="discount")

@@ -67,6 +67,46 @@ def record_metrics(metrics: Mapping[str, Any]) -> dict[str, Any]:
     return clean
 
 
+#: The keys a truth entry may name its reference value by: ``truth`` (what the generator planted
+#: for this estimand: the interval should cover it) or ``generator_base`` (a base parameter the
+#: planted effects bend: the interval need not cover it; tests/test_other_seed.py skips these).
+TRUTH_KEYS: tuple[str, str] = ("truth", "generator_base")
+
+
+def truth_entry(
+    estimate: float,
+    ci_low: float,
+    ci_high: float,
+    truth: float | None,
+    *,
+    digits: int | None = 4,
+    key: str = "truth",
+) -> dict[str, float | None]:
+    """One ``{"estimate", "ci_low", "ci_high", "truth"}`` entry of a notebook's ``metrics.json``:
+    an estimate of something the generator planted, its interval and the planted value.
+
+    Every value is a float rounded to `digits` decimals (``None``: not rounded); a missing truth
+    (``None`` or NaN, e.g. data without a ground-truth file) is stored as ``None``. `key` names
+    the reference value (:data:`TRUTH_KEYS`). Raises ValueError when the interval is reversed or
+    does not contain the estimate (checked when all three are finite, before rounding)."""
+    if key not in TRUTH_KEYS:
+        raise ValueError(f"key must be one of {TRUTH_KEYS}, got {key!r}")
+    est, lo, hi = float(estimate), float(ci_low), float(ci_high)
+    if math.isfinite(est) and math.isfinite(lo) and math.isfinite(hi) and not lo <= est <= hi:
+        raise ValueError(f"the interval [{lo}, {hi}] does not contain the estimate {est}")
+    ref = None if truth is None or math.isnan(float(truth)) else float(truth)
+
+    def rounded(v: float | None) -> float | None:
+        return v if v is None or digits is None else round(v, digits)
+
+    return {
+        "estimate": rounded(est),
+        "ci_low": rounded(lo),
+        "ci_high": rounded(hi),
+        key: rounded(ref),
+    }
+
+
 def notebooks(only: Sequence[str] | None = None) -> list[Path]:
     """The collection's notebooks in order; `only` keeps those whose name starts with one of
     the given prefixes (``["01", "02_cohorts"]``)."""

@@ -79,11 +79,6 @@ def test_unknown_method_is_refused():
         feedback.nps(HAND, method="exact")
 
 
-def test_categories_follow_reichheld():
-    cat = feedback.nps_category([0, 6, 7, 8, 9, 10])
-    assert list(cat) == ["detractor"] * 2 + ["passive"] * 2 + ["promoter"] * 2
-
-
 @given(
     st.lists(st.integers(min_value=0, max_value=10), min_size=1, max_size=300),
     st.sampled_from(["wald", "adjusted_wald"]),
@@ -257,10 +252,7 @@ def test_next_order_after_by_hand():
     assert list(out["window_complete"]) == [True, True, True, False]
 
 
-def test_proportion_difference_and_ratio():
-    d = feedback.proportion_difference([1] * 30 + [0] * 70, [1] * 20 + [0] * 80)
-    assert d["estimate"] == pytest.approx(0.10)
-    assert d["ci_low"] < 0.10 < d["ci_high"]
+def test_proportion_ratio():
     r = feedback.proportion_ratio([1] * 30 + [0] * 70, [1] * 20 + [0] * 80)
     se = np.sqrt(0.7 / 30 + 0.8 / 20)
     assert r["estimate"] == pytest.approx(1.5)

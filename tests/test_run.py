@@ -209,3 +209,32 @@ def test_bad_data_fails_clearly_and_leaves_nothing(tmp_path, damage, message):
     assert message in proc.stderr
     assert "Traceback" not in proc.stderr
     assert not reports.exists() or not any(reports.iterdir())
+
+
+# ----------------------------------------------------------------------------- truth entries
+
+
+def test_truth_entry_rounds_every_value():
+    e = run.truth_entry(1.23456, 1.0, 1.5, 1.11119)
+    assert e == {"estimate": 1.2346, "ci_low": 1.0, "ci_high": 1.5, "truth": 1.1112}
+    assert list(e) == ["estimate", "ci_low", "ci_high", "truth"]
+    assert run.truth_entry(1.23456, 1.0, 1.5, 2, digits=2)["estimate"] == 1.23
+    assert run.truth_entry(1.23456, 1.0, 1.5, 2, digits=None)["estimate"] == 1.23456
+
+
+def test_truth_entry_missing_truth_and_generator_base():
+    for missing in (None, float("nan")):
+        assert run.truth_entry(1.0, 0.5, 2.0, missing)["truth"] is None
+    e = run.truth_entry(1.0, 0.5, 2.0, 0.9, key="generator_base")
+    assert e == {"estimate": 1.0, "ci_low": 0.5, "ci_high": 2.0, "generator_base": 0.9}
+    with pytest.raises(ValueError, match="key"):
+        run.truth_entry(1.0, 0.5, 2.0, 0.9, key="planted")
+
+
+def test_truth_entry_refuses_an_interval_without_its_estimate():
+    with pytest.raises(ValueError, match="does not contain"):
+        run.truth_entry(3.0, 0.5, 2.0, 1.0)
+    with pytest.raises(ValueError, match="does not contain"):
+        run.truth_entry(1.0, 2.0, 0.5, 1.0)
+    nan = float("nan")
+    assert pd.isna(run.truth_entry(1.0, nan, nan, 1.0)["ci_low"])  # no interval: nothing to check

@@ -1,0 +1,185 @@
+"""Statistics more than one topic uses: the NPS category of a score, the difference of two
+proportions with a named interval method, and the orders a customer placed in a window after an
+event.
+
+One implementation each, imported by :mod:`helpers.churn`, :mod:`helpers.feedback`,
+:mod:`helpers.experiments` and :mod:`helpers.loyalty` (and the notebooks). Vectorized: numpy,
+one merge and one group-by; no loop over rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+from statsmodels.stats.proportion import confint_proportions_2indep, proportions_ztest
+
+__all__ = [
+    "NPS_CATEGORIES",
+    "nps_scores",
+    "nps_category",
+    "PROPORTION_METHODS",
+    "proportion_difference",
+    "orders_after",
+]
+
+#: The three NPS categories in their natural order (Reichheld 2003).
+NPS_CATEGORIES: tuple[str, str, str] = ("detractor", "passive", "promoter")
+#: The interval methods of :func:`proportion_difference`.
+PROPORTION_METHODS: tuple[str, str] = ("newcombe", "wald")
+_STATSMODELS_METHOD = {"newcombe": "newcomb", "wald": "wald"}
+
+
+# --------------------------------------------------------------------------------------------
+# NPS categories
+# --------------------------------------------------------------------------------------------
+def nps_scores(scores: Iterable[float] | pd.Series | np.ndarray) -> np.ndarray:
+    """0-10 "would you recommend" scores as an integer array, or a ValueError that says what is
+    wrong and where (empty, not a number, missing, or not a whole number from 0 to 10)."""
+    s = pd.Series(scores) if not isinstance(scores, pd.Series) else scores
+    if len(s) == 0:
+        raise ValueError("no scores: the NPS of an empty sample is undefined")
+    values = pd.to_numeric(s, errors="coerce")
+    bad_type = values.isna() & s.notna()
+    if bad_type.any():
+        raise ValueError(
+            f"{int(bad_type.sum())} score(s) are not numbers (e.g. {s[bad_type].iloc[0]!r})"
+        )
+    missing = values.isna()
+    if missing.any():
+        raise ValueError(
+            f"{int(missing.sum())} of {len(s)} scores are missing; drop the non-responses "
+            "explicitly (they are not detractors) or weight for them (weighted_nps)"
+        )
+    v = values.to_numpy(float)
+    out_of_range = (v < 0) | (v > 10) | (v != np.round(v))
+    if out_of_range.any():
+        raise ValueError(
+            f"{int(out_of_range.sum())} score(s) are not whole numbers from 0 to 10 "
+            f"(e.g. {v[out_of_range][0]:g})"
+        )
+    return v.astype(np.int64)
+
+
+def nps_category(scores: Iterable[float] | pd.Series | np.ndarray) -> pd.Categorical:
+    """Detractor (0-6), passive (7-8) or promoter (9-10) for each 0-10 score, as a categorical
+    with the categories in :data:`NPS_CATEGORIES` order (F. F. Reichheld (2003), "The one number
+    you need to grow", *Harvard Business Review* 81(12)). Scores are checked by
+    :func:`nps_scores`: a missing score is an error, not a detractor."""
+    v = nps_scores(scores)
+    codes = np.where(v >= 9, 2, np.where(v >= 7, 1, 0))
+    return pd.Categorical.from_codes(codes, categories=list(NPS_CATEGORIES))
+
+
+# --------------------------------------------------------------------------------------------
+# The difference of two proportions
+# --------------------------------------------------------------------------------------------
+def proportion_difference(
+    y_treat: Iterable[float] | pd.Series | np.ndarray,
+    y_control: Iterable[float] | pd.Series | np.ndarray,
+    *,
+    method: Literal["newcombe", "wald"] = "newcombe",
+    confidence: float = 0.95,
+) -> dict[str, float]:
+    """Difference of two proportions d = p_t - p_c (a randomized experiment's effect on a 0/1
+    outcome; treatment minus control) with a two-sided interval at level `confidence`:
+
+    * ``"newcombe"``: Newcombe's hybrid score interval (method 10 of R. G. Newcombe (1998),
+      "Interval estimation for the difference between independent proportions: comparison of
+      eleven methods", *Statistics in Medicine* 17(8), 873-890): with (l_i, u_i) the Wilson
+      score interval of p_i, d - sqrt((p_t - l_t)^2 + (u_c - p_c)^2) to
+      d + sqrt((u_t - p_t)^2 + (p_c - l_c)^2). Good coverage even for small n or p near 0 or 1.
+      Newcombe's example: 56/70 vs 48/80 gives 0.2000 (0.0524 to 0.3339).
+    * ``"wald"``: d +- z sqrt(p_t (1 - p_t) / n_t + p_c (1 - p_c) / n_c) (method 1 of the same
+      paper; 0.0575 to 0.3425 in the example), z = Phi^-1(1/2 + confidence/2).
+
+    Both come from ``statsmodels.stats.proportion.confint_proportions_2indep``. ``p_value`` is
+    the pooled two-proportion z test's (``proportions_ztest``), the same for either method
+    (NaN when every unit has the same outcome).
+    Returns ``estimate``, ``ci_low``, ``ci_high``, ``p_value``, ``p_treat``, ``p_control``,
+    ``n_treat``, ``n_control``."""
+    if method not in PROPORTION_METHODS:
+        raise ValueError(f"method must be one of {PROPORTION_METHODS}, got {method!r}")
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
+    yt, yc = np.asarray(y_treat, dtype=float), np.asarray(y_control, dtype=float)
+    if yt.size == 0 or yc.size == 0:
+        raise ValueError("both groups need at least one unit")
+    ct, cc = yt.sum(), yc.sum()
+    lo, hi = confint_proportions_2indep(
+        ct, yt.size, cc, yc.size, method=_STATSMODELS_METHOD[method], compare="diff",
+        alpha=1 - confidence,
+    )  # fmt: skip
+    with np.errstate(divide="ignore", invalid="ignore"):  # p_value NaN: all 0 or all 1
+        _, p_value = proportions_ztest(np.array([ct, cc]), np.array([yt.size, yc.size]))
+    pt, pc = ct / yt.size, cc / yc.size
+    return {
+        "estimate": float(pt - pc), "ci_low": float(lo), "ci_high": float(hi),
+        "p_value": float(p_value), "p_treat": float(pt), "p_control": float(pc),
+        "n_treat": int(yt.size), "n_control": int(yc.size),
+    }  # fmt: skip
+
+
+# --------------------------------------------------------------------------------------------
+# Orders in a window after an event
+# --------------------------------------------------------------------------------------------
+def orders_after(
+    events: pd.DataFrame,
+    orders: pd.DataFrame,
+    days: float,
+    *,
+    at: str,
+    closed: Literal["right", "left", "both"] = "right",
+    values: Sequence[str] = (),
+) -> pd.DataFrame:
+    """The orders each event was followed by. An event (a send, an offer, a survey answer, a
+    landmark day ...) is a row of `events` with ``customer_id`` and a time column `at`; its
+    window is, with t = `at` and w = `days` days (``closed`` as in ``pandas.Interval``):
+
+    * ``"right"`` (default): t < order_date <= t + w (an order at the event's instant is not
+      "after" it);
+    * ``"both"``: t <= order_date <= t + w (e.g. a send dated at midnight of its day);
+    * ``"left"``: t <= order_date < t + w (e.g. t = the end of a landmark day, exclusive).
+
+    Returns a frame aligned with `events` (same index and order):
+
+    * ``orders`` - the number of the customer's orders in the window (int);
+    * ``converted`` - at least one (bool);
+    * ``next_order_at`` - the customer's first order on the window's start side of t
+      (``order_date > t``, or ``>= t`` when the start is closed), inside the window or later
+      (NaT if none in `orders`): with ``orders`` cut at an as-of day, the time to a next order
+      or the censoring point;
+    * one column per name in `values`: the sum of that column of `orders` over the window
+      (0 when there is none).
+
+    `orders` is taken as given: cut it at as-of first (``periods.up_to``) when later rows must
+    not count. Vectorized: one merge on ``customer_id``, one filter, one group-by."""
+    if closed not in ("right", "left", "both"):
+        raise ValueError(f"closed must be 'right', 'left' or 'both', got {closed!r}")
+    missing = [c for c in ("customer_id", "order_date", *values) if c not in orders]
+    if missing:
+        raise ValueError(f"orders lack the column(s) {missing}")
+    e = pd.DataFrame(
+        {
+            "customer_id": events["customer_id"].to_numpy(),
+            "_t": pd.to_datetime(events[at]).to_numpy(),
+        }
+    )
+    e["_row"] = np.arange(len(e))
+    o = orders[["customer_id", "order_date", *values]]
+    m = e.merge(o, on="customer_id", how="inner")
+    od = pd.to_datetime(m["order_date"])
+    after = (od >= m["_t"]) if closed in ("left", "both") else (od > m["_t"])
+    stop = m["_t"] + pd.Timedelta(days=days)
+    before = (od < stop) if closed == "left" else (od <= stop)
+    first = od[after].groupby(m.loc[after, "_row"]).min()
+    w = m[after & before]
+    g = w.groupby("_row").agg(orders=("customer_id", "size"), **{v: (v, "sum") for v in values})
+    out = g.reindex(np.arange(len(e)), fill_value=0)
+    out["orders"] = out["orders"].astype(int)
+    out["converted"] = out["orders"] > 0
+    out["next_order_at"] = first.reindex(np.arange(len(e))).to_numpy()
+    out.index = events.index
+    return out[["orders", "converted", "next_order_at", *values]]
