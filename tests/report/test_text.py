@@ -117,7 +117,7 @@ def test_report_in_the_clients_language_on_the_bundled_data(reports_root, lang):
 
 @pytest.mark.slow
 def test_report_in_polish_on_a_foreign_client_file(reports_root, tmp_path):
-    from tests.test_report import second_client
+    from tests.report.clients import second_client
 
     data, mapping = second_client(tmp_path)
     folder = make_report(reports_root, "pl", data=data, mapping=mapping, name="klient-pl")
