@@ -115,7 +115,8 @@ def _build(data, mapping, name, target, root, client, language, engine, stage, p
             raise ReportError(f"{NOTEBOOK.name} did not record its metrics")
         metrics.rename(tmp / "metrics.json")
         lang = json.loads((tmp / "metrics.json").read_text()).get("language", "en")
-        title = text.catalogue(lang)("summary.title", client=client or name).lstrip("# ")
+        # the page's <title>: plain text, escaped by nbconvert's template (the heading is escaped by T)
+        title = text.catalogue(lang).plain("summary.title", client=client or name).lstrip("# ")
         with stage("render HTML"):
             run.to_html(tmp / "report.ipynb", tmp / "report.html", title=title)
         try:

@@ -23,7 +23,7 @@ falls back to the defaults below, so the smallest mapping names just the three r
     thousands: " "               # default none (then '1,234' or '1.234' is refused as ambiguous)
     delimiter: ";"               # default ","
     encoding: utf-8              # default utf-8 (e.g. cp1250, latin-1); a byte-order mark wins
-    currency: PLN                # amounts are never converted; its symbol or code may appear
+    currency: PLN                # ISO 4217 code; amounts are never converted; its symbol or code may appear
                                  # in the amounts ('1 234,50 zł', '$1,234.50'); default EUR
     id_type: text                # text (default: '00123' and '123' are two ids) or integer
     as_of: "2025-06-30"          # last day of data; default: the day of the last row in the file
@@ -57,6 +57,7 @@ What was dropped, netted, summed or converted is listed, with counts and money, 
 from __future__ import annotations
 
 import difflib
+import re
 import zoneinfo
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -204,6 +205,10 @@ def _mapping_problems(name: str, raw: dict[str, Any]) -> list[str]:
     if raw.get("thousands") is not None and raw.get("thousands") == raw.get("decimal", "."):
         problems.append(
             f"{name}: 'thousands' and 'decimal' are both {raw['thousands']!r}; they must differ"
+        )
+    if raw.get("currency") is not None and not re.fullmatch(r"[A-Za-z]{3}", str(raw["currency"])):
+        problems.append(
+            f"{name}: 'currency' {raw['currency']!r} must be a three-letter ISO 4217 code, e.g. EUR, PLN or USD"
         )
     if raw.get("as_of") is not None:
         try:
