@@ -29,6 +29,11 @@ falls back to the defaults below, so the smallest mapping names just the three r
     as_of: "2025-06-30"          # last day of data; default: the day of the last row in the file
     period: Q                    # retention period: M (month) or Q (quarter, default)
     pseudonymize: true           # hide customer ids in the HTML report (default true)
+    exports: safe                # customers.csv, at_risk_customers.csv: safe (default: a text cell
+                                 # beginning with = + - @, a tab or a carriage return gets a
+                                 # leading apostrophe, so a spreadsheet shows it instead of running
+                                 # it as a formula; numbers stay numbers) or raw (cells as in the
+                                 # file, for a CRM import that must match ids exactly)
     refunds: reject              # refunds and cancellations: reject (default), exclude or net
     cancellations: {column: InvoiceNo, prefix: "C"}   # rows whose column starts with the prefix
                                  # are cancellations (their amount counts as negative)
@@ -85,6 +90,7 @@ REFUND_POLICIES: tuple[str, ...] = ("reject", "exclude", "net")
 PERIODS: tuple[str, ...] = ("M", "Q")
 ROWS: tuple[str, ...] = ("orders", "order_lines")
 ID_TYPES: tuple[str, ...] = ("text", "integer")
+EXPORTS: tuple[str, ...] = ("safe", "raw")
 MISSING_CUSTOMER: tuple[str, ...] = ("error", "drop")
 LANGUAGES: tuple[str, ...] = ("en", "nb", "pl", "nl", "ru")
 #: Customer ids that mean "no customer" (guest checkouts, database nulls), compared without case.
@@ -115,6 +121,7 @@ class ClientMapping:
     as_of: str | None = None
     period: str = "Q"
     pseudonymize: bool = True
+    exports: str = "safe"
     refunds: str = "reject"
     rows: str = "orders"
     sheet: str | None = None
@@ -191,6 +198,7 @@ def _mapping_problems(name: str, raw: dict[str, Any]) -> list[str]:
         problems.append(f"{name}: 'period' is {raw['period']!r}; use one of {list(PERIODS)}")
     problems += _choice(name, raw, "rows", ROWS)
     problems += _choice(name, raw, "id_type", ID_TYPES)
+    problems += _choice(name, raw, "exports", EXPORTS)
     problems += _choice(name, raw, "missing_customer", MISSING_CUSTOMER)
     problems += _choice(name, raw, "language", LANGUAGES)
     if raw.get("rows") == "order_lines" and "order_id" not in cols:
@@ -281,7 +289,8 @@ def load_mapping(path: str | Path) -> ClientMapping:
         raise DataValidationError(problems)
     values = {k: v for k, v in raw.items() if v is not None}
     values["columns"] = {str(k): str(v) for k, v in raw["columns"].items()}
-    for key in ("as_of", "period", "currency", "date_format", "sheet", "timezone", "language"):
+    for key in ("as_of", "period", "currency", "date_format", "sheet", "timezone", "language",
+                "exports"):  # fmt: skip
         if key in values:
             values[key] = str(values[key])
     if "cancellations" in values:

@@ -4,12 +4,15 @@ pseudonyms."""
 
 from __future__ import annotations
 
+import csv
+import os
 from html.parser import HTMLParser
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
+from helpers import report
 from helpers.report import text
 from helpers.report.formatting import Formatter, escape, note_text
 from helpers.report.orders import Note
@@ -134,6 +137,77 @@ def test_a_currency_that_is_not_a_code_is_refused(tmp_path):
 
 
 # --------------------------------------------------------------------------------------------
+# spreadsheet-safe CSV exports (OWASP "CSV injection")
+
+FORMULAS = ['=HYPERLINK("http://x")', "+1+1", "-2+3", "@SUM(A1)", "\tx", "\rx", "ok", "a=b"]
+
+
+def _table() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "segment": pd.Categorical(["=At risk"] + ["At risk"] * 7),
+            "net_revenue": [-12.5, -1.0, 3.0, 0.0, -0.25, 7.0, 1.5, 2.0],  # refunds: negative
+            "n_orders": [-1, 2, 3, 4, 5, 6, 7, 8],
+            "channel": ["-web", "web", None, "@app", "app", "+x", "app", "=1"],
+        },
+        index=pd.Index(FORMULAS, name="customer_id"),
+    )
+
+
+def _read(path: Path) -> list[dict[str, str]]:
+    return list(csv.DictReader(path.open(newline="", encoding="utf-8")))
+
+
+def test_csv_exports_neutralise_formulas_in_text_cells_only(tmp_path, monkeypatch):
+    monkeypatch.delenv("RETENTION_LAB_EXPORTS", raising=False)
+    rows = _read(report.export_csv(_table(), tmp_path / "customers.csv"))
+    assert [r["customer_id"] for r in rows] == ["'" + f for f in FORMULAS[:6]] + ["ok", "a=b"]
+    assert rows[0]["segment"] == "'=At risk" and rows[1]["segment"] == "At risk"
+    assert [r["channel"] for r in rows] == ["'-web", "web", "", "'@app", "app", "'+x", "app", "'=1"]
+    assert [float(r["net_revenue"]) for r in rows] == _table()["net_revenue"].tolist()
+    assert rows[0]["n_orders"] == "-1"  # numbers are numbers, negative ones too
+    back = pd.read_csv(tmp_path / "customers.csv")
+    assert back["net_revenue"].dtype == float and back["n_orders"].dtype == "int64"
+
+
+def test_raw_csv_exports_only_when_asked(tmp_path, monkeypatch):
+    monkeypatch.delenv("RETENTION_LAB_EXPORTS", raising=False)
+    rows = _read(report.export_csv(_table(), tmp_path / "a.csv", raw=True))
+    assert [r["customer_id"] for r in rows] == FORMULAS
+    monkeypatch.setenv("RETENTION_LAB_EXPORTS", "raw")  # what the report command sets
+    assert _read(report.export_csv(_table(), tmp_path / "b.csv")) == rows
+    monkeypatch.setenv("RETENTION_LAB_EXPORTS", "safe")
+    assert _read(report.export_csv(_table(), tmp_path / "c.csv"))[0]["customer_id"][0] == "'"
+
+
+def test_the_mapping_key_exports(tmp_path):
+    from helpers.report.mapping import load_mapping
+    from helpers.tables import DataValidationError
+
+    cols = {"customer_id": "c", "order_date": "d", "amount": "a"}
+    assert load_mapping(write_mapping(tmp_path / "m.yaml", columns=cols)).exports == "safe"
+    m = load_mapping(write_mapping(tmp_path / "m.yaml", columns=cols, exports="raw"))
+    assert m.exports == "raw"
+    with pytest.raises(DataValidationError, match="'exports' is 'verbatim'; use one of"):
+        load_mapping(write_mapping(tmp_path / "m.yaml", columns=cols, exports="verbatim"))
+
+
+def test_run_execute_restores_the_environment(monkeypatch, tmp_path):
+    from helpers import run
+
+    seen = {}
+
+    def fake(*args, **kwargs):
+        seen.update(os.environ)
+
+    monkeypatch.setattr("papermill.execute_notebook", fake)
+    monkeypatch.delenv("RETENTION_LAB_EXPORTS", raising=False)
+    run.execute(Path("x.ipynb"), tmp_path, {}, html_report=False,
+                env={"RETENTION_LAB_EXPORTS": "raw"})  # fmt: skip
+    assert seen["RETENTION_LAB_EXPORTS"] == "raw" and "RETENTION_LAB_EXPORTS" not in os.environ
+
+
+# --------------------------------------------------------------------------------------------
 # a whole report from a hostile file
 
 
@@ -177,6 +251,7 @@ def _client(folder: Path, hostile: bool) -> tuple[Path, Path]:
         columns={k: v for k, v in names.items() if k != "status"},
         status={"column": names["status"], "keep": ["paid"], "cancelled": []},
         pseudonymize=False,  # the real (hostile) ids are shown in the at-risk table
+        **({} if hostile else {"exports": "raw"}),  # the ids as written, on request only
         as_of="2025-12-31",
         period="Q",
     )
@@ -186,6 +261,7 @@ def _client(folder: Path, hostile: bool) -> tuple[Path, Path]:
 @pytest.mark.slow
 def test_a_report_of_a_hostile_file_has_no_live_script_handler_or_javascript_url(tmp_path, capsys):
     pages = {}
+    exports = {}
     for hostile in (False, True):
         folder = tmp_path / ("hostile" if hostile else "clean")
         folder.mkdir()
@@ -195,6 +271,10 @@ def test_a_report_of_a_hostile_file_has_no_live_script_handler_or_javascript_url
         rc, _, err = run_cli([*args, "--client", client], capsys)
         assert rc == 0, err
         pages[hostile] = (folder / "reports" / "acme" / "report.html").read_text(encoding="utf-8")
+        exports[hostile] = {
+            name: list(csv.DictReader((folder / "reports" / "acme" / name).open(newline="")))
+            for name in ("customers.csv", "at_risk_customers.csv")
+        }
     clean = Page(pages[False])
     page = assert_inert(pages[True], clean.scripts)  # only the scripts nbconvert itself emits
     shown = "".join(page.text)
@@ -203,3 +283,11 @@ def test_a_report_of_a_hostile_file_has_no_live_script_handler_or_javascript_url
     assert "pending" + SCRIPT in shown and "qty" + AUTOLINK in shown
     assert "=c" in shown and IMG in shown
     assert "<title>Retention report: ACME &lt;script&gt;alert(1)" in pages[True]  # escaped once
+    # spreadsheet-safe exports by default, the ids as written behind `exports: raw`; numbers stay
+    for name in ("customers.csv", "at_risk_customers.csv"):
+        safe, raw = exports[True][name], exports[False][name]
+        assert len(safe) == len(raw) > 0
+        assert all(r["customer_id"].startswith(("'=", "'+", "'-", "'@")) for r in safe)
+        assert all(r["customer_id"][0] in "=+-@" for r in raw)
+        assert {r["customer_id"] for r in safe} == {"'" + r["customer_id"] + IMG for r in raw}
+        assert all(float(r["monetary_total"]) > 0 for r in safe)
