@@ -178,16 +178,26 @@ def to_html(executed: Path, target: Path, title: str | None = None) -> Path:
 
 
 def execute(
-    notebook: Path, out_dir: Path, parameters: Mapping[str, Any], *, html_report: bool = True
+    notebook: Path,
+    out_dir: Path,
+    parameters: Mapping[str, Any],
+    *,
+    html_report: bool = True,
+    env: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
-    """Run one notebook with papermill into `out_dir`; returns its metrics (may be empty)."""
+    """Run one notebook with papermill into `out_dir`; returns its metrics (may be empty).
+
+    `env`: environment variables the notebook's kernel sees during the run and that, unlike
+    papermill parameters, are not recorded in the executed notebook (a secret such as the
+    pseudonym salt)."""
     import papermill
 
     out_dir.mkdir(parents=True, exist_ok=True)
     executed = out_dir / notebook.name
     metrics_path = out_dir / f"{notebook.stem}.metrics.json"
-    old = os.environ.get(METRICS_ENV)
-    os.environ[METRICS_ENV] = str(metrics_path)
+    variables = {METRICS_ENV: str(metrics_path), **(env or {})}
+    saved = {k: os.environ.get(k) for k in variables}
+    os.environ.update(variables)
     try:
         papermill.execute_notebook(
             str(notebook), str(executed), parameters=dict(parameters), kernel_name="python3",
@@ -198,10 +208,11 @@ def execute(
             f"{notebook.name} failed in cell {err.exec_count}: {err.ename}: {err.evalue}"
         ) from None
     finally:
-        if old is None:
-            os.environ.pop(METRICS_ENV, None)
-        else:
-            os.environ[METRICS_ENV] = old
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
     if html_report:
         to_html(executed, out_dir / f"{notebook.stem}.html")
     return json.loads(metrics_path.read_text()) if metrics_path.exists() else {}

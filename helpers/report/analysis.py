@@ -11,6 +11,7 @@ the data lives, without holding the orders in pandas); see
 from __future__ import annotations
 
 import hashlib
+import os
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -121,20 +122,54 @@ def net_revenue(orders: pd.DataFrame | Any) -> pd.Series:
     )
 
 
-def export_csv(table: pd.DataFrame, path: str | Path, decimals: int = 4) -> Path:
+#: What a spreadsheet reads as the start of a formula (OWASP, "CSV injection").
+FORMULA_START: tuple[str, ...] = ("=", "+", "-", "@", "\t", "\r")
+#: How the report command passes the mapping's ``exports`` to notebook 08's :func:`export_csv`
+#: (``raw``: cells as in the client's file; otherwise spreadsheet-safe).
+EXPORTS_ENV = "RETENTION_LAB_EXPORTS"
+
+
+def spreadsheet_safe(col: pd.Series) -> pd.Series:
+    """A text column with a leading apostrophe before every cell that begins with a formula
+    character (:data:`FORMULA_START`), so that Excel, LibreOffice or Google Sheets show the cell as
+    text instead of running it (OWASP's advice on CSV injection). Numbers are never changed (a
+    negative amount stays a number); other cells of a text column stay as they are."""
+    if col.dtype.kind in "biufcmM" or (
+        isinstance(col.dtype, pd.CategoricalDtype) and col.cat.categories.dtype.kind in "biufcmM"
+    ):
+        return col
+    text = col.astype("string") if isinstance(col.dtype, pd.CategoricalDtype) else col
+    risky = text.str.startswith(FORMULA_START).isin([True])  # not a text cell: NaN, not risky
+    if not risky.any():
+        return col
+    return text.where(~risky, "'" + text.where(risky, ""))
+
+
+def export_csv(
+    table: pd.DataFrame, path: str | Path, decimals: int = 4, raw: bool | None = None
+) -> Path:
     """Write `table` (its index as the first column) to a UTF-8 CSV for the client, numbers
     rounded to `decimals`, with Arrow's multi-threaded CSV writer (about 6x pandas' ``to_csv`` on
     a million customers). Text is quoted, missing values are empty cells, timestamps are written
     as ``2024-01-02 13:00:00`` (with as many decimals of the second as the column needs); ``pandas.read_csv``
-    reads back what ``table.round(decimals).to_csv`` would have written."""
+    reads back what ``table.round(decimals).to_csv`` would have written.
+
+    Spreadsheet-safe unless `raw`: text cells (ids, segments, the client's other columns) that
+    begin with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return get a leading apostrophe
+    (:func:`spreadsheet_safe`); numbers are written as numbers. `raw` None: as the mapping's
+    ``exports`` says when the report command runs (``$RETENTION_LAB_EXPORTS``), else safe."""
     import pyarrow as pa
     import pyarrow.csv as pcsv
 
+    if raw is None:
+        raw = os.environ.get(EXPORTS_ENV, "safe") == "raw"
     arrays: dict[str, pa.Array] = {}
     # column by column into Arrow (no rounded or re-indexed copy of the whole table)
     for name, col in [(table.index.name or "", table.index.to_series()), *table.items()]:
         if col.dtype.kind == "f":
             col = col.round(decimals)
+        elif not raw:
+            col = spreadsheet_safe(col)
         arr = pa.Array.from_pandas(col)
         if col.dtype.kind == "M" and col.dt.tz is None:  # the coarsest exact unit, as pandas
             ns = col.to_numpy("datetime64[ns]").view("i8")[col.notna().to_numpy()]

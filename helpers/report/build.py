@@ -14,6 +14,7 @@ from pathlib import Path
 
 from helpers import paths, run
 from helpers.report import sources, text
+from helpers.report.analysis import EXPORTS_ENV
 from helpers.report.mapping import load_mapping
 from helpers.report.orders import check_enough_data, read_client_orders, save_validated
 from helpers.report.progress import Stages, follow, release_memory
@@ -105,7 +106,7 @@ def _build(data, mapping, name, target, root, client, language, engine, stage, p
         }  # fmt: skip
         try:
             with stage("analyse (notebook 08)", n_orders), follow(handover / "stages", progress):
-                run.execute(NOTEBOOK, tmp, params)
+                run.execute(NOTEBOOK, tmp, params, env={EXPORTS_ENV: spec.exports})
         except run.RunError as err:
             raise ReportError(str(err)) from None
         (tmp / NOTEBOOK.name).rename(tmp / "report.ipynb")
@@ -115,7 +116,8 @@ def _build(data, mapping, name, target, root, client, language, engine, stage, p
             raise ReportError(f"{NOTEBOOK.name} did not record its metrics")
         metrics.rename(tmp / "metrics.json")
         lang = json.loads((tmp / "metrics.json").read_text()).get("language", "en")
-        title = text.catalogue(lang)("summary.title", client=client or name).lstrip("# ")
+        # the page's <title>: plain text, escaped by nbconvert's template (the heading is escaped by T)
+        title = text.catalogue(lang).plain("summary.title", client=client or name).lstrip("# ")
         with stage("render HTML"):
             run.to_html(tmp / "report.ipynb", tmp / "report.html", title=title)
         try:

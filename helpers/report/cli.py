@@ -20,7 +20,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         epilog="Mapping keys (YAML): columns {customer_id, order_date and amount (or quantity and "
         "unit_price) required; order_id, refunded_amount, ... optional}, rows (orders|order_lines), "
         "date_format, timezone, decimal, thousands, delimiter, encoding, sheet, id_type, currency, "
-        "as_of, period (M|Q), pseudonymize, refunds (reject|exclude|net), cancellations, status, "
+        "as_of, period (M|Q), pseudonymize, exports (safe|raw), refunds (reject|exclude|net), cancellations, status, "
         "missing_customer, customer_placeholders, economics {gross_margin_rate, shipping_per_order, "
         "...}, language (en|nb|pl|nl|ru). Examples: notebooks/08_sample_mapping.yaml and the README; "
         "details: helpers/report/mapping.py.",

@@ -23,12 +23,17 @@ falls back to the defaults below, so the smallest mapping names just the three r
     thousands: " "               # default none (then '1,234' or '1.234' is refused as ambiguous)
     delimiter: ";"               # default ","
     encoding: utf-8              # default utf-8 (e.g. cp1250, latin-1); a byte-order mark wins
-    currency: PLN                # amounts are never converted; its symbol or code may appear
+    currency: PLN                # ISO 4217 code; amounts are never converted; its symbol or code may appear
                                  # in the amounts ('1 234,50 zł', '$1,234.50'); default EUR
     id_type: text                # text (default: '00123' and '123' are two ids) or integer
     as_of: "2025-06-30"          # last day of data; default: the day of the last row in the file
     period: Q                    # retention period: M (month) or Q (quarter, default)
     pseudonymize: true           # hide customer ids in the HTML report (default true)
+    exports: safe                # customers.csv, at_risk_customers.csv: safe (default: a text cell
+                                 # beginning with = + - @, a tab or a carriage return gets a
+                                 # leading apostrophe, so a spreadsheet shows it instead of running
+                                 # it as a formula; numbers stay numbers) or raw (cells as in the
+                                 # file, for a CRM import that must match ids exactly)
     refunds: reject              # refunds and cancellations: reject (default), exclude or net
     cancellations: {column: InvoiceNo, prefix: "C"}   # rows whose column starts with the prefix
                                  # are cancellations (their amount counts as negative)
@@ -57,6 +62,7 @@ What was dropped, netted, summed or converted is listed, with counts and money, 
 from __future__ import annotations
 
 import difflib
+import re
 import zoneinfo
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -84,6 +90,7 @@ REFUND_POLICIES: tuple[str, ...] = ("reject", "exclude", "net")
 PERIODS: tuple[str, ...] = ("M", "Q")
 ROWS: tuple[str, ...] = ("orders", "order_lines")
 ID_TYPES: tuple[str, ...] = ("text", "integer")
+EXPORTS: tuple[str, ...] = ("safe", "raw")
 MISSING_CUSTOMER: tuple[str, ...] = ("error", "drop")
 LANGUAGES: tuple[str, ...] = ("en", "nb", "pl", "nl", "ru")
 #: Customer ids that mean "no customer" (guest checkouts, database nulls), compared without case.
@@ -114,6 +121,7 @@ class ClientMapping:
     as_of: str | None = None
     period: str = "Q"
     pseudonymize: bool = True
+    exports: str = "safe"
     refunds: str = "reject"
     rows: str = "orders"
     sheet: str | None = None
@@ -190,6 +198,7 @@ def _mapping_problems(name: str, raw: dict[str, Any]) -> list[str]:
         problems.append(f"{name}: 'period' is {raw['period']!r}; use one of {list(PERIODS)}")
     problems += _choice(name, raw, "rows", ROWS)
     problems += _choice(name, raw, "id_type", ID_TYPES)
+    problems += _choice(name, raw, "exports", EXPORTS)
     problems += _choice(name, raw, "missing_customer", MISSING_CUSTOMER)
     problems += _choice(name, raw, "language", LANGUAGES)
     if raw.get("rows") == "order_lines" and "order_id" not in cols:
@@ -204,6 +213,10 @@ def _mapping_problems(name: str, raw: dict[str, Any]) -> list[str]:
     if raw.get("thousands") is not None and raw.get("thousands") == raw.get("decimal", "."):
         problems.append(
             f"{name}: 'thousands' and 'decimal' are both {raw['thousands']!r}; they must differ"
+        )
+    if raw.get("currency") is not None and not re.fullmatch(r"[A-Za-z]{3}", str(raw["currency"])):
+        problems.append(
+            f"{name}: 'currency' {raw['currency']!r} must be a three-letter ISO 4217 code, e.g. EUR, PLN or USD"
         )
     if raw.get("as_of") is not None:
         try:
@@ -276,7 +289,8 @@ def load_mapping(path: str | Path) -> ClientMapping:
         raise DataValidationError(problems)
     values = {k: v for k, v in raw.items() if v is not None}
     values["columns"] = {str(k): str(v) for k, v in raw["columns"].items()}
-    for key in ("as_of", "period", "currency", "date_format", "sheet", "timezone", "language"):
+    for key in ("as_of", "period", "currency", "date_format", "sheet", "timezone", "language",
+                "exports"):  # fmt: skip
         if key in values:
             values[key] = str(values[key])
     if "cancellations" in values:

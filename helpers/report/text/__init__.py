@@ -47,7 +47,13 @@ class Reason(str):
 
 class Catalogue:
     """The messages of one language: ``T("key", name=value)`` formats a message with
-    ``str.format``; ``T.segment(name)`` translates an RFM segment name."""
+    ``str.format``; ``T.segment(name)`` translates an RFM segment name.
+
+    The messages become Markdown and HTML in the report, and their values may come from the
+    client's file, mapping or command line: ``T(...)`` escapes every text value
+    (:func:`helpers.report.formatting.escape`; numbers and the templates are left as they are), so
+    a value can neither open an HTML element nor a Markdown link. ``T.plain(...)`` fills a message
+    with its values as they are, for text that is not HTML (a page title that nbconvert escapes)."""
 
     def __init__(self, language: str):
         if language not in LANGUAGES:
@@ -59,6 +65,14 @@ class Catalogue:
         )
 
     def __call__(self, key: str, **values: Any) -> str:
+        from helpers.report.formatting import escape
+
+        return self.plain(
+            key, **{k: escape(v) if isinstance(v, str) else v for k, v in values.items()}
+        )
+
+    def plain(self, key: str, **values: Any) -> str:
+        """The message with `values` as they are (not escaped): not for Markdown or HTML."""
         try:
             return self.messages[key].format(**values)
         except KeyError as err:
