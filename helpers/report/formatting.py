@@ -1,7 +1,7 @@
 """The report's words and numbers in the client's language: Babel-formatted money, shares,
 counts and dates, and the data note's sentences from the message catalogues.
 
-:func:`escape` is the one place where text from the client's file, mapping or command line is made
+:func:`escape` (defined beside the catalogues, :mod:`helpers.report.text`) is the one place where text from the client's file, mapping or command line is made
 safe for the report's HTML (and the Markdown that becomes HTML)."""
 
 from __future__ import annotations
@@ -12,33 +12,7 @@ from collections.abc import Sequence
 import pandas as pd
 
 from helpers.report import text
-
-#: An HTML character reference (``&lt;``, ``&#91;``): already escaped, left as it is.
-_REFERENCE = r"&(?:[A-Za-z][A-Za-z0-9]{1,31}|#[0-9]{1,7}|#[xX][0-9A-Fa-f]{1,6});"
-_MARKUP = {"&": "&amp;", "<": "&lt;", ">": "&gt;", "[": "&#91;", "]": "&#93;", "`": "&#96;"}
-_UNSAFE = re.compile(f"{_REFERENCE}|[&<>\\[\\]`]|[\\r\\n\\x00-\\x08\\x0b\\x0c\\x0e-\\x1f\\x7f]+")
-
-
-def escape(value: object) -> str:
-    """`value` as text that is safe in the report's HTML and in the Markdown rendered into it: ``&``,
-    ``<`` and ``>`` become character references (no element, attribute or handler can start), and so
-    do ``[``, ``]`` and a backtick (no Markdown link, image or autolink such as
-    ``[x](javascript:...)``, no code span); line breaks and control characters become one space (a
-    value stays inside its sentence). Character references already in `value` are kept, so text
-    escaped once is not escaped again (the report joins escaped sentences into others).
-
-    Every string from the client's file, mapping or command line passes through here where it
-    enters the HTML: the data note (:func:`note_text`), headings and sentences (the values of
-    :class:`helpers.report.text.Catalogue` messages), and plot labels made from them; table cells
-    are escaped by pandas' HTML rendering."""
-
-    def sub(m: re.Match[str]) -> str:
-        hit = m[0]
-        if hit in _MARKUP:
-            return _MARKUP[hit]
-        return hit if hit.startswith("&") else " "
-
-    return _UNSAFE.sub(sub, str(value))
+from helpers.report.text import escape
 
 
 def note_text(note: str, T: text.Catalogue, fmt: Formatter) -> str:

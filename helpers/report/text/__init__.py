@@ -12,13 +12,14 @@ The terms chosen per language (retention, churn, cohort, lifetime value, ...) ar
 
 from __future__ import annotations
 
+import re
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-__all__ = ["LANGUAGES", "Catalogue", "catalogue", "Reason"]
+__all__ = ["LANGUAGES", "Catalogue", "catalogue", "Reason", "escape"]
 
 FOLDER = Path(__file__).resolve().parent
 
@@ -30,6 +31,34 @@ LANGUAGES: dict[str, str] = {
     "nl": "nl_NL",
     "ru": "ru_RU",
 }
+
+
+#: An HTML character reference (``&lt;``, ``&#91;``): already escaped, left as it is.
+_REFERENCE = r"&(?:[A-Za-z][A-Za-z0-9]{1,31}|#[0-9]{1,7}|#[xX][0-9A-Fa-f]{1,6});"
+_MARKUP = {"&": "&amp;", "<": "&lt;", ">": "&gt;", "[": "&#91;", "]": "&#93;", "`": "&#96;"}
+_UNSAFE = re.compile(f"{_REFERENCE}|[&<>\\[\\]`]|[\\r\\n\\x00-\\x08\\x0b\\x0c\\x0e-\\x1f\\x7f]+")
+
+
+def escape(value: object) -> str:
+    """`value` as text that is safe in the report's HTML and in the Markdown rendered into it: ``&``,
+    ``<`` and ``>`` become character references (no element, attribute or handler can start), and so
+    do ``[``, ``]`` and a backtick (no Markdown link, image or autolink such as
+    ``[x](javascript:...)``, no code span); line breaks and control characters become one space (a
+    value stays inside its sentence). Character references already in `value` are kept, so text
+    escaped once is not escaped again (the report joins escaped sentences into others).
+
+    Every string from the client's file, mapping or command line passes through here where it
+    enters the HTML: the data note (:func:`note_text`), headings and sentences (the values of
+    :class:`helpers.report.text.Catalogue` messages), and plot labels made from them; table cells
+    are escaped by pandas' HTML rendering."""
+
+    def sub(m: re.Match[str]) -> str:
+        hit = m[0]
+        if hit in _MARKUP:
+            return _MARKUP[hit]
+        return hit if hit.startswith("&") else " "
+
+    return _UNSAFE.sub(sub, str(value))
 
 
 class Reason(str):
@@ -51,7 +80,7 @@ class Catalogue:
 
     The messages become Markdown and HTML in the report, and their values may come from the
     client's file, mapping or command line: ``T(...)`` escapes every text value
-    (:func:`helpers.report.formatting.escape`; numbers and the templates are left as they are), so
+    (:func:`escape`; numbers and the templates are left as they are), so
     a value can neither open an HTML element nor a Markdown link. ``T.plain(...)`` fills a message
     with its values as they are, for text that is not HTML (a page title that nbconvert escapes)."""
 
@@ -65,8 +94,6 @@ class Catalogue:
         )
 
     def __call__(self, key: str, **values: Any) -> str:
-        from helpers.report.formatting import escape
-
         return self.plain(
             key, **{k: escape(v) if isinstance(v, str) else v for k, v in values.items()}
         )
