@@ -445,7 +445,7 @@ def _simulated_summary(n: int, seed: int = 5) -> pd.DataFrame:
 
 @pytest.mark.parametrize("model", ["BG/NBD", "MBG/NBD", "Gamma-Gamma"])
 def test_analytic_gradient_fit_equals_the_numerical_gradient_fit(model, monkeypatch):
-    """On many customers (>= clv.ANALYTIC_MIN_N) the fits use analytic gradients: the same
+    """With analytic gradients (n >= clv.ANALYTIC_MIN_N, every fit by default) the fits find the same
     optimum as the numerical-gradient fit (which stops within about 1e-4 of it), far within one
     standard error (1 %), the log-likelihood to 1e-10, and the same standard errors to 1e-3."""
     df = _simulated_summary(20_000)
