@@ -20,9 +20,6 @@ intervals) on 3 of 9 random seeds, one different interval each time (issue 14's 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -30,21 +27,10 @@ import pytest
 from scipy import stats
 
 from helpers import paths, run
+from tests.collection.conftest import OTHER_SEED
 
 pytestmark = pytest.mark.slow
 
-#: The company's seed; RETENTION_LAB_OTHER_SEED=N runs the same check on another company by hand.
-OTHER_SEED = int(os.environ.get("RETENTION_LAB_OTHER_SEED", "7"))
-#: Effect sizes changed from the bundled company (SynthConfig fields), so a notebook that printed
-#: the bundled truth instead of reading the data folder's would fail.
-OVERRIDES: dict[str, str] = {
-    "loyalty_rate_uplift": "1.8",
-    "birthday_uplift": "0.07",
-    "winback_uplift": "0.06",
-    "delivery_fix_reduction": "0.4",
-    "sub_hr_bad_ticket": "2.0",
-    "detractor_dropout_followup": "0.15",
-}
 #: Notebooks whose issues ask for planted effects recovered with intervals.
 MUST_RECOVER = ("03", "05", "06", "07")
 
@@ -83,30 +69,17 @@ def test_entries_finds_nested_truth_entries():
     assert [k for k, _ in entries(m)] == ["b", "c.d"]
 
 
-@pytest.fixture(scope="module")
-def other_company(tmp_path_factory):
-    out = tmp_path_factory.mktemp("other_company")
-    sets = [arg for k, v in OVERRIDES.items() for arg in ("--set", f"{k}={v}")]
-    proc = subprocess.run(
-        [sys.executable, "-m", "helpers.synth", "--out", str(out), "--seed", str(OTHER_SEED), *sets],
-        cwd=paths.ROOT, capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return out
-
-
 WITH_DATA_DIR = [
     nb for nb in run.notebooks() if "data_dir" in run.params_for(nb, {"data_dir": "x"})
 ]
 
 
 @pytest.mark.parametrize("nb", WITH_DATA_DIR, ids=lambda p: p.stem)
-def test_planted_effects_are_recovered_on_another_company(nb, other_company, tmp_path):
+def test_planted_effects_are_recovered_on_another_company(nb, other_company, metrics):
     truth_file = json.loads((other_company / "ground_truth.json").read_text())
     bundled = json.loads((paths.DATASETS / "ground_truth.json").read_text())
     assert truth_file != bundled
-    metrics = run.execute(nb, tmp_path, {"data_dir": str(other_company)}, html_report=False)
-    found = dict(entries(metrics))
+    found = dict(entries(metrics(nb.name[:2], "other")))
     if nb.name[:2] in MUST_RECOVER:
         assert found, f"{nb.name} records no planted effect with its truth"
     missed = {}

@@ -6,25 +6,15 @@ Runs write into a temporary reports folder (RETENTION_LAB_REPORTS), never into r
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
-import sys
 
 import pandas as pd
 import pytest
 
 from helpers import clv, data, paths, run
+from tests.collection.conftest import run_cli
 
 pytestmark = pytest.mark.slow
-
-
-def run_cli(reports, *args, make=False):
-    env = {**os.environ, "RETENTION_LAB_REPORTS": str(reports)}
-    cmd = ["make", "-s", "report", *args] if make else [sys.executable, "-m", "helpers.run", *args]
-    return subprocess.run(
-        cmd, cwd=paths.ROOT, env=env, capture_output=True, text=True, timeout=1800
-    )
 
 
 def expected_01(as_of: str) -> dict:
@@ -80,14 +70,6 @@ def expected_04(as_of: str) -> dict:
         "customers": o["customer_id"].nunique(),
         "historical_clv_total_eur": round(margin.sum(), 0),
     }
-
-
-@pytest.fixture(scope="module")
-def sample_run(tmp_path_factory):
-    reports = tmp_path_factory.mktemp("reports")
-    proc = run_cli(reports, "RUN=e2e", make=True)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return reports, proc
 
 
 def test_make_report_writes_every_notebook(sample_run):

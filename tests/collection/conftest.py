@@ -1,0 +1,91 @@
+"""What the collection's tests share: the notebooks run once per session on the bundled company
+(``make report``: :func:`sample_run`) and on a company made with another seed and other effect
+sizes (:func:`other_company`), and the ``metrics.json`` of every notebook on each
+(:func:`metrics`), which the truth checks (``test_other_seed.py``), the registry check and the
+claims tests (``test_claims_NN.py``) read."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from helpers import paths, run
+
+#: The other company's seed; RETENTION_LAB_OTHER_SEED=N runs the same checks on another company.
+OTHER_SEED = int(os.environ.get("RETENTION_LAB_OTHER_SEED", "7"))
+#: Effect sizes changed from the bundled company (SynthConfig fields), so a notebook that printed
+#: the bundled truth instead of reading the data folder's would fail.
+OVERRIDES: dict[str, str] = {
+    "loyalty_rate_uplift": "1.8",
+    "birthday_uplift": "0.07",
+    "winback_uplift": "0.06",
+    "delivery_fix_reduction": "0.4",
+    "sub_hr_bad_ticket": "2.0",
+    "detractor_dropout_followup": "0.15",
+}
+COMPANIES: tuple[str, ...] = ("bundled", "other")
+
+
+def run_cli(reports: Path, *args: str, make: bool = False) -> subprocess.CompletedProcess:
+    """The batch runner as users call it (``make report`` or ``python -m helpers.run``), writing
+    into `reports` (RETENTION_LAB_REPORTS), never into reports/."""
+    env = {**os.environ, "RETENTION_LAB_REPORTS": str(reports)}
+    cmd = ["make", "-s", "report", *args] if make else [sys.executable, "-m", "helpers.run", *args]
+    return subprocess.run(
+        cmd, cwd=paths.ROOT, env=env, capture_output=True, text=True, timeout=1800
+    )
+
+
+@pytest.fixture(scope="session")
+def sample_run(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
+    """``make report RUN=e2e`` on the bundled company: (reports folder, the finished process)."""
+    reports = tmp_path_factory.mktemp("reports")
+    proc = run_cli(reports, "RUN=e2e", make=True)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return reports, proc
+
+
+@pytest.fixture(scope="session")
+def other_company(tmp_path_factory) -> Path:
+    """A company generated with seed :data:`OTHER_SEED` and the effect sizes :data:`OVERRIDES`."""
+    out = tmp_path_factory.mktemp("other_company")
+    sets = [arg for k, v in OVERRIDES.items() for arg in ("--set", f"{k}={v}")]
+    proc = subprocess.run(
+        [sys.executable, "-m", "helpers.synth", "--out", str(out), "--seed", str(OTHER_SEED), *sets],
+        cwd=paths.ROOT, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return out
+
+
+def notebook(nn: str) -> Path:
+    """The notebook numbered `nn` ('03')."""
+    (found,) = [nb for nb in run.notebooks() if nb.name.startswith(f"{nn}_")]
+    return found
+
+
+@pytest.fixture(scope="session")
+def metrics(sample_run, other_company, tmp_path_factory) -> Callable[[str, str], dict[str, Any]]:
+    """``metrics(nn, company)``: notebook `nn`'s metrics.json on 'bundled' (from
+    :func:`sample_run`) or 'other' (run once per session on :func:`other_company`)."""
+    cache: dict[str, dict[str, Any]] = {}
+
+    def get(nn: str, company: str) -> dict[str, Any]:
+        nb = notebook(nn)
+        if company == "bundled":
+            return json.loads((sample_run[0] / "e2e" / f"{nb.stem}.metrics.json").read_text())
+        if company != "other":
+            raise ValueError(f"company must be one of {COMPANIES}, got {company!r}")
+        if nn not in cache:
+            out = tmp_path_factory.mktemp(f"other_{nn}")
+            cache[nn] = run.execute(nb, out, {"data_dir": str(other_company)}, html_report=False)
+        return cache[nn]
+
+    return get
