@@ -172,7 +172,7 @@ def customer_value(
     orders: pd.DataFrame,
     tickets: pd.DataFrame | None = None,
     econ: Economics = SAMPLE,
-    as_of: str | pd.Timestamp = "2025-12-31",
+    as_of: str | pd.Timestamp | None = None,
 ) -> pd.DataFrame:
     """Per customer (index ``customer_id``): what they brought and what they cost, to as-of.
 
@@ -186,6 +186,7 @@ def customer_value(
     ``years`` (from the first order to the end of the as-of day, floored at ``min_tenure_days``)
     and ``margin_per_year`` = margin_after_cost / years.
     """
+    as_of = periods.default_as_of(orders["order_date"]) if as_of is None else as_of
     o = periods.up_to(orders, as_of, "order_date")
     if o.empty:
         raise ValueError(f"no orders on or before {periods.as_of_day(as_of).date()}")

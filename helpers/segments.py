@@ -58,7 +58,7 @@ def unit_days(time_unit: str) -> float:
 
 def rfm_table(
     orders: pd.DataFrame,
-    as_of: str | pd.Timestamp = "2025-12-31",
+    as_of: str | pd.Timestamp | None = None,
     time_unit: str = "W",
     *,
     customer_col: str = "customer_id",
@@ -84,6 +84,7 @@ def rfm_table(
     Vectorized: one factorization and ``np.bincount``/grouped min-max, O(n) in the orders.
     """
     unit_days(time_unit)  # an unknown unit is refused before any work
+    as_of = periods.default_as_of(orders[date_col]) if as_of is None else as_of
     end = periods.as_of_end(as_of)
     t = pd.to_datetime(orders[date_col]).to_numpy("datetime64[ns]").view("i8")
     keep = t < end.value
@@ -280,7 +281,7 @@ def cost_to_serve(
     orders: pd.DataFrame,
     tickets: pd.DataFrame | None = None,
     econ: Economics = economics.SAMPLE,
-    as_of: str | pd.Timestamp = "2025-12-31",
+    as_of: str | pd.Timestamp | None = None,
 ) -> pd.DataFrame:
     """Per customer revenue, margin and the cost of serving them: :func:`helpers.economics.customer_value`
     (one definition of margin, returns, shipping, tickets and per-year figures)."""

@@ -27,6 +27,8 @@ import numpy as np
 import pandas as pd
 from scipy import optimize, special, stats
 
+from helpers import periods
+
 __all__ = [
     "FADER_HARDIE_2007",
     "SBGFit",
@@ -124,15 +126,14 @@ def subscription_durations(
     dropped (not yet started). Returns the remaining rows with the input's columns plus
     ``months`` (int) and ``churned`` (bool).
     """
-    as_of = (
-        pd.Timestamp(as_of)
-        if as_of is not None
-        else subscriptions[[start_col, end_col]].max().max()
-    )
-    subscriptions = subscriptions[subscriptions[start_col] <= as_of]
+    if as_of is None:
+        as_of = periods.default_as_of(subscriptions[[start_col, end_col]].stack())
+    end_of_day = periods.as_of_end(as_of)  # rows on or before the as-of day (helpers.periods)
+    subscriptions = subscriptions[subscriptions[start_col] < end_of_day]
     start, end = subscriptions[start_col], subscriptions[end_col]
-    churned = end.notna() & (end <= as_of)
-    stop = end.where(churned, as_of)
+    churned = end.notna() & (end < end_of_day)
+    # still active: observed to the as-of day's start, never before the subscription's own start
+    stop = end.where(churned, start.clip(lower=periods.as_of_day(as_of)))
     months = (stop.dt.year - start.dt.year) * 12 + (stop.dt.month - start.dt.month)
     # a month is complete only once the start's day-of-month (and time) has been reached
     start_in_month = start - start.dt.to_period("M").dt.start_time

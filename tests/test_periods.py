@@ -72,3 +72,39 @@ def test_customer_codes_equal_pandas_factorize():
             else:  # the same grouping, perhaps another numbering
                 np.testing.assert_array_equal(pd.factorize(codes)[0], pd.factorize(ref_codes)[0])
                 assert len(uniq) == len(ref_ids)
+
+
+def test_every_as_of_defaults_to_the_day_of_the_last_row():
+    """One default as-of (helpers.periods.default_as_of): every helper that takes an as-of and
+    is called without one uses the day of the last row, not a fixed date."""
+    import inspect
+
+    from helpers import cohorts, economics, retention, segments, survival
+    from helpers.report import engine
+
+    for module in (cohorts, economics, retention, segments, survival, engine):
+        for name, fn in inspect.getmembers(module, inspect.isfunction):
+            if fn.__module__ != module.__name__:
+                continue
+            param = inspect.signature(fn).parameters.get("as_of")
+            if param is not None and param.default is not inspect.Parameter.empty:
+                assert param.default is None, f"{module.__name__}.{name}: as_of={param.default!r}"
+
+
+def test_subscriptions_on_the_as_of_day_count_as_on_or_before_it():
+    """A subscription that starts during the as-of day is observed (0 months, active), one that
+    ends during it has churned: rows before the end of the as-of day, as everywhere else."""
+    from helpers import survival
+
+    subs = pd.DataFrame(
+        {
+            "start_date": pd.to_datetime(
+                ["2025-01-01 00:00", "2025-12-31 10:00", "2025-06-01 00:00"]
+            ),
+            "end_date": pd.to_datetime([None, None, "2025-12-31 18:00"], format="ISO8601"),
+        }
+    )
+    d = survival.subscription_durations(subs, "2025-12-31")
+    assert len(d) == 3
+    assert d["months"].tolist() == [11, 0, 6]
+    assert d["churned"].tolist() == [False, False, True]

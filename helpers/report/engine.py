@@ -150,7 +150,7 @@ def _up_to(t: ir.Table, as_of: str | pd.Timestamp, date_col: str) -> ir.Table:
 
 def customer_summary(
     orders: ir.Table | pd.DataFrame,
-    as_of: str | pd.Timestamp = "2025-12-31",
+    as_of: str | pd.Timestamp | None = None,
     time_unit: str = "W",
     *,
     customer_col: str = "customer_id",
@@ -164,6 +164,8 @@ def customer_summary(
     these (x = n - 1, t_x = (last - first) / unit, T = (end of as-of day - first) / unit,
     repeat mean = (total - first amount) / x; Fader, Hardie & Lee 2005)."""
     segments.unit_days(time_unit)  # an unknown unit is refused before any work
+    if as_of is None:  # the one default (helpers.periods): the day of the last row
+        as_of = periods.default_as_of([as_table(orders)[date_col].max().to_pyarrow().as_py()])
     end = periods.as_of_end(as_of)
     t = _up_to(as_table(orders), as_of, date_col)
     c, d, a = t[customer_col], t[date_col], t[amount_col].cast("float64")
