@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 
 from helpers import clv, cohorts, economics, periods, retention, segments
 from helpers.economics import Economics
@@ -317,3 +318,133 @@ def dropout_scenario(
     return {"mean_dropout_now": mean_p, "mean_dropout_then": (1 - cut) * mean_p,
             "clv_now": float(now), "clv_then": float(then), "gain": float(then - now),
             "gain_share": float(then / now - 1)}  # fmt: skip
+
+
+def lifecycle(per: pd.DataFrame) -> pd.DataFrame:
+    """Each period's customers as one stock and flow (what Amplitude and PostHog call lifecycle,
+    the playbooks' "leaky bucket"), from :func:`period_retention`: ``new`` (first order ever),
+    ``retained`` (active in the period before too), ``reactivated`` (back after at least one period
+    without an order) and ``dormant`` (active in the period before, not in this one: S - retained).
+
+    The identities hold in every period: active now E = new + retained + reactivated, and active
+    before S = retained + dormant; so E - S = new + reactivated - dormant (the bucket's inflow
+    minus its leak)."""
+    out = per[["customers_start", "customers_end", "new", "retained", "reactivated"]].copy()
+    out["dormant"] = out["customers_start"] - out["retained"]
+    return out
+
+
+def retention_change(per: pd.DataFrame, previous: int = 4, z: float = 1.96) -> dict[str, float]:
+    """Whether the last period's retention rate moved against the mean of the `previous` ones, or
+    is within noise: the difference d = r_last - mean(r_prev) with its binomial standard error
+    se = sqrt(r_last (1 - r_last) / S_last + sum_j r_j (1 - r_j) / S_j / k^2) (independent
+    periods, k = `previous`); ``moved`` is |d| > z se (a 95 % band for z = 1.96)."""
+    rates = per["retention_rate"].astype(float)
+    starts = per["customers_start"].astype(float)
+    last, prev = rates.iloc[-1], rates.iloc[-previous - 1 : -1]
+    prev_s = starts.iloc[-previous - 1 : -1]
+    k = len(prev)
+    if k == 0 or starts.iloc[-1] <= 0:
+        return {"difference": float("nan"), "se": float("nan"), "moved": False}
+    var_last = last * (1 - last) / starts.iloc[-1]
+    var_prev = float((prev * (1 - prev) / prev_s.where(prev_s > 0)).sum()) / k**2
+    d = float(last - prev.mean())
+    se = float(np.sqrt(var_last + var_prev))
+    return {"difference": d, "se": se, "moved": bool(abs(d) > z * se)}
+
+
+#: Customers whose CLV the interval's gradient is computed on (every k-th customer beyond this):
+#: the relative uncertainty of a total does not depend on how many customers it sums.
+CLV_INTERVAL_SAMPLE = 20_000
+
+
+def clv_interval(
+    fit: ClvFit,
+    segmented: pd.DataFrame,
+    econ: Economics,
+    level: float = 0.95,
+    by: str | None = "segment",
+) -> pd.DataFrame:
+    """Intervals of the predicted margin (total and per `by` group) from the uncertainty of the
+    purchase and spend models' parameters, by the delta method: with theta the log-parameters of
+    both fits and Sigma their covariance (block-diagonal: the fits are separate), the relative
+    gradient g_j = d log(total) / d theta_j is taken by central differences (step 1e-4) and
+    se(log total) = sqrt(g' Sigma g); the interval is total x exp(+-z se) (Wald on the log scale,
+    as the parameters' own intervals). Deterministic (no Monte Carlo error). It is the interval of
+    the *expected* margin: what the customers' actual purchases will add around it is not in it.
+
+    The gradient is computed on every k-th customer of `segmented` (at most
+    :data:`CLV_INTERVAL_SAMPLE`; the relative error of a total does not depend on its size).
+    Returns one row per group (and ``total``): ``clv``, ``ci_low``, ``ci_high``, ``se_log``."""
+    zq = float(stats.norm.ppf(0.5 + level / 2))
+    step = max(1, int(np.ceil(len(segmented) / CLV_INTERVAL_SAMPLE)))
+    sample = segmented.iloc[::step]
+    groups = sample[by] if by is not None and by in sample else pd.Series("total", sample.index)
+    names = [("purchases", k) for k in fit.purchases.params] + [
+        ("spend", k) for k in fit.spend.params
+    ]
+
+    def totals(pf: Any, gg: Any) -> pd.Series:
+        table = clv.predictive_clv(pf, gg, sample, econ, cost_per_order=fit.cost_per_order)
+        out = table["clv"].groupby(groups.to_numpy()).sum()
+        out["total"] = table["clv"].sum()
+        return out
+
+    base = totals(fit.purchases, fit.spend)
+    h = 1e-4
+    grads = []
+    for which, key in names:
+        shifted = []
+        for sign in (1, -1):
+            pf, gg = fit.purchases, fit.spend
+            if which == "purchases":
+                pf = replace(pf, params={**pf.params, key: pf.params[key] * np.exp(sign * h)})
+            else:
+                gg = replace(gg, params={**gg.params, key: gg.params[key] * np.exp(sign * h)})
+            shifted.append(np.log(totals(pf, gg).reindex(base.index)))
+        grads.append((shifted[0] - shifted[1]) / (2 * h))
+    g = pd.concat(grads, axis=1).to_numpy()  # groups x parameters
+    n_p = len(fit.purchases.params)
+    cov = np.zeros((len(names), len(names)))
+    cov[:n_p, :n_p] = fit.purchases.cov_log
+    cov[n_p:, n_p:] = fit.spend.cov_log
+    se = np.sqrt(np.clip(np.einsum("gi,ij,gj->g", g, cov, g), 0, None))
+    full = fit.table["clv"].groupby(
+        segmented.loc[fit.table.index, by].to_numpy() if by is not None and by in segmented else
+        np.full(len(fit.table), "total")
+    ).sum()  # fmt: skip
+    full["total"] = fit.table["clv"].sum()
+    full = full.reindex(base.index)
+    return pd.DataFrame(
+        {"clv": full, "ci_low": full * np.exp(-zq * se), "ci_high": full * np.exp(zq * se),
+         "se_log": se},
+        index=base.index,
+    )  # fmt: skip
+
+
+def holdout_check(
+    fit: ClvFit, orders: pd.DataFrame | Any, segmented: pd.DataFrame, z: float = 1.96
+) -> dict[str, float]:
+    """The model check a client understands: over the last ``fit.holdout_weeks`` weeks, held out,
+    the chosen purchase model (fitted on the data before them) predicted P purchases by the
+    customers it knew; A happened. The sampling band is P +- z sqrt(V) with V the sum over
+    customers of the conditional variance of their holdout purchases, approximated by the
+    negative binomial's E + E^2 / (r + x) (the gamma-updated purchase rate of each customer, Fader,
+    Hardie & Lee 2005; dropout adds more, so the band is if anything narrow). ``within_band`` is
+    A inside it; outside it, the lifetime values are unreliable: the business changed in that
+    window (a launch, a price change) or the model does not fit these customers."""
+    as_of = segmented.attrs["as_of"]
+    cal_end = periods.as_of_day(as_of) - pd.Timedelta(days=round(fit.holdout_weeks * 7))
+    eng = _engine(orders)
+    split = eng.calibration_holdout if eng is not None else clv.calibration_holdout
+    cal = split(purchases(orders), cal_end, as_of, segmented.attrs["time_unit"])
+    model = clv.PURCHASE_MODELS[fit.model](cal)
+    duration = float(cal["holdout_duration"].iloc[0])
+    e = np.asarray(clv.expected_purchases(model, cal, duration), dtype=float)
+    var = e + e**2 / (model.params["r"] + cal["frequency"].to_numpy(dtype=float))
+    predicted, actual = float(e.sum()), float(cal["holdout_purchases"].sum())
+    half = z * float(np.sqrt(var.sum()))
+    return {"weeks": float(fit.holdout_weeks), "customers": int(len(cal)),
+            "predicted": predicted, "actual": actual, "band_low": predicted - half,
+            "band_high": predicted + half, "error": actual / predicted - 1 if predicted else float("nan"),
+            "within_band": bool(predicted - half <= actual <= predicted + half)}  # fmt: skip

@@ -1,0 +1,111 @@
+"""The report's figures with their uncertainty (issue 27): the lifecycle's stock-flow identity, a
+change called a change only outside the sampling band, CLV intervals from the models' parameter
+uncertainty, and the holdout check a client understands."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from helpers import economics, retention
+from helpers.report import analysis
+from helpers.report.mapping import load_mapping
+from helpers.report.orders import open_orders, read_client_orders
+from helpers.synth import SynthConfig, generate
+from tests.report.clients import ORDERS, SAMPLE_MAPPING
+
+
+@pytest.fixture(scope="module")
+def sample():
+    mapping = load_mapping(SAMPLE_MAPPING)
+    orders, notes = open_orders(read_client_orders(ORDERS, mapping))
+    seg = analysis.segment_customers(orders, notes["as_of"])
+    econ = analysis.client_economics(mapping)
+    fit, _ = analysis.fit_clv(orders, seg, econ)
+    return orders, notes, seg, econ, fit
+
+
+def test_lifecycle_parts_add_up_by_hand(ten_orders):
+    per = retention.period_retention(ten_orders, "M", "2025-03-31")
+    lc = analysis.lifecycle(per)
+    # Feb: S = 3 {1, 2, 3}, E = 3 {1, 2, 4}: retained 2, new 1 (4), dormant 1 (3)
+    assert lc.loc["2025-02", ["new", "retained", "reactivated", "dormant"]].tolist() == [1, 2, 0, 1]
+
+
+def test_lifecycle_identity_holds_in_every_period(sample):
+    orders, notes, *_ = sample
+    lc = analysis.lifecycle(
+        analysis.period_retention(analysis.purchases(orders), "M", notes["as_of"])
+    )
+    assert (lc["customers_end"] == lc["new"] + lc["retained"] + lc["reactivated"]).all()
+    assert (lc["customers_start"] == lc["retained"] + lc["dormant"]).all()
+    assert (lc[["new", "retained", "reactivated", "dormant"]] >= 0).all().all()
+
+
+def test_retention_change_by_hand():
+    per = pd.DataFrame({"retention_rate": [0.5, 0.5, 0.5, 0.5, 0.6],
+                        "customers_start": [100, 100, 100, 100, 100]})  # fmt: skip
+    out = analysis.retention_change(per)
+    se = np.sqrt(0.6 * 0.4 / 100 + 4 * 0.25 / 100 / 16)
+    assert out["difference"] == pytest.approx(0.1)
+    assert out["se"] == pytest.approx(se)
+    assert out["moved"] == bool(0.1 > 1.96 * se)
+    big = per.assign(customers_start=10_000)
+    assert analysis.retention_change(big)["moved"] is True
+
+
+def test_clv_interval_matches_a_parametric_bootstrap(sample):
+    """The delta-method interval of the total against 400 draws of the log-parameters from their
+    normal approximation (the parametric bootstrap of issue 27): the same width to 20 %."""
+    orders, notes, seg, econ, fit = sample
+    iv = analysis.clv_interval(fit, seg, econ)
+    total = iv.loc["total"]
+    assert total["ci_low"] < fit.table["clv"].sum() < total["ci_high"]
+    assert total["clv"] == pytest.approx(fit.table["clv"].sum())
+    rng = np.random.default_rng(1)
+    sub = seg.iloc[::5]
+    base = np.log(list(fit.purchases.params.values())), np.log(list(fit.spend.params.values()))
+    draws = []
+    for _ in range(400):
+        lp = rng.multivariate_normal(base[0], fit.purchases.cov_log)
+        ls = rng.multivariate_normal(base[1], fit.spend.cov_log)
+        pf = analysis.replace(
+            fit.purchases, params=dict(zip(fit.purchases.params, np.exp(lp), strict=True))
+        )
+        gg = analysis.replace(
+            fit.spend, params=dict(zip(fit.spend.params, np.exp(ls), strict=True))
+        )
+        draws.append(
+            analysis.clv.predictive_clv(pf, gg, sub, econ, cost_per_order=fit.cost_per_order)[
+                "clv"
+            ].sum()
+        )
+    sd_boot = np.std(np.log(draws))
+    assert total["se_log"] == pytest.approx(sd_boot, rel=0.2)
+    seg_rows = iv.drop(index="total")
+    assert (seg_rows["ci_low"] < seg_rows["clv"]).all() and (
+        seg_rows["clv"] < seg_rows["ci_high"]
+    ).all()
+    assert seg_rows["clv"].sum() == pytest.approx(total["clv"])
+
+
+def test_holdout_check_passes_on_a_company_without_a_regime_change():
+    """On a company that follows BG/NBD exactly (no planted effects, so no launch in the holdout),
+    the actual holdout purchases fall inside the band; on the bundled company, where the loyalty
+    club opens in four of six countries on the holdout's first day, they do not."""
+    tables, _ = generate(SynthConfig(planted_effects=False, n_customers=3000, seed=11))
+    orders = tables["orders"][["order_id", "customer_id", "order_date", "amount"]]
+    seg = analysis.segment_customers(orders, "2025-12-31")
+    econ = economics.SAMPLE
+    fit, why = analysis.fit_clv(orders, seg, econ)
+    assert fit is not None, why
+    check = analysis.holdout_check(fit, orders, seg)
+    assert check["within_band"], check
+    assert check["band_low"] < check["predicted"] < check["band_high"]
+
+
+def test_holdout_check_flags_the_sample_companys_launch(sample):
+    orders, notes, seg, econ, fit = sample
+    check = analysis.holdout_check(fit, orders, seg)
+    assert not check["within_band"] and check["actual"] > check["band_high"], check
