@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from helpers import clv, cohorts, economics, periods, retention, segments
+from helpers import clv, cohorts, economics, experiments, periods, retention, segments
 from helpers.economics import Economics
 from helpers.report.text import Reason
 
@@ -448,3 +448,62 @@ def holdout_check(
             "predicted": predicted, "actual": actual, "band_low": predicted - half,
             "band_high": predicted + half, "error": actual / predicted - 1 if predicted else float("nan"),
             "within_band": bool(predicted - half <= actual <= predicted + half)}  # fmt: skip
+
+
+def p_buy_within(fit: ClvFit, segmented: pd.DataFrame, weeks: float = 13.0) -> pd.Series:
+    """Per customer, the chance of at least one purchase in the next `weeks` weeks, approximated
+    from the chosen model's expected purchases E over that window as 1 - exp(-E) (a Poisson count
+    with that mean; the base rate of a test's control arm)."""
+    unit_weeks = segments.unit_days(segmented.attrs["time_unit"]) / 7
+    e = clv.expected_purchases(fit.purchases, segmented, weeks / unit_weeks)
+    return pd.Series(1 - np.exp(-np.asarray(e, dtype=float)), index=segmented.index)
+
+
+def recommendations(
+    fit: ClvFit,
+    segmented: pd.DataFrame,
+    audiences: dict[str, pd.Index],
+    econ: Economics,
+    intervals: pd.DataFrame | None = None,
+    holdout_share: float = 0.2,
+    weeks: float = 13.0,
+) -> pd.DataFrame:
+    """Each recommended contact with the arithmetic behind it, ranked by the value at stake.
+
+    For an audience of n customers: the value at stake V = their predicted margin over the
+    horizon (with the interval of :func:`clv_interval` when its rows are given, widened to the
+    audience by the largest relative error of the segments it draws on); the cost C = n x
+    ``econ.cost_per_contact``; the effect is not measured, so the break-even effect is C / V (the
+    relative lift of the audience's margin that pays for the contacts); the base rate p of buying
+    within `weeks` weeks (:func:`p_buy_within`); and the holdout test to run: `holdout_share` of
+    the audience held out, the smallest relative lift on p it detects with 80 % power at 5 %
+    (:func:`helpers.experiments.mde_two_proportions`), and what that lift is worth. With the
+    effect unmeasured the decision is "test first", never "do"."""
+    p = p_buy_within(fit, segmented, weeks)
+    rows = []
+    for name, ids in audiences.items():
+        ids = pd.Index(ids).intersection(fit.table.index)
+        n = len(ids)
+        if n == 0:
+            continue
+        value = float(fit.table.loc[ids, "clv"].clip(lower=0).sum())
+        rel = 0.0
+        if intervals is not None and "segment" in segmented:
+            segs = segmented.loc[ids, "segment"].astype(str).unique()
+            rel = float(intervals.reindex(segs)["se_log"].max()) if len(segs) else 0.0
+        cost = n * econ.cost_per_contact
+        base = float(p.loc[ids].mean())
+        control = max(1, int(round(holdout_share * n)))
+        ratio = (n - control) / control
+        mde = (
+            experiments.mde_two_proportions(base, control, ratio=ratio) / base
+            if base > 0
+            else np.inf
+        )
+        rows.append({"action": name, "customers": n, "value": value,
+                     "value_low": value * np.exp(-1.96 * rel), "value_high": value * np.exp(1.96 * rel),
+                     "cost": cost, "break_even_effect": cost / value if value > 0 else np.inf,
+                     "base_rate": base, "test_control": control, "detectable_effect": float(mde),
+                     "detectable_value": value * float(mde), "decision": "test first"})  # fmt: skip
+    out = pd.DataFrame(rows)
+    return out.sort_values("value", ascending=False, ignore_index=True) if len(out) else out

@@ -109,3 +109,32 @@ def test_holdout_check_flags_the_sample_companys_launch(sample):
     orders, notes, seg, econ, fit = sample
     check = analysis.holdout_check(fit, orders, seg)
     assert not check["within_band"] and check["actual"] > check["band_high"], check
+
+
+def test_recommendations_carry_their_arithmetic_and_rank_by_value(sample):
+    orders, notes, seg, econ, fit = sample
+    iv = analysis.clv_interval(fit, seg, econ)
+    at_risk = analysis.at_risk_customers(seg, fit.table)
+    audiences = {
+        "winback": at_risk.index,
+        "champions": seg.index[seg["segment"].astype(str).eq("Champions")],
+        "first_time": seg.index[seg["n_orders"].eq(1)],
+    }
+    rec = analysis.recommendations(fit, seg, audiences, econ, iv)
+    assert rec["value"].is_monotonic_decreasing
+    assert set(rec["decision"]) == {"test first"}  # no effect is measured: never "do"
+    for _, r in rec.iterrows():
+        ids = audiences[r["action"]]
+        assert r["customers"] == len(ids)
+        assert r["value"] == pytest.approx(fit.table.loc[ids, "clv"].clip(lower=0).sum())
+        assert r["cost"] == pytest.approx(len(ids) * econ.cost_per_contact)
+        assert r["break_even_effect"] == pytest.approx(r["cost"] / r["value"])
+        assert r["value_low"] < r["value"] < r["value_high"]
+        control = r["test_control"]
+        # the detectable lift has 80 % power with this split (experiments' own power function)
+        p0 = r["base_rate"]
+        p1 = p0 * (1 + r["detectable_effect"])
+        power = analysis.experiments.power_two_proportions(
+            p0, min(p1, 1.0), control, ratio=(r["customers"] - control) / control
+        )
+        assert power == pytest.approx(0.8, abs=0.01)
