@@ -79,7 +79,8 @@ def build_report(
 def _build(data, mapping, name, target, root, client, language, engine, stage, progress,
            overwrite) -> Path:  # fmt: skip
     """:func:`build_report` once `data` is a file."""
-    data, mapping = Path(data).expanduser().resolve(), Path(mapping).expanduser().resolve()
+    # absolute, not resolved: messages name the client's path, not a symbolic link's target
+    data, mapping = Path(data).expanduser().absolute(), Path(mapping).expanduser().absolute()
     spec = load_mapping(mapping)
     if engine not in ("auto", "duckdb", "pandas"):
         raise ReportError(f"--engine must be auto, duckdb or pandas, got {engine!r}")

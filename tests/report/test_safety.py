@@ -291,3 +291,32 @@ def test_a_report_of_a_hostile_file_has_no_live_script_handler_or_javascript_url
         assert all(r["customer_id"][0] in "=+-@" for r in raw)
         assert {r["customer_id"] for r in safe} == {"'" + r["customer_id"] + IMG for r in raw}
         assert all(float(r["monetary_total"]) > 0 for r in safe)
+
+
+# --------------------------------------------------------------------------------------------
+# odd files at the command line: one clear message naming the client's file, no traceback
+
+
+def test_a_date_format_with_an_unknown_directive_is_one_message(tmp_path, capsys):
+    from tests.report.clients import small_client
+
+    _, data, _ = small_client(tmp_path)
+    cols = {"customer_id": "customer_id", "order_date": "order_date", "amount": "amount"}
+    mapping = write_mapping(tmp_path / "client.yaml", columns=cols, date_format="%Y-%m-%i")
+    rc, _, err = run_cli(cli_args(data, mapping, "acme", tmp_path / "r"), capsys)
+    assert rc == 2 and "Traceback" not in err
+    assert "client.yaml: 'date_format' '%Y-%m-%i' has '%i', not a strptime directive" in err
+
+
+def test_messages_name_the_clients_path_not_a_links_target(tmp_path, capsys):
+    from tests.report.clients import SAMPLE_MAPPING, small_client
+
+    raw, data, _ = small_client(tmp_path)
+    raw.loc[3, "amount"] = "n/a"
+    target = tmp_path / "store" / "blob-7f3a.csv"
+    target.parent.mkdir()
+    raw.to_csv(target, index=False)
+    link = tmp_path / "acme_orders.csv"
+    link.symlink_to(target)
+    rc, _, err = run_cli(cli_args(link, SAMPLE_MAPPING, "acme", tmp_path / "r"), capsys)
+    assert rc == 2 and "acme_orders.csv, column 'amount'" in err and "blob-7f3a" not in err
