@@ -148,7 +148,7 @@ def csv_problems(text: str, delimiter: str, file: str) -> list[str]:
         lines = sorted(n for v in wrong.values() for n in v)
         more = f" ({len(lines):,} such lines: {_lines(lines)})" if len(lines) > 1 else ""
         problems.append(
-            f"{file}: line {first} has {fields} fields where the header has {len(header)}{more}; "
+            f"{file}: line {first} has {fields} field{'' if fields == 1 else 's'} where the header has {len(header)}{more}; "
             f"a {delimiter!r} inside a value that is not quoted (a decimal comma, a name with a "
             f"comma) splits it: quote such values, or set the file's delimiter"
         )

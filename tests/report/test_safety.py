@@ -389,3 +389,36 @@ def test_the_delivered_notebook_holds_no_salt(tmp_path, capsys, monkeypatch):
     html = (folder / "report.html").read_text(encoding="utf-8")
     first = report.pseudonymize(at_risk["customer_id"].head(1), salt).iloc[0]
     assert first in html and "RETENTION_LAB_SALT" not in os.environ
+
+
+# --------------------------------------------------------------------------------------------
+# a corpus of odd files at the command line: one message each, nothing left behind
+
+ODD = {  # file bytes -> what the one message must say
+    "NUL byte": (
+        b"order_id,customer_id,order_date,amount\n1,4\x002,2025-01-05,3.50\n",
+        "orders.csv, column 'customer_id': 1 row has a NUL byte",
+    ),
+    "duplicate header": (
+        b"order_id,customer_id,order_date,amount,amount\n1,42,2025-01-05,3.50,3.00\n",
+        "orders.csv, column 'amount': the header names 2 columns 'amount'",
+    ),
+    "decimal commas": (
+        b"order_id,customer_id,order_date,amount\n1,42,2025-01-05,3,50\n2,43,2025-01-06,4,50\n",
+        "orders.csv: line 2 has 5 fields where the header has 4",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(ODD))
+def test_odd_files_get_one_message_and_leave_nothing(tmp_path, capsys, case):
+    from tests.report.clients import SAMPLE_MAPPING, assert_nothing_left
+
+    content, fragment = ODD[case]
+    data = tmp_path / "orders.csv"
+    data.write_bytes(content)
+    rc, out, err = run_cli(cli_args(data, SAMPLE_MAPPING, "acme", tmp_path / "r"), capsys)
+    problems = [ln for ln in err.splitlines() if ln.startswith("  - ")]
+    assert rc == 2 and out == "" and len(problems) == 1 and fragment in problems[0], err
+    assert "Traceback" not in err
+    assert_nothing_left(tmp_path / "r")
