@@ -156,7 +156,10 @@ def _source(con: duckdb.DuckDBPyConnection, path: Path, delimiter: str, encoding
     head = path.open("rb").read(4) if not name.endswith(".gz") else b""
     if head.startswith((b"\xff\xfe", b"\xfe\xff")):
         return False  # UTF-16
-    if _clashing(_csv_header(path, delimiter)):
+    try:
+        if _clashing(_csv_header(path, delimiter)):
+            return False
+    except (OSError, EOFError, csv.Error):  # a broken gzip file, ...: the pandas reader names it
         return False
     con.execute(
         f"""CREATE VIEW raw AS SELECT * FROM read_csv({_lit(str(path))}, all_varchar = true,
