@@ -236,8 +236,20 @@ def _index_html(name: str, rows: list[dict[str, Any]]) -> str:
     )
 
 
+def symlink_message(target: Path) -> str:
+    """Why a report folder that is a symbolic link is not written (one sentence)."""
+    return (
+        f"{target} is a symbolic link (to {os.readlink(target)}), not a report folder; remove the "
+        f"link or choose another name (a report replaces only a folder it made)"
+    )
+
+
 def publish(tmp: Path, target: Path, overwrite: bool) -> Path:
-    """Move a finished run folder into place (replacing an earlier one only if `overwrite`)."""
+    """Move a finished run folder into place (replacing an earlier one only if `overwrite`).
+    A `target` that is a symbolic link is refused: replacing it would delete or write where the
+    link points, not the report folder."""
+    if target.is_symlink():
+        raise RunError(symlink_message(target))
     if target.exists():
         if not overwrite:
             raise RunError(f"{target} already exists; choose another name or pass --overwrite")
@@ -271,6 +283,8 @@ def run_collection(
     selected = notebooks(only)
     planned = {nb: params_for(nb, params) for nb in selected}
     target = paths.REPORTS / name
+    if target.is_symlink():
+        raise RunError(symlink_message(target))
     if target.exists() and not overwrite:
         raise RunError(
             f"{paths.shown(target)} already exists; choose another name or pass --overwrite"

@@ -27,6 +27,18 @@ from helpers.report.text import Reason
 _HEX = np.array(list("0123456789abcdef"))
 
 
+#: How the report command hands the pseudonym salt to notebook 08 (not as a papermill parameter,
+#: which the delivered report.ipynb would record).
+SALT_ENV = "RETENTION_LAB_SALT"
+
+
+def pseudonym_salt(given: str, data: str | Path) -> str:
+    """The secret key of the pseudonyms: `given` (notebook 08's ``pseudonym_salt`` parameter),
+    else the one the report command hands over in ``$RETENTION_LAB_SALT`` (random per report, in
+    no delivered file), else the SHA-256 of the data file (a run by hand: the same every time)."""
+    return given or os.environ.get(SALT_ENV) or hashlib.sha256(Path(data).read_bytes()).hexdigest()
+
+
 def pseudonymize(ids: pd.Series, salt: str, digits: int = 10) -> pd.Series:
     """Stable pseudonyms ``C-<hex>`` for customer ids: a keyed 64-bit SipHash of the id's text
     (pandas' ``hash_pandas_object`` with a 16-byte key derived from `salt` by SHA-256).

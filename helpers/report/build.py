@@ -14,7 +14,7 @@ from pathlib import Path
 
 from helpers import paths, run
 from helpers.report import sources, text
-from helpers.report.analysis import EXPORTS_ENV
+from helpers.report.analysis import EXPORTS_ENV, SALT_ENV
 from helpers.report.mapping import load_mapping
 from helpers.report.orders import check_enough_data, read_client_orders, save_validated
 from helpers.report.progress import Stages, follow, release_memory
@@ -61,6 +61,8 @@ def build_report(
         )
     root = Path(reports_dir).expanduser().resolve() if reports_dir else paths.REPORTS
     target = root / name
+    if target.is_symlink():
+        raise ReportError(run.symlink_message(target))
     if target.exists() and not overwrite:
         raise ReportError(f"{target} already exists; choose another name or pass --overwrite")
     stage = Stages(progress)
@@ -79,7 +81,8 @@ def build_report(
 def _build(data, mapping, name, target, root, client, language, engine, stage, progress,
            overwrite) -> Path:  # fmt: skip
     """:func:`build_report` once `data` is a file."""
-    data, mapping = Path(data).expanduser().resolve(), Path(mapping).expanduser().resolve()
+    # absolute, not resolved: messages name the client's path, not a symbolic link's target
+    data, mapping = Path(data).expanduser().absolute(), Path(mapping).expanduser().absolute()
     spec = load_mapping(mapping)
     if engine not in ("auto", "duckdb", "pandas"):
         raise ReportError(f"--engine must be auto, duckdb or pandas, got {engine!r}")
@@ -102,11 +105,14 @@ def _build(data, mapping, name, target, root, client, language, engine, stage, p
         params = {
             "data_path": str(data), "orders_path": str(validated), "mapping_path": str(mapping),
             "client_name": client or name, "export_dir": str(tmp),
-            "pseudonym_salt": secrets.token_hex(16), "language": language or "", "engine": engine,
+            "language": language or "", "engine": engine,
         }  # fmt: skip
+        # the salt goes to the kernel's environment, not to papermill: its parameters are recorded
+        # in the delivered report.ipynb, and with the salt anyone could test guessed ids
+        env = {EXPORTS_ENV: spec.exports, SALT_ENV: secrets.token_hex(16)}
         try:
             with stage("analyse (notebook 08)", n_orders), follow(handover / "stages", progress):
-                run.execute(NOTEBOOK, tmp, params, env={EXPORTS_ENV: spec.exports})
+                run.execute(NOTEBOOK, tmp, params, env=env)
         except run.RunError as err:
             raise ReportError(str(err)) from None
         (tmp / NOTEBOOK.name).rename(tmp / "report.ipynb")

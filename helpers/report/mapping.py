@@ -162,6 +162,26 @@ def _choice(name: str, raw: dict[str, Any], key: str, allowed: tuple[str, ...]) 
     return []
 
 
+#: The strptime directives (Python 3.11's ``datetime.strptime``) a date_format may use.
+STRPTIME_DIRECTIVES = "aAbBcdfGHIjmMpSuUVwWxXyYzZ%"
+
+
+def _date_format_problems(name: str, fmt: str) -> list[str]:
+    """An unknown directive (``%i``) or a lone ``%`` at the end of `fmt`: one sentence, before any
+    file is read (strptime would raise on the first date)."""
+    bad = [m[1] or "%" for m in re.finditer(r"%(.?)", fmt.replace("%%", "")) if m[1] not in
+           STRPTIME_DIRECTIVES or m[1] == ""]  # fmt: skip
+    if not bad:
+        return []
+    shown = ", ".join(
+        dict.fromkeys(f"'%{b}'" if b != "%" else "a lone '%' at the end" for b in bad)
+    )
+    return [
+        f"{name}: 'date_format' {fmt!r} has {shown}, not a strptime directive; use e.g. "
+        f"'%d.%m.%Y' or '%Y-%m-%d %H:%M' (%d day, %m month, %Y year, %H hour, %M minute, %S second)"
+    ]
+
+
 def _mapping_problems(name: str, raw: dict[str, Any]) -> list[str]:
     problems = []
     for key in raw:
@@ -218,6 +238,8 @@ def _mapping_problems(name: str, raw: dict[str, Any]) -> list[str]:
         problems.append(
             f"{name}: 'currency' {raw['currency']!r} must be a three-letter ISO 4217 code, e.g. EUR, PLN or USD"
         )
+    if raw.get("date_format") is not None:
+        problems += _date_format_problems(name, str(raw["date_format"]))
     if raw.get("as_of") is not None:
         try:
             pd.Timestamp(str(raw["as_of"]))

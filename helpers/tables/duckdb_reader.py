@@ -20,6 +20,8 @@ the file, column, lines and an example value. Bad data is rare and costs one slo
 
 from __future__ import annotations
 
+import csv
+import gzip
 import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -32,7 +34,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from helpers.tables.parse import CURRENCY_TEXT, SCIENTIFIC, SPACES
-from helpers.tables.raw import csv_bytes, csv_lines, decode
+from helpers.tables.raw import csv_bytes, csv_lines, decode, match_columns
 from helpers.tables.schema import Column
 
 __all__ = ["read_table_info", "number_sql", "CSV_SUFFIXES"]
@@ -117,10 +119,36 @@ def _date_sql(s: str, date_format: str | None) -> str:
     return f"(CASE WHEN regexp_full_match({s}, {_lit(_ISO)}) THEN TRY_CAST({s} AS TIMESTAMP) END)"
 
 
+def _clashing(names: list[str]) -> bool:
+    """Header names DuckDB would rename: the same name twice (pandas names the problem), or two
+    names that differ only in case (DuckDB's names ignore case; pandas reads them as they are)."""
+    folded = [str(n).strip().lstrip("\ufeff").casefold() for n in names]
+    return len(set(folded)) != len(folded)
+
+
+def _csv_header(path: Path, delimiter: str) -> list[str]:
+    """The header record of a CSV file (the first record that is not blank), read with the csv
+    module."""
+    opener = gzip.open if path.name.lower().endswith(".gz") else open
+    with opener(path, "rt", encoding="utf-8-sig", errors="replace", newline="") as f:
+        for record in csv.reader(f, delimiter=delimiter, skipinitialspace=True):
+            if len(record) > 1 or (record and record[0].strip()):
+                return record
+    return []
+
+
 def _source(con: duckdb.DuckDBPyConnection, path: Path, delimiter: str, encoding: str) -> bool:
     """Register the file as the view ``raw`` (text columns for a CSV); False if not handled."""
     name = path.name.lower()
     if name.endswith(PARQUET_SUFFIXES):
+        import pyarrow.parquet as pq
+
+        try:
+            names = pq.read_schema(path).names
+        except (OSError, ValueError):  # pyarrow's errors for a broken file: pandas names it
+            return False
+        if _clashing(names):
+            return False
         con.execute(f"CREATE VIEW raw AS SELECT * FROM read_parquet({_lit(str(path))})")
         return True
     if not name.endswith(CSV_SUFFIXES) or encoding.lower() not in _ENCODINGS:
@@ -128,6 +156,11 @@ def _source(con: duckdb.DuckDBPyConnection, path: Path, delimiter: str, encoding
     head = path.open("rb").read(4) if not name.endswith(".gz") else b""
     if head.startswith((b"\xff\xfe", b"\xfe\xff")):
         return False  # UTF-16
+    try:
+        if _clashing(_csv_header(path, delimiter)):
+            return False
+    except (OSError, EOFError, csv.Error):  # a broken gzip file, ...: the pandas reader names it
+        return False
     con.execute(
         f"""CREATE VIEW raw AS SELECT * FROM read_csv({_lit(str(path))}, all_varchar = true,
             header = true, delim = {_lit(delimiter)}, quote = '"', escape = '"',
@@ -190,6 +223,10 @@ def _read(con, path, types, cols, columns, date_format, decimal, thousands, as_o
     if len(file_cols) != len(types):
         return None
     mapped = {k: str(v) for k, v in (columns or {}).items()}
+    found, ambiguous = match_columns(mapped, list(file_cols), path.name)
+    if ambiguous:
+        return None
+    mapped.update(found)  # as the pandas reader: case and surrounding spaces, when unambiguous
     used = set(mapped.values())
     source: dict[str, str] = {}  # canonical (or kept) name -> file column
     for canon, theirs in mapped.items():
@@ -213,6 +250,9 @@ def _read(con, path, types, cols, columns, date_format, decimal, thousands, as_o
     if any(types[file_cols[c]] == "VARCHAR" for c in file_cols):
         # a blank line: pandas skips it, DuckDB reads a row of nulls
         checks.append(" AND ".join(f"raw.{_ident(file_cols[c])} IS NULL" for c in file_cols))
+        # a NUL byte in any text field (the pandas reader names the column)
+        checks += [f"contains(raw.{_ident(file_cols[c])}, chr(0))" for c in file_cols
+                   if types[file_cols[c]] == "VARCHAR"]  # fmt: skip
     out_cols: list[str] = []
     unique: list[str] = []
     int_cols: list[str] = []

@@ -27,7 +27,7 @@ from helpers.tables.parse import (
     sniff_delimiter,
     typed_dates,
 )
-from helpers.tables.raw import read_raw
+from helpers.tables.raw import match_columns, read_raw
 from helpers.tables.schema import SCHEMAS, Column, DataValidationError, Problem, column_problem
 
 __all__ = ["read_table_info"]
@@ -75,6 +75,11 @@ def read_table_info(
     table = read_raw(path, delimiter=delimiter, encoding=encoding, sheet=sheet)
     raw = table.frame
     mapped = {k: str(v) for k, v in (columns or {}).items()}
+    # a mapped name that differs from the header only in case or surrounding spaces: the header's
+    found, ambiguous = match_columns(mapped, list(raw.columns), file)
+    if ambiguous:
+        raise DataValidationError(ambiguous)
+    mapped.update(found)
     used = set(mapped.values())
     renamed: dict[str, pd.Series] = {}
     typed: dict[str, pd.Series] = {}

@@ -28,7 +28,10 @@ import pandas as pd
 
 from helpers.tables.schema import DataValidationError
 
-__all__ = ["RawTable", "read_raw", "decode", "csv_bytes", "csv_lines", "EXCEL", "PARQUET"]
+__all__ = [
+    "RawTable", "read_raw", "decode", "csv_bytes", "csv_lines", "csv_problems", "header_problems",
+    "match_columns", "zip_members", "EXCEL", "PARQUET",
+]  # fmt: skip
 
 EXCEL: tuple[str, ...] = (".xlsx", ".xlsm")
 PARQUET: tuple[str, ...] = (".parquet", ".pq")
@@ -80,6 +83,141 @@ def csv_lines(text: str, delimiter: str, n: int) -> np.ndarray:
     return out
 
 
+def _blank(record: list[str]) -> bool:
+    """A record pandas skips: an empty line, or one of only spaces and tabs."""
+    return len(record) <= 1 and (not record or record[0].strip() == "")
+
+
+def _lines(numbers: list[int], unit: str = "line") -> str:
+    shown = ", ".join(str(n) for n in numbers[:5])
+    return f"{unit}{'s' if len(numbers) > 1 else ''} {shown}{', …' if len(numbers) > 5 else ''}"
+
+
+def header_problems(names: list[str], file: str) -> list[str]:
+    """One sentence per header name that appears more than once (names compared without the spaces
+    around them, as the readers strip them): the readers would silently keep only one of them."""
+    seen: dict[str, list[int]] = {}
+    for i, name in enumerate(names, start=1):
+        seen.setdefault(str(name).strip().lstrip("\ufeff"), []).append(i)
+    return [
+        f"{file}, column '{name}': the header names {len(at)} columns '{name}' (columns "
+        f"{', '.join(map(str, at))}); which one is meant cannot be told (e.g. a gross and a net "
+        f"amount): give each column its own name in the export"
+        for name, at in seen.items()
+        if len(at) > 1 and name != ""  # unnamed columns cannot be mapped: no ambiguity
+    ]
+
+
+def csv_problems(text: str, delimiter: str, file: str) -> list[str]:
+    """What makes a CSV text unreadable as a table, found with the csv module before pandas reads
+    it: duplicate header names (:func:`header_problems`), a record whose number of fields differs
+    from the header's (an unquoted decimal comma or delimiter shifts every column after it; pandas
+    would read the first column as an index or pad the row), and NUL bytes in a field (pandas cuts
+    the field there: one id would become another). Empty list when the text is fine."""
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, skipinitialspace=True)
+    header: list[str] | None = None
+    wrong: dict[int, list[int]] = {}  # field count -> lines
+    nul: dict[int, list[int]] = {}  # column index -> lines
+    examples: dict[int, str] = {}
+    check_nul = "\x00" in text
+    previous_end = 0
+    try:
+        for record in reader:
+            start, previous_end = previous_end + 1, reader.line_num
+            if _blank(record):
+                continue
+            if header is None:
+                header = [c.strip().lstrip("\ufeff") for c in record]
+                dups = header_problems(header, file)
+                if dups:
+                    return dups
+                continue
+            if len(record) != len(header):
+                wrong.setdefault(len(record), []).append(start)
+            if check_nul:
+                for i, cell in enumerate(record):
+                    if "\x00" in cell:
+                        nul.setdefault(i, []).append(start)
+                        examples.setdefault(i, cell)
+    except csv.Error:
+        return []  # pandas' own message says what is wrong
+    problems = []
+    if header is not None and wrong:
+        first = min(min(v) for v in wrong.values())
+        fields = next(k for k, v in wrong.items() if first in v)
+        lines = sorted(n for v in wrong.values() for n in v)
+        more = f" ({len(lines):,} such lines: {_lines(lines)})" if len(lines) > 1 else ""
+        problems.append(
+            f"{file}: line {first} has {fields} field{'' if fields == 1 else 's'} where the header has {len(header)}{more}; "
+            f"a {delimiter!r} inside a value that is not quoted (a decimal comma, a name with a "
+            f"comma) splits it: quote such values, or set the file's delimiter"
+        )
+    for i, lines in nul.items():
+        name = header[i] if header is not None and i < len(header) else f"field {i + 1}"
+        n = len(lines)
+        problems.append(
+            f"{file}, column '{name}': {n} {'row has' if n == 1 else 'rows have'} a NUL byte "
+            f"(\\x00) in the value ({_lines(lines)}; e.g. {examples[i]!r}); the export is damaged "
+            f"or not text: export it again"
+        )
+    return problems
+
+
+def nul_problems(frame: pd.DataFrame, positions: np.ndarray, unit: str, file: str) -> list[str]:
+    """NUL bytes in the text cells of an Excel sheet or Parquet file, one sentence per column."""
+    problems = []
+    for c in frame.columns:
+        mask = frame[c].str.contains("\x00", regex=False).to_numpy(dtype=bool)
+        if mask.any():
+            lines = [int(x) for x in positions[mask]]
+            n = len(lines)
+            problems.append(
+                f"{file}, column '{c}': {n} {'row has' if n == 1 else 'rows have'} a NUL byte "
+                f"(\\x00) in the value ({_lines(lines, unit)}; e.g. {frame[c][mask].iloc[0]!r}); "
+                f"the export is damaged or not text: export it again"
+            )
+    return problems
+
+
+def match_columns(
+    mapped: dict[str, str], names: list[str], file: str
+) -> tuple[dict[str, str], list[str]]:
+    """The file's column for each mapped name: the name as written, else the one header name that
+    equals it when case and the spaces around both are ignored (``'Amount '`` for ``amount``).
+    Returns (canonical -> file column, for the names found) and one sentence per name that
+    matches several header names (the mapping must then say which)."""
+    found: dict[str, str] = {}
+    problems: list[str] = []
+    present = set(names)
+    for canon, theirs in mapped.items():
+        if theirs in present:
+            found[canon] = theirs
+            continue
+        key = theirs.strip().casefold()
+        near = [c for c in names if c.strip().casefold() == key]
+        if len(near) == 1:
+            found[canon] = near[0]
+        elif near:
+            problems.append(
+                f"{file}, column '{theirs}'{f' (for {canon})' if theirs != canon else ''}: the "
+                f"header has no column written exactly so but several that differ only in case or "
+                f"spaces: {near}; write the one meant in the mapping exactly as in the header"
+            )
+    return found, problems
+
+
+def zip_members(z: zipfile.ZipFile) -> list[zipfile.ZipInfo]:
+    """The files of a zip archive, without folders and the metadata macOS Finder adds
+    (``__MACOSX/...`` and ``._name`` resource forks)."""
+    return [
+        m
+        for m in z.infolist()
+        if not m.is_dir()
+        and not m.filename.startswith("__MACOSX/")
+        and not m.filename.rsplit("/", 1)[-1].startswith("._")
+    ]
+
+
 def decode(data: bytes, encoding: str, file: str) -> str:
     if data.startswith(b"\xef\xbb\xbf"):
         encoding = "utf-8-sig"
@@ -108,7 +246,7 @@ def csv_bytes(path: Path) -> bytes:
     if name.endswith(".zip"):
         try:
             with zipfile.ZipFile(path) as z:
-                members = [m for m in z.infolist() if not m.is_dir()]
+                members = zip_members(z)
                 if len(members) != 1:
                     raise _error(
                         [
@@ -171,6 +309,13 @@ def _typed_frame(df: pd.DataFrame, first: int) -> RawTable:
     return RawTable(frame, unit="row", typed=typed, _positions=np.arange(len(frame)) + first)
 
 
+def _checked(table: RawTable, file: str) -> RawTable:
+    problems = nul_problems(table.frame, table.positions(), table.unit, file)
+    if problems:
+        raise _error(problems)
+    return table
+
+
 def read_raw(
     path: str | Path,
     *,
@@ -212,8 +357,14 @@ def read_raw(
                         f"{file}: has no sheet '{sheet}' (mapping key 'sheet'); its sheets are {book.sheet_names}"
                     ]
                 )
-            df = book.parse(sheet if sheet is not None else 0, dtype=object)
-        return _typed_frame(df, 2)  # the header is row 1 of the sheet
+            which = sheet if sheet is not None else 0
+            head = book.parse(which, header=None, nrows=1, dtype=object)
+            names = ["" if pd.isna(v) else str(v) for v in head.iloc[0]] if len(head) else []
+            dups = header_problems(names, file)
+            if dups:
+                raise _error(dups)
+            df = book.parse(which, dtype=object)
+        return _checked(_typed_frame(df, 2), file)  # the header is row 1 of the sheet
     if suffix in PARQUET:
         try:
             df = pd.read_parquet(path)
@@ -221,10 +372,16 @@ def read_raw(
             raise _error(
                 [f"{file}: not a readable Parquet file ({type(err).__name__}: {err})"]
             ) from None
-        return _typed_frame(df.reset_index(drop=True), 1)
+        dups = header_problems([str(c) for c in df.columns], file)
+        if dups:
+            raise _error(dups)
+        return _checked(_typed_frame(df.reset_index(drop=True), 1), file)
     text = decode(csv_bytes(path), encoding, file)
     if text.strip() == "":
         raise _error([f"{file}: the file is empty (no text); expected a header and data rows"])
+    problems = csv_problems(text, delimiter, file)
+    if problems:
+        raise _error(problems)
     try:
         frame = pd.read_csv(
             io.StringIO(text),

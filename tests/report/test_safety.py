@@ -9,6 +9,7 @@ import os
 from html.parser import HTMLParser
 from pathlib import Path
 
+import nbformat
 import pandas as pd
 import pytest
 
@@ -291,3 +292,133 @@ def test_a_report_of_a_hostile_file_has_no_live_script_handler_or_javascript_url
         assert all(r["customer_id"][0] in "=+-@" for r in raw)
         assert {r["customer_id"] for r in safe} == {"'" + r["customer_id"] + IMG for r in raw}
         assert all(float(r["monetary_total"]) > 0 for r in safe)
+
+
+# --------------------------------------------------------------------------------------------
+# odd files at the command line: one clear message naming the client's file, no traceback
+
+
+def test_a_date_format_with_an_unknown_directive_is_one_message(tmp_path, capsys):
+    from tests.report.clients import small_client
+
+    _, data, _ = small_client(tmp_path)
+    cols = {"customer_id": "customer_id", "order_date": "order_date", "amount": "amount"}
+    mapping = write_mapping(tmp_path / "client.yaml", columns=cols, date_format="%Y-%m-%i")
+    rc, _, err = run_cli(cli_args(data, mapping, "acme", tmp_path / "r"), capsys)
+    assert rc == 2 and "Traceback" not in err
+    assert "client.yaml: 'date_format' '%Y-%m-%i' has '%i', not a strptime directive" in err
+
+
+def test_messages_name_the_clients_path_not_a_links_target(tmp_path, capsys):
+    from tests.report.clients import SAMPLE_MAPPING, small_client
+
+    raw, data, _ = small_client(tmp_path)
+    raw.loc[3, "amount"] = "n/a"
+    target = tmp_path / "store" / "blob-7f3a.csv"
+    target.parent.mkdir()
+    raw.to_csv(target, index=False)
+    link = tmp_path / "acme_orders.csv"
+    link.symlink_to(target)
+    rc, _, err = run_cli(cli_args(link, SAMPLE_MAPPING, "acme", tmp_path / "r"), capsys)
+    assert rc == 2 and "acme_orders.csv, column 'amount'" in err and "blob-7f3a" not in err
+
+
+# --------------------------------------------------------------------------------------------
+# the delivered folder: no salt in it, no report written through a symbolic link
+
+
+def test_a_report_folder_that_is_a_symbolic_link_is_refused(tmp_path, capsys):
+    from tests.report.clients import SAMPLE_MAPPING, small_client
+
+    _, data, _ = small_client(tmp_path)
+    root = tmp_path / "reports"
+    elsewhere = tmp_path / "elsewhere"
+    (elsewhere / "keep").mkdir(parents=True)
+    root.mkdir()
+    (root / "acme").symlink_to(elsewhere)
+    for extra in ([], ["--overwrite"]):
+        rc, _, err = run_cli([*cli_args(data, SAMPLE_MAPPING, "acme", root), *extra], capsys)
+        assert rc == 1 and "Traceback" not in err
+        assert f"{root / 'acme'} is a symbolic link (to {elsewhere}), not a report folder" in err
+    assert (elsewhere / "keep").is_dir() and (root / "acme").is_symlink()
+
+
+def test_publish_refuses_a_symbolic_link(tmp_path):
+    from helpers import run
+
+    (tmp_path / "new").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "missing")  # a dangling link too
+    with pytest.raises(run.RunError, match="is a symbolic link"):
+        run.publish(tmp_path / "new", tmp_path / "link", overwrite=True)
+
+
+def test_the_salt_comes_from_the_parameter_the_environment_or_the_data(tmp_path, monkeypatch):
+    import hashlib
+
+    data = tmp_path / "orders.csv"
+    data.write_text("x")
+    monkeypatch.delenv("RETENTION_LAB_SALT", raising=False)
+    assert report.pseudonym_salt("", data) == hashlib.sha256(b"x").hexdigest()
+    monkeypatch.setenv("RETENTION_LAB_SALT", "from-env")
+    assert report.pseudonym_salt("", data) == "from-env"
+    assert report.pseudonym_salt("given", data) == "given"
+
+
+@pytest.mark.slow
+def test_the_delivered_notebook_holds_no_salt(tmp_path, capsys, monkeypatch):
+    import secrets
+
+    salt = "5a1t" * 8
+    monkeypatch.setattr(secrets, "token_hex", lambda n=16: salt)
+    raw = raw_orders().sample(600, random_state=7).sort_values("order_date")
+    data = tmp_path / "orders.csv"
+    raw.to_csv(data, index=False)
+    cols = {c: c for c in ("order_id", "customer_id", "order_date", "amount")}
+    mapping = write_mapping(tmp_path / "m.yaml", columns=cols, as_of="2025-12-31")
+    rc, _, err = run_cli(cli_args(data, mapping, "acme", tmp_path / "r"), capsys)
+    assert rc == 0, err
+    folder = tmp_path / "r" / "acme"
+    for path in folder.iterdir():
+        assert salt not in path.read_text(encoding="utf-8", errors="replace"), path.name
+    nb = nbformat.read(folder / "report.ipynb", as_version=4)
+    assert "pseudonym_salt" not in nb.metadata["papermill"]["parameters"]
+    injected = [c for c in nb.cells if "injected-parameters" in c.metadata.get("tags", [])]
+    assert injected and all("pseudonym_salt" not in c.source for c in injected)
+    # the salt was used: the at-risk table shows the pseudonyms it makes
+    at_risk = pd.read_csv(folder / "at_risk_customers.csv", dtype={"customer_id": str})
+    html = (folder / "report.html").read_text(encoding="utf-8")
+    first = report.pseudonymize(at_risk["customer_id"].head(1), salt).iloc[0]
+    assert first in html and "RETENTION_LAB_SALT" not in os.environ
+
+
+# --------------------------------------------------------------------------------------------
+# a corpus of odd files at the command line: one message each, nothing left behind
+
+ODD = {  # file bytes -> what the one message must say
+    "NUL byte": (
+        b"order_id,customer_id,order_date,amount\n1,4\x002,2025-01-05,3.50\n",
+        "orders.csv, column 'customer_id': 1 row has a NUL byte",
+    ),
+    "duplicate header": (
+        b"order_id,customer_id,order_date,amount,amount\n1,42,2025-01-05,3.50,3.00\n",
+        "orders.csv, column 'amount': the header names 2 columns 'amount'",
+    ),
+    "decimal commas": (
+        b"order_id,customer_id,order_date,amount\n1,42,2025-01-05,3,50\n2,43,2025-01-06,4,50\n",
+        "orders.csv: line 2 has 5 fields where the header has 4",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(ODD))
+def test_odd_files_get_one_message_and_leave_nothing(tmp_path, capsys, case):
+    from tests.report.clients import SAMPLE_MAPPING, assert_nothing_left
+
+    content, fragment = ODD[case]
+    data = tmp_path / "orders.csv"
+    data.write_bytes(content)
+    rc, out, err = run_cli(cli_args(data, SAMPLE_MAPPING, "acme", tmp_path / "r"), capsys)
+    problems = [ln for ln in err.splitlines() if ln.startswith("  - ")]
+    assert rc == 2 and out == "" and len(problems) == 1 and fragment in problems[0], err
+    assert "Traceback" not in err
+    assert_nothing_left(tmp_path / "r")
