@@ -586,7 +586,11 @@ def fit_survival_curves(
       year: S(t) = S(T) prod_{u=T+1..t} r(u) (before T the fitted rates are chained from S(0)).
 
     Returns a DataFrame indexed by year with one column per curve (survivors, the input's unit);
-    ``attrs["params"]``: curve -> (a, b) on the fitted series."""
+    ``attrs["params"]``: curve -> (a, b) on the fitted series; with ``on="retention"`` also
+    ``attrs["year_rate_reaches_1"]``: curve -> the year t at which the fitted rate reaches 100 %
+    (a + b t = 1, a e^{b t} = 1, a t^b = 1; inf if it never does): from then on the curve says
+    nobody leaves, which no mixture of customers with any churn allows (the sBG's r(t) tends to 1
+    but never reaches it)."""
     s = np.asarray(survivors, dtype=float)
     if calib_years < 2 or calib_years >= len(s):
         raise ValueError(f"calib_years must be in [2, {len(s) - 1}], got {calib_years}")
@@ -617,4 +621,13 @@ def fit_survival_curves(
             curves[name] = chained
     out = pd.DataFrame(curves, index=pd.Index(grid.astype(int), name="year")).loc[out_years]
     out.attrs["params"] = params
+    if on == "retention":
+        (a1, b1), (a2, b2), (a3, b3) = params.values()
+        tol = 1e-12  # a slope this small is a flat rate: it never reaches 1
+        with np.errstate(over="ignore"):
+            out.attrs["year_rate_reaches_1"] = {
+                "linear": float((1 - a1) / b1) if b1 > tol else np.inf,
+                "exponential": float(-np.log(a2) / b2) if b2 > tol else np.inf,
+                "power": float(np.exp(-np.log(a3) / b3)) if b3 > tol else np.inf,
+            }
     return out

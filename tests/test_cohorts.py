@@ -379,5 +379,14 @@ def test_retention_curves_chain_exact_geometric_retention() -> None:
     fit = cohorts.fit_survival_curves(surv, 7, on="retention")
     for name in ("linear", "exponential"):
         np.testing.assert_allclose(fit[name], surv, rtol=1e-9)
+    assert fit.attrs["year_rate_reaches_1"]["linear"] == np.inf  # flat at 0.8: never
+    from helpers import survival
+
+    fh = cohorts.fit_survival_curves(
+        survival.FADER_HARDIE_2007["survivors"]["regular"], 7, on="retention"
+    )
+    a, b = fh.attrs["params"]["linear"]
+    t1 = fh.attrs["year_rate_reaches_1"]["linear"]
+    assert a + b * t1 == pytest.approx(1.0) and 7 < t1 < 9
     with pytest.raises(ValueError, match="on must be"):
         cohorts.fit_survival_curves(surv, 7, on="rates")
