@@ -487,7 +487,9 @@ def spend_by_tenure(
       ratio = S_existing / S_new with S = sum(spend) / number of active customer-months;
     * **same customers**: only customers active in both windows (each compared with themselves),
       the same ratio over their months. Its gap to the cross-section is *survivor sorting*: the
-      customers still buying in the existing window were heavier buyers from the start.
+      customers still buying in the existing window were heavier buyers from the start
+      (selection on survival: J. W. Vaupel & A. I. Yashin (1985), "Heterogeneity's ruses",
+      *The American Statistician* 39(3), 176-185; Fader & Hardie 2007 for retention rates).
 
     Customers count only if their whole existing window is observed (first month + `existing`[1]
     <= the last complete month). A customer-month is active with >= 1 order; spend is the sum of
