@@ -40,6 +40,12 @@ __all__ = [
     "revenue_table",
     "DEFAULT_BRACKETS",
     "sampling_band",
+    "value_by_age",
+    "payback_age",
+    "payback_table",
+    "spend_by_tenure",
+    "CURVES",
+    "fit_survival_curves",
 ]
 
 DEFAULT_BRACKETS: tuple[tuple[int, int], ...] = ((1, 7), (8, 30), (31, 90), (91, 180), (181, 365))
@@ -354,4 +360,276 @@ def sampling_band(table: pd.DataFrame, age: int, level: float = 0.95) -> pd.Data
     counts = np.column_stack([col.to_numpy(), (size - col).to_numpy()])
     chi2, p_value, dof, _ = stats.chi2_contingency(counts, correction=False)
     out.attrs.update(chi2=float(chi2), dof=int(dof), p_value=float(p_value), level=level)
+    return out
+
+
+def value_by_age(
+    flows: pd.DataFrame,
+    start: pd.Series,
+    as_of: str | pd.Timestamp,
+    *,
+    by: pd.Series | None = None,
+    monthly_discount_rate: float = 0.0,
+    max_age: int | None = None,
+    level: float = 0.95,
+) -> pd.DataFrame:
+    """Cumulative value per acquired customer by month of age, pooled over cohorts, per group.
+
+    `flows`: dated money events (``customer_id``, ``date``, ``value``; e.g.
+    :func:`helpers.economics.cash_flows`); `start`: customer_id -> acquisition date (every
+    acquired customer counts, also those who never bought); `by`: customer_id -> group (e.g.
+    acquisition channel; default one group ``"all"``). A customer's age of an event is the
+    number of calendar months from the acquisition month (0 = that month); the value of age k
+    is discounted by (1 + d)^-k. For age k, only customers observed to the end of age k count
+    (acquisition month + k <= the last complete month, :func:`helpers.periods.last_complete_period`):
+
+        V_g(k) = mean over customers i of group g observed at k of sum_{j<=k} value_ij (1+d)^-j.
+
+    Returns a long DataFrame: ``group``, ``age``, ``customers`` (observed at that age),
+    ``value`` V_g(k), ``se`` (standard error of that mean across customers) and the normal
+    ``ci_low``/``ci_high`` at `level`."""
+    from scipy import stats
+
+    last = periods.last_complete_period(as_of, "M")
+    ids = start.index.to_numpy()
+    first = periods.period_codes(pd.to_datetime(start).to_numpy(), "M")
+    keep = first <= last
+    ids, first = ids[keep], first[keep]
+    n_ages = int(last - first.min()) + 1 if max_age is None else max_age + 1
+    pos = pd.Index(ids).get_indexer(flows["customer_id"].to_numpy())
+    f = flows.loc[pos >= 0]
+    pos = pos[pos >= 0]
+    age = periods.period_codes(pd.to_datetime(f["date"]).to_numpy(), "M") - first[pos]
+    ok = (age >= 0) & (age < n_ages) & (first[pos] + age <= last)
+    disc = (1.0 + monthly_discount_rate) ** -age[ok].astype(float)
+    cells = np.bincount(
+        pos[ok] * n_ages + age[ok],
+        weights=f["value"].to_numpy(float)[ok] * disc,
+        minlength=len(ids) * n_ages,
+    ).reshape(len(ids), n_ages)
+    cum = np.cumsum(cells, axis=1)
+    observed = (first[:, None] + np.arange(n_ages)[None, :]) <= last
+    cum[~observed] = np.nan
+    groups = np.full(len(ids), "all", dtype=object) if by is None else by.reindex(ids).to_numpy()
+    wide = pd.DataFrame(cum, columns=pd.RangeIndex(n_ages, name="age"))
+    g = wide.groupby(groups, sort=True)
+    out = (
+        pd.concat(
+            {"customers": g.count().stack(), "value": g.mean().stack(), "se": g.sem().stack()},
+            axis=1,
+        )
+        .rename_axis(["group", "age"])
+        .reset_index()
+    )
+    out = out[out["customers"] > 0].reset_index(drop=True)
+    z = stats.norm.ppf(0.5 + level / 2)
+    out["ci_low"] = out["value"] - z * out["se"]
+    out["ci_high"] = out["value"] + z * out["se"]
+    return out
+
+
+def payback_age(ages: pd.Series, value: pd.Series, cost: float) -> float:
+    """The first age at which cumulative value per customer reaches the acquisition cost:
+    min{k : V(k) >= cost}; NaN if it never does within the observed ages (not yet paid back)."""
+    hit = np.asarray(value, dtype=float) >= cost
+    return float(np.asarray(ages)[hit.argmax()]) if hit.any() else float("nan")
+
+
+def payback_table(curve: pd.DataFrame, cpa: pd.DataFrame, horizon: int) -> pd.DataFrame:
+    """Payback and value : cost per group, from :func:`value_by_age` (`curve`) and
+    :func:`helpers.economics.cost_per_acquisition` (`cpa`, indexed by the same groups).
+
+    * ``payback``: first month of age k with V(k) >= CPA (:func:`payback_age`); its range
+      ``payback_early`` (V's upper limit reaches CPA's lower one) to ``payback_late`` (V's lower
+      limit reaches CPA's upper one): pointwise limits, so a rough range, not an exact interval;
+      NaN: not reached within the observed ages.
+    * ``value``: V(horizon) with its interval; ``value_to_cac`` = V(horizon) / CPA with the
+      delta-method interval on the log scale, exp(ln ratio -/+ z sqrt((se_V/V)^2 +
+      (se_C/C)^2)) (independent samples: customers' value, months' spend), with z from the
+      CPA interval's level (normal).
+    """
+    rows = []
+    for g, c in cpa.iterrows():
+        cv = curve[curve["group"] == g]
+        h = cv[cv["age"] == horizon]
+        v, se_v = (float(h["value"].iloc[0]), float(h["se"].iloc[0])) if len(h) else (np.nan,) * 2
+        z = (c["ci_high"] - c["cpa"]) / c["se"] if c["se"] > 0 else 1.959964
+        ratio = v / c["cpa"]
+        half = z * np.sqrt((se_v / v) ** 2 + (c["se"] / c["cpa"]) ** 2) if v > 0 else np.nan
+        rows.append(
+            {"group": g, "cpa": c["cpa"], "cpa_low": c["ci_low"], "cpa_high": c["ci_high"],
+             "payback": payback_age(cv["age"], cv["value"], c["cpa"]),
+             "payback_early": payback_age(cv["age"], cv["ci_high"], c["ci_low"]),
+             "payback_late": payback_age(cv["age"], cv["ci_low"], c["ci_high"]),
+             "value": v, "value_low": v - z * se_v, "value_high": v + z * se_v,
+             "value_to_cac": ratio, "ratio_low": ratio * np.exp(-half),
+             "ratio_high": ratio * np.exp(half)}
+        )  # fmt: skip
+    return pd.DataFrame(rows).set_index("group")
+
+
+def spend_by_tenure(
+    orders: pd.DataFrame,
+    as_of: str | pd.Timestamp,
+    new: tuple[int, int] = (0, 5),
+    existing: tuple[int, int] = (24, 35),
+    *,
+    n_boot: int = 200,
+    seed: int = 0,
+    level: float = 0.95,
+    value_col: str = "amount",
+) -> pd.DataFrame:
+    """Do existing customers spend more than new ones? Spend per active customer-month in a
+    "new" and an "existing" window of tenure (months since the first order, both ends
+    included), compared two ways:
+
+    * **cross-section** (what a dashboard shows): all active customer-months of each window,
+      ratio = S_existing / S_new with S = sum(spend) / number of active customer-months;
+    * **same customers**: only customers active in both windows (each compared with themselves),
+      the same ratio over their months. Its gap to the cross-section is *survivor sorting*: the
+      customers still buying in the existing window were heavier buyers from the start
+      (selection on survival: J. W. Vaupel & A. I. Yashin (1985), "Heterogeneity's ruses",
+      *The American Statistician* 39(3), 176-185; Fader & Hardie 2007 for retention rates).
+
+    Customers count only if their whole existing window is observed (first month + `existing`[1]
+    <= the last complete month). A customer-month is active with >= 1 order; spend is the sum of
+    `value_col`. Intervals: percentile bootstrap over customers (`n_boot` resamples).
+
+    Returns rows ``cross_section``, ``same_customers``, ``sorting`` (cross / same) with columns
+    ``ratio``, ``ci_low``, ``ci_high``, ``new`` and ``existing`` (EUR per active month) and
+    ``customers`` (customers with an active month in either window; in both for same_customers)."""
+    last = periods.last_complete_period(as_of, "M")
+    o = periods.up_to(orders, as_of, "order_date")
+    code, ids = periods.customer_codes(o["customer_id"])
+    p = periods.period_codes(pd.to_datetime(o["order_date"]).to_numpy(), "M")
+    first = _group_min(p, code, len(ids))
+    tenure = p - first[code]
+    eligible = first + existing[1] <= last
+    windows = {"new": new, "existing": existing}
+    # per customer and window: spend and number of active months
+    spend, months = {}, {}
+    for name, (lo, hi) in windows.items():
+        sel = eligible[code] & (tenure >= lo) & (tenure <= hi)
+        spend[name] = np.bincount(code[sel], o[value_col].to_numpy(float)[sel], len(ids))
+        act = _distinct(code[sel] * (hi + 1) + tenure[sel], len(ids) * (hi + 1)) // (hi + 1)
+        months[name] = np.bincount(act, minlength=len(ids)).astype(float)
+    both = (months["new"] > 0) & (months["existing"] > 0)
+    cust = eligible & ((months["new"] > 0) | (months["existing"] > 0))
+
+    def ratios(w: np.ndarray) -> np.ndarray:
+        """(cross, same, sorting) for customer weights w (bootstrap counts), vectorized over
+        rows of w."""
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return _ratios(w)
+
+    def _ratios(w: np.ndarray) -> np.ndarray:
+        per = {k: (w * spend[k]).sum(-1) / (w * months[k]).sum(-1) for k in windows}
+        wb = w * both
+        same = {k: (wb * spend[k]).sum(-1) / (wb * months[k]).sum(-1) for k in windows}
+        cross = per["existing"] / per["new"]
+        within = same["existing"] / same["new"]
+        return np.stack([cross, within, cross / within], axis=-1)
+
+    idx = np.flatnonzero(cust)
+    w0 = cust.astype(float)
+    point = ratios(w0)
+    rng = np.random.default_rng(seed)
+    draws = rng.integers(0, idx.size, size=(n_boot, idx.size))
+    wb = np.zeros((n_boot, len(ids)))
+    np.add.at(wb, (np.repeat(np.arange(n_boot), idx.size), idx[draws].ravel()), 1.0)
+    boot = ratios(wb)
+    a = (1 - level) / 2
+    lo, hi = np.nanquantile(boot, [a, 1 - a], axis=0)
+    level_new = [
+        (w0 * spend["new"]).sum() / (w0 * months["new"]).sum(),
+        (w0 * both * spend["new"]).sum() / (w0 * both * months["new"]).sum(),
+        np.nan,
+    ]
+    level_ex = [
+        (w0 * spend["existing"]).sum() / (w0 * months["existing"]).sum(),
+        (w0 * both * spend["existing"]).sum() / (w0 * both * months["existing"]).sum(),
+        np.nan,
+    ]
+    return pd.DataFrame(
+        {"ratio": point, "ci_low": lo, "ci_high": hi, "new": level_new, "existing": level_ex,
+         "customers": [int(cust.sum()), int(both.sum()), int(both.sum())]},
+        index=pd.Index(["cross_section", "same_customers", "sorting"], name="comparison"),
+    )  # fmt: skip
+
+
+#: The curves managers fit to a survival (share still a customer) series, as functions of the
+#: year t >= 1 with parameters (a, b): each is a straight line after a transform, so each is fitted
+#: by least squares on that scale (Fader & Hardie 2007, "How to project customer retention",
+#: section 2; their note "How not to project customer retention").
+CURVES: dict[str, str] = {
+    "linear": "S(t) = a + b t",
+    "exponential": "S(t) = a exp(b t)  (ln S linear in t)",
+    "power": "S(t) = a t^b  (ln S linear in ln t)",
+}
+
+
+def fit_survival_curves(
+    survivors: Sequence[float],
+    calib_years: int,
+    years: Sequence[int] | np.ndarray | None = None,
+    *,
+    on: str = "survival",
+) -> pd.DataFrame:
+    """Fit the managers' curves of :data:`CURVES` to the first `calib_years` years of a survivor
+    series (survivors[0] is the starting count, e.g. 1,000) and project to `years` (default:
+    every year of `survivors`). Least squares on the curve's linear scale (``numpy.polyfit``):
+    linear, S on t; exponential, ln S on t; power, ln S on ln t.
+
+    * ``on="survival"``: the curve is fitted to S(1..calib_years) and read off directly (the
+      regressions of Fader & Hardie 2007, section 2); a count below 0 is kept (it is the curve's
+      answer, and its failure);
+    * ``on="retention"``: the curve is fitted to the retention rates r(t) = S(t) / S(t - 1),
+      t = 1..calib_years, projected, clipped to [0, 1], and chained from the last calibration
+      year: S(t) = S(T) prod_{u=T+1..t} r(u) (before T the fitted rates are chained from S(0)).
+
+    Returns a DataFrame indexed by year with one column per curve (survivors, the input's unit);
+    ``attrs["params"]``: curve -> (a, b) on the fitted series; with ``on="retention"`` also
+    ``attrs["year_rate_reaches_1"]``: curve -> the year t at which the fitted rate reaches 100 %
+    (a + b t = 1, a e^{b t} = 1, a t^b = 1; inf if it never does): from then on the curve says
+    nobody leaves, which no mixture of customers with any churn allows (the sBG's r(t) tends to 1
+    but never reaches it)."""
+    s = np.asarray(survivors, dtype=float)
+    if calib_years < 2 or calib_years >= len(s):
+        raise ValueError(f"calib_years must be in [2, {len(s) - 1}], got {calib_years}")
+    if on not in ("survival", "retention"):
+        raise ValueError(f"on must be 'survival' or 'retention', got {on!r}")
+    t = np.arange(1, calib_years + 1, dtype=float)
+    y = s[1 : calib_years + 1] if on == "survival" else s[1 : calib_years + 1] / s[:calib_years]
+    out_years = np.arange(len(s)) if years is None else np.asarray(years)
+    grid = np.arange(0, max(int(out_years.max()), calib_years) + 1, dtype=float)
+    tg = np.maximum(grid, 1e-12)
+    b1, a1 = np.polyfit(t, y, 1)
+    b2, la2 = np.polyfit(t, np.log(y), 1)
+    b3, la3 = np.polyfit(np.log(t), np.log(y), 1)
+    params = {"linear": (float(a1), float(b1)), "exponential": (float(np.exp(la2)), float(b2)),
+              "power": (float(np.exp(la3)), float(b3))}  # fmt: skip
+    curves = {
+        "linear": a1 + b1 * grid,
+        "exponential": np.exp(la2) * np.exp(b2 * grid),
+        "power": np.exp(la3) * tg**b3,
+    }
+    if on == "retention":
+        for name, r in curves.items():
+            r = np.clip(r, 0.0, 1.0)
+            r[0] = 1.0
+            chained = s[0] * np.cumprod(r)
+            after = grid > calib_years
+            chained[after] = s[calib_years] * np.cumprod(r[after])
+            curves[name] = chained
+    out = pd.DataFrame(curves, index=pd.Index(grid.astype(int), name="year")).loc[out_years]
+    out.attrs["params"] = params
+    if on == "retention":
+        (a1, b1), (a2, b2), (a3, b3) = params.values()
+        tol = 1e-12  # a slope this small is a flat rate: it never reaches 1
+        with np.errstate(over="ignore"):
+            out.attrs["year_rate_reaches_1"] = {
+                "linear": float((1 - a1) / b1) if b1 > tol else np.inf,
+                "exponential": float(-np.log(a2) / b2) if b2 > tol else np.inf,
+                "power": float(np.exp(-np.log(a3) / b3)) if b3 > tol else np.inf,
+            }
     return out

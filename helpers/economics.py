@@ -42,6 +42,8 @@ __all__ = [
     "customer_value",
     "service_cost_per_order",
     "per_year",
+    "cash_flows",
+    "cost_per_acquisition",
 ]
 
 DAYS_PER_YEAR = 365.25
@@ -239,3 +241,76 @@ def per_year(values: pd.Series, years: pd.Series, by: pd.Series | None = None) -
     if by is None:
         return float(values.sum() / years.sum())
     return values.groupby(by, observed=True).sum() / years.groupby(by, observed=True).sum()
+
+
+def cash_flows(
+    orders: pd.DataFrame, tickets: pd.DataFrame | None = None, econ: Economics = SAMPLE
+) -> pd.DataFrame:
+    """Every money event of a customer after acquisition, dated: columns ``customer_id``,
+    ``date`` and ``value`` (in ``econ.currency``).
+
+    An order brings its margin after returns minus what it costs to serve, order margin -
+    shipping - return handling if returned (:func:`order_margin`); a support ticket costs
+    ``cost_per_ticket`` (dated when opened). Summed per customer this is
+    :func:`customer_value`'s ``margin_after_cost``, so a payback curve and a customer's value use
+    the same economics."""
+    value = (
+        order_margin(orders, econ).to_numpy()
+        - econ.shipping_per_order
+        - econ.return_handling_cost * _col(orders, "returned", False)
+    )
+    parts = [
+        pd.DataFrame(
+            {
+                "customer_id": orders["customer_id"].to_numpy(),
+                "date": pd.to_datetime(orders["order_date"]).to_numpy(),
+                "value": value,
+            }
+        )
+    ]
+    if tickets is not None and len(tickets):
+        parts.append(
+            pd.DataFrame(
+                {
+                    "customer_id": tickets["customer_id"].to_numpy(),
+                    "date": pd.to_datetime(tickets["opened_at"]).to_numpy(),
+                    "value": -econ.cost_per_ticket,
+                }
+            )
+        )
+    return pd.concat(parts, ignore_index=True)
+
+
+def cost_per_acquisition(
+    spend: pd.DataFrame, by: str = "channel", level: float = 0.95
+) -> pd.DataFrame:
+    """Cost per acquired customer (CPA, CAC) per `by` group from a monthly spend table
+    (columns `by`, ``spend``, ``signups``; one row per month and group).
+
+    The estimate is the ratio of sums R = sum(spend_i) / sum(signups_i) over the m months i. Its
+    standard error is the ratio estimator's linearized (sandwich) one, with the months as the
+    sampling units (W. G. Cochran (1977), *Sampling Techniques*, 3rd ed., section 6.4):
+
+        se(R)^2 = m / (m - 1) * sum_i (spend_i - R signups_i)^2 / (sum_i signups_i)^2,
+
+    and the interval is R -/+ t_{m-1} se(R) (t quantile at `level`). It measures how much the
+    cost per customer varies from month to month (spend noise, price changes), which a Poisson
+    interval on the sign-up count alone would not.
+
+    Returns one row per group: ``months``, ``spend``, ``signups``, ``cpa``, ``se``, ``ci_low``,
+    ``ci_high``."""
+    from scipy import stats
+
+    d = spend[[by, "spend", "signups"]].astype({"spend": float, "signups": float})
+    tot = d.groupby(by, sort=True)[["spend", "signups"]].sum()
+    if (tot["signups"] <= 0).any():
+        raise ValueError(f"no sign-ups in {list(tot.index[tot['signups'] <= 0])}")
+    r = tot["spend"] / tot["signups"]
+    resid2 = (d["spend"] - d[by].map(r) * d["signups"]) ** 2
+    m = d.groupby(by, sort=True).size()
+    se = np.sqrt(m / (m - 1) * resid2.groupby(d[by], sort=True).sum()) / tot["signups"]
+    t = stats.t.ppf(0.5 + level / 2, m - 1)
+    return pd.DataFrame(
+        {"months": m, "spend": tot["spend"], "signups": tot["signups"].astype(int), "cpa": r,
+         "se": se, "ci_low": r - t * se, "ci_high": r + t * se}
+    )  # fmt: skip

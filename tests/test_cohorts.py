@@ -297,3 +297,96 @@ def test_sampling_band_hand_case():
     assert band["high"].tolist() == pytest.approx([0.4960, 0.4960], abs=1e-4)
     assert band.attrs["chi2"] == pytest.approx(25 / 3)
     assert band.attrs["dof"] == 1 and band.attrs["p_value"] == pytest.approx(0.00389, abs=1e-5)
+
+
+def test_value_by_age_by_hand() -> None:
+    # customers 1 and 2 acquired in January, 3 in March (never buys); as-of end of March
+    start = pd.Series(pd.to_datetime(["2025-01-10", "2025-01-20", "2025-03-01"]), index=[1, 2, 3])
+    flows = pd.DataFrame(
+        {"customer_id": [1, 1, 2, 1], "value": [10.0, 5.0, 4.0, 100.0],
+         "date": pd.to_datetime(["2025-01-12", "2025-02-03", "2025-03-15", "2025-04-02"])}
+    )  # fmt: skip
+    v = cohorts.value_by_age(flows, start, "2025-03-31").set_index("age")
+    # age 0: (10 + 0 + 0) / 3; age 1: (15 + 0) / 2; age 2: (15 + 4) / 2; April is after as-of
+    assert v["value"].tolist() == pytest.approx([10 / 3, 7.5, 9.5])
+    assert v["customers"].tolist() == [3, 2, 2]
+    assert v.loc[1, "se"] == pytest.approx(np.std([15, 0], ddof=1) / np.sqrt(2))
+    d = cohorts.value_by_age(flows, start, "2025-03-31", monthly_discount_rate=0.1)
+    assert d["value"].iloc[1] == pytest.approx((10 + 5 / 1.1) / 2)
+    by = pd.Series(["x", "y", "y"], index=[1, 2, 3])
+    g = cohorts.value_by_age(flows, start, "2025-03-31", by=by)
+    assert g.loc[(g["group"] == "y") & (g["age"] == 0), "value"].item() == 0.0
+    assert cohorts.payback_age(v.index, v["value"], 9.0) == 2.0
+    assert np.isnan(cohorts.payback_age(v.index, v["value"], 50.0))
+
+
+def test_spend_by_tenure_separates_sorting_from_growth() -> None:
+    """Light buyers (one 20-EUR order a month, months 0-5, then gone) and heavy buyers (two a
+    month, months 0-23): the cross-section says the existing spend twice as much per active
+    month as the new ones mixed with light buyers; the same customers spend exactly the same."""
+    rows = []
+    for c in range(10):
+        heavy = c < 4
+        for month in range(24 if heavy else 6):
+            day = pd.Timestamp("2023-01-01") + pd.DateOffset(months=month)
+            rows += [(c, day + pd.Timedelta(days=d)) for d in ((1, 10) if heavy else (1,))]
+    orders = pd.DataFrame(rows, columns=["customer_id", "order_date"]).assign(amount=20.0)
+    out = cohorts.spend_by_tenure(orders, "2024-12-31", new=(0, 5), existing=(12, 23), n_boot=50)
+    new = (4 * 6 * 40 + 6 * 6 * 20) / 60
+    assert out.loc["cross_section", "ratio"] == pytest.approx(40 / new)
+    assert out.loc["same_customers", "ratio"] == pytest.approx(1.0)
+    assert out.loc["sorting", "ratio"] == pytest.approx(40 / new)
+    assert out.loc["same_customers", "customers"] == 4
+    assert (out["ci_low"] <= out["ratio"] + 1e-12).all() and (
+        out["ratio"] <= out["ci_high"] + 1e-12
+    ).all()
+
+
+@pytest.mark.parametrize(
+    ("curve", "s"),
+    [
+        ("linear", lambda t: 900 - 50.0 * t),
+        ("exponential", lambda t: 950 * np.exp(-0.2 * t)),
+        ("power", lambda t: 800 * t**-0.5),
+    ],
+)
+def test_survival_curves_recover_exact_curves(curve, s) -> None:
+    t = np.arange(0, 13, dtype=float)
+    surv = np.r_[1000.0, s(t[1:])]
+    fit = cohorts.fit_survival_curves(surv, 7)
+    np.testing.assert_allclose(fit.loc[8:, curve], surv[8:], rtol=1e-9)
+
+
+def test_managers_curves_fail_where_the_sbg_holds() -> None:
+    """Fader & Hardie (2007): fitted to years 1-7, every curve misses years 8-12 by more than
+    the sBG; the linear one goes below zero by year 11 for the regular segment."""
+    from helpers import survival
+
+    fh = survival.FADER_HARDIE_2007
+    for seg, surv in fh["survivors"].items():
+        actual = np.asarray(surv[8:], dtype=float)
+        sbg = 1000 * survival.fit_sbg(surv[:8]).survival(np.arange(8, 13))
+        sbg_err = np.abs(sbg - actual).mean()
+        curves = cohorts.fit_survival_curves(surv, 7).loc[8:]
+        for name in cohorts.CURVES:
+            assert np.abs(curves[name].to_numpy() - actual).mean() > 1.5 * sbg_err, (seg, name)
+    regular = cohorts.fit_survival_curves(fh["survivors"]["regular"], 7)
+    assert regular.loc[12, "linear"] < 0
+
+
+def test_retention_curves_chain_exact_geometric_retention() -> None:
+    surv = 1000 * 0.8 ** np.arange(13.0)  # constant retention 0.8: every curve fits it exactly
+    fit = cohorts.fit_survival_curves(surv, 7, on="retention")
+    for name in ("linear", "exponential"):
+        np.testing.assert_allclose(fit[name], surv, rtol=1e-9)
+    assert fit.attrs["year_rate_reaches_1"]["linear"] == np.inf  # flat at 0.8: never
+    from helpers import survival
+
+    fh = cohorts.fit_survival_curves(
+        survival.FADER_HARDIE_2007["survivors"]["regular"], 7, on="retention"
+    )
+    a, b = fh.attrs["params"]["linear"]
+    t1 = fh.attrs["year_rate_reaches_1"]["linear"]
+    assert a + b * t1 == pytest.approx(1.0) and 7 < t1 < 9
+    with pytest.raises(ValueError, match="on must be"):
+        cohorts.fit_survival_curves(surv, 7, on="rates")
