@@ -1017,3 +1017,120 @@ def tracking(
     )  # fmt: skip
     out.attrs["calibration_end"] = str(cut.date())
     return out
+
+
+# ----------------------------------------------------------------------------- purchase within a window
+
+
+def p_purchase_within(fit: ModelFit, summary: pd.DataFrame, horizon: float) -> pd.Series:
+    """P(at least one purchase in (T, T + tau] | x, t_x, T) under the BG/NBD or MBG/NBD, tau =
+    `horizon` in the fit's time unit: 1 - P(X(T, T+tau) = 0 | history).
+
+    Seeing no purchase through T + tau is the same history observed tau longer, so
+    P(X(T, T+tau) = 0 | history) = L(x, t_x, T+tau) / L(x, t_x, T), with L the likelihood of
+    Fader, Hardie & Lee (2005), eq. 6 (MBG/NBD: Batislam, Denizel & Filiztekin 2007). Only the
+    "alive at T" term of L depends on T, which gives
+
+        P(purchase within tau) = P(alive) [1 - ((alpha + T) / (alpha + T + tau))^(r + x)],
+
+    the chance of being alive times the chance that an alive customer, whose rate has the
+    posterior Gamma(r + x, alpha + T), buys at least once in tau (an alive customer cannot drop
+    out before their next purchase). Well defined for one-time buyers: under the BG/NBD their
+    P(alive) is 1 by construction, but their chance of buying falls with T, since a long silence
+    says their rate is low. As tau -> infinity it tends to P(alive) (every alive customer buys
+    again eventually); as tau -> 0 it tends to 0. Returns a Series ``p_purchase`` indexed like
+    `summary`."""
+    if not horizon >= 0:
+        raise ValueError(f"horizon must be >= 0, got {horizon}")
+    x, tx, T = _columns(summary, ("frequency", "recency", "T"))
+    _check_bgnbd_data(x, tx, T)
+    alive = special.expit(-_log_odds_dead(fit, x, tx, T))
+    r, alpha = fit.r, fit.alpha
+    buys = -np.expm1((r + x) * (np.log(alpha + T) - np.log(alpha + T + horizon)))
+    return pd.Series(alive * buys, index=summary.index, name="p_purchase")
+
+
+def simulate_holdout(
+    fit: ModelFit,
+    cal: pd.DataFrame,
+    n_sims: int = 500,
+    level: float = 0.95,
+    max_bucket: int = 7,
+    parameter_uncertainty: bool = True,
+    seed: int = 0,
+) -> tuple[pd.DataFrame, dict[str, float]]:
+    """The sampling band of the conditional-expectations check (Fader, Hardie & Lee 2005): how
+    far the holdout purchases of the customers of :func:`calibration_holdout` can fall from the
+    model's prediction by chance, if the model is right.
+
+    Each simulation draws, per customer, the state at the end of calibration from the posterior
+    (alive with P(alive); given alive, lambda ~ Gamma(r + x, alpha + T) and p ~ Beta(a, b + x),
+    MBG/NBD Beta(a, b + x + 1)), then the holdout purchases X = min(N, G), N ~ Poisson(lambda
+    tau) the purchase opportunities and G ~ Geometric(p) the purchase after which the customer
+    drops out. With `parameter_uncertainty` each simulation first draws the parameters
+    (:func:`sample_params`), so the band covers both the customers' luck and the estimation.
+
+    Returns the table per calibration-frequency bucket (customers, actual and predicted mean
+    holdout purchases as :func:`evaluate_holdout`, band_low and band_high: the `level` interval of
+    the simulated bucket mean, and inside: whether the actual mean is in it) and a dict with the
+    total: actual, predicted, band_low, band_high, inside, and z (the actual total's distance from
+    the simulations' mean in their standard deviations)."""
+    table, metrics = evaluate_holdout(fit, cal, max_bucket)
+    x, tx, T = _columns(cal, ("frequency", "recency", "T"))
+    tau = float(cal["holdout_duration"].iloc[0])
+    bucket = np.minimum(x, max_bucket).astype(int)
+    present = np.unique(bucket)
+    counts = np.bincount(bucket, minlength=max_bucket + 1)[present]
+    rng = np.random.default_rng(seed)
+    fits = sample_params(fit, n_sims, seed) if parameter_uncertainty else [fit] * n_sims
+    shift = 1 if _is_mbg(fit) else 0
+    means = np.empty((n_sims, len(present)))
+    totals = np.empty(n_sims)
+    for k, f in enumerate(fits):
+        alive = rng.random(len(x)) < special.expit(-_log_odds_dead(f, x, tx, T))
+        lam = rng.gamma(f.r + x, 1 / (f.alpha + T))
+        p = rng.beta(f.a, f.b + x + shift)
+        sims = np.where(alive, np.minimum(rng.poisson(lam * tau), rng.geometric(p)), 0)
+        totals[k] = sims.sum()
+        means[k] = np.bincount(bucket, weights=sims, minlength=max_bucket + 1)[present] / counts
+    q = [(1 - level) / 2, (1 + level) / 2]
+    lo, hi = np.quantile(means, q, axis=0)
+    table = table.assign(band_low=lo, band_high=hi)
+    table["inside"] = table["actual"].between(table["band_low"], table["band_high"])
+    tlo, thi = np.quantile(totals, q)
+    total = {
+        "actual": metrics["total_actual"],
+        "predicted": metrics["total_predicted"],
+        "band_low": float(tlo),
+        "band_high": float(thi),
+        "inside": bool(tlo <= metrics["total_actual"] <= thi),
+        "z": float((metrics["total_actual"] - totals.mean()) / totals.std(ddof=1)),
+    }
+    return table, total
+
+
+def mean_dropout_ratio(
+    fit: ModelFit, base: ModelFit, n_draws: int = 2000, level: float = 0.95, seed: int = 0
+) -> dict[str, float]:
+    """Ratio of the mean dropout probability per purchase of two groups fitted separately with
+    the BG/NBD (or MBG/NBD): E[p] = a / (a + b) of p ~ Beta(a, b), ratio = E[p | fit] /
+    E[p | base] (below 1: the first group drops out less). The interval is the `level` percentile
+    interval over parametric-bootstrap draws of both fits (:func:`sample_params`, independent
+    groups). Returns estimate, ci_low, ci_high."""
+
+    def mean_p(f: ModelFit) -> float:
+        return f.a / (f.a + f.b)
+
+    draws = np.array(
+        [
+            mean_p(f) / mean_p(g)
+            for f, g in zip(
+                sample_params(fit, n_draws, seed),
+                sample_params(base, n_draws, seed + 1),
+                strict=True,
+            )
+        ]
+    )
+    lo, hi = np.quantile(draws, [(1 - level) / 2, (1 + level) / 2])
+    est = mean_p(fit) / mean_p(base)
+    return {"estimate": float(est), "ci_low": float(min(lo, est)), "ci_high": float(max(hi, est))}

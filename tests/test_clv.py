@@ -493,3 +493,107 @@ def test_gamma_gamma_independence_check_on_cdnow():
     )
     with pytest.raises(ValueError, match="repeat customers"):
         clv.gamma_gamma_independence(m)
+
+
+# ----------------------------------------------------------------------------- p_purchase_within
+
+
+def _simulate_two_periods(n: int, T: float, tau: float, seed: int = 11) -> pd.DataFrame:
+    """n customers drawn from the BG/NBD (0.9, 8, 0.8, 3.2), all acquired at 0 and observed to T
+    (summary) and then for tau more (``bought``: at least one purchase in (T, T + tau])."""
+    rng = np.random.default_rng(seed)
+    lam = rng.gamma(0.9, 1 / 8.0, n)
+    p = rng.beta(0.8, 3.2, n)
+    x, tx, t = np.zeros(n), np.zeros(n), np.zeros(n)
+    bought = np.zeros(n, dtype=bool)
+    alive = np.ones(n, dtype=bool)
+    while alive.any():
+        t = t + rng.exponential(1 / lam)
+        buy = alive & (t < T)
+        later = alive & (t >= T) & (t < T + tau)
+        x[buy] += 1
+        tx[buy] = t[buy]
+        bought |= later
+        alive &= buy & (rng.random(n) > p)  # drops out after a purchase, or stops at T
+    df = pd.DataFrame({"frequency": x, "recency": tx, "T": T, "bought": bought})
+    df.attrs["time_unit"] = "W"
+    return df
+
+
+def test_p_purchase_within_matches_simulation_by_frequency():
+    """Known answer: customers simulated from the BG/NBD itself; the share who buy in the next
+    tau weeks matches the mean predicted probability overall and per repeat count, one-time
+    buyers included (within 4 binomial standard errors)."""
+    sim = _simulate_two_periods(100_000, 52.0, 26.0)
+    pred = clv.p_purchase_within(FIT, sim, 26.0)
+    groups = np.minimum(sim["frequency"], 4)
+    for _, idx in sim.groupby(groups).groups.items():
+        share, mean = sim.loc[idx, "bought"].mean(), pred.loc[idx].mean()
+        se = math.sqrt(mean * (1 - mean) / len(idx))
+        assert abs(share - mean) < 4 * se + 1e-3, (share, mean, len(idx))
+    assert pred.mean() == pytest.approx(sim["bought"].mean(), abs=0.005)
+
+
+@pytest.mark.parametrize("model", ["BG/NBD", "MBG/NBD"])
+def test_p_purchase_within_limits_and_likelihood_ratio(model):
+    """tau -> infinity: P(alive) (an alive customer buys again eventually); tau = 0: 0; increasing
+    in tau; and 1 - it equals L(x, t_x, T + tau) / L(x, t_x, T)."""
+    fit = clv.ModelFit(model, dict(FIT.params), 0.0, 3, "W", FIT.cov_log, True)
+    df = pd.DataFrame(
+        {"frequency": [0, 2, 10], "recency": [0.0, 30.4, 20.0], "T": [60.0, 38.9, 50.0]}
+    )
+    alive = clv.p_alive(fit, df).to_numpy()
+    np.testing.assert_allclose(clv.p_purchase_within(fit, df, 1e12).to_numpy(), alive, rtol=1e-9)
+    np.testing.assert_allclose(clv.p_purchase_within(fit, df, 0.0).to_numpy(), 0.0)
+    p = np.array([clv.p_purchase_within(fit, df, t).to_numpy() for t in (4.0, 13.0, 52.0)])
+    assert np.all(np.diff(p, axis=0) > 0)
+    ll = clv.mbgnbd_loglik if model == "MBG/NBD" else clv.bgnbd_loglik
+    later = df.assign(T=df["T"] + 13.0)
+    ratio = np.exp(ll(later, **FIT.params) - ll(df, **FIT.params))
+    np.testing.assert_allclose(1 - p[1], ratio, rtol=1e-10)
+    # one-time buyers: P(alive) = 1 under the BG/NBD, yet the chance to buy falls with T
+    one = pd.DataFrame({"frequency": [0, 0], "recency": [0.0, 0.0], "T": [10.0, 150.0]})
+    if model == "BG/NBD":
+        assert clv.p_alive(fit, one).eq(1).all()
+    pb = clv.p_purchase_within(fit, one, 52.0)
+    assert pb.iloc[1] < pb.iloc[0] < 1
+
+
+def test_simulate_holdout_band_covers_the_prediction_and_a_model_generated_holdout():
+    """The simulated bucket means average to the closed-form prediction, and on customers drawn
+    from the model the actual holdout lies inside the band."""
+    sim = _simulate_two_periods(20_000, 52.0, 26.0, seed=3)
+    cal = sim.drop(columns="bought")
+    # holdout purchases of the same customers: rerun with the count instead of the indicator
+    cal["holdout_duration"] = 26.0
+    rng_sim = _simulate_counts(20_000, 52.0, 26.0, seed=3)
+    cal["holdout_purchases"] = rng_sim
+    table, total = clv.simulate_holdout(FIT, cal, n_sims=300, parameter_uncertainty=False)
+    assert total["band_low"] < total["predicted"] < total["band_high"]
+    assert total["inside"] and abs(total["z"]) < 3
+    mid = (table["band_low"] + table["band_high"]) / 2
+    np.testing.assert_allclose(mid, table["predicted"], rtol=0.15)
+
+
+def _simulate_counts(n: int, T: float, tau: float, seed: int) -> np.ndarray:
+    """Purchases in (T, T + tau] of the customers of :func:`_simulate_two_periods` (same seed)."""
+    rng = np.random.default_rng(seed)
+    lam = rng.gamma(0.9, 1 / 8.0, n)
+    p = rng.beta(0.8, 3.2, n)
+    t = np.zeros(n)
+    count = np.zeros(n)
+    alive = np.ones(n, dtype=bool)
+    while alive.any():
+        t = t + rng.exponential(1 / lam)
+        buy = alive & (t < T)
+        later = alive & (t >= T) & (t < T + tau)
+        count[later] += 1
+        alive &= (buy | later) & (rng.random(n) > p)
+    return count
+
+
+def test_mean_dropout_ratio_is_one_for_the_same_fit_and_brackets():
+    fit = clv.fit_bgnbd(_simulated_summary(3000))
+    out = clv.mean_dropout_ratio(fit, fit, n_draws=200)
+    assert out["estimate"] == pytest.approx(1.0)
+    assert out["ci_low"] < 1 < out["ci_high"]
