@@ -73,6 +73,7 @@ __all__ = [
     "decide_on_interval",
     "units_to_settle",
     "retrodesign",
+    "hazard_by_dose",
 ]
 
 
@@ -1073,3 +1074,40 @@ def retrodesign(true_effect: float, se: float, alpha: float = 0.05) -> dict[str,
         "power": float(power), "type_s": float(down / power),
         "exaggeration": float(e_abs / power / lam) if lam > 0 else float("inf"),
     }  # fmt: skip
+
+
+def hazard_by_dose(
+    events: Any, exposure: Any, dose: Any, alpha: float = 0.05
+) -> tuple[pd.DataFrame, dict[str, float]]:
+    """A constant monthly hazard that rises linearly with a randomized dose (e.g. newsletters a
+    month): P(event in a month) = 1 - exp(-(a + b dose)). Per dose level, the discrete rate
+    p = events / exposure months and the hazard h = -log(1 - p) with its delta-method variance
+    p / (n (1 - p)); then b (the hazard per unit of dose) by weighted least squares of h on dose,
+    weights 1 / Var(h), the standard error from the known variances (``statsmodels`` WLS,
+    ``cov_type="fixed scale"``). Returns the per-dose table and ``{"estimate", "ci_low",
+    "ci_high", "intercept"}`` for b."""
+    import statsmodels.api as sm
+
+    df = pd.DataFrame(
+        {
+            "events": np.asarray(events, float),
+            "n": np.asarray(exposure, float),
+            "dose": np.asarray(dose),
+        }
+    )
+    g = df.groupby("dose").sum()
+    p = g["events"] / g["n"]
+    g["rate"] = p
+    g["hazard"] = -np.log1p(-p)
+    g["se"] = np.sqrt(p / (g["n"] * (1 - p)))
+    fit = sm.WLS(
+        g["hazard"].to_numpy(), sm.add_constant(g.index.to_numpy(float)), weights=1 / g["se"] ** 2
+    ).fit(cov_type="fixed scale")
+    lo, hi = fit.conf_int(alpha)[1]
+    b = float(fit.params[1])
+    return g, {
+        "estimate": b,
+        "ci_low": float(lo),
+        "ci_high": float(hi),
+        "intercept": float(fit.params[0]),
+    }

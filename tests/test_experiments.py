@@ -711,3 +711,16 @@ def test_retrodesign_gelman_carlin_known_answer():
     assert r["power"] == pytest.approx(sig.mean(), abs=0.002)
     # a well-powered test barely exaggerates
     assert ex.retrodesign(3, 1)["exaggeration"] == pytest.approx(1.0, abs=0.1)
+
+
+def test_hazard_by_dose_recovers_a_planted_slope():
+    """P = 1 - exp(-(0.002 + 0.004 dose)) per month, 200,000 customer-months per dose: the slope
+    comes back within its interval, and a hand case of the per-dose hazard."""
+    rng = np.random.default_rng(5)
+    dose = np.repeat([1, 2, 4], 200_000)
+    ev = rng.random(dose.size) < 1 - np.exp(-(0.002 + 0.004 * dose))
+    g, b = ex.hazard_by_dose(ev, np.ones(dose.size), dose)
+    assert b["ci_low"] < 0.004 < b["ci_high"]
+    assert b["intercept"] == pytest.approx(0.002, abs=0.0006)
+    g2, _ = ex.hazard_by_dose([1, 2, 4], [100, 100, 100], [1, 2, 4])
+    assert g2.loc[4, "hazard"] == pytest.approx(-np.log(0.96))
