@@ -325,7 +325,8 @@ def decide(estimate: float, ci_low: float, ci_high: float) -> str:
     """The decision a profit-per-send estimate supports, the burden of proof on spending: 'keep'
     if the whole interval is above 0; 'stop' if the best estimate is a loss (estimate <= 0: no
     evidence it pays); else 'unproven' (probably pays, the test cannot tell: target a subgroup
-    or extend the test)."""
+    or extend the test). Kept for the report's older tables; notebook 07 decides with
+    :func:`decide_on_interval`, which never says 'stop' on a point estimate."""
     if ci_low > 0:
         return "keep"
     if estimate <= 0:
