@@ -570,3 +570,157 @@ def test_coupon_intervals_cover_the_generators_truth_over_seeds():
         p, n = nat.loc[[pct, 0], "mean"].to_numpy(), nat.loc[[pct, 0], "size"].to_numpy()
         se = np.sqrt((p * (1 - p) / n).sum())
         assert abs(p[0] - p[1]) < 3 * se, (pct, p, se)
+
+
+# --- platform checks, robust money, decisions (issue 26) --------------------------------------
+
+
+def test_srm_known_answer():
+    """821 vs 1,000 planned 50/50: chi2 = 2 x 89.5^2 / 910.5 = 17.595, p = 2.73e-5: a mismatch."""
+    r = ex.sample_ratio_mismatch([821, 1000], [0.5, 0.5])
+    assert r["chi2"] == pytest.approx(2 * 89.5**2 / 910.5, rel=1e-12)
+    assert r["chi2"] == pytest.approx(17.595, abs=1e-3)
+    assert r["p_value"] == pytest.approx(2.7327e-5, rel=1e-3)
+    assert r["srm"] and r["df"] == 1
+
+
+def test_srm_passes_a_fair_split_and_takes_weights():
+    assert not ex.sample_ratio_mismatch([800, 200], [0.8, 0.2])["srm"]
+    assert ex.sample_ratio_mismatch([800, 200], [4, 1])["chi2"] == pytest.approx(0.0)
+    # four arms, equal shares: the same chi-square as by hand
+    obs = np.array([260, 240, 250, 250])
+    r = ex.sample_ratio_mismatch(obs, [1, 1, 1, 1])
+    assert r["chi2"] == pytest.approx(((obs - 250) ** 2 / 250).sum())
+    assert r["df"] == 3 and not r["srm"]
+    with pytest.raises(ValueError):
+        ex.sample_ratio_mismatch([1, 2], [1, 1, 1])
+
+
+def test_capped_diff_caps_one_heavy_buyer():
+    """Ten zeros and ten ones per arm plus one control value of 1,000: the raw difference is
+    dominated by it, the capped one is not (cap = the pooled quantile)."""
+    t = np.r_[np.ones(20, bool), np.zeros(21, bool)]
+    y = np.r_[np.zeros(10), np.ones(10), np.zeros(10), np.ones(10), 1000.0]
+    raw = ex.diff_means(y, t)
+    cap = ex.capped_diff(y, t, quantile=0.95)
+    assert cap["cap"] == pytest.approx(np.quantile(y, 0.95)) and cap["cap"] == 1.0
+    assert cap["n_capped"] == 1
+    assert raw["estimate"] == pytest.approx(0.5 - 1010 / 21)
+    assert cap["estimate"] == pytest.approx(0.5 - 11 / 21)
+    off = ex.capped_diff(y, t, quantile=0.95, offset=np.where(t, 0.1, 0.0))
+    assert off["estimate"] == pytest.approx(cap["estimate"] - 0.1)
+
+
+def test_largest_influence_drops_the_largest_first():
+    t = np.r_[np.ones(5, bool), np.zeros(5, bool)]
+    y = np.array([1.0, 2, 3, 4, 5, 1, 2, 1, 0, 100])
+    inf = ex.largest_influence(y, t, k=2)
+    assert inf.loc[1, "arm"] == "control" and inf.loc[1, "value"] == 100
+    assert inf.loc[1, "estimate_without"] == pytest.approx(3 - 1)
+    assert inf.loc[2, "value"] == 5 and inf.loc[2, "estimate_without_top"] == pytest.approx(2.5 - 1)
+
+
+def test_dunnett_matches_scipy_known_answer():
+    """Dunnett's (1955) example as in SciPy's documentation: adjusted p-values 0.620, 0.0059."""
+    control = [7.40, 8.50, 7.20, 8.24, 9.84, 8.32]
+    a = [9.76, 8.80, 7.68, 9.36]
+    b = [12.80, 9.68, 12.16, 9.20, 10.55]
+    d = ex.dunnett_intervals({"a": a, "b": b}, control)
+    assert d["p_value"].to_numpy() == pytest.approx([0.6200, 0.0059], abs=2e-4)
+    assert d.loc["a", "estimate"] == pytest.approx(np.mean(a) - np.mean(control))
+    # on large samples (Welch ~ pooled) the simultaneous intervals are wider than each pair's own
+    rng = np.random.default_rng(3)
+    big = ex.dunnett_intervals({k: rng.normal(size=2000) for k in "xyz"}, rng.normal(size=2000))
+    assert (big["ci_high"] - big["ci_low"] > big["welch_high"] - big["welch_low"]).all()
+
+
+def test_interaction_known_answer_and_holm():
+    """0.117 (se 0.052) vs 0.057 (se 0.014): d = 0.060, se = hypot = 0.05385, z = 1.114."""
+    r = ex.interaction_test(0.117, 0.052, 0.057, 0.014)
+    assert r["difference"] == pytest.approx(0.06)
+    assert r["se"] == pytest.approx(np.sqrt(0.052**2 + 0.014**2))
+    assert r["z"] == pytest.approx(1.1142, abs=1e-4)
+    assert r["p_value"] == pytest.approx(2 * stats.norm.sf(r["z"]))
+    # Holm: sorted p (0.01, 0.03, 0.04) x (3, 2, 1) = 0.03, 0.06, 0.04 -> monotone 0.03, 0.06, 0.06
+    assert ex.adjust_pvalues([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.06, 0.06])
+    # Benjamini-Hochberg: p_(i) m / i = 0.03, 0.045, 0.04 -> monotone from the top 0.03, 0.04, 0.04
+    assert ex.adjust_pvalues([0.01, 0.04, 0.03], "fdr_bh") == pytest.approx([0.03, 0.04, 0.04])
+
+
+def test_uplift_by_segment_matches_wald():
+    df = pd.DataFrame(
+        {
+            "seg": ["a"] * 8 + ["b"] * 8,
+            "treatment": [True] * 4 + [False] * 4 + [True] * 4 + [False] * 4,
+            "converted": [1, 1, 1, 0, 1, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0],
+        }
+    )
+    u = ex.uplift_by_segment(df, "seg")
+    assert u.loc["a", "uplift"] == pytest.approx(0.5)
+    assert u.loc["a", "se"] == pytest.approx(np.sqrt(0.75 * 0.25 / 4 + 0.25 * 0.75 / 4))
+    assert u.loc["b", "uplift"] == pytest.approx(0.25) and u.loc["b", "n"] == 8
+
+
+def test_ratio_of_sums_delta_method():
+    """With a denominator of 1 per unit the ratio is a mean and the delta-method variance is
+    s^2 / n; on simulated clustered data it matches the spread of the ratio over replications."""
+    rng = np.random.default_rng(1)
+    t = np.r_[np.ones(50, bool), np.zeros(50, bool)]
+    y = rng.normal(size=100)
+    r = ex.ratio_of_sums(y, np.ones(100), t)
+    assert r["se_treatment"] == pytest.approx(y[t].std(ddof=1) / np.sqrt(50))
+    assert r["estimate"] == pytest.approx(y[t].mean() - y[~t].mean())
+    n, reps = 400, 2000
+    den = rng.poisson(2.0, (reps, n)) + 1
+    num = rng.gamma(2.0, 10.0, (reps, n)) * den
+    ratios = num.sum(axis=1) / den.sum(axis=1)
+    tt = np.r_[np.ones(n // 2, bool), np.zeros(n // 2, bool)]
+    one = ex.ratio_of_sums(num[0], den[0], tt)
+    whole = np.sqrt(2) * ratios.std() * np.sqrt(n) / np.sqrt(n // 2) / np.sqrt(2)
+    assert one["se_treatment"] == pytest.approx(whole, rel=0.15)
+
+
+def test_ratio_estimate_log_delta():
+    r = ex.ratio_estimate(0.12, 0.05, 0.06, 0.015)
+    se = np.hypot(0.05 / 0.12, 0.015 / 0.06)
+    assert r["estimate"] == pytest.approx(2.0)
+    assert r["ci_low"] == pytest.approx(2 * np.exp(-1.959964 * se), rel=1e-5)
+    assert np.isnan(ex.ratio_estimate(-0.01, 0.05, 0.06, 0.01)["ci_low"])
+
+
+def test_decide_on_interval_and_units_to_settle():
+    assert ex.decide_on_interval(0.1, 0.5) == "keep"
+    assert ex.decide_on_interval(-0.5, -0.1) == "stop"
+    assert ex.decide_on_interval(-2.4, 2.0) == "inconclusive"  # negative estimate: still no "stop"
+    assert ex.decide_on_interval(0.1, 0.5, break_even=0.2) == "inconclusive"
+    # estimate 1, se 1 with 100 units: (1.96 + 0.84)^2 = 7.85 x 100 units
+    n = ex.units_to_settle(1.0, 1.0, 100)
+    assert n == pytest.approx(100 * (stats.norm.isf(0.025) + stats.norm.ppf(0.8)) ** 2)
+    assert n == pytest.approx(784.9, abs=0.1)
+
+
+def test_retrodesign_gelman_carlin_known_answer():
+    """Gelman & Carlin (2014): true effect 2, se 8.1 -> power 0.06, type S 0.24, exaggeration
+    9.7 by their simulation (closed form 9.54; checked here by a large simulation)."""
+    r = ex.retrodesign(2, 8.1)
+    assert round(r["power"], 2) == 0.06 and round(r["type_s"], 2) == 0.24
+    rng = np.random.default_rng(0)
+    est = rng.normal(2, 8.1, 1_000_000)
+    sig = np.abs(est) > stats.norm.isf(0.025) * 8.1
+    assert r["exaggeration"] == pytest.approx(np.abs(est[sig]).mean() / 2, rel=0.02)
+    assert r["power"] == pytest.approx(sig.mean(), abs=0.002)
+    # a well-powered test barely exaggerates
+    assert ex.retrodesign(3, 1)["exaggeration"] == pytest.approx(1.0, abs=0.1)
+
+
+def test_hazard_by_dose_recovers_a_planted_slope():
+    """P = 1 - exp(-(0.002 + 0.004 dose)) per month, 200,000 customer-months per dose: the slope
+    comes back within its interval, and a hand case of the per-dose hazard."""
+    rng = np.random.default_rng(5)
+    dose = np.repeat([1, 2, 4], 200_000)
+    ev = rng.random(dose.size) < 1 - np.exp(-(0.002 + 0.004 * dose))
+    g, b = ex.hazard_by_dose(ev, np.ones(dose.size), dose)
+    assert b["ci_low"] < 0.004 < b["ci_high"]
+    assert b["intercept"] == pytest.approx(0.002, abs=0.0006)
+    g2, _ = ex.hazard_by_dose([1, 2, 4], [100, 100, 100], [1, 2, 4])
+    assert g2.loc[4, "hazard"] == pytest.approx(-np.log(0.96))
