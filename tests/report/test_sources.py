@@ -98,6 +98,7 @@ def test_report_from_a_duckdb_table_equals_the_report_from_the_csv(tmp_path, cap
             "  [report] load the validated table",
             "  [report] aggregate",  # the notebook's own stages, as its kernel runs them
             "  [report] fit",
+            "  [report] uncertainty",
             "  [report] write customers.csv and at_risk_customers.csv",
             "[report] analyse (notebook 08)",
             "[report] render HTML",
