@@ -348,3 +348,133 @@ def test_engagement_before_dropout_hand_case():
     t = churn.engagement_before_dropout(eng, drop, lags=(3, 1))
     assert t.loc[3, "ratio"] == pytest.approx(0.5) and t.loc[1, "ratio"] == pytest.approx(0.25)
     assert t["n"].tolist() == [2, 2]
+
+
+# ----------------------------------------------------------------------------- fair baselines
+
+
+def test_landmark_ticket_late_only_once_the_wait_is_over(ten_orders):
+    """Landmark 2025-02-28 (end 03-01 00:00). A ticket opened 2 h before the end, never answered
+    but resolved 1 h before the end, is not yet late at L (the 24 h are not over) and resolved:
+    not bad. Before the fix its missing first response flagged it from the final data. A ticket
+    opened 30 h before the end and never answered is late by then: bad."""
+    end = pd.Timestamp("2025-03-01")
+    tk = pd.DataFrame(
+        {
+            "customer_id": [1, 2],
+            "opened_at": [end - pd.Timedelta(hours=2), end - pd.Timedelta(hours=30)],
+            "first_response_at": pd.to_datetime([pd.NaT, pd.NaT]),
+            "resolved_at": [end - pd.Timedelta(hours=1), end - pd.Timedelta(hours=1)],
+        }
+    )
+    f = churn.landmark_features(ten_orders, "2025-02-28", churn_days=30, tickets=tk)
+    assert f.loc[1, "bad_tickets_90d"] == 0
+    assert f.loc[2, "bad_tickets_90d"] == 1
+
+
+def _bgnbd(r: float = 0.243, alpha: float = 4.414, a: float = 0.793, b: float = 2.426):
+    """A BG/NBD fit with the CDNOW parameters (references.md: Fader, Hardie & Lee 2005)."""
+    from helpers import clv
+
+    return clv.ModelFit(
+        model="BG/NBD", params={"r": r, "alpha": alpha, "a": a, "b": b}, loglik=0.0, n=1,
+        time_unit="W", cov_log=np.zeros((4, 4)), converged=True,
+    )  # fmt: skip
+
+
+def test_prob_no_purchase_new_customer_is_fhl_eq8():
+    """For a new customer (x = t_x = T = 0) the conditional formula is FHL 2005 eq. 8 at x = 0,
+    P(X(t) = 0) = (alpha / (alpha + t))^r, as :func:`helpers.clv.probability_of_purchases` has it."""
+    from helpers import clv
+
+    fit = _bgnbd()
+    new = pd.DataFrame({"frequency": [0.0], "recency": [0.0], "T": [0.0]})
+    for t in (1.0, 13.0, 39.0):
+        got = churn.prob_no_purchase(fit, new, t).iloc[0]
+        assert got == pytest.approx(float(clv.probability_of_purchases(fit, t, 0)), rel=1e-10)
+        assert got == pytest.approx((4.414 / (4.414 + t)) ** 0.243, rel=1e-12)
+
+
+def test_prob_no_purchase_limits_and_monotone():
+    """t = 0 gives 1; t -> infinity gives 1 - P(alive); it rises with t, and it is at least
+    1 - P(alive) (the straw-man baseline) for every customer: CDNOW customer 1 (x = 2, t_x = 30.43,
+    T = 38.86) and a one-time buyer."""
+    from helpers import clv
+
+    fit = _bgnbd()
+    s = pd.DataFrame({"frequency": [2.0, 0.0, 5.0], "recency": [30.43, 0.0, 10.0],
+                      "T": [38.86, 20.0, 38.0]})  # fmt: skip
+    dead = 1 - clv.p_alive(fit, s).to_numpy()
+    np.testing.assert_allclose(churn.prob_no_purchase(fit, s, 0.0), 1.0)
+    np.testing.assert_allclose(churn.prob_no_purchase(fit, s, 1e60), dead, atol=1e-6)
+    p = np.vstack([churn.prob_no_purchase(fit, s, t).to_numpy() for t in (4, 13, 26, 52)])
+    assert (np.diff(p, axis=0) < 0).all() and (p >= dead).all()
+    assert dead[1] == 0 and p[1, 1] < 1  # a one-time buyer: P(alive) = 1, yet a real probability
+
+
+def test_prob_no_purchase_matches_simulation():
+    """Monte Carlo of the BG/NBD story from T on: a customer still alive at T (probability
+    P(alive)) has a Poisson rate with posterior Gamma(r + x, alpha + T) and buys nothing in the
+    next t with probability exp(-lambda t); one who has dropped out never buys."""
+    from helpers import clv
+
+    fit = _bgnbd()
+    rng = np.random.default_rng(1)
+    x, tx, T, t = 3.0, 20.0, 30.0, 13.0
+    s = pd.DataFrame({"frequency": [x], "recency": [tx], "T": [T]})
+    alive = rng.random(400_000) < clv.p_alive(fit, s).iloc[0]
+    lam = rng.gamma(0.243 + x, 1 / (4.414 + T), alive.size)
+    quiet = ~alive | (rng.random(alive.size) < np.exp(-lam * t))
+    assert churn.prob_no_purchase(fit, s, t).iloc[0] == pytest.approx(quiet.mean(), abs=3e-3)
+
+
+def test_paired_bootstrap_estimates_and_differences():
+    """The estimates are score_report's; the reference's difference is exactly 0; a monotone
+    transform has the same AUC and lift in every resample (difference interval [0, 0]); a better
+    score's AUC difference from noise excludes 0; Brier is NaN for a score outside [0, 1]."""
+    rng = np.random.default_rng(0)
+    n = 1500
+    signal = rng.normal(size=n)
+    y = (rng.random(n) < 1 / (1 + np.exp(-1.5 * signal))).astype(int)
+    good = 1 / (1 + np.exp(-1.5 * signal))
+    scores = {"good": good, "log_odds": 1.5 * signal, "noise": rng.random(n)}
+    t = churn.paired_bootstrap(y, scores, reference="noise", n_boot=300, seed=1)
+    rep = churn.score_report(y, good)
+    assert t.loc[("good", "auc"), "estimate"] == pytest.approx(rep["auc"])
+    assert t.loc[("good", "brier"), "estimate"] == pytest.approx(rep["brier"])
+    assert t.loc[("good", "lift"), "estimate"] == pytest.approx(rep["top_decile_lift"])
+    assert (t.loc["noise", ["diff", "diff_low", "diff_high"]].to_numpy() == 0).all()
+    assert t.loc[("good", "auc"), "diff_low"] > 0.1
+    assert t.loc[("good", "auc"), "verdict"] == "better"
+    assert t.loc[("good", "brier"), "verdict"] == "better"  # its Brier is lower than noise's
+    assert t.loc[("noise", "auc"), "verdict"] == "reference"
+    assert t.loc[("log_odds", "brier"), "verdict"] == "n/a"
+    assert np.isnan(t.loc[("log_odds", "brier"), "estimate"])
+    same = churn.paired_bootstrap(y, scores, reference="good", n_boot=200, seed=2)
+    for m in ("auc", "lift"):
+        row = same.loc[("log_odds", m)]
+        assert row["diff"] == pytest.approx(0, abs=1e-12)
+        assert abs(row["diff_low"]) < 1e-12 and abs(row["diff_high"]) < 1e-12
+        assert row["verdict"] == "inconclusive"
+    assert (t["ci_low"].dropna() <= t["ci_high"].dropna()).all()
+    with pytest.raises(ValueError):
+        churn.paired_bootstrap(y, scores, reference="missing")
+
+
+def test_paired_bootstrap_auc_interval_covers():
+    """Coverage of the AUC interval over 60 simulated holdouts with a known AUC: a binormal score
+    with unit variances and separation d has AUC = Phi(d / sqrt(2)) (Hanley & McNeil 1982)."""
+    from scipy import stats as st
+
+    d, n1, n0 = 0.8, 200, 300
+    truth = st.norm.cdf(d / np.sqrt(2))
+    rng = np.random.default_rng(5)
+    hits = 0
+    for _ in range(60):
+        s = np.r_[rng.normal(d, 1, n1), rng.normal(0, 1, n0)]
+        y = np.r_[np.ones(n1), np.zeros(n0)]
+        row = churn.paired_bootstrap(y, {"s": s}, reference="s", n_boot=300, seed=1).loc[
+            ("s", "auc")
+        ]
+        hits += row["ci_low"] <= truth <= row["ci_high"]
+    assert hits >= 52  # 95 % of 60 = 57; binomial 1 % lower tail is about 53
