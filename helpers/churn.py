@@ -181,26 +181,36 @@ def definition_tradeoff(
     gaps: pd.DataFrame, thresholds: Sequence[int], follow_days: int = 365
 ) -> pd.DataFrame:
     """What the rule "churned = no order in N days" costs, for each N in `thresholds`, on the order
-    gaps of :func:`order_gaps` that reached N days and could be followed for `follow_days` more
-    (gap observed, or censored after at least N + follow_days):
+    gaps of :func:`order_gaps`. The unit is a *gap* (one order and the wait after it), not a
+    customer: a frequent buyer contributes many gaps.
 
-    * ``flagged`` - gaps that reached N days (customers the rule calls churned at some point);
-    * ``came_back`` - share of those followed by an order within `follow_days` after day N: the
-      false alarms of a short N (a win-back offer to them is wasted or even pays for an order that
-      was coming anyway);
+    * ``flagged`` - gaps that reached N days (the rule calls the customer churned at that point),
+      and ``customers`` - how many distinct customers they belong to;
+    * ``followed`` - those whose whole follow-up window (day N to day N + `follow_days`) lies
+      before the end of the data, whether or not the customer came back: order date + N +
+      follow_days <= the end of the as-of day (the stop of the censored gaps). Keeping recent gaps
+      only when the customer came back would select on the outcome and bias ``came_back`` upward;
+    * ``came_back`` - share of the followed gaps ended by an order within `follow_days` after
+      day N: the false alarms of a short N (a win-back offer to them is wasted or even pays for an
+      order that was coming anyway);
     * ``days_lost`` = N: how long a true churner goes unnoticed, the cost of a long N.
     """
     g = gaps["gap_days"].to_numpy(float)
     obs = gaps["observed"].to_numpy(bool)
+    start = pd.to_datetime(gaps["order_date"])
+    end = (start + pd.to_timedelta(g, unit="D")).max()  # censored gaps stop at the data's end
+    room = ((end - start).dt.total_seconds() / 86_400).to_numpy(float)  # days observable
+    ids = gaps["customer_id"].to_numpy()
     rows = []
     for n in thresholds:
         reached = g > n
-        followable = reached & (obs | (g >= n + follow_days))
+        followable = reached & (room >= n + follow_days)
         back = followable & obs & (g <= n + follow_days)
         rows.append(
             {
                 "churn_days": int(n),
                 "flagged": int(reached.sum()),
+                "customers": int(pd.unique(ids[reached]).size),
                 "followed": int(followable.sum()),
                 "came_back": back.sum() / followable.sum() if followable.any() else np.nan,
                 "days_lost": int(n),
@@ -696,16 +706,19 @@ def contact_value(
     value_if_kept: float | np.ndarray,
     save_rate: float,
     contact_cost: float,
+    came_back: float = 0.0,
 ) -> np.ndarray:
-    """Expected value of contacting one customer: p x s x V - c, with p the probability that they
-    churn without contact, s the share of would-be churners the contact keeps (`save_rate`, a
-    causal effect: measure it in a randomized test), V the margin a kept customer brings
-    (`value_if_kept`) and c the cost of the contact. Contact when it is positive, i.e. when
-    p > c / (s V); customers who would stay anyway are not helped by the contact."""
-    return (
-        np.asarray(p_churn, dtype=float) * save_rate * np.asarray(value_if_kept, dtype=float)
-        - contact_cost
-    )
+    """Expected value of contacting one customer: s x p (1 - b) V - c, with p the probability
+    that they churn by the definition without contact, b the share of such churners who come
+    back on their own anyway (`came_back`, e.g. :func:`definition_tradeoff`), so p (1 - b) V is
+    the value at risk that would otherwise be lost; s the share of that loss the contact saves
+    (`save_rate`, a causal effect: measure it in a randomized test), V the margin a kept customer
+    brings (`value_if_kept`) and c the cost of the contact. Contact when it is positive, i.e.
+    when p > c / (s (1 - b) V); customers who would stay or come back anyway are not helped."""
+    if not 0 <= came_back <= 1:
+        raise ValueError("came_back must be a share in [0, 1]")
+    at_risk = np.asarray(p_churn, dtype=float) * (1 - came_back) * np.asarray(value_if_kept, float)
+    return save_rate * at_risk - contact_cost
 
 
 def engagement_before_dropout(

@@ -132,6 +132,11 @@ def test_contact_value():
     """p x s x V - c: 0.5 x 0.2 x 100 - 5 = 5; break-even p = c / (s V) = 0.25."""
     ev = churn.contact_value(np.array([0.5, 0.25, 0.1]), 100.0, 0.2, 5.0)
     np.testing.assert_allclose(ev, [5.0, 0.0, -3.0])
+    # half of the would-be churners come back anyway: value at risk halves, 0.5 x 0.5 x 20 - 5 = 0
+    half = churn.contact_value(np.array([0.5, 1.0]), 100.0, 0.2, 5.0, came_back=0.5)
+    np.testing.assert_allclose(half, [0.0, 5.0])
+    with pytest.raises(ValueError):
+        churn.contact_value(0.5, 100.0, 0.2, 5.0, came_back=1.5)
 
 
 # ----------------------------------------------------------------------------- definitions
@@ -151,6 +156,23 @@ def test_churned_by_definition_and_order_gaps(ten_orders):
     t = churn.definition_tradeoff(gaps, [10, 30], follow_days=5)
     assert t.loc[10, "flagged"] == (gaps["gap_days"] > 10).sum()
     assert 0 <= t.loc[10, "came_back"] <= 1
+
+
+def test_definition_tradeoff_does_not_select_on_the_outcome():
+    """Data end 2025-12-31 24:00 (the censored gap's stop). Threshold 30, follow-up 60: a gap
+    must start by 2025-11-01 to be followed whole. Customer 1: an old gap (from 01-01) that came
+    back after 40 days, and a recent one (from 11-20) that came back after 35 days; customer 2:
+    a recent gap (from 11-25) still open. The old rule kept the recent gap that came back and
+    dropped the open one (came_back 2/2); only the old gap is followable: 1/1, and the recent
+    pair counts in ``flagged`` only (3 gaps from 2 customers)."""
+    end = pd.Timestamp("2026-01-01")
+    starts = pd.to_datetime(["2025-01-01", "2025-11-20", "2025-11-25"])
+    gaps = pd.DataFrame({"customer_id": [1, 1, 2], "order_date": starts,
+                         "gap_days": [40.0, 35.0, (end - starts[2]).days],
+                         "observed": [True, True, False]})  # fmt: skip
+    t = churn.definition_tradeoff(gaps, [30], follow_days=60)
+    assert t.loc[30, "flagged"] == 3 and t.loc[30, "customers"] == 2
+    assert t.loc[30, "followed"] == 1 and t.loc[30, "came_back"] == 1.0
 
 
 def test_censoring_bias_directions():
