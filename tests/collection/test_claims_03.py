@@ -191,3 +191,15 @@ def test_model_checks_an_expert_expects(metrics, company):
     assert 0.5 < m["cox_concordance"] < 1
     assert 0 <= m["sbg_out_of_sample_max_error"] < 0.1
     assert all(v > 1 for v in m["cox_stratified_hr"].values())
+
+
+@pytest.mark.parametrize("company", COMPANIES)
+def test_delong_agrees_with_the_paired_bootstrap(metrics, company):
+    """Point 1: DeLong's test and the paired bootstrap give the same AUC difference between the
+    score and the purchase model, with intervals of similar width (within 30 %), both below +0.05."""
+    m = metrics(NN, company)
+    d, b = m["delong_score_minus_bgnbd_auc"], m["score_minus_bgnbd"]["auc"]
+    assert d["diff"] == pytest.approx(b["estimate"], abs=1e-3)
+    assert d["ci_low"] < d["diff"] < d["ci_high"] < 0.05
+    width_d, width_b = d["ci_high"] - d["ci_low"], b["ci_high"] - b["ci_low"]
+    assert width_d == pytest.approx(width_b, rel=0.3), (d, b)
