@@ -1,4 +1,4 @@
-"""Churn as time to an event, and an early-warning score checked on customers it has not seen.
+"""Churn as time to an event, and an early-warning score checked on a later period (out of time).
 
 Survival analysis (the lifelines library does the estimation; these are thin wrappers that return
 tidy tables):
@@ -26,13 +26,16 @@ features are computed from what is known at the end of a landmark day L (:func:`
 the outcome is "no order in the ``churn_days`` days after L" (:func:`churn_outcome`), models are
 fitted on earlier landmarks and judged on a later one (a time-based holdout). Scores are judged by
 AUC (= Mann-Whitney U / (n_1 n_0), :func:`auc_mann_whitney`), the Brier score, a calibration
-table and cumulative gains / lift (:func:`gains_table`). :func:`contact_value` turns a score into a
-contact list.
+table and cumulative gains / lift (:func:`gains_table`), each with a paired-bootstrap interval and
+the interval of its difference from a baseline scored on the same customers
+(:func:`paired_bootstrap`). The fair purchase-model baseline answers the same question as the
+score: P(no order in the next tau days) under the BG/NBD (:func:`prob_no_purchase`).
+:func:`contact_value` turns a score into a contact list.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -62,6 +65,9 @@ __all__ = [
     "churn_outcome",
     "landmark_dataset",
     "auc_mann_whitney",
+    "prob_no_purchase",
+    "paired_bootstrap",
+    "delong_auc_difference",
     "gains_table",
     "calibration_table",
     "score_report",
@@ -176,26 +182,36 @@ def definition_tradeoff(
     gaps: pd.DataFrame, thresholds: Sequence[int], follow_days: int = 365
 ) -> pd.DataFrame:
     """What the rule "churned = no order in N days" costs, for each N in `thresholds`, on the order
-    gaps of :func:`order_gaps` that reached N days and could be followed for `follow_days` more
-    (gap observed, or censored after at least N + follow_days):
+    gaps of :func:`order_gaps`. The unit is a *gap* (one order and the wait after it), not a
+    customer: a frequent buyer contributes many gaps.
 
-    * ``flagged`` - gaps that reached N days (customers the rule calls churned at some point);
-    * ``came_back`` - share of those followed by an order within `follow_days` after day N: the
-      false alarms of a short N (a win-back offer to them is wasted or even pays for an order that
-      was coming anyway);
+    * ``flagged`` - gaps that reached N days (the rule calls the customer churned at that point),
+      and ``customers`` - how many distinct customers they belong to;
+    * ``followed`` - those whose whole follow-up window (day N to day N + `follow_days`) lies
+      before the end of the data, whether or not the customer came back: order date + N +
+      follow_days <= the end of the as-of day (the stop of the censored gaps). Keeping recent gaps
+      only when the customer came back would select on the outcome and bias ``came_back`` upward;
+    * ``came_back`` - share of the followed gaps ended by an order within `follow_days` after
+      day N: the false alarms of a short N (a win-back offer to them is wasted or even pays for an
+      order that was coming anyway);
     * ``days_lost`` = N: how long a true churner goes unnoticed, the cost of a long N.
     """
     g = gaps["gap_days"].to_numpy(float)
     obs = gaps["observed"].to_numpy(bool)
+    start = pd.to_datetime(gaps["order_date"])
+    end = (start + pd.to_timedelta(g, unit="D")).max()  # censored gaps stop at the data's end
+    room = ((end - start).dt.total_seconds() / 86_400).to_numpy(float)  # days observable
+    ids = gaps["customer_id"].to_numpy()
     rows = []
     for n in thresholds:
         reached = g > n
-        followable = reached & (obs | (g >= n + follow_days))
+        followable = reached & (room >= n + follow_days)
         back = followable & obs & (g <= n + follow_days)
         rows.append(
             {
                 "churn_days": int(n),
                 "flagged": int(reached.sum()),
+                "customers": int(pd.unique(ids[reached]).size),
                 "followed": int(followable.sum()),
                 "came_back": back.sum() / followable.sum() if followable.any() else np.nan,
                 "days_lost": int(n),
@@ -412,7 +428,7 @@ def landmark_features(
       ``visits_last`` (last complete month), ``visits_trend`` = log((visits_last + 0.5) /
       (mean of the 3 months before + 0.5)), ``opens_3m`` (opens in the last 3 complete months);
     * with `tickets`: ``bad_tickets_90d`` - tickets opened in the 90 days before L answered late
-      (>= 24 h) or still unresolved at L;
+      (>= 24 h, known only when the 24 h are over by the end of L) or still unresolved at L;
     * with `nps`: ``nps_detractor``, ``nps_passive``, ``nps_promoter`` - indicators of the latest
       answer before L (all 0: never answered).
     """
@@ -448,7 +464,10 @@ def landmark_features(
         recent_t = (opened < end) & (opened >= end - pd.Timedelta(days=90))
         fr = pd.to_datetime(tk["first_response_at"])
         res = pd.to_datetime(tk["resolved_at"])
-        late = fr.isna() | (fr - opened >= pd.Timedelta(hours=24))
+        wait = pd.Timedelta(hours=24)
+        # late only once the 24 h are over by the end of L (a ticket opened later is judged by
+        # "unresolved" alone: its first response is the future, as in bad_ticket_flag)
+        late = (fr.isna() | (fr - opened >= wait)) & (opened + wait <= end)
         unresolved = res.isna() | (res >= end)
         bad = recent_t & (late | unresolved)
         f["bad_tickets_90d"] = (
@@ -498,6 +517,155 @@ def auc_mann_whitney(y: np.ndarray | pd.Series, score: np.ndarray | pd.Series) -
         raise ValueError("AUC needs both outcomes")
     r = stats.rankdata(np.asarray(score, dtype=float))
     return float((r[yv].sum() - n1 * (n1 + 1) / 2) / (n1 * n0))
+
+
+def prob_no_purchase(fit, summary: pd.DataFrame, t: float) -> pd.Series:
+    """P(X(T, T+t) = 0 | x, t_x, T): the probability that a customer makes no purchase in the next
+    `t` time units (the fit's unit) under a BG/NBD or MBG/NBD `fit` (:mod:`helpers.clv`), the
+    purchase model's answer to "no order in the next t": a customer either has already dropped
+    out, or is alive and buys nothing, the Poisson rate's posterior being Gamma(r + x, alpha + T)
+    (Fader, Hardie & Lee 2005, *Marketing Science* 24(2), the derivation of their eq. 10):
+
+        P = (1 - P(alive)) + P(alive) ((alpha + T) / (alpha + T + t))^(r + x).
+
+    Unlike 1 - P(alive) it is well defined for one-time buyers (P(alive) = 1 under the BG/NBD) and
+    it rises with the window t. `summary` has the columns ``frequency`` x, ``recency`` t_x and
+    ``T`` (:func:`helpers.segments.rfm_table`); the result is indexed like it."""
+    from helpers import clv
+
+    if t < 0:
+        raise ValueError("t must be non-negative")
+    alive = clv.p_alive(fit, summary).to_numpy(float)
+    x = summary["frequency"].to_numpy(float)
+    T = summary["T"].to_numpy(float)
+    quiet = np.exp((fit.r + x) * (np.log(fit.alpha + T) - np.log(fit.alpha + T + t)))
+    return pd.Series(1 - alive + alive * quiet, index=summary.index, name="p_no_purchase")
+
+
+def _top_lift(y: np.ndarray, s: np.ndarray, bins: int) -> np.ndarray:
+    """Top-group lift of :func:`gains_table` for each row of the (boots x n) arrays y, s."""
+    n = y.shape[1]
+    k = -(-n // bins)  # the first of `bins` groups holds ceil(n / bins) customers
+    order = np.argsort(-s, axis=1, kind="stable")[:, :k]
+    top = np.take_along_axis(y, order, axis=1).mean(axis=1)
+    return top / y.mean(axis=1)
+
+
+def _auc_rows(y: np.ndarray, s: np.ndarray) -> np.ndarray:
+    """AUC = U / (n_1 n_0) from mid-ranks for each row of the (boots x n) arrays y, s."""
+    r = stats.rankdata(s, axis=1)
+    n1 = y.sum(axis=1)
+    n0 = y.shape[1] - n1
+    return ((r * y).sum(axis=1) - n1 * (n1 + 1) / 2) / (n1 * n0)
+
+
+def paired_bootstrap(
+    y: np.ndarray | pd.Series,
+    scores: Mapping[str, np.ndarray | pd.Series],
+    *,
+    reference: str,
+    n_boot: int = 1000,
+    level: float = 0.95,
+    bins: int = 10,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """AUC, Brier score and top-group lift of several scores of the *same* customers, each with a
+    percentile bootstrap interval, and the difference of each score from the `reference` score
+    with the interval of that difference (Efron & Tibshirani 1993, ch. 13; a paired bootstrap:
+    every resample draws customers with replacement and scores them all, so the correlation
+    between the scores, which makes a difference far more precise than two separate intervals
+    suggest, is kept).
+
+    * ``auc`` = U / (n_1 n_0) (:func:`auc_mann_whitney`);
+    * ``brier`` = mean (p - y)^2, lower is better; NaN for a score outside [0, 1];
+    * ``lift`` = churn rate among the top ceil(n / `bins`) scores / overall churn rate
+      (:func:`gains_table`'s first row).
+
+    Returns one row per (``score``, ``metric``): ``estimate``, ``ci_low``, ``ci_high`` and
+    ``diff`` = estimate - reference's estimate with ``diff_low``, ``diff_high`` (0 for the
+    reference itself), and ``verdict``: "better" or "worse" than the reference when the
+    difference's interval excludes 0 (for Brier, lower is better), "inconclusive" when it spans
+    0, "reference", or "n/a" (no Brier score)."""
+    if reference not in scores:
+        raise ValueError(f"reference {reference!r} is not one of the scores {list(scores)}")
+    yv = np.asarray(y, dtype=float)
+    n = yv.size
+    rng = np.random.default_rng(seed)
+    idx = np.vstack([np.arange(n), rng.integers(0, n, size=(n_boot, n))])  # row 0: the data
+    yb = yv[idx]
+    keep = (yb.sum(axis=1) > 0) & (yb.sum(axis=1) < n)  # AUC needs both outcomes
+    idx, yb = idx[keep], yb[keep]
+    values: dict[str, dict[str, np.ndarray]] = {}
+    for name, sc in scores.items():
+        sv = np.asarray(sc, dtype=float)
+        if sv.size != n:
+            raise ValueError(f"score {name!r} has {sv.size} values for {n} outcomes")
+        sb = sv[idx]
+        is_prob = bool(((sv >= 0) & (sv <= 1)).all())
+        values[name] = {
+            "auc": _auc_rows(yb, sb),
+            "brier": ((sb - yb) ** 2).mean(axis=1) if is_prob else np.full(len(yb), np.nan),
+            "lift": _top_lift(yb, sb, bins),
+        }
+    q = [(1 - level) / 2, (1 + level) / 2]
+    rows = []
+    for name, by_metric in values.items():
+        for metric, v in by_metric.items():
+            d = v - values[reference][metric]
+            lo, hi = np.quantile(v[1:], q) if np.isfinite(v).all() else (np.nan, np.nan)
+            dlo, dhi = np.quantile(d[1:], q) if np.isfinite(d).all() else (np.nan, np.nan)
+            sign = -1.0 if metric == "brier" else 1.0  # a lower Brier score is better
+            if name == reference:
+                verdict = "reference"
+            elif not (np.isfinite(dlo) and np.isfinite(dhi)):
+                verdict = "n/a"
+            elif min(sign * dlo, sign * dhi) > 0:
+                verdict = "better"
+            elif max(sign * dlo, sign * dhi) < 0:
+                verdict = "worse"
+            else:
+                verdict = "inconclusive"
+            rows.append({"score": name, "metric": metric, "estimate": v[0], "ci_low": lo,
+                         "ci_high": hi, "diff": d[0], "diff_low": dlo, "diff_high": dhi,
+                         "verdict": verdict})  # fmt: skip
+    return pd.DataFrame(rows).set_index(["score", "metric"])
+
+
+def delong_auc_difference(
+    y: np.ndarray | pd.Series,
+    score_a: np.ndarray | pd.Series,
+    score_b: np.ndarray | pd.Series,
+    level: float = 0.95,
+) -> dict[str, float]:
+    """DeLong's test of two correlated AUCs on the same customers (DeLong, DeLong &
+    Clarke-Pearson 1988, *Biometrics* 44(3), 837-845; the midrank form of Sun & Xu 2014, *IEEE
+    Signal Processing Letters* 21(11)). With structural components V10_i (each positive's share of
+    negatives scored below it, ties 1/2) and V01_j (each negative's share of positives above it),
+    Var(AUC_a - AUC_b) = c' (S10 / n_1 + S01 / n_0) c, c = (1, -1), S the covariance matrices of
+    the components of the two scores. Returns auc_a, auc_b, diff = auc_a - auc_b, se, a normal
+    interval ci_low / ci_high and the two-sided p_value."""
+    yv = np.asarray(y, dtype=bool)
+    n1, n0 = int(yv.sum()), int((~yv).sum())
+    if n1 < 2 or n0 < 2:
+        raise ValueError("DeLong's test needs at least two of each outcome")
+    v10, v01, aucs = [], [], []
+    for sc in (score_a, score_b):
+        sv = np.asarray(sc, dtype=float)
+        pos, neg = sv[yv], sv[~yv]
+        r_all = stats.rankdata(np.r_[pos, neg])
+        r_pos, r_neg = stats.rankdata(pos), stats.rankdata(neg)
+        v10.append((r_all[:n1] - r_pos) / n0)  # negatives below each positive
+        v01.append(1 - (r_all[n1:] - r_neg) / n1)  # positives above each negative
+        aucs.append(float(v10[-1].mean()))
+    s10, s01 = np.cov(np.vstack(v10)), np.cov(np.vstack(v01))
+    c = np.array([1.0, -1.0])
+    var = float(c @ (s10 / n1 + s01 / n0) @ c)
+    se = float(np.sqrt(max(var, 0.0)))
+    diff = aucs[0] - aucs[1]
+    z = stats.norm.ppf(0.5 + level / 2)
+    p = float(2 * stats.norm.sf(abs(diff) / se)) if se > 0 else (1.0 if diff == 0 else 0.0)
+    return {"auc_a": aucs[0], "auc_b": aucs[1], "diff": diff, "se": se,
+            "ci_low": diff - z * se, "ci_high": diff + z * se, "p_value": p}  # fmt: skip
 
 
 def gains_table(
@@ -576,16 +744,19 @@ def contact_value(
     value_if_kept: float | np.ndarray,
     save_rate: float,
     contact_cost: float,
+    came_back: float = 0.0,
 ) -> np.ndarray:
-    """Expected value of contacting one customer: p x s x V - c, with p the probability that they
-    churn without contact, s the share of would-be churners the contact keeps (`save_rate`, a
-    causal effect: measure it in a randomized test), V the margin a kept customer brings
-    (`value_if_kept`) and c the cost of the contact. Contact when it is positive, i.e. when
-    p > c / (s V); customers who would stay anyway are not helped by the contact."""
-    return (
-        np.asarray(p_churn, dtype=float) * save_rate * np.asarray(value_if_kept, dtype=float)
-        - contact_cost
-    )
+    """Expected value of contacting one customer: s x p (1 - b) V - c, with p the probability
+    that they churn by the definition without contact, b the share of such churners who come
+    back on their own anyway (`came_back`, e.g. :func:`definition_tradeoff`), so p (1 - b) V is
+    the value at risk that would otherwise be lost; s the share of that loss the contact saves
+    (`save_rate`, a causal effect: measure it in a randomized test), V the margin a kept customer
+    brings (`value_if_kept`) and c the cost of the contact. Contact when it is positive, i.e.
+    when p > c / (s (1 - b) V); customers who would stay or come back anyway are not helped."""
+    if not 0 <= came_back <= 1:
+        raise ValueError("came_back must be a share in [0, 1]")
+    at_risk = np.asarray(p_churn, dtype=float) * (1 - came_back) * np.asarray(value_if_kept, float)
+    return save_rate * at_risk - contact_cost
 
 
 def engagement_before_dropout(

@@ -132,6 +132,11 @@ def test_contact_value():
     """p x s x V - c: 0.5 x 0.2 x 100 - 5 = 5; break-even p = c / (s V) = 0.25."""
     ev = churn.contact_value(np.array([0.5, 0.25, 0.1]), 100.0, 0.2, 5.0)
     np.testing.assert_allclose(ev, [5.0, 0.0, -3.0])
+    # half of the would-be churners come back anyway: value at risk halves, 0.5 x 0.5 x 20 - 5 = 0
+    half = churn.contact_value(np.array([0.5, 1.0]), 100.0, 0.2, 5.0, came_back=0.5)
+    np.testing.assert_allclose(half, [0.0, 5.0])
+    with pytest.raises(ValueError):
+        churn.contact_value(0.5, 100.0, 0.2, 5.0, came_back=1.5)
 
 
 # ----------------------------------------------------------------------------- definitions
@@ -151,6 +156,23 @@ def test_churned_by_definition_and_order_gaps(ten_orders):
     t = churn.definition_tradeoff(gaps, [10, 30], follow_days=5)
     assert t.loc[10, "flagged"] == (gaps["gap_days"] > 10).sum()
     assert 0 <= t.loc[10, "came_back"] <= 1
+
+
+def test_definition_tradeoff_does_not_select_on_the_outcome():
+    """Data end 2025-12-31 24:00 (the censored gap's stop). Threshold 30, follow-up 60: a gap
+    must start by 2025-11-01 to be followed whole. Customer 1: an old gap (from 01-01) that came
+    back after 40 days, and a recent one (from 11-20) that came back after 35 days; customer 2:
+    a recent gap (from 11-25) still open. The old rule kept the recent gap that came back and
+    dropped the open one (came_back 2/2); only the old gap is followable: 1/1, and the recent
+    pair counts in ``flagged`` only (3 gaps from 2 customers)."""
+    end = pd.Timestamp("2026-01-01")
+    starts = pd.to_datetime(["2025-01-01", "2025-11-20", "2025-11-25"])
+    gaps = pd.DataFrame({"customer_id": [1, 1, 2], "order_date": starts,
+                         "gap_days": [40.0, 35.0, (end - starts[2]).days],
+                         "observed": [True, True, False]})  # fmt: skip
+    t = churn.definition_tradeoff(gaps, [30], follow_days=60)
+    assert t.loc[30, "flagged"] == 3 and t.loc[30, "customers"] == 2
+    assert t.loc[30, "followed"] == 1 and t.loc[30, "came_back"] == 1.0
 
 
 def test_censoring_bias_directions():
@@ -348,3 +370,168 @@ def test_engagement_before_dropout_hand_case():
     t = churn.engagement_before_dropout(eng, drop, lags=(3, 1))
     assert t.loc[3, "ratio"] == pytest.approx(0.5) and t.loc[1, "ratio"] == pytest.approx(0.25)
     assert t["n"].tolist() == [2, 2]
+
+
+# ----------------------------------------------------------------------------- fair baselines
+
+
+def test_landmark_ticket_late_only_once_the_wait_is_over(ten_orders):
+    """Landmark 2025-02-28 (end 03-01 00:00). A ticket opened 2 h before the end, never answered
+    but resolved 1 h before the end, is not yet late at L (the 24 h are not over) and resolved:
+    not bad. Before the fix its missing first response flagged it from the final data. A ticket
+    opened 30 h before the end and never answered is late by then: bad."""
+    end = pd.Timestamp("2025-03-01")
+    tk = pd.DataFrame(
+        {
+            "customer_id": [1, 2],
+            "opened_at": [end - pd.Timedelta(hours=2), end - pd.Timedelta(hours=30)],
+            "first_response_at": pd.to_datetime([pd.NaT, pd.NaT]),
+            "resolved_at": [end - pd.Timedelta(hours=1), end - pd.Timedelta(hours=1)],
+        }
+    )
+    f = churn.landmark_features(ten_orders, "2025-02-28", churn_days=30, tickets=tk)
+    assert f.loc[1, "bad_tickets_90d"] == 0
+    assert f.loc[2, "bad_tickets_90d"] == 1
+
+
+def _bgnbd(r: float = 0.243, alpha: float = 4.414, a: float = 0.793, b: float = 2.426):
+    """A BG/NBD fit with the CDNOW parameters (references.md: Fader, Hardie & Lee 2005)."""
+    from helpers import clv
+
+    return clv.ModelFit(
+        model="BG/NBD", params={"r": r, "alpha": alpha, "a": a, "b": b}, loglik=0.0, n=1,
+        time_unit="W", cov_log=np.zeros((4, 4)), converged=True,
+    )  # fmt: skip
+
+
+def test_prob_no_purchase_new_customer_is_fhl_eq8():
+    """For a new customer (x = t_x = T = 0) the conditional formula is FHL 2005 eq. 8 at x = 0,
+    P(X(t) = 0) = (alpha / (alpha + t))^r, as :func:`helpers.clv.probability_of_purchases` has it."""
+    from helpers import clv
+
+    fit = _bgnbd()
+    new = pd.DataFrame({"frequency": [0.0], "recency": [0.0], "T": [0.0]})
+    for t in (1.0, 13.0, 39.0):
+        got = churn.prob_no_purchase(fit, new, t).iloc[0]
+        assert got == pytest.approx(float(clv.probability_of_purchases(fit, t, 0)), rel=1e-10)
+        assert got == pytest.approx((4.414 / (4.414 + t)) ** 0.243, rel=1e-12)
+
+
+def test_prob_no_purchase_limits_and_monotone():
+    """t = 0 gives 1; t -> infinity gives 1 - P(alive); it rises with t, and it is at least
+    1 - P(alive) (the straw-man baseline) for every customer: CDNOW customer 1 (x = 2, t_x = 30.43,
+    T = 38.86) and a one-time buyer."""
+    from helpers import clv
+
+    fit = _bgnbd()
+    s = pd.DataFrame({"frequency": [2.0, 0.0, 5.0], "recency": [30.43, 0.0, 10.0],
+                      "T": [38.86, 20.0, 38.0]})  # fmt: skip
+    dead = 1 - clv.p_alive(fit, s).to_numpy()
+    np.testing.assert_allclose(churn.prob_no_purchase(fit, s, 0.0), 1.0)
+    np.testing.assert_allclose(churn.prob_no_purchase(fit, s, 1e60), dead, atol=1e-6)
+    p = np.vstack([churn.prob_no_purchase(fit, s, t).to_numpy() for t in (4, 13, 26, 52)])
+    assert (np.diff(p, axis=0) < 0).all() and (p >= dead).all()
+    assert dead[1] == 0 and p[1, 1] < 1  # a one-time buyer: P(alive) = 1, yet a real probability
+
+
+def test_prob_no_purchase_matches_simulation():
+    """Monte Carlo of the BG/NBD story from T on: a customer still alive at T (probability
+    P(alive)) has a Poisson rate with posterior Gamma(r + x, alpha + T) and buys nothing in the
+    next t with probability exp(-lambda t); one who has dropped out never buys."""
+    from helpers import clv
+
+    fit = _bgnbd()
+    rng = np.random.default_rng(1)
+    x, tx, T, t = 3.0, 20.0, 30.0, 13.0
+    s = pd.DataFrame({"frequency": [x], "recency": [tx], "T": [T]})
+    alive = rng.random(400_000) < clv.p_alive(fit, s).iloc[0]
+    lam = rng.gamma(0.243 + x, 1 / (4.414 + T), alive.size)
+    quiet = ~alive | (rng.random(alive.size) < np.exp(-lam * t))
+    assert churn.prob_no_purchase(fit, s, t).iloc[0] == pytest.approx(quiet.mean(), abs=3e-3)
+
+
+def test_paired_bootstrap_estimates_and_differences():
+    """The estimates are score_report's; the reference's difference is exactly 0; a monotone
+    transform has the same AUC and lift in every resample (difference interval [0, 0]); a better
+    score's AUC difference from noise excludes 0; Brier is NaN for a score outside [0, 1]."""
+    rng = np.random.default_rng(0)
+    n = 1500
+    signal = rng.normal(size=n)
+    y = (rng.random(n) < 1 / (1 + np.exp(-1.5 * signal))).astype(int)
+    good = 1 / (1 + np.exp(-1.5 * signal))
+    scores = {"good": good, "log_odds": 1.5 * signal, "noise": rng.random(n)}
+    t = churn.paired_bootstrap(y, scores, reference="noise", n_boot=300, seed=1)
+    rep = churn.score_report(y, good)
+    assert t.loc[("good", "auc"), "estimate"] == pytest.approx(rep["auc"])
+    assert t.loc[("good", "brier"), "estimate"] == pytest.approx(rep["brier"])
+    assert t.loc[("good", "lift"), "estimate"] == pytest.approx(rep["top_decile_lift"])
+    assert (t.loc["noise", ["diff", "diff_low", "diff_high"]].to_numpy() == 0).all()
+    assert t.loc[("good", "auc"), "diff_low"] > 0.1
+    assert t.loc[("good", "auc"), "verdict"] == "better"
+    assert t.loc[("good", "brier"), "verdict"] == "better"  # its Brier is lower than noise's
+    assert t.loc[("noise", "auc"), "verdict"] == "reference"
+    assert t.loc[("log_odds", "brier"), "verdict"] == "n/a"
+    assert np.isnan(t.loc[("log_odds", "brier"), "estimate"])
+    same = churn.paired_bootstrap(y, scores, reference="good", n_boot=200, seed=2)
+    for m in ("auc", "lift"):
+        row = same.loc[("log_odds", m)]
+        assert row["diff"] == pytest.approx(0, abs=1e-12)
+        assert abs(row["diff_low"]) < 1e-12 and abs(row["diff_high"]) < 1e-12
+        assert row["verdict"] == "inconclusive"
+    assert (t["ci_low"].dropna() <= t["ci_high"].dropna()).all()
+    with pytest.raises(ValueError):
+        churn.paired_bootstrap(y, scores, reference="missing")
+
+
+def test_paired_bootstrap_auc_interval_covers():
+    """Coverage of the AUC interval over 60 simulated holdouts with a known AUC: a binormal score
+    with unit variances and separation d has AUC = Phi(d / sqrt(2)) (Hanley & McNeil 1982)."""
+    from scipy import stats as st
+
+    d, n1, n0 = 0.8, 200, 300
+    truth = st.norm.cdf(d / np.sqrt(2))
+    rng = np.random.default_rng(5)
+    hits = 0
+    for _ in range(60):
+        s = np.r_[rng.normal(d, 1, n1), rng.normal(0, 1, n0)]
+        y = np.r_[np.ones(n1), np.zeros(n0)]
+        row = churn.paired_bootstrap(y, {"s": s}, reference="s", n_boot=300, seed=1).loc[
+            ("s", "auc")
+        ]
+        hits += row["ci_low"] <= truth <= row["ci_high"]
+    assert hits >= 52  # 95 % of 60 = 57; binomial 1 % lower tail is about 53
+
+
+def test_delong_matches_its_definition_and_the_bootstrap():
+    """DeLong on a hand-sized case equals the definition computed by brute force over all
+    positive-negative pairs; on 1,500 simulated customers its standard error of an AUC difference
+    agrees with the paired bootstrap's within 15 %, and identical scores give difference 0."""
+    y = np.array([1, 1, 1, 0, 0, 0, 0, 1, 0, 1])
+    a = np.array([0.9, 0.8, 0.4, 0.3, 0.5, 0.2, 0.4, 0.7, 0.1, 0.6])
+    b = np.array([0.2, 0.9, 0.6, 0.5, 0.1, 0.3, 0.8, 0.4, 0.2, 0.7])
+    res = churn.delong_auc_difference(y, a, b)
+    assert res["auc_a"] == pytest.approx(roc_auc_score(y, a))
+    assert res["auc_b"] == pytest.approx(roc_auc_score(y, b))
+
+    def components(s):
+        pos, neg = s[y == 1], s[y == 0]
+        psi = (pos[:, None] > neg[None, :]) + 0.5 * (pos[:, None] == neg[None, :])
+        return psi.mean(axis=1), psi.mean(axis=0)
+
+    (a10, a01), (b10, b01) = components(a), components(b)
+    n1, n0 = (y == 1).sum(), (y == 0).sum()
+    var = (np.var(a10 - b10, ddof=1) / n1) + (np.var(a01 - b01, ddof=1) / n0)
+    assert res["se"] == pytest.approx(np.sqrt(var), rel=1e-10)
+
+    rng = np.random.default_rng(4)
+    n = 1500
+    x = rng.normal(size=n)
+    yy = (rng.random(n) < 1 / (1 + np.exp(-x))).astype(int)
+    s1, s2 = x + rng.normal(0, 0.7, n), x + rng.normal(0, 1.0, n)
+    d = churn.delong_auc_difference(yy, s1, s2)
+    boot = churn.paired_bootstrap(yy, {"s1": s1, "s2": s2}, reference="s2", n_boot=800, seed=3)
+    row = boot.loc[("s1", "auc")]
+    assert d["diff"] == pytest.approx(row["diff"], abs=1e-12)
+    assert d["se"] == pytest.approx((row["diff_high"] - row["diff_low"]) / (2 * 1.96), rel=0.15)
+    same = churn.delong_auc_difference(yy, s1, s1)
+    assert same["diff"] == 0 and same["se"] == 0
