@@ -28,14 +28,12 @@ confidence intervals are exp(log estimate +- z se), so they stay positive.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import numpy as np
 import pandas as pd
-from scipy import optimize, special, stats
-from statsmodels.tools.numdiff import approx_hess3
+from scipy import special, stats
 
-from helpers import economics, periods
+from helpers import btyd, economics, pareto_nbd, periods
+from helpers.btyd import ModelFit
 from helpers.economics import Economics
 from helpers.segments import TIME_UNITS, summary_from_codes, unit_days
 
@@ -78,52 +76,6 @@ CDNOW_PUBLISHED: dict[str, dict[str, float]] = {
     # Fader, Hardie & Lee (2005), JMR 42(4); Hardie (2013), "The Gamma-Gamma model of monetary value"
     "Gamma-Gamma": {"p": 6.25, "q": 3.74, "gamma": 15.44},
 }
-
-
-@dataclass
-class ModelFit:
-    """A fitted model: parameter estimates, log-likelihood, covariance of the log-parameters,
-    Wald CIs. Parameters are attributes too (``fit.r``, ``fit.alpha``; ``fit.p``, ``fit.q``...)."""
-
-    model: str
-    params: dict[str, float]
-    loglik: float
-    n: int
-    time_unit: str
-    cov_log: np.ndarray
-    converged: bool
-    extra: dict = field(default_factory=dict)
-
-    def __getattr__(self, name: str) -> float:
-        params = self.__dict__.get("params", {})
-        if name in params:
-            return params[name]
-        raise AttributeError(name)
-
-    def summary(self, level: float = 0.95) -> pd.DataFrame:
-        """Estimate, standard error (delta method: se = estimate x se(log)) and Wald CI per
-        parameter, the CI computed on the log scale."""
-        z = stats.norm.ppf(0.5 + level / 2)
-        est = np.array(list(self.params.values()))
-        se_log = np.sqrt(np.clip(np.diag(self.cov_log), 0, None))
-        return pd.DataFrame(
-            {
-                "estimate": est,
-                "se": est * se_log,
-                "ci_low": est * np.exp(-z * se_log),
-                "ci_high": est * np.exp(z * se_log),
-            },
-            index=pd.Index(list(self.params), name="parameter"),
-        )
-
-
-def _columns(summary: pd.DataFrame, cols: tuple[str, ...]) -> list[np.ndarray]:
-    missing = [c for c in cols if c not in summary.columns]
-    if missing:
-        raise ValueError(
-            f"the summary needs the columns {list(cols)}; missing {missing} (build it with helpers.segments.rfm_table)"
-        )
-    return [summary[c].to_numpy(dtype=float) for c in cols]
 
 
 def _check_bgnbd_data(x: np.ndarray, tx: np.ndarray, T: np.ndarray) -> None:
@@ -244,14 +196,14 @@ class _BGNBDData:
 
 def bgnbd_loglik(summary: pd.DataFrame, r: float, alpha: float, a: float, b: float) -> np.ndarray:
     """Per-customer BG/NBD log-likelihood at fixed parameters (see :class:`_BGNBDData.loglik`)."""
-    x, tx, T = _columns(summary, ("frequency", "recency", "T"))
+    x, tx, T = btyd.columns(summary, ("frequency", "recency", "T"))
     _check_bgnbd_data(x, tx, T)
     return _BGNBDData(x, tx, T).loglik(r, alpha, a, b)
 
 
 def mbgnbd_loglik(summary: pd.DataFrame, r: float, alpha: float, a: float, b: float) -> np.ndarray:
     """Per-customer MBG/NBD log-likelihood at fixed parameters (see :class:`_BGNBDData.mbg_loglik`)."""
-    x, tx, T = _columns(summary, ("frequency", "recency", "T"))
+    x, tx, T = btyd.columns(summary, ("frequency", "recency", "T"))
     _check_bgnbd_data(x, tx, T)
     return _BGNBDData(x, tx, T).mbg_loglik(r, alpha, a, b)
 
@@ -262,60 +214,6 @@ def mbgnbd_loglik(summary: pd.DataFrame, r: float, alpha: float, a: float, b: fl
 #: 3.7874 on one machine, above 3.7875 on another, on the bundled company); the analytic path
 #: finds the optimum to about 1e-8 on any machine. Tests set it high to compare the two paths.
 ANALYTIC_MIN_N = 0
-
-
-def _fit(
-    nll, x0: np.ndarray, names: list[str], model: str, n: int, time_unit: str, nll_grad=None
-) -> ModelFit:
-    """L-BFGS-B on the log-parameters, restarted once from its optimum, and the observed
-    information at the optimum. With `nll_grad` (value and analytic gradient) and at least
-    :data:`ANALYTIC_MIN_N` customers the optimizer uses the gradient and the Hessian is the
-    central difference of the gradient; otherwise numerical gradients and approx_hess3."""
-    bounds = [(-15, 15)] * len(x0)
-    if nll_grad is not None and n >= ANALYTIC_MIN_N:
-        tight = {"ftol": 1e-14, "gtol": 1e-8, "maxiter": 1000}  # cheap with exact gradients
-        res = optimize.minimize(
-            nll_grad, x0, jac=True, method="L-BFGS-B", bounds=bounds, options=tight
-        )
-        res2 = optimize.minimize(
-            nll_grad, res.x, jac=True, method="L-BFGS-B", bounds=bounds, options=tight
-        )
-        if res2.fun < res.fun:
-            res = res2
-        # converged: a run met its tolerances, or the line search stopped where the gradient is
-        # zero to the precision of the sum (|g| <= 1e-7 |f| in every log-parameter): at the optimum
-        # L-BFGS-B cannot improve the last digits and says ABNORMAL_TERMINATION_IN_LNSRCH
-        grad = np.asarray(nll_grad(res.x)[1], dtype=float)
-        flat = bool(np.all(np.abs(grad) <= 1e-7 * max(1.0, abs(float(res.fun)))))
-        converged = bool(res.success or res2.success or flat)
-        hess = _hess_from_grad(nll_grad, res.x)
-    else:
-        res = optimize.minimize(nll, x0, method="L-BFGS-B", bounds=bounds)
-        # restart once from the optimum: L-BFGS-B with numerical gradients can stop a little early
-        res2 = optimize.minimize(nll, res.x, method="L-BFGS-B", bounds=bounds)
-        converged = bool(res.success or res2.success)
-        if res2.fun < res.fun:
-            res = res2
-        hess = approx_hess3(res.x, nll)
-    try:
-        cov = np.linalg.inv(hess)
-    except np.linalg.LinAlgError:
-        cov = np.full_like(hess, np.nan)
-    params = dict(zip(names, np.exp(res.x).tolist(), strict=True))
-    return ModelFit(model, params, float(-res.fun), n, time_unit, cov, converged)
-
-
-def _hess_from_grad(nll_grad, theta: np.ndarray) -> np.ndarray:
-    """Hessian by central differences of the analytic gradient, symmetrized
-    (step eps^(1/3) max(1, |theta_j|), Nocedal & Wright 2006, section 8.1)."""
-    k = len(theta)
-    hess = np.empty((k, k))
-    for j in range(k):
-        h = np.cbrt(np.finfo(float).eps) * max(1.0, abs(theta[j]))
-        e = np.zeros(k)
-        e[j] = h
-        hess[:, j] = (nll_grad(theta + e)[1] - nll_grad(theta - e)[1]) / (2 * h)
-    return (hess + hess.T) / 2
 
 
 def fit_bgnbd(summary: pd.DataFrame, time_unit: str | None = None) -> ModelFit:
@@ -339,7 +237,7 @@ def fit_mbgnbd(summary: pd.DataFrame, time_unit: str | None = None) -> ModelFit:
 def _fit_purchases(summary: pd.DataFrame, time_unit: str | None, model: str) -> ModelFit:
     """Maximum likelihood of the BG/NBD or MBG/NBD on the summary, from a start where the mean
     purchase rate r / alpha matches the data's and a = b = r = 1."""
-    x, tx, T = _columns(summary, ("frequency", "recency", "T"))
+    x, tx, T = btyd.columns(summary, ("frequency", "recency", "T"))
     _check_bgnbd_data(x, tx, T)
     unit = time_unit or summary.attrs.get("time_unit", "?")
     data = _BGNBDData(x, tx, T)
@@ -353,11 +251,20 @@ def _fit_purchases(summary: pd.DataFrame, time_unit: str | None, model: str) -> 
 
     rate = max(x.mean(), 0.05) / T.mean()
     x0 = np.log([1.0, 1.0 / rate, 1.0, 1.0])
-    return _fit(nll, x0, ["r", "alpha", "a", "b"], model, len(x), unit, nll_grad)
+    return btyd.fit_log_params(
+        nll, x0, ["r", "alpha", "a", "b"], model, len(x), unit, nll_grad, len(x) >= ANALYTIC_MIN_N
+    )
 
 
-#: The purchase models a report can choose between, by name.
-PURCHASE_MODELS = {"BG/NBD": fit_bgnbd, "MBG/NBD": fit_mbgnbd}
+#: The purchase models a report can choose between, by name: the BG/NBD and MBG/NBD of this
+#: module and the Pareto/NBD of :mod:`helpers.pareto_nbd`. The prediction functions of this module
+#: (:func:`p_alive`, :func:`expected_purchases`, :func:`expected_purchases_new`,
+#: :func:`predictive_clv`, :func:`evaluate_holdout`, :func:`tracking`) take a fit of any of them.
+PURCHASE_MODELS = {
+    "BG/NBD": fit_bgnbd,
+    "MBG/NBD": fit_mbgnbd,
+    "Pareto/NBD": pareto_nbd.fit_pareto_nbd,
+}
 
 
 def gamma_gamma_loglik(summary: pd.DataFrame, p: float, q: float, gamma: float) -> np.ndarray:
@@ -418,7 +325,7 @@ class _GGData:
 
 
 def _repeat_spend(summary: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-    x, m = _columns(summary, ("frequency", "monetary_value"))
+    x, m = btyd.columns(summary, ("frequency", "monetary_value"))
     bad = (x <= 0) | ~(m > 0)
     if bad.any():
         raise ValueError(
@@ -444,7 +351,10 @@ def fit_gamma_gamma(summary: pd.DataFrame) -> ModelFit:
         return -float(data.loglik(*np.exp(theta)).sum())
 
     x0 = np.log([1.0, 2.0, float(np.mean(m))])
-    fit = _fit(nll, x0, ["p", "q", "gamma"], "Gamma-Gamma", len(x), "-", data.nll_and_grad)
+    fit = btyd.fit_log_params(
+        nll, x0, ["p", "q", "gamma"], "Gamma-Gamma", len(x), "-", data.nll_and_grad,
+        len(x) >= ANALYTIC_MIN_N,
+    )  # fmt: skip
     if fit.q <= 1:
         raise ValueError(
             f"the Gamma-Gamma fit has q = {fit.q:.3g} <= 1 (p = {fit.p:.3g}, gamma = {fit.gamma:.3g}): "
@@ -494,15 +404,24 @@ def gamma_gamma_independence(
 
 
 def _is_mbg(fit: ModelFit) -> bool:
-    if fit.model not in PURCHASE_MODELS:
-        raise ValueError(f"not a purchase model: {fit.model!r} (one of {list(PURCHASE_MODELS)})")
+    """True for an MBG/NBD fit, False for a BG/NBD fit; ValueError for anything else (the
+    formulas of this module are the BG/NBD family's; the Pareto/NBD is dispatched before)."""
+    if fit.model not in PURCHASE_MODELS or fit.model == "Pareto/NBD":
+        raise ValueError(f"not a BG/NBD or MBG/NBD fit: {fit.model!r}")
     return fit.model == "MBG/NBD"
+
+
+def _is_pareto(fit: ModelFit) -> bool:
+    return fit.model == "Pareto/NBD"
 
 
 def expected_purchases_new(fit: ModelFit, t: float | np.ndarray) -> np.ndarray:
     """E[X(t)] for a new customer over (0, t]. BG/NBD (FHL 2005 eq. 7):
     (a+b-1)/(a-1) [1 - (alpha/(alpha+t))^r 2F1(r, b; a+b-1; t/(alpha+t))];
-    MBG/NBD (Batislam et al. 2007): b/(a-1) [1 - (alpha/(alpha+t))^r 2F1(r, b+1; a+b; t/(alpha+t))]."""
+    MBG/NBD (Batislam et al. 2007): b/(a-1) [1 - (alpha/(alpha+t))^r 2F1(r, b+1; a+b; t/(alpha+t))];
+    Pareto/NBD: :func:`helpers.pareto_nbd.expected_purchases_new`."""
+    if _is_pareto(fit):
+        return pareto_nbd.expected_purchases_new(fit, t)
     r, alpha, a, b = fit.r, fit.alpha, fit.a, fit.b
     t = np.asarray(t, dtype=float)
     if _is_mbg(fit):
@@ -528,8 +447,11 @@ def p_alive(fit: ModelFit, summary: pd.DataFrame) -> pd.Series:
     """P(alive | x, t_x, T). BG/NBD: 1 / (1 + 1{x>0} a/(b+x-1) ((alpha+T)/(alpha+t_x))^(r+x))
     (FHL 2005 eq. 11), exactly 1 for customers without repeat purchases (x = 0), however long
     ago they bought. MBG/NBD: 1 / (1 + a/(b+x) ((alpha+T)/(alpha+t_x))^(r+x)) (Batislam et al.
-    2007), so a one-time buyer's P(alive) falls with the time since their purchase."""
-    x, tx, T = _columns(summary, ("frequency", "recency", "T"))
+    2007), so a one-time buyer's P(alive) falls with the time since their purchase. Pareto/NBD:
+    :func:`helpers.pareto_nbd.p_alive`."""
+    if _is_pareto(fit):
+        return pareto_nbd.p_alive(fit, summary)
+    x, tx, T = btyd.columns(summary, ("frequency", "recency", "T"))
     return pd.Series(
         special.expit(-_log_odds_dead(fit, x, tx, T)), index=summary.index, name="p_alive"
     )
@@ -542,10 +464,12 @@ def expected_purchases(fit: ModelFit, summary: pd.DataFrame, t: float | np.ndarr
     (a+b+x)/(a-1) [1 - (...)^(r+x) 2F1(r+x, b+x+1; a+b+x; t/(alpha+T+t))].
 
     `t` a scalar gives one value per customer; an array of horizons gives a (customers x len(t))
-    matrix.
+    matrix. Pareto/NBD: :func:`helpers.pareto_nbd.expected_purchases`.
     """
+    if _is_pareto(fit):
+        return pareto_nbd.expected_purchases(fit, summary, t).to_numpy()
     r, alpha, a, b = fit.r, fit.alpha, fit.a, fit.b
-    x, tx, T = _columns(summary, ("frequency", "recency", "T"))
+    x, tx, T = btyd.columns(summary, ("frequency", "recency", "T"))
     scalar = np.ndim(t) == 0
     tt = np.atleast_1d(np.asarray(t, dtype=float))[None, :]
     x, tx, T = x[:, None], tx[:, None], T[:, None]
@@ -564,7 +488,7 @@ def expected_spend(fit: ModelFit, summary: pd.DataFrame) -> pd.Series:
     """E[M | x, m] = p (gamma + x m) / (p x + q - 1) (Hardie 2013), the Gamma-Gamma posterior
     mean spend per purchase; for x = 0 the population mean p gamma / (q - 1)."""
     p, q, g = fit.p, fit.q, fit.gamma
-    x, m = _columns(summary, ("frequency", "monetary_value"))
+    x, m = btyd.columns(summary, ("frequency", "monetary_value"))
     m = np.where(x > 0, m, 0.0)
     return pd.Series(p * (g + x * m) / (p * x + q - 1), index=summary.index, name="expected_spend")
 
@@ -582,7 +506,7 @@ def predictive_clv(
     CLV = sum_{k=1..H} (E[Y(k)] - E[Y(k-1)]) (m E[M] - c) / (1 + d_m)^k,
 
     with E[Y(k)] the expected purchases in the first k months after the end of the data
-    (:func:`expected_purchases` of the BG/NBD or MBG/NBD `purchases` fit, months converted to the
+    (:func:`expected_purchases` of the BG/NBD, MBG/NBD or Pareto/NBD `purchases` fit, months converted to the
     summary's time unit), E[M] the Gamma-Gamma expected spend, m the share of spend kept as margin
     (`margin_rate`, default ``econ.gross_margin_rate``; for the sample company use
     :func:`helpers.economics.net_margin_rate`, which counts discounts and returns), c the cost to
@@ -598,14 +522,18 @@ def predictive_clv(
     m = econ.gross_margin_rate if margin_rate is None else margin_rate
     month = TIME_UNITS["M"] / unit_days(unit)
     k = np.arange(1, econ.horizon_months + 1)
-    x, tx, T = _columns(summary, ("frequency", "recency", "T"))
+    x, tx, T = btyd.columns(summary, ("frequency", "recency", "T"))
     disc = econ.discount_factors()
     total = np.empty(len(x))
     discounted = np.empty(len(x))
-    tables = _CumTables(purchases, x, T, k * month)
+    if _is_pareto(purchases):  # closed form in the horizon: no tables needed
+        tables = None
+        cum_all = pareto_nbd.expected_purchases(purchases, summary, k * month).to_numpy()
+    else:
+        tables = _CumTables(purchases, x, T, k * month)
     for lo in range(0, len(x), _CHUNK):  # a block of customers at a time: bounded memory
         sl = slice(lo, lo + _CHUNK)
-        cum = tables.cum(x[sl], tx[sl], T[sl])
+        cum = cum_all[sl] if tables is None else tables.cum(x[sl], tx[sl], T[sl])
         per_month = np.diff(cum, axis=1, prepend=0.0)
         total[sl], discounted[sl] = cum[:, -1], per_month @ disc
     spend = expected_spend(gg, summary)
@@ -768,7 +696,7 @@ def evaluate_holdout(
     predicted holdout purchases. Metrics: MAE and RMSE per customer, MAE of the bucket means
     (weighted by customers), total actual and predicted purchases and their relative error.
     """
-    pred = expected_purchases(fit, cal, float(cal["holdout_duration"].iloc[0]))
+    pred = np.asarray(expected_purchases(fit, cal, float(cal["holdout_duration"].iloc[0])), float)
     act = cal["holdout_purchases"].to_numpy(float)
     bucket = np.minimum(cal["frequency"].to_numpy(), max_bucket)
     labels = [str(i) for i in range(max_bucket)] + [f"{max_bucket}+"]
@@ -796,10 +724,14 @@ def evaluate_holdout(
 
 
 def compare_purchase_models(
-    cal: pd.DataFrame, models: tuple[str, ...] = ("BG/NBD", "MBG/NBD"), max_bucket: int = 7
+    cal: pd.DataFrame,
+    models: tuple[str, ...] = ("BG/NBD", "MBG/NBD", "Pareto/NBD"),
+    max_bucket: int = 7,
 ) -> tuple[pd.DataFrame, str]:
-    """Fit each purchase model on the calibration summary of :func:`calibration_holdout` and
-    score it on the holdout: the customer-weighted mean absolute error of the mean holdout
+    """Fit each purchase model (BG/NBD, MBG/NBD, Pareto/NBD by default) on the calibration
+    summary of :func:`calibration_holdout` and score it on the holdout, each with its own
+    conditional expectation (:func:`expected_purchases`, which calls
+    :func:`helpers.pareto_nbd.expected_purchases` for the Pareto/NBD): the customer-weighted mean absolute error of the mean holdout
     purchases per calibration-frequency bucket (``bucket_mae``, the tracking check of Fader,
     Hardie & Lee 2005), the relative error of the total, and the calibration log-likelihood.
 
@@ -853,30 +785,9 @@ def load_cdnow(kind: str = "summary") -> pd.DataFrame:
 
 
 def sample_params(fit: ModelFit, n_draws: int = 200, seed: int = 0) -> list[ModelFit]:
-    """Parametric bootstrap of a fitted model: `n_draws` parameter sets drawn from the
-    asymptotic normal distribution of the log-parameters, N(log estimate, cov_log) (the inverse
-    observed information of the fit), each returned as a :class:`ModelFit` of the same model and
-    time unit. Summaries computed on every draw (a CLV per segment, a forecast) give intervals
-    for the business numbers that reflect the uncertainty of the parameters; they do not include
-    the randomness of the customers' future purchases themselves."""
-    if not np.all(np.isfinite(fit.cov_log)):
-        raise ValueError(f"the {fit.model} fit has no finite covariance: cannot sample")
-    rng = np.random.default_rng(seed)
-    names = list(fit.params)
-    mean = np.log([fit.params[k] for k in names])
-    draws = np.exp(rng.multivariate_normal(mean, fit.cov_log, size=n_draws, method="cholesky"))
-    return [
-        ModelFit(
-            fit.model,
-            dict(zip(names, row.tolist(), strict=True)),
-            np.nan,
-            fit.n,
-            fit.time_unit,
-            fit.cov_log,
-            True,
-        )  # fmt: skip
-        for row in draws
-    ]
+    """Parametric bootstrap of a fitted model (:func:`helpers.btyd.sample_params`): `n_draws`
+    parameter sets from N(log estimate, cov_log), each a :class:`ModelFit`."""
+    return btyd.sample_params(fit, n_draws, seed)
 
 
 def clv_intervals(
@@ -939,7 +850,10 @@ def probability_of_purchases(fit: ModelFit, t: float | np.ndarray, x: int) -> np
         B(a, b+x)/B(a, b) G(r+x)/(G(r) x!) (alpha/(alpha+t))^r (t/(alpha+t))^x
         + 1{x>0} B(a+1, b+x-1)/B(a, b) [1 - (alpha/(alpha+t))^r sum_{j<x} G(r+j)/(G(r) j!) (t/(alpha+t))^j].
 
-    BG/NBD only (the MBG/NBD's version differs); t in the fit's time unit."""
+    Pareto/NBD: :func:`helpers.pareto_nbd.probability_of_purchases` (Fader & Hardie 2006).
+    BG/NBD and Pareto/NBD only (the MBG/NBD's version differs); t in the fit's time unit."""
+    if _is_pareto(fit):
+        return pareto_nbd.probability_of_purchases(fit, t, x)
     if _is_mbg(fit):
         raise ValueError("probability_of_purchases is written for the BG/NBD")
     r, alpha, a, b = fit.r, fit.alpha, fit.a, fit.b
@@ -963,7 +877,7 @@ def frequency_histogram(fit: ModelFit, summary: pd.DataFrame, max_x: int = 7) ->
     `max_x`+ over the calibration period: expected = sum over customers of P(X(T_i) = x)
     (:func:`probability_of_purchases`), the standard histogram check of the BG/NBD (Fader,
     Hardie & Lee 2005, Figure 2)."""
-    x, _, T = _columns(summary, ("frequency", "recency", "T"))
+    x, _, T = btyd.columns(summary, ("frequency", "recency", "T"))
     expected = np.array([probability_of_purchases(fit, T, k).sum() for k in range(max_x)])
     expected = np.append(expected, len(T) - expected.sum())
     observed = np.bincount(np.minimum(x, max_x).astype(int), minlength=max_x + 1)

@@ -24,7 +24,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.special import beta as B
 
-from helpers import clv, economics, segments
+from helpers import clv, economics, pareto_nbd, segments
 from helpers.synth import SynthConfig, generate
 
 THREE = pd.DataFrame(
@@ -301,8 +301,14 @@ def test_one_time_buyers_can_be_gone_under_mbgnbd(cdnow):
 def test_compare_purchase_models_chooses_on_the_holdout(generated):
     cal = clv.calibration_holdout(generated, "2024-12-31", "2025-12-31", "W")
     table, best = clv.compare_purchase_models(cal)
-    assert list(table.index) == ["BG/NBD", "MBG/NBD"] and best in table.index
+    assert list(table.index) == ["BG/NBD", "MBG/NBD", "Pareto/NBD"] and best in table.index
     assert table.loc[best, "bucket_mae"] <= table["bucket_mae"].min() * 1.01
+    # the Pareto/NBD row is scored with its own conditional expectation
+    fit = clv.PURCHASE_MODELS["Pareto/NBD"](cal)
+    _, m = clv.evaluate_holdout(fit, cal)
+    pred = pareto_nbd.expected_purchases(fit, cal, float(cal["holdout_duration"].iloc[0]))
+    assert m["total_predicted"] == pytest.approx(pred.sum(), rel=1e-12)
+    assert table.loc["Pareto/NBD", "bucket_mae"] == pytest.approx(m["bucket_mae"], rel=1e-9)
 
 
 def test_a_model_with_nan_holdout_predictions_is_not_chosen(generated, monkeypatch):
@@ -320,8 +326,10 @@ def test_a_model_with_nan_holdout_predictions_is_not_chosen(generated, monkeypat
         return evaluate
 
     monkeypatch.setattr(clv, "evaluate_holdout", nan_for({"BG/NBD"}))
+    assert clv.compare_purchase_models(cal)[1] in ("MBG/NBD", "Pareto/NBD")
+    monkeypatch.setattr(clv, "evaluate_holdout", nan_for({"BG/NBD", "Pareto/NBD"}))
     assert clv.compare_purchase_models(cal)[1] == "MBG/NBD"
-    monkeypatch.setattr(clv, "evaluate_holdout", nan_for({"BG/NBD", "MBG/NBD"}))
+    monkeypatch.setattr(clv, "evaluate_holdout", nan_for({"BG/NBD", "MBG/NBD", "Pareto/NBD"}))
     with pytest.raises(ValueError, match="finite predictions"):
         clv.compare_purchase_models(cal)
 

@@ -300,3 +300,19 @@ def test_fit_recovers_simulated_parameters_within_family_wise_intervals():
     table = pn.fit_pareto_nbd(df).summary(level=1 - 0.05 / 4)
     for k, v in truth.items():
         assert table.loc[k, "ci_low"] < v < table.loc[k, "ci_high"], (k, table.loc[k].to_dict())
+
+
+@pytest.mark.parametrize("params", [*PARAMS, (0.7, 5.0, 1.1, 5.0)])
+def test_leave_before_next_purchase_equals_the_competing_clocks_integral(params):
+    """E[mu / (lambda + mu)] in closed form (2F1) against an independent integral: for competing
+    exponential clocks P(leaving first) = int_0^inf E[e^-lambda u] E[mu e^-mu u] du
+    = int_0^inf (alpha/(alpha+u))^r s/beta (beta/(beta+u))^(s+1) du; and a Monte Carlo check."""
+    r, alpha, s, beta = params
+    got = pn.leave_before_next_purchase(_fit_at(*params))
+    integrand = lambda u: (alpha / (alpha + u)) ** r * s / beta * (beta / (beta + u)) ** (s + 1)  # noqa: E731
+    want, _ = integrate.quad(integrand, 0, np.inf, epsabs=0, epsrel=1e-11, limit=500)
+    assert got == pytest.approx(want, rel=1e-8)
+    rng = np.random.default_rng(3)
+    lam, mu = rng.gamma(r, 1 / alpha, 400_000), rng.gamma(s, 1 / beta, 400_000)
+    share = mu / (lam + mu)
+    assert abs(got - share.mean()) < 4 * share.std() / np.sqrt(len(share))
