@@ -46,6 +46,10 @@ __all__ = [
     "fit_mbgnbd",
     "PURCHASE_MODELS",
     "compare_purchase_models",
+    "nbd_loglik",
+    "fit_nbd",
+    "NESTED_TESTS",
+    "model_selection",
     "load_cdnow",
     "gamma_gamma_loglik",
     "fit_gamma_gamma",
@@ -265,6 +269,98 @@ PURCHASE_MODELS = {
     "MBG/NBD": fit_mbgnbd,
     "Pareto/NBD": pareto_nbd.fit_pareto_nbd,
 }
+
+
+def nbd_loglik(summary: pd.DataFrame, r: float, alpha: float) -> pd.Series:
+    """Per-customer NBD log-likelihood (Ehrenberg 1959; Morrison & Schmittlein 1988): Poisson
+    purchases at rate lambda ~ Gamma(r, alpha) and no dropout, the timing likelihood of x repeat
+    purchases in (0, T],
+
+        L = G(r+x)/G(r) alpha^r / (alpha+T)^(r+x),
+
+    the BG/NBD's (and the Pareto/NBD's) likelihood in the limit of no dropout (b -> infinity;
+    beta -> infinity), on the same scale, so the log-likelihoods compare. Indexed like `summary`."""
+    x, tx, T = btyd.columns(summary, ("frequency", "recency", "T"))
+    _check_bgnbd_data(x, tx, T)
+    ll = (
+        special.gammaln(r + x)
+        - special.gammaln(r)
+        + r * np.log(alpha)
+        - (r + x) * np.log(alpha + T)
+    )
+    return pd.Series(ll, index=summary.index, name="loglik")
+
+
+def fit_nbd(summary: pd.DataFrame, time_unit: str | None = None) -> ModelFit:
+    """Maximum-likelihood NBD fit (r, alpha; no dropout) on ``frequency``, ``recency``, ``T``:
+    the benchmark every BTYD model with a dropout process extends (Fader & Hardie 2004, "Illustrating
+    the performance of the NBD as a benchmark model for customer-base analysis"). Gradient:
+    dL/dr = psi(r+x) - psi(r) + log alpha - log(alpha+T), dL/dalpha = r/alpha - (r+x)/(alpha+T)."""
+    x, tx, T = btyd.columns(summary, ("frequency", "recency", "T"))
+    _check_bgnbd_data(x, tx, T)
+    unit = time_unit or summary.attrs.get("time_unit", "?")
+
+    def nll_grad(theta: np.ndarray) -> tuple[float, np.ndarray]:
+        r, alpha = np.exp(theta)
+        aT = alpha + T
+        ll = special.gammaln(r + x) - special.gammaln(r) + r * np.log(alpha) - (r + x) * np.log(aT)
+        d_r = special.digamma(r + x) - special.digamma(r) + np.log(alpha) - np.log(aT)
+        d_a = r / alpha - (r + x) / aT
+        return -float(ll.sum()), -np.array([d_r.sum() * r, d_a.sum() * alpha])
+
+    rate = max(x.mean(), 0.05) / T.mean()
+    x0 = np.log([1.0, 1.0 / rate])
+    return btyd.fit_log_params(
+        lambda th: nll_grad(th)[0], x0, ["r", "alpha"], "NBD", len(x), unit, nll_grad,
+        len(x) >= ANALYTIC_MIN_N,
+    )  # fmt: skip
+
+
+#: The nested pairs of :func:`model_selection`: (restricted, full, restrictions, on the boundary?,
+#: what the restriction says).
+NESTED_TESTS: tuple[tuple[str, str, int, bool, str], ...] = (
+    ("NBD", "BG/NBD", 1, True, "no dropout: p = 0 for everyone (b -> infinity)"),
+    ("NBD", "MBG/NBD", 1, True, "no dropout: p = 0 for everyone (b -> infinity)"),
+    ("NBD", "Pareto/NBD", 1, True, "no dropout: mu = 0 for everyone (beta -> infinity)"),
+)
+
+
+def model_selection(
+    summary: pd.DataFrame, fits: dict[str, ModelFit] | None = None
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Choosing a purchase model honestly on one summary: the information criteria of every fit
+    and the likelihood-ratio tests where the models are nested.
+
+    `fits`: fitted models of the same customers by name; default the NBD (:func:`fit_nbd`), the
+    BG/NBD, the MBG/NBD and the Pareto/NBD fitted here. Returns
+
+    * criteria (:func:`helpers.btyd.information_criteria`): loglik, n_params, n, aic, bic, their
+      differences to the best and the Akaike weights, one row per model, by AIC;
+    * tests (:func:`helpers.btyd.lr_test`), one row per nested pair of :data:`NESTED_TESTS`
+      present in `fits`: the NBD is each dropout model without dropout. That restriction is on the
+      boundary of the parameter space (a dropout probability or rate of 0 for everyone is the
+      limit b -> infinity, beta -> infinity), so the p-value is the chi-bar-square mixture
+      0.5 chi2(0) + 0.5 chi2(1) (Self & Liang 1987), half the naive chi2(1) one (also given).
+      Under that null the other dropout parameter (a; s) is not identified (Davies 1977), so
+      the mixture is the usual approximation, not an exact law.
+
+    BG/NBD, MBG/NBD and Pareto/NBD are not nested in one another: between them only the
+    criteria (and the holdout check of :func:`compare_purchase_models`) speak. The criteria and
+    tests judge the fit to the calibration data; the holdout check judges the forecasts."""
+    if fits is None:
+        fits = {
+            "NBD": fit_nbd(summary),
+            **{name: f(summary) for name, f in PURCHASE_MODELS.items()},
+        }
+    criteria = btyd.information_criteria(fits)
+    rows = [
+        {**btyd.lr_test(fits[lo], fits[hi], df, boundary), "restriction": what}
+        for lo, hi, df, boundary, what in NESTED_TESTS
+        if lo in fits and hi in fits
+    ]
+    cols = ["restricted", "full", "restriction", "lr", "df", "boundary", "p_value", "naive_p_value"]
+    tests = pd.DataFrame(rows, columns=cols)
+    return criteria, tests
 
 
 def gamma_gamma_loglik(summary: pd.DataFrame, p: float, q: float, gamma: float) -> np.ndarray:
