@@ -54,6 +54,8 @@ __all__ = [
     "gamma_gamma_loglik",
     "fit_gamma_gamma",
     "expected_purchases_new",
+    "new_customer_purchases",
+    "new_customer_value",
     "expected_purchases",
     "p_alive",
     "expected_spend",
@@ -512,7 +514,7 @@ def _is_pareto(fit: ModelFit) -> bool:
 
 
 def expected_purchases_new(fit: ModelFit, t: float | np.ndarray) -> np.ndarray:
-    """E[X(t)] for a new customer over (0, t]. BG/NBD (FHL 2005 eq. 7):
+    """E[X(t)] for a new customer over (0, t]. BG/NBD (FHL 2005 eq. 9):
     (a+b-1)/(a-1) [1 - (alpha/(alpha+t))^r 2F1(r, b; a+b-1; t/(alpha+t))];
     MBG/NBD (Batislam et al. 2007): b/(a-1) [1 - (alpha/(alpha+t))^r 2F1(r, b+1; a+b; t/(alpha+t))];
     Pareto/NBD: :func:`helpers.pareto_nbd.expected_purchases_new`."""
@@ -525,6 +527,151 @@ def expected_purchases_new(fit: ModelFit, t: float | np.ndarray) -> np.ndarray:
         return b / (a - 1) * (1 - (alpha / (alpha + t)) ** r * hyp)
     hyp = special.hyp2f1(r, b, a + b - 1, t / (alpha + t))
     return (a + b - 1) / (a - 1) * (1 - (alpha / (alpha + t)) ** r * hyp)
+
+
+def _new_cum(model: str, P: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """E[X(t)] of a new customer for many parameter sets at once: P (draws x 4, the fit's
+    parameter order), t (horizons) -> draws x horizons. The formulas of
+    :func:`expected_purchases_new` (BG/NBD FHL 2005 eq. 9; MBG/NBD; Pareto/NBD)."""
+    c0, c1, c2, c3 = (P[:, j][:, None] for j in range(4))
+    t = np.asarray(t, dtype=float)[None, :]
+    if model == "Pareto/NBD":  # r, alpha, s, beta
+        r, alpha, s, beta = c0, c1, c2, c3
+        u = np.log1p(t / beta)
+        sm1 = s - 1
+        near = np.abs(sm1) < 1e-10
+        safe = np.where(near, 1.0, sm1)
+        alive = np.where(near, beta * u, beta * -np.expm1(-sm1 * u) / safe)
+        return r / alpha * alive
+    r, alpha, a, b = c0, c1, c2, c3
+    z = t / (alpha + t)
+    lead = r * np.log(alpha / (alpha + t))
+    if model == "MBG/NBD":
+        return b / (a - 1) * (1 - np.exp(lead) * special.hyp2f1(r, b + 1, a + b, z))
+    return (a + b - 1) / (a - 1) * (1 - np.exp(lead) * special.hyp2f1(r, b, a + b - 1, z))
+
+
+def new_customer_purchases(fit: ModelFit, t: float | np.ndarray) -> pd.Series:
+    """Expected repeat purchases of a customer acquired today (time 0) over (0, t], for each
+    horizon t in the fit's time unit (CLVTools' ``newcustomer()``), a Series indexed by the
+    horizon and named after the model: :func:`expected_purchases_new`, i.e. BG/NBD
+    (a+b-1)/(a-1) [1 - (alpha/(alpha+t))^r 2F1(r, b; a+b-1; t/(alpha+t))] (Fader, Hardie & Lee
+    2005, eq. 9), MBG/NBD b/(a-1) [1 - (alpha/(alpha+t))^r 2F1(r, b+1; a+b; t/(alpha+t))]
+    (Batislam et al. 2007), Pareto/NBD r beta/(alpha (s-1)) [1 - (beta/(beta+t))^(s-1)]
+    (Schmittlein et al. 1987). The first purchase (the acquisition) is not counted."""
+    tt = np.atleast_1d(np.asarray(t, dtype=float))
+    if tt.ndim != 1 or np.any(~np.isfinite(tt) | (tt < 0)):
+        raise ValueError(f"horizons must be finite and >= 0, got {t!r}")
+    values = np.atleast_1d(np.asarray(expected_purchases_new(fit, tt), dtype=float))
+    return pd.Series(values, index=pd.Index(tt, name="horizon"), name=fit.model)
+
+
+def _new_margin(
+    model: str, P: np.ndarray, G: np.ndarray, t: np.ndarray, disc: np.ndarray, m: float, c: float,
+    first: bool,
+) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """Discounted margin and undiscounted repeat purchases of a new customer per parameter draw
+    (rows of P for the purchase model, of G = (p, q, gamma) for the spend model)."""
+    cum = _new_cum(model, P, t)
+    per_month = np.diff(cum, axis=1, prepend=0.0)
+    p, q, g = G[:, 0], G[:, 1], G[:, 2]
+    spend = np.where(q > 1, p * g / np.where(q > 1, q - 1, 1.0), np.inf)
+    per_order = m * spend - c
+    return per_order * ((1.0 if first else 0.0) + per_month @ disc), cum[:, -1]
+
+
+def _quantile_se(draws: np.ndarray, prob: float) -> float:
+    """Monte Carlo standard error of the sample `prob`-quantile, distribution-free: half the
+    distance between the order statistics one binomial standard deviation either side of
+    n prob (the order-statistic interval for a quantile, e.g. Hyndman & Fan 1996)."""
+    n = len(draws)
+    xs = np.sort(draws)
+    sd = np.sqrt(n * prob * (1 - prob))
+    lo = int(np.clip(np.floor(n * prob - sd), 0, n - 1))
+    hi = int(np.clip(np.ceil(n * prob + sd), 0, n - 1))
+    return float((xs[hi] - xs[lo]) / 2)
+
+
+def new_customer_value(
+    purchases: ModelFit,
+    gg: ModelFit,
+    econ: Economics = economics.SAMPLE,
+    margin_rate: float | None = None,
+    cost_per_order: float = 0.0,
+    include_first: bool = True,
+    level: float = 0.95,
+    seed: int = 0,
+    min_draws: int = 4000,
+    max_draws: int = 512_000,
+) -> dict[str, float | int | str]:
+    """What a customer acquired today is expected to bring over ``econ.horizon_months``: the
+    number a customer-acquisition cost is compared with (CLVTools' ``newcustomer()``, with
+    margin). Under the BG/NBD, MBG/NBD or Pareto/NBD `purchases` fit and the Gamma-Gamma `gg`:
+
+        margin = (m E[Z] - c) [1{first} + sum_{k=1..H} (E[X(k)] - E[X(k-1)]) / (1 + d_m)^k],
+
+    E[X(k)] the expected repeat purchases of a new customer in the first k months
+    (:func:`new_customer_purchases`, eq. 9 of Fader, Hardie & Lee 2005 for the BG/NBD), E[Z] =
+    p gamma / (q - 1) the Gamma-Gamma population mean spend per order (Fader, Hardie & Lee 2005,
+    JMR; assumed for the first order too), m the margin rate (`margin_rate`, default
+    ``econ.gross_margin_rate``), c the cost to serve an order, d_m the monthly discount rate;
+    the acquisition order itself counts, undiscounted, when `include_first`.
+
+    The interval: a parametric bootstrap of both fits (:func:`helpers.btyd.sample_log_params`,
+    log-parameters ~ N(estimate, cov_log), seeded with `seed` and `seed` + 1), the `level`
+    percentile interval of the draws' margins. Draws double from `min_draws` until the Monte
+    Carlo standard error of each end and of the mean (:func:`_quantile_se`, sd / sqrt(n)) is
+    below 1/100 of the interval's width (or `max_draws`, flagged ``mc_ok`` False). Parameter
+    uncertainty only: one customer's realized margin varies far more.
+
+    Returns model, horizon_months, expected_purchases (repeat, undiscounted, at the estimates),
+    expected_orders (with the first when `include_first`), spend_per_order, margin_per_order,
+    margin (at the estimates), margin_mean, margin_low, margin_high (over the draws), level,
+    n_draws, mc_se (largest Monte Carlo standard error of the ends and the mean), mc_ok."""
+    if purchases.model not in PURCHASE_MODELS:
+        raise ValueError(
+            f"not a purchase model: {purchases.model!r} (one of {list(PURCHASE_MODELS)})"
+        )
+    if gg.model != "Gamma-Gamma":
+        raise ValueError(f"the spend model must be a Gamma-Gamma fit, not {gg.model!r}")
+    m = econ.gross_margin_rate if margin_rate is None else margin_rate
+    months = np.arange(1, econ.horizon_months + 1)
+    t = months * TIME_UNITS["M"] / unit_days(purchases.time_unit)
+    disc = econ.discount_factors()
+    P0 = np.array([list(purchases.params.values())])
+    G0 = np.array([list(gg.params.values())])
+    point, repeat = _new_margin(purchases.model, P0, G0, t, disc, m, cost_per_order, include_first)
+    lo_p, hi_p = (1 - level) / 2, (1 + level) / 2
+    n = min_draws
+    while True:
+        P = btyd.sample_log_params(purchases, n, seed)
+        G = btyd.sample_log_params(gg, n, seed + 1)
+        draws, _ = _new_margin(purchases.model, P, G, t, disc, m, cost_per_order, include_first)
+        draws = draws[np.isfinite(draws)]
+        lo, hi = np.quantile(draws, [lo_p, hi_p])
+        mc_se = max(_quantile_se(draws, lo_p), _quantile_se(draws, hi_p),
+                    float(draws.std() / np.sqrt(len(draws))))  # fmt: skip
+        ok = mc_se < (hi - lo) / 100
+        if ok or 2 * n > max_draws:
+            break
+        n *= 2
+    spend = gg.p * gg.gamma / (gg.q - 1) if gg.q > 1 else np.inf
+    return {
+        "model": purchases.model,
+        "horizon_months": int(econ.horizon_months),
+        "expected_purchases": float(repeat[0]),
+        "expected_orders": float(repeat[0]) + (1.0 if include_first else 0.0),
+        "spend_per_order": float(spend),
+        "margin_per_order": float(m * spend - cost_per_order),
+        "margin": float(point[0]),
+        "margin_mean": float(draws.mean()),
+        "margin_low": float(lo),
+        "margin_high": float(hi),
+        "level": level,
+        "n_draws": int(n),
+        "mc_se": mc_se,
+        "mc_ok": bool(ok),
+    }
 
 
 def _log_odds_dead(fit: ModelFit, x: np.ndarray, tx: np.ndarray, T: np.ndarray) -> np.ndarray:
