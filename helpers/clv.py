@@ -21,6 +21,15 @@ one time unit (``attrs["time_unit"]``: 'D', 'W' or 'M'), and ``monetary_value`` 
 repeat purchases). Fitted rates are per that unit: lambda per week is 7x lambda per day, so the
 scale alpha in days is 7x alpha in weeks (r, a, b do not change with the unit).
 
+DataFrames in, DataFrames out: every per-customer function takes the summary and returns a Series
+(one horizon) or a DataFrame (one column per horizon, or one per quantity) indexed like it; the
+functions of a horizon alone (a customer not yet acquired: :func:`expected_purchases_new`,
+:func:`probability_of_purchases`) take numbers and return arrays, and
+:func:`new_customer_purchases` returns them as a Series indexed by the horizon. The prediction
+functions take a BG/NBD, MBG/NBD or Pareto/NBD fit (:data:`PURCHASE_MODELS`); the shared pieces
+(:class:`~helpers.btyd.ModelFit`, the optimizer, the parametric bootstrap, information criteria
+and likelihood-ratio tests) live in :mod:`helpers.btyd`.
+
 Standard errors: Wald, from the observed information (the numerical Hessian of the negative
 log-likelihood at the optimum, ``statsmodels.tools.numdiff.approx_hess3``) on the log scale;
 confidence intervals are exp(log estimate +- z se), so they stay positive.
@@ -200,18 +209,22 @@ class _BGNBDData:
         return -ll, -grad
 
 
-def bgnbd_loglik(summary: pd.DataFrame, r: float, alpha: float, a: float, b: float) -> np.ndarray:
-    """Per-customer BG/NBD log-likelihood at fixed parameters (see :class:`_BGNBDData.loglik`)."""
+def bgnbd_loglik(summary: pd.DataFrame, r: float, alpha: float, a: float, b: float) -> pd.Series:
+    """Per-customer BG/NBD log-likelihood at fixed parameters (see :class:`_BGNBDData.loglik`),
+    indexed like `summary`."""
     x, tx, T = btyd.columns(summary, ("frequency", "recency", "T"))
     _check_bgnbd_data(x, tx, T)
-    return _BGNBDData(x, tx, T).loglik(r, alpha, a, b)
+    ll = _BGNBDData(x, tx, T).loglik(r, alpha, a, b)
+    return pd.Series(ll, index=summary.index, name="loglik")
 
 
-def mbgnbd_loglik(summary: pd.DataFrame, r: float, alpha: float, a: float, b: float) -> np.ndarray:
-    """Per-customer MBG/NBD log-likelihood at fixed parameters (see :class:`_BGNBDData.mbg_loglik`)."""
+def mbgnbd_loglik(summary: pd.DataFrame, r: float, alpha: float, a: float, b: float) -> pd.Series:
+    """Per-customer MBG/NBD log-likelihood at fixed parameters (see
+    :class:`_BGNBDData.mbg_loglik`), indexed like `summary`."""
     x, tx, T = btyd.columns(summary, ("frequency", "recency", "T"))
     _check_bgnbd_data(x, tx, T)
-    return _BGNBDData(x, tx, T).mbg_loglik(r, alpha, a, b)
+    ll = _BGNBDData(x, tx, T).mbg_loglik(r, alpha, a, b)
+    return pd.Series(ll, index=summary.index, name="loglik")
 
 
 #: From this many customers on, the purchase and spend models are fitted with their analytic
@@ -365,13 +378,14 @@ def model_selection(
     return criteria, tests
 
 
-def gamma_gamma_loglik(summary: pd.DataFrame, p: float, q: float, gamma: float) -> np.ndarray:
+def gamma_gamma_loglik(summary: pd.DataFrame, p: float, q: float, gamma: float) -> pd.Series:
     """Per-customer Gamma-Gamma log-likelihood of the mean spend m of x repeat purchases
     (Hardie 2013): m | nu ~ Gamma(p x, rate nu x), nu ~ Gamma(q, rate gamma), so
-    log f = lnG(px+q) - lnG(px) - lnG(q) + q ln gamma + (px-1) ln m + px ln x - (px+q) ln(gamma + m x).
+    log f = lnG(px+q) - lnG(px) - lnG(q) + q ln gamma + (px-1) ln m + px ln x - (px+q) ln(gamma + m x),
+    indexed like `summary` (repeat customers only: anything else raises ValueError).
     """
     x, m = _repeat_spend(summary)
-    return _gg_loglik(x, m, p, q, gamma)
+    return pd.Series(_gg_loglik(x, m, p, q, gamma), index=summary.index, name="loglik")
 
 
 def _gg_loglik(x: np.ndarray, m: np.ndarray, p: float, q: float, gamma: float) -> np.ndarray:
@@ -700,17 +714,20 @@ def p_alive(fit: ModelFit, summary: pd.DataFrame) -> pd.Series:
     )
 
 
-def expected_purchases(fit: ModelFit, summary: pd.DataFrame, t: float | np.ndarray) -> np.ndarray:
+def expected_purchases(
+    fit: ModelFit, summary: pd.DataFrame, t: float | np.ndarray
+) -> pd.Series | pd.DataFrame:
     """Expected purchases in (T, T+t] given x, t_x, T (FHL 2005 eq. 10), t in the fit's unit:
     (a+b+x-1)/(a-1) [1 - ((alpha+T)/(alpha+T+t))^(r+x) 2F1(r+x, b+x; a+b+x-1; t/(alpha+T+t))]
     x P(alive); for the MBG/NBD (Batislam et al. 2007) the first factor is
     (a+b+x)/(a-1) [1 - (...)^(r+x) 2F1(r+x, b+x+1; a+b+x; t/(alpha+T+t))].
 
-    `t` a scalar gives one value per customer; an array of horizons gives a (customers x len(t))
-    matrix. Pareto/NBD: :func:`helpers.pareto_nbd.expected_purchases`.
+    `t` a scalar gives a Series (one value per customer), an array of horizons a DataFrame with
+    one column per horizon, both indexed like `summary`. Pareto/NBD:
+    :func:`helpers.pareto_nbd.expected_purchases`.
     """
     if _is_pareto(fit):
-        return pareto_nbd.expected_purchases(fit, summary, t).to_numpy()
+        return pareto_nbd.expected_purchases(fit, summary, t)
     r, alpha, a, b = fit.r, fit.alpha, fit.a, fit.b
     x, tx, T = btyd.columns(summary, ("frequency", "recency", "T"))
     scalar = np.ndim(t) == 0
@@ -724,7 +741,9 @@ def expected_purchases(fit: ModelFit, summary: pd.DataFrame, t: float | np.ndarr
         * (1 - np.exp((r + x) * (np.log(alpha + T) - np.log(alpha + T + tt))) * hyp)
     )
     out = num * special.expit(-_log_odds_dead(fit, x, tx, T))
-    return out[:, 0] if scalar else out
+    if scalar:
+        return pd.Series(out[:, 0], index=summary.index, name="expected_purchases")
+    return pd.DataFrame(out, index=summary.index, columns=pd.Index(tt[0], name="horizon"))
 
 
 def expected_spend(fit: ModelFit, summary: pd.DataFrame) -> pd.Series:
@@ -771,7 +790,8 @@ def predictive_clv(
     discounted = np.empty(len(x))
     if _is_pareto(purchases):  # closed form in the horizon: no tables needed
         tables = None
-        cum_all = pareto_nbd.expected_purchases(purchases, summary, k * month).to_numpy()
+        cum_all = pareto_nbd.expected_purchases(purchases, summary, np.atleast_1d(k * month))
+        cum_all = cum_all.to_numpy()
     else:
         tables = _CumTables(purchases, x, T, k * month)
     for lo in range(0, len(x), _CHUNK):  # a block of customers at a time: bounded memory

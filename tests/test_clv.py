@@ -162,8 +162,8 @@ def test_expected_purchases_consistency():
     assert np.all(np.diff(new) > 0) and new[0] > 0
     # a customer seen for an instant with no repeat purchase is a new customer
     fresh = pd.DataFrame({"frequency": [0], "recency": [0.0], "T": [1e-9]})
-    np.testing.assert_allclose(clv.expected_purchases(FIT, fresh, t)[0], new, rtol=1e-6)
-    cond = clv.expected_purchases(FIT, THREE, t)
+    np.testing.assert_allclose(clv.expected_purchases(FIT, fresh, t).iloc[0], new, rtol=1e-6)
+    cond = clv.expected_purchases(FIT, THREE, t).to_numpy()
     assert cond.shape == (3, 4) and np.all(np.diff(cond, axis=1) > 0)
     np.testing.assert_allclose(clv.expected_purchases(FIT, THREE, 52.0), cond[:, 2])
 
@@ -257,7 +257,7 @@ def test_cdnow_bgnbd_published_estimates(cdnow):
     np.testing.assert_allclose(got, [0.243, 4.414, 0.793, 2.426], rtol=2e-3)
     assert fit.loglik == pytest.approx(-9582.4, abs=0.1)
     # customer 1 (x = 2, t_x = 30.43, T = 38.86): 1.226 purchases in the next 39 weeks
-    assert clv.expected_purchases(fit, cdnow.loc[[1]], 39.0)[0] == pytest.approx(1.226, abs=1e-3)
+    assert clv.expected_purchases(fit, cdnow.loc[[1]], 39.0)[1] == pytest.approx(1.226, abs=1e-3)
 
 
 def test_cdnow_mbgnbd_published_estimates(cdnow):
@@ -294,7 +294,7 @@ def test_one_time_buyers_can_be_gone_under_mbgnbd(cdnow):
     # expected purchases of a new customer: the conditional formula at x = t_x = T = 0
     zero = pd.DataFrame({"frequency": [0], "recency": [0.0], "T": [1e-12]})
     for fit in (bg, mbg):
-        assert clv.expected_purchases(fit, zero, 52.0)[0] == pytest.approx(
+        assert clv.expected_purchases(fit, zero, 52.0).iloc[0] == pytest.approx(
             float(clv.expected_purchases_new(fit, 52.0)), rel=1e-6
         )
 
@@ -415,7 +415,7 @@ def test_predictive_clv_fast_path_equals_the_direct_formula(model, params):
     got = clv.predictive_clv(fit, GG, df, econ, margin_rate=0.3)
     assert clv._CumTables(fit, x, T, np.arange(1, 37.0)).tab.any()  # the fast path is taken
     month = (365.25 / 12) / 7
-    cum = clv.expected_purchases(fit, df, np.arange(0, 37) * month)
+    cum = clv.expected_purchases(fit, df, np.arange(0, 37) * month).to_numpy()
     cum[:, 0] = 0.0
     want = (
         0.3
@@ -682,3 +682,37 @@ def test_new_customer_value_by_hand_and_its_interval():
         assert margin[j] == pytest.approx(want, rel=1e-10)
     with pytest.raises(ValueError, match="Gamma-Gamma"):
         clv.new_customer_value(CDNOW_BG, CDNOW_BG)
+
+
+# ----------------------------------------------------------------------------- DataFrames out
+
+
+@pytest.mark.parametrize("fit", [FIT, CDNOW_MBG, CDNOW_PNBD], ids=lambda f: f.model)
+def test_every_prediction_takes_and_returns_dataframes_indexed_like_the_input(fit):
+    """DataFrames in, DataFrames out (issue 32, item 7): every per-customer prediction of clv
+    (for each purchase model) returns a Series (one horizon) or a DataFrame (several, one column
+    per horizon) indexed like the summary, whatever its index; the same numbers as before."""
+    df = THREE.assign(monetary_value=[0.0, 20.0, 35.0]).set_axis(
+        pd.Index(["c", "a", "b"], name="customer_id")
+    )
+    df.attrs["time_unit"] = "W"
+    one = clv.expected_purchases(fit, df, 52.0)
+    many = clv.expected_purchases(fit, df, [13.0, 52.0])
+    assert isinstance(one, pd.Series) and one.index.equals(df.index)
+    assert isinstance(many, pd.DataFrame) and many.index.equals(df.index)
+    assert list(many.columns) == [13.0, 52.0] and many.columns.name == "horizon"
+    np.testing.assert_allclose(many[52.0], one, rtol=1e-12)
+    pa = clv.p_alive(fit, df)
+    assert isinstance(pa, pd.Series) and pa.index.equals(df.index)
+    pred = clv.predictive_clv(fit, GG, df)
+    assert pred.index.equals(df.index)
+    np.testing.assert_allclose(pred["p_alive"], pa)
+    assert clv.new_customer_purchases(fit, [13.0, 52.0]).index.name == "horizon"
+    if fit.model == "BG/NBD":
+        for ll in (clv.bgnbd_loglik(df, *FIT.params.values()), clv.mbgnbd_loglik(df, 1, 2, 1, 2),
+                   clv.nbd_loglik(df, 1.0, 2.0)):  # fmt: skip
+            assert isinstance(ll, pd.Series) and ll.index.equals(df.index)
+        rep = df[df["frequency"] > 0]
+        gg = clv.gamma_gamma_loglik(rep, 6.0, 4.0, 15.0)
+        assert isinstance(gg, pd.Series) and gg.index.equals(rep.index)
+        assert clv.expected_spend(GG, df).index.equals(df.index)
