@@ -32,6 +32,7 @@ __all__ = [
     "sample_log_params",
     "information_criteria",
     "lr_test",
+    "covariate_matrix",
 ]
 
 
@@ -269,3 +270,18 @@ def lr_test(
         p = naive
     return {"restricted": restricted.model, "full": full.model, "lr": lr, "df": df,
             "p_value": p, "naive_p_value": naive, "boundary": boundary}  # fmt: skip
+
+
+def covariate_matrix(summary: pd.DataFrame, z: pd.DataFrame | None, what: str) -> np.ndarray:
+    """Covariates aligned on the summary's index as a float matrix (customers x k)."""
+    if z is None:
+        return np.zeros((len(summary), 0))
+    zz = z.reindex(summary.index)
+    values = zz.to_numpy(dtype=float)
+    if not np.all(np.isfinite(values)):
+        bad = int((~np.isfinite(values)).any(axis=1).sum())
+        raise ValueError(
+            f"{bad} customers of the summary have no (or a non-finite) {what} covariate value; "
+            "covariates must be numbers for every customer (dummy-code categories)"
+        )
+    return values

@@ -288,21 +288,6 @@ PURCHASE_MODELS = {
 }
 
 
-def _covariate_matrix(summary: pd.DataFrame, z: pd.DataFrame | None, what: str) -> np.ndarray:
-    """Covariates aligned on the summary's index as a float matrix (customers x k)."""
-    if z is None:
-        return np.zeros((len(summary), 0))
-    zz = z.reindex(summary.index)
-    values = zz.to_numpy(dtype=float)
-    if not np.all(np.isfinite(values)):
-        bad = int((~np.isfinite(values)).any(axis=1).sum())
-        raise ValueError(
-            f"{bad} customers of the summary have no (or a non-finite) {what} covariate value; "
-            "covariates must be numbers for every customer (dummy-code categories)"
-        )
-    return values
-
-
 def fit_bgnbd_covariates(
     summary: pd.DataFrame,
     purchase: pd.DataFrame | None = None,
@@ -333,8 +318,8 @@ def fit_bgnbd_covariates(
     x, tx, T = btyd.columns(summary, ("frequency", "recency", "T"))
     _check_bgnbd_data(x, tx, T)
     unit = time_unit or summary.attrs.get("time_unit", "?")
-    Z = _covariate_matrix(summary, purchase, "purchase")
-    W = _covariate_matrix(summary, dropout, "dropout")
+    Z = btyd.covariate_matrix(summary, purchase, "purchase")
+    W = btyd.covariate_matrix(summary, dropout, "dropout")
     kz, kw = Z.shape[1], W.shape[1]
     pattern, inv = np.unique(np.hstack([Z, W]), axis=0, return_inverse=True)
     inv = inv.reshape(-1)
