@@ -27,9 +27,9 @@ from importlib import metadata
 import numpy as np
 import pandas as pd
 from scipy import optimize, special
-from statsmodels.tools.numdiff import approx_fprime, approx_hess3
 
-from helpers.clv import ModelFit
+from helpers import btyd
+from helpers.btyd import ModelFit
 
 __all__ = [
     "DONATIONS_PUBLISHED",
@@ -87,24 +87,6 @@ def _data(summary: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return x, tx, n
 
 
-def _weights(summary: pd.DataFrame, weights: str | np.ndarray | pd.Series | None) -> np.ndarray:
-    """Counts of identical customers: None (one each), a column name, or values aligned with the
-    summary's rows (a Series is aligned on the index)."""
-    if weights is None:
-        return np.ones(len(summary))
-    if isinstance(weights, str):
-        w = summary[weights].to_numpy(dtype=float)
-    elif isinstance(weights, pd.Series):
-        w = weights.reindex(summary.index).to_numpy(dtype=float)
-    else:
-        w = np.asarray(weights, dtype=float)
-    if w.shape != (len(summary),) or not np.all(np.isfinite(w) & (w >= 0)) or w.sum() <= 0:
-        raise ValueError(
-            f"weights must be {len(summary)} finite counts >= 0 (one per summary row), not all 0"
-        )
-    return w
-
-
 def recency_frequency_table(
     summary: pd.DataFrame, weights: str | np.ndarray | pd.Series | None = None
 ) -> pd.DataFrame:
@@ -113,7 +95,7 @@ def recency_frequency_table(
     0..n), zeros where no customer has the pattern. One table when every customer had the same
     number of opportunities n; otherwise the rows are (periods, frequency)."""
     x, tx, n = _data(summary)
-    w = _weights(summary, weights)
+    w = btyd.weights_of(summary, weights)
     df = pd.DataFrame({"periods": n.astype(int), "frequency": x.astype(int),
                        "recency": tx.astype(int), "customers": w})  # fmt: skip
     rows = ["frequency"] if len(np.unique(n)) == 1 else ["periods", "frequency"]
@@ -195,11 +177,11 @@ def fit_bgbb(
     donations file, or values per row); the fit on distinct rows with counts equals the fit on
     one row per customer. Maximizes sum_i w_i log L_i over log(alpha, beta, gamma, delta)
     (L-BFGS-B, then Newton steps on the numerical Hessian); standard errors from that Hessian.
-    Returns a :class:`helpers.clv.ModelFit` (``model="BG/BB"``, ``n`` = number of customers).
+    Returns a :class:`helpers.btyd.ModelFit` (``model="BG/BB"``, ``n`` = number of customers).
     Known answer: donations, alpha = 1.204, beta = 0.750, gamma = 0.657, delta = 2.783 (Fader,
     Hardie & Shang 2010)."""
     x, tx, n = _data(summary)
-    w = _weights(summary, weights)
+    w = btyd.weights_of(summary, weights)
     keep = w > 0
     pat, inv = _patterns(x[keep], tx[keep], n[keep])
     counts = np.bincount(inv, weights=w[keep], minlength=len(pat))  # customers per pattern
@@ -215,7 +197,7 @@ def fit_bgbb(
     bounds = [(-12.0, 12.0)] * 4
     res = optimize.minimize(mean_nll, np.zeros(4), method="L-BFGS-B", bounds=bounds,
                             options={"ftol": 1e-13, "gtol": 1e-9})  # fmt: skip
-    theta, value, hess = _newton_polish(nll, res.x)
+    theta, value, hess = btyd.newton_polish(nll, res.x)
     try:
         cov = np.linalg.inv(hess)
     except np.linalg.LinAlgError:
@@ -224,27 +206,6 @@ def fit_bgbb(
     converged = bool(res.success) and bool(np.all(np.abs(theta) < 11.9))
     unit = summary.attrs.get("time_unit", "opportunity")
     return ModelFit("BG/BB", params, -value, int(round(counts.sum())), unit, cov, converged)
-
-
-def _newton_polish(nll, theta: np.ndarray, steps: int = 4) -> tuple[np.ndarray, float, np.ndarray]:
-    """Newton steps from the L-BFGS-B optimum on the numerical Hessian and a central-difference
-    gradient, each kept only if it lowers the objective (the optimum to about 1e-8 relative,
-    whatever the layout of the rows). Returns theta, nll(theta) and the Hessian there."""
-    value = nll(theta)
-    hess = approx_hess3(theta, nll)
-    for _ in range(steps):
-        try:
-            step = np.linalg.solve(hess, approx_fprime(theta, nll, centered=True))
-        except np.linalg.LinAlgError:
-            break
-        new_value = nll(theta - step)
-        if not (np.isfinite(new_value) and new_value <= value):
-            break
-        theta, value = theta - step, new_value
-        hess = approx_hess3(theta, nll)
-        if np.max(np.abs(step)) < 1e-9:
-            break
-    return theta, value, hess
 
 
 def _params(fit: ModelFit) -> tuple[float, float, float, float]:

@@ -21,6 +21,15 @@ one time unit (``attrs["time_unit"]``: 'D', 'W' or 'M'), and ``monetary_value`` 
 repeat purchases). Fitted rates are per that unit: lambda per week is 7x lambda per day, so the
 scale alpha in days is 7x alpha in weeks (r, a, b do not change with the unit).
 
+DataFrames in, DataFrames out: every per-customer function takes the summary and returns a Series
+(one horizon) or a DataFrame (one column per horizon, or one per quantity) indexed like it; the
+functions of a horizon alone (a customer not yet acquired: :func:`expected_purchases_new`,
+:func:`probability_of_purchases`) take numbers and return arrays, and
+:func:`new_customer_purchases` returns them as a Series indexed by the horizon. The prediction
+functions take a BG/NBD, MBG/NBD or Pareto/NBD fit (:data:`PURCHASE_MODELS`); the shared pieces
+(:class:`~helpers.btyd.ModelFit`, the optimizer, the parametric bootstrap, information criteria
+and likelihood-ratio tests) live in :mod:`helpers.btyd`.
+
 Standard errors: Wald, from the observed information (the numerical Hessian of the negative
 log-likelihood at the optimum, ``statsmodels.tools.numdiff.approx_hess3``) on the log scale;
 confidence intervals are exp(log estimate +- z se), so they stay positive.
@@ -28,14 +37,12 @@ confidence intervals are exp(log estimate +- z se), so they stay positive.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import numpy as np
 import pandas as pd
-from scipy import optimize, special, stats
-from statsmodels.tools.numdiff import approx_hess3
+from scipy import special, stats
 
-from helpers import economics, periods
+from helpers import btyd, economics, pareto_nbd, periods
+from helpers.btyd import ModelFit
 from helpers.economics import Economics
 from helpers.segments import TIME_UNITS, summary_from_codes, unit_days
 
@@ -48,10 +55,18 @@ __all__ = [
     "fit_mbgnbd",
     "PURCHASE_MODELS",
     "compare_purchase_models",
+    "fit_bgnbd_covariates",
+    "covariate_effects",
+    "nbd_loglik",
+    "fit_nbd",
+    "NESTED_TESTS",
+    "model_selection",
     "load_cdnow",
     "gamma_gamma_loglik",
     "fit_gamma_gamma",
     "expected_purchases_new",
+    "new_customer_purchases",
+    "new_customer_value",
     "expected_purchases",
     "p_alive",
     "expected_spend",
@@ -78,52 +93,6 @@ CDNOW_PUBLISHED: dict[str, dict[str, float]] = {
     # Fader, Hardie & Lee (2005), JMR 42(4); Hardie (2013), "The Gamma-Gamma model of monetary value"
     "Gamma-Gamma": {"p": 6.25, "q": 3.74, "gamma": 15.44},
 }
-
-
-@dataclass
-class ModelFit:
-    """A fitted model: parameter estimates, log-likelihood, covariance of the log-parameters,
-    Wald CIs. Parameters are attributes too (``fit.r``, ``fit.alpha``; ``fit.p``, ``fit.q``...)."""
-
-    model: str
-    params: dict[str, float]
-    loglik: float
-    n: int
-    time_unit: str
-    cov_log: np.ndarray
-    converged: bool
-    extra: dict = field(default_factory=dict)
-
-    def __getattr__(self, name: str) -> float:
-        params = self.__dict__.get("params", {})
-        if name in params:
-            return params[name]
-        raise AttributeError(name)
-
-    def summary(self, level: float = 0.95) -> pd.DataFrame:
-        """Estimate, standard error (delta method: se = estimate x se(log)) and Wald CI per
-        parameter, the CI computed on the log scale."""
-        z = stats.norm.ppf(0.5 + level / 2)
-        est = np.array(list(self.params.values()))
-        se_log = np.sqrt(np.clip(np.diag(self.cov_log), 0, None))
-        return pd.DataFrame(
-            {
-                "estimate": est,
-                "se": est * se_log,
-                "ci_low": est * np.exp(-z * se_log),
-                "ci_high": est * np.exp(z * se_log),
-            },
-            index=pd.Index(list(self.params), name="parameter"),
-        )
-
-
-def _columns(summary: pd.DataFrame, cols: tuple[str, ...]) -> list[np.ndarray]:
-    missing = [c for c in cols if c not in summary.columns]
-    if missing:
-        raise ValueError(
-            f"the summary needs the columns {list(cols)}; missing {missing} (build it with helpers.segments.rfm_table)"
-        )
-    return [summary[c].to_numpy(dtype=float) for c in cols]
 
 
 def _check_bgnbd_data(x: np.ndarray, tx: np.ndarray, T: np.ndarray) -> None:
@@ -242,18 +211,22 @@ class _BGNBDData:
         return -ll, -grad
 
 
-def bgnbd_loglik(summary: pd.DataFrame, r: float, alpha: float, a: float, b: float) -> np.ndarray:
-    """Per-customer BG/NBD log-likelihood at fixed parameters (see :class:`_BGNBDData.loglik`)."""
-    x, tx, T = _columns(summary, ("frequency", "recency", "T"))
+def bgnbd_loglik(summary: pd.DataFrame, r: float, alpha: float, a: float, b: float) -> pd.Series:
+    """Per-customer BG/NBD log-likelihood at fixed parameters (see :class:`_BGNBDData.loglik`),
+    indexed like `summary`."""
+    x, tx, T = btyd.columns(summary, ("frequency", "recency", "T"))
     _check_bgnbd_data(x, tx, T)
-    return _BGNBDData(x, tx, T).loglik(r, alpha, a, b)
+    ll = _BGNBDData(x, tx, T).loglik(r, alpha, a, b)
+    return pd.Series(ll, index=summary.index, name="loglik")
 
 
-def mbgnbd_loglik(summary: pd.DataFrame, r: float, alpha: float, a: float, b: float) -> np.ndarray:
-    """Per-customer MBG/NBD log-likelihood at fixed parameters (see :class:`_BGNBDData.mbg_loglik`)."""
-    x, tx, T = _columns(summary, ("frequency", "recency", "T"))
+def mbgnbd_loglik(summary: pd.DataFrame, r: float, alpha: float, a: float, b: float) -> pd.Series:
+    """Per-customer MBG/NBD log-likelihood at fixed parameters (see
+    :class:`_BGNBDData.mbg_loglik`), indexed like `summary`."""
+    x, tx, T = btyd.columns(summary, ("frequency", "recency", "T"))
     _check_bgnbd_data(x, tx, T)
-    return _BGNBDData(x, tx, T).mbg_loglik(r, alpha, a, b)
+    ll = _BGNBDData(x, tx, T).mbg_loglik(r, alpha, a, b)
+    return pd.Series(ll, index=summary.index, name="loglik")
 
 
 #: From this many customers on, the purchase and spend models are fitted with their analytic
@@ -262,60 +235,6 @@ def mbgnbd_loglik(summary: pd.DataFrame, r: float, alpha: float, a: float, b: fl
 #: 3.7874 on one machine, above 3.7875 on another, on the bundled company); the analytic path
 #: finds the optimum to about 1e-8 on any machine. Tests set it high to compare the two paths.
 ANALYTIC_MIN_N = 0
-
-
-def _fit(
-    nll, x0: np.ndarray, names: list[str], model: str, n: int, time_unit: str, nll_grad=None
-) -> ModelFit:
-    """L-BFGS-B on the log-parameters, restarted once from its optimum, and the observed
-    information at the optimum. With `nll_grad` (value and analytic gradient) and at least
-    :data:`ANALYTIC_MIN_N` customers the optimizer uses the gradient and the Hessian is the
-    central difference of the gradient; otherwise numerical gradients and approx_hess3."""
-    bounds = [(-15, 15)] * len(x0)
-    if nll_grad is not None and n >= ANALYTIC_MIN_N:
-        tight = {"ftol": 1e-14, "gtol": 1e-8, "maxiter": 1000}  # cheap with exact gradients
-        res = optimize.minimize(
-            nll_grad, x0, jac=True, method="L-BFGS-B", bounds=bounds, options=tight
-        )
-        res2 = optimize.minimize(
-            nll_grad, res.x, jac=True, method="L-BFGS-B", bounds=bounds, options=tight
-        )
-        if res2.fun < res.fun:
-            res = res2
-        # converged: a run met its tolerances, or the line search stopped where the gradient is
-        # zero to the precision of the sum (|g| <= 1e-7 |f| in every log-parameter): at the optimum
-        # L-BFGS-B cannot improve the last digits and says ABNORMAL_TERMINATION_IN_LNSRCH
-        grad = np.asarray(nll_grad(res.x)[1], dtype=float)
-        flat = bool(np.all(np.abs(grad) <= 1e-7 * max(1.0, abs(float(res.fun)))))
-        converged = bool(res.success or res2.success or flat)
-        hess = _hess_from_grad(nll_grad, res.x)
-    else:
-        res = optimize.minimize(nll, x0, method="L-BFGS-B", bounds=bounds)
-        # restart once from the optimum: L-BFGS-B with numerical gradients can stop a little early
-        res2 = optimize.minimize(nll, res.x, method="L-BFGS-B", bounds=bounds)
-        converged = bool(res.success or res2.success)
-        if res2.fun < res.fun:
-            res = res2
-        hess = approx_hess3(res.x, nll)
-    try:
-        cov = np.linalg.inv(hess)
-    except np.linalg.LinAlgError:
-        cov = np.full_like(hess, np.nan)
-    params = dict(zip(names, np.exp(res.x).tolist(), strict=True))
-    return ModelFit(model, params, float(-res.fun), n, time_unit, cov, converged)
-
-
-def _hess_from_grad(nll_grad, theta: np.ndarray) -> np.ndarray:
-    """Hessian by central differences of the analytic gradient, symmetrized
-    (step eps^(1/3) max(1, |theta_j|), Nocedal & Wright 2006, section 8.1)."""
-    k = len(theta)
-    hess = np.empty((k, k))
-    for j in range(k):
-        h = np.cbrt(np.finfo(float).eps) * max(1.0, abs(theta[j]))
-        e = np.zeros(k)
-        e[j] = h
-        hess[:, j] = (nll_grad(theta + e)[1] - nll_grad(theta - e)[1]) / (2 * h)
-    return (hess + hess.T) / 2
 
 
 def fit_bgnbd(summary: pd.DataFrame, time_unit: str | None = None) -> ModelFit:
@@ -339,7 +258,7 @@ def fit_mbgnbd(summary: pd.DataFrame, time_unit: str | None = None) -> ModelFit:
 def _fit_purchases(summary: pd.DataFrame, time_unit: str | None, model: str) -> ModelFit:
     """Maximum likelihood of the BG/NBD or MBG/NBD on the summary, from a start where the mean
     purchase rate r / alpha matches the data's and a = b = r = 1."""
-    x, tx, T = _columns(summary, ("frequency", "recency", "T"))
+    x, tx, T = btyd.columns(summary, ("frequency", "recency", "T"))
     _check_bgnbd_data(x, tx, T)
     unit = time_unit or summary.attrs.get("time_unit", "?")
     data = _BGNBDData(x, tx, T)
@@ -353,20 +272,226 @@ def _fit_purchases(summary: pd.DataFrame, time_unit: str | None, model: str) -> 
 
     rate = max(x.mean(), 0.05) / T.mean()
     x0 = np.log([1.0, 1.0 / rate, 1.0, 1.0])
-    return _fit(nll, x0, ["r", "alpha", "a", "b"], model, len(x), unit, nll_grad)
+    return btyd.fit_log_params(
+        nll, x0, ["r", "alpha", "a", "b"], model, len(x), unit, nll_grad, len(x) >= ANALYTIC_MIN_N
+    )
 
 
-#: The purchase models a report can choose between, by name.
-PURCHASE_MODELS = {"BG/NBD": fit_bgnbd, "MBG/NBD": fit_mbgnbd}
+#: The purchase models a report can choose between, by name: the BG/NBD and MBG/NBD of this
+#: module and the Pareto/NBD of :mod:`helpers.pareto_nbd`. The prediction functions of this module
+#: (:func:`p_alive`, :func:`expected_purchases`, :func:`expected_purchases_new`,
+#: :func:`predictive_clv`, :func:`evaluate_holdout`, :func:`tracking`) take a fit of any of them.
+PURCHASE_MODELS = {
+    "BG/NBD": fit_bgnbd,
+    "MBG/NBD": fit_mbgnbd,
+    "Pareto/NBD": pareto_nbd.fit_pareto_nbd,
+}
 
 
-def gamma_gamma_loglik(summary: pd.DataFrame, p: float, q: float, gamma: float) -> np.ndarray:
+def fit_bgnbd_covariates(
+    summary: pd.DataFrame,
+    purchase: pd.DataFrame | None = None,
+    dropout: pd.DataFrame | None = None,
+    time_unit: str | None = None,
+) -> ModelFit:
+    """Maximum-likelihood BG/NBD with time-invariant covariates (Fader & Hardie 2007,
+    "Incorporating time-invariant covariates into the Pareto/NBD and BG/NBD models"; the
+    parametrization of R's CLVTools for the purchase process):
+
+        alpha_i = alpha exp(-gamma' z_i)   (purchase rate lambda_i ~ Gamma(r, alpha_i): its mean
+                                            r / alpha_i is exp(gamma' z_i) times the base's),
+        a_i = a exp(delta' w_i)            (dropout p_i ~ Beta(a_i, b): a larger a_i, more dropout),
+
+    z_i the `purchase` covariates and w_i the `dropout` covariates of customer i (DataFrames of
+    numbers indexed like `summary`; dummy-code a category, e.g. ``pd.get_dummies(channel,
+    drop_first=True, dtype=float)``). The likelihood of each customer is the BG/NBD's (FHL 2005
+    eq. 6) at their own alpha_i, a_i; it is evaluated per distinct covariate pattern (with the
+    analytic gradient of :class:`_BGNBDData`, chained through the log-links), so categorical
+    covariates cost little; many distinct continuous values cost one pass per value.
+
+    Returns a :class:`ModelFit` (model ``"BG/NBD+covariates"``) with r, alpha, a, b (the base: all
+    covariates 0) and, per covariate, ``rate_multiplier[name]`` = exp(gamma) and
+    ``a_multiplier[name]`` = exp(delta), all positive with Wald CIs on the log scale
+    (``summary()``); ``extra`` holds the covariate names. Without covariates it is
+    :func:`fit_bgnbd`. :func:`covariate_effects` turns the fit into multipliers of the mean
+    purchase rate and of the mean dropout probability."""
+    x, tx, T = btyd.columns(summary, ("frequency", "recency", "T"))
+    _check_bgnbd_data(x, tx, T)
+    unit = time_unit or summary.attrs.get("time_unit", "?")
+    Z = btyd.covariate_matrix(summary, purchase, "purchase")
+    W = btyd.covariate_matrix(summary, dropout, "dropout")
+    kz, kw = Z.shape[1], W.shape[1]
+    pattern, inv = np.unique(np.hstack([Z, W]), axis=0, return_inverse=True)
+    inv = inv.reshape(-1)
+    groups = [
+        (pattern[g, :kz], pattern[g, kz:], _BGNBDData(x[rows], tx[rows], T[rows]))
+        for g in range(len(pattern))
+        for rows in [np.flatnonzero(inv == g)]
+    ]
+
+    def nll_grad(theta: np.ndarray) -> tuple[float, np.ndarray]:
+        base, gam, dlt = theta[:4], theta[4 : 4 + kz], theta[4 + kz :]
+        total, grad = 0.0, np.zeros_like(theta)
+        for z, w, data in groups:
+            th = base + np.array([0.0, -(gam @ z), dlt @ w, 0.0])
+            f, g = data.nll_and_grad(th, False)
+            total += f
+            grad[:4] += g
+            grad[4 : 4 + kz] -= g[1] * z
+            grad[4 + kz :] += g[2] * w
+        return total, grad
+
+    rate = max(x.mean(), 0.05) / T.mean()
+    x0 = np.concatenate([np.log([1.0, 1.0 / rate, 1.0, 1.0]), np.zeros(kz + kw)])
+    zn = [f"rate_multiplier[{c}]" for c in (purchase.columns if kz else [])]
+    wn = [f"a_multiplier[{c}]" for c in (dropout.columns if kw else [])]
+    fit = btyd.fit_log_params(
+        lambda th: nll_grad(th)[0], x0, ["r", "alpha", "a", "b", *zn, *wn], "BG/NBD+covariates",
+        len(x), unit, nll_grad,
+    )  # fmt: skip
+    fit.extra.update(
+        purchase_covariates=list(purchase.columns) if kz else [],
+        dropout_covariates=list(dropout.columns) if kw else [],
+    )
+    return fit
+
+
+def covariate_effects(
+    fit: ModelFit, level: float = 0.95, n_draws: int = 4000, seed: int = 0
+) -> pd.DataFrame:
+    """The effects of a :func:`fit_bgnbd_covariates` fit as a customer-facing table, one row per
+    covariate (a unit change of it, the others fixed): ``process`` (purchase or dropout) and
+    ``multiplier`` with its `level` interval -- for a purchase covariate the multiplier of the
+    mean purchase rate r / alpha_i, exp(gamma) (Wald, log scale); for a dropout covariate the
+    multiplier of the mean dropout probability after a purchase,
+    [a e^delta / (a e^delta + b)] / [a / (a + b)], its interval the percentiles of a seeded
+    parametric bootstrap (:func:`helpers.btyd.sample_log_params`, `n_draws` draws)."""
+    if fit.model != "BG/NBD+covariates":
+        raise ValueError(f"not a BG/NBD fit with covariates: {fit.model!r}")
+    table = fit.summary(level)
+    rows = []
+    for name in fit.extra.get("purchase_covariates", []):
+        row = table.loc[f"rate_multiplier[{name}]"]
+        rows.append({"covariate": name, "process": "purchase", "multiplier": row["estimate"],
+                     "ci_low": row["ci_low"], "ci_high": row["ci_high"]})  # fmt: skip
+    names = list(fit.params)
+    draws = (
+        btyd.sample_log_params(fit, n_draws, seed) if fit.extra.get("dropout_covariates") else None
+    )
+    for name in fit.extra.get("dropout_covariates", []):
+        j = names.index(f"a_multiplier[{name}]")
+
+        def ratio(a: np.ndarray, b: np.ndarray, m: np.ndarray) -> np.ndarray:
+            return (a * m / (a * m + b)) / (a / (a + b))
+
+        point = float(ratio(np.array(fit.a), np.array(fit.b), np.array(fit.params[names[j]])))
+        sims = ratio(draws[:, 2], draws[:, 3], draws[:, j])
+        lo, hi = np.quantile(sims, [(1 - level) / 2, (1 + level) / 2])
+        rows.append({"covariate": name, "process": "dropout", "multiplier": point,
+                     "ci_low": float(lo), "ci_high": float(hi)})  # fmt: skip
+    return pd.DataFrame(rows, columns=["covariate", "process", "multiplier", "ci_low", "ci_high"])
+
+
+def nbd_loglik(summary: pd.DataFrame, r: float, alpha: float) -> pd.Series:
+    """Per-customer NBD log-likelihood (Ehrenberg 1959; Morrison & Schmittlein 1988): Poisson
+    purchases at rate lambda ~ Gamma(r, alpha) and no dropout, the timing likelihood of x repeat
+    purchases in (0, T],
+
+        L = G(r+x)/G(r) alpha^r / (alpha+T)^(r+x),
+
+    the BG/NBD's (and the Pareto/NBD's) likelihood in the limit of no dropout (b -> infinity;
+    beta -> infinity), on the same scale, so the log-likelihoods compare. Indexed like `summary`."""
+    x, tx, T = btyd.columns(summary, ("frequency", "recency", "T"))
+    _check_bgnbd_data(x, tx, T)
+    ll = (
+        special.gammaln(r + x)
+        - special.gammaln(r)
+        + r * np.log(alpha)
+        - (r + x) * np.log(alpha + T)
+    )
+    return pd.Series(ll, index=summary.index, name="loglik")
+
+
+def fit_nbd(summary: pd.DataFrame, time_unit: str | None = None) -> ModelFit:
+    """Maximum-likelihood NBD fit (r, alpha; no dropout) on ``frequency``, ``recency``, ``T``:
+    the benchmark every BTYD model with a dropout process extends (Fader & Hardie 2004, "Illustrating
+    the performance of the NBD as a benchmark model for customer-base analysis"). Gradient:
+    dL/dr = psi(r+x) - psi(r) + log alpha - log(alpha+T), dL/dalpha = r/alpha - (r+x)/(alpha+T)."""
+    x, tx, T = btyd.columns(summary, ("frequency", "recency", "T"))
+    _check_bgnbd_data(x, tx, T)
+    unit = time_unit or summary.attrs.get("time_unit", "?")
+
+    def nll_grad(theta: np.ndarray) -> tuple[float, np.ndarray]:
+        r, alpha = np.exp(theta)
+        aT = alpha + T
+        ll = special.gammaln(r + x) - special.gammaln(r) + r * np.log(alpha) - (r + x) * np.log(aT)
+        d_r = special.digamma(r + x) - special.digamma(r) + np.log(alpha) - np.log(aT)
+        d_a = r / alpha - (r + x) / aT
+        return -float(ll.sum()), -np.array([d_r.sum() * r, d_a.sum() * alpha])
+
+    rate = max(x.mean(), 0.05) / T.mean()
+    x0 = np.log([1.0, 1.0 / rate])
+    return btyd.fit_log_params(
+        lambda th: nll_grad(th)[0], x0, ["r", "alpha"], "NBD", len(x), unit, nll_grad,
+        len(x) >= ANALYTIC_MIN_N,
+    )  # fmt: skip
+
+
+#: The nested pairs of :func:`model_selection`: (restricted, full, restrictions, on the boundary?,
+#: what the restriction says).
+NESTED_TESTS: tuple[tuple[str, str, int, bool, str], ...] = (
+    ("NBD", "BG/NBD", 1, True, "no dropout: p = 0 for everyone (b -> infinity)"),
+    ("NBD", "MBG/NBD", 1, True, "no dropout: p = 0 for everyone (b -> infinity)"),
+    ("NBD", "Pareto/NBD", 1, True, "no dropout: mu = 0 for everyone (beta -> infinity)"),
+)
+
+
+def model_selection(
+    summary: pd.DataFrame, fits: dict[str, ModelFit] | None = None
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Choosing a purchase model honestly on one summary: the information criteria of every fit
+    and the likelihood-ratio tests where the models are nested.
+
+    `fits`: fitted models of the same customers by name; default the NBD (:func:`fit_nbd`), the
+    BG/NBD, the MBG/NBD and the Pareto/NBD fitted here. Returns
+
+    * criteria (:func:`helpers.btyd.information_criteria`): loglik, n_params, n, aic, bic, their
+      differences to the best and the Akaike weights, one row per model, by AIC;
+    * tests (:func:`helpers.btyd.lr_test`), one row per nested pair of :data:`NESTED_TESTS`
+      present in `fits`: the NBD is each dropout model without dropout. That restriction is on the
+      boundary of the parameter space (a dropout probability or rate of 0 for everyone is the
+      limit b -> infinity, beta -> infinity), so the p-value is the chi-bar-square mixture
+      0.5 chi2(0) + 0.5 chi2(1) (Self & Liang 1987), half the naive chi2(1) one (also given).
+      Under that null the other dropout parameter (a; s) is not identified (Davies 1977), so
+      the mixture is the usual approximation, not an exact law.
+
+    BG/NBD, MBG/NBD and Pareto/NBD are not nested in one another: between them only the
+    criteria (and the holdout check of :func:`compare_purchase_models`) speak. The criteria and
+    tests judge the fit to the calibration data; the holdout check judges the forecasts."""
+    if fits is None:
+        fits = {
+            "NBD": fit_nbd(summary),
+            **{name: f(summary) for name, f in PURCHASE_MODELS.items()},
+        }
+    criteria = btyd.information_criteria(fits)
+    rows = [
+        {**btyd.lr_test(fits[lo], fits[hi], df, boundary), "restriction": what}
+        for lo, hi, df, boundary, what in NESTED_TESTS
+        if lo in fits and hi in fits
+    ]
+    cols = ["restricted", "full", "restriction", "lr", "df", "boundary", "p_value", "naive_p_value"]
+    tests = pd.DataFrame(rows, columns=cols)
+    return criteria, tests
+
+
+def gamma_gamma_loglik(summary: pd.DataFrame, p: float, q: float, gamma: float) -> pd.Series:
     """Per-customer Gamma-Gamma log-likelihood of the mean spend m of x repeat purchases
     (Hardie 2013): m | nu ~ Gamma(p x, rate nu x), nu ~ Gamma(q, rate gamma), so
-    log f = lnG(px+q) - lnG(px) - lnG(q) + q ln gamma + (px-1) ln m + px ln x - (px+q) ln(gamma + m x).
+    log f = lnG(px+q) - lnG(px) - lnG(q) + q ln gamma + (px-1) ln m + px ln x - (px+q) ln(gamma + m x),
+    indexed like `summary` (repeat customers only: anything else raises ValueError).
     """
     x, m = _repeat_spend(summary)
-    return _gg_loglik(x, m, p, q, gamma)
+    return pd.Series(_gg_loglik(x, m, p, q, gamma), index=summary.index, name="loglik")
 
 
 def _gg_loglik(x: np.ndarray, m: np.ndarray, p: float, q: float, gamma: float) -> np.ndarray:
@@ -418,7 +543,7 @@ class _GGData:
 
 
 def _repeat_spend(summary: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-    x, m = _columns(summary, ("frequency", "monetary_value"))
+    x, m = btyd.columns(summary, ("frequency", "monetary_value"))
     bad = (x <= 0) | ~(m > 0)
     if bad.any():
         raise ValueError(
@@ -444,7 +569,10 @@ def fit_gamma_gamma(summary: pd.DataFrame) -> ModelFit:
         return -float(data.loglik(*np.exp(theta)).sum())
 
     x0 = np.log([1.0, 2.0, float(np.mean(m))])
-    fit = _fit(nll, x0, ["p", "q", "gamma"], "Gamma-Gamma", len(x), "-", data.nll_and_grad)
+    fit = btyd.fit_log_params(
+        nll, x0, ["p", "q", "gamma"], "Gamma-Gamma", len(x), "-", data.nll_and_grad,
+        len(x) >= ANALYTIC_MIN_N,
+    )  # fmt: skip
     if fit.q <= 1:
         raise ValueError(
             f"the Gamma-Gamma fit has q = {fit.q:.3g} <= 1 (p = {fit.p:.3g}, gamma = {fit.gamma:.3g}): "
@@ -494,15 +622,24 @@ def gamma_gamma_independence(
 
 
 def _is_mbg(fit: ModelFit) -> bool:
-    if fit.model not in PURCHASE_MODELS:
-        raise ValueError(f"not a purchase model: {fit.model!r} (one of {list(PURCHASE_MODELS)})")
+    """True for an MBG/NBD fit, False for a BG/NBD fit; ValueError for anything else (the
+    formulas of this module are the BG/NBD family's; the Pareto/NBD is dispatched before)."""
+    if fit.model not in PURCHASE_MODELS or fit.model == "Pareto/NBD":
+        raise ValueError(f"not a BG/NBD or MBG/NBD fit: {fit.model!r}")
     return fit.model == "MBG/NBD"
 
 
+def _is_pareto(fit: ModelFit) -> bool:
+    return fit.model == "Pareto/NBD"
+
+
 def expected_purchases_new(fit: ModelFit, t: float | np.ndarray) -> np.ndarray:
-    """E[X(t)] for a new customer over (0, t]. BG/NBD (FHL 2005 eq. 7):
+    """E[X(t)] for a new customer over (0, t]. BG/NBD (FHL 2005 eq. 9):
     (a+b-1)/(a-1) [1 - (alpha/(alpha+t))^r 2F1(r, b; a+b-1; t/(alpha+t))];
-    MBG/NBD (Batislam et al. 2007): b/(a-1) [1 - (alpha/(alpha+t))^r 2F1(r, b+1; a+b; t/(alpha+t))]."""
+    MBG/NBD (Batislam et al. 2007): b/(a-1) [1 - (alpha/(alpha+t))^r 2F1(r, b+1; a+b; t/(alpha+t))];
+    Pareto/NBD: :func:`helpers.pareto_nbd.expected_purchases_new`."""
+    if _is_pareto(fit):
+        return pareto_nbd.expected_purchases_new(fit, t)
     r, alpha, a, b = fit.r, fit.alpha, fit.a, fit.b
     t = np.asarray(t, dtype=float)
     if _is_mbg(fit):
@@ -510,6 +647,151 @@ def expected_purchases_new(fit: ModelFit, t: float | np.ndarray) -> np.ndarray:
         return b / (a - 1) * (1 - (alpha / (alpha + t)) ** r * hyp)
     hyp = special.hyp2f1(r, b, a + b - 1, t / (alpha + t))
     return (a + b - 1) / (a - 1) * (1 - (alpha / (alpha + t)) ** r * hyp)
+
+
+def _new_cum(model: str, P: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """E[X(t)] of a new customer for many parameter sets at once: P (draws x 4, the fit's
+    parameter order), t (horizons) -> draws x horizons. The formulas of
+    :func:`expected_purchases_new` (BG/NBD FHL 2005 eq. 9; MBG/NBD; Pareto/NBD)."""
+    c0, c1, c2, c3 = (P[:, j][:, None] for j in range(4))
+    t = np.asarray(t, dtype=float)[None, :]
+    if model == "Pareto/NBD":  # r, alpha, s, beta
+        r, alpha, s, beta = c0, c1, c2, c3
+        u = np.log1p(t / beta)
+        sm1 = s - 1
+        near = np.abs(sm1) < 1e-10
+        safe = np.where(near, 1.0, sm1)
+        alive = np.where(near, beta * u, beta * -np.expm1(-sm1 * u) / safe)
+        return r / alpha * alive
+    r, alpha, a, b = c0, c1, c2, c3
+    z = t / (alpha + t)
+    lead = r * np.log(alpha / (alpha + t))
+    if model == "MBG/NBD":
+        return b / (a - 1) * (1 - np.exp(lead) * special.hyp2f1(r, b + 1, a + b, z))
+    return (a + b - 1) / (a - 1) * (1 - np.exp(lead) * special.hyp2f1(r, b, a + b - 1, z))
+
+
+def new_customer_purchases(fit: ModelFit, t: float | np.ndarray) -> pd.Series:
+    """Expected repeat purchases of a customer acquired today (time 0) over (0, t], for each
+    horizon t in the fit's time unit (CLVTools' ``newcustomer()``), a Series indexed by the
+    horizon and named after the model: :func:`expected_purchases_new`, i.e. BG/NBD
+    (a+b-1)/(a-1) [1 - (alpha/(alpha+t))^r 2F1(r, b; a+b-1; t/(alpha+t))] (Fader, Hardie & Lee
+    2005, eq. 9), MBG/NBD b/(a-1) [1 - (alpha/(alpha+t))^r 2F1(r, b+1; a+b; t/(alpha+t))]
+    (Batislam et al. 2007), Pareto/NBD r beta/(alpha (s-1)) [1 - (beta/(beta+t))^(s-1)]
+    (Schmittlein et al. 1987). The first purchase (the acquisition) is not counted."""
+    tt = np.atleast_1d(np.asarray(t, dtype=float))
+    if tt.ndim != 1 or np.any(~np.isfinite(tt) | (tt < 0)):
+        raise ValueError(f"horizons must be finite and >= 0, got {t!r}")
+    values = np.atleast_1d(np.asarray(expected_purchases_new(fit, tt), dtype=float))
+    return pd.Series(values, index=pd.Index(tt, name="horizon"), name=fit.model)
+
+
+def _new_margin(
+    model: str, P: np.ndarray, G: np.ndarray, t: np.ndarray, disc: np.ndarray, m: float, c: float,
+    first: bool,
+) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """Discounted margin and undiscounted repeat purchases of a new customer per parameter draw
+    (rows of P for the purchase model, of G = (p, q, gamma) for the spend model)."""
+    cum = _new_cum(model, P, t)
+    per_month = np.diff(cum, axis=1, prepend=0.0)
+    p, q, g = G[:, 0], G[:, 1], G[:, 2]
+    spend = np.where(q > 1, p * g / np.where(q > 1, q - 1, 1.0), np.inf)
+    per_order = m * spend - c
+    return per_order * ((1.0 if first else 0.0) + per_month @ disc), cum[:, -1]
+
+
+def _quantile_se(draws: np.ndarray, prob: float) -> float:
+    """Monte Carlo standard error of the sample `prob`-quantile, distribution-free: half the
+    distance between the order statistics one binomial standard deviation either side of
+    n prob (the order-statistic interval for a quantile, e.g. Hyndman & Fan 1996)."""
+    n = len(draws)
+    xs = np.sort(draws)
+    sd = np.sqrt(n * prob * (1 - prob))
+    lo = int(np.clip(np.floor(n * prob - sd), 0, n - 1))
+    hi = int(np.clip(np.ceil(n * prob + sd), 0, n - 1))
+    return float((xs[hi] - xs[lo]) / 2)
+
+
+def new_customer_value(
+    purchases: ModelFit,
+    gg: ModelFit,
+    econ: Economics = economics.SAMPLE,
+    margin_rate: float | None = None,
+    cost_per_order: float = 0.0,
+    include_first: bool = True,
+    level: float = 0.95,
+    seed: int = 0,
+    min_draws: int = 4000,
+    max_draws: int = 512_000,
+) -> dict[str, float | int | str]:
+    """What a customer acquired today is expected to bring over ``econ.horizon_months``: the
+    number a customer-acquisition cost is compared with (CLVTools' ``newcustomer()``, with
+    margin). Under the BG/NBD, MBG/NBD or Pareto/NBD `purchases` fit and the Gamma-Gamma `gg`:
+
+        margin = (m E[Z] - c) [1{first} + sum_{k=1..H} (E[X(k)] - E[X(k-1)]) / (1 + d_m)^k],
+
+    E[X(k)] the expected repeat purchases of a new customer in the first k months
+    (:func:`new_customer_purchases`, eq. 9 of Fader, Hardie & Lee 2005 for the BG/NBD), E[Z] =
+    p gamma / (q - 1) the Gamma-Gamma population mean spend per order (Fader, Hardie & Lee 2005,
+    JMR; assumed for the first order too), m the margin rate (`margin_rate`, default
+    ``econ.gross_margin_rate``), c the cost to serve an order, d_m the monthly discount rate;
+    the acquisition order itself counts, undiscounted, when `include_first`.
+
+    The interval: a parametric bootstrap of both fits (:func:`helpers.btyd.sample_log_params`,
+    log-parameters ~ N(estimate, cov_log), seeded with `seed` and `seed` + 1), the `level`
+    percentile interval of the draws' margins. Draws double from `min_draws` until the Monte
+    Carlo standard error of each end and of the mean (:func:`_quantile_se`, sd / sqrt(n)) is
+    below 1/100 of the interval's width (or `max_draws`, flagged ``mc_ok`` False). Parameter
+    uncertainty only: one customer's realized margin varies far more.
+
+    Returns model, horizon_months, expected_purchases (repeat, undiscounted, at the estimates),
+    expected_orders (with the first when `include_first`), spend_per_order, margin_per_order,
+    margin (at the estimates), margin_mean, margin_low, margin_high (over the draws), level,
+    n_draws, mc_se (largest Monte Carlo standard error of the ends and the mean), mc_ok."""
+    if purchases.model not in PURCHASE_MODELS:
+        raise ValueError(
+            f"not a purchase model: {purchases.model!r} (one of {list(PURCHASE_MODELS)})"
+        )
+    if gg.model != "Gamma-Gamma":
+        raise ValueError(f"the spend model must be a Gamma-Gamma fit, not {gg.model!r}")
+    m = econ.gross_margin_rate if margin_rate is None else margin_rate
+    months = np.arange(1, econ.horizon_months + 1)
+    t = months * TIME_UNITS["M"] / unit_days(purchases.time_unit)
+    disc = econ.discount_factors()
+    P0 = np.array([list(purchases.params.values())])
+    G0 = np.array([list(gg.params.values())])
+    point, repeat = _new_margin(purchases.model, P0, G0, t, disc, m, cost_per_order, include_first)
+    lo_p, hi_p = (1 - level) / 2, (1 + level) / 2
+    n = min_draws
+    while True:
+        P = btyd.sample_log_params(purchases, n, seed)
+        G = btyd.sample_log_params(gg, n, seed + 1)
+        draws, _ = _new_margin(purchases.model, P, G, t, disc, m, cost_per_order, include_first)
+        draws = draws[np.isfinite(draws)]
+        lo, hi = np.quantile(draws, [lo_p, hi_p])
+        mc_se = max(_quantile_se(draws, lo_p), _quantile_se(draws, hi_p),
+                    float(draws.std() / np.sqrt(len(draws))))  # fmt: skip
+        ok = mc_se < (hi - lo) / 100
+        if ok or 2 * n > max_draws:
+            break
+        n *= 2
+    spend = gg.p * gg.gamma / (gg.q - 1) if gg.q > 1 else np.inf
+    return {
+        "model": purchases.model,
+        "horizon_months": int(econ.horizon_months),
+        "expected_purchases": float(repeat[0]),
+        "expected_orders": float(repeat[0]) + (1.0 if include_first else 0.0),
+        "spend_per_order": float(spend),
+        "margin_per_order": float(m * spend - cost_per_order),
+        "margin": float(point[0]),
+        "margin_mean": float(draws.mean()),
+        "margin_low": float(lo),
+        "margin_high": float(hi),
+        "level": level,
+        "n_draws": int(n),
+        "mc_se": mc_se,
+        "mc_ok": bool(ok),
+    }
 
 
 def _log_odds_dead(fit: ModelFit, x: np.ndarray, tx: np.ndarray, T: np.ndarray) -> np.ndarray:
@@ -528,24 +810,32 @@ def p_alive(fit: ModelFit, summary: pd.DataFrame) -> pd.Series:
     """P(alive | x, t_x, T). BG/NBD: 1 / (1 + 1{x>0} a/(b+x-1) ((alpha+T)/(alpha+t_x))^(r+x))
     (FHL 2005 eq. 11), exactly 1 for customers without repeat purchases (x = 0), however long
     ago they bought. MBG/NBD: 1 / (1 + a/(b+x) ((alpha+T)/(alpha+t_x))^(r+x)) (Batislam et al.
-    2007), so a one-time buyer's P(alive) falls with the time since their purchase."""
-    x, tx, T = _columns(summary, ("frequency", "recency", "T"))
+    2007), so a one-time buyer's P(alive) falls with the time since their purchase. Pareto/NBD:
+    :func:`helpers.pareto_nbd.p_alive`."""
+    if _is_pareto(fit):
+        return pareto_nbd.p_alive(fit, summary)
+    x, tx, T = btyd.columns(summary, ("frequency", "recency", "T"))
     return pd.Series(
         special.expit(-_log_odds_dead(fit, x, tx, T)), index=summary.index, name="p_alive"
     )
 
 
-def expected_purchases(fit: ModelFit, summary: pd.DataFrame, t: float | np.ndarray) -> np.ndarray:
+def expected_purchases(
+    fit: ModelFit, summary: pd.DataFrame, t: float | np.ndarray
+) -> pd.Series | pd.DataFrame:
     """Expected purchases in (T, T+t] given x, t_x, T (FHL 2005 eq. 10), t in the fit's unit:
     (a+b+x-1)/(a-1) [1 - ((alpha+T)/(alpha+T+t))^(r+x) 2F1(r+x, b+x; a+b+x-1; t/(alpha+T+t))]
     x P(alive); for the MBG/NBD (Batislam et al. 2007) the first factor is
     (a+b+x)/(a-1) [1 - (...)^(r+x) 2F1(r+x, b+x+1; a+b+x; t/(alpha+T+t))].
 
-    `t` a scalar gives one value per customer; an array of horizons gives a (customers x len(t))
-    matrix.
+    `t` a scalar gives a Series (one value per customer), an array of horizons a DataFrame with
+    one column per horizon, both indexed like `summary`. Pareto/NBD:
+    :func:`helpers.pareto_nbd.expected_purchases`.
     """
+    if _is_pareto(fit):
+        return pareto_nbd.expected_purchases(fit, summary, t)
     r, alpha, a, b = fit.r, fit.alpha, fit.a, fit.b
-    x, tx, T = _columns(summary, ("frequency", "recency", "T"))
+    x, tx, T = btyd.columns(summary, ("frequency", "recency", "T"))
     scalar = np.ndim(t) == 0
     tt = np.atleast_1d(np.asarray(t, dtype=float))[None, :]
     x, tx, T = x[:, None], tx[:, None], T[:, None]
@@ -557,14 +847,16 @@ def expected_purchases(fit: ModelFit, summary: pd.DataFrame, t: float | np.ndarr
         * (1 - np.exp((r + x) * (np.log(alpha + T) - np.log(alpha + T + tt))) * hyp)
     )
     out = num * special.expit(-_log_odds_dead(fit, x, tx, T))
-    return out[:, 0] if scalar else out
+    if scalar:
+        return pd.Series(out[:, 0], index=summary.index, name="expected_purchases")
+    return pd.DataFrame(out, index=summary.index, columns=pd.Index(tt[0], name="horizon"))
 
 
 def expected_spend(fit: ModelFit, summary: pd.DataFrame) -> pd.Series:
     """E[M | x, m] = p (gamma + x m) / (p x + q - 1) (Hardie 2013), the Gamma-Gamma posterior
     mean spend per purchase; for x = 0 the population mean p gamma / (q - 1)."""
     p, q, g = fit.p, fit.q, fit.gamma
-    x, m = _columns(summary, ("frequency", "monetary_value"))
+    x, m = btyd.columns(summary, ("frequency", "monetary_value"))
     m = np.where(x > 0, m, 0.0)
     return pd.Series(p * (g + x * m) / (p * x + q - 1), index=summary.index, name="expected_spend")
 
@@ -582,7 +874,7 @@ def predictive_clv(
     CLV = sum_{k=1..H} (E[Y(k)] - E[Y(k-1)]) (m E[M] - c) / (1 + d_m)^k,
 
     with E[Y(k)] the expected purchases in the first k months after the end of the data
-    (:func:`expected_purchases` of the BG/NBD or MBG/NBD `purchases` fit, months converted to the
+    (:func:`expected_purchases` of the BG/NBD, MBG/NBD or Pareto/NBD `purchases` fit, months converted to the
     summary's time unit), E[M] the Gamma-Gamma expected spend, m the share of spend kept as margin
     (`margin_rate`, default ``econ.gross_margin_rate``; for the sample company use
     :func:`helpers.economics.net_margin_rate`, which counts discounts and returns), c the cost to
@@ -598,14 +890,19 @@ def predictive_clv(
     m = econ.gross_margin_rate if margin_rate is None else margin_rate
     month = TIME_UNITS["M"] / unit_days(unit)
     k = np.arange(1, econ.horizon_months + 1)
-    x, tx, T = _columns(summary, ("frequency", "recency", "T"))
+    x, tx, T = btyd.columns(summary, ("frequency", "recency", "T"))
     disc = econ.discount_factors()
     total = np.empty(len(x))
     discounted = np.empty(len(x))
-    tables = _CumTables(purchases, x, T, k * month)
+    if _is_pareto(purchases):  # closed form in the horizon: no tables needed
+        tables = None
+        cum_all = pareto_nbd.expected_purchases(purchases, summary, np.atleast_1d(k * month))
+        cum_all = cum_all.to_numpy()
+    else:
+        tables = _CumTables(purchases, x, T, k * month)
     for lo in range(0, len(x), _CHUNK):  # a block of customers at a time: bounded memory
         sl = slice(lo, lo + _CHUNK)
-        cum = tables.cum(x[sl], tx[sl], T[sl])
+        cum = cum_all[sl] if tables is None else tables.cum(x[sl], tx[sl], T[sl])
         per_month = np.diff(cum, axis=1, prepend=0.0)
         total[sl], discounted[sl] = cum[:, -1], per_month @ disc
     spend = expected_spend(gg, summary)
@@ -768,7 +1065,7 @@ def evaluate_holdout(
     predicted holdout purchases. Metrics: MAE and RMSE per customer, MAE of the bucket means
     (weighted by customers), total actual and predicted purchases and their relative error.
     """
-    pred = expected_purchases(fit, cal, float(cal["holdout_duration"].iloc[0]))
+    pred = np.asarray(expected_purchases(fit, cal, float(cal["holdout_duration"].iloc[0])), float)
     act = cal["holdout_purchases"].to_numpy(float)
     bucket = np.minimum(cal["frequency"].to_numpy(), max_bucket)
     labels = [str(i) for i in range(max_bucket)] + [f"{max_bucket}+"]
@@ -796,10 +1093,14 @@ def evaluate_holdout(
 
 
 def compare_purchase_models(
-    cal: pd.DataFrame, models: tuple[str, ...] = ("BG/NBD", "MBG/NBD"), max_bucket: int = 7
+    cal: pd.DataFrame,
+    models: tuple[str, ...] = ("BG/NBD", "MBG/NBD", "Pareto/NBD"),
+    max_bucket: int = 7,
 ) -> tuple[pd.DataFrame, str]:
-    """Fit each purchase model on the calibration summary of :func:`calibration_holdout` and
-    score it on the holdout: the customer-weighted mean absolute error of the mean holdout
+    """Fit each purchase model (BG/NBD, MBG/NBD, Pareto/NBD by default) on the calibration
+    summary of :func:`calibration_holdout` and score it on the holdout, each with its own
+    conditional expectation (:func:`expected_purchases`, which calls
+    :func:`helpers.pareto_nbd.expected_purchases` for the Pareto/NBD): the customer-weighted mean absolute error of the mean holdout
     purchases per calibration-frequency bucket (``bucket_mae``, the tracking check of Fader,
     Hardie & Lee 2005), the relative error of the total, and the calibration log-likelihood.
 
@@ -853,30 +1154,9 @@ def load_cdnow(kind: str = "summary") -> pd.DataFrame:
 
 
 def sample_params(fit: ModelFit, n_draws: int = 200, seed: int = 0) -> list[ModelFit]:
-    """Parametric bootstrap of a fitted model: `n_draws` parameter sets drawn from the
-    asymptotic normal distribution of the log-parameters, N(log estimate, cov_log) (the inverse
-    observed information of the fit), each returned as a :class:`ModelFit` of the same model and
-    time unit. Summaries computed on every draw (a CLV per segment, a forecast) give intervals
-    for the business numbers that reflect the uncertainty of the parameters; they do not include
-    the randomness of the customers' future purchases themselves."""
-    if not np.all(np.isfinite(fit.cov_log)):
-        raise ValueError(f"the {fit.model} fit has no finite covariance: cannot sample")
-    rng = np.random.default_rng(seed)
-    names = list(fit.params)
-    mean = np.log([fit.params[k] for k in names])
-    draws = np.exp(rng.multivariate_normal(mean, fit.cov_log, size=n_draws, method="cholesky"))
-    return [
-        ModelFit(
-            fit.model,
-            dict(zip(names, row.tolist(), strict=True)),
-            np.nan,
-            fit.n,
-            fit.time_unit,
-            fit.cov_log,
-            True,
-        )  # fmt: skip
-        for row in draws
-    ]
+    """Parametric bootstrap of a fitted model (:func:`helpers.btyd.sample_params`): `n_draws`
+    parameter sets from N(log estimate, cov_log), each a :class:`ModelFit`."""
+    return btyd.sample_params(fit, n_draws, seed)
 
 
 def clv_intervals(
@@ -939,7 +1219,10 @@ def probability_of_purchases(fit: ModelFit, t: float | np.ndarray, x: int) -> np
         B(a, b+x)/B(a, b) G(r+x)/(G(r) x!) (alpha/(alpha+t))^r (t/(alpha+t))^x
         + 1{x>0} B(a+1, b+x-1)/B(a, b) [1 - (alpha/(alpha+t))^r sum_{j<x} G(r+j)/(G(r) j!) (t/(alpha+t))^j].
 
-    BG/NBD only (the MBG/NBD's version differs); t in the fit's time unit."""
+    Pareto/NBD: :func:`helpers.pareto_nbd.probability_of_purchases` (Fader & Hardie 2006).
+    BG/NBD and Pareto/NBD only (the MBG/NBD's version differs); t in the fit's time unit."""
+    if _is_pareto(fit):
+        return pareto_nbd.probability_of_purchases(fit, t, x)
     if _is_mbg(fit):
         raise ValueError("probability_of_purchases is written for the BG/NBD")
     r, alpha, a, b = fit.r, fit.alpha, fit.a, fit.b
@@ -963,7 +1246,7 @@ def frequency_histogram(fit: ModelFit, summary: pd.DataFrame, max_x: int = 7) ->
     `max_x`+ over the calibration period: expected = sum over customers of P(X(T_i) = x)
     (:func:`probability_of_purchases`), the standard histogram check of the BG/NBD (Fader,
     Hardie & Lee 2005, Figure 2)."""
-    x, _, T = _columns(summary, ("frequency", "recency", "T"))
+    x, _, T = btyd.columns(summary, ("frequency", "recency", "T"))
     expected = np.array([probability_of_purchases(fit, T, k).sum() for k in range(max_x)])
     expected = np.append(expected, len(T) - expected.sum())
     observed = np.bincount(np.minimum(x, max_x).astype(int), minlength=max_x + 1)
@@ -1042,7 +1325,7 @@ def p_purchase_within(fit: ModelFit, summary: pd.DataFrame, horizon: float) -> p
     `summary`."""
     if not horizon >= 0:
         raise ValueError(f"horizon must be >= 0, got {horizon}")
-    x, tx, T = _columns(summary, ("frequency", "recency", "T"))
+    x, tx, T = btyd.columns(summary, ("frequency", "recency", "T"))
     _check_bgnbd_data(x, tx, T)
     alive = special.expit(-_log_odds_dead(fit, x, tx, T))
     r, alpha = fit.r, fit.alpha
@@ -1076,7 +1359,7 @@ def simulate_holdout(
     total: actual, predicted, band_low, band_high, inside, and z (the actual total's distance from
     the simulations' mean in their standard deviations)."""
     table, metrics = evaluate_holdout(fit, cal, max_bucket)
-    x, tx, T = _columns(cal, ("frequency", "recency", "T"))
+    x, tx, T = btyd.columns(cal, ("frequency", "recency", "T"))
     tau = float(cal["holdout_duration"].iloc[0])
     bucket = np.minimum(x, max_bucket).astype(int)
     present = np.unique(bucket)

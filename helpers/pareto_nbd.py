@@ -39,9 +39,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 from scipy import integrate, optimize, special
-from statsmodels.tools.numdiff import approx_fprime, approx_hess3
 
-from helpers.clv import ModelFit
+from helpers import btyd
+from helpers.btyd import ModelFit
 
 __all__ = [
     "CDNOW_PUBLISHED",
@@ -52,6 +52,8 @@ __all__ = [
     "expected_purchases_new",
     "probability_of_purchases",
     "p_no_purchase",
+    "leave_before_next_purchase",
+    "fit_pareto_nbd_covariates",
 ]
 
 #: Schmittlein, Morrison & Colombo (1987) on the CDNOW sample as reported by Fader, Hardie & Lee
@@ -85,24 +87,6 @@ def _data(summary: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
             f"recency={tx[i]}, T={T[i]}"
         )
     return x, np.minimum(tx, T), T
-
-
-def _weights(summary: pd.DataFrame, weights: str | np.ndarray | pd.Series | None) -> np.ndarray:
-    """Counts of identical customers: None (one each), a column name, or values aligned with the
-    summary's rows (a Series is aligned on the index)."""
-    if weights is None:
-        return np.ones(len(summary))
-    if isinstance(weights, str):
-        w = summary[weights].to_numpy(dtype=float)
-    elif isinstance(weights, pd.Series):
-        w = weights.reindex(summary.index).to_numpy(dtype=float)
-    else:
-        w = np.asarray(weights, dtype=float)
-    if w.shape != (len(summary),) or not np.all(np.isfinite(w) & (w >= 0)) or w.sum() <= 0:
-        raise ValueError(
-            f"weights must be {len(summary)} finite counts >= 0 (one per summary row), not all 0"
-        )
-    return w
 
 
 def _log_f(rx: np.ndarray, s: float, alpha: float, beta: float, y: np.ndarray) -> np.ndarray:
@@ -161,13 +145,13 @@ def fit_pareto_nbd(
     distinct rows with their counts equals the fit on one row per customer. Maximizes
     sum_i w_i log L_i over log(r, alpha, s, beta) with L-BFGS-B (restarted once from its optimum);
     standard errors from the numerical Hessian of the weighted negative log-likelihood (the
-    observed information of all sum(w) customers). Returns a :class:`helpers.clv.ModelFit`
+    observed information of all sum(w) customers). Returns a :class:`helpers.btyd.ModelFit`
     (``model="Pareto/NBD"``, params r, alpha, s, beta; ``n`` = number of customers).
     Known answer: CDNOW (weeks) r = 0.553, alpha = 10.578, s = 0.606, beta = 11.669,
     LL = -9595.0 (Schmittlein, Morrison & Colombo 1987; Fader, Hardie & Lee 2005).
     """
     x, tx, T = _data(summary)
-    w = _weights(summary, weights)
+    w = btyd.weights_of(summary, weights)
     keep = w > 0
     x, tx, T, w = x[keep], tx[keep], T[keep], w[keep]
     unit = time_unit or summary.attrs.get("time_unit", "?")
@@ -191,7 +175,7 @@ def fit_pareto_nbd(
     res2 = optimize.minimize(mean_nll, res.x, method="L-BFGS-B", bounds=bounds, options=tight)
     if res2.fun < res.fun:
         res = res2
-    theta, value, hess = _newton_polish(nll, res.x)
+    theta, value, hess = btyd.newton_polish(nll, res.x)
     try:
         cov = np.linalg.inv(hess)
     except np.linalg.LinAlgError:
@@ -199,31 +183,6 @@ def fit_pareto_nbd(
     params = dict(zip(["r", "alpha", "s", "beta"], np.exp(theta).tolist(), strict=True))
     converged = bool(res.success) and bool(np.all(np.abs(theta) < 14.9))
     return ModelFit("Pareto/NBD", params, -value, int(round(w.sum())), unit, cov, converged)
-
-
-def _newton_polish(nll, theta: np.ndarray, steps: int = 4) -> tuple[np.ndarray, float, np.ndarray]:
-    """A few Newton steps from the L-BFGS-B optimum with the numerical Hessian (approx_hess3)
-    and a central-difference gradient, each kept only if it lowers the objective: the optimum
-    to about 1e-8 relative (L-BFGS-B on forward-difference gradients stops near 1e-5 on flat
-    ridges such as the Pareto/NBD's (s, beta)), so a fit does not depend on how the same
-    customers are laid out (weights). Returns theta, nll(theta) and the Hessian there."""
-    value = nll(theta)
-    hess = approx_hess3(theta, nll)
-    for _ in range(steps):
-        grad = approx_fprime(theta, nll, centered=True)
-        try:
-            step = np.linalg.solve(hess, grad)
-        except np.linalg.LinAlgError:
-            break
-        new = theta - step
-        new_value = nll(new)
-        if not (np.isfinite(new_value) and new_value <= value):
-            break
-        theta, value = new, new_value
-        hess = approx_hess3(theta, nll)
-        if np.max(np.abs(step)) < 1e-9:
-            break
-    return theta, value, hess
 
 
 def _params(fit: ModelFit) -> tuple[float, float, float, float]:
@@ -410,3 +369,92 @@ def p_no_purchase(
     later = _loglik(X, TX, T[:, None] + tt[None, :], r, alpha, s, beta)
     out = np.exp(np.minimum(later - now, 0.0))
     return _shaped(out, summary.index, tt, scalar, "p_no_purchase")
+
+
+def leave_before_next_purchase(fit: ModelFit) -> float:
+    """The probability that a customer's next event is leaving rather than buying, averaged over
+    the customers: E[mu / (lambda + mu)] with lambda ~ Gamma(r, alpha), mu ~ Gamma(s, beta)
+    independent (the competing exponential clocks of Schmittlein et al. 1987) -- the Pareto/NBD's
+    counterpart of the BG/NBD's mean dropout probability after a purchase, a / (a + b).
+
+    With B = M / (M + L) ~ Beta(s, r) (L ~ Gamma(r), M ~ Gamma(s) unit scale) and k = beta/alpha,
+    mu / (lambda + mu) = B / (B + k (1 - B)), and Euler's integral for 2F1 gives
+
+        E = s / (r + s) 2F1(1, r; r + s + 1; 1 - beta/alpha)
+
+    (s / (r + s) when alpha = beta). Dimensionless: the same in any time unit."""
+    r, alpha, s, beta = _params(fit)
+    return float(s / (r + s) * special.hyp2f1(1.0, r, r + s + 1.0, 1.0 - beta / alpha))
+
+
+def fit_pareto_nbd_covariates(
+    summary: pd.DataFrame,
+    purchase: pd.DataFrame | None = None,
+    dropout: pd.DataFrame | None = None,
+    time_unit: str | None = None,
+) -> ModelFit:
+    """Maximum-likelihood Pareto/NBD with time-invariant covariates (Fader & Hardie 2007,
+    "Incorporating time-invariant covariates into the Pareto/NBD and BG/NBD models"; the
+    parametrization of R's CLVTools):
+
+        alpha_i = alpha exp(-gamma' z_i),  beta_i = beta exp(-delta' w_i),
+
+    so the mean purchase rate r / alpha_i is exp(gamma' z_i) times the base's and the mean
+    dropout rate s / beta_i exp(delta' w_i) times; z_i the `purchase`, w_i the `dropout`
+    covariates (numbers indexed like `summary`; dummy-code categories). Each customer's
+    likelihood is the Pareto/NBD's (module docstring) at their alpha_i, beta_i, evaluated per
+    distinct covariate pattern; fitted as :func:`fit_pareto_nbd` (L-BFGS-B on numerical gradients,
+    then Newton steps, :func:`helpers.btyd.newton_polish`). Returns a :class:`ModelFit` (model
+    ``"Pareto/NBD+covariates"``) with r, alpha, s, beta (all covariates 0) and per covariate
+    ``rate_multiplier[name]`` = exp(gamma), ``dropout_multiplier[name]`` = exp(delta), Wald CIs
+    on the log scale. Without covariates it is :func:`fit_pareto_nbd`."""
+    x, tx, T = _data(summary)
+    unit = time_unit or summary.attrs.get("time_unit", "?")
+    Z = btyd.covariate_matrix(summary, purchase, "purchase")
+    W = btyd.covariate_matrix(summary, dropout, "dropout")
+    kz, kw = Z.shape[1], W.shape[1]
+    pattern, inv = np.unique(np.hstack([Z, W]), axis=0, return_inverse=True)
+    inv = inv.reshape(-1)
+    groups = [
+        (pattern[g, :kz], pattern[g, kz:], np.flatnonzero(inv == g)) for g in range(len(pattern))
+    ]
+
+    def nll(theta: np.ndarray) -> float:
+        r, alpha, s, beta = np.exp(theta[:4])
+        gam, dlt = theta[4 : 4 + kz], theta[4 + kz :]
+        total = 0.0
+        for z, w, rows in groups:
+            a_g, b_g = alpha * np.exp(-(gam @ z)), beta * np.exp(-(dlt @ w))
+            total -= float(_loglik(x[rows], tx[rows], T[rows], r, a_g, s, b_g).sum())
+        return total
+
+    n = len(x)
+
+    def mean_nll(theta: np.ndarray) -> float:
+        value = nll(theta) / n
+        return value if np.isfinite(value) else 1e10
+
+    rate = max(float(x.mean()), 0.05) / float(T.mean())
+    x0 = np.concatenate([np.log([1.0, 1.0 / rate, 1.0, float(T.mean())]), np.zeros(kz + kw)])
+    bounds = [(-15.0, 15.0)] * 4 + [(-5.0, 5.0)] * (kz + kw)
+    tight = {"ftol": 1e-13, "gtol": 1e-9}
+    res = optimize.minimize(mean_nll, x0, method="L-BFGS-B", bounds=bounds, options=tight)
+    res2 = optimize.minimize(mean_nll, res.x, method="L-BFGS-B", bounds=bounds, options=tight)
+    if res2.fun < res.fun:
+        res = res2
+    theta, value, hess = btyd.newton_polish(nll, res.x)
+    try:
+        cov = np.linalg.inv(hess)
+    except np.linalg.LinAlgError:
+        cov = np.full((len(theta), len(theta)), np.nan)
+    names = ["r", "alpha", "s", "beta"]
+    names += [f"rate_multiplier[{c}]" for c in (purchase.columns if kz else [])]
+    names += [f"dropout_multiplier[{c}]" for c in (dropout.columns if kw else [])]
+    params = dict(zip(names, np.exp(theta).tolist(), strict=True))
+    converged = bool(res.success) and bool(np.all(np.abs(theta[:4]) < 14.9))
+    fit = ModelFit("Pareto/NBD+covariates", params, -value, n, unit, cov, converged)
+    fit.extra.update(
+        purchase_covariates=list(purchase.columns) if kz else [],
+        dropout_covariates=list(dropout.columns) if kw else [],
+    )
+    return fit

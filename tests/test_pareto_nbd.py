@@ -300,3 +300,54 @@ def test_fit_recovers_simulated_parameters_within_family_wise_intervals():
     table = pn.fit_pareto_nbd(df).summary(level=1 - 0.05 / 4)
     for k, v in truth.items():
         assert table.loc[k, "ci_low"] < v < table.loc[k, "ci_high"], (k, table.loc[k].to_dict())
+
+
+@pytest.mark.parametrize("params", [*PARAMS, (0.7, 5.0, 1.1, 5.0)])
+def test_leave_before_next_purchase_equals_the_competing_clocks_integral(params):
+    """E[mu / (lambda + mu)] in closed form (2F1) against an independent integral: for competing
+    exponential clocks P(leaving first) = int_0^inf E[e^-lambda u] E[mu e^-mu u] du
+    = int_0^inf (alpha/(alpha+u))^r s/beta (beta/(beta+u))^(s+1) du; and a Monte Carlo check."""
+    r, alpha, s, beta = params
+    got = pn.leave_before_next_purchase(_fit_at(*params))
+    integrand = lambda u: (alpha / (alpha + u)) ** r * s / beta * (beta / (beta + u)) ** (s + 1)  # noqa: E731
+    want, _ = integrate.quad(integrand, 0, np.inf, epsabs=0, epsrel=1e-11, limit=500)
+    assert got == pytest.approx(want, rel=1e-8)
+    rng = np.random.default_rng(3)
+    lam, mu = rng.gamma(r, 1 / alpha, 400_000), rng.gamma(s, 1 / beta, 400_000)
+    share = mu / (lam + mu)
+    assert abs(got - share.mean()) < 4 * share.std() / np.sqrt(len(share))
+
+
+def _company_with_a_covariate(n: int, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """n Pareto/NBD customers, (r, alpha, s, beta) = (0.8, 6, 1.2, 40), of whom 40 % (g = 1) buy
+    1.5 times as fast and leave at 0.6 times the rate, over 10-156 weeks."""
+    rng = np.random.default_rng(seed)
+    g = rng.random(n) < 0.4
+    T = rng.uniform(10, 156, n)
+    lam = rng.gamma(0.8, 1 / 6.0, n) * np.where(g, 1.5, 1.0)
+    mu = rng.gamma(1.2, 1 / 40.0, n) * np.where(g, 0.6, 1.0)
+    life = np.minimum(rng.exponential(1 / mu), T)
+    x = rng.poisson(lam * life)
+    tx = np.where(x > 0, life * rng.random(n) ** (1 / np.maximum(x, 1)), 0.0)
+    df = pd.DataFrame({"frequency": x.astype(float), "recency": tx, "T": T})
+    df.attrs["time_unit"] = "W"
+    return df, pd.DataFrame({"g": g.astype(float)}, index=df.index)
+
+
+def test_covariate_fit_recovers_the_simulated_effects_and_without_covariates_is_the_plain_fit():
+    """Recovery policy of this file (family-wise 95 %, Bonferroni over the 6 parameters, fixed
+    seed): purchase-rate multiplier 1.5 and dropout-rate multiplier 0.6 (CLVTools'
+    parametrization alpha_i = alpha e^(-gamma z), beta_i = beta e^(-delta w)); without covariates
+    the fit is fit_pareto_nbd's."""
+    df, z = _company_with_a_covariate(6000, seed=2)
+    fit = pn.fit_pareto_nbd_covariates(df, purchase=z, dropout=z)
+    assert fit.converged and fit.model == "Pareto/NBD+covariates"
+    table = fit.summary(level=1 - 0.05 / 6)
+    truth = {"r": 0.8, "alpha": 6.0, "s": 1.2, "beta": 40.0, "rate_multiplier[g]": 1.5,
+             "dropout_multiplier[g]": 0.6}  # fmt: skip
+    for name, value in truth.items():
+        assert table.loc[name, "ci_low"] < value < table.loc[name, "ci_high"], name
+    plain, bare = pn.fit_pareto_nbd(df), pn.fit_pareto_nbd_covariates(df)
+    assert bare.loglik == pytest.approx(plain.loglik, rel=1e-10)
+    for k, v in plain.params.items():
+        assert bare.params[k] == pytest.approx(v, rel=1e-5)

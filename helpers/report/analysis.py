@@ -18,9 +18,9 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+from scipy import optimize, stats
 
-from helpers import clv, cohorts, economics, experiments, periods, retention, segments
+from helpers import clv, cohorts, economics, experiments, pareto_nbd, periods, retention, segments
 from helpers.economics import Economics
 from helpers.report.text import Reason
 
@@ -260,8 +260,9 @@ def fit_clv(
 
     The purchase model is chosen on a calibration/holdout check (:func:`helpers.clv.compare_purchase_models`):
     the last `holdout_share` of the data's span (at most a year) is held out, BG/NBD (Fader,
-    Hardie & Lee 2005) and MBG/NBD (Batislam, Denizel & Filiztekin 2007; one-time buyers can have
-    left) are fitted on the rest, and the one whose predictions track the held-out purchases best
+    Hardie & Lee 2005), MBG/NBD (Batislam, Denizel & Filiztekin 2007; one-time buyers can have
+    left) and Pareto/NBD (Schmittlein, Morrison & Colombo 1987; customers can leave at any
+    moment) are fitted on the rest, and the one whose predictions track the held-out purchases best
     is refitted on all the data. Spend per purchase is Gamma-Gamma; CLV = (margin x E[spend] -
     shipping per order) x discounted expected purchases over ``econ.horizon_months``
     (:func:`helpers.clv.predictive_clv`).
@@ -317,12 +318,29 @@ def dropout_scenario(
     last, against today's prediction. Under BG/NBD and MBG/NBD the dropout probability after a
     purchase is p ~ Beta(a, b) with mean a / (a + b); the scenario keeps a and sets b so that the
     mean is (1 - cut) times today's, b' = a / ((1 - cut) E[p]) - a, and recomputes every
-    customer's CLV (:func:`helpers.clv.predictive_clv`) with the same spend model and economics."""
+    customer's CLV (:func:`helpers.clv.predictive_clv`) with the same spend model and economics.
+
+    Under the Pareto/NBD a customer leaves at any moment (rate mu ~ Gamma(s, beta)); the chance
+    that a purchase is the last is the chance that leaving comes before the next purchase,
+    E[mu / (lambda + mu)] (:func:`helpers.pareto_nbd.leave_before_next_purchase`); the scenario
+    scales every customer's dropout rate by the one factor c (beta' = beta / c) that makes it
+    (1 - cut) times today's."""
     pf = fit.purchases
-    a, b = pf.a, pf.b
-    mean_p = a / (a + b)
-    b_new = a / ((1 - cut) * mean_p) - a
-    better = replace(pf, params={**pf.params, "b": b_new})
+    if pf.model == "Pareto/NBD":
+        mean_p = pareto_nbd.leave_before_next_purchase(pf)
+        target = (1 - cut) * mean_p
+
+        def gap(log_c: float) -> float:
+            params = {**pf.params, "beta": pf.beta / np.exp(log_c)}
+            return pareto_nbd.leave_before_next_purchase(replace(pf, params=params)) - target
+
+        log_c = optimize.brentq(gap, -30.0, 0.0, xtol=1e-14)
+        better = replace(pf, params={**pf.params, "beta": pf.beta / np.exp(log_c)})
+    else:
+        a, b = pf.a, pf.b
+        mean_p = a / (a + b)
+        b_new = a / ((1 - cut) * mean_p) - a
+        better = replace(pf, params={**pf.params, "b": b_new})
     now = fit.table["clv"].sum()
     then = clv.predictive_clv(
         better, fit.spend, segmented, econ, cost_per_order=fit.cost_per_order

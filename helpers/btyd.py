@@ -1,0 +1,287 @@
+"""The buy-till-you-die models' common parts: the fitted-model record, the maximum-likelihood
+optimizer on log-parameters with its observed information, the summary columns, weights of
+identical customers, and the parametric bootstrap of a fit.
+
+:mod:`helpers.clv` (BG/NBD, MBG/NBD, Gamma-Gamma), :mod:`helpers.pareto_nbd` (Pareto/NBD) and
+:mod:`helpers.bgbb` (BG/BB) import this module; it imports none of them, so ``clv`` can use the
+Pareto/NBD without an import cycle.
+
+Standard errors: Wald, from the observed information (the Hessian of the negative
+log-likelihood at the optimum) on the log scale; confidence intervals are
+exp(log estimate +- z se), so they stay positive.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+from scipy import optimize, stats
+from statsmodels.tools.numdiff import approx_fprime, approx_hess3
+
+__all__ = [
+    "ModelFit",
+    "columns",
+    "weights_of",
+    "fit_log_params",
+    "hess_from_grad",
+    "newton_polish",
+    "sample_params",
+    "sample_log_params",
+    "information_criteria",
+    "lr_test",
+    "covariate_matrix",
+]
+
+
+@dataclass
+class ModelFit:
+    """A fitted model: parameter estimates, log-likelihood, covariance of the log-parameters,
+    Wald CIs. Parameters are attributes too (``fit.r``, ``fit.alpha``; ``fit.p``, ``fit.q``...)."""
+
+    model: str
+    params: dict[str, float]
+    loglik: float
+    n: int
+    time_unit: str
+    cov_log: np.ndarray
+    converged: bool
+    extra: dict = field(default_factory=dict)
+
+    def __getattr__(self, name: str) -> float:
+        params = self.__dict__.get("params", {})
+        if name in params:
+            return params[name]
+        raise AttributeError(name)
+
+    def summary(self, level: float = 0.95) -> pd.DataFrame:
+        """Estimate, standard error (delta method: se = estimate x se(log)) and Wald CI per
+        parameter, the CI computed on the log scale."""
+        z = stats.norm.ppf(0.5 + level / 2)
+        est = np.array(list(self.params.values()))
+        se_log = np.sqrt(np.clip(np.diag(self.cov_log), 0, None))
+        return pd.DataFrame(
+            {
+                "estimate": est,
+                "se": est * se_log,
+                "ci_low": est * np.exp(-z * se_log),
+                "ci_high": est * np.exp(z * se_log),
+            },
+            index=pd.Index(list(self.params), name="parameter"),
+        )
+
+
+def columns(summary: pd.DataFrame, cols: tuple[str, ...]) -> list[np.ndarray]:
+    """The summary's columns `cols` as float arrays; ValueError naming the missing ones."""
+    missing = [c for c in cols if c not in summary.columns]
+    if missing:
+        raise ValueError(
+            f"the summary needs the columns {list(cols)}; missing {missing} (build it with helpers.segments.rfm_table)"
+        )
+    return [summary[c].to_numpy(dtype=float) for c in cols]
+
+
+def weights_of(summary: pd.DataFrame, weights: str | np.ndarray | pd.Series | None) -> np.ndarray:
+    """Counts of identical customers: None (one each), a column name, or values aligned with the
+    summary's rows (a Series is aligned on the index)."""
+    if weights is None:
+        return np.ones(len(summary))
+    if isinstance(weights, str):
+        w = summary[weights].to_numpy(dtype=float)
+    elif isinstance(weights, pd.Series):
+        w = weights.reindex(summary.index).to_numpy(dtype=float)
+    else:
+        w = np.asarray(weights, dtype=float)
+    if w.shape != (len(summary),) or not np.all(np.isfinite(w) & (w >= 0)) or w.sum() <= 0:
+        raise ValueError(
+            f"weights must be {len(summary)} finite counts >= 0 (one per summary row), not all 0"
+        )
+    return w
+
+
+def fit_log_params(
+    nll,
+    x0: np.ndarray,
+    names: list[str],
+    model: str,
+    n: int,
+    time_unit: str,
+    nll_grad=None,
+    analytic: bool = True,
+) -> ModelFit:
+    """L-BFGS-B on the log-parameters, restarted once from its optimum, and the observed
+    information at the optimum. With `nll_grad` (value and analytic gradient) and `analytic`
+    the optimizer uses the gradient and the Hessian is the central difference of the gradient
+    (:func:`hess_from_grad`); otherwise numerical gradients and approx_hess3."""
+    bounds = [(-15, 15)] * len(x0)
+    if nll_grad is not None and analytic:
+        tight = {"ftol": 1e-14, "gtol": 1e-8, "maxiter": 1000}  # cheap with exact gradients
+        res = optimize.minimize(
+            nll_grad, x0, jac=True, method="L-BFGS-B", bounds=bounds, options=tight
+        )
+        res2 = optimize.minimize(
+            nll_grad, res.x, jac=True, method="L-BFGS-B", bounds=bounds, options=tight
+        )
+        if res2.fun < res.fun:
+            res = res2
+        # converged: a run met its tolerances, or the line search stopped where the gradient is
+        # zero to the precision of the sum (|g| <= 1e-7 |f| in every log-parameter): at the optimum
+        # L-BFGS-B cannot improve the last digits and says ABNORMAL_TERMINATION_IN_LNSRCH
+        grad = np.asarray(nll_grad(res.x)[1], dtype=float)
+        flat = bool(np.all(np.abs(grad) <= 1e-7 * max(1.0, abs(float(res.fun)))))
+        converged = bool(res.success or res2.success or flat)
+        hess = hess_from_grad(nll_grad, res.x)
+    else:
+        res = optimize.minimize(nll, x0, method="L-BFGS-B", bounds=bounds)
+        # restart once from the optimum: L-BFGS-B with numerical gradients can stop a little early
+        res2 = optimize.minimize(nll, res.x, method="L-BFGS-B", bounds=bounds)
+        converged = bool(res.success or res2.success)
+        if res2.fun < res.fun:
+            res = res2
+        hess = approx_hess3(res.x, nll)
+    try:
+        cov = np.linalg.inv(hess)
+    except np.linalg.LinAlgError:
+        cov = np.full_like(hess, np.nan)
+    params = dict(zip(names, np.exp(res.x).tolist(), strict=True))
+    return ModelFit(model, params, float(-res.fun), n, time_unit, cov, converged)
+
+
+def hess_from_grad(nll_grad, theta: np.ndarray) -> np.ndarray:
+    """Hessian by central differences of the analytic gradient, symmetrized
+    (step eps^(1/3) max(1, |theta_j|), Nocedal & Wright 2006, section 8.1)."""
+    k = len(theta)
+    hess = np.empty((k, k))
+    for j in range(k):
+        h = np.cbrt(np.finfo(float).eps) * max(1.0, abs(theta[j]))
+        e = np.zeros(k)
+        e[j] = h
+        hess[:, j] = (nll_grad(theta + e)[1] - nll_grad(theta - e)[1]) / (2 * h)
+    return (hess + hess.T) / 2
+
+
+def newton_polish(nll, theta: np.ndarray, steps: int = 4) -> tuple[np.ndarray, float, np.ndarray]:
+    """A few Newton steps from an L-BFGS-B optimum with the numerical Hessian (approx_hess3)
+    and a central-difference gradient, each kept only if it lowers the objective: the optimum
+    to about 1e-8 relative (L-BFGS-B on forward-difference gradients stops near 1e-5 on flat
+    ridges such as the Pareto/NBD's (s, beta)), so a fit does not depend on how the same
+    customers are laid out (weights). Returns theta, nll(theta) and the Hessian there."""
+    value = nll(theta)
+    hess = approx_hess3(theta, nll)
+    for _ in range(steps):
+        grad = approx_fprime(theta, nll, centered=True)
+        try:
+            step = np.linalg.solve(hess, grad)
+        except np.linalg.LinAlgError:
+            break
+        new = theta - step
+        new_value = nll(new)
+        if not (np.isfinite(new_value) and new_value <= value):
+            break
+        theta, value = new, new_value
+        hess = approx_hess3(theta, nll)
+        if np.max(np.abs(step)) < 1e-9:
+            break
+    return theta, value, hess
+
+
+def sample_log_params(fit: ModelFit, n_draws: int, seed: int = 0) -> np.ndarray:
+    """`n_draws` x k parameter draws (natural scale, columns in ``fit.params`` order) from the
+    asymptotic normal distribution of the log-parameters, N(log estimate, cov_log)."""
+    if not np.all(np.isfinite(fit.cov_log)):
+        raise ValueError(f"the {fit.model} fit has no finite covariance: cannot sample")
+    rng = np.random.default_rng(seed)
+    mean = np.log(list(fit.params.values()))
+    return np.exp(rng.multivariate_normal(mean, fit.cov_log, size=n_draws, method="cholesky"))
+
+
+def sample_params(fit: ModelFit, n_draws: int = 200, seed: int = 0) -> list[ModelFit]:
+    """Parametric bootstrap of a fitted model: `n_draws` parameter sets drawn from the
+    asymptotic normal distribution of the log-parameters, N(log estimate, cov_log) (the inverse
+    observed information of the fit), each returned as a :class:`ModelFit` of the same model and
+    time unit. Summaries computed on every draw (a CLV per segment, a forecast) give intervals
+    for the business numbers that reflect the uncertainty of the parameters; they do not include
+    the randomness of the customers' future purchases themselves."""
+    names = list(fit.params)
+    draws = sample_log_params(fit, n_draws, seed)
+    return [
+        ModelFit(
+            fit.model,
+            dict(zip(names, row.tolist(), strict=True)),
+            np.nan,
+            fit.n,
+            fit.time_unit,
+            fit.cov_log,
+            True,
+        )  # fmt: skip
+        for row in draws
+    ]
+
+
+def information_criteria(fits: Mapping[str, ModelFit]) -> pd.DataFrame:
+    """Log-likelihood, number of parameters k, customers n, AIC = 2k - 2 LL (Akaike 1974) and
+    BIC = k log n - 2 LL (Schwarz 1978) of fits of the *same* customers (ValueError otherwise),
+    with the differences to the best (delta_aic, delta_bic) and the Akaike weights
+    exp(-delta_aic / 2) / sum exp(-delta_aic / 2) (Burnham & Anderson 2002). Lower is better;
+    a difference below about 2 does not separate two models. Rows sorted by AIC."""
+    if not fits:
+        raise ValueError("no fits to compare")
+    sizes = {name: f.n for name, f in fits.items()}
+    if len(set(sizes.values())) != 1:
+        raise ValueError(f"the fits are not on the same customers (n per fit: {sizes})")
+    ll = np.array([f.loglik for f in fits.values()], dtype=float)
+    k = np.array([len(f.params) for f in fits.values()], dtype=float)
+    n = float(next(iter(sizes.values())))
+    aic, bic = 2 * k - 2 * ll, k * np.log(n) - 2 * ll
+    weight = np.exp(-(aic - aic.min()) / 2)
+    out = pd.DataFrame(
+        {"loglik": ll, "n_params": k.astype(int), "n": int(n), "aic": aic, "bic": bic,
+         "delta_aic": aic - aic.min(), "delta_bic": bic - bic.min(),
+         "akaike_weight": weight / weight.sum()},
+        index=pd.Index(list(fits), name="model"),
+    )  # fmt: skip
+    return out.sort_values("aic", kind="stable")
+
+
+def lr_test(
+    restricted: ModelFit, full: ModelFit, df: int = 1, boundary: bool = False
+) -> dict[str, float | int | bool | str]:
+    """Likelihood-ratio test of a restricted model nested in `full` (same customers):
+    LR = 2 (LL_full - LL_restricted) (clipped at 0), `df` the number of restrictions.
+
+    Interior restrictions: LR ~ chi2(df) under the null (Wilks 1938). A restriction that puts
+    one parameter on the boundary of its space (a variance or a dropout probability at 0, e.g.
+    the BG/NBD's no-dropout limit b -> infinity, which is the NBD) breaks Wilks' conditions: the
+    estimate cannot fall on the far side, and half the time LR is exactly 0. Then (`boundary`)
+    the null distribution is the chi-bar-square mixture 0.5 chi2(df-1) + 0.5 chi2(df) (Chernoff
+    1954; Self & Liang 1987, *JASA* 82(398), 605-610), with chi2(0) the point mass at 0; for
+    df = 1: p = 0.5 P(chi2(1) > LR), half the naive p-value (the naive test is conservative).
+    Returns lr, df, p_value, the naive_p_value of chi2(df), boundary and the models' names."""
+    if restricted.n != full.n:
+        raise ValueError(f"the fits are not on the same customers: n = {restricted.n} and {full.n}")
+    lr = max(0.0, 2 * (full.loglik - restricted.loglik))
+    naive = float(stats.chi2.sf(lr, df))
+    if boundary:
+        below = float(stats.chi2.sf(lr, df - 1)) if df > 1 else float(lr <= 0)
+        p = 0.5 * below + 0.5 * naive
+    else:
+        p = naive
+    return {"restricted": restricted.model, "full": full.model, "lr": lr, "df": df,
+            "p_value": p, "naive_p_value": naive, "boundary": boundary}  # fmt: skip
+
+
+def covariate_matrix(summary: pd.DataFrame, z: pd.DataFrame | None, what: str) -> np.ndarray:
+    """Covariates aligned on the summary's index as a float matrix (customers x k)."""
+    if z is None:
+        return np.zeros((len(summary), 0))
+    zz = z.reindex(summary.index)
+    values = zz.to_numpy(dtype=float)
+    if not np.all(np.isfinite(values)):
+        bad = int((~np.isfinite(values)).any(axis=1).sum())
+        raise ValueError(
+            f"{bad} customers of the summary have no (or a non-finite) {what} covariate value; "
+            "covariates must be numbers for every customer (dummy-code categories)"
+        )
+    return values
