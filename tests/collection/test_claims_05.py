@@ -80,3 +80,28 @@ def test_gold_loses_money_against_silver_even_at_the_favourable_ends_of_the_inte
     assert inc["gold_vs_silver_net_per_order_best_case"] < 0
     # against the tier below and from the model, Gold loses more than the rate shortcut said
     assert inc["gold_vs_silver_net_per_order"] < inc["gold_net_per_order_rate_shortcut"] < 0
+
+
+def test_on_every_cost_basis_the_punch_card_needs_the_larger_effect(m):
+    # replaces the inconsistent comparison (punch card at full completion vs the club net of
+    # breakage and with running cost): both mechanisms on the same three bases
+    be = m["alternatives_break_even"]
+    bases = {k.split(" | ")[0] for k in be}
+    assert len(bases) == 3
+    for b in bases:
+        assert be[f"{b} | punch card"] > be[f"{b} | club"] > 1, b
+
+
+def test_the_within_member_uplift_is_stable_across_windows_and_inflated_without_its_terms(m):
+    s = m["within_member_sensitivity"]
+    assert s["uplift_windows_min"] <= s["uplift_full_model"] <= s["uplift_windows_max"]
+    # the goal gradient depends on the window more than the uplift does
+    gg = s["goal_gradient_windows_max"] / s["goal_gradient_windows_min"]
+    assert gg > s["uplift_windows_max"] / s["uplift_windows_min"]
+    assert s["uplift_no_tiers_no_goal_gradient"] > s["uplift_full_model"]
+
+
+def test_every_cohort_has_a_contract_liability_within_its_allocation(m):
+    liab = m["ifrs15_contract_liability"]
+    assert len(liab) >= 2  # the 2025 cohort is computed too
+    assert all(v >= 0 for v in liab.values())
