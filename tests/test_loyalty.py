@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from helpers import data, loyalty, paths
+from helpers import clv, data, loyalty, paths
 
 # ------------------------------------------------------------------ IFRS 15: KPMG Example 10A
 
@@ -258,3 +258,145 @@ def test_sample_pilot_did_covers_the_pilot_effect_and_naive_overstates(sample):
     fit = loyalty.poisson_did(panel)
     assert fit["ci_low"] < real["pilot_att_ratio"] < fit["ci_high"]
     assert real["naive_rate_ratio"] > fit["ci_high"]
+
+
+# ------------------------------------------- pre-trends, placebo, permutation limits (issue 25)
+
+
+def _event_panel(pre_trend: float = 0.0, seed: int = 0) -> pd.DataFrame:
+    """4 countries x 150 customers x 12 months, the first two launched at month 8; no effect;
+    `pre_trend` adds a log-linear trend to the treated countries' months before the launch."""
+    rng = np.random.default_rng(seed)
+    c = np.repeat(np.arange(600), 12)
+    month = np.tile(np.arange(12), 600)
+    country = np.array(list("ABCD"))[c // 150]
+    pilot = np.isin(country, ["A", "B"])
+    mu = 0.8 * np.exp(pre_trend * np.where(pilot & (month < 8), month - 7, 0))
+    p = pd.DataFrame({"customer_id": c, "month": month, "country": country, "pilot": pilot,
+                      "y": rng.poisson(mu)})  # fmt: skip
+    p["launch_month"] = 8
+    p["event_time"] = p["month"] - 8
+    return p
+
+
+def test_pretrend_wald_does_not_depend_on_the_reference_month():
+    p = _event_panel(seed=1)
+    a = loyalty.pretrend_wald(p, window=(-8, 3), reference=-1)
+    b = loyalty.pretrend_wald(p, window=(-8, 3), reference=-4)
+    assert a["df"] == b["df"] == 7
+    assert a["chi2"] == pytest.approx(b["chi2"], rel=1e-6)
+
+
+def test_pretrend_wald_flags_a_planted_pre_trend_and_not_its_absence():
+    assert loyalty.pretrend_wald(_event_panel(0.15, seed=2), window=(-8, 3))["p"] < 0.001
+    assert loyalty.pretrend_wald(_event_panel(0.0, seed=2), window=(-8, 3))["p"] > 0.05
+
+
+def test_event_study_pre_mean_baseline_centres_the_pre_period():
+    es = loyalty.event_study(_event_panel(0.1, seed=3), window=(-8, 3), baseline="pre_mean")
+    pre = es[es["event_time"] < 0]
+    assert np.log(pre["ratio"]).mean() == pytest.approx(0.0, abs=1e-10)
+    assert (es["ci_low"] < es["ratio"]).all()  # no month is a zero-width yardstick any more
+
+
+def test_placebo_in_time_finds_a_pre_trend():
+    clean = loyalty.placebo_in_time(_event_panel(0.0, seed=4), placebo_month=4)
+    trend = loyalty.placebo_in_time(_event_panel(0.15, seed=4), placebo_month=4)
+    assert clean["ci_low"] < 1 < clean["ci_high"] and clean["months"] == (4, 4)
+    assert trend["ci_low"] > 1
+
+
+def test_permutation_min_p_two_of_six_can_never_reject_at_5_percent():
+    assert loyalty.permutation_min_p(6, 2) == pytest.approx(1 / 15)
+    assert loyalty.permutation_min_p(6, 2) > 0.05
+    assert loyalty.permutation_min_p(20, 10) < 0.05
+
+
+# ------------------------------------------------------------ IPW, AIPW, weights, E-value
+
+
+def _confounded(n: int = 4000, effect: float = 1.5, seed: int = 0) -> pd.DataFrame:
+    """Joining depends on an observed x that also drives the rate; true ATT ratio = `effect`."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=n)
+    t = rng.random(n) < 1 / (1 + np.exp(1.0 - x))
+    weeks = rng.uniform(20, 80, n)
+    y = rng.poisson(0.1 * np.exp(0.5 * x) * np.where(t, effect, 1.0) * weeks)
+    return pd.DataFrame({"x": x, "joined": t, "post_orders": y, "post_weeks": weeks})
+
+
+def test_ipw_and_aipw_recover_a_planted_att_ratio_where_naive_does_not():
+    s = _confounded()
+    r = loyalty.ipw_att(s, ["x"], n_boot=30, seed=1)
+    assert r["naive_ratio"] > 1.8  # confounded
+    assert r["ratio"] == pytest.approx(1.5, rel=0.06)
+    assert r["aipw_ratio"] == pytest.approx(1.5, rel=0.06)
+    assert r["ci_low"] < 1.5 < r["ci_high"] and r["aipw_ci_low"] < 1.5 < r["aipw_ci_high"]
+    assert abs(r["balance"].loc["x", "smd_after"]) < 0.05 < abs(r["balance"].loc["x", "smd_before"])
+
+
+def test_ipw_trim_drops_the_extreme_propensities():
+    s = _confounded(seed=2)
+    r = loyalty.ipw_att(s, ["x"], n_boot=5, seed=1, trim=0.1)
+    out = r["propensity"].lt(0.1) | r["propensity"].gt(0.9)
+    assert r["n_trimmed"] == int(out.sum()) > 0
+    assert (r["weights"][out] == 0).all() and (r["weights"][~out] > 0).all()
+
+
+def test_weight_diagnostics_by_hand():
+    w = pd.Series([1.0, 2.0, 1.0, 1.0, 0.0])
+    t = pd.Series([True, False, False, False, False])
+    d = loyalty.weight_diagnostics(w, t)
+    # controls 2, 1, 1 (the 0 is trimmed): ESS = 16 / 6
+    assert d["n_controls"] == 3 and d["ess"] == pytest.approx(16 / 6)
+    assert d["max_weight"] == 2.0 and d["max_share"] == pytest.approx(0.5)
+    equal = loyalty.weight_diagnostics(pd.Series([1.0] * 4), pd.Series([False] * 4))
+    assert equal["ess"] == pytest.approx(4) and equal["ess_share"] == pytest.approx(1)
+
+
+def test_e_value_vanderweele_ding_example():
+    ev = loyalty.e_value(3.9, 1.8, 8.7)
+    assert ev["estimate"] == pytest.approx(7.26, abs=0.01)
+    assert ev["ci"] == pytest.approx(3.0, abs=1e-9)
+    assert loyalty.e_value(1.2, 0.9, 1.5)["ci"] == 1.0
+    # a protective ratio: 1/0.5 = 2 -> 2 + sqrt(2)
+    assert loyalty.e_value(0.5)["estimate"] == pytest.approx(2 + np.sqrt(2))
+
+
+# ------------------------------------------- a rate lift is not lifetime orders (issue 25)
+
+
+def _rate_fit(r=1.0, alpha=10.0, a=0.8, b=3.0) -> loyalty.RateFit:
+    return loyalty.RateFit({"r": r, "alpha": alpha, "a": a, "b": b}, {}, 0.0, 1)
+
+
+def test_incremental_orders_new_customers_known_answer_and_limits():
+    fit = _rate_fit(a=2.0)  # a > 1: lifetime orders are finite
+    new = pd.DataFrame({"frequency": [0.0], "recency": [0.0], "T": [0.0]})
+    out = loyalty.incremental_orders(fit, new, [10.0, 1e7], m_with=1.5)
+    m = clv.ModelFit("BG/NBD", fit.params, 0.0, 1, "weeks", np.zeros((4, 4)), True)
+    # for a new customer, E[X(mH) | 0, 0, 0] is FHL's E[X(t)] at t = m H
+    assert out["orders_with"].iloc[0] == pytest.approx(clv.expected_purchases_new(m, 15.0))
+    assert out["rate_shortcut"].iloc[0] == pytest.approx(1 / 3)
+    # over a very long horizon the multiplier adds (almost) no orders: it pulls them forward
+    assert out["share"].iloc[1] < 0.01 < out["share"].iloc[0] < 1 / 3
+    assert (out["incremental"] >= 0).all()
+
+
+def test_incremental_orders_no_multiplier_no_orders():
+    hist = pd.DataFrame({"frequency": [0.0, 3.0], "recency": [0.0, 20.0], "T": [5.0, 40.0]})
+    out = loyalty.incremental_orders(_rate_fit(), hist, [26.0, 52.0], m_with=1.0)
+    assert np.allclose(out["incremental"], 0.0)
+
+
+def test_members_at_join_by_hand():
+    states = pd.DataFrame(
+        {
+            "customer_id": [1, 1, 1, 2, 2],
+            "t": [0.0, 4.0, 9.0, 0.0, 3.0],
+            "member": [False, True, True, True, True],
+        }  # fmt: skip
+    )
+    s = loyalty.members_at_join(states)
+    assert s.loc[1].tolist() == [1.0, 4.0, 4.0]  # joined at the second order, week 4
+    assert s.loc[2].tolist() == [0.0, 0.0, 0.0]  # joined at sign-up

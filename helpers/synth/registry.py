@@ -113,6 +113,8 @@ ESTIMATED: dict[str, tuple[tuple[str, ...], ...]] = {
         ("05", "loyalty_rate_uplift.rate_multiplier", "parameters.loyalty_rate_uplift"),
         ("05", "loyalty_rate_uplift.pilot_att_ratio", "realized.loyalty.pilot_att_ratio"),
         ("05", "loyalty_rate_uplift.member_att_ratio", "realized.loyalty.member_att_ratio"),
+        # issue 25: the doubly robust (AIPW) estimate of the members' effect beside the IPW one
+        ("05", "loyalty_rate_uplift.member_att_ratio_aipw", "realized.loyalty.member_att_ratio"),
     ),
     "goal_gradient_multiplier": (
         ("05", "goal_gradient_multiplier", "parameters.goal_gradient_multiplier"),

@@ -117,6 +117,7 @@ def test_api_on_the_bundled_company():
         "loyalty_rate_uplift.rate_multiplier",
         "loyalty_rate_uplift.pilot_att_ratio",
         "loyalty_rate_uplift.member_att_ratio",
+        "loyalty_rate_uplift.member_att_ratio_aipw",
     ]
     with pytest.raises(KeyError, match="no_such_parameter"):
         reg.classification("no_such_parameter")
