@@ -452,3 +452,32 @@ def test_selection_model_recovers_the_non_response_slope(sample):
     est = feedback.selection_nps(fit, inv["customer_id"], inv["responded"], score, pen)
     gap_resp = real["respondent_nps"] / 100 - real["population_nps"] / 100
     assert abs(est.nps - real["population_nps"] / 100) < 0.3 * gap_resp
+
+
+@pytest.mark.filterwarnings("ignore::statsmodels.tools.sm_exceptions.PerfectSeparationWarning")
+def test_segmented_its_recovers_level_change_under_trend_and_season():
+    idx = pd.period_range("2023-01", "2025-12", freq="M")
+    t = np.arange(len(idx))
+    exposure = pd.Series(np.full(len(idx), 20000.0), index=idx)
+    season = np.array([1.0, 1.2, 0.9, 1.1])[idx.quarter - 1]
+    post = idx >= pd.Period("2025-04", "M")
+    rate = 0.02 * 1.01**t * season * np.where(post, 0.5, 1.0)
+    exact = pd.Series(rate * exposure.to_numpy(), index=idx)
+    r = feedback.segmented_its(exact, exposure, "2025-04")
+    # exact expected counts: level ratio 0.5, no slope change, residuals zero
+    assert r["reduction"] == pytest.approx(0.5, abs=1e-6)
+    assert r["slope_ratio"] == pytest.approx(1.0, abs=1e-6)
+    rng = np.random.default_rng(1)
+    noisy = pd.Series(rng.poisson(exact.to_numpy()), index=idx)
+    r = feedback.segmented_its(noisy, exposure, "2025-04")
+    assert r["reduction_low"] < 0.5 < r["reduction_high"]
+    assert r["slope_low"] < 1 < r["slope_high"] and 0 <= r["ljung_box_p"] <= 1
+    # a trend with no break: the level change's interval covers no change
+    flat = pd.Series(rng.poisson(0.02 * 1.01**t * 20000.0), index=idx)
+    r0 = feedback.segmented_its(flat, exposure, "2025-04", season=None)
+    assert r0["rr_low"] < 1 < r0["rr_high"]
+    both = feedback.its_against_control(r, r0)
+    assert both["rate_ratio"] == pytest.approx(r["rate_ratio"] / r0["rate_ratio"])
+    assert both["rr_low"] < r["rate_ratio"] / r0["rate_ratio"] < both["rr_high"]
+    with pytest.raises(ValueError, match="season"):
+        feedback.segmented_its(noisy, exposure, "2025-04", season="week")

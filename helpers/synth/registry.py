@@ -141,6 +141,7 @@ ESTIMATED: dict[str, tuple[tuple[str, ...], ...]] = {
     ),
     "delivery_fix_reduction": (
         ("06", "delivery_fix_reduction", "realized.feedback.delivery_fix_reduction"),
+        ("06", "delivery_fix_reduction_vs_control", "realized.feedback.delivery_fix_reduction"),
     ),
     # the follow-up's effect on buying again within 180 days (both dropout rates make it)
     "detractor_dropout_followup": (
