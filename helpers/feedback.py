@@ -45,6 +45,8 @@ __all__ = [
     "keyword_themes",
     "nmf_themes",
     "topics_to_labels",
+    "nmf_stability",
+    "theme_shares",
     "theme_scores",
     "interrupted_time_series",
     "segmented_its",
@@ -525,24 +527,39 @@ def _escape(word: str) -> str:
 
 
 def nmf_themes(
-    comments: pd.Series, n_themes: int, seed: int = 0, top_words: int = 6
+    comments: pd.Series,
+    n_themes: int,
+    seed: int = 0,
+    top_words: int = 6,
+    train: pd.Series | np.ndarray | None = None,
 ) -> tuple[pd.Series, pd.DataFrame]:
     """Unsupervised themes: TF-IDF of the comments (English stop words, words and word pairs)
     factorised by non-negative matrix factorization, ``X ~ W H`` with W, H >= 0
     (D. D. Lee & H. S. Seung (1999), *Nature* 401, 788-791; scikit-learn's ``NMF``). Each comment
     gets the topic with the largest weight in W. Returns (topic per comment, a table of each
     topic's top words). Topics have no names: read the words, or map them to labels by
-    majority on a labelled sample (:func:`theme_scores` then measures the mapping)."""
+    majority on a labelled sample (:func:`theme_scores` then measures the mapping). `train`
+    (a boolean mask aligned with `comments`): the vocabulary, the IDF weights and the topics are
+    fitted on those comments only and the others are projected on them (``NMF.transform``), so
+    a score on the rest is a held-out one."""
     from sklearn.decomposition import NMF
     from sklearn.feature_extraction.text import TfidfVectorizer
 
     text = comments.dropna().astype(str)
-    if len(text) < n_themes:
-        raise ValueError(f"{len(text)} comments are too few for {n_themes} themes")
+    fit_on = (
+        np.ones(len(text), dtype=bool)
+        if train is None
+        else pd.Series(np.asarray(train, dtype=bool), index=comments.index)
+        .reindex(text.index)
+        .to_numpy()
+    )
+    if fit_on.sum() < n_themes:
+        raise ValueError(f"{int(fit_on.sum())} comments are too few for {n_themes} themes")
     vec = TfidfVectorizer(stop_words="english", ngram_range=(1, 2), min_df=2, sublinear_tf=True)
-    X = vec.fit_transform(text)
+    vec.fit(text[fit_on])
     model = NMF(n_components=n_themes, init="nndsvda", random_state=seed, max_iter=500)
-    W = model.fit_transform(X)
+    model.fit(vec.transform(text[fit_on]))
+    W = model.transform(vec.transform(text))
     words = np.asarray(vec.get_feature_names_out())
     top = np.argsort(-model.components_, axis=1)[:, :top_words]
     table = pd.DataFrame(
@@ -561,6 +578,55 @@ def topics_to_labels(topic: pd.Series, labels: pd.Series) -> dict[int, str]:
         raise ValueError("no comment has both a topic and a label")
     table = pd.crosstab(topic[both].astype(int), labels[both])
     return {int(k): str(v) for k, v in table.idxmax(axis=1).items()}
+
+
+def nmf_stability(
+    comments: pd.Series,
+    labels: pd.Series,
+    train: pd.Series | np.ndarray,
+    topic_counts: Sequence[int],
+    seeds: Sequence[int],
+) -> pd.DataFrame:
+    """How much the NMF themes depend on the arbitrary choices: for every number of topics and
+    seed, :func:`nmf_themes` fitted on `train`, topics named by majority on `train`
+    (:func:`topics_to_labels`) and scored on the other comments (:func:`theme_scores`). One row
+    per (topics, seed): held-out micro F1, the number of labelled themes no topic is named
+    after (recall 0) and the number of distinct names the topics got."""
+    mask = pd.Series(np.asarray(train, dtype=bool), index=comments.index)
+    rows = []
+    for k in topic_counts:
+        for seed in seeds:
+            topic, _ = nmf_themes(comments, int(k), seed=int(seed), train=mask)
+            names = topics_to_labels(topic[mask], labels[mask])
+            sc = theme_scores(labels[~mask], topic[~mask].map(names))
+            per_theme = sc.drop(index="micro")
+            rows.append(
+                {
+                    "topics": int(k), "seed": int(seed), "micro_f1": float(sc.loc["micro", "f1"]),
+                    "themes_missed": int((per_theme["recall"] == 0).sum()),
+                    "distinct_names": len(set(names.values())),
+                }
+            )  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def theme_shares(themes: pd.Series, confidence: float = 0.95) -> pd.DataFrame:
+    """Share of each theme among the comments that have one, with simultaneous intervals for
+    the multinomial proportions (L. A. Goodman (1965), *Technometrics* 7(2), 247-254;
+    statsmodels' ``multinomial_proportions_confint``): all intervals hold together at
+    `confidence`, so the themes can be compared with each other. Columns ``n``, ``share``,
+    ``ci_low``, ``ci_high``, largest share first."""
+    from statsmodels.stats.proportion import multinomial_proportions_confint
+
+    counts = themes.dropna().astype(str).value_counts()
+    if len(counts) < 2:
+        raise ValueError("theme shares need at least two themes")
+    ci = multinomial_proportions_confint(counts.to_numpy(), alpha=1 - confidence, method="goodman")
+    return pd.DataFrame(
+        {"n": counts.to_numpy(), "share": counts.to_numpy() / counts.sum(),
+         "ci_low": ci[:, 0], "ci_high": ci[:, 1]},
+        index=counts.index.rename("theme"),
+    )  # fmt: skip
 
 
 def theme_scores(true: pd.Series, predicted: pd.Series) -> pd.DataFrame:

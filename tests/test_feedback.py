@@ -481,3 +481,30 @@ def test_segmented_its_recovers_level_change_under_trend_and_season():
     assert both["rr_low"] < r["rate_ratio"] / r0["rate_ratio"] < both["rr_high"]
     with pytest.raises(ValueError, match="season"):
         feedback.segmented_its(noisy, exposure, "2025-04", season="week")
+
+
+def test_nmf_fitted_on_a_training_split_projects_the_rest():
+    texts = pd.Series(
+        ["parcel arrived late courier slow"] * 20
+        + ["price too expensive cheaper elsewhere"] * 20
+        + ["roast tasted burnt stale beans"] * 20
+    )
+    labels = pd.Series(np.repeat(["delivery", "price", "taste"], 20))
+    train = pd.Series(np.tile([True, False], 30))
+    topic, _ = feedback.nmf_themes(texts, 3, seed=0, train=train)
+    assert topic.notna().all() and (topic.groupby(labels).nunique() == 1).all()
+    stab = feedback.nmf_stability(texts, labels, train, [3], [0, 1])
+    assert list(stab["micro_f1"]) == [1.0, 1.0] and (stab["themes_missed"] == 0).all()
+
+
+def test_theme_shares_known_counts():
+    themes = pd.Series(["a"] * 60 + ["b"] * 30 + ["c"] * 10 + [None] * 5)
+    sh = feedback.theme_shares(themes)
+    assert list(sh.index) == ["a", "b", "c"] and list(sh["n"]) == [60, 30, 10]
+    assert sh["share"].tolist() == pytest.approx([0.6, 0.3, 0.1])
+    assert ((sh["ci_low"] < sh["share"]) & (sh["share"] < sh["ci_high"])).all()
+    # simultaneous intervals are wider than one Wilson interval at the same level
+    from statsmodels.stats.proportion import proportion_confint
+
+    lo, hi = proportion_confint(60, 100, method="wilson")
+    assert sh.loc["a", "ci_high"] - sh.loc["a", "ci_low"] > hi - lo
