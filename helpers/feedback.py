@@ -37,6 +37,8 @@ __all__ = [
     "nps_difference",
     "coverage_simulation",
     "weighted_nps",
+    "clustered_nps",
+    "nonresponse_tipping_point",
     "response_weights",
     "SelectionFit",
     "fit_selection_model",
@@ -244,6 +246,65 @@ def coverage_simulation(
                 }
             )
     return pd.DataFrame(rows)
+
+
+def clustered_nps(
+    scores: Iterable[float] | pd.Series | np.ndarray,
+    clusters: Iterable[object] | pd.Series | np.ndarray,
+    confidence: float = 0.95,
+) -> dict[str, float]:
+    """NPS with a cluster-robust standard error, for answers that are not independent (the
+    same customer answering every year): with z_i = +1 promoter, -1 detractor, 0 passive and
+    the clusters' sums of residuals S_g = sum_{i in g} (z_i - NPS),
+
+        se_cluster = sqrt( G / (G - 1) * sum_g S_g^2 ) / n
+
+    (the Liang-Zeger sandwich for a mean, K.-Y. Liang & S. L. Zeger (1986), *Biometrika* 73(1),
+    13-22, with the small-sample factor G/(G-1); equal to statsmodels' OLS on a constant with
+    ``cov_type="cluster"``). ``design_effect`` = (se_cluster / se_independent)^2: how many
+    answers one answer is worth less than it looks; ``effective_n`` = n / design_effect."""
+    z = nps_scores(scores)
+    g = pd.Series(np.asarray(clusters), dtype="object")
+    if len(g) != z.size:
+        raise ValueError(f"{len(g)} cluster ids for {z.size} scores")
+    s = (z >= 9).astype(float) - (z <= 6).astype(float)
+    est, n = float(s.mean()), s.size
+    sums = pd.Series(s - est).groupby(g.to_numpy()).sum().to_numpy()
+    n_g = sums.size
+    if n_g < 2:
+        raise ValueError("a cluster-robust se needs at least two clusters")
+    se_c = float(np.sqrt(n_g / (n_g - 1) * np.sum(sums**2)) / n)
+    se_i = float(np.sqrt(np.sum((s - est) ** 2)) / n)
+    q = _z(confidence)
+    deff = (se_c / se_i) ** 2 if se_i > 0 else np.nan
+    return {
+        "nps": est, "se_independent": se_i, "se_cluster": se_c,
+        "ci_low": est - q * se_c, "ci_high": est + q * se_c,
+        "n": int(n), "clusters": int(n_g), "design_effect": float(deff),
+        "effective_n": float(n / deff) if deff and np.isfinite(deff) else np.nan,
+    }  # fmt: skip
+
+
+def nonresponse_tipping_point(
+    respondent_nps: float, response_rate: float, threshold: float = 0.0
+) -> dict[str, float]:
+    """A tipping-point analysis of non-random non-response (as in missing-data sensitivity
+    analyses: D. B. Rubin (1977), *JASA* 72(359), 538-543; the "delta adjustment" of
+    J. R. Carpenter & M. G. Kenward (2013), *Multiple Imputation and its Application*, ch. 10):
+    suppose the invited customers who did not answer have an NPS lower than the respondents' by
+    delta. Everyone's NPS is then
+
+        NPS_all(delta) = NPS_resp - (1 - r) delta      (r = response rate),
+
+    and it crosses `threshold` at delta* = (NPS_resp - threshold) / (1 - r). No data can say
+    which delta is true; the question is whether delta* is plausible. Returns delta* and the
+    slope -(1 - r) of NPS_all in delta (same units as the NPS given)."""
+    if not 0 < response_rate < 1:
+        raise ValueError("the response rate must be strictly between 0 and 1")
+    return {
+        "tipping_delta": float((respondent_nps - threshold) / (1 - response_rate)),
+        "slope": float(-(1 - response_rate)),
+    }
 
 
 # --------------------------------------------------------------------------------------------

@@ -508,3 +508,31 @@ def test_theme_shares_known_counts():
 
     lo, hi = proportion_confint(60, 100, method="wilson")
     assert sh.loc["a", "ci_high"] - sh.loc["a", "ci_low"] > hi - lo
+
+
+def test_clustered_nps_matches_statsmodels_and_independent_case():
+    import statsmodels.api as sm
+
+    rng = np.random.default_rng(3)
+    cust = np.repeat(np.arange(60), 3)
+    level = rng.integers(0, 11, 60)
+    scores = np.clip(level[cust] + rng.integers(-1, 2, cust.size), 0, 10)
+    r = feedback.clustered_nps(scores, cust)
+    s = (scores >= 9).astype(float) - (scores <= 6).astype(float)
+    fit = sm.OLS(s, np.ones_like(s)).fit(cov_type="cluster", cov_kwds={"groups": cust})
+    # statsmodels also multiplies by (n - 1) / (n - k), k = 1 parameter: the same here
+    assert r["se_cluster"] == pytest.approx(float(fit.bse[0]), rel=1e-9)
+    assert r["nps"] == pytest.approx(s.mean()) and r["design_effect"] > 1
+    # one answer per customer: cluster se = independent se times sqrt(n / (n - 1))
+    one = feedback.clustered_nps([10] * 50 + [8] * 30 + [3] * 20, np.arange(100))
+    assert one["se_cluster"] == pytest.approx(0.0781 * np.sqrt(100 / 99), abs=1e-4)
+
+
+def test_nonresponse_tipping_point_by_hand():
+    # respondents' NPS 30 points, 35 % answer: non-respondents 30 / 0.65 = 46.15 points lower
+    # bring everyone's NPS to 0
+    t = feedback.nonresponse_tipping_point(30.0, 0.35)
+    assert t["tipping_delta"] == pytest.approx(46.1538, abs=1e-4) and t["slope"] == -0.65
+    assert 30.0 + t["slope"] * t["tipping_delta"] == pytest.approx(0.0)
+    with pytest.raises(ValueError):
+        feedback.nonresponse_tipping_point(30.0, 1.0)
