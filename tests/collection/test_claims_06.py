@@ -100,3 +100,34 @@ def test_metric_names_say_what_they_estimate(metrics, company):
 def test_followup_split_has_no_sample_ratio_mismatch(metrics, company):
     # "no sign of a mismatch (alert threshold p < 0.0005)"
     assert all(p >= 0.0005 for p in metrics("06", company)["followup_srm_p"])
+
+
+@pytest.mark.parametrize("company", COMPANIES)
+def test_selection_model_lands_close_and_penalties_come_out_smaller(metrics, company):
+    # "The response and score parameters land close to the generator's; the ticket penalties
+    # tend to come out smaller than planted"
+    m = metrics("06", company)
+    for key in ["nps_response_rate", "nps_base", "nps_risk_slope", "nps_noise_sd",
+                "nps_response_logit_slope"]:  # fmt: skip
+        assert m[key]["ci_low"] <= m[key]["truth"] <= m[key]["ci_high"], key
+    for key in ["nps_penalty_poorly", "nps_penalty_unresolved"]:
+        assert 0 < m[key]["estimate"] < m[key]["truth"], key
+
+
+@pytest.mark.parametrize("company", COMPANIES)
+def test_respondents_overstate_and_weighting_barely_helps(metrics, company):
+    # "respondents' NPS overstates everyone's"; "weighting barely moves the score"
+    m = metrics("06", company)
+    raw, weighted = m["nps"] * 100, m["nps_weighted"] * 100
+    pop = m["population_nps_selection_model"]
+    assert pop["truth"] < raw and pop["ci_high"] < raw
+    assert abs(raw - weighted) < 0.25 * (raw - pop["truth"])
+    # the tipping point lies beyond the gap the selection model finds
+    tipping, model_gap = m["nonresponse_tipping_delta"]
+    assert 0 < model_gap < tipping
+
+
+@pytest.mark.parametrize("company", COMPANIES)
+def test_repeat_respondents_make_answers_worth_less(metrics, company):
+    # "customers answer every year: their answers are not independent draws"
+    assert metrics("06", company)["nps_design_effect_repeat_respondents"] > 1
