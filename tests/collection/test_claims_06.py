@@ -131,3 +131,18 @@ def test_respondents_overstate_and_weighting_barely_helps(metrics, company):
 def test_repeat_respondents_make_answers_worth_less(metrics, company):
     # "customers answer every year: their answers are not independent draws"
     assert metrics("06", company)["nps_design_effect_repeat_respondents"] > 1
+
+
+@pytest.mark.parametrize("company", COMPANIES)
+def test_small_samples_need_the_adjusted_interval(metrics, company):
+    # "with a few dozen answers the Wald and bootstrap intervals are too narrow ... use the
+    # adjusted Wald interval for small samples"
+    m = metrics("06", company)
+    assert m["wald_coverage_n10"] < 0.92 <= m["adjusted_wald_coverage_n10"]
+
+
+@pytest.mark.parametrize("company", COMPANIES)
+def test_quarter_on_quarter_move_is_inside_the_noise(metrics, company):
+    # "a quarter-on-quarter move of a few points is inside the noise of a few hundred answers"
+    diff, lo, hi = metrics("06", company)["nps_last_quarter_change"]
+    assert lo < 0 < hi and abs(diff) < 0.10
