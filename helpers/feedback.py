@@ -49,6 +49,7 @@ __all__ = [
     "topics_to_labels",
     "nmf_stability",
     "theme_shares",
+    "corrected_prevalence",
     "theme_scores",
     "interrupted_time_series",
     "segmented_its",
@@ -669,6 +670,35 @@ def nmf_stability(
                 }
             )  # fmt: skip
     return pd.DataFrame(rows)
+
+
+def corrected_prevalence(
+    predicted: pd.Series, labelled_true: pd.Series, labelled_predicted: pd.Series
+) -> pd.DataFrame:
+    """Theme shares corrected for misclassification (the matrix method: M. Buonaccorsi (2010),
+    *Measurement Error: Models, Methods and Applications*, ch. 3; the multi-class form of
+    Rogan & Gladen 1978): on a labelled sample estimate M[j, k] = P(predicted j | true k); the
+    predicted shares q of the unlabelled comments satisfy q = M pi, solved for the true shares
+    pi >= 0 by non-negative least squares (``scipy.optimize.nnls``; M need not be invertible
+    when a theme is never predicted) and renormalized to sum to 1. Columns ``predicted_share``
+    and ``corrected_share`` per true theme (a theme the classifier never predicts can still be
+    recovered when its comments land in identifiable places, not when they are spread like
+    another theme's)."""
+    from scipy.optimize import nnls
+
+    both = labelled_true.notna() & labelled_predicted.notna()
+    conf = pd.crosstab(labelled_predicted[both].astype(str), labelled_true[both].astype(str))
+    themes = sorted(conf.columns)
+    rows = sorted(set(conf.index) | set(predicted.dropna().astype(str)) | set(themes))
+    conf = conf.reindex(index=rows, columns=themes, fill_value=0)
+    M = (conf / conf.sum(axis=0)).to_numpy()
+    q = predicted.dropna().astype(str).value_counts(normalize=True).reindex(rows, fill_value=0.0)
+    pi, _ = nnls(M, q.to_numpy())
+    pi = pi / pi.sum() if pi.sum() > 0 else pi
+    return pd.DataFrame(
+        {"predicted_share": q.reindex(themes, fill_value=0.0).to_numpy(), "corrected_share": pi},
+        index=pd.Index(themes, name="theme"),
+    )
 
 
 def theme_shares(themes: pd.Series, confidence: float = 0.95) -> pd.DataFrame:

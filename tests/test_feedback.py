@@ -536,3 +536,14 @@ def test_nonresponse_tipping_point_by_hand():
     assert 30.0 + t["slope"] * t["tipping_delta"] == pytest.approx(0.0)
     with pytest.raises(ValueError):
         feedback.nonresponse_tipping_point(30.0, 1.0)
+
+
+def test_corrected_prevalence_undoes_a_known_confusion():
+    # labelled sample: 'a' is read as 'b' 20 % of the time, 'b' always right
+    true_l = pd.Series(["a"] * 100 + ["b"] * 100)
+    pred_l = pd.Series(["a"] * 80 + ["b"] * 20 + ["b"] * 100)
+    # unlabelled comments, true shares 0.5 / 0.5: predicted 0.4 a, 0.6 b
+    pred = pd.Series(["a"] * 40 + ["b"] * 60)
+    c = feedback.corrected_prevalence(pred, true_l, pred_l)
+    assert c.loc["a", "predicted_share"] == pytest.approx(0.4)
+    assert c["corrected_share"].tolist() == pytest.approx([0.5, 0.5])
