@@ -37,6 +37,8 @@ __all__ = [
     "nps_difference",
     "coverage_simulation",
     "weighted_nps",
+    "clustered_nps",
+    "nonresponse_tipping_point",
     "response_weights",
     "SelectionFit",
     "fit_selection_model",
@@ -45,8 +47,13 @@ __all__ = [
     "keyword_themes",
     "nmf_themes",
     "topics_to_labels",
+    "nmf_stability",
+    "theme_shares",
+    "corrected_prevalence",
     "theme_scores",
     "interrupted_time_series",
+    "segmented_its",
+    "its_against_control",
     "ticket_durations",
     "ticket_outcome",
     "orders_with_tickets",
@@ -240,6 +247,65 @@ def coverage_simulation(
                 }
             )
     return pd.DataFrame(rows)
+
+
+def clustered_nps(
+    scores: Iterable[float] | pd.Series | np.ndarray,
+    clusters: Iterable[object] | pd.Series | np.ndarray,
+    confidence: float = 0.95,
+) -> dict[str, float]:
+    """NPS with a cluster-robust standard error, for answers that are not independent (the
+    same customer answering every year): with z_i = +1 promoter, -1 detractor, 0 passive and
+    the clusters' sums of residuals S_g = sum_{i in g} (z_i - NPS),
+
+        se_cluster = sqrt( G / (G - 1) * sum_g S_g^2 ) / n
+
+    (the Liang-Zeger sandwich for a mean, K.-Y. Liang & S. L. Zeger (1986), *Biometrika* 73(1),
+    13-22, with the small-sample factor G/(G-1); equal to statsmodels' OLS on a constant with
+    ``cov_type="cluster"``). ``design_effect`` = (se_cluster / se_independent)^2: how many
+    answers one answer is worth less than it looks; ``effective_n`` = n / design_effect."""
+    z = nps_scores(scores)
+    g = pd.Series(np.asarray(clusters), dtype="object")
+    if len(g) != z.size:
+        raise ValueError(f"{len(g)} cluster ids for {z.size} scores")
+    s = (z >= 9).astype(float) - (z <= 6).astype(float)
+    est, n = float(s.mean()), s.size
+    sums = pd.Series(s - est).groupby(g.to_numpy()).sum().to_numpy()
+    n_g = sums.size
+    if n_g < 2:
+        raise ValueError("a cluster-robust se needs at least two clusters")
+    se_c = float(np.sqrt(n_g / (n_g - 1) * np.sum(sums**2)) / n)
+    se_i = float(np.sqrt(np.sum((s - est) ** 2)) / n)
+    q = _z(confidence)
+    deff = (se_c / se_i) ** 2 if se_i > 0 else np.nan
+    return {
+        "nps": est, "se_independent": se_i, "se_cluster": se_c,
+        "ci_low": est - q * se_c, "ci_high": est + q * se_c,
+        "n": int(n), "clusters": int(n_g), "design_effect": float(deff),
+        "effective_n": float(n / deff) if deff and np.isfinite(deff) else np.nan,
+    }  # fmt: skip
+
+
+def nonresponse_tipping_point(
+    respondent_nps: float, response_rate: float, threshold: float = 0.0
+) -> dict[str, float]:
+    """A tipping-point analysis of non-random non-response (as in missing-data sensitivity
+    analyses: D. B. Rubin (1977), *JASA* 72(359), 538-543; the "delta adjustment" of
+    J. R. Carpenter & M. G. Kenward (2013), *Multiple Imputation and its Application*, ch. 10):
+    suppose the invited customers who did not answer have an NPS lower than the respondents' by
+    delta. Everyone's NPS is then
+
+        NPS_all(delta) = NPS_resp - (1 - r) delta      (r = response rate),
+
+    and it crosses `threshold` at delta* = (NPS_resp - threshold) / (1 - r). No data can say
+    which delta is true; the question is whether delta* is plausible. Returns delta* and the
+    slope -(1 - r) of NPS_all in delta (same units as the NPS given)."""
+    if not 0 < response_rate < 1:
+        raise ValueError("the response rate must be strictly between 0 and 1")
+    return {
+        "tipping_delta": float((respondent_nps - threshold) / (1 - response_rate)),
+        "slope": float(-(1 - response_rate)),
+    }
 
 
 # --------------------------------------------------------------------------------------------
@@ -523,24 +589,39 @@ def _escape(word: str) -> str:
 
 
 def nmf_themes(
-    comments: pd.Series, n_themes: int, seed: int = 0, top_words: int = 6
+    comments: pd.Series,
+    n_themes: int,
+    seed: int = 0,
+    top_words: int = 6,
+    train: pd.Series | np.ndarray | None = None,
 ) -> tuple[pd.Series, pd.DataFrame]:
     """Unsupervised themes: TF-IDF of the comments (English stop words, words and word pairs)
     factorised by non-negative matrix factorization, ``X ~ W H`` with W, H >= 0
     (D. D. Lee & H. S. Seung (1999), *Nature* 401, 788-791; scikit-learn's ``NMF``). Each comment
     gets the topic with the largest weight in W. Returns (topic per comment, a table of each
     topic's top words). Topics have no names: read the words, or map them to labels by
-    majority on a labelled sample (:func:`theme_scores` then measures the mapping)."""
+    majority on a labelled sample (:func:`theme_scores` then measures the mapping). `train`
+    (a boolean mask aligned with `comments`): the vocabulary, the IDF weights and the topics are
+    fitted on those comments only and the others are projected on them (``NMF.transform``), so
+    a score on the rest is a held-out one."""
     from sklearn.decomposition import NMF
     from sklearn.feature_extraction.text import TfidfVectorizer
 
     text = comments.dropna().astype(str)
-    if len(text) < n_themes:
-        raise ValueError(f"{len(text)} comments are too few for {n_themes} themes")
+    fit_on = (
+        np.ones(len(text), dtype=bool)
+        if train is None
+        else pd.Series(np.asarray(train, dtype=bool), index=comments.index)
+        .reindex(text.index)
+        .to_numpy()
+    )
+    if fit_on.sum() < n_themes:
+        raise ValueError(f"{int(fit_on.sum())} comments are too few for {n_themes} themes")
     vec = TfidfVectorizer(stop_words="english", ngram_range=(1, 2), min_df=2, sublinear_tf=True)
-    X = vec.fit_transform(text)
+    vec.fit(text[fit_on])
     model = NMF(n_components=n_themes, init="nndsvda", random_state=seed, max_iter=500)
-    W = model.fit_transform(X)
+    model.fit(vec.transform(text[fit_on]))
+    W = model.transform(vec.transform(text))
     words = np.asarray(vec.get_feature_names_out())
     top = np.argsort(-model.components_, axis=1)[:, :top_words]
     table = pd.DataFrame(
@@ -559,6 +640,84 @@ def topics_to_labels(topic: pd.Series, labels: pd.Series) -> dict[int, str]:
         raise ValueError("no comment has both a topic and a label")
     table = pd.crosstab(topic[both].astype(int), labels[both])
     return {int(k): str(v) for k, v in table.idxmax(axis=1).items()}
+
+
+def nmf_stability(
+    comments: pd.Series,
+    labels: pd.Series,
+    train: pd.Series | np.ndarray,
+    topic_counts: Sequence[int],
+    seeds: Sequence[int],
+) -> pd.DataFrame:
+    """How much the NMF themes depend on the arbitrary choices: for every number of topics and
+    seed, :func:`nmf_themes` fitted on `train`, topics named by majority on `train`
+    (:func:`topics_to_labels`) and scored on the other comments (:func:`theme_scores`). One row
+    per (topics, seed): held-out micro F1, the number of labelled themes no topic is named
+    after (recall 0) and the number of distinct names the topics got."""
+    mask = pd.Series(np.asarray(train, dtype=bool), index=comments.index)
+    rows = []
+    for k in topic_counts:
+        for seed in seeds:
+            topic, _ = nmf_themes(comments, int(k), seed=int(seed), train=mask)
+            names = topics_to_labels(topic[mask], labels[mask])
+            sc = theme_scores(labels[~mask], topic[~mask].map(names))
+            per_theme = sc.drop(index="micro")
+            rows.append(
+                {
+                    "topics": int(k), "seed": int(seed), "micro_f1": float(sc.loc["micro", "f1"]),
+                    "themes_missed": int((per_theme["recall"] == 0).sum()),
+                    "distinct_names": len(set(names.values())),
+                }
+            )  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def corrected_prevalence(
+    predicted: pd.Series, labelled_true: pd.Series, labelled_predicted: pd.Series
+) -> pd.DataFrame:
+    """Theme shares corrected for misclassification (the matrix method: M. Buonaccorsi (2010),
+    *Measurement Error: Models, Methods and Applications*, ch. 3; the multi-class form of
+    Rogan & Gladen 1978): on a labelled sample estimate M[j, k] = P(predicted j | true k); the
+    predicted shares q of the unlabelled comments satisfy q = M pi, solved for the true shares
+    pi >= 0 by non-negative least squares (``scipy.optimize.nnls``; M need not be invertible
+    when a theme is never predicted) and renormalized to sum to 1. Columns ``predicted_share``
+    and ``corrected_share`` per true theme (a theme the classifier never predicts can still be
+    recovered when its comments land in identifiable places, not when they are spread like
+    another theme's)."""
+    from scipy.optimize import nnls
+
+    both = labelled_true.notna() & labelled_predicted.notna()
+    conf = pd.crosstab(labelled_predicted[both].astype(str), labelled_true[both].astype(str))
+    themes = sorted(conf.columns)
+    rows = sorted(set(conf.index) | set(predicted.dropna().astype(str)) | set(themes))
+    conf = conf.reindex(index=rows, columns=themes, fill_value=0)
+    M = (conf / conf.sum(axis=0)).to_numpy()
+    q = predicted.dropna().astype(str).value_counts(normalize=True).reindex(rows, fill_value=0.0)
+    pi, _ = nnls(M, q.to_numpy())
+    pi = pi / pi.sum() if pi.sum() > 0 else pi
+    return pd.DataFrame(
+        {"predicted_share": q.reindex(themes, fill_value=0.0).to_numpy(), "corrected_share": pi},
+        index=pd.Index(themes, name="theme"),
+    )
+
+
+def theme_shares(themes: pd.Series, confidence: float = 0.95) -> pd.DataFrame:
+    """Share of each theme among the comments that have one, with simultaneous intervals for
+    the multinomial proportions (L. A. Goodman (1965), *Technometrics* 7(2), 247-254;
+    statsmodels' ``multinomial_proportions_confint``): all intervals hold together at
+    `confidence`, so the themes can be compared with each other. Columns ``n``, ``share``,
+    ``ci_low``, ``ci_high``, largest share first."""
+    from statsmodels.stats.proportion import multinomial_proportions_confint
+
+    counts = themes.dropna().astype(str).value_counts()
+    if len(counts) < 2:
+        raise ValueError("theme shares need at least two themes")
+    ci = multinomial_proportions_confint(counts.to_numpy(), alpha=1 - confidence, method="goodman")
+    return pd.DataFrame(
+        {"n": counts.to_numpy(), "share": counts.to_numpy() / counts.sum(),
+         "ci_low": ci[:, 0], "ci_high": ci[:, 1]},
+        index=counts.index.rename("theme"),
+    )  # fmt: skip
 
 
 def theme_scores(true: pd.Series, predicted: pd.Series) -> pd.DataFrame:
@@ -628,6 +787,97 @@ def interrupted_time_series(
         "rate_before": float(y[post == 0].sum() / e[post == 0].sum()),
         "rate_after": float(y[post == 1].sum() / e[post == 1].sum()),
         "dispersion": float(fit.scale), "periods": int(len(y)),
+    }  # fmt: skip
+
+
+def segmented_its(
+    counts: pd.Series,
+    exposure: pd.Series,
+    break_period: pd.Period | str,
+    *,
+    season: str | None = "quarter",
+    hac_lags: int = 3,
+    confidence: float = 0.95,
+) -> dict[str, float]:
+    """An interrupted time series with level and slope change, seasonality and autocorrelation-
+    robust errors (segmented Poisson regression: Wagner et al. 2002; Bernal, Cummins & Gasparrini
+    2017, *International Journal of Epidemiology* 46(1), 348-355):
+
+        log E[y_t] = log(exposure_t) + b0 + b1 t + b2 post_t + b3 (t - t0) post_t + season_t,
+
+    t the period number, t0 the break, post_t = 1 from `break_period` on, season_t dummies of the
+    quarter (``season="quarter"``) or month of year (``"month"``) of a monthly PeriodIndex.
+    exp(b2) is the rate ratio at the break (the level change; ``reduction`` = 1 - exp(b2)),
+    exp(b3) the change of the monthly growth factor after it. Standard errors are Newey-West
+    (HAC, Bartlett kernel, `hac_lags` lags: W. K. Newey & K. D. West (1987), *Econometrica*
+    55(3), 703-708) via statsmodels' GLM ``cov_type="HAC"``, robust to overdispersion and to
+    residual autocorrelation; the Ljung-Box test of the Pearson residuals at `hac_lags` lags
+    (G. M. Ljung & G. E. P. Box (1978), *Biometrika* 65(2), 297-303) and their lag-1
+    autocorrelation say how much that matters."""
+    import statsmodels.api as sm
+    from statsmodels.stats.diagnostic import acorr_ljungbox
+
+    y = counts.astype(float)
+    e = exposure.reindex(y.index).astype(float)
+    if (e <= 0).any() or e.isna().any():
+        raise ValueError("every period needs a positive exposure")
+    idx = y.index
+    brk = (
+        pd.Period(break_period, freq=idx.freq) if isinstance(idx, pd.PeriodIndex) else break_period
+    )
+    post = np.asarray(idx >= brk, dtype=float)
+    if post.all() or not post.any():
+        raise ValueError("the break must fall inside the series (periods before and after it)")
+    t = np.arange(len(y), dtype=float)
+    t0 = float(np.argmax(post))
+    X = pd.DataFrame({"const": 1.0, "t": t, "level": post, "slope": (t - t0) * post}, index=idx)
+    if season is not None:
+        if season not in ("quarter", "month"):
+            raise ValueError(f"season must be 'quarter', 'month' or None, got {season!r}")
+        key = getattr(idx, season)
+        X = X.join(pd.get_dummies(key, prefix=season, drop_first=True, dtype=float).set_axis(idx))
+    fit = sm.GLM(y, X, family=sm.families.Poisson(), offset=np.log(e)).fit(
+        cov_type="HAC", cov_kwds={"maxlags": hac_lags}
+    )
+    z = _z(confidence)
+    b, se = fit.params, fit.bse
+    resid = np.asarray(fit.resid_pearson)
+    lb = acorr_ljungbox(resid, lags=[hac_lags])
+    rr = float(np.exp(b["level"]))
+    lo, hi = (
+        float(np.exp(b["level"] - z * se["level"])),
+        float(np.exp(b["level"] + z * se["level"])),
+    )
+    return {
+        "rate_ratio": rr, "rr_low": lo, "rr_high": hi,
+        "reduction": 1 - rr, "reduction_low": 1 - hi, "reduction_high": 1 - lo,
+        "log_rr": float(b["level"]), "log_rr_se": float(se["level"]),
+        "slope_ratio": float(np.exp(b["slope"])),
+        "slope_low": float(np.exp(b["slope"] - z * se["slope"])),
+        "slope_high": float(np.exp(b["slope"] + z * se["slope"])),
+        "ljung_box_p": float(lb["lb_pvalue"].iloc[0]),
+        "lag1_autocorrelation": float(np.corrcoef(resid[:-1], resid[1:])[0, 1]),
+        "dispersion": float((resid**2).sum() / fit.df_resid), "periods": int(len(y)),
+    }  # fmt: skip
+
+
+def its_against_control(
+    treated: Mapping[str, float], control: Mapping[str, float], confidence: float = 0.95
+) -> dict[str, float]:
+    """A comparative interrupted time series: the level change of the treated series divided by
+    that of a control series that the intervention should not touch (both from
+    :func:`segmented_its`), exp(b2_treated - b2_control), with se = sqrt(se_t^2 + se_c^2)
+    (the two series' counts independent given the shared exposure). A control that moves on
+    the same date points to something else that changed then (Bernal, Cummins & Gasparrini
+    (2018), "The use of controls in interrupted time series studies of public health
+    interventions", *International Journal of Epidemiology* 47(6), 2082-2093)."""
+    d = treated["log_rr"] - control["log_rr"]
+    se = float(np.hypot(treated["log_rr_se"], control["log_rr_se"]))
+    z = _z(confidence)
+    rr, lo, hi = float(np.exp(d)), float(np.exp(d - z * se)), float(np.exp(d + z * se))
+    return {
+        "rate_ratio": rr, "rr_low": lo, "rr_high": hi,
+        "reduction": 1 - rr, "reduction_low": 1 - hi, "reduction_high": 1 - lo,
     }  # fmt: skip
 
 
@@ -846,15 +1096,17 @@ def delivery_ticket_series(
     as_of: str | pd.Timestamp,
     lag_days: int = 14,
     topics: Sequence[str] = DELIVERY_TOPICS,
+    exclude: bool = False,
 ) -> tuple[pd.Series, pd.Series]:
     """Monthly delivery tickets (`topics`) by the month of the order they are about, and the
     month's orders (the exposure), for the months that ended at least `lag_days` before the end
-    of the as-of day (later orders may not have had their ticket yet)."""
+    of the as-of day (later orders may not have had their ticket yet). ``exclude=True``: the
+    tickets of every other topic instead (a control series)."""
     o = periods.up_to(orders, as_of, "order_date")
     month = o["order_date"].dt.to_period("M")
     exposure = o.groupby(month).size().rename("orders")
     tk = periods.up_to(tickets, as_of, "opened_at")
-    tk = tk[tk["topic"].isin(topics)].merge(o[["order_id", "order_date"]], on="order_id")
+    tk = tk[tk["topic"].isin(topics) != exclude].merge(o[["order_id", "order_date"]], on="order_id")
     counts = tk.groupby(tk["order_date"].dt.to_period("M")).size()
     counts = counts.reindex(exposure.index, fill_value=0).rename("tickets")
     last = (periods.as_of_end(as_of) - pd.Timedelta(days=lag_days)).to_period("M") - 1

@@ -23,6 +23,7 @@ __all__ = [
     "PROPORTION_METHODS",
     "proportion_difference",
     "orders_after",
+    "srm_check",
 ]
 
 #: The three NPS categories in their natural order (Reichheld 2003).
@@ -183,3 +184,39 @@ def orders_after(
     out["next_order_at"] = first.reindex(np.arange(len(e))).to_numpy()
     out.index = events.index
     return out[["orders", "converted", "next_order_at", *values]]
+
+
+# --------------------------------------------------------------------------------------------
+# Experiment hygiene
+# --------------------------------------------------------------------------------------------
+def srm_check(
+    observed: Sequence[int] | np.ndarray | pd.Series,
+    planned: Sequence[float] | np.ndarray | pd.Series,
+    alpha: float = 0.0005,
+) -> dict[str, float | bool]:
+    """Sample-ratio-mismatch test of a randomized split: Pearson's chi-square goodness of fit of
+    the observed arm sizes n_i against the designed shares s_i (normalized to sum to 1),
+
+        chi2 = sum_i (n_i - N s_i)^2 / (N s_i),  df = arms - 1,  N = sum_i n_i
+
+    (A. Fabijan et al. (2019), "Diagnosing sample ratio mismatch in online controlled
+    experiments", KDD; platforms alert at p < 0.0005, the default `alpha`). A mismatch means the
+    assignment or the logging lost units unevenly, which invalidates the comparison whatever its
+    p-value. Returns ``chi2``, ``df``, ``p_value``, ``n``, the observed share of the first arm
+    and its planned share, and ``mismatch`` (p < `alpha`)."""
+    from scipy import stats
+
+    n_obs = np.asarray(observed, dtype=float)
+    share = np.asarray(planned, dtype=float)
+    if n_obs.shape != share.shape or n_obs.size < 2:
+        raise ValueError("observed and planned need one entry per arm, at least two arms")
+    if (share <= 0).any() or (n_obs < 0).any() or n_obs.sum() <= 0:
+        raise ValueError("planned shares must be positive and counts non-negative")
+    share = share / share.sum()
+    total = float(n_obs.sum())
+    chi2, p = stats.chisquare(n_obs, total * share)
+    return {
+        "chi2": float(chi2), "df": int(n_obs.size - 1), "p_value": float(p), "n": int(total),
+        "observed_share": float(n_obs[0] / total), "planned_share": float(share[0]),
+        "mismatch": bool(p < alpha),
+    }  # fmt: skip

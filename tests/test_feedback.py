@@ -452,3 +452,98 @@ def test_selection_model_recovers_the_non_response_slope(sample):
     est = feedback.selection_nps(fit, inv["customer_id"], inv["responded"], score, pen)
     gap_resp = real["respondent_nps"] / 100 - real["population_nps"] / 100
     assert abs(est.nps - real["population_nps"] / 100) < 0.3 * gap_resp
+
+
+@pytest.mark.filterwarnings("ignore::statsmodels.tools.sm_exceptions.PerfectSeparationWarning")
+def test_segmented_its_recovers_level_change_under_trend_and_season():
+    idx = pd.period_range("2023-01", "2025-12", freq="M")
+    t = np.arange(len(idx))
+    exposure = pd.Series(np.full(len(idx), 20000.0), index=idx)
+    season = np.array([1.0, 1.2, 0.9, 1.1])[idx.quarter - 1]
+    post = idx >= pd.Period("2025-04", "M")
+    rate = 0.02 * 1.01**t * season * np.where(post, 0.5, 1.0)
+    exact = pd.Series(rate * exposure.to_numpy(), index=idx)
+    r = feedback.segmented_its(exact, exposure, "2025-04")
+    # exact expected counts: level ratio 0.5, no slope change, residuals zero
+    assert r["reduction"] == pytest.approx(0.5, abs=1e-6)
+    assert r["slope_ratio"] == pytest.approx(1.0, abs=1e-6)
+    rng = np.random.default_rng(1)
+    noisy = pd.Series(rng.poisson(exact.to_numpy()), index=idx)
+    r = feedback.segmented_its(noisy, exposure, "2025-04")
+    assert r["reduction_low"] < 0.5 < r["reduction_high"]
+    assert r["slope_low"] < 1 < r["slope_high"] and 0 <= r["ljung_box_p"] <= 1
+    # a trend with no break: the level change's interval covers no change
+    flat = pd.Series(rng.poisson(0.02 * 1.01**t * 20000.0), index=idx)
+    r0 = feedback.segmented_its(flat, exposure, "2025-04", season=None)
+    assert r0["rr_low"] < 1 < r0["rr_high"]
+    both = feedback.its_against_control(r, r0)
+    assert both["rate_ratio"] == pytest.approx(r["rate_ratio"] / r0["rate_ratio"])
+    assert both["rr_low"] < r["rate_ratio"] / r0["rate_ratio"] < both["rr_high"]
+    with pytest.raises(ValueError, match="season"):
+        feedback.segmented_its(noisy, exposure, "2025-04", season="week")
+
+
+def test_nmf_fitted_on_a_training_split_projects_the_rest():
+    texts = pd.Series(
+        ["parcel arrived late courier slow"] * 20
+        + ["price too expensive cheaper elsewhere"] * 20
+        + ["roast tasted burnt stale beans"] * 20
+    )
+    labels = pd.Series(np.repeat(["delivery", "price", "taste"], 20))
+    train = pd.Series(np.tile([True, False], 30))
+    topic, _ = feedback.nmf_themes(texts, 3, seed=0, train=train)
+    assert topic.notna().all() and (topic.groupby(labels).nunique() == 1).all()
+    stab = feedback.nmf_stability(texts, labels, train, [3], [0, 1])
+    assert list(stab["micro_f1"]) == [1.0, 1.0] and (stab["themes_missed"] == 0).all()
+
+
+def test_theme_shares_known_counts():
+    themes = pd.Series(["a"] * 60 + ["b"] * 30 + ["c"] * 10 + [None] * 5)
+    sh = feedback.theme_shares(themes)
+    assert list(sh.index) == ["a", "b", "c"] and list(sh["n"]) == [60, 30, 10]
+    assert sh["share"].tolist() == pytest.approx([0.6, 0.3, 0.1])
+    assert ((sh["ci_low"] < sh["share"]) & (sh["share"] < sh["ci_high"])).all()
+    # simultaneous intervals are wider than one Wilson interval at the same level
+    from statsmodels.stats.proportion import proportion_confint
+
+    lo, hi = proportion_confint(60, 100, method="wilson")
+    assert sh.loc["a", "ci_high"] - sh.loc["a", "ci_low"] > hi - lo
+
+
+def test_clustered_nps_matches_statsmodels_and_independent_case():
+    import statsmodels.api as sm
+
+    rng = np.random.default_rng(3)
+    cust = np.repeat(np.arange(60), 3)
+    level = rng.integers(0, 11, 60)
+    scores = np.clip(level[cust] + rng.integers(-1, 2, cust.size), 0, 10)
+    r = feedback.clustered_nps(scores, cust)
+    s = (scores >= 9).astype(float) - (scores <= 6).astype(float)
+    fit = sm.OLS(s, np.ones_like(s)).fit(cov_type="cluster", cov_kwds={"groups": cust})
+    # statsmodels also multiplies by (n - 1) / (n - k), k = 1 parameter: the same here
+    assert r["se_cluster"] == pytest.approx(float(fit.bse[0]), rel=1e-9)
+    assert r["nps"] == pytest.approx(s.mean()) and r["design_effect"] > 1
+    # one answer per customer: cluster se = independent se times sqrt(n / (n - 1))
+    one = feedback.clustered_nps([10] * 50 + [8] * 30 + [3] * 20, np.arange(100))
+    assert one["se_cluster"] == pytest.approx(0.0781 * np.sqrt(100 / 99), abs=1e-4)
+
+
+def test_nonresponse_tipping_point_by_hand():
+    # respondents' NPS 30 points, 35 % answer: non-respondents 30 / 0.65 = 46.15 points lower
+    # bring everyone's NPS to 0
+    t = feedback.nonresponse_tipping_point(30.0, 0.35)
+    assert t["tipping_delta"] == pytest.approx(46.1538, abs=1e-4) and t["slope"] == -0.65
+    assert 30.0 + t["slope"] * t["tipping_delta"] == pytest.approx(0.0)
+    with pytest.raises(ValueError):
+        feedback.nonresponse_tipping_point(30.0, 1.0)
+
+
+def test_corrected_prevalence_undoes_a_known_confusion():
+    # labelled sample: 'a' is read as 'b' 20 % of the time, 'b' always right
+    true_l = pd.Series(["a"] * 100 + ["b"] * 100)
+    pred_l = pd.Series(["a"] * 80 + ["b"] * 20 + ["b"] * 100)
+    # unlabelled comments, true shares 0.5 / 0.5: predicted 0.4 a, 0.6 b
+    pred = pd.Series(["a"] * 40 + ["b"] * 60)
+    c = feedback.corrected_prevalence(pred, true_l, pred_l)
+    assert c.loc["a", "predicted_share"] == pytest.approx(0.4)
+    assert c["corrected_share"].tolist() == pytest.approx([0.5, 0.5])

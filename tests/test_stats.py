@@ -191,3 +191,19 @@ def test_orders_after_matches_a_loop(order_rows, event_rows, days, closed):
         assert (pd.isna(nxt) and pd.isna(out["next_order_at"].iloc[i])) or out[
             "next_order_at"
         ].iloc[i] == nxt
+
+
+def test_srm_check_known_answer():
+    from helpers.stats import srm_check
+
+    # 60 vs 40 against 50/50: chi2 = (10^2 + 10^2) / 50 = 4.0 on 1 df, p = 0.0455
+    r = srm_check([60, 40], [0.5, 0.5])
+    assert r["chi2"] == pytest.approx(4.0) and r["df"] == 1
+    assert r["p_value"] == pytest.approx(0.0455003, abs=1e-6)
+    assert r["observed_share"] == pytest.approx(0.6) and not r["mismatch"]
+    # shares need not sum to 1; an exact split has chi2 0, p 1
+    assert srm_check([300, 100], [3, 1])["p_value"] == pytest.approx(1.0)
+    # a 10 % skew on 10,000 units against 50/50 is a mismatch
+    assert srm_check([5500, 4500], [0.5, 0.5])["mismatch"]
+    with pytest.raises(ValueError, match="one entry per arm"):
+        srm_check([1, 2, 3], [0.5, 0.5])

@@ -22,6 +22,9 @@ import json
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
+import numpy as np
+import pandas as pd
+
 from helpers.synth.config import SynthConfig
 
 Kind = Literal["design", "estimated", "unidentifiable"]
@@ -127,8 +130,9 @@ ESTIMATED: dict[str, tuple[tuple[str, ...], ...]] = {
     # 06: NPS selection model, the delivery fix, the follow-up experiment, service recovery
     "nps_response_rate": (("06", "nps_response_rate", "parameters.nps_response_rate"),),
     "nps_response_risk_slope": (
-        ("06", "nps_response_risk_slope", "realized.feedback.population_nps"),
-        ("06", "response_logit_slope_per_sd_of_risk", "parameters.nps_response_risk_slope"),
+        # the selection model's population NPS (points): what non-response at this slope hides
+        ("06", "population_nps_selection_model", "realized.feedback.population_nps"),
+        ("06", "nps_response_logit_slope", "parameters.nps_response_risk_slope"),
     ),
     "nps_base": (("06", "nps_base", "parameters.nps_base"),),
     "nps_risk_slope": (("06", "nps_risk_slope", "parameters.nps_risk_slope"),),
@@ -139,21 +143,24 @@ ESTIMATED: dict[str, tuple[tuple[str, ...], ...]] = {
     ),
     "delivery_fix_reduction": (
         ("06", "delivery_fix_reduction", "realized.feedback.delivery_fix_reduction"),
+        ("06", "delivery_fix_reduction_vs_control", "realized.feedback.delivery_fix_reduction"),
     ),
+    # the follow-up's effect on buying again within 180 days (both dropout rates make it)
     "detractor_dropout_followup": (
-        ("06", "detractor_dropout_followup",
+        ("06", "followup_effect_buy_again_180d",
          "realized.feedback.followup_true_effect_buy_again_180d"),
     ),
     "detractor_dropout_control": (
-        ("06", "detractor_dropout_followup",
+        ("06", "followup_effect_buy_again_180d",
          "realized.feedback.followup_true_effect_buy_again_180d"),
     ),
     "dropout_extra_unresolved": (
         ("06", "dropout_extra_unresolved", "parameters.dropout_extra_unresolved"),
     ),
-    "dropout_extra_poorly": (("06", "dropout_extra_poorly", "parameters.dropout_extra_poorly"),),
+    # a poorly handled ticket's lost share of returning customers also holds its remedy's extra
+    "dropout_extra_poorly": (("06", "poorly_ticket_lost_share", "derived.poorly_ticket_lost_share"),),
     "dropout_multiplier_well": (
-        ("06", "recovery_well_vs_no_ticket", "derived.well_ticket_net_survival_change"),
+        ("06", "recovery_well_ratio_vs_no_ticket", "derived.well_ticket_stay_ratio"),
     ),
     "resolution_dropout_extra": (
         ("06", "resolution_dropout_extra.{k}", "realized.feedback.repurchase_ratio_vs_refund.{k}",
@@ -336,10 +343,42 @@ def derived_truths(parameters: dict[str, Any]) -> dict[str, float]:
     p = parameters["bgnbd_a"] / (parameters["bgnbd_a"] + parameters["bgnbd_b"])
     m = parameters["dropout_multiplier_well"]
     on = bool(parameters.get("planted_effects", True))
-    return {
+    out = {
         "redeem_propensity_mean": a / (a + b),
         "well_ticket_net_survival_change": (p - (1 - (1 - m * p) * (1 - e))) if on else 0.0,
     }
+    if {"bgnbd_r", "bgnbd_alpha", "start", "end"} <= set(parameters):
+        out["well_ticket_stay_ratio"] = _well_ticket_stay_ratio(parameters, m, e) if on else 1.0
+    if "dropout_extra_poorly" in parameters:
+        # poorly handled: the planted extra dropout x and the remedy's e, 1 - (1 - x)(1 - e)
+        x = parameters["dropout_extra_poorly"]
+        out["poorly_ticket_lost_share"] = (1 - (1 - x) * (1 - e)) if on else 0.0
+    return out
+
+
+def _well_ticket_stay_ratio(parameters: dict[str, Any], m: float, e: float) -> float:
+    """``well_ticket_stay_ratio``: P(still active after an order whose ticket was handled well)
+    / P(still active after an order without a ticket), averaged over the orders as they occur.
+
+    A first order has no dropout, so a well-handled ticket there only adds the resolution type's
+    extra dropout e (averaged over ``resolution_types``): staying 1 - e against 1. After a repeat
+    order a customer with dropout probability p stays with (1 - m p)(1 - e) against 1 - p
+    (m = ``dropout_multiplier_well``). Orders are weighted as they occur: one first order per
+    customer and E[X(T) | lambda, p] = (1 - exp(-lambda p T)) / p repeat orders (Fader, Hardie &
+    Lee 2005, BG/NBD), lambda ~ Gamma(r, alpha), p ~ Beta(a, b), at the mean horizon T = half the
+    calendar (in weeks; a third or all of it moves the ratio by under 0.005), by quantile
+    quadrature. With W = E[X], V = E[p X]:
+    ratio = (1 - e)(1 + W - m V) / (1 + W - V). It leaves out the loyalty club's rate multiplier
+    and the lasting part of m (it also lowers dropout at later orders)."""
+    from scipy import stats as st  # local: the registry is imported by light tools too
+
+    u = (np.arange(400) + 0.5) / 400
+    p = st.beta.ppf(u, parameters["bgnbd_a"], parameters["bgnbd_b"])[:, None]
+    lam = st.gamma.ppf(u, parameters["bgnbd_r"], scale=1 / parameters["bgnbd_alpha"])[None, :]
+    horizon = (pd.Timestamp(parameters["end"]) - pd.Timestamp(parameters["start"])).days / 7 / 2
+    seen = 1 - np.exp(-lam * p * horizon)
+    w, v = float((seen / p).mean()), float(seen.mean())
+    return (1 - e) * (1 + w - m * v) / (1 + w - v)
 
 
 def _step(node: Any, key: str) -> Any:
