@@ -27,7 +27,7 @@ import pandas as pd
 from scipy import optimize, stats
 
 from helpers import economics
-from helpers.stats import orders_after, proportion_difference
+from helpers.stats import orders_after, proportion_difference, srm_check
 
 __all__ = [
     "cohen_h",
@@ -841,26 +841,14 @@ def targeting_value(
 def sample_ratio_mismatch(
     counts: Sequence[float], planned: Sequence[float], alpha: float = 0.0005
 ) -> dict[str, float | bool]:
-    """Sample-ratio-mismatch (SRM) check: Pearson's chi-square goodness of fit of the observed
-    units per arm (`counts`) against the designed split (`planned`, shares or weights in the
-    same order; rescaled to the total), chi2 = sum (O_i - E_i)^2 / E_i on k - 1 degrees of
-    freedom (``scipy.stats.chisquare``). ``srm`` is True when p < `alpha`; platforms alert at
-    0.0005 (A. Fabijan et al. 2019, "Diagnosing sample ratio mismatch in online controlled
-    experiments", KDD). A mismatch means the assignment or the logging is broken, and the
-    comparison is invalid whatever its p-value. Known answer: 821 vs 1,000 planned 50/50 ->
-    chi2 = 17.595, p = 2.7e-5."""
-    obs = np.asarray(counts, dtype=float)
-    w = np.asarray(planned, dtype=float)
-    if obs.shape != w.shape or obs.size < 2:
-        raise ValueError("counts and planned need the same length, at least 2 arms")
-    if np.any(w <= 0):
-        raise ValueError("planned shares must be positive")
-    expected = obs.sum() * w / w.sum()
-    res = stats.chisquare(obs, expected)
-    return {
-        "n": float(obs.sum()), "chi2": float(res.statistic), "df": float(obs.size - 1),
-        "p_value": float(res.pvalue), "srm": bool(res.pvalue < alpha),
-    }  # fmt: skip
+    """Sample-ratio-mismatch (SRM) check of a randomized split, as notebook 07 reads it: the one
+    implementation is :func:`helpers.stats.srm_check` (Pearson's chi-square goodness of fit of
+    the units per arm against the designed split; platforms alert at p < 0.0005, Fabijan et al.
+    2019). Returns ``n``, ``chi2``, ``df``, ``p_value`` and ``srm`` (p < `alpha`). Known answer:
+    821 vs 1,000 planned 50/50 -> chi2 = 17.595, p = 2.7e-5."""
+    r = srm_check(counts, planned, alpha)
+    return {"n": float(r["n"]), "chi2": float(r["chi2"]), "df": float(r["df"]),
+            "p_value": float(r["p_value"]), "srm": bool(r["mismatch"])}  # fmt: skip
 
 
 def capped_diff(

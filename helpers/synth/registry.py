@@ -24,6 +24,7 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
+from scipy import stats as st
 
 from helpers.synth.config import SynthConfig
 
@@ -370,8 +371,6 @@ def _well_ticket_stay_ratio(parameters: dict[str, Any], m: float, e: float) -> f
     quadrature. With W = E[X], V = E[p X]:
     ratio = (1 - e)(1 + W - m V) / (1 + W - V). It leaves out the loyalty club's rate multiplier
     and the lasting part of m (it also lowers dropout at later orders)."""
-    from scipy import stats as st  # local: the registry is imported by light tools too
-
     u = (np.arange(400) + 0.5) / 400
     p = st.beta.ppf(u, parameters["bgnbd_a"], parameters["bgnbd_b"])[:, None]
     lam = st.gamma.ppf(u, parameters["bgnbd_r"], scale=1 / parameters["bgnbd_alpha"])[None, :]
