@@ -791,8 +791,8 @@ def incremental_orders(
         True,
     )
     h = np.asarray(list(horizons), dtype=float)
-    w = clv.expected_purchases(mf, summary, m_with * h).sum(axis=0)
-    wo = clv.expected_purchases(mf, summary, m_without * h).sum(axis=0)
+    w = np.asarray(clv.expected_purchases(mf, summary, m_with * h)).sum(axis=0)
+    wo = np.asarray(clv.expected_purchases(mf, summary, m_without * h)).sum(axis=0)
     return pd.DataFrame(
         {
             "orders_with": w,
