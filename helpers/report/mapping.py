@@ -27,6 +27,8 @@ falls back to the defaults below, so the smallest mapping names just the three r
                                  # in the amounts ('1 234,50 zł', '$1,234.50'); default EUR
     id_type: text                # text (default: '00123' and '123' are two ids) or integer
     as_of: "2025-06-30"          # last day of data; default: the day of the last row in the file
+    after_as_of: report          # rows after as_of: report (default: left out and counted in the
+                                 # data note, as helpers.periods defines as-of) or error
     period: Q                    # retention period: M (month) or Q (quarter, default)
     pseudonymize: true           # hide customer ids in the HTML report (default true)
     exports: safe                # customers.csv, at_risk_customers.csv: safe (default: a text cell
@@ -91,6 +93,8 @@ PERIODS: tuple[str, ...] = ("M", "Q")
 ROWS: tuple[str, ...] = ("orders", "order_lines")
 ID_TYPES: tuple[str, ...] = ("text", "integer")
 EXPORTS: tuple[str, ...] = ("safe", "raw")
+#: What to do with rows after the mapping's as_of: count them in the data note, or refuse the file.
+AFTER_AS_OF: tuple[str, ...] = ("report", "error")
 MISSING_CUSTOMER: tuple[str, ...] = ("error", "drop")
 LANGUAGES: tuple[str, ...] = ("en", "nb", "pl", "nl", "ru")
 #: Customer ids that mean "no customer" (guest checkouts, database nulls), compared without case.
@@ -119,6 +123,7 @@ class ClientMapping:
     encoding: str = "utf-8"
     currency: str = "EUR"
     as_of: str | None = None
+    after_as_of: str = "report"
     period: str = "Q"
     pseudonymize: bool = True
     exports: str = "safe"
@@ -148,7 +153,8 @@ class ClientMapping:
         return {
             "columns": self.read_columns(), "date_format": self.date_format,
             "decimal": self.decimal, "thousands": self.thousands, "delimiter": self.delimiter,
-            "encoding": self.encoding, "as_of": self.as_of, "sheet": self.sheet,
+            "encoding": self.encoding,
+            "as_of": self.as_of if self.after_as_of == "error" else None, "sheet": self.sheet,
             "timezone": self.timezone, "currency": self.currency, "ids": self.id_type,
         }  # fmt: skip
 
@@ -219,6 +225,7 @@ def _mapping_problems(name: str, raw: dict[str, Any]) -> list[str]:
     problems += _choice(name, raw, "rows", ROWS)
     problems += _choice(name, raw, "id_type", ID_TYPES)
     problems += _choice(name, raw, "exports", EXPORTS)
+    problems += _choice(name, raw, "after_as_of", AFTER_AS_OF)
     problems += _choice(name, raw, "missing_customer", MISSING_CUSTOMER)
     problems += _choice(name, raw, "language", LANGUAGES)
     if raw.get("rows") == "order_lines" and "order_id" not in cols:

@@ -137,6 +137,16 @@ def _read_client_orders(
     notes["reader"] = read_attrs["reader"]
     last_day = df["order_date"].max().normalize()  # of the file, refunds included
     notes["as_of"] = str((pd.Timestamp(mapping.as_of) if mapping.as_of else last_day).date())
+    if mapping.as_of:  # rows after the as-of day: left out and counted (helpers.periods)
+        later = (df["order_date"] >= periods.as_of_end(mapping.as_of)).to_numpy()
+        if later.any():
+            n, revenue = int(later.sum()), float(df.loc[later, "amount"].sum())
+            df = df.loc[~later]
+            note.append(Note(
+                f"{_n(n, 'row')} after the as-of date {notes['as_of']} "
+                f"{'was' if n == 1 else 'were'} left out ({_money(revenue, cur)}).",
+                "data_note.after_as_of", rows=n, as_of=notes["as_of"], revenue=revenue,
+            ))  # fmt: skip
 
     if mapping.rows == "order_lines":  # order-level cells often stand on the first line only
         for c in ("customer_id", "status"):

@@ -45,7 +45,7 @@ def _duplicated(raw):
 
 
 def _future(raw):
-    raw.loc[6, "order_date"] = "2026-03-01 10:00:00"
+    raw.loc[6, "order_date"] = "2099-03-01 10:00:00"  # after today: an error whatever as-of says
     return raw
 
 
@@ -73,8 +73,8 @@ MALFORMED = {  # the problem (reported exactly once) and details the message mus
     "duplicated ids": (_duplicated, "column 'order_id': 2 rows are duplicated", ("lines 5, 6",)),
     "future dates": (
         _future,
-        "column 'order_date': 1 row is after the as-of date 2025-12-31",
-        ("e.g. '2026-03-01 10:00:00'",),
+        "column 'order_date': 1 row is in the future",
+        ("e.g. '2099-03-01 10:00:00'",),
     ),
 }
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
+import yaml
 
 from helpers import economics, report
 from helpers.report.mapping import ClientMapping, client_schema, load_mapping
@@ -141,3 +142,29 @@ def test_refund_policies(tmp_path, policy, rows, revenue):
     assert head["repeat_purchase_rate"] == 0.5
     with pytest.raises(DataValidationError, match="1 row is negative"):
         read_client_orders(tmp_path / "r.csv", ClientMapping(columns=cols))
+
+
+def test_rows_after_as_of_are_counted_in_the_data_note_or_refused(tmp_path):
+    """One meaning of as-of (helpers.periods): a client's rows after the mapping's as-of day are
+    left out and counted in the data note (with their revenue); with ``after_as_of: error`` they
+    are a data error naming the column and the lines."""
+    raw = yaml.safe_load(SAMPLE_MAPPING.read_text())
+    raw["as_of"] = "2025-06-30"
+    path = tmp_path / "m.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    orders, notes = read_client_orders(ORDERS, load_mapping(path))
+    bundled = pd.read_csv(ORDERS, parse_dates=["order_date"])
+    later = bundled["order_date"] >= pd.Timestamp("2025-07-01")
+    assert orders["order_date"].max() < pd.Timestamp("2025-07-01")
+    assert len(orders) == int((~later).sum())
+    (note,) = [n for n in notes["data_note"] if getattr(n, "key", "") == "data_note.after_as_of"]
+    assert note.values["rows"] == int(later.sum())
+    assert note.values["revenue"] == pytest.approx(bundled.loc[later, "amount"].sum())
+    raw["after_as_of"] = "error"
+    path.write_text(yaml.safe_dump(raw))
+    with pytest.raises(DataValidationError, match="after the as-of date 2025-06-30"):
+        read_client_orders(ORDERS, load_mapping(path))
+    raw["after_as_of"] = "drop"
+    path.write_text(yaml.safe_dump(raw))
+    with pytest.raises(DataValidationError, match="after_as_of"):
+        load_mapping(path)
