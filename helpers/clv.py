@@ -1306,7 +1306,8 @@ def tracking(
 
 
 def p_purchase_within(fit: ModelFit, summary: pd.DataFrame, horizon: float) -> pd.Series:
-    """P(at least one purchase in (T, T + tau] | x, t_x, T) under the BG/NBD or MBG/NBD, tau =
+    """P(at least one purchase in (T, T + tau] | x, t_x, T) under the BG/NBD, MBG/NBD (or the
+    Pareto/NBD: :func:`helpers.pareto_nbd.p_no_purchase`), tau =
     `horizon` in the fit's time unit: 1 - P(X(T, T+tau) = 0 | history).
 
     Seeing no purchase through T + tau is the same history observed tau longer, so
@@ -1325,6 +1326,10 @@ def p_purchase_within(fit: ModelFit, summary: pd.DataFrame, horizon: float) -> p
     `summary`."""
     if not horizon >= 0:
         raise ValueError(f"horizon must be >= 0, got {horizon}")
+    if (
+        fit.model == "Pareto/NBD"
+    ):  # the same question under the Pareto/NBD: its own likelihood ratio
+        return (1 - pareto_nbd.p_no_purchase(fit, summary, float(horizon))).rename("p_purchase")
     x, tx, T = btyd.columns(summary, ("frequency", "recency", "T"))
     _check_bgnbd_data(x, tx, T)
     alive = special.expit(-_log_odds_dead(fit, x, tx, T))

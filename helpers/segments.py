@@ -439,9 +439,8 @@ def winback_list(
     still active). Notebook 04 and the client report use this one ranking."""
     out = segmented.loc[segmented["segment"].astype(str).isin(quiet)]
     if clv is not None:
-        out = out.join(
-            clv[["p_alive", "clv"]].drop(columns=[c for c in ("p_alive", "clv") if c in out])
-        )
+        shown = [c for c in ("p_alive", "p_purchase_12m", "clv") if c in clv and c not in out]
+        out = out.join(clv[shown])
         return out.sort_values(["clv", "monetary_total"], ascending=[False, False], kind="stable")
     return out.sort_values(
         ["monetary_total", "recency_days"], ascending=[False, True], kind="stable"

@@ -307,6 +307,10 @@ def fit_clv(
         )  # fmt: skip
     # the client's file has no tickets or returns: the cost to serve an order is its shipping
     table = clv.predictive_clv(pf, gg, segmented, econ, cost_per_order=econ.shipping_per_order)
+    # the chance of at least one purchase in the next 12 months: meaningful for one-time buyers too
+    # (under BG/NBD their P(alive) is 1 by construction; Fader, Hardie & Lee 2005)
+    year = 365.25 / segments.unit_days(segmented.attrs["time_unit"])
+    table["p_purchase_12m"] = clv.p_purchase_within(pf, segmented, year).to_numpy()
     return ClvFit(table, model, check, pf, gg, hold_days / 7, econ.shipping_per_order), ""
 
 
@@ -480,15 +484,6 @@ def holdout_check(
             "within_band": bool(predicted - half <= actual <= predicted + half)}  # fmt: skip
 
 
-def p_buy_within(fit: ClvFit, segmented: pd.DataFrame, weeks: float = 13.0) -> pd.Series:
-    """Per customer, the chance of at least one purchase in the next `weeks` weeks, approximated
-    from the chosen model's expected purchases E over that window as 1 - exp(-E) (a Poisson count
-    with that mean; the base rate of a test's control arm)."""
-    unit_weeks = segments.unit_days(segmented.attrs["time_unit"]) / 7
-    e = clv.expected_purchases(fit.purchases, segmented, weeks / unit_weeks)
-    return pd.Series(1 - np.exp(-np.asarray(e, dtype=float)), index=segmented.index)
-
-
 def recommendations(
     fit: ClvFit,
     segmented: pd.DataFrame,
@@ -505,11 +500,12 @@ def recommendations(
     audience by the largest relative error of the segments it draws on); the cost C = n x
     ``econ.cost_per_contact``; the effect is not measured, so the break-even effect is C / V (the
     relative lift of the audience's margin that pays for the contacts); the base rate p of buying
-    within `weeks` weeks (:func:`p_buy_within`); and the holdout test to run: `holdout_share` of
+    within `weeks` weeks (:func:`helpers.clv.p_purchase_within`); and the holdout test to run: `holdout_share` of
     the audience held out, the smallest relative lift on p it detects with 80 % power at 5 %
     (:func:`helpers.experiments.mde_two_proportions`), and what that lift is worth. With the
     effect unmeasured the decision is "test first", never "do"."""
-    p = p_buy_within(fit, segmented, weeks)
+    unit_weeks = segments.unit_days(segmented.attrs["time_unit"]) / 7
+    p = clv.p_purchase_within(fit.purchases, segmented, weeks / unit_weeks)
     rows = []
     for name, ids in audiences.items():
         ids = pd.Index(ids).intersection(fit.table.index)

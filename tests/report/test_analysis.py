@@ -143,6 +143,12 @@ def test_one_time_buyers_of_a_cdnow_export_are_not_certainly_alive():
     assert fit.model == "MBG/NBD", fit.check
     lost = fit.table.loc[seg["segment"].astype(str).eq("Lost"), "p_alive"]
     assert lost.mean() < 0.6 and lost.max() < 1.0
+    # what the report shows (issue 24): the chance of a purchase in the next 12 months, which no
+    # segment reads as certain, one-time buyers included
+    by_segment = fit.table["p_purchase_12m"].groupby(seg["segment"].astype(str)).max()
+    assert (by_segment < 0.999).all(), by_segment
+    one_time = fit.table.loc[seg["frequency"].eq(0), "p_purchase_12m"]
+    assert one_time.max() < 0.9 and one_time.mean() < 0.5
 
 
 def test_clv_says_why_not_when_too_few_repeat_buyers(ten_orders):
