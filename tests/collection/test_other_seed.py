@@ -27,6 +27,7 @@ import pytest
 from scipy import stats
 
 from helpers import paths, run
+from helpers.synth import registry
 from tests.collection.conftest import OTHER_SEED
 
 pytestmark = pytest.mark.slow
@@ -79,7 +80,9 @@ def test_planted_effects_are_recovered_on_another_company(nb, other_company, met
     truth_file = json.loads((other_company / "ground_truth.json").read_text())
     bundled = json.loads((paths.DATASETS / "ground_truth.json").read_text())
     assert truth_file != bundled
-    found = dict(entries(metrics(nb.name[:2], "other")))
+    recorded = dict(entries(metrics(nb.name[:2], "other")))
+    # a method the registry declares biased on these data is recorded, not expected to cover
+    found = {k: e for k, e in recorded.items() if k not in registry.BIASED}
     if nb.name[:2] in MUST_RECOVER:
         assert found, f"{nb.name} records no planted effect with its truth"
     missed = {}

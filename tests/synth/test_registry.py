@@ -145,3 +145,11 @@ def test_derived_truths_known_answers():
     assert d["well_ticket_net_survival_change"] == pytest.approx(0.06)
     off = reg.derived_truths(p | {"planted_effects": False})
     assert off["well_ticket_net_survival_change"] == 0
+
+
+def test_biased_metrics_are_registered_metrics_with_a_reason():
+    """A metric declared biased is still a registered metric (recorded, hit or miss) and says why."""
+    keys = {m.key for c in reg.registry().values() for m in c.metrics}
+    for key, reason in reg.BIASED.items():
+        assert key in keys, key
+        assert len(reason) > 40, key
