@@ -13,14 +13,16 @@ to write through the ``RETENTION_LAB_METRICS`` environment variable.
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import html
 import json
 import math
+import multiprocessing
 import os
 import shutil
 import sys
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -218,6 +220,40 @@ def execute(
     return json.loads(metrics_path.read_text()) if metrics_path.exists() else {}
 
 
+def _execute_job(job: tuple[Path, Path, Mapping[str, Any], bool]) -> dict[str, Any]:
+    notebook, out_dir, parameters, html_report = job
+    return execute(notebook, out_dir, parameters, html_report=html_report)
+
+
+def execute_many(
+    jobs: Sequence[tuple[Path, Path, Mapping[str, Any]]],
+    *,
+    html_report: bool = True,
+    workers: int | None = None,
+    done: Callable[[], None] | None = None,
+) -> list[dict[str, Any]]:
+    """:func:`execute` for several (notebook, out_dir, parameters) at once, in `workers` processes
+    (default: one per CPU, at most one per job): each notebook has its own kernel, so they run side
+    by side; the metrics come back in the order of `jobs`. `done` is called as each finishes. The
+    first failure is raised (a :class:`RunError` naming the notebook) once the others have ended."""
+    todo = [(nb, out, dict(params), html_report) for nb, out, params in jobs]
+    workers = min(len(todo), workers or os.cpu_count() or 1)
+    if workers <= 1:
+        results = []
+        for job in todo:
+            results.append(_execute_job(job))
+            if done:
+                done()
+        return results
+    context = multiprocessing.get_context("spawn")  # a fresh interpreter: no inherited threads
+    with concurrent.futures.ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        futures = [pool.submit(_execute_job, job) for job in todo]
+        for _ in concurrent.futures.as_completed(futures):
+            if done:
+                done()
+        return [f.result() for f in futures]
+
+
 def _index_html(name: str, rows: list[dict[str, Any]]) -> str:
     items = []
     for r in rows:
@@ -292,17 +328,15 @@ def run_collection(
     paths.REPORTS.mkdir(exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{name}.partial-", dir=paths.REPORTS))
     try:
-        rows = []
-        for nb in tqdm(selected, desc=f"run '{name}'", unit="notebook"):
-            metrics = execute(nb, tmp, planned[nb])
-            rows.append(
-                {
-                    "notebook": nb.stem,
-                    "html": f"{nb.stem}.html",
-                    "parameters": planned[nb],
-                    "metrics": metrics,
-                }
+        with tqdm(total=len(selected), desc=f"run '{name}'", unit="notebook") as bar:
+            results = execute_many(
+                [(nb, tmp, planned[nb]) for nb in selected], done=lambda: bar.update(1)
             )
+        rows = [
+            {"notebook": nb.stem, "html": f"{nb.stem}.html", "parameters": planned[nb],
+             "metrics": metrics}
+            for nb, metrics in zip(selected, results, strict=True)
+        ]  # fmt: skip
         (tmp / "index.json").write_text(
             json.dumps(_jsonable({"name": name, "notebooks": rows}), indent=2) + "\n"
         )
