@@ -741,6 +741,25 @@ def theme_scores(true: pd.Series, predicted: pd.Series) -> pd.DataFrame:
 # --------------------------------------------------------------------------------------------
 # An operational fix: interrupted time series
 # --------------------------------------------------------------------------------------------
+def _counts_around_break(
+    counts: pd.Series, exposure: pd.Series, break_period: object
+) -> tuple[pd.Series, pd.Series, pd.Index, np.ndarray]:
+    """A count series, its exposure aligned to it (positive in every period) and the indicator of
+    the periods from `break_period` on (which must fall inside the series)."""
+    y = counts.astype(float)
+    e = exposure.reindex(y.index).astype(float)
+    if (e <= 0).any() or e.isna().any():
+        raise ValueError("every period needs a positive exposure")
+    idx = y.index
+    brk = (
+        pd.Period(break_period, freq=idx.freq) if isinstance(idx, pd.PeriodIndex) else break_period
+    )
+    post = np.asarray(idx >= brk, dtype=float)
+    if post.all() or not post.any():
+        raise ValueError("the break must fall inside the series (periods before and after it)")
+    return y, e, idx, post
+
+
 def interrupted_time_series(
     counts: pd.Series,
     exposure: pd.Series,
@@ -762,17 +781,7 @@ def interrupted_time_series(
     before and after."""
     import statsmodels.api as sm
 
-    y = counts.astype(float)
-    e = exposure.reindex(y.index).astype(float)
-    if (e <= 0).any() or e.isna().any():
-        raise ValueError("every period needs a positive exposure")
-    idx = y.index
-    brk = (
-        pd.Period(break_period, freq=idx.freq) if isinstance(idx, pd.PeriodIndex) else break_period
-    )
-    post = np.asarray(idx >= brk, dtype=float)
-    if post.all() or not post.any():
-        raise ValueError("the break must fall inside the series (periods before and after it)")
+    y, e, idx, post = _counts_around_break(counts, exposure, break_period)
     X = {"const": np.ones(len(y)), "post": post}
     if trend:
         X["t"] = np.arange(len(y), dtype=float)
@@ -817,17 +826,7 @@ def segmented_its(
     import statsmodels.api as sm
     from statsmodels.stats.diagnostic import acorr_ljungbox
 
-    y = counts.astype(float)
-    e = exposure.reindex(y.index).astype(float)
-    if (e <= 0).any() or e.isna().any():
-        raise ValueError("every period needs a positive exposure")
-    idx = y.index
-    brk = (
-        pd.Period(break_period, freq=idx.freq) if isinstance(idx, pd.PeriodIndex) else break_period
-    )
-    post = np.asarray(idx >= brk, dtype=float)
-    if post.all() or not post.any():
-        raise ValueError("the break must fall inside the series (periods before and after it)")
+    y, e, idx, post = _counts_around_break(counts, exposure, break_period)
     t = np.arange(len(y), dtype=float)
     t0 = float(np.argmax(post))
     X = pd.DataFrame({"const": 1.0, "t": t, "level": post, "slope": (t - t0) * post}, index=idx)
