@@ -1013,7 +1013,7 @@ class _CumTables:
 def calibration_holdout(
     orders: pd.DataFrame,
     calibration_end: str | pd.Timestamp,
-    holdout_end: str | pd.Timestamp = "2025-12-31",
+    holdout_end: str | pd.Timestamp,
     time_unit: str = "W",
     **rfm_kwargs,
 ) -> pd.DataFrame:

@@ -395,7 +395,7 @@ def headline(orders: ir.Table | pd.DataFrame, as_of: str | pd.Timestamp) -> dict
 def calibration_holdout(
     orders: ir.Table | pd.DataFrame,
     calibration_end: str | pd.Timestamp,
-    holdout_end: str | pd.Timestamp = "2025-12-31",
+    holdout_end: str | pd.Timestamp,
     time_unit: str = "W",
 ) -> pd.DataFrame:
     """:func:`helpers.clv.calibration_holdout` from the engine: the per-customer summary up to the

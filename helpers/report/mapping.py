@@ -66,7 +66,7 @@ from __future__ import annotations
 import difflib
 import re
 import zoneinfo
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -84,6 +84,8 @@ __all__ = [
     "MISSING_CUSTOMER_TEXT",
     "ClientMapping",
     "load_mapping",
+    "mapping_as_dict",
+    "mapping_from_dict",
     "client_schema",
 ]
 
@@ -335,6 +337,22 @@ def load_mapping(path: str | Path) -> ClientMapping:
         values["customer_placeholders"] = tuple(str(v) for v in values["customer_placeholders"])
     if "economics" in values:
         values["economics"] = _economics.from_mapping(values["economics"])
+    return ClientMapping(**values)
+
+
+def mapping_as_dict(mapping: ClientMapping) -> dict[str, Any]:
+    """The mapping as JSON-ready values (what travels with the validated orders to notebook 08,
+    so the report reads the mapping file once); :func:`mapping_from_dict` is the inverse."""
+    values = asdict(mapping)
+    values["customer_placeholders"] = list(mapping.customer_placeholders)
+    return values
+
+
+def mapping_from_dict(values: dict[str, Any]) -> ClientMapping:
+    """The :class:`ClientMapping` of :func:`mapping_as_dict`'s values (already checked once)."""
+    values = dict(values)
+    values["customer_placeholders"] = tuple(values["customer_placeholders"])
+    values["economics"] = Economics(**values["economics"])
     return ClientMapping(**values)
 
 

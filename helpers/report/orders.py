@@ -6,9 +6,12 @@
    mapping's row shape, refunds policy, statuses, cancellations and missing customers (see
    :mod:`helpers.report.mapping` for the keys); :func:`check_enough_data` refuses a history too
    short for a report.
-2. :func:`save_validated` hands the table and its notes to the notebook in one Arrow file.
+2. :func:`save_validated` hands the table, its notes and the mapping as read to the notebook in
+   one Arrow file: the mapping file and the client's file are each read once.
 3. :func:`open_orders` (in the notebook) maps that file and returns what the analysis takes: a
-   pandas DataFrame, or from :data:`ENGINE_MIN_ROWS` an Ibis table (:mod:`helpers.report.engine`).
+   pandas DataFrame, or from :data:`ENGINE_MIN_ROWS` an Ibis table (:mod:`helpers.report.engine`),
+   and the notes with the mapping. The writer and the reader of the hand-over live here together:
+   one module owns its format.
 
 :mod:`helpers.report.analysis` reads nothing; it computes on what :func:`open_orders` returns.
 """
@@ -25,7 +28,12 @@ import pyarrow as pa
 import pyarrow.feather as feather
 
 from helpers import periods
-from helpers.report.mapping import ClientMapping, client_schema
+from helpers.report.mapping import (
+    ClientMapping,
+    client_schema,
+    mapping_as_dict,
+    mapping_from_dict,
+)
 from helpers.report.text import Reason
 from helpers.tables import DataValidationError, read_table_info
 
@@ -34,8 +42,6 @@ __all__ = [
     "read_client_orders",
     "check_enough_data",
     "save_validated",
-    "read_validated",
-    "load_validated",
     "open_orders",
     "ENGINE_MIN_ROWS",
 ]
@@ -88,7 +94,8 @@ def read_client_orders(
     and their sum, negative), ``refunds`` (the policy), ``as_of`` (given, or the day of the
     file's last row) and ``data_note`` (plain-English sentences on what was dropped, netted,
     summed, converted or kept), ``reader`` ('duckdb' or 'pandas': :func:`helpers.tables.read_table_info`;
-    `reader` chooses as there). Raises :class:`DataValidationError`.
+    `reader` chooses as there) and ``mapping`` (the `mapping` itself, so that whatever takes
+    the orders takes the rules they were read with). Raises :class:`DataValidationError`.
     """
     # copy-on-write: selecting columns, assigning the netted amounts and dropping rows share
     # memory with the table read instead of copying millions of rows at each step
@@ -133,7 +140,7 @@ def _read_client_orders(
             "data_note.amount_from_lines", rows=len(df), quantity=cols["quantity"],
             unit_price=cols["unit_price"],
         ))  # fmt: skip
-    notes: dict[str, Any] = {"rows": len(df), "refunds": mapping.refunds}
+    notes: dict[str, Any] = {"rows": len(df), "refunds": mapping.refunds, "mapping": mapping}
     notes["reader"] = read_attrs["reader"]
     last_day = df["order_date"].max().normalize()  # of the file, refunds included
     notes["as_of"] = str((pd.Timestamp(mapping.as_of) if mapping.as_of else last_day).date())
@@ -354,10 +361,13 @@ _NOTES_KEY = b"retention_lab.notes"
 def save_validated(orders: pd.DataFrame, notes: dict[str, Any], path: str | Path) -> Path:
     """Write the validated orders and their notes to one Arrow IPC (Feather v2) file, uncompressed
     (the notes, data-note sentences with their message keys included, as JSON in the schema's
-    metadata), so that the report's notebook receives the table instead of reading and
-    validating the file again; the notebook maps it into memory (:func:`load_validated`)."""
+    metadata; the mapping as its values, :func:`helpers.report.mapping.mapping_as_dict`), so that
+    the report's notebook receives the table and the mapping instead of reading and validating
+    the files again; the notebook maps it into memory (:func:`open_orders`)."""
     table = pa.Table.from_pandas(orders, preserve_index=False)
     shown = dict(notes)
+    if isinstance(notes.get("mapping"), ClientMapping):
+        shown["mapping"] = mapping_as_dict(notes["mapping"])
     shown["data_note"] = [
         {"text": str(n), "key": getattr(n, "key", None), "values": getattr(n, "values", None)}
         for n in notes.get("data_note", [])
@@ -369,7 +379,7 @@ def save_validated(orders: pd.DataFrame, notes: dict[str, Any], path: str | Path
     return path
 
 
-def read_validated(path: str | Path) -> tuple[pa.Table, dict[str, Any]]:
+def _read_validated(path: str | Path) -> tuple[pa.Table, dict[str, Any]]:
     """The Arrow table (memory-mapped: nothing read until used) and the notes written by
     :func:`save_validated`."""
     table = feather.read_table(path, memory_map=True)
@@ -378,12 +388,14 @@ def read_validated(path: str | Path) -> tuple[pa.Table, dict[str, Any]]:
         Note(n["text"], n["key"], **n["values"]) if n["key"] else n["text"]
         for n in notes["data_note"]
     ]
+    if "mapping" in notes:
+        notes["mapping"] = mapping_from_dict(notes["mapping"])
     return table, notes
 
 
-def load_validated(path: str | Path) -> tuple[pd.DataFrame, dict[str, Any]]:
+def _load_validated(path: str | Path) -> tuple[pd.DataFrame, dict[str, Any]]:
     """The (orders, notes) written by :func:`save_validated`; text columns stay in Arrow memory."""
-    table, notes = read_validated(path)
+    table, notes = _read_validated(path)
     orders = table.to_pandas(types_mapper={pa.string(): _STR, pa.large_string(): _STR}.get)
     return orders, notes
 
@@ -397,9 +409,9 @@ ENGINE_MIN_ROWS = 1_000_000
 def open_orders(
     source: str | Path | tuple[pd.DataFrame, dict[str, Any]], engine: str = "auto"
 ) -> tuple[pd.DataFrame | Any, dict[str, Any]]:
-    """The validated orders and their notes as the analysis takes them. `source`: the file
-    written by :func:`save_validated` (memory-mapped), or the (orders,
-    notes) of :func:`read_client_orders`.
+    """The validated orders and their notes as the analysis takes them; ``notes["mapping"]`` is
+    the :class:`ClientMapping` they were read with. `source`: the file written by
+    :func:`save_validated` (memory-mapped), or the (orders, notes) of :func:`read_client_orders`.
 
     Returns a pandas DataFrame with the customer ids as categories (hashed once; the helpers
     group by their codes, with the same results), or with `engine` 'duckdb' (or 'auto' from
@@ -411,7 +423,7 @@ def open_orders(
         orders, notes = source
         rows = len(orders)
     else:
-        table, notes = read_validated(source)
+        table, notes = _read_validated(source)
         orders, rows = None, table.num_rows
     if engine == "duckdb" or (engine == "auto" and rows >= ENGINE_MIN_ROWS):
         from helpers.report import engine as eng  # Ibis is imported only when it is used
@@ -421,6 +433,6 @@ def open_orders(
         return eng.from_arrow(table), notes
     if orders is None:
         del table
-        orders, notes = load_validated(source)
+        orders, notes = _load_validated(source)
     orders["customer_id"] = orders["customer_id"].astype("category")
     return orders, notes

@@ -98,3 +98,28 @@ def test_no_module_name_is_used_twice():
     leaves.update(m.rsplit(".", 1)[-1] for m, p in MODULES.items() if p.name == "__init__.py")
     twice = sorted(n for n, k in leaves.items() if k > 1 and n not in ("__main__",))
     assert not twice, f"module names used twice under helpers/: {twice}"
+
+
+#: Arguments that name a day of the data: their one default is the day of the last row
+#: (helpers.periods.default_as_of), never a literal date.
+_DAY_ARGS = {"as_of", "holdout_end", "calibration_end", "end", "start"}
+
+
+def test_no_signature_defaults_a_day_to_a_literal_date():
+    """One meaning and one default of as-of (issue 23): no helper defaults a day argument to a
+    date written in the code (six used to default to "2025-12-31")."""
+    bad = []
+    for name, path in MODULES.items():
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                continue
+            a = node.args
+            pairs = list(zip(a.args[len(a.args) - len(a.defaults) :], a.defaults)) + [
+                (arg, d) for arg, d in zip(a.kwonlyargs, a.kw_defaults) if d is not None
+            ]
+            bad += [
+                f"{name}.{node.name}({arg.arg}={d.value!r})"
+                for arg, d in pairs
+                if arg.arg in _DAY_ARGS and isinstance(d, ast.Constant) and isinstance(d.value, str)
+            ]
+    assert not bad, bad

@@ -33,6 +33,7 @@ def test_sample_mapping_reads_the_bundled_orders_like_the_loader():
         "as_of": "2025-12-31",
         "data_note": [],
         "reader": "duckdb",
+        "mapping": mapping,
     }
     assert list(orders.columns[:4]) == ["order_id", "customer_id", "order_date", "amount"]
     assert orders["amount"].sum() == pytest.approx(raw["amount"].sum())

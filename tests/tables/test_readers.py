@@ -168,14 +168,17 @@ def test_typed_parquet_is_read_by_duckdb_like_pandas(tmp_path):
 
 
 def test_the_validated_table_reaches_the_notebook_unchanged(cases, tmp_path):
-    """build_report hands notebook 08 the validated table (save_validated / load_validated):
-    the same frame, the same notes, data-note sentences with their message keys."""
-    from helpers.report.orders import load_validated, save_validated
+    """build_report hands notebook 08 the validated table (save_validated / open_orders):
+    the same frame, the same notes, data-note sentences with their message keys, the mapping
+    as read (the notebook does not read the mapping file again)."""
+    from helpers.report.orders import open_orders, save_validated
 
     path, mapping = cases["uci"]
     orders, notes = read_client_orders(path, load_mapping(mapping))
-    back, back_notes = load_validated(save_validated(orders, notes, tmp_path / "o.arrow"))
+    back, back_notes = open_orders(save_validated(orders, notes, tmp_path / "o.arrow"), "pandas")
+    back["customer_id"] = back["customer_id"].astype(orders["customer_id"].dtype)
     pd.testing.assert_frame_equal(back, orders)
+    assert back_notes["mapping"] == notes["mapping"] == load_mapping(mapping)
     assert back_notes == notes and back_notes["data_note"]
     assert [(n.key, n.values) for n in back_notes["data_note"]] == [
         (n.key, n.values) for n in notes["data_note"]
