@@ -114,8 +114,10 @@ def test_no_signature_defaults_a_day_to_a_literal_date():
             if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
                 continue
             a = node.args
-            pairs = list(zip(a.args[len(a.args) - len(a.defaults) :], a.defaults)) + [
-                (arg, d) for arg, d in zip(a.kwonlyargs, a.kw_defaults) if d is not None
+            pairs = list(zip(a.args[len(a.args) - len(a.defaults) :], a.defaults, strict=True)) + [
+                (arg, d)
+                for arg, d in zip(a.kwonlyargs, a.kw_defaults, strict=True)
+                if d is not None
             ]
             bad += [
                 f"{name}.{node.name}({arg.arg}={d.value!r})"
