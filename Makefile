@@ -7,6 +7,9 @@ STAMP := $(VENV)/.installed
 PARAMS ?=
 RUN ?= sample
 PYTEST_ARGS ?=
+# make test on this many processes (pytest-xdist; tests/conftest.py keeps each notebook, each test
+# file and the tests sharing the collection's notebook runs together); TEST_WORKERS=0: one process
+TEST_WORKERS ?= 2
 
 .DEFAULT_GOAL := help
 .PHONY: help setup data report test test-fast test-spark lab lint format execute lock benchmark clean book
@@ -31,7 +34,8 @@ report: $(STAMP) ## run every notebook on the bundled data into reports/sample/ 
 	$(PY) -m helpers.run --name $(RUN) --overwrite $(if $(PARAMS),--params $(PARAMS))
 
 test: $(STAMP) ## run every test: helpers, notebooks (nbval), report runs
-	$(PY) -m pytest --nbval --nbval-sanitize-with tests/sanitize.cfg $(PYTEST_ARGS) tests notebooks; rc=$$?; \
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup --nbval --nbval-sanitize-with tests/sanitize.cfg \
+	  $(PYTEST_ARGS) tests notebooks; rc=$$?; \
 	  if [ $$rc -eq 5 ]; then echo "no tests selected"; rc=0; fi; exit $$rc
 
 test-fast: $(STAMP) ## unit tests only (no notebook or report runs)
