@@ -16,7 +16,13 @@ from helpers import paths, run
 from helpers.report import sources, text
 from helpers.report.analysis import EXPORTS_ENV, SALT_ENV
 from helpers.report.mapping import load_mapping
-from helpers.report.orders import check_enough_data, read_client_orders, save_validated
+from helpers.report.orders import (
+    check_enough_data,
+    read_client_orders,
+    read_client_tables,
+    save_tables,
+    save_validated,
+)
 from helpers.report.progress import Stages, follow, release_memory
 
 NOTEBOOK: Path = paths.NOTEBOOKS / "08_case_study_client_report.ipynb"
@@ -92,13 +98,20 @@ def _build(data, mapping, name, target, root, client, language, engine, stage, p
         orders, notes = read_client_orders(data, spec)  # every problem, before any analysis runs
         s.rows = notes["rows"]
     check_enough_data(orders, notes["as_of"], spec.period, data.name)
+    tables = {}
+    if spec.tables:  # every problem of every table, before anything is written
+        with stage("read and check " + ", ".join(spec.tables)):
+            tables = read_client_tables(orders, notes)
     n_orders = len(orders)
     root.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{name}.partial-", dir=root))
     tmp.chmod(0o755)  # mkdtemp makes it private; the published report is an ordinary folder
     handover = Path(tempfile.mkdtemp(prefix="retention-validated-"))  # private: real ids
     try:
-        # the notebook receives the validated table: the file is read and validated once
+        # the notebook receives the validated tables: each file is read and validated once
+        if tables:
+            notes["tables"] = save_tables(tables, handover)
+            del tables
         validated = save_validated(orders, notes, handover / "orders.arrow")
         del orders  # the notebook's kernel holds the table from here on
         release_memory()

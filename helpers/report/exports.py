@@ -18,6 +18,11 @@ from the generator's own numbers (integer cents), never by reading the file back
 - :func:`polish_shop`: a small Polish shop's CSV: ``;``, UTF-8 with a byte-order mark,
   ``1 234,50 zł`` with narrow no-break spaces, accounting ``(12,50)`` and U+2212 minus for refunds.
 
+:func:`beyond_orders` writes a company's (the sample's, or one generated into a folder) survey,
+campaign and loyalty data as a consultant receives them beside the orders: a survey tool's CSV,
+a campaign tool's send log with its holdout and a loyalty programme's member list, with the
+mapping that names all four tables (:mod:`helpers.report.extra_tables`).
+
 :func:`write_as` writes the same table as ``.xlsx``, ``.parquet``, ``.csv.gz``, ``.zip`` or UTF-16;
 ``python -m helpers.report.exports --out DIR`` writes the whole set with its mappings.
 
@@ -43,6 +48,7 @@ __all__ = [
     "shopify_orders",
     "stripe_payments",
     "polish_shop",
+    "beyond_orders",
     "write_as",
     "write_mapping",
     "KINDS",
@@ -379,6 +385,76 @@ def write_as(export: Export, kind: str, folder: Path | None = None) -> tuple[Pat
 
 
 #: Every export kind, by name: ``KINDS[name](folder, seed)`` writes it and returns its truth.
+#: The survey tool's question, as its export names the score column.
+SURVEY_QUESTION = "How likely are you to recommend us to a friend? (0-10)"
+
+
+def beyond_orders(folder: Path, data_dir: str | Path | None = None) -> Path:
+    """Write the survey, campaign and loyalty exports of the company in `data_dir` (default: the
+    bundled datasets/) into `folder`, in the shapes client tools give them, and the mapping naming
+    them beside the company's orders.csv (the mapping of notebook 08, plus ``tables``). Returns
+    the mapping's path; the orders file is `data_dir`/orders.csv.
+
+    - ``survey_responses.csv``: a survey tool's export: ``Respondent``, ``Submitted at``
+      (``31/12/2025 14:05``), the question as the score's column, ``Anything else?`` (comment);
+    - ``campaign_sends.csv``: a campaign tool's send log, ``;``-separated with decimal commas:
+      ``Recipient ID``, ``Campaign``, ``Sent`` (``31.12.2025``), ``Group`` (Treatment / Holdout),
+      ``Cost per send``, ``Discount redeemed``;
+    - ``loyalty_members.csv``: the programme's member list: ``Member``, ``Joined``, ``Tier`` (the
+      member's latest tier)."""
+    from helpers import paths
+
+    src = paths.data_dir(data_dir)
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    nps = pd.read_csv(src / "nps_responses.csv", parse_dates=["surveyed_at"])
+    pd.DataFrame({
+        "Respondent": nps["customer_id"],
+        "Submitted at": nps["surveyed_at"].dt.strftime("%d/%m/%Y %H:%M"),
+        SURVEY_QUESTION: nps["score"],
+        "Anything else?": nps["comment"],
+    }).to_csv(folder / "survey_responses.csv", index=False)  # fmt: skip
+    sends = pd.read_csv(src / "campaigns.csv", parse_dates=["sent_at"])
+    pd.DataFrame({
+        "Recipient ID": sends["customer_id"],
+        "Campaign": sends["campaign_id"],
+        "Sent": sends["sent_at"].dt.strftime("%d.%m.%Y"),
+        "Group": sends["group"].map({"treatment": "Treatment", "control": "Holdout"}),
+        "Cost per send": sends["send_cost"].map(lambda v: f"{v:.2f}".replace(".", ",")),
+        "Discount redeemed": sends["coupon_discount"].map(lambda v: f"{v:.2f}".replace(".", ",")),
+    }).to_csv(folder / "campaign_sends.csv", index=False, sep=";")  # fmt: skip
+    events = pd.read_csv(src / "loyalty_events.csv", parse_dates=["event_at"])
+    joined = events[events["event_type"].eq("join")].groupby("customer_id")["event_at"].min()
+    tier = events.sort_values("event_at", kind="stable").groupby("customer_id")["tier"].last()
+    pd.DataFrame({
+        "Member": joined.index,
+        "Joined": joined.dt.strftime("%Y-%m-%d").to_numpy(),
+        "Tier": tier.reindex(joined.index).to_numpy(),
+    }).to_csv(folder / "loyalty_members.csv", index=False)  # fmt: skip
+    mapping = yaml.safe_load((paths.NOTEBOOKS / "08_sample_mapping.yaml").read_text())
+    mapping["tables"] = {
+        "survey": {
+            "file": "survey_responses.csv",
+            "columns": {"customer_id": "Respondent", "date": "Submitted at",
+                        "score": SURVEY_QUESTION, "comment": "Anything else?"},
+            "date_format": "%d/%m/%Y %H:%M",
+        },
+        "campaigns": {
+            "file": "campaign_sends.csv",
+            "columns": {"customer_id": "Recipient ID", "campaign": "Campaign",
+                        "send_date": "Sent", "arm": "Group", "cost": "Cost per send",
+                        "discount": "Discount redeemed"},
+            "date_format": "%d.%m.%Y", "delimiter": ";", "decimal": ",",
+            "arms": {"sent": ["Treatment"], "holdout": ["Holdout"]},
+        },
+        "loyalty": {
+            "file": "loyalty_members.csv",
+            "columns": {"customer_id": "Member", "join_date": "Joined", "tier": "Tier"},
+        },
+    }  # fmt: skip
+    return write_mapping(folder / "mapping.yaml", mapping)
+
+
 KINDS: dict[str, Callable[..., Export]] = {
     "uci_online_retail": uci_online_retail,
     "shopify_orders": shopify_orders,
@@ -404,6 +480,10 @@ def main(argv: list[str] | None = None) -> int:
     made = [make(out, args.seed + i) for i, make in enumerate(KINDS.values())]
     for kind in ("xlsx", "parquet", "csv.gz"):
         write_as(made[0], kind)
+    beyond = out / "beyond_orders"
+    beyond_orders(beyond)
+    print(f"{beyond.name}/: survey, campaign and loyalty exports of the sample company "
+          "(mapping.yaml; orders: datasets/orders.csv)")  # fmt: skip
     for e in made:
         print(
             f"{e.path.name}: {len(e.table):,} rows, {len(e.expected):,} orders expected ({e.mapping_path.name})"

@@ -47,6 +47,10 @@ falls back to the defaults below, so the smallest mapping names just the three r
                                  # MISSING_CUSTOMER_TEXT; compared without case)
     economics: {gross_margin_rate: 0.3}  # the client's economics (helpers.economics.from_mapping)
     language: en                 # report language: en, nb, pl, nl or ru (translations: later)
+    tables: {survey: {file: survey.csv, columns: {customer_id: Respondent, date: Submitted,
+                      score: Score}}}   # the client's survey, campaign and loyalty tables beside
+                                 # the orders (helpers.report.extra_tables)
+    unmatched_customers: 0.05    # refuse such a table when more of its customers match no order
 
 Refunds (negative amounts, cancellations, refunded statuses and refunded amounts) follow one
 documented policy:
@@ -74,6 +78,8 @@ import pandas as pd
 
 from helpers import economics as _economics
 from helpers.economics import Economics
+from helpers.report import extra_tables
+from helpers.report.extra_tables import TableSpec
 from helpers.tables import SCHEMAS, Column, DataValidationError
 
 __all__ = [
@@ -140,6 +146,8 @@ class ClientMapping:
     customer_placeholders: tuple[str, ...] = MISSING_CUSTOMER_TEXT
     economics: Economics = field(default_factory=lambda: _economics.from_mapping(None))
     language: str = "en"
+    tables: dict[str, TableSpec] = field(default_factory=dict)
+    unmatched_customers: float = extra_tables.UNMATCHED_DEFAULT
 
     def read_columns(self) -> dict[str, str]:
         """`columns` plus the status and cancellation columns under canonical names."""
@@ -190,8 +198,13 @@ def _date_format_problems(name: str, fmt: str) -> list[str]:
     ]
 
 
-def _mapping_problems(name: str, raw: dict[str, Any]) -> list[str]:
-    problems = []
+def _mapping_problems(name: str, raw: dict[str, Any], folder: Path = Path(".")) -> list[str]:
+    problems = extra_tables.spec_problems(name, raw.get("tables"), folder)
+    share = raw.get("unmatched_customers")
+    if share is not None and (
+        isinstance(share, bool) or not isinstance(share, int | float) or not 0 <= share <= 1
+    ):
+        problems.append(f"{name}: 'unmatched_customers' must be a share from 0 to 1, e.g. 0.05")
     for key in raw:
         if key not in _KEYS:
             near = difflib.get_close_matches(str(key), _KEYS, n=1)
@@ -315,7 +328,7 @@ def load_mapping(path: str | Path) -> ClientMapping:
         raise DataValidationError(
             [f"{p.name}: expected keys such as 'columns', 'date_format', 'decimal'"]
         )
-    problems = _mapping_problems(p.name, raw)
+    problems = _mapping_problems(p.name, raw, p.parent)
     if problems:
         raise DataValidationError(problems)
     values = {k: v for k, v in raw.items() if v is not None}
@@ -337,6 +350,10 @@ def load_mapping(path: str | Path) -> ClientMapping:
         values["customer_placeholders"] = tuple(str(v) for v in values["customer_placeholders"])
     if "economics" in values:
         values["economics"] = _economics.from_mapping(values["economics"])
+    if "tables" in values:
+        values["tables"] = extra_tables.parse_specs(values["tables"], p.parent)
+    if "unmatched_customers" in values:
+        values["unmatched_customers"] = float(values["unmatched_customers"])
     return ClientMapping(**values)
 
 
@@ -353,6 +370,11 @@ def mapping_from_dict(values: dict[str, Any]) -> ClientMapping:
     values = dict(values)
     values["customer_placeholders"] = tuple(values["customer_placeholders"])
     values["economics"] = Economics(**values["economics"])
+    values["tables"] = {
+        kind: TableSpec(**{**spec, "arms": {k: tuple(v) for k, v in spec["arms"].items()}
+                           if spec.get("arms") else None})
+        for kind, spec in values.get("tables", {}).items()
+    }  # fmt: skip
     return ClientMapping(**values)
 
 

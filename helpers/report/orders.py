@@ -28,6 +28,7 @@ import pyarrow as pa
 import pyarrow.feather as feather
 
 from helpers import periods
+from helpers.report.extra_tables import read_extra_tables
 from helpers.report.mapping import (
     ClientMapping,
     client_schema,
@@ -43,6 +44,9 @@ __all__ = [
     "check_enough_data",
     "save_validated",
     "open_orders",
+    "read_client_tables",
+    "save_tables",
+    "open_tables",
     "ENGINE_MIN_ROWS",
 ]
 
@@ -356,6 +360,8 @@ def check_enough_data(
 
 
 _NOTES_KEY = b"retention_lab.notes"
+#: Arrow's text types read back as the text dtype the readers give (``string[pyarrow]``).
+_ARROW_TEXT = {pa.string(): _STR, pa.large_string(): _STR}
 
 
 def save_validated(orders: pd.DataFrame, notes: dict[str, Any], path: str | Path) -> Path:
@@ -396,7 +402,7 @@ def _read_validated(path: str | Path) -> tuple[pa.Table, dict[str, Any]]:
 def _load_validated(path: str | Path) -> tuple[pd.DataFrame, dict[str, Any]]:
     """The (orders, notes) written by :func:`save_validated`; text columns stay in Arrow memory."""
     table, notes = _read_validated(path)
-    orders = table.to_pandas(types_mapper={pa.string(): _STR, pa.large_string(): _STR}.get)
+    orders = table.to_pandas(types_mapper=_ARROW_TEXT.get)
     return orders, notes
 
 
@@ -436,3 +442,53 @@ def open_orders(
         orders, notes = _load_validated(source)
     orders["customer_id"] = orders["customer_id"].astype("category")
     return orders, notes
+
+
+def read_client_tables(
+    orders: pd.DataFrame | Any, notes: dict[str, Any]
+) -> dict[str, pd.DataFrame]:
+    """The survey, campaign and loyalty tables the mapping in ``notes["mapping"]`` names
+    (:mod:`helpers.report.extra_tables`), read and checked against the validated `orders` (a
+    DataFrame or the engine's table); empty when it names none. Raises
+    :class:`DataValidationError`."""
+    mapping: ClientMapping = notes["mapping"]
+    if not mapping.tables:
+        return {}
+    if isinstance(orders, pd.DataFrame):
+        ids, first = orders["customer_id"].astype(str).unique(), orders["order_date"].min()
+    else:  # an Ibis table: two small answers from the engine
+        ids = orders.select("customer_id").distinct().to_pandas()["customer_id"].astype(str)
+        first = orders.order_date.min().to_pandas()
+    return read_extra_tables(mapping.tables, pd.Index(ids), first, notes["as_of"],
+                             id_type=mapping.id_type, unmatched=mapping.unmatched_customers)  # fmt: skip
+
+
+def save_tables(tables: dict[str, pd.DataFrame], folder: str | Path) -> dict[str, dict[str, Any]]:
+    """Write each table of :func:`read_client_tables` to an Arrow file in `folder` (the report
+    command's private hand-over folder); returns what :func:`open_tables` needs, to be put in the
+    orders' notes as ``notes["tables"]``."""
+    out = {}
+    for kind, df in tables.items():
+        path = Path(folder) / f"{kind}.arrow"
+        feather.write_feather(
+            pa.Table.from_pandas(df, preserve_index=False), path, compression="uncompressed"
+        )
+        out[kind] = {
+            "path": str(path),
+            **{k: df.attrs[k] for k in ("file", "customers", "unmatched")},
+        }
+    return out
+
+
+def open_tables(orders: pd.DataFrame | Any, notes: dict[str, Any]) -> dict[str, pd.DataFrame]:
+    """The client's tables beside the orders, by kind: from the report command's hand-over
+    (``notes["tables"]``, written by :func:`save_tables`: each file read and checked once), or,
+    run by hand, read now (:func:`read_client_tables`)."""
+    if "tables" not in notes:
+        return read_client_tables(orders, notes)
+    out = {}
+    for kind, saved in notes["tables"].items():
+        df = feather.read_table(saved["path"]).to_pandas(types_mapper=_ARROW_TEXT.get)
+        df.attrs.update({k: v for k, v in saved.items() if k != "path"})
+        out[kind] = df
+    return out

@@ -1,0 +1,287 @@
+"""The client's tables beside the orders: survey responses, campaign sends with a holdout and
+loyalty membership, each optional, each with its own file, columns and formats.
+
+A mapping names them under ``tables`` (paths relative to the mapping file)::
+
+    tables:
+      survey:                        # NPS survey export: one row per response
+        file: survey_export.csv
+        columns: {customer_id: Respondent, date: Submitted, score: Score, comment: Comment}
+        date_format: "%d/%m/%Y %H:%M"
+      campaigns:                     # campaign tool's send log, with a randomized holdout
+        file: sends.csv
+        columns: {customer_id: Recipient, campaign: Campaign, send_date: Sent, arm: Group,
+                  cost: Cost}
+        arms: {sent: [Treatment], holdout: [Control]}
+      loyalty:                       # membership list: one row per member
+        file: members.csv
+        columns: {customer_id: Member, join_date: Joined, tier: Tier}
+    unmatched_customers: 0.05        # refuse a table when more of its customers match no order
+
+Formats (``date_format``, ``delimiter``, ``decimal``, ``thousands``, ``encoding``, ``sheet``)
+default to the table's own defaults (ISO dates, ``,``, ``.``, none, UTF-8, the first sheet), not
+to the orders file's. Each table is read by the same readers as the orders
+(:func:`helpers.tables.read_table_info`, one error listing every problem with the client's file,
+column, lines and an example) and checked against the orders: a survey score that is not a whole
+number from 0 to 10, an arm that is neither sent nor holdout, a send date outside the orders'
+range, a join date after the as-of day, or more customers matching no order than
+``unmatched_customers`` allows.
+
+Columns: survey ``customer_id``, ``date``, ``score`` (0-10), optional ``comment``; campaigns
+``customer_id``, ``campaign``, ``send_date``, ``arm``, optional ``cost`` (per send) and
+``discount`` (given with the send's orders); loyalty ``customer_id``, ``join_date``, optional
+``tier``.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from helpers import periods
+from helpers.tables import Column, DataValidationError, read_table_info
+from helpers.tables.schema import column_problem
+
+__all__ = [
+    "KINDS",
+    "COLUMNS",
+    "ARMS",
+    "UNMATCHED_DEFAULT",
+    "TableSpec",
+    "spec_problems",
+    "parse_specs",
+    "read_extra_tables",
+]
+
+#: The dtype of text columns (ids, comments, campaigns, arms, tiers): Arrow strings.
+TEXT = pd.StringDtype("pyarrow")
+
+#: The tables a mapping may name beside the orders.
+KINDS: tuple[str, ...] = ("survey", "campaigns", "loyalty")
+
+#: Canonical columns of each table (required unless said).
+COLUMNS: dict[str, tuple[Column, ...]] = {
+    "survey": (
+        Column("customer_id", "id"),
+        Column("date", "datetime"),
+        Column("score", "int", min=0, max=10),
+        Column("comment", "text", required=False, nullable=True),
+    ),
+    "campaigns": (
+        Column("customer_id", "id"),
+        Column("campaign", "text"),
+        Column("send_date", "datetime"),
+        Column("arm", "text"),
+        Column("cost", "money", required=False, nullable=True),
+        Column("discount", "money", required=False, nullable=True),
+    ),
+    "loyalty": (
+        Column("customer_id", "id"),
+        Column("join_date", "datetime"),
+        Column("tier", "text", required=False, nullable=True),
+    ),
+}
+
+#: The two arms of a campaign and the values that mean them when the mapping names none.
+ARMS: dict[str, tuple[str, ...]] = {
+    "sent": ("sent", "treatment", "treated"),
+    "holdout": ("holdout", "control", "hold-out"),
+}
+
+#: Largest share of a table's customers that may match no order before the table is refused.
+UNMATCHED_DEFAULT = 0.05
+
+_FORMAT_KEYS = ("date_format", "delimiter", "decimal", "thousands", "encoding", "sheet")
+_SPEC_KEYS = ("file", "columns", *_FORMAT_KEYS, "arms")
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    """How to read one of the client's tables beside the orders (see the module docstring)."""
+
+    kind: str
+    file: str
+    columns: dict[str, str]
+    date_format: str | None = None
+    delimiter: str = ","
+    decimal: str = "."
+    thousands: str | None = None
+    encoding: str = "utf-8"
+    sheet: str | None = None
+    arms: dict[str, tuple[str, ...]] | None = None
+
+    def read_kwargs(self, id_type: str) -> dict[str, Any]:
+        """Keyword arguments for :func:`helpers.tables.read_table_info`."""
+        return {
+            "columns": self.columns, "date_format": self.date_format, "decimal": self.decimal,
+            "thousands": self.thousands, "delimiter": self.delimiter, "encoding": self.encoding,
+            "sheet": self.sheet, "ids": id_type,
+        }  # fmt: skip
+
+    def arm_values(self) -> dict[str, str]:
+        """The file's arm values (compared without case) -> 'sent' or 'holdout'."""
+        arms = self.arms or ARMS
+        return {str(v).casefold(): arm for arm, values in arms.items() for v in values}
+
+
+def spec_problems(name: str, raw: Any, folder: Path) -> list[str]:
+    """Problems of a mapping's ``tables`` block (`name`: the mapping file's name; `folder`: where
+    relative paths start)."""
+    if raw is None:
+        return []
+    if not isinstance(raw, dict):
+        return [f"{name}: 'tables' must name tables such as survey, campaigns or loyalty"]
+    problems = []
+    for kind, spec in raw.items():
+        where = f"{name}: 'tables.{kind}'"
+        if kind not in KINDS:
+            near = difflib.get_close_matches(str(kind), KINDS, n=1)
+            hint = f"; did you mean '{near[0]}'?" if near else f"; known tables: {list(KINDS)}"
+            problems.append(f"{name}: unknown table '{kind}' in 'tables'{hint}")
+            continue
+        if not isinstance(spec, dict):
+            problems.append(f"{where} must be a block with 'file' and 'columns'")
+            continue
+        for key in spec:
+            if key not in _SPEC_KEYS or (key == "arms" and kind != "campaigns"):
+                problems.append(f"{where}: unknown key '{key}'; known keys: {list(_SPEC_KEYS)}")
+        file = spec.get("file")
+        if not isinstance(file, str) or not file.strip():
+            problems.append(f"{where}: 'file' must name the table's file")
+        elif not (folder / file).expanduser().is_file():
+            problems.append(f"{where}: file '{file}' not found next to the mapping ({folder})")
+        cols = spec.get("columns")
+        canon = {c.name: c for c in COLUMNS[kind]}
+        if not isinstance(cols, dict):
+            problems.append(
+                f"{where}: 'columns' must map canonical names to the file's columns, "
+                f"e.g. {{customer_id: Respondent}}"
+            )
+            continue
+        for c in COLUMNS[kind]:
+            if c.required and c.name not in cols:
+                problems.append(f"{where}: 'columns' must name the file's column for '{c.name}'")
+        for key in cols:
+            if key not in canon:
+                problems.append(
+                    f"{where}: unknown column '{key}'; this table's columns: {list(canon)}"
+                )
+        for key in ("delimiter", "decimal"):
+            if key in spec and (not isinstance(spec[key], str) or len(spec[key]) != 1):
+                problems.append(f"{where}: '{key}' must be one character, e.g. ',' or ';'")
+        arms = spec.get("arms")
+        if arms is not None:
+            ok = isinstance(arms, dict) and set(arms) == {"sent", "holdout"}
+            ok = ok and all(isinstance(v, list) and v for v in arms.values())
+            if not ok:
+                problems.append(
+                    f"{where}: 'arms' must be {{sent: [values], holdout: [values]}}, "
+                    "e.g. {sent: [Treatment], holdout: [Control]}"
+                )
+            elif {str(v).casefold() for v in arms["sent"]} & {
+                str(v).casefold() for v in arms["holdout"]
+            }:
+                problems.append(f"{where}: 'arms' names a value as both sent and holdout")
+    return problems
+
+
+def parse_specs(raw: dict[str, Any] | None, folder: Path) -> dict[str, TableSpec]:
+    """The checked ``tables`` block as :class:`TableSpec` by kind, files made absolute."""
+    out = {}
+    for kind, spec in (raw or {}).items():
+        values = {k: spec[k] for k in _FORMAT_KEYS if spec.get(k) is not None}
+        values = {k: str(v) for k, v in values.items()}
+        arms = spec.get("arms")
+        out[kind] = TableSpec(
+            kind=kind,
+            file=str((folder / spec["file"]).expanduser().absolute()),
+            columns={str(k): str(v) for k, v in spec["columns"].items()},
+            arms={k: tuple(str(v) for v in vs) for k, vs in arms.items()} if arms else None,
+            **values,
+        )
+    return out
+
+
+def read_extra_tables(
+    specs: dict[str, TableSpec],
+    customers: pd.Index | pd.Series,
+    first_order: str | pd.Timestamp,
+    as_of: str | pd.Timestamp,
+    *,
+    id_type: str = "text",
+    unmatched: float = UNMATCHED_DEFAULT,
+) -> dict[str, pd.DataFrame]:
+    """Read and check every table of `specs` against the validated orders: their `customers`
+    (ids), the day of the `first_order` and the `as_of` day. Returns the canonical tables by kind (campaign ``arm`` as 'sent'
+    or 'holdout'), each with ``attrs``: ``file``, ``customers`` and ``unmatched`` (customers
+    matching no order); raises one :class:`DataValidationError` listing every problem of every
+    table."""
+    problems: list[str] = []
+    out: dict[str, pd.DataFrame] = {}
+    known = pd.Index(pd.Series(customers).astype(str).unique())
+    first = pd.Timestamp(first_order)
+    for kind, spec in specs.items():
+        try:
+            df, info = read_table_info(spec.file, COLUMNS[kind], reader="pandas",
+                                       keep_unmapped=False, **spec.read_kwargs(id_type))  # fmt: skip
+        except DataValidationError as err:
+            problems += err.problems
+            continue
+        found = _check(spec, df, info, known, first, as_of, unmatched)
+        problems += found
+        out[kind] = df
+    if problems:
+        raise DataValidationError(problems)
+    return out
+
+
+#: The date column of each table.
+DATE_COLUMN: dict[str, str] = {"survey": "date", "campaigns": "send_date", "loyalty": "join_date"}
+
+
+def _check(spec: TableSpec, df: pd.DataFrame, info: dict[str, Any], known: pd.Index,
+           first: pd.Timestamp, as_of: str | pd.Timestamp, unmatched: float) -> list[str]:  # fmt: skip
+    """The problems of one table read by :func:`read_extra_tables` (arms mapped in place)."""
+    file = Path(spec.file).name
+    positions, unit, labels = info["positions"](), info["unit"], info["labels"]
+    problems: list[str] = []
+
+    def problem(col: str, code: str, mask: pd.Series, shown: pd.Series, what: str) -> None:
+        problems.append(column_problem(file, labels.get(col, col), mask, shown, what,
+                                       positions, unit, column=col, code=code))  # fmt: skip
+
+    day, day_end = periods.as_of_day(as_of), periods.as_of_end(as_of)
+    date_col = DATE_COLUMN[spec.kind]
+    dates = df[date_col]
+    if spec.kind == "campaigns":
+        arm = df["arm"].astype(str).str.strip().str.casefold().map(spec.arm_values())
+        if arm.isna().any():
+            allowed = spec.arms or ARMS
+            problem("arm", "unknown_arm", arm.isna(), df["arm"],
+                    f"neither sent {list(allowed['sent'])} nor holdout "
+                    f"{list(allowed['holdout'])} (name the file's values in 'arms')")  # fmt: skip
+        df["arm"] = arm
+        outside = (dates < first.normalize()) | (dates >= day_end)
+        if outside.any():
+            problem(date_col, "outside_orders", outside, dates.dt.strftime("%Y-%m-%d"),
+                    f"outside the orders' range ({first.date()} to {day.date()})")  # fmt: skip
+    elif (dates >= day_end).any():
+        problem(date_col, "after_as_of", dates >= day_end, dates.dt.strftime("%Y-%m-%d"),
+                f"after the as-of day {day.date()}")  # fmt: skip
+    ids = df["customer_id"].astype(str)
+    customers = pd.Index(ids.unique())
+    missing = customers.difference(known)
+    share = len(missing) / max(len(customers), 1)
+    if share > unmatched:
+        problem("customer_id", "unmatched", ids.isin(missing), ids,
+                f"of customers who match no order: {len(missing):,} of {len(customers):,} "
+                f"customers ({share:.0%}; at most {unmatched:.0%} allowed: "
+                "'unmatched_customers' in the mapping)")  # fmt: skip
+    for col in df.columns[df.dtypes.eq(object)]:  # text in Arrow memory, NA as NA (as the orders)
+        df[col] = df[col].astype(TEXT)
+    df.attrs.update(file=file, customers=len(customers), unmatched=len(missing))
+    return problems

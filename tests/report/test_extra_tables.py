@@ -1,0 +1,196 @@
+"""The client's tables beside the orders (issue 29): the mapping's ``tables`` block, the readers'
+checks of each table against the orders, one message naming the client's file, column, lines and
+an example for each bad case, and the hand-over to notebook 08."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from helpers import paths
+from helpers.report import exports
+from helpers.report.mapping import load_mapping, mapping_as_dict, mapping_from_dict
+from helpers.report.orders import open_tables, read_client_orders, read_client_tables, save_tables
+from helpers.tables import DataValidationError
+
+ORDERS = paths.DATASETS / "orders.csv"
+
+
+@pytest.fixture(scope="module")
+def sample(tmp_path_factory) -> tuple[Path, pd.DataFrame, dict]:
+    """The sample company's survey, campaign and loyalty exports, their mapping and its orders."""
+    folder = tmp_path_factory.mktemp("beyond")
+    mapping = exports.beyond_orders(folder)
+    orders, notes = read_client_orders(ORDERS, load_mapping(mapping))
+    return mapping, orders, notes
+
+
+def _variant(sample, tmp_path: Path, edit_table=None, edit_mapping=None) -> tuple:
+    """A copy of the sample's folder with one table or the mapping changed; (orders, notes)."""
+    mapping, orders, _ = sample
+    folder = tmp_path / "client"
+    shutil.copytree(mapping.parent, folder)
+    if edit_table:
+        kind, change = edit_table
+        spec = yaml.safe_load((folder / "mapping.yaml").read_text())["tables"][kind]
+        sep = spec.get("delimiter", ",")
+        path = folder / spec["file"]
+        df = pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False)
+        change(df)
+        df.to_csv(path, sep=sep, index=False)
+    if edit_mapping:
+        raw = yaml.safe_load((folder / "mapping.yaml").read_text())
+        edit_mapping(raw)
+        (folder / "mapping.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
+    m = load_mapping(folder / "mapping.yaml")
+    return orders, {"mapping": m, "as_of": "2025-12-31"}
+
+
+def _problems(sample, tmp_path, **edits) -> list:
+    orders, notes = _variant(sample, tmp_path, **edits)
+    with pytest.raises(DataValidationError) as err:
+        read_client_tables(orders, notes)
+    return err.value.problems
+
+
+def test_the_sample_tables_read_clean_and_match_the_company(sample):
+    mapping, orders, notes = sample
+    tables = read_client_tables(orders, notes)
+    assert set(tables) == {"survey", "campaigns", "loyalty"}
+    nps = pd.read_csv(paths.DATASETS / "nps_responses.csv")
+    assert len(tables["survey"]) == len(nps)
+    assert tables["survey"]["score"].sum() == nps["score"].sum()
+    sends = pd.read_csv(paths.DATASETS / "campaigns.csv")
+    assert (tables["campaigns"]["arm"] == "holdout").sum() == (sends["group"] == "control").sum()
+    assert tables["campaigns"]["cost"].sum() == pytest.approx(sends["send_cost"].sum())
+    assert all(t.attrs["unmatched"] == 0 for t in tables.values())
+
+
+def test_the_tables_travel_with_the_mapping_and_through_the_hand_over(sample, tmp_path):
+    mapping, orders, notes = sample
+    m = notes["mapping"]
+    assert mapping_from_dict(mapping_as_dict(m)) == m
+    tables = read_client_tables(orders, notes)
+    handed = open_tables(orders, {**notes, "tables": save_tables(tables, tmp_path)})
+    for kind, df in tables.items():
+        pd.testing.assert_frame_equal(handed[kind], df)
+        assert handed[kind].attrs == df.attrs
+
+
+@pytest.mark.parametrize(
+    "value, code", [("11", "above_max"), ("7.5", "unparsable"), ("-1", "below_min")]
+)
+def test_a_survey_score_outside_0_to_10_or_not_whole_is_refused(sample, tmp_path, value, code):
+    def change(df):
+        df.iloc[[3, 8], 2] = value
+
+    (p,) = _problems(sample, tmp_path, edit_table=("survey", change))
+    assert p.file == "survey_responses.csv" and p.column == "score" and p.rows == 2
+    assert p.lines == (5, 10) and p.example == value
+    assert exports.SURVEY_QUESTION in p
+
+
+def test_an_arm_that_is_neither_sent_nor_holdout_is_refused(sample, tmp_path):
+    def change(df):
+        df.loc[[0, 5, 6], "Group"] = "Control B"
+
+    (p,) = _problems(sample, tmp_path, edit_table=("campaigns", change))
+    assert (p.file, p.column, p.code, p.rows) == ("campaign_sends.csv", "arm", "unknown_arm", 3)
+    assert p.example == "Control B" and "'Group'" in p and "Holdout" in p
+
+
+def test_send_dates_outside_the_orders_range_are_refused(sample, tmp_path):
+    def change(df):
+        df.loc[1, "Sent"] = "03.01.2026"
+        df.loc[2, "Sent"] = "01.01.2019"
+
+    (p,) = _problems(sample, tmp_path, edit_table=("campaigns", change))
+    assert (p.column, p.code, p.rows, p.lines) == ("send_date", "outside_orders", 2, (3, 4))
+
+
+def test_a_join_date_after_the_as_of_day_is_refused(sample, tmp_path):
+    def change(df):
+        df.loc[4, "Joined"] = "2026-02-01"
+
+    (p,) = _problems(sample, tmp_path, edit_table=("loyalty", change))
+    assert (p.file, p.column, p.code, p.lines) == (
+        "loyalty_members.csv",
+        "join_date",
+        "after_as_of",
+        (6,),
+    )
+    assert "2025-12-31" in p
+
+
+def test_customers_matching_no_order_are_counted_and_refused_above_the_threshold(sample, tmp_path):
+    def change(df):  # 10 % of the members are strangers
+        n = len(df) // 10
+        df.loc[: n - 1, "Member"] = [f"X{i}" for i in range(n)]
+
+    (p,) = _problems(sample, tmp_path, edit_table=("loyalty", change))
+    assert (p.column, p.code) == ("customer_id", "unmatched") and "10%" in p and "5%" in p
+    orders, notes = _variant(
+        sample, tmp_path / "b", edit_table=("loyalty", change),
+        edit_mapping=lambda raw: raw.update(unmatched_customers=0.2),
+    )  # fmt: skip
+    tables = read_client_tables(orders, notes)
+    assert tables["loyalty"].attrs["unmatched"] == len(tables["loyalty"]) // 10
+
+
+def test_every_table_problem_is_listed_in_one_error(sample, tmp_path):
+    def survey(df):
+        df.iloc[0, 2] = "12"
+
+    def arms(raw):  # the file says Holdout; the mapping now expects Control
+        raw["tables"]["campaigns"]["arms"] = {"sent": ["Treatment"], "holdout": ["Control"]}
+
+    orders, notes = _variant(sample, tmp_path, edit_table=("survey", survey), edit_mapping=arms)
+    with pytest.raises(DataValidationError) as err:
+        read_client_tables(orders, notes)
+    assert [(p.file, p.code) for p in err.value.problems] == [
+        ("survey_responses.csv", "above_max"),
+        ("campaign_sends.csv", "unknown_arm"),
+    ]
+
+
+@pytest.mark.parametrize(
+    "edit, words",
+    [
+        (lambda raw: raw["tables"].update(surveys=raw["tables"].pop("survey")),
+         "unknown table 'surveys' in 'tables'; did you mean 'survey'?"),
+        (lambda raw: raw["tables"]["survey"]["columns"].pop("score"),
+         "'tables.survey': 'columns' must name the file's column for 'score'"),
+        (lambda raw: raw["tables"]["loyalty"].update(file="members.xlsx"),
+         "'tables.loyalty': file 'members.xlsx' not found"),
+        (lambda raw: raw["tables"]["campaigns"].update(arms={"sent": ["A"], "holdout": ["a"]}),
+         "names a value as both sent and holdout"),
+        (lambda raw: raw["tables"]["survey"]["columns"].update(nps="NPS"),
+         "unknown column 'nps'"),
+        (lambda raw: raw.update(unmatched_customers=5), "'unmatched_customers' must be a share"),
+    ],
+)  # fmt: skip
+def test_a_wrong_tables_block_is_refused_with_what_to_write(sample, tmp_path, edit, words):
+    with pytest.raises(DataValidationError) as err:
+        _variant(sample, tmp_path, edit_mapping=edit)
+    assert words in str(err.value) and "mapping.yaml" in str(err.value)
+
+
+def test_the_report_command_refuses_a_bad_table_before_writing_anything(sample, tmp_path, capsys):
+    """A bad survey score through ``python -m helpers.report``: exit 2, the client's file,
+    column and lines in one message, no traceback, no report folder."""
+    from tests.report.clients import assert_nothing_left, cli_args, run_cli
+
+    def change(df):
+        df.iloc[6, 2] = "10+"
+
+    _, notes = _variant(sample, tmp_path, edit_table=("survey", change))
+    root = tmp_path / "reports"
+    rc, _, err = run_cli(cli_args(ORDERS, tmp_path / "client" / "mapping.yaml", "acme", root),
+                         capsys)  # fmt: skip
+    assert rc == 2 and "Traceback" not in err
+    assert "survey_responses.csv" in err and "line 8" in err and "'10+'" in err
+    assert_nothing_left(root)
