@@ -15,6 +15,10 @@ The package, as the report runs:
 - :mod:`~helpers.report.mapping` — the YAML mapping of the client's columns and formats;
 - :mod:`~helpers.report.orders` — the client's file -> the canonical orders table and its data
   note -> the hand-over to the notebook -> the table the analysis takes;
+- :mod:`~helpers.report.extra_tables` — the client's survey, campaign and loyalty tables beside
+  the orders (optional), read and checked against them;
+- :mod:`~helpers.report.beyond_orders` — what those tables say: NPS with its interval, each
+  campaign against its holdout, the loyalty programme against members' own history;
 - :mod:`~helpers.report.engine` — the heavy aggregations as backend-neutral Ibis expressions;
 - :mod:`~helpers.report.analysis` — headline, segments, at-risk list, CLV, scenario (no reading);
 - :mod:`~helpers.report.formatting` and :mod:`~helpers.report.text` — the client's language;
@@ -25,7 +29,7 @@ The package, as the report runs:
 
 from __future__ import annotations
 
-from helpers.report import text
+from helpers.report import beyond_orders, text
 from helpers.report.analysis import (
     AT_RISK_SEGMENTS,
     ClvFit,
@@ -51,12 +55,14 @@ from helpers.report.analysis import (
 from helpers.report.build import NOTEBOOK, ReportError, build_report
 from helpers.report.cli import main
 from helpers.report.formatting import Formatter, note_text
-from helpers.report.orders import ENGINE_MIN_ROWS, check_enough_data, open_orders
+from helpers.report.orders import ENGINE_MIN_ROWS, check_enough_data, open_orders, open_tables
 from helpers.report.text import Reason
 
 __all__ = [
     "NOTEBOOK",
     "text",
+    "beyond_orders",
+    "open_tables",
     "pseudonymize",
     "pseudonym_salt",
     "purchases",

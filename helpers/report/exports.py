@@ -33,6 +33,7 @@ mapping that names all four tables (:mod:`helpers.report.extra_tables`).
 from __future__ import annotations
 
 import argparse
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -398,7 +399,8 @@ def beyond_orders(folder: Path, data_dir: str | Path | None = None) -> Path:
     - ``survey_responses.csv``: a survey tool's export: ``Respondent``, ``Submitted at``
       (``31/12/2025 14:05``), the question as the score's column, ``Anything else?`` (comment);
     - ``campaign_sends.csv``: a campaign tool's send log, ``;``-separated with decimal commas:
-      ``Recipient ID``, ``Campaign``, ``Sent`` (``31.12.2025``), ``Group`` (Treatment / Holdout),
+      ``Recipient ID``, ``Campaign``, ``Flow`` (birthday, anniversary, winback), ``Sent``
+      (``31.12.2025``), ``Group`` (Treatment / Holdout),
       ``Cost per send``, ``Discount redeemed``;
     - ``loyalty_members.csv``: the programme's member list: ``Member``, ``Joined``, ``Tier`` (the
       member's latest tier)."""
@@ -415,9 +417,11 @@ def beyond_orders(folder: Path, data_dir: str | Path | None = None) -> Path:
         "Anything else?": nps["comment"],
     }).to_csv(folder / "survey_responses.csv", index=False)  # fmt: skip
     sends = pd.read_csv(src / "campaigns.csv", parse_dates=["sent_at"])
+    params = json.loads((src / "ground_truth.json").read_text())["parameters"]
     pd.DataFrame({
         "Recipient ID": sends["customer_id"],
         "Campaign": sends["campaign_id"],
+        "Flow": sends["campaign_type"],
         "Sent": sends["sent_at"].dt.strftime("%d.%m.%Y"),
         "Group": sends["group"].map({"treatment": "Treatment", "control": "Holdout"}),
         "Cost per send": sends["send_cost"].map(lambda v: f"{v:.2f}".replace(".", ",")),
@@ -441,11 +445,15 @@ def beyond_orders(folder: Path, data_dir: str | Path | None = None) -> Path:
         },
         "campaigns": {
             "file": "campaign_sends.csv",
-            "columns": {"customer_id": "Recipient ID", "campaign": "Campaign",
+            "columns": {"customer_id": "Recipient ID", "campaign": "Campaign", "flow": "Flow",
                         "send_date": "Sent", "arm": "Group", "cost": "Cost per send",
                         "discount": "Discount redeemed"},
             "date_format": "%d.%m.%Y", "delimiter": ";", "decimal": ",",
             "arms": {"sent": ["Treatment"], "holdout": ["Holdout"]},
+            "holdout_share": {  # the campaign tool's settings: the generator's, for this company
+                flow: round(1 - float(params[f"{flow}_treatment_share"]), 6)
+                for flow in sorted(sends["campaign_type"].unique())
+            },
         },
         "loyalty": {
             "file": "loyalty_members.csv",

@@ -13,6 +13,7 @@ A mapping names them under ``tables`` (paths relative to the mapping file)::
         columns: {customer_id: Recipient, campaign: Campaign, send_date: Sent, arm: Group,
                   cost: Cost}
         arms: {sent: [Treatment], holdout: [Control]}
+        holdout_share: {birthday: 0.2, winback: 0.5}   # planned; checks the split (SRM)
       loyalty:                       # membership list: one row per member
         file: members.csv
         columns: {customer_id: Member, join_date: Joined, tier: Tier}
@@ -28,8 +29,10 @@ range, a join date after the as-of day, or more customers matching no order than
 ``unmatched_customers`` allows.
 
 Columns: survey ``customer_id``, ``date``, ``score`` (0-10), optional ``comment``; campaigns
-``customer_id``, ``campaign``, ``send_date``, ``arm``, optional ``cost`` (per send) and
-``discount`` (given with the send's orders); loyalty ``customer_id``, ``join_date``, optional
+``customer_id``, ``campaign``, ``send_date``, ``arm``, optional ``flow`` (the automated flow
+or programme a campaign belongs to: results are then pooled per flow), ``cost`` (per send) and
+``discount`` (given with the send's orders), and the key ``holdout_share`` (the planned share of
+the holdout, one number or one per campaign or flow: the sample-ratio check); loyalty ``customer_id``, ``join_date``, optional
 ``tier``.
 """
 
@@ -76,6 +79,7 @@ COLUMNS: dict[str, tuple[Column, ...]] = {
         Column("campaign", "text"),
         Column("send_date", "datetime"),
         Column("arm", "text"),
+        Column("flow", "text", required=False, nullable=True),
         Column("cost", "money", required=False, nullable=True),
         Column("discount", "money", required=False, nullable=True),
     ),
@@ -96,7 +100,8 @@ ARMS: dict[str, tuple[str, ...]] = {
 UNMATCHED_DEFAULT = 0.05
 
 _FORMAT_KEYS = ("date_format", "delimiter", "decimal", "thousands", "encoding", "sheet")
-_SPEC_KEYS = ("file", "columns", *_FORMAT_KEYS, "arms")
+_SPEC_KEYS = ("file", "columns", *_FORMAT_KEYS, "arms", "holdout_share")
+_CAMPAIGN_KEYS = ("arms", "holdout_share")
 
 
 @dataclass(frozen=True)
@@ -113,6 +118,7 @@ class TableSpec:
     encoding: str = "utf-8"
     sheet: str | None = None
     arms: dict[str, tuple[str, ...]] | None = None
+    holdout_share: float | dict[str, float] | None = None
 
     def read_kwargs(self, id_type: str) -> dict[str, Any]:
         """Keyword arguments for :func:`helpers.tables.read_table_info`."""
@@ -147,7 +153,7 @@ def spec_problems(name: str, raw: Any, folder: Path) -> list[str]:
             problems.append(f"{where} must be a block with 'file' and 'columns'")
             continue
         for key in spec:
-            if key not in _SPEC_KEYS or (key == "arms" and kind != "campaigns"):
+            if key not in _SPEC_KEYS or (key in _CAMPAIGN_KEYS and kind != "campaigns"):
                 problems.append(f"{where}: unknown key '{key}'; known keys: {list(_SPEC_KEYS)}")
         file = spec.get("file")
         if not isinstance(file, str) or not file.strip():
@@ -173,6 +179,15 @@ def spec_problems(name: str, raw: Any, folder: Path) -> list[str]:
         for key in ("delimiter", "decimal"):
             if key in spec and (not isinstance(spec[key], str) or len(spec[key]) != 1):
                 problems.append(f"{where}: '{key}' must be one character, e.g. ',' or ';'")
+        share = spec.get("holdout_share")
+        shares = share.values() if isinstance(share, dict) else [share]
+        if share is not None and not all(
+            isinstance(v, int | float) and not isinstance(v, bool) and 0 < v < 1 for v in shares
+        ):
+            problems.append(
+                f"{where}: 'holdout_share' must be a share between 0 and 1, or one per campaign "
+                "or flow, e.g. 0.2 or {birthday: 0.2, winback: 0.5}"
+            )
         arms = spec.get("arms")
         if arms is not None:
             ok = isinstance(arms, dict) and set(arms) == {"sent", "holdout"}
@@ -196,7 +211,13 @@ def parse_specs(raw: dict[str, Any] | None, folder: Path) -> dict[str, TableSpec
         values = {k: spec[k] for k in _FORMAT_KEYS if spec.get(k) is not None}
         values = {k: str(v) for k, v in values.items()}
         arms = spec.get("arms")
+        share = spec.get("holdout_share")
+        if isinstance(share, dict):
+            share = {str(k): float(v) for k, v in share.items()}
+        elif share is not None:
+            share = float(share)
         out[kind] = TableSpec(
+            holdout_share=share,
             kind=kind,
             file=str((folder / spec["file"]).expanduser().absolute()),
             columns={str(k): str(v) for k, v in spec["columns"].items()},

@@ -1,0 +1,391 @@
+"""What the client's survey, campaign and loyalty tables say, measured the way notebooks 05-07
+teach: each figure with its interval, each decision on its interval, and the comparisons that
+fool clients (the member/non-member gap, respondents taken for all customers) shown as what they
+are.
+
+The tables come from :func:`helpers.report.orders.open_tables` (read and checked by
+:mod:`helpers.report.extra_tables`); the orders are the report's validated orders (pandas).
+Every statistic is the project's one implementation: NPS and its adjusted-Wald interval
+(:mod:`helpers.feedback`), differences of proportions, windows after an event and the
+sample-ratio check (:mod:`helpers.stats`), the capped money metric and the decision rule
+(:mod:`helpers.experiments`), the within-member rate model (:mod:`helpers.loyalty`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from helpers import experiments, feedback, loyalty, periods, stats
+from helpers.economics import Economics
+
+__all__ = [
+    "REPURCHASE_DAYS",
+    "CAMPAIGN_DAYS",
+    "MONEY_CAP",
+    "survey_by_period",
+    "survey_change",
+    "repurchase_by_category",
+    "respondents_vs_others",
+    "campaign_results",
+    "loyalty_comparison",
+]
+
+#: Days after a survey answer in which a repurchase counts (answers younger than this at the
+#: as-of day are left out of the repurchase figures: their window has not ended).
+REPURCHASE_DAYS = 180
+#: Days after a send in which an order counts for the campaign (notebook 07's window).
+CAMPAIGN_DAYS = 30
+#: The capped money metric's quantile, declared before any result (notebook 07).
+MONEY_CAP = 0.995
+#: Smallest answers per period for an NPS to be shown (smaller periods are pooled with the next).
+MIN_ANSWERS = 30
+
+
+def survey_by_period(survey: pd.DataFrame, period: str, as_of: str | pd.Timestamp) -> pd.DataFrame:
+    """NPS per complete period (``period``: 'M' or 'Q', :mod:`helpers.periods`) with its standard
+    error and the adjusted-Wald 95 % interval (Rocks 2016: :func:`helpers.feedback.nps_interval`),
+    in points (-100 to 100). Columns: answers, promoters, detractors, nps, se, ci_low, ci_high.
+    Periods with fewer than :data:`MIN_ANSWERS` answers are dropped (their interval is wider
+    than the scale's usual moves)."""
+    s = periods.up_to(survey, as_of, "date")
+    last = periods.last_complete_period(as_of, period)
+    code = periods.period_codes(s["date"], period)
+    s = s[code <= last].assign(period=code[code <= last])
+    cat = stats.nps_category(s["score"])
+    g = pd.DataFrame({"period": s["period"].to_numpy(), "cat": np.asarray(cat)})
+    counts = pd.crosstab(g["period"], g["cat"]).reindex(
+        columns=["detractor", "passive", "promoter"], fill_value=0
+    )
+    n = counts.sum(axis=1)
+    counts = counts[n >= MIN_ANSWERS]
+    n = n[n >= MIN_ANSWERS]
+    centre, se, lo, hi = feedback.nps_interval(
+        counts["promoter"].to_numpy(), counts["detractor"].to_numpy(), n.to_numpy(), "adjusted_wald"
+    )
+    out = pd.DataFrame(
+        {
+            "answers": n.to_numpy(), "promoters": counts["promoter"].to_numpy(),
+            "detractors": counts["detractor"].to_numpy(), "nps": 100 * centre, "se": 100 * se,
+            "ci_low": 100 * lo, "ci_high": 100 * hi,
+        },
+        index=pd.PeriodIndex(periods.period_index(counts.index, period), name="period"),
+    )  # fmt: skip
+    return out
+
+
+def survey_change(survey: pd.DataFrame, period: str, as_of: str | pd.Timestamp) -> dict[str, Any]:
+    """The change of NPS between the last two complete periods with answers: difference in
+    points, its 95 % interval and p-value (:func:`helpers.feedback.nps_difference`: independent
+    waves, se = sqrt(Var_a + Var_b)), and ``moved``: whether the interval excludes 0."""
+    s = periods.up_to(survey, as_of, "date")
+    last = periods.last_complete_period(as_of, period)
+    code = periods.period_codes(s["date"], period)
+    ok = sorted(
+        c for c, k in pd.Series(code[code <= last]).value_counts().items() if k >= MIN_ANSWERS
+    )
+    if len(ok) < 2:
+        return {}
+    a, b = ok[-2], ok[-1]
+    d = feedback.nps_difference(s["score"][code == a], s["score"][code == b])
+    names = periods.period_index(np.array([a, b]), period)
+    return {
+        "from": str(names[0]), "to": str(names[1]), "difference": 100 * d["difference"],
+        "ci_low": 100 * d["ci_low"], "ci_high": 100 * d["ci_high"], "p_value": d["p_value"],
+        "moved": bool(d["ci_low"] > 0 or d["ci_high"] < 0),
+    }  # fmt: skip
+
+
+def _repurchase(events: pd.DataFrame, orders: pd.DataFrame, at: str, as_of) -> pd.DataFrame:
+    """`events` whose :data:`REPURCHASE_DAYS` window has ended by `as_of`, with ``bought``: an
+    order in that window (:func:`helpers.stats.orders_after`)."""
+    end = periods.as_of_end(as_of)
+    e = events[events[at] + pd.Timedelta(days=REPURCHASE_DAYS) < end]
+    o = periods.up_to(orders[["customer_id", "order_date"]], as_of, "order_date")
+    w = stats.orders_after(e, o, REPURCHASE_DAYS, at=at)
+    return e.assign(bought=w["converted"].to_numpy())
+
+
+def repurchase_by_category(
+    survey: pd.DataFrame, orders: pd.DataFrame, as_of: str | pd.Timestamp
+) -> pd.DataFrame:
+    """Share of answers followed by an order within :data:`REPURCHASE_DAYS` days, by NPS
+    category, with Wilson 95 % intervals; and each category against the detractors (difference
+    with Newcombe's interval, :func:`helpers.stats.proportion_difference`). An association, not
+    an effect: the same customers' loyalty drives both the score and the next order."""
+    from statsmodels.stats.proportion import proportion_confint
+
+    e = _repurchase(survey, orders, "date", as_of)
+    cat = pd.Series(np.asarray(stats.nps_category(e["score"])), index=e.index)
+    rows = {}
+    base = e["bought"][cat.eq("detractor")].to_numpy(float)
+    for name in ("detractor", "passive", "promoter"):
+        y = e["bought"][cat.eq(name)].to_numpy(float)
+        if len(y) == 0:
+            continue
+        lo, hi = proportion_confint(y.sum(), len(y), method="wilson")
+        row = {"answers": len(y), "share": y.mean(), "ci_low": lo, "ci_high": hi}
+        if name != "detractor" and len(base):
+            d = stats.proportion_difference(y, base)
+            row |= {"vs_detractors": d["estimate"], "vs_low": d["ci_low"], "vs_high": d["ci_high"]}
+        rows[name] = row
+    return pd.DataFrame.from_dict(rows, orient="index").rename_axis("category")
+
+
+def respondents_vs_others(
+    survey: pd.DataFrame, orders: pd.DataFrame, as_of: str | pd.Timestamp
+) -> dict[str, float]:
+    """The non-response warning (notebook 06): among customers who ordered while the survey ran,
+    the share who answered (the response rate), and the repurchase of respondents against the
+    others: an order within :data:`REPURCHASE_DAYS` days after each customer's first order in
+    the survey's time range. Respondents who buy again more often than the others mean the
+    survey hears from the loyal: its NPS speaks for them, not for all customers."""
+    first, last = survey["date"].min(), survey["date"].max()
+    o = periods.up_to(orders[["customer_id", "order_date"]], as_of, "order_date")
+    inside = o[(o["order_date"] >= first) & (o["order_date"] <= last)]
+    ref = (
+        inside.groupby("customer_id", observed=True)["order_date"].min().rename("at").reset_index()
+    )
+    answered = set(survey["customer_id"].astype(str))
+    ref["respondent"] = ref["customer_id"].astype(str).isin(answered)
+    e = _repurchase(ref, orders, "at", as_of)
+    d = stats.proportion_difference(
+        e["bought"][e["respondent"]].to_numpy(float), e["bought"][~e["respondent"]].to_numpy(float)
+    )
+    return {
+        "customers": len(ref), "respondents": int(ref["respondent"].sum()),
+        "response_rate": float(ref["respondent"].mean()),
+        "repurchase_respondents": d["p_treat"], "repurchase_others": d["p_control"],
+        "difference": d["estimate"], "ci_low": d["ci_low"], "ci_high": d["ci_high"],
+    }  # fmt: skip
+
+
+def _group_of(sends: pd.DataFrame) -> pd.Series:
+    """What a result is reported for: the mapped ``flow`` (an automated flow or programme,
+    pooled over its campaigns) when there is one, else the campaign."""
+    col = "flow" if "flow" in sends and sends["flow"].notna().all() else "campaign"
+    return sends[col].astype(str)
+
+
+def campaign_results(
+    sends: pd.DataFrame,
+    orders: pd.DataFrame,
+    econ: Economics,
+    planned_holdout: dict[str, float] | float | None = None,
+) -> pd.DataFrame:
+    """Per campaign (or flow): sends in each arm, the sample-ratio check against the planned
+    holdout share when given (:func:`helpers.stats.srm_check`), the uplift in conversion
+    (an order within :data:`CAMPAIGN_DAYS` days of the send, the send's day included) with
+    Newcombe's interval, and the incremental margin per send on the declared capped metric
+    (:func:`helpers.experiments.capped_diff` at :data:`MONEY_CAP`: margin of the window's orders
+    minus the send's cost and the discount it gave), with the decision on its interval
+    (:func:`helpers.experiments.decide_on_interval`: keep, stop or inconclusive) and, when
+    inconclusive, the sends a test needs to settle it (:func:`helpers.experiments.units_to_settle`).
+    A campaign without holdout sends is 'not measurable'; ``holdout_needed`` is then the share
+    to hold out next time for an 80 % power at the uplift the measured campaigns show.
+
+    Margin is :func:`helpers.economics.order_margin` with `econ`; the send cost is the mapped
+    ``cost`` or ``econ.cost_per_contact``; a mapped ``discount`` costs its goods, (1 - g) x
+    discount, when the orders carry no discount column (their amounts are net of it)."""
+    s = sends.reset_index(drop=True)
+    o = periods.up_to(orders, periods.default_as_of(orders["order_date"]), "order_date")
+    w = experiments.outcomes_in_window(s, o, "send_date", CAMPAIGN_DAYS, econ, include_start=True)
+    cost = s["cost"].fillna(econ.cost_per_contact) if "cost" in s else econ.cost_per_contact
+    offset = np.broadcast_to(np.asarray(cost, dtype=float), len(s))
+    money = w["margin"].to_numpy(float)
+    if "discount" in s and "discount" not in orders:  # amounts net of it: its goods' cost
+        money = money - (1 - econ.gross_margin_rate) * s["discount"].fillna(0.0).to_numpy(float)
+    first = o.groupby("customer_id", observed=True)["order_date"].min()
+    customers = first.rename("signup_date").rename_axis("customer_id").reset_index()
+    X = experiments.pre_send_covariates(s, o, customers, at="send_date").to_numpy(float)
+    group = _group_of(s)
+    rows = {}
+    for name, idx in group.groupby(group, sort=True).groups.items():
+        t = (s.loc[idx, "arm"] == "sent").to_numpy()
+        n_sent, n_hold = int(t.sum()), int((~t).sum())
+        row: dict[str, Any] = {"sent": n_sent, "holdout": n_hold,
+                               "holdout_share": n_hold / (n_sent + n_hold)}  # fmt: skip
+        share = planned_holdout.get(name) if isinstance(planned_holdout, dict) else planned_holdout
+        if share is not None and n_hold:
+            srm = stats.srm_check([n_hold, n_sent], [share, 1 - share])
+            row |= {"planned_holdout": share, "srm_p": srm["p_value"], "srm": srm["mismatch"]}
+        if n_hold == 0 or n_sent == 0:
+            row["decision"] = "not_measurable"
+            rows[name] = row
+            continue
+        y = w.loc[idx, "converted"].to_numpy(float)
+        raw = stats.proportion_difference(y[t], y[~t])
+        conv = experiments.cuped(y, X[idx], t).adjusted
+        cap = float(np.quantile(money[idx], MONEY_CAP))
+        prof = experiments.cuped(np.minimum(money[idx], cap) - offset[idx] * t, X[idx], t).adjusted
+        decision = experiments.decide_on_interval(prof["ci_low"], prof["ci_high"])
+        se = (prof["ci_high"] - prof["ci_low"]) / (2 * 1.959964)
+        row |= {
+            "p_holdout": raw["p_control"], "p_sent": raw["p_treat"],
+            "uplift_raw": raw["estimate"], "uplift_raw_low": raw["ci_low"],
+            "uplift_raw_high": raw["ci_high"],
+            "uplift": conv["estimate"], "uplift_low": conv["ci_low"],
+            "uplift_high": conv["ci_high"], "margin_per_send": prof["estimate"],
+            "margin_low": prof["ci_low"], "margin_high": prof["ci_high"], "cap": cap,
+            "decision": decision,
+            "sends_to_settle": experiments.units_to_settle(prof["estimate"], se, len(idx))
+            if decision == "inconclusive" else np.nan,
+        }  # fmt: skip
+        rows[name] = row
+    out = pd.DataFrame.from_dict(rows, orient="index").rename_axis("campaign")
+    measured = out[out["decision"] != "not_measurable"]
+    if len(measured) < len(out) and len(measured):
+        p0 = float(measured["p_holdout"].mean())
+        up = float(measured["uplift"].clip(lower=0.005).median())
+        n = experiments.sample_size_two_proportions(p0 + up, p0)
+        sends_per = out.loc[out["decision"] == "not_measurable", "sent"]
+        out.loc[sends_per.index, "holdout_needed"] = np.minimum(0.5, n / sends_per.clip(lower=1))
+    return out
+
+
+def loyalty_comparison(
+    members: pd.DataFrame, orders: pd.DataFrame, as_of: str | pd.Timestamp
+) -> dict[str, Any]:
+    """The member/non-member gap and the within-member estimate (notebook 05).
+
+    - naive: orders per customer-year of members after joining against non-members (all their
+      time): the programme's effect *and* self-selection (keen buyers join);
+    - within-member: notebook 05's BG/NBD with a rate multiplier after joining
+      (:func:`helpers.loyalty.fit_rate_multipliers` on :func:`helpers.loyalty.order_states`,
+      one state after joining): each member compared with themselves before joining, dropout
+      included; it needs members with orders before joining and assumes the rate before
+      joining would have continued (no change of the customer's own rate at the time).
+
+    Returns ``members``, ``members_with_history``, ``naive_ratio`` and ``uplift`` with
+    ``uplift_low``, ``uplift_high`` (95 %, from the Hessian)."""
+    end = periods.as_of_end(as_of)
+    o = periods.up_to(orders[["customer_id", "order_date"]], as_of, "order_date").copy()
+    o["customer_id"] = o["customer_id"].astype(str)
+    m = members.assign(customer_id=members["customer_id"].astype(str))
+    joins = m.groupby("customer_id")["join_date"].min()
+    first = o.groupby("customer_id")["order_date"].min()
+    join = o["customer_id"].map(joins)
+    after = o[o["order_date"] > join]
+    member_years = ((end - joins.reindex(first.index).dropna()) / pd.Timedelta(days=365.25)).sum()
+    others = first.index.difference(joins.index)
+    other_years = ((end - first.reindex(others)) / pd.Timedelta(days=365.25)).sum()
+    n_other = o["customer_id"].isin(others).sum()
+    naive = (len(after) / member_years) / (n_other / other_years)
+    history = (first.reindex(joins.index) < joins).fillna(False)
+    events = pd.DataFrame({"customer_id": joins.index, "event_at": joins.to_numpy(),
+                           "event_type": "join", "points": 0})  # fmt: skip
+    customers = first.rename("signup_date").reset_index()
+    o["order_id"] = np.arange(len(o))
+    states = loyalty.order_states(o, customers, events, {"Member": 0}, 0, as_of)
+    fit = loyalty.fit_rate_multipliers(states, ["Member"])
+    low, high = fit.ci["uplift"]
+    return {
+        "members": len(joins), "members_with_history": int(history.sum()),
+        "naive_ratio": float(naive), "uplift": float(fit.params["uplift"]),
+        "uplift_low": low, "uplift_high": high,
+    }  # fmt: skip
+
+
+def _iv(fmt: Any, est: float, low: float, high: float, kind: str = "num", digits: int = 1) -> str:
+    """'est (low to high)' in the report's formats: kind 'num' (points), 'pct' or 'money'."""
+    f = {"num": lambda v: fmt.num(v, digits), "pct": lambda v: fmt.pct(v, digits),
+         "money": lambda v: fmt.money(v, 2), "ratio": lambda v: fmt.num(v, 2)}[kind]  # fmt: skip
+    return f"{f(est)} ({f(low)} – {f(high)})"
+
+
+def show(
+    tables: dict[str, pd.DataFrame],
+    orders: pd.DataFrame,
+    as_of: str | pd.Timestamp,
+    period: str,
+    econ: Economics,
+    T: Any,
+    fmt: Any,
+    planned_holdout: dict[str, float] | float | None = None,
+) -> dict[str, Any]:
+    """Display the survey, campaign and loyalty sections for the tables given (each section only
+    when its table is mapped; one line saying what is needed when none is) and return their
+    figures for ``metrics.json``."""
+    from IPython.display import display
+
+    T.md("beyond.section")
+    if not tables:
+        T.md("beyond.none")
+        return {}
+    if not isinstance(orders, pd.DataFrame):  # the engine's table: the columns these need
+        cols = [c for c in ("customer_id", "order_date", "amount", "discount", "returned")
+                if c in orders.columns]  # fmt: skip
+        orders = orders.select(cols).to_pandas()
+    out: dict[str, Any] = {}
+    if "survey" in tables:
+        s = tables["survey"]
+        by = survey_by_period(s, period, as_of)
+        T.md("survey.section", period=T(f"period.{period}"), answers=fmt.num(len(s)))
+        shown = pd.DataFrame({
+            T("col.answers"): [fmt.num(v) for v in by["answers"]],
+            T("col.nps"): [_iv(fmt, *r) for r in by[["nps", "ci_low", "ci_high"]].to_numpy()],
+        }, index=by.index.astype(str).rename(T("col.period")))  # fmt: skip
+        display(shown.tail(8))
+        change = survey_change(s, period, as_of)
+        if change:
+            T.md("survey.change", first=change["from"], last=change["to"],
+                 change=_iv(fmt, change["difference"], change["ci_low"], change["ci_high"]),
+                 verdict=T("survey.moved" if change["moved"] else "survey.noise"))  # fmt: skip
+        rep = repurchase_by_category(s, orders, as_of)
+        non = respondents_vs_others(s, orders, as_of)
+        if {"detractor", "promoter"} <= set(rep.index):
+            d, p = rep.loc["detractor"], rep.loc["promoter"]
+            T.md("survey.repurchase", days=REPURCHASE_DAYS,
+                 detractors=_iv(fmt, d["share"], d["ci_low"], d["ci_high"], "pct", 0),
+                 promoters=_iv(fmt, p["share"], p["ci_low"], p["ci_high"], "pct", 0))  # fmt: skip
+        loyal = non["ci_low"] > 0
+        T.md("survey.nonresponse", rate=fmt.pct(non["response_rate"], 0), days=REPURCHASE_DAYS,
+             respondents=fmt.pct(non["repurchase_respondents"], 0),
+             others=fmt.pct(non["repurchase_others"], 0),
+             difference=_iv(fmt, non["difference"], non["ci_low"], non["ci_high"], "pct", 1),
+             verdict=T("survey.loyal_heard" if loyal else "survey.no_sign"))  # fmt: skip
+        last = by.iloc[-1] if len(by) else None
+        out["survey"] = {
+            "answers": len(s), "unmatched_customers": s.attrs.get("unmatched", 0),
+            "nps_last": None if last is None else {
+                "period": str(by.index[-1]), "estimate": last["nps"],
+                "ci_low": last["ci_low"], "ci_high": last["ci_high"]},
+            "change": change, "repurchase": rep.reset_index().to_dict("records"),
+            "respondents_vs_others": non,
+        }  # fmt: skip
+    if "campaigns" in tables:
+        res = campaign_results(tables["campaigns"], orders, econ, planned_holdout)
+        T.md("campaigns.section", days=CAMPAIGN_DAYS, cap=fmt.num(100 * MONEY_CAP, 1))
+        rows = []
+        for name, r in res.iterrows():
+            measured = r["decision"] != "not_measurable"
+            rows.append({
+                T("col.campaign"): name,
+                T("col.sends"): f"{fmt.num(r['sent'])} / {fmt.num(r['holdout'])}",
+                T("col.uplift"): _iv(fmt, r["uplift"], r["uplift_low"], r["uplift_high"], "pct")
+                if measured else "–",
+                T("col.margin_per_send"): _iv(fmt, r["margin_per_send"], r["margin_low"],
+                                              r["margin_high"], "money") if measured else "–",
+                T("col.decision"): T(f"decision.{r['decision']}"),
+            })  # fmt: skip
+        display(pd.DataFrame(rows).set_index(T("col.campaign")))
+        for name, r in res.iterrows():
+            if r.get("srm", False) is True:
+                T.md("campaigns.srm", campaign=str(name), observed=fmt.pct(r["holdout_share"]),
+                     planned=fmt.pct(r["planned_holdout"]), p=fmt.num(r["srm_p"], 4))  # fmt: skip
+            if r["decision"] == "not_measurable":
+                T.md("campaigns.no_holdout", campaign=str(name),
+                     share=fmt.pct(r.get("holdout_needed", 0.1), 0))  # fmt: skip
+            elif r["decision"] == "inconclusive":
+                T.md("campaigns.settle", campaign=str(name),
+                     sends=fmt.num(r["sends_to_settle"]))  # fmt: skip
+        out["campaigns"] = res.reset_index().to_dict("records")
+    if "loyalty" in tables:
+        lc = loyalty_comparison(tables["loyalty"], orders, as_of)
+        T.md("loyalty.section", members=fmt.num(lc["members"]),
+             naive=fmt.num(lc["naive_ratio"], 1), with_history=fmt.num(lc["members_with_history"]),
+             uplift=_iv(fmt, lc["uplift"], lc["uplift_low"], lc["uplift_high"], "ratio"))  # fmt: skip
+        out["loyalty"] = lc
+    return out
