@@ -95,12 +95,21 @@ def expected_metrics(as_of: str = "2025-12-31") -> dict:
     }
 
 
+def orders_only_mapping(folder: Path) -> Path:
+    """The sample mapping without its survey, campaign and loyalty tables (whose customers a
+    small client does not have), written into `folder`."""
+    raw = yaml.safe_load(SAMPLE_MAPPING.read_text(encoding="utf-8"))
+    raw.pop("tables", None)
+    return write_mapping(folder / "orders_only.yaml", **raw)
+
+
 def small_client(folder: Path, rows: int = 40) -> tuple[pd.DataFrame, Path, Path]:
-    """The first `rows` bundled orders with the sample mapping: the base for the malformed files."""
+    """The first `rows` bundled orders with the sample mapping's orders keys: the base for the
+    malformed files."""
     raw = raw_orders().head(rows)
     data = folder / "orders.csv"
     raw.to_csv(data, index=False)
-    return raw, data, SAMPLE_MAPPING
+    return raw, data, orders_only_mapping(folder)
 
 
 def cli_args(data: Path, mapping: Path, name: str, root: Path) -> list[str]:
