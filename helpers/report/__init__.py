@@ -29,7 +29,7 @@ The package, as the report runs:
 
 from __future__ import annotations
 
-from helpers.report import beyond_orders, text
+from helpers.report import beyond_orders, extra_tables, text
 from helpers.report.analysis import (
     AT_RISK_SEGMENTS,
     ClvFit,
@@ -62,6 +62,7 @@ __all__ = [
     "NOTEBOOK",
     "text",
     "beyond_orders",
+    "extra_tables",
     "open_tables",
     "pseudonymize",
     "pseudonym_salt",

@@ -29,6 +29,7 @@ __all__ = [
     "survey_change",
     "repurchase_by_category",
     "respondents_vs_others",
+    "comment_themes",
     "campaign_results",
     "loyalty_comparison",
 ]
@@ -160,6 +161,21 @@ def respondents_vs_others(
         "repurchase_respondents": d["p_treat"], "repurchase_others": d["p_control"],
         "difference": d["estimate"], "ci_low": d["ci_low"], "ci_high": d["ci_high"],
     }  # fmt: skip
+
+
+def comment_themes(survey: pd.DataFrame, themes: dict[str, tuple[str, ...]]) -> pd.DataFrame | None:
+    """Shares of the comments' themes by a keyword dictionary (:func:`helpers.feedback.keyword_themes`;
+    'other' when no stem matches) with Goodman's simultaneous 95 % intervals
+    (:func:`helpers.feedback.theme_shares`); None without at least two themes among the
+    comments. A dictionary's shares are only as good as its words: read a sample by hand."""
+    if "comment" not in survey:
+        return None
+    comments = survey["comment"].dropna()
+    comments = comments[comments.astype(str).str.strip() != ""]
+    labels = feedback.keyword_themes(comments.astype(str), themes)
+    if labels.dropna().nunique() < 2:
+        return None
+    return feedback.theme_shares(labels)
 
 
 def _group_of(sends: pd.DataFrame) -> pd.Series:
@@ -304,6 +320,7 @@ def show(
     T: Any,
     fmt: Any,
     planned_holdout: dict[str, float] | float | None = None,
+    themes: dict[str, tuple[str, ...]] | None = None,
 ) -> dict[str, Any]:
     """Display the survey, campaign and loyalty sections for the tables given (each section only
     when its table is mapped; one line saying what is needed when none is) and return their
@@ -346,6 +363,14 @@ def show(
              others=fmt.pct(non["repurchase_others"], 0),
              difference=_iv(fmt, non["difference"], non["ci_low"], non["ci_high"], "pct", 1),
              verdict=T("survey.loyal_heard" if loyal else "survey.no_sign"))  # fmt: skip
+        theme_table = comment_themes(s, themes) if themes else None
+        if theme_table is not None:
+            T.md("survey.themes", comments=fmt.num(theme_table["n"].sum()))
+            display(pd.DataFrame({
+                T("col.comments"): [fmt.num(v) for v in theme_table["n"]],
+                T("col.share"): [_iv(fmt, *r, "pct", 0)
+                                 for r in theme_table[["share", "ci_low", "ci_high"]].to_numpy()],
+            }, index=theme_table.index.rename(T("col.theme"))))  # fmt: skip
         last = by.iloc[-1] if len(by) else None
         out["survey"] = {
             "answers": len(s), "unmatched_customers": s.attrs.get("unmatched", 0),
@@ -354,6 +379,7 @@ def show(
                 "ci_low": last["ci_low"], "ci_high": last["ci_high"]},
             "change": change, "repurchase": rep.reset_index().to_dict("records"),
             "respondents_vs_others": non,
+            "themes": None if theme_table is None else theme_table.reset_index().to_dict("records"),
         }  # fmt: skip
     if "campaigns" in tables:
         res = campaign_results(tables["campaigns"], orders, econ, planned_holdout)

@@ -14,6 +14,8 @@ A mapping names them under ``tables`` (paths relative to the mapping file)::
                   cost: Cost}
         arms: {sent: [Treatment], holdout: [Control]}
         holdout_share: {birthday: 0.2, winback: 0.5}   # planned; checks the split (SRM)
+                                     # survey: themes: my_themes.yaml (comment themes; default:
+                                     # the report language's, helpers/report/text/themes/)
       loyalty:                       # membership list: one row per member
         file: members.csv
         columns: {customer_id: Member, join_date: Joined, tier: Tier}
@@ -58,6 +60,8 @@ __all__ = [
     "spec_problems",
     "parse_specs",
     "read_extra_tables",
+    "theme_dictionary",
+    "THEMES_FOLDER",
 ]
 
 #: The dtype of text columns (ids, comments, campaigns, arms, tiers): Arrow strings.
@@ -100,8 +104,12 @@ ARMS: dict[str, tuple[str, ...]] = {
 UNMATCHED_DEFAULT = 0.05
 
 _FORMAT_KEYS = ("date_format", "delimiter", "decimal", "thousands", "encoding", "sheet")
-_SPEC_KEYS = ("file", "columns", *_FORMAT_KEYS, "arms", "holdout_share")
-_CAMPAIGN_KEYS = ("arms", "holdout_share")
+_SPEC_KEYS = ("file", "columns", *_FORMAT_KEYS, "arms", "holdout_share", "themes")
+_ONLY_FOR = {"arms": "campaigns", "holdout_share": "campaigns", "themes": "survey"}
+
+#: The comment-theme dictionaries, one per report language (``<language>.yaml``: theme -> word
+#: stems), used when the survey's mapping names no ``themes`` file of its own.
+THEMES_FOLDER = Path(__file__).parent / "text" / "themes"
 
 
 @dataclass(frozen=True)
@@ -119,6 +127,7 @@ class TableSpec:
     sheet: str | None = None
     arms: dict[str, tuple[str, ...]] | None = None
     holdout_share: float | dict[str, float] | None = None
+    themes: str | None = None
 
     def read_kwargs(self, id_type: str) -> dict[str, Any]:
         """Keyword arguments for :func:`helpers.tables.read_table_info`."""
@@ -153,7 +162,7 @@ def spec_problems(name: str, raw: Any, folder: Path) -> list[str]:
             problems.append(f"{where} must be a block with 'file' and 'columns'")
             continue
         for key in spec:
-            if key not in _SPEC_KEYS or (key in _CAMPAIGN_KEYS and kind != "campaigns"):
+            if key not in _SPEC_KEYS or _ONLY_FOR.get(key, kind) != kind:
                 problems.append(f"{where}: unknown key '{key}'; known keys: {list(_SPEC_KEYS)}")
         file = spec.get("file")
         if not isinstance(file, str) or not file.strip():
@@ -179,6 +188,8 @@ def spec_problems(name: str, raw: Any, folder: Path) -> list[str]:
         for key in ("delimiter", "decimal"):
             if key in spec and (not isinstance(spec[key], str) or len(spec[key]) != 1):
                 problems.append(f"{where}: '{key}' must be one character, e.g. ',' or ';'")
+        if spec.get("themes") is not None:
+            problems += _themes_problems(where, folder / str(spec["themes"]))
         share = spec.get("holdout_share")
         shares = share.values() if isinstance(share, dict) else [share]
         if share is not None and not all(
@@ -204,6 +215,40 @@ def spec_problems(name: str, raw: Any, folder: Path) -> list[str]:
     return problems
 
 
+def _themes_problems(where: str, path: Path) -> list[str]:
+    """Problems of a comment-theme dictionary file (theme: [word stems])."""
+    import yaml
+
+    if not path.is_file():
+        return [f"{where}: themes file '{path.name}' not found ({path})"]
+    try:
+        themes = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as err:
+        return [f"{where}: themes file '{path.name}' is not valid YAML ({err})"]
+    ok = (
+        isinstance(themes, dict)
+        and themes
+        and all(
+            isinstance(v, list) and v and all(isinstance(w, str) and w.strip() for w in v)
+            for v in themes.values()
+        )
+    )
+    if not ok:
+        return [f"{where}: themes file '{path.name}' must map each theme to a list of words, "
+                "e.g. {delivery: [deliver, courier, parcel]}"]  # fmt: skip
+    return []
+
+
+def theme_dictionary(path: str | Path | None, language: str) -> dict[str, tuple[str, ...]]:
+    """The comment themes: the consultant's file `path` (checked by the mapping), or the report
+    language's dictionary in :data:`THEMES_FOLDER`. Theme -> word stems, lower case."""
+    import yaml
+
+    file = Path(path) if path else THEMES_FOLDER / f"{language}.yaml"
+    raw = yaml.safe_load(file.read_text(encoding="utf-8"))
+    return {str(k): tuple(str(w).lower() for w in v) for k, v in raw.items()}
+
+
 def parse_specs(raw: dict[str, Any] | None, folder: Path) -> dict[str, TableSpec]:
     """The checked ``tables`` block as :class:`TableSpec` by kind, files made absolute."""
     out = {}
@@ -216,8 +261,10 @@ def parse_specs(raw: dict[str, Any] | None, folder: Path) -> dict[str, TableSpec
             share = {str(k): float(v) for k, v in share.items()}
         elif share is not None:
             share = float(share)
+        themes = spec.get("themes")
         out[kind] = TableSpec(
             holdout_share=share,
+            themes=str((folder / str(themes)).expanduser().absolute()) if themes else None,
             kind=kind,
             file=str((folder / spec["file"]).expanduser().absolute()),
             columns={str(k): str(v) for k, v in spec["columns"].items()},

@@ -194,3 +194,42 @@ def test_the_report_command_refuses_a_bad_table_before_writing_anything(sample, 
     assert rc == 2 and "Traceback" not in err
     assert "survey_responses.csv" in err and "line 8" in err and "'10+'" in err
     assert_nothing_left(root)
+
+
+def test_comment_themes_come_from_the_languages_dictionary_or_the_consultants(sample, tmp_path):
+    from helpers.report import beyond_orders
+    from helpers.report.extra_tables import THEMES_FOLDER, theme_dictionary
+
+    mapping, orders, notes = sample
+    survey = read_client_tables(orders, notes)["survey"]
+    langs = {p.stem for p in THEMES_FOLDER.glob("*.yaml")}
+    assert langs == {"en", "nb", "pl", "nl", "ru"}
+    shares = beyond_orders.comment_themes(survey, theme_dictionary(None, "en"))
+    assert {"delivery", "price", "other"} <= set(shares.index)
+    assert shares["n"].sum() == survey["comment"].notna().sum()
+    assert (shares["ci_low"] <= shares["share"]).all() and (
+        shares["share"] <= shares["ci_high"]
+    ).all()
+    own = tmp_path / "mine.yaml"
+    own.write_text("coffee: [coffee, espresso]\nparcels: [parcel]\n")
+
+    def use_own(raw):
+        raw["tables"]["survey"]["themes"] = str(own)
+
+    _, notes2 = _variant(sample, tmp_path / "own", edit_mapping=use_own)
+    mine = beyond_orders.comment_themes(
+        survey, theme_dictionary(notes2["mapping"].tables["survey"].themes, "en")
+    )
+    assert set(mine.index) <= {"coffee", "parcels", "other"}
+
+
+def test_a_themes_file_that_is_not_a_dictionary_is_refused(sample, tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("- delivery\n- price\n")
+
+    def use(raw):
+        raw["tables"]["survey"]["themes"] = str(bad)
+
+    with pytest.raises(DataValidationError) as err:
+        _variant(sample, tmp_path / "b", edit_mapping=use)
+    assert "themes file 'bad.yaml' must map each theme to a list of words" in str(err.value)
