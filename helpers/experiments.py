@@ -895,11 +895,14 @@ def policy_difference(
     codes = np.arange(n) if groups is None else pd.factorize(np.asarray(groups))[0]
     n_groups = codes.max() + 1
     rng = np.random.default_rng(seed)
-    w_group = rng.multinomial(n_groups, np.full(n_groups, 1 / n_groups), size=n_resamples)
-    w = w_group[:, codes].astype(float)
     one = np.ones((1, n))
     a, b = (_top_value(v, t, top, one)[0] for top in tops)
-    boot_a, boot_b = (_top_value(v, t, top, w) for top in tops)
+    boot_a, boot_b = np.empty(n_resamples), np.empty(n_resamples)
+    for lo in range(0, n_resamples, 200):  # chunks of resamples keep the weights small in memory
+        size = min(200, n_resamples - lo)
+        w_group = rng.multinomial(n_groups, np.full(n_groups, 1 / n_groups), size=size)
+        w = w_group[:, codes].astype(float)
+        boot_a[lo : lo + size], boot_b[lo : lo + size] = (_top_value(v, t, top, w) for top in tops)
     q = [alpha / 2, 1 - alpha / 2]
     d = boot_a - boot_b
     ok = np.isfinite(d)
