@@ -855,13 +855,13 @@ def targeting_value(
                 "ci_low", "ci_high"]]  # fmt: skip
 
 
-def _top_value(v: np.ndarray, t: np.ndarray, top: np.ndarray, w: np.ndarray) -> np.ndarray:
-    """Per-customer value of contacting the units `top` (boolean) under bootstrap weights `w`
-    (resamples x units): (weighted mean treated - weighted mean holdout) on `top`, times the
-    weighted share of the base in `top`."""
-    wt, wc = w[:, top & t], w[:, top & ~t]
-    diff = (wt @ v[top & t]) / wt.sum(axis=1) - (wc @ v[top & ~t]) / wc.sum(axis=1)
-    return diff * w[:, top].sum(axis=1) / w.sum(axis=1)
+def _top_value(sums: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """Per-customer value of contacting a top group under bootstrap weights `w` (resamples x
+    groups), from the groups' sums `sums` (groups x 6: value treated, treated, value holdout,
+    holdout in the top group; units in the top group; all units): (weighted mean treated -
+    weighted mean holdout) on the top group times the weighted share of the base in it."""
+    s = w @ sums
+    return (s[:, 0] / s[:, 1] - s[:, 2] / s[:, 3]) * s[:, 4] / s[:, 5]
 
 
 def policy_difference(
@@ -879,8 +879,8 @@ def policy_difference(
     `share` by `score_a` and by `score_b` (each as in :func:`targeting_value`), with a percentile
     bootstrap interval. The two top groups overlap, so the two values are correlated: both are
     computed on the same resamples. With `groups` (e.g. customer ids of repeated sends) whole
-    groups are resampled (the cluster bootstrap, Davison & Hinkley 1997, 3.8), as multinomial
-    weights on the units. Also returns each policy's value and percentile interval
+    groups are resampled (the cluster bootstrap, Davison & Hinkley 1997, 3.8): a resample weighs
+    each group by how often it is drawn, applied to the groups' sums. Also returns each policy's value and percentile interval
     (``a``, ``a_low``, ``a_high``, ``b``, ...)."""
     t = _arms(treatment)
     v = np.asarray(value, dtype=float)
@@ -893,16 +893,22 @@ def policy_difference(
         top[order[:k]] = True
         tops.append(top)
     codes = np.arange(n) if groups is None else pd.factorize(np.asarray(groups))[0]
-    n_groups = codes.max() + 1
+    n_groups = int(codes.max()) + 1
+
+    def group_sums(top: np.ndarray) -> np.ndarray:
+        cols = [v * (top & t), top & t, v * (top & ~t), top & ~t, top, np.ones(n)]
+        return np.column_stack(
+            [np.bincount(codes, weights=np.asarray(c, float), minlength=n_groups) for c in cols]
+        )
+
+    sums = [group_sums(top) for top in tops]
+    a, b = (_top_value(sm, np.ones((1, n_groups)))[0] for sm in sums)
     rng = np.random.default_rng(seed)
-    one = np.ones((1, n))
-    a, b = (_top_value(v, t, top, one)[0] for top in tops)
-    boot_a, boot_b = np.empty(n_resamples), np.empty(n_resamples)
-    for lo in range(0, n_resamples, 200):  # chunks of resamples keep the weights small in memory
-        size = min(200, n_resamples - lo)
-        w_group = rng.multinomial(n_groups, np.full(n_groups, 1 / n_groups), size=size)
-        w = w_group[:, codes].astype(float)
-        boot_a[lo : lo + size], boot_b[lo : lo + size] = (_top_value(v, t, top, w) for top in tops)
+    # each resample draws n_groups groups with replacement: weights = how often each is drawn
+    draws = rng.integers(0, n_groups, size=(n_resamples, n_groups))
+    offset = (np.arange(n_resamples)[:, None] * n_groups + draws).ravel()
+    w = np.bincount(offset, minlength=n_resamples * n_groups).reshape(n_resamples, n_groups)
+    boot_a, boot_b = (_top_value(sm, w.astype(float)) for sm in sums)
     q = [alpha / 2, 1 - alpha / 2]
     d = boot_a - boot_b
     ok = np.isfinite(d)

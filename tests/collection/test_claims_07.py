@@ -24,9 +24,10 @@ def m(request, metrics) -> dict:
 
 
 def test_every_randomized_split_passes_the_srm_check(m):
-    """Section 1 and 7: campaign holdouts and coupon arms match their designed split."""
+    """Sections 1, 7 and 9: campaign holdouts, coupon arms and newsletter cadences match their
+    designed split."""
     p = m["srm_p"]
-    assert set(p) == {*CAMPAIGNS, "coupon_arms"}
+    assert set(p) == {*CAMPAIGNS, "coupon_arms", "newsletter_cadence"}
     assert all(0.0005 <= v <= 1 for v in p.values()), p
     assert 0.0005 <= m["srm_wave_min_p"] <= min(p[k] for k in CAMPAIGNS) + 1e-9
 
