@@ -61,6 +61,9 @@ __all__ = [
     "cross_fitted_uplift",
     "transformed_outcome",
     "targeting_value",
+    "policy_difference",
+    "mde_from_se",
+    "sample_size_mean_difference",
     "sample_ratio_mismatch",
     "capped_diff",
     "largest_influence",
@@ -804,13 +807,22 @@ def transformed_outcome(y: Any, treatment: Any, propensity: float | Any) -> np.n
 
 
 def targeting_value(
-    value: Any, treatment: Any, score: Any, shares: Sequence[float] | np.ndarray
+    value: Any,
+    treatment: Any,
+    score: Any,
+    shares: Sequence[float] | np.ndarray,
+    alpha: float = 0.05,
 ) -> pd.DataFrame:
     """Incremental value of contacting the top `share` of customers by `score`, estimated on a
     randomized test: for the top group, (mean value treated - mean value holdout) x group size,
     as a total and per customer of the whole base (the uplift curve of Rzepakowski & Jaroszewicz
     2012). `value` is per customer net of everything the contact costs (margin after coupon
-    minus the send cost for the treated), so the difference is the profit of contacting."""
+    minus the send cost for the treated), so the difference is the profit of contacting.
+
+    Interval of ``per_customer`` (columns ``se``, ``ci_low``, ``ci_high``): the top group's
+    difference in means has Welch's standard error sqrt(s_t^2/n_t + s_c^2/n_c) over its n units;
+    per customer of the base it is scaled by n/N, with normal quantiles (the units are taken as
+    independent; for a cluster bootstrap by customer use :func:`policy_difference`)."""
     t = _arms(treatment)
     v = np.asarray(value, dtype=float)
     s = np.asarray(score, dtype=float)
@@ -818,21 +830,118 @@ def targeting_value(
     vt, tt = v[order], t[order]
     cnt_t, cnt_c = np.cumsum(tt), np.cumsum(~tt)
     sum_t, sum_c = np.cumsum(vt * tt), np.cumsum(vt * ~tt)
+    sq_t, sq_c = np.cumsum(vt**2 * tt), np.cumsum(vt**2 * ~tt)
     rows = []
     for share in shares:
         n = int(round(share * len(v)))
         if n == 0:
-            rows.append((share, 0, np.nan, 0.0))
+            rows.append((share, 0, np.nan, 0.0, 0.0))
             continue
         i = n - 1
-        if cnt_t[i] == 0 or cnt_c[i] == 0:
-            rows.append((share, n, np.nan, np.nan))
+        if cnt_t[i] < 2 or cnt_c[i] < 2:
+            rows.append((share, n, np.nan, np.nan, np.nan))
             continue
-        per = sum_t[i] / cnt_t[i] - sum_c[i] / cnt_c[i]
-        rows.append((share, n, per, per * n))
-    out = pd.DataFrame(rows, columns=["share", "n_targeted", "uplift_per_targeted", "total"])
+        m_t, m_c = sum_t[i] / cnt_t[i], sum_c[i] / cnt_c[i]
+        var_t = (sq_t[i] - cnt_t[i] * m_t**2) / (cnt_t[i] - 1)
+        var_c = (sq_c[i] - cnt_c[i] * m_c**2) / (cnt_c[i] - 1)
+        se = np.sqrt(max(var_t, 0.0) / cnt_t[i] + max(var_c, 0.0) / cnt_c[i])
+        rows.append((share, n, m_t - m_c, (m_t - m_c) * n, se * n / len(v)))
+    out = pd.DataFrame(rows, columns=["share", "n_targeted", "uplift_per_targeted", "total", "se"])
     out["per_customer"] = out["total"] / len(v)
-    return out
+    z = stats.norm.isf(alpha / 2)
+    out["ci_low"] = out["per_customer"] - z * out["se"]
+    out["ci_high"] = out["per_customer"] + z * out["se"]
+    return out[["share", "n_targeted", "uplift_per_targeted", "total", "per_customer", "se",
+                "ci_low", "ci_high"]]  # fmt: skip
+
+
+def _top_value(sums: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """Per-customer value of contacting a top group under bootstrap weights `w` (resamples x
+    groups), from the groups' sums `sums` (groups x 6: value treated, treated, value holdout,
+    holdout in the top group; units in the top group; all units): (weighted mean treated -
+    weighted mean holdout) on the top group times the weighted share of the base in it."""
+    s = w @ sums
+    return (s[:, 0] / s[:, 1] - s[:, 2] / s[:, 3]) * s[:, 4] / s[:, 5]
+
+
+def policy_difference(
+    value: Any,
+    treatment: Any,
+    score_a: Any,
+    score_b: Any,
+    share: float,
+    alpha: float = 0.05,
+    groups: Any = None,
+    n_resamples: int = 1000,
+    seed: int = 0,
+) -> dict[str, float]:
+    """Difference in incremental value per customer of the base between contacting the top
+    `share` by `score_a` and by `score_b` (each as in :func:`targeting_value`), with a percentile
+    bootstrap interval. The two top groups overlap, so the two values are correlated: both are
+    computed on the same resamples. With `groups` (e.g. customer ids of repeated sends) whole
+    groups are resampled (the cluster bootstrap, Davison & Hinkley 1997, 3.8): a resample weighs
+    each group by how often it is drawn, applied to the groups' sums. Also returns each policy's value and percentile interval
+    (``a``, ``a_low``, ``a_high``, ``b``, ...)."""
+    t = _arms(treatment)
+    v = np.asarray(value, dtype=float)
+    n = len(v)
+    k = int(round(share * n))
+    tops = []
+    for score in (score_a, score_b):
+        order = np.argsort(-np.asarray(score, dtype=float), kind="stable")
+        top = np.zeros(n, dtype=bool)
+        top[order[:k]] = True
+        tops.append(top)
+    codes = np.arange(n) if groups is None else pd.factorize(np.asarray(groups))[0]
+    n_groups = int(codes.max()) + 1
+
+    def group_sums(top: np.ndarray) -> np.ndarray:
+        cols = [v * (top & t), top & t, v * (top & ~t), top & ~t, top, np.ones(n)]
+        return np.column_stack(
+            [np.bincount(codes, weights=np.asarray(c, float), minlength=n_groups) for c in cols]
+        )
+
+    sums = [group_sums(top) for top in tops]
+    a, b = (_top_value(sm, np.ones((1, n_groups)))[0] for sm in sums)
+    rng = np.random.default_rng(seed)
+    # each resample draws n_groups groups with replacement: weights = how often each is drawn
+    draws = rng.integers(0, n_groups, size=(n_resamples, n_groups))
+    offset = (np.arange(n_resamples)[:, None] * n_groups + draws).ravel()
+    w = np.bincount(offset, minlength=n_resamples * n_groups).reshape(n_resamples, n_groups)
+    boot_a, boot_b = (_top_value(sm, w.astype(float)) for sm in sums)
+    q = [alpha / 2, 1 - alpha / 2]
+    d = boot_a - boot_b
+    ok = np.isfinite(d)
+    lo, hi = np.quantile(d[ok], q)
+    (a_lo, a_hi), (b_lo, b_hi) = np.quantile(boot_a[ok], q), np.quantile(boot_b[ok], q)
+    return {
+        "estimate": float(a - b), "ci_low": float(lo), "ci_high": float(hi),
+        "se": float(d[ok].std(ddof=1)), "a": float(a), "a_low": float(a_lo),
+        "a_high": float(a_hi), "b": float(b), "b_low": float(b_lo), "b_high": float(b_hi),
+    }  # fmt: skip
+
+
+def mde_from_se(se: float, alpha: float = 0.05, power: float = 0.8) -> float:
+    """Minimum detectable effect of a test whose estimate has standard error `se`:
+    MDE = (z_{1-a/2} + z_power) se (two-sided normal test, the far tail left out; Bloom 1995,
+    "Minimum detectable effects", *Evaluation Review* 19(5)). 2.80 se at 5 % and 80 % power."""
+    return float((stats.norm.isf(alpha / 2) + stats.norm.ppf(power)) * se)
+
+
+def sample_size_mean_difference(
+    delta: float, sd: float, power: float = 0.8, alpha: float = 0.05, ratio: float = 1.0
+) -> float:
+    """Holdout size n_control (treated arm ratio x n_control) giving `power` to detect a
+    difference in means `delta` of an outcome with standard deviation `sd`:
+    n_c = (z_{1-a/2} + z_power)^2 (1 + 1/ratio) sd^2 / delta^2 (normal approximation; statsmodels
+    ``NormalIndPower.solve_power`` on the standardized effect delta / sd)."""
+    from statsmodels.stats.power import NormalIndPower
+
+    return float(
+        NormalIndPower().solve_power(
+            abs(delta) / sd, nobs1=None, alpha=alpha, power=power, ratio=ratio
+        )
+    )
 
 
 # --- the checks every experiment platform runs, robust money, decisions on intervals ------------

@@ -299,6 +299,58 @@ def test_targeting_value_whole_base_is_the_itt_total():
     assert tv["total"].iloc[1] > tv["total"].iloc[2]
 
 
+def test_targeting_value_interval_is_welch_on_the_top_group():
+    """Known answer: the per-customer interval at a share is the top group's Welch difference
+    (normal quantile) scaled by n_top / N; at share 1 its se is diff_means' se."""
+    X, y, t, tau = _uplift_data(3000, seed=11)
+    v = y + 0.5 * np.random.default_rng(1).standard_normal(len(y))
+    tv = ex.targeting_value(v, t, tau, [0.3, 1.0], alpha=0.1).set_index("share")
+    top = np.argsort(-tau, kind="stable")[:900]
+    d = ex.diff_means(v[top], t[top])
+    assert tv.loc[0.3, "per_customer"] == pytest.approx(d["estimate"] * 0.3)
+    assert tv.loc[0.3, "se"] == pytest.approx(d["se"] * 0.3)
+    z = stats.norm.isf(0.05)
+    assert tv.loc[0.3, "ci_high"] - tv.loc[0.3, "ci_low"] == pytest.approx(2 * z * d["se"] * 0.3)
+    assert tv.loc[1.0, "se"] == pytest.approx(ex.diff_means(v, t)["se"])
+
+
+def test_policy_difference_matches_targeting_value_and_is_zero_for_one_score():
+    X, y, t, tau = _uplift_data(2000, seed=12)
+    noise = np.random.default_rng(3).random(len(y))
+    r = ex.policy_difference(y, t, tau, noise, 0.3, n_resamples=300, seed=1)
+    tv_a = ex.targeting_value(y, t, tau, [0.3])["per_customer"].iloc[0]
+    tv_b = ex.targeting_value(y, t, noise, [0.3])["per_customer"].iloc[0]
+    assert r["estimate"] == pytest.approx(tv_a - tv_b)
+    assert r["a"] == pytest.approx(tv_a) and r["b"] == pytest.approx(tv_b)
+    assert r["ci_low"] <= r["estimate"] <= r["ci_high"] and r["a_low"] <= r["a"] <= r["a_high"]
+    same = ex.policy_difference(y, t, tau, tau, 0.3, n_resamples=100, seed=1)
+    assert same["estimate"] == 0 and same["ci_low"] == 0 and same["ci_high"] == 0
+
+
+def test_policy_difference_cluster_bootstrap_widens_for_duplicated_units():
+    """Every unit twice (two sends per customer, identical): resampling customers gives a
+    standard error about sqrt(2) times the one that treats the 2n rows as independent."""
+    X, y, t, tau = _uplift_data(1500, seed=13)
+    noise = np.random.default_rng(4).random(len(y))
+    yy, tt, aa, bb = (np.r_[a, a] for a in (y, t, tau, noise))
+    ids = np.r_[np.arange(len(y)), np.arange(len(y))]
+    iid = ex.policy_difference(yy, tt, aa, bb, 0.5, n_resamples=400, seed=2)
+    clu = ex.policy_difference(yy, tt, aa, bb, 0.5, groups=ids, n_resamples=400, seed=2)
+    assert clu["se"] / iid["se"] == pytest.approx(np.sqrt(2), rel=0.2)
+
+
+def test_mde_and_sample_size_for_a_mean_difference():
+    """Known answers: MDE = (1.95996 + 0.84162) se = 2.8016 se; n per arm for a standardized
+    effect d at ratio 1 is 2 (z_a + z_b)^2 / d^2 (d = 0.2: 392.4), matching the MDE."""
+    assert ex.mde_from_se(1.0) == pytest.approx(2.80159, abs=1e-4)
+    n = ex.sample_size_mean_difference(0.2, 1.0)
+    assert n == pytest.approx(2 * 2.80159**2 / 0.04, rel=1e-3)
+    se = np.sqrt(2 / n)
+    assert ex.mde_from_se(se) == pytest.approx(0.2, rel=1e-3)
+    # an 80/20 split (ratio 4) needs (1 + 1/4) / 2 of the 50/50 holdout
+    assert ex.sample_size_mean_difference(0.2, 1.0, ratio=4.0) == pytest.approx(n * 0.625, rel=1e-3)
+
+
 # --- audiences, features, decisions -------------------------------------------------------------
 
 

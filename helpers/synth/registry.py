@@ -222,7 +222,11 @@ UNIDENTIFIABLE: dict[str, str] = {
     ),
     "sleeping_dog_dropout": (
         "The dropout probability of a contacted sleeping dog enters the data only multiplied by "
-        "their latent share, so the two cannot be separated from the campaign tables."
+        "their latent share, so the two cannot be separated from the campaign tables; notebook 07 "
+        "records what they do identify, the 12-month effect on orders of a customer's first "
+        "win-back send (orders caused minus the dogs' lost orders), as long_horizon_orders_12m "
+        "against an approximate truth computed from the truth files (no ground-truth path holds "
+        "it), and shows the dogs' part is far below what that test can detect."
     ),
 }
 
