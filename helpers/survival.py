@@ -16,6 +16,12 @@ r(t) *rises* with t although no customer changes: the high-``theta`` customers l
 ``(log alpha, log beta)`` with ``scipy.optimize``.
 
 Time unit: whatever the data uses (years in the paper, calendar months for the subscriptions).
+
+Judging predicted survival curves of held-out customers (any model's: sBG, Cox, Kaplan-Meier):
+Harrell's and Uno's IPCW concordance, the cumulative/dynamic AUC(t) and the integrated Brier score
+(scikit-survival computes them; :func:`survival_prediction_metrics`), with paired-bootstrap
+intervals of C and the integrated Brier score and of their differences from a baseline
+(:func:`survival_bootstrap`).
 """
 
 from __future__ import annotations

@@ -251,3 +251,21 @@ def test_survival_predictions_for_new_subscriptions(metrics, company):
             assert d["ci_low"] <= d["estimate"] <= d["ci_high"]
             if min(abs(d["ci_low"]), abs(d["ci_high"])) > 1e-4:  # not decided by the rounding
                 assert d["verdict"] == _verdict(d["ci_low"], d["ci_high"], metric == "ibs"), d
+
+
+@pytest.mark.parametrize("company", COMPANIES)
+def test_contact_value_at_the_measured_save_rate(metrics, company):
+    """Point 5: the save rate is also measured, from the randomized win-back e-mail (its uplift
+    in the 30-day order rate over the held-out share that did not order): the uplift's interval
+    lies above 0, the save rate's interval contains its estimate, and a higher end of the rate
+    gives at least as long a list and as much value."""
+    m = metrics(NN, company)
+    u = m["winback_uplift"]
+    assert 0 < u["ci_low"] <= u["estimate"] <= u["ci_high"] < 1, u
+    s = m["save_rate_measured"]
+    assert 0 < s["ci_low"] <= s["estimate"] <= s["ci_high"] < 1, s
+    assert s["estimate"] >= u["estimate"]  # divided by the share that did not order
+    c = m["contact_measured"]
+    for lo, hi in (("ci_low", "estimate"), ("estimate", "ci_high")):
+        assert c[lo]["contacts"] <= c[hi]["contacts"], c
+        assert c[lo]["expected_value_eur"] <= c[hi]["expected_value_eur"], c
