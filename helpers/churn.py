@@ -53,6 +53,7 @@ __all__ = [
     "churned_by_definition",
     "order_gaps",
     "definition_tradeoff",
+    "return_time_km",
     "fit_cox",
     "fit_cox_time_varying",
     "hazard_ratios",
@@ -194,6 +195,9 @@ def definition_tradeoff(
     * ``came_back`` - share of the followed gaps ended by an order within `follow_days` after
       day N: the false alarms of a short N (a win-back offer to them is wasted or even pays for an
       order that was coming anyway);
+    * ``came_back_km`` - the same share from the Kaplan-Meier of the return time of every
+      flagged gap (:func:`return_time_km`: recent gaps enter censored), and
+      ``came_back_km_customer`` - weighted so that each customer counts once;
     * ``days_lost`` = N: how long a true churner goes unnoticed, the cost of a long N.
     """
     g = gaps["gap_days"].to_numpy(float)
@@ -207,6 +211,17 @@ def definition_tradeoff(
         reached = g > n
         followable = reached & (room >= n + follow_days)
         back = followable & obs & (g <= n + follow_days)
+        km = {
+            col: 1
+            - float(
+                return_time_km(gaps, after_days=n, by_customer=w)
+                .survival_function_at_times(follow_days)
+                .iloc[0]
+            )
+            if reached.any()
+            else np.nan
+            for col, w in [("came_back_km", False), ("came_back_km_customer", True)]
+        }
         rows.append(
             {
                 "churn_days": int(n),
@@ -214,10 +229,43 @@ def definition_tradeoff(
                 "customers": int(pd.unique(ids[reached]).size),
                 "followed": int(followable.sum()),
                 "came_back": back.sum() / followable.sum() if followable.any() else np.nan,
+                **km,
                 "days_lost": int(n),
             }
         )
     return pd.DataFrame(rows).set_index("churn_days")
+
+
+def return_time_km(
+    gaps: pd.DataFrame, *, after_days: float = 0, by_customer: bool = False
+) -> KaplanMeierFitter:
+    """Kaplan-Meier of the return time: the days from day `after_days` of a gap to the next
+    order, over the gaps of :func:`order_gaps` that reached `after_days` without an order (all
+    of them for 0), censored at the end of the data for customers with no next order yet. Unlike
+    keeping only gaps whose follow-up is complete, it uses the recent gaps too, without selecting
+    on the outcome (censoring independent of the return time is assumed).
+
+    The unit is a gap, so heavy buyers (many gaps) weigh most. ``by_customer=True`` weights each
+    gap by 1 / (the customer's number of gaps in the set), so every customer counts once: the
+    curve of the typical customer rather than of the typical gap (a weighted Kaplan-Meier,
+    d_j and n_j summed over weights; lifelines' ``weights``). ``1 - S(f)`` is the share back
+    within f days of day `after_days`."""
+    import warnings
+
+    g = gaps[gaps["gap_days"] > after_days]
+    w = (
+        1.0 / g.groupby("customer_id")["customer_id"].transform("size").to_numpy(float)
+        if by_customer
+        else None
+    )
+    with warnings.catch_warnings():  # lifelines warns that fractional weights are not counts
+        warnings.simplefilter("ignore")
+        return KaplanMeierFitter().fit(
+            g["gap_days"] - after_days,
+            g["observed"],
+            weights=w,
+            label="per customer" if by_customer else "per gap",
+        )
 
 
 # ----------------------------------------------------------------------------- Cox models

@@ -16,11 +16,17 @@ r(t) *rises* with t although no customer changes: the high-``theta`` customers l
 ``(log alpha, log beta)`` with ``scipy.optimize``.
 
 Time unit: whatever the data uses (years in the paper, calendar months for the subscriptions).
+
+Judging predicted survival curves of held-out customers (any model's: sBG, Cox, Kaplan-Meier):
+Harrell's and Uno's IPCW concordance, the cumulative/dynamic AUC(t) and the integrated Brier score
+(scikit-survival computes them; :func:`survival_prediction_metrics`), with paired-bootstrap
+intervals of C and the integrated Brier score and of their differences from a baseline
+(:func:`survival_bootstrap`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -45,6 +51,9 @@ __all__ = [
     "active_projection",
     "SBGRegression",
     "fit_sbg_regression",
+    "harrell_c",
+    "survival_prediction_metrics",
+    "survival_bootstrap",
 ]
 
 FADER_HARDIE_2007: dict = {
@@ -628,3 +637,184 @@ def fit_sbg_regression(
     return SBGRegression(
         params=params, loglik=-float(res.fun), n=n_sub, converged=bool(res.success)
     )
+
+
+# ----------------------------------------------------------------------------- judging predictions
+
+
+def _surv_array(time: np.ndarray, event: np.ndarray) -> np.ndarray:
+    """scikit-survival's structured outcome array (event, time)."""
+    from sksurv.util import Surv
+
+    return Surv.from_arrays(np.asarray(event, dtype=bool), np.asarray(time, dtype=float))
+
+
+def harrell_c(
+    time: np.ndarray | pd.Series, event: np.ndarray | pd.Series, risk: np.ndarray | pd.Series
+) -> float:
+    """Harrell's concordance index (Harrell, Califf, Pryor, Lee & Rosati 1982, *JAMA* 247(18)):
+
+        C = sum_{i,j} m_ij (1[r_i > r_j] + 0.5 * 1[r_i = r_j]) / sum_{i,j} m_ij
+
+    over the comparable pairs m_ij = d_i (1[T_i < T_j] + 1[T_i = T_j, d_j = 0]) (the earlier time
+    an event; an event and a censoring at the same time count as comparable, two events at the
+    same time do not), with r the predicted *risk* (higher = churns sooner). 0.5 is chance, 1 a
+    perfect ordering (``sksurv.metrics.concordance_index_censored``; lifelines'
+    ``concordance_index`` differs only in how it treats an event and a censoring tied in time)."""
+    from sksurv.metrics import concordance_index_censored
+
+    return float(
+        concordance_index_censored(
+            np.asarray(event, dtype=bool), np.asarray(time, dtype=float), np.asarray(risk, float)
+        )[0]
+    )
+
+
+def _harrell_rows(t: np.ndarray, e: np.ndarray, risk: np.ndarray, k: np.ndarray) -> np.ndarray:
+    """:func:`harrell_c` of each bootstrap resample given by the rows of the count matrix `k`
+    (how often each customer is drawn): sum_ij k_i k_j credit_ij / sum_ij k_i k_j m_ij, with the
+    comparable pairs m and the credits of :func:`harrell_c` (ties in risk within 1e-8, as
+    scikit-survival). Row of ones: the data's C."""
+    m = e[:, None] & ((t[:, None] < t[None, :]) | ((t[:, None] == t[None, :]) & ~e[None, :]))
+    diff = risk[:, None] - risk[None, :]
+    credit = m * np.where(np.abs(diff) <= 1e-8, 0.5, (diff > 0).astype(float))
+    return ((k @ credit) * k).sum(axis=1) / ((k @ m.astype(float)) * k).sum(axis=1)
+
+
+def _brier_contributions(
+    train: np.ndarray, t: np.ndarray, e: np.ndarray, surv: np.ndarray, times: np.ndarray
+) -> np.ndarray:
+    """Each test customer's share of the integrated Brier score (Graf et al. 1999), so that their
+    mean is ``sksurv.metrics.integrated_brier_score``: trapezoid integral over `times` of
+    S_i(t)^2 1[T_i <= t, d_i] / G(T_i) + (1 - S_i(t))^2 1[T_i > t] / G(t), over the range; G is
+    the censoring distribution of the training outcomes (scikit-survival's estimator)."""
+    from sksurv.nonparametric import CensoringDistributionEstimator
+
+    cens = CensoringDistributionEstimator().fit(train)
+    g_t = cens.predict_proba(times)
+    g_y = cens.predict_proba(t)
+    g_t[g_t == 0], g_y[g_y == 0] = np.inf, np.inf
+    case = (t[:, None] <= times[None, :]) & e[:, None]
+    control = t[:, None] > times[None, :]
+    bs = surv**2 * case / g_y[:, None] + (1 - surv) ** 2 * control / g_t[None, :]
+    return np.trapezoid(bs, times, axis=1) / (times[-1] - times[0])
+
+
+def survival_prediction_metrics(
+    train_time: np.ndarray | pd.Series,
+    train_event: np.ndarray | pd.Series,
+    test_time: np.ndarray | pd.Series,
+    test_event: np.ndarray | pd.Series,
+    surv: np.ndarray,
+    times: Sequence[float] | np.ndarray,
+) -> dict[str, float | pd.Series]:
+    """How well predicted survival curves of held-out customers match what happened to them.
+
+    `surv` is an (n_test, len(`times`)) array of predicted S(t | x_i) at `times` (increasing,
+    inside the test follow-up); the training outcomes only estimate the censoring distribution G
+    (Kaplan-Meier of the censoring times) for the inverse-probability-of-censoring weights. The
+    risk score of a customer is 1 - S(tau | x), tau = the last of `times`. Returns
+
+    * ``harrell_c`` - :func:`harrell_c` of that risk;
+    * ``ipcw_c`` - Uno's concordance (Uno, Cai, Pencina, D'Agostino & Wei 2011, *Statistics in
+      Medicine* 30(10)): Harrell's pairs weighted by 1 / G(T_i)^2 and truncated at tau, which
+      removes the dependence of Harrell's C on the censoring pattern
+      (``sksurv.metrics.concordance_index_ipcw``);
+    * ``auc`` - cumulative/dynamic AUC(t) at each time (Uno et al. 2007; Hung & Chiang 2010):
+      the chance that a customer who churned by t has a higher predicted risk 1 - S(t | x) than
+      one still active after t, IPCW-weighted (``cumulative_dynamic_auc``), a Series by time, and
+      ``mean_auc``, its average weighted by the change in the survival function;
+    * ``ibs`` - integrated Brier score (Graf, Schmoor, Sauerbrei & Schumacher 1999, *Statistics in
+      Medicine* 18(17-18)): BS(t) = mean_i [S(t|x_i)^2 1[T_i <= t, d_i = 1] / G(T_i)
+      + (1 - S(t|x_i))^2 1[T_i > t] / G(t)], integrated over `times` by the trapezoid rule and
+      divided by the range (lower is better; 0.25 is a constant 0.5)
+      (``integrated_brier_score``).
+
+    A prediction that is the same for everyone (a Kaplan-Meier curve without covariates) has
+    C = AUC = 0.5: it is the baseline for the Brier score, not for the ranking."""
+    from sksurv.metrics import (
+        concordance_index_ipcw,
+        cumulative_dynamic_auc,
+        integrated_brier_score,
+    )
+
+    times = np.asarray(times, dtype=float)
+    surv = np.asarray(surv, dtype=float)
+    y_train = _surv_array(train_time, train_event)
+    y_test = _surv_array(test_time, test_event)
+    risk = 1 - surv[:, -1]
+    auc, mean_auc = cumulative_dynamic_auc(y_train, y_test, 1 - surv, times)
+    return {
+        "harrell_c": harrell_c(test_time, test_event, risk),
+        "ipcw_c": float(concordance_index_ipcw(y_train, y_test, risk, tau=times[-1])[0]),
+        "auc": pd.Series(auc, index=pd.Index(times, name="t"), name="auc"),
+        "mean_auc": float(mean_auc),
+        "ibs": float(integrated_brier_score(y_train, y_test, surv, times)),
+    }
+
+
+def survival_bootstrap(
+    train_time: np.ndarray | pd.Series,
+    train_event: np.ndarray | pd.Series,
+    test_time: np.ndarray | pd.Series,
+    test_event: np.ndarray | pd.Series,
+    surv: Mapping[str, np.ndarray],
+    times: Sequence[float] | np.ndarray,
+    *,
+    reference: str,
+    n_boot: int = 200,
+    level: float = 0.95,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """Harrell's C and the integrated Brier score of several models' predicted survival curves
+    for the *same* held-out customers (`surv`: name -> (n_test, len(times)) array, as in
+    :func:`survival_prediction_metrics`), each with a percentile interval from a paired bootstrap
+    of the test customers (the training outcomes, which only give the censoring weights, stay
+    fixed), and the difference from the `reference` model with its interval.
+
+    Returns one row per (``model``, ``metric``) with ``estimate``, ``ci_low``, ``ci_high``,
+    ``diff``, ``diff_low``, ``diff_high`` and ``verdict`` ("better"/"worse" than the reference
+    when the difference's interval excludes 0 - a higher C, a lower IBS -, else "inconclusive";
+    "reference" for the reference itself), the layout of :func:`helpers.churn.paired_bootstrap`."""
+    if reference not in surv:
+        raise ValueError(f"reference {reference!r} is not one of the models {list(surv)}")
+    times = np.asarray(times, dtype=float)
+    y_train = _surv_array(train_time, train_event)
+    t = np.asarray(test_time, dtype=float)
+    e = np.asarray(test_event, dtype=bool)
+    n = t.size
+    rng = np.random.default_rng(seed)
+    draws = rng.integers(0, n, size=(n_boot, n))
+    k = np.ones((n_boot + 1, n))  # row 0: the data; then how often each customer is drawn
+    k[1:] = 0
+    np.add.at(k, (np.repeat(np.arange(1, n_boot + 1), n), draws.ravel()), 1)
+    values = {}
+    for name, s in surv.items():
+        s = np.asarray(s, dtype=float)
+        if s.shape != (n, times.size):
+            raise ValueError(
+                f"model {name!r}: predictions of shape {s.shape}, need {(n, times.size)}"
+            )
+        values[name] = {
+            "harrell_c": _harrell_rows(t, e, 1 - s[:, -1], k),
+            "ibs": k @ _brier_contributions(y_train, t, e, s, times) / n,
+        }
+    q = [(1 - level) / 2, (1 + level) / 2]
+    rows = []
+    for name, by_metric in values.items():
+        for metric, v in by_metric.items():
+            d = v - values[reference][metric]
+            (lo, hi), (dlo, dhi) = np.quantile(v[1:], q), np.quantile(d[1:], q)
+            sign = -1.0 if metric == "ibs" else 1.0  # a lower Brier score is better
+            if name == reference:
+                verdict = "reference"
+            elif min(sign * dlo, sign * dhi) > 0:
+                verdict = "better"
+            elif max(sign * dlo, sign * dhi) < 0:
+                verdict = "worse"
+            else:
+                verdict = "inconclusive"
+            rows.append({"model": name, "metric": metric, "estimate": v[0], "ci_low": lo,
+                         "ci_high": hi, "diff": d[0], "diff_low": dlo, "diff_high": dhi,
+                         "verdict": verdict})  # fmt: skip
+    return pd.DataFrame(rows).set_index(["model", "metric"])

@@ -173,6 +173,9 @@ def test_definition_tradeoff_does_not_select_on_the_outcome():
     t = churn.definition_tradeoff(gaps, [30], follow_days=60)
     assert t.loc[30, "flagged"] == 3 and t.loc[30, "customers"] == 2
     assert t.loc[30, "followed"] == 1 and t.loc[30, "came_back"] == 1.0
+    # the Kaplan-Meier of the return time keeps the open gap, censored after 7 days: from day 30
+    # the returns at 5 and 10 days leave S = 2/3, then 0 (per gap and per customer alike)
+    assert t.loc[30, "came_back_km"] == 1.0 and t.loc[30, "came_back_km_customer"] == 1.0
 
 
 def test_censoring_bias_directions():
@@ -535,3 +538,21 @@ def test_delong_matches_its_definition_and_the_bootstrap():
     assert d["se"] == pytest.approx((row["diff_high"] - row["diff_low"]) / (2 * 1.96), rel=0.15)
     same = churn.delong_auc_difference(yy, s1, s1)
     assert same["diff"] == 0 and same["se"] == 0
+
+
+def test_return_time_km_by_gap_and_by_customer():
+    """Customer 1: gaps of 10, 20 and 30 days, each ended by an order; customer 2: one gap still
+    open after 40 days. Per gap, S = 3/4, 1/2, 1/4 at 10, 20, 30 days. Per customer (weights 1/3,
+    1/3, 1/3 and 1): at 10 days 1/3 of 2 at risk leaves 5/6, at 20 days 1/3 of 5/3 leaves
+    5/6 * 4/5 = 2/3, at 30 days 1/3 of 4/3 leaves 1/2. From day 15 (gaps of 20, 30 and the open
+    one, counted from day 15): per gap 2/3, 1/3; per customer (1/2, 1/2, 1) 3/4, then 1/2."""
+    gaps = pd.DataFrame({"customer_id": [1, 1, 1, 2], "gap_days": [10.0, 20, 30, 40],
+                         "observed": [True, True, True, False]})  # fmt: skip
+    s = churn.return_time_km(gaps).survival_function_at_times([10, 20, 30, 39]).to_numpy()
+    np.testing.assert_allclose(s, [0.75, 0.5, 0.25, 0.25])
+    s = churn.return_time_km(gaps, by_customer=True).survival_function_at_times([10, 20, 30])
+    np.testing.assert_allclose(s.to_numpy(), [5 / 6, 2 / 3, 0.5])
+    s = churn.return_time_km(gaps, after_days=15).survival_function_at_times([5, 15])
+    np.testing.assert_allclose(s.to_numpy(), [2 / 3, 1 / 3])
+    s = churn.return_time_km(gaps, after_days=15, by_customer=True)
+    np.testing.assert_allclose(s.survival_function_at_times([5, 15]).to_numpy(), [0.75, 0.5])

@@ -286,3 +286,91 @@ def test_derl_interval_contains_estimate_and_narrows_with_data() -> None:
     wald = small.confint(method="wald")
     sd = np.log(draws[:, 0]).std()
     assert sd == pytest.approx(np.log(wald.loc["alpha", "upper"] / small.alpha) / 1.96, rel=0.1)
+
+
+# ----------------------------------------------------------------------------- judging predictions
+
+
+def test_harrell_c_hand_computed_and_as_lifelines() -> None:
+    """Times 1, 2, 3, 4, the third censored: comparable pairs (earlier time an event) are (1,2),
+    (1,3), (1,4), (2,3), (2,4). Risks 4, 1, 3, 2: customer 1 outranks all three (3 concordant),
+    customer 2 outranks neither 3 nor 4 (2 discordant): C = 3/5. Risks 4, 3, 3, 2: the (2,3) tie
+    counts a half: C = 4.5/5. An event and a censoring at the same time are comparable: times
+    1, 1, 2 (the second censored), risks 1, 2, 0: (1,2) discordant, (1,3) concordant, C = 1/2.
+    Without tied times it is lifelines' concordance_index; the bootstrap's vectorized form gives
+    the same C on data full of ties."""
+    from lifelines.utils import concordance_index
+
+    t, e = np.array([1.0, 2, 3, 4]), np.array([1, 1, 0, 1])
+    assert survival.harrell_c(t, e, [4, 1, 3, 2]) == pytest.approx(0.6)
+    assert survival.harrell_c(t, e, [4, 3, 3, 2]) == pytest.approx(0.9)
+    assert survival.harrell_c(t, e, [1, 1, 1, 1]) == pytest.approx(0.5)
+    assert survival.harrell_c([1.0, 1, 2], [1, 0, 1], [1, 2, 0]) == pytest.approx(0.5)
+    rng = np.random.default_rng(5)
+    t = rng.exponential(5, 300)
+    e = rng.random(300) < 0.6
+    risk = rng.integers(0, 5, 300) - 0.1 * t  # tied risks, concordant on the whole
+    assert survival.harrell_c(t, e, risk) == pytest.approx(concordance_index(t, -risk, e))
+    t = np.floor(t)  # whole months: many tied times
+    k = np.vstack([np.ones(300), rng.multinomial(300, np.full(300, 1 / 300), size=2)])
+    rows = survival._harrell_rows(t, e, risk, k)
+    assert rows[0] == pytest.approx(survival.harrell_c(t, e, risk))
+    for b in (1, 2):  # a resample's C is the C of the customers it drew, repeated
+        i = np.repeat(np.arange(300), k[b].astype(int))
+        assert rows[b] == pytest.approx(survival.harrell_c(t[i], e[i], risk[i]))
+
+
+def test_prediction_metrics_known_answers_without_censoring() -> None:
+    """No censoring (G = 1): the IPCW concordance is Harrell's C, AUC(t) is the Mann-Whitney AUC
+    of churned-by-t against still-active, and the Brier score is the plain mean squared error.
+    Times 1..4 and predicted S(1.5) = 0.75, S(2.5) = 0.5 for everyone: BS(1.5) = (0.75^2 +
+    3 * 0.25^2) / 4 = 0.1875, BS(2.5) = 0.25 (half above, half below), IBS = their mean = 0.21875."""
+    from helpers import churn
+
+    t, e = np.array([1.0, 2, 3, 4]), np.ones(4, dtype=bool)
+    const = np.tile([0.75, 0.5], (4, 1))
+    m = survival.survival_prediction_metrics(t, e, t, e, const, [1.5, 2.5])
+    assert m["ibs"] == pytest.approx(0.21875)
+    assert m["harrell_c"] == pytest.approx(0.5) and m["ipcw_c"] == pytest.approx(0.5)
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=400)
+    t = rng.exponential(10 * np.exp(0.5 * x))  # distinct times; higher x lives longer
+    e = np.ones(400, dtype=bool)
+    times = np.array([5.0, 10.0])
+    s = np.exp(-np.outer(np.exp(-0.5 * x), times / 10))  # the true survival curves
+    m = survival.survival_prediction_metrics(t, e, t, e, s, times)
+    tau = times[-1]  # Uno's C keeps the pairs whose earlier time is before tau
+    harrell_tau = survival.harrell_c(np.minimum(t, tau), e & (t < tau), 1 - s[:, -1])
+    assert m["ipcw_c"] == pytest.approx(harrell_tau, abs=1e-9)
+    for k, tk in enumerate(times):
+        auc = churn.auc_mann_whitney(t <= tk, 1 - s[:, k])
+        assert m["auc"].loc[tk] == pytest.approx(auc, abs=1e-9)
+    assert 0.5 < m["mean_auc"] < 1 and 0.5 < m["harrell_c"] < 1
+
+
+def test_survival_bootstrap_layout_and_verdicts() -> None:
+    """The reference has difference 0; every estimate lies in its interval; a prediction built
+    from the true rates beats a constant curve on C and on the integrated Brier score."""
+    rng = np.random.default_rng(4)
+    n = 300
+    rate = np.exp(rng.normal(0, 1, n)) / 6
+    t_true = rng.exponential(1 / rate)
+    cens = rng.uniform(2, 15, n)
+    t, e = np.minimum(t_true, cens), t_true <= cens
+    times = np.array([1.0, 3.0, 5.0])
+    informed = np.exp(-np.outer(rate, times))
+    flat = np.tile(informed.mean(axis=0), (n, 1))
+    b = survival.survival_bootstrap(
+        t, e, t, e, {"informed": informed, "flat": flat}, times, reference="flat", n_boot=60, seed=1
+    )
+    assert set(b.index) == {(m, k) for m in ("informed", "flat") for k in ("harrell_c", "ibs")}
+    assert (b["ci_low"] <= b["estimate"]).all() and (b["estimate"] <= b["ci_high"]).all()
+    assert (b.loc["flat", "diff"] == 0).all() and (b.loc["flat", "verdict"] == "reference").all()
+    assert b.loc[("flat", "harrell_c"), "estimate"] == pytest.approx(0.5)
+    assert b.loc[("informed", "harrell_c"), "verdict"] == "better"
+    m = survival.survival_prediction_metrics(t, e, t, e, informed, times)
+    assert b.loc[("informed", "harrell_c"), "estimate"] == pytest.approx(m["harrell_c"])
+    assert b.loc[("informed", "ibs"), "estimate"] == pytest.approx(m["ibs"])
+    assert b.loc[("informed", "ibs"), "verdict"] == "better"
+    with pytest.raises(ValueError, match="reference"):
+        survival.survival_bootstrap(t, e, t, e, {"a": flat}, times, reference="b")

@@ -180,6 +180,8 @@ ESTIMATED: dict[str, tuple[tuple[str, ...], ...]] = {
     "winback_uplift": (
         ("07", "winback_uplift", "realized.campaigns.winback.true_ate"),
         ("07", "winback_uplift_unadjusted", "realized.campaigns.winback.true_ate"),
+        # 03 turns the unadjusted uplift into the save rate of its contact value
+        ("03", "winback_uplift", "realized.campaigns.winback.true_ate"),
     ),
     "campaign_coupon_redeem_share": (
         ("07", "campaign_coupon_redeem_share.{k}",
