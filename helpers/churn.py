@@ -44,7 +44,7 @@ from lifelines.statistics import multivariate_logrank_test, proportional_hazard_
 from scipy import stats
 
 from helpers import periods
-from helpers.stats import NPS_CATEGORIES, nps_category, orders_after
+from helpers.stats import NPS_CATEGORIES, bootstrap_comparison, nps_category, orders_after
 
 __all__ = [
     "km_summary",
@@ -655,28 +655,7 @@ def paired_bootstrap(
             "brier": ((sb - yb) ** 2).mean(axis=1) if is_prob else np.full(len(yb), np.nan),
             "lift": _top_lift(yb, sb, bins),
         }
-    q = [(1 - level) / 2, (1 + level) / 2]
-    rows = []
-    for name, by_metric in values.items():
-        for metric, v in by_metric.items():
-            d = v - values[reference][metric]
-            lo, hi = np.quantile(v[1:], q) if np.isfinite(v).all() else (np.nan, np.nan)
-            dlo, dhi = np.quantile(d[1:], q) if np.isfinite(d).all() else (np.nan, np.nan)
-            sign = -1.0 if metric == "brier" else 1.0  # a lower Brier score is better
-            if name == reference:
-                verdict = "reference"
-            elif not (np.isfinite(dlo) and np.isfinite(dhi)):
-                verdict = "n/a"
-            elif min(sign * dlo, sign * dhi) > 0:
-                verdict = "better"
-            elif max(sign * dlo, sign * dhi) < 0:
-                verdict = "worse"
-            else:
-                verdict = "inconclusive"
-            rows.append({"score": name, "metric": metric, "estimate": v[0], "ci_low": lo,
-                         "ci_high": hi, "diff": d[0], "diff_low": dlo, "diff_high": dhi,
-                         "verdict": verdict})  # fmt: skip
-    return pd.DataFrame(rows).set_index(["score", "metric"])
+    return bootstrap_comparison(values, reference, ("brier",), level, by="score")
 
 
 def delong_auc_difference(

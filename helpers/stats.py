@@ -24,6 +24,7 @@ __all__ = [
     "proportion_difference",
     "orders_after",
     "srm_check",
+    "bootstrap_comparison",
 ]
 
 #: The three NPS categories in their natural order (Reichheld 2003).
@@ -220,3 +221,50 @@ def srm_check(
         "observed_share": float(n_obs[0] / total), "planned_share": float(share[0]),
         "mismatch": bool(p < alpha),
     }  # fmt: skip
+
+
+# --------------------------------------------------------------------------------------------
+# Paired-bootstrap comparison of models against a reference
+# --------------------------------------------------------------------------------------------
+def bootstrap_comparison(
+    values: dict[str, dict[str, np.ndarray]],
+    reference: str,
+    lower_is_better: Sequence[str] = (),
+    level: float = 0.95,
+    by: str = "model",
+) -> pd.DataFrame:
+    """The table of a paired bootstrap: `values[name][metric]` holds the metric on the data
+    (element 0) and on each bootstrap draw of the *same* units (the rest), for every model or
+    score `name`. Percentile intervals (B. Efron & R. Tibshirani (1993), *An Introduction to the
+    Bootstrap*, ch. 13) of each estimate and of its difference from the `reference`, computed
+    draw by draw so the pairing cancels what the models share.
+
+    One row per (`by`, ``metric``): ``estimate``, ``ci_low``, ``ci_high``, ``diff`` (estimate -
+    reference's), ``diff_low``, ``diff_high`` and ``verdict``: "better" or "worse" than the
+    reference when the difference's interval excludes 0 (a metric in `lower_is_better`, such as
+    a Brier score, is better when lower), "inconclusive" when it spans 0, "reference" for the
+    reference, "n/a" when the metric could not be computed (non-finite values)."""
+    q = [(1 - level) / 2, (1 + level) / 2]
+    low_better = set(lower_is_better)
+    rows = []
+    for name, by_metric in values.items():
+        for metric, v in by_metric.items():
+            v = np.asarray(v, dtype=float)
+            d = v - np.asarray(values[reference][metric], dtype=float)
+            lo, hi = np.quantile(v[1:], q) if np.isfinite(v).all() else (np.nan, np.nan)
+            dlo, dhi = np.quantile(d[1:], q) if np.isfinite(d).all() else (np.nan, np.nan)
+            sign = -1.0 if metric in low_better else 1.0
+            if name == reference:
+                verdict = "reference"
+            elif not (np.isfinite(dlo) and np.isfinite(dhi)):
+                verdict = "n/a"
+            elif min(sign * dlo, sign * dhi) > 0:
+                verdict = "better"
+            elif max(sign * dlo, sign * dhi) < 0:
+                verdict = "worse"
+            else:
+                verdict = "inconclusive"
+            rows.append({by: name, "metric": metric, "estimate": v[0], "ci_low": lo,
+                         "ci_high": hi, "diff": d[0], "diff_low": dlo, "diff_high": dhi,
+                         "verdict": verdict})  # fmt: skip
+    return pd.DataFrame(rows).set_index([by, "metric"])

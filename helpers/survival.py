@@ -34,6 +34,7 @@ import pandas as pd
 from scipy import optimize, special, stats
 
 from helpers import periods
+from helpers.stats import bootstrap_comparison
 
 __all__ = [
     "FADER_HARDIE_2007",
@@ -799,22 +800,4 @@ def survival_bootstrap(
             "harrell_c": _harrell_rows(t, e, 1 - s[:, -1], k),
             "ibs": k @ _brier_contributions(y_train, t, e, s, times) / n,
         }
-    q = [(1 - level) / 2, (1 + level) / 2]
-    rows = []
-    for name, by_metric in values.items():
-        for metric, v in by_metric.items():
-            d = v - values[reference][metric]
-            (lo, hi), (dlo, dhi) = np.quantile(v[1:], q), np.quantile(d[1:], q)
-            sign = -1.0 if metric == "ibs" else 1.0  # a lower Brier score is better
-            if name == reference:
-                verdict = "reference"
-            elif min(sign * dlo, sign * dhi) > 0:
-                verdict = "better"
-            elif max(sign * dlo, sign * dhi) < 0:
-                verdict = "worse"
-            else:
-                verdict = "inconclusive"
-            rows.append({"model": name, "metric": metric, "estimate": v[0], "ci_low": lo,
-                         "ci_high": hi, "diff": d[0], "diff_low": dlo, "diff_high": dhi,
-                         "verdict": verdict})  # fmt: skip
-    return pd.DataFrame(rows).set_index(["model", "metric"])
+    return bootstrap_comparison(values, reference, ("ibs",), level, by="model")

@@ -10,7 +10,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats as sps
 
-from helpers.stats import NPS_CATEGORIES, nps_category, nps_scores, orders_after
+from helpers.stats import (
+    NPS_CATEGORIES,
+    bootstrap_comparison,
+    nps_category,
+    nps_scores,
+    orders_after,
+)
 from helpers.stats import proportion_difference as pdiff
 
 
@@ -207,3 +213,24 @@ def test_srm_check_known_answer():
     assert srm_check([5500, 4500], [0.5, 0.5])["mismatch"]
     with pytest.raises(ValueError, match="one entry per arm"):
         srm_check([1, 2, 3], [0.5, 0.5])
+
+
+def test_bootstrap_comparison_intervals_differences_and_verdicts():
+    """By hand: model b beats a by exactly 0.1 on every draw (its difference interval is the
+    point 0.1: 'better'); c is a plus noise around 0 ('inconclusive'); for a lower-is-better
+    metric the same +0.1 reads 'worse'; a non-finite metric is 'n/a'."""
+    draws = np.linspace(0.5, 0.7, 201)
+    a = {"auc": draws, "brier": draws, "lift": draws}
+    b = {k: v + 0.1 for k, v in a.items()}
+    noise = np.tile([-0.05, 0.05], 101)[:201]
+    c = {"auc": draws + noise, "brier": draws + noise, "lift": np.full(201, np.nan)}
+    out = bootstrap_comparison({"a": a, "b": b, "c": c}, "a", ("brier",), 0.9, by="score")
+    assert out.loc[("a", "auc"), "verdict"] == "reference"
+    assert out.loc[("b", "auc"), "verdict"] == "better"
+    assert out.loc[("b", "brier"), "verdict"] == "worse"
+    assert out.loc[("c", "auc"), "verdict"] == "inconclusive"
+    assert out.loc[("c", "lift"), "verdict"] == "n/a"
+    row = out.loc[("b", "auc")]
+    assert row["diff"] == pytest.approx(0.1) and row["diff_low"] == pytest.approx(0.1)
+    lo, hi = np.quantile(draws[1:] + 0.1, [0.05, 0.95])
+    assert (row["ci_low"], row["ci_high"]) == pytest.approx((lo, hi))

@@ -130,9 +130,11 @@ def test_second_client_report_and_overwrite(tmp_path, bundled_report, capsys):
     want = json.loads((bundled_report / "metrics.json").read_text())
     assert got["currency"] == "PLN" and got["client"] == "klient"
     # the same orders in another format: the same figures (the value figures depend on the
-    # economics, which this client's mapping leaves at the defaults)
+    # economics, which this client's mapping leaves at the defaults; it names no survey,
+    # campaign or loyalty table)
     value = ("client", "currency", "economics", "clv_total", "clv_gain_dropout_cut", "language",
-             "clv_total_interval", "clv_by_segment", "recommendations")  # fmt: skip
+             "clv_total_interval", "clv_by_segment", "recommendations", "beyond_orders")  # fmt: skip
+    assert got["beyond_orders"] == {}
     same = {k: v for k, v in want.items() if k not in value}
     assert {k: got[k] for k in same} == same  # the same orders in another format: the same figures
     assert "PLN" in (root / "klient" / "report.html").read_text(encoding="utf-8")
