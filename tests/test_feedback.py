@@ -466,12 +466,23 @@ def test_segmented_its_recovers_level_change_under_trend_and_season():
     r = feedback.segmented_its(exact, exposure, "2025-04")
     # exact expected counts: level ratio 0.5, no slope change, residuals zero
     assert r["reduction"] == pytest.approx(0.5, abs=1e-6)
+    assert r["break_reduction"] == pytest.approx(0.5, abs=1e-6)
     assert r["slope_ratio"] == pytest.approx(1.0, abs=1e-6)
     rng = np.random.default_rng(1)
     noisy = pd.Series(rng.poisson(exact.to_numpy()), index=idx)
     r = feedback.segmented_its(noisy, exposure, "2025-04")
     assert r["reduction_low"] < 0.5 < r["reduction_high"]
     assert r["slope_low"] < 1 < r["slope_high"] and 0 <= r["ljung_box_p"] <= 1
+    # the average effect does not lean on the slope change: narrower than the break's
+    at_break = feedback.segmented_its(noisy, exposure, "2025-04", effect="break")
+    assert at_break["reduction"] == pytest.approx(r["break_reduction"])
+    assert r["log_rr_se"] < at_break["log_rr_se"]
+    # "wider" takes the larger of the Newey-West and quasi-Poisson errors
+    se = {
+        e: feedback.segmented_its(noisy, exposure, "2025-04", errors=e)["log_rr_se"]
+        for e in ["hac", "quasi"]
+    }
+    assert r["log_rr_se"] == pytest.approx(max(se.values()))
     # a trend with no break: the level change's interval covers no change
     flat = pd.Series(rng.poisson(0.02 * 1.01**t * 20000.0), index=idx)
     r0 = feedback.segmented_its(flat, exposure, "2025-04", season=None)
@@ -481,6 +492,10 @@ def test_segmented_its_recovers_level_change_under_trend_and_season():
     assert both["rr_low"] < r["rate_ratio"] / r0["rate_ratio"] < both["rr_high"]
     with pytest.raises(ValueError, match="season"):
         feedback.segmented_its(noisy, exposure, "2025-04", season="week")
+    with pytest.raises(ValueError, match="effect"):
+        feedback.segmented_its(noisy, exposure, "2025-04", effect="mean")
+    with pytest.raises(ValueError, match="errors"):
+        feedback.segmented_its(noisy, exposure, "2025-04", errors="robust")
 
 
 def test_nmf_fitted_on_a_training_split_projects_the_rest():
@@ -547,3 +562,22 @@ def test_corrected_prevalence_undoes_a_known_confusion():
     c = feedback.corrected_prevalence(pred, true_l, pred_l)
     assert c.loc["a", "predicted_share"] == pytest.approx(0.4)
     assert c["corrected_share"].tolist() == pytest.approx([0.5, 0.5])
+
+
+def test_score_drivers_interval_regression_undoes_the_clipping():
+    # a latent score 9.5 - 2 a + N(0, 1.5^2), rounded and clipped to 0..10: most customers hit
+    # the top, so OLS on the score shrinks the -2 points; the interval model recovers them
+    rng = np.random.default_rng(3)
+    n = 4000
+    X = pd.DataFrame({"a": (rng.random(n) < 0.3).astype(float)})
+    score = pd.Series(np.clip(np.round(9.5 - 2 * X["a"] + rng.normal(0, 1.5, n)), 0, 10))
+    ols = feedback.score_drivers(score, X, np.arange(n), "ols")
+    iv = feedback.score_drivers(score, X, np.arange(n), "interval")
+    assert ols.loc["a", "ci_high"] < -1.5 and ols.loc["a", "ci_low"] > -2  # attenuated
+    assert iv.loc["a", "ci_low"] <= -2 <= iv.loc["a", "ci_high"]
+    assert iv.loc["sigma", "ci_low"] <= 1.5 <= iv.loc["sigma", "ci_high"]
+    # without clipping or rounding to matter (a wide scale), the two agree
+    wide = feedback.score_drivers(score, X, np.arange(n), "interval", bounds=(-100, 100))
+    assert wide.loc["a", "estimate"] == pytest.approx(ols.loc["a", "estimate"], abs=0.02)
+    with pytest.raises(ValueError, match="method"):
+        feedback.score_drivers(score, X, np.arange(n), "probit")

@@ -138,9 +138,14 @@ ESTIMATED: dict[str, tuple[tuple[str, ...], ...]] = {
     "nps_base": (("06", "nps_base", "parameters.nps_base"),),
     "nps_risk_slope": (("06", "nps_risk_slope", "parameters.nps_risk_slope"),),
     "nps_noise_sd": (("06", "nps_noise_sd", "parameters.nps_noise_sd"),),
-    "nps_penalty_poorly": (("06", "nps_penalty_poorly", "parameters.nps_penalty_poorly"),),
+    # the ticket penalties: the selection model, and the driver analysis's interval regression
+    "nps_penalty_poorly": (
+        ("06", "nps_penalty_poorly", "parameters.nps_penalty_poorly"),
+        ("06", "nps_penalty_poorly_driver", "parameters.nps_penalty_poorly"),
+    ),
     "nps_penalty_unresolved": (
         ("06", "nps_penalty_unresolved", "parameters.nps_penalty_unresolved"),
+        ("06", "nps_penalty_unresolved_driver", "parameters.nps_penalty_unresolved"),
     ),
     "delivery_fix_reduction": (
         ("06", "delivery_fix_reduction", "realized.feedback.delivery_fix_reduction"),
@@ -250,6 +255,16 @@ BIASED: dict[str, str] = {
     "loyalty_rate_uplift.member_att_ratio_aipw": (
         "doubly robust, but both its models use the same observed covariates: the unobserved part "
         "of the self-selection biases it as it biases IPW (notebook 05)"
+    ),
+    "nps_penalty_poorly_driver": (
+        "a regression of the score on tickets among respondents: customers with tickets order "
+        "more and have a lower latent churn risk, which raises their score; the order history "
+        "controls for it only in part, so the penalty can come out smaller (notebook 06)"
+    ),
+    "nps_penalty_unresolved_driver": (
+        "as for the poorly handled ticket: the latent churn risk confounds tickets and score "
+        "beyond what the order history shows; on some seeds the interval stops short of the "
+        "planted penalty (notebook 06's selection model models that risk)"
     ),
 }
 

@@ -84,6 +84,34 @@ def test_delivery_fix_is_a_level_change_specific_to_delivery(metrics, company):
 
 
 @pytest.mark.parametrize("company", COMPANIES)
+def test_delivery_fix_average_is_sound_where_the_break_alone_is_not(metrics, company):
+    # the reported reduction is the average over the months after the fix; the level at the fix
+    # date alone extrapolates the post-fix slope and is the less precise of the two
+    m = metrics("06", company)
+    fix = m["delivery_fix_reduction"]
+    _, lo, hi = m["its_checks"]["level_at_fix"]
+    # "a wider interval: it extrapolates the post-fix slope back to the fix"
+    assert hi - lo > fix["ci_high"] - fix["ci_low"]
+    assert fix["ci_low"] > 0
+
+
+@pytest.mark.parametrize("company", COMPANIES)
+def test_driver_analysis_respects_the_scale_and_names_the_bad_control(metrics, company):
+    # "the clipping at 10 shrinks both OLS effects"; "adding the theme ... the bad control
+    # absorbs part of the tickets' effect"; the interval regression's ticket penalties are real
+    d = metrics("06", company)["nps_drivers"]
+    ols, best, themed = d["OLS"], d["interval regression"], d["interval regression, + theme"]
+    for k in ["poorly", "unresolved"]:
+        assert best[k][2] < 0, k  # a bad ticket lowers the score, interval excludes 0
+        assert abs(ols[k][0]) < abs(best[k][0]), k
+        assert abs(themed[k][0]) < abs(best[k][0]), k
+    # the driver estimates are recorded against the planted penalties (positive points)
+    for k in ["poorly", "unresolved"]:
+        entry = metrics("06", company)[f"nps_penalty_{k}_driver"]
+        assert entry["ci_low"] > 0 and entry["truth"] > 0
+
+
+@pytest.mark.parametrize("company", COMPANIES)
 def test_metric_names_say_what_they_estimate(metrics, company):
     m = metrics("06", company)
     # the population NPS is no longer filed under the response slope's name
