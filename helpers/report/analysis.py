@@ -659,27 +659,25 @@ def nrr_change(
 
 
 def unused_inputs(mapping: Any, econ: Economics, notes: dict[str, Any]) -> dict[str, Any]:
-    """What the figures are before or after, from what the mapping maps (the report says it rather
-    than leave it silent): ``returns`` - 'netted' when refunds or refunded amounts are netted
-    (``refunds: net`` with refund rows), 'excluded' when they are dropped, else 'not_mapped'
-    (margins are before returns); ``discounts`` - 'not_mapped' unless a ``discount`` column is
-    mapped ('mapped': kept, not used; amounts are what the customer paid, after discount);
-    ``unused_costs`` - the mapping's economics the order file cannot use: the cost per support
-    ticket (no tickets in an order file) and the handling cost of a return (used only when
-    returns are netted)."""
+    """What the amounts are before or after, from what the mapping maps (the report says it
+    rather than leave it silent): ``returns`` - 'netted' when refund rows are netted (``refunds:
+    net``), 'excluded' when refunded or cancelled rows are dropped (``exclude``), 'none_found'
+    when the mapping names refunded amounts and none came, else 'not_mapped' (revenue and margins
+    are before returns); ``discounts`` - 'mapped' when a ``discount`` column is mapped (kept, not
+    used), else 'not_mapped' (amounts are what customers paid, after any discount);
+    ``unused_costs`` - the mapping's costs that no figure of the report uses (the cost per support
+    ticket: an order file has no tickets; the handling cost of a return: no figure charges it),
+    those above zero."""
     cols = getattr(mapping, "columns", {}) or {}
     rows = int(notes.get("refund_rows", 0) or 0)
     policy = notes.get("refunds", getattr(mapping, "refunds", "reject"))
-    if rows and policy == "net":
-        returns = "netted"
-    elif rows and policy == "exclude":
-        returns = "excluded"
+    if rows and policy in ("net", "exclude"):
+        returns = {"net": "netted", "exclude": "excluded"}[policy]
     else:
-        returns = "not_mapped" if "refunded_amount" not in cols else "none_found"
-    unused = {"cost_per_ticket": econ.cost_per_ticket}
-    if returns != "netted":
-        unused["return_handling_cost"] = econ.return_handling_cost
+        returns = "none_found" if "refunded_amount" in cols else "not_mapped"
+    unused = {"cost_per_ticket": econ.cost_per_ticket,
+              "return_handling_cost": econ.return_handling_cost}  # fmt: skip
     return {"returns": returns, "refund_rows": rows,
             "refund_amount": float(notes.get("refund_amount", 0.0) or 0.0),
             "discounts": "mapped" if "discount" in cols else "not_mapped",
-            "unused_costs": {k: float(v) for k, v in unused.items() if v}}  # fmt: skip
+            "unused_costs": {k: float(v) for k, v in unused.items() if v > 0}}  # fmt: skip
