@@ -538,15 +538,23 @@ def recommendations(
 def _order_dates(bought: pd.DataFrame | Any, max_customers: int = 50_000) -> pd.DataFrame:
     """customer_id, order_date and amount of the purchases in pandas: all of them, or from an Ibis
     table (millions of orders) those of about `max_customers` customers chosen by a hash of the id
-    (the same customers every run)."""
+    (the same customers every run); ``attrs["share"]`` is the share of customers kept (1 for
+    pandas)."""
     if _engine(bought) is None:
-        return bought[["customer_id", "order_date", "amount"]]
+        o = bought[["customer_id", "order_date", "amount"]]
+        ids = o["customer_id"]
+        # categorical ids (the validated table's) as their codes: the same groups, no unused ones
+        return (
+            o.assign(customer_id=ids.cat.codes) if isinstance(ids.dtype, pd.CategoricalDtype) else o
+        )
     n = int(bought.customer_id.nunique().execute())
     t = bought.select("customer_id", "order_date", "amount")
     if n > max_customers:
         k = -(-n // max_customers)
         t = t.filter((t.customer_id.cast("string").hash() % k) == 0)
-    return t.execute()
+    out = t.execute()
+    out.attrs["share"] = out["customer_id"].nunique() / n if n else 1.0
+    return out
 
 
 def lost_window(
@@ -618,7 +626,12 @@ def customer_states(
 
 
 def nrr_change(
-    bought: pd.DataFrame | Any, freq: str, as_of: str | pd.Timestamp, back: int, z: float = 1.96
+    bought: pd.DataFrame | Any,
+    freq: str,
+    as_of: str | pd.Timestamp,
+    back: int,
+    z: float = 1.96,
+    per: pd.DataFrame | None = None,
 ) -> dict[str, Any]:
     """Net revenue retention of the last complete period against `back` periods before it (a
     year: the same season), with the delta-method standard error of each ratio
@@ -627,8 +640,14 @@ def nrr_change(
     estimator's linearization, Cochran 1977, ch. 6; A. Deng et al. 2018 for metric analytics).
     ``moved`` is |difference| > z se (the two periods taken as independent). Keys ``last``,
     ``before`` (period labels), ``nrr_last``, ``nrr_before``, ``se_last``, ``se_before``,
-    ``difference``, ``se``, ``moved``; NaN and moved False when the history is shorter."""
+    ``difference``, ``se``, ``moved``; NaN and moved False when the history is shorter.
+
+    With `per` (:func:`period_retention` of the same purchases) the two NRR are its figures, the
+    ones the report's table shows; from an Ibis table of more customers than :func:`_order_dates`
+    keeps, the standard errors come from that sample, scaled by sqrt(share kept) (the standard
+    error of a ratio estimator falls as 1 / sqrt(n))."""
     o = _order_dates(bought)
+    scale = float(np.sqrt(o.attrs.get("share", 1.0)))
     o = o[pd.to_datetime(o["order_date"]) < periods.as_of_end(as_of)]
     code = periods.period_codes(pd.to_datetime(o["order_date"]), freq)
     last = periods.last_complete_period(as_of, freq)
@@ -650,7 +669,13 @@ def nrr_change(
 
     nrr_l, se_l = one(last)
     nrr_b, se_b = one(last - back)
+    se_l, se_b = se_l * scale, se_b * scale
     idx = periods.period_index(np.array([last - back, last]), freq)
+    if per is not None:  # the table's figures (all customers)
+        shown = per["net_revenue_retention"].astype(float)
+        shown.index = shown.index.astype(str)
+        nrr_l = float(shown.get(str(idx[1]), np.nan))
+        nrr_b = float(shown.get(str(idx[0]), np.nan))
     d, se = nrr_l - nrr_b, float(np.hypot(se_l, se_b))
     out.update(last=str(idx[1]), before=str(idx[0]), nrr_last=nrr_l, nrr_before=nrr_b,
                se_last=se_l, se_before=se_b, difference=d, se=se,

@@ -91,3 +91,31 @@ def test_inputs_say_what_the_amounts_are_before():
     assert netted["returns"] == "netted" and netted["refund_amount"] == -50.0
     bare = analysis.unused_inputs(None, analysis.client_economics(None), {})
     assert bare["returns"] == "not_mapped" and bare["unused_costs"] == {}
+
+
+def test_nrr_change_takes_the_tables_figures(ten_orders):
+    per = retention.period_retention(ten_orders, "M", "2025-03-31")
+    a = analysis.nrr_change(ten_orders, "M", "2025-03-31", back=1)
+    b = analysis.nrr_change(ten_orders, "M", "2025-03-31", back=1, per=per)
+    assert a == pytest.approx(b)
+
+
+def test_duckdb_and_pandas_give_the_same_definitions():
+    """The lost window and NRR's band from an Ibis table on DuckDB (what the report runs from 1 M
+    orders) equal the pandas ones on the bundled orders (fewer customers than the sample cap)."""
+    from helpers.report.orders import open_orders, read_client_orders
+    from tests.report.clients import ORDERS
+
+    mapping = load_mapping(SAMPLE_MAPPING)
+    table = read_client_orders(ORDERS, mapping)
+    as_of = table[1]["as_of"]
+    got = {}
+    for engine in ("pandas", "duckdb"):
+        orders, _ = open_orders(table, engine)
+        bought = analysis.purchases(orders)
+        got[engine] = (
+            analysis.lost_window(bought, as_of, "Q"),
+            analysis.nrr_change(bought, "Q", as_of, back=4),
+        )
+    assert got["duckdb"][0] == got["pandas"][0]
+    assert got["duckdb"][1] == pytest.approx(got["pandas"][1])
