@@ -161,3 +161,14 @@ def test_a_month_is_a_shorter_window_to_buy_again_in(m):
     """Exercise 2's answer: monthly retention is lower than quarterly, as a shorter window to buy
     again in should give: every one of the last six months below the quarterly average."""
     assert max(m["retention_monthly_last_6"]) < m["retention_mean_last_4"]
+
+
+def test_every_model_based_money_figure_has_its_interval(m):
+    """The at-risk list's value ("expected to bring V (95 % interval L to H)": the win-back
+    action's value and interval) and the dropout scenario's gain carry intervals that hold
+    them."""
+    win = {r["action"]: r for r in m["recommendations"]}["winback"]
+    assert 0 < win["value_low"] < win["value"] < win["value_high"], win
+    gain = m["clv_gain_dropout_cut"]
+    assert 0 < gain["ci_low"] < gain["gain"] < gain["ci_high"], gain
+    assert gain["gain"] < 0.1 * m["clv_total"]  # a 10 % cut in dropout: a few per cent of CLV

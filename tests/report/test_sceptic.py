@@ -12,7 +12,8 @@ import pytest
 from helpers import retention
 from helpers.report import analysis
 from helpers.report.mapping import load_mapping
-from tests.report.clients import SAMPLE_MAPPING
+from helpers.report.orders import open_orders, read_client_orders
+from tests.report.clients import ORDERS, SAMPLE_MAPPING
 
 Z = 1.959964
 
@@ -100,14 +101,17 @@ def test_nrr_change_takes_the_tables_figures(ten_orders):
     assert a == pytest.approx(b)
 
 
-def test_duckdb_and_pandas_give_the_same_definitions():
+@pytest.fixture(scope="module")
+def bundled():
+    """The bundled orders as the report reads them with the sample mapping, and the mapping."""
+    mapping = load_mapping(SAMPLE_MAPPING)
+    return read_client_orders(ORDERS, mapping), mapping
+
+
+def test_duckdb_and_pandas_give_the_same_definitions(bundled):
     """The lost window and NRR's band from an Ibis table on DuckDB (what the report runs from 1 M
     orders) equal the pandas ones on the bundled orders (fewer customers than the sample cap)."""
-    from helpers.report.orders import open_orders, read_client_orders
-    from tests.report.clients import ORDERS
-
-    mapping = load_mapping(SAMPLE_MAPPING)
-    table = read_client_orders(ORDERS, mapping)
+    table, _ = bundled
     as_of = table[1]["as_of"]
     got = {}
     for engine in ("pandas", "duckdb"):
@@ -119,3 +123,31 @@ def test_duckdb_and_pandas_give_the_same_definitions():
         )
     assert got["duckdb"][0] == got["pandas"][0]
     assert got["duckdb"][1] == pytest.approx(got["pandas"][1])
+
+
+def test_scenario_interval_is_the_delta_method(bundled):
+    """The dropout scenario's interval holds its gain (the one :func:`dropout_scenario` gives),
+    and scaling the parameters' covariance by 4 doubles its standard error (se = sqrt(g' S g))."""
+    import dataclasses
+
+    from helpers import clv
+
+    table, mapping = bundled
+    orders, notes = open_orders(table)
+    seg = analysis.segment_customers(orders, notes["as_of"]).iloc[::4]  # 1,250: fast
+    econ = analysis.client_economics(mapping)
+    pf, gg = clv.fit_bgnbd(seg), clv.fit_gamma_gamma(seg[seg["frequency"] > 0])
+    table = clv.predictive_clv(pf, gg, seg, econ, cost_per_order=econ.shipping_per_order)
+    fit = analysis.ClvFit(table, "BG/NBD", pd.DataFrame(), pf, gg, 13.0, econ.shipping_per_order)
+    got = analysis.scenario_interval(fit, seg, econ, 0.10)
+    assert got["gain"] == pytest.approx(analysis.dropout_scenario(fit, seg, econ, 0.10)["gain"])
+    assert 0 < got["ci_low"] < got["gain"] < got["ci_high"]
+    assert got["ci_high"] - got["gain"] == pytest.approx(Z * got["se"], rel=1e-4)
+    wide = dataclasses.replace(
+        fit,
+        purchases=dataclasses.replace(fit.purchases, cov_log=4 * fit.purchases.cov_log),
+        spend=dataclasses.replace(fit.spend, cov_log=4 * fit.spend.cov_log),
+    )
+    assert analysis.scenario_interval(wide, seg, econ, 0.10)["se"] == pytest.approx(
+        2 * got["se"], rel=1e-6
+    )
