@@ -354,6 +354,53 @@ def dropout_scenario(
             "gain_share": float(then / now - 1)}  # fmt: skip
 
 
+def scenario_interval(
+    fit: ClvFit, segmented: pd.DataFrame, econ: Economics, cut: float = 0.10, level: float = 0.95
+) -> dict[str, float]:
+    """The interval of :func:`dropout_scenario`'s gain from the uncertainty of the purchase and
+    spend models' parameters, by the delta method as :func:`clv_interval`: with theta the
+    log-parameters of both fits and Sigma their covariance, g = d gain / d theta by central
+    differences (step 1e-4) on every k-th customer (at most :data:`CLV_INTERVAL_SAMPLE`), and the
+    relative standard error se / |gain| of the sample applied to the gain of all customers; the
+    interval is gain +- z se (on the gain itself: it may be near zero). Deterministic. Returns
+    ``gain``, ``ci_low``, ``ci_high`` and ``se``."""
+    zq = float(stats.norm.ppf(0.5 + level / 2))
+    step = max(1, int(np.ceil(len(segmented) / CLV_INTERVAL_SAMPLE)))
+    sample = segmented.iloc[::step]
+
+    def gain(pf: Any, gg: Any) -> float:
+        table = clv.predictive_clv(pf, gg, sample, econ, cost_per_order=fit.cost_per_order)
+        return dropout_scenario(
+            replace(fit, table=table, purchases=pf, spend=gg), sample, econ, cut
+        )["gain"]
+
+    base = gain(fit.purchases, fit.spend)
+    h, grads = 1e-4, []
+    for which in ("purchases", "spend"):
+        model = getattr(fit, which)
+        for key in model.params:
+            moved = []
+            for sign in (1, -1):
+                shifted = replace(
+                    model, params={**model.params, key: model.params[key] * np.exp(sign * h)}
+                )
+                moved.append(
+                    gain(shifted, fit.spend)
+                    if which == "purchases"
+                    else gain(fit.purchases, shifted)
+                )
+            grads.append((moved[0] - moved[1]) / (2 * h))
+    g = np.asarray(grads)
+    n_p = len(fit.purchases.params)
+    cov = np.zeros((len(g), len(g)))
+    cov[:n_p, :n_p] = fit.purchases.cov_log
+    cov[n_p:, n_p:] = fit.spend.cov_log
+    rel = float(np.sqrt(max(g @ cov @ g, 0.0))) / abs(base) if base else float("nan")
+    full = dropout_scenario(fit, segmented, econ, cut)["gain"]
+    se = rel * abs(full)
+    return {"gain": full, "ci_low": full - zq * se, "ci_high": full + zq * se, "se": se}
+
+
 def lifecycle(per: pd.DataFrame) -> pd.DataFrame:
     """Each period's customers as one stock and flow (what Amplitude and PostHog call lifecycle,
     the playbooks' "leaky bucket"), from :func:`period_retention`: ``new`` (first order ever),
@@ -533,3 +580,176 @@ def recommendations(
                      "detectable_value": value * float(mde), "decision": "test first"})  # fmt: skip
     out = pd.DataFrame(rows)
     return out.sort_values("value", ascending=False, ignore_index=True) if len(out) else out
+
+
+def _order_dates(bought: pd.DataFrame | Any, max_customers: int = 50_000) -> pd.DataFrame:
+    """customer_id, order_date and amount of the purchases in pandas: all of them, or from an Ibis
+    table (millions of orders) those of about `max_customers` customers chosen by a hash of the id
+    (the same customers every run); ``attrs["share"]`` is the share of customers kept (1 for
+    pandas)."""
+    if _engine(bought) is None:
+        o = bought[["customer_id", "order_date", "amount"]]
+        ids = o["customer_id"]
+        # categorical ids (the validated table's) as their codes: the same groups, no unused ones
+        return (
+            o.assign(customer_id=ids.cat.codes) if isinstance(ids.dtype, pd.CategoricalDtype) else o
+        )
+    n = int(bought.customer_id.nunique().execute())
+    t = bought.select("customer_id", "order_date", "amount")
+    if n > max_customers:
+        k = -(-n // max_customers)
+        t = t.filter((t.customer_id.cast("string").hash() % k) == 0)
+    out = t.execute()
+    out.attrs["share"] = out["customer_id"].nunique() / n if n else 1.0
+    return out
+
+
+def lost_window(
+    bought: pd.DataFrame | Any,
+    as_of: str | pd.Timestamp,
+    freq: str = "Q",
+    comeback: float = 0.30,
+    follow_days: int = 365,
+    min_followed: int = 50,
+    step_days: int = 30,
+    max_days: int = 720,
+) -> dict[str, Any]:
+    """When a quiet customer is *lost*, chosen by the data (notebook 03's trade-off of "no order
+    in N days", :func:`helpers.churn.definition_tradeoff`): the smallest N (a multiple of
+    `step_days` longer than one `freq` period, at most `max_days`) at which the share of the
+    waits that reached N days and still ended with an order within the next `follow_days` days
+    is below `comeback` with 95 % confidence: the upper end of its Wilson interval (Wilson 1927;
+    Brown, Cai & DasGupta 2001) below `comeback`, so the choice does not rest on a point estimate.
+    The unit is a wait after an order (a gap), followed only when its whole window lies in the
+    data (no selection on the outcome), at least `min_followed` of them; gaps of one customer
+    are counted as independent, so the interval is if anything narrow.
+
+    Before N days a customer who did not buy in a period is *lapsed* (churn per period counts
+    them, and many come back: reactivated); after N days, *lost*. Returns ``days`` (None when no N
+    qualifies: ``reason`` says why), ``came_back``, ``ci_low``, ``ci_high``, ``followed``,
+    ``comeback``, ``follow_days`` and ``max_days``."""
+    from statsmodels.stats.proportion import proportion_confint
+
+    from helpers import churn
+
+    period_days = {"M": 31, "Q": 92, "W": 7}[freq]
+    grid = [d for d in range(step_days, max_days + 1, step_days) if d > period_days]
+    out: dict[str, Any] = {"days": None, "came_back": float("nan"), "ci_low": float("nan"),
+                           "ci_high": float("nan"), "followed": 0, "comeback": comeback,
+                           "follow_days": follow_days, "max_days": max_days,
+                           "reason": ""}  # fmt: skip
+    gaps = churn.order_gaps(_order_dates(bought), as_of)
+    trade = churn.definition_tradeoff(gaps, grid, follow_days=follow_days)
+    trade = trade[trade["followed"] >= min_followed]
+    back = (trade["came_back"] * trade["followed"]).round().astype(int)
+    low, high = proportion_confint(back, trade["followed"], alpha=0.05, method="wilson")
+    ok = trade.index[np.asarray(high) < comeback]
+    if len(ok) == 0:
+        out["reason"] = "no_window"
+        return out
+    days = int(ok[0])
+    out.update(days=days, came_back=float(trade.loc[days, "came_back"]),
+               ci_low=float(low[days]), ci_high=float(high[days]),
+               followed=int(trade.loc[days, "followed"]))  # fmt: skip
+    return out
+
+
+def customer_states(
+    segmented: pd.DataFrame, per: pd.DataFrame, lost_days: int | None
+) -> dict[str, int]:
+    """Every customer at the as-of date in one state, from the days since their last purchase
+    (``recency_days`` of :func:`segment_customers`): ``active`` (a purchase in the last complete
+    period or after it), ``lapsed`` (no purchase since, but within `lost_days` days) and ``lost``
+    (none in `lost_days` days; 0 when `lost_days` is None, then the lapsed are all the quiet).
+    The three add up to the customers."""
+    as_of = periods.as_of_day(segmented.attrs["as_of"])
+    start = per.index[-1].start_time
+    recency = segmented["recency_days"].to_numpy(float)
+    active = recency <= (as_of - start).days
+    lost = recency > lost_days if lost_days is not None else np.zeros(len(recency), dtype=bool)
+    lost &= ~active
+    return {"active": int(active.sum()), "lapsed": int((~active & ~lost).sum()),
+            "lost": int(lost.sum()), "customers": int(len(recency))}  # fmt: skip
+
+
+def nrr_change(
+    bought: pd.DataFrame | Any,
+    freq: str,
+    as_of: str | pd.Timestamp,
+    back: int,
+    z: float = 1.96,
+    per: pd.DataFrame | None = None,
+) -> dict[str, Any]:
+    """Net revenue retention of the last complete period against `back` periods before it (a
+    year: the same season), with the delta-method standard error of each ratio
+    NRR = sum_i y_i / sum_i x_i over the customers i active in the period before (x_i their
+    revenue then, y_i now): var(NRR) ~ sum_i (y_i - NRR x_i)^2 / (sum_i x_i)^2 (the ratio
+    estimator's linearization, Cochran 1977, ch. 6; A. Deng et al. 2018 for metric analytics).
+    ``moved`` is |difference| > z se (the two periods taken as independent). Keys ``last``,
+    ``before`` (period labels), ``nrr_last``, ``nrr_before``, ``se_last``, ``se_before``,
+    ``difference``, ``se``, ``moved``; NaN and moved False when the history is shorter.
+
+    With `per` (:func:`period_retention` of the same purchases) the two NRR are its figures, the
+    ones the report's table shows; from an Ibis table of more customers than :func:`_order_dates`
+    keeps, the standard errors come from that sample, scaled by sqrt(share kept) (the standard
+    error of a ratio estimator falls as 1 / sqrt(n))."""
+    o = _order_dates(bought)
+    scale = float(np.sqrt(o.attrs.get("share", 1.0)))
+    o = o[pd.to_datetime(o["order_date"]) < periods.as_of_end(as_of)]
+    code = periods.period_codes(pd.to_datetime(o["order_date"]), freq)
+    last = periods.last_complete_period(as_of, freq)
+    rev = pd.Series(o["amount"].to_numpy(float)).groupby([o["customer_id"].to_numpy(), code]).sum()
+    out: dict[str, Any] = {"last": None, "before": None}
+
+    def one(p: int) -> tuple[float, float]:
+        then = rev.xs(p - 1, level=1) if (p - 1) in rev.index.get_level_values(1) else pd.Series()
+        then = then[then > 0]
+        if then.empty:
+            return float("nan"), float("nan")
+        now = (
+            rev.xs(p, level=1).reindex(then.index, fill_value=0.0)
+            if p in rev.index.get_level_values(1)
+            else then * 0
+        )
+        r = float(now.sum() / then.sum())
+        return r, float(np.sqrt(((now - r * then) ** 2).sum()) / then.sum())
+
+    nrr_l, se_l = one(last)
+    nrr_b, se_b = one(last - back)
+    se_l, se_b = se_l * scale, se_b * scale
+    idx = periods.period_index(np.array([last - back, last]), freq)
+    if per is not None:  # the table's figures (all customers)
+        shown = per["net_revenue_retention"].astype(float)
+        shown.index = shown.index.astype(str)
+        nrr_l = float(shown.get(str(idx[1]), np.nan))
+        nrr_b = float(shown.get(str(idx[0]), np.nan))
+    d, se = nrr_l - nrr_b, float(np.hypot(se_l, se_b))
+    out.update(last=str(idx[1]), before=str(idx[0]), nrr_last=nrr_l, nrr_before=nrr_b,
+               se_last=se_l, se_before=se_b, difference=d, se=se,
+               moved=bool(np.isfinite(d) and abs(d) > z * se))  # fmt: skip
+    return out
+
+
+def unused_inputs(mapping: Any, econ: Economics, notes: dict[str, Any]) -> dict[str, Any]:
+    """What the amounts are before or after, from what the mapping maps (the report says it
+    rather than leave it silent): ``returns`` - 'netted' when refund rows are netted (``refunds:
+    net``), 'excluded' when refunded or cancelled rows are dropped (``exclude``), 'none_found'
+    when the mapping names refunded amounts and none came, else 'not_mapped' (revenue and margins
+    are before returns); ``discounts`` - 'mapped' when a ``discount`` column is mapped (kept, not
+    used), else 'not_mapped' (amounts are what customers paid, after any discount);
+    ``unused_costs`` - the mapping's costs that no figure of the report uses (the cost per support
+    ticket: an order file has no tickets; the handling cost of a return: no figure charges it),
+    those above zero."""
+    cols = getattr(mapping, "columns", {}) or {}
+    rows = int(notes.get("refund_rows", 0) or 0)
+    policy = notes.get("refunds", getattr(mapping, "refunds", "reject"))
+    if rows and policy in ("net", "exclude"):
+        returns = {"net": "netted", "exclude": "excluded"}[policy]
+    else:
+        returns = "none_found" if "refunded_amount" in cols else "not_mapped"
+    unused = {"cost_per_ticket": econ.cost_per_ticket,
+              "return_handling_cost": econ.return_handling_cost}  # fmt: skip
+    return {"returns": returns, "refund_rows": rows,
+            "refund_amount": float(notes.get("refund_amount", 0.0) or 0.0),
+            "discounts": "mapped" if "discount" in cols else "not_mapped",
+            "unused_costs": {k: float(v) for k, v in unused.items() if v > 0}}  # fmt: skip

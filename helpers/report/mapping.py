@@ -311,8 +311,12 @@ def _mapping_problems(name: str, raw: dict[str, Any], folder: Path = Path(".")) 
     return problems
 
 
-def load_mapping(path: str | Path) -> ClientMapping:
-    """Read and check a YAML mapping file; raises :class:`DataValidationError` listing every problem."""
+def load_mapping(path: str | Path, tables_dir: str | Path | None = None) -> ClientMapping:
+    """Read and check a YAML mapping file; raises :class:`DataValidationError` listing every problem.
+
+    `tables_dir`: read the survey, campaign and loyalty files (``tables``) from this folder
+    instead of the mapping's, by their file names: the sample mapping on a company the generator
+    wrote elsewhere (its files have the bundled names)."""
     import yaml
 
     p = Path(path)
@@ -328,7 +332,15 @@ def load_mapping(path: str | Path) -> ClientMapping:
         raise DataValidationError(
             [f"{p.name}: expected keys such as 'columns', 'date_format', 'decimal'"]
         )
-    problems = _mapping_problems(p.name, raw, p.parent)
+    folder = Path(tables_dir) if tables_dir is not None else p.parent
+    if tables_dir is not None and isinstance(raw.get("tables"), dict):
+        raw["tables"] = {
+            k: {**v, "file": Path(str(v["file"])).name}
+            if isinstance(v, dict) and "file" in v
+            else v
+            for k, v in raw["tables"].items()
+        }
+    problems = _mapping_problems(p.name, raw, folder)
     if problems:
         raise DataValidationError(problems)
     values = {k: v for k, v in raw.items() if v is not None}
@@ -351,7 +363,7 @@ def load_mapping(path: str | Path) -> ClientMapping:
     if "economics" in values:
         values["economics"] = _economics.from_mapping(values["economics"])
     if "tables" in values:
-        values["tables"] = extra_tables.parse_specs(values["tables"], p.parent)
+        values["tables"] = extra_tables.parse_specs(values["tables"], folder)
     if "unmatched_customers" in values:
         values["unmatched_customers"] = float(values["unmatched_customers"])
     return ClientMapping(**values)
