@@ -30,6 +30,7 @@ from __future__ import annotations
 import math
 import warnings
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 import matplotlib.pyplot as plt
@@ -37,8 +38,9 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from helpers import clv, periods, plots
+from helpers import clv, cohorts, economics, periods, plots
 from helpers.economics import Economics
+from helpers.tables import Column, DataValidationError, read_table_info
 
 __all__ = [
     "WINDOWS",
@@ -110,11 +112,14 @@ class LtvCurves:
     age), ``se``, ``projected``, ``low``, ``high`` (NaN before the projection starts or without a
     model). ``cohorts``: one row per cohort (``customers``, ``observed_months``, ``value_now``,
     ``value_12``, ``low_12``, ``high_12``, ``projected_12``, ``value_end``, ``low_end``,
-    ``high_end``). ``months``: the last month shown."""
+    ``high_end``). ``months``: the last month shown. ``values``: customers x ages 0..months-1,
+    each customer's cumulative margin, observed then projected (NaN past the observed age
+    without a model)."""
 
     curves: pd.DataFrame
     cohorts: pd.DataFrame
     months: int
+    values: pd.DataFrame
 
 
 def _customer_cum(
@@ -199,6 +204,7 @@ def ltv_curves(
             len(names),
         )  # fmt: skip
     z = _z(level)
+    W_all, F_all = _mixed(cum, observed, future, n) if future is not None else (cum, None)
     for c, name in enumerate(names):
         sel = codes == c
         full = int(observed[sel].min())  # ages 0..full are observed for the whole cohort
@@ -211,7 +217,7 @@ def ltv_curves(
         obs_mean = np.where(ages <= full, mean, np.nan)
         proj = lo = hi = np.full(n, np.nan)
         if future is not None:
-            W, F = _mixed(o, observed[sel], future[sel], n)
+            W, F = W_all[sel], F_all[sel]
             fmean = F.mean(axis=0)
             base = W.mean(axis=0) - fmean
             # the model's parameter uncertainty of F, and the sampling error of the cohort's
@@ -239,8 +245,9 @@ def ltv_curves(
              "value_end": float(proj[-1]), "low_end": float(lo[-1]), "high_end": float(hi[-1])}
         )  # fmt: skip
     return LtvCurves(
-        pd.concat(rows, ignore_index=True), pd.DataFrame(summary).set_index("cohort"), n
-    )
+        pd.concat(rows, ignore_index=True), pd.DataFrame(summary).set_index("cohort"), n,
+        pd.DataFrame(W_all, index=ids.astype(str), columns=pd.RangeIndex(n, name="age")),
+    )  # fmt: skip
 
 
 def _mixed(
@@ -602,3 +609,569 @@ def show_second_order(
                                       "mean_same_customers": r4(r["mean_same"])}
                         for i, r in by_order.to_dict("index").items()},
     }  # fmt: skip
+
+
+# ---------------------------------------------------------------------------------------------
+# 3. Which customers are worth acquiring
+# ---------------------------------------------------------------------------------------------
+#: The optional customer file: one row per customer, attributes kept as text.
+CUSTOMER_SCHEMA: tuple[Column, ...] = (
+    Column("customer_id", "id", unique=True),
+    Column("acquisition_channel", "text", required=False, nullable=True),
+    Column("country", "text", required=False, nullable=True),
+)
+#: The files a section may use beside the orders, and their name in a sample company's folder.
+_SAMPLE_FILES: dict[str, str] = {
+    "customers": "customers.csv",
+    "marketing_spend": "marketing_spend.csv",
+}
+
+
+def sources(mapping: Any, data: str | Path) -> dict[str, dict[str, Any] | None]:
+    """The optional files of sections 3 and 4: ``customers`` (attributes per customer) and
+    ``marketing_spend``, each ``{"path", "columns", "sample"}`` or None.
+
+    From the mapping's ``customers`` / ``marketing_spend`` keys when it has them (each
+    ``{path: file, columns: {canonical: client's column}}``, a relative path from the mapping's
+    folder); otherwise, for a company made by :mod:`helpers.synth` (the orders' folder holds its
+    ``ground_truth.json``), that company's ``customers.csv`` and ``marketing_spend.csv`` (the
+    worked example); otherwise None (the section says what it needs)."""
+    data = Path(data)
+    out: dict[str, dict[str, Any] | None] = {}
+    base = Path(getattr(mapping, "path", "") or ".").parent
+    for key, name in _SAMPLE_FILES.items():
+        given = getattr(mapping, key, None)
+        if given:
+            path = Path(given["path"]) if isinstance(given, dict) else Path(given)
+            cols = given.get("columns") if isinstance(given, dict) else None
+            out[key] = {"path": path if path.is_absolute() else base / path, "columns": cols,
+                        "sample": False}  # fmt: skip
+        elif (data.parent / "ground_truth.json").is_file() and (data.parent / name).is_file():
+            out[key] = {"path": data.parent / name, "columns": None, "sample": True}
+        else:
+            out[key] = None
+    return out
+
+
+def read_customer_attributes(
+    path: str | Path, columns: dict[str, str] | None = None, **kwargs: Any
+) -> pd.DataFrame:
+    """The customer file's attributes, indexed by ``customer_id`` (text), every other mapped
+    column as text (:func:`helpers.tables.read_table_info` with :data:`CUSTOMER_SCHEMA`: one
+    error listing every problem). `columns`: canonical name -> the client's column (only the
+    mapped ones are kept); None: the file's own names (``acquisition_channel``, ``country``)."""
+    schema = CUSTOMER_SCHEMA
+    if columns:
+        extra = [c for c in columns if c not in {col.name for col in schema}]
+        schema = schema + tuple(Column(c, "text", required=False, nullable=True) for c in extra)
+    df, _ = read_table_info(path, schema, columns=columns, keep_unmapped=False, **kwargs)
+    keep = [c.name for c in schema if c.name in df.columns and c.name != "customer_id"]
+    out = df.set_index(df["customer_id"].astype(str))[keep]
+    return out.rename_axis("customer_id").astype("string")
+
+
+def first_order_attributes(
+    bought: pd.DataFrame,
+    customers: pd.DataFrame | None = None,
+    client_columns: dict[str, str] | None = None,
+    max_levels: int = MAX_LEVELS,
+) -> pd.DataFrame:
+    """One row per customer (index ``customer_id`` as text): every attribute known at
+    acquisition -- the first order's value of each extra mapped order column (a ``discount``
+    column becomes ``discount_used``: yes / no) and the customer file's columns.
+
+    Raises :class:`~helpers.tables.DataValidationError` naming the client's column and the count
+    when an attribute has more than `max_levels` distinct values (an order id mapped as a
+    channel): groups that small say nothing, and the table would be unreadable."""
+    d = bought.sort_values(["customer_id", "order_date"], kind="stable")
+    first = d.groupby("customer_id", observed=True, sort=False).head(1)
+    first = first.set_index(first["customer_id"].astype(str))
+    attrs = pd.DataFrame(index=first.index.rename("customer_id"))
+    for c in [c for c in bought.columns if c not in _ORDER_COLUMNS]:
+        if c == "discount":
+            amount = pd.to_numeric(first[c], errors="coerce")
+            attrs["discount_used"] = np.where(amount.fillna(0) > 0, "yes", "no")
+        else:
+            attrs[c] = first[c].astype("string")
+    if customers is not None:
+        extra = customers.reindex(attrs.index)
+        for c in extra.columns:
+            attrs[c if c not in attrs else f"customer_{c}"] = extra[c]
+    names = dict(client_columns or {})
+    problems = [
+        f"column '{names.get(c, c)}' (mapped as '{c}') has {n:,} distinct values; a customer "
+        f"attribute such as a channel or country has at most {max_levels} (is an id mapped here?)"
+        for c in attrs.columns
+        if (n := attrs[c].nunique()) > max_levels
+    ]
+    if problems:
+        raise DataValidationError(problems)
+    return attrs
+
+
+def pool_small(values: pd.Series, min_group: int = MIN_GROUP, other: str = "other") -> pd.Series:
+    """`values` with every level of fewer than `min_group` customers (and missing values) pooled
+    as `other`."""
+    v = values.astype("string").fillna(other)
+    counts = v.value_counts()
+    small = counts.index[counts < min_group]
+    return v.where(~v.isin(small), other)
+
+
+def _group_dropout(
+    seg: pd.DataFrame, groups: pd.Series, level: float, seed: int = 0
+) -> pd.DataFrame:
+    """Per group g: E[p | g] / E[p | the rest] of separate BG/NBD fits per group (Fader, Hardie
+    & Lee 2005; E[p] = a / (a + b), the mean dropout probability after a purchase; the rest's is
+    the customer-weighted mean of the other groups'), with the `level` percentile interval of a
+    parametric bootstrap (4000 draws of each fit's log-parameters)."""
+    from helpers import btyd
+
+    names = sorted(groups.unique())
+    n = groups.value_counts().reindex(names).to_numpy(float)
+    draws, point = [], []
+    for i, g in enumerate(names):
+        f = clv.fit_bgnbd(seg.loc[(groups == g).to_numpy()])
+        d = btyd.sample_log_params(f, 4000, seed + i)
+        draws.append(d[:, 2] / (d[:, 2] + d[:, 3]))
+        point.append(f.a / (f.a + f.b))
+    E, p = np.column_stack(draws), np.array(point)
+    rows = []
+    for i, g in enumerate(names):
+        w = n.copy()
+        w[i] = 0
+        r = E[:, i] / (E @ w / w.sum())
+        est = p[i] / (p @ w / w.sum())
+        lo, hi = np.quantile(r, [(1 - level) / 2, (1 + level) / 2])
+        rows.append({"group": g, "dropout_ratio": est, "dropout_low": min(lo, est),
+                     "dropout_high": max(hi, est)})  # fmt: skip
+    return pd.DataFrame(rows).set_index("group")
+
+
+def attribute_value(
+    attr: pd.Series,
+    sec: pd.DataFrame,
+    bought: pd.DataFrame,
+    seg: pd.DataFrame,
+    econ: Economics,
+    min_group: int = MIN_GROUP,
+    window: int = 90,
+    level: float = 0.95,
+    dropout: bool = True,
+) -> pd.DataFrame:
+    """Per level of one first-order attribute (levels under `min_group` customers pooled as
+    "other", :func:`pool_small`): ``customers``; the second-order rate within `window` days
+    (customers whose window has passed) and its difference from the rest (Newcombe's interval,
+    :func:`helpers.stats.proportion_difference`); the 12-month margin per customer (customers
+    observed for 12 full months, :func:`margin_flows`; t interval) and its difference from the rest
+    (Welch); and, with `dropout`, the mean dropout probability after a purchase relative to the
+    rest (:func:`_group_dropout`, BG/NBD per group).
+
+    Every interval is at the Bonferroni level 1 - (1 - `level`) / k for the k groups compared
+    (simultaneous: all k hold together with probability >= `level`). ``verdict``: ``better`` /
+    ``worse`` when both the rate and the margin differences that exclude 0 agree (and at least
+    one does), ``inconclusive`` otherwise."""
+    from helpers.stats import proportion_difference
+
+    groups = pool_small(attr.reindex(seg.index.astype(str)), min_group)
+    groups.index = seg.index
+    k = groups.nunique()
+    adj = 1 - (1 - level) / max(k, 1)
+    s = sec.reindex(seg.index.astype(str))
+    ok = (s["followup"] >= window).to_numpy()
+    hit = (s["days"] <= window).to_numpy()
+    last = periods.last_complete_period(seg.attrs["as_of"], "M")
+    first_month = periods.period_codes(seg["first_order"].to_numpy(), "M")
+    observed = (last - first_month).astype(int)
+    cum = _customer_cum(margin_flows(bought, econ), seg.index, first_month, observed, MARGIN_MONTHS)
+    m12 = cum[:, -1]  # NaN unless observed for 12 full months
+    g = groups.to_numpy()
+    rows = []
+    for name in sorted(groups.unique()):
+        inn = g == name
+        rate = proportion_difference(hit[inn & ok], hit[~inn & ok], confidence=adj)
+        a, b = m12[inn & ~np.isnan(m12)], m12[~inn & ~np.isnan(m12)]
+        row = {"group": name, "customers": int(inn.sum()), "rate_customers": int((inn & ok).sum()),
+               "rate": rate["p_treat"], "rate_diff": rate["estimate"],
+               "rate_diff_low": rate["ci_low"], "rate_diff_high": rate["ci_high"],
+               "margin_customers": len(a)}  # fmt: skip
+        lo, hi = _wilson(np.array([hit[inn & ok].sum()]), np.array([(inn & ok).sum()]), adj)
+        row["rate_low"], row["rate_high"] = float(lo[0]), float(hi[0])
+        if len(a) > 1 and len(b) > 1:
+            t = stats.ttest_ind(a, b, equal_var=False)
+            ci = t.confidence_interval(adj)
+            half = stats.t.ppf(0.5 + adj / 2, len(a) - 1) * a.std(ddof=1) / np.sqrt(len(a))
+            row.update(margin_12=a.mean(), margin_low=a.mean() - half, margin_high=a.mean() + half,
+                       margin_diff=a.mean() - b.mean(), margin_diff_low=ci.low,
+                       margin_diff_high=ci.high)  # fmt: skip
+        rows.append(row)
+    out = pd.DataFrame(rows).set_index("group")
+    for c in ("margin_12", "margin_low", "margin_high", "margin_diff", "margin_diff_low",
+              "margin_diff_high"):  # fmt: skip
+        if c not in out:
+            out[c] = np.nan
+    signs = []
+    for lo, hi in (("rate_diff_low", "rate_diff_high"), ("margin_diff_low", "margin_diff_high")):
+        signs.append(np.where(out[lo] > 0, 1, np.where(out[hi] < 0, -1, 0)))
+    s1, s2 = signs
+    out["verdict"] = np.where(
+        (s1 * s2 >= 0) & ((s1 + s2) > 0), "better",
+        np.where((s1 * s2 >= 0) & ((s1 + s2) < 0), "worse", "inconclusive"),
+    )  # fmt: skip
+    if dropout and k > 1:
+        try:
+            out = out.join(_group_dropout(seg, groups, adj))
+        except ValueError:  # a group too small or too uniform for a fit: no dropout column
+            pass
+    out.attrs.update(level=level, adjusted_level=adj, groups=k, min_group=min_group,
+                     window=window)  # fmt: skip
+    return out
+
+
+def planted_truths(truth: dict[str, Any] | None) -> dict[tuple[str, str, str], float]:
+    """The sample company's planted effects these sections estimate, from its ground truth
+    (:func:`helpers.synth.read_truth`): (attribute, group, column) -> truth. Empty without a truth
+    file (a client). ``referral_dropout_multiplier`` multiplies referral customers' BG/NBD dropout
+    probability p, so E[p | referral] / E[p | the rest] is the multiplier."""
+    if not truth:
+        return {}
+    p = truth["parameters"]
+    on = bool(p.get("planted_effects", True))
+    out = {
+        ("acquisition_channel", "referral", "dropout_ratio"): (
+            float(p["referral_dropout_multiplier"]) if on else 1.0
+        )
+    }
+    # the planted cost per acquired customer of each channel (helpers.synth.acquisition)
+    for ch, cpa in p.get("acquisition_cpa", []):
+        out[("cac", str(ch), "cpa")] = float(cpa)
+    return out
+
+
+def _r(v: Any, digits: int = 4) -> Any:
+    """A JSON-ready number: rounded float, None for missing or infinite values."""
+    if v is None:
+        return None
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return v
+    return round(f, digits) if math.isfinite(f) else None
+
+
+def show_attributes(
+    attrs: pd.DataFrame | None,
+    sec: pd.DataFrame,
+    bought: pd.DataFrame,
+    seg: pd.DataFrame,
+    econ: Economics,
+    T: Any,
+    fmt: Any,
+    truth: dict[str, Any] | None = None,
+    min_group: int = MIN_GROUP,
+    level: float = 0.95,
+) -> dict[str, Any]:
+    """Render section 3 (one table per attribute, a plot of the acquisition channel, generated
+    sentences); returns its metrics, with a ``truth`` entry
+    (:func:`helpers.run.truth_entry`) for each planted effect it estimates
+    (:func:`planted_truths`)."""
+    from IPython.display import display
+
+    from helpers.run import truth_entry
+
+    T.md("attr.section", min_group=fmt.num(min_group))
+    if attrs is None or attrs.empty:
+        T.md("attr.needs")
+        return {"shown": False}
+    main = "acquisition_channel" if "acquisition_channel" in attrs else attrs.columns[0]
+    planted = planted_truths(truth)
+    out: dict[str, Any] = {"shown": True, "min_group": min_group, "attributes": {}}
+    tables = {}
+    for col in attrs.columns:
+        t = attribute_value(attrs[col], sec, bought, seg, econ, min_group, level=level,
+                            dropout=col == main)  # fmt: skip
+        tables[col] = t
+        label = T.messages.get(f"attr.name.{col}", col)
+        cols = ["customers", "rate", "rate_low", "rate_high", "margin_12", "margin_low",
+                "margin_high"] + (["dropout_ratio", "dropout_low", "dropout_high"]
+                                  if "dropout_ratio" in t else [])  # fmt: skip
+        shown = fmt.table(
+            t[cols], num=["customers"], pct=["rate", "rate_low", "rate_high"],
+            money=["margin_12", "margin_low", "margin_high"],
+            dec=[c for c in cols if c.startswith("dropout")],
+        )  # fmt: skip
+        shown["verdict"] = [T(f"attr.verdict.{v}") for v in t["verdict"]]
+        shown.index = [T("attr.other") if g == "other" else g for g in shown.index]
+        T.md("attr.heading", attribute=label)
+        display(
+            shown.rename(columns=lambda c, w=t.attrs["window"]: T(f"attr.col.{c}", window=w,
+                                             months=MARGIN_MONTHS)).rename_axis(label)
+        )  # fmt: skip
+        better = [g for g, v in t["verdict"].items() if v == "better"]
+        worse = [g for g, v in t["verdict"].items() if v == "worse"]
+        found = " ".join(
+            [T("attr.better", groups=", ".join(better))] * bool(better)
+            + [T("attr.worse", groups=", ".join(worse))] * bool(worse)
+        ) or T("attr.none")  # fmt: skip
+        T.md("attr.meaning", attribute=label, k=t.attrs["groups"], found=found,
+             level=fmt.pct(t.attrs["adjusted_level"], 1))  # fmt: skip
+        entry = {
+            g: {k: _r(v) for k, v in r.items()}
+            for g, r in t.drop(columns="verdict").to_dict("index").items()
+        }
+        for g, v in t["verdict"].items():
+            entry[g]["verdict"] = v
+        for (a, g, c), value in planted.items():
+            if a == col and g in t.index and c in t:
+                entry[g]["truth_" + c] = truth_entry(
+                    t.loc[g, c], t.loc[g, c.replace("ratio", "low")],
+                    t.loc[g, c.replace("ratio", "high")], value,
+                )  # fmt: skip
+        out["attributes"][col] = {"groups": entry, "adjusted_level": _r(t.attrs["adjusted_level"])}
+    t = tables[main]
+    fig, axes = plt.subplots(1, 3 if "dropout_ratio" in t else 2, figsize=(11, 3.4), sharey=True)
+    y = np.arange(len(t))
+    specs = [("rate", "rate_low", "rate_high", T("attr.plot.rate", window=t.attrs["window"])),
+             ("margin_12", "margin_low", "margin_high",
+              T("attr.plot.margin", months=MARGIN_MONTHS, currency=fmt.currency)),
+             ("dropout_ratio", "dropout_low", "dropout_high", T("attr.plot.dropout"))]  # fmt: skip
+    for ax, (c, lo, hi, title) in zip(axes, specs, strict=False):
+        ax.errorbar(t[c], y, xerr=[t[c] - t[lo], t[hi] - t[c]], fmt="o", capsize=3)
+        ax.set_title(title, fontsize=10)
+    axes[0].set_yticks(y, [T("attr.other") if g == "other" else g for g in t.index])
+    if "dropout_ratio" in t:
+        axes[2].axvline(1, color="grey", linewidth=0.8)
+    plots.percent_axis(axes[0], axis="x")
+    plt.tight_layout()
+    plt.show()
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# 4. What customers cost to acquire
+# ---------------------------------------------------------------------------------------------
+#: The marketing spend file: one row per month and channel; sign-ups optional (else the new
+#: customers of the orders count). Negative spend is refused (``money`` >= 0).
+SPEND_SCHEMA: tuple[Column, ...] = (
+    Column("month", "datetime"),
+    Column("channel", "text"),
+    Column("spend", "money"),
+    Column("signups", "int", required=False, nullable=True, min=0),
+)
+
+
+def read_spend(
+    path: str | Path, columns: dict[str, str] | None = None, **kwargs: Any
+) -> pd.DataFrame:
+    """The marketing spend file as ``month`` (first day of the month), ``channel`` (text),
+    ``spend`` (>= 0) and, when the file has it, ``signups`` (:func:`helpers.tables.read_table_info`
+    with :data:`SPEND_SCHEMA`: one error listing every problem, negative spend among them).
+    Rows of one month and channel are summed."""
+    df, _ = read_table_info(path, SPEND_SCHEMA, columns=columns, keep_unmapped=False, **kwargs)
+    df["month"] = pd.to_datetime(df["month"]).dt.to_period("M").dt.to_timestamp()
+    df["channel"] = df["channel"].astype(str)
+    cols = ["spend"] + (["signups"] if "signups" in df else [])
+    return df.groupby(["month", "channel"], as_index=False, sort=True)[cols].sum()
+
+
+def acquired_by_month(channel: pd.Series, seg: pd.DataFrame) -> pd.DataFrame:
+    """New customers per month of their first order and `channel` (customer_id -> channel):
+    ``month``, ``channel``, ``customers``."""
+    ch = channel.reindex(seg.index.astype(str)).astype("string").fillna("unknown")
+    month = pd.to_datetime(seg["first_order"]).dt.to_period("M").dt.to_timestamp()
+    return (
+        pd.DataFrame({"month": month.to_numpy(), "channel": ch.to_numpy()})
+        .groupby(["month", "channel"], as_index=False, sort=True)
+        .size()
+        .rename(columns={"size": "customers"})
+    )
+
+
+def check_spend(spend: pd.DataFrame, acquired: pd.DataFrame, as_of: str | pd.Timestamp,
+                file: str = "marketing spend") -> None:  # fmt: skip
+    """Raise one :class:`~helpers.tables.DataValidationError` listing what of the spend file does
+    not match the orders: channels with spend but no customer acquired through them, channels
+    that acquired customers but have no spend rows, and months outside the orders' months (before
+    the first new customer's month or after the as-of month). Nothing is computed from a file
+    that does not match: a cost per customer over other months or channels would be wrong."""
+    parts = []
+    sc, ac = set(spend["channel"]), set(acquired["channel"])
+    if extra := sorted(sc - ac):
+        parts.append(f"channels with spend but no customer acquired through them: {extra}")
+    if missing := sorted(ac - sc - {"unknown"}):
+        parts.append(f"channels that acquired customers but have no spend rows: {missing}")
+    lo = acquired["month"].min()
+    hi = pd.Timestamp(periods.as_of_day(as_of)).to_period("M").to_timestamp()
+    out = sorted({m.strftime("%Y-%m") for m in spend["month"] if m < lo or m > hi})
+    if out:
+        parts.append(
+            f"months outside the orders ({lo:%Y-%m} to {hi:%Y-%m}): {out[:12]}"
+            + (f" and {len(out) - 12} more" if len(out) > 12 else "")
+        )
+    if parts:
+        raise DataValidationError(
+            [f"{file}: does not match the orders; " + "; ".join(parts) + ". Map the file's "
+             "channel column to the same channel as the customers (mapping key 'customers' or "
+             "the orders' channel column) and give the months of the orders."]
+        )  # fmt: skip
+
+
+def acquisition_costs(
+    spend: pd.DataFrame,
+    channel: pd.Series,
+    seg: pd.DataFrame,
+    bought: pd.DataFrame,
+    econ: Economics,
+    values: pd.DataFrame | None = None,
+    level: float = 0.95,
+) -> dict[str, pd.DataFrame]:
+    """Cost per acquired customer (CAC) by channel and month, value : cost and payback.
+
+    * ``cac``: per channel, :func:`helpers.economics.cost_per_acquisition` (the ratio of sums
+      spend / sign-ups with the months as sampling units; Cochran 1977, 6.4); sign-ups are the
+      file's, or the orders' new customers of that month and channel when the file has none.
+    * ``monthly``: spend, sign-ups and CAC per month and channel.
+    * ``payback``: :func:`helpers.cohorts.payback_table` on the observed cumulative margin per
+      acquired customer by channel (:func:`helpers.cohorts.value_by_age` of :func:`margin_flows`)
+      at 12 months: the month the margin per customer reaches the CAC, and 12-month value : CAC.
+    * ``clv``: with `values` (:class:`LtvCurves` ``values``: each customer's margin observed then
+      projected), the same at the last month: CLV : CAC, its interval from the customers' spread
+      and the months' spend (parameter uncertainty of the model not included), and payback on
+      the projected curve (for channels too young to have paid back yet)."""
+    acquired = acquired_by_month(channel, seg)
+    check_spend(spend, acquired, seg.attrs["as_of"])
+    d = spend.merge(acquired, on=["month", "channel"], how="left").fillna({"customers": 0})
+    if "signups" not in d:
+        d["signups"] = d["customers"]
+    d["signups"] = d["signups"].fillna(d["customers"])
+    cac = economics.cost_per_acquisition(d, by="channel", level=level)
+    cac = cac[cac["signups"] > 0] if (cac["signups"] > 0).any() else cac
+    monthly = d.assign(cac=d["spend"] / d["signups"].where(d["signups"] > 0))
+    ch = channel.reindex(seg.index.astype(str)).astype("string").fillna("unknown")
+    by = pd.Series(ch.to_numpy(), index=seg.index)
+    curve = cohorts.value_by_age(
+        margin_flows(bought, econ), seg["first_order"], seg.attrs["as_of"], by=by,
+        max_age=MARGIN_MONTHS - 1, level=level,
+    )  # fmt: skip
+    out = {"cac": cac, "monthly": monthly,
+           "payback": cohorts.payback_table(curve, cac, MARGIN_MONTHS - 1)}  # fmt: skip
+    if values is not None:
+        v = values.copy()
+        v["group"] = ch.reindex(v.index).to_numpy()
+        long = v.melt(id_vars="group", var_name="age", value_name="value").dropna()
+        g = long.groupby(["group", "age"])["value"]
+        proj = pd.concat({"value": g.mean(), "se": g.sem(), "customers": g.size()}, axis=1)
+        proj = proj.reset_index()
+        z = _z(level)
+        proj["ci_low"], proj["ci_high"] = (
+            proj["value"] - z * proj["se"],
+            proj["value"] + z * proj["se"],
+        )
+        out["clv"] = cohorts.payback_table(proj, cac, int(values.columns.max()))
+    return out
+
+
+def show_costs(
+    costs: dict[str, pd.DataFrame] | None,
+    T: Any,
+    fmt: Any,
+    truth: dict[str, Any] | None = None,
+    months: int = 36,
+    reason: str = "",
+) -> dict[str, Any]:
+    """Render section 4 (CAC by channel with value : cost and payback, CAC by month); returns its
+    metrics, with a truth entry per channel's planted cost per acquisition (:func:`planted_truths`)."""
+    from IPython.display import display
+
+    from helpers.run import truth_entry
+
+    T.md("cac.section")
+    if costs is None:
+        T.md("cac.needs", reason=reason)
+        return {"shown": False}
+    cac, pay = costs["cac"], costs["payback"]
+    table = cac[["signups", "spend", "cpa", "ci_low", "ci_high"]].join(
+        pay[["value", "value_to_cac", "ratio_low", "ratio_high", "payback"]]
+    )
+    money = ["spend", "cpa", "ci_low", "ci_high", "value"]
+    if "clv" in costs:
+        clv_t = costs["clv"].rename(
+            columns={"value": "clv", "value_to_cac": "clv_to_cac", "ratio_low": "clv_ratio_low",
+                     "ratio_high": "clv_ratio_high", "payback": "payback_model"}
+        )  # fmt: skip
+        table = table.join(clv_t[["clv", "clv_to_cac", "clv_ratio_low", "clv_ratio_high",
+                                  "payback_model"]])  # fmt: skip
+        money.append("clv")
+    shown = table.copy()
+    for c in ("payback", "payback_model"):
+        if c in shown:
+            shown[c] = shown[c] + 1  # age 0 = the first month
+    shown = fmt.table(shown, money=money, num=["signups", "payback"] + (
+        ["payback_model"] if "clv" in costs else []),
+        dec=[c for c in table.columns if "ratio" in c or c.endswith("_to_cac")], digits=1)  # fmt: skip
+    display(shown.rename(columns=lambda c: T(f"cac.col.{c}", months=months)).rename_axis(
+        T("attr.name.acquisition_channel")))  # fmt: skip
+    mon = costs["monthly"].pivot(index="month", columns="channel", values="cac")
+    q = mon.groupby(mon.index.to_period("Q")).mean()
+    ax = plots.new_axes(T("cac.plot_title", currency=fmt.currency), "", fmt.currency, (9.5, 3.6))
+    for c in q.columns:
+        ax.plot(q.index.astype(str), q[c], marker="o", label=c)
+    ax.set_yscale("log")
+    ax.legend(fontsize=8, ncol=3)
+    ax.tick_params(axis="x", labelrotation=90)
+    plt.show()
+    key, lo, hi = (("clv_to_cac", "clv_ratio_low", "clv_ratio_high") if "clv" in costs
+                   else ("value_to_cac", "ratio_low", "ratio_high"))  # fmt: skip
+    pays = [g for g in table.index if table.loc[g, lo] > 1]
+    loses = [g for g in table.index if table.loc[g, hi] < 1]
+    unsure = [g for g in table.index if g not in pays and g not in loses]
+    parts = [T("cac.pays", groups=", ".join(pays))] * bool(pays) + [
+        T("cac.loses", groups=", ".join(loses))] * bool(loses) + [
+        T("cac.unsure", groups=", ".join(unsure))] * bool(unsure)  # fmt: skip
+    T.md("cac.meaning", found=" ".join(parts), months=months if "clv" in costs else MARGIN_MONTHS)
+    planted = planted_truths(truth)
+    channels = {}
+    for g, r in table.to_dict("index").items():
+        e = {k: _r(v) for k, v in r.items()}
+        if ("cac", g, "cpa") in planted:
+            e["truth_cpa"] = truth_entry(r["cpa"], r["ci_low"], r["ci_high"],
+                                         planted[("cac", g, "cpa")])  # fmt: skip
+        channels[str(g)] = e
+    return {"shown": True, "channels": channels,
+            "monthly_cac": {f"{m:%Y-%m}": {str(c): _r(v, 2) for c, v in row.items() if pd.notna(v)}
+                            for m, row in mon.iterrows()}}  # fmt: skip
+
+
+# ---------------------------------------------------------------------------------------------
+# the notebook's inputs for sections 3 and 4
+# ---------------------------------------------------------------------------------------------
+@dataclass
+class Inputs:
+    """What sections 3 and 4 read beside the orders: the first-order ``attributes`` (None when
+    nothing is mapped), the acquisition ``channel`` per customer (the customer file's
+    ``acquisition_channel``, else the orders' ``channel``; None without one), the ``spend`` table
+    (None without a file) and the sample company's ground ``truth`` (None for a client)."""
+
+    attributes: pd.DataFrame | None
+    channel: pd.Series | None
+    spend: pd.DataFrame | None
+    truth: dict[str, Any] | None
+
+
+def read_inputs(mapping: Any, data: str | Path, bought: pd.DataFrame) -> Inputs:
+    """Read the optional files (:func:`sources`) and the first-order attributes
+    (:func:`first_order_attributes`); every bad input raises one
+    :class:`~helpers.tables.DataValidationError` before anything is shown."""
+    src = sources(mapping, data)
+    cust = src["customers"]
+    customers = read_customer_attributes(cust["path"], cust["columns"]) if cust else None
+    attrs = first_order_attributes(bought, customers, getattr(mapping, "columns", None))
+    channel = next((attrs[c] for c in ("acquisition_channel", "channel") if c in attrs), None)
+    sp = src["marketing_spend"]
+    spend = read_spend(sp["path"], sp["columns"]) if sp else None
+    truth = None
+    if any(s and s["sample"] for s in src.values()):
+        from helpers.synth import read_truth
+
+        truth = read_truth(Path(data).parent)
+    return Inputs(attrs if len(attrs.columns) else None, channel, spend, truth)
