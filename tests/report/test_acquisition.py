@@ -145,3 +145,175 @@ def test_value_by_order_number_and_the_same_customers():
     v = acq.value_by_order_number(o, top=3)
     assert v["mean"].tolist() == [50.0, 40.0, 30.0]  # all orders of each number
     assert v["mean_same"].tolist() == [10.0, 20.0, 30.0]  # only a has three orders
+
+
+# --- 3. first-order attributes -----------------------------------------------------------------
+
+
+def test_first_order_attributes_take_the_first_orders_values():
+    o = SMALL.assign(channel=["web", "app", "app", "shop", "web"], discount=[0, 5, 0, 2.5, 0])
+    attrs = acq.first_order_attributes(o)
+    assert attrs.loc["a", "channel"] == "web" and attrs.loc["c", "channel"] == "shop"
+    assert attrs["discount_used"].to_dict() == {"a": "no", "b": "no", "c": "yes"}
+    cust = pd.DataFrame({"acquisition_channel": ["referral", "ads"]}, index=["a", "c"])
+    both = acq.first_order_attributes(o, cust)
+    assert both.loc["a", "acquisition_channel"] == "referral"
+    assert pd.isna(both.loc["b", "acquisition_channel"])
+
+
+def test_an_id_mapped_as_a_channel_is_refused_with_the_clients_column_and_count():
+    n = 120
+    o = orders([(f"c{i}", "2025-01-01", 10.0) for i in range(n)]).assign(
+        channel=[f"ord-{i}" for i in range(n)]
+    )
+    with pytest.raises(acq.DataValidationError) as err:
+        acq.first_order_attributes(o, client_columns={"channel": "Bestellnummer"})
+    msg = str(err.value)
+    assert "'Bestellnummer'" in msg and "120 distinct values" in msg and "at most 50" in msg
+
+
+def test_small_groups_are_pooled_as_other():
+    v = pd.Series(["a"] * 150 + ["b"] * 99 + ["c"] * 5 + [None] * 3)
+    pooled = acq.pool_small(v, 100)
+    assert pooled.value_counts().to_dict() == {"a": 150, "other": 107}
+
+
+def test_attribute_value_finds_a_real_difference_and_corrects_for_the_groups():
+    """Group 'good' orders again within 90 days far more often: better; the k = 3 groups give
+    intervals at 1 - 0.05 / 3."""
+    rng = np.random.default_rng(3)
+    rows = []
+    for i in range(900):
+        g = ("good", "mid", "low")[i % 3]
+        first = pd.Timestamp("2024-01-01") + pd.Timedelta(days=int(rng.integers(0, 200)))
+        rows.append((f"c{i}", str(first), 30.0))
+        p = {"good": 0.8, "mid": 0.4, "low": 0.35}[g]
+        if rng.random() < p:
+            rows.append((f"c{i}", str(first + pd.Timedelta(days=int(rng.integers(1, 80)))), 30.0))
+    o = orders(rows)
+    seg = summary(o, "2025-09-30")
+    sec = acq.second_orders(o, "2025-09-30")
+    attr = pd.Series({f"c{i}": ("good", "mid", "low")[i % 3] for i in range(900)})
+    t = acq.attribute_value(attr, sec, o, seg, ECON, dropout=False)
+    assert t.attrs["adjusted_level"] == pytest.approx(1 - 0.05 / 3)
+    assert t.loc["good", "verdict"] == "better"
+    assert t.loc["good", "rate_diff_low"] > 0
+    assert t.loc["mid", "rate_low"] < 0.4 < t.loc["mid", "rate_high"]
+
+
+def test_planted_truths_read_the_companys_parameters():
+    truth = {"parameters": {"referral_dropout_multiplier": 0.6,
+                            "acquisition_cpa": [["ads", 40.0], ["seo", 8.0]]}}  # fmt: skip
+    p = acq.planted_truths(truth)
+    assert p[("acquisition_channel", "referral", "dropout_ratio")] == 0.6
+    assert p[("cac", "ads", "cpa")] == 40.0
+    assert acq.planted_truths(None) == {}
+
+
+# --- 4. acquisition costs ----------------------------------------------------------------------
+
+
+def write(tmp_path, text: str, name: str = "spend.csv"):
+    p = tmp_path / name
+    p.write_text(text, encoding="utf-8")
+    return p
+
+
+def test_negative_spend_is_refused(tmp_path):
+    p = write(tmp_path, "month,channel,spend\n2025-01-01,ads,100\n2025-02-01,ads,-5\n")
+    with pytest.raises(acq.DataValidationError) as err:
+        acq.read_spend(p)
+    assert [(q.column, q.code) for q in err.value.problems] == [("spend", "negative")]
+
+
+def test_spend_file_with_client_columns_and_repeated_rows(tmp_path):
+    p = write(
+        tmp_path, "Monat;Kanal;Kosten\n2025-01-15;ads;100\n2025-01-20;ads;50\n2025-02-01;seo;10\n"
+    )
+    s = acq.read_spend(p, {"month": "Monat", "channel": "Kanal", "spend": "Kosten"}, delimiter=";")
+    assert s.to_dict("list") == {
+        "month": [pd.Timestamp("2025-01-01"), pd.Timestamp("2025-02-01")],
+        "channel": ["ads", "seo"], "spend": [150.0, 10.0],
+    }  # fmt: skip
+
+
+def test_a_spend_file_that_does_not_match_gets_one_message():
+    acquired = pd.DataFrame({"month": pd.to_datetime(["2025-01-01", "2025-02-01"]),
+                             "channel": ["ads", "seo"], "customers": [3, 4]})  # fmt: skip
+    spend = pd.DataFrame({"month": pd.to_datetime(["2024-06-01", "2025-01-01", "2025-02-01"]),
+                          "channel": ["ads", "ads", "tv"], "spend": [1.0, 2.0, 3.0]})  # fmt: skip
+    with pytest.raises(acq.DataValidationError) as err:
+        acq.check_spend(spend, acquired, "2025-03-31", "spend.csv")
+    assert len(err.value.problems) == 1
+    msg = str(err.value)
+    assert "['tv']" in msg and "['seo']" in msg and "['2024-06']" in msg
+
+
+def test_cac_from_the_orders_new_customers_when_the_file_has_no_signups():
+    o = orders(
+        [("a", "2025-01-03", 30.0), ("b", "2025-01-09", 30.0), ("c", "2025-02-02", 30.0),
+         ("d", "2025-02-05", 30.0), ("a", "2025-02-20", 30.0)]
+    )  # fmt: skip
+    seg = summary(o, "2025-03-31")
+    channel = pd.Series({"a": "ads", "b": "ads", "c": "ads", "d": "seo"})
+    spend = pd.DataFrame({"month": pd.to_datetime(["2025-01-01", "2025-02-01", "2025-02-01"]),
+                          "channel": ["ads", "ads", "seo"], "spend": [40.0, 20.0, 5.0]})  # fmt: skip
+    out = acq.acquisition_costs(spend, channel, seg, o, ECON)
+    cac = out["cac"]
+    assert cac.loc["ads", "signups"] == 3 and cac.loc["ads", "cpa"] == pytest.approx(60 / 3)
+    assert cac.loc["seo", "cpa"] == pytest.approx(5.0)
+    ref = economics.cost_per_acquisition(
+        spend.assign(signups=[2, 1, 1]), by="channel"
+    )  # the one CAC statistic (helpers.economics)
+    pd.testing.assert_series_equal(cac["cpa"], ref["cpa"])
+    # payback: ads customers bring 13 each in month 1 (< 20), a's second order makes it later
+    assert "payback" in out["payback"] and out["payback"].loc["seo", "payback"] == 0
+
+
+# --- inputs and the sections' "what it needs" --------------------------------------------------
+
+
+class _Mapping:
+    columns = {"customer_id": "customer_id"}
+    path = "/nowhere/client.yaml"
+
+
+def test_sources_from_the_mapping_or_a_sample_company(tmp_path):
+    m = _Mapping()
+    assert acq.sources(m, tmp_path / "orders.csv") == {"customers": None, "marketing_spend": None}
+    (tmp_path / "ground_truth.json").write_text("{}")
+    (tmp_path / "marketing_spend.csv").write_text("month,channel,spend\n")
+    src = acq.sources(m, tmp_path / "orders.csv")
+    assert src["marketing_spend"]["sample"] and src["customers"] is None
+    m.marketing_spend = {"path": "spend.csv", "columns": {"spend": "Cost"}}
+    given = acq.sources(m, tmp_path / "orders.csv")["marketing_spend"]
+    assert given["path"] == acq.Path("/nowhere/spend.csv") and not given["sample"]
+
+
+def test_a_bad_spend_file_fails_before_anything_is_shown(tmp_path):
+    (tmp_path / "ground_truth.json").write_text('{"parameters": {}}')
+    write(tmp_path, "month,channel,spend\n2025-01-01,ads,-1\n", "marketing_spend.csv")
+    with pytest.raises(acq.DataValidationError, match="negative"):
+        acq.read_inputs(_Mapping(), tmp_path / "orders.csv", SMALL)
+
+
+class _T:
+    messages: dict = {}
+
+    def __init__(self):
+        self.shown = []
+
+    def __call__(self, key, **values):
+        return key
+
+    def md(self, key, **values):
+        self.shown.append(key)
+
+
+def test_sections_say_what_they_need_when_their_data_are_missing():
+    from helpers.report import Formatter
+
+    T, fmt = _T(), Formatter("EUR")
+    assert acq.show_attributes(None, None, SMALL, None, ECON, T, fmt) == {"shown": False}
+    assert acq.show_costs(None, T, fmt, reason="a spend file") == {"shown": False}
+    assert T.shown == ["attr.section", "attr.needs", "cac.section", "cac.needs"]
