@@ -533,7 +533,7 @@ def show_second_order(
     rates = second_order_rates(sec, level=level)
     km = time_to_second_order(sec, level=level)
     by_order = value_by_order_number(bought)
-    wide = rates.pivot(index="cohort", columns="window", values="rate")
+    wide = rates.pivot(index="cohort", columns="window", values="rate").rename_axis(columns=None)
     wide = wide.loc[[c for c in wide.index if c != "all"] + ["all"]]
     shown = fmt.table(wide, pct=list(wide.columns))
     shown.index = [T("second.all") if c == "all" else c for c in shown.index]

@@ -317,3 +317,40 @@ def test_sections_say_what_they_need_when_their_data_are_missing():
     assert acq.show_attributes(None, None, SMALL, None, ECON, T, fmt) == {"shown": False}
     assert acq.show_costs(None, T, fmt, reason="a spend file") == {"shown": False}
     assert T.shown == ["attr.section", "attr.needs", "cac.section", "cac.needs"]
+
+
+def _fit(cov: float) -> acq.Any:
+    """A report ClvFit with fixed BG/NBD and Gamma-Gamma parameters (weeks) and a diagonal
+    covariance of the log-parameters."""
+    from helpers.btyd import ModelFit
+    from helpers.report import ClvFit
+
+    pf = ModelFit("BG/NBD", {"r": 0.8, "alpha": 6.0, "a": 0.6, "b": 3.5}, 0.0, 100, "W",
+                  np.eye(4) * cov, True)  # fmt: skip
+    gg = ModelFit("Gamma-Gamma", {"p": 6.0, "q": 4.0, "gamma": 15.0}, 0.0, 100, "W",
+                  np.eye(3) * cov, True)  # fmt: skip
+    return ClvFit(pd.DataFrame(), "BG/NBD", pd.DataFrame(), pf, gg, 13.0, ECON.shipping_per_order)
+
+
+def test_projection_starts_at_the_observed_curve_and_grows_with_its_band():
+    rng = np.random.default_rng(5)
+    n = 400
+    ids = [f"c{i}" for i in rng.integers(0, 120, n)]
+    days = pd.Timestamp("2024-01-01") + pd.to_timedelta(rng.integers(0, 600, n), unit="D")
+    o = orders(list(zip(ids, days.astype(str), rng.gamma(3, 10, n).round(2), strict=True)))
+    seg = summary(o, "2025-09-30")
+    lc = acq.ltv_curves(o, seg, ECON, fit=_fit(0.01), months=24)
+    for _, c in lc.curves.groupby("cohort"):
+        start = c["projected"].first_valid_index()
+        # the dashed line starts where the solid one ends, on the same value
+        assert c.loc[start, "projected"] == pytest.approx(c.loc[start, "observed"])
+        p = c["projected"].dropna()
+        assert (np.diff(p) >= -1e-9).all()  # margin per order > 0: value only grows
+        b = c[["projected", "low", "high"]].dropna()  # a one-customer cohort has no band
+        assert (b["low"] <= b["projected"] + 1e-9).all() and (
+            b["projected"] <= b["high"] + 1e-9
+        ).all()
+    flat = acq.ltv_curves(o, seg, ECON, fit=_fit(0.0), months=24)
+    wide = acq.ltv_curves(o, seg, ECON, fit=_fit(0.05), months=24)
+    w0 = (flat.curves["high"] - flat.curves["low"]).sum()
+    assert (wide.curves["high"] - wide.curves["low"]).sum() > w0  # parameter uncertainty adds
