@@ -687,7 +687,8 @@ def first_order_attributes(
     first = d.groupby("customer_id", observed=True, sort=False).head(1)
     first = first.set_index(first["customer_id"].astype(str))
     attrs = pd.DataFrame(index=first.index.rename("customer_id"))
-    for c in [c for c in bought.columns if c not in _ORDER_COLUMNS]:
+    for c in [c for c in bought.columns
+              if c not in _ORDER_COLUMNS and not str(c).endswith("(unmapped)")]:  # fmt: skip
         if c == "discount":
             amount = pd.to_numeric(first[c], errors="coerce")
             attrs["discount_used"] = np.where(amount.fillna(0) > 0, "yes", "no")
@@ -888,10 +889,14 @@ def show_attributes(
     out: dict[str, Any] = {"shown": True, "min_group": min_group, "attributes": {}}
     tables = {}
     for col in attrs.columns:
+        label = T.messages.get(f"attr.name.{col}", col)
+        if pool_small(attrs[col].reindex(seg.index.astype(str)), min_group).nunique() < 2:
+            T.md("attr.one_group", attribute=label, min_group=fmt.num(min_group))
+            out["attributes"][col] = {"groups": None, "reason": "fewer than two groups"}
+            continue
         t = attribute_value(attrs[col], sec, bought, seg, econ, min_group, level=level,
                             dropout=col == main)  # fmt: skip
         tables[col] = t
-        label = T.messages.get(f"attr.name.{col}", col)
         cols = ["customers", "rate", "rate_low", "rate_high", "margin_12", "margin_low",
                 "margin_high"] + (["dropout_ratio", "dropout_low", "dropout_high"]
                                   if "dropout_ratio" in t else [])  # fmt: skip
@@ -928,6 +933,8 @@ def show_attributes(
                     t.loc[g, c.replace("ratio", "high")], value,
                 )  # fmt: skip
         out["attributes"][col] = {"groups": entry, "adjusted_level": _r(t.attrs["adjusted_level"])}
+    if main not in tables:
+        return out
     t = tables[main]
     fig, axes = plt.subplots(1, 3 if "dropout_ratio" in t else 2, figsize=(11, 3.4), sharey=True)
     y = np.arange(len(t))

@@ -354,3 +354,17 @@ def test_projection_starts_at_the_observed_curve_and_grows_with_its_band():
     wide = acq.ltv_curves(o, seg, ECON, fit=_fit(0.05), months=24)
     w0 = (flat.curves["high"] - flat.curves["low"]).sum()
     assert (wide.curves["high"] - wide.curves["low"]).sum() > w0  # parameter uncertainty adds
+
+
+def test_an_attribute_with_one_group_after_pooling_is_not_compared():
+    from helpers.report import Formatter
+
+    o = SMALL.assign(channel=["web", "web", "app", "web", "web"])
+    seg = summary(SMALL)
+    sec = acq.second_orders(SMALL, AS_OF)
+    T = _T()
+    out = acq.show_attributes(
+        acq.first_order_attributes(o), sec, SMALL, seg, ECON, T, Formatter("EUR"), min_group=3
+    )
+    assert out["attributes"]["channel"]["groups"] is None
+    assert T.shown == ["attr.section", "attr.one_group"]
