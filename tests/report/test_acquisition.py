@@ -368,3 +368,9 @@ def test_an_attribute_with_one_group_after_pooling_is_not_compared():
     )
     assert out["attributes"]["channel"]["groups"] is None
     assert T.shown == ["attr.section", "attr.one_group"]
+
+
+def test_very_many_customers_are_sampled_systematically():
+    assert acq._every_kth(10, limit=20).all()
+    mask = acq._every_kth(1000, limit=300)  # k = 4
+    assert mask.sum() == 250 and mask[::4].all()
