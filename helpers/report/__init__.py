@@ -19,6 +19,8 @@ The package, as the report runs:
   the orders (optional), read and checked against them;
 - :mod:`~helpers.report.beyond_orders` — what those tables say: NPS with its interval, each
   campaign against its holdout, the loyalty programme against members' own history;
+- :mod:`~helpers.report.acquisition_views` — what shop owners ask: lifetime value by acquisition
+  cohort, the second order, which customers are worth acquiring, what they cost;
 - :mod:`~helpers.report.engine` — the heavy aggregations as backend-neutral Ibis expressions;
 - :mod:`~helpers.report.analysis` — headline, segments, at-risk list, CLV, scenario (no reading);
 - :mod:`~helpers.report.formatting` and :mod:`~helpers.report.text` — the client's language;

@@ -365,7 +365,8 @@ def show(
              verdict=T("survey.loyal_heard" if loyal else "survey.no_sign"))  # fmt: skip
         theme_table = comment_themes(s, themes) if themes else None
         if theme_table is not None:
-            T.md("survey.themes", comments=fmt.num(theme_table["n"].sum()))
+            T.md("survey.themes", comments=fmt.num(theme_table["n"].sum()), other=T("attr.other"))
+            theme_table = theme_table.rename(index={"other": T("attr.other")})
             display(pd.DataFrame({
                 T("col.comments"): [fmt.num(v) for v in theme_table["n"]],
                 T("col.share"): [_iv(fmt, *r, "pct", 0)

@@ -35,7 +35,10 @@ Columns: survey ``customer_id``, ``date``, ``score`` (0-10), optional ``comment`
 or programme a campaign belongs to: results are then pooled per flow), ``cost`` (per send) and
 ``discount`` (given with the send's orders), and the key ``holdout_share`` (the planned share of
 the holdout, one number or one per campaign or flow: the sample-ratio check); loyalty ``customer_id``, ``join_date``, optional
-``tier``.
+``tier``; customers ``customer_id``, optional ``acquisition_channel``, ``country`` and any other
+attribute known at acquisition (text); marketing_spend ``month``, ``channel``, ``spend`` (>= 0),
+optional ``signups`` (:mod:`helpers.report.acquisition_views`). The customer list and the spend file are
+not checked against the orders' customers (a list may hold sign-ups who never ordered).
 """
 
 from __future__ import annotations
@@ -60,6 +63,9 @@ __all__ = [
     "spec_problems",
     "parse_specs",
     "read_extra_tables",
+    "schema",
+    "CUSTOMER_TABLES",
+    "OPEN_TABLES",
     "theme_dictionary",
     "THEMES_FOLDER",
 ]
@@ -68,7 +74,10 @@ __all__ = [
 TEXT = pd.StringDtype("pyarrow")
 
 #: The tables a mapping may name beside the orders.
-KINDS: tuple[str, ...] = ("survey", "campaigns", "loyalty")
+KINDS: tuple[str, ...] = ("survey", "campaigns", "loyalty", "customers", "marketing_spend")
+#: Tables whose customers are the orders' customers (checked against them); a customer list may
+#: hold sign-ups who never ordered, and the spend file has no customers.
+CUSTOMER_TABLES: tuple[str, ...] = ("survey", "campaigns", "loyalty")
 
 #: Canonical columns of each table (required unless said).
 COLUMNS: dict[str, tuple[Column, ...]] = {
@@ -92,7 +101,22 @@ COLUMNS: dict[str, tuple[Column, ...]] = {
         Column("join_date", "datetime"),
         Column("tier", "text", required=False, nullable=True),
     ),
+    # one row per customer; any other mapped column is an attribute known at acquisition (text)
+    "customers": (
+        Column("customer_id", "id", unique=True),
+        Column("acquisition_channel", "text", required=False, nullable=True),
+        Column("country", "text", required=False, nullable=True),
+    ),
+    # one row per month and channel; sign-ups optional; negative spend refused
+    "marketing_spend": (
+        Column("month", "datetime"),
+        Column("channel", "text"),
+        Column("spend", "money"),
+        Column("signups", "int", required=False, nullable=True, min=0),
+    ),
 }
+#: Tables that may map columns of their own beyond :data:`COLUMNS` (kept as text).
+OPEN_TABLES: tuple[str, ...] = ("customers",)
 
 #: The two arms of a campaign and the values that mean them when the mapping names none.
 ARMS: dict[str, tuple[str, ...]] = {
@@ -181,7 +205,7 @@ def spec_problems(name: str, raw: Any, folder: Path) -> list[str]:
             if c.required and c.name not in cols:
                 problems.append(f"{where}: 'columns' must name the file's column for '{c.name}'")
         for key in cols:
-            if key not in canon:
+            if key not in canon and kind not in OPEN_TABLES:
                 problems.append(
                     f"{where}: unknown column '{key}'; this table's columns: {list(canon)}"
                 )
@@ -294,17 +318,30 @@ def read_extra_tables(
     first = pd.Timestamp(first_order)
     for kind, spec in specs.items():
         try:
-            df, info = read_table_info(spec.file, COLUMNS[kind], reader="pandas",
+            df, info = read_table_info(spec.file, schema(spec), reader="pandas",
                                        keep_unmapped=False, **spec.read_kwargs(id_type))  # fmt: skip
         except DataValidationError as err:
             problems += err.problems
             continue
-        found = _check(spec, df, info, known, first, as_of, unmatched)
-        problems += found
+        if kind in CUSTOMER_TABLES:
+            problems += _check(spec, df, info, known, first, as_of, unmatched)
+        else:
+            df.attrs.update(file=Path(spec.file).name, customers=0, unmatched=0)
         out[kind] = df
     if problems:
         raise DataValidationError(problems)
     return out
+
+
+def schema(spec: TableSpec) -> tuple[Column, ...]:
+    """The columns `spec` is read with: :data:`COLUMNS` of its kind, plus (for
+    :data:`OPEN_TABLES`) every other mapped column as optional text."""
+    cols = COLUMNS[spec.kind]
+    if spec.kind in OPEN_TABLES:
+        known = {c.name for c in cols}
+        cols += tuple(Column(c, "text", required=False, nullable=True)
+                      for c in spec.columns if c not in known)  # fmt: skip
+    return cols
 
 
 #: The date column of each table.
