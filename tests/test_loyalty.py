@@ -400,3 +400,42 @@ def test_members_at_join_by_hand():
     s = loyalty.members_at_join(states)
     assert s.loc[1].tolist() == [1.0, 4.0, 4.0]  # joined at the second order, week 4
     assert s.loc[2].tolist() == [0.0, 0.0, 0.0]  # joined at sign-up
+
+
+def test_later_joiner_controls_by_hand():
+    launches = pd.DataFrame(
+        {
+            "country": ["NL", "DE"],
+            "launch_date": pd.to_datetime(["2024-01-01", "2025-01-01"]),
+            "pilot": [True, False],
+        }
+    )
+    customers = pd.DataFrame(
+        {
+            "customer_id": [1, 2, 3, 4, 5],
+            "signup_date": pd.to_datetime(["2023-01-01"] * 5),
+            "country": ["NL", "NL", "DE", "DE", "DE"],
+        }
+    )
+    dates = {
+        1: ["2023-01-01", "2023-06-01", "2024-03-01", "2024-07-01", "2024-10-01", "2025-02-01"],
+        2: ["2023-01-01", "2024-02-01", "2024-05-01"],  # pilot joiner, no order after the pilot
+        3: ["2023-01-01", "2024-07-01", "2024-10-01", "2025-01-15"],
+        4: ["2023-01-01", "2023-03-01", "2023-09-01", "2024-01-01", "2025-03-01"],
+        5: ["2023-01-01", "2024-04-01", "2025-05-01"],  # ordered in 2025 but never joined
+    }
+    orders = pd.DataFrame(
+        [(c, pd.Timestamp(d)) for c, ds in dates.items() for d in ds],
+        columns=["customer_id", "order_date"],
+    )
+    joins = pd.Series(pd.to_datetime(["2024-03-01", "2024-02-01", "2025-01-15", "2025-03-01"]),
+                      index=[1, 2, 3, 4])  # fmt: skip
+    r = loyalty.later_joiner_controls(orders, customers, launches, joins, "2024-12-31")
+    assert (r["n_treated"], r["n_controls"]) == (1, 2)
+    stop = pd.Timestamp("2025-01-01")
+    weeks = {c: (stop - pd.Timestamp(a)).days / 7 for c, a in
+             ((1, "2024-03-01"), (3, "2024-07-01"), (4, "2024-01-01"))}  # fmt: skip
+    expected = (2 / weeks[1]) / ((1 + 0) / (weeks[3] + weeks[4]))
+    assert r["ratio"] == pytest.approx(expected, rel=1e-6)
+    assert r["sample"].loc[4, "pre_y"] == 2 and r["sample"].loc[1, "pre_y"] == 1
+    assert r["pre_ratio"] == pytest.approx((1 / 52) / ((0 + 2) / 104), rel=1e-6)
