@@ -439,3 +439,56 @@ def test_later_joiner_controls_by_hand():
     assert r["ratio"] == pytest.approx(expected, rel=1e-6)
     assert r["sample"].loc[4, "pre_y"] == 2 and r["sample"].loc[1, "pre_y"] == 1
     assert r["pre_ratio"] == pytest.approx((1 / 52) / ((0 + 2) / 104), rel=1e-6)
+
+
+def test_aalen_johansen_equals_lifelines_without_ties():
+    from lifelines import AalenJohansenFitter
+
+    rng = np.random.default_rng(3)
+    t = rng.exponential(10, 300)
+    code = rng.choice([0, 1, 2], 300, p=[0.3, 0.4, 0.3])
+    times, f1, f2 = loyalty._aalen_johansen(t, code, np.ones(300))
+    for k, f in ((1, f1), (2, f2)):
+        aj = AalenJohansenFitter(calculate_variance=False).fit(t, code, event_of_interest=k)
+        ref = aj.cumulative_density_.iloc[:, 0].reindex(times, method="ffill").to_numpy()
+        np.testing.assert_allclose(f, ref, atol=1e-10)
+
+
+def test_ultimate_breakage_bounds_hold_the_open_points():
+    done = _events(
+        [
+            (1, "2024-01-01", "earn", 500),
+            (1, "2024-01-01 00:00:01", "redeem", -500),
+            (2, "2024-01-01", "earn", 300),
+            (2, "2025-01-01", "expire", -300),
+        ]
+    )
+    u = loyalty.ultimate_breakage(loyalty.point_fates(done, "2025-12-31"), 24, n_boot=50)
+    assert u["estimate"] == pytest.approx(300 / 800) and u["open"] == pytest.approx(0)
+    assert u["bound_low"] <= u["estimate"] <= u["upper"] <= u["bound_high"]
+    # a third member's points still open at the horizon widen the upper bound by their share
+    more = pd.concat([done, _events([(3, "2024-01-01", "earn", 200)])], ignore_index=True)
+    more["event_id"] = np.arange(1, len(more) + 1)
+    u2 = loyalty.ultimate_breakage(loyalty.point_fates(more, "2025-12-31"), 23, n_boot=50)
+    assert u2["estimate"] == pytest.approx(300 / 1000)
+    assert u2["upper"] == pytest.approx(500 / 1000)
+
+
+def test_breakage_by_vintage_by_hand():
+    ev = _events(
+        [
+            (1, "2024-01-10", "earn", 500),
+            (1, "2024-01-10 00:00:01", "redeem", -500),
+            (2, "2024-02-01", "earn", 300),
+            (2, "2025-02-01", "expire", -300),
+            (3, "2025-11-01", "earn", 200),
+        ]
+    )
+    v = loyalty.breakage_by_vintage(loyalty.point_fates(ev, "2025-12-31"), "2025-12-31")
+    assert v.index.tolist() == ["2024Q1", "2025Q4"]
+    assert v.loc["2024Q1", "points"] == 800 and v.loc["2024Q1", "expired now"] == 300 / 800
+    assert v.loc["2024Q1", "redeemed within 6 months"] == pytest.approx(500 / 800)
+    assert v.loc["2024Q1", "expired within 12 months"] == 0.0
+    assert v.loc["2024Q1", "expired within 18 months"] == pytest.approx(300 / 800)
+    assert v.loc["2025Q4", "open now"] == 1.0
+    assert np.isnan(v.loc["2025Q4", "redeemed within 6 months"])
