@@ -140,3 +140,11 @@ def test_the_oldest_vintage_has_lost_more_than_the_pooled_curve_says(m):
     b = m["breakage"]
     assert b["vintages"] >= 4
     assert b["oldest_vintage_expired_now"] > b["within_horizon_ci_high"]
+
+
+def test_constrained_breakage_gives_every_cohort_a_larger_liability(m):
+    # "A prudent company recognises breakage at the low end of its interval ...: the cohort
+    # table's last column, a larger liability than the point estimate gives"
+    point, constrained = m["ifrs15_contract_liability"], m["ifrs15_contract_liability_constrained"]
+    assert point.keys() == constrained.keys()
+    assert all(constrained[k] > point[k] for k in point)
