@@ -13,13 +13,16 @@ Five small families of functions, each a formula with its source:
   Gelbach & Miller 2008, *REStat* 90(3)).
 * **Selection on observables**: :func:`decision_sample` and :func:`ipw_att` (inverse-probability
   weighting for the effect on the treated: Hirano, Imbens & Ridder 2003, *Econometrica* 71(4)).
+  **Selection by design**: :func:`later_joiner_controls` (the later launch's joiners as controls
+  for the pilot's joiners: both groups chose to join).
 * **Rate multipliers inside BG/NBD** (Fader, Hardie & Lee 2005): :func:`order_states` and
   :func:`fit_rate_multipliers` estimate the club's multiplier on the purchase rate, the tier lifts
   and the goal gradient (Kivetz, Urminsky & Zheng 2006) with each member's earlier orders as their
   own control.
 * **Points**: :func:`points_ledger`, :func:`point_fates` (FIFO: which points were redeemed, which
   expired, which are still open) and :func:`breakage_curve` (cumulative incidence of expiry with
-  redemption as a competing event, Aalen & Johansen 1978).
+  redemption as a competing event, Aalen & Johansen 1978), :func:`ultimate_breakage` (its
+  member-bootstrap interval and bounds) and :func:`breakage_by_vintage`.
 * **P&L and alternatives**: :func:`programme_pnl` (incremental margin - rewards - benefits - running
   cost, ROI and the break-even ratio) and :func:`coupon_arm_effects` (a randomized next-purchase
   coupon, arm by arm, with the discount given on orders that would have come anyway).
@@ -54,6 +57,7 @@ __all__ = [
     "permutation_did",
     "permutation_min_p",
     "decision_sample",
+    "later_joiner_controls",
     "ipw_att",
     "weight_diagnostics",
     "overlap_table",
@@ -67,6 +71,8 @@ __all__ = [
     "points_ledger",
     "point_fates",
     "breakage_curve",
+    "ultimate_breakage",
+    "breakage_by_vintage",
     "first_eligible_redemption",
     "programme_pnl",
     "coupon_arm_effects",
@@ -439,6 +445,89 @@ def decision_sample(
     d["post_orders"] = post.reindex(d.index, fill_value=0)
     d["post_weeks"] = (end - d["decision_at"]) / WEEK
     return d.drop(columns=["n_before", "last_before", "spend_before"])
+
+
+def _rate_ratio_glm(y: np.ndarray, exposure: np.ndarray, treated: np.ndarray) -> dict[str, float]:
+    """Poisson GLM y ~ treated with offset log(exposure), one row per customer, robust (HC0)
+    errors: exp(beta) is the ratio of the groups' pooled rates (sum y / sum exposure)."""
+    keep = exposure > 0
+    X = sm.add_constant(treated[keep].astype(float))
+    res = sm.GLM(
+        y[keep].astype(float), X, family=sm.families.Poisson(), offset=np.log(exposure[keep])
+    ).fit(cov_type="HC0")
+    b, se = float(res.params[1]), float(res.bse[1])
+    return {
+        "ratio": float(np.exp(b)),
+        "ci_low": float(np.exp(b - Z95 * se)),
+        "ci_high": float(np.exp(b + Z95 * se)),
+    }
+
+
+def later_joiner_controls(
+    orders: pd.DataFrame,
+    customers: pd.DataFrame,
+    launches: pd.DataFrame,
+    joins: pd.Series,
+    pilot_end: str | pd.Timestamp,
+) -> dict:
+    """The pilot's joiners against the later launch's joiners, in the pilot year.
+
+    Customers choose to join, heavy buyers more often; but customers of the later-launch countries
+    who joined after `pilot_end` chose too, so in the pilot year (pilot launch .. `pilot_end`) they
+    are untreated customers selected like the pilot's joiners. Both groups are held to the same
+    conditions: an order in the pilot year (the *anchor*: the pilot joiners' joining order, the
+    controls' first order of the year, when they would have joined) and an order after
+    `pilot_end` (the controls' joining order; for the treated a post-treatment condition, which
+    the club makes likelier). The outcome is orders after the anchor to `pilot_end` per week:
+
+        R = (sum_T y_i / sum_T e_i) / (sum_C y_i / sum_C e_i),
+
+    the members' realized orders relative to joiners without the club (an ATT ratio), from a
+    Poisson GLM y ~ treated with offset log(e) and robust (HC0) errors (one row per customer).
+    A balance check: the same ratio over the 52 weeks before the pilot launch, for customers
+    signed up by then (repeat orders; should be near 1 if the groups are alike).
+
+    Returns ``ratio``, ``ci_low``, ``ci_high``, ``pre_ratio``, ``pre_ci_low``, ``pre_ci_high``,
+    ``n_treated``, ``n_controls`` and ``sample`` (customer_id index: ``treated``, ``anchor``,
+    ``y``, ``weeks``, ``pre_y``, ``pre_weeks``)."""
+    start = launches.loc[launches["pilot"], "launch_date"].min()
+    stop = pd.Timestamp(pilot_end) + pd.Timedelta(days=1)
+    pilot_c = set(launches.loc[launches["pilot"], "country"])
+    country = customers.set_index("customer_id")["country"]
+    signup = customers.set_index("customer_id")["signup_date"]
+    o = orders[["customer_id", "order_date"]]
+    year = o[(o["order_date"] >= start) & (o["order_date"] < stop)]
+    anchor = year.groupby("customer_id")["order_date"].min()
+    later = pd.Index(o.loc[o["order_date"] >= stop, "customer_id"].unique())
+    in_pilot = country.reindex(joins.index).isin(pilot_c).to_numpy()
+    treated = joins.index[in_pilot & (joins < stop).to_numpy()]
+    controls = joins.index[~in_pilot & (joins >= stop).to_numpy()]
+    ids = treated.union(controls)
+    ids = ids[ids.isin(anchor.index) & ids.isin(later)]
+    d = pd.DataFrame({"treated": ids.isin(treated), "anchor": anchor.reindex(ids)}, index=ids)
+    a = d["anchor"].reindex(year["customer_id"]).to_numpy()
+    after = year[year["order_date"].to_numpy() > a]
+    d["y"] = after.groupby("customer_id").size().reindex(ids, fill_value=0)
+    d["weeks"] = (stop - d["anchor"]) / WEEK
+    pre_start = start - pd.Timedelta(weeks=52)
+    s = signup.reindex(ids)
+    pre = o[(o["order_date"] >= pre_start) & (o["order_date"] < start)]
+    pre = pre[pre["order_date"].to_numpy() > s.reindex(pre["customer_id"]).to_numpy()]
+    d["pre_y"] = pre.groupby("customer_id").size().reindex(ids, fill_value=0)
+    d["pre_weeks"] = ((start - s.clip(lower=pre_start)) / WEEK).clip(lower=0)
+    post_fit = _rate_ratio_glm(d["y"].to_numpy(), d["weeks"].to_numpy(), d["treated"].to_numpy())
+    pre_fit = _rate_ratio_glm(
+        d["pre_y"].to_numpy(), d["pre_weeks"].to_numpy(), d["treated"].to_numpy()
+    )
+    return {
+        **post_fit,
+        "pre_ratio": pre_fit["ratio"],
+        "pre_ci_low": pre_fit["ci_low"],
+        "pre_ci_high": pre_fit["ci_high"],
+        "n_treated": int(d["treated"].sum()),
+        "n_controls": int((~d["treated"]).sum()),
+        "sample": d,
+    }
 
 
 def _smd(x: np.ndarray, t: np.ndarray, w: np.ndarray) -> float:
@@ -869,29 +958,126 @@ def point_fates(events: pd.DataFrame, as_of: str | pd.Timestamp) -> pd.DataFrame
     return out
 
 
+def _aalen_johansen(
+    months: np.ndarray, code: np.ndarray, weight: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Weighted Aalen-Johansen cumulative incidences of two competing events (code 1, 2; 0 is
+    censored) at the distinct times: F_k(t) = sum_{s <= t} S(s-) d_k(s) / n(s), with S the
+    Kaplan-Meier survival of any event and n(s) the weight still at risk just before s
+    (Aalen & Johansen 1978). Returns (times, F_1, F_2)."""
+    order = np.argsort(months, kind="stable")
+    t, c, w = months[order], code[order], weight[order]
+    times, first = np.unique(t, return_index=True)
+    d1 = np.add.reduceat(np.where(c == 1, w, 0.0), first)
+    d2 = np.add.reduceat(np.where(c == 2, w, 0.0), first)
+    gone = np.add.reduceat(w, first)
+    at_risk = w.sum() - np.concatenate([[0.0], np.cumsum(gone)[:-1]])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        h1 = np.where(at_risk > 0, d1 / at_risk, 0.0)
+        h2 = np.where(at_risk > 0, d2 / at_risk, 0.0)
+    s_before = np.concatenate([[1.0], np.cumprod(1.0 - h1 - h2)[:-1]])
+    return times, np.cumsum(s_before * h1), np.cumsum(s_before * h2)
+
+
+def _fate_arrays(fates: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    code = fates["fate"].map({"open": 0, "redeem": 1, "expire": 2}).to_numpy()
+    return (
+        np.maximum(fates["months"].to_numpy(float), 1e-6),
+        code,
+        fates["points"].to_numpy(float),
+    )
+
+
 def breakage_curve(fates: pd.DataFrame, horizon_months: float) -> dict:
     """Breakage as a competing-risks survival problem: the share of points that expire within t
     months of being earned, F_expire(t), by the Aalen-Johansen estimator (Aalen & Johansen 1978;
-    lifelines' AalenJohansenFitter) weighted by points, with redemption as the competing event and
-    open points censored at as-of. Returns ``curve`` (months, cif_expire, cif_redeem) and
-    ``breakage`` = F_expire(horizon). The naive expired / earned counts open points as never
-    expiring and understates breakage while many points are open."""
-    from lifelines import AalenJohansenFitter
-
-    code = fates["fate"].map({"open": 0, "redeem": 1, "expire": 2}).to_numpy()
-    d = np.maximum(fates["months"].to_numpy(float), 1e-6)
-    w = fates["points"].to_numpy(float)
-    curves = {}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # lifelines warns about tied times and weights
-        for name, k in (("cif_expire", 2), ("cif_redeem", 1)):
-            aj = AalenJohansenFitter(calculate_variance=False, seed=0)
-            aj.fit(d, code, event_of_interest=k, weights=w)
-            curves[name] = aj.cumulative_density_.iloc[:, 0]
-    curve = pd.concat(curves, axis=1).ffill().fillna(0.0)
-    curve.index.name = "months"
+    the same as lifelines' AalenJohansenFitter without its jittering of ties) weighted by points,
+    with redemption as the competing event and open points censored at as-of. Returns ``curve``
+    (months, cif_expire, cif_redeem) and ``breakage`` = F_expire(horizon). The naive expired /
+    earned counts open points as never expiring and understates breakage while many points are
+    open. The pooled curve assumes that later vintages of points will fare as the earlier ones
+    did at the same age (:func:`breakage_by_vintage` checks it)."""
+    d, code, w = _fate_arrays(fates)
+    times, f_red, f_exp = _aalen_johansen(d, code, w)
+    curve = pd.DataFrame(
+        {"cif_expire": f_exp, "cif_redeem": f_red}, index=pd.Index(times, name="months")
+    )
     at = curve.loc[curve.index <= horizon_months]
     return {"curve": curve, "breakage": float(at["cif_expire"].iloc[-1]) if len(at) else 0.0}
+
+
+def ultimate_breakage(
+    fates: pd.DataFrame, horizon_months: float, n_boot: int = 200, seed: int = 0
+) -> dict[str, float]:
+    """Breakage within `horizon_months` of earning, and bounds on the ultimate breakage, with
+    intervals that resample members (a member's points share their fate: Efron's bootstrap over
+    members, percentile intervals).
+
+    At the horizon a share open(h) = 1 - F_expire(h) - F_redeem(h) of points is still unresolved:
+    the ultimate breakage lies in [F_expire(h), F_expire(h) + open(h)] (a partial identification,
+    Manski 2003), whatever the open points do later. Returns ``estimate`` = F_expire(h) with its
+    ``ci_low``, ``ci_high``; ``open`` = open(h); ``upper`` = F_expire(h) + open(h) with its
+    ``upper_ci_high``; and ``bound_low`` = ci_low, ``bound_high`` = upper_ci_high: an interval for
+    the ultimate breakage that holds sampling error and the unresolved points."""
+    d, code, w = _fate_arrays(fates)
+    member, members = pd.factorize(fates["customer_id"])
+
+    def at_h(weight: np.ndarray) -> tuple[float, float]:
+        times, f_red, f_exp = _aalen_johansen(d, code, weight)
+        i = np.searchsorted(times, horizon_months, side="right") - 1
+        return (float(f_exp[i]), float(1 - f_exp[i] - f_red[i])) if i >= 0 else (0.0, 1.0)
+
+    est, open_h = at_h(w)
+    rng = np.random.default_rng(seed)
+    draws = rng.multinomial(len(members), np.full(len(members), 1 / len(members)), size=n_boot)
+    boot = np.array([at_h(w * k[member]) for k in draws])
+    lo, hi = np.quantile(boot[:, 0], [0.025, 0.975])
+    up_hi = float(np.quantile(boot.sum(axis=1), 0.975))
+    return {
+        "estimate": est,
+        "ci_low": float(lo),
+        "ci_high": float(hi),
+        "open": open_h,
+        "upper": est + open_h,
+        "upper_ci_high": up_hi,
+        "bound_low": float(lo),
+        "bound_high": up_hi,
+    }
+
+
+def breakage_by_vintage(
+    fates: pd.DataFrame,
+    as_of: str | pd.Timestamp,
+    freq: str = "Q",
+    redeem_months: Sequence[float] = (6,),
+    expire_months: Sequence[float] = (12, 18),
+) -> pd.DataFrame:
+    """Breakage by vintage (the period in which the points were earned): points earned, the shares
+    redeemed, expired and still open at as-of, and each vintage's own Aalen-Johansen F_redeem and
+    F_expire at the given ages in months, left empty where no point of the vintage is that old
+    yet. A pooled curve (:func:`breakage_curve`) reads its late months from the oldest vintages
+    only: where vintages differ at the ages they share, the pooled curve mixes them."""
+    end = periods.as_of_end(as_of)
+    vintage = fates["earned_at"].dt.to_period(freq)
+    shares = fates.pivot_table(
+        index=vintage, columns="fate", values="points", aggfunc="sum", fill_value=0.0
+    ).reindex(columns=["redeem", "expire", "open"], fill_value=0.0)
+    out = pd.DataFrame({"points": shares.sum(axis=1)})
+    for k, name in (("redeem", "redeemed"), ("expire", "expired"), ("open", "open")):
+        out[f"{name} now"] = shares[k] / out["points"]
+    age = (end - fates.groupby(vintage)["earned_at"].min()) / pd.Timedelta(days=MONTH_DAYS)
+    cols = {}
+    for v, g in fates.groupby(vintage):
+        times, f_red, f_exp = _aalen_johansen(*_fate_arrays(g))
+        for what, f, hs in (("redeemed", f_red, redeem_months), ("expired", f_exp, expire_months)):
+            for h in hs:
+                i = np.searchsorted(times, h, side="right") - 1
+                value = (float(f[i]) if i >= 0 else 0.0) if age[v] >= h else np.nan
+                cols.setdefault(f"{what} within {h:g} months", {})[v] = value
+    out = out.join(pd.DataFrame(cols))
+    out.index = out.index.astype(str)
+    out.index.name = "earned in"
+    return out
 
 
 def first_eligible_redemption(

@@ -400,3 +400,95 @@ def test_members_at_join_by_hand():
     s = loyalty.members_at_join(states)
     assert s.loc[1].tolist() == [1.0, 4.0, 4.0]  # joined at the second order, week 4
     assert s.loc[2].tolist() == [0.0, 0.0, 0.0]  # joined at sign-up
+
+
+def test_later_joiner_controls_by_hand():
+    launches = pd.DataFrame(
+        {
+            "country": ["NL", "DE"],
+            "launch_date": pd.to_datetime(["2024-01-01", "2025-01-01"]),
+            "pilot": [True, False],
+        }
+    )
+    customers = pd.DataFrame(
+        {
+            "customer_id": [1, 2, 3, 4, 5],
+            "signup_date": pd.to_datetime(["2023-01-01"] * 5),
+            "country": ["NL", "NL", "DE", "DE", "DE"],
+        }
+    )
+    dates = {
+        1: ["2023-01-01", "2023-06-01", "2024-03-01", "2024-07-01", "2024-10-01", "2025-02-01"],
+        2: ["2023-01-01", "2024-02-01", "2024-05-01"],  # pilot joiner, no order after the pilot
+        3: ["2023-01-01", "2024-07-01", "2024-10-01", "2025-01-15"],
+        4: ["2023-01-01", "2023-03-01", "2023-09-01", "2024-01-01", "2025-03-01"],
+        5: ["2023-01-01", "2024-04-01", "2025-05-01"],  # ordered in 2025 but never joined
+    }
+    orders = pd.DataFrame(
+        [(c, pd.Timestamp(d)) for c, ds in dates.items() for d in ds],
+        columns=["customer_id", "order_date"],
+    )
+    joins = pd.Series(pd.to_datetime(["2024-03-01", "2024-02-01", "2025-01-15", "2025-03-01"]),
+                      index=[1, 2, 3, 4])  # fmt: skip
+    r = loyalty.later_joiner_controls(orders, customers, launches, joins, "2024-12-31")
+    assert (r["n_treated"], r["n_controls"]) == (1, 2)
+    stop = pd.Timestamp("2025-01-01")
+    weeks = {c: (stop - pd.Timestamp(a)).days / 7 for c, a in
+             ((1, "2024-03-01"), (3, "2024-07-01"), (4, "2024-01-01"))}  # fmt: skip
+    expected = (2 / weeks[1]) / ((1 + 0) / (weeks[3] + weeks[4]))
+    assert r["ratio"] == pytest.approx(expected, rel=1e-6)
+    assert r["sample"].loc[4, "pre_y"] == 2 and r["sample"].loc[1, "pre_y"] == 1
+    assert r["pre_ratio"] == pytest.approx((1 / 52) / ((0 + 2) / 104), rel=1e-6)
+
+
+def test_aalen_johansen_equals_lifelines_without_ties():
+    from lifelines import AalenJohansenFitter
+
+    rng = np.random.default_rng(3)
+    t = rng.exponential(10, 300)
+    code = rng.choice([0, 1, 2], 300, p=[0.3, 0.4, 0.3])
+    times, f1, f2 = loyalty._aalen_johansen(t, code, np.ones(300))
+    for k, f in ((1, f1), (2, f2)):
+        aj = AalenJohansenFitter(calculate_variance=False).fit(t, code, event_of_interest=k)
+        ref = aj.cumulative_density_.iloc[:, 0].reindex(times, method="ffill").to_numpy()
+        np.testing.assert_allclose(f, ref, atol=1e-10)
+
+
+def test_ultimate_breakage_bounds_hold_the_open_points():
+    done = _events(
+        [
+            (1, "2024-01-01", "earn", 500),
+            (1, "2024-01-01 00:00:01", "redeem", -500),
+            (2, "2024-01-01", "earn", 300),
+            (2, "2025-01-01", "expire", -300),
+        ]
+    )
+    u = loyalty.ultimate_breakage(loyalty.point_fates(done, "2025-12-31"), 24, n_boot=50)
+    assert u["estimate"] == pytest.approx(300 / 800) and u["open"] == pytest.approx(0)
+    assert u["bound_low"] <= u["estimate"] <= u["upper"] <= u["bound_high"]
+    # a third member's points still open at the horizon widen the upper bound by their share
+    more = pd.concat([done, _events([(3, "2024-01-01", "earn", 200)])], ignore_index=True)
+    more["event_id"] = np.arange(1, len(more) + 1)
+    u2 = loyalty.ultimate_breakage(loyalty.point_fates(more, "2025-12-31"), 23, n_boot=50)
+    assert u2["estimate"] == pytest.approx(300 / 1000)
+    assert u2["upper"] == pytest.approx(500 / 1000)
+
+
+def test_breakage_by_vintage_by_hand():
+    ev = _events(
+        [
+            (1, "2024-01-10", "earn", 500),
+            (1, "2024-01-10 00:00:01", "redeem", -500),
+            (2, "2024-02-01", "earn", 300),
+            (2, "2025-02-01", "expire", -300),
+            (3, "2025-11-01", "earn", 200),
+        ]
+    )
+    v = loyalty.breakage_by_vintage(loyalty.point_fates(ev, "2025-12-31"), "2025-12-31")
+    assert v.index.tolist() == ["2024Q1", "2025Q4"]
+    assert v.loc["2024Q1", "points"] == 800 and v.loc["2024Q1", "expired now"] == 300 / 800
+    assert v.loc["2024Q1", "redeemed within 6 months"] == pytest.approx(500 / 800)
+    assert v.loc["2024Q1", "expired within 12 months"] == 0.0
+    assert v.loc["2024Q1", "expired within 18 months"] == pytest.approx(300 / 800)
+    assert v.loc["2025Q4", "open now"] == 1.0
+    assert np.isnan(v.loc["2025Q4", "redeemed within 6 months"])

@@ -5,7 +5,8 @@ simulated with the orders (helpers.synth.purchases). Here the events are written
 every order of a member from the joining order on earns 1 point per EUR paid; at each earning
 order a member redeems all full 500-point blocks with their own probability rho ~ Beta(a, b); the
 whole balance expires `points_expiry_months` after the last earn or redeem; tiers are on lifetime
-points since joining and never lost.
+points since joining and never lost. :func:`ultimate_breakage` continues the members' lives past
+the end of the data to give the share of the points earned that will never be redeemed.
 """
 
 from __future__ import annotations
@@ -14,6 +15,9 @@ import numpy as np
 import pandas as pd
 
 from helpers.synth.config import SynthConfig
+
+# the purchase simulation's own multiplier (one source of the club's effect on the rate)
+from helpers.synth.purchases import _club_multiplier as club_multiplier
 
 EVENT_ORDER = {"join": 0, "earn": 1, "redeem": 2, "tier_up": 3, "expire": 4}
 
@@ -126,3 +130,82 @@ def events(
         "outstanding_points": int(balance.sum()),
     }
     return ev[["event_id", "customer_id", "event_at", "event_type", "points", "tier"]], totals
+
+
+def ultimate_breakage(
+    cfg: SynthConfig,
+    rng: np.random.Generator,
+    events: pd.DataFrame,
+    latent: pd.DataFrame,
+    reps: int = 20,
+    max_rounds: int = 5_000,
+) -> dict[str, float]:
+    """The share of the points earned up to the end of the data that will never be redeemed.
+
+    At the end many points are still open. Their fate is decided after it, so the generator
+    continues each member's own process `reps` times: a member alive at the end (``alive`` in
+    `latent`, indexed by customer_id, with ``lam``, ``p_eff``, ``nu``, ``redeem_propensity``) buys
+    at rate lam x the club's multiplier (uplift x tier lift x goal gradient), pays Gamma(gg_p, nu),
+    earns, redeems all full blocks with probability rho and drops out with probability p after
+    each order; a balance lapses `points_expiry_months` after the last activity (in 30.44-day
+    months) and a member who dropped out loses it all. Points are used first in, first out, so
+    the open points are the first to go. Service effects after the end are left out.
+
+    Returns ``ultimate_breakage`` = (points expired so far + expected expiry of the open points)
+    / points earned, and ``ultimate_breakage_open_points`` (the expected share of the open points
+    that expire)."""
+    earn = events[events["event_type"] == "earn"]
+    earned = earn.groupby("customer_id")["points"].sum()
+    earned = earned[earned > 0]
+    ids = earned.index
+    moves = events[events["event_type"].isin(["earn", "redeem", "expire"])]
+    open_pts = moves.groupby("customer_id")["points"].sum().reindex(ids, fill_value=0)
+    expired_so_far = float(-events.loc[events["event_type"] == "expire", "points"].sum())
+    total_open = float(open_pts.sum())
+    if not len(ids) or total_open <= 0:
+        share = 0.0
+    else:
+        lat = latent.reindex(ids)
+        last0 = earn.groupby("customer_id")["event_at"].max().reindex(ids)
+        end = pd.Timestamp(cfg.end) + pd.Timedelta(days=1)
+        tile = np.tile
+        old = tile(open_pts.to_numpy(float), reps)
+        old[~tile(lat["alive"].to_numpy(bool), reps)] = 0.0  # gone: every open point lapses
+        lost = tile(open_pts.to_numpy(float), reps) - old
+        balance = old.copy()
+        lifetime = tile(earned.to_numpy(float), reps)
+        thresholds = np.array([v for _, v in cfg.tiers])
+        lam, p = tile(lat["lam"].to_numpy(), reps), tile(lat["p_eff"].to_numpy(), reps)
+        nu, rho = tile(lat["nu"].to_numpy(), reps), tile(lat["redeem_propensity"].to_numpy(), reps)
+        t = np.zeros(old.size)  # days since the end
+        last = tile(((last0 - end) / pd.Timedelta(days=1)).to_numpy(), reps)
+        keep_days = cfg.points_expiry_months * 30.4375
+        for _ in range(max_rounds):
+            i = np.flatnonzero(old > 0)
+            if not i.size:
+                break
+            tier = np.searchsorted(thresholds, lifetime[i], side="right") - 1
+            rate = lam[i] * club_multiplier(cfg, True, lifetime[i], tier)
+            t_next = t[i] + 7.0 * rng.standard_exponential(i.size) / rate
+            lapsed = t_next > last[i] + keep_days
+            lost[i[lapsed]] += old[i[lapsed]]
+            old[i[lapsed]] = 0.0
+            balance[i[lapsed]] = 0.0
+            pts = np.floor(np.maximum(rng.gamma(cfg.gg_p, 1.0 / nu[i]), 0.5) * cfg.points_per_eur)
+            balance[i] += pts
+            lifetime[i] += pts
+            used = (balance[i] // cfg.redeem_block) * cfg.redeem_block
+            used = np.where(rng.random(i.size) < rho[i], used, 0.0)
+            old[i] -= np.minimum(old[i], used)
+            balance[i] -= used
+            t[i], last[i] = t_next, t_next
+            gone = rng.random(i.size) < p[i]
+            lost[i[gone]] += old[i[gone]]
+            old[i[gone]] = 0.0
+        share = float(lost.sum() / (total_open * reps))
+    return {
+        "ultimate_breakage": (expired_so_far + share * total_open) / float(earned.sum())
+        if len(ids)
+        else float("nan"),
+        "ultimate_breakage_open_points": share,
+    }

@@ -210,7 +210,11 @@ def generate(cfg: SynthConfig | None = None) -> tuple[dict[str, pd.DataFrame], d
         & (join_at <= drop.reindex(join_at.index).fillna(pd.Timestamp.max))
     ]
     rho = pd.Series(lat["redeem_propensity"].to_numpy(), index=cust["customer_id"])
-    events, points = club.events(cfg, stream(seed, "loyalty"), orders_tbl, join_at, rho)
+    lrng = stream(seed, "loyalty")
+    events, points = club.events(cfg, lrng, orders_tbl, join_at, rho)
+    latent = lat[["lam", "p_eff", "nu", "redeem_propensity"]].set_index(cust["customer_id"])
+    latent["alive"] = dropout_at.isna().to_numpy()
+    points.update(club.ultimate_breakage(cfg, lrng, events, latent))  # after events: same draws
 
     # next-purchase coupon offers
     offers, offers_truth = coupons.coupon_offers(cfg, organic, rid_to_order)

@@ -119,6 +119,9 @@ ESTIMATED: dict[str, tuple[tuple[str, ...], ...]] = {
         ("05", "loyalty_rate_uplift.member_att_ratio", "realized.loyalty.member_att_ratio"),
         # issue 25: the doubly robust (AIPW) estimate of the members' effect beside the IPW one
         ("05", "loyalty_rate_uplift.member_att_ratio_aipw", "realized.loyalty.member_att_ratio"),
+        # issue 25: the later launch's joiners as pilot-year controls for the pilot's joiners
+        ("05", "loyalty_rate_uplift.member_att_ratio_later_joiners",
+         "realized.loyalty.member_att_ratio"),
     ),
     "goal_gradient_multiplier": (
         ("05", "goal_gradient_multiplier", "parameters.goal_gradient_multiplier"),
@@ -126,8 +129,16 @@ ESTIMATED: dict[str, tuple[tuple[str, ...], ...]] = {
     "tier_rate_lift": (
         ("05", "tier_rate_lift.{k}", "parameters.tier_rate_lift.{k}", "tier_rate_lift"),
     ),
-    "redeem_propensity_a": (("05", "redeem_propensity.mean", "derived.redeem_propensity_mean"),),
-    "redeem_propensity_b": (("05", "redeem_propensity.mean", "derived.redeem_propensity_mean"),),
+    # the points' fate: the mean propensity, and the ultimate breakage it leads to (the generator
+    # continues the members' lives past the end: helpers.synth.club.ultimate_breakage)
+    "redeem_propensity_a": (
+        ("05", "redeem_propensity.mean", "derived.redeem_propensity_mean"),
+        ("05", "ultimate_breakage", "realized.loyalty.ultimate_breakage"),
+    ),
+    "redeem_propensity_b": (
+        ("05", "redeem_propensity.mean", "derived.redeem_propensity_mean"),
+        ("05", "ultimate_breakage", "realized.loyalty.ultimate_breakage"),
+    ),
     # 06: NPS selection model, the delivery fix, the follow-up experiment, service recovery
     "nps_response_rate": (("06", "nps_response_rate", "parameters.nps_response_rate"),),
     "nps_response_risk_slope": (

@@ -118,12 +118,14 @@ def test_api_on_the_bundled_company():
         "loyalty_rate_uplift.pilot_att_ratio",
         "loyalty_rate_uplift.member_att_ratio",
         "loyalty_rate_uplift.member_att_ratio_aipw",
+        "loyalty_rate_uplift.member_att_ratio_later_joiners",
     ]
     with pytest.raises(KeyError, match="no_such_parameter"):
         reg.classification("no_such_parameter")
     assert set(reg.planted_effects()) == set(reg.ESTIMATED) | set(reg.UNIDENTIFIABLE)
     keys = [m.key for m in reg.metrics_for("05")]
     assert keys == sorted(set(keys)) and keys.count("redeem_propensity.mean") == 1
+    assert keys.count("ultimate_breakage") == 1
     assert reg.metrics_for("01") == [] and reg.metrics_for("08") == []
 
 
