@@ -17,7 +17,7 @@ import pandas as pd
 from helpers.synth.config import SynthConfig
 
 # the purchase simulation's own multiplier (one source of the club's effect on the rate)
-from helpers.synth.purchases import _club_multiplier as club_multiplier
+from helpers.synth.purchases import club_multiplier
 
 EVENT_ORDER = {"join": 0, "earn": 1, "redeem": 2, "tier_up": 3, "expire": 4}
 

@@ -68,7 +68,7 @@ def money(
     )
 
 
-def _club_multiplier(cfg: SynthConfig, member, points, tier) -> np.ndarray:
+def club_multiplier(cfg: SynthConfig, member, points, tier) -> np.ndarray:
     """Rate multiplier of members: uplift x tier lift x goal gradient (1 for non-members)."""
     lift = np.array([1.0] + [pairs(cfg.tier_rate_lift).get(t, 1.0) for t, _ in cfg.tiers[1:]])
     thresholds = np.array([v for _, v in cfg.tiers] + [np.inf])
@@ -129,7 +129,7 @@ def simulate(
             natural = np.zeros(n, dtype=bool)
             induced = np.zeros(n, dtype=bool)
         else:
-            rate = lam * _club_multiplier(cfg, member, points, tier)
+            rate = lam * club_multiplier(cfg, member, points, tier)
             t_nat = np.where(dead, np.inf, t + E / rate)
             natural = active & (offer >= 0) & (t_nat - t <= W)
             induced = active & (offer > 0) & ~natural & (u_ind < uplift_of[np.maximum(offer, 0)])
@@ -193,7 +193,7 @@ def simulate(
         offer_new = np.where(
             in_period, arms[np.minimum((u_arm * len(arms)).astype(int), len(arms) - 1)], -1
         )
-        rate_after = np.where(dead_new, 0.0, lam * _club_multiplier(cfg, member, points, tier))
+        rate_after = np.where(dead_new, 0.0, lam * club_multiplier(cfg, member, points, tier))
         idx = np.flatnonzero(new)
         rows.append(
             {
