@@ -539,6 +539,7 @@ def recommendations(
     intervals: pd.DataFrame | None = None,
     holdout_share: float = 0.2,
     weeks: float = 13.0,
+    measured: dict[str, dict[str, Any]] | None = None,
 ) -> pd.DataFrame:
     """Each recommended contact with the arithmetic behind it, ranked by the value at stake.
 
@@ -550,7 +551,16 @@ def recommendations(
     within `weeks` weeks (:func:`helpers.clv.p_purchase_within`); and the holdout test to run: `holdout_share` of
     the audience held out, the smallest relative lift on p it detects with 80 % power at 5 %
     (:func:`helpers.experiments.mde_two_proportions`), and what that lift is worth. With the
-    effect unmeasured the decision is "test first", never "do"."""
+    effect unmeasured the decision is "test first", never "do".
+
+    `measured`: action -> a randomized campaign's incremental margin per send (``campaign``,
+    ``estimate``, ``ci_low``, ``ci_high``: :func:`helpers.report.beyond_orders.campaign_results`),
+    e.g. the client's own win-back flow against its holdout. Such an action gets
+    ``measured_value`` = n x that margin with its interval (``measured_low``, ``measured_high``)
+    and the decision its interval supports (:func:`helpers.experiments.decide_on_interval`):
+    "roll out" (all of it above 0), "stop" (all below) or still "test first" (it spans 0). The
+    measured effect is that campaign's, on its own audience: the closer the audiences, the
+    better it transfers."""
     unit_weeks = segments.unit_days(segmented.attrs["time_unit"]) / 7
     p = clv.p_purchase_within(fit.purchases, segmented, weeks / unit_weeks)
     rows = []
@@ -578,6 +588,14 @@ def recommendations(
                      "cost": cost, "break_even_effect": cost / value if value > 0 else np.inf,
                      "base_rate": base, "test_control": control, "detectable_effect": float(mde),
                      "detectable_value": value * float(mde), "decision": "test first"})  # fmt: skip
+        m = (measured or {}).get(name)
+        if m:
+            verdict = experiments.decide_on_interval(m["ci_low"], m["ci_high"])
+            rows[-1] |= {
+                "measured_by": str(m["campaign"]), "measured_value": n * m["estimate"],
+                "measured_low": n * m["ci_low"], "measured_high": n * m["ci_high"],
+                "decision": {"keep": "roll out", "stop": "stop"}.get(verdict, "test first"),
+            }  # fmt: skip
     out = pd.DataFrame(rows)
     return out.sort_values("value", ascending=False, ignore_index=True) if len(out) else out
 

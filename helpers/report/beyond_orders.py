@@ -32,6 +32,8 @@ __all__ = [
     "comment_themes",
     "campaign_results",
     "loyalty_comparison",
+    "measured_actions",
+    "as_pandas",
 ]
 
 #: Days after a survey answer in which a repurchase counts (answers younger than this at the
@@ -261,6 +263,34 @@ def campaign_results(
     return out
 
 
+def measured_actions(
+    results: pd.DataFrame | None, actions: dict[str, str] | None
+) -> dict[str, dict[str, Any]]:
+    """The report's actions whose effect a randomized campaign measured: `actions` maps an
+    action of :func:`helpers.report.analysis.recommendations` ('winback', 'champions',
+    'first_time') to a campaign or flow of `results` (:func:`campaign_results`); each gets that
+    campaign's margin per send with its interval. Campaigns not measurable are left out."""
+    out: dict[str, dict[str, Any]] = {}
+    if results is None or not actions:
+        return out
+    for action, name in actions.items():
+        if name in results.index and results.loc[name, "decision"] != "not_measurable":
+            r = results.loc[name]
+            out[action] = {"campaign": name, "estimate": float(r["margin_per_send"]),
+                           "ci_low": float(r["margin_low"]), "ci_high": float(r["margin_high"])}  # fmt: skip
+    return out
+
+
+def as_pandas(orders: Any) -> pd.DataFrame:
+    """The orders' columns these sections use as a pandas DataFrame (the engine's table is
+    collected: customer_id, order_date, amount and, when present, discount and returned)."""
+    if isinstance(orders, pd.DataFrame):
+        return orders
+    cols = [c for c in ("customer_id", "order_date", "amount", "discount", "returned")
+            if c in orders.columns]  # fmt: skip
+    return orders.select(cols).to_pandas()
+
+
 def loyalty_comparison(
     members: pd.DataFrame, orders: pd.DataFrame, as_of: str | pd.Timestamp
 ) -> dict[str, Any]:
@@ -321,20 +351,18 @@ def show(
     fmt: Any,
     planned_holdout: dict[str, float] | float | None = None,
     themes: dict[str, tuple[str, ...]] | None = None,
+    campaigns: pd.DataFrame | None = None,
 ) -> dict[str, Any]:
     """Display the survey, campaign and loyalty sections for the tables given (each section only
     when its table is mapped; one line saying what is needed when none is) and return their
-    figures for ``metrics.json``."""
+    figures for ``metrics.json``. `campaigns`: :func:`campaign_results` when already computed."""
     from IPython.display import display
 
     T.md("beyond.section")
     if not tables:
         T.md("beyond.none")
         return {}
-    if not isinstance(orders, pd.DataFrame):  # the engine's table: the columns these need
-        cols = [c for c in ("customer_id", "order_date", "amount", "discount", "returned")
-                if c in orders.columns]  # fmt: skip
-        orders = orders.select(cols).to_pandas()
+    orders = as_pandas(orders)
     out: dict[str, Any] = {}
     if "survey" in tables:
         s = tables["survey"]
@@ -383,7 +411,9 @@ def show(
             "themes": None if theme_table is None else theme_table.reset_index().to_dict("records"),
         }  # fmt: skip
     if "campaigns" in tables:
-        res = campaign_results(tables["campaigns"], orders, econ, planned_holdout)
+        res = campaigns  # computed once when the actions use them
+        if res is None:
+            res = campaign_results(tables["campaigns"], orders, econ, planned_holdout)
         T.md("campaigns.section", days=CAMPAIGN_DAYS, cap=fmt.num(100 * MONEY_CAP, 1))
         rows = []
         for name, r in res.iterrows():

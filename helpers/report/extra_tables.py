@@ -14,6 +14,8 @@ A mapping names them under ``tables`` (paths relative to the mapping file)::
                   cost: Cost}
         arms: {sent: [Treatment], holdout: [Control]}
         holdout_share: {birthday: 0.2, winback: 0.5}   # planned; checks the split (SRM)
+        actions: {winback: winback}  # the report's actions these campaigns measured (their
+                                     # margin per send then decides: roll out, stop, test first)
                                      # survey: themes: my_themes.yaml (comment themes; default:
                                      # the report language's, helpers/report/text/themes/)
       loyalty:                       # membership list: one row per member
@@ -128,8 +130,11 @@ ARMS: dict[str, tuple[str, ...]] = {
 UNMATCHED_DEFAULT = 0.05
 
 _FORMAT_KEYS = ("date_format", "delimiter", "decimal", "thousands", "encoding", "sheet")
-_SPEC_KEYS = ("file", "columns", *_FORMAT_KEYS, "arms", "holdout_share", "themes")
-_ONLY_FOR = {"arms": "campaigns", "holdout_share": "campaigns", "themes": "survey"}
+_SPEC_KEYS = ("file", "columns", *_FORMAT_KEYS, "arms", "holdout_share", "themes", "actions")
+_ONLY_FOR = {"arms": "campaigns", "holdout_share": "campaigns", "themes": "survey",
+             "actions": "campaigns"}  # fmt: skip
+#: The report's actions a campaign may have measured (``tables.campaigns.actions``).
+ACTIONS: tuple[str, ...] = ("winback", "champions", "first_time")
 
 #: The comment-theme dictionaries, one per report language (``<language>.yaml``: theme -> word
 #: stems), used when the survey's mapping names no ``themes`` file of its own.
@@ -152,6 +157,7 @@ class TableSpec:
     arms: dict[str, tuple[str, ...]] | None = None
     holdout_share: float | dict[str, float] | None = None
     themes: str | None = None
+    actions: dict[str, str] | None = None
 
     def read_kwargs(self, id_type: str) -> dict[str, Any]:
         """Keyword arguments for :func:`helpers.tables.read_table_info`."""
@@ -212,6 +218,12 @@ def spec_problems(name: str, raw: Any, folder: Path) -> list[str]:
         for key in ("delimiter", "decimal"):
             if key in spec and (not isinstance(spec[key], str) or len(spec[key]) != 1):
                 problems.append(f"{where}: '{key}' must be one character, e.g. ',' or ';'")
+        acts = spec.get("actions")
+        if acts is not None and (not isinstance(acts, dict) or not set(acts) <= set(ACTIONS)):
+            problems.append(
+                f"{where}: 'actions' must map the report's actions {list(ACTIONS)} to a campaign "
+                "or flow that measured them, e.g. {winback: winback-flow}"
+            )
         if spec.get("themes") is not None:
             problems += _themes_problems(where, folder / str(spec["themes"]))
         share = spec.get("holdout_share")
@@ -286,7 +298,9 @@ def parse_specs(raw: dict[str, Any] | None, folder: Path) -> dict[str, TableSpec
         elif share is not None:
             share = float(share)
         themes = spec.get("themes")
+        acts = spec.get("actions")
         out[kind] = TableSpec(
+            actions={str(k): str(v) for k, v in acts.items()} if acts else None,
             holdout_share=share,
             themes=str((folder / str(themes)).expanduser().absolute()) if themes else None,
             kind=kind,

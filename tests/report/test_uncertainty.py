@@ -138,3 +138,32 @@ def test_recommendations_carry_their_arithmetic_and_rank_by_value(sample):
             p0, min(p1, 1.0), control, ratio=(r["customers"] - control) / control
         )
         assert power == pytest.approx(0.8, abs=0.01)
+
+
+@pytest.mark.parametrize(
+    "low, high, decision", [(0.3, 0.7, "roll out"), (-0.7, -0.2, "stop"), (-0.2, 0.6, "test first")]
+)
+def test_a_measured_action_is_decided_on_its_interval(sample, low, high, decision):
+    """An action the client's own randomized campaign measured (issue 29) gets n x its margin per
+    send with the interval, and the decision that interval supports; the others stay 'test
+    first'."""
+    from helpers.report import beyond_orders
+
+    orders, notes, seg, econ, fit = sample
+    at_risk = analysis.at_risk_customers(seg, fit.table)
+    audiences = {"winback": at_risk.index, "first_time": seg.index[seg["n_orders"].eq(1)]}
+    results = pd.DataFrame(
+        {"margin_per_send": [(low + high) / 2, 1.0], "margin_low": [low, 0.5],
+         "margin_high": [high, 1.5], "decision": ["keep", "not_measurable"]},
+        index=pd.Index(["wb-flow", "other"], name="campaign"),
+    )  # fmt: skip
+    measured = beyond_orders.measured_actions(
+        results, {"winback": "wb-flow", "first_time": "other"}
+    )
+    assert set(measured) == {"winback"}  # a campaign without a holdout measures nothing
+    rec = analysis.recommendations(fit, seg, audiences, econ, measured=measured).set_index("action")
+    n = len(at_risk)
+    assert rec.loc["winback", "decision"] == decision
+    assert rec.loc["winback", "measured_low"] == pytest.approx(n * low)
+    assert rec.loc["winback", "measured_high"] == pytest.approx(n * high)
+    assert rec.loc["first_time", "decision"] == "test first"
