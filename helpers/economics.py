@@ -41,6 +41,7 @@ __all__ = [
     "net_margin_rate",
     "customer_value",
     "service_cost_per_order",
+    "per_amount_paid",
     "per_year",
     "cash_flows",
     "cost_per_acquisition",
@@ -170,6 +171,33 @@ def service_cost_per_order(
         econ.shipping_per_order
         + econ.return_handling_cost * returns / n
         + econ.cost_per_ticket * n_tickets / n
+    )
+
+
+def per_amount_paid(
+    orders: pd.DataFrame, tickets: pd.DataFrame | None = None, econ: Economics = SAMPLE
+) -> Economics:
+    """`econ` as a file of amounts paid carries it: the two numbers a predictive CLV needs per
+    order, so that every lifetime value (notebook 04 and the client report) uses one definition,
+
+        CLV margin per order = m x E[amount paid] - c,
+
+    with m = :func:`net_margin_rate` (the share of the amount paid kept as order margin after
+    discounts and returns) in ``gross_margin_rate`` and c = :func:`service_cost_per_order`
+    (shipping + return handling x returns per order + cost per ticket x tickets per order) in
+    ``shipping_per_order``; ``cost_per_ticket`` and ``return_handling_cost`` become 0 (they are
+    inside c), everything else (discounting, horizon, contact cost) is kept.
+
+    On orders without ``discount`` and ``returned`` columns and without tickets (a client's file)
+    m = ``gross_margin_rate`` and c = ``shipping_per_order``: the economics the client report
+    applies (:func:`helpers.report.analysis.fit_clv`). On the sample company it folds the data's
+    discounts, returns and tickets into those two numbers, which the sample mapping
+    (``notebooks/08_sample_mapping.yaml``) carries; a test holds the mapping equal to it."""
+    return econ.replace(
+        gross_margin_rate=net_margin_rate(orders, econ),
+        shipping_per_order=service_cost_per_order(orders, tickets, econ),
+        cost_per_ticket=0.0,
+        return_handling_cost=0.0,
     )
 
 

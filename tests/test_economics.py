@@ -118,3 +118,77 @@ def test_cost_per_acquisition_covers_the_planted_cost():
     out = economics.cost_per_acquisition(spend)
     covered = ((out["ci_low"] <= cpa) & (cpa <= out["ci_high"])).mean()
     assert 0.93 <= covered <= 0.97
+
+
+def test_per_amount_paid_by_hand(three_orders):
+    """The two numbers a CLV needs per order: margin kept per unit paid (60 of 230 here) and
+    the cost to serve per order (shipping + return handling x returns + tickets, per order)."""
+    econ = Economics(gross_margin_rate=0.4, shipping_per_order=5, cost_per_ticket=10,
+                     return_handling_cost=7, yearly_discount_rate=0.08)  # fmt: skip
+    tickets = pd.DataFrame({"customer_id": [1, 2], "opened_at": pd.to_datetime(["2025-02-01"] * 2)})
+    e = economics.per_amount_paid(three_orders, tickets, econ)
+    assert e.gross_margin_rate == pytest.approx(60 / 230)
+    assert e.shipping_per_order == pytest.approx(5 + 7 * 1 / 3 + 10 * 2 / 3)
+    assert (e.cost_per_ticket, e.return_handling_cost) == (0.0, 0.0)
+    assert e.yearly_discount_rate == 0.08 and e.horizon_months == econ.horizon_months
+    # a client's file (amounts only, no tickets): the economics the report applies, unchanged
+    plain = economics.per_amount_paid(
+        three_orders[["customer_id", "order_date", "amount"]], None, econ
+    )
+    assert plain.gross_margin_rate == pytest.approx(0.4, abs=1e-15)
+    assert plain.shipping_per_order == 5
+
+
+def _bundled_to(as_of: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    from helpers import data, periods
+
+    orders = periods.up_to(data.load_orders(), as_of, "order_date")
+    return orders, periods.up_to(data.load_support_tickets(), as_of, "opened_at")
+
+
+def test_the_sample_mapping_carries_the_sample_economics_per_amount_paid():
+    """notebooks/08_sample_mapping.yaml carries economics.SAMPLE as a file of amounts paid sees
+    it: per_amount_paid on the bundled orders and tickets to the mapping's as-of (to the
+    mapping's 8 significant digits); every other value is SAMPLE's."""
+    from helpers import paths, report
+    from helpers.report.mapping import load_mapping
+
+    mapping = load_mapping(paths.NOTEBOOKS / "08_sample_mapping.yaml")
+    want = economics.per_amount_paid(*_bundled_to(mapping.as_of))
+    got = report.client_economics(mapping)
+    for key, value in want.as_dict().items():
+        if isinstance(value, str):
+            assert getattr(got, key) == value, key
+        else:
+            assert getattr(got, key) == pytest.approx(value, rel=1e-6), key
+
+
+def test_notebook_04_and_the_client_report_value_the_sample_alike():
+    """Issue 24: notebook 04 and the client report (notebook 08) give the same total CLV on the
+    sample company when they choose the same purchase model. The report's path (the sample
+    mapping's reader and economics, report.fit_clv, which chooses the model on a holdout) is fitted
+    once; notebook 04's path (its RFM summary, its economics from per_amount_paid, its CLV
+    formula) is computed with the model the report chose and the report's fitted parameters,
+    after checking that both paths summarize the customers alike."""
+    from helpers import clv, paths, report, segments
+    from helpers.report.mapping import load_mapping
+    from helpers.report.orders import read_client_orders
+
+    mapping = load_mapping(paths.NOTEBOOKS / "08_sample_mapping.yaml")
+    client_orders, _ = read_client_orders(paths.DATASETS / "orders.csv", mapping)
+    seg = report.segment_customers(client_orders, mapping.as_of)
+    fit, why = report.fit_clv(client_orders, seg, report.client_economics(mapping))
+    assert fit is not None, why
+
+    orders, tickets = _bundled_to(mapping.as_of)  # notebook 04: orders and tickets to its as-of
+    rfm = segments.rfm_table(orders, mapping.as_of, "W")
+    cols = ["frequency", "recency", "T", "monetary_value"]
+    mine = rfm[cols].set_axis(rfm.index.astype(str))
+    pd.testing.assert_frame_equal(mine.sort_index(), seg[cols].sort_index(), check_names=False)
+    per_order = economics.per_amount_paid(orders, tickets, economics.SAMPLE)
+    nb04 = clv.predictive_clv(
+        fit.purchases, fit.spend, rfm, economics.SAMPLE,
+        margin_rate=per_order.gross_margin_rate, cost_per_order=per_order.shipping_per_order,
+    )  # fmt: skip
+    assert nb04["clv"].sum() == pytest.approx(fit.table["clv"].sum(), rel=1e-5)
+    assert 0 < nb04["clv"].sum()

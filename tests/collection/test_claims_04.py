@@ -79,3 +79,22 @@ def test_the_email_cost_is_the_data_s(metrics, company, other_company):
     assert metrics("04", company)["email_cost_eur"] == pytest.approx(
         sent["send_cost"].mean(), abs=1e-4
     )
+
+
+@pytest.mark.parametrize("company", COMPANIES)
+def test_bgbb_on_the_donations_data(metrics, company):
+    """Section 4, BG/BB: the fit reproduces the published donations estimates (Fader, Hardie &
+    Shang 2010) to 3 significant figures and the mean repeat donations it was fitted to; "every
+    donor who gave in the last year gets the same high value [of P(alive)]", above every other
+    donor's; "among donors whose last gift was a year earlier, the one who gave more often is
+    less likely to be alive"; the new donor's forecast comes with an interval around it."""
+    from helpers import bgbb
+
+    b = metrics("04", company)["donations_bgbb"]
+    for k, v in bgbb.DONATIONS_PUBLISHED.items():
+        assert float(f"{b[k]:.3g}") == float(f"{v:.3g}"), (k, b[k], v)
+    assert b["model_mean_repeat"] == pytest.approx(b["observed_mean_repeat"], rel=0.02), b
+    assert b["p_alive_gave_last_min"] > b["p_alive_others_max"], b
+    assert b["p_alive_previous_year_most"] < b["p_alive_previous_year_fewest"], b
+    n = b["new_donor_5y"]
+    assert 0 < n["ci_low"] < n["estimate"] < n["ci_high"], n
