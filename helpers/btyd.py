@@ -28,6 +28,7 @@ __all__ = [
     "distinct_rows",
     "at_resolution",
     "RESOLUTIONS",
+    "resolution_steps",
     "fit_log_params",
     "hess_from_grad",
     "newton_polish",
@@ -151,32 +152,58 @@ def distinct_rows(
     return distinct, counts, inverse
 
 
-#: Resolutions a summary's times can be floored to (:func:`at_resolution`), as pandas offsets.
-RESOLUTIONS = {"D": "day", "h": "hour", "min": "minute", "s": "second"}
+#: Resolutions a summary's times can be counted in (:func:`at_resolution`): the length of one
+#: step in seconds and the offset that aligns the steps (weeks run Monday to Sunday, as
+#: :func:`helpers.periods.period_codes`'s; 1970-01-01 was a Thursday).
+RESOLUTIONS: dict[str, tuple[int, int]] = {
+    "W": (7 * 86_400, 3 * 86_400),
+    "D": (86_400, 0),
+    "h": (3_600, 0),
+    "min": (60, 0),
+    "s": (1, 0),
+}
+
+
+def resolution_steps(
+    first_s: np.ndarray, last_s: np.ndarray, end_s: int, resolution: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """t_x and T in whole steps of `resolution` from the first and last order times and the
+    end of the data (whole seconds since 1970): with k(t) = floor((t + offset) / step) the step
+    of a time, t_x = k(last) - k(first) and T = ceil((end + offset) / step) - k(first) (the step
+    holding the end of the as-of day counted whole, so T >= 1)."""
+    step, off = RESOLUTIONS[resolution]
+    k_first = (first_s + off) // step
+    k_end = -(-(end_s + off) // step)
+    return (last_s + off) // step - k_first, k_end - k_first
 
 
 def at_resolution(summary: pd.DataFrame, resolution: str) -> pd.DataFrame:
     """The BTYD summary (``first_order``, ``last_order``, attrs ``as_of`` and ``time_unit``) with
-    its times at `resolution` ('D', 'h', 'min', 's'; :data:`RESOLUTIONS`): the first and last
-    orders floored to it, t_x = (floor(last) - floor(first)) / unit and T = (end of the as-of
-    day - floor(first)) / unit, so t_x and T are whole multiples of the resolution (a day is
-    1/7 week). Recorded in ``attrs["resolution"]``; the fits state it in ``fit.extra``.
+    t_x and T counted in whole steps of `resolution` ('W', 'D', 'h', 'min', 's';
+    :data:`RESOLUTIONS`, :func:`resolution_steps`) and expressed in the time unit: t_x = (step of
+    the last order - step of the first), T = (step after the end of the as-of day's, rounded up
+    - step of the first). For 'D': t_x = (last day - first day) / unit and T = (end of the as-of
+    day - start of the first day) / unit; for 'W' in weeks both are whole numbers (the time
+    unit's own resolution). Recorded in ``attrs["resolution"]``; the fits state it in
+    ``fit.extra``.
 
-    Why: order times to the second make nearly every customer's (x, t_x, T) distinct; at a day
-    customers share them, and a fit on the distinct rows with their counts
-    (:func:`distinct_rows`) costs what the patterns cost, not the customers. Flooring moves each
-    time by less than one resolution step (under 1/7 week for days)."""
+    Why: order times to the second make nearly every customer's (x, t_x, T) distinct; at a
+    coarser resolution customers share them, and a fit on the distinct rows with their counts
+    (:func:`distinct_rows`) costs what the patterns cost, not the customers. Each time moves by
+    less than one step."""
     if resolution not in RESOLUTIONS:
         raise ValueError(f"resolution must be one of {sorted(RESOLUTIONS)}, got {resolution!r}")
     from helpers import periods, segments
 
-    unit_ns = segments.unit_days(summary.attrs["time_unit"]) * 86400e9
-    end = periods.as_of_end(summary.attrs["as_of"]).value
-    first = pd.DatetimeIndex(summary["first_order"]).floor(resolution).asi8
-    last = pd.DatetimeIndex(summary["last_order"]).floor(resolution).asi8
+    unit_s = segments.unit_days(summary.attrs["time_unit"]) * 86400
+    end_s = periods.as_of_end(summary.attrs["as_of"]).value // 10**9
+    first = pd.DatetimeIndex(summary["first_order"]).asi8 // 10**9
+    last = pd.DatetimeIndex(summary["last_order"]).asi8 // 10**9
+    tx, T = resolution_steps(first, last, end_s, resolution)
+    step = RESOLUTIONS[resolution][0]
     out = summary.copy()
-    out["recency"] = (last - first) / unit_ns
-    out["T"] = (end - first) / unit_ns
+    out["recency"] = tx * step / unit_s
+    out["T"] = T * step / unit_s
     out.attrs["resolution"] = resolution
     return out
 

@@ -192,5 +192,8 @@ def test_at_resolution_floors_the_times_and_states_it():
     np.testing.assert_allclose(d["T"], [31 / 7, 12 / 7])  # to the end of Jan 31
     assert (d["T"] >= s["T"]).all() and (d["T"] - s["T"] < 1 / 7).all()
     np.testing.assert_allclose(btyd.at_resolution(s, "s")["T"], s["T"])  # whole seconds already
+    w = btyd.at_resolution(s, "W")  # Monday-to-Sunday weeks: Dec 30 - Jan 5 is the first one
+    np.testing.assert_array_equal(w["recency"], [2.0, 0.0])
+    np.testing.assert_array_equal(w["T"], [5.0, 2.0])  # the as-of week (to Feb 2) counted whole
     with pytest.raises(ValueError, match="resolution"):
         btyd.at_resolution(s, "week")

@@ -41,7 +41,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from helpers import economics, periods, segments
+from helpers import btyd, economics, periods, segments
 
 __all__ = [
     "connect",
@@ -446,10 +446,6 @@ def customer_totals(
 
 # ------------------------------------------------------------- fits on sufficient statistics
 
-#: Seconds in one step of each resolution of :data:`helpers.btyd.RESOLUTIONS`, and Ibis's
-#: truncation unit for it.
-_STEP_S = {"D": 86_400, "h": 3_600, "min": 60, "s": 1}
-_TRUNC = {"D": "D", "h": "h", "min": "m", "s": "s"}
 #: The integer columns that identify a customer's (x, t_x, T) in :func:`btyd_summary`: the
 #: repeat purchases and t_x and T in whole steps of the resolution (joins on integers, not floats).
 PATTERN_KEYS = ("frequency", "tx_steps", "T_steps")
@@ -467,15 +463,16 @@ def btyd_summary(
 ) -> ir.Table:
     """The BTYD summary as an engine expression (nothing is computed until it is used), one row
     per customer: ``customer_id``, ``frequency`` x = n - 1, ``tx_steps`` and ``T_steps`` (t_x and
-    T in whole steps of `resolution`: the first and last order floored to it, T to the end of
-    the as-of day), ``recency`` and ``T`` (the same in `time_unit`) and ``monetary_value`` (mean
+    T in whole steps of `resolution`, :func:`helpers.btyd.resolution_steps`), ``recency`` and ``T`` (the same in `time_unit`) and ``monetary_value`` (mean
     of the repeat purchases: (total - mean amount at the first timestamp) / x, 0 without one).
 
     Equal to ``helpers.btyd.at_resolution(helpers.segments.rfm_table(orders, as_of, time_unit),
     resolution)`` (Fader, Hardie & Lee 2005's x, t_x, T; the resolution stated, 'D' by default:
     customers then share their (x, t_x, T), see :func:`distinct_patterns`)."""
-    if resolution not in _STEP_S:
-        raise ValueError(f"resolution must be one of {sorted(_STEP_S)}, got {resolution!r}")
+    if resolution not in btyd.RESOLUTIONS:
+        raise ValueError(
+            f"resolution must be one of {sorted(btyd.RESOLUTIONS)}, got {resolution!r}"
+        )
     unit_s = segments.unit_days(time_unit) * 86_400
     t = as_table(orders)
     if as_of is None:
@@ -493,15 +490,16 @@ def btyd_summary(
         .agg(first_amount=lambda s: s[amount_col].cast("float64").mean())
     )
     j = agg.join(first_amt, customer_col)
-    step = _STEP_S[resolution]
+    step, off = btyd.RESOLUTIONS[resolution]
 
-    def secs(ts: ir.TimestampValue) -> ir.IntegerValue:
-        return ts.truncate(_TRUNC[resolution]).epoch_seconds().cast("int64")
+    def k(ts: ir.TimestampValue) -> ir.IntegerValue:  # the step of a time (whole seconds first)
+        return (ts.truncate("s").epoch_seconds().cast("int64") + off) // step
 
-    first_s, last_s = secs(j.first_order), secs(j.last_order)
     x = (j.n_orders - 1).cast("int64")
-    tx_steps = (last_s - first_s) // step
-    T_steps = (ibis.literal(end_s, "int64") - first_s) // step
+    # as helpers.btyd.resolution_steps: the step holding the end of the as-of day counted whole
+    k_end = -(-(end_s + off) // step)
+    tx_steps = k(j.last_order) - k(j.first_order)
+    T_steps = ibis.literal(k_end, "int64") - k(j.first_order)
     return j.select(
         customer_id=j[customer_col],
         frequency=x,

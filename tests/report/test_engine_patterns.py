@@ -27,7 +27,7 @@ def pandas_summary(orders) -> pd.DataFrame:
     return btyd.at_resolution(segments.rfm_table(orders, AS_OF, "W"), "D")
 
 
-@pytest.mark.parametrize("resolution", ["D", "s"])
+@pytest.mark.parametrize("resolution", ["W", "D", "s"])
 def test_btyd_summary_equals_the_pandas_summary_at_the_resolution(orders, resolution):
     expected = btyd.at_resolution(segments.rfm_table(orders, "2025-11-15", "W"), resolution)
     got = (
@@ -40,7 +40,7 @@ def test_btyd_summary_equals_the_pandas_summary_at_the_resolution(orders, resolu
         got[COLS], expected[COLS], check_exact=False, rtol=1e-12, check_index_type=False,
         check_names=False, check_dtype=False,
     )  # fmt: skip
-    step_weeks = {"D": 1 / 7, "s": 1 / (7 * 86400)}[resolution]
+    step_weeks = {"W": 1.0, "D": 1 / 7, "s": 1 / (7 * 86400)}[resolution]
     np.testing.assert_allclose(got["T_steps"] * step_weeks, got["T"], rtol=1e-12)
 
 
