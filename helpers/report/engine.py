@@ -593,3 +593,161 @@ def predictive_clv(
         margin_per_order=per_order,
         clv=per_order * j.discounted,
     )
+
+
+# ------------------------------------------------------------------ the mapping's rules
+
+
+def _lower_text(col: ir.Value) -> ir.StringValue:
+    """A cell as trimmed lower-case text ('' for a missing one), as the pandas reader compares
+    statuses and placeholders."""
+    return col.cast("string").fill_null("").strip().lower()
+
+
+def mapping_rules(t: ir.Table, mapping) -> tuple[ir.Table, dict]:
+    """The client mapping's row rules as engine expressions, on the validated table (canonical
+    columns, one row per file row: :func:`helpers.tables.read_table_info`'s output), in the
+    order of :func:`helpers.report.orders.read_client_orders`:
+
+    0. without an amount column, amount = quantity x unit price;
+    1. rows after ``as_of`` left out; with ``rows: order_lines`` a customer or status given on one
+       line of an order only is copied to its other lines;
+    2. rows without a customer (null, blank or a ``customer_placeholders`` entry, trimmed, any
+       case): ``missing_customer: error`` raises, ``drop`` leaves them out;
+    3. statuses outside ``status.keep`` and ``status.cancelled`` left out (counted per status); a
+       row with a cancelled status is refunded in full (refund = max(amount, 0));
+    4. a refunded amount: refund = max(refund, refunded amount);
+    5. cancellations (the column starts with the prefix, trimmed): amount = -|amount|;
+    6. refunds (negative amounts or a refund > 0), by the policy: ``reject`` raises, ``exclude``
+       leaves them out, ``net`` subtracts the refund from a row with amount >= 0;
+    7. with ``rows: order_lines``, lines summed into orders (amount and quantity summed, first
+       date; the customer of the order's lines).
+
+    Returns the table of orders (an expression: nothing is materialized) and the counts the
+    pandas reader reports (``after_as_of``, ``missing_customers``, ``other_status`` with
+    ``statuses``, ``refund_rows``, ``refund_amount``, ``kinds``, ``lines``, ``orders``), each
+    computed by the engine as a small aggregate. Raises
+    :class:`helpers.tables.DataValidationError` where the reader does (missing customers with
+    ``error``, refunds with ``reject``, order lines with two customers), with the counts."""
+    from helpers.tables import DataValidationError
+
+    cols = mapping.read_columns()
+    counts: dict = {}
+
+    def scalar(expr) -> float:
+        v = expr.to_pyarrow().as_py()
+        return 0.0 if v is None else v
+
+    if "amount" not in t.columns:  # amount = quantity x unit price on each row
+        t = t.mutate(amount=(t.quantity * t.unit_price).cast("float64"))
+    if mapping.as_of:
+        end = ibis.timestamp(periods.as_of_end(mapping.as_of).to_pydatetime())
+        counts["after_as_of"] = int(scalar(t.count(where=t.order_date >= end)))
+        t = t.filter(t.order_date < end)
+    if mapping.rows == "order_lines":
+        fill = {
+            c: t[c].fill_null(t[c].max().over(group_by="order_id"))
+            for c in ("customer_id", "status")
+            if c in t.columns
+        }
+        if fill:
+            t = t.mutate(**fill)
+    placeholders = [p.strip().lower() for p in mapping.customer_placeholders]
+    missing = t.customer_id.isnull()
+    if placeholders:
+        missing = missing | _lower_text(t.customer_id).isin(placeholders)
+    counts["missing_customers"] = int(scalar(t.count(where=missing)))
+    if counts["missing_customers"]:
+        if mapping.missing_customer == "error":
+            raise DataValidationError(
+                [
+                    f"{counts['missing_customers']:,} rows have no customer id (missing_customer: error)"
+                ]
+            )
+        t = t.filter(~missing)
+    zero = ibis.literal(0.0)
+    refund = zero
+    kind = ibis.literal("")
+    if mapping.status:
+        scol = (
+            "status"
+            if "status" in cols
+            else next(k for k, v in cols.items() if v == mapping.status["column"])
+        )
+        keep = [s.lower() for s in mapping.status["keep"]]
+        cancelled = [s.lower() for s in mapping.status["cancelled"]]
+        t = t.mutate(_status=_lower_text(t[scol]))
+        other = ~t._status.isin(keep + cancelled)
+        per = (
+            t.filter(other)
+            .group_by("_status")
+            .agg(n=lambda s: s.count())
+            .to_pandas()
+            .sort_values(["n", "_status"], ascending=[False, True])
+        )
+        counts["other_status"] = int(per["n"].sum())
+        counts["statuses"] = {
+            (k or "(blank)"): int(v) for k, v in zip(per["_status"], per["n"], strict=True)
+        }
+        t = t.filter(~other)
+        full = t._status.isin(cancelled)
+        refund = ibis.ifelse(full, ibis.greatest(t.amount, zero), zero)
+        kind = ibis.ifelse(full, "status " + t._status, kind)
+    if "refunded_amount" in t.columns:
+        part = t.refunded_amount.fill_null(0.0)
+        refund = ibis.greatest(refund, part)
+        kind = ibis.ifelse((part > 0) & (kind == ""), "refunded amount", kind)
+    amount = t.amount
+    if mapping.cancellations:
+        ccol = next(
+            (k for k, v in cols.items() if v == mapping.cancellations["column"]), "cancellation"
+        )
+        cancel = (
+            t[ccol].cast("string").fill_null("").strip().startswith(mapping.cancellations["prefix"])
+        )
+        amount = ibis.ifelse(cancel, -amount.abs(), amount)
+        kind = ibis.ifelse(cancel, "cancellation", kind)
+    t = t.mutate(amount=amount, _refund=refund, _kind=kind)
+    negative = t.amount < 0
+    t = t.mutate(
+        _kind=ibis.ifelse(negative & (t._kind == ""), "negative amount", t._kind),
+        _refunded=negative | (t._refund > 0),
+    )
+    summary = t.aggregate(
+        rows=t.count(where=t._refunded),
+        negative=t.amount.sum(where=t.amount < 0),
+        refunded=t._refund.sum(where=t.amount >= 0),
+    ).to_pandas()
+    n = int(summary["rows"].iloc[0])
+    total = float(np.nan_to_num(summary["negative"].iloc[0])) - float(
+        np.nan_to_num(summary["refunded"].iloc[0])
+    )
+    counts["refund_rows"], counts["refund_amount"] = n, round(total, 2)
+    if n:
+        kinds = t.filter(t._refunded).group_by("_kind").agg(n=lambda s: s.count()).to_pandas()
+        counts["kinds"] = {str(k): int(v) for k, v in zip(kinds["_kind"], kinds["n"], strict=True)}
+        if mapping.refunds == "reject":
+            raise DataValidationError(
+                [
+                    f"{n:,} rows are refunds or cancellations, and the mapping's refunds policy is 'reject'"
+                ]
+            )
+        if mapping.refunds == "exclude":
+            t = t.filter(~t._refunded)
+        else:
+            t = t.mutate(amount=t.amount - ibis.ifelse(t.amount < 0, zero, t._refund))
+    t = t.drop(*[c for c in ("_status", "_refund", "_kind", "_refunded") if c in t.columns])
+    if mapping.rows == "order_lines":
+        g = t.group_by("order_id")
+        two = g.agg(k=t.customer_id.nunique()).filter(lambda s: s.k > 1)
+        n_two = int(scalar(two.count()))
+        if n_two:
+            raise DataValidationError([f"{n_two:,} orders have lines with different customers"])
+        counts["lines"] = int(scalar(t.count()))
+        agg = {"customer_id": t.customer_id.min(), "order_date": t.order_date.min(),
+               "amount": t.amount.sum()}  # fmt: skip
+        if "quantity" in t.columns:
+            agg["quantity"] = t.quantity.sum()
+        t = g.agg(**agg)
+        counts["orders"] = int(scalar(t.count()))
+    return t, counts
