@@ -26,6 +26,7 @@ __all__ = [
     "columns",
     "weights_of",
     "distinct_rows",
+    "fit_rows",
     "at_resolution",
     "RESOLUTIONS",
     "resolution_steps",
@@ -150,6 +151,27 @@ def distinct_rows(
     inverse = np.asarray(inverse, dtype=np.int64).reshape(-1)
     counts = np.bincount(inverse, weights=w, minlength=len(distinct[0]))
     return distinct, counts, inverse
+
+
+#: Above this share of distinct rows a fit uses the rows as they are (:func:`fit_rows`).
+MAX_DISTINCT_SHARE = 0.9
+
+
+def fit_rows(
+    *cols: np.ndarray, weights: np.ndarray | None = None
+) -> tuple[list[np.ndarray], np.ndarray, int]:
+    """The rows a weighted fit runs on: the distinct rows with their counts
+    (:func:`distinct_rows`), unless they are more than :data:`MAX_DISTINCT_SHARE` of the rows
+    (order times to the second make nearly every customer distinct: grouping would cost time
+    and save nothing), then the rows themselves with their weights. Either way the weighted
+    log-likelihood is the same sum. Returns the columns, the weights and the number of distinct
+    rows."""
+    distinct, counts, _ = distinct_rows(*cols, weights=weights)
+    w = np.ones(len(cols[0])) if weights is None else np.asarray(weights, dtype=float)
+    keep = w > 0
+    if len(counts) <= MAX_DISTINCT_SHARE * keep.sum():
+        return distinct, counts, len(counts)
+    return [np.asarray(c, dtype=float)[keep] for c in cols], w[keep], len(counts)
 
 
 #: Resolutions a summary's times can be counted in (:func:`at_resolution`): the length of one

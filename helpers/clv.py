@@ -289,7 +289,7 @@ def _fit_purchases(
     x, tx, T = btyd.columns(summary, ("frequency", "recency", "T"))
     _check_bgnbd_data(x, tx, T)
     unit = time_unit or summary.attrs.get("time_unit", "?")
-    (x, tx, T), w, _ = btyd.distinct_rows(x, tx, T, weights=btyd.weights_of(summary, weights))
+    (x, tx, T), w, patterns = btyd.fit_rows(x, tx, T, weights=btyd.weights_of(summary, weights))
     data = _BGNBDData(x, tx, T, w)
     loglik = data.mbg_loglik if model == "MBG/NBD" else data.loglik
 
@@ -306,7 +306,11 @@ def _fit_purchases(
         nll, x0, ["r", "alpha", "a", "b"], model, int(round(n)), unit, nll_grad,
         n >= ANALYTIC_MIN_N,
     )  # fmt: skip
-    fit.extra.update(patterns=len(w), resolution=summary.attrs.get("resolution", "as given"))
+    fit.extra.update(
+        patterns=patterns,
+        rows_fitted=len(w),
+        resolution=summary.attrs.get("resolution", "as given"),
+    )
     return fit
 
 
@@ -603,7 +607,7 @@ def fit_gamma_gamma(
     counts (:func:`helpers.btyd.distinct_rows`; `weights` as in :func:`fit_bgnbd`): the same
     optimum as one row per customer; ``fit.extra["patterns"]`` is the number of distinct rows."""
     x, m = _repeat_spend(summary)
-    (x, m), w, _ = btyd.distinct_rows(x, m, weights=btyd.weights_of(summary, weights))
+    (x, m), w, patterns = btyd.fit_rows(x, m, weights=btyd.weights_of(summary, weights))
     data = _GGData(x, m, w)
 
     def nll(theta: np.ndarray) -> float:
@@ -615,7 +619,7 @@ def fit_gamma_gamma(
         nll, x0, ["p", "q", "gamma"], "Gamma-Gamma", int(round(n)), "-", data.nll_and_grad,
         n >= ANALYTIC_MIN_N,
     )  # fmt: skip
-    fit.extra.update(patterns=len(w))
+    fit.extra.update(patterns=patterns, rows_fitted=len(w))
     if fit.q <= 1:
         raise ValueError(
             f"the Gamma-Gamma fit has q = {fit.q:.3g} <= 1 (p = {fit.p:.3g}, gamma = {fit.gamma:.3g}): "

@@ -152,7 +152,7 @@ def fit_pareto_nbd(
     LL = -9595.0 (Schmittlein, Morrison & Colombo 1987; Fader, Hardie & Lee 2005).
     """
     x, tx, T = _data(summary)
-    (x, tx, T), w, _ = btyd.distinct_rows(x, tx, T, weights=btyd.weights_of(summary, weights))
+    (x, tx, T), w, patterns = btyd.fit_rows(x, tx, T, weights=btyd.weights_of(summary, weights))
     unit = time_unit or summary.attrs.get("time_unit", "?")
 
     def nll(theta: np.ndarray) -> float:
@@ -182,7 +182,11 @@ def fit_pareto_nbd(
     params = dict(zip(["r", "alpha", "s", "beta"], np.exp(theta).tolist(), strict=True))
     converged = bool(res.success) and bool(np.all(np.abs(theta) < 14.9))
     fit = ModelFit("Pareto/NBD", params, -value, int(round(w.sum())), unit, cov, converged)
-    fit.extra.update(patterns=len(w), resolution=summary.attrs.get("resolution", "as given"))
+    fit.extra.update(
+        patterns=patterns,
+        rows_fitted=len(w),
+        resolution=summary.attrs.get("resolution", "as given"),
+    )
     return fit
 
 
