@@ -25,6 +25,11 @@ __all__ = [
     "ModelFit",
     "columns",
     "weights_of",
+    "distinct_rows",
+    "fit_rows",
+    "at_resolution",
+    "RESOLUTIONS",
+    "resolution_steps",
     "fit_log_params",
     "hess_from_grad",
     "newton_polish",
@@ -99,6 +104,130 @@ def weights_of(summary: pd.DataFrame, weights: str | np.ndarray | pd.Series | No
             f"weights must be {len(summary)} finite counts >= 0 (one per summary row), not all 0"
         )
     return w
+
+
+def distinct_rows(
+    *cols: np.ndarray, weights: np.ndarray | None = None
+) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
+    """The distinct rows of the columns `cols` (equal length), sorted lexicographically, with
+    their counts (the sum of `weights` over the rows of each; one each by default) and the
+    inverse (row -> distinct row), so that ``[u[inverse] for u in distinct] == cols``.
+
+    A likelihood that depends on a customer only through these columns (the BG/NBD, MBG/NBD and
+    Pareto/NBD through (x, t_x, T), the Gamma-Gamma through (x, mean spend)) is the same summed
+    over the customers or over the distinct rows times their counts: sum_i log L(v_i) =
+    sum_k n_k log L(u_k) (the ``weights`` of lifetimes and CLVTools). Each column is factorized
+    by hashing (pandas), the codes combined in one integer key (mixed radix) and the key
+    factorized again; rows with zero weight are dropped."""
+    if not cols:
+        raise ValueError("distinct_rows needs at least one column")
+    n = len(cols[0])
+    w = np.ones(n) if weights is None else np.asarray(weights, dtype=float)
+    if any(len(c) != n for c in cols) or len(w) != n:
+        raise ValueError("the columns and weights must have the same length")
+    keep = w > 0
+    if not keep.all():
+        cols, w = tuple(np.asarray(c)[keep] for c in cols), w[keep]
+    codes, uniques = [], []
+    for c in cols:
+        code, uniq = pd.factorize(np.asarray(c), sort=True)
+        codes.append(code.astype(np.int64))
+        uniques.append(np.asarray(uniq))
+    sizes = [max(len(u), 1) for u in uniques]
+    if float(np.prod(np.array(sizes, dtype=float))) < 2.0**62:  # one integer key per row
+        key = np.zeros(len(w), dtype=np.int64)
+        for code, size in zip(codes, sizes, strict=True):
+            key = key * size + code
+        inverse, ukey = pd.factorize(key, sort=True)
+        parts, rest = [], np.asarray(ukey, dtype=np.int64)
+        for size in reversed(sizes):
+            parts.append(rest % size)
+            rest = rest // size
+        distinct = [u[p] for u, p in zip(uniques, reversed(parts), strict=True)]
+    else:  # too many combinations for one int64 key: sort the code rows
+        stacked = np.stack(codes, axis=1)
+        ucodes, inverse = np.unique(stacked, axis=0, return_inverse=True)
+        distinct = [u[ucodes[:, j]] for j, u in enumerate(uniques)]
+    inverse = np.asarray(inverse, dtype=np.int64).reshape(-1)
+    counts = np.bincount(inverse, weights=w, minlength=len(distinct[0]))
+    return distinct, counts, inverse
+
+
+#: Above this share of distinct rows a fit uses the rows as they are (:func:`fit_rows`).
+MAX_DISTINCT_SHARE = 0.9
+
+
+def fit_rows(
+    *cols: np.ndarray, weights: np.ndarray | None = None
+) -> tuple[list[np.ndarray], np.ndarray, int]:
+    """The rows a weighted fit runs on: the distinct rows with their counts
+    (:func:`distinct_rows`), unless they are more than :data:`MAX_DISTINCT_SHARE` of the rows
+    (order times to the second make nearly every customer distinct: grouping would cost time
+    and save nothing), then the rows themselves with their weights. Either way the weighted
+    log-likelihood is the same sum. Returns the columns, the weights and the number of distinct
+    rows."""
+    distinct, counts, _ = distinct_rows(*cols, weights=weights)
+    w = np.ones(len(cols[0])) if weights is None else np.asarray(weights, dtype=float)
+    keep = w > 0
+    if len(counts) <= MAX_DISTINCT_SHARE * keep.sum():
+        return distinct, counts, len(counts)
+    return [np.asarray(c, dtype=float)[keep] for c in cols], w[keep], len(counts)
+
+
+#: Resolutions a summary's times can be counted in (:func:`at_resolution`): the length of one
+#: step in seconds and the offset that aligns the steps (weeks run Monday to Sunday, as
+#: :func:`helpers.periods.period_codes`'s; 1970-01-01 was a Thursday).
+RESOLUTIONS: dict[str, tuple[int, int]] = {
+    "W": (7 * 86_400, 3 * 86_400),
+    "D": (86_400, 0),
+    "h": (3_600, 0),
+    "min": (60, 0),
+    "s": (1, 0),
+}
+
+
+def resolution_steps(
+    first_s: np.ndarray, last_s: np.ndarray, end_s: int, resolution: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """t_x and T in whole steps of `resolution` from the first and last order times and the
+    end of the data (whole seconds since 1970): with k(t) = floor((t + offset) / step) the step
+    of a time, t_x = k(last) - k(first) and T = ceil((end + offset) / step) - k(first) (the step
+    holding the end of the as-of day counted whole, so T >= 1)."""
+    step, off = RESOLUTIONS[resolution]
+    k_first = (first_s + off) // step
+    k_end = -(-(end_s + off) // step)
+    return (last_s + off) // step - k_first, k_end - k_first
+
+
+def at_resolution(summary: pd.DataFrame, resolution: str) -> pd.DataFrame:
+    """The BTYD summary (``first_order``, ``last_order``, attrs ``as_of`` and ``time_unit``) with
+    t_x and T counted in whole steps of `resolution` ('W', 'D', 'h', 'min', 's';
+    :data:`RESOLUTIONS`, :func:`resolution_steps`) and expressed in the time unit: t_x = (step of
+    the last order - step of the first), T = (step after the end of the as-of day's, rounded up
+    - step of the first). For 'D': t_x = (last day - first day) / unit and T = (end of the as-of
+    day - start of the first day) / unit; for 'W' in weeks both are whole numbers (the time
+    unit's own resolution). Recorded in ``attrs["resolution"]``; the fits state it in
+    ``fit.extra``.
+
+    Why: order times to the second make nearly every customer's (x, t_x, T) distinct; at a
+    coarser resolution customers share them, and a fit on the distinct rows with their counts
+    (:func:`distinct_rows`) costs what the patterns cost, not the customers. Each time moves by
+    less than one step."""
+    if resolution not in RESOLUTIONS:
+        raise ValueError(f"resolution must be one of {sorted(RESOLUTIONS)}, got {resolution!r}")
+    from helpers import periods, segments
+
+    unit_s = segments.unit_days(summary.attrs["time_unit"]) * 86400
+    end_s = periods.as_of_end(summary.attrs["as_of"]).value // 10**9
+    first = pd.DatetimeIndex(summary["first_order"]).asi8 // 10**9
+    last = pd.DatetimeIndex(summary["last_order"]).asi8 // 10**9
+    tx, T = resolution_steps(first, last, end_s, resolution)
+    step = RESOLUTIONS[resolution][0]
+    out = summary.copy()
+    out["recency"] = tx * step / unit_s
+    out["T"] = T * step / unit_s
+    out.attrs["resolution"] = resolution
+    return out
 
 
 def fit_log_params(

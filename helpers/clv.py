@@ -112,15 +112,18 @@ def _check_bgnbd_data(x: np.ndarray, tx: np.ndarray, T: np.ndarray) -> None:
 
 
 class _BGNBDData:
-    """The data with the per-frequency parts precomputed (gammaln/betaln on unique x only)."""
+    """The data with the per-frequency parts precomputed (gammaln/betaln on unique x only);
+    `w` the count of customers of each row (one each by default): the summed log-likelihood and
+    its gradient are sum_i w_i log L_i (:func:`helpers.btyd.distinct_rows`)."""
 
-    def __init__(self, x: np.ndarray, tx: np.ndarray, T: np.ndarray):
+    def __init__(self, x: np.ndarray, tx: np.ndarray, T: np.ndarray, w: np.ndarray | None = None):
         self.ux, self.inv = np.unique(x, return_inverse=True)
         self.x, self.tx, self.T = x, tx, T
+        self.w = np.ones(len(x)) if w is None else np.asarray(w, dtype=float)
         self.rep = x > 0
         self.rep_rows = np.flatnonzero(self.rep)
         self.inv = self.inv.reshape(-1)
-        self.counts = np.bincount(self.inv, minlength=len(self.ux)).astype(float)
+        self.counts = np.bincount(self.inv, weights=self.w, minlength=len(self.ux))
         r = self.rep_rows
         self.rep_data = (self.inv[r], x[r], tx[r])
 
@@ -163,7 +166,8 @@ class _BGNBDData:
 
     def nll_and_grad(self, theta: np.ndarray, mbg: bool) -> tuple[float, np.ndarray]:
         """Negative log-likelihood (summed) and its analytic gradient in the log-parameters
-        theta = log(r, alpha, a, b), for the BG/NBD (`mbg` False) or the MBG/NBD. With
+        theta = log(r, alpha, a, b), for the BG/NBD (`mbg` False) or the MBG/NBD, each row
+        counted `w` times. With
         L = log A + log(e^t1 + e^t2) (:meth:`loglik`, :meth:`mbg_loglik`) and the weights
         w_j = e^(t_j - L) of the two terms, psi the digamma function and s_1 = T, s_2 = t_x:
         dL/dr = psi(r+x) - psi(r) + log alpha - sum_j w_j log(alpha + s_j),
@@ -191,10 +195,12 @@ class _BGNBDData:
         t2 = b2[inv2] - rx2 * l2
         both = np.logaddexp(t1r, t2)
         w2 = np.exp(t2 - both)  # weight of the second term; the first has 1 - w2
-        ll = float(self.counts @ log_a) + float(t1.sum()) - float(t1r.sum()) + float(both.sum())
+        w, wr = self.w, self.w[rows]
+        ll = float(self.counts @ log_a) + float(w @ t1) - float(wr @ t1r) + float(wr @ both)
         d_r = float(self.counts @ (special.digamma(r + ux) - special.digamma(r) + np.log(alpha)))
-        d_r -= float(l1.sum()) + float(w2 @ (l2 - l1r))
-        d_alpha = len(self.x) * r / alpha - float((rx / aT).sum())
+        w2 = w2 * wr  # the second term's weight times the row's count of customers
+        d_r -= float(w @ l1) + float(w2 @ (l2 - l1r))
+        d_alpha = float(w.sum()) * r / alpha - float(w @ (rx / aT))
         d_alpha -= float((rx2 * w2) @ (1 / a2 - 1 / aTr))
         W2 = np.bincount(inv2, weights=w2, minlength=len(ux))
         W1 = self.counts - W2
@@ -237,44 +243,75 @@ def mbgnbd_loglik(summary: pd.DataFrame, r: float, alpha: float, a: float, b: fl
 ANALYTIC_MIN_N = 0
 
 
-def fit_bgnbd(summary: pd.DataFrame, time_unit: str | None = None) -> ModelFit:
+def fit_bgnbd(
+    summary: pd.DataFrame,
+    time_unit: str | None = None,
+    weights: str | np.ndarray | pd.Series | None = None,
+) -> ModelFit:
     """Maximum-likelihood BG/NBD fit on columns ``frequency``, ``recency``, ``T``.
+
+    Fitted on the distinct (x, t_x, T) rows with their counts (:func:`helpers.btyd.distinct_rows`;
+    `weights`: counts of identical customers per summary row, a column name or values): the same
+    optimum as one row per customer, at the cost of the distinct patterns. ``fit.n`` is the
+    number of customers, ``fit.extra`` has ``patterns`` (distinct rows) and ``resolution`` (of
+    t_x and T: ``summary.attrs["resolution"]``, see :func:`helpers.btyd.at_resolution`, else
+    "as given").
 
     Returns a :class:`ModelFit` with ``r``, ``alpha`` (per `time_unit`, default
     ``summary.attrs['time_unit']``), ``a``, ``b``, ``loglik`` and Wald CIs (``summary()``).
     Known answer: on the CDNOW sample (weeks) r = 0.243, alpha = 4.414, a = 0.793, b = 2.426,
     LL = -9582.4 (Fader, Hardie & Lee 2005).
     """
-    return _fit_purchases(summary, time_unit, "BG/NBD")
+    return _fit_purchases(summary, time_unit, "BG/NBD", weights)
 
 
-def fit_mbgnbd(summary: pd.DataFrame, time_unit: str | None = None) -> ModelFit:
+def fit_mbgnbd(
+    summary: pd.DataFrame,
+    time_unit: str | None = None,
+    weights: str | np.ndarray | pd.Series | None = None,
+) -> ModelFit:
     """Maximum-likelihood MBG/NBD fit (Batislam, Denizel & Filiztekin 2007) on ``frequency``,
     ``recency``, ``T``: the BG/NBD in which one-time buyers can have left. Known answer: on the
-    CDNOW sample (weeks) r = 0.525, alpha = 6.183, a = 0.891, b = 1.614 (R package BTYDplus)."""
-    return _fit_purchases(summary, time_unit, "MBG/NBD")
+    CDNOW sample (weeks) r = 0.525, alpha = 6.183, a = 0.891, b = 1.614 (R package BTYDplus).
+    Fitted on the distinct (x, t_x, T) rows with their counts, as :func:`fit_bgnbd`."""
+    return _fit_purchases(summary, time_unit, "MBG/NBD", weights)
 
 
-def _fit_purchases(summary: pd.DataFrame, time_unit: str | None, model: str) -> ModelFit:
-    """Maximum likelihood of the BG/NBD or MBG/NBD on the summary, from a start where the mean
-    purchase rate r / alpha matches the data's and a = b = r = 1."""
+def _fit_purchases(
+    summary: pd.DataFrame,
+    time_unit: str | None,
+    model: str,
+    weights: str | np.ndarray | pd.Series | None = None,
+) -> ModelFit:
+    """Maximum likelihood of the BG/NBD or MBG/NBD on the summary's distinct (x, t_x, T) rows
+    weighted by their counts, from a start where the mean purchase rate r / alpha matches the
+    data's and a = b = r = 1."""
     x, tx, T = btyd.columns(summary, ("frequency", "recency", "T"))
     _check_bgnbd_data(x, tx, T)
     unit = time_unit or summary.attrs.get("time_unit", "?")
-    data = _BGNBDData(x, tx, T)
+    (x, tx, T), w, patterns = btyd.fit_rows(x, tx, T, weights=btyd.weights_of(summary, weights))
+    data = _BGNBDData(x, tx, T, w)
     loglik = data.mbg_loglik if model == "MBG/NBD" else data.loglik
 
     def nll(theta: np.ndarray) -> float:
-        return -float(loglik(*np.exp(theta)).sum())
+        return -float(w @ loglik(*np.exp(theta)))
 
     def nll_grad(theta: np.ndarray) -> tuple[float, np.ndarray]:
         return data.nll_and_grad(theta, model == "MBG/NBD")
 
-    rate = max(x.mean(), 0.05) / T.mean()
+    n = float(w.sum())
+    rate = max(float(w @ x) / n, 0.05) / (float(w @ T) / n)
     x0 = np.log([1.0, 1.0 / rate, 1.0, 1.0])
-    return btyd.fit_log_params(
-        nll, x0, ["r", "alpha", "a", "b"], model, len(x), unit, nll_grad, len(x) >= ANALYTIC_MIN_N
+    fit = btyd.fit_log_params(
+        nll, x0, ["r", "alpha", "a", "b"], model, int(round(n)), unit, nll_grad,
+        n >= ANALYTIC_MIN_N,
+    )  # fmt: skip
+    fit.extra.update(
+        patterns=patterns,
+        rows_fitted=len(w),
+        resolution=summary.attrs.get("resolution", "as given"),
     )
+    return fit
 
 
 #: The purchase models a report can choose between, by name: the BG/NBD and MBG/NBD of this
@@ -504,28 +541,32 @@ class _GGData:
     formula of :func:`gamma_gamma_loglik` term by term, at a fraction of the cost per
     evaluation of the optimizer."""
 
-    def __init__(self, x: np.ndarray, m: np.ndarray):
+    def __init__(self, x: np.ndarray, m: np.ndarray, w: np.ndarray | None = None):
         self.x = x
+        self.w = np.ones(len(x)) if w is None else np.asarray(w, dtype=float)
         self.ux, self.inv = np.unique(x, return_inverse=True)
         self.inv = self.inv.reshape(-1)
         self.log_m, self.log_x, self.mx = np.log(m), np.log(x), m * x
-        self.counts = np.bincount(self.inv, minlength=len(self.ux)).astype(float)
-        self.sum_x_logs = float(x @ (self.log_m + self.log_x))
+        self.counts = np.bincount(self.inv, weights=self.w, minlength=len(self.ux))
+        self.wx = self.w * x
+        self.sum_x_logs = float(self.wx @ (self.log_m + self.log_x))
 
     def nll_and_grad(self, theta: np.ndarray) -> tuple[float, np.ndarray]:
         """Negative log-likelihood and its gradient in theta = log(p, q, gamma):
         dL/dp = x (psi(px+q) - psi(px) + log m + log x - log(gamma + m x)),
         dL/dq = psi(px+q) - psi(q) + log gamma - log(gamma + m x),
-        dL/dgamma = q/gamma - (px+q)/(gamma + m x), summed over customers."""
+        dL/dgamma = q/gamma - (px+q)/(gamma + m x), summed over customers (each row `w` times)."""
         p, q, gamma = np.exp(theta)
-        ux, n = self.ux, len(self.x)
+        ux, w = self.ux, self.w
+        n = float(w.sum())
         lg = np.log(gamma + self.mx)
-        ll = float(self.loglik(p, q, gamma).sum())
+        ll = float(w @ self.loglik(p, q, gamma))
         psi_pq = special.digamma(p * ux + q)
         d_p = float(self.counts @ (ux * (psi_pq - special.digamma(p * ux))))
-        d_p += self.sum_x_logs - float(self.x @ lg)
-        d_q = float(self.counts @ psi_pq) - n * special.digamma(q) + n * np.log(gamma) - lg.sum()
-        d_g = n * q / gamma - float(((p * self.x + q) / (gamma + self.mx)).sum())
+        d_p += self.sum_x_logs - float(self.wx @ lg)
+        d_q = float(self.counts @ psi_pq) - n * special.digamma(q) + n * np.log(gamma)
+        d_q -= float(w @ lg)
+        d_g = n * q / gamma - float(w @ ((p * self.x + q) / (gamma + self.mx)))
         return -ll, -np.array([d_p * p, d_q * q, d_g * gamma])
 
     def loglik(self, p: float, q: float, gamma: float) -> np.ndarray:
@@ -554,25 +595,31 @@ def _repeat_spend(summary: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     return x, m
 
 
-def fit_gamma_gamma(summary: pd.DataFrame) -> ModelFit:
+def fit_gamma_gamma(
+    summary: pd.DataFrame, weights: str | np.ndarray | pd.Series | None = None
+) -> ModelFit:
     """Maximum-likelihood Gamma-Gamma fit on ``frequency`` and ``monetary_value`` of repeat
     customers (frequency > 0, monetary_value > 0; anything else raises ValueError). Returns a
     :class:`ModelFit` with ``p``, ``q``, ``gamma``. Known answer: CDNOW repeat buyers (946)
     p = 6.25, q = 3.74, gamma = 15.44. A fit with q <= 1 (infinite mean spend) raises ValueError.
     Check the independence of spend and frequency with :func:`spend_frequency_check` or
-    :func:`gamma_gamma_independence`."""
+    :func:`gamma_gamma_independence`. Fitted on the distinct (x, mean spend) rows with their
+    counts (:func:`helpers.btyd.distinct_rows`; `weights` as in :func:`fit_bgnbd`): the same
+    optimum as one row per customer; ``fit.extra["patterns"]`` is the number of distinct rows."""
     x, m = _repeat_spend(summary)
-
-    data = _GGData(x, m)
+    (x, m), w, patterns = btyd.fit_rows(x, m, weights=btyd.weights_of(summary, weights))
+    data = _GGData(x, m, w)
 
     def nll(theta: np.ndarray) -> float:
-        return -float(data.loglik(*np.exp(theta)).sum())
+        return -float(w @ data.loglik(*np.exp(theta)))
 
-    x0 = np.log([1.0, 2.0, float(np.mean(m))])
+    n = float(w.sum())
+    x0 = np.log([1.0, 2.0, float(w @ m) / n])
     fit = btyd.fit_log_params(
-        nll, x0, ["p", "q", "gamma"], "Gamma-Gamma", len(x), "-", data.nll_and_grad,
-        len(x) >= ANALYTIC_MIN_N,
+        nll, x0, ["p", "q", "gamma"], "Gamma-Gamma", int(round(n)), "-", data.nll_and_grad,
+        n >= ANALYTIC_MIN_N,
     )  # fmt: skip
+    fit.extra.update(patterns=patterns, rows_fitted=len(w))
     if fit.q <= 1:
         raise ValueError(
             f"the Gamma-Gamma fit has q = {fit.q:.3g} <= 1 (p = {fit.p:.3g}, gamma = {fit.gamma:.3g}): "

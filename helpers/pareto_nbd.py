@@ -141,8 +141,9 @@ def fit_pareto_nbd(
 ) -> ModelFit:
     """Maximum-likelihood Pareto/NBD fit on ``frequency``, ``recency``, ``T``.
 
-    `weights`: counts of identical customers (a column name or values per row); the fit on
-    distinct rows with their counts equals the fit on one row per customer. Maximizes
+    `weights`: counts of identical customers (a column name or values per row); the fit runs on
+    the distinct (x, t_x, T) rows with their counts (:func:`helpers.btyd.distinct_rows`), which
+    equals the fit on one row per customer (``fit.extra["patterns"]``: distinct rows). Maximizes
     sum_i w_i log L_i over log(r, alpha, s, beta) with L-BFGS-B (restarted once from its optimum);
     standard errors from the numerical Hessian of the weighted negative log-likelihood (the
     observed information of all sum(w) customers). Returns a :class:`helpers.btyd.ModelFit`
@@ -151,9 +152,7 @@ def fit_pareto_nbd(
     LL = -9595.0 (Schmittlein, Morrison & Colombo 1987; Fader, Hardie & Lee 2005).
     """
     x, tx, T = _data(summary)
-    w = btyd.weights_of(summary, weights)
-    keep = w > 0
-    x, tx, T, w = x[keep], tx[keep], T[keep], w[keep]
+    (x, tx, T), w, patterns = btyd.fit_rows(x, tx, T, weights=btyd.weights_of(summary, weights))
     unit = time_unit or summary.attrs.get("time_unit", "?")
 
     def nll(theta: np.ndarray) -> float:
@@ -182,7 +181,13 @@ def fit_pareto_nbd(
         cov = np.full((4, 4), np.nan)
     params = dict(zip(["r", "alpha", "s", "beta"], np.exp(theta).tolist(), strict=True))
     converged = bool(res.success) and bool(np.all(np.abs(theta) < 14.9))
-    return ModelFit("Pareto/NBD", params, -value, int(round(w.sum())), unit, cov, converged)
+    fit = ModelFit("Pareto/NBD", params, -value, int(round(w.sum())), unit, cov, converged)
+    fit.extra.update(
+        patterns=patterns,
+        rows_fitted=len(w),
+        resolution=summary.attrs.get("resolution", "as given"),
+    )
+    return fit
 
 
 def _params(fit: ModelFit) -> tuple[float, float, float, float]:

@@ -4,6 +4,7 @@ likelihood-ratio tests (hand-computed answers), the parametric bootstrap."""
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 from scipy import stats
 
@@ -60,3 +61,147 @@ def test_sample_log_params_is_seeded_and_centred():
     np.testing.assert_array_equal(d1, d2)
     np.testing.assert_allclose(np.log(d1).mean(0), np.log([2.0, 5.0]), atol=0.01)
     np.testing.assert_allclose(np.log(d1).std(0), [0.1, 0.2], rtol=0.02)
+
+
+# --- fits on sufficient statistics (issue 31, point 3) ---------------------------------------
+
+
+def test_distinct_rows_round_trips_and_counts():
+    rng = np.random.default_rng(3)
+    x = rng.integers(0, 4, 500).astype(float)
+    tx = rng.integers(0, 5, 500) / 7
+    w = rng.integers(0, 3, 500).astype(float)  # zero weights are dropped
+    (ux, utx), counts, inv = btyd.distinct_rows(x, tx, weights=w)
+    keep = w > 0
+    np.testing.assert_array_equal(ux[inv], x[keep])
+    np.testing.assert_array_equal(utx[inv], tx[keep])
+    assert counts.sum() == w.sum()
+    pairs = sorted(set(zip(x[keep].tolist(), tx[keep].tolist(), strict=True)))
+    assert list(zip(ux.tolist(), utx.tolist(), strict=True)) == pairs  # sorted, each once
+    # too many combinations for one integer key: the sorting fallback gives the same rows
+    big = np.arange(500) * 1e6 + x
+    (a, b, c), cnt, _ = btyd.distinct_rows(big, big + 1, tx, weights=w)
+    assert len(a) == keep.sum() and cnt.sum() == w.sum()
+
+
+def _per_customer(*cols, weights=None):
+    """btyd.distinct_rows without compressing: one row per customer, as the fits were before."""
+    w = np.ones(len(cols[0])) if weights is None else np.asarray(weights, dtype=float)
+    keep = w > 0
+    return [np.asarray(c)[keep] for c in cols], w[keep], np.flatnonzero(keep)
+
+
+def _synthetic_summary(n: int = 2000, seed: int = 5) -> pd.DataFrame:
+    """The Pareto/NBD process (r 0.8, alpha 8, s 0.7, beta 12 weeks) of weekly cohorts over
+    20-60 weeks, at day resolution (times in weeks, whole days): customers share (x, t_x, T);
+    spend in whole euros, so (x, m) repeats too."""
+    rng = np.random.default_rng(seed)
+    T = rng.integers(20, 61, n).astype(float)  # whole weeks: weekly cohorts
+    lam, mu = rng.gamma(0.8, 1 / 8.0, n), rng.gamma(0.7, 1 / 12.0, n)
+    span = np.minimum(rng.exponential(1 / mu), T)
+    x = rng.poisson(lam * span)
+    with np.errstate(divide="ignore"):
+        tx = np.where(x > 0, span * rng.uniform(size=n) ** (1 / np.maximum(x, 1)), 0.0)
+    m = np.where(x > 0, np.round(rng.gamma(6.0, 5.0, n)) + 1, 0.0)
+    df = pd.DataFrame({"frequency": x, "recency": np.floor(tx * 7) / 7, "T": T,
+                       "monetary_value": m})  # fmt: skip
+    df.attrs.update(time_unit="W", resolution="D")
+    return df
+
+
+def _fits(summary: pd.DataFrame, weights=None) -> dict[str, btyd.ModelFit]:
+    from helpers import clv, pareto_nbd
+
+    repeat = summary[summary["frequency"] > 0]
+    w_rep = None if weights is None else np.asarray(weights)[summary["frequency"].to_numpy() > 0]
+    return {
+        "BG/NBD": clv.fit_bgnbd(summary, weights=weights),
+        "MBG/NBD": clv.fit_mbgnbd(summary, weights=weights),
+        "Pareto/NBD": pareto_nbd.fit_pareto_nbd(summary, weights=weights),
+        "Gamma-Gamma": clv.fit_gamma_gamma(repeat, weights=w_rep),
+    }
+
+
+def _assert_same_fit(a: btyd.ModelFit, b: btyd.ModelFit) -> None:
+    assert a.n == b.n
+    np.testing.assert_allclose(list(a.params.values()), list(b.params.values()), rtol=1e-6)
+    np.testing.assert_allclose(a.loglik, b.loglik, rtol=1e-9)
+
+
+@pytest.fixture(scope="module")
+def cdnow():
+    from helpers import clv
+
+    return clv.load_cdnow("monetary")
+
+
+@pytest.mark.parametrize("which", ["cdnow", "synthetic"])
+def test_fits_on_distinct_rows_equal_the_per_customer_fits(which, cdnow, monkeypatch):
+    """The four likelihoods fitted on the distinct rows with counts (the default) equal the fits
+    on one row per customer (the code before, by replacing the compression with the identity) to
+    1e-6 relative in every parameter and 1e-9 in the log-likelihood; the fit says how many
+    distinct rows it used."""
+    summary = cdnow if which == "cdnow" else _synthetic_summary()
+    compressed = _fits(summary)
+    with monkeypatch.context() as mp:
+        mp.setattr(btyd, "distinct_rows", _per_customer)
+        per_customer = _fits(summary)
+    n_rep = int((summary["frequency"] > 0).sum())
+    for name, fit in compressed.items():
+        _assert_same_fit(fit, per_customer[name])
+        n = n_rep if name == "Gamma-Gamma" else len(summary)
+        assert fit.n == n and 0 < fit.extra["patterns"] <= n
+        assert per_customer[name].extra["patterns"] == n
+    if which == "synthetic":  # at day resolution the patterns are far fewer than the customers
+        assert compressed["BG/NBD"].extra["patterns"] < 0.6 * len(summary)
+        assert compressed["BG/NBD"].extra["resolution"] == "D"
+
+
+def test_fit_on_distinct_rows_with_weights_equals_the_fit_on_the_expanded_rows():
+    from helpers import clv
+
+    summary = _synthetic_summary(1500, seed=9)
+    (x, tx, T, m), counts, _ = btyd.distinct_rows(
+        *(summary[c].to_numpy() for c in ["frequency", "recency", "T", "monetary_value"])
+    )
+    distinct = pd.DataFrame({"frequency": x, "recency": tx, "T": T, "monetary_value": m})
+    distinct.attrs.update(summary.attrs)
+    a = clv.fit_bgnbd(distinct, weights=counts)
+    b = clv.fit_bgnbd(summary.sample(frac=1.0, random_state=1))  # row order does not matter
+    _assert_same_fit(a, b)
+    g = clv.fit_gamma_gamma(distinct[x > 0], weights=counts[x > 0])
+    _assert_same_fit(g, clv.fit_gamma_gamma(summary[summary["frequency"] > 0]))
+    with pytest.raises(ValueError, match="weights"):
+        clv.fit_mbgnbd(distinct, weights=-counts)
+
+
+def test_at_resolution_floors_the_times_and_states_it():
+    from helpers import segments
+
+    orders = pd.DataFrame({
+        "customer_id": [1, 1, 1, 2],
+        "order_date": pd.to_datetime(["2025-01-01 10:00", "2025-01-08 09:00",
+                                      "2025-01-15 23:59", "2025-01-20 12:30"]),
+        "amount": [10.0, 20.0, 30.0, 5.0],
+    })  # fmt: skip
+    s = segments.rfm_table(orders, as_of="2025-01-31", time_unit="W")
+    d = btyd.at_resolution(s, "D")
+    assert d.attrs["resolution"] == "D" and "resolution" not in s.attrs
+    np.testing.assert_allclose(d["recency"], [14 / 7, 0.0])  # Jan 1 -> Jan 15: 14 days
+    np.testing.assert_allclose(d["T"], [31 / 7, 12 / 7])  # to the end of Jan 31
+    assert (d["T"] >= s["T"]).all() and (d["T"] - s["T"] < 1 / 7).all()
+    np.testing.assert_allclose(btyd.at_resolution(s, "s")["T"], s["T"])  # whole seconds already
+    w = btyd.at_resolution(s, "W")  # Monday-to-Sunday weeks: Dec 30 - Jan 5 is the first one
+    np.testing.assert_array_equal(w["recency"], [2.0, 0.0])
+    np.testing.assert_array_equal(w["T"], [5.0, 2.0])  # the as-of week (to Feb 2) counted whole
+    with pytest.raises(ValueError, match="resolution"):
+        btyd.at_resolution(s, "week")
+
+
+def test_fit_rows_groups_only_when_it_saves_rows():
+    x = np.array([0.0, 0.0, 1.0, 1.0, 2.0])
+    (u,), w, n = btyd.fit_rows(x)
+    assert n == 3 and list(u) == [0.0, 1.0, 2.0] and list(w) == [2.0, 2.0, 1.0]
+    y = np.arange(20.0)  # all distinct: the rows as they are, in their order
+    (v,), w, n = btyd.fit_rows(y[::-1], weights=np.r_[0.0, np.ones(19)])
+    assert n == 19 and list(v) == list(y[::-1][1:]) and w.sum() == 19

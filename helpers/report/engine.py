@@ -12,7 +12,13 @@ that small result in pandas exactly as the teaching helpers do:
 * :func:`cohort_table` equals :func:`helpers.cohorts.cohort_table` (without ``by``);
 * :func:`headline` equals :func:`helpers.report.analysis.headline`;
 * :func:`calibration_holdout` equals :func:`helpers.clv.calibration_holdout`;
-* :func:`customer_totals` equals a pandas group-by sum of the amounts per customer.
+* :func:`customer_totals` equals a pandas group-by sum of the amounts per customer;
+* :func:`btyd_summary` (an Ibis table, one row per customer) equals
+  :func:`helpers.btyd.at_resolution` of :func:`helpers.segments.rfm_table`;
+  :func:`distinct_patterns` returns its distinct (x, t_x, T) rows with their counts, on which the
+  purchase models are fitted (``weights="customers"``), and :func:`predictive_clv` computes
+  :func:`helpers.clv.predictive_clv` per distinct row and joins it back to the customers in the
+  engine (equal per customer).
 
 The client report runs them on the validated table (:func:`connect` and :func:`from_arrow`: the
 memory-mapped Arrow file scanned in place by an embedded DuckDB with a memory limit), so the
@@ -35,7 +41,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from helpers import periods, segments
+from helpers import btyd, economics, periods, segments
 
 __all__ = [
     "connect",
@@ -51,6 +57,11 @@ __all__ = [
     "customer_summary",
     "period_retention",
     "cohort_table",
+    "btyd_summary",
+    "distinct_patterns",
+    "join_patterns",
+    "predictive_clv",
+    "PATTERN_KEYS",
 ]
 
 _EPOCH = dt.date(1970, 1, 1)
@@ -431,3 +442,312 @@ def customer_totals(
     t = as_table(orders)
     df = t.group_by(customer_col).agg(total=t[amount_col].cast("float64").sum()).to_pandas()
     return df.set_index(customer_col)["total"]
+
+
+# ------------------------------------------------------------- fits on sufficient statistics
+
+#: The integer columns that identify a customer's (x, t_x, T) in :func:`btyd_summary`: the
+#: repeat purchases and t_x and T in whole steps of the resolution (joins on integers, not floats).
+PATTERN_KEYS = ("frequency", "tx_steps", "T_steps")
+
+
+def btyd_summary(
+    orders: ir.Table | pd.DataFrame,
+    as_of: str | pd.Timestamp | None = None,
+    time_unit: str = "W",
+    resolution: str = "D",
+    *,
+    customer_col: str = "customer_id",
+    date_col: str = "order_date",
+    amount_col: str = "amount",
+) -> ir.Table:
+    """The BTYD summary as an engine expression (nothing is computed until it is used), one row
+    per customer: ``customer_id``, ``frequency`` x = n - 1, ``tx_steps`` and ``T_steps`` (t_x and
+    T in whole steps of `resolution`, :func:`helpers.btyd.resolution_steps`), ``recency`` and ``T`` (the same in `time_unit`) and ``monetary_value`` (mean
+    of the repeat purchases: (total - mean amount at the first timestamp) / x, 0 without one).
+
+    Equal to ``helpers.btyd.at_resolution(helpers.segments.rfm_table(orders, as_of, time_unit),
+    resolution)`` (Fader, Hardie & Lee 2005's x, t_x, T; the resolution stated, 'D' by default:
+    customers then share their (x, t_x, T), see :func:`distinct_patterns`)."""
+    if resolution not in btyd.RESOLUTIONS:
+        raise ValueError(
+            f"resolution must be one of {sorted(btyd.RESOLUTIONS)}, got {resolution!r}"
+        )
+    unit_s = segments.unit_days(time_unit) * 86_400
+    t = as_table(orders)
+    if as_of is None:
+        as_of = default_as_of(t, date_col)
+    end_s = int(periods.as_of_end(as_of).value // 10**9)
+    t = _up_to(t, as_of, date_col)
+    c, d, a = t[customer_col], t[date_col], t[amount_col].cast("float64")
+    agg = t.group_by(customer_col).agg(
+        first_order=d.min(), last_order=d.max(), n_orders=c.count(), total=a.sum()
+    )
+    at_first = t.join(agg.select(customer_col, "first_order"), customer_col)
+    first_amt = (
+        at_first.filter(at_first[date_col] == at_first.first_order)
+        .group_by(customer_col)
+        .agg(first_amount=lambda s: s[amount_col].cast("float64").mean())
+    )
+    j = agg.join(first_amt, customer_col)
+    step, off = btyd.RESOLUTIONS[resolution]
+
+    def k(ts: ir.TimestampValue) -> ir.IntegerValue:  # the step of a time (whole seconds first)
+        return (ts.truncate("s").epoch_seconds().cast("int64") + off) // step
+
+    x = (j.n_orders - 1).cast("int64")
+    # as helpers.btyd.resolution_steps: the step holding the end of the as-of day counted whole
+    k_end = -(-(end_s + off) // step)
+    tx_steps = k(j.last_order) - k(j.first_order)
+    T_steps = ibis.literal(k_end, "int64") - k(j.first_order)
+    return j.select(
+        customer_id=j[customer_col],
+        frequency=x,
+        tx_steps=tx_steps,
+        T_steps=T_steps,
+        recency=(tx_steps * step).cast("float64") / unit_s,
+        T=(T_steps * step).cast("float64") / unit_s,
+        monetary_value=ibis.ifelse(
+            x > 0, (j.total - j.first_amount) / ibis.greatest(x, 1).cast("float64"), 0.0
+        ),
+    )
+
+
+def distinct_patterns(
+    summary: ir.Table,
+    keys: tuple[str, ...] = PATTERN_KEYS,
+    *,
+    time_unit: str = "W",
+    resolution: str = "D",
+) -> pd.DataFrame:
+    """The distinct rows of :func:`btyd_summary` by `keys` with ``customers`` (their count),
+    ``recency`` and ``T``, grouped by the engine: the small table the purchase models are fitted
+    on (``clv.fit_bgnbd(patterns, weights="customers")`` equals the fit on one row per customer,
+    :func:`helpers.btyd.distinct_rows`). Sorted by the keys; attrs ``time_unit`` and
+    ``resolution`` as the summary's (pass the ones it was built with)."""
+    g = summary.group_by(list(keys)).agg(
+        customers=summary.count(), recency=summary["recency"].max(), T=summary["T"].max()
+    )
+    df = g.order_by(list(keys)).to_pandas()
+    df["customers"] = df["customers"].astype(np.int64)
+    df.attrs.update(time_unit=time_unit, resolution=resolution)
+    return df
+
+
+def join_patterns(
+    summary: ir.Table, scores: pd.DataFrame, keys: tuple[str, ...] = PATTERN_KEYS
+) -> ir.Table:
+    """Scores computed per distinct row (a DataFrame with the `keys` columns and one column per
+    score) joined back to every customer of `summary` in the engine (an inner join on the
+    integer keys: each customer's row has exactly one pattern)."""
+    cols = [c for c in scores.columns if c not in keys and c not in summary.columns]
+    small = ibis.memtable(scores[list(keys) + cols].reset_index(drop=True))
+    # a view: the summary's own self-join (first amount) would otherwise claim the join keys
+    return summary.view().join(small, list(keys))
+
+
+def predictive_clv(
+    summary: ir.Table,
+    purchases,
+    gg,
+    econ: economics.Economics = economics.SAMPLE,
+    margin_rate: float | None = None,
+    cost_per_order: float = 0.0,
+    *,
+    time_unit: str = "W",
+    resolution: str = "D",
+) -> ir.Table:
+    """:func:`helpers.clv.predictive_clv` of every customer of :func:`btyd_summary`, computed per
+    distinct (x, t_x, T) and joined back in the engine.
+
+    The purchase part depends on the customer only through (x, t_x, T): P(alive), the expected
+    purchases over the horizon and their discounted sum D = sum_k (E[Y(k)] - E[Y(k-1)]) /
+    (1 + d_m)^k are computed on the distinct rows (:func:`distinct_patterns`; the discounted sum
+    as ``clv.predictive_clv`` with a margin of exactly 1 per order) and joined back
+    (:func:`join_patterns`); the engine then computes the Gamma-Gamma expected spend
+    E[M] = p (gamma + x m) / (p x + q - 1) (Hardie 2013; m = 0 for x = 0), the margin per order
+    m_r E[M] - c and CLV = (m_r E[M] - c) D. Returns an Ibis table: ``customer_id``,
+    ``p_alive``, ``expected_purchases``, ``expected_spend``, ``margin_per_order``, ``clv``."""
+    from helpers import clv
+
+    patterns = distinct_patterns(summary, time_unit=time_unit, resolution=resolution)
+    patterns["monetary_value"] = 0.0
+    per = clv.predictive_clv(purchases, gg, patterns, econ, margin_rate=0.0, cost_per_order=-1.0)
+    scores = patterns[list(PATTERN_KEYS)].assign(
+        p_alive=per["p_alive"].to_numpy(),
+        expected_purchases=per["expected_purchases"].to_numpy(),
+        discounted=per["clv"].to_numpy(),  # margin 0 x spend + 1 per order: the discounted sum
+    )
+    j = join_patterns(summary, scores)
+    p, q, g = float(gg.p), float(gg.q), float(gg.gamma)
+    mr = econ.gross_margin_rate if margin_rate is None else margin_rate
+    x = j.frequency.cast("float64")
+    m = ibis.ifelse(j.frequency > 0, j.monetary_value, 0.0)
+    spend = p * (g + x * m) / (p * x + q - 1)
+    per_order = mr * spend - cost_per_order
+    return j.select(
+        "customer_id",
+        "p_alive",
+        "expected_purchases",
+        expected_spend=spend,
+        margin_per_order=per_order,
+        clv=per_order * j.discounted,
+    )
+
+
+# ------------------------------------------------------------------ the mapping's rules
+
+
+def _lower_text(col: ir.Value) -> ir.StringValue:
+    """A cell as trimmed lower-case text ('' for a missing one), as the pandas reader compares
+    statuses and placeholders."""
+    return col.cast("string").fill_null("").strip().lower()
+
+
+def mapping_rules(t: ir.Table, mapping) -> tuple[ir.Table, dict]:
+    """The client mapping's row rules as engine expressions, on the validated table (canonical
+    columns, one row per file row: :func:`helpers.tables.read_table_info`'s output), in the
+    order of :func:`helpers.report.orders.read_client_orders`:
+
+    0. without an amount column, amount = quantity x unit price;
+    1. rows after ``as_of`` left out; with ``rows: order_lines`` a customer or status given on one
+       line of an order only is copied to its other lines;
+    2. rows without a customer (null, blank or a ``customer_placeholders`` entry, trimmed, any
+       case): ``missing_customer: error`` raises, ``drop`` leaves them out;
+    3. statuses outside ``status.keep`` and ``status.cancelled`` left out (counted per status); a
+       row with a cancelled status is refunded in full (refund = max(amount, 0));
+    4. a refunded amount: refund = max(refund, refunded amount);
+    5. cancellations (the column starts with the prefix, trimmed): amount = -|amount|;
+    6. refunds (negative amounts or a refund > 0), by the policy: ``reject`` raises, ``exclude``
+       leaves them out, ``net`` subtracts the refund from a row with amount >= 0;
+    7. with ``rows: order_lines``, lines summed into orders (amount and quantity summed, first
+       date; the customer of the order's lines).
+
+    Returns the table of orders (an expression: nothing is materialized) and the counts the
+    pandas reader reports (``after_as_of``, ``missing_customers``, ``other_status`` with
+    ``statuses``, ``refund_rows``, ``refund_amount``, ``kinds``, ``lines``, ``orders``), each
+    computed by the engine as a small aggregate. Raises
+    :class:`helpers.tables.DataValidationError` where the reader does (missing customers with
+    ``error``, refunds with ``reject``, order lines with two customers), with the counts."""
+    from helpers.tables import DataValidationError
+
+    cols = mapping.read_columns()
+    counts: dict = {}
+
+    def scalar(expr) -> float:
+        v = expr.to_pyarrow().as_py()
+        return 0.0 if v is None else v
+
+    if "amount" not in t.columns:  # amount = quantity x unit price on each row
+        t = t.mutate(amount=(t.quantity * t.unit_price).cast("float64"))
+    if mapping.as_of:
+        end = ibis.timestamp(periods.as_of_end(mapping.as_of).to_pydatetime())
+        counts["after_as_of"] = int(scalar(t.count(where=t.order_date >= end)))
+        t = t.filter(t.order_date < end)
+    if mapping.rows == "order_lines":
+        fill = {
+            c: t[c].fill_null(t[c].max().over(group_by="order_id"))
+            for c in ("customer_id", "status")
+            if c in t.columns
+        }
+        if fill:
+            t = t.mutate(**fill)
+    placeholders = [p.strip().lower() for p in mapping.customer_placeholders]
+    missing = t.customer_id.isnull()
+    if placeholders:
+        missing = missing | _lower_text(t.customer_id).isin(placeholders)
+    counts["missing_customers"] = int(scalar(t.count(where=missing)))
+    if counts["missing_customers"]:
+        if mapping.missing_customer == "error":
+            raise DataValidationError(
+                [
+                    f"{counts['missing_customers']:,} rows have no customer id (missing_customer: error)"
+                ]
+            )
+        t = t.filter(~missing)
+    zero = ibis.literal(0.0)
+    refund = zero
+    kind = ibis.literal("")
+    if mapping.status:
+        scol = (
+            "status"
+            if "status" in cols
+            else next(k for k, v in cols.items() if v == mapping.status["column"])
+        )
+        keep = [s.lower() for s in mapping.status["keep"]]
+        cancelled = [s.lower() for s in mapping.status["cancelled"]]
+        t = t.mutate(_status=_lower_text(t[scol]))
+        other = ~t._status.isin(keep + cancelled)
+        per = (
+            t.filter(other)
+            .group_by("_status")
+            .agg(n=lambda s: s.count())
+            .to_pandas()
+            .sort_values(["n", "_status"], ascending=[False, True])
+        )
+        counts["other_status"] = int(per["n"].sum())
+        counts["statuses"] = {
+            (k or "(blank)"): int(v) for k, v in zip(per["_status"], per["n"], strict=True)
+        }
+        t = t.filter(~other)
+        full = t._status.isin(cancelled)
+        refund = ibis.ifelse(full, ibis.greatest(t.amount, zero), zero)
+        kind = ibis.ifelse(full, "status " + t._status, kind)
+    if "refunded_amount" in t.columns:
+        part = t.refunded_amount.fill_null(0.0)
+        refund = ibis.greatest(refund, part)
+        kind = ibis.ifelse((part > 0) & (kind == ""), "refunded amount", kind)
+    amount = t.amount
+    if mapping.cancellations:
+        ccol = next(
+            (k for k, v in cols.items() if v == mapping.cancellations["column"]), "cancellation"
+        )
+        cancel = (
+            t[ccol].cast("string").fill_null("").strip().startswith(mapping.cancellations["prefix"])
+        )
+        amount = ibis.ifelse(cancel, -amount.abs(), amount)
+        kind = ibis.ifelse(cancel, "cancellation", kind)
+    t = t.mutate(amount=amount, _refund=refund, _kind=kind)
+    negative = t.amount < 0
+    t = t.mutate(
+        _kind=ibis.ifelse(negative & (t._kind == ""), "negative amount", t._kind),
+        _refunded=negative | (t._refund > 0),
+    )
+    summary = t.aggregate(
+        rows=t.count(where=t._refunded),
+        negative=t.amount.sum(where=t.amount < 0),
+        refunded=t._refund.sum(where=t.amount >= 0),
+    ).to_pandas()
+    n = int(summary["rows"].iloc[0])
+    total = float(np.nan_to_num(summary["negative"].iloc[0])) - float(
+        np.nan_to_num(summary["refunded"].iloc[0])
+    )
+    counts["refund_rows"], counts["refund_amount"] = n, round(total, 2)
+    if n:
+        kinds = t.filter(t._refunded).group_by("_kind").agg(n=lambda s: s.count()).to_pandas()
+        counts["kinds"] = {str(k): int(v) for k, v in zip(kinds["_kind"], kinds["n"], strict=True)}
+        if mapping.refunds == "reject":
+            raise DataValidationError(
+                [
+                    f"{n:,} rows are refunds or cancellations, and the mapping's refunds policy is 'reject'"
+                ]
+            )
+        if mapping.refunds == "exclude":
+            t = t.filter(~t._refunded)
+        else:
+            t = t.mutate(amount=t.amount - ibis.ifelse(t.amount < 0, zero, t._refund))
+    t = t.drop(*[c for c in ("_status", "_refund", "_kind", "_refunded") if c in t.columns])
+    if mapping.rows == "order_lines":
+        g = t.group_by("order_id")
+        two = g.agg(k=t.customer_id.nunique()).filter(lambda s: s.k > 1)
+        n_two = int(scalar(two.count()))
+        if n_two:
+            raise DataValidationError([f"{n_two:,} orders have lines with different customers"])
+        counts["lines"] = int(scalar(t.count()))
+        agg = {"customer_id": t.customer_id.min(), "order_date": t.order_date.min(),
+               "amount": t.amount.sum()}  # fmt: skip
+        if "quantity" in t.columns:
+            agg["quantity"] = t.quantity.sum()
+        t = g.agg(**agg)
+        counts["orders"] = int(scalar(t.count()))
+    return t, counts

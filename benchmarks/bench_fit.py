@@ -1,0 +1,169 @@
+"""Benchmark: the lifetime-value fits on sufficient statistics (issue 31, point 3) against the same
+fits on one row per customer, in the same run, at 1M and 10M customers.
+
+Run:  .venv/bin/python benchmarks/bench_fit.py [--customers 1000000 10000000]
+          [--resolutions s D] [--models BG/NBD MBG/NBD Gamma-Gamma Pareto/NBD]
+          [--per-customer-max 10000000] [--pareto-per-customer-max 1000000] [--workdir DIR]
+
+Data: the customers of ``bench_report.py``'s export (:data:`bench_report.BTYD`: the sample
+company's BG/NBD and Gamma-Gamma processes with shorter gaps and rarer dropout, about 10 orders a
+customer), from :func:`helpers.synth.generate_orders` in blocks of 1M customers (10M rows, seeds
+11, 12, ...: 10M customers are ten blocks, so the 100M orders are never in memory at once), each
+block reduced to its BTYD summary (:func:`helpers.segments.rfm_table`, as of 2025-12-31, weeks)
+and kept at three resolutions of t_x and T (:func:`helpers.btyd.at_resolution`): 's' (order times
+to the second, as the report fits today), 'D' (whole days) and 'W' (whole weeks, the time unit).
+The summaries are cached in ``--workdir`` (Parquet) and reused.
+
+For each size, resolution and model: the number of customers and of distinct rows (patterns:
+(x, t_x, T) for the purchase models, (x, mean spend) of the repeat buyers for Gamma-Gamma), the
+time of the fit as the helpers now run it (distinct rows with counts, the grouping included) and
+of the per-customer fit (the same code with the grouping replaced by the identity: the fit as it
+was before), their ratio, and the largest relative difference of the parameters.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from _common import machine, peak_rss_mb  # benchmarks/_common.py
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from helpers import btyd, clv, pareto_nbd, segments, synth  # noqa: E402
+
+AS_OF = "2025-12-31"
+BLOCK = 1_000_000  # customers per generated block
+ORDERS_PER_CUSTOMER = 10
+#: bench_report.BTYD (copied: bench_report imports psutil at the top and writes files)
+BTYD = {"bgnbd_alpha": 2.0, "bgnbd_b": 8.0}
+COLS = ["frequency", "recency", "T", "monetary_value"]
+
+
+def _path(workdir: Path, size: int, seed: int, resolution: str) -> Path:
+    return workdir / f"summary_{size}_{seed}_{resolution}.parquet"
+
+
+def block_summary(size: int, seed: int, workdir: Path, resolution: str) -> pd.DataFrame:
+    path = _path(workdir, size, seed, resolution)
+    if path.exists():
+        return pd.read_parquet(path)
+    cfg = synth.SynthConfig(**BTYD)
+    o = synth.generate_orders(
+        size * ORDERS_PER_CUSTOMER, seed=seed, cfg=cfg, per_customer=ORDERS_PER_CUSTOMER
+    )
+    s = segments.rfm_table(o[o["amount"] >= 0], AS_OF, "W")
+    del o
+    gc.collect()
+    for res in ("s", "D", "W"):
+        r = btyd.at_resolution(s, res)[COLS].reset_index(drop=True)
+        r.to_parquet(_path(workdir, size, seed, res))
+    return pd.read_parquet(path)
+
+
+def summary(customers: int, workdir: Path, resolution: str) -> pd.DataFrame:
+    blocks, size = [], min(BLOCK, customers)
+    for k in range(int(np.ceil(customers / size))):
+        t0 = time.perf_counter()
+        fresh = not _path(workdir, size, 11 + k, resolution).exists()
+        blocks.append(block_summary(size, 11 + k, workdir, resolution))
+        if fresh:
+            print(f"  block {k + 1}: {len(blocks[-1]):,} customers in "
+                  f"{time.perf_counter() - t0:.0f} s", flush=True)  # fmt: skip
+    out = pd.concat(blocks, ignore_index=True)
+    out.attrs.update(time_unit="W", resolution=resolution)
+    return out
+
+
+def _identity(*cols, weights=None):
+    """btyd.distinct_rows without grouping: one row per customer (the fits before issue 31)."""
+    w = np.ones(len(cols[0])) if weights is None else np.asarray(weights, dtype=float)
+    keep = w > 0
+    return [np.asarray(c)[keep] for c in cols], w[keep], np.flatnonzero(keep)
+
+
+FITS = {
+    "BG/NBD": clv.fit_bgnbd,
+    "MBG/NBD": clv.fit_mbgnbd,
+    "Pareto/NBD": pareto_nbd.fit_pareto_nbd,
+    "Gamma-Gamma": clv.fit_gamma_gamma,
+}
+
+
+def timed_fit(name: str, data: pd.DataFrame, per_customer: bool) -> tuple[btyd.ModelFit, float]:
+    grouping = btyd.distinct_rows
+    if per_customer:
+        btyd.distinct_rows = _identity
+    try:
+        gc.collect()
+        t0 = time.perf_counter()
+        fit = FITS[name](data)
+        return fit, time.perf_counter() - t0
+    finally:
+        btyd.distinct_rows = grouping
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--customers", type=int, nargs="+", default=[1_000_000, 10_000_000])
+    ap.add_argument("--resolutions", nargs="+", default=["s", "D", "W"])
+    ap.add_argument(
+        "--models", nargs="+", default=["BG/NBD", "MBG/NBD", "Gamma-Gamma", "Pareto/NBD"]
+    )
+    ap.add_argument(
+        "--per-customer-max",
+        type=int,
+        default=10_000_000,
+        help="run the per-customer fit up to this many customers",
+    )
+    ap.add_argument(
+        "--pareto-per-customer-max",
+        type=int,
+        default=1_000_000,
+        help="the Pareto/NBD per customer (numerical gradients) up to this many",
+    )
+    ap.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "bench_fit")
+    args = ap.parse_args(argv)  # fmt: skip
+    args.workdir.mkdir(parents=True, exist_ok=True)
+    print(machine())
+    print(f"{'customers':>11} {'res':>3} {'model':<11} {'patterns':>11} {'distinct':>9} "
+          f"{'fit (distinct rows)':>20} {'fit (per customer)':>19} {'ratio':>6} {'max rel diff':>12}")  # fmt: skip
+    for n in args.customers:
+        for res in args.resolutions:
+            s = summary(n, args.workdir, res).iloc[:n]
+            s.attrs.update(time_unit="W", resolution=res)
+            for name in args.models:
+                data = s
+                if name == "Gamma-Gamma":
+                    data = s[(s["frequency"] > 0) & (s["monetary_value"] > 0)]
+                fit, t_fast = timed_fit(name, data, per_customer=False)
+                limit = (
+                    args.pareto_per_customer_max if name == "Pareto/NBD" else args.per_customer_max
+                )
+                if len(data) <= limit:
+                    ref, t_slow = timed_fit(name, data, per_customer=True)
+                    a = np.array(list(fit.params.values()))
+                    b = np.array(list(ref.params.values()))
+                    diff = f"{np.max(np.abs(a / b - 1)):.1e}"
+                    slow, ratio = f"{t_slow:.2f} s", f"{t_fast / t_slow:.3f}"
+                else:
+                    slow, ratio, diff = "(not run)", "-", "-"
+                share = fit.extra["patterns"] / fit.n
+                print(f"{fit.n:>11,} {res:>3} {name:<11} {fit.extra['patterns']:>11,} "
+                      f"{share:>8.1%} {t_fast:>18.2f} s {slow:>19} {ratio:>6} {diff:>12}",
+                      flush=True)  # fmt: skip
+            del s
+            gc.collect()
+    print(f"peak RSS of the process: {peak_rss_mb():,.0f} MB")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,76 @@
+"""The mapping's row rules as engine expressions (issue 31, point 1, in part): statuses,
+cancellations, refunds (exclude / net), missing customers and order lines summed into orders,
+run by :func:`helpers.report.engine.mapping_rules` on the validated table, equal the pandas
+reader (:func:`helpers.report.orders.read_client_orders`) on the exports of
+:mod:`helpers.report.exports`: the same orders and the same counts."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import ibis
+import numpy as np
+import pandas as pd
+import pytest
+
+from helpers.report import engine, exports, mapping, orders
+from helpers.tables import DataValidationError, read_table_info
+
+EXPORTS = {  # small exports: the rules, not the size, are under test
+    "uci_exclude": lambda f: exports.uci_online_retail(f, customers=80, refunds="exclude"),
+    "uci_net": lambda f: exports.uci_online_retail(f, customers=80, refunds="net"),
+    "shopify": lambda f: exports.shopify_orders(f, customers=80),
+    "stripe": lambda f: exports.stripe_payments(f, customers=80),
+    "polish": lambda f: exports.polish_shop(f, customers=80),
+}
+
+
+def _both(export):
+    m = mapping.load_mapping(export.mapping_path)
+    expected, notes = orders.read_client_orders(export.path, m)
+    validated, _ = read_table_info(
+        export.path, mapping.client_schema(m), keep_unmapped=False, **m.read_kwargs()
+    )
+    got, counts = engine.mapping_rules(ibis.memtable(validated), m)
+    return m, expected, notes, got.to_pandas(), counts
+
+
+def _rows(df: pd.DataFrame) -> pd.DataFrame:
+    out = df[["customer_id", "order_date", "amount"]].copy()
+    out["customer_id"] = out["customer_id"].astype(str)
+    out["order_date"] = pd.to_datetime(out["order_date"]).astype("datetime64[ns]")
+    out["amount"] = out["amount"].astype(float).round(6)
+    return out.sort_values(list(out.columns)).reset_index(drop=True)
+
+
+@pytest.mark.parametrize("name", list(EXPORTS))
+def test_mapping_rules_equal_the_pandas_reader(name, tmp_path):
+    m, expected, notes, got, counts = _both(EXPORTS[name](tmp_path))
+    a, b = _rows(expected), _rows(got)
+    assert len(a) == len(b)
+    pd.testing.assert_frame_equal(
+        a[["customer_id", "order_date"]], b[["customer_id", "order_date"]]
+    )
+    np.testing.assert_allclose(b["amount"], a["amount"], rtol=1e-9, atol=1e-9)
+    assert counts["refund_rows"] == notes["refund_rows"]
+    assert counts["refund_amount"] == pytest.approx(notes["refund_amount"], abs=0.01)
+    codes = {n.key: n.values for n in notes.get("data_note", []) if hasattr(n, "key")}
+    assert codes  # every export has something left out, netted or summed
+    if "data_note.other_status" in codes:
+        assert counts["other_status"] == codes["data_note.other_status"]["rows"]
+        assert counts["statuses"] == codes["data_note.other_status"]["statuses"]
+    if "data_note.missing_customers" in codes:
+        assert counts["missing_customers"] == codes["data_note.missing_customers"]["rows"]
+    for key in ("data_note.refunds_excluded", "data_note.refunds_netted"):
+        if key in codes:
+            assert counts["kinds"] == codes[key]["kinds"]
+
+
+def test_reject_raises_as_the_reader_does(tmp_path):
+    e = exports.stripe_payments(tmp_path, customers=80)
+    m = dataclasses.replace(mapping.load_mapping(e.mapping_path), refunds="reject")
+    validated, _ = read_table_info(
+        e.path, mapping.client_schema(m), keep_unmapped=False, **m.read_kwargs()
+    )
+    with pytest.raises(DataValidationError, match="refunds policy is 'reject'"):
+        engine.mapping_rules(ibis.memtable(validated), m)
