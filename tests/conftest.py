@@ -30,6 +30,7 @@ settings.load_profile(PROFILE)
 _SHARED_RUNS = frozenset({"sample_run", "other_company", "metrics"})
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups into the node ids
 def pytest_collection_modifyitems(config, items):
     """Groups for ``--dist loadgroup``: the collection's notebook runs, else the file."""
     for item in items:

@@ -79,12 +79,16 @@ def test_nrr_change_without_a_year_of_history(ten_orders):
 
 
 def test_inputs_say_what_the_amounts_are_before():
-    """The sample mapping maps neither returns nor discounts: the report says so, and lists the
-    ticket and return costs it gives as unused; netted refunds are said as netted."""
+    """The sample mapping maps neither returns nor discounts: the report says so; ticket and
+    return costs a mapping gives are listed as unused (the sample's are folded into its cost to
+    serve per order, so none is left); netted refunds are said as netted."""
     mapping = load_mapping(SAMPLE_MAPPING)
     econ = analysis.client_economics(mapping)
     got = analysis.unused_inputs(mapping, econ, {"refund_rows": 0, "refunds": "reject"})
     assert got["returns"] == "not_mapped" and got["discounts"] == "not_mapped"
+    assert got["unused_costs"] == {}
+    given = econ.replace(cost_per_ticket=15.0, return_handling_cost=12.0)
+    got = analysis.unused_inputs(mapping, given, {"refund_rows": 0, "refunds": "reject"})
     assert got["unused_costs"] == {"cost_per_ticket": 15.0, "return_handling_cost": 12.0}
     netted = analysis.unused_inputs(
         mapping, econ, {"refund_rows": 5, "refund_amount": -50.0, "refunds": "net"}
