@@ -7,8 +7,9 @@ STAMP := $(VENV)/.installed
 PARAMS ?=
 RUN ?= sample
 PYTEST_ARGS ?=
-# make test on this many processes (pytest-xdist; tests/conftest.py keeps each notebook, each test
-# file and the tests sharing the collection's notebook runs together); TEST_WORKERS=0: one process
+# make test on this many processes (pytest-xdist --dist loadfile: each notebook and each test file in
+# one process; the collection's notebook runs are made once, tests/collection/conftest.py);
+# TEST_WORKERS=0: one process
 TEST_WORKERS ?= 2
 
 .DEFAULT_GOAL := help
@@ -34,7 +35,7 @@ report: $(STAMP) ## run every notebook on the bundled data into reports/sample/ 
 	$(PY) -m helpers.run --name $(RUN) --overwrite $(if $(PARAMS),--params $(PARAMS))
 
 test: $(STAMP) ## run every test: helpers, notebooks (nbval), report runs
-	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup --nbval --nbval-sanitize-with tests/sanitize.cfg \
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile --nbval --nbval-sanitize-with tests/sanitize.cfg \
 	  $(PYTEST_ARGS) tests notebooks; rc=$$?; \
 	  if [ $$rc -eq 5 ]; then echo "no tests selected"; rc=0; fi; exit $$rc
 

@@ -1,10 +1,8 @@
 """Shared fixtures and the hypothesis profiles.
 
-Parallel runs: ``make test`` runs on two processes (pytest-xdist, ``--dist loadgroup``);
-:func:`pytest_collection_modifyitems` keeps together what must share a process: the cells of one
-notebook (nbval runs them in order in one kernel), the tests of one file (their module
-fixtures are computed once) and every test that reads the collection's notebook runs
-(``sample_run``, ``other_company``, ``metrics``: computed once per session).
+Parallel runs: ``make test`` runs on two processes (pytest-xdist, ``--dist loadfile``: the cells
+of one notebook, which nbval runs in order in one kernel, and the tests of one file stay in one
+process); the collection's notebook runs are made once per test run (tests/collection/conftest.py).
 
 Hypothesis: under CI (``CI`` set) the ``ci`` profile derandomizes (the same examples on every run, so
 `make test` passes on every run, not most runs); elsewhere the ``dev`` profile draws fresh examples
@@ -24,19 +22,6 @@ settings.register_profile("ci", derandomize=True, print_blob=True, deadline=None
 settings.register_profile("dev", print_blob=True, deadline=None)
 PROFILE = os.environ.get("HYPOTHESIS_PROFILE") or ("ci" if os.environ.get("CI") else "dev")
 settings.load_profile(PROFILE)
-
-
-#: Session fixtures that run notebooks: every test using one runs in the same process.
-_SHARED_RUNS = frozenset({"sample_run", "other_company", "metrics"})
-
-
-@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups into the node ids
-def pytest_collection_modifyitems(config, items):
-    """Groups for ``--dist loadgroup``: the collection's notebook runs, else the file."""
-    for item in items:
-        shared = _SHARED_RUNS & set(getattr(item, "fixturenames", ()))
-        group = "collection-runs" if shared else str(item.path.relative_to(config.rootpath))
-        item.add_marker(pytest.mark.xdist_group(group))
 
 
 def pytest_report_header(config):
