@@ -581,3 +581,86 @@ def test_score_drivers_interval_regression_undoes_the_clipping():
     assert wide.loc["a", "estimate"] == pytest.approx(ols.loc["a", "estimate"], abs=0.02)
     with pytest.raises(ValueError, match="method"):
         feedback.score_drivers(score, X, np.arange(n), "probit")
+
+
+def _r2(y: np.ndarray, X: pd.DataFrame) -> float:
+    import statsmodels.api as sm
+
+    if X.shape[1] == 0:
+        return 0.0
+    return float(sm.OLS(y, sm.add_constant(X, has_constant="add")).fit().rsquared)
+
+
+def test_lmg_of_uncorrelated_predictors_is_each_squared_correlation():
+    # two exactly uncorrelated predictors: R^2 = r1^2 + r2^2 and LMG_j = r_j^2 (Groemping 2007)
+    rng = np.random.default_rng(1)
+    x1 = rng.normal(size=500)
+    x1 -= x1.mean()
+    x2 = rng.normal(size=500)
+    x2 -= x2.mean()
+    x2 -= x1 * (x1 @ x2) / (x1 @ x1)
+    y = x1 + 2 * x2 + rng.normal(0, 2, 500)
+    X = pd.DataFrame({"x1": x1, "x2": x2})
+    lmg = feedback.lmg_r2(y, X, {"a": ["x1"], "b": ["x2"]})
+    assert lmg["a"] == pytest.approx(np.corrcoef(y, x1)[0, 1] ** 2, abs=1e-10)
+    assert lmg["b"] == pytest.approx(np.corrcoef(y, x2)[0, 1] ** 2, abs=1e-10)
+    assert lmg.sum() == pytest.approx(_r2(y, X), abs=1e-10)
+
+
+def test_lmg_of_correlated_groups_is_the_shapley_value_of_r2():
+    # brute force: every order in which three groups enter, each group's increase in R^2
+    from itertools import permutations
+
+    rng = np.random.default_rng(2)
+    n = 400
+    z = rng.normal(size=(n, 4))
+    X = pd.DataFrame({"a": z[:, 0], "b1": z[:, 0] + z[:, 1], "b2": z[:, 2] > 0,
+                      "c": z[:, 1] - z[:, 3]}).astype(float)  # fmt: skip
+    y = X["a"] + 0.5 * X["b1"] - X["b2"] + 0.3 * X["c"] + rng.normal(size=n)
+    groups = {"A": ["a"], "B": ["b1", "b2"], "C": ["c"]}
+    lmg = feedback.lmg_r2(y, X, groups)
+    want = dict.fromkeys(groups, 0.0)
+    orders = list(permutations(groups))
+    for order in orders:
+        cols: list[str] = []
+        for g in order:
+            before = _r2(y, X[cols])
+            cols = cols + groups[g]
+            want[g] += (_r2(y, X[cols]) - before) / len(orders)
+    assert lmg.to_dict() == pytest.approx(want, abs=1e-10)
+    assert lmg.sum() == pytest.approx(_r2(y, X), abs=1e-10) and (lmg > 0).all()
+    with pytest.raises(ValueError, match="at least two"):
+        feedback.lmg_r2(y, X, {"A": ["a"]})
+    with pytest.raises(ValueError, match="not in X"):
+        feedback.lmg_r2(y, X, {"A": ["a"], "B": ["nope"]})
+
+
+def test_lmg_importance_bootstraps_whole_clusters():
+    # every row twice (a customer who answers twice alike): resampling customers gives about
+    # the intervals of the data without the copies; resampling rows pretends to twice the data
+    rng = np.random.default_rng(3)
+    n = 300
+    X = pd.DataFrame({"a": rng.normal(size=n), "b": rng.normal(size=n)})
+    y = 0.8 * X["a"] + 0.3 * X["b"] + rng.normal(size=n)
+    groups = {"A": ["a"], "B": ["b"]}
+    once = feedback.lmg_importance(y, X, groups, n_boot=400, seed=1)
+    X2, y2 = pd.concat([X, X], ignore_index=True), pd.concat([y, y], ignore_index=True)
+    ids = np.tile(np.arange(n), 2)
+    twice = feedback.lmg_importance(y2, X2, groups, ids, n_boot=400, seed=1)
+    naive = feedback.lmg_importance(y2, X2, groups, n_boot=400, seed=1)
+
+    def width(r: dict) -> float:
+        t = r["table"]
+        return float((t["ci_high"] - t["ci_low"]).loc["A"])
+
+    assert twice["table"]["estimate"].to_dict() == pytest.approx(
+        once["table"]["estimate"].to_dict()
+    )
+    assert 0.75 < width(twice) / width(once) < 1.33
+    assert width(naive) / width(twice) < 0.85
+    t = twice["table"]
+    assert (t["ci_low"] <= t["estimate"]).all() and (t["estimate"] <= t["ci_high"]).all()
+    assert (twice["top"], twice["second"]) == ("A", "B")
+    d, lo, hi = twice["difference"]
+    assert lo <= d <= hi and lo > 0  # A's share is clearly the larger
+    assert t["estimate"].sum() == pytest.approx(twice["r2"][0])

@@ -145,6 +145,9 @@ ESTIMATED: dict[str, tuple[tuple[str, ...], ...]] = {
         # the selection model's population NPS (points): what non-response at this slope hides
         ("06", "population_nps_selection_model", "realized.feedback.population_nps"),
         ("06", "nps_response_logit_slope", "parameters.nps_response_risk_slope"),
+        # the same population NPS from the respondents alone and weighted by response propensity
+        ("06", "population_nps_respondents_only", "realized.feedback.population_nps"),
+        ("06", "population_nps_weighted", "realized.feedback.population_nps"),
     ),
     "nps_base": (("06", "nps_base", "parameters.nps_base"),),
     "nps_risk_slope": (("06", "nps_risk_slope", "parameters.nps_risk_slope"),),
@@ -161,6 +164,12 @@ ESTIMATED: dict[str, tuple[tuple[str, ...], ...]] = {
     "delivery_fix_reduction": (
         ("06", "delivery_fix_reduction", "realized.feedback.delivery_fix_reduction"),
         ("06", "delivery_fix_reduction_vs_control", "realized.feedback.delivery_fix_reduction"),
+        # the naive before/after comparison, the level change at the fix date alone, and the
+        # control series (tickets on other topics, which the fix does not touch: truth 0)
+        ("06", "delivery_fix_reduction_before_after", "realized.feedback.delivery_fix_reduction"),
+        ("06", "delivery_fix_reduction_at_fix", "realized.feedback.delivery_fix_reduction"),
+        ("06", "delivery_fix_control_series_reduction", "derived.delivery_fix_control_reduction"),
+        ("06", "delivery_fix_control_series_at_fix", "derived.delivery_fix_control_reduction"),
     ),
     # the follow-up's effect on buying again within 180 days (both dropout rates make it)
     "detractor_dropout_followup": (
@@ -277,6 +286,15 @@ BIASED: dict[str, str] = {
         "beyond what the order history shows; on some seeds the interval stops short of the "
         "planted penalty (notebook 06's selection model models that risk)"
     ),
+    "population_nps_respondents_only": (
+        "non-response is not at random: the customers at risk, who score lower, answer less, so the "
+        "respondents' NPS lies far above everyone's (notebook 06)"
+    ),
+    "population_nps_weighted": (
+        "weighting by a response model on observed behaviour removes only the part of the "
+        "non-response that behaviour explains; the latent churn risk drives both answering and the "
+        "score, so the weighted NPS stays far above everyone's (notebook 06)"
+    ),
 }
 
 
@@ -384,6 +402,8 @@ def derived_truths(parameters: dict[str, Any]) -> dict[str, float]:
       ``resolution_types`` (positive: more stay). It leaves out the lasting part of the effect
       (m also applies at every later order) and the customers' spread of p; notebook 06's
       "came back within N days" scales it by the chance of an order within N days when active.
+    * ``delivery_fix_control_reduction``: 0, the change at the delivery fix in the rate of tickets
+      on the other topics (the fix removes delivery-topic tickets only: ``purchases.py``).
     """
     a, b = parameters["redeem_propensity_a"], parameters["redeem_propensity_b"]
     weights = {str(k): float(w) for k, w in parameters["resolution_types"]}
@@ -395,6 +415,7 @@ def derived_truths(parameters: dict[str, Any]) -> dict[str, float]:
     out = {
         "redeem_propensity_mean": a / (a + b),
         "well_ticket_net_survival_change": (p - (1 - (1 - m * p) * (1 - e))) if on else 0.0,
+        "delivery_fix_control_reduction": 0.0,
     }
     if {"bgnbd_r", "bgnbd_alpha", "start", "end"} <= set(parameters):
         out["well_ticket_stay_ratio"] = _well_ticket_stay_ratio(parameters, m, e) if on else 1.0

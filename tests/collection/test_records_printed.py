@@ -236,11 +236,6 @@ KNOWN_GAPS: dict[str, str] = {
         "prints the trimmed IPW ratio, the IPW ratio of the customers with a year of history and "
         "the coupon arms' uplifts against the generator without recording them"
     ),
-    "06": (
-        "prints the respondents-only and the propensity-weighted NPS, the driver model's ticket "
-        "penalties and the before/after-only and control delivery reductions against their "
-        "truths without recording them"
-    ),
 }
 
 
