@@ -232,10 +232,6 @@ def test_every_registry_metric_is_recorded_with_estimate_interval_and_truth(nn, 
 #: Notebooks found printing estimates beside a truth that they do not record, when this check was
 #: written (issue 24; not this check's owners' notebooks): strict, so the marker must go once fixed.
 KNOWN_GAPS: dict[str, str] = {
-    "05": (
-        "prints the trimmed IPW ratio, the IPW ratio of the customers with a year of history and "
-        "the coupon arms' uplifts against the generator without recording them"
-    ),
     "06": (
         "prints the respondents-only and the propensity-weighted NPS, the driver model's ticket "
         "penalties and the before/after-only and control delivery reductions against their "
