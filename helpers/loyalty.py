@@ -1141,7 +1141,8 @@ def coupon_arm_effects(
 ) -> pd.DataFrame:
     """A randomized next-purchase coupon experiment, per arm (``discount_pct``): ``offers``,
     ``conversion`` (share followed by an order within `days`), ``uplift`` = conversion minus the
-    control arm's, with the 95 % Wald interval of :func:`helpers.stats.proportion_difference`, and
+    control arm's, with the 95 % Wald interval of :func:`helpers.stats.proportion_difference` (NaN
+    on the control arm's own row: it is the reference, not an estimate), and
     ``discount_per_offer`` (EUR of discount on the orders that redeemed the coupon, divided by
     all offers of the arm: cannibalized discount included)."""
     converted = orders_after(offers, orders, days, at="offered_at")["converted"]
@@ -1164,5 +1165,6 @@ def coupon_arm_effects(
     )
     g["uplift"] = g["conversion"] - g.loc[control_arm, "conversion"]
     g["ci_low"], g["ci_high"] = wald["ci_low"], wald["ci_high"]
+    g.loc[control_arm, ["ci_low", "ci_high"]] = np.nan
     g["discount_per_offer"] = g["discount"] / g["offers"]
     return g.drop(columns="discount")

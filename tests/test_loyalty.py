@@ -492,3 +492,34 @@ def test_breakage_by_vintage_by_hand():
     assert v.loc["2024Q1", "expired within 18 months"] == pytest.approx(300 / 800)
     assert v.loc["2025Q4", "open now"] == 1.0
     assert np.isnan(v.loc["2025Q4", "redeemed within 6 months"])
+
+
+def test_coupon_arm_effects_known_answer_and_no_interval_for_the_control_arm():
+    # 4 offers per arm; control: 1 of 4 converts within 60 days, 10 %: 3 of 4 (one redeemed)
+    t0 = pd.Timestamp("2025-01-01")
+    offers = pd.DataFrame(
+        {
+            "offer_id": range(1, 9),
+            "customer_id": range(1, 9),
+            "offered_at": t0,
+            "discount_pct": [0] * 4 + [10] * 4,
+            "redeemed_order_id": [None] * 4 + [101, None, None, None],
+        }
+    )
+    orders = pd.DataFrame(
+        {
+            "order_id": [100, 101, 102, 103, 104],
+            "customer_id": [1, 5, 6, 7, 8],
+            "order_date": t0 + pd.to_timedelta([10, 5, 20, 59, 90], unit="D"),
+            "discount": [0.0, 2.0, 0.0, 0.0, 0.0],
+        }
+    )
+    g = loyalty.coupon_arm_effects(offers, orders, days=60)
+    assert g["conversion"].tolist() == [0.25, 0.75]
+    assert g.loc[10, "uplift"] == pytest.approx(0.5)
+    se = np.sqrt(0.75 * 0.25 / 4 + 0.25 * 0.75 / 4)
+    assert g.loc[10, "ci_low"] == pytest.approx(0.5 - 1.959964 * se, abs=1e-5)
+    assert g.loc[10, "ci_high"] == pytest.approx(0.5 + 1.959964 * se, abs=1e-5)
+    assert g.loc[10, "discount_per_offer"] == pytest.approx(0.5)
+    # the control arm is the reference: its uplift is 0 by definition, with no interval
+    assert g.loc[0, "uplift"] == 0 and g.loc[0, ["ci_low", "ci_high"]].isna().all()

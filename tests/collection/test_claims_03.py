@@ -269,3 +269,30 @@ def test_contact_value_at_the_measured_save_rate(metrics, company):
     for lo, hi in (("ci_low", "estimate"), ("estimate", "ci_high")):
         assert c[lo]["contacts"] <= c[hi]["contacts"], c
         assert c[lo]["expected_value_eur"] <= c[hi]["expected_value_eur"], c
+
+
+@pytest.mark.parametrize("company", COMPANIES)
+def test_contact_value_uses_the_per_customer_comeback_share(metrics, company):
+    """Point 5: a contact is valued with the share of flagged *customers* who come back on their
+    own (customers are whom we contact), the per-gap share being the band's other end: the per-
+    customer share is the lower one, so its value at risk is larger and its list at least as long
+    and worth at least as much; the recorded list is the per-customer one."""
+    m = metrics(NN, company)
+    band = m["contact_b_band"]
+    cust, gap = band["per_customer"], band["per_gap"]
+    assert cust["came_back"] == pytest.approx(m["came_back_share_customer"])
+    assert cust["came_back"] == pytest.approx(
+        m["tradeoff_came_back_km_customer"][str(m["churn_days"])]
+    )
+    assert gap["came_back"] == pytest.approx(m["came_back_share"])
+    assert 0 < cust["came_back"] < gap["came_back"] < 1, band
+    assert (
+        cust["contacts"] >= gap["contacts"]
+        and cust["expected_value_eur"] >= gap["expected_value_eur"]
+    )
+    assert (cust["contacts"], cust["expected_value_eur"]) != (
+        gap["contacts"],
+        gap["expected_value_eur"],
+    )
+    assert cust["contacts"] == m["contacts"]
+    assert cust["expected_value_eur"] == pytest.approx(m["contact_expected_value_eur"], abs=1)

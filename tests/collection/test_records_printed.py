@@ -231,12 +231,7 @@ def test_every_registry_metric_is_recorded_with_estimate_interval_and_truth(nn, 
 
 #: Notebooks found printing estimates beside a truth that they do not record, when this check was
 #: written (issue 24; not this check's owners' notebooks): strict, so the marker must go once fixed.
-KNOWN_GAPS: dict[str, str] = {
-    "05": (
-        "prints the trimmed IPW ratio, the IPW ratio of the customers with a year of history and "
-        "the coupon arms' uplifts against the generator without recording them"
-    ),
-}
+KNOWN_GAPS: dict[str, str] = {}
 
 
 @pytest.mark.slow

@@ -119,6 +119,8 @@ def test_api_on_the_bundled_company():
         "loyalty_rate_uplift.member_att_ratio",
         "loyalty_rate_uplift.member_att_ratio_aipw",
         "loyalty_rate_uplift.member_att_ratio_later_joiners",
+        "loyalty_rate_uplift.member_att_ratio_trimmed",
+        "loyalty_rate_uplift.member_att_ratio_year_history",
     ]
     with pytest.raises(KeyError, match="no_such_parameter"):
         reg.classification("no_such_parameter")
@@ -126,6 +128,8 @@ def test_api_on_the_bundled_company():
     keys = [m.key for m in reg.metrics_for("05")]
     assert keys == sorted(set(keys)) and keys.count("redeem_propensity.mean") == 1
     assert keys.count("ultimate_breakage") == 1
+    # 05 records the coupon arms it costs beside the club, one per arm (issue 24)
+    assert {"coupon_uplift.5", "coupon_uplift.10", "coupon_uplift.15"} <= set(keys)
     assert reg.metrics_for("01") == [] and reg.metrics_for("08") == []
 
 
