@@ -352,10 +352,14 @@ def show(
     planned_holdout: dict[str, float] | float | None = None,
     themes: dict[str, tuple[str, ...]] | None = None,
     campaigns: pd.DataFrame | None = None,
+    truth: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Display the survey, campaign and loyalty sections for the tables given (each section only
     when its table is mapped; one line saying what is needed when none is) and return their
-    figures for ``metrics.json``. `campaigns`: :func:`campaign_results` when already computed."""
+    figures for ``metrics.json``. `campaigns`: :func:`campaign_results` when already computed.
+    `truth`: a generated company's ground truth (:func:`helpers.synth.read_truth`; None for a
+    client): the loyalty multiplier is then recorded against the generator's
+    ``realized.loyalty.within_member_multiplier`` (:func:`helpers.run.truth_entry`)."""
     from IPython.display import display
 
     T.md("beyond.section")
@@ -444,5 +448,15 @@ def show(
         T.md("loyalty.section", members=fmt.num(lc["members"]),
              naive=fmt.num(lc["naive_ratio"], 1), with_history=fmt.num(lc["members_with_history"]),
              uplift=_iv(fmt, lc["uplift"], lc["uplift_low"], lc["uplift_high"], "ratio"))  # fmt: skip
+        T.md("loyalty.average")
+        planted = (truth or {}).get("realized", {}).get("loyalty", {})
+        planted = planted.get("within_member_multiplier")
+        if planted is not None:
+            from helpers.run import truth_entry
+
+            lo, hi = lc["uplift_low"], lc["uplift_high"]
+            lc["within_member_multiplier"] = truth_entry(lc["uplift"], lo, hi, planted)
+            T.md("loyalty.truth", truth=fmt.num(planted, 2),
+                 verdict=T("loyalty.covers" if lo <= planted <= hi else "loyalty.misses"))  # fmt: skip
         out["loyalty"] = lc
     return out

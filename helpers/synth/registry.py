@@ -122,6 +122,10 @@ ESTIMATED: dict[str, tuple[tuple[str, ...], ...]] = {
         # issue 25: the later launch's joiners as pilot-year controls for the pilot's joiners
         ("05", "loyalty_rate_uplift.member_att_ratio_later_joiners",
          "realized.loyalty.member_att_ratio"),
+        # issue 29: the client report's within-member rate model (one state after joining)
+        # averages the base uplift with the tier and goal-gradient lifts: its own truth
+        ("08", "beyond_orders.loyalty.within_member_multiplier",
+         "realized.loyalty.within_member_multiplier"),
     ),
     "goal_gradient_multiplier": (
         ("05", "goal_gradient_multiplier", "parameters.goal_gradient_multiplier"),

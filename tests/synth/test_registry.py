@@ -119,6 +119,7 @@ def test_api_on_the_bundled_company():
         "loyalty_rate_uplift.member_att_ratio",
         "loyalty_rate_uplift.member_att_ratio_aipw",
         "loyalty_rate_uplift.member_att_ratio_later_joiners",
+        "beyond_orders.loyalty.within_member_multiplier",  # the client report (issue 29)
     ]
     with pytest.raises(KeyError, match="no_such_parameter"):
         reg.classification("no_such_parameter")
@@ -126,7 +127,9 @@ def test_api_on_the_bundled_company():
     keys = [m.key for m in reg.metrics_for("05")]
     assert keys == sorted(set(keys)) and keys.count("redeem_propensity.mean") == 1
     assert keys.count("ultimate_breakage") == 1
-    assert reg.metrics_for("01") == [] and reg.metrics_for("08") == []
+    assert reg.metrics_for("01") == []
+    keys = [m.key for m in reg.metrics_for("08")]
+    assert keys == ["beyond_orders.loyalty.within_member_multiplier"]
 
 
 def test_a_missing_truth_is_named():
