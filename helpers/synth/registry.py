@@ -138,10 +138,14 @@ ESTIMATED: dict[str, tuple[tuple[str, ...], ...]] = {
     "redeem_propensity_a": (
         ("05", "redeem_propensity.mean", "derived.redeem_propensity_mean"),
         ("05", "ultimate_breakage", "realized.loyalty.ultimate_breakage"),
+        # issue 29: the client report's points ledger, read as notebook 05 reads it
+        ("08", "beyond_orders.points.ultimate_breakage", "realized.loyalty.ultimate_breakage"),
     ),
     "redeem_propensity_b": (
         ("05", "redeem_propensity.mean", "derived.redeem_propensity_mean"),
         ("05", "ultimate_breakage", "realized.loyalty.ultimate_breakage"),
+        # issue 29: the client report's points ledger, read as notebook 05 reads it
+        ("08", "beyond_orders.points.ultimate_breakage", "realized.loyalty.ultimate_breakage"),
     ),
     # 06: NPS selection model, the delivery fix, the follow-up experiment, service recovery
     "nps_response_rate": (("06", "nps_response_rate", "parameters.nps_response_rate"),),

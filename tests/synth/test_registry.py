@@ -129,7 +129,10 @@ def test_api_on_the_bundled_company():
     assert keys.count("ultimate_breakage") == 1
     assert reg.metrics_for("01") == []
     keys = [m.key for m in reg.metrics_for("08")]
-    assert keys == ["beyond_orders.loyalty.within_member_multiplier"]
+    assert keys == [
+        "beyond_orders.loyalty.within_member_multiplier",
+        "beyond_orders.points.ultimate_breakage",
+    ]
 
 
 def test_a_missing_truth_is_named():
