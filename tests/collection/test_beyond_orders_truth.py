@@ -81,3 +81,22 @@ def test_the_within_member_multiplier_covers_its_truth_not_the_base_uplift(measu
     true = truth["realized"]["loyalty"]["within_member_multiplier"]
     assert lc["uplift_low"] <= true <= lc["uplift_high"], (lc["uplift"], true)
     assert true > truth["parameters"]["loyalty_rate_uplift"]
+
+
+@pytest.mark.parametrize("company", ["bundled", "other"])
+def test_the_ledger_gives_the_programmes_points_and_bounds_its_ultimate_breakage(measured, company):
+    """The client-shaped points ledger: the generator's totals to the point, and the bounds on
+    the share never redeemed (notebook 05's helpers) cover the generator's ultimate breakage,
+    while expired / earned so far understates it."""
+    tables, orders, notes, truth = measured[company]
+    value = notes["mapping"].tables["points"].point_value
+    r = beyond_orders.points_results(tables["points"], notes["as_of"], value)
+    loy = truth["realized"]["loyalty"]
+    assert (r["earned"], r["redeemed"], r["expired"], r["outstanding"]) == (
+        loy["points_earned"], loy["points_redeemed"], loy["points_expired"],
+        loy["outstanding_points"],
+    )  # fmt: skip
+    assert r["outstanding_value"] == pytest.approx(loy["outstanding_liability_eur"])
+    b = r["breakage"]
+    assert b["bound_low"] <= loy["ultimate_breakage"] <= b["bound_high"], b
+    assert r["breakage_so_far"] < b["ci_low"]
