@@ -32,6 +32,8 @@ __all__ = [
     "comment_themes",
     "campaign_results",
     "loyalty_comparison",
+    "points_results",
+    "BREAKAGE_MONTHS",
     "measured_actions",
     "as_pandas",
 ]
@@ -45,6 +47,11 @@ CAMPAIGN_DAYS = 30
 MONEY_CAP = 0.995
 #: Smallest answers per period for an NPS to be shown (smaller periods are pooled with the next).
 MIN_ANSWERS = 30
+#: Months after earning at which breakage is read (notebook 05's horizon; shorter ledgers are
+#: read at their oldest points' age).
+BREAKAGE_MONTHS = 24
+#: Member resamples of the breakage interval (notebook 05's bootstrap).
+BREAKAGE_BOOT = 200
 
 
 def survey_by_period(survey: pd.DataFrame, period: str, as_of: str | pd.Timestamp) -> pd.DataFrame:
@@ -334,6 +341,54 @@ def loyalty_comparison(
     }  # fmt: skip
 
 
+def points_results(
+    ledger: pd.DataFrame,
+    as_of: str | pd.Timestamp,
+    point_value: float | None = None,
+    horizon_months: float = BREAKAGE_MONTHS,
+    n_boot: int = BREAKAGE_BOOT,
+) -> dict[str, Any]:
+    """Points outstanding at the as-of day, the redemption and expiry to date and breakage with
+    its interval, from a points ledger (:func:`helpers.report.extra_tables.read_extra_tables`:
+    ``customer_id``, ``date``, signed ``points``, ``type`` earn / redeem / expire), with
+    notebook 05's helpers: :func:`helpers.loyalty.points_ledger` (earned, redeemed, expired,
+    outstanding = earned - redeemed - expired, its face value at `point_value`, expired / earned
+    so far), :func:`helpers.loyalty.point_fates` (first in, first out: which points were
+    redeemed, expired or are open) and :func:`helpers.loyalty.ultimate_breakage` (the
+    Aalen-Johansen share of points expired within `horizon_months` of earning, redemption
+    competing, open points censored; members resampled for the 95 % interval; and the bounds
+    on the share never redeemed, whatever the points still open at that age do later). The
+    horizon is shortened to the oldest points' age when the ledger is younger (``months``)."""
+    from helpers import loyalty
+
+    ev = pd.DataFrame({
+        "event_id": np.arange(len(ledger)), "customer_id": ledger["customer_id"].astype(str),
+        "event_at": ledger["date"], "event_type": ledger["type"].astype(str),
+        "points": ledger["points"].astype(float),
+    })  # fmt: skip
+    ev = periods.up_to(ev, as_of, "event_at")
+    led = loyalty.points_ledger(ev, point_value or 0.0)
+    out: dict[str, Any] = {
+        "members": int(ev["customer_id"].nunique()),
+        "holders": 0,
+        "earned": led["earned"], "redeemed": led["redeemed"], "expired": led["expired"],
+        "outstanding": led["outstanding"], "point_value": point_value,
+        "outstanding_value": led["liability_face_value"] if point_value else None,
+        "breakage_so_far": led["breakage_so_far"], "months": None, "breakage": None,
+    }  # fmt: skip
+    balance = ev.groupby("customer_id")["points"].sum()
+    out["holders"] = int((balance > 0).sum())
+    fates = loyalty.point_fates(ev, as_of)
+    oldest = float(fates["months"].max()) if len(fates) else 0.0
+    if oldest < 1:
+        return out
+    months = float(min(horizon_months, np.floor(oldest)))
+    ult = loyalty.ultimate_breakage(fates, months, n_boot=n_boot, seed=0)
+    out["months"] = months
+    out["breakage"] = ult
+    return out
+
+
 def _iv(fmt: Any, est: float, low: float, high: float, kind: str = "num", digits: int = 1) -> str:
     """'est (low to high)' in the report's formats: kind 'num' (points), 'pct' or 'money'."""
     f = {"num": lambda v: fmt.num(v, digits), "pct": lambda v: fmt.pct(v, digits),
@@ -352,10 +407,17 @@ def show(
     planned_holdout: dict[str, float] | float | None = None,
     themes: dict[str, tuple[str, ...]] | None = None,
     campaigns: pd.DataFrame | None = None,
+    truth: dict[str, Any] | None = None,
+    point_value: float | None = None,
 ) -> dict[str, Any]:
     """Display the survey, campaign and loyalty sections for the tables given (each section only
     when its table is mapped; one line saying what is needed when none is) and return their
-    figures for ``metrics.json``. `campaigns`: :func:`campaign_results` when already computed."""
+    figures for ``metrics.json``. `campaigns`: :func:`campaign_results` when already computed.
+    `truth`: a generated company's ground truth (:func:`helpers.synth.read_truth`; None for a
+    client): the loyalty multiplier is then recorded against the generator's
+    ``realized.loyalty.within_member_multiplier`` (:func:`helpers.run.truth_entry`), and the
+    points' breakage bounds against ``realized.loyalty.ultimate_breakage``. `point_value`: the
+    mapping's money per point (the outstanding points' face value; None: points only)."""
     from IPython.display import display
 
     T.md("beyond.section")
@@ -444,5 +506,54 @@ def show(
         T.md("loyalty.section", members=fmt.num(lc["members"]),
              naive=fmt.num(lc["naive_ratio"], 1), with_history=fmt.num(lc["members_with_history"]),
              uplift=_iv(fmt, lc["uplift"], lc["uplift_low"], lc["uplift_high"], "ratio"))  # fmt: skip
+        T.md("loyalty.average")
+        planted = (truth or {}).get("realized", {}).get("loyalty", {})
+        planted = planted.get("within_member_multiplier")
+        if planted is not None:
+            from helpers.run import truth_entry
+
+            lo, hi = lc["uplift_low"], lc["uplift_high"]
+            lc["within_member_multiplier"] = truth_entry(lc["uplift"], lo, hi, planted)
+            T.md("loyalty.truth", truth=fmt.num(planted, 2),
+                 verdict=T("loyalty.covers" if lo <= planted <= hi else "loyalty.misses"))  # fmt: skip
         out["loyalty"] = lc
+    if "points" in tables:
+        out["points"] = _show_points(tables["points"], as_of, point_value, truth, T, fmt)
     return out
+
+
+def _show_points(
+    ledger: pd.DataFrame, as_of: Any, point_value: float | None, truth: dict[str, Any] | None,
+    T: Any, fmt: Any,
+) -> dict[str, Any]:  # fmt: skip
+    """The points paragraph (:func:`points_results`) and its figures for ``metrics.json``; the
+    share never redeemed is recorded as ``ultimate_breakage`` (estimate: expired within the
+    horizon; interval: the bounds with their sampling error, as notebook 05 records it) against
+    a generated company's ``realized.loyalty.ultimate_breakage``."""
+    from helpers.run import truth_entry
+
+    r = points_results(ledger, as_of, point_value)
+    T.md("points.section", members=fmt.num(r["holders"]), outstanding=fmt.num(r["outstanding"]),
+         as_of=fmt.date(as_of), earned=fmt.num(r["earned"]), redeemed=fmt.num(r["redeemed"]),
+         expired=fmt.num(r["expired"]), so_far=fmt.pct(r["breakage_so_far"], 1))  # fmt: skip
+    if point_value:
+        digits = 2 if round(point_value, 2) == point_value else 4  # a cent, or a fraction of one
+        per = fmt.money(point_value, digits)
+        T.md("points.value", per=per, value=fmt.money(r["outstanding_value"]))
+    ult = r["breakage"]
+    if ult is None:
+        T.md("points.short")
+        return r
+    T.md("points.breakage", months=fmt.num(r["months"]),
+         within=_iv(fmt, ult["estimate"], ult["ci_low"], ult["ci_high"], "pct", 1),
+         open=fmt.pct(ult["open"], 0), low=fmt.pct(ult["bound_low"], 1),
+         high=fmt.pct(ult["bound_high"], 1))  # fmt: skip
+    planted = (truth or {}).get("realized", {}).get("loyalty", {}).get("ultimate_breakage")
+    r["ultimate_breakage"] = truth_entry(ult["estimate"], ult["bound_low"], ult["bound_high"],
+                                         planted)  # fmt: skip
+    if planted is not None:
+        inside = ult["bound_low"] <= planted <= ult["bound_high"]
+        T.md("points.truth", truth=fmt.pct(planted, 1),
+             verdict=T("loyalty.covers" if inside else "loyalty.misses"))  # fmt: skip
+    r["breakage"] = {k: float(v) for k, v in ult.items()}
+    return r

@@ -403,7 +403,10 @@ def beyond_orders(folder: Path, data_dir: str | Path | None = None) -> Path:
       (``31.12.2025``), ``Group`` (Treatment / Holdout),
       ``Cost per send``, ``Discount redeemed``;
     - ``loyalty_members.csv``: the programme's member list: ``Member``, ``Joined``, ``Tier`` (the
-      member's latest tier)."""
+      member's latest tier);
+    - ``loyalty_points.csv``: the programme's points ledger, one row per movement: ``Member``,
+      ``Date`` (``2025-12-31 14:05:09``), ``Type`` (Earned, Redeemed, Expired), ``Points``
+      (unsigned: the type says the direction); the mapping gives the point's value."""
     from helpers import paths
 
     src = paths.data_dir(data_dir)
@@ -435,6 +438,14 @@ def beyond_orders(folder: Path, data_dir: str | Path | None = None) -> Path:
         "Joined": joined.dt.strftime("%Y-%m-%d").to_numpy(),
         "Tier": tier.reindex(joined.index).to_numpy(),
     }).to_csv(folder / "loyalty_members.csv", index=False)  # fmt: skip
+    moves = events[events["event_type"].isin(["earn", "redeem", "expire"]) & events["points"].ne(0)]
+    pd.DataFrame({
+        "Member": moves["customer_id"],
+        "Date": moves["event_at"].dt.strftime("%Y-%m-%d %H:%M:%S"),
+        "Type": moves["event_type"].map({"earn": "Earned", "redeem": "Redeemed",
+                                         "expire": "Expired"}),
+        "Points": moves["points"].abs(),
+    }).to_csv(folder / "loyalty_points.csv", index=False)  # fmt: skip
     mapping = yaml.safe_load((paths.NOTEBOOKS / "08_sample_mapping.yaml").read_text())
     mapping["tables"] = {
         "survey": {
@@ -458,6 +469,13 @@ def beyond_orders(folder: Path, data_dir: str | Path | None = None) -> Path:
         "loyalty": {
             "file": "loyalty_members.csv",
             "columns": {"customer_id": "Member", "join_date": "Joined", "tier": "Tier"},
+        },
+        "points": {
+            "file": "loyalty_points.csv",
+            "columns": {"customer_id": "Member", "date": "Date", "points": "Points",
+                        "type": "Type"},
+            "types": {"earn": ["Earned"], "redeem": ["Redeemed"], "expire": ["Expired"]},
+            "point_value": float(params["point_value_eur"]),
         },
     }  # fmt: skip
     return write_mapping(folder / "mapping.yaml", mapping)

@@ -21,6 +21,11 @@ A mapping names them under ``tables`` (paths relative to the mapping file)::
       loyalty:                       # membership list: one row per member
         file: members.csv
         columns: {customer_id: Member, join_date: Joined, tier: Tier}
+      points:                        # the programme's points ledger (needs loyalty): one row per
+        file: points.csv             # movement, earned (+), redeemed or expired (-)
+        columns: {customer_id: Member, date: Date, points: Points, type: Type}
+        types: {earn: [Earned], redeem: [Redeemed], expire: [Expired]}   # the file's values
+        point_value: 0.01            # money per point: the outstanding points' face value
     unmatched_customers: 0.05        # refuse a table when more of its customers match no order
 
 Formats (``date_format``, ``delimiter``, ``decimal``, ``thousands``, ``encoding``, ``sheet``)
@@ -30,14 +35,19 @@ to the orders file's. Each table is read by the same readers as the orders
 column, lines and an example) and checked against the orders: a survey score that is not a whole
 number from 0 to 10, an arm that is neither sent nor holdout, a send date outside the orders'
 range, a join date after the as-of day, or more customers matching no order than
-``unmatched_customers`` allows.
+``unmatched_customers`` allows; a points movement dated after the as-of day, of a customer who is
+not in the loyalty table, of a type the mapping does not name, or redeeming or expiring more
+points than the member holds at that moment.
 
 Columns: survey ``customer_id``, ``date``, ``score`` (0-10), optional ``comment``; campaigns
 ``customer_id``, ``campaign``, ``send_date``, ``arm``, optional ``flow`` (the automated flow
 or programme a campaign belongs to: results are then pooled per flow), ``cost`` (per send) and
 ``discount`` (given with the send's orders), and the key ``holdout_share`` (the planned share of
 the holdout, one number or one per campaign or flow: the sample-ratio check); loyalty ``customer_id``, ``join_date``, optional
-``tier``; customers ``customer_id``, optional ``acquisition_channel``, ``country`` and any other
+``tier``; points ``customer_id``, ``date``, ``points`` (signed, or unsigned with a ``type``),
+optional ``type`` (earn, redeem or expire; the file's values in ``types``; rows of 0 points of
+any other type, such as a tier change, are left out; without a type, a positive row is earned and
+a negative one redeemed) and the key ``point_value``; customers ``customer_id``, optional ``acquisition_channel``, ``country`` and any other
 attribute known at acquisition (text); marketing_spend ``month``, ``channel``, ``spend`` (>= 0),
 optional ``signups`` (:mod:`helpers.report.acquisition_views`). The customer list and the spend file are
 not checked against the orders' customers (a list may hold sign-ups who never ordered).
@@ -76,7 +86,9 @@ __all__ = [
 TEXT = pd.StringDtype("pyarrow")
 
 #: The tables a mapping may name beside the orders.
-KINDS: tuple[str, ...] = ("survey", "campaigns", "loyalty", "customers", "marketing_spend")
+KINDS: tuple[str, ...] = (
+    "survey", "campaigns", "loyalty", "customers", "marketing_spend", "points",
+)  # fmt: skip
 #: Tables whose customers are the orders' customers (checked against them); a customer list may
 #: hold sign-ups who never ordered, and the spend file has no customers.
 CUSTOMER_TABLES: tuple[str, ...] = ("survey", "campaigns", "loyalty")
@@ -116,6 +128,13 @@ COLUMNS: dict[str, tuple[Column, ...]] = {
         Column("spend", "money"),
         Column("signups", "int", required=False, nullable=True, min=0),
     ),
+    # the loyalty programme's points ledger: one row per movement of a member's points
+    "points": (
+        Column("customer_id", "id"),
+        Column("date", "datetime"),
+        Column("points", "float"),
+        Column("type", "text", required=False, nullable=True),
+    ),
 }
 #: Tables that may map columns of their own beyond :data:`COLUMNS` (kept as text).
 OPEN_TABLES: tuple[str, ...] = ("customers",)
@@ -130,9 +149,16 @@ ARMS: dict[str, tuple[str, ...]] = {
 UNMATCHED_DEFAULT = 0.05
 
 _FORMAT_KEYS = ("date_format", "delimiter", "decimal", "thousands", "encoding", "sheet")
-_SPEC_KEYS = ("file", "columns", *_FORMAT_KEYS, "arms", "holdout_share", "themes", "actions")
+_SPEC_KEYS = ("file", "columns", *_FORMAT_KEYS, "arms", "holdout_share", "themes", "actions",
+              "types", "point_value")  # fmt: skip
 _ONLY_FOR = {"arms": "campaigns", "holdout_share": "campaigns", "themes": "survey",
-             "actions": "campaigns"}  # fmt: skip
+             "actions": "campaigns", "types": "points", "point_value": "points"}  # fmt: skip
+#: The movements of a points ledger and the values that mean them when the mapping names none.
+POINT_TYPES: dict[str, tuple[str, ...]] = {
+    "earn": ("earn", "earned", "accrual", "accrued", "issued"),
+    "redeem": ("redeem", "redeemed", "redemption", "spent", "burn"),
+    "expire": ("expire", "expired", "expiry", "expiration", "lapsed"),
+}
 #: The report's actions a campaign may have measured (``tables.campaigns.actions``).
 ACTIONS: tuple[str, ...] = ("winback", "champions", "first_time")
 
@@ -158,6 +184,8 @@ class TableSpec:
     holdout_share: float | dict[str, float] | None = None
     themes: str | None = None
     actions: dict[str, str] | None = None
+    types: dict[str, tuple[str, ...]] | None = None
+    point_value: float | None = None
 
     def read_kwargs(self, id_type: str) -> dict[str, Any]:
         """Keyword arguments for :func:`helpers.tables.read_table_info`."""
@@ -166,6 +194,11 @@ class TableSpec:
             "thousands": self.thousands, "delimiter": self.delimiter, "encoding": self.encoding,
             "sheet": self.sheet, "ids": id_type,
         }  # fmt: skip
+
+    def type_values(self) -> dict[str, str]:
+        """The ledger's type values (compared without case) -> 'earn', 'redeem' or 'expire'."""
+        types = self.types or POINT_TYPES
+        return {str(v).casefold(): t for t, values in types.items() for v in values}
 
     def arm_values(self) -> dict[str, str]:
         """The file's arm values (compared without case) -> 'sent' or 'holdout'."""
@@ -235,6 +268,22 @@ def spec_problems(name: str, raw: Any, folder: Path) -> list[str]:
                 f"{where}: 'holdout_share' must be a share between 0 and 1, or one per campaign "
                 "or flow, e.g. 0.2 or {birthday: 0.2, winback: 0.5}"
             )
+        types = spec.get("types")
+        if types is not None and not (
+            isinstance(types, dict) and types and set(types) <= set(POINT_TYPES)
+            and all(isinstance(v, list) and v for v in types.values())
+        ):  # fmt: skip
+            problems.append(
+                f"{where}: 'types' must map earn, redeem and expire to the file's values, "
+                "e.g. {earn: [Earned], redeem: [Redeemed], expire: [Expired]}"
+            )
+        value = spec.get("point_value")
+        if value is not None and not (
+            isinstance(value, int | float) and not isinstance(value, bool) and value > 0
+        ):
+            problems.append(
+                f"{where}: 'point_value' must be the money one point is worth, e.g. 0.01"
+            )
         arms = spec.get("arms")
         if arms is not None:
             ok = isinstance(arms, dict) and set(arms) == {"sent", "holdout"}
@@ -248,6 +297,10 @@ def spec_problems(name: str, raw: Any, folder: Path) -> list[str]:
                 str(v).casefold() for v in arms["holdout"]
             }:
                 problems.append(f"{where}: 'arms' names a value as both sent and holdout")
+    if "points" in raw and "loyalty" not in raw:
+        problems.append(
+            f"{name}: 'tables.points' needs 'tables.loyalty' (the members whose points it holds)"
+        )
     return problems
 
 
@@ -299,7 +352,11 @@ def parse_specs(raw: dict[str, Any] | None, folder: Path) -> dict[str, TableSpec
             share = float(share)
         themes = spec.get("themes")
         acts = spec.get("actions")
+        types = spec.get("types")
+        value = spec.get("point_value")
         out[kind] = TableSpec(
+            types={k: tuple(str(v) for v in vs) for k, vs in types.items()} if types else None,
+            point_value=float(value) if value is not None else None,
             actions={str(k): str(v) for k, v in acts.items()} if acts else None,
             holdout_share=share,
             themes=str((folder / str(themes)).expanduser().absolute()) if themes else None,
@@ -339,9 +396,15 @@ def read_extra_tables(
             continue
         if kind in CUSTOMER_TABLES:
             problems += _check(spec, df, info, known, first, as_of, unmatched)
+        elif kind == "points":
+            ledger = (spec, df, info)
         else:
             df.attrs.update(file=Path(spec.file).name, customers=0, unmatched=0)
         out[kind] = df
+    if "points" in out:  # checked against the members once every table is read
+        members = out["loyalty"]["customer_id"].astype(str) if "loyalty" in out else None
+        found, out["points"] = _check_points(*ledger, members, as_of)
+        problems += found
     if problems:
         raise DataValidationError(problems)
     return out
@@ -359,7 +422,8 @@ def schema(spec: TableSpec) -> tuple[Column, ...]:
 
 
 #: The date column of each table.
-DATE_COLUMN: dict[str, str] = {"survey": "date", "campaigns": "send_date", "loyalty": "join_date"}
+DATE_COLUMN: dict[str, str] = {"survey": "date", "campaigns": "send_date", "loyalty": "join_date",
+                               "points": "date"}  # fmt: skip
 
 
 def _check(spec: TableSpec, df: pd.DataFrame, info: dict[str, Any], known: pd.Index,
@@ -404,3 +468,72 @@ def _check(spec: TableSpec, df: pd.DataFrame, info: dict[str, Any], known: pd.In
         df[col] = df[col].astype(TEXT)
     df.attrs.update(file=file, customers=len(customers), unmatched=len(missing))
     return problems
+
+
+def _check_points(
+    spec: TableSpec, df: pd.DataFrame, info: dict[str, Any], members: pd.Series | None,
+    as_of: str | pd.Timestamp,
+) -> tuple[list[str], pd.DataFrame]:  # fmt: skip
+    """The problems of a points ledger and the ledger as the report reads it: rows of 0 points
+    of a type not named left out; ``type`` 'earn', 'redeem' or 'expire' (by the mapping's
+    ``types``, else by the sign); ``points`` signed (+ earned, - redeemed or expired, whatever
+    the file's sign). Refused: a movement after the as-of day, a customer who is not a member
+    (`members`: the loyalty table's ids; None when it could not be read), a type the mapping
+    does not name, and a redemption or expiry larger than the member's balance at that moment
+    (movements in date order, earnings first within the same timestamp)."""
+    file = Path(spec.file).name
+    positions, unit, labels = info["positions"](), info["unit"], info["labels"]
+    problems: list[str] = []
+
+    def problem(col: str, code: str, mask: pd.Series, shown: pd.Series, what: str) -> None:
+        problems.append(column_problem(file, labels.get(col, col), mask, shown, what,
+                                       positions, unit, column=col, code=code))  # fmt: skip
+
+    pts = df["points"].astype(float)
+    zero = pts.eq(0)
+    if "type" in df:
+        kind = df["type"].astype(str).str.strip().str.casefold().map(spec.type_values())
+        kind = kind.where(df["type"].notna())
+    else:  # without a type: the sign says it (an expiry then counts as a redemption)
+        kind = pd.Series(pd.NA, index=df.index, dtype=object).where(
+            zero, pts.gt(0).map({True: "earn", False: "redeem"})
+        )
+    unknown = kind.isna() & ~zero
+    if unknown.any():
+        named = spec.types or POINT_TYPES
+        problem("type", "unknown_type", unknown, df["type"].astype(str),
+                "of a type the mapping does not name: earn "
+                f"{list(named.get('earn', ()))}, redeem {list(named.get('redeem', ()))} or expire "
+                f"{list(named.get('expire', ()))} (name the file's values in 'types')")  # fmt: skip
+    dates = df["date"]
+    day, day_end = periods.as_of_day(as_of), periods.as_of_end(as_of)
+    late = dates >= day_end
+    if late.any():
+        problem("date", "after_as_of", late, dates.dt.strftime("%Y-%m-%d"),
+                f"after the as-of day {day.date()}")  # fmt: skip
+    ids = df["customer_id"].astype(str)
+    if members is not None:
+        stranger = ~ids.isin(pd.Index(members.unique()))
+        if stranger.any():
+            problem("customer_id", "not_a_member", stranger, ids,
+                    f"of customers who are not in the loyalty table "
+                    f"({ids[stranger].nunique():,} customers)")  # fmt: skip
+    signed = pts.abs().where(kind.eq("earn"), -pts.abs())
+    keep = kind.notna() & ~zero
+    order = pd.DataFrame({"customer_id": ids, "date": dates, "debit": ~kind.eq("earn"),
+                          "points": signed})[keep]  # fmt: skip
+    order = order.sort_values(["customer_id", "date", "debit"], kind="stable")
+    below = order.groupby("customer_id", sort=False)["points"].cumsum() < -1e-9
+    first = below[below].groupby(order.loc[below[below].index, "customer_id"]).head(1).index
+    short = pd.Series(df.index.isin(first), index=df.index)
+    # the balances mean something only once the dates, members and types are right
+    if short.any() and not problems:
+        problem("points", "more_than_held", short, df["points"].astype(str),
+                "redeeming or expiring more points than the member holds at that moment "
+                "(the ledger in date order, earnings first; each member's first such row)")  # fmt: skip
+    ledger = pd.DataFrame({"customer_id": ids.astype(TEXT), "date": dates,
+                           "points": signed, "type": kind.astype(TEXT)})[keep]  # fmt: skip
+    ledger = ledger.reset_index(drop=True)
+    ledger.attrs.update(file=file, customers=int(ids[keep].nunique()),
+                        unmatched=0)  # fmt: skip
+    return problems, ledger

@@ -128,6 +128,10 @@ ESTIMATED: dict[str, tuple[tuple[str, ...], ...]] = {
         ("05", "loyalty_rate_uplift.member_att_ratio_trimmed", "realized.loyalty.member_att_ratio"),
         ("05", "loyalty_rate_uplift.member_att_ratio_year_history",
          "realized.loyalty.member_att_ratio"),
+        # issue 29: the client report's within-member rate model (one state after joining)
+        # averages the base uplift with the tier and goal-gradient lifts: its own truth
+        ("08", "beyond_orders.loyalty.within_member_multiplier",
+         "realized.loyalty.within_member_multiplier"),
     ),
     "goal_gradient_multiplier": (
         ("05", "goal_gradient_multiplier", "parameters.goal_gradient_multiplier"),
@@ -140,10 +144,14 @@ ESTIMATED: dict[str, tuple[tuple[str, ...], ...]] = {
     "redeem_propensity_a": (
         ("05", "redeem_propensity.mean", "derived.redeem_propensity_mean"),
         ("05", "ultimate_breakage", "realized.loyalty.ultimate_breakage"),
+        # issue 29: the client report's points ledger, read as notebook 05 reads it
+        ("08", "beyond_orders.points.ultimate_breakage", "realized.loyalty.ultimate_breakage"),
     ),
     "redeem_propensity_b": (
         ("05", "redeem_propensity.mean", "derived.redeem_propensity_mean"),
         ("05", "ultimate_breakage", "realized.loyalty.ultimate_breakage"),
+        # issue 29: the client report's points ledger, read as notebook 05 reads it
+        ("08", "beyond_orders.points.ultimate_breakage", "realized.loyalty.ultimate_breakage"),
     ),
     # 06: NPS selection model, the delivery fix, the follow-up experiment, service recovery
     "nps_response_rate": (("06", "nps_response_rate", "parameters.nps_response_rate"),),

@@ -103,6 +103,41 @@ def _months_between(a: pd.Series, b: pd.Timestamp) -> np.ndarray:
     return np.maximum(n.to_numpy(), 0)
 
 
+def within_member_multiplier(cfg: SynthConfig, ctx: dict) -> float:
+    """The multiplier a within-member rate model with one state after joining estimates: members'
+    expected orders after joining with the club against their own expected orders without it,
+    over the same exposure (from the joining order to the end, their dropout, or a later
+    dropout caused by a send or the follow-up, while alive):
+
+        sum_i lam_i m_i(t) dt / sum_i lam_i dt = sum_j rate_after_j d_j / sum_j lam_j d_j
+
+    over members' inter-order gaps j after joining (d_j weeks to the next order or to the end;
+    the rate is constant between orders: the club's multiplier, uplift x tier lift x goal
+    gradient, changes only at an order, :func:`helpers.synth.purchases.club_multiplier`). Its
+    exposure weighting is the rate model's (its likelihood's score for a single multiplier u is
+    sum of orders - u sum lam d), so it averages the base uplift with the tier and goal-gradient
+    lifts the members spend time in; with the club's planted effects off it is 1 (NaN without
+    members)."""
+    sim, lat, cust, drop = ctx["sim"], ctx["lat"], ctx["cust"], ctx["drop"]
+    s = sim.sort_values(["cust", "k"], kind="stable")
+    c = s["cust"].to_numpy()
+    nxt = s.groupby("cust")["t"].shift(-1).to_numpy()
+    end = np.where(np.isnan(nxt), lat["T"].to_numpy()[c], nxt)
+    signup = pd.to_datetime(cust["signup_date"].to_numpy()[c])
+    gone = pd.to_datetime(drop.reindex(s["customer_id"]).to_numpy())
+    gone_t = np.asarray((gone - signup) / pd.Timedelta(days=7), dtype=float)
+    end = np.minimum(end, np.where(np.isnan(gone_t), np.inf, gone_t))
+    dur = np.maximum(end - s["t"].to_numpy(), 0.0)
+    ok = (
+        s["member"].to_numpy(bool)
+        & s["customer_id"].isin(ctx["join_at"].index).to_numpy()
+        & ~s["dead"].to_numpy(bool)
+    )
+    lam = lat["lam"].to_numpy()[c]
+    den = float((lam * dur)[ok].sum())
+    return float((s["rate_after"].to_numpy() * dur)[ok].sum()) / den if den > 0 else float("nan")
+
+
 def _loyalty_truth(cfg: SynthConfig, tables: dict, ctx: dict) -> dict:
     cust, organic, join_at = ctx["cust"], ctx["organic"], ctx["join_at"]
     cf = purchases.prune(ctx["cf"], ctx["drop"])
@@ -162,6 +197,8 @@ def _loyalty_truth(cfg: SynthConfig, tables: dict, ctx: dict) -> dict:
         "launch_att_orders_per_customer_month": (a_all - c_all) / cm if cm else float("nan"),
         "launch_customer_months": cm,
         "pilot_att_ratio": a_p / c_p if c_p else float("nan"),
+        # the report's within-member rate model (one state after joining) targets this average
+        "within_member_multiplier": within_member_multiplier(cfg, ctx),
         "pilot_att_orders_per_customer_month": (a_p - c_p) / cm_p if cm_p else float("nan"),
         "naive_rate_ratio": float(rate[mem].mean() / rate[~mem].mean())
         if mem.any()

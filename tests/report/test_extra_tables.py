@@ -60,7 +60,7 @@ def _problems(sample, tmp_path, **edits) -> list:
 def test_the_sample_tables_read_clean_and_match_the_company(sample):
     mapping, orders, notes = sample
     tables = read_client_tables(orders, notes)
-    assert set(tables) == {"survey", "campaigns", "loyalty"}
+    assert set(tables) == {"survey", "campaigns", "loyalty", "points"}
     nps = pd.read_csv(paths.DATASETS / "nps_responses.csv")
     assert len(tables["survey"]) == len(nps)
     assert tables["survey"]["score"].sum() == nps["score"].sum()
@@ -131,11 +131,14 @@ def test_customers_matching_no_order_are_counted_and_refused_above_the_threshold
         n = len(df) // 10
         df.loc[: n - 1, "Member"] = [f"X{i}" for i in range(n)]
 
-    (p,) = _problems(sample, tmp_path, edit_table=("loyalty", change))
+    def no_ledger(raw):  # the ledger's members would not match the changed list either
+        raw["tables"].pop("points")
+
+    (p,) = _problems(sample, tmp_path, edit_table=("loyalty", change), edit_mapping=no_ledger)
     assert (p.column, p.code) == ("customer_id", "unmatched") and "10%" in p and "5%" in p
     orders, notes = _variant(
         sample, tmp_path / "b", edit_table=("loyalty", change),
-        edit_mapping=lambda raw: raw.update(unmatched_customers=0.2),
+        edit_mapping=lambda raw: (raw.update(unmatched_customers=0.2), no_ledger(raw)),
     )  # fmt: skip
     tables = read_client_tables(orders, notes)
     assert tables["loyalty"].attrs["unmatched"] == len(tables["loyalty"]) // 10
@@ -233,3 +236,104 @@ def test_a_themes_file_that_is_not_a_dictionary_is_refused(sample, tmp_path):
     with pytest.raises(DataValidationError) as err:
         _variant(sample, tmp_path / "b", edit_mapping=use)
     assert "themes file 'bad.yaml' must map each theme to a list of words" in str(err.value)
+
+
+# --- the points ledger (issue 29, point 2) ------------------------------------------------------
+
+
+def test_the_sample_ledger_reads_clean_and_sums_to_the_programmes_points(sample):
+    mapping, orders, notes = sample
+    ledger = read_client_tables(orders, notes)["points"]
+    ev = pd.read_csv(paths.DATASETS / "loyalty_events.csv")
+    for kind in ("earn", "redeem", "expire"):
+        want = ev.loc[ev["event_type"] == kind, "points"].sum()
+        assert ledger.loc[ledger["type"] == kind, "points"].sum() == pytest.approx(want), kind
+    assert (ledger["points"] > 0).eq(ledger["type"] == "earn").all()  # signed by the type
+    assert notes["mapping"].tables["points"].point_value == pytest.approx(0.01)
+
+
+def _ledger_problem(sample, tmp_path, change) -> object:
+    (p,) = _problems(sample, tmp_path, edit_table=("points", change))
+    assert p.file == "loyalty_points.csv"
+    return p
+
+
+def test_redeeming_more_points_than_the_member_holds_is_refused(sample, tmp_path):
+    def change(df):
+        i = df.index[df["Type"].eq("Redeemed")][0]
+        df.loc[i, "Points"] = "999999"
+
+    p = _ledger_problem(sample, tmp_path, change)
+    assert (p.column, p.code, p.rows, p.example) == ("points", "more_than_held", 1, "999999.0")
+    assert "more points than the member holds" in p and "'Points'" in p
+
+
+def test_a_points_movement_after_the_as_of_day_is_refused(sample, tmp_path):
+    def change(df):
+        df.loc[[2, 9], "Date"] = "2026-01-05 10:00:00"
+
+    p = _ledger_problem(sample, tmp_path, change)
+    assert (p.column, p.code, p.rows, p.lines) == ("date", "after_as_of", 2, (4, 11))
+    assert "2025-12-31" in p
+
+
+def test_points_of_a_customer_who_is_not_a_member_are_refused(sample, tmp_path):
+    def change(df):  # one member's every movement under an id the member list does not have
+        rows = df.index[df["Member"].eq(df.loc[0, "Member"])]
+        df.loc[rows, "Member"] = "X-404"
+        change.lines = tuple(int(i) + 2 for i in rows)
+
+    p = _ledger_problem(sample, tmp_path, change)
+    assert (p.column, p.code, p.example) == ("customer_id", "not_a_member", "X-404")
+    assert p.lines == change.lines[: len(p.lines)] and p.lines[0] == 2
+    assert "not in the loyalty table" in p
+
+
+def test_a_points_type_the_mapping_does_not_name_is_refused(sample, tmp_path):
+    def change(df):
+        df.loc[5, "Type"] = "Bonus"
+
+    p = _ledger_problem(sample, tmp_path, change)
+    assert (p.column, p.code, p.example) == ("type", "unknown_type", "Bonus")
+    assert "Redeemed" in p and "'types'" in p
+
+
+@pytest.mark.parametrize(
+    "edit, words",
+    [
+        (lambda raw: raw["tables"].pop("loyalty"), "'tables.points' needs 'tables.loyalty'"),
+        (lambda raw: raw["tables"]["points"].update(point_value=-1), "'point_value' must be"),
+        (lambda raw: raw["tables"]["points"].update(types={"bonus": ["B"]}), "'types' must map"),
+        (lambda raw: raw["tables"]["survey"].update(point_value=0.01), "unknown key 'point_value'"),
+    ],
+)  # fmt: skip
+def test_a_wrong_points_block_is_refused(sample, tmp_path, edit, words):
+    with pytest.raises(DataValidationError) as err:
+        _variant(sample, tmp_path, edit_mapping=edit)
+    assert words in str(err.value)
+
+
+def test_points_results_known_answer():
+    """Two members: A earns 100 and redeems 60 a month later; B earns 50, which expire 13
+    months later. At the as-of: 40 outstanding (worth 0.40 at 0.01), 60 redeemed, 50 expired,
+    expired / earned = 1/3; of the points earned 50/150 expired and 60/150 were redeemed, the
+    other 40 are open: the share never redeemed lies in [1/3, 90/150] (here every point is old
+    enough, so the bounds are those shares; the bootstrap can only widen them)."""
+    from helpers.report.beyond_orders import points_results
+
+    t = pd.Timestamp("2024-01-01")
+    ledger = pd.DataFrame({
+        "customer_id": ["A", "A", "B", "B"],
+        "date": [t, t + pd.Timedelta(days=31), t, t + pd.Timedelta(days=400)],
+        "points": [100.0, -60.0, 50.0, -50.0], "type": ["earn", "redeem", "earn", "expire"],
+    })  # fmt: skip
+    r = points_results(ledger, "2025-12-31", 0.01, n_boot=50)
+    assert (r["earned"], r["redeemed"], r["expired"], r["outstanding"]) == (150, 60, 50, 40)
+    assert r["outstanding_value"] == pytest.approx(0.40) and r["holders"] == 1
+    assert r["breakage_so_far"] == pytest.approx(1 / 3) and r["months"] == 24
+    b = r["breakage"]
+    assert b["estimate"] == pytest.approx(1 / 3) and b["open"] == pytest.approx(40 / 150)
+    assert b["upper"] == pytest.approx(0.6)
+    assert b["bound_low"] <= 1 / 3 and b["bound_high"] >= 0.6
+    young = points_results(ledger.assign(date=pd.Timestamp("2025-12-20")), "2025-12-31")
+    assert young["breakage"] is None and young["outstanding_value"] is None

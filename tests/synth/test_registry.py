@@ -121,6 +121,7 @@ def test_api_on_the_bundled_company():
         "loyalty_rate_uplift.member_att_ratio_later_joiners",
         "loyalty_rate_uplift.member_att_ratio_trimmed",
         "loyalty_rate_uplift.member_att_ratio_year_history",
+        "beyond_orders.loyalty.within_member_multiplier",  # the client report (issue 29)
     ]
     with pytest.raises(KeyError, match="no_such_parameter"):
         reg.classification("no_such_parameter")
@@ -130,7 +131,12 @@ def test_api_on_the_bundled_company():
     assert keys.count("ultimate_breakage") == 1
     # 05 records the coupon arms it costs beside the club, one per arm (issue 24)
     assert {"coupon_uplift.5", "coupon_uplift.10", "coupon_uplift.15"} <= set(keys)
-    assert reg.metrics_for("01") == [] and reg.metrics_for("08") == []
+    assert reg.metrics_for("01") == []
+    keys = [m.key for m in reg.metrics_for("08")]
+    assert keys == [
+        "beyond_orders.loyalty.within_member_multiplier",
+        "beyond_orders.points.ultimate_breakage",
+    ]
 
 
 def test_a_missing_truth_is_named():
