@@ -13,7 +13,7 @@ PYTEST_ARGS ?=
 TEST_WORKERS ?= 2
 
 .DEFAULT_GOAL := help
-.PHONY: help setup data report test test-fast test-spark lab lint format execute lock benchmark clean book
+.PHONY: help setup data report test test-fast test-spark lab lint format execute lock benchmark clean book postgres
 
 help: ## list the targets with one line each
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -87,3 +87,9 @@ client-report: $(STAMP) ## client report: DATA=orders.csv MAP=mapping.yaml NAME=
 chromium: ## install Debian's chromium for the headless browser checks (pytest -m chromium)
 	@command -v chromium >/dev/null && echo "chromium already installed: $$(command -v chromium)" || \
 	  { S=$$([ "$$(id -u)" -eq 0 ] || echo sudo); $$S apt-get update && $$S env DEBIAN_FRONTEND=noninteractive apt-get install -y chromium; }
+
+postgres: ## install Debian's PostgreSQL server (initdb, pg_ctl) for tests/report/test_postgres.py
+	@if command -v initdb >/dev/null || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
+	  echo "PostgreSQL server already installed"; else \
+	  S=$$([ "$$(id -u)" -eq 0 ] || echo sudo); $$S apt-get update && \
+	  $$S env DEBIAN_FRONTEND=noninteractive apt-get install -y postgresql; fi
