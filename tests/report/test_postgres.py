@@ -108,3 +108,56 @@ def test_report_from_postgres_equals_report_from_the_csv(server, small, tmp_path
     pg_html = _html_text(root / "pg" / "report.html", url, "orders.parquet")
     assert PASSWORD not in pg_html and PASSWORD not in json.dumps(pg_m)
     assert csv_html == pg_html
+
+
+# ------------------------------------------------------------------ bad input: one clear message
+
+
+def _refused(args: list[str], root: Path, capsys) -> str:
+    """Run the report command expecting exit code 2 and nothing written; return its message."""
+    rc = report.main([*args, "--name", "x", "--reports-dir", str(root)])
+    out, err = capsys.readouterr()
+    assert rc == 2, err
+    assert PASSWORD not in out + err  # the password never appears
+    assert not root.exists() or not any(root.iterdir())  # nothing left behind
+    return err
+
+
+def test_a_table_without_a_mapped_column_is_refused(server, small, tmp_path, capsys):
+    raw, _, mapping = small
+    url = load_text_table(server, "no_amount", raw.drop(columns=["amount"]).head(50))
+    err = _refused(["--data", url, "--mapping", str(mapping)], tmp_path / "r", capsys)
+    source = f"postgres://lab:***@127.0.0.1:{server.port}/postgres"
+    assert f"{source}, table 'no_amount', column 'amount': the mapping names this column" in err
+
+
+def test_a_connection_that_fails_is_refused(server, small, tmp_path, capsys):
+    _, _, mapping = small
+    wrong = server.url(password="not-" + PASSWORD) + "?table=orders"  # authentication fails
+    err = _refused(["--data", wrong, "--mapping", str(mapping)], tmp_path / "r", capsys)
+    assert "postgres://lab:***@127.0.0.1" in err and "table 'orders': cannot connect" in err
+    assert "not-" not in err  # the wrong password is not shown either
+    closed = Server(server.host, 1, server.folder).url() + "?table=orders"  # nothing listens
+    err = _refused(["--data", closed, "--mapping", str(mapping)], tmp_path / "r", capsys)
+    assert "postgres://lab:***@127.0.0.1:1/postgres, table 'orders': cannot connect" in err
+
+
+def test_a_table_the_user_cannot_read_is_refused(server, small, tmp_path, capsys):
+    raw, _, mapping = small
+    load_text_table(server, "private", raw.head(50))
+    with server.connect() as con:
+        con.execute("DROP ROLE IF EXISTS guest")
+        con.execute(f"CREATE ROLE guest LOGIN PASSWORD '{PASSWORD}'")  # no SELECT on 'private'
+    url = server.url(user="guest") + "?table=private"
+    err = _refused(["--data", url, "--mapping", str(mapping)], tmp_path / "r", capsys)
+    assert "postgres://guest:***@127.0.0.1" in err and "table 'private': cannot be read" in err
+    assert "permission denied" in err
+
+
+def test_redact_removes_every_password():
+    assert (
+        sources.redact("postgres://u:p%40ss@h:5/db?table=t&sslmode=require")
+        == "postgres://u:***@h:5/db?sslmode=require"
+    )
+    assert sources.redact("duckdb:///tmp/c.db?table=orders") == "duckdb:///tmp/c.db"
+    assert "pw" not in sources.redact("postgres://u@h/db?password=pw&table=t")
