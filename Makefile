@@ -46,7 +46,7 @@ test-spark: $(STAMP) ## the report engine on Spark (local mode) vs DuckDB: insta
 	@command -v java >/dev/null || { S=$$([ "$$(id -u)" -eq 0 ] || echo sudo); $$S apt-get update && \
 	  $$S env DEBIAN_FRONTEND=noninteractive apt-get install -y openjdk-17-jre-headless; }
 	$(PY) -m pip install --quiet -r requirements-spark.txt
-	$(PY) -m pytest -m spark tests/report/test_engine_spark.py
+	$(PY) -m pytest -m spark tests/report/test_engine_spark.py tests/report/test_report_spark.py
 
 book: $(STAMP) ## build the book (website) of the notebooks, offline, into book/_build/html/
 	$(PY) -m helpers.book

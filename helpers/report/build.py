@@ -94,8 +94,8 @@ def _build(data, mapping, name, target, root, client, language, engine, stage, p
     # absolute, not resolved: messages name the client's path, not a symbolic link's target
     data, mapping = Path(data).expanduser().absolute(), Path(mapping).expanduser().absolute()
     spec = load_mapping(mapping)
-    if engine not in ("auto", "duckdb", "pandas"):
-        raise ReportError(f"--engine must be auto, duckdb or pandas, got {engine!r}")
+    if engine not in ("auto", "duckdb", "pandas", "spark"):
+        raise ReportError(f"--engine must be auto, duckdb, pandas or spark, got {engine!r}")
     if language is not None and language not in text.LANGUAGES:
         raise ReportError(f"--language must be one of {sorted(text.LANGUAGES)}, got {language!r}")
     with stage("read and validate") as s:
