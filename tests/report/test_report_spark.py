@@ -72,4 +72,5 @@ def test_report_on_spark_equals_the_report_on_duckdb(tmp_path, capsys):
             pd.read_csv(root / "duckdb" / export, **read),
             check_exact=False,
             rtol=1e-6,
+            atol=1.5e-4,  # the exports round to 4 decimals: a sum in another order may flip one
         )
