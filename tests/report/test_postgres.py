@@ -68,6 +68,18 @@ def test_a_postgres_table_reads_like_the_csv(server, small, tmp_path):
     same_orders(url, csv, mapping, tmp_path)
 
 
+def test_only_the_mapped_columns_leave_the_database(server, small, tmp_path):
+    """The projection runs in PostgreSQL: a column the mapping does not name is never copied."""
+    import pyarrow.parquet as pq
+
+    raw, _, mapping = small
+    url = load_text_table(server, "wide", raw.head(100).assign(card_number="4111 1111"))
+    columns = list(load_mapping(mapping).read_columns().values())
+    out = sources.materialize(url, tmp_path, columns)
+    assert pq.read_schema(out).names == columns
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["wide.parquet"]
+
+
 def test_a_client_shaped_export_in_postgres_reads_like_its_csv(server, tmp_path):
     """Polish column names, day-first dates, comma decimals: text columns in the warehouse read
     with the client's mapping as the same export as a file."""
