@@ -37,7 +37,9 @@ def write_folder(n: int, folder: Path) -> Path:
     out.mkdir()
     step = -(-len(orders) // 4)
     for i in range(4):
-        orders.iloc[i * step : (i + 1) * step].to_parquet(out / f"part-{i}.parquet", index=False)
+        part = orders.iloc[i * step : (i + 1) * step]
+        # microseconds: Spark reads no nanosecond timestamps from Parquet
+        part.to_parquet(out / f"part-{i}.parquet", index=False, coerce_timestamps="us")
     return out
 
 

@@ -19,6 +19,15 @@ from tests.report.clients import SAMPLE_MAPPING, raw_orders, write_mapping
 pytest.importorskip("pyspark")
 pytestmark = [pytest.mark.spark, pytest.mark.slow]
 
+
+@pytest.fixture(autouse=True)
+def only_in_make_test_spark(request):
+    """Two report runs, one on a Spark session (minutes): run by ``make test-spark`` (``-m
+    spark``), not by ``make test`` on a machine that happens to have PySpark."""
+    if "spark" not in (request.config.getoption("markexpr") or ""):
+        pytest.skip("the report on Spark runs in make test-spark (pytest -m spark)")
+
+
 #: A small company: the bundled orders of its first customers, as two Parquet files.
 CUSTOMERS = 800
 
