@@ -13,7 +13,7 @@ PYTEST_ARGS ?=
 TEST_WORKERS ?= 2
 
 .DEFAULT_GOAL := help
-.PHONY: help setup data report test test-fast test-spark lab lint format execute lock benchmark clean book
+.PHONY: help setup data report test test-fast test-spark lab lint format execute lock benchmark clean book postgres
 
 help: ## list the targets with one line each
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -46,7 +46,7 @@ test-spark: $(STAMP) ## the report engine on Spark (local mode) vs DuckDB: insta
 	@command -v java >/dev/null || { S=$$([ "$$(id -u)" -eq 0 ] || echo sudo); $$S apt-get update && \
 	  $$S env DEBIAN_FRONTEND=noninteractive apt-get install -y openjdk-17-jre-headless; }
 	$(PY) -m pip install --quiet -r requirements-spark.txt
-	$(PY) -m pytest -m spark tests/report/test_engine_spark.py
+	$(PY) -m pytest -m spark tests/report/test_engine_spark.py tests/report/test_report_spark.py
 
 book: $(STAMP) ## build the book (website) of the notebooks, offline, into book/_build/html/
 	$(PY) -m helpers.book
@@ -87,3 +87,9 @@ client-report: $(STAMP) ## client report: DATA=orders.csv MAP=mapping.yaml NAME=
 chromium: ## install Debian's chromium for the headless browser checks (pytest -m chromium)
 	@command -v chromium >/dev/null && echo "chromium already installed: $$(command -v chromium)" || \
 	  { S=$$([ "$$(id -u)" -eq 0 ] || echo sudo); $$S apt-get update && $$S env DEBIAN_FRONTEND=noninteractive apt-get install -y chromium; }
+
+postgres: ## install Debian's PostgreSQL server (initdb, pg_ctl) for tests/report/test_postgres.py
+	@if command -v initdb >/dev/null || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
+	  echo "PostgreSQL server already installed"; else \
+	  S=$$([ "$$(id -u)" -eq 0 ] || echo sudo); $$S apt-get update && \
+	  $$S env DEBIAN_FRONTEND=noninteractive apt-get install -y postgresql; fi

@@ -24,6 +24,7 @@ from helpers.report.orders import (
     save_validated,
 )
 from helpers.report.progress import Stages, follow, release_memory
+from helpers.tables import DataValidationError
 
 NOTEBOOK: Path = paths.NOTEBOOKS / "08_case_study_client_report.ipynb"
 
@@ -77,7 +78,10 @@ def build_report(
             folder = cleanup.enter_context(tempfile.TemporaryDirectory(prefix="retention-source-"))
             try:
                 with stage(f"read {sources.describe(data)}"):
-                    data = sources.materialize(data, folder)
+                    columns = list(load_mapping(mapping).read_columns().values())
+                    data = sources.materialize(data, folder, columns)
+            except DataValidationError:  # a source's problem: the command's exit code 2
+                raise
             except ValueError as err:
                 raise ReportError(str(err)) from None
         return _build(data, mapping, name, target, root, client, language, engine, stage, progress,
@@ -90,8 +94,8 @@ def _build(data, mapping, name, target, root, client, language, engine, stage, p
     # absolute, not resolved: messages name the client's path, not a symbolic link's target
     data, mapping = Path(data).expanduser().absolute(), Path(mapping).expanduser().absolute()
     spec = load_mapping(mapping)
-    if engine not in ("auto", "duckdb", "pandas"):
-        raise ReportError(f"--engine must be auto, duckdb or pandas, got {engine!r}")
+    if engine not in ("auto", "duckdb", "pandas", "spark"):
+        raise ReportError(f"--engine must be auto, duckdb, pandas or spark, got {engine!r}")
     if language is not None and language not in text.LANGUAGES:
         raise ReportError(f"--language must be one of {sorted(text.LANGUAGES)}, got {language!r}")
     with stage("read and validate") as s:

@@ -47,9 +47,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="language of the report (default: the mapping's `language`, else en)",
     )
     ap.add_argument(
-        "--engine", choices=["auto", "duckdb", "pandas"], default="auto",
+        "--engine", choices=["auto", "duckdb", "pandas", "spark"], default="auto",
         help="what computes the aggregations: the pandas helpers, or DuckDB scanning the "
-        "validated table in place (less memory); auto: DuckDB from 1,000,000 orders",
+        "validated table in place (less memory), or a local Spark session (PySpark and Java "
+        "needed: make test-spark); auto: DuckDB from 1,000,000 orders",
     )  # fmt: skip
     ap.add_argument(
         "--reports-dir", help="folder holding the reports (default: reports/ in the repository)"

@@ -46,6 +46,8 @@ from helpers import btyd, economics, periods, segments
 __all__ = [
     "connect",
     "from_arrow",
+    "spark_connect",
+    "on_spark",
     "is_table",
     "as_table",
     "purchases",
@@ -119,6 +121,44 @@ def from_arrow(
     with warnings.catch_warnings():  # Ibis 12 reads the schema with a DuckDB 2.0-deprecated call
         warnings.simplefilter("ignore", DeprecationWarning)
         return con.table(name)
+
+
+def spark_connect(partitions: int = 4) -> ibis.BaseBackend:
+    """An Ibis connection to a local Spark session (``local[*]``; PySpark and Java needed:
+    ``make test-spark`` installs them): session time zone UTC (timestamps as written, as in
+    DuckDB), `partitions` shuffle partitions, no UI. On a cluster, connect Ibis to its session
+    instead (``ibis.pyspark.connect(session)``); the expressions are the same."""
+    import tempfile
+
+    from pyspark.sql import SparkSession
+
+    # nothing is written there (views only), but Spark must not make it in the working folder
+    warehouse = Path(tempfile.gettempdir()) / "retention-lab-spark-warehouse"
+    session = (
+        SparkSession.builder.master("local[*]")
+        .config("spark.sql.warehouse.dir", warehouse.as_posix())
+        .appName("retention-lab-report")
+        .config("spark.sql.session.timeZone", "UTC")
+        .config("spark.ui.enabled", "false")
+        .config("spark.ui.showConsoleProgress", "false")  # no progress bars on standard error
+        .config("spark.sql.shuffle.partitions", str(partitions))
+        .config("spark.sql.execution.arrow.pyspark.enabled", "true")
+        .getOrCreate()
+    )
+    session.sparkContext.setLogLevel("ERROR")
+    return ibis.pyspark.connect(session)
+
+
+def on_spark(
+    table: pa.Table, con: ibis.BaseBackend | None = None, name: str = "orders"
+) -> ir.Table:
+    """The orders (an Arrow table) as a temporary view of a Spark session (:func:`spark_connect`)
+    and an Ibis table over it: the report's aggregations then run on Spark (nothing written)."""
+    con = con if con is not None else spark_connect()
+    # a temporary view (in memory, gone with the session), not Ibis's create_table: that writes
+    # a managed table into the warehouse folder
+    con._session.createDataFrame(table.to_pandas()).createOrReplaceTempView(name)
+    return con.table(name)
 
 
 def is_table(obj: object) -> bool:

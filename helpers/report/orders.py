@@ -423,14 +423,20 @@ def open_orders(
     group by their codes, with the same results), or with `engine` 'duckdb' (or 'auto' from
     :data:`ENGINE_MIN_ROWS` rows) an Ibis table that DuckDB scans in place
     (:func:`helpers.report.engine.from_arrow`): the orders are then never held in pandas."""
-    if engine not in ("auto", "duckdb", "pandas"):
-        raise ValueError(f"engine must be 'auto', 'duckdb' or 'pandas', got {engine!r}")
+    if engine not in ("auto", "duckdb", "pandas", "spark"):
+        raise ValueError(f"engine must be 'auto', 'duckdb', 'pandas' or 'spark', got {engine!r}")
     if isinstance(source, tuple):
         orders, notes = source
         rows = len(orders)
     else:
         table, notes = _read_validated(source)
         orders, rows = None, table.num_rows
+    if engine == "spark":  # a local Spark session (helpers.report.engine.on_spark)
+        from helpers.report import engine as eng
+
+        if orders is not None:
+            table = pa.Table.from_pandas(orders, preserve_index=False)
+        return eng.on_spark(table), notes
     if engine == "duckdb" or (engine == "auto" and rows >= ENGINE_MIN_ROWS):
         from helpers.report import engine as eng  # Ibis is imported only when it is used
 

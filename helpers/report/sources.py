@@ -11,9 +11,14 @@
   https://ibis-project.org/reference/connection; the backend's driver must be installed).
 
 A folder or a table is copied once, with its own column names and types, into a Parquet file in
-a temporary folder; the mapping then applies to its columns exactly as to a file's, with the same
+a temporary folder (of a table, only the columns the mapping names: the projection runs in the
+database, and a missing column is refused there before anything is copied); the mapping then applies to its columns exactly as to a file's, with the same
 validation and messages (rows are named by their position in the table). Row order is the
 table's scan order, which for a SQL table is whatever the database returns.
+
+A connection that fails, a table that does not exist or cannot be read and a mapped column the
+table lacks are refused with one message naming the source (its URL without the password,
+:func:`redact`), the table and the column; a password never appears in a message.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from __future__ import annotations
 from pathlib import Path
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-__all__ = ["is_location", "describe", "materialize"]
+__all__ = ["is_location", "describe", "redact", "materialize"]
 
 
 def is_location(data: str | Path) -> bool:
@@ -44,10 +49,44 @@ def _split_url(url: str) -> tuple[str, str]:
     tables = [v for k, v in query if k == "table"]
     if len(tables) != 1 or not tables[0]:
         raise ValueError(
-            f"--data {url!r}: name the table in the URL, e.g. duckdb:///path/client.db?table=orders"
+            f"--data {redact(url)!r}: name the table in the URL, e.g. "
+            "duckdb:///path/client.db?table=orders"
         )
     rest = urlencode([(k, v) for k, v in query if k != "table"])
     return urlunsplit(parts._replace(query=rest)), tables[0]
+
+
+def redact(url: str) -> str:
+    """`url` without its password (``postgres://lab:***@host/db``) and without ``?table=``: what
+    messages, logs and the report may show of a connection URL."""
+    parts = urlsplit(url)
+    query = urlencode([(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True)
+                       if k not in ("table", "password")])  # fmt: skip
+    netloc = parts.netloc
+    if parts.password is not None:
+        user, host = netloc.rsplit("@", 1)
+        netloc = user.split(":", 1)[0] + ":***@" + host
+    # by hand: urlunsplit drops the // of an empty host (duckdb:///path.db)
+    return f"{parts.scheme}://{netloc}{parts.path}" + (f"?{query}" if query else "")
+
+
+def _secrets(url: str) -> list[str]:
+    """The password of `url` as written and decoded (a query's ``password=`` too), longest first."""
+    from urllib.parse import unquote
+
+    parts = urlsplit(url)
+    found = [parts.password or ""]
+    found += [v for k, v in parse_qsl(parts.query, keep_blank_values=True) if k == "password"]
+    found += [unquote(f) for f in found]
+    return sorted({f for f in found if f}, key=len, reverse=True)
+
+
+def _why(err: BaseException, url: str) -> str:
+    """A backend's error as one short line, with the URL's password removed."""
+    line = next((x.strip() for x in str(err).splitlines() if x.strip()), "")
+    for secret in _secrets(url):
+        line = line.replace(secret, "***")
+    return f"{type(err).__name__}: {line}"[:300] if line else type(err).__name__
 
 
 def describe(data: str | Path) -> str:
@@ -57,31 +96,80 @@ def describe(data: str | Path) -> str:
     return Path(data).name
 
 
-def materialize(data: str | Path, folder: str | Path) -> Path:
+def _problem(source: str, table: str, sentence: str, code: str, column: str | None = None):
+    from helpers.tables import Problem
+
+    where = f"{source}, table {table!r}" + (f", column {column!r}" if column else "")
+    return Problem(f"{where}: {sentence}", file=source, column=column, code=code)
+
+
+def _copy_table(text: str, out: Path, columns: list[str] | None) -> None:
+    """The database table of URL `text` (its `columns` only, when given) into `out`.
+
+    Raises :class:`helpers.tables.DataValidationError` naming the source (without its
+    password), the table and the column, when the connection fails, the table does not exist,
+    lacks a column the mapping names or cannot be read."""
+    import ibis
+
+    from helpers.tables import DataValidationError
+
+    url, table = _split_url(text)
+    source = redact(url)
+    kwargs = {"read_only": True} if url.startswith("duckdb:") else {}
+    if url.startswith("duckdb:"):
+        db = urlsplit(url).netloc + urlsplit(url).path  # duckdb:///abs.db or duckdb://rel.db
+        if not Path(db).exists():
+            raise DataValidationError(
+                [_problem(source, table, f"no DuckDB database at {db}", "connection")]
+            )
+    try:
+        con = ibis.connect(url, **kwargs)
+    except Exception as err:  # each driver has its own errors: refused, unknown host, password
+        raise DataValidationError(
+            [_problem(source, table, f"cannot connect ({_why(err, text)})", "connection")]
+        ) from None
+    try:
+        try:
+            t = con.table(table)
+        except Exception as err:  # each backend has its own "not found" error
+            sentence = f"no such table, or not visible to this user ({_why(err, text)})"
+            raise DataValidationError([_problem(source, table, sentence, "no_table")]) from None
+        if columns:
+            have = list(t.columns)
+            missing = [c for c in columns if c not in have]
+            if missing:
+                shown = ", ".join(repr(c) for c in have[:20]) + (", …" if len(have) > 20 else "")
+                sentence = (
+                    f"the mapping names this column; the table has none such (its columns: {shown})"
+                )
+                raise DataValidationError(
+                    [_problem(source, table, sentence, "missing_column", c) for c in missing]
+                )
+            t = t.select(*dict.fromkeys(columns))  # only the mapped columns leave the database
+        try:
+            t.to_parquet(out)
+        except Exception as err:  # e.g. no SELECT privilege on the table
+            out.unlink(missing_ok=True)
+            sentence = f"cannot be read ({_why(err, text)})"
+            raise DataValidationError([_problem(source, table, sentence, "unreadable")]) from None
+    finally:
+        con.disconnect()
+
+
+def materialize(data: str | Path, folder: str | Path, columns: list[str] | None = None) -> Path:
     """Copy a Parquet folder or a database table into ``<folder>/<name>.parquet``; return its path.
 
-    Raises ValueError with a clear sentence when the folder holds no Parquet file, the URL names
-    no table or the table does not exist."""
+    `columns`: the table's columns the mapping names (only those are copied; each must exist).
+    Raises ValueError with a clear sentence when the folder holds no Parquet file or the URL names
+    no table, and :class:`helpers.tables.DataValidationError` naming the source (its URL without
+    the password), the table and the column when the connection fails, the table does not exist
+    or cannot be read, or lacks a mapped column."""
     import ibis
 
     out = Path(folder) / f"{describe(data)}.parquet"
     text = str(data)
     if "://" in text:
-        url, table = _split_url(text)
-        kwargs = {"read_only": True} if url.startswith("duckdb:") else {}
-        if url.startswith("duckdb:"):
-            db = urlsplit(url).netloc + urlsplit(url).path  # duckdb:///abs.db or duckdb://rel.db
-            if not Path(db).exists():
-                raise ValueError(f"--data {text!r}: no DuckDB database at {db}")
-        con = ibis.connect(url, **kwargs)
-        try:
-            t = con.table(table)
-        except Exception as err:  # each backend has its own "not found" error
-            raise ValueError(
-                f"--data {text!r}: no table {table!r} ({type(err).__name__})"
-            ) from None
-        t.to_parquet(out)
-        con.disconnect()
+        _copy_table(text, out, columns)
         return out
     src = Path(data).expanduser()
     files = _parquet_files(src)

@@ -103,7 +103,7 @@ def test_open_orders_gives_the_engine_from_a_million_rows_or_on_request(orders, 
     assert engine.is_table(big) and notes["rows"] == len(orders)
     assert engine.is_table(orders_mod.open_orders((orders, notes), engine="duckdb")[0])
     with pytest.raises(ValueError, match="engine"):
-        orders_mod.open_orders(path, engine="spark")
+        orders_mod.open_orders(path, engine="polars")  # "spark" is one (engine.on_spark)
     same(
         analysis.segment_customers(small, "2025-12-31"),
         analysis.segment_customers(big, "2025-12-31"),

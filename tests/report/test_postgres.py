@@ -1,0 +1,175 @@
+"""A real PostgreSQL server (Debian's package, started by :mod:`tests.report.pg`): the report from a
+PostgreSQL table equals the report from the same data as a CSV file.
+
+Skipped with the reason when no server binary exists, outside CI only (``make postgres`` installs
+it; CI runs it before ``make test``)."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from helpers import report
+from helpers.report import sources
+from helpers.report.mapping import load_mapping
+from helpers.report.orders import read_client_orders
+from tests.report.clients import orders_only_mapping, raw_orders, second_client
+from tests.report.pg import PASSWORD, Server, load_text_table, postgres_server
+
+pytest.importorskip("psycopg")
+
+#: A small company for the report runs: the bundled orders of its first customers.
+CUSTOMERS = 800
+
+
+@pytest.fixture(scope="module")
+def server() -> Server:
+    with postgres_server() as s:
+        yield s
+
+
+@pytest.fixture(scope="module")
+def small(tmp_path_factory) -> tuple[pd.DataFrame, Path, Path]:
+    """(raw text rows, CSV file, orders-only sample mapping) of the small company."""
+    folder = tmp_path_factory.mktemp("small")
+    raw = raw_orders()
+    ids = pd.Series(raw["customer_id"].unique()[:CUSTOMERS])
+    raw = raw[raw["customer_id"].isin(ids)].reset_index(drop=True)
+    data = folder / "orders.csv"
+    raw.to_csv(data, index=False)
+    return raw, data, orders_only_mapping(folder)
+
+
+def same_orders(url: str, csv: Path, mapping: Path, tmp_path: Path, drop=()) -> None:
+    want, want_notes = read_client_orders(csv, load_mapping(mapping))
+    got, notes = read_client_orders(sources.materialize(url, tmp_path), load_mapping(mapping))
+    if drop:  # rows in one order (ties in time keep the row order, which the ids changed)
+        got, want = (
+            f.drop(columns=list(drop))
+            .astype({"customer_id": str})
+            .sort_values(list(f.columns.drop(list(drop))))
+            for f in (got, want)
+        )
+    # values equal; text may be Arrow text or Python objects (the cp1250 file's reader)
+    pd.testing.assert_frame_equal(
+        got.reset_index(drop=True), want.reset_index(drop=True), check_dtype=False
+    )
+    assert notes["rows"] == want_notes["rows"] and notes["as_of"] == want_notes["as_of"]
+
+
+def test_a_postgres_table_reads_like_the_csv(server, small, tmp_path):
+    raw, csv, mapping = small
+    url = load_text_table(server, "orders", raw)
+    assert sources.is_location(url) and sources.describe(url) == "orders"
+    same_orders(url, csv, mapping, tmp_path)
+
+
+def test_only_the_mapped_columns_leave_the_database(server, small, tmp_path):
+    """The projection runs in PostgreSQL: a column the mapping does not name is never copied."""
+    import pyarrow.parquet as pq
+
+    raw, _, mapping = small
+    url = load_text_table(server, "wide", raw.head(100).assign(card_number="4111 1111"))
+    columns = list(load_mapping(mapping).read_columns().values())
+    out = sources.materialize(url, tmp_path, columns)
+    assert pq.read_schema(out).names == columns
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["wide.parquet"]
+
+
+def test_a_client_shaped_export_in_postgres_reads_like_its_csv(server, tmp_path):
+    """Polish column names, day-first dates, comma decimals: text columns in the warehouse read
+    with the client's mapping as the same export as a file."""
+    csv, mapping = second_client(tmp_path)
+    raw = pd.read_csv(csv, sep=";", dtype=str, keep_default_na=False, encoding="cp1250")
+    url = load_text_table(server, "zamowienia", raw)
+    # without an order id column each row is an order named by its line in a file (from 2:
+    # the header is line 1) and by its position in a table (from 1)
+    same_orders(url, csv, mapping, tmp_path, drop=["order_id"])
+
+
+def _html_text(path: Path, *names: str) -> str:
+    html = path.read_text(encoding="utf-8")
+    for name in names:
+        html = html.replace(name, "<source>")
+    html = re.sub(r"cell-id=[0-9a-f-]+", "cell-id", html)  # random per execution
+    return re.sub(r"\s+", " ", html)
+
+
+@pytest.mark.slow
+def test_report_from_postgres_equals_report_from_the_csv(server, small, tmp_path, capsys,
+                                                         monkeypatch):  # fmt: skip
+    raw, csv, mapping = small
+    url = load_text_table(server, "orders", raw)
+    # one pseudonym key for both reports (random per report otherwise), so their HTML compares
+    monkeypatch.setattr("helpers.report.build.secrets.token_hex", lambda n=16: "ab" * n)
+    root = tmp_path / "reports"
+    for name, data in [("csv", str(csv)), ("pg", url)]:
+        args = ["--data", data, "--mapping", str(mapping), "--name", name, "--client", "Client"]
+        assert report.main([*args, "--reports-dir", str(root)]) == 0, capsys.readouterr().err
+    out, err = capsys.readouterr()
+    assert PASSWORD not in out + err
+    csv_m, pg_m = (json.loads((root / n / "metrics.json").read_text()) for n in ("csv", "pg"))
+    assert csv_m == pg_m
+    for export in ("customers.csv", "at_risk_customers.csv"):
+        assert (root / "csv" / export).read_bytes() == (root / "pg" / export).read_bytes()
+    csv_html = _html_text(root / "csv" / "report.html", str(csv), csv.name)
+    pg_html = _html_text(root / "pg" / "report.html", url, "orders.parquet")
+    assert PASSWORD not in pg_html and PASSWORD not in json.dumps(pg_m)
+    assert csv_html == pg_html
+
+
+# ------------------------------------------------------------------ bad input: one clear message
+
+
+def _refused(args: list[str], root: Path, capsys) -> str:
+    """Run the report command expecting exit code 2 and nothing written; return its message."""
+    rc = report.main([*args, "--name", "x", "--reports-dir", str(root)])
+    out, err = capsys.readouterr()
+    assert rc == 2, err
+    assert PASSWORD not in out + err  # the password never appears
+    assert not root.exists() or not any(root.iterdir())  # nothing left behind
+    return err
+
+
+def test_a_table_without_a_mapped_column_is_refused(server, small, tmp_path, capsys):
+    raw, _, mapping = small
+    url = load_text_table(server, "no_amount", raw.drop(columns=["amount"]).head(50))
+    err = _refused(["--data", url, "--mapping", str(mapping)], tmp_path / "r", capsys)
+    source = f"postgres://lab:***@127.0.0.1:{server.port}/postgres"
+    assert f"{source}, table 'no_amount', column 'amount': the mapping names this column" in err
+
+
+def test_a_connection_that_fails_is_refused(server, small, tmp_path, capsys):
+    _, _, mapping = small
+    wrong = server.url(password="not-" + PASSWORD) + "?table=orders"  # authentication fails
+    err = _refused(["--data", wrong, "--mapping", str(mapping)], tmp_path / "r", capsys)
+    assert "postgres://lab:***@127.0.0.1" in err and "table 'orders': cannot connect" in err
+    assert "not-" not in err  # the wrong password is not shown either
+    closed = Server(server.host, 1, server.folder).url() + "?table=orders"  # nothing listens
+    err = _refused(["--data", closed, "--mapping", str(mapping)], tmp_path / "r", capsys)
+    assert "postgres://lab:***@127.0.0.1:1/postgres, table 'orders': cannot connect" in err
+
+
+def test_a_table_the_user_cannot_read_is_refused(server, small, tmp_path, capsys):
+    raw, _, mapping = small
+    load_text_table(server, "private", raw.head(50))
+    with server.connect() as con:
+        con.execute("DROP ROLE IF EXISTS guest")
+        con.execute(f"CREATE ROLE guest LOGIN PASSWORD '{PASSWORD}'")  # no SELECT on 'private'
+    url = server.url(user="guest") + "?table=private"
+    err = _refused(["--data", url, "--mapping", str(mapping)], tmp_path / "r", capsys)
+    assert "postgres://guest:***@127.0.0.1" in err and "table 'private': cannot be read" in err
+    assert "permission denied" in err
+
+
+def test_redact_removes_every_password():
+    assert (
+        sources.redact("postgres://u:p%40ss@h:5/db?table=t&sslmode=require")
+        == "postgres://u:***@h:5/db?sslmode=require"
+    )
+    assert sources.redact("duckdb:///tmp/c.db?table=orders") == "duckdb:///tmp/c.db"
+    assert "pw" not in sources.redact("postgres://u@h/db?password=pw&table=t")
