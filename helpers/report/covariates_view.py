@@ -1,0 +1,292 @@
+"""The client report's purchase model with the customers' attributes as covariates (issue 32,
+point 3): when the mapping gives attributes known at acquisition (the customer file's acquisition
+channel and country, a first order's channel...), the BG/NBD is fitted with them on the purchase
+rate and on the dropout (:func:`helpers.clv.fit_bgnbd_covariates`, Fader & Hardie 2007), compared
+with the model without them by a likelihood-ratio test and on the report's holdout, and used for
+the lifetime values when the rule declared before looking (:data:`RULE`) says so.
+
+Levels: each attribute's levels with fewer than ``RULE.min_group`` customers are pooled as
+"other" (:func:`helpers.report.acquisition_views.pool_small`); an "other" group still under
+``min_group`` joins the attribute's most common level, which is the reference of its
+coefficients. A level with too few customers is never its own coefficient. An attribute with more
+distinct values than :data:`helpers.report.acquisition_views.MAX_LEVELS` (an id mapped as a
+channel) is refused when the attributes are read
+(:func:`helpers.report.acquisition_views.first_order_attributes`: one message naming the client's
+column and the count).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from helpers import btyd, clv, periods, segments
+from helpers.economics import Economics
+from helpers.report import analysis
+from helpers.report.acquisition_views import MIN_GROUP, pool_small
+
+__all__ = ["Rule", "RULE", "CovariateModel", "design", "compare", "use", "show", "metrics"]
+
+
+@dataclass(frozen=True)
+class Rule:
+    """The covariate rule, declared before any data is seen: covariates are used when the
+    likelihood-ratio test rejects the model without them at `alpha` AND the covariate model's
+    holdout miss (customer-weighted mean absolute error of the mean held-out purchases per
+    frequency bucket, :func:`helpers.clv.evaluate_holdout`) is at most (1 + `tolerance`) times the
+    miss of the model the report chose without them."""
+
+    alpha: float = 0.05
+    tolerance: float = 0.01
+    min_group: int = MIN_GROUP
+
+
+#: The report's rule (the defaults; a level needs 100 customers to be its own coefficient).
+RULE = Rule()
+
+
+@dataclass
+class CovariateModel:
+    """The comparison: ``used`` (the rule's outcome) and ``why`` (a catalogue key), the
+    likelihood-ratio test ``lr`` (:func:`helpers.btyd.lr_test`), the holdout misses ``holdout``
+    (``with`` / ``without``: bucket MAE), the ``effects`` table (attribute, level, reference,
+    customers, process, multiplier, ci_low, ci_high), the covariate ``fit`` on all the data and
+    its ``design`` (0/1 columns ``attribute=level`` indexed like the customer summary)."""
+
+    used: bool
+    why: str
+    rule: Rule
+    lr: dict[str, Any] = field(default_factory=dict)
+    holdout: dict[str, float] = field(default_factory=dict)
+    effects: pd.DataFrame | None = None
+    fit: btyd.ModelFit | None = None
+    design: pd.DataFrame | None = None
+    levels: dict[str, dict[str, Any]] = field(default_factory=dict)
+    error: str = ""
+
+
+def design(
+    attrs: pd.DataFrame, index: pd.Index, min_group: int = MIN_GROUP
+) -> tuple[pd.DataFrame, dict[str, dict[str, Any]]]:
+    """Dummy coding of the attributes for the customers `index` (ids; `attrs` indexed by the ids
+    as text): per attribute with at least two groups after pooling (levels under `min_group`
+    customers -> "other"; an "other" still under `min_group` -> the most common level), one 0/1
+    column ``attribute=level`` per level but the reference (the most common level). Returns the
+    design (float, indexed like `index`) and per attribute its reference and customers per level."""
+    cols, levels = {}, {}
+    for col in attrs.columns:
+        g = pool_small(attrs[col].reindex(index.astype(str)), min_group)
+        counts = g.value_counts()
+        ref = str(counts.index[0])
+        if "other" in counts and counts["other"] < min_group and ref != "other":
+            g = g.where(g != "other", ref)
+            counts = g.value_counts()
+        if len(counts) < 2:
+            continue
+        levels[col] = {"reference": ref, "customers": {str(k): int(v) for k, v in counts.items()}}
+        for lv in sorted(str(k) for k in counts.index if str(k) != ref):
+            cols[f"{col}={lv}"] = (g.to_numpy() == lv).astype(float)
+    return pd.DataFrame(cols, index=index), levels
+
+
+def _calibration(orders: Any, seg: pd.DataFrame, weeks: float) -> pd.DataFrame:
+    """The report's calibration/holdout summary (the same split as :func:`analysis.holdout_check`)."""
+    as_of = seg.attrs["as_of"]
+    cal_end = periods.as_of_day(as_of) - pd.Timedelta(days=round(weeks * 7))
+    eng = analysis._engine(orders)
+    split = eng.calibration_holdout if eng is not None else clv.calibration_holdout
+    return split(analysis.purchases(orders), cal_end, as_of, seg.attrs["time_unit"])
+
+
+def _effects(fit: btyd.ModelFit, levels: dict[str, dict[str, Any]]) -> pd.DataFrame:
+    """:func:`helpers.clv.covariate_effects` with each dummy split into attribute and level."""
+    eff = clv.covariate_effects(fit)
+    parts = eff["covariate"].str.split("=", n=1, expand=True)
+    eff.insert(0, "attribute", parts[0])
+    eff.insert(1, "level", parts[1])
+    eff.insert(2, "reference", [levels[a]["reference"] for a in parts[0]])
+    eff.insert(
+        3,
+        "customers",
+        [levels[a]["customers"][lv] for a, lv in zip(parts[0], parts[1], strict=True)],
+    )
+    return eff.drop(columns="covariate")
+
+
+def compare(
+    orders: Any,
+    seg: pd.DataFrame,
+    fit: analysis.ClvFit | None,
+    attrs: pd.DataFrame | None,
+    rule: Rule = RULE,
+) -> CovariateModel:
+    """Fit the BG/NBD with the attributes `attrs` (:func:`design`) on both processes and apply
+    `rule`: the likelihood-ratio test against the BG/NBD without them on all the data (df = the
+    number of coefficients; Wilks 1938), and the holdout miss of the covariate model fitted on the
+    calibration period against that of the report's chosen model (``fit.check``,
+    :func:`helpers.clv.compare_purchase_models`, same split). ``why``: ``cov.none`` (no attribute
+    with two groups), ``cov.no_clv`` (no purchase model), ``cov.failed``, ``cov.lr`` (not
+    rejected), ``cov.holdout`` (worse on the holdout) or ``cov.chosen``."""
+    if fit is None:
+        return CovariateModel(False, "cov.no_clv", rule)
+    X, levels = (
+        design(attrs, seg.index, rule.min_group)
+        if attrs is not None
+        else (pd.DataFrame(index=seg.index), {})
+    )
+    if X.shape[1] == 0:
+        return CovariateModel(False, "cov.none", rule, levels=levels)
+    try:
+        full = clv.fit_bgnbd_covariates(seg, X, X)
+        plain = clv.fit_bgnbd(seg)
+        cal = _calibration(orders, seg, fit.holdout_weeks)
+        Xc = X.set_axis(X.index.astype(str)).reindex(cal.index.astype(str)).set_axis(cal.index)
+        on_cal = clv.fit_bgnbd_covariates(cal, Xc, Xc)
+        duration = float(cal["holdout_duration"].iloc[0])
+        pred = clv.predict_with_covariates(
+            lambda f, s: clv.expected_purchases(f, s, duration), on_cal, cal, Xc, Xc
+        )
+        _, m = clv.evaluate_holdout(None, cal, predicted=pred)
+        effects = _effects(full, levels)
+    except (ValueError, np.linalg.LinAlgError) as err:
+        return CovariateModel(False, "cov.failed", rule, levels=levels, error=str(err))
+    if not (full.converged and on_cal.converged):
+        return CovariateModel(False, "cov.failed", rule, levels=levels, error="no convergence")
+    lr = btyd.lr_test(plain, full, df=2 * X.shape[1])
+    without = float(fit.check.loc[fit.model, "bucket_mae"])
+    holdout = {"with": float(m["bucket_mae"]), "without": without, "without_model": fit.model}
+    if not lr["p_value"] < rule.alpha:
+        why = "cov.lr"
+    elif not holdout["with"] <= (1 + rule.tolerance) * without:
+        why = "cov.holdout"
+    else:
+        why = "cov.chosen"
+    return CovariateModel(why == "cov.chosen", why, rule, lr, holdout, effects, full, X, levels)
+
+
+def use(
+    model: CovariateModel, fit: analysis.ClvFit | None, seg: pd.DataFrame, econ: Economics
+) -> analysis.ClvFit | None:
+    """`fit` with its per-customer table (p_alive, expected_purchases, expected_spend,
+    margin_per_order, clv, p_purchase_12m) from the covariate model when the rule chose it
+    (:func:`helpers.clv.predict_with_covariates`; the Gamma-Gamma spend model unchanged), else
+    `fit` itself. The parameter fits it carries stay those of the model without covariates."""
+    if fit is None or not model.used:
+        return fit
+    X = model.design
+
+    def value(f: btyd.ModelFit, s: pd.DataFrame) -> pd.DataFrame:
+        return clv.predictive_clv(f, fit.spend, s, econ, cost_per_order=fit.cost_per_order)
+
+    table = clv.predict_with_covariates(value, model.fit, seg, X, X)
+    year = 365.25 / segments.unit_days(seg.attrs["time_unit"])
+    table["p_purchase_12m"] = clv.predict_with_covariates(
+        lambda f, s: clv.p_purchase_within(f, s, year), model.fit, seg, X, X
+    ).to_numpy()
+    return replace(fit, table=table)
+
+
+def _r(v: Any, digits: int = 4) -> Any:
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return v
+    return round(f, digits) if math.isfinite(f) else None
+
+
+def planted(truth: dict[str, Any] | None) -> dict[tuple[str, str, str], float]:
+    """The planted effects the covariate model estimates, from a generated company's truth
+    (:func:`helpers.synth.read_truth`): (attribute, level, process) -> truth. The generator
+    multiplies referral customers' BG/NBD dropout probability p by ``referral_dropout_multiplier``
+    and gives no channel another effect on p, so E[p | referral] / E[p | any other channel] is the
+    multiplier (1 when the planted effects are off). Empty for a client (no truth)."""
+    if not truth:
+        return {}
+    p = truth["parameters"]
+    on = bool(p.get("planted_effects", True))
+    m = float(p["referral_dropout_multiplier"]) if on else 1.0
+    return {("acquisition_channel", "referral", "dropout"): m}
+
+
+def metrics(
+    model: CovariateModel, total_without: float | None, truth: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The section's numbers for metrics.json: the rule, its outcome, the test, the holdout,
+    ``effects.<attribute>.<level>.<purchase|dropout>`` entries (estimate, ci_low, ci_high; with
+    ``truth`` beside a generated company's planted effect, :func:`helpers.run.truth_entry`), and
+    ``clv_total_without_covariates`` (the model without them: what notebook 04 is compared with)."""
+    from helpers.run import truth_entry
+
+    out: dict[str, Any] = {
+        "rule": {"alpha": model.rule.alpha, "holdout_tolerance": model.rule.tolerance,
+                 "min_group": model.rule.min_group},
+        "used": model.used, "why": model.why.removeprefix("cov."),
+        "lr_test": {k: _r(model.lr[k]) for k in ("lr", "df", "p_value")} if model.lr else None,
+        "holdout_bucket_mae": {k: _r(v) for k, v in model.holdout.items()} or None,
+        "levels": model.levels,
+        "clv_total_without_covariates": _r(total_without, 2),
+        "effects": {},
+    }  # fmt: skip
+    truths = planted(truth)
+    if model.effects is not None:
+        for r in model.effects.itertuples():
+            e = {"estimate": _r(r.multiplier), "ci_low": _r(r.ci_low), "ci_high": _r(r.ci_high)}
+            if (r.attribute, r.level, r.process) in truths:
+                e = truth_entry(r.multiplier, r.ci_low, r.ci_high,
+                                truths[(r.attribute, r.level, r.process)])  # fmt: skip
+            out["effects"].setdefault(r.attribute, {}).setdefault(r.level, {})[r.process] = e
+    return out
+
+
+def _verdict(lo: float, hi: float) -> str:
+    return "higher" if lo > 1 else "lower" if hi < 1 else "inconclusive"
+
+
+def show(model: CovariateModel, T: Any, fmt: Any, model_name: str = "") -> None:
+    """Render the section: the rule, the outcome and why, and each level's multipliers of the
+    purchase rate and of stopping after a purchase with their 95 % intervals, in sentences and a
+    table (every string from the catalogues)."""
+    from IPython.display import display
+
+    rule = model.rule
+    T.md("cov.section", alpha=fmt.pct(rule.alpha, 0), tolerance=fmt.pct(rule.tolerance, 0),
+         min_group=fmt.num(rule.min_group))  # fmt: skip
+    if model.why in ("cov.none", "cov.no_clv", "cov.failed"):
+        T.md(model.why, min_group=fmt.num(rule.min_group), error=model.error)
+        return
+    T.md(model.why, lr=fmt.num(model.lr["lr"], 1), df=model.lr["df"],
+         p=fmt.num(model.lr["p_value"], 3), alpha=fmt.pct(rule.alpha, 0),
+         with_=fmt.num(model.holdout["with"], 3), without=fmt.num(model.holdout["without"], 3),
+         model=model_name or model.holdout["without_model"])  # fmt: skip
+    e = model.effects
+    lines = []
+    for r in e.itertuples():
+        label = T.messages.get(f"attr.name.{r.attribute}", r.attribute)
+        lines.append(
+            "- "
+            + T(
+                f"cov.line.{r.process}",
+                level=r.level,
+                attribute=label,
+                reference=r.reference,
+                m=fmt.num(r.multiplier, 2),
+                low=fmt.num(r.ci_low, 2),
+                high=fmt.num(r.ci_high, 2),
+                verdict=T(f"cov.verdict.{_verdict(r.ci_low, r.ci_high)}"),
+            )  # fmt: skip
+        )
+    T.md("cov.effects", lines="\n".join(lines))
+    table = e.pivot_table(index=["attribute", "level"], columns="process",
+                          values=["multiplier", "ci_low", "ci_high"], sort=False)  # fmt: skip
+    shown = pd.DataFrame(index=table.index)
+    for p in ("purchase", "dropout"):
+        for c in ("multiplier", "ci_low", "ci_high"):
+            shown[f"{p}_{c}"] = table[(c, p)].round(2) if (c, p) in table else np.nan
+    shown.insert(0, "customers", e.groupby(["attribute", "level"], sort=False)["customers"].first())
+    shown.index = [f"{T.messages.get(f'attr.name.{a}', a)}: {lv}" for a, lv in shown.index]
+    display(fmt.table(shown, num=["customers"], dec=[c for c in shown if c != "customers"])
+            .rename(columns=lambda c: T(f"cov.col.{c}")))  # fmt: skip
