@@ -27,9 +27,28 @@ import pandas as pd
 from helpers import btyd, clv, periods, segments
 from helpers.economics import Economics
 from helpers.report import analysis
-from helpers.report.acquisition_views import MIN_GROUP, pool_small
+from helpers.report.acquisition_views import (
+    MIN_GROUP,
+    customer_attributes,
+    first_order_attributes,
+    pandas_orders,
+    pool_small,
+)
 
-__all__ = ["Rule", "RULE", "CovariateModel", "design", "compare", "use", "show", "metrics"]
+__all__ = [
+    "Rule",
+    "RULE",
+    "CovariateModel",
+    "attributes",
+    "design",
+    "compare",
+    "decide",
+    "use",
+    "planted",
+    "metrics",
+    "model_name",
+    "show",
+]
 
 
 @dataclass(frozen=True)
@@ -67,6 +86,18 @@ class CovariateModel:
     design: pd.DataFrame | None = None
     levels: dict[str, dict[str, Any]] = field(default_factory=dict)
     error: str = ""
+
+
+def attributes(tables: dict[str, Any], mapping: Any, bought: Any) -> pd.DataFrame:
+    """The customers' attributes known at acquisition, one row per customer (ids as text): the
+    customer file's columns (when the mapping names one) and each extra mapped order column's
+    value on the first order (:func:`helpers.report.acquisition_views.first_order_attributes`,
+    which refuses an attribute with more than ``MAX_LEVELS`` distinct values, naming the client's
+    column and the count)."""
+    customers = customer_attributes(tables["customers"]) if "customers" in tables else None
+    return first_order_attributes(
+        pandas_orders(bought), customers, getattr(mapping, "columns", None)
+    )
 
 
 def design(
@@ -159,13 +190,19 @@ def compare(
     lr = btyd.lr_test(plain, full, df=2 * X.shape[1])
     without = float(fit.check.loc[fit.model, "bucket_mae"])
     holdout = {"with": float(m["bucket_mae"]), "without": without, "without_model": fit.model}
-    if not lr["p_value"] < rule.alpha:
-        why = "cov.lr"
-    elif not holdout["with"] <= (1 + rule.tolerance) * without:
-        why = "cov.holdout"
-    else:
-        why = "cov.chosen"
+    why = decide(lr["p_value"], holdout["with"], without, rule)
     return CovariateModel(why == "cov.chosen", why, rule, lr, holdout, effects, full, X, levels)
+
+
+def decide(p_value: float, miss_with: float, miss_without: float, rule: Rule = RULE) -> str:
+    """The rule's outcome: ``cov.lr`` when the likelihood-ratio test does not reject the model
+    without covariates (p >= alpha), ``cov.holdout`` when the covariate model misses the holdout
+    by more than (1 + tolerance) times the other's, else ``cov.chosen``."""
+    if not p_value < rule.alpha:
+        return "cov.lr"
+    if not miss_with <= (1 + rule.tolerance) * miss_without:
+        return "cov.holdout"
+    return "cov.chosen"
 
 
 def use(
@@ -200,16 +237,23 @@ def _r(v: Any, digits: int = 4) -> Any:
 
 def planted(truth: dict[str, Any] | None) -> dict[tuple[str, str, str], float]:
     """The planted effects the covariate model estimates, from a generated company's truth
-    (:func:`helpers.synth.read_truth`): (attribute, level, process) -> truth. The generator
-    multiplies referral customers' BG/NBD dropout probability p by ``referral_dropout_multiplier``
-    and gives no channel another effect on p, so E[p | referral] / E[p | any other channel] is the
-    multiplier (1 when the planted effects are off). Empty for a client (no truth)."""
+    (:func:`helpers.synth.read_truth`): (attribute, level, process) -> truth, for notebook 08's
+    registry keys ``covariates.effects.<attribute>.<level>.<process>``
+    (:func:`helpers.synth.registry.metrics_for`, :func:`~helpers.synth.registry.truth_value`).
+    The generator multiplies referral customers' BG/NBD dropout probability p by
+    ``referral_dropout_multiplier`` and gives no channel another effect on p or on the purchase
+    rate, so E[p | referral] / E[p | the reference channel] is that multiplier. Empty for a client
+    (no truth)."""
     if not truth:
         return {}
-    p = truth["parameters"]
-    on = bool(p.get("planted_effects", True))
-    m = float(p["referral_dropout_multiplier"]) if on else 1.0
-    return {("acquisition_channel", "referral", "dropout"): m}
+    from helpers.synth import registry
+
+    prefix = "covariates.effects."
+    return {
+        tuple(m.key.removeprefix(prefix).split(".")): registry.truth_value(m, truth)
+        for m in registry.metrics_for("08", truth["parameters"])
+        if m.key.startswith(prefix)
+    }
 
 
 def metrics(
@@ -242,6 +286,13 @@ def metrics(
     return out
 
 
+def model_name(model: CovariateModel, fit: analysis.ClvFit | None, T: Any) -> str:
+    """The purchase model the report's lifetime values come from, as the report names it."""
+    if fit is None:
+        return ""
+    return T("cov.model", model="BG/NBD") if model.used else fit.model
+
+
 def _verdict(lo: float, hi: float) -> str:
     return "higher" if lo > 1 else "lower" if hi < 1 else "inconclusive"
 
@@ -249,44 +300,69 @@ def _verdict(lo: float, hi: float) -> str:
 def show(model: CovariateModel, T: Any, fmt: Any, model_name: str = "") -> None:
     """Render the section: the rule, the outcome and why, and each level's multipliers of the
     purchase rate and of stopping after a purchase with their 95 % intervals, in sentences and a
-    table (every string from the catalogues)."""
-    from IPython.display import display
+    table (every string from the catalogues; a client's level names are escaped by ``T``)."""
+    from IPython.display import Markdown, display
 
     rule = model.rule
-    T.md("cov.section", alpha=fmt.pct(rule.alpha, 0), tolerance=fmt.pct(rule.tolerance, 0),
-         min_group=fmt.num(rule.min_group))  # fmt: skip
+    T.md(
+        "cov.section",
+        alpha=fmt.pct(rule.alpha, 0),
+        tolerance=fmt.pct(rule.tolerance, 0),
+        min_group=fmt.num(rule.min_group),
+    )
     if model.why in ("cov.none", "cov.no_clv", "cov.failed"):
         T.md(model.why, min_group=fmt.num(rule.min_group), error=model.error)
         return
-    T.md(model.why, lr=fmt.num(model.lr["lr"], 1), df=model.lr["df"],
-         p=fmt.num(model.lr["p_value"], 3), alpha=fmt.pct(rule.alpha, 0),
-         with_=fmt.num(model.holdout["with"], 3), without=fmt.num(model.holdout["without"], 3),
-         model=model_name or model.holdout["without_model"])  # fmt: skip
-    e = model.effects
-    lines = []
-    for r in e.itertuples():
-        label = T.messages.get(f"attr.name.{r.attribute}", r.attribute)
-        lines.append(
-            "- "
-            + T(
-                f"cov.line.{r.process}",
-                level=r.level,
-                attribute=label,
-                reference=r.reference,
-                m=fmt.num(r.multiplier, 2),
-                low=fmt.num(r.ci_low, 2),
-                high=fmt.num(r.ci_high, 2),
-                verdict=T(f"cov.verdict.{_verdict(r.ci_low, r.ci_high)}"),
-            )  # fmt: skip
+    T.md(
+        model.why,
+        lr=fmt.num(model.lr["lr"], 1),
+        df=model.lr["df"],
+        p=fmt.num(model.lr["p_value"], 3),
+        alpha=fmt.pct(rule.alpha, 0),
+        holdout_with=fmt.num(model.holdout["with"], 3),
+        holdout_without=fmt.num(model.holdout["without"], 3),
+        model=model_name or model.holdout["without_model"],
+    )
+
+    def name(level: str) -> str:
+        return T("attr.other") if level == "other" else level
+
+    e = model.effects.copy()
+    e["order"] = e["process"].map({"purchase": 0, "dropout": 1})
+    e = e.sort_values(["attribute", "level", "order"], kind="stable")
+    e["verdict"] = [_verdict(lo, hi) for lo, hi in zip(e["ci_low"], e["ci_high"], strict=True)]
+    decided = e[e["verdict"] != "inconclusive"]
+    lines = [
+        "- "
+        + T(
+            f"cov.line.{r.process}",
+            level=name(r.level),
+            attribute=T.messages.get(f"attr.name.{r.attribute}", r.attribute),
+            reference=name(r.reference),
+            m=fmt.num(r.multiplier, 2),
+            low=fmt.num(r.ci_low, 2),
+            high=fmt.num(r.ci_high, 2),
+            verdict=T(f"cov.verdict.{r.verdict}"),
         )
-    T.md("cov.effects", lines="\n".join(lines))
-    table = e.pivot_table(index=["attribute", "level"], columns="process",
-                          values=["multiplier", "ci_low", "ci_high"], sort=False)  # fmt: skip
-    shown = pd.DataFrame(index=table.index)
+        for r in decided.itertuples()
+    ]
+    rest = len(e) - len(decided)
+    if lines:  # each line is escaped where it was filled (T): the list goes in as it is
+        chance = fmt.num(0.05 * len(e), 1)
+        display(Markdown(T.plain("cov.effects", lines="\n".join(lines), k=len(e), chance=chance)))
+    if rest:
+        T.md("cov.rest" if lines else "cov.all_inconclusive", n=rest)
+    wide = e.pivot_table(
+        index=["attribute", "level"],
+        columns="process",
+        values=["multiplier", "ci_low", "ci_high"],
+        sort=False,
+    )
+    shown = pd.DataFrame(index=wide.index)
+    shown["customers"] = e.groupby(["attribute", "level"], sort=False)["customers"].first()
     for p in ("purchase", "dropout"):
         for c in ("multiplier", "ci_low", "ci_high"):
-            shown[f"{p}_{c}"] = table[(c, p)].round(2) if (c, p) in table else np.nan
-    shown.insert(0, "customers", e.groupby(["attribute", "level"], sort=False)["customers"].first())
-    shown.index = [f"{T.messages.get(f'attr.name.{a}', a)}: {lv}" for a, lv in shown.index]
-    display(fmt.table(shown, num=["customers"], dec=[c for c in shown if c != "customers"])
-            .rename(columns=lambda c: T(f"cov.col.{c}")))  # fmt: skip
+            shown[f"{p}_{c}"] = wide[(c, p)] if (c, p) in wide else np.nan
+    shown.index = [f"{T.messages.get(f'attr.name.{a}', a)}: {name(lv)}" for a, lv in shown.index]
+    table = fmt.table(shown, num=["customers"], dec=[c for c in shown if c != "customers"])
+    display(table.rename(columns=lambda c: T(f"cov.col.{c}")))
