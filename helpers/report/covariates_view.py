@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 
 from helpers import btyd, clv, periods, segments
 from helpers.economics import Economics
@@ -44,6 +45,7 @@ __all__ = [
     "compare",
     "decide",
     "use",
+    "clv_interval",
     "planted",
     "metrics",
     "model_name",
@@ -225,6 +227,95 @@ def use(
         lambda f, s: clv.p_purchase_within(f, s, year), model.fit, seg, X, X
     ).to_numpy()
     return replace(fit, table=table)
+
+
+def clv_interval(
+    model: CovariateModel,
+    fit: analysis.ClvFit,
+    seg: pd.DataFrame,
+    econ: Economics,
+    level: float = 0.95,
+    by: str | None = "segment",
+) -> pd.DataFrame:
+    """:func:`helpers.report.analysis.clv_interval` of the model the rule chose: without
+    covariates that function itself; with them the same delta method over the covariate fit's
+    log-parameters theta = (log r, log alpha, log a, log b, gamma, delta) and the Gamma-Gamma's.
+
+    A pattern g of covariates (z_g, w_g) is a BG/NBD at log alpha_g = log alpha - gamma' z_g and
+    log a_g = log a + delta' w_g (:func:`helpers.clv.covariate_pattern_fits`), so with T_g its
+    customers' margin and d_k = dT_g / d log k_g (central differences, step 1e-4) the chain rule
+    gives dT / d gamma_j = -sum_g d_alpha z_gj and dT / d delta_j = sum_g d_a w_gj. The spend
+    parameters act through each order's margin: clv_i = (m E[spend_i] - c) D_i, so
+    dclv_i = m dE[spend_i] D_i with D_i = clv_i / (m E[spend_i] - c). se(log total) =
+    sqrt(g' Sigma g) with g the relative gradient and Sigma block-diagonal (the fits are
+    separate); interval total x exp(+-z se). Same sample of customers and same columns."""
+    if not model.used:
+        return analysis.clv_interval(fit, seg, econ, level, by)
+    zq = float(stats.norm.ppf(0.5 + level / 2))
+    step = max(1, int(np.ceil(len(seg) / analysis.CLV_INTERVAL_SAMPLE)))
+    sample = seg.iloc[::step]
+    groups = sample[by] if by is not None and by in sample else pd.Series("total", sample.index)
+    labels = pd.Index(sorted(groups.astype(str).unique()))
+    g_all = groups.astype(str).to_numpy()
+    cf, gg, X = model.fit, fit.spend, model.design.reindex(sample.index)
+    zn = cf.extra.get("purchase_covariates", [])
+    wn = cf.extra.get("dropout_covariates", [])
+    names = list(cf.params)
+    m = econ.gross_margin_rate
+    h = 1e-4
+
+    def per_group(values: np.ndarray, g: np.ndarray) -> np.ndarray:
+        out = pd.Series(values).groupby(g).sum().reindex(labels, fill_value=0.0).to_numpy()
+        return np.append(out, values.sum())
+
+    base = np.zeros(len(labels) + 1)
+    grad = np.zeros((len(labels) + 1, len(names) + len(gg.params)))
+    for rows, pf in clv.covariate_pattern_fits(cf, sample, X, X):
+        sub, g = sample.iloc[rows], g_all[rows]
+
+        def total(f: btyd.ModelFit, sub: pd.DataFrame = sub, g: np.ndarray = g) -> np.ndarray:
+            t = clv.predictive_clv(f, gg, sub, econ, cost_per_order=fit.cost_per_order)
+            return per_group(t["clv"].to_numpy(), g)
+
+        table = clv.predictive_clv(pf, gg, sub, econ, cost_per_order=fit.cost_per_order)
+        base += per_group(table["clv"].to_numpy(), g)
+        d = {}
+        for k in ("r", "alpha", "a", "b"):
+            up = replace(pf, params={**pf.params, k: pf.params[k] * np.exp(h)})
+            down = replace(pf, params={**pf.params, k: pf.params[k] * np.exp(-h)})
+            d[k] = (total(up) - total(down)) / (2 * h)
+            grad[:, names.index(k)] += d[k]
+        zw = X.iloc[rows[0]]
+        for c in zn:
+            grad[:, names.index(f"rate_multiplier[{c}]")] -= d["alpha"] * zw[c]
+        for c in wn:
+            grad[:, names.index(f"a_multiplier[{c}]")] += d["a"] * zw[c]
+        per_order = table["margin_per_order"].to_numpy()
+        with np.errstate(divide="ignore", invalid="ignore"):
+            disc = np.where(np.abs(per_order) > 1e-12, table["clv"].to_numpy() / per_order, 0.0)
+        for j, k in enumerate(gg.params):
+            up = replace(gg, params={**gg.params, k: gg.params[k] * np.exp(h)})
+            down = replace(gg, params={**gg.params, k: gg.params[k] * np.exp(-h)})
+            ds = (clv.expected_spend(up, sub) - clv.expected_spend(down, sub)).to_numpy() / (2 * h)
+            grad[:, len(names) + j] += per_group(m * ds * disc, g)
+    rel = grad / base[:, None]
+    cov = np.zeros((rel.shape[1], rel.shape[1]))
+    cov[: len(names), : len(names)] = cf.cov_log
+    cov[len(names) :, len(names) :] = gg.cov_log
+    se = np.sqrt(np.clip(np.einsum("gi,ij,gj->g", rel, cov, rel), 0, None))
+    index = labels.append(pd.Index(["total"]))
+    full_groups = (
+        seg.loc[fit.table.index, by].astype(str).to_numpy()
+        if by is not None and by in seg
+        else np.full(len(fit.table), "total")
+    )
+    full = pd.Series(per_group(fit.table["clv"].to_numpy(), full_groups), index=index)
+    out = pd.DataFrame(
+        {"clv": full, "ci_low": full * np.exp(-zq * se), "ci_high": full * np.exp(zq * se),
+         "se_log": se},
+        index=index,
+    )  # fmt: skip
+    return out
 
 
 def _r(v: Any, digits: int = 4) -> Any:

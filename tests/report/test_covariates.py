@@ -171,3 +171,31 @@ def test_an_id_mapped_as_an_attribute_is_refused_with_the_column_and_the_count()
         cv.attributes({}, mapping, bought)
     msg = str(err.value)
     assert "'Bestellnummer'" in msg and "300 distinct values" in msg and "at most 50" in msg
+
+
+def test_the_covariate_clv_interval_is_the_reports_when_the_covariates_do_nothing(fitted):
+    """covariates_view.clv_interval's chain rule: a covariate fit whose multipliers are 1 and
+    certain (zero variance) is the plain BG/NBD, so its intervals are analysis.clv_interval's."""
+    from dataclasses import replace
+
+    from helpers import btyd, clv
+
+    orders, customers, seg, fit, _ = fitted
+    plain = clv.fit_bgnbd(seg)
+    table = clv.predictive_clv(plain, fit.spend, seg, ECON, cost_per_order=fit.cost_per_order)
+    base = replace(fit, purchases=plain, model="BG/NBD", table=table)
+    X = pd.DataFrame({"g": (np.arange(len(seg)) % 2).astype(float)}, index=seg.index)
+    cov = np.zeros((6, 6))
+    cov[:4, :4] = plain.cov_log
+    params = {**plain.params, "rate_multiplier[g]": 1.0, "a_multiplier[g]": 1.0}
+    cf = btyd.ModelFit("BG/NBD+covariates", params, plain.loglik, plain.n, plain.time_unit, cov,
+                       True, {"purchase_covariates": ["g"], "dropout_covariates": ["g"]})  # fmt: skip
+    model = cv.CovariateModel(True, "cov.chosen", cv.RULE, fit=cf, design=X)
+    got = cv.clv_interval(model, base, seg, ECON)
+    want = report.clv_interval(base, seg, ECON)
+    pd.testing.assert_index_equal(got.index, want.index)
+    np.testing.assert_allclose(got.to_numpy(), want.to_numpy(), rtol=1e-5)
+    # a covariate that is uncertain widens the interval of the total
+    cov[4:, 4:] = np.eye(2) * 0.05
+    wide = cv.clv_interval(replace(model, fit=replace(cf, cov_log=cov)), base, seg, ECON)
+    assert wide.loc["total", "se_log"] > got.loc["total", "se_log"]
