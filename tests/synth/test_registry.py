@@ -126,7 +126,11 @@ def test_api_on_the_bundled_company():
     keys = [m.key for m in reg.metrics_for("05")]
     assert keys == sorted(set(keys)) and keys.count("redeem_propensity.mean") == 1
     assert keys.count("ultimate_breakage") == 1
-    assert reg.metrics_for("01") == [] and reg.metrics_for("08") == []
+    assert reg.metrics_for("01") == []
+    # notebook 08, the client report: its covariate model's referral dropout (issue 32)
+    assert [m.key for m in reg.metrics_for("08")] == [
+        "covariates.effects.acquisition_channel.referral.dropout"
+    ]
 
 
 def test_a_missing_truth_is_named():
