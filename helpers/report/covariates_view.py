@@ -138,15 +138,18 @@ def _calibration(orders: Any, seg: pd.DataFrame, weeks: float) -> pd.DataFrame:
 def _effects(fit: btyd.ModelFit, levels: dict[str, dict[str, Any]]) -> pd.DataFrame:
     """:func:`helpers.clv.covariate_effects` with each dummy split into attribute and level."""
     eff = clv.covariate_effects(fit)
-    parts = eff["covariate"].str.split("=", n=1, expand=True)
-    eff.insert(0, "attribute", parts[0])
-    eff.insert(1, "level", parts[1])
-    eff.insert(2, "reference", [levels[a]["reference"] for a in parts[0]])
+    # the dummy ``attribute=level`` of :func:`design` (a level may itself hold "=")
+    attr = [max((a for a in levels if c.startswith(f"{a}=")), key=len) for c in eff["covariate"]]
+    level = [c[len(a) + 1 :] for a, c in zip(attr, eff["covariate"], strict=True)]
+    eff.insert(0, "attribute", attr)
+    eff.insert(1, "level", level)
+    eff.insert(2, "reference", [levels[a]["reference"] for a in attr])
     eff.insert(
-        3,
-        "customers",
-        [levels[a]["customers"][lv] for a, lv in zip(parts[0], parts[1], strict=True)],
+        3, "customers", [levels[a]["customers"][lv] for a, lv in zip(attr, level, strict=True)]
     )
+    # a percentile interval of the bootstrap holds its point estimate (as _group_dropout's)
+    eff["ci_low"] = np.minimum(eff["ci_low"], eff["multiplier"])
+    eff["ci_high"] = np.maximum(eff["ci_high"], eff["multiplier"])
     return eff.drop(columns="covariate")
 
 
