@@ -181,6 +181,8 @@ def compare(
         plain = clv.fit_bgnbd(seg)
         cal = _calibration(orders, seg, fit.holdout_weeks)
         Xc = X.set_axis(X.index.astype(str)).reindex(cal.index.astype(str)).set_axis(cal.index)
+        # a level first seen after the calibration period (a new channel) has no coefficient there
+        Xc = Xc.loc[:, Xc.sum() > 0]
         on_cal = clv.fit_bgnbd_covariates(cal, Xc, Xc)
         duration = float(cal["holdout_duration"].iloc[0])
         pred = clv.predict_with_covariates(

@@ -199,3 +199,16 @@ def test_the_covariate_clv_interval_is_the_reports_when_the_covariates_do_nothin
     cov[4:, 4:] = np.eye(2) * 0.05
     wide = cv.clv_interval(replace(model, fit=replace(cf, cov_log=cov)), base, seg, ECON)
     assert wide.loc["total", "se_log"] > got.loc["total", "se_log"]
+
+
+def test_a_level_first_seen_in_the_holdout_weeks_does_not_stop_the_comparison(fitted):
+    orders, customers, seg, fit, _ = fitted
+    first = orders.groupby("customer_id")["order_date"].min()
+    late = first.index[first > pd.Timestamp(AS_OF) - pd.Timedelta(weeks=fit.holdout_weeks)]
+    assert len(late) >= 100
+    launched = customers.assign(
+        acquisition_channel=np.where(customers.index.isin(late), "new", "ads")
+    )
+    model = cv.compare(orders, seg, fit, launched)
+    assert model.why != "cov.failed", model.error
+    assert "new" in set(model.effects["level"])
