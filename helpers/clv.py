@@ -37,6 +37,8 @@ confidence intervals are exp(log estimate +- z se), so they stay positive.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import pandas as pd
 from scipy import special, stats
@@ -57,6 +59,8 @@ __all__ = [
     "compare_purchase_models",
     "fit_bgnbd_covariates",
     "covariate_effects",
+    "covariate_pattern_fits",
+    "predict_with_covariates",
     "nbd_loglik",
     "fit_nbd",
     "NESTED_TESTS",
@@ -1104,7 +1108,10 @@ def calibration_holdout(
 
 
 def evaluate_holdout(
-    fit: ModelFit, cal: pd.DataFrame, max_bucket: int = 7
+    fit: ModelFit | None,
+    cal: pd.DataFrame,
+    max_bucket: int = 7,
+    predicted: np.ndarray | pd.Series | None = None,
 ) -> tuple[pd.DataFrame, dict[str, float]]:
     """Predicted vs actual holdout purchases.
 
@@ -1112,7 +1119,9 @@ def evaluate_holdout(
     predicted holdout purchases. Metrics: MAE and RMSE per customer, MAE of the bucket means
     (weighted by customers), total actual and predicted purchases and their relative error.
     """
-    pred = np.asarray(expected_purchases(fit, cal, float(cal["holdout_duration"].iloc[0])), float)
+    if predicted is None:  # `predicted`: the holdout predictions of another model (covariates)
+        predicted = expected_purchases(fit, cal, float(cal["holdout_duration"].iloc[0]))
+    pred = np.asarray(predicted, float)
     act = cal["holdout_purchases"].to_numpy(float)
     bucket = np.minimum(cal["frequency"].to_numpy(), max_bucket)
     labels = [str(i) for i in range(max_bucket)] + [f"{max_bucket}+"]
@@ -1469,3 +1478,55 @@ def mean_dropout_ratio(
     lo, hi = np.quantile(draws, [(1 - level) / 2, (1 + level) / 2])
     est = mean_p(fit) / mean_p(base)
     return {"estimate": float(est), "ci_low": float(min(lo, est)), "ci_high": float(max(hi, est))}
+
+
+# --- predictions of a BG/NBD with covariates (issue 32 point 3: the report's covariate model) -----
+
+
+def covariate_pattern_fits(
+    fit: ModelFit,
+    summary: pd.DataFrame,
+    purchase: pd.DataFrame | None = None,
+    dropout: pd.DataFrame | None = None,
+) -> list[tuple[np.ndarray, ModelFit]]:
+    """A :func:`fit_bgnbd_covariates` fit as plain BG/NBD fits, one per distinct covariate
+    pattern of the `summary`'s customers: (positions of those customers in `summary`, the BG/NBD
+    with their alpha_i = alpha exp(-gamma' z) and a_i = a exp(delta' w); r and b shared) (Fader &
+    Hardie 2007: given its covariates a customer's likelihood and every prediction are the
+    BG/NBD's at alpha_i, a_i). `purchase` and `dropout` hold the covariates the fit was made with
+    (same column names), indexed like `summary`."""
+    if fit.model != "BG/NBD+covariates":
+        raise ValueError(f"not a BG/NBD fit with covariates: {fit.model!r}")
+    zn, wn = fit.extra.get("purchase_covariates", []), fit.extra.get("dropout_covariates", [])
+    Z = btyd.covariate_matrix(summary, purchase[zn] if zn else None, "purchase")
+    W = btyd.covariate_matrix(summary, dropout[wn] if wn else None, "dropout")
+    gam = np.log([fit.params[f"rate_multiplier[{c}]"] for c in zn]) if zn else np.zeros(0)
+    dlt = np.log([fit.params[f"a_multiplier[{c}]"] for c in wn]) if wn else np.zeros(0)
+    pattern, inv = np.unique(np.hstack([Z, W]), axis=0, return_inverse=True)
+    inv = inv.reshape(-1)
+    out = []
+    for g, row in enumerate(pattern):
+        params = {"r": fit.r, "alpha": fit.alpha * float(np.exp(-(gam @ row[: len(zn)]))),
+                  "a": fit.a * float(np.exp(dlt @ row[len(zn):])), "b": fit.b}  # fmt: skip
+        part = ModelFit("BG/NBD", params, np.nan, int((inv == g).sum()), fit.time_unit,
+                        fit.cov_log[:4, :4], fit.converged)  # fmt: skip
+        out.append((np.flatnonzero(inv == g), part))
+    return out
+
+
+def predict_with_covariates(
+    predict: Callable[[ModelFit, pd.DataFrame], pd.Series | pd.DataFrame],
+    fit: ModelFit,
+    summary: pd.DataFrame,
+    purchase: pd.DataFrame | None = None,
+    dropout: pd.DataFrame | None = None,
+) -> pd.Series | pd.DataFrame:
+    """Any prediction of this module under a :func:`fit_bgnbd_covariates` fit: `predict(f, s)`
+    (e.g. ``lambda f, s: predictive_clv(f, gg, s, econ)`` or ``lambda f, s: p_alive(f, s)``) is
+    called per covariate pattern with that pattern's BG/NBD (:func:`covariate_pattern_fits`) and
+    customers, and the pieces are put back in the `summary`'s order."""
+    parts = []
+    for rows, part in covariate_pattern_fits(fit, summary, purchase, dropout):
+        sub = summary.iloc[rows]
+        parts.append(predict(part, sub))
+    return pd.concat(parts).reindex(summary.index)

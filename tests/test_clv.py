@@ -895,3 +895,38 @@ def test_bgnbd_covariates_find_the_sample_companys_planted_referral_dropout():
     assert drop["ci_low"] < truth < drop["ci_high"] < 1
     buy = eff.loc[("referral", "purchase")]
     assert buy["ci_low"] < 1 < buy["ci_high"]
+
+
+def test_predictions_with_covariates_are_the_bgnbd_at_each_customers_alpha_and_a():
+    """clv.predict_with_covariates (issue 32): a customer with covariates z, w gets the BG/NBD's
+    predictions at alpha exp(-gamma z) and a exp(delta w) (Fader & Hardie 2007); zero coefficients
+    give the plain BG/NBD's; the pieces come back in the summary's order."""
+    df = _simulated_summary(400, seed=3)
+    g = pd.DataFrame({"g": (np.arange(len(df)) % 3 == 0).astype(float)}, index=df.index)
+    base = {"r": 0.8, "alpha": 6.0, "a": 0.7, "b": 2.5}
+    cov = np.diag([0.01] * 6)
+
+    def fit_with(m_rate: float, m_a: float) -> btyd.ModelFit:
+        params = {**base, "rate_multiplier[g]": m_rate, "a_multiplier[g]": m_a}
+        return btyd.ModelFit("BG/NBD+covariates", params, np.nan, len(df), "W", cov, True,
+                        {"purchase_covariates": ["g"], "dropout_covariates": ["g"]})  # fmt: skip
+
+    plain = btyd.ModelFit("BG/NBD", base, np.nan, len(df), "W", cov[:4, :4], True)
+    got = clv.predict_with_covariates(lambda f, s: clv.p_alive(f, s), fit_with(1.0, 1.0), df, g, g)
+    pd.testing.assert_series_equal(got, clv.p_alive(plain, df))
+    fit = fit_with(2.0, 0.5)
+    e = clv.predict_with_covariates(lambda f, s: clv.expected_purchases(f, s, 52.0), fit, df, g, g)
+    inn = g["g"].to_numpy() == 1
+    moved = btyd.ModelFit(
+        "BG/NBD", {**base, "alpha": 3.0, "a": 0.35}, np.nan, 1, "W", cov[:4, :4], True
+    )
+    want = np.where(
+        inn, clv.expected_purchases(moved, df, 52.0), clv.expected_purchases(plain, df, 52.0)
+    )
+    np.testing.assert_allclose(e.to_numpy(), want, rtol=1e-12)
+    assert list(e.index) == list(df.index)
+    # the holdout score of given predictions is the score of the model that made them
+    cal = df.assign(holdout_purchases=np.round(want), holdout_duration=52.0)
+    _, by_model = clv.evaluate_holdout(plain, cal)
+    _, scored = clv.evaluate_holdout(None, cal, predicted=clv.expected_purchases(plain, cal, 52.0))
+    assert scored == by_model

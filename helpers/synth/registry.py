@@ -111,6 +111,11 @@ ESTIMATED: dict[str, tuple[tuple[str, ...], ...]] = {
     "gg_gamma": (("04", "gg_gamma", "parameters.gg_gamma"),),
     "referral_dropout_multiplier": (
         ("04", "referral_dropout_multiplier", "parameters.referral_dropout_multiplier"),
+        # 08 (issue 32): the report's BG/NBD with the customers' attributes as covariates, the
+        # referral channel's multiplier of the mean dropout probability against the most common
+        # channel (no planted effect on the rest)
+        ("08", "covariates.effects.acquisition_channel.referral.dropout",
+         "parameters.referral_dropout_multiplier"),
     ),
     # 05: the loyalty club, three estimands of one effect, and the programme's mechanics
     "loyalty_rate_uplift": (

@@ -134,7 +134,7 @@ def test_second_client_report_and_overwrite(tmp_path, bundled_report, capsys):
     # campaign, loyalty, customer or spend table, and its channel values are Polish)
     value = ("client", "currency", "economics", "clv_total", "clv_gain_dropout_cut", "language",
              "clv_total_interval", "clv_by_segment", "recommendations", "beyond_orders",
-             "acquisition")  # fmt: skip
+             "acquisition", "covariates")  # fmt: skip
     assert got["beyond_orders"] == {}
     same = {k: v for k, v in want.items() if k not in value}
     assert {k: got[k] for k in same} == same  # the same orders in another format: the same figures

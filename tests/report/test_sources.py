@@ -110,6 +110,7 @@ def test_report_from_a_duckdb_table_equals_the_report_from_the_csv(tmp_path, cap
             "  [report] definitions",
             "  [report] fit",
             "  [report] the client's other tables",
+            "  [report] covariates",
             "  [report] uncertainty",
             "  [report] write customers.csv and at_risk_customers.csv",
             "[report] analyse (notebook 08)",

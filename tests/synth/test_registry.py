@@ -132,10 +132,11 @@ def test_api_on_the_bundled_company():
     # 05 records the coupon arms it costs beside the club, one per arm (issue 24)
     assert {"coupon_uplift.5", "coupon_uplift.10", "coupon_uplift.15"} <= set(keys)
     assert reg.metrics_for("01") == []
-    keys = [m.key for m in reg.metrics_for("08")]
-    assert keys == [
+    # notebook 08, the client report: loyalty (issue 29) and the covariate model (issue 32)
+    assert sorted(m.key for m in reg.metrics_for("08")) == [
         "beyond_orders.loyalty.within_member_multiplier",
         "beyond_orders.points.ultimate_breakage",
+        "covariates.effects.acquisition_channel.referral.dropout",
     ]
 
 
