@@ -39,6 +39,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from scipy import stats
+from threadpoolctl import threadpool_limits
 
 from helpers import clv, cohorts, economics, periods, plots
 from helpers.economics import Economics
@@ -158,6 +159,19 @@ def _customer_cum(
     return cum
 
 
+def _future_purchases(pf: Any, seg: pd.DataFrame, n: int) -> np.ndarray:
+    """customers x months 1..n: E[Y(j months) | history] of the purchase fit `pf` (FHL 2005
+    eq. 10)."""
+    month = clv.TIME_UNITS["M"] / clv.unit_days(seg.attrs.get("time_unit", pf.time_unit))
+    return np.asarray(clv.expected_purchases(pf, seg, np.arange(1, n + 1) * month), dtype=float)
+
+
+def _margin_per_order(fit: Any, gg: Any, seg: pd.DataFrame, rate: float) -> np.ndarray:
+    """Each customer's expected margin per order m E[Z | history] - c (Gamma-Gamma posterior
+    spend of `gg`), m = `rate`, c = the fit's cost per order."""
+    return rate * clv.expected_spend(gg, seg).to_numpy() - fit.cost_per_order
+
+
 def _future(
     fit: Any, seg: pd.DataFrame, n: int, rate: float, pf: Any = None, gg: Any = None
 ) -> np.ndarray:
@@ -166,10 +180,7 @@ def _future(
     spend), m = `rate`, c = the fit's cost per order."""
     pf = fit.purchases if pf is None else pf
     gg = fit.spend if gg is None else gg
-    month = clv.TIME_UNITS["M"] / clv.unit_days(seg.attrs.get("time_unit", pf.time_unit))
-    cum = np.asarray(clv.expected_purchases(pf, seg, np.arange(1, n + 1) * month), dtype=float)
-    per_order = rate * clv.expected_spend(gg, seg).to_numpy() - fit.cost_per_order
-    return per_order[:, None] * cum
+    return _margin_per_order(fit, gg, seg, rate)[:, None] * _future_purchases(pf, seg, n)
 
 
 def ltv_curves(
@@ -293,8 +304,15 @@ def _projection_se(
 ) -> np.ndarray:
     """cohorts x ages: se of log F_c(k) (delta method over both fits' log-parameters)."""
 
+    base_cum = _future_purchases(fit.purchases, seg, n)
+    base_per_order = _margin_per_order(fit, fit.spend, seg, rate)
+
     def F(pf: Any, gg: Any) -> np.ndarray:
-        fut = _future(fit, seg, n, rate, pf, gg)
+        # a changed spend parameter leaves the expected purchases as they are, and vice versa:
+        # only the factor of the fit whose parameter moved is computed again
+        cum = base_cum if pf is fit.purchases else _future_purchases(pf, seg, n)
+        per_order = base_per_order if gg is fit.spend else _margin_per_order(fit, gg, seg, rate)
+        fut = per_order[:, None] * cum
         ages = np.arange(n)[None, :]
         j = ages - np.minimum(observed, n - 1)[:, None]
         part = np.where(j > 0, np.take_along_axis(fut, np.clip(j - 1, 0, n - 1), axis=1), 0.0)
@@ -724,7 +742,10 @@ def _group_dropout(
     draws, point = [], []
     sample = _every_kth(len(seg))
     for i, g in enumerate(names):
-        f = clv.fit_bgnbd(seg.loc[(groups == g).to_numpy() & sample])
+        # one BLAS thread: a 4-parameter L-BFGS-B gains nothing from more, and on a loaded machine
+        # their spinning made these fits about 8 times slower (benchmarks/README, issue 28)
+        with threadpool_limits(1):
+            f = clv.fit_bgnbd(seg.loc[(groups == g).to_numpy() & sample])
         d = btyd.sample_log_params(f, 4000, seed + i)
         draws.append(d[:, 2] / (d[:, 2] + d[:, 3]))
         point.append(f.a / (f.a + f.b))
@@ -821,6 +842,77 @@ def attribute_value(
     return out
 
 
+def attribute_discounts(
+    attr: pd.Series,
+    bought: pd.DataFrame,
+    seg: pd.DataFrame,
+    min_group: int = MIN_GROUP,
+    level: float = 0.95,
+) -> pd.DataFrame:
+    """Per level of one first-order attribute (pooled as in :func:`attribute_value`), from the
+    orders' ``discount`` column (amount of discount per order; > 0: the order used one):
+
+    * ``discount_share``: the share of the group's orders with a discount, R = sum_i d_i /
+      sum_i n_i over its customers i (d_i orders with a discount, n_i orders), and
+      ``discount_per_order`` = sum_i discount_i / sum_i n_i: ratios of sums with the customers as
+      the sampling units (a customer's orders are not independent draws), with the linearized
+      interval of :func:`helpers.economics.cost_per_acquisition` (Cochran 1977, 6.4);
+    * ``first_discount``: the share of first orders with a discount (Wilson), and
+      ``first_discount_diff``: its difference from the rest with Newcombe's interval
+      (:func:`helpers.stats.proportion_difference`). The first order shows the customer's own
+      habit; later orders also carry the shop's coupons and campaign discounts, which reach every
+      group.
+
+    Every interval at the Bonferroni level 1 - (1 - `level`) / k, as :func:`attribute_value`.
+    Rows: the groups (``customers``, ``orders`` and the columns above with ``_low``/``_high``)."""
+    from helpers.stats import proportion_difference
+
+    ids = seg.index.astype(str)
+    groups = pool_small(attr.reindex(ids), min_group)
+    k = groups.nunique()
+    adj = 1 - (1 - level) / max(k, 1)
+    d = pd.DataFrame(
+        {"customer_id": bought["customer_id"].astype(str).to_numpy(),
+         "t": pd.to_datetime(bought["order_date"]).to_numpy(),
+         "discount": pd.to_numeric(bought["discount"], errors="coerce").fillna(0).to_numpy(float)}
+    ).sort_values(["customer_id", "t"], kind="stable")  # fmt: skip
+    d["used"] = d["discount"] > 0
+    g = d.groupby("customer_id", sort=False)
+    per = pd.DataFrame(
+        {"orders": g.size(), "used": g["used"].sum(), "discount": g["discount"].sum(),
+         "first": g["used"].first()}
+    ).reindex(ids)  # fmt: skip
+    per = per[per["orders"] > 0]
+    per["group"] = groups.reindex(per.index).to_numpy()
+    share = economics.cost_per_acquisition(
+        per.rename(columns={"used": "spend", "orders": "signups"}), by="group", level=adj
+    )
+    amount = economics.cost_per_acquisition(
+        per.rename(columns={"discount": "spend", "orders": "signups"}), by="group", level=adj
+    )
+    first = per["first"].to_numpy(bool)
+    grp = per["group"].to_numpy()
+    rows = []
+    for name in share.index:
+        inn = grp == name
+        diff = proportion_difference(first[inn], first[~inn], confidence=adj)
+        lo, hi = _wilson(np.array([first[inn].sum()]), np.array([inn.sum()]), adj)
+        rows.append(
+            {"group": name, "customers": int(inn.sum()), "orders": int(share.loc[name, "signups"]),
+             "discount_share": share.loc[name, "cpa"], "discount_share_low": share.loc[name, "ci_low"],
+             "discount_share_high": share.loc[name, "ci_high"],
+             "discount_per_order": amount.loc[name, "cpa"],
+             "discount_per_order_low": amount.loc[name, "ci_low"],
+             "discount_per_order_high": amount.loc[name, "ci_high"],
+             "first_discount": diff["p_treat"], "first_discount_low": float(lo[0]),
+             "first_discount_high": float(hi[0]), "first_discount_diff": diff["estimate"],
+             "first_discount_diff_low": diff["ci_low"], "first_discount_diff_high": diff["ci_high"]}
+        )  # fmt: skip
+    out = pd.DataFrame(rows).set_index("group")
+    out.attrs.update(level=level, adjusted_level=adj, groups=k, min_group=min_group)
+    return out
+
+
 def planted_truths(truth: dict[str, Any] | None) -> dict[tuple[str, str, str], float]:
     """The sample company's planted effects these sections estimate, from its ground truth
     (:func:`helpers.synth.read_truth`): (attribute, group, column) -> truth. Empty without a truth
@@ -838,6 +930,12 @@ def planted_truths(truth: dict[str, Any] | None) -> dict[tuple[str, str, str], f
     # the planted cost per acquired customer of each channel (helpers.synth.acquisition)
     for ch, cpa in p.get("acquisition_cpa", []):
         out[("cac", str(ch), "cpa")] = float(cpa)
+    # deal-site customers are discount-prone: their first orders carry a discount more often
+    from helpers.synth import registry
+
+    gap = registry.discount_truths(p).get("discount_first_order_gap_deal_site")
+    if gap is not None:
+        out[("acquisition_channel", "deal_site", "first_discount_diff")] = gap
     return out
 
 
@@ -850,6 +948,32 @@ def _r(v: Any, digits: int = 4) -> Any:
     except (TypeError, ValueError):
         return v
     return round(f, digits) if math.isfinite(f) else None
+
+
+def _show_discounts(disc: pd.DataFrame, label: str, T: Any, fmt: Any) -> None:
+    """Render the discount table of one attribute (:func:`attribute_discounts`) and the sentence
+    on it, generated from the intervals of the first orders' differences."""
+    from IPython.display import display
+
+    cols = ["orders", "discount_share", "discount_share_low", "discount_share_high",
+            "discount_per_order", "discount_per_order_low", "discount_per_order_high",
+            "first_discount", "first_discount_diff", "first_discount_diff_low",
+            "first_discount_diff_high"]  # fmt: skip
+    shown = fmt.table(
+        disc[cols], num=["orders"],
+        pct=[c for c in cols if c.startswith(("discount_share", "first_discount"))],
+        money=[c for c in cols if c.startswith("discount_per_order")],
+    )  # fmt: skip
+    shown.index = [T("attr.other") if g == "other" else g for g in shown.index]
+    T.md("attr.discount.heading", attribute=label)
+    display(shown.rename(columns=lambda c: T(f"attr.discount.col.{c}")).rename_axis(label))
+    more = [g for g in disc.index if disc.loc[g, "first_discount_diff_low"] > 0]
+    less = [g for g in disc.index if disc.loc[g, "first_discount_diff_high"] < 0]
+    found = " ".join(
+        [T("attr.discount.more", groups=", ".join(more))] * bool(more)
+        + [T("attr.discount.less", groups=", ".join(less))] * bool(less)
+    ) or T("attr.discount.none")  # fmt: skip
+    T.md("attr.discount.meaning", found=found, level=fmt.pct(disc.attrs["adjusted_level"], 1))
 
 
 def show_attributes(
@@ -918,13 +1042,25 @@ def show_attributes(
         }
         for g, v in t["verdict"].items():
             entry[g]["verdict"] = v
+        if "discount" in bought and col != "discount_used":
+            disc = attribute_discounts(attrs[col], bought, seg, min_group, level)
+            _show_discounts(disc, label, T, fmt)
+            for g, r in disc.drop(columns=["customers"]).to_dict("index").items():
+                entry.setdefault(g, {}).update({k: _r(v) for k, v in r.items()})
+            both = t.join(disc.drop(columns=["customers"]))
+        else:
+            both = t
         for (a, g, c), value in planted.items():
-            if a == col and g in t.index and c in t:
+            if a == col and g in both.index and c in both:
+                lo, hi = ((f"{c}_low", f"{c}_high") if f"{c}_low" in both
+                          else (c.replace("ratio", "low"), c.replace("ratio", "high")))  # fmt: skip
                 entry[g]["truth_" + c] = truth_entry(
-                    t.loc[g, c], t.loc[g, c.replace("ratio", "low")],
-                    t.loc[g, c.replace("ratio", "high")], value,
-                )  # fmt: skip
+                    both.loc[g, c], both.loc[g, lo], both.loc[g, hi], value
+                )
         out["attributes"][col] = {"groups": entry, "adjusted_level": _r(t.attrs["adjusted_level"])}
+    out["discounts"] = "discount" in bought
+    if "discount" not in bought:
+        T.md("attr.discount.needs")
     if main not in tables:
         return out
     t = tables[main]
