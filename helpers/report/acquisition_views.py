@@ -741,14 +741,14 @@ def _group_dropout(
     n = groups.value_counts().reindex(names).to_numpy(float)
     draws, point = [], []
     sample = _every_kth(len(seg))
-    for i, g in enumerate(names):
-        # one BLAS thread: a 4-parameter L-BFGS-B gains nothing from more, and on a loaded machine
-        # their spinning made these fits about 8 times slower (benchmarks/README, issue 28)
-        with threadpool_limits(1):
+    # one BLAS thread: a 4-parameter L-BFGS-B gains nothing from more, and on a loaded machine
+    # their spinning made these fits about 8 times slower (benchmarks/README, issue 28)
+    with threadpool_limits(1):
+        for i, g in enumerate(names):
             f = clv.fit_bgnbd(seg.loc[(groups == g).to_numpy() & sample])
-        d = btyd.sample_log_params(f, 4000, seed + i)
-        draws.append(d[:, 2] / (d[:, 2] + d[:, 3]))
-        point.append(f.a / (f.a + f.b))
+            d = btyd.sample_log_params(f, 4000, seed + i)
+            draws.append(d[:, 2] / (d[:, 2] + d[:, 3]))
+            point.append(f.a / (f.a + f.b))
     E, p = np.column_stack(draws), np.array(point)
     rows = []
     for i, g in enumerate(names):
@@ -762,6 +762,16 @@ def _group_dropout(
     return pd.DataFrame(rows).set_index("group")
 
 
+def margin_12(bought: pd.DataFrame, seg: pd.DataFrame, econ: Economics) -> np.ndarray:
+    """Each customer's (rows of `seg`) margin in the first :data:`MARGIN_MONTHS` calendar months
+    from the first order's month (:func:`margin_flows`), NaN unless observed for all of them."""
+    last = periods.last_complete_period(seg.attrs["as_of"], "M")
+    first_month = periods.period_codes(seg["first_order"].to_numpy(), "M")
+    observed = (last - first_month).astype(int)
+    cum = _customer_cum(margin_flows(bought, econ), seg.index, first_month, observed, MARGIN_MONTHS)
+    return cum[:, -1]
+
+
 def attribute_value(
     attr: pd.Series,
     sec: pd.DataFrame,
@@ -772,6 +782,7 @@ def attribute_value(
     window: int = 90,
     level: float = 0.95,
     dropout: bool = True,
+    m12: np.ndarray | None = None,
 ) -> pd.DataFrame:
     """Per level of one first-order attribute (levels under `min_group` customers pooled as
     "other", :func:`pool_small`): ``customers``; the second-order rate within `window` days
@@ -779,7 +790,8 @@ def attribute_value(
     :func:`helpers.stats.proportion_difference`); the 12-month margin per customer (customers
     observed for 12 full months, :func:`margin_flows`; t interval) and its difference from the rest
     (Welch); and, with `dropout`, the mean dropout probability after a purchase relative to the
-    rest (:func:`_group_dropout`, BG/NBD per group).
+    rest (:func:`_group_dropout`, BG/NBD per group). `m12`: :func:`margin_12` when already
+    computed (it does not depend on the attribute).
 
     Every interval is at the Bonferroni level 1 - (1 - `level`) / k for the k groups compared
     (simultaneous: all k hold together with probability >= `level`). ``verdict``: ``better`` /
@@ -794,11 +806,7 @@ def attribute_value(
     s = sec.reindex(seg.index.astype(str))
     ok = (s["followup"] >= window).to_numpy()
     hit = (s["days"] <= window).to_numpy()
-    last = periods.last_complete_period(seg.attrs["as_of"], "M")
-    first_month = periods.period_codes(seg["first_order"].to_numpy(), "M")
-    observed = (last - first_month).astype(int)
-    cum = _customer_cum(margin_flows(bought, econ), seg.index, first_month, observed, MARGIN_MONTHS)
-    m12 = cum[:, -1]  # NaN unless observed for 12 full months
+    m12 = margin_12(bought, seg, econ) if m12 is None else m12
     g = groups.to_numpy()
     rows = []
     for name in sorted(groups.unique()):
@@ -1004,14 +1012,17 @@ def show_attributes(
     planted = planted_truths(truth)
     out: dict[str, Any] = {"shown": True, "min_group": min_group, "attributes": {}}
     tables = {}
+    m12 = None
     for col in attrs.columns:
         label = T.messages.get(f"attr.name.{col}", col)
         if pool_small(attrs[col].reindex(seg.index.astype(str)), min_group).nunique() < 2:
             T.md("attr.one_group", attribute=label, min_group=fmt.num(min_group))
             out["attributes"][col] = {"groups": None, "reason": "fewer than two groups"}
             continue
+        if m12 is None:
+            m12 = margin_12(bought, seg, econ)  # the same for every attribute: computed once
         t = attribute_value(attrs[col], sec, bought, seg, econ, min_group, level=level,
-                            dropout=col == main)  # fmt: skip
+                            dropout=col == main, m12=m12)  # fmt: skip
         tables[col] = t
         cols = ["customers", "rate", "rate_low", "rate_high", "margin_12", "margin_low",
                 "margin_high"] + (["dropout_ratio", "dropout_low", "dropout_high"]
