@@ -449,3 +449,15 @@ def test_very_many_customers_are_sampled_systematically():
     assert acq._every_kth(10, limit=20).all()
     mask = acq._every_kth(1000, limit=300)  # k = 4
     assert mask.sum() == 250 and mask[::4].all()
+
+
+def test_group_means_equal_pandas_mean_and_sem_per_group_and_age():
+    rng = np.random.default_rng(0)
+    v = pd.DataFrame(rng.normal(50, 20, size=(300, 5)), columns=pd.RangeIndex(5, name="age"))
+    v.iloc[::7, 3:] = np.nan  # customers not observed that far
+    g = rng.choice(["a", "b", "c"], 300)
+    got = acq._group_means(v, g).set_index(["group", "age"]).sort_index()
+    long = v.assign(group=g).melt(id_vars="group", var_name="age", value_name="value").dropna()
+    by = long.groupby(["group", "age"])["value"]
+    ref = pd.concat({"value": by.mean(), "se": by.sem(), "customers": by.size()}, axis=1)
+    np.testing.assert_allclose(got.to_numpy(float), ref.to_numpy(float), rtol=1e-9)
