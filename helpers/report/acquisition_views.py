@@ -39,6 +39,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from scipy import stats
+from threadpoolctl import threadpool_limits
 
 from helpers import clv, cohorts, economics, periods, plots
 from helpers.economics import Economics
@@ -158,6 +159,19 @@ def _customer_cum(
     return cum
 
 
+def _future_purchases(pf: Any, seg: pd.DataFrame, n: int) -> np.ndarray:
+    """customers x months 1..n: E[Y(j months) | history] of the purchase fit `pf` (FHL 2005
+    eq. 10)."""
+    month = clv.TIME_UNITS["M"] / clv.unit_days(seg.attrs.get("time_unit", pf.time_unit))
+    return np.asarray(clv.expected_purchases(pf, seg, np.arange(1, n + 1) * month), dtype=float)
+
+
+def _margin_per_order(fit: Any, gg: Any, seg: pd.DataFrame, rate: float) -> np.ndarray:
+    """Each customer's expected margin per order m E[Z | history] - c (Gamma-Gamma posterior
+    spend of `gg`), m = `rate`, c = the fit's cost per order."""
+    return rate * clv.expected_spend(gg, seg).to_numpy() - fit.cost_per_order
+
+
 def _future(
     fit: Any, seg: pd.DataFrame, n: int, rate: float, pf: Any = None, gg: Any = None
 ) -> np.ndarray:
@@ -166,10 +180,7 @@ def _future(
     spend), m = `rate`, c = the fit's cost per order."""
     pf = fit.purchases if pf is None else pf
     gg = fit.spend if gg is None else gg
-    month = clv.TIME_UNITS["M"] / clv.unit_days(seg.attrs.get("time_unit", pf.time_unit))
-    cum = np.asarray(clv.expected_purchases(pf, seg, np.arange(1, n + 1) * month), dtype=float)
-    per_order = rate * clv.expected_spend(gg, seg).to_numpy() - fit.cost_per_order
-    return per_order[:, None] * cum
+    return _margin_per_order(fit, gg, seg, rate)[:, None] * _future_purchases(pf, seg, n)
 
 
 def ltv_curves(
@@ -293,8 +304,15 @@ def _projection_se(
 ) -> np.ndarray:
     """cohorts x ages: se of log F_c(k) (delta method over both fits' log-parameters)."""
 
+    base_cum = _future_purchases(fit.purchases, seg, n)
+    base_per_order = _margin_per_order(fit, fit.spend, seg, rate)
+
     def F(pf: Any, gg: Any) -> np.ndarray:
-        fut = _future(fit, seg, n, rate, pf, gg)
+        # a changed spend parameter leaves the expected purchases as they are, and vice versa:
+        # only the factor of the fit whose parameter moved is computed again
+        cum = base_cum if pf is fit.purchases else _future_purchases(pf, seg, n)
+        per_order = base_per_order if gg is fit.spend else _margin_per_order(fit, gg, seg, rate)
+        fut = per_order[:, None] * cum
         ages = np.arange(n)[None, :]
         j = ages - np.minimum(observed, n - 1)[:, None]
         part = np.where(j > 0, np.take_along_axis(fut, np.clip(j - 1, 0, n - 1), axis=1), 0.0)
@@ -580,7 +598,8 @@ def show_second_order(
     ax2.set_xticks(n, [str(int(i)) if i < n.max() else f"{int(i)}+" for i in n])
     ax2.set(title=T("second.aov_title"), xlabel=T("second.aov_x"), ylabel=fmt.currency)
     ax2.legend(fontsize=8)
-    plt.tight_layout()
+    # spacing set, not measured: tight_layout's text measuring cost a third of the section
+    fig.subplots_adjust(wspace=0.3)
     plt.show()
     pooled = rates[rates["cohort"] == "all"].set_index("window")
     w90 = pooled.loc[90] if 90 in pooled.index else pooled.iloc[-1]
@@ -723,11 +742,14 @@ def _group_dropout(
     n = groups.value_counts().reindex(names).to_numpy(float)
     draws, point = [], []
     sample = _every_kth(len(seg))
-    for i, g in enumerate(names):
-        f = clv.fit_bgnbd(seg.loc[(groups == g).to_numpy() & sample])
-        d = btyd.sample_log_params(f, 4000, seed + i)
-        draws.append(d[:, 2] / (d[:, 2] + d[:, 3]))
-        point.append(f.a / (f.a + f.b))
+    # one BLAS thread: a 4-parameter L-BFGS-B gains nothing from more, and on a loaded machine
+    # their spinning made these fits about 8 times slower (benchmarks/README, issue 28)
+    with threadpool_limits(1):
+        for i, g in enumerate(names):
+            f = clv.fit_bgnbd(seg.loc[(groups == g).to_numpy() & sample])
+            d = btyd.sample_log_params(f, 4000, seed + i)
+            draws.append(d[:, 2] / (d[:, 2] + d[:, 3]))
+            point.append(f.a / (f.a + f.b))
     E, p = np.column_stack(draws), np.array(point)
     rows = []
     for i, g in enumerate(names):
@@ -741,6 +763,16 @@ def _group_dropout(
     return pd.DataFrame(rows).set_index("group")
 
 
+def margin_12(bought: pd.DataFrame, seg: pd.DataFrame, econ: Economics) -> np.ndarray:
+    """Each customer's (rows of `seg`) margin in the first :data:`MARGIN_MONTHS` calendar months
+    from the first order's month (:func:`margin_flows`), NaN unless observed for all of them."""
+    last = periods.last_complete_period(seg.attrs["as_of"], "M")
+    first_month = periods.period_codes(seg["first_order"].to_numpy(), "M")
+    observed = (last - first_month).astype(int)
+    cum = _customer_cum(margin_flows(bought, econ), seg.index, first_month, observed, MARGIN_MONTHS)
+    return cum[:, -1]
+
+
 def attribute_value(
     attr: pd.Series,
     sec: pd.DataFrame,
@@ -751,6 +783,7 @@ def attribute_value(
     window: int = 90,
     level: float = 0.95,
     dropout: bool = True,
+    m12: np.ndarray | None = None,
 ) -> pd.DataFrame:
     """Per level of one first-order attribute (levels under `min_group` customers pooled as
     "other", :func:`pool_small`): ``customers``; the second-order rate within `window` days
@@ -758,7 +791,8 @@ def attribute_value(
     :func:`helpers.stats.proportion_difference`); the 12-month margin per customer (customers
     observed for 12 full months, :func:`margin_flows`; t interval) and its difference from the rest
     (Welch); and, with `dropout`, the mean dropout probability after a purchase relative to the
-    rest (:func:`_group_dropout`, BG/NBD per group).
+    rest (:func:`_group_dropout`, BG/NBD per group). `m12`: :func:`margin_12` when already
+    computed (it does not depend on the attribute).
 
     Every interval is at the Bonferroni level 1 - (1 - `level`) / k for the k groups compared
     (simultaneous: all k hold together with probability >= `level`). ``verdict``: ``better`` /
@@ -773,11 +807,7 @@ def attribute_value(
     s = sec.reindex(seg.index.astype(str))
     ok = (s["followup"] >= window).to_numpy()
     hit = (s["days"] <= window).to_numpy()
-    last = periods.last_complete_period(seg.attrs["as_of"], "M")
-    first_month = periods.period_codes(seg["first_order"].to_numpy(), "M")
-    observed = (last - first_month).astype(int)
-    cum = _customer_cum(margin_flows(bought, econ), seg.index, first_month, observed, MARGIN_MONTHS)
-    m12 = cum[:, -1]  # NaN unless observed for 12 full months
+    m12 = margin_12(bought, seg, econ) if m12 is None else m12
     g = groups.to_numpy()
     rows = []
     for name in sorted(groups.unique()):
@@ -821,6 +851,77 @@ def attribute_value(
     return out
 
 
+def attribute_discounts(
+    attr: pd.Series,
+    bought: pd.DataFrame,
+    seg: pd.DataFrame,
+    min_group: int = MIN_GROUP,
+    level: float = 0.95,
+) -> pd.DataFrame:
+    """Per level of one first-order attribute (pooled as in :func:`attribute_value`), from the
+    orders' ``discount`` column (amount of discount per order; > 0: the order used one):
+
+    * ``discount_share``: the share of the group's orders with a discount, R = sum_i d_i /
+      sum_i n_i over its customers i (d_i orders with a discount, n_i orders), and
+      ``discount_per_order`` = sum_i discount_i / sum_i n_i: ratios of sums with the customers as
+      the sampling units (a customer's orders are not independent draws), with the linearized
+      interval of :func:`helpers.economics.cost_per_acquisition` (Cochran 1977, 6.4);
+    * ``first_discount``: the share of first orders with a discount (Wilson), and
+      ``first_discount_diff``: its difference from the rest with Newcombe's interval
+      (:func:`helpers.stats.proportion_difference`). The first order shows the customer's own
+      habit; later orders also carry the shop's coupons and campaign discounts, which reach every
+      group.
+
+    Every interval at the Bonferroni level 1 - (1 - `level`) / k, as :func:`attribute_value`.
+    Rows: the groups (``customers``, ``orders`` and the columns above with ``_low``/``_high``)."""
+    from helpers.stats import proportion_difference
+
+    ids = seg.index.astype(str)
+    groups = pool_small(attr.reindex(ids), min_group)
+    k = groups.nunique()
+    adj = 1 - (1 - level) / max(k, 1)
+    d = pd.DataFrame(
+        {"customer_id": bought["customer_id"].astype(str).to_numpy(),
+         "t": pd.to_datetime(bought["order_date"]).to_numpy(),
+         "discount": pd.to_numeric(bought["discount"], errors="coerce").fillna(0).to_numpy(float)}
+    ).sort_values(["customer_id", "t"], kind="stable")  # fmt: skip
+    d["used"] = d["discount"] > 0
+    g = d.groupby("customer_id", sort=False)
+    per = pd.DataFrame(
+        {"orders": g.size(), "used": g["used"].sum(), "discount": g["discount"].sum(),
+         "first": g["used"].first()}
+    ).reindex(ids)  # fmt: skip
+    per = per[per["orders"] > 0]
+    per["group"] = groups.reindex(per.index).to_numpy()
+    share = economics.cost_per_acquisition(
+        per.rename(columns={"used": "spend", "orders": "signups"}), by="group", level=adj
+    )
+    amount = economics.cost_per_acquisition(
+        per.rename(columns={"discount": "spend", "orders": "signups"}), by="group", level=adj
+    )
+    first = per["first"].to_numpy(bool)
+    grp = per["group"].to_numpy()
+    rows = []
+    for name in share.index:
+        inn = grp == name
+        diff = proportion_difference(first[inn], first[~inn], confidence=adj)
+        lo, hi = _wilson(np.array([first[inn].sum()]), np.array([inn.sum()]), adj)
+        rows.append(
+            {"group": name, "customers": int(inn.sum()), "orders": int(share.loc[name, "signups"]),
+             "discount_share": share.loc[name, "cpa"], "discount_share_low": share.loc[name, "ci_low"],
+             "discount_share_high": share.loc[name, "ci_high"],
+             "discount_per_order": amount.loc[name, "cpa"],
+             "discount_per_order_low": amount.loc[name, "ci_low"],
+             "discount_per_order_high": amount.loc[name, "ci_high"],
+             "first_discount": diff["p_treat"], "first_discount_low": float(lo[0]),
+             "first_discount_high": float(hi[0]), "first_discount_diff": diff["estimate"],
+             "first_discount_diff_low": diff["ci_low"], "first_discount_diff_high": diff["ci_high"]}
+        )  # fmt: skip
+    out = pd.DataFrame(rows).set_index("group")
+    out.attrs.update(level=level, adjusted_level=adj, groups=k, min_group=min_group)
+    return out
+
+
 def planted_truths(truth: dict[str, Any] | None) -> dict[tuple[str, str, str], float]:
     """The sample company's planted effects these sections estimate, from its ground truth
     (:func:`helpers.synth.read_truth`): (attribute, group, column) -> truth. Empty without a truth
@@ -838,6 +939,12 @@ def planted_truths(truth: dict[str, Any] | None) -> dict[tuple[str, str, str], f
     # the planted cost per acquired customer of each channel (helpers.synth.acquisition)
     for ch, cpa in p.get("acquisition_cpa", []):
         out[("cac", str(ch), "cpa")] = float(cpa)
+    # deal-site customers are discount-prone: their first orders carry a discount more often
+    from helpers.synth import registry
+
+    gap = registry.discount_truths(p).get("discount_first_order_gap_deal_site")
+    if gap is not None:
+        out[("acquisition_channel", "deal_site", "first_discount_diff")] = gap
     return out
 
 
@@ -850,6 +957,32 @@ def _r(v: Any, digits: int = 4) -> Any:
     except (TypeError, ValueError):
         return v
     return round(f, digits) if math.isfinite(f) else None
+
+
+def _show_discounts(disc: pd.DataFrame, label: str, T: Any, fmt: Any) -> None:
+    """Render the discount table of one attribute (:func:`attribute_discounts`) and the sentence
+    on it, generated from the intervals of the first orders' differences."""
+    from IPython.display import display
+
+    cols = ["orders", "discount_share", "discount_share_low", "discount_share_high",
+            "discount_per_order", "discount_per_order_low", "discount_per_order_high",
+            "first_discount", "first_discount_diff", "first_discount_diff_low",
+            "first_discount_diff_high"]  # fmt: skip
+    shown = fmt.table(
+        disc[cols], num=["orders"],
+        pct=[c for c in cols if c.startswith(("discount_share", "first_discount"))],
+        money=[c for c in cols if c.startswith("discount_per_order")],
+    )  # fmt: skip
+    shown.index = [T("attr.other") if g == "other" else g for g in shown.index]
+    T.md("attr.discount.heading", attribute=label)
+    display(shown.rename(columns=lambda c: T(f"attr.discount.col.{c}")).rename_axis(label))
+    more = [g for g in disc.index if disc.loc[g, "first_discount_diff_low"] > 0]
+    less = [g for g in disc.index if disc.loc[g, "first_discount_diff_high"] < 0]
+    found = " ".join(
+        [T("attr.discount.more", groups=", ".join(more))] * bool(more)
+        + [T("attr.discount.less", groups=", ".join(less))] * bool(less)
+    ) or T("attr.discount.none")  # fmt: skip
+    T.md("attr.discount.meaning", found=found, level=fmt.pct(disc.attrs["adjusted_level"], 1))
 
 
 def show_attributes(
@@ -880,14 +1013,17 @@ def show_attributes(
     planted = planted_truths(truth)
     out: dict[str, Any] = {"shown": True, "min_group": min_group, "attributes": {}}
     tables = {}
+    m12 = None
     for col in attrs.columns:
         label = T.messages.get(f"attr.name.{col}", col)
         if pool_small(attrs[col].reindex(seg.index.astype(str)), min_group).nunique() < 2:
             T.md("attr.one_group", attribute=label, min_group=fmt.num(min_group))
             out["attributes"][col] = {"groups": None, "reason": "fewer than two groups"}
             continue
+        if m12 is None:
+            m12 = margin_12(bought, seg, econ)  # the same for every attribute: computed once
         t = attribute_value(attrs[col], sec, bought, seg, econ, min_group, level=level,
-                            dropout=col == main)  # fmt: skip
+                            dropout=col == main, m12=m12)  # fmt: skip
         tables[col] = t
         cols = ["customers", "rate", "rate_low", "rate_high", "margin_12", "margin_low",
                 "margin_high"] + (["dropout_ratio", "dropout_low", "dropout_high"]
@@ -918,13 +1054,25 @@ def show_attributes(
         }
         for g, v in t["verdict"].items():
             entry[g]["verdict"] = v
+        if "discount" in bought and col != "discount_used":
+            disc = attribute_discounts(attrs[col], bought, seg, min_group, level)
+            _show_discounts(disc, label, T, fmt)
+            for g, r in disc.drop(columns=["customers"]).to_dict("index").items():
+                entry.setdefault(g, {}).update({k: _r(v) for k, v in r.items()})
+            both = t.join(disc.drop(columns=["customers"]))
+        else:
+            both = t
         for (a, g, c), value in planted.items():
-            if a == col and g in t.index and c in t:
+            if a == col and g in both.index and c in both:
+                lo, hi = ((f"{c}_low", f"{c}_high") if f"{c}_low" in both
+                          else (c.replace("ratio", "low"), c.replace("ratio", "high")))  # fmt: skip
                 entry[g]["truth_" + c] = truth_entry(
-                    t.loc[g, c], t.loc[g, c.replace("ratio", "low")],
-                    t.loc[g, c.replace("ratio", "high")], value,
-                )  # fmt: skip
+                    both.loc[g, c], both.loc[g, lo], both.loc[g, hi], value
+                )
         out["attributes"][col] = {"groups": entry, "adjusted_level": _r(t.attrs["adjusted_level"])}
+    out["discounts"] = "discount" in bought
+    if "discount" not in bought:
+        T.md("attr.discount.needs")
     if main not in tables:
         return out
     t = tables[main]
@@ -941,7 +1089,7 @@ def show_attributes(
     if "dropout_ratio" in t:
         axes[2].axvline(1, color="grey", linewidth=0.8)
     plots.percent_axis(axes[0], axis="x")
-    plt.tight_layout()
+    fig.subplots_adjust(wspace=0.12)  # shared y: set, not measured (tight_layout is costly)
     plt.show()
     return out
 
@@ -979,9 +1127,10 @@ def acquired_by_month(channel: pd.Series, seg: pd.DataFrame) -> pd.DataFrame:
     """New customers per month of their first order and `channel` (customer_id -> channel):
     ``month``, ``channel``, ``customers``."""
     ch = channel.reindex(seg.index.astype(str)).astype("string").fillna("unknown")
-    month = pd.to_datetime(seg["first_order"]).dt.to_period("M").dt.to_timestamp()
+    first = pd.to_datetime(seg["first_order"]).to_numpy()
+    month = first.astype("datetime64[M]").astype("datetime64[ns]")  # the month's first day
     return (
-        pd.DataFrame({"month": month.to_numpy(), "channel": ch.to_numpy()})
+        pd.DataFrame({"month": month, "channel": ch.to_numpy()})
         .groupby(["month", "channel"], as_index=False, sort=True)
         .size()
         .rename(columns={"size": "customers"})
@@ -1015,6 +1164,31 @@ def check_spend(spend: pd.DataFrame, acquired: pd.DataFrame, as_of: str | pd.Tim
              "channel column to the same channel as the customers (mapping key 'customers' or "
              "the orders' channel column) and give the months of the orders."]
         )  # fmt: skip
+
+
+def _group_means(values: pd.DataFrame, group: np.ndarray) -> pd.DataFrame:
+    """Per group and column (age) of `values` (customers x ages, NaN: not known): ``group``,
+    ``age``, ``value`` (the mean over the customers with a value), ``se`` (its standard error,
+    sample sd with ddof 1 / sqrt(n)) and ``customers`` (n), by sums per group (np.add.at), for
+    the groups and ages with at least one value."""
+    codes, names = pd.factorize(pd.Series(group), sort=True)
+    v = values.to_numpy(float)
+    known = ~np.isnan(v)
+    x = np.where(known, v, 0.0)
+    k = len(names)
+    n, s1, s2 = (np.zeros((k, v.shape[1])) for _ in range(3))
+    np.add.at(n, codes, known.astype(float))
+    np.add.at(s1, codes, x)
+    np.add.at(s2, codes, x * x)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = s1 / n
+        var = (s2 - n * mean**2) / (n - 1)
+        se = np.sqrt(np.clip(var, 0, None) / n)
+    gi, ai = np.nonzero(n > 0)
+    return pd.DataFrame(
+        {"group": np.asarray(names)[gi], "age": values.columns.to_numpy()[ai],
+         "value": mean[gi, ai], "se": se[gi, ai], "customers": n[gi, ai].astype(int)}
+    )  # fmt: skip
 
 
 def acquisition_costs(
@@ -1057,12 +1231,7 @@ def acquisition_costs(
     out = {"cac": cac, "monthly": monthly,
            "payback": cohorts.payback_table(curve, cac, MARGIN_MONTHS - 1)}  # fmt: skip
     if values is not None:
-        v = values.copy()
-        v["group"] = ch.reindex(v.index).to_numpy()
-        long = v.melt(id_vars="group", var_name="age", value_name="value").dropna()
-        g = long.groupby(["group", "age"])["value"]
-        proj = pd.concat({"value": g.mean(), "se": g.sem(), "customers": g.size()}, axis=1)
-        proj = proj.reset_index()
+        proj = _group_means(values, ch.reindex(values.index).to_numpy())
         z = _z(level)
         proj["ci_low"], proj["ci_high"] = (
             proj["value"] - z * proj["se"],
@@ -1070,6 +1239,22 @@ def acquisition_costs(
         )
         out["clv"] = cohorts.payback_table(proj, cac, int(values.columns.max()))
     return out
+
+
+def _plain_log_ticks(ax: Any, values: np.ndarray) -> None:
+    """Label a log y axis at 1-2-5 steps within the values' range with plain numbers: the default
+    labels (10^k) go through mathtext, the costliest part of drawing the figure."""
+    from matplotlib.ticker import NullFormatter
+
+    v = values[np.isfinite(values) & (values > 0)]
+    if not len(v):
+        return
+    lo, hi = ax.get_ylim()
+    ticks = [m * 10.0**e for e in range(math.floor(math.log10(lo)), math.ceil(math.log10(hi)) + 1)
+             for m in (1, 2, 5) if lo <= m * 10.0**e <= hi]  # fmt: skip
+    ax.set_yticks(ticks, [f"{t:g}" for t in ticks])
+    ax.set_ylim(lo, hi)
+    ax.yaxis.set_minor_formatter(NullFormatter())
 
 
 def show_costs(
@@ -1118,6 +1303,7 @@ def show_costs(
     for c in q.columns:
         ax.plot(q.index.astype(str), q[c], marker="o", label=c)
     ax.set_yscale("log")
+    _plain_log_ticks(ax, q.to_numpy(float))
     ax.legend(fontsize=8, ncol=3)
     ax.tick_params(axis="x", labelrotation=90)
     plt.show()

@@ -455,7 +455,26 @@ def derived_truths(parameters: dict[str, Any]) -> dict[str, float]:
         # poorly handled: the planted extra dropout x and the remedy's e, 1 - (1 - x)(1 - e)
         x = parameters["dropout_extra_poorly"]
         out["poorly_ticket_lost_share"] = (1 - (1 - x) * (1 - e)) if on else 0.0
+    out.update(discount_truths(parameters))
     return out
+
+
+def discount_truths(parameters: dict[str, Any]) -> dict[str, float]:
+    """``discount_first_order_gap_deal_site`` (the client report's acquisition section, issue 28):
+    how much more often a deal-site customer's first order carries a discount than another
+    channel's customer's. A share pi_c of channel c's customers is discount-prone
+    (``discount_prone_share_deal_site``, ``discount_prone_share_other``); a prone customer's
+    order has a discount with probability q_p (``discount_prone_order_share``), anyone else's
+    with q_r (``regular_discount_order_share``); a first order gets no coupon or campaign
+    discount, so P(discount on the first order | c) = pi_c q_p + (1 - pi_c) q_r and the gap is
+    (pi_deal - pi_other)(q_p - q_r). Proneness is drawn whether or not ``planted_effects`` is
+    on (helpers.synth.customers). Empty when a parameter is missing."""
+    keys = ("discount_prone_share_deal_site", "discount_prone_share_other",
+            "discount_prone_order_share", "regular_discount_order_share")  # fmt: skip
+    if not set(keys) <= set(parameters):
+        return {}
+    deal, other, q_p, q_r = (float(parameters[k]) for k in keys)
+    return {"discount_first_order_gap_deal_site": (deal - other) * (q_p - q_r)}
 
 
 def _well_ticket_stay_ratio(parameters: dict[str, Any], m: float, e: float) -> float:

@@ -210,6 +210,72 @@ def test_planted_truths_read_the_companys_parameters():
     assert acq.planted_truths(None) == {}
 
 
+def test_attribute_discounts_by_hand():
+    """Ratios of sums over each group's customers; first orders' shares and their difference."""
+    o = orders(
+        [("a", "2025-01-01", 10.0), ("a", "2025-02-01", 10.0), ("b", "2025-01-05", 10.0),
+         ("c", "2025-01-07", 10.0), ("c", "2025-03-01", 10.0), ("c", "2025-04-01", 10.0),
+         ("d", "2025-01-09", 10.0)]
+    ).assign(discount=[2.0, 0.0, 0.0, 1.0, 1.0, 0.0, 0.0])  # fmt: skip
+    seg = summary(o)
+    attr = pd.Series({"a": "x", "b": "x", "c": "y", "d": "y"})
+    t = acq.attribute_discounts(attr, o, seg, min_group=1)
+    assert t.attrs["adjusted_level"] == pytest.approx(1 - 0.05 / 2)
+    # x: a (2 orders, 1 discounted, 2.0), b (1 order, none); y: c (3, 2, 2.0), d (1, none)
+    assert t.loc["x", "discount_share"] == pytest.approx(1 / 3)
+    assert t.loc["y", "discount_share"] == pytest.approx(2 / 4)
+    assert t.loc["x", "discount_per_order"] == pytest.approx(2 / 3)
+    assert t.loc["y", "discount_per_order"] == pytest.approx(2 / 4)
+    assert t.loc["x", "first_discount"] == 0.5 and t.loc["y", "first_discount"] == 0.5
+    assert t.loc["x", "first_discount_diff"] == 0.0
+    assert t.loc["x", "first_discount_diff_low"] < 0 < t.loc["x", "first_discount_diff_high"]
+    ref = economics.cost_per_acquisition(
+        pd.DataFrame({"g": ["x", "x"], "spend": [1.0, 0.0], "signups": [2, 1]}),
+        by="g",
+        level=1 - 0.05 / 2,
+    )  # the one ratio-of-sums interval (customers as units)
+    assert t.loc["x", "discount_share_low"] == pytest.approx(ref.loc["x", "ci_low"])
+
+
+def test_the_deal_sites_discount_proneness_with_a_mapping_that_maps_discount(tmp_path):
+    """Issue 28: a copy of the sample mapping that maps the orders' discount column shows the
+    discounts by acquisition channel and records the deal site's first-order gap against the
+    registry's truth (the sample mapping itself is another branch's to change)."""
+    import yaml
+
+    from helpers import paths
+    from helpers.report import Formatter
+    from helpers.report.mapping import load_mapping
+    from helpers.report.orders import read_client_orders
+    from helpers.synth import read_truth, registry
+
+    m = yaml.safe_load((paths.NOTEBOOKS / "08_sample_mapping.yaml").read_text(encoding="utf-8"))
+    m["columns"]["discount"] = "discount"
+    m["tables"] = {"customers": {**m["tables"]["customers"],
+                                 "file": str(paths.DATASETS / "customers.csv")}}  # fmt: skip
+    (tmp_path / "map.yaml").write_text(yaml.safe_dump(m), encoding="utf-8")
+    data = paths.DATASETS / "orders.csv"
+    o, notes = read_client_orders(data, load_mapping(tmp_path / "map.yaml"))
+    assert "discount" in o
+    customers = pd.read_csv(paths.DATASETS / "customers.csv", dtype=str)[
+        ["customer_id", "acquisition_channel"]
+    ]
+    inputs = acq.read_inputs({"customers": customers}, notes["mapping"], o, data)
+    attrs = inputs.attributes[["acquisition_channel"]]
+    seg = segments.rfm_table(o, notes["as_of"], "W")
+    T = _T()
+    out = acq.show_attributes(attrs, acq.second_orders(o, notes["as_of"]), o, seg, ECON, T,
+                              Formatter("EUR"), truth=inputs.truth)  # fmt: skip
+    assert "attr.discount.heading" in T.shown and "attr.discount.needs" not in T.shown
+    deal = out["attributes"]["acquisition_channel"]["groups"]["deal_site"]
+    e = deal["truth_first_discount_diff"]
+    gap = registry.discount_truths(read_truth(paths.DATASETS)["parameters"])
+    assert e["truth"] == pytest.approx(gap["discount_first_order_gap_deal_site"], abs=1e-4)
+    assert e["ci_low"] <= e["truth"] <= e["ci_high"]
+    assert e["ci_low"] > 0  # deal-site customers' first orders carry a discount more often
+    assert deal["discount_share_low"] > 0.4 and deal["discount_per_order"] > 2
+
+
 # --- 4. acquisition costs ----------------------------------------------------------------------
 
 
@@ -376,10 +442,22 @@ def test_an_attribute_with_one_group_after_pooling_is_not_compared():
         acq.first_order_attributes(o), sec, SMALL, seg, ECON, T, Formatter("EUR"), min_group=3
     )
     assert out["attributes"]["channel"]["groups"] is None
-    assert T.shown == ["attr.section", "attr.one_group"]
+    assert T.shown == ["attr.section", "attr.one_group", "attr.discount.needs"]
 
 
 def test_very_many_customers_are_sampled_systematically():
     assert acq._every_kth(10, limit=20).all()
     mask = acq._every_kth(1000, limit=300)  # k = 4
     assert mask.sum() == 250 and mask[::4].all()
+
+
+def test_group_means_equal_pandas_mean_and_sem_per_group_and_age():
+    rng = np.random.default_rng(0)
+    v = pd.DataFrame(rng.normal(50, 20, size=(300, 5)), columns=pd.RangeIndex(5, name="age"))
+    v.iloc[::7, 3:] = np.nan  # customers not observed that far
+    g = rng.choice(["a", "b", "c"], 300)
+    got = acq._group_means(v, g).set_index(["group", "age"]).sort_index()
+    long = v.assign(group=g).melt(id_vars="group", var_name="age", value_name="value").dropna()
+    by = long.groupby(["group", "age"])["value"]
+    ref = pd.concat({"value": by.mean(), "se": by.sem(), "customers": by.size()}, axis=1)
+    np.testing.assert_allclose(got.to_numpy(float), ref.to_numpy(float), rtol=1e-9)

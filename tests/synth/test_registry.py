@@ -160,6 +160,16 @@ def test_derived_truths_known_answers():
     assert off["well_ticket_net_survival_change"] == 0
 
 
+def test_discount_truths_known_answer():
+    """Issue 28: the deal site's first-order discount gap, (0.65 - 0.08)(0.6 - 0.08) = 0.2964,
+    also among derived_truths; nothing without the discount parameters."""
+    p = reg.default_parameters()
+    gap = reg.discount_truths(p)["discount_first_order_gap_deal_site"]
+    assert gap == pytest.approx(0.2964)
+    assert reg.derived_truths(p)["discount_first_order_gap_deal_site"] == gap
+    assert reg.discount_truths({"discount_prone_share_deal_site": 0.5}) == {}
+
+
 def test_biased_metrics_are_registered_metrics_with_a_reason():
     """A metric declared biased is still a registered metric (recorded, hit or miss) and says why."""
     keys = {m.key for c in reg.registry().values() for m in c.metrics}
