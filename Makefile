@@ -11,6 +11,12 @@ PYTEST_ARGS ?=
 # one process; the collection's notebook runs are made once, tests/collection/conftest.py);
 # TEST_WORKERS=0: one process
 TEST_WORKERS ?= 2
+# One BLAS thread per process (numpy/scipy/scikit-learn, and the notebooks' kernels, which inherit
+# it): the models' matrices are small, and OpenBLAS's spinning threads cost more than they give on
+# a shared or small machine (issue 28's profile: six small fits 1.38 s on two threads, 0.17 s on one).
+export OPENBLAS_NUM_THREADS ?= 1
+export OMP_NUM_THREADS ?= 1
+export MKL_NUM_THREADS ?= 1
 
 .DEFAULT_GOAL := help
 .PHONY: help setup data report test test-fast test-spark lab lint format execute lock benchmark clean book postgres
