@@ -51,7 +51,9 @@ def build_report(
     """Validate `data` with `mapping`, run notebook 08 on it and publish ``<reports_dir>/<name>/``.
 
     `engine` chooses what computes the aggregations in the notebook
-    (:func:`helpers.report.orders.open_orders`: 'pandas', 'duckdb', or 'auto').
+    (:func:`helpers.report.orders.open_orders`: 'pandas', 'duckdb', or 'auto') and what reads a
+    local file (:func:`helpers.report.orders.read_orders`: the rules in DuckDB for 'duckdb', or
+    'auto' from :data:`helpers.report.orders.ENGINE_MIN_BYTES`).
 
     `progress` receives one line per finished stage (read, validate, analyse, render) with its
     rows and rows per second (:class:`helpers.report.progress.Stages`).

@@ -230,12 +230,15 @@ def read_into(
     timezone: str | None = None,
     currency: str | None = None,
     ids: str = "auto",
+    cells: bool = False,
 ) -> dict[str, Any] | None:
     """The table :func:`read_table_info` returns (without unmapped columns), created as the
-    DuckDB table `name` in `con` instead of being handed to Python: the file is read once into
-    DuckDB (its text cells, spilled to disk above the connection's memory limit), parsed and
-    checked by the same SQL, and the typed table stays in the engine (issue 31: the report's
-    rules and aggregations then run on it there). Returns the info (``labels``, ``unit``,
+    DuckDB table `name` in `con` instead of being handed to Python: DuckDB parses and checks the
+    file with the same SQL and the typed table stays in the engine (issue 31: the report's rules
+    and aggregations then run on it there). A CSV is scanned once per parsed column's distinct
+    values and once for the table; with `cells` its text cells are first copied into DuckDB
+    (one read of the file, spilled to disk above the connection's memory limit; slower on a
+    local file, for a file that is expensive to read twice). Returns the info (``labels``, ``unit``,
     ``offsets``; no ``positions``: rows are named by the pandas reader when the file has a
     problem), or ``None`` (nothing left in `con`) where :func:`read_table_info` would."""
     path = Path(path)
@@ -245,7 +248,7 @@ def read_into(
     try:
         if not _source(con, path, delimiter, encoding):
             return None
-        if path.name.lower().endswith(CSV_SUFFIXES):  # one pass over the file's bytes
+        if cells and path.name.lower().endswith(CSV_SUFFIXES):  # one pass over the file's bytes
             con.execute("CREATE TEMP TABLE _raw_cells AS SELECT * FROM raw")
             con.execute("CREATE OR REPLACE TEMP VIEW raw AS SELECT * FROM _raw_cells")
         types = dict(con.execute("SELECT column_name, column_type FROM (DESCRIBE raw)").fetchall())
