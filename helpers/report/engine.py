@@ -678,8 +678,9 @@ def mapping_rules(t: ir.Table, mapping) -> tuple[ir.Table, dict]:
     missing = t.customer_id.isnull()
     if placeholders:
         missing = missing | _lower_text(t.customer_id).isin(placeholders)
-    counts["missing_customers"] = int(scalar(t.count(where=missing)))
-    counts["missing_revenue"] = float(scalar(t.amount.sum(where=missing)))
+    gone = t.aggregate(n=t.count(where=missing), revenue=t.amount.sum(where=missing)).to_pandas()
+    counts["missing_customers"] = int(gone["n"].iloc[0])
+    counts["missing_revenue"] = float(np.nan_to_num(gone["revenue"].iloc[0]))
     if counts["missing_customers"]:
         if mapping.missing_customer == "error":
             raise DataValidationError(

@@ -429,8 +429,8 @@ def read_orders_in_engine(
         return None
     try:
         t, counts = eng.mapping_rules(eng.table_of(con, "validated"), mapping)
-        zero = order_count(t.filter(t.amount == 0))
-        left = order_count(t)
+        left_zero = t.aggregate(n=t.count(), zero=t.count(where=t.amount == 0)).to_pandas()
+        left, zero = (int(left_zero[c].iloc[0]) for c in ("n", "zero"))
     except DataValidationError:
         con.disconnect()
         return None

@@ -2,7 +2,10 @@
 validated and put through the mapping's rules in DuckDB (:func:`helpers.report.orders.read_orders`
 with the engine) gives the orders and the notes of the pandas path
 (:func:`helpers.report.orders.read_client_orders`) on every export of
-:mod:`helpers.report.exports`, and a file with a problem gets the pandas reader's message."""
+:mod:`helpers.report.exports`, and a file with a problem gets the pandas reader's message.
+The whole report by both paths: ``tests/report/test_sources.py::
+test_report_on_the_engine_equals_the_report_on_the_helpers`` (``--engine duckdb`` reads the
+sample's file in the engine, ``--engine pandas`` in pandas: the same metrics and exports)."""
 
 from __future__ import annotations
 
