@@ -23,12 +23,19 @@ Measured:
   (day-first dates, Polish amounts) and computing the per-customer aggregates and the monthly
   cohort counts: the floor for the read + aggregate part.
 
-Targets (issue 16): 10 M rows in ≤ 45 s with peak ≤ 2 GB on 2 cores.
+Targets (issue 16): 10 M rows in ≤ 45 s with peak ≤ 2 GB on 2 cores. Issue 31: the whole report
+≤ 3× DuckDB's read + aggregate of the same file, peak ≤ 1.2 GB at 10 M rows. On a shared, loaded
+machine ``--pairs N`` runs the two N times alternately (report, DuckDB, report, DuckDB, …) and
+reports the median of the per-pair ratios; each command runs under ``/usr/bin/time -v`` when it
+exists (its maximum resident set: the largest single process of the tree).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import re
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -54,8 +61,20 @@ def tree_rss(proc: psutil.Process) -> int:
     return total
 
 
+TIME_V = "/usr/bin/time"
+
+
+def max_rss_mb(err: str) -> float | None:
+    """The 'Maximum resident set size' of ``/usr/bin/time -v`` in `err`, MB (None without it)."""
+    m = re.search(r"Maximum resident set size \(kbytes\): (\d+)", err)
+    return int(m.group(1)) * 1024 / 1e6 if m else None
+
+
 def run_measured(cmd: list[str]) -> tuple[float, float, str, int]:
-    """(wall seconds, peak tree RSS in MB, stderr, exit code) of `cmd`."""
+    """(wall seconds, peak tree RSS in MB, stderr, exit code) of `cmd` (under ``/usr/bin/time
+    -v`` when it exists: its report is at the end of stderr)."""
+    if os.path.exists(TIME_V):
+        cmd = [TIME_V, "-v", *cmd]
     start = time.perf_counter()
     child = subprocess.Popen(
         cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
@@ -200,6 +219,11 @@ def main(argv: list[str] | None = None) -> int:
         "(helpers.report.exports.polish_shop scaled: no dropout, so no lifetime values are fitted)",
     )  # fmt: skip
     ap.add_argument("--data", help="time this export instead of a generated one")
+    ap.add_argument(
+        "--pairs", type=int, default=1,
+        help="run the report and the DuckDB baseline this many times, alternately (paired)",
+    )  # fmt: skip
+    ap.add_argument("--python", default=sys.executable, help="the Python that runs the report")
     ap.add_argument("--mapping", help="the mapping of --data")
     args = ap.parse_args(argv)
     print(machine())
@@ -212,29 +236,47 @@ def main(argv: list[str] | None = None) -> int:
             data, mapping = make_parquet(folder, args.rows, args.customers)
         else:
             data, mapping = make_export(folder, args.rows, args.customers, args.process)
-        py = str(ROOT / ".venv" / "bin" / "python")
+        py = args.python
         cmd = [py, "-m", "helpers.report", "--data", str(data), "--mapping", str(mapping),
                "--name", "bench", "--reports-dir", str(Path(tmp) / "reports"), "--overwrite"]  # fmt: skip
-        secs, peak, err, code = run_measured(cmd)
-        print(textwrap.indent(err.strip(), "  | "))
-        if code != 0:
-            print(f"the report failed (exit {code})")
-            return 1
-        duck_s, duck_peak, duck_err, duck_code = (
-            run_measured([py, "-c", DUCKDB_SQL, str(data)])
-            if data.suffix == ".csv"
-            else (0, 0, "", 0)
-        )
-        if duck_code != 0:
-            print(duck_err)
+        csv = data.suffix == ".csv"  # the SQL baseline parses the Polish CSV only
         size = data.stat().st_size / 1e6
-        print(f"\n{'variant':<44} {'time':>9} {'peak RSS':>10}")
-        print(f"{'client report (python -m helpers.report)':<44} {secs:>8.1f}s {peak:>8,.0f} MB")
-        if data.suffix == ".csv":  # the SQL baseline parses the Polish CSV only
-            print(
-                f"{'DuckDB SQL (read, parse, aggregate)':<44} {duck_s:>8.1f}s {duck_peak:>8,.0f} MB"
+        rows: list[tuple[float, float, float | None, float, float, float | None]] = []
+        for i in range(args.pairs):
+            secs, peak, err, code = run_measured(cmd)
+            print(f"pair {i + 1}: report")
+            print(textwrap.indent(err.strip(), "  | "))
+            if code != 0:
+                print(f"the report failed (exit {code})")
+                return 1
+            duck_s, duck_peak, duck_err, duck_code = (
+                run_measured([py, "-c", DUCKDB_SQL, str(data)]) if csv else (0, 0, "", 0)
             )
-        print(f"file: {data.name}, {size:,.0f} MB; target: ≤ 45 s and ≤ 2,000 MB at 10 M rows")
+            if duck_code != 0:
+                print(duck_err)
+            rows.append((secs, peak, max_rss_mb(err), duck_s, duck_peak, max_rss_mb(duck_err)))
+            ratio = f", ratio {secs / duck_s:.2f}" if csv else ""
+            print(f"pair {i + 1}: report {secs:.1f} s, DuckDB {duck_s:.1f} s{ratio}", flush=True)
+        print(f"\n{'variant':<44} {'time':>9} {'peak RSS (tree)':>16} {'max RSS (time -v)':>18}")
+        for label, k in (
+            ("client report (python -m helpers.report)", 0),
+            ("DuckDB SQL (read, parse, aggregate)", 3),
+        ):
+            if k == 3 and not csv:
+                continue
+            t = statistics.median(r[k] for r in rows)
+            tree = max(r[k + 1] for r in rows)
+            one = [r[k + 2] for r in rows if r[k + 2] is not None]
+            print(
+                f"{label:<44} {t:>8.1f}s {tree:>13,.0f} MB {max(one) if one else float('nan'):>15,.0f} MB"
+            )
+        if csv:
+            ratios = sorted(r[0] / r[3] for r in rows)
+            print(f"paired ratios report / DuckDB: {', '.join(f'{x:.2f}' for x in ratios)}; "
+                  f"median {statistics.median(ratios):.2f} ({len(rows)} pairs)")  # fmt: skip
+        print(
+            f"file: {data.name}, {size:,.0f} MB; load average at the end: {os.getloadavg()[0]:.1f}"
+        )
     return 0
 
 

@@ -28,6 +28,7 @@ __all__ = [
     "distinct_rows",
     "fit_rows",
     "at_resolution",
+    "timestamp_resolution",
     "RESOLUTIONS",
     "resolution_steps",
     "fit_log_params",
@@ -197,6 +198,23 @@ def resolution_steps(
     k_first = (first_s + off) // step
     k_end = -(-(end_s + off) // step)
     return (last_s + off) // step - k_first, k_end - k_first
+
+
+def timestamp_resolution(summary: pd.DataFrame) -> str | None:
+    """The resolution the summary's order times are written at: the coarsest of 'D', 'h',
+    'min', 's' (:data:`RESOLUTIONS`) of which every ``first_order`` and ``last_order`` is a whole
+    step (midnight for 'D'), or None for times finer than a second. At this resolution
+    :func:`at_resolution` changes nothing (t_x = last - first, and T from the end of the as-of
+    day, are whole steps already), so a fit on the distinct (x, t_x, T) (:func:`fit_rows`) equals
+    the fit on the times as they are; a coarser one merges more customers but moves each t_x
+    and T by up to one step."""
+    ns = np.concatenate(
+        [pd.DatetimeIndex(summary[c]).as_unit("ns").asi8 for c in ("first_order", "last_order")]
+    )
+    for resolution in ("D", "h", "min", "s"):
+        if not np.any(ns % (RESOLUTIONS[resolution][0] * 10**9)):
+            return resolution
+    return None
 
 
 def at_resolution(summary: pd.DataFrame, resolution: str) -> pd.DataFrame:

@@ -205,3 +205,37 @@ def test_fit_rows_groups_only_when_it_saves_rows():
     y = np.arange(20.0)  # all distinct: the rows as they are, in their order
     (v,), w, n = btyd.fit_rows(y[::-1], weights=np.r_[0.0, np.ones(19)])
     assert n == 19 and list(v) == list(y[::-1][1:]) and w.sum() == 19
+
+
+def test_timestamp_resolution_is_the_coarsest_step_the_times_are_written_at():
+    from helpers import segments
+
+    def summary(times: list[str]) -> pd.DataFrame:
+        orders = pd.DataFrame({
+            "customer_id": [1] * (len(times) - 1) + [2],
+            "order_date": pd.to_datetime(times, format="ISO8601"),
+            "amount": 10.0,
+        })  # fmt: skip
+        return segments.rfm_table(orders, as_of="2025-01-31", time_unit="W")
+
+    days = summary(["2025-01-01", "2025-01-08", "2025-01-20"])
+    assert btyd.timestamp_resolution(days) == "D"
+    # at the times' own resolution the summary does not move: the fit is the fit on the times
+    np.testing.assert_allclose(btyd.at_resolution(days, "D")[["recency", "T"]],
+                               days[["recency", "T"]], rtol=1e-12)  # fmt: skip
+    assert (
+        btyd.timestamp_resolution(summary(["2025-01-01 10:00", "2025-01-08", "2025-01-20"])) == "h"
+    )
+    assert (
+        btyd.timestamp_resolution(summary(["2025-01-01 10:01", "2025-01-08", "2025-01-20"]))
+        == "min"
+    )
+    secs = summary(["2025-01-01 10:00:07", "2025-01-08", "2025-01-20"])
+    assert btyd.timestamp_resolution(secs) == "s"
+    np.testing.assert_allclose(
+        btyd.at_resolution(secs, "s")["recency"], secs["recency"], rtol=1e-12
+    )
+    assert (
+        btyd.timestamp_resolution(summary(["2025-01-01 10:00:07.5", "2025-01-08", "2025-01-20"]))
+        is None
+    )

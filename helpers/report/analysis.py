@@ -247,6 +247,23 @@ class ClvFit:
     spend: Any
     holdout_weeks: float
     cost_per_order: float = 0.0
+    #: the purchase models' fit on sufficient statistics (:data:`CLV_RESOLUTION`): the time
+    #: resolution of t_x and T ('' for times finer than a second), the customers and their
+    #: distinct (x, t_x, T) rows
+    resolution: str = ""
+    customers: int = 0
+    patterns: int = 0
+
+
+#: The resolution of the purchase models' t_x and T in the client report (issue 31): None, the
+#: resolution the order times are written at (:func:`helpers.btyd.timestamp_resolution`: whole
+#: days for dates without a time, seconds for the sample's), so that the fit equals the fit on
+#: the times as they are; customers with the same (x, t_x, T) are one row of the fit, weighted
+#: by their count (:func:`helpers.btyd.fit_rows`), and the fit's cost grows with these patterns,
+#: not the customers. A coarser one ('D' for times of day) merges more customers but moves each
+#: t_x and T by up to one step and so the report's numbers (the sample's CLV total by -0.2 % at
+#: 'D'): the lead's decision, benchmarks/README.md.
+CLV_RESOLUTION: str | None = None
 
 
 def fit_clv(
@@ -283,10 +300,20 @@ def fit_clv(
     cal_end = periods.as_of_day(as_of) - pd.Timedelta(days=hold_days)
     eng = _engine(orders)
     split = eng.calibration_holdout if eng is not None else clv.calibration_holdout
+    from helpers import btyd
+
+    resolution = CLV_RESOLUTION or btyd.timestamp_resolution(segmented) or ""
+
+    def at_resolution(summary: pd.DataFrame) -> pd.DataFrame:
+        if not CLV_RESOLUTION or "first_order" not in summary.columns:
+            return summary  # the times' own resolution: t_x and T are whole steps already
+        return btyd.at_resolution(summary, CLV_RESOLUTION)
+
     try:
         cal = split(purchases(orders), cal_end, as_of, segmented.attrs["time_unit"])
-        check, model = clv.compare_purchase_models(cal)
-        pf = clv.PURCHASE_MODELS[model](segmented)
+        check, model = clv.compare_purchase_models(at_resolution(cal))
+        # fitted on the distinct (x, t_x, T) at the resolution; each customer scored on its own
+        pf = clv.PURCHASE_MODELS[model](at_resolution(segmented))
         gg = clv.fit_gamma_gamma(repeat)
     except ValueError as err:
         return None, Reason(
@@ -311,7 +338,9 @@ def fit_clv(
     # (under BG/NBD their P(alive) is 1 by construction; Fader, Hardie & Lee 2005)
     year = 365.25 / segments.unit_days(segmented.attrs["time_unit"])
     table["p_purchase_12m"] = clv.p_purchase_within(pf, segmented, year).to_numpy()
-    return ClvFit(table, model, check, pf, gg, hold_days / 7, econ.shipping_per_order), ""
+    patterns = int(pf.extra.get("patterns", len(segmented)))
+    return ClvFit(table, model, check, pf, gg, hold_days / 7, econ.shipping_per_order,
+                  resolution, len(segmented), patterns), ""  # fmt: skip
 
 
 def dropout_scenario(

@@ -18,8 +18,9 @@ from helpers.report.analysis import EXPORTS_ENV, SALT_ENV
 from helpers.report.mapping import load_mapping
 from helpers.report.orders import (
     check_enough_data,
-    read_client_orders,
+    order_count,
     read_client_tables,
+    read_orders,
     save_tables,
     save_validated,
 )
@@ -51,7 +52,9 @@ def build_report(
     """Validate `data` with `mapping`, run notebook 08 on it and publish ``<reports_dir>/<name>/``.
 
     `engine` chooses what computes the aggregations in the notebook
-    (:func:`helpers.report.orders.open_orders`: 'pandas', 'duckdb', or 'auto').
+    (:func:`helpers.report.orders.open_orders`: 'pandas', 'duckdb', or 'auto') and what reads a
+    local file (:func:`helpers.report.orders.read_orders`: the rules in DuckDB for 'duckdb', or
+    'auto' from :data:`helpers.report.orders.ENGINE_MIN_BYTES`).
 
     `progress` receives one line per finished stage (read, validate, analyse, render) with its
     rows and rows per second (:class:`helpers.report.progress.Stages`).
@@ -99,14 +102,15 @@ def _build(data, mapping, name, target, root, client, language, engine, stage, p
     if language is not None and language not in text.LANGUAGES:
         raise ReportError(f"--language must be one of {sorted(text.LANGUAGES)}, got {language!r}")
     with stage("read and validate") as s:
-        orders, notes = read_client_orders(data, spec)  # every problem, before any analysis runs
+        # every problem, before any analysis runs; a large CSV/Parquet file in the engine
+        orders, notes = read_orders(data, spec, engine)
         s.rows = notes["rows"]
     check_enough_data(orders, notes["as_of"], spec.period, data.name)
     tables = {}
     if spec.tables:  # every problem of every table, before anything is written
         with stage("read and check " + ", ".join(spec.tables)):
             tables = read_client_tables(orders, notes)
-    n_orders = len(orders)
+    n_orders = order_count(orders)
     root.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{name}.partial-", dir=root))
     tmp.chmod(0o755)  # mkdtemp makes it private; the published report is an ordinary folder

@@ -49,6 +49,7 @@ __all__ = [
     "spark_connect",
     "on_spark",
     "is_table",
+    "table_of",
     "as_table",
     "purchases",
     "headline",
@@ -159,6 +160,16 @@ def on_spark(
     # a managed table into the warehouse folder
     con._session.createDataFrame(table.to_pandas()).createOrReplaceTempView(name)
     return con.table(name)
+
+
+def table_of(con: ibis.BaseBackend, name: str) -> ir.Table:
+    """The table `name` of the engine `con` (created there, e.g. by
+    :func:`helpers.tables.duckdb_reader.read_into`) as an Ibis table."""
+    import warnings
+
+    with warnings.catch_warnings():  # Ibis 12 reads the schema with a DuckDB 2.0-deprecated call
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return con.table(name)
 
 
 def is_table(obj: object) -> bool:
@@ -661,12 +672,14 @@ def mapping_rules(t: ir.Table, mapping) -> tuple[ir.Table, dict]:
     6. refunds (negative amounts or a refund > 0), by the policy: ``reject`` raises, ``exclude``
        leaves them out, ``net`` subtracts the refund from a row with amount >= 0;
     7. with ``rows: order_lines``, lines summed into orders (amount and quantity summed, first
-       date; the customer of the order's lines).
+       date; the customer of the order's lines; other columns of its earliest line).
 
     Returns the table of orders (an expression: nothing is materialized) and the counts the
-    pandas reader reports (``after_as_of``, ``missing_customers``, ``other_status`` with
-    ``statuses``, ``refund_rows``, ``refund_amount``, ``kinds``, ``lines``, ``orders``), each
-    computed by the engine as a small aggregate. Raises
+    pandas reader reports (``rows`` and ``last_order`` of the table given, ``after_as_of`` and
+    its ``after_as_of_revenue``, ``missing_customers`` and ``missing_revenue``, ``other_status``
+    with ``statuses`` (by count, then name) and ``other_status_amount``, ``refund_rows``,
+    ``refund_amount``, ``kinds`` (by count, then name), ``lines``, ``orders``), each computed by
+    the engine as a small aggregate. Raises
     :class:`helpers.tables.DataValidationError` where the reader does (missing customers with
     ``error``, refunds with ``reject``, order lines with two customers), with the counts."""
     from helpers.tables import DataValidationError
@@ -680,9 +693,18 @@ def mapping_rules(t: ir.Table, mapping) -> tuple[ir.Table, dict]:
 
     if "amount" not in t.columns:  # amount = quantity x unit price on each row
         t = t.mutate(amount=(t.quantity * t.unit_price).cast("float64"))
+    end = ibis.timestamp(periods.as_of_end(mapping.as_of or "2262-01-01").to_pydatetime())
+    first = t.aggregate(
+        rows=t.count(),
+        last_order=t.order_date.max(),
+        after=t.count(where=t.order_date >= end),
+        after_revenue=t.amount.sum(where=t.order_date >= end),
+    ).to_pandas()
+    counts["rows"] = int(first["rows"].iloc[0])
+    counts["last_order"] = pd.Timestamp(first["last_order"].iloc[0])
     if mapping.as_of:
-        end = ibis.timestamp(periods.as_of_end(mapping.as_of).to_pydatetime())
-        counts["after_as_of"] = int(scalar(t.count(where=t.order_date >= end)))
+        counts["after_as_of"] = int(first["after"].iloc[0])
+        counts["after_as_of_revenue"] = float(np.nan_to_num(first["after_revenue"].iloc[0]))
         t = t.filter(t.order_date < end)
     if mapping.rows == "order_lines":
         fill = {
@@ -696,7 +718,9 @@ def mapping_rules(t: ir.Table, mapping) -> tuple[ir.Table, dict]:
     missing = t.customer_id.isnull()
     if placeholders:
         missing = missing | _lower_text(t.customer_id).isin(placeholders)
-    counts["missing_customers"] = int(scalar(t.count(where=missing)))
+    gone = t.aggregate(n=t.count(where=missing), revenue=t.amount.sum(where=missing)).to_pandas()
+    counts["missing_customers"] = int(gone["n"].iloc[0])
+    counts["missing_revenue"] = float(np.nan_to_num(gone["revenue"].iloc[0]))
     if counts["missing_customers"]:
         if mapping.missing_customer == "error":
             raise DataValidationError(
@@ -721,11 +745,12 @@ def mapping_rules(t: ir.Table, mapping) -> tuple[ir.Table, dict]:
         per = (
             t.filter(other)
             .group_by("_status")
-            .agg(n=lambda s: s.count())
+            .agg(n=lambda s: s.count(), amount=lambda s: s.amount.sum())
             .to_pandas()
             .sort_values(["n", "_status"], ascending=[False, True])
         )
         counts["other_status"] = int(per["n"].sum())
+        counts["other_status_amount"] = float(per["amount"].sum())
         counts["statuses"] = {
             (k or "(blank)"): int(v) for k, v in zip(per["_status"], per["n"], strict=True)
         }
@@ -764,7 +789,13 @@ def mapping_rules(t: ir.Table, mapping) -> tuple[ir.Table, dict]:
     )
     counts["refund_rows"], counts["refund_amount"] = n, round(total, 2)
     if n:
-        kinds = t.filter(t._refunded).group_by("_kind").agg(n=lambda s: s.count()).to_pandas()
+        kinds = (
+            t.filter(t._refunded)
+            .group_by("_kind")
+            .agg(n=lambda s: s.count())
+            .to_pandas()
+            .sort_values(["n", "_kind"], ascending=[False, True])
+        )
         counts["kinds"] = {str(k): int(v) for k, v in zip(kinds["_kind"], kinds["n"], strict=True)}
         if mapping.refunds == "reject":
             raise DataValidationError(
@@ -788,6 +819,9 @@ def mapping_rules(t: ir.Table, mapping) -> tuple[ir.Table, dict]:
                "amount": t.amount.sum()}  # fmt: skip
         if "quantity" in t.columns:
             agg["quantity"] = t.quantity.sum()
+        for c in t.columns:  # other columns: the order's first line's (by date)
+            if c not in agg and c != "order_id":
+                agg[c] = t[c].argmin(t.order_date)
         t = g.agg(**agg)
         counts["orders"] = int(scalar(t.count()))
     return t, counts

@@ -48,6 +48,10 @@ __all__ = [
     "save_tables",
     "open_tables",
     "ENGINE_MIN_ROWS",
+    "ENGINE_MIN_BYTES",
+    "read_orders",
+    "read_orders_in_engine",
+    "order_count",
 ]
 
 
@@ -70,6 +74,76 @@ def _n(n: int, one: str, many: str | None = None) -> str:
 
 
 _STR = pd.StringDtype("pyarrow")
+
+
+# the data note's sentences, one builder each: the pandas rules below and the engine's
+# (:func:`read_orders_in_engine`) say the same thing from the same counts
+def _note_amount_from_lines(rows: int, labels: dict[str, str], cols: dict[str, str]) -> Note:
+    return Note(
+        f"Amounts are quantity x unit price ({labels.get('quantity', 'quantity')} x "
+        f"{labels.get('unit_price', 'unit_price')}) on each of the {_n(rows, 'row')}.",
+        "data_note.amount_from_lines", rows=rows, quantity=cols["quantity"],
+        unit_price=cols["unit_price"],
+    )  # fmt: skip
+
+
+def _note_after_as_of(n: int, as_of: str, revenue: float, cur: str) -> Note:
+    return Note(
+        f"{_n(n, 'row')} after the as-of date {as_of} "
+        f"{'was' if n == 1 else 'were'} left out ({_money(revenue, cur)}).",
+        "data_note.after_as_of", rows=n, as_of=as_of, revenue=revenue,
+    )  # fmt: skip
+
+
+def _note_missing_customers(n: int, revenue: float, cur: str) -> Note:
+    return Note(
+        f"{_n(n, 'row')} without a customer id (blank or a placeholder) "
+        f"{'was' if n == 1 else 'were'} dropped, with {_money(revenue, cur)} of revenue "
+        f"(missing_customer: drop).",
+        "data_note.missing_customers", rows=n, revenue=revenue,
+    )  # fmt: skip
+
+
+def _note_other_status(
+    n: int, statuses: dict[str, int], amount: float, known: list[str], cur: str
+) -> Note:
+    listed = ", ".join(f"'{k}' ({v:,})" for k, v in statuses.items())
+    return Note(
+        f"{_n(n, 'row')} with another status than {known} "
+        f"{'was' if n == 1 else 'were'} left out ({listed}; {_money(amount, cur)}).",
+        "data_note.other_status", rows=n, statuses=statuses, amount=amount,
+    )  # fmt: skip
+
+
+def _note_refunds(policy: str, n: int, kinds: dict[str, int], total: float, cur: str) -> Note:
+    what = ", ".join(f"{k}: {v:,}" for k, v in kinds.items())
+    if policy == "exclude":
+        return Note(
+            f"{_n(n, 'refund or cancellation row')} ({what}; {_money(total, cur)}) "
+            f"{'was' if n == 1 else 'were'} left out (refunds: exclude).",
+            "data_note.refunds_excluded", rows=n, kinds=kinds, amount=total,
+        )  # fmt: skip
+    return Note(
+        f"{_n(n, 'refund or cancellation row')} ({what}) {'was' if n == 1 else 'were'} "
+        f"netted against revenue: {_money(total, cur)} (refunds: net); a refunded order "
+        f"keeps what was not refunded, and rows below zero are not purchases.",
+        "data_note.refunds_netted", rows=n, kinds=kinds, amount=total,
+    )  # fmt: skip
+
+
+def _note_lines_summed(lines: int, orders: int) -> Note:
+    return Note(
+        f"{_n(lines, 'order line')} {'was' if lines == 1 else 'were'} summed into "
+        f"{_n(orders, 'order')} (rows: order_lines).",
+        "data_note.lines_summed", lines=lines, orders=orders,
+    )  # fmt: skip
+
+
+def _note_zero_value(zero: int) -> Note:
+    return Note(
+        f"{_n(zero, 'zero-value order')} {'is' if zero == 1 else 'are'} kept and count as activity.",
+        "data_note.zero_value", orders=zero,
+    )  # fmt: skip
 
 
 def _text(s: pd.Series) -> pd.Series:
@@ -138,12 +212,7 @@ def _read_client_orders(
 
     if "amount" not in df.columns:
         df["amount"] = df["quantity"] * df["unit_price"]
-        note.append(Note(
-            f"Amounts are quantity x unit price ({labels.get('quantity', 'quantity')} x "
-            f"{labels.get('unit_price', 'unit_price')}) on each of the {_n(len(df), 'row')}.",
-            "data_note.amount_from_lines", rows=len(df), quantity=cols["quantity"],
-            unit_price=cols["unit_price"],
-        ))  # fmt: skip
+        note.append(_note_amount_from_lines(len(df), labels, cols))
     notes: dict[str, Any] = {"rows": len(df), "refunds": mapping.refunds, "mapping": mapping}
     notes["reader"] = read_attrs["reader"]
     last_day = df["order_date"].max().normalize()  # of the file, refunds included
@@ -153,11 +222,7 @@ def _read_client_orders(
         if later.any():
             n, revenue = int(later.sum()), float(df.loc[later, "amount"].sum())
             df = df.loc[~later]
-            note.append(Note(
-                f"{_n(n, 'row')} after the as-of date {notes['as_of']} "
-                f"{'was' if n == 1 else 'were'} left out ({_money(revenue, cur)}).",
-                "data_note.after_as_of", rows=n, as_of=notes["as_of"], revenue=revenue,
-            ))  # fmt: skip
+            note.append(_note_after_as_of(n, notes["as_of"], revenue, cur))
 
     if mapping.rows == "order_lines":  # order-level cells often stand on the first line only
         for c in ("customer_id", "status"):
@@ -182,12 +247,7 @@ def _read_client_orders(
                 ]
             )
         df = df.loc[~missing]
-        note.append(Note(
-            f"{_n(n, 'row')} without a customer id (blank or a placeholder) "
-            f"{'was' if n == 1 else 'were'} dropped, with {_money(revenue, cur)} of revenue "
-            f"(missing_customer: drop).",
-            "data_note.missing_customers", rows=n, revenue=revenue,
-        ))  # fmt: skip
+        note.append(_note_missing_customers(n, revenue, cur))
 
     # statuses that are neither orders nor refunds
     refund = pd.Series(0.0, index=df.index)
@@ -204,13 +264,9 @@ def _read_client_orders(
         other = ~status.isin(keep | cancelled)
         if other.any():
             counts = status[other].replace("", "(blank)").value_counts()
-            listed = ", ".join(f"'{k}' ({v:,})" for k, v in counts.items())
-            note.append(Note(
-                f"{_n(int(other.sum()), 'row')} with another status than {sorted(keep | cancelled)} "
-                f"{'was' if other.sum() == 1 else 'were'} left out ({listed}; "
-                f"{_money(float(df.loc[other, 'amount'].sum()), cur)}).",
-                "data_note.other_status", rows=int(other.sum()), statuses={str(k): int(v) for k, v in counts.items()},
-                amount=float(df.loc[other, "amount"].sum()),
+            note.append(_note_other_status(
+                int(other.sum()), {str(k): int(v) for k, v in counts.items()},
+                float(df.loc[other, "amount"].sum()), sorted(keep | cancelled), cur,
             ))  # fmt: skip
             df, status = df.loc[~other], status[~other]
             refund, kinds = refund[~other], kinds[~other]
@@ -256,19 +312,9 @@ def _read_client_orders(
             )
         if mapping.refunds == "exclude":
             df = df.loc[~refunded]
-            note.append(Note(
-                f"{_n(n, 'refund or cancellation row')} ({what}; {_money(refund_total, cur)}) "
-                f"{'was' if n == 1 else 'were'} left out (refunds: exclude).",
-                "data_note.refunds_excluded", rows=n, kinds=kind_counts, amount=refund_total,
-            ))  # fmt: skip
         else:
             df = df.assign(amount=df["amount"] - refund.where(~negative, 0.0))
-            note.append(Note(
-                f"{_n(n, 'refund or cancellation row')} ({what}) {'was' if n == 1 else 'were'} "
-                f"netted against revenue: {_money(refund_total, cur)} (refunds: net); a refunded order "
-                f"keeps what was not refunded, and rows below zero are not purchases.",
-                "data_note.refunds_netted", rows=n, kinds=kind_counts, amount=refund_total,
-            ))  # fmt: skip
+        note.append(_note_refunds(mapping.refunds, n, kind_counts, refund_total, cur))
     if df.empty:
         raise DataValidationError(
             [f"{file}: no orders left after leaving out the rows listed above: {' '.join(note)}"]
@@ -292,11 +338,7 @@ def _read_client_orders(
             agg["quantity"] = "sum"
         lines = len(df)
         df = g.agg(agg).reset_index()
-        note.append(Note(
-            f"{_n(lines, 'order line')} {'was' if lines == 1 else 'were'} summed into "
-            f"{_n(len(df), 'order')} (rows: order_lines).",
-            "data_note.lines_summed", lines=lines, orders=len(df),
-        ))  # fmt: skip
+        note.append(_note_lines_summed(lines, len(df)))
     elif "order_id" not in df.columns:  # one row, one order: the line number is its id
         df.insert(0, "order_id", positions()[df.index.to_numpy()])
 
@@ -315,10 +357,7 @@ def _read_client_orders(
             ))  # fmt: skip
     zero = int(df["amount"].eq(0).sum())
     if zero:
-        note.append(Note(
-            f"{_n(zero, 'zero-value order')} {'is' if zero == 1 else 'are'} kept and count as activity.",
-            "data_note.zero_value", orders=zero,
-        ))  # fmt: skip
+        note.append(_note_zero_value(zero))
     notes["data_note"] = note
     first = ["order_id", "customer_id", "order_date", "amount"]
     # in the file's order (an order of lines where its first line was): no sort of millions of
@@ -326,23 +365,144 @@ def _read_client_orders(
     return df[first + [c for c in df.columns if c not in first]].reset_index(drop=True), notes
 
 
+#: From this file size (bytes), :func:`read_orders` (``engine="auto"``) reads a local CSV or
+#: Parquet file in the engine (:func:`read_orders_in_engine`) rather than in pandas: about 1M
+#: rows of a client's CSV (:data:`ENGINE_MIN_ROWS`), where the engine's fixed cost (about 0.5 s:
+#: the connection, the rules' small queries) is repaid; below, the pandas path is quicker.
+ENGINE_MIN_BYTES = 32 * 2**20
+
+
+def read_orders(
+    path: str | Path, mapping: ClientMapping, engine: str = "auto"
+) -> tuple[pd.DataFrame | Any, dict[str, Any]]:
+    """The validated orders and their notes for the report command: the one switch between the
+    pandas path (:func:`read_client_orders`: a DataFrame) and the engine's
+    (:func:`read_orders_in_engine`: an Ibis table over an embedded DuckDB holding the orders).
+
+    `engine` 'pandas': always pandas; 'duckdb': the engine for any file it takes; 'auto': the
+    engine from :data:`ENGINE_MIN_BYTES`. A file the engine declines (a problem in the data, a
+    rule that raises, a format it leaves to pandas) is read by :func:`read_client_orders`, so
+    every message is the pandas reader's. Raises :class:`DataValidationError`."""
+    if engine not in ("auto", "duckdb", "pandas"):
+        raise ValueError(f"engine must be 'auto', 'duckdb' or 'pandas', got {engine!r}")
+    path = Path(path)
+    big = path.is_file() and path.stat().st_size >= ENGINE_MIN_BYTES
+    if engine == "duckdb" or (engine == "auto" and big):
+        got = read_orders_in_engine(path, mapping)
+        if got is not None:
+            return got
+    return read_client_orders(path, mapping)
+
+
+def order_count(orders: pd.DataFrame | Any) -> int:
+    """Rows of a DataFrame or of the engine's table."""
+    if isinstance(orders, pd.DataFrame):
+        return len(orders)
+    return int(orders.count().to_pyarrow().as_py())
+
+
+def read_orders_in_engine(
+    path: str | Path, mapping: ClientMapping
+) -> tuple[Any, dict[str, Any]] | None:
+    """:func:`read_client_orders` in the engine, for a local CSV or Parquet file: DuckDB reads the
+    file once, parses and checks it with the DuckDB reader's SQL
+    (:func:`helpers.tables.duckdb_reader.read_into`), the mapping's rules run on it as Ibis
+    expressions (:func:`helpers.report.engine.mapping_rules`) and only their counts come back:
+    the validated table is never held in Python. Returns (orders, notes) as
+    :func:`read_client_orders` does, the orders as an Ibis table (DuckDB with a memory limit,
+    spilling to disk), the same notes (``reader`` 'engine'); or ``None`` when the file or the
+    rules need the pandas reader: a problem in the file or one the rules raise (its message names
+    lines and examples), a format the DuckDB reader leaves to pandas, or no ``order_id`` column
+    (the line number is then the order's id)."""
+    from helpers.report import engine as eng
+    from helpers.tables import duckdb_reader
+
+    path = Path(path)
+    if "order_id" not in mapping.read_columns() or not path.is_file():
+        return None
+    # a CSV row of a client's export is 40-60 bytes; the limit grows with the data (engine.memory_limit)
+    con = eng.connect(eng.memory_limit(path.stat().st_size // 40))
+    kwargs = {k: v for k, v in mapping.read_kwargs().items() if k != "sheet"}
+    info = duckdb_reader.read_into(con.con, "validated", path, client_schema(mapping), **kwargs)
+    if info is None:
+        con.disconnect()
+        return None
+    try:
+        t, counts = eng.mapping_rules(eng.table_of(con, "validated"), mapping)
+        left_zero = t.aggregate(n=t.count(), zero=t.count(where=t.amount == 0)).to_pandas()
+        left, zero = (int(left_zero[c].iloc[0]) for c in ("n", "zero"))
+    except DataValidationError:
+        con.disconnect()
+        return None
+    if not left:  # "no orders left": the pandas reader's message
+        con.disconnect()
+        return None
+    cur, labels, cols = mapping.currency, info["labels"], mapping.read_columns()
+    notes: dict[str, Any] = {"rows": counts["rows"], "refunds": mapping.refunds, "mapping": mapping}
+    notes["reader"] = "engine"
+    last_day = counts["last_order"].normalize()
+    notes["as_of"] = str((pd.Timestamp(mapping.as_of) if mapping.as_of else last_day).date())
+    note: list[Note] = []
+    if "amount" not in cols:
+        note.append(_note_amount_from_lines(counts["rows"], labels, cols))
+    if counts.get("after_as_of"):
+        note.append(_note_after_as_of(
+            counts["after_as_of"], notes["as_of"], counts["after_as_of_revenue"], cur
+        ))  # fmt: skip
+    if counts["missing_customers"]:
+        note.append(
+            _note_missing_customers(counts["missing_customers"], counts["missing_revenue"], cur)
+        )
+    if counts.get("other_status"):
+        known = sorted({s.lower() for s in mapping.status["keep"] + mapping.status["cancelled"]})
+        note.append(_note_other_status(
+            counts["other_status"], counts["statuses"], counts["other_status_amount"], known, cur
+        ))  # fmt: skip
+    notes["refund_rows"] = counts["refund_rows"]
+    notes["refund_amount"] = counts["refund_amount"]
+    if counts["refund_rows"]:
+        note.append(_note_refunds(
+            mapping.refunds, counts["refund_rows"], counts["kinds"], counts["refund_amount"], cur
+        ))  # fmt: skip
+    if mapping.rows == "order_lines":
+        note.append(_note_lines_summed(counts["lines"], counts["orders"]))
+    if zero:
+        note.append(_note_zero_value(zero))
+    notes["data_note"] = note
+    first = ["order_id", "customer_id", "order_date", "amount"]
+    return t.select(*first, *[c for c in t.columns if c not in first]), notes
+
+
 def check_enough_data(
-    orders: pd.DataFrame, as_of: str | pd.Timestamp, period: str, file: str = "the file"
+    orders: pd.DataFrame | Any, as_of: str | pd.Timestamp, period: str, file: str = "the file"
 ) -> None:
     """Raise :class:`helpers.tables.DataValidationError` unless the purchases up to `as_of` span at
     least two complete periods (retention compares one period with the one before; a period is
-    complete when it ended on or before as-of, :mod:`helpers.periods`) and at least two purchases."""
-    # masks over the columns, not a filtered copy of the table (10M rows: 3 s and 1 GB saved)
-    t = pd.to_datetime(orders["order_date"]).to_numpy("datetime64[ns]")
-    keep = (t < periods.as_of_end(as_of).to_datetime64()) & (orders["amount"] >= 0).to_numpy()
-    n = int(keep.sum())
+    complete when it ended on or before as-of, :mod:`helpers.periods`) and at least two purchases.
+    `orders`: a DataFrame, or the engine's table (:func:`read_orders`): one aggregate there."""
+    if isinstance(orders, pd.DataFrame):
+        # masks over the columns, not a filtered copy of the table (10M rows: 3 s and 1 GB saved)
+        t = pd.to_datetime(orders["order_date"]).to_numpy("datetime64[ns]")
+        keep = (t < periods.as_of_end(as_of).to_datetime64()) & (orders["amount"] >= 0).to_numpy()
+        n = int(keep.sum())
+        first_day = pd.Timestamp(t[keep].min()) if n else None
+    else:
+        import ibis
+
+        end = ibis.timestamp(periods.as_of_end(as_of).to_pydatetime())
+        ok = (orders.order_date < end) & (orders.amount >= 0)
+        row = orders.aggregate(
+            n=orders.count(where=ok), first=orders.order_date.min(where=ok)
+        ).to_pandas()
+        n = int(row["n"].iloc[0])
+        first_day = pd.Timestamp(row["first"].iloc[0]) if n else None
     name = {"M": "months", "Q": "quarters"}[period]
     day = periods.as_of_day(as_of).date()
     if n == 0:
         raise DataValidationError(
             [f"{file}: no purchases (amounts of 0 or more) on or before {day}"]
         )
-    first = pd.Timestamp(t[keep].min())
+    first = first_day
     complete = periods.complete_periods(first, as_of, period)
     if len(complete) < 2 or n < 2:
         raise DataValidationError(
@@ -364,12 +524,14 @@ _NOTES_KEY = b"retention_lab.notes"
 _ARROW_TEXT = {pa.string(): _STR, pa.large_string(): _STR}
 
 
-def save_validated(orders: pd.DataFrame, notes: dict[str, Any], path: str | Path) -> Path:
+def save_validated(orders: pd.DataFrame | Any, notes: dict[str, Any], path: str | Path) -> Path:
     """Write the validated orders and their notes to one Arrow IPC (Feather v2) file, uncompressed
     (the notes, data-note sentences with their message keys included, as JSON in the schema's
     metadata; the mapping as its values, :func:`helpers.report.mapping.mapping_as_dict`), so that
     the report's notebook receives the table and the mapping instead of reading and validating
     the files again; the notebook maps it into memory (:func:`open_orders`)."""
+    if not isinstance(orders, pd.DataFrame):  # the engine's table (:func:`read_orders`)
+        return _save_engine_table(orders, notes, path)
     table = pa.Table.from_pandas(orders, preserve_index=False)
     shown = dict(notes)
     if isinstance(notes.get("mapping"), ClientMapping):
@@ -382,6 +544,41 @@ def save_validated(orders: pd.DataFrame, notes: dict[str, Any], path: str | Path
     meta[_NOTES_KEY] = json.dumps(shown).encode()
     path = Path(path)
     feather.write_feather(table.replace_schema_metadata(meta), path, compression="uncompressed")
+    return path
+
+
+def _save_engine_table(orders: Any, notes: dict[str, Any], path: str | Path) -> Path:
+    """:func:`save_validated` for the engine's table: its rows stream from DuckDB into the Arrow
+    file batch by batch (never the whole table in Python), with the types the pandas path writes
+    (timestamps in ns; the canonical columns first)."""
+    import pyarrow.ipc as ipc
+
+    first = ["order_id", "customer_id", "order_date", "amount"]
+    orders = orders.select(*first, *[c for c in orders.columns if c not in first])
+    import ibis
+
+    # DuckDB's own Arrow stream (Ibis 12's to_pyarrow_batches calls a DuckDB 1.x method)
+    con = orders._find_backend().con
+    reader = con.sql(str(ibis.to_sql(orders, dialect="duckdb"))).to_arrow_reader(1 << 20)
+    as_pandas_writes = {pa.string(): pa.large_string()}
+    fields = [
+        pa.field(f.name, pa.timestamp("ns"))
+        if pa.types.is_timestamp(f.type)
+        else pa.field(f.name, as_pandas_writes.get(f.type, f.type))
+        for f in reader.schema
+    ]
+    schema = pa.schema(fields)
+    shown = dict(notes)
+    shown["mapping"] = mapping_as_dict(notes["mapping"])
+    shown["data_note"] = [
+        {"text": str(n), "key": getattr(n, "key", None), "values": getattr(n, "values", None)}
+        for n in notes.get("data_note", [])
+    ]
+    schema = schema.with_metadata({_NOTES_KEY: json.dumps(shown).encode()})
+    path = Path(path)
+    with pa.OSFile(str(path), "wb") as sink, ipc.new_file(sink, schema) as writer:
+        for batch in reader:
+            writer.write_batch(batch.cast(schema.remove_metadata()))
     return path
 
 

@@ -37,7 +37,7 @@ from helpers.tables.parse import CURRENCY_TEXT, SCIENTIFIC, SPACES
 from helpers.tables.raw import csv_bytes, csv_lines, decode, match_columns
 from helpers.tables.schema import Column
 
-__all__ = ["read_table_info", "number_sql", "CSV_SUFFIXES"]
+__all__ = ["read_table_info", "read_into", "number_sql", "CSV_SUFFIXES"]
 
 CSV_SUFFIXES: tuple[str, ...] = (".csv", ".txt", ".tsv", ".csv.gz", ".txt.gz", ".tsv.gz")
 PARQUET_SUFFIXES: tuple[str, ...] = (".parquet", ".pq")
@@ -212,13 +212,64 @@ def read_table_info(
         con.close()
 
 
+def read_into(
+    con: duckdb.DuckDBPyConnection,
+    name: str,
+    path: str | Path,
+    cols: tuple[Column, ...],
+    *,
+    columns: Mapping[str, str] | None = None,
+    date_format: str | None = None,
+    dayfirst: bool = False,
+    decimal: str = ".",
+    thousands: str | None = None,
+    delimiter: str = ",",
+    encoding: str = "utf-8",
+    as_of: str | pd.Timestamp | None = None,
+    sheet: str | None = None,
+    timezone: str | None = None,
+    currency: str | None = None,
+    ids: str = "auto",
+    cells: bool = False,
+) -> dict[str, Any] | None:
+    """The table :func:`read_table_info` returns (without unmapped columns), created as the
+    DuckDB table `name` in `con` instead of being handed to Python: DuckDB parses and checks the
+    file with the same SQL and the typed table stays in the engine (issue 31: the report's rules
+    and aggregations then run on it there). A CSV is scanned once per parsed column's distinct
+    values and once for the table; with `cells` its text cells are first copied into DuckDB
+    (one read of the file, spilled to disk above the connection's memory limit; slower on a
+    local file, for a file that is expensive to read twice). Returns the info (``labels``, ``unit``,
+    ``offsets``; no ``positions``: rows are named by the pandas reader when the file has a
+    problem), or ``None`` (nothing left in `con`) where :func:`read_table_info` would."""
+    path = Path(path)
+    if not path.is_file() or path.stat().st_size == 0 or dayfirst:
+        return None
+    con.execute("SET enable_progress_bar = false")
+    try:
+        if not _source(con, path, delimiter, encoding):
+            return None
+        if cells and path.name.lower().endswith(CSV_SUFFIXES):  # one pass over the file's bytes
+            con.execute("CREATE TEMP TABLE _raw_cells AS SELECT * FROM raw")
+            con.execute("CREATE OR REPLACE TEMP VIEW raw AS SELECT * FROM _raw_cells")
+        types = dict(con.execute("SELECT column_name, column_type FROM (DESCRIBE raw)").fetchall())
+        info = _read(con, path, types, cols, columns, date_format, decimal, thousands, as_of,
+                     timezone, currency, ids, None, encoding, delimiter, False, into=name)  # fmt: skip
+    except duckdb.Error:
+        info = None
+    if info is None:
+        con.execute(f"DROP TABLE IF EXISTS {_ident(name)}")
+    con.execute("DROP VIEW IF EXISTS typed; DROP VIEW IF EXISTS raw")
+    con.execute("DROP TABLE IF EXISTS _raw_cells")
+    return info
+
+
 def _csv_positions(path: Path, encoding: str, delimiter: str, n: int) -> np.ndarray:
     """Editor line numbers of the data rows, as the pandas reader counts them (for messages)."""
     return csv_lines(decode(csv_bytes(path), encoding, path.name), delimiter, n)
 
 
 def _read(con, path, types, cols, columns, date_format, decimal, thousands, as_of, timezone,
-          currency, ids, positions, encoding, delimiter, keep_unmapped):  # fmt: skip
+          currency, ids, positions, encoding, delimiter, keep_unmapped, into=None):  # fmt: skip
     file_cols = {str(c).strip().lstrip("\ufeff"): c for c in types}
     if len(file_cols) != len(types):
         return None
@@ -254,6 +305,7 @@ def _read(con, path, types, cols, columns, date_format, decimal, thousands, as_o
         checks += [f"contains(raw.{_ident(file_cols[c])}, chr(0))" for c in file_cols
                    if types[file_cols[c]] == "VARCHAR"]  # fmt: skip
     out_cols: list[str] = []
+    joins: list[str] = []  # with `into`: the parsed values of the distinct texts
     unique: list[str] = []
     int_cols: list[str] = []
     auto_ids: list[str] = []
@@ -349,7 +401,10 @@ def _read(con, path, types, cols, columns, date_format, decimal, thousands, as_o
             )
             if con.execute(f"SELECT count_if(bad) FROM {lk}").fetchall()[0][0]:
                 return None
-            if kind == "VARCHAR":
+            if into:  # in the engine: each row joined to its parsed value
+                joins.append(f"LEFT JOIN {lk} ON raw.{col} = {lk}.k")
+                select.append(f"{lk}.v AS {q}")
+            elif kind == "VARCHAR":
                 # the distinct texts become an ENUM type: each row goes out as its code, the index
                 # into the sorted distinct values (DuckDB's hash lookup, streamed), and Arrow takes
                 # the parsed value at that code (see below); a null stays null (its parse is null)
@@ -377,6 +432,9 @@ def _read(con, path, types, cols, columns, date_format, decimal, thousands, as_o
         select.append(f"ltrim(coalesce({raw}, ''), ' ') AS {_ident(name)}")
         out_cols.append(name)
     any_bad = " OR ".join(f"coalesce({x}, false)" for x in checks) or "false"
+    if into:
+        return _read_into(con, into, path, select, inner, joins, any_bad, cols, mapped, unique,
+                          auto_ids, int_cols)  # fmt: skip
     con.execute(
         f"CREATE TEMP VIEW typed AS SELECT {', '.join(select)}, ({any_bad}) AS _bad "
         f"FROM (SELECT {''.join(x + ', ' for x in inner)}* FROM raw) AS raw"
@@ -440,3 +498,43 @@ def _read(con, path, types, cols, columns, date_format, decimal, thousands, as_o
     elif positions is None:
         positions = lambda: _csv_positions(path, encoding, delimiter, len(df))  # noqa: E731
     return df, {"positions": positions, "unit": unit, "labels": labels, "offsets": 0}
+
+
+def _labels(cols: tuple[Column, ...], mapped: dict[str, str]) -> dict[str, str]:
+    return {
+        c.name: (f"'{mapped[c.name]}' ({c.name})" if mapped.get(c.name, c.name) != c.name
+                 else f"'{c.name}'")
+        for c in cols
+    }  # fmt: skip
+
+
+def _read_into(con, into, path, select, inner, joins, any_bad, cols, mapped, unique, auto_ids,
+               int_cols) -> dict[str, Any] | None:  # fmt: skip
+    """:func:`_read`'s end for :func:`read_into`: the typed table created in the engine, the
+    same checks as on the Arrow table (any bad row, duplicated ids, integer ids)."""
+    q = _ident(into)
+    con.execute(
+        f"CREATE TABLE {q} AS SELECT {', '.join(select)}, ({any_bad}) AS _bad "
+        f"FROM (SELECT {''.join(x + ', ' for x in inner)}* FROM raw) AS raw {' '.join(joins)}"
+    )
+    rows, bad = con.execute(f"SELECT count(*), count_if(_bad) FROM {q}").fetchall()[0]
+    if bad or not rows:
+        return None
+    con.execute(f"ALTER TABLE {q} DROP COLUMN _bad")
+    for name in unique:  # duplicated ids (blank ones are the empty check's)
+        c = _ident(name)
+        if con.execute(f"SELECT count({c}) <> count(DISTINCT {c}) FROM {q}").fetchall()[0][0]:
+            return None
+    for name in auto_ids:  # 'auto': ids written as plain integers become integers
+        c = _ident(name)
+        plain = con.execute(
+            f"SELECT bool_and(regexp_full_match({c}, '-?[1-9]\\d{{0,17}}|0')) FROM {q}"
+        ).fetchall()[0][0]
+        if plain is not False:
+            int_cols.append(name)
+    types = dict(con.execute(f"SELECT column_name, column_type FROM (DESCRIBE {q})").fetchall())
+    for name in int_cols:
+        if types.get(name) != "BIGINT":
+            con.execute(f"ALTER TABLE {q} ALTER {_ident(name)} SET DATA TYPE BIGINT")
+    unit = "row" if path.name.lower().endswith(PARQUET_SUFFIXES) else "line"
+    return {"unit": unit, "labels": _labels(cols, mapped), "offsets": 0, "rows": int(rows)}

@@ -17,11 +17,11 @@ from helpers.report import engine, exports, mapping, orders
 from helpers.tables import DataValidationError, read_table_info
 
 EXPORTS = {  # small exports: the rules, not the size, are under test
-    "uci_exclude": lambda f: exports.uci_online_retail(f, customers=80, refunds="exclude"),
-    "uci_net": lambda f: exports.uci_online_retail(f, customers=80, refunds="net"),
-    "shopify": lambda f: exports.shopify_orders(f, customers=80),
-    "stripe": lambda f: exports.stripe_payments(f, customers=80),
-    "polish": lambda f: exports.polish_shop(f, customers=80),
+    "uci_exclude": lambda f: exports.uci_online_retail(f, customers=25, refunds="exclude"),
+    "uci_net": lambda f: exports.uci_online_retail(f, customers=25, refunds="net"),
+    "shopify": lambda f: exports.shopify_orders(f, customers=25),
+    "stripe": lambda f: exports.stripe_payments(f, customers=25),
+    "polish": lambda f: exports.polish_shop(f, customers=25),
 }
 
 
@@ -67,7 +67,7 @@ def test_mapping_rules_equal_the_pandas_reader(name, tmp_path):
 
 
 def test_reject_raises_as_the_reader_does(tmp_path):
-    e = exports.stripe_payments(tmp_path, customers=80)
+    e = exports.stripe_payments(tmp_path, customers=25)
     m = dataclasses.replace(mapping.load_mapping(e.mapping_path), refunds="reject")
     validated, _ = read_table_info(
         e.path, mapping.client_schema(m), keep_unmapped=False, **m.read_kwargs()

@@ -1,0 +1,106 @@
+"""The report's read stage in the engine (issue 31, point 1): a local CSV or Parquet file read,
+validated and put through the mapping's rules in DuckDB (:func:`helpers.report.orders.read_orders`
+with the engine) gives the orders and the notes of the pandas path
+(:func:`helpers.report.orders.read_client_orders`) on every export of
+:mod:`helpers.report.exports`, and a file with a problem gets the pandas reader's message.
+The whole report by both paths: ``tests/report/test_sources.py::
+test_report_on_the_engine_equals_the_report_on_the_helpers`` (``--engine duckdb`` reads the
+sample's file in the engine, ``--engine pandas`` in pandas: the same metrics and exports)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pandas as pd
+import pyarrow.feather as feather
+import pytest
+
+from helpers.report import exports, mapping, orders
+from helpers.tables import DataValidationError
+
+EXPORTS = {  # small exports: the rules, not the size, are under test
+    "uci_exclude": lambda f: exports.uci_online_retail(f, customers=25, refunds="exclude"),
+    "uci_net": lambda f: exports.uci_online_retail(f, customers=25, refunds="net"),
+    "shopify": lambda f: exports.shopify_orders(f, customers=25),
+    "stripe": lambda f: exports.stripe_payments(f, customers=25),
+    "polish": lambda f: exports.polish_shop(f, customers=25),
+}
+
+
+def _rows(df: pd.DataFrame) -> pd.DataFrame:
+    out = df.copy()
+    out["customer_id"] = out["customer_id"].astype(str)
+    out["order_id"] = out["order_id"].astype(str)
+    out["order_date"] = pd.to_datetime(out["order_date"]).astype("datetime64[ns]")
+    out["amount"] = out["amount"].astype(float).round(6)
+    for c in out.columns:
+        if c not in ("order_date", "amount", "quantity", "unit_price"):
+            out[c] = out[c].astype(object).where(out[c].notna(), None).astype(str)
+    return out.sort_values(["order_id", "customer_id", "order_date"]).reset_index(drop=True)
+
+
+def _notes(notes: dict) -> dict:
+    shown = {k: v for k, v in notes.items() if k not in ("reader", "mapping", "data_note")}
+    shown["data_note"] = [(n.key, _rounded(n.values), str(n)) for n in notes["data_note"]]
+    return _rounded(shown)
+
+
+def _rounded(values: dict) -> dict:
+    """Sums taken in another order differ in the last digits: compared to 1e-6."""
+    return {k: round(v, 6) if isinstance(v, float) else v for k, v in values.items()}
+
+
+@pytest.mark.parametrize("name", list(EXPORTS))
+def test_the_engine_reads_as_the_pandas_path(name, tmp_path):
+    e = EXPORTS[name](tmp_path)
+    m = mapping.load_mapping(e.mapping_path)
+    expected, notes = orders.read_client_orders(e.path, m)
+    got, engine_notes = orders.read_orders(e.path, m, engine="duckdb")
+    if notes["reader"] == "pandas":  # a format the DuckDB reader leaves to pandas: declined
+        assert isinstance(got, pd.DataFrame) and engine_notes["reader"] == "pandas"
+        return
+    assert engine_notes["reader"] == "engine"
+    assert orders.order_count(got) == len(expected)
+    assert _notes(engine_notes) == _notes(notes)
+    a, b = _rows(expected), _rows(got.to_pandas())
+    assert list(a.columns) == list(b.columns)
+    np.testing.assert_allclose(b.pop("amount"), a.pop("amount"), rtol=1e-9, atol=1e-9)
+    pd.testing.assert_frame_equal(a, b, check_dtype=False)
+    # the hand-over file from the engine reads back as the pandas path's
+    save = [orders.save_validated(*x, tmp_path / f"{i}.arrow") for i, x in
+            enumerate([(expected, notes), (got, engine_notes)])]  # fmt: skip
+    pandas_file, engine_file = (feather.read_table(p) for p in save)
+    assert pandas_file.schema.remove_metadata().types == engine_file.schema.remove_metadata().types
+    opened = orders.open_orders(save[1], engine="pandas")[0]
+    assert len(opened) == len(expected)
+    orders.check_enough_data(got, engine_notes["as_of"], m.period, e.path.name)
+
+
+@pytest.mark.parametrize(
+    "change, fragment",
+    [
+        ({"refunds": "reject"}, "refunds policy is 'reject'"),
+        ({"missing_customer": "error"}, "no customer id"),
+        ({"as_of": "2000-01-31"}, None),
+    ],
+)
+def test_a_problem_gets_the_pandas_message(change, fragment, tmp_path):
+    e = exports.uci_online_retail(tmp_path, customers=25, refunds="exclude")
+    m = dataclasses.replace(mapping.load_mapping(e.mapping_path), **change)
+    with pytest.raises(DataValidationError) as pandas_err:
+        orders.read_client_orders(e.path, m)
+    with pytest.raises(DataValidationError) as engine_err:
+        orders.read_orders(e.path, m, engine="duckdb")
+    assert str(engine_err.value) == str(pandas_err.value)
+    if fragment:
+        assert fragment in str(engine_err.value)
+
+
+def test_one_switch_point(tmp_path, monkeypatch):
+    e = exports.polish_shop(tmp_path, customers=25)
+    m = mapping.load_mapping(e.mapping_path)
+    assert isinstance(orders.read_orders(e.path, m)[0], pd.DataFrame)  # small: pandas
+    monkeypatch.setattr(orders, "ENGINE_MIN_BYTES", 0)
+    assert orders.read_orders(e.path, m)[1]["reader"] == "engine"
+    assert orders.read_orders(e.path, m, engine="pandas")[1]["reader"] == "duckdb"
