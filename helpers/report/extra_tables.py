@@ -40,7 +40,9 @@ the holdout, one number or one per campaign or flow: the sample-ratio check); lo
 ``tier``; customers ``customer_id``, optional ``acquisition_channel``, ``country`` and any other
 attribute known at acquisition (text); marketing_spend ``month``, ``channel``, ``spend`` (>= 0),
 optional ``signups`` (:mod:`helpers.report.acquisition_views`). The customer list and the spend file are
-not checked against the orders' customers (a list may hold sign-ups who never ordered).
+not checked against the orders' customers (a list may hold sign-ups who never ordered);
+tickets ``customer_id``, ``opened_at`` (one row per support ticket: the cost per ticket of the
+mapping's ``economics`` then enters the cost to serve, :func:`helpers.report.analysis.fold_economics`).
 """
 
 from __future__ import annotations
@@ -76,10 +78,12 @@ __all__ = [
 TEXT = pd.StringDtype("pyarrow")
 
 #: The tables a mapping may name beside the orders.
-KINDS: tuple[str, ...] = ("survey", "campaigns", "loyalty", "customers", "marketing_spend")
+KINDS: tuple[str, ...] = (
+    "survey", "campaigns", "loyalty", "customers", "marketing_spend", "tickets",
+)  # fmt: skip
 #: Tables whose customers are the orders' customers (checked against them); a customer list may
 #: hold sign-ups who never ordered, and the spend file has no customers.
-CUSTOMER_TABLES: tuple[str, ...] = ("survey", "campaigns", "loyalty")
+CUSTOMER_TABLES: tuple[str, ...] = ("survey", "campaigns", "loyalty", "tickets")
 
 #: Canonical columns of each table (required unless said).
 COLUMNS: dict[str, tuple[Column, ...]] = {
@@ -115,6 +119,11 @@ COLUMNS: dict[str, tuple[Column, ...]] = {
         Column("channel", "text"),
         Column("spend", "money"),
         Column("signups", "int", required=False, nullable=True, min=0),
+    ),
+    # one row per support ticket (the cost to serve: economics' cost_per_ticket)
+    "tickets": (
+        Column("customer_id", "id"),
+        Column("opened_at", "datetime"),
     ),
 }
 #: Tables that may map columns of their own beyond :data:`COLUMNS` (kept as text).
@@ -359,7 +368,8 @@ def schema(spec: TableSpec) -> tuple[Column, ...]:
 
 
 #: The date column of each table.
-DATE_COLUMN: dict[str, str] = {"survey": "date", "campaigns": "send_date", "loyalty": "join_date"}
+DATE_COLUMN: dict[str, str] = {"survey": "date", "campaigns": "send_date", "loyalty": "join_date",
+                                "tickets": "opened_at"}  # fmt: skip
 
 
 def _check(spec: TableSpec, df: pd.DataFrame, info: dict[str, Any], known: pd.Index,
