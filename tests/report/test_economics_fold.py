@@ -66,6 +66,7 @@ def by_hand(raw: pd.DataFrame, n_tickets: int) -> tuple[float, float]:
 def test_returns_discounts_and_tickets_are_netted_and_charged_when_mapped(client):
     raw, tickets, mapping, data = client
     orders, notes = read_client_orders(data, mapping)
+    assert notes["reader"] == "duckdb"  # a yes/no column is read on the fast path
     tk = read_client_tables(orders, notes)["tickets"]
     econ, fold = analysis.fold_economics(orders, economics.from_mapping(ECON), tk)
     m, c = by_hand(raw, len(tickets))
