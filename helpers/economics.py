@@ -5,7 +5,11 @@ from its mapping, :func:`from_mapping`), so a margin, a discount rate or a horiz
 
 Per order (``amount`` = money paid, net of ``discount``; list price = amount + discount):
 
-* **cost of goods** = (1 - g) x (amount + discount), with g = ``gross_margin_rate``;
+* **gross margin rate** g = ``gross_margin_rate``: the share of the *list price* left after
+  cost of goods - the one definition of the notebooks, the mapping and the client report. A
+  discount is inside the amount paid, so it comes out of the margin; where no discount is known
+  (a file without a ``discount`` column) the list price is the amount paid;
+* **cost of goods** = (1 - g) x (amount + discount);
 * **order margin** (margin after returns) = amount - cost of goods for a kept order, 0 for a
   returned one (refunded and restocked): :func:`order_margin`;
 * **cost to serve** = shipping paid by the company on every order (shipping is free to the
@@ -55,7 +59,9 @@ class Economics:
     """The economic assumptions behind every value figure (money in ``currency``).
 
     Attributes:
-        gross_margin_rate: share of the list price (amount + discount) left after cost of goods.
+        gross_margin_rate: share of the list price (amount paid + discount) left after cost of
+            goods; not a share of the amount paid (that is :func:`net_margin_rate`, which
+            :func:`per_amount_paid` derives from it, after discounts and returns).
         shipping_per_order: what the company pays to ship one order (free to the customer).
         cost_per_ticket: agent time per support ticket.
         return_handling_cost: handling cost of one returned order (on top of the lost margin).
@@ -188,11 +194,12 @@ def per_amount_paid(
     ``shipping_per_order``; ``cost_per_ticket`` and ``return_handling_cost`` become 0 (they are
     inside c), everything else (discounting, horizon, contact cost) is kept.
 
-    On orders without ``discount`` and ``returned`` columns and without tickets (a client's file)
-    m = ``gross_margin_rate`` and c = ``shipping_per_order``: the economics the client report
-    applies (:func:`helpers.report.analysis.fit_clv`). On the sample company it folds the data's
-    discounts, returns and tickets into those two numbers, which the sample mapping
-    (``notebooks/08_sample_mapping.yaml``) carries; a test holds the mapping equal to it."""
+    On orders without ``discount`` and ``returned`` columns and without tickets m =
+    ``gross_margin_rate`` (the list price is the amount paid) and c = ``shipping_per_order``.
+    Notebook 04 and the client report both fold with this function: the report on the columns
+    and tables its mapping names (:func:`helpers.report.analysis.fold_economics`), so the
+    sample mapping (``notebooks/08_sample_mapping.yaml``) carries :data:`SAMPLE` itself and the
+    two value the sample company alike (tests/test_economics.py)."""
     return econ.replace(
         gross_margin_rate=net_margin_rate(orders, econ),
         shipping_per_order=service_cost_per_order(orders, tickets, econ),

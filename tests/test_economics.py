@@ -146,21 +146,31 @@ def _bundled_to(as_of: str) -> tuple[pd.DataFrame, pd.DataFrame]:
     return orders, periods.up_to(data.load_support_tickets(), as_of, "opened_at")
 
 
-def test_the_sample_mapping_carries_the_sample_economics_per_amount_paid():
-    """notebooks/08_sample_mapping.yaml carries economics.SAMPLE as a file of amounts paid sees
-    it: per_amount_paid on the bundled orders and tickets to the mapping's as-of (to the
-    mapping's 8 significant digits); every other value is SAMPLE's."""
+def test_the_sample_mapping_carries_exactly_the_sample_economics():
+    """Issue 24 point 4: notebooks/08_sample_mapping.yaml carries economics.SAMPLE itself, field
+    by field (the report folds it per amount paid, as notebook 04 does), and maps the orders'
+    discount and returned columns and the support tickets the fold needs."""
+    from dataclasses import fields
+
     from helpers import paths, report
     from helpers.report.mapping import load_mapping
 
     mapping = load_mapping(paths.NOTEBOOKS / "08_sample_mapping.yaml")
-    want = economics.per_amount_paid(*_bundled_to(mapping.as_of))
     got = report.client_economics(mapping)
-    for key, value in want.as_dict().items():
-        if isinstance(value, str):
-            assert getattr(got, key) == value, key
-        else:
-            assert getattr(got, key) == pytest.approx(value, rel=1e-6), key
+    for f in fields(Economics):
+        assert getattr(got, f.name) == getattr(economics.SAMPLE, f.name), f.name
+    assert {"discount", "returned"} <= set(mapping.columns) and "tickets" in mapping.tables
+
+
+def _report_fold(mapping, client_orders, notes):
+    """The client report's economics on the sample: the mapping's, folded by
+    helpers.report.analysis.fold_economics on the orders and the mapped tickets table."""
+    from helpers import report
+    from helpers.report.analysis import fold_economics
+    from helpers.report.orders import read_client_tables
+
+    tickets = read_client_tables(client_orders, notes).get("tickets")
+    return fold_economics(client_orders, report.client_economics(mapping), tickets)
 
 
 def test_notebook_04_and_the_client_report_value_the_sample_alike():
@@ -175,9 +185,10 @@ def test_notebook_04_and_the_client_report_value_the_sample_alike():
     from helpers.report.orders import read_client_orders
 
     mapping = load_mapping(paths.NOTEBOOKS / "08_sample_mapping.yaml")
-    client_orders, _ = read_client_orders(paths.DATASETS / "orders.csv", mapping)
+    client_orders, notes = read_client_orders(paths.DATASETS / "orders.csv", mapping)
     seg = report.segment_customers(client_orders, mapping.as_of)
-    fit, why = report.fit_clv(client_orders, seg, report.client_economics(mapping))
+    econ, _ = _report_fold(mapping, client_orders, notes)
+    fit, why = report.fit_clv(client_orders, seg, econ)
     assert fit is not None, why
 
     orders, tickets = _bundled_to(mapping.as_of)  # notebook 04: orders and tickets to its as-of
@@ -186,6 +197,10 @@ def test_notebook_04_and_the_client_report_value_the_sample_alike():
     mine = rfm[cols].set_axis(rfm.index.astype(str))
     pd.testing.assert_frame_equal(mine.sort_index(), seg[cols].sort_index(), check_names=False)
     per_order = economics.per_amount_paid(orders, tickets, economics.SAMPLE)
+    # one fold: the report's economics are notebook 04's, number for number
+    for key, value in per_order.as_dict().items():
+        want = value if isinstance(value, str) else pytest.approx(value)
+        assert getattr(econ, key) == want, key
     nb04 = clv.predictive_clv(
         fit.purchases, fit.spend, rfm, economics.SAMPLE,
         margin_rate=per_order.gross_margin_rate, cost_per_order=per_order.shipping_per_order,

@@ -73,10 +73,11 @@ MARGIN_MONTHS: int = 12
 #: Customers on which the projection band's gradient is taken (a relative error does not depend
 #: on the number of customers; as :data:`helpers.report.analysis.CLV_INTERVAL_SAMPLE`).
 GRADIENT_SAMPLE: int = 1500
-#: Canonical order columns that are not first-order attributes.
+#: Canonical order columns that are not first-order attributes (``returned`` is an outcome of
+#: the order, netted in the economics: helpers.report.analysis.fold_economics).
 _ORDER_COLUMNS = frozenset(
     {"order_id", "customer_id", "order_date", "amount", "quantity", "unit_price",
-     "refunded_amount", "status", "cancellation"}
+     "refunded_amount", "status", "cancellation", "returned"}
 )  # fmt: skip
 
 

@@ -777,26 +777,111 @@ def nrr_change(
     return out
 
 
-def unused_inputs(mapping: Any, econ: Economics, notes: dict[str, Any]) -> dict[str, Any]:
+def unused_inputs(
+    mapping: Any, econ: Economics, notes: dict[str, Any], fold: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """What the amounts are before or after, from what the mapping maps (the report says it
-    rather than leave it silent): ``returns`` - 'netted' when refund rows are netted (``refunds:
-    net``), 'excluded' when refunded or cancelled rows are dropped (``exclude``), 'none_found'
-    when the mapping names refunded amounts and none came, else 'not_mapped' (revenue and margins
-    are before returns); ``discounts`` - 'mapped' when a ``discount`` column is mapped (kept, not
-    used), else 'not_mapped' (amounts are what customers paid, after any discount);
-    ``unused_costs`` - the mapping's costs that no figure of the report uses (the cost per support
-    ticket: an order file has no tickets; the handling cost of a return: no figure charges it),
-    those above zero."""
+    rather than leave it silent). `econ` is the mapping's economics, `fold` the second value of
+    :func:`fold_economics` (what the data let the report use).
+
+    ``returns`` - 'returned' when a ``returned`` column is mapped (returned orders' margin is
+    netted and their handling charged: :func:`fold_economics`), else 'netted' when refund rows
+    are netted (``refunds: net``), 'excluded' when refunded or cancelled rows are dropped
+    (``exclude``), 'none_found' when the mapping names refunded amounts and none came, else
+    'not_mapped' (returns not in the file: margins are before returns); ``discounts`` - 'mapped'
+    when a ``discount`` column is mapped (inside the amount paid; the cost of goods is charged on
+    the list price, amount + discount, so they come out of the margin), else 'not_mapped' (the
+    list price is taken as the amount paid: margins are before discounts); ``unused_costs`` -
+    the mapping's costs above zero that no figure uses: the cost per support ticket without a
+    ``tickets`` table, the handling cost of a return without a ``returned`` column."""
     cols = getattr(mapping, "columns", {}) or {}
+    fold = fold or {}
     rows = int(notes.get("refund_rows", 0) or 0)
     policy = notes.get("refunds", getattr(mapping, "refunds", "reject"))
-    if rows and policy in ("net", "exclude"):
+    if fold.get("returns_mapped"):
+        returns = "returned"
+    elif rows and policy in ("net", "exclude"):
         returns = {"net": "netted", "exclude": "excluded"}[policy]
     else:
         returns = "none_found" if "refunded_amount" in cols else "not_mapped"
-    unused = {"cost_per_ticket": econ.cost_per_ticket,
-              "return_handling_cost": econ.return_handling_cost}  # fmt: skip
+    unused = {"cost_per_ticket": 0.0 if fold.get("tickets_mapped") else econ.cost_per_ticket,
+              "return_handling_cost": 0.0 if fold.get("returns_mapped") else
+              econ.return_handling_cost}  # fmt: skip
     return {"returns": returns, "refund_rows": rows,
             "refund_amount": float(notes.get("refund_amount", 0.0) or 0.0),
             "discounts": "mapped" if "discount" in cols else "not_mapped",
             "unused_costs": {k: float(v) for k, v in unused.items() if v > 0}}  # fmt: skip
+
+
+def fold_economics(
+    orders: pd.DataFrame | Any, econ: Economics, tickets: pd.DataFrame | None = None
+) -> tuple[Economics, dict[str, Any]]:
+    """The client's economics as the report's lifetime values use them: `econ` (the mapping's,
+    :func:`client_economics`) folded by :func:`helpers.economics.per_amount_paid` - the one
+    function notebook 04 folds with - on the purchases (amount >= 0) and what the mapping names:
+
+        m = sum_i margin_i / sum_i amount_i,  margin_i = (amount_i - (1 - g)(amount_i + discount_i))
+            for a kept order, 0 for a returned one;
+        c = shipping + return handling x returned orders / orders + cost per ticket x tickets / orders,
+
+    with g the gross margin rate (a share of the list price, amount + discount). A ``discount``
+    column is inside the amount paid (the orders schema: amount = money paid, net of discount),
+    so it lowers m; a ``returned`` column (true for a returned order) nets the returned orders'
+    margin and charges their handling; a `tickets` table (``tables: tickets``, one row per
+    support ticket) charges the tickets. Without them the list price is the amount paid, m = g
+    and c = shipping exactly. From an Ibis table only these columns are fetched.
+
+    Returns the folded economics (``cost_per_ticket`` and ``return_handling_cost`` inside c) and
+    ``orders``, ``returned_orders``, ``returned_amount``, ``discount_amount``, ``tickets``,
+    ``margin_rate`` (m), ``cost_per_order`` (c), ``shipping``, ``return_cost_per_order``,
+    ``ticket_cost_per_order`` and which of ``returns_mapped``, ``discounts_mapped`` and
+    ``tickets_mapped`` the data gave."""
+    bought = purchases(orders)
+    cols = [c for c in ("amount", "discount", "returned") if c in bought.columns]
+    if _engine(bought) is not None:
+        frame = bought.select(*cols).execute()
+    else:
+        frame = bought[cols]
+    returns, discounts = "returned" in cols, "discount" in cols
+    n = len(frame)
+    returned = (
+        frame["returned"].fillna(False).to_numpy(bool) if returns else np.zeros(n, dtype=bool)
+    )
+    n_tickets = None if tickets is None else len(tickets)
+    folded = econ.replace(cost_per_ticket=0.0, return_handling_cost=0.0)
+    if n and float(frame["amount"].sum()) > 0:
+        folded = economics.per_amount_paid(frame, tickets, econ)
+    if not (returns or discounts):  # list price = amount paid: m = g, not g up to rounding
+        folded = folded.replace(gross_margin_rate=econ.gross_margin_rate)
+    ret_cost = econ.return_handling_cost * returned.sum() / n if n and returns else 0.0
+    tk_cost = econ.cost_per_ticket * (n_tickets or 0) / n if n else 0.0
+    info = {
+        "orders": int(n), "returned_orders": int(returned.sum()),
+        "returned_amount": float(frame["amount"].to_numpy(float)[returned].sum()),
+        "discount_amount": float(frame["discount"].fillna(0).sum()) if discounts else 0.0,
+        "tickets": n_tickets, "margin_rate": float(folded.gross_margin_rate),
+        "cost_per_order": float(folded.shipping_per_order), "shipping": float(econ.shipping_per_order),
+        "return_cost_per_order": float(ret_cost), "ticket_cost_per_order": float(tk_cost),
+        "returns_mapped": returns, "discounts_mapped": discounts, "tickets_mapped": tickets is not None,
+    }  # fmt: skip
+    return folded, info
+
+
+#: The fewest acquisition cohorts an age of the pooled cohort curve should rest on before the
+#: report reads it as a measured rate (fewer: one or two seasons of acquisition decide it).
+MIN_COHORTS = 5
+
+
+def cohort_support(counts: pd.DataFrame, min_cohorts: int = MIN_COHORTS) -> dict[str, Any]:
+    """How many acquisition cohorts each age of the pooled curve rests on
+    (:func:`helpers.cohorts.average_curve` pools the cohorts observed at age n; a cohort is
+    observed at n when its cell of `counts`, :func:`cohort_table`, is not missing), and from which
+    age on fewer than `min_cohorts` do. Returns ``cohorts`` (age -> number of cohorts),
+    ``thin_from`` (the first age >= 1 resting on fewer than `min_cohorts`, None if none),
+    ``cohorts_at_thin`` (how many cohorts that age has) and ``min_cohorts``."""
+    k = counts.notna().sum().astype(int)
+    thin = [int(a) for a, v in k.items() if int(a) >= 1 and v < min_cohorts]
+    first = min(thin) if thin else None
+    return {"cohorts": {int(a): int(v) for a, v in k.items()}, "thin_from": first,
+            "cohorts_at_thin": int(k.loc[first]) if first is not None else None,
+            "min_cohorts": int(min_cohorts)}  # fmt: skip

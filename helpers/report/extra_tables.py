@@ -50,7 +50,9 @@ any other type, such as a tier change, are left out; without a type, a positive 
 a negative one redeemed) and the key ``point_value``; customers ``customer_id``, optional ``acquisition_channel``, ``country`` and any other
 attribute known at acquisition (text); marketing_spend ``month``, ``channel``, ``spend`` (>= 0),
 optional ``signups`` (:mod:`helpers.report.acquisition_views`). The customer list and the spend file are
-not checked against the orders' customers (a list may hold sign-ups who never ordered).
+not checked against the orders' customers (a list may hold sign-ups who never ordered);
+tickets ``customer_id``, ``opened_at`` (one row per support ticket: the cost per ticket of the
+mapping's ``economics`` then enters the cost to serve, :func:`helpers.report.analysis.fold_economics`).
 """
 
 from __future__ import annotations
@@ -87,11 +89,11 @@ TEXT = pd.StringDtype("pyarrow")
 
 #: The tables a mapping may name beside the orders.
 KINDS: tuple[str, ...] = (
-    "survey", "campaigns", "loyalty", "customers", "marketing_spend", "points",
+    "survey", "campaigns", "loyalty", "customers", "marketing_spend", "points", "tickets",
 )  # fmt: skip
 #: Tables whose customers are the orders' customers (checked against them); a customer list may
 #: hold sign-ups who never ordered, and the spend file has no customers.
-CUSTOMER_TABLES: tuple[str, ...] = ("survey", "campaigns", "loyalty")
+CUSTOMER_TABLES: tuple[str, ...] = ("survey", "campaigns", "loyalty", "tickets")
 
 #: Canonical columns of each table (required unless said).
 COLUMNS: dict[str, tuple[Column, ...]] = {
@@ -134,6 +136,11 @@ COLUMNS: dict[str, tuple[Column, ...]] = {
         Column("date", "datetime"),
         Column("points", "float"),
         Column("type", "text", required=False, nullable=True),
+    ),
+    # one row per support ticket (the cost to serve: economics' cost_per_ticket)
+    "tickets": (
+        Column("customer_id", "id"),
+        Column("opened_at", "datetime"),
     ),
 }
 #: Tables that may map columns of their own beyond :data:`COLUMNS` (kept as text).
@@ -423,7 +430,7 @@ def schema(spec: TableSpec) -> tuple[Column, ...]:
 
 #: The date column of each table.
 DATE_COLUMN: dict[str, str] = {"survey": "date", "campaigns": "send_date", "loyalty": "join_date",
-                               "points": "date"}  # fmt: skip
+                               "points": "date", "tickets": "opened_at"}  # fmt: skip
 
 
 def _check(spec: TableSpec, df: pd.DataFrame, info: dict[str, Any], known: pd.Index,

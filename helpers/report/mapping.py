@@ -12,6 +12,10 @@ falls back to the defaults below, so the smallest mapping names just the three r
       quantity: Quantity         # optional: amount = quantity x unit_price when amount is not mapped
       unit_price: UnitPrice      # optional (see quantity)
       refunded_amount: Refunded  # optional: money refunded on the row (payments exports)
+      discount: Rabatt           # optional: discount given, inside the amount paid (list price =
+                                 # amount + discount): it comes out of the margin
+      returned: Retur            # optional: true/yes/1 for a returned order: its margin is netted
+                                 # and economics' return_handling_cost charged
       channel: kanal             # optional: any other column is kept, as text
     rows: orders                 # orders (default: one row per order, order ids unique) or
                                  # order_lines (one row per line; lines of one order_id are summed)
@@ -45,7 +49,12 @@ falls back to the defaults below, so the smallest mapping names just the three r
     missing_customer: error      # rows without a customer id: error (default) or drop (counted)
     customer_placeholders: [NULL, "0", guest]  # texts that mean "no customer" (default: see
                                  # MISSING_CUSTOMER_TEXT; compared without case)
-    economics: {gross_margin_rate: 0.3}  # the client's economics (helpers.economics.from_mapping)
+    economics: {gross_margin_rate: 0.3}  # the client's economics (helpers.economics.from_mapping):
+                                 # gross_margin_rate is a share of the list price (amount + discount);
+                                 # the report folds it per amount paid on the discount and returned
+                                 # columns and a tickets table when mapped
+                                 # (helpers.report.analysis.fold_economics), and lists the costs the
+                                 # data do not let it charge as unused
     language: en                 # report language: en, nb, pl, nl or ru (translations: later)
     tables: {survey: {file: survey.csv, columns: {customer_id: Respondent, date: Submitted,
                       score: Score}}}   # the client's survey, campaign and loyalty tables beside

@@ -13,7 +13,7 @@ readers equal on every export of the client-export corpus and on random number t
 Messages stay the pandas reader's: this path only ever returns a table that reader would return.
 When the file has any problem (a value that does not parse, an empty required cell, a duplicated
 id, a date after as-of, ...) or uses something this path does not handle (Excel, a zip archive,
-an encoding DuckDB does not read, UTC offsets in timestamps, blank lines, bool or category
+an encoding DuckDB does not read, UTC offsets in timestamps, blank lines, category
 columns), :func:`read_table_info` returns ``None`` and the caller runs the pandas reader, which names
 the file, column, lines and an example value. Bad data is rare and costs one slower read.
 """
@@ -33,7 +33,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from helpers.tables.parse import CURRENCY_TEXT, SCIENTIFIC, SPACES
+from helpers.tables.parse import CURRENCY_TEXT, FALSE, SCIENTIFIC, SPACES, TRUE
 from helpers.tables.raw import csv_bytes, csv_lines, decode, match_columns
 from helpers.tables.schema import Column
 
@@ -316,7 +316,7 @@ def _read(con, path, types, cols, columns, date_format, decimal, thousands, as_o
         typed = kind != "VARCHAR"
         # (a stored timestamp needs no parsing: it is cast row by row; so are dates with a
         # date_format: strptime per row is cheaper than looking up a million distinct minutes)
-        parsed = c.kind in ("money", "float", "int") or (
+        parsed = c.kind in ("money", "float", "int", "bool") or (
             c.kind == "datetime" and not typed and not date_format
         )
         # parsed columns repeat values (ISO dates, prices): parse each distinct value once
@@ -390,7 +390,14 @@ def _read(con, path, types, cols, columns, date_format, decimal, thousands, as_o
                 if c.nullable
                 else f"coalesce({s}, '')"
             )
-        else:  # bool, category: rare in a client's export
+        elif c.kind == "bool":  # the pandas reader's rule: TRUE or FALSE texts, empty is false
+            if typed and kind != "BOOLEAN":
+                return None
+            low = f"lower({s})"
+            words = ", ".join(_lit(w) for w in sorted(TRUE | FALSE))
+            col_checks.append(f"(NOT {empty} AND {low} NOT IN ({words}))")
+            val = f"coalesce({low} IN ({', '.join(_lit(w) for w in sorted(TRUE))}), false)"
+        else:  # category: rare in a client's export
             return None
         if parsed:
             lk, col = f"lk{i}", _ident(file_cols[source[c.name]])

@@ -151,14 +151,50 @@ def test_recommendations_are_ranked_by_value_and_say_test_first(m):
 
 
 def test_the_amounts_say_what_they_are_before(m, request):
-    """ "Returns are not in the mapping, so revenue and margins are before returns ... Discounts
-    are not in the mapping" and the costs no figure uses: every ticket or return cost the mapping
-    gives above zero (the sample's are folded into its cost to serve per order; CDNOW gives
-    none)."""
-    i, unused = m["inputs"], m["economics"]["unused_costs"]
-    assert i["returns"] == "not_mapped" and i["discounts"] == "not_mapped"
-    given = {k: m["economics"].get(k, 0) for k in ("cost_per_ticket", "return_handling_cost")}
-    assert unused == {k: v for k, v in given.items() if v}
+    """ "N returned orders (X) are netted: their margin is 0 and each is charged R of return
+    handling. Discounts (D) are inside the amounts paid ... Margin g of the list price ..., that
+    is m of the amount paid after discounts and returns; cost to serve c per order (shipping s,
+    return handling r, support tickets t per order)": the sample mapping maps returns, discounts
+    and tickets, so every cost it gives is used, m < g and c = s + r + t with r and t the costs
+    per event spread over the orders. CDNOW maps none: "returns not in the file: margins are
+    before returns", the list price is the amount paid (m = g, c = s), and every ticket or return
+    cost its mapping gave (none) would be listed as unused."""
+    i, f, e = m["inputs"], m["economics_per_amount_paid"], m["economics"]
+    unused = e["unused_costs"]
+    assert f["cost_per_order"] == pytest.approx(
+        f["shipping"] + f["return_cost_per_order"] + f["ticket_cost_per_order"], abs=1e-6
+    )
+    if request.node.callspec.params["m"] == "cdnow":
+        assert i["returns"] == "not_mapped" and i["discounts"] == "not_mapped"
+        assert f["margin_rate"] == e["gross_margin_rate"] and f["cost_per_order"] == f["shipping"]
+        given = {k: e.get(k, 0) for k in ("cost_per_ticket", "return_handling_cost")}
+        assert unused == {k: v for k, v in given.items() if v}
+        return
+    assert i["returns"] == "returned" and i["discounts"] == "mapped" and unused == {}
+    assert 0 < f["returned_orders"] < f["orders"] and f["tickets"] > 0 and f["discount_amount"] > 0
+    assert 0 < f["margin_rate"] < e["gross_margin_rate"]
+    assert f["return_cost_per_order"] == pytest.approx(
+        e["return_handling_cost"] * f["returned_orders"] / f["orders"], rel=1e-6
+    )
+    assert f["ticket_cost_per_order"] == pytest.approx(
+        e["cost_per_ticket"] * f["tickets"] / f["orders"], rel=1e-6
+    )
+
+
+def test_the_cohort_curve_says_where_it_thins(m):
+    """ "From age A on, the average curve rests on fewer than K cohorts (n at age A; dashed in
+    the chart)", or "every age shown rests on at least K cohorts": A is the first age with fewer
+    than K cohorts, every age before it has at least K and every age from it on fewer."""
+    s = m["cohort_support"]
+    k = {int(a): n for a, n in s["cohorts"].items() if int(a) >= 1}
+    low = s["min_cohorts"]
+    a = s["thin_from"]
+    if a is None:
+        assert all(n >= low for n in k.values())
+        return
+    assert k[a] == s["cohorts_at_thin"] < low
+    assert all(n >= low for b, n in k.items() if b < a)
+    assert all(n < low for b, n in k.items() if b >= a)
 
 
 def test_a_month_is_a_shorter_window_to_buy_again_in(m):

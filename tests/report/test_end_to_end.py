@@ -130,11 +130,13 @@ def test_second_client_report_and_overwrite(tmp_path, bundled_report, capsys):
     want = json.loads((bundled_report / "metrics.json").read_text())
     assert got["currency"] == "PLN" and got["client"] == "klient"
     # the same orders in another format: the same figures (the value figures depend on the
-    # economics, which this client's mapping leaves at the defaults; it names no survey,
-    # campaign, loyalty, customer or spend table, and its channel values are Polish)
+    # economics, which this client's mapping leaves at the defaults and folds on no discount,
+    # returned or tickets data; it names no survey, campaign, loyalty, customer, spend or
+    # tickets table, and its channel values are Polish)
     value = ("client", "currency", "economics", "clv_total", "clv_gain_dropout_cut", "language",
              "clv_total_interval", "clv_by_segment", "recommendations", "beyond_orders",
-             "acquisition", "covariates")  # fmt: skip
+             "acquisition", "covariates", "economics_per_amount_paid", "inputs")  # fmt: skip
+    assert got["inputs"]["returns"] == "not_mapped" and got["inputs"]["discounts"] == "not_mapped"
     assert got["beyond_orders"] == {}
     same = {k: v for k, v in want.items() if k not in value}
     assert {k: got[k] for k in same} == same  # the same orders in another format: the same figures

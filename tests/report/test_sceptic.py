@@ -5,6 +5,8 @@ hand; seconds to run."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -79,17 +81,21 @@ def test_nrr_change_without_a_year_of_history(ten_orders):
 
 
 def test_inputs_say_what_the_amounts_are_before():
-    """The sample mapping maps neither returns nor discounts: the report says so; ticket and
-    return costs a mapping gives are listed as unused (the sample's are folded into its cost to
-    serve per order, so none is left); netted refunds are said as netted."""
-    mapping = load_mapping(SAMPLE_MAPPING)
-    econ = analysis.client_economics(mapping)
+    """Without a returned or discount column the report says so (returns not in the file:
+    margins are before returns); ticket and return costs a mapping gives are listed as unused
+    unless the data let the report charge them (a tickets table, a returned column: the fold of
+    fold_economics); netted refunds are said as netted."""
+    mapping = replace(load_mapping(SAMPLE_MAPPING), columns={c: c for c in
+                      ("customer_id", "order_date", "amount", "order_id")}, tables={})  # fmt: skip
+    econ = analysis.client_economics(mapping)  # the sample's: tickets 15, returns 12
     got = analysis.unused_inputs(mapping, econ, {"refund_rows": 0, "refunds": "reject"})
     assert got["returns"] == "not_mapped" and got["discounts"] == "not_mapped"
-    assert got["unused_costs"] == {}
-    given = econ.replace(cost_per_ticket=15.0, return_handling_cost=12.0)
-    got = analysis.unused_inputs(mapping, given, {"refund_rows": 0, "refunds": "reject"})
     assert got["unused_costs"] == {"cost_per_ticket": 15.0, "return_handling_cost": 12.0}
+    fold = {"returns_mapped": True, "tickets_mapped": True}
+    used = analysis.unused_inputs(mapping, econ, {"refund_rows": 0}, fold)
+    assert used["returns"] == "returned" and used["unused_costs"] == {}
+    tickets_only = analysis.unused_inputs(mapping, econ, {}, {"tickets_mapped": True})
+    assert tickets_only["unused_costs"] == {"return_handling_cost": 12.0}
     netted = analysis.unused_inputs(
         mapping, econ, {"refund_rows": 5, "refund_amount": -50.0, "refunds": "net"}
     )

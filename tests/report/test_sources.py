@@ -104,12 +104,14 @@ def test_report_from_a_duckdb_table_equals_the_report_from_the_csv(tmp_path, cap
         stages = [line.split(":")[0] for line in err.splitlines()]
         assert stages == ["[report] read orders"] * (name == "db") + [
             "[report] read and validate",
-            "[report] read and check survey, campaigns, loyalty, customers, marketing_spend",
+            "[report] read and check survey, campaigns, loyalty, customers, marketing_spend, "
+            "tickets",
             "  [report] load the validated table",
             "  [report] aggregate",  # the notebook's own stages, as its kernel runs them
             "  [report] definitions",
+            "  [report] the client's other tables",  # tickets: in the cost to serve of the fit
             "  [report] fit",
-            "  [report] the client's other tables",
+            "  [report] the client's campaigns against their holdouts",
             "  [report] covariates",
             "  [report] uncertainty",
             "  [report] write customers.csv and at_risk_customers.csv",

@@ -11,7 +11,7 @@ import pytest
 from helpers import economics, retention
 from helpers.report import analysis
 from helpers.report.mapping import load_mapping
-from helpers.report.orders import open_orders, read_client_orders
+from helpers.report.orders import open_orders, read_client_orders, read_client_tables
 from helpers.synth import SynthConfig, generate
 from tests.report.clients import ORDERS, SAMPLE_MAPPING
 
@@ -21,7 +21,8 @@ def sample():
     mapping = load_mapping(SAMPLE_MAPPING)
     orders, notes = open_orders(read_client_orders(ORDERS, mapping))
     seg = analysis.segment_customers(orders, notes["as_of"])
-    econ = analysis.client_economics(mapping)
+    tickets = read_client_tables(orders, notes).get("tickets")  # the report's economics
+    econ, _ = analysis.fold_economics(orders, analysis.client_economics(mapping), tickets)
     fit, _ = analysis.fit_clv(orders, seg, econ)
     return orders, notes, seg, econ, fit
 
