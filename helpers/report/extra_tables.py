@@ -58,6 +58,7 @@ mapping's ``economics`` then enters the cost to serve, :func:`helpers.report.ana
 from __future__ import annotations
 
 import difflib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -433,16 +434,24 @@ DATE_COLUMN: dict[str, str] = {"survey": "date", "campaigns": "send_date", "loya
                                "points": "date", "tickets": "opened_at"}  # fmt: skip
 
 
-def _check(spec: TableSpec, df: pd.DataFrame, info: dict[str, Any], known: pd.Index,
-           first: pd.Timestamp, as_of: str | pd.Timestamp, unmatched: float) -> list[str]:  # fmt: skip
-    """The problems of one table read by :func:`read_extra_tables` (arms mapped in place)."""
-    file = Path(spec.file).name
+def _problems(file: str, info: dict[str, Any]) -> tuple[list[str], Callable[..., None]]:
+    """An empty list of problems and ``problem(col, code, mask, shown, what)``, which appends one
+    message naming the client's `file`, column, lines and an example (``column_problem``)."""
     positions, unit, labels = info["positions"](), info["unit"], info["labels"]
     problems: list[str] = []
 
     def problem(col: str, code: str, mask: pd.Series, shown: pd.Series, what: str) -> None:
         problems.append(column_problem(file, labels.get(col, col), mask, shown, what,
                                        positions, unit, column=col, code=code))  # fmt: skip
+
+    return problems, problem
+
+
+def _check(spec: TableSpec, df: pd.DataFrame, info: dict[str, Any], known: pd.Index,
+           first: pd.Timestamp, as_of: str | pd.Timestamp, unmatched: float) -> list[str]:  # fmt: skip
+    """The problems of one table read by :func:`read_extra_tables` (arms mapped in place)."""
+    file = Path(spec.file).name
+    problems, problem = _problems(file, info)
 
     day, day_end = periods.as_of_day(as_of), periods.as_of_end(as_of)
     date_col = DATE_COLUMN[spec.kind]
@@ -489,12 +498,7 @@ def _check_points(
     does not name, and a redemption or expiry larger than the member's balance at that moment
     (movements in date order, earnings first within the same timestamp)."""
     file = Path(spec.file).name
-    positions, unit, labels = info["positions"](), info["unit"], info["labels"]
-    problems: list[str] = []
-
-    def problem(col: str, code: str, mask: pd.Series, shown: pd.Series, what: str) -> None:
-        problems.append(column_problem(file, labels.get(col, col), mask, shown, what,
-                                       positions, unit, column=col, code=code))  # fmt: skip
+    problems, problem = _problems(file, info)
 
     pts = df["points"].astype(float)
     zero = pts.eq(0)
