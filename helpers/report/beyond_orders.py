@@ -509,11 +509,13 @@ def show(
         T.md("loyalty.average")
         planted = (truth or {}).get("realized", {}).get("loyalty", {})
         planted = planted.get("within_member_multiplier")
-        if planted is not None:
-            from helpers.run import truth_entry
+        from helpers.run import truth_entry
 
-            lo, hi = lc["uplift_low"], lc["uplift_high"]
-            lc["within_member_multiplier"] = truth_entry(lc["uplift"], lo, hi, planted)
+        # recorded on every client (truth None without the generator's ground truth beside the
+        # orders), so that the same orders from a file and from a database give the same metrics
+        lo, hi = lc["uplift_low"], lc["uplift_high"]
+        lc["within_member_multiplier"] = truth_entry(lc["uplift"], lo, hi, planted)
+        if planted is not None:
             T.md("loyalty.truth", truth=fmt.num(planted, 2),
                  verdict=T("loyalty.covers" if lo <= planted <= hi else "loyalty.misses"))  # fmt: skip
         out["loyalty"] = lc

@@ -105,8 +105,8 @@ def _write_raw(path: Path, content: bytes) -> None:
     [
         ("empty", b"", "orders.csv: the file is empty (0 bytes)"),
         (
-            "header only",
-            b"order_id,customer_id,order_date,amount,channel\n",
+            "header only",  # every column the sample mapping maps, no row
+            b"order_id,customer_id,order_date,amount,channel,discount,returned\n",
             "orders.csv: has a header but no data rows",
         ),
         (

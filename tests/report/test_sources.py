@@ -104,8 +104,8 @@ def test_report_from_a_duckdb_table_equals_the_report_from_the_csv(tmp_path, cap
         stages = [line.split(":")[0] for line in err.splitlines()]
         assert stages == ["[report] read orders"] * (name == "db") + [
             "[report] read and validate",
-            "[report] read and check survey, campaigns, loyalty, customers, marketing_spend, "
-            "tickets",
+            "[report] read and check survey, campaigns, loyalty, points, customers, "
+            "marketing_spend, tickets",
             "  [report] load the validated table",
             "  [report] aggregate",  # the notebook's own stages, as its kernel runs them
             "  [report] definitions",
