@@ -380,11 +380,13 @@ def read_orders(
     (:func:`read_orders_in_engine`: an Ibis table over an embedded DuckDB holding the orders).
 
     `engine` 'pandas': always pandas; 'duckdb': the engine for any file it takes; 'auto': the
-    engine from :data:`ENGINE_MIN_BYTES`. A file the engine declines (a problem in the data, a
-    rule that raises, a format it leaves to pandas) is read by :func:`read_client_orders`, so
-    every message is the pandas reader's. Raises :class:`DataValidationError`."""
-    if engine not in ("auto", "duckdb", "pandas"):
-        raise ValueError(f"engine must be 'auto', 'duckdb' or 'pandas', got {engine!r}")
+    engine from :data:`ENGINE_MIN_BYTES`; 'spark' (the notebook aggregates on a Spark session):
+    read as 'auto'. A file the engine declines (a problem in the data, a rule that raises, a
+    format it leaves to pandas) is read by :func:`read_client_orders`, so every message is the
+    pandas reader's. Raises :class:`DataValidationError`."""
+    if engine not in ("auto", "duckdb", "pandas", "spark"):
+        raise ValueError(f"engine must be 'auto', 'duckdb', 'pandas' or 'spark', got {engine!r}")
+    engine = "auto" if engine == "spark" else engine
     path = Path(path)
     big = path.is_file() and path.stat().st_size >= ENGINE_MIN_BYTES
     if engine == "duckdb" or (engine == "auto" and big):
