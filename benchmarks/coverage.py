@@ -146,21 +146,12 @@ def notebook04_metrics(folder: Path, time_unit: str = "W", clean_holdout_months:
     return out
 
 
-def _lookup(metrics: dict[str, Any], key: str) -> Any:
-    node: Any = metrics
-    for part in key.split("."):
-        if not isinstance(node, dict) or part not in node:
-            return None
-        node = node[part]
-    return node
-
-
 def _rows(seed: int, nn: str, truth: dict, recorded: dict | None, failed: str | None) -> list[dict]:
     """One row per registry metric of notebook `nn` on the company: estimate, interval, truth
     (no estimate if it was not recorded or the notebook failed, with the reason)."""
     rows = []
     for m in registry.metrics_for(nn, truth["parameters"]):
-        entry = _lookup(recorded or {}, m.key)
+        entry = registry.recorded(recorded or {}, m.key)
         why = failed or (recorded or {}).get("_failed", {}).get(m.key)
         row = {"seed": seed, "notebook": nn, "metric": m.key, "failed": why}
         if isinstance(entry, dict):

@@ -516,6 +516,17 @@ def _step(node: Any, key: str) -> Any:
     return node[int(key)]
 
 
+def recorded(metrics: dict[str, Any], key: str) -> Any:
+    """What a notebook's metrics.json holds at the dotted `key` of a registry metric
+    (``Metric.key``, e.g. ``"ipw.ate"``): the nested value, or None when any step is absent."""
+    node: Any = metrics
+    for part in key.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return None
+        node = node[part]
+    return node
+
+
 def truth_value(metric: Metric, truth: dict[str, Any]) -> float:
     """The truth of `metric` in a company's ground truth (``read_truth(folder)``)."""
     if metric.truth.startswith("derived."):

@@ -5,7 +5,6 @@ miss, as ``{"estimate", "ci_low", "ci_high", "truth"}`` with the truth the regis
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import pytest
 
@@ -17,19 +16,9 @@ pytestmark = pytest.mark.slow
 NOTEBOOKS = sorted({m.notebook for c in registry.registry().values() for m in c.metrics})
 
 
-def lookup(metrics: dict[str, Any], key: str) -> Any:
-    """The value at a dotted key of a nested metrics dict (None when absent)."""
-    node: Any = metrics
-    for part in key.split("."):
-        if not isinstance(node, dict) or part not in node:
-            return None
-        node = node[part]
-    return node
-
-
-def test_lookup_follows_dotted_keys():
-    assert lookup({"a": {"b": {"estimate": 1}}}, "a.b") == {"estimate": 1}
-    assert lookup({"a": 1}, "a.b") is None
+def test_recorded_follows_dotted_keys():
+    assert registry.recorded({"a": {"b": {"estimate": 1}}}, "a.b") == {"estimate": 1}
+    assert registry.recorded({"a": 1}, "a.b") is None
 
 
 @pytest.mark.parametrize("company", COMPANIES)
@@ -39,7 +28,7 @@ def test_every_registered_metric_is_recorded_with_its_truth(nn, company, metrics
     truth = read_truth(None if company == "bundled" else other_company)
     problems = []
     for m in registry.metrics_for(nn, truth["parameters"]):
-        entry = lookup(recorded, m.key)
+        entry = registry.recorded(recorded, m.key)
         if not isinstance(entry, dict) or not {"estimate", "ci_low", "ci_high"} <= set(entry):
             problems.append(f"{m.key}: not recorded as an entry ({entry!r})")
             continue
