@@ -38,6 +38,7 @@ confidence intervals are exp(log estimate +- z se), so they stay positive.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -221,6 +222,138 @@ class _BGNBDData:
         return -ll, -grad
 
 
+class _BGNBDCovData:
+    """The BG/NBD with time-invariant covariates (Fader & Hardie 2007) evaluated in one pass over
+    the customers: the likelihood of :class:`_BGNBDData` (FHL 2005 eq. 6) with array parameters,
+    customer i at alpha_i = alpha exp(-gamma' z_i) and a_i = a exp(delta' w_i), r and b shared.
+
+    What depends on a customer only through (x, w_i) -- the Beta-function ratios and their
+    digammas -- is computed once per distinct (x, dropout pattern) pair, what depends on z_i once
+    per distinct purchase pattern, and the rest per row; so the cost grows with the rows plus the
+    pairs, not with rows x patterns. `w` counts the customers of each row (one each by default).
+    Held equal to :meth:`_BGNBDData.nll_and_grad` summed over the patterns by
+    ``tests/test_clv.py::test_the_covariate_likelihood_in_one_pass_equals_the_per_pattern_sum``."""
+
+    def __init__(
+        self,
+        x: np.ndarray,
+        tx: np.ndarray,
+        T: np.ndarray,
+        Z: np.ndarray,
+        W: np.ndarray,
+        w: np.ndarray | None = None,
+    ):
+        self.x, self.tx, self.T = x, tx, T
+        self.w = np.ones(len(x)) if w is None else np.asarray(w, dtype=float)
+        self.kz, self.kw = Z.shape[1], W.shape[1]
+        self.ux, xinv = np.unique(x, return_inverse=True)
+        self.xinv = xinv = xinv.reshape(-1)
+        self.x_counts = np.bincount(xinv, weights=self.w, minlength=len(self.ux))
+        self.zpat, zinv = np.unique(Z, axis=0, return_inverse=True)
+        self.zinv = zinv.reshape(-1)
+        self.z_counts = np.bincount(self.zinv, weights=self.w, minlength=len(self.zpat))
+        self.wpat, winv = np.unique(W, axis=0, return_inverse=True)
+        winv = winv.reshape(-1)
+        # distinct (x, dropout pattern) pairs: the Beta-function terms are theirs
+        pairs, pinv = np.unique(winv * len(self.ux) + xinv, return_inverse=True)
+        self.pinv = pinv.reshape(-1)
+        self.pair_x = self.ux[pairs % len(self.ux)]
+        self.pair_w = pairs // len(self.ux)  # the pair's dropout pattern
+        self.rep_rows = np.flatnonzero(x > 0)
+
+    def _terms(self, theta: np.ndarray) -> dict[str, Any]:
+        """The pieces of the log-likelihood at theta = (log r, log alpha, log a, log b, gamma,
+        delta): per row log alpha_i, t1 = log B-ratio_1 - (r+x) log(alpha_i + T) and, for repeat
+        buyers, t2 = log B-ratio_2 - (r+x) log(alpha_i + t_x); per pair a_p."""
+        kz = self.kz
+        r, b = np.exp(theta[0]), np.exp(theta[3])
+        la_pat = theta[1] - self.zpat @ theta[4 : 4 + kz]
+        a_pair = np.exp(theta[2] + self.wpat @ theta[4 + kz :])[self.pair_w]
+        px = self.pair_x
+        lbab = special.betaln(a_pair, b)
+        b1 = special.betaln(a_pair, b + px) - lbab
+        with np.errstate(invalid="ignore", divide="ignore"):
+            b2 = np.where(
+                px > 0, special.betaln(a_pair + 1, np.maximum(b + px - 1, 1e-300)) - lbab, -np.inf
+            )
+        la = la_pat[self.zinv]
+        alpha_i = np.exp(la)
+        rx = r + self.x
+        aT = alpha_i + self.T
+        l1 = np.log(aT)
+        t1 = b1[self.pinv] - rx * l1
+        rep = self.rep_rows
+        a2 = alpha_i[rep] + self.tx[rep]
+        l2 = np.log(a2)
+        t2 = b2[self.pinv[rep]] - rx[rep] * l2
+        return dict(r=r, b=b, la_pat=la_pat, a_pair=a_pair, alpha_i=alpha_i, rx=rx, aT=aT,
+                    l1=l1, t1=t1, a2=a2, l2=l2, t2=t2)  # fmt: skip
+
+    def loglik(self, theta: np.ndarray) -> np.ndarray:
+        """Per-row log-likelihood log A_i + logaddexp(t1, t2) at theta, with
+        log A_i = log G(r+x) - log G(r) + r log alpha_i (FHL 2005 eq. 6 at alpha_i, a_i)."""
+        p = self._terms(theta)
+        r = p["r"]
+        log_a = (special.gammaln(r + self.ux) - special.gammaln(r))[self.xinv]
+        out = p["t1"].copy()
+        out[self.rep_rows] = np.logaddexp(out[self.rep_rows], p["t2"])
+        return log_a + r * p["la_pat"][self.zinv] + out
+
+    def nll_and_grad(self, theta: np.ndarray) -> tuple[float, np.ndarray]:
+        """Negative log-likelihood (summed, each row counted `w` times) and its analytic
+        gradient in theta = (log r, log alpha, log a, log b, gamma, delta): the derivatives of
+        :meth:`_BGNBDData.nll_and_grad` at each customer's alpha_i, a_i, with w2_i = e^(t2 - L)
+        the weight of the second term and s_1 = T, s_2 = t_x,
+        dL_i/d log alpha_i = r - (r+x) alpha_i sum_j w_j / (alpha_i + s_j),
+        dL_i/d log a_i = a_i sum_j w_j d log B-ratio_j / da (per pair), chained through the log
+        links by one matrix product each: dL/d gamma = -Z' (dL/d log alpha_i),
+        dL/d delta = W' (dL/d log a_i) (summed per distinct pattern first)."""
+        p = self._terms(theta)
+        r, b, w, rep = p["r"], p["b"], self.w, self.rep_rows
+        t1, t2 = p["t1"], p["t2"]
+        both = np.logaddexp(t1[rep], t2)
+        w2 = np.zeros(len(w))
+        w2[rep] = np.exp(t2 - both)  # weight of the second term; the first has 1 - w2
+        ll_rows = t1.copy()
+        ll_rows[rep] = both
+        ll = (
+            float(self.x_counts @ (special.gammaln(r + self.ux) - special.gammaln(r)))
+            + r * float(self.z_counts @ p["la_pat"])
+            + float(w @ ll_rows)
+        )
+        ww2 = w * w2  # the second term's weight times the row's count of customers
+        ww1 = w - ww2
+        l1, l2 = p["l1"], p["l2"]
+        d_r = float(self.x_counts @ (special.digamma(r + self.ux) - special.digamma(r)))
+        d_r += float(self.z_counts @ p["la_pat"]) - float(ww1 @ l1) - float(ww2[rep] @ l2)
+        # d L_i / d log alpha_i, times the row's count
+        g_la = w * r - p["rx"] * p["alpha_i"] * ww1 / p["aT"]
+        g_la[rep] -= p["rx"][rep] * p["alpha_i"][rep] * ww2[rep] / p["a2"]
+        g_la_pat = np.bincount(self.zinv, weights=g_la, minlength=len(self.zpat))
+        # per (x, dropout pattern) pair: the two terms' customers and the Beta-ratio derivatives
+        n_pair = len(self.pair_x)
+        W1 = np.bincount(self.pinv, weights=ww1, minlength=n_pair)
+        W2 = np.bincount(self.pinv, weights=ww2, minlength=n_pair)
+        a, px, dg = p["a_pair"], self.pair_x, special.digamma
+        ab = dg(a + b)
+        top = dg(a + b + px)
+        d1a, d1b = ab - top, dg(b + px) - top - dg(b) + ab
+        with np.errstate(invalid="ignore"):
+            d2a = np.where(W2 > 0, 1 / a - top + ab, 0.0)
+            d2b = np.where(W2 > 0, dg(np.maximum(b + px - 1, 1e-300)) - top - dg(b) + ab, 0.0)
+        g_lap = a * (W1 * d1a + W2 * d2a)  # d L / d log a_p, per pair
+        g_la_w = np.bincount(self.pair_w, weights=g_lap, minlength=len(self.wpat))
+        d_b = float(W1 @ d1b + W2 @ d2b)
+        grad = np.concatenate(
+            [
+                [d_r * r, g_la_pat.sum(), g_la_w.sum(), d_b * b],
+                -(self.zpat.T @ g_la_pat),
+                self.wpat.T @ g_la_w,
+            ]
+        )
+        return -ll, -grad
+
+
 def bgnbd_loglik(summary: pd.DataFrame, r: float, alpha: float, a: float, b: float) -> pd.Series:
     """Per-customer BG/NBD log-likelihood at fixed parameters (see :class:`_BGNBDData.loglik`),
     indexed like `summary`."""
@@ -346,9 +479,10 @@ def fit_bgnbd_covariates(
     z_i the `purchase` covariates and w_i the `dropout` covariates of customer i (DataFrames of
     numbers indexed like `summary`; dummy-code a category, e.g. ``pd.get_dummies(channel,
     drop_first=True, dtype=float)``). The likelihood of each customer is the BG/NBD's (FHL 2005
-    eq. 6) at their own alpha_i, a_i; it is evaluated per distinct covariate pattern (with the
-    analytic gradient of :class:`_BGNBDData`, chained through the log-links), so categorical
-    covariates cost little; many distinct continuous values cost one pass per value.
+    eq. 6) at their own alpha_i, a_i, evaluated in one pass over the customers with its analytic
+    gradient chained through the log-links (:class:`_BGNBDCovData`; the Beta-function terms once
+    per distinct (frequency, dropout covariates)), so the cost grows with the customers, not with
+    customers x covariate patterns.
 
     Returns a :class:`ModelFit` (model ``"BG/NBD+covariates"``) with r, alpha, a, b (the base: all
     covariates 0) and, per covariate, ``rate_multiplier[name]`` = exp(gamma) and
@@ -362,26 +496,7 @@ def fit_bgnbd_covariates(
     Z = btyd.covariate_matrix(summary, purchase, "purchase")
     W = btyd.covariate_matrix(summary, dropout, "dropout")
     kz, kw = Z.shape[1], W.shape[1]
-    pattern, inv = np.unique(np.hstack([Z, W]), axis=0, return_inverse=True)
-    inv = inv.reshape(-1)
-    groups = [
-        (pattern[g, :kz], pattern[g, kz:], _BGNBDData(x[rows], tx[rows], T[rows]))
-        for g in range(len(pattern))
-        for rows in [np.flatnonzero(inv == g)]
-    ]
-
-    def nll_grad(theta: np.ndarray) -> tuple[float, np.ndarray]:
-        base, gam, dlt = theta[:4], theta[4 : 4 + kz], theta[4 + kz :]
-        total, grad = 0.0, np.zeros_like(theta)
-        for z, w, data in groups:
-            th = base + np.array([0.0, -(gam @ z), dlt @ w, 0.0])
-            f, g = data.nll_and_grad(th, False)
-            total += f
-            grad[:4] += g
-            grad[4 : 4 + kz] -= g[1] * z
-            grad[4 + kz :] += g[2] * w
-        return total, grad
-
+    nll_grad = _BGNBDCovData(x, tx, T, Z, W).nll_and_grad
     rate = max(x.mean(), 0.05) / T.mean()
     x0 = np.concatenate([np.log([1.0, 1.0 / rate, 1.0, 1.0]), np.zeros(kz + kw)])
     zn = [f"rate_multiplier[{c}]" for c in (purchase.columns if kz else [])]

@@ -930,3 +930,111 @@ def test_predictions_with_covariates_are_the_bgnbd_at_each_customers_alpha_and_a
     _, by_model = clv.evaluate_holdout(plain, cal)
     _, scored = clv.evaluate_holdout(None, cal, predicted=clv.expected_purchases(plain, cal, 52.0))
     assert scored == by_model
+
+
+# ------------------------------------------- the covariate BG/NBD in one pass (issue 28/31 speed)
+
+
+def _per_pattern_nll_and_grad(x, tx, T, Z, W, w=None):
+    """The reference: the covariate BG/NBD's negative log-likelihood and gradient as the sum over
+    the distinct covariate patterns of the plain BG/NBD's (clv._BGNBDData.nll_and_grad at that
+    pattern's alpha exp(-gamma' z), a exp(delta' w)), chained through the log-links by hand."""
+    kz = Z.shape[1]
+    w = np.ones(len(x)) if w is None else w
+    pattern, inv = np.unique(np.hstack([Z, W]), axis=0, return_inverse=True)
+    inv = inv.reshape(-1)
+    groups = [
+        (pattern[g, :kz], pattern[g, kz:], clv._BGNBDData(x[rows], tx[rows], T[rows], w[rows]))
+        for g in range(len(pattern))
+        for rows in [np.flatnonzero(inv == g)]
+    ]
+
+    def nll_grad(theta):
+        base, gam, dlt = theta[:4], theta[4 : 4 + kz], theta[4 + kz :]
+        total, grad = 0.0, np.zeros_like(theta)
+        for z, wv, part in groups:
+            f, g = part.nll_and_grad(base + np.array([0.0, -(gam @ z), dlt @ wv, 0.0]), False)
+            total += f
+            grad[:4] += g
+            grad[4 : 4 + kz] -= g[1] * z
+            grad[4 + kz :] += g[2] * wv
+        return total, grad
+
+    return nll_grad
+
+
+def _two_attribute_company(n: int = 1500, seed: int = 11):
+    """A summary of BG/NBD customers and two categorical attributes as dummies: a 3-level one on
+    the purchase rate, a 3-level one and a 0/1 one on the dropout (Z and W differ)."""
+    df = _simulated_summary(n, seed=seed)
+    rng = np.random.default_rng(seed)
+    c1, c2, c3 = rng.integers(0, 3, n), rng.integers(0, 3, n), rng.integers(0, 2, n)
+    Z = np.column_stack([c1 == 1, c1 == 2]).astype(float)
+    W = np.column_stack([c2 == 1, c2 == 2, c3 == 1]).astype(float)
+    return df, Z, W
+
+
+def test_the_covariate_likelihood_in_one_pass_equals_the_per_pattern_sum():
+    """clv._BGNBDCovData (one pass over the customers, array alpha_i and a_i) against the sum of
+    the plain BG/NBD's likelihood and gradient over the covariate patterns (what
+    fit_bgnbd_covariates computed before): equal to 1e-10 relative at random parameters, with
+    counts of customers per row too; each row's log-likelihood is the plain BG/NBD's at that
+    customer's alpha_i, a_i; and the analytic gradient equals central finite differences."""
+    df, Z, W = _two_attribute_company()
+    x, tx, T = (df[c].to_numpy() for c in ("frequency", "recency", "T"))
+    w = np.random.default_rng(0).integers(1, 4, len(x)).astype(float)
+    rng = np.random.default_rng(1)
+    for weights in (None, w):
+        one_pass = clv._BGNBDCovData(x, tx, T, Z, W, weights)
+        reference = _per_pattern_nll_and_grad(x, tx, T, Z, W, weights)
+        for _ in range(4):
+            theta = np.concatenate(
+                [np.log([0.9, 8.0, 0.8, 3.2]) + rng.normal(0, 0.5, 4), rng.normal(0, 0.4, 5)]
+            )
+            f, g = one_pass.nll_and_grad(theta)
+            f0, g0 = reference(theta)
+            assert f == pytest.approx(f0, rel=1e-10)
+            np.testing.assert_allclose(g, g0, rtol=1e-10, atol=1e-10 * np.abs(g0).max())
+            ll = one_pass.loglik(theta)
+            assert float((np.ones(len(x)) if weights is None else weights) @ ll) == pytest.approx(
+                -f, rel=1e-12
+            )
+    # row by row: the plain BG/NBD at alpha_i, a_i (FHL 2005 eq. 6, the paper's literal formula)
+    r, alpha, a, b = np.exp(theta[:4])
+    alpha_i = alpha * np.exp(-(Z @ theta[4:6]))
+    a_i = a * np.exp(W @ theta[6:])
+    for i in range(0, len(x), 97):
+        direct = _bgnbd_direct(int(x[i]), tx[i], T[i], r, alpha_i[i], a_i[i], b)
+        assert ll[i] == pytest.approx(direct, rel=1e-10)
+    # the analytic gradient against central differences of the likelihood
+    nll = lambda th: one_pass.nll_and_grad(th)[0]  # noqa: E731
+    from scipy.optimize import approx_fprime
+
+    numeric = approx_fprime(theta, nll, 1e-6)  # forward: checked loosely, then central
+    central = np.array(
+        [(nll(theta + e) - nll(theta - e)) / 2e-5 for e in np.eye(len(theta)) * 1e-5]
+    )
+    np.testing.assert_allclose(g, central, rtol=1e-6, atol=1e-6 * np.abs(g).max())
+    np.testing.assert_allclose(g, numeric, rtol=1e-3, atol=1e-3 * np.abs(g).max())
+
+
+def test_the_covariate_fit_equals_the_fit_on_the_per_pattern_likelihood():
+    """fit_bgnbd_covariates (one pass) finds the optimum the per-pattern likelihood gives with the
+    same optimizer and start (btyd.fit_log_params): parameters to 1e-6 relative, the
+    log-likelihood to 1e-9, the covariance of the log-parameters to 1e-4."""
+    df, Z, W = _two_attribute_company()
+    z = pd.DataFrame(Z, index=df.index, columns=["p1", "p2"])
+    wd = pd.DataFrame(W, index=df.index, columns=["d1", "d2", "d3"])
+    fit = clv.fit_bgnbd_covariates(df, purchase=z, dropout=wd)
+    x, tx, T = (df[c].to_numpy() for c in ("frequency", "recency", "T"))
+    nll_grad = _per_pattern_nll_and_grad(x, tx, T, Z, W)
+    rate = max(x.mean(), 0.05) / T.mean()
+    x0 = np.concatenate([np.log([1.0, 1.0 / rate, 1.0, 1.0]), np.zeros(5)])
+    ref = btyd.fit_log_params(
+        lambda th: nll_grad(th)[0], x0, list(fit.params), fit.model, len(x), "W", nll_grad
+    )
+    assert fit.converged and ref.converged
+    for k, v in ref.params.items():
+        assert fit.params[k] == pytest.approx(v, rel=1e-6), k
+    assert fit.loglik == pytest.approx(ref.loglik, rel=1e-9)
+    np.testing.assert_allclose(fit.cov_log, ref.cov_log, rtol=1e-4, atol=1e-8)

@@ -153,6 +153,21 @@ def _effects(fit: btyd.ModelFit, levels: dict[str, dict[str, Any]]) -> pd.DataFr
     return eff.drop(columns="covariate")
 
 
+def _plain_bgnbd(fit: analysis.ClvFit, seg: pd.DataFrame) -> btyd.ModelFit:
+    """The BG/NBD without covariates on `seg`, the likelihood-ratio test's restricted model: the
+    report's own purchase fit when that is this same fit (the BG/NBD chosen, fitted on these
+    customers at their times' own resolution: :func:`helpers.report.analysis.fit_clv` with
+    ``CLV_RESOLUTION`` None), else :func:`helpers.clv.fit_bgnbd` of `seg`."""
+    pf = fit.purchases
+    same = (
+        pf.model == "BG/NBD"
+        and pf.n == len(seg)
+        and pf.time_unit == seg.attrs.get("time_unit", pf.time_unit)
+        and pf.extra.get("resolution") == seg.attrs.get("resolution", "as given")
+    )
+    return pf if same else clv.fit_bgnbd(seg)
+
+
 def compare(
     orders: Any,
     seg: pd.DataFrame,
@@ -178,7 +193,7 @@ def compare(
         return CovariateModel(False, "cov.none", rule, levels=levels)
     try:
         full = clv.fit_bgnbd_covariates(seg, X, X)
-        plain = clv.fit_bgnbd(seg)
+        plain = _plain_bgnbd(fit, seg)
         cal = _calibration(orders, seg, fit.holdout_weeks)
         Xc = X.set_axis(X.index.astype(str)).reindex(cal.index.astype(str)).set_axis(cal.index)
         # a level first seen after the calibration period (a new channel) has no coefficient there

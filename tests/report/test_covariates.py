@@ -212,3 +212,23 @@ def test_a_level_first_seen_in_the_holdout_weeks_does_not_stop_the_comparison(fi
     model = cv.compare(orders, seg, fit, launched)
     assert model.why != "cov.failed", model.error
     assert "new" in set(model.effects["level"])
+
+
+def test_the_likelihood_ratio_test_reuses_the_reports_bgnbd_only_when_it_is_the_same_fit(fitted):
+    """The restricted model of the LR test is clv.fit_bgnbd(seg); the report's own purchase fit
+    is that same fit when the BG/NBD was chosen at the times' own resolution, and is then reused
+    (not fitted twice); another model, or the BG/NBD fitted at a coarser resolution, is not."""
+    from dataclasses import replace
+
+    from helpers import btyd, clv
+
+    *_, seg, fit, _ = fitted
+    plain = clv.fit_bgnbd(seg)
+    as_report = replace(fit, model="BG/NBD", purchases=plain)
+    assert cv._plain_bgnbd(as_report, seg) is plain
+    again = clv.fit_bgnbd(seg)
+    assert again.params == plain.params and again.loglik == plain.loglik  # deterministic
+    coarse = clv.fit_bgnbd(btyd.at_resolution(seg, "W"))
+    for other in (replace(fit, purchases=clv.fit_mbgnbd(seg)), replace(fit, purchases=coarse)):
+        got = cv._plain_bgnbd(other, seg)
+        assert got is not other.purchases and got.params == plain.params
