@@ -227,9 +227,9 @@ class _BGNBDCovData:
     the customers: the likelihood of :class:`_BGNBDData` (FHL 2005 eq. 6) with array parameters,
     customer i at alpha_i = alpha exp(-gamma' z_i) and a_i = a exp(delta' w_i), r and b shared.
 
-    What depends on a customer only through (x, w_i) -- the Beta-function ratios and their
-    digammas -- is computed once per distinct (x, dropout pattern) pair, what depends on z_i once
-    per distinct purchase pattern, and the rest per row; so the cost grows with the rows plus the
+    What depends on a customer only through x and the covariates -- the Beta-function ratios and
+    their digammas -- is computed once per distinct (x, covariate pattern) pair, alpha_i once per
+    pattern, and the rest per row; so the cost grows with the rows plus the
     pairs, not with rows x patterns. `w` counts the customers of each row (one each by default).
     Held equal to :meth:`_BGNBDData.nll_and_grad` summed over the patterns by
     ``tests/test_clv.py::test_the_covariate_likelihood_in_one_pass_equals_the_per_pattern_sum``."""
@@ -249,16 +249,16 @@ class _BGNBDCovData:
         self.ux, xinv = np.unique(x, return_inverse=True)
         self.xinv = xinv = xinv.reshape(-1)
         self.x_counts = np.bincount(xinv, weights=self.w, minlength=len(self.ux))
-        self.zpat, zinv = np.unique(Z, axis=0, return_inverse=True)
-        self.zinv = zinv.reshape(-1)
-        self.z_counts = np.bincount(self.zinv, weights=self.w, minlength=len(self.zpat))
-        self.wpat, winv = np.unique(W, axis=0, return_inverse=True)
-        winv = winv.reshape(-1)
-        # distinct (x, dropout pattern) pairs: the Beta-function terms are theirs
+        # the distinct covariate patterns (z, w), once: zpat and wpat are their two halves
+        pattern, inv = np.unique(np.hstack([Z, W]), axis=0, return_inverse=True)
+        self.zpat, self.wpat = pattern[:, : self.kz], pattern[:, self.kz :]
+        self.zinv = winv = inv.reshape(-1)
+        self.z_counts = np.bincount(self.zinv, weights=self.w, minlength=len(pattern))
+        # distinct (x, covariate pattern) pairs: the Beta-function terms are theirs
         pairs, pinv = np.unique(winv * len(self.ux) + xinv, return_inverse=True)
         self.pinv = pinv.reshape(-1)
         self.pair_x = self.ux[pairs % len(self.ux)]
-        self.pair_w = pairs // len(self.ux)  # the pair's dropout pattern
+        self.pair_w = pairs // len(self.ux)  # the pair's covariate pattern
         self.rep_rows = np.flatnonzero(x > 0)
 
     def _terms(self, theta: np.ndarray) -> dict[str, Any]:
@@ -481,7 +481,7 @@ def fit_bgnbd_covariates(
     drop_first=True, dtype=float)``). The likelihood of each customer is the BG/NBD's (FHL 2005
     eq. 6) at their own alpha_i, a_i, evaluated in one pass over the customers with its analytic
     gradient chained through the log-links (:class:`_BGNBDCovData`; the Beta-function terms once
-    per distinct (frequency, dropout covariates)), so the cost grows with the customers, not with
+    per distinct (frequency, covariates)), so the cost grows with the customers, not with
     customers x covariate patterns.
 
     Returns a :class:`ModelFit` (model ``"BG/NBD+covariates"``) with r, alpha, a, b (the base: all
@@ -1619,13 +1619,16 @@ def covariate_pattern_fits(
     dlt = np.log([fit.params[f"a_multiplier[{c}]"] for c in wn]) if wn else np.zeros(0)
     pattern, inv = np.unique(np.hstack([Z, W]), axis=0, return_inverse=True)
     inv = inv.reshape(-1)
+    # each pattern's positions, ascending: one stable sort, split at the patterns' counts
+    counts = np.bincount(inv, minlength=len(pattern))
+    positions = np.split(np.argsort(inv, kind="stable"), np.cumsum(counts)[:-1])
     out = []
-    for g, row in enumerate(pattern):
+    for row, rows in zip(pattern, positions, strict=True):
         params = {"r": fit.r, "alpha": fit.alpha * float(np.exp(-(gam @ row[: len(zn)]))),
                   "a": fit.a * float(np.exp(dlt @ row[len(zn):])), "b": fit.b}  # fmt: skip
-        part = ModelFit("BG/NBD", params, np.nan, int((inv == g).sum()), fit.time_unit,
+        part = ModelFit("BG/NBD", params, np.nan, len(rows), fit.time_unit,
                         fit.cov_log[:4, :4], fit.converged)  # fmt: skip
-        out.append((np.flatnonzero(inv == g), part))
+        out.append((rows, part))
     return out
 
 
@@ -1639,9 +1642,12 @@ def predict_with_covariates(
     """Any prediction of this module under a :func:`fit_bgnbd_covariates` fit: `predict(f, s)`
     (e.g. ``lambda f, s: predictive_clv(f, gg, s, econ)`` or ``lambda f, s: p_alive(f, s)``) is
     called per covariate pattern with that pattern's BG/NBD (:func:`covariate_pattern_fits`) and
-    customers, and the pieces are put back in the `summary`'s order."""
-    parts = []
-    for rows, part in covariate_pattern_fits(fit, summary, purchase, dropout):
-        sub = summary.iloc[rows]
-        parts.append(predict(part, sub))
+    customers, and the pieces are put back in the `summary`'s order. The summary is reordered
+    by pattern once, so that each pattern's customers are a slice of it (a view, not a copy)."""
+    fits = covariate_pattern_fits(fit, summary, purchase, dropout)
+    ordered = summary.iloc[np.concatenate([rows for rows, _ in fits])]
+    parts, lo = [], 0
+    for rows, part in fits:
+        parts.append(predict(part, ordered.iloc[lo : lo + len(rows)]))
+        lo += len(rows)
     return pd.concat(parts).reindex(summary.index)
