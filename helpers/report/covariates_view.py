@@ -284,14 +284,25 @@ def clv_interval(
     m = econ.gross_margin_rate
     h = 1e-4
 
-    def per_group(values: np.ndarray, g: np.ndarray) -> np.ndarray:
-        out = pd.Series(values).groupby(g).sum().reindex(labels, fill_value=0.0).to_numpy()
+    def per_group(values: np.ndarray, codes: np.ndarray) -> np.ndarray:
+        """Sums of `values` per label (codes: positions in `labels`, -1 for none) and in all."""
+        keep = codes >= 0
+        out = np.bincount(codes[keep], weights=values[keep], minlength=len(labels))
         return np.append(out, values.sum())
 
+    # the sample reordered by covariate pattern once: each pattern's customers are a slice
+    fits = clv.covariate_pattern_fits(cf, sample, X, X)
+    order = np.concatenate([rows for rows, _ in fits])
+    ordered, codes = sample.iloc[order], labels.get_indexer(g_all[order])
+    Xv, col = X.to_numpy(), {c: j for j, c in enumerate(X.columns)}
     base = np.zeros(len(labels) + 1)
     grad = np.zeros((len(labels) + 1, len(names) + len(gg.params)))
-    for rows, pf in clv.covariate_pattern_fits(cf, sample, X, X):
-        sub, g = sample.iloc[rows], g_all[rows]
+    disc = np.empty(len(order))
+    lo = 0
+    for rows, pf in fits:
+        part = slice(lo, lo + len(rows))
+        lo += len(rows)
+        sub, g = ordered.iloc[part], codes[part]
 
         def total(f: btyd.ModelFit, sub: pd.DataFrame = sub, g: np.ndarray = g) -> np.ndarray:
             t = clv.predictive_clv(f, gg, sub, econ, cost_per_order=fit.cost_per_order)
@@ -305,19 +316,22 @@ def clv_interval(
             down = replace(pf, params={**pf.params, k: pf.params[k] * np.exp(-h)})
             d[k] = (total(up) - total(down)) / (2 * h)
             grad[:, names.index(k)] += d[k]
-        zw = X.iloc[rows[0]]
+        zw = Xv[rows[0]]
         for c in zn:
-            grad[:, names.index(f"rate_multiplier[{c}]")] -= d["alpha"] * zw[c]
+            grad[:, names.index(f"rate_multiplier[{c}]")] -= d["alpha"] * zw[col[c]]
         for c in wn:
-            grad[:, names.index(f"a_multiplier[{c}]")] += d["a"] * zw[c]
+            grad[:, names.index(f"a_multiplier[{c}]")] += d["a"] * zw[col[c]]
         per_order = table["margin_per_order"].to_numpy()
         with np.errstate(divide="ignore", invalid="ignore"):
-            disc = np.where(np.abs(per_order) > 1e-12, table["clv"].to_numpy() / per_order, 0.0)
-        for j, k in enumerate(gg.params):
-            up = replace(gg, params={**gg.params, k: gg.params[k] * np.exp(h)})
-            down = replace(gg, params={**gg.params, k: gg.params[k] * np.exp(-h)})
-            ds = (clv.expected_spend(up, sub) - clv.expected_spend(down, sub)).to_numpy() / (2 * h)
-            grad[:, len(names) + j] += per_group(m * ds * disc, g)
+            disc[part] = np.where(
+                np.abs(per_order) > 1e-12, table["clv"].to_numpy() / per_order, 0.0
+            )
+    # the spend model's parameters: the same for every pattern, so once over the whole sample
+    for j, k in enumerate(gg.params):
+        up = replace(gg, params={**gg.params, k: gg.params[k] * np.exp(h)})
+        down = replace(gg, params={**gg.params, k: gg.params[k] * np.exp(-h)})
+        ds = (clv.expected_spend(up, ordered) - clv.expected_spend(down, ordered)).to_numpy()
+        grad[:, len(names) + j] = per_group(m * ds / (2 * h) * disc, codes)
     rel = grad / base[:, None]
     cov = np.zeros((rel.shape[1], rel.shape[1]))
     cov[: len(names), : len(names)] = cf.cov_log
@@ -329,7 +343,9 @@ def clv_interval(
         if by is not None and by in seg
         else np.full(len(fit.table), "total")
     )
-    full = pd.Series(per_group(fit.table["clv"].to_numpy(), full_groups), index=index)
+    full = pd.Series(
+        per_group(fit.table["clv"].to_numpy(), labels.get_indexer(full_groups)), index=index
+    )
     out = pd.DataFrame(
         {"clv": full, "ci_low": full * np.exp(-zq * se), "ci_high": full * np.exp(zq * se),
          "se_log": se},
