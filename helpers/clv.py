@@ -229,8 +229,8 @@ class _BGNBDCovData:
 
     What depends on a customer only through x and the covariates -- the Beta-function ratios and
     their digammas -- is computed once per distinct (x, covariate pattern) pair, alpha_i once per
-    pattern, and the rest per row; so the cost grows with the rows plus the
-    pairs, not with rows x patterns. `w` counts the customers of each row (one each by default).
+    pattern, and the rest per row; so the cost grows with the rows plus the pairs, not with
+    rows x patterns. `w` counts the customers of each row (one each by default).
     Held equal to :meth:`_BGNBDData.nll_and_grad` summed over the patterns by
     ``tests/test_clv.py::test_the_covariate_likelihood_in_one_pass_equals_the_per_pattern_sum``."""
 
@@ -245,17 +245,17 @@ class _BGNBDCovData:
     ):
         self.x, self.tx, self.T = x, tx, T
         self.w = np.ones(len(x)) if w is None else np.asarray(w, dtype=float)
-        self.kz, self.kw = Z.shape[1], W.shape[1]
+        self.kz = Z.shape[1]
         self.ux, xinv = np.unique(x, return_inverse=True)
         self.xinv = xinv = xinv.reshape(-1)
         self.x_counts = np.bincount(xinv, weights=self.w, minlength=len(self.ux))
         # the distinct covariate patterns (z, w), once: zpat and wpat are their two halves
         pattern, inv = np.unique(np.hstack([Z, W]), axis=0, return_inverse=True)
         self.zpat, self.wpat = pattern[:, : self.kz], pattern[:, self.kz :]
-        self.zinv = winv = inv.reshape(-1)
-        self.z_counts = np.bincount(self.zinv, weights=self.w, minlength=len(pattern))
+        self.zinv = inv = inv.reshape(-1)
+        self.z_counts = np.bincount(inv, weights=self.w, minlength=len(pattern))
         # distinct (x, covariate pattern) pairs: the Beta-function terms are theirs
-        pairs, pinv = np.unique(winv * len(self.ux) + xinv, return_inverse=True)
+        pairs, pinv = np.unique(inv * len(self.ux) + xinv, return_inverse=True)
         self.pinv = pinv.reshape(-1)
         self.pair_x = self.ux[pairs % len(self.ux)]
         self.pair_w = pairs // len(self.ux)  # the pair's covariate pattern
@@ -330,7 +330,7 @@ class _BGNBDCovData:
         g_la = w * r - p["rx"] * p["alpha_i"] * ww1 / p["aT"]
         g_la[rep] -= p["rx"][rep] * p["alpha_i"][rep] * ww2[rep] / p["a2"]
         g_la_pat = np.bincount(self.zinv, weights=g_la, minlength=len(self.zpat))
-        # per (x, dropout pattern) pair: the two terms' customers and the Beta-ratio derivatives
+        # per (x, covariate pattern) pair: the two terms' customers and the Beta-ratio derivatives
         n_pair = len(self.pair_x)
         W1 = np.bincount(self.pinv, weights=ww1, minlength=n_pair)
         W2 = np.bincount(self.pinv, weights=ww2, minlength=n_pair)
