@@ -825,3 +825,259 @@ def mapping_rules(t: ir.Table, mapping) -> tuple[ir.Table, dict]:
         t = g.agg(**agg)
         counts["orders"] = int(scalar(t.count()))
     return t, counts
+
+
+# ------------------------------------------- the sections beside the model (issues 28 and 31)
+# What the acquisition sections (helpers.report.acquisition_views) and the survey, campaign and
+# loyalty sections (helpers.report.beyond_orders) need from the orders, reduced by the engine
+# to one row per customer, per event or per group: the orders are never collected. A pandas
+# DataFrame runs through the same expressions on an in-memory DuckDB (section_table), so each
+# computation has one definition; tests/report/test_sections_engine.py holds them equal to the
+# pandas computations they replaced.
+
+
+def section_table(orders: ir.Table | pd.DataFrame, columns: list[str] | None = None) -> ir.Table:
+    """An Ibis table of `orders` (an Ibis table as it is; a pandas DataFrame as an in-memory
+    DuckDB table of its `columns`, default all) with ``customer_id`` as text (the ids the
+    sections index by: ``seg.index.astype(str)``)."""
+    if isinstance(orders, ir.Table):
+        t = orders if columns is None else orders.select(columns)
+    else:
+        df = orders if columns is None else orders[columns]
+        df = df.assign(customer_id=df["customer_id"].astype(str).to_numpy(object))
+        for c in df.columns:  # categories (the customer ids, an attribute) as plain text
+            if isinstance(df[c].dtype, pd.CategoricalDtype):
+                df[c] = df[c].astype(str).to_numpy(object)
+        t = ibis.memtable(df.reset_index(drop=True))
+    return t.mutate(customer_id=t.customer_id.cast("string"))
+
+
+def _order_keys(t: ir.Table) -> list[ir.Value]:
+    """A customer's orders in time; orders at the same instant by ``order_id`` (when there is
+    one), then amount: a deterministic order where a DataFrame's row order is not kept."""
+    return [t.order_date] + ([t.order_id] if "order_id" in t.columns else []) + [t.amount]
+
+
+def numbered_orders(
+    orders: ir.Table | pd.DataFrame, as_of: str | pd.Timestamp | None = None
+) -> ir.Table:
+    """The orders (up to the end of the as-of day when `as_of` is given) with ``number`` (1 =
+    the customer's first, in time: :func:`_order_keys`) and ``orders_of_customer`` (the
+    customer's count), as an expression (nothing is computed)."""
+    t = section_table(orders)
+    if as_of is not None:
+        t = _up_to(t, as_of, "order_date")
+    by = ibis.window(group_by="customer_id", order_by=_order_keys(t))
+    return t.mutate(
+        number=ibis.row_number().over(by) + 1,
+        orders_of_customer=t.customer_id.count().over(ibis.window(group_by="customer_id")),
+    )
+
+
+def first_orders(
+    orders: ir.Table | pd.DataFrame,
+    as_of: str | pd.Timestamp | None = None,
+    columns: tuple[str, ...] = (),
+) -> pd.DataFrame:
+    """Per customer (index ``customer_id``, text, sorted): ``first`` and ``second`` (the times of
+    the first and second orders, :func:`numbered_orders`; NaT without a second) and the first
+    order's value of each of `columns`."""
+    t = numbered_orders(orders, as_of)
+    t = t.filter(t.number <= 2)
+    one = t.number == 1
+    flags = [c for c in columns if t[c].type().is_boolean()]
+    agg = {"_first": t.order_date.min(), "_second": t.order_date.max(where=t.number == 2)}
+    for c in columns:  # the one first order's value (a boolean through 0/1: max of one value)
+        agg[c] = (t[c].cast("int8") if c in flags else t[c]).max(where=one)
+    df = t.group_by("customer_id").agg(**agg).order_by("customer_id").to_pandas()
+    df = df.rename(columns={"_first": "first", "_second": "second"})
+    for c in ("first", "second"):
+        df[c] = pd.to_datetime(df[c]).astype("datetime64[ns]")
+    for c in flags:
+        df[c] = df[c].astype("Int8").astype("boolean")
+    return df.set_index("customer_id")
+
+
+def value_by_number(orders: ir.Table | pd.DataFrame, top: int = 5) -> pd.DataFrame:
+    """Order amounts by order number n = min(number, `top`) (:func:`numbered_orders`): per n
+    ``orders``, ``mean`` and ``std`` (sample, ddof 1) of all orders, and ``same_customers`` and
+    ``mean_same`` of the orders of customers with at least three (n <= 3). Index: n."""
+    t = numbered_orders(orders)
+    t = t.mutate(n=ibis.least(t.number, top), a=t.amount.cast("float64"))
+    every = t.group_by("n").agg(orders=t.count(), mean=t.a.mean(), std=t.a.std(how="sample"))
+    s = t.filter((t.orders_of_customer >= 3) & (t.n <= 3))
+    same = s.group_by("n").agg(same_customers=s.count(), mean_same=s.a.mean())
+    df = every.to_pandas().set_index("n").sort_index()
+    return df.join(same.to_pandas().set_index("n"))
+
+
+def customer_discounts(orders: ir.Table | pd.DataFrame) -> pd.DataFrame:
+    """Per customer (index ``customer_id``, text, sorted): ``orders``, ``used`` (orders with a
+    discount > 0), ``discount`` (their sum; a missing discount is 0) and ``first`` (the first
+    order, :func:`numbered_orders`, used one)."""
+    t = numbered_orders(orders)
+    d = t.discount.cast("float64").fill_null(0.0)
+    used = (d > 0).cast("int64")
+    df = (
+        t.group_by("customer_id")
+        .agg(orders=t.count(), used=used.sum(), discount=d.sum(),
+             first=used.max(where=t.number == 1))  # fmt: skip
+        .order_by("customer_id")
+        .to_pandas()
+        .set_index("customer_id")
+    )
+    return df.astype({"orders": np.int64, "used": np.int64, "first": bool})
+
+
+def _margin_ages(
+    orders: ir.Table | pd.DataFrame,
+    starts: pd.DataFrame,
+    last: int,
+    top: int,
+    margin_rate: float,
+    cost_per_order: float,
+) -> ir.Table:
+    """Each order's margin m x amount - c (``v``) and age ``age`` in calendar months from its
+    customer's first month (`starts`: ``customer_id``, ``first_month`` as month codes, and any
+    more columns, sent to the engine), for ages 0..`top` observed by `last` (the last complete
+    month: first month + age <= last)."""
+    small = ibis.memtable(starts.reset_index(drop=True))
+    t = section_table(orders)
+    j = t.join(small, "customer_id")
+    j = j.mutate(
+        age=period_code(j.order_date, "M") - j.first_month,
+        v=margin_rate * j.amount.cast("float64") - cost_per_order,
+    )
+    return j.filter((j.age >= 0) & (j.age <= top) & (j.first_month + j.age <= last))
+
+
+def cumulative_margin(
+    orders: ir.Table | pd.DataFrame,
+    first_month: pd.Series,
+    last: int,
+    ages: list[int],
+    margin_rate: float,
+    cost_per_order: float,
+) -> pd.DataFrame:
+    """Customers (`first_month`: customer_id -> month code of the first order, index as text) x
+    `ages`: each customer's cumulative margin sum_{j <= k} sum of m x amount - c over the orders
+    of age j (calendar months from the first month), NaN past the customer's observed age
+    (first month + k > `last`, the last complete month). The engine returns one row per
+    customer with one column per age; customers without an order in range: 0."""
+    ids = first_month.index.astype(str)
+    starts = pd.DataFrame({"customer_id": ids.to_numpy(object),
+                           "first_month": first_month.to_numpy(np.int64)})  # fmt: skip
+    j = _margin_ages(orders, starts, last, max(ages), margin_rate, cost_per_order)
+    agg = {f"c{k}": j.v.sum(where=j.age <= k) for k in ages}
+    df = j.group_by("customer_id").agg(**agg).to_pandas().set_index("customer_id")
+    cum = df.reindex(ids).to_numpy(float)
+    cum = np.nan_to_num(cum, nan=0.0)  # no order of that age or before: 0
+    observed = last - starts["first_month"].to_numpy()
+    cum[np.asarray(ages)[None, :] > observed[:, None]] = np.nan
+    return pd.DataFrame(cum, index=ids.rename("customer_id"), columns=pd.Index(ages, name="age"))
+
+
+def value_by_age(
+    orders: ir.Table | pd.DataFrame,
+    first_month: pd.Series,
+    groups: pd.Series,
+    last: int,
+    max_age: int,
+    margin_rate: float,
+    cost_per_order: float,
+    level: float = 0.95,
+) -> pd.DataFrame:
+    """:func:`helpers.cohorts.value_by_age` of the orders' margins m x amount - c (undiscounted),
+    per group (`groups`: customer_id -> group, the same index as `first_month`), from sums the
+    engine returns per (group, first month): for each age k, S1 = sum_i V_i(k) and
+    S2 = sum_i V_i(k)^2 over the customers i with an order (the others add 0). The customers of
+    one first month are all observed to the same age, so per group and age
+    n = customers of the first months observed at k, V = S1 / n and
+    se = sqrt((S2 - n V^2) / (n - 1) / n) (the sample standard deviation, ddof 1).
+    Returns ``group``, ``age``, ``customers``, ``value``, ``se``, ``ci_low``, ``ci_high``."""
+    from scipy import stats
+
+    ids = first_month.index.astype(str)
+    fm = first_month.to_numpy(np.int64)
+    keep = fm <= last
+    starts = pd.DataFrame({"customer_id": ids.to_numpy(object)[keep], "first_month": fm[keep],
+                           "grp": groups.to_numpy(object)[keep]})  # fmt: skip
+    ages = list(range(max_age + 1))
+    j = _margin_ages(orders, starts, last, max_age, margin_rate, cost_per_order)
+    per = j.group_by(["customer_id", "grp", "first_month"]).agg(
+        **{f"c{k}": j.v.sum(where=j.age <= k).fill_null(0.0) for k in ages}
+    )
+    sums = (
+        per.group_by(["grp", "first_month"])
+        .agg(**{f"s{k}": per[f"c{k}"].sum() for k in ages},
+             **{f"q{k}": (per[f"c{k}"] * per[f"c{k}"]).sum() for k in ages})  # fmt: skip
+        .to_pandas()
+    )
+    n = starts.groupby(["grp", "first_month"]).size().rename("n").reset_index()
+    cells = n.merge(sums, on=["grp", "first_month"], how="left").fillna(0.0)
+    rows = []
+    for k in ages:
+        seen = cells[cells["first_month"] + k <= last]
+        g = seen.groupby("grp", sort=True)[["n", f"s{k}", f"q{k}"]].sum()
+        rows.append(pd.DataFrame({"group": g.index, "age": k, "customers": g["n"].to_numpy(),
+                                  "s1": g[f"s{k}"].to_numpy(), "s2": g[f"q{k}"].to_numpy()}))  # fmt: skip
+    out = pd.concat(rows, ignore_index=True).sort_values(["group", "age"], kind="stable")
+    out = out[out["customers"] > 0].reset_index(drop=True)
+    n_ = out["customers"].to_numpy(float)
+    mean = out["s1"].to_numpy() / n_
+    with np.errstate(invalid="ignore", divide="ignore"):
+        var = np.clip(out["s2"].to_numpy() - n_ * mean**2, 0, None) / (n_ - 1)
+        se = np.where(n_ > 1, np.sqrt(var / n_), np.nan)
+    z = stats.norm.ppf(0.5 + level / 2)
+    out = out.drop(columns=["s1", "s2"]).assign(value=mean, se=se)
+    out["customers"] = out["customers"].astype(np.int64)
+    out["ci_low"], out["ci_high"] = out["value"] - z * out["se"], out["value"] + z * out["se"]
+    return out
+
+
+def orders_after(
+    events: pd.DataFrame,
+    orders: ir.Table | pd.DataFrame,
+    days: float,
+    *,
+    at: str,
+    closed: str = "right",
+    values: tuple[str, ...] = (),
+    margin: economics.Economics | None = None,
+) -> pd.DataFrame:
+    """:func:`helpers.stats.orders_after` in the engine: the events (a small pandas table with
+    ``customer_id`` and the time column `at`) are sent to the engine, joined with the orders of
+    their customers and reduced to one row per event: ``orders`` in the window, ``converted``,
+    ``next_order_at`` and the window's sums of `values` (with `margin`, also ``margin``: the
+    sum of :func:`helpers.economics.order_margin`, amount - (1 - g)(amount + discount), 0 if
+    returned). Aligned with `events`' index."""
+    if closed not in ("right", "left", "both"):
+        raise ValueError(f"closed must be 'right', 'left' or 'both', got {closed!r}")
+    e = pd.DataFrame({"customer_id": events["customer_id"].astype(str).to_numpy(object),
+                      "_t": pd.to_datetime(events[at]).to_numpy("datetime64[ns]"),
+                      "_row": np.arange(len(events))})  # fmt: skip
+    t = section_table(orders)
+    if margin is not None:
+        a = t.amount.cast("float64")
+        gross = a + (t.discount.cast("float64").fill_null(0.0) if "discount" in t.columns else 0.0)
+        kept = (~t.returned.fill_null(False)).cast("float64") if "returned" in t.columns else 1.0
+        t = t.mutate(margin=(a - (1 - margin.gross_margin_rate) * gross) * kept)
+        values = (*values, "margin")
+    small = ibis.memtable(e)
+    m = small.join(t, "customer_id")
+    od = m.order_date
+    after = (od >= m._t) if closed in ("left", "both") else (od > m._t)
+    stop = m._t + ibis.interval(seconds=int(round(days * 86_400)))
+    inside = after & ((od < stop) if closed == "left" else (od <= stop))
+    agg = {"orders": m.count(where=inside), "next_order_at": od.min(where=after)}
+    for v in values:
+        agg[v] = m[v].cast("float64").sum(where=inside)
+    g = m.group_by("_row").agg(**agg).to_pandas().set_index("_row")
+    out = g.reindex(np.arange(len(e)))
+    out["orders"] = out["orders"].fillna(0).astype(int)
+    out["converted"] = out["orders"] > 0
+    out["next_order_at"] = pd.to_datetime(out["next_order_at"]).astype("datetime64[ns]")
+    for v in values:
+        out[v] = out[v].fillna(0.0)
+    out.index = events.index
+    return out[["orders", "converted", "next_order_at", *values]]
