@@ -920,8 +920,9 @@ def customer_discounts(orders: ir.Table | pd.DataFrame) -> pd.DataFrame:
     used = (d > 0).cast("int64")
     df = (
         t.group_by("customer_id")
-        .agg(orders=t.count(), used=used.sum(), discount=d.sum(),
-             first=used.max(where=t.number == 1))  # fmt: skip
+        .agg(
+            orders=t.count(), used=used.sum(), discount=d.sum(), first=used.max(where=t.number == 1)
+        )  # fmt: skip
         .order_by("customer_id")
         .to_pandas()
         .set_index("customer_id")
@@ -1009,8 +1010,10 @@ def value_by_age(
     )
     sums = (
         per.group_by(["grp", "first_month"])
-        .agg(**{f"s{k}": per[f"c{k}"].sum() for k in ages},
-             **{f"q{k}": (per[f"c{k}"] * per[f"c{k}"]).sum() for k in ages})  # fmt: skip
+        .agg(
+            **{f"s{k}": per[f"c{k}"].sum() for k in ages},
+            **{f"q{k}": (per[f"c{k}"] * per[f"c{k}"]).sum() for k in ages},
+        )  # fmt: skip
         .to_pandas()
     )
     n = starts.groupby(["grp", "first_month"]).size().rename("n").reset_index()
@@ -1044,19 +1047,21 @@ def orders_after(
     closed: str = "right",
     values: tuple[str, ...] = (),
     margin: economics.Economics | None = None,
+    as_of: str | pd.Timestamp | None = None,
 ) -> pd.DataFrame:
     """:func:`helpers.stats.orders_after` in the engine: the events (a small pandas table with
     ``customer_id`` and the time column `at`) are sent to the engine, joined with the orders of
-    their customers and reduced to one row per event: ``orders`` in the window, ``converted``,
-    ``next_order_at`` and the window's sums of `values` (with `margin`, also ``margin``: the
-    sum of :func:`helpers.economics.order_margin`, amount - (1 - g)(amount + discount), 0 if
+    their customers (up to the end of the as-of day when `as_of` is given) and reduced to one
+    row per event: ``orders`` in the window, ``converted``, ``next_order_at`` and the window's
+    sums of `values` (with `margin`, also ``margin``: the sum of
+    :func:`helpers.economics.order_margin`, amount - (1 - g)(amount + discount), 0 if
     returned). Aligned with `events`' index."""
     if closed not in ("right", "left", "both"):
         raise ValueError(f"closed must be 'right', 'left' or 'both', got {closed!r}")
-    e = pd.DataFrame({"customer_id": events["customer_id"].astype(str).to_numpy(object),
-                      "_t": pd.to_datetime(events[at]).to_numpy("datetime64[ns]"),
-                      "_row": np.arange(len(events))})  # fmt: skip
+    e = _events(events, at)
     t = section_table(orders)
+    if as_of is not None:
+        t = _up_to(t, as_of, "order_date")
     if margin is not None:
         a = t.amount.cast("float64")
         gross = a + (t.discount.cast("float64").fill_null(0.0) if "discount" in t.columns else 0.0)
@@ -1081,3 +1086,103 @@ def orders_after(
         out[v] = out[v].fillna(0.0)
     out.index = events.index
     return out[["orders", "converted", "next_order_at", *values]]
+
+
+def _events(events: pd.DataFrame, at: str) -> pd.DataFrame:
+    """The events as the engine takes them: ``customer_id`` (text), ``_t`` (the time `at`) and
+    ``_row`` (the position, to align the result)."""
+    return pd.DataFrame({"customer_id": events["customer_id"].astype(str).to_numpy(object),
+                         "_t": pd.to_datetime(events[at]).to_numpy("datetime64[ns]"),
+                         "_row": np.arange(len(events))})  # fmt: skip
+
+
+def history_features(
+    exposures: pd.DataFrame,
+    orders: ir.Table | pd.DataFrame,
+    at: str,
+    signup: pd.Series | None = None,
+    as_of: str | pd.Timestamp | None = None,
+) -> pd.DataFrame:
+    """:func:`helpers.experiments.history_features` in the engine: per exposure (a small pandas
+    table sent to the engine), from its customer's orders strictly before `at` (and up to the
+    end of the as-of day when `as_of` is given): ``n_orders``, ``days_since_last``, ``spend``,
+    ``mean_amount``, ``discount_share`` and, given `signup`, ``tenure_days``. Aligned with
+    `exposures`' index; one row per exposure comes back."""
+    e = _events(exposures, at)
+    t = section_table(orders)
+    if as_of is not None:
+        t = _up_to(t, as_of, "order_date")
+    m = ibis.memtable(e).join(t, "customer_id")
+    m = m.filter(m.order_date < m._t)
+    disc = (
+        (m.discount.cast("float64") > 0).fill_null(False).cast("float64")
+        if "discount" in m.columns
+        else ibis.literal(0.0)
+    )
+    g = (
+        m.group_by("_row")
+        .agg(
+            n_orders=m.count(),
+            last=m.order_date.max(),
+            spend=m.amount.cast("float64").sum(),
+            discount_share=disc.mean(),
+        )  # fmt: skip
+        .to_pandas()
+        .set_index("_row")
+        .reindex(np.arange(len(e)))
+    )
+    out = pd.DataFrame(index=exposures.index)
+    out["n_orders"] = g["n_orders"].fillna(0).astype(int).to_numpy()
+    last = pd.to_datetime(g["last"]).to_numpy("datetime64[ns]")
+    out["days_since_last"] = (e["_t"].to_numpy() - last) / pd.Timedelta(days=1)
+    out["spend"] = g["spend"].fillna(0.0).to_numpy()
+    out["mean_amount"] = (g["spend"] / g["n_orders"]).fillna(0.0).to_numpy()
+    out["discount_share"] = g["discount_share"].fillna(0.0).to_numpy()
+    if signup is not None:
+        start = exposures["customer_id"].map(signup).to_numpy()
+        out["tenure_days"] = (e["_t"].to_numpy() - start) / pd.Timedelta(days=1)
+    return out
+
+
+def first_order_times(
+    orders: ir.Table | pd.DataFrame,
+    as_of: str | pd.Timestamp | None = None,
+    start: pd.Timestamp | None = None,
+    stop: pd.Timestamp | None = None,
+) -> pd.Series:
+    """Each customer's first order time (customer_id as text -> timestamp, sorted), over the
+    orders up to the end of the as-of day and, when given, from `start` through `stop`
+    (inclusive)."""
+    t = section_table(orders)
+    if as_of is not None:
+        t = _up_to(t, as_of, "order_date")
+    if start is not None:
+        t = t.filter(t.order_date >= ibis.timestamp(pd.Timestamp(start).to_pydatetime()))
+    if stop is not None:
+        t = t.filter(t.order_date <= ibis.timestamp(pd.Timestamp(stop).to_pydatetime()))
+    df = t.group_by("customer_id").agg(first=t.order_date.min()).order_by("customer_id")
+    df = df.to_pandas()
+    out = pd.Series(pd.to_datetime(df["first"]).astype("datetime64[ns]").to_numpy(),
+                    index=pd.Index(df["customer_id"], name="customer_id"), name="order_date")  # fmt: skip
+    return out
+
+
+def orders_of(
+    orders: ir.Table | pd.DataFrame,
+    customers: pd.Index,
+    as_of: str | pd.Timestamp | None = None,
+) -> tuple[pd.DataFrame, int]:
+    """The ``customer_id`` (text) and ``order_date`` of the orders of `customers` only (e.g. a
+    loyalty programme's members, whose orders a model takes one by one), sorted by customer and
+    time, and the number of all orders (up to the end of the as-of day when `as_of` is given):
+    the other customers' orders are counted in the engine, not returned."""
+    t = section_table(orders, ["customer_id", "order_date"])
+    if as_of is not None:
+        t = _up_to(t, as_of, "order_date")
+    ids = ibis.memtable(
+        pd.DataFrame({"customer_id": pd.Index(customers).astype(str).to_numpy(object)})
+    )
+    mine = t.semi_join(ids, "customer_id").order_by(["customer_id", "order_date"]).to_pandas()
+    mine["order_date"] = pd.to_datetime(mine["order_date"]).astype("datetime64[ns]")
+    total = t.count().to_pyarrow().as_py()
+    return mine, int(total)
