@@ -852,26 +852,27 @@ def section_table(orders: ir.Table | pd.DataFrame, columns: list[str] | None = N
     return t.mutate(customer_id=t.customer_id.cast("string"))
 
 
-def _order_keys(t: ir.Table) -> list[ir.Value]:
-    """A customer's orders in time; orders at the same instant by ``order_id`` (when there is
-    one), then amount: a deterministic order where a DataFrame's row order is not kept."""
-    return [t.order_date] + ([t.order_id] if "order_id" in t.columns else []) + [t.amount]
+def _order_keys(t: ir.Table, by_id: bool) -> list[ir.Value]:
+    """A customer's orders in time; orders at the same instant by ``order_id`` (with `by_id`,
+    when there is one), then amount: a deterministic order where a DataFrame's row order is not
+    kept. Without `by_id` only the amounts of orders at the same instant are ordered, which is
+    all a result that depends on the amounts alone needs (sorting on the text ids doubles the
+    cost of the window at 10M orders: benchmarks/README.md)."""
+    ids = [t.order_id] if by_id and "order_id" in t.columns else []
+    return [t.order_date, *ids, t.amount]
 
 
 def numbered_orders(
-    orders: ir.Table | pd.DataFrame, as_of: str | pd.Timestamp | None = None
+    orders: ir.Table | pd.DataFrame, as_of: str | pd.Timestamp | None = None, by_id: bool = False
 ) -> ir.Table:
     """The orders (up to the end of the as-of day when `as_of` is given) with ``number`` (1 =
-    the customer's first, in time: :func:`_order_keys`) and ``orders_of_customer`` (the
-    customer's count), as an expression (nothing is computed)."""
+    the customer's first, in time: :func:`_order_keys`), as an expression (nothing is
+    computed)."""
     t = section_table(orders)
     if as_of is not None:
         t = _up_to(t, as_of, "order_date")
-    by = ibis.window(group_by="customer_id", order_by=_order_keys(t))
-    return t.mutate(
-        number=ibis.row_number().over(by) + 1,
-        orders_of_customer=t.customer_id.count().over(ibis.window(group_by="customer_id")),
-    )
+    by = ibis.window(group_by="customer_id", order_by=_order_keys(t, by_id))
+    return t.mutate(number=ibis.row_number().over(by) + 1)
 
 
 def first_orders(
@@ -881,8 +882,8 @@ def first_orders(
 ) -> pd.DataFrame:
     """Per customer (index ``customer_id``, text, sorted): ``first`` and ``second`` (the times of
     the first and second orders, :func:`numbered_orders`; NaT without a second) and the first
-    order's value of each of `columns`."""
-    t = numbered_orders(orders, as_of)
+    order's value of each of `columns` (at the same instant: the smallest ``order_id``)."""
+    t = numbered_orders(orders, as_of, by_id=bool(columns))
     t = t.filter(t.number <= 2)
     one = t.number == 1
     flags = [c for c in columns if t[c].type().is_boolean()]
@@ -903,7 +904,11 @@ def value_by_number(orders: ir.Table | pd.DataFrame, top: int = 5) -> pd.DataFra
     ``orders``, ``mean`` and ``std`` (sample, ddof 1) of all orders, and ``same_customers`` and
     ``mean_same`` of the orders of customers with at least three (n <= 3). Index: n."""
     t = numbered_orders(orders)
-    t = t.mutate(n=ibis.least(t.number, top), a=t.amount.cast("float64"))
+    t = t.mutate(
+        n=ibis.least(t.number, top),
+        a=t.amount.cast("float64"),
+        orders_of_customer=t.customer_id.count().over(ibis.window(group_by="customer_id")),
+    )
     every = t.group_by("n").agg(orders=t.count(), mean=t.a.mean(), std=t.a.std(how="sample"))
     s = t.filter((t.orders_of_customer >= 3) & (t.n <= 3))
     same = s.group_by("n").agg(same_customers=s.count(), mean_same=s.a.mean())
