@@ -852,18 +852,17 @@ def section_table(orders: ir.Table | pd.DataFrame, columns: list[str] | None = N
     return t.mutate(customer_id=t.customer_id.cast("string"))
 
 
-def _order_keys(t: ir.Table, by_id: bool) -> list[ir.Value]:
-    """A customer's orders in time; orders at the same instant by ``order_id`` (with `by_id`,
-    when there is one), then amount: a deterministic order where a DataFrame's row order is not
-    kept. Without `by_id` only the amounts of orders at the same instant are ordered, which is
-    all a result that depends on the amounts alone needs (sorting on the text ids doubles the
-    cost of the window at 10M orders: benchmarks/README.md)."""
-    ids = [t.order_id] if by_id and "order_id" in t.columns else []
+def _order_keys(t: ir.Table) -> list[ir.Value]:
+    """A customer's orders in time; orders at the same instant (a file written to the minute
+    has many) by ``order_id`` when there is one, then amount: a deterministic order where a
+    DataFrame's row order is not kept, and the file's order where its ids rise with it (as the
+    sections' pandas code took them)."""
+    ids = [t.order_id] if "order_id" in t.columns else []
     return [t.order_date, *ids, t.amount]
 
 
 def numbered_orders(
-    orders: ir.Table | pd.DataFrame, as_of: str | pd.Timestamp | None = None, by_id: bool = False
+    orders: ir.Table | pd.DataFrame, as_of: str | pd.Timestamp | None = None
 ) -> ir.Table:
     """The orders (up to the end of the as-of day when `as_of` is given) with ``number`` (1 =
     the customer's first, in time: :func:`_order_keys`), as an expression (nothing is
@@ -871,7 +870,7 @@ def numbered_orders(
     t = section_table(orders)
     if as_of is not None:
         t = _up_to(t, as_of, "order_date")
-    by = ibis.window(group_by="customer_id", order_by=_order_keys(t, by_id))
+    by = ibis.window(group_by="customer_id", order_by=_order_keys(t))
     return t.mutate(number=ibis.row_number().over(by) + 1)
 
 
@@ -883,7 +882,7 @@ def first_orders(
     """Per customer (index ``customer_id``, text, sorted): ``first`` and ``second`` (the times of
     the first and second orders, :func:`numbered_orders`; NaT without a second) and the first
     order's value of each of `columns` (at the same instant: the smallest ``order_id``)."""
-    t = numbered_orders(orders, as_of, by_id=bool(columns))
+    t = numbered_orders(orders, as_of)
     t = t.filter(t.number <= 2)
     one = t.number == 1
     flags = [c for c in columns if t[c].type().is_boolean()]

@@ -362,3 +362,20 @@ def test_the_sections_on_the_engine_return_at_most_a_row_per_customer(small, ret
     of_members = int(company.orders["customer_id"].astype(str).isin(members).sum())
     # per customer, and the members' orders the within-member model takes one by one
     assert max(returned_rows) <= max(customers, of_members) < len(company.orders)
+
+
+def test_orders_at_the_same_instant_are_taken_in_the_order_of_their_ids():
+    """A file written to the minute has many orders of one customer at one instant: they are
+    numbered by ``order_id`` (the file's order where the ids rise with it, as pandas' stable
+    sort took them), not by amount."""
+    o = pd.DataFrame(
+        {"order_id": ["1", "2", "3", "4", "5"], "customer_id": ["a", "a", "a", "b", "b"],
+         "order_date": pd.to_datetime(["2025-01-01 10:00"] * 3 + ["2025-02-01 09:00"] * 2),
+         "amount": [30.0, 10.0, 20.0, 5.0, 7.0], "channel": ["web", "app", "web", "app", "web"]}
+    )  # fmt: skip
+    ref = pandas_value_by_number(o)
+    same(engine.value_by_number(o), ref.rename_axis("n"))
+    assert ref["mean"].tolist() == [(30 + 5) / 2, (10 + 7) / 2, 20.0]
+    first = engine.first_orders(o, columns=("channel",))
+    assert first["channel"].tolist() == ["web", "app"]
+    assert (first["second"] == first["first"]).all()  # a second order at the same instant
