@@ -25,7 +25,6 @@ import pandas as pd
 
 from helpers import experiments, feedback, loyalty, periods, stats
 from helpers.economics import Economics
-from helpers.report import engine
 
 __all__ = [
     "REPURCHASE_DAYS",
@@ -117,6 +116,8 @@ def _repurchase(events: pd.DataFrame, orders: Any, at: str, as_of) -> pd.DataFra
     """`events` whose :data:`REPURCHASE_DAYS` window has ended by `as_of`, with ``bought``: an
     order in that window (:func:`helpers.stats.orders_after`, in the engine:
     :func:`helpers.report.engine.orders_after`)."""
+    from helpers.report import engine  # Ibis is imported only when it is used
+
     end = periods.as_of_end(as_of)
     e = events[events[at] + pd.Timedelta(days=REPURCHASE_DAYS) < end]
     w = engine.orders_after(e, orders, REPURCHASE_DAYS, at=at, as_of=as_of)
@@ -157,6 +158,8 @@ def respondents_vs_others(
     others: an order within :data:`REPURCHASE_DAYS` days after each customer's first order in
     the survey's time range. Respondents who buy again more often than the others mean the
     survey hears from the loyal: its NPS speaks for them, not for all customers."""
+    from helpers.report import engine  # Ibis is imported only when it is used
+
     first, last = survey["date"].min(), survey["date"].max()
     ref = engine.first_order_times(orders, as_of, first, last).rename("at").reset_index()
     answered = set(survey["customer_id"].astype(str))
@@ -217,6 +220,8 @@ def campaign_results(
     Margin is :func:`helpers.economics.order_margin` with `econ`; the send cost is the mapped
     ``cost`` or ``econ.cost_per_contact``; a mapped ``discount`` costs its goods, (1 - g) x
     discount, when the orders carry no discount column (their amounts are net of it)."""
+    from helpers.report import engine  # Ibis is imported only when it is used
+
     s = sends.reset_index(drop=True)
     as_of = engine.default_as_of(engine.section_table(orders, ["customer_id", "order_date"]))
     # experiments.outcomes_in_window's window ("both": a send dated at midnight of its day)
@@ -313,6 +318,8 @@ def loyalty_comparison(
     From the orders the engine returns each customer's first order time, the number of all
     orders and the members' orders (the model takes those one by one:
     :func:`helpers.report.engine.orders_of`); the other customers' orders stay there."""
+    from helpers.report import engine  # Ibis is imported only when it is used
+
     end = periods.as_of_end(as_of)
     m = members.assign(customer_id=members["customer_id"].astype(str))
     joins = m.groupby("customer_id")["join_date"].min()
