@@ -303,13 +303,22 @@ def history_features(
 
 
 def pre_send_covariates(
-    exposures: pd.DataFrame, orders: pd.DataFrame, customers: pd.DataFrame, at: str = "sent_at"
+    exposures: pd.DataFrame,
+    orders: pd.DataFrame | None,
+    customers: pd.DataFrame,
+    at: str = "sent_at",
+    features: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """The covariates used for CUPED and uplift models, all known before the exposure: the
     exposure's ``pre_spend_90d`` column when present, and from :func:`history_features` the
     log of 1 + orders, of 1 + days since the last order (the tenure when there was none) and of
-    1 + total spend, the tenure in days and the share of discounted orders."""
-    f = history_features(exposures, orders, at, customers.set_index("customer_id")["signup_date"])
+    1 + total spend, the tenure in days and the share of discounted orders. `features`: those
+    features when already computed (the client report's engine computes them where the orders
+    are: :func:`helpers.report.engine.history_features`); `orders` is then not read."""
+    f = features
+    if f is None:
+        signup = customers.set_index("customer_id")["signup_date"]
+        f = history_features(exposures, orders, at, signup)
     out = pd.DataFrame(index=exposures.index)
     if "pre_spend_90d" in exposures:
         out["pre_spend_90d"] = exposures["pre_spend_90d"].astype(float)

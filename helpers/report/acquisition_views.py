@@ -1,8 +1,7 @@
 """What shop owners ask their retention report (issue 28): lifetime-value curves by cohort, when
 the second order comes, which customers are worth acquiring and what they cost to acquire.
 
-Four sections, each a computation (pure, pandas/numpy, the report's orders and fits in, tables
-out) and one display function that renders it with the report's catalogue ``T`` and
+Four sections, each a computation (pure: the report's orders and fits in, tables out) and one display function that renders it with the report's catalogue ``T`` and
 :class:`~helpers.report.formatting.Formatter` and returns the numbers for ``metrics.json``:
 
 1. :func:`ltv_curves` / :func:`show_ltv_curves`: cumulative margin per acquired customer by
@@ -19,6 +18,12 @@ out) and one display function that renders it with the report's catalogue ``T`` 
 The margin of an order is the report's (:func:`helpers.report.analysis.fit_clv`): m x amount - c,
 m the client's gross margin rate and c the shipping cost per order (a client file has no returns
 or tickets), so the observed curves and the model's projection use the same economics.
+
+The orders (`bought`: the purchases, a pandas DataFrame or the engine's Ibis table) are reduced
+by the engine's expressions (:mod:`helpers.report.engine`: ``first_orders``, ``value_by_number``,
+``customer_discounts``, ``cumulative_margin``, ``value_by_age``) to one row per customer or per
+group; a DataFrame runs through the same expressions on an in-memory DuckDB, so the orders are
+never collected and each computation has one definition (issues 28 and 31).
 
 Optional inputs, named in the mapping's ``tables`` (:mod:`helpers.report.extra_tables`, read and
 checked before anything runs; :func:`read_inputs`): a customer file with attributes
@@ -43,14 +48,13 @@ from threadpoolctl import threadpool_limits
 
 from helpers import clv, cohorts, economics, periods, plots
 from helpers.economics import Economics
-from helpers.report import extra_tables
+from helpers.report import engine, extra_tables
 from helpers.tables import Column, DataValidationError, read_table_info
 
 __all__ = [
     "WINDOWS",
     "MIN_GROUP",
     "MAX_LEVELS",
-    "pandas_orders",
     "margin_flows",
     "LtvCurves",
     "ltv_curves",
@@ -83,17 +87,6 @@ _ORDER_COLUMNS = frozenset(
 
 def _z(level: float) -> float:
     return float(stats.norm.ppf(0.5 + level / 2))
-
-
-def pandas_orders(bought: Any) -> pd.DataFrame:
-    """The purchases' ``customer_id``, ``order_date`` and ``amount`` (and any mapped attribute
-    columns) as a pandas DataFrame: `bought` itself, or an Ibis table (the engine) executed with
-    only those columns."""
-    if isinstance(bought, pd.DataFrame):
-        return bought
-    cols = [c for c in bought.columns if c not in _ORDER_COLUMNS - {"customer_id", "order_date",
-                                                                   "amount"}]  # fmt: skip
-    return bought.select(cols).to_pandas()
 
 
 #: Above this many customers, the model-based parts (the projection of section 1, the dropout
@@ -143,21 +136,16 @@ class LtvCurves:
 
 
 def _customer_cum(
-    flows: pd.DataFrame, ids: pd.Index, first_month: np.ndarray, observed: np.ndarray, n: int
-) -> np.ndarray:
-    """customers x ages 0..n-1 cumulative value, NaN past each customer's observed age (the
-    definition of :func:`helpers.cohorts.value_by_age`, per customer)."""
-    pos = ids.get_indexer(flows["customer_id"].to_numpy())
-    f = flows.loc[pos >= 0]
-    pos = pos[pos >= 0]
-    age = periods.period_codes(f["date"].to_numpy(), "M") - first_month[pos]
-    ok = (age >= 0) & (age < n) & (age <= observed[pos])
-    cells = np.bincount(
-        pos[ok] * n + age[ok], weights=f["value"].to_numpy(float)[ok], minlength=len(ids) * n
-    ).reshape(len(ids), n)
-    cum = np.cumsum(cells, axis=1)
-    cum[np.arange(n)[None, :] > observed[:, None]] = np.nan
-    return cum
+    bought: Any, ids: pd.Index, first_month: np.ndarray, last: int, ages: list[int],
+    econ: Economics,
+) -> np.ndarray:  # fmt: skip
+    """customers (`ids`) x `ages` cumulative margin of :func:`margin_flows`, NaN past each
+    customer's observed age (the definition of :func:`helpers.cohorts.value_by_age`, per
+    customer), reduced by the engine (:func:`helpers.report.engine.cumulative_margin`)."""
+    starts = pd.Series(first_month, index=ids.astype(str))
+    return engine.cumulative_margin(
+        bought, starts, last, ages, econ.gross_margin_rate, econ.shipping_per_order
+    ).to_numpy()
 
 
 def _future_purchases(pf: Any, seg: pd.DataFrame, n: int) -> np.ndarray:
@@ -185,7 +173,7 @@ def _future(
 
 
 def ltv_curves(
-    bought: pd.DataFrame,
+    bought: Any,
     seg: pd.DataFrame,
     econ: Economics,
     fit: Any = None,
@@ -223,7 +211,7 @@ def ltv_curves(
     first_month, ids = first_month[keep], s.index
     observed = (last - first_month).astype(int)
     cohort = pd.PeriodIndex(s["first_order"], freq=freq).astype(str).to_numpy()
-    cum = _customer_cum(margin_flows(bought, econ), ids, first_month, observed, n)
+    cum = _customer_cum(bought, ids, first_month, last, list(range(n)), econ)
     codes, names = pd.factorize(cohort, sort=True)
     rows, summary = [], []
     future = proj_se = None
@@ -409,18 +397,15 @@ def show_ltv_curves(
 # ---------------------------------------------------------------------------------------------
 # 2. The second order
 # ---------------------------------------------------------------------------------------------
-def second_orders(bought: pd.DataFrame, as_of: str | pd.Timestamp, freq: str = "Q") -> pd.DataFrame:
+def second_orders(bought: Any, as_of: str | pd.Timestamp, freq: str = "Q") -> pd.DataFrame:
     """One row per customer (index ``customer_id``): ``first`` (first purchase), ``days`` to the
     second purchase (NaN: none yet; 0: two purchases on one day), ``followup`` (days from the
     first purchase to the end of the as-of day: how long a second order could have come) and
-    ``cohort`` (the first purchase's period, `freq`)."""
+    ``cohort`` (the first purchase's period, `freq`). The engine returns the first two purchases'
+    times per customer (:func:`helpers.report.engine.first_orders`)."""
     end = periods.as_of_end(as_of)
-    t = pd.to_datetime(bought["order_date"])
-    d = pd.DataFrame({"customer_id": bought["customer_id"].to_numpy(), "t": t.to_numpy()})
-    d = d[d["t"] < end].sort_values(["customer_id", "t"], kind="stable")
-    rank = d.groupby("customer_id", observed=True, sort=False).cumcount().to_numpy()
-    first = d.loc[rank == 0].set_index("customer_id")["t"]
-    second = d.loc[rank == 1].set_index("customer_id")["t"].reindex(first.index)
+    two = engine.first_orders(bought, as_of)
+    first, second = two["first"], two["second"]
     day = pd.Timedelta(days=1)
     out = pd.DataFrame(
         {"first": first, "days": (second - first) / day, "followup": (end - first) / day,
@@ -530,34 +515,27 @@ def time_to_second_order(
     }
 
 
-def value_by_order_number(bought: pd.DataFrame, top: int = 5, level: float = 0.95) -> pd.DataFrame:
+def value_by_order_number(bought: Any, top: int = 5, level: float = 0.95) -> pd.DataFrame:
     """Mean order value by order number (1 = the first purchase; the last row pools `top` and
     later), with a t interval at `level`, for all orders of that number (``orders``, ``mean``,
     ``ci_low``, ``ci_high``) and for the same customers throughout: those with at least three
     purchases, orders 1-3 (``same_customers``, ``mean_same``). The selection caveat: customers who
     reach a later order are not those who stopped earlier (heavier buyers stay), so a rising
     all-orders line can be selection, not customers spending more as they stay; the same-customer
-    column compares like with like."""
-    d = pd.DataFrame(
-        {"customer_id": bought["customer_id"].to_numpy(),
-         "t": pd.to_datetime(bought["order_date"]).to_numpy(),
-         "amount": bought["amount"].to_numpy(float)}
-    ).sort_values(["customer_id", "t"], kind="stable")  # fmt: skip
-    g = d.groupby("customer_id", observed=True, sort=False)
-    d["number"] = np.minimum(g.cumcount().to_numpy() + 1, top)
-    d["orders_of_customer"] = g["amount"].transform("size").to_numpy()
-    agg = d.groupby("number")["amount"].agg(["size", "mean", "std"])
-    t = stats.t.ppf(0.5 + level / 2, np.maximum(agg["size"] - 1, 1))
-    half = t * agg["std"] / np.sqrt(agg["size"])
-    same = d[(d["orders_of_customer"] >= 3) & (d["number"] <= 3)].groupby("number")["amount"]
+    column compares like with like. The engine returns the sums per order number
+    (:func:`helpers.report.engine.value_by_number`)."""
+    agg = engine.value_by_number(bought, top)
+    t = stats.t.ppf(0.5 + level / 2, np.maximum(agg["orders"] - 1, 1))
+    half = t * agg["std"] / np.sqrt(agg["orders"])
     return pd.DataFrame(
-        {"orders": agg["size"], "mean": agg["mean"], "ci_low": agg["mean"] - half,
-         "ci_high": agg["mean"] + half, "same_customers": same.size(), "mean_same": same.mean()}
+        {"orders": agg["orders"], "mean": agg["mean"], "ci_low": agg["mean"] - half,
+         "ci_high": agg["mean"] + half, "same_customers": agg["same_customers"],
+         "mean_same": agg["mean_same"]}
     ).rename_axis("order_number")  # fmt: skip
 
 
 def show_second_order(
-    sec: pd.DataFrame | None, bought: pd.DataFrame | None, T: Any, fmt: Any, reason: str = "",
+    sec: pd.DataFrame | None, bought: Any, T: Any, fmt: Any, reason: str = "",
     level: float = 0.95,
 ) -> dict[str, Any]:  # fmt: skip
     """Render section 2 (shares by cohort and window, Kaplan–Meier, order value by order
@@ -682,7 +660,7 @@ def read_customer_attributes(
 
 
 def first_order_attributes(
-    bought: pd.DataFrame,
+    bought: Any,
     customers: pd.DataFrame | None = None,
     client_columns: dict[str, str] | None = None,
     max_levels: int = MAX_LEVELS,
@@ -693,13 +671,13 @@ def first_order_attributes(
 
     Raises :class:`~helpers.tables.DataValidationError` naming the client's column and the count
     when an attribute has more than `max_levels` distinct values (an order id mapped as a
-    channel): groups that small say nothing, and the table would be unreadable."""
-    d = bought.sort_values(["customer_id", "order_date"], kind="stable")
-    first = d.groupby("customer_id", observed=True, sort=False).head(1)
-    first = first.set_index(first["customer_id"].astype(str))
+    channel): groups that small say nothing, and the table would be unreadable. The engine
+    returns the first order's values per customer (:func:`helpers.report.engine.first_orders`)."""
+    cols = [c for c in bought.columns
+            if c not in _ORDER_COLUMNS and not str(c).endswith("(unmapped)")]  # fmt: skip
+    first = engine.first_orders(bought, columns=tuple(cols))
     attrs = pd.DataFrame(index=first.index.rename("customer_id"))
-    for c in [c for c in bought.columns
-              if c not in _ORDER_COLUMNS and not str(c).endswith("(unmapped)")]:  # fmt: skip
+    for c in cols:
         if c == "discount":
             amount = pd.to_numeric(first[c], errors="coerce")
             attrs["discount_used"] = np.where(amount.fillna(0) > 0, "yes", "no")
@@ -764,20 +742,18 @@ def _group_dropout(
     return pd.DataFrame(rows).set_index("group")
 
 
-def margin_12(bought: pd.DataFrame, seg: pd.DataFrame, econ: Economics) -> np.ndarray:
+def margin_12(bought: Any, seg: pd.DataFrame, econ: Economics) -> np.ndarray:
     """Each customer's (rows of `seg`) margin in the first :data:`MARGIN_MONTHS` calendar months
     from the first order's month (:func:`margin_flows`), NaN unless observed for all of them."""
     last = periods.last_complete_period(seg.attrs["as_of"], "M")
     first_month = periods.period_codes(seg["first_order"].to_numpy(), "M")
-    observed = (last - first_month).astype(int)
-    cum = _customer_cum(margin_flows(bought, econ), seg.index, first_month, observed, MARGIN_MONTHS)
-    return cum[:, -1]
+    return _customer_cum(bought, seg.index, first_month, last, [MARGIN_MONTHS - 1], econ)[:, 0]
 
 
 def attribute_value(
     attr: pd.Series,
     sec: pd.DataFrame,
-    bought: pd.DataFrame,
+    bought: Any,
     seg: pd.DataFrame,
     econ: Economics,
     min_group: int = MIN_GROUP,
@@ -854,7 +830,7 @@ def attribute_value(
 
 def attribute_discounts(
     attr: pd.Series,
-    bought: pd.DataFrame,
+    bought: Any,
     seg: pd.DataFrame,
     min_group: int = MIN_GROUP,
     level: float = 0.95,
@@ -874,24 +850,15 @@ def attribute_discounts(
       group.
 
     Every interval at the Bonferroni level 1 - (1 - `level`) / k, as :func:`attribute_value`.
-    Rows: the groups (``customers``, ``orders`` and the columns above with ``_low``/``_high``)."""
+    Rows: the groups (``customers``, ``orders`` and the columns above with ``_low``/``_high``).
+    The engine returns one row per customer (:func:`helpers.report.engine.customer_discounts`)."""
     from helpers.stats import proportion_difference
 
     ids = seg.index.astype(str)
     groups = pool_small(attr.reindex(ids), min_group)
     k = groups.nunique()
     adj = 1 - (1 - level) / max(k, 1)
-    d = pd.DataFrame(
-        {"customer_id": bought["customer_id"].astype(str).to_numpy(),
-         "t": pd.to_datetime(bought["order_date"]).to_numpy(),
-         "discount": pd.to_numeric(bought["discount"], errors="coerce").fillna(0).to_numpy(float)}
-    ).sort_values(["customer_id", "t"], kind="stable")  # fmt: skip
-    d["used"] = d["discount"] > 0
-    g = d.groupby("customer_id", sort=False)
-    per = pd.DataFrame(
-        {"orders": g.size(), "used": g["used"].sum(), "discount": g["discount"].sum(),
-         "first": g["used"].first()}
-    ).reindex(ids)  # fmt: skip
+    per = engine.customer_discounts(bought).reindex(ids)
     per = per[per["orders"] > 0]
     per["group"] = groups.reindex(per.index).to_numpy()
     share = economics.cost_per_acquisition(
@@ -989,7 +956,7 @@ def _show_discounts(disc: pd.DataFrame, label: str, T: Any, fmt: Any) -> None:
 def show_attributes(
     attrs: pd.DataFrame | None,
     sec: pd.DataFrame,
-    bought: pd.DataFrame,
+    bought: Any,
     seg: pd.DataFrame,
     econ: Economics,
     T: Any,
@@ -1055,7 +1022,7 @@ def show_attributes(
         }
         for g, v in t["verdict"].items():
             entry[g]["verdict"] = v
-        if "discount" in bought and col != "discount_used":
+        if "discount" in bought.columns and col != "discount_used":
             disc = attribute_discounts(attrs[col], bought, seg, min_group, level)
             _show_discounts(disc, label, T, fmt)
             for g, r in disc.drop(columns=["customers"]).to_dict("index").items():
@@ -1071,8 +1038,8 @@ def show_attributes(
                     both.loc[g, c], both.loc[g, lo], both.loc[g, hi], value
                 )
         out["attributes"][col] = {"groups": entry, "adjusted_level": _r(t.attrs["adjusted_level"])}
-    out["discounts"] = "discount" in bought
-    if "discount" not in bought:
+    out["discounts"] = "discount" in bought.columns
+    if "discount" not in bought.columns:
         T.md("attr.discount.needs")
     if main not in tables:
         return out
@@ -1196,7 +1163,7 @@ def acquisition_costs(
     spend: pd.DataFrame,
     channel: pd.Series,
     seg: pd.DataFrame,
-    bought: pd.DataFrame,
+    bought: Any,
     econ: Economics,
     values: pd.DataFrame | None = None,
     level: float = 0.95,
@@ -1208,8 +1175,9 @@ def acquisition_costs(
       file's, or the orders' new customers of that month and channel when the file has none.
     * ``monthly``: spend, sign-ups and CAC per month and channel.
     * ``payback``: :func:`helpers.cohorts.payback_table` on the observed cumulative margin per
-      acquired customer by channel (:func:`helpers.cohorts.value_by_age` of :func:`margin_flows`)
-      at 12 months: the month the margin per customer reaches the CAC, and 12-month value : CAC.
+      acquired customer by channel (:func:`helpers.cohorts.value_by_age` of :func:`margin_flows`,
+      from the engine's sums per channel and first month:
+      :func:`helpers.report.engine.value_by_age`) at 12 months: the month the margin per customer reaches the CAC, and 12-month value : CAC.
     * ``clv``: with `values` (:class:`LtvCurves` ``values``: each customer's margin observed then
       projected), the same at the last month: CLV : CAC, its interval from the customers' spread
       and the months' spend (parameter uncertainty of the model not included), and payback on
@@ -1224,10 +1192,11 @@ def acquisition_costs(
     cac = cac[cac["signups"] > 0] if (cac["signups"] > 0).any() else cac
     monthly = d.assign(cac=d["spend"] / d["signups"].where(d["signups"] > 0))
     ch = channel.reindex(seg.index.astype(str)).astype("string").fillna("unknown")
-    by = pd.Series(ch.to_numpy(), index=seg.index)
-    curve = cohorts.value_by_age(
-        margin_flows(bought, econ), seg["first_order"], seg.attrs["as_of"], by=by,
-        max_age=MARGIN_MONTHS - 1, level=level,
+    first_month = periods.period_codes(pd.to_datetime(seg["first_order"]).to_numpy(), "M")
+    curve = engine.value_by_age(
+        bought, pd.Series(first_month, index=seg.index.astype(str)), ch,
+        periods.last_complete_period(seg.attrs["as_of"], "M"), MARGIN_MONTHS - 1,
+        econ.gross_margin_rate, econ.shipping_per_order, level=level,
     )  # fmt: skip
     out = {"cac": cac, "monthly": monthly,
            "payback": cohorts.payback_table(curve, cac, MARGIN_MONTHS - 1)}  # fmt: skip
@@ -1347,7 +1316,7 @@ class Inputs:
 
 
 def read_inputs(
-    tables: dict[str, pd.DataFrame], mapping: Any, bought: pd.DataFrame, data: str | Path
+    tables: dict[str, pd.DataFrame], mapping: Any, bought: Any, data: str | Path
 ) -> Inputs:
     """The inputs of sections 3 and 4 from the client's tables the mapping names
     (:func:`helpers.report.orders.open_tables`: ``customers`` and ``marketing_spend``, read and

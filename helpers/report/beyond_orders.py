@@ -4,7 +4,12 @@ fool clients (the member/non-member gap, respondents taken for all customers) sh
 are.
 
 The tables come from :func:`helpers.report.orders.open_tables` (read and checked by
-:mod:`helpers.report.extra_tables`); the orders are the report's validated orders (pandas).
+:mod:`helpers.report.extra_tables`); the orders are the report's validated orders, a pandas
+DataFrame or the engine's Ibis table: what these sections need from them (the orders in a window
+after each answer or send, the history before a send, first orders, the members' orders) is
+reduced by the engine (:mod:`helpers.report.engine`: ``orders_after``, ``history_features``,
+``first_order_times``, ``orders_of``) and only those small tables come back; a DataFrame runs
+through the same expressions on an in-memory DuckDB (issue 31).
 Every statistic is the project's one implementation: NPS and its adjusted-Wald interval
 (:mod:`helpers.feedback`), differences of proportions, windows after an event and the
 sample-ratio check (:mod:`helpers.stats`), the capped money metric and the decision rule
@@ -35,7 +40,6 @@ __all__ = [
     "points_results",
     "BREAKAGE_MONTHS",
     "measured_actions",
-    "as_pandas",
 ]
 
 #: Days after a survey answer in which a repurchase counts (answers younger than this at the
@@ -108,18 +112,20 @@ def survey_change(survey: pd.DataFrame, period: str, as_of: str | pd.Timestamp) 
     }  # fmt: skip
 
 
-def _repurchase(events: pd.DataFrame, orders: pd.DataFrame, at: str, as_of) -> pd.DataFrame:
+def _repurchase(events: pd.DataFrame, orders: Any, at: str, as_of) -> pd.DataFrame:
     """`events` whose :data:`REPURCHASE_DAYS` window has ended by `as_of`, with ``bought``: an
-    order in that window (:func:`helpers.stats.orders_after`)."""
+    order in that window (:func:`helpers.stats.orders_after`, in the engine:
+    :func:`helpers.report.engine.orders_after`)."""
+    from helpers.report import engine  # Ibis is imported only when it is used
+
     end = periods.as_of_end(as_of)
     e = events[events[at] + pd.Timedelta(days=REPURCHASE_DAYS) < end]
-    o = periods.up_to(orders[["customer_id", "order_date"]], as_of, "order_date")
-    w = stats.orders_after(e, o, REPURCHASE_DAYS, at=at)
+    w = engine.orders_after(e, orders, REPURCHASE_DAYS, at=at, as_of=as_of)
     return e.assign(bought=w["converted"].to_numpy())
 
 
 def repurchase_by_category(
-    survey: pd.DataFrame, orders: pd.DataFrame, as_of: str | pd.Timestamp
+    survey: pd.DataFrame, orders: Any, as_of: str | pd.Timestamp
 ) -> pd.DataFrame:
     """Share of answers followed by an order within :data:`REPURCHASE_DAYS` days, by NPS
     category, with Wilson 95 % intervals; and each category against the detractors (difference
@@ -145,19 +151,17 @@ def repurchase_by_category(
 
 
 def respondents_vs_others(
-    survey: pd.DataFrame, orders: pd.DataFrame, as_of: str | pd.Timestamp
+    survey: pd.DataFrame, orders: Any, as_of: str | pd.Timestamp
 ) -> dict[str, float]:
     """The non-response warning (notebook 06): among customers who ordered while the survey ran,
     the share who answered (the response rate), and the repurchase of respondents against the
     others: an order within :data:`REPURCHASE_DAYS` days after each customer's first order in
     the survey's time range. Respondents who buy again more often than the others mean the
     survey hears from the loyal: its NPS speaks for them, not for all customers."""
+    from helpers.report import engine  # Ibis is imported only when it is used
+
     first, last = survey["date"].min(), survey["date"].max()
-    o = periods.up_to(orders[["customer_id", "order_date"]], as_of, "order_date")
-    inside = o[(o["order_date"] >= first) & (o["order_date"] <= last)]
-    ref = (
-        inside.groupby("customer_id", observed=True)["order_date"].min().rename("at").reset_index()
-    )
+    ref = engine.first_order_times(orders, as_of, first, last).rename("at").reset_index()
     answered = set(survey["customer_id"].astype(str))
     ref["respondent"] = ref["customer_id"].astype(str).isin(answered)
     e = _repurchase(ref, orders, "at", as_of)
@@ -196,7 +200,7 @@ def _group_of(sends: pd.DataFrame) -> pd.Series:
 
 def campaign_results(
     sends: pd.DataFrame,
-    orders: pd.DataFrame,
+    orders: Any,
     econ: Economics,
     planned_holdout: dict[str, float] | float | None = None,
 ) -> pd.DataFrame:
@@ -205,7 +209,9 @@ def campaign_results(
     (an order within :data:`CAMPAIGN_DAYS` days of the send, the send's day included) with
     Newcombe's interval, and the incremental margin per send on the declared capped metric
     (:func:`helpers.experiments.capped_diff` at :data:`MONEY_CAP`: margin of the window's orders
-    minus the send's cost and the discount it gave), with the decision on its interval
+    minus the send's cost and the discount it gave; the window's orders are summed in the
+    engine, :func:`helpers.report.engine.orders_after`, and the pre-send covariates come from
+    :func:`helpers.report.engine.history_features`), with the decision on its interval
     (:func:`helpers.experiments.decide_on_interval`: keep, stop or inconclusive) and, when
     inconclusive, the sends a test needs to settle it (:func:`helpers.experiments.units_to_settle`).
     A campaign without holdout sends is 'not measurable'; ``holdout_needed`` is then the share
@@ -214,17 +220,22 @@ def campaign_results(
     Margin is :func:`helpers.economics.order_margin` with `econ`; the send cost is the mapped
     ``cost`` or ``econ.cost_per_contact``; a mapped ``discount`` costs its goods, (1 - g) x
     discount, when the orders carry no discount column (their amounts are net of it)."""
+    from helpers.report import engine  # Ibis is imported only when it is used
+
     s = sends.reset_index(drop=True)
-    o = periods.up_to(orders, periods.default_as_of(orders["order_date"]), "order_date")
-    w = experiments.outcomes_in_window(s, o, "send_date", CAMPAIGN_DAYS, econ, include_start=True)
+    as_of = engine.default_as_of(engine.section_table(orders, ["customer_id", "order_date"]))
+    # experiments.outcomes_in_window's window ("both": a send dated at midnight of its day)
+    w = engine.orders_after(s, orders, CAMPAIGN_DAYS, at="send_date", closed="both",
+                            margin=econ, as_of=as_of)  # fmt: skip
     cost = s["cost"].fillna(econ.cost_per_contact) if "cost" in s else econ.cost_per_contact
     offset = np.broadcast_to(np.asarray(cost, dtype=float), len(s))
     money = w["margin"].to_numpy(float)
     if "discount" in s and "discount" not in orders:  # amounts net of it: its goods' cost
         money = money - (1 - econ.gross_margin_rate) * s["discount"].fillna(0.0).to_numpy(float)
-    first = o.groupby("customer_id", observed=True)["order_date"].min()
+    first = engine.first_order_times(orders, as_of)
     customers = first.rename("signup_date").rename_axis("customer_id").reset_index()
-    X = experiments.pre_send_covariates(s, o, customers, at="send_date").to_numpy(float)
+    f = engine.history_features(s, orders, "send_date", first, as_of=as_of)
+    X = experiments.pre_send_covariates(s, None, customers, "send_date", f).to_numpy(float)
     group = _group_of(s)
     rows = {}
     for name, idx in group.groupby(group, sort=True).groups.items():
@@ -288,18 +299,8 @@ def measured_actions(
     return out
 
 
-def as_pandas(orders: Any) -> pd.DataFrame:
-    """The orders' columns these sections use as a pandas DataFrame (the engine's table is
-    collected: customer_id, order_date, amount and, when present, discount and returned)."""
-    if isinstance(orders, pd.DataFrame):
-        return orders
-    cols = [c for c in ("customer_id", "order_date", "amount", "discount", "returned")
-            if c in orders.columns]  # fmt: skip
-    return orders.select(cols).to_pandas()
-
-
 def loyalty_comparison(
-    members: pd.DataFrame, orders: pd.DataFrame, as_of: str | pd.Timestamp
+    members: pd.DataFrame, orders: Any, as_of: str | pd.Timestamp
 ) -> dict[str, Any]:
     """The member/non-member gap and the within-member estimate (notebook 05).
 
@@ -312,19 +313,24 @@ def loyalty_comparison(
       joining would have continued (no change of the customer's own rate at the time).
 
     Returns ``members``, ``members_with_history``, ``naive_ratio`` and ``uplift`` with
-    ``uplift_low``, ``uplift_high`` (95 %, from the Hessian)."""
+    ``uplift_low``, ``uplift_high`` (95 %, from the Hessian).
+
+    From the orders the engine returns each customer's first order time, the number of all
+    orders and the members' orders (the model takes those one by one:
+    :func:`helpers.report.engine.orders_of`); the other customers' orders stay there."""
+    from helpers.report import engine  # Ibis is imported only when it is used
+
     end = periods.as_of_end(as_of)
-    o = periods.up_to(orders[["customer_id", "order_date"]], as_of, "order_date").copy()
-    o["customer_id"] = o["customer_id"].astype(str)
     m = members.assign(customer_id=members["customer_id"].astype(str))
     joins = m.groupby("customer_id")["join_date"].min()
-    first = o.groupby("customer_id")["order_date"].min()
+    first = engine.first_order_times(orders, as_of)
+    o, total = engine.orders_of(orders, joins.index, as_of)  # members' orders, and the count
     join = o["customer_id"].map(joins)
     after = o[o["order_date"] > join]
     member_years = ((end - joins.reindex(first.index).dropna()) / pd.Timedelta(days=365.25)).sum()
     others = first.index.difference(joins.index)
     other_years = ((end - first.reindex(others)) / pd.Timedelta(days=365.25)).sum()
-    n_other = o["customer_id"].isin(others).sum()
+    n_other = total - len(o)  # the orders of customers who are not members
     naive = (len(after) / member_years) / (n_other / other_years)
     history = (first.reindex(joins.index) < joins).fillna(False)
     events = pd.DataFrame({"customer_id": joins.index, "event_at": joins.to_numpy(),
@@ -424,7 +430,6 @@ def show(
     if not tables:
         T.md("beyond.none")
         return {}
-    orders = as_pandas(orders)
     out: dict[str, Any] = {}
     if "survey" in tables:
         s = tables["survey"]

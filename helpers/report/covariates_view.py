@@ -32,7 +32,6 @@ from helpers.report.acquisition_views import (
     MIN_GROUP,
     customer_attributes,
     first_order_attributes,
-    pandas_orders,
     pool_small,
 )
 
@@ -97,9 +96,8 @@ def attributes(tables: dict[str, Any], mapping: Any, bought: Any) -> pd.DataFram
     which refuses an attribute with more than ``MAX_LEVELS`` distinct values, naming the client's
     column and the count)."""
     customers = customer_attributes(tables["customers"]) if "customers" in tables else None
-    return first_order_attributes(
-        pandas_orders(bought), customers, getattr(mapping, "columns", None)
-    )
+    # the first orders' values reduced by the engine, not the orders collected (issue 31)
+    return first_order_attributes(bought, customers, getattr(mapping, "columns", None))
 
 
 def design(

@@ -825,3 +825,368 @@ def mapping_rules(t: ir.Table, mapping) -> tuple[ir.Table, dict]:
         t = g.agg(**agg)
         counts["orders"] = int(scalar(t.count()))
     return t, counts
+
+
+# ------------------------------------------- the sections beside the model (issues 28 and 31)
+# What the acquisition sections (helpers.report.acquisition_views) and the survey, campaign and
+# loyalty sections (helpers.report.beyond_orders) need from the orders, reduced by the engine
+# to one row per customer, per event or per group: the orders are never collected. A pandas
+# DataFrame runs through the same expressions on an in-memory DuckDB (section_table), so each
+# computation has one definition; tests/report/test_sections_engine.py holds them equal to the
+# pandas computations they replaced.
+
+
+def section_table(orders: ir.Table | pd.DataFrame, columns: list[str] | None = None) -> ir.Table:
+    """An Ibis table of `orders` (an Ibis table as it is; a pandas DataFrame as an in-memory
+    DuckDB table of its `columns`, default all) with ``customer_id`` as text (the ids the
+    sections index by: ``seg.index.astype(str)``)."""
+    if isinstance(orders, ir.Table):
+        t = orders if columns is None else orders.select(columns)
+    else:
+        df = orders if columns is None else orders[columns]
+        df = df.assign(customer_id=df["customer_id"].astype(str).to_numpy(object))
+        for c in df.columns:  # categories (the customer ids, an attribute) as plain text
+            if isinstance(df[c].dtype, pd.CategoricalDtype):
+                df[c] = df[c].astype(str).to_numpy(object)
+        t = ibis.memtable(df.reset_index(drop=True))
+    return t.mutate(customer_id=t.customer_id.cast("string"))
+
+
+def _order_keys(t: ir.Table) -> list[ir.Value]:
+    """A customer's orders in time; orders at the same instant (a file written to the minute
+    has many) by ``order_id`` when there is one, then amount: a deterministic order where a
+    DataFrame's row order is not kept, and the file's order where its ids rise with it (as the
+    sections' pandas code took them)."""
+    ids = [t.order_id] if "order_id" in t.columns else []
+    return [t.order_date, *ids, t.amount]
+
+
+def numbered_orders(
+    orders: ir.Table | pd.DataFrame, as_of: str | pd.Timestamp | None = None
+) -> ir.Table:
+    """The orders (up to the end of the as-of day when `as_of` is given) with ``number`` (1 =
+    the customer's first, in time: :func:`_order_keys`), as an expression (nothing is
+    computed)."""
+    t = section_table(orders)
+    if as_of is not None:
+        t = _up_to(t, as_of, "order_date")
+    by = ibis.window(group_by="customer_id", order_by=_order_keys(t))
+    return t.mutate(number=ibis.row_number().over(by) + 1)
+
+
+def first_orders(
+    orders: ir.Table | pd.DataFrame,
+    as_of: str | pd.Timestamp | None = None,
+    columns: tuple[str, ...] = (),
+) -> pd.DataFrame:
+    """Per customer (index ``customer_id``, text, sorted): ``first`` and ``second`` (the times of
+    the first and second orders, :func:`numbered_orders`; NaT without a second) and the first
+    order's value of each of `columns` (at the same instant: the smallest ``order_id``)."""
+    t = numbered_orders(orders, as_of)
+    t = t.filter(t.number <= 2)
+    one = t.number == 1
+    flags = [c for c in columns if t[c].type().is_boolean()]
+    agg = {"_first": t.order_date.min(), "_second": t.order_date.max(where=t.number == 2)}
+    for c in columns:  # the one first order's value (a boolean through 0/1: max of one value)
+        agg[c] = (t[c].cast("int8") if c in flags else t[c]).max(where=one)
+    df = t.group_by("customer_id").agg(**agg).order_by("customer_id").to_pandas()
+    df = df.rename(columns={"_first": "first", "_second": "second"})
+    for c in ("first", "second"):
+        df[c] = pd.to_datetime(df[c]).astype("datetime64[ns]")
+    for c in flags:
+        df[c] = df[c].astype("Int8").astype("boolean")
+    return df.set_index("customer_id")
+
+
+def value_by_number(orders: ir.Table | pd.DataFrame, top: int = 5) -> pd.DataFrame:
+    """Order amounts by order number n = min(number, `top`) (:func:`numbered_orders`): per n
+    ``orders``, ``mean`` and ``std`` (sample, ddof 1) of all orders, and ``same_customers`` and
+    ``mean_same`` of the orders of customers with at least three (n <= 3). Index: n."""
+    t = numbered_orders(orders)
+    t = t.mutate(
+        n=ibis.least(t.number, top),
+        a=t.amount.cast("float64"),
+        orders_of_customer=t.customer_id.count().over(ibis.window(group_by="customer_id")),
+    )
+    every = t.group_by("n").agg(orders=t.count(), mean=t.a.mean(), std=t.a.std(how="sample"))
+    s = t.filter((t.orders_of_customer >= 3) & (t.n <= 3))
+    same = s.group_by("n").agg(same_customers=s.count(), mean_same=s.a.mean())
+    df = every.to_pandas().set_index("n").sort_index()
+    return df.join(same.to_pandas().set_index("n"))
+
+
+def customer_discounts(orders: ir.Table | pd.DataFrame) -> pd.DataFrame:
+    """Per customer (index ``customer_id``, text, sorted): ``orders``, ``used`` (orders with a
+    discount > 0), ``discount`` (their sum; a missing discount is 0) and ``first`` (the first
+    order, :func:`numbered_orders`, used one)."""
+    t = numbered_orders(orders)
+    d = t.discount.cast("float64").fill_null(0.0)
+    used = (d > 0).cast("int64")
+    df = (
+        t.group_by("customer_id")
+        .agg(
+            orders=t.count(), used=used.sum(), discount=d.sum(), first=used.max(where=t.number == 1)
+        )  # fmt: skip
+        .order_by("customer_id")
+        .to_pandas()
+        .set_index("customer_id")
+    )
+    return df.astype({"orders": np.int64, "used": np.int64, "first": bool})
+
+
+def _margin_ages(
+    orders: ir.Table | pd.DataFrame,
+    starts: pd.DataFrame,
+    last: int,
+    top: int,
+    margin_rate: float,
+    cost_per_order: float,
+) -> ir.Table:
+    """Each order's margin m x amount - c (``v``) and age ``age`` in calendar months from its
+    customer's first month (`starts`: ``customer_id``, ``first_month`` as month codes, and any
+    more columns, sent to the engine), for ages 0..`top` observed by `last` (the last complete
+    month: first month + age <= last)."""
+    small = ibis.memtable(starts.reset_index(drop=True))
+    t = section_table(orders)
+    j = t.join(small, "customer_id")
+    j = j.mutate(
+        age=period_code(j.order_date, "M") - j.first_month,
+        v=margin_rate * j.amount.cast("float64") - cost_per_order,
+    )
+    return j.filter((j.age >= 0) & (j.age <= top) & (j.first_month + j.age <= last))
+
+
+def cumulative_margin(
+    orders: ir.Table | pd.DataFrame,
+    first_month: pd.Series,
+    last: int,
+    ages: list[int],
+    margin_rate: float,
+    cost_per_order: float,
+) -> pd.DataFrame:
+    """Customers (`first_month`: customer_id -> month code of the first order, index as text) x
+    `ages`: each customer's cumulative margin sum_{j <= k} sum of m x amount - c over the orders
+    of age j (calendar months from the first month), NaN past the customer's observed age
+    (first month + k > `last`, the last complete month). The engine returns one row per
+    customer with one column per age; customers without an order in range: 0."""
+    ids = first_month.index.astype(str)
+    starts = pd.DataFrame({"customer_id": ids.to_numpy(object),
+                           "first_month": first_month.to_numpy(np.int64)})  # fmt: skip
+    j = _margin_ages(orders, starts, last, max(ages), margin_rate, cost_per_order)
+    agg = {f"c{k}": j.v.sum(where=j.age <= k) for k in ages}
+    df = j.group_by("customer_id").agg(**agg).to_pandas().set_index("customer_id")
+    cum = df.reindex(ids).to_numpy(float)
+    cum = np.nan_to_num(cum, nan=0.0)  # no order of that age or before: 0
+    observed = last - starts["first_month"].to_numpy()
+    cum[np.asarray(ages)[None, :] > observed[:, None]] = np.nan
+    return pd.DataFrame(cum, index=ids.rename("customer_id"), columns=pd.Index(ages, name="age"))
+
+
+def value_by_age(
+    orders: ir.Table | pd.DataFrame,
+    first_month: pd.Series,
+    groups: pd.Series,
+    last: int,
+    max_age: int,
+    margin_rate: float,
+    cost_per_order: float,
+    level: float = 0.95,
+) -> pd.DataFrame:
+    """:func:`helpers.cohorts.value_by_age` of the orders' margins m x amount - c (undiscounted),
+    per group (`groups`: customer_id -> group, the same index as `first_month`), from sums the
+    engine returns per (group, first month): for each age k, S1 = sum_i V_i(k) and
+    S2 = sum_i V_i(k)^2 over the customers i with an order (the others add 0). The customers of
+    one first month are all observed to the same age, so per group and age
+    n = customers of the first months observed at k, V = S1 / n and
+    se = sqrt((S2 - n V^2) / (n - 1) / n) (the sample standard deviation, ddof 1).
+    Returns ``group``, ``age``, ``customers``, ``value``, ``se``, ``ci_low``, ``ci_high``."""
+    from scipy import stats
+
+    ids = first_month.index.astype(str)
+    fm = first_month.to_numpy(np.int64)
+    keep = fm <= last
+    starts = pd.DataFrame({"customer_id": ids.to_numpy(object)[keep], "first_month": fm[keep],
+                           "grp": groups.to_numpy(object)[keep]})  # fmt: skip
+    ages = list(range(max_age + 1))
+    j = _margin_ages(orders, starts, last, max_age, margin_rate, cost_per_order)
+    per = j.group_by(["customer_id", "grp", "first_month"]).agg(
+        **{f"c{k}": j.v.sum(where=j.age <= k).fill_null(0.0) for k in ages}
+    )
+    sums = (
+        per.group_by(["grp", "first_month"])
+        .agg(
+            **{f"s{k}": per[f"c{k}"].sum() for k in ages},
+            **{f"q{k}": (per[f"c{k}"] * per[f"c{k}"]).sum() for k in ages},
+        )  # fmt: skip
+        .to_pandas()
+    )
+    n = starts.groupby(["grp", "first_month"]).size().rename("n").reset_index()
+    cells = n.merge(sums, on=["grp", "first_month"], how="left").fillna(0.0)
+    rows = []
+    for k in ages:
+        seen = cells[cells["first_month"] + k <= last]
+        g = seen.groupby("grp", sort=True)[["n", f"s{k}", f"q{k}"]].sum()
+        rows.append(pd.DataFrame({"group": g.index, "age": k, "customers": g["n"].to_numpy(),
+                                  "s1": g[f"s{k}"].to_numpy(), "s2": g[f"q{k}"].to_numpy()}))  # fmt: skip
+    out = pd.concat(rows, ignore_index=True).sort_values(["group", "age"], kind="stable")
+    out = out[out["customers"] > 0].reset_index(drop=True)
+    n_ = out["customers"].to_numpy(float)
+    mean = out["s1"].to_numpy() / n_
+    with np.errstate(invalid="ignore", divide="ignore"):
+        var = np.clip(out["s2"].to_numpy() - n_ * mean**2, 0, None) / (n_ - 1)
+        se = np.where(n_ > 1, np.sqrt(var / n_), np.nan)
+    z = stats.norm.ppf(0.5 + level / 2)
+    out = out.drop(columns=["s1", "s2"]).assign(value=mean, se=se)
+    out["customers"] = out["customers"].astype(np.int64)
+    out["ci_low"], out["ci_high"] = out["value"] - z * out["se"], out["value"] + z * out["se"]
+    return out
+
+
+def orders_after(
+    events: pd.DataFrame,
+    orders: ir.Table | pd.DataFrame,
+    days: float,
+    *,
+    at: str,
+    closed: str = "right",
+    values: tuple[str, ...] = (),
+    margin: economics.Economics | None = None,
+    as_of: str | pd.Timestamp | None = None,
+) -> pd.DataFrame:
+    """:func:`helpers.stats.orders_after` in the engine: the events (a small pandas table with
+    ``customer_id`` and the time column `at`) are sent to the engine, joined with the orders of
+    their customers (up to the end of the as-of day when `as_of` is given) and reduced to one
+    row per event: ``orders`` in the window, ``converted``, ``next_order_at`` and the window's
+    sums of `values` (with `margin`, also ``margin``: the sum of
+    :func:`helpers.economics.order_margin`, amount - (1 - g)(amount + discount), 0 if
+    returned). Aligned with `events`' index."""
+    if closed not in ("right", "left", "both"):
+        raise ValueError(f"closed must be 'right', 'left' or 'both', got {closed!r}")
+    e = _events(events, at)
+    t = section_table(orders)
+    if as_of is not None:
+        t = _up_to(t, as_of, "order_date")
+    if margin is not None:
+        a = t.amount.cast("float64")
+        gross = a + (t.discount.cast("float64").fill_null(0.0) if "discount" in t.columns else 0.0)
+        kept = (~t.returned.fill_null(False)).cast("float64") if "returned" in t.columns else 1.0
+        t = t.mutate(margin=(a - (1 - margin.gross_margin_rate) * gross) * kept)
+        values = (*values, "margin")
+    small = ibis.memtable(e)
+    m = small.join(t, "customer_id")
+    od = m.order_date
+    after = (od >= m._t) if closed in ("left", "both") else (od > m._t)
+    stop = m._t + ibis.interval(seconds=int(round(days * 86_400)))
+    inside = after & ((od < stop) if closed == "left" else (od <= stop))
+    agg = {"orders": m.count(where=inside), "next_order_at": od.min(where=after)}
+    for v in values:
+        agg[v] = m[v].cast("float64").sum(where=inside)
+    g = m.group_by("_row").agg(**agg).to_pandas().set_index("_row")
+    out = g.reindex(np.arange(len(e)))
+    out["orders"] = out["orders"].fillna(0).astype(int)
+    out["converted"] = out["orders"] > 0
+    out["next_order_at"] = pd.to_datetime(out["next_order_at"]).astype("datetime64[ns]")
+    for v in values:
+        out[v] = out[v].fillna(0.0)
+    out.index = events.index
+    return out[["orders", "converted", "next_order_at", *values]]
+
+
+def _events(events: pd.DataFrame, at: str) -> pd.DataFrame:
+    """The events as the engine takes them: ``customer_id`` (text), ``_t`` (the time `at`) and
+    ``_row`` (the position, to align the result)."""
+    return pd.DataFrame({"customer_id": events["customer_id"].astype(str).to_numpy(object),
+                         "_t": pd.to_datetime(events[at]).to_numpy("datetime64[ns]"),
+                         "_row": np.arange(len(events))})  # fmt: skip
+
+
+def history_features(
+    exposures: pd.DataFrame,
+    orders: ir.Table | pd.DataFrame,
+    at: str,
+    signup: pd.Series | None = None,
+    as_of: str | pd.Timestamp | None = None,
+) -> pd.DataFrame:
+    """:func:`helpers.experiments.history_features` in the engine: per exposure (a small pandas
+    table sent to the engine), from its customer's orders strictly before `at` (and up to the
+    end of the as-of day when `as_of` is given): ``n_orders``, ``days_since_last``, ``spend``,
+    ``mean_amount``, ``discount_share`` and, given `signup`, ``tenure_days``. Aligned with
+    `exposures`' index; one row per exposure comes back."""
+    e = _events(exposures, at)
+    t = section_table(orders)
+    if as_of is not None:
+        t = _up_to(t, as_of, "order_date")
+    m = ibis.memtable(e).join(t, "customer_id")
+    m = m.filter(m.order_date < m._t)
+    disc = (
+        (m.discount.cast("float64") > 0).fill_null(False).cast("float64")
+        if "discount" in m.columns
+        else ibis.literal(0.0)
+    )
+    g = (
+        m.group_by("_row")
+        .agg(
+            n_orders=m.count(),
+            last=m.order_date.max(),
+            spend=m.amount.cast("float64").sum(),
+            discount_share=disc.mean(),
+        )  # fmt: skip
+        .to_pandas()
+        .set_index("_row")
+        .reindex(np.arange(len(e)))
+    )
+    out = pd.DataFrame(index=exposures.index)
+    out["n_orders"] = g["n_orders"].fillna(0).astype(int).to_numpy()
+    last = pd.to_datetime(g["last"]).to_numpy("datetime64[ns]")
+    out["days_since_last"] = (e["_t"].to_numpy() - last) / pd.Timedelta(days=1)
+    out["spend"] = g["spend"].fillna(0.0).to_numpy()
+    out["mean_amount"] = (g["spend"] / g["n_orders"]).fillna(0.0).to_numpy()
+    out["discount_share"] = g["discount_share"].fillna(0.0).to_numpy()
+    if signup is not None:
+        start = exposures["customer_id"].map(signup).to_numpy()
+        out["tenure_days"] = (e["_t"].to_numpy() - start) / pd.Timedelta(days=1)
+    return out
+
+
+def first_order_times(
+    orders: ir.Table | pd.DataFrame,
+    as_of: str | pd.Timestamp | None = None,
+    start: pd.Timestamp | None = None,
+    stop: pd.Timestamp | None = None,
+) -> pd.Series:
+    """Each customer's first order time (customer_id as text -> timestamp, sorted), over the
+    orders up to the end of the as-of day and, when given, from `start` through `stop`
+    (inclusive)."""
+    t = section_table(orders)
+    if as_of is not None:
+        t = _up_to(t, as_of, "order_date")
+    if start is not None:
+        t = t.filter(t.order_date >= ibis.timestamp(pd.Timestamp(start).to_pydatetime()))
+    if stop is not None:
+        t = t.filter(t.order_date <= ibis.timestamp(pd.Timestamp(stop).to_pydatetime()))
+    df = t.group_by("customer_id").agg(first=t.order_date.min()).order_by("customer_id")
+    df = df.to_pandas()
+    out = pd.Series(pd.to_datetime(df["first"]).astype("datetime64[ns]").to_numpy(),
+                    index=pd.Index(df["customer_id"], name="customer_id"), name="order_date")  # fmt: skip
+    return out
+
+
+def orders_of(
+    orders: ir.Table | pd.DataFrame,
+    customers: pd.Index,
+    as_of: str | pd.Timestamp | None = None,
+) -> tuple[pd.DataFrame, int]:
+    """The ``customer_id`` (text) and ``order_date`` of the orders of `customers` only (e.g. a
+    loyalty programme's members, whose orders a model takes one by one), sorted by customer and
+    time, and the number of all orders (up to the end of the as-of day when `as_of` is given):
+    the other customers' orders are counted in the engine, not returned."""
+    t = section_table(orders, ["customer_id", "order_date"])
+    if as_of is not None:
+        t = _up_to(t, as_of, "order_date")
+    ids = ibis.memtable(
+        pd.DataFrame({"customer_id": pd.Index(customers).astype(str).to_numpy(object)})
+    )
+    mine = t.semi_join(ids, "customer_id").order_by(["customer_id", "order_date"]).to_pandas()
+    mine["order_date"] = pd.to_datetime(mine["order_date"]).astype("datetime64[ns]")
+    total = t.count().to_pyarrow().as_py()
+    return mine, int(total)

@@ -84,3 +84,44 @@ def test_spark_equals_duckdb(spark, case):
         check_exact=False,
         rtol=1e-9,
     )
+
+
+@pytest.mark.parametrize("case", ["bundled", "random 1"])
+def test_the_sections_reductions_on_spark_equal_duckdb(spark, case):
+    """What the acquisition, survey, campaign and loyalty sections take from the orders
+    (issues 28 and 31) reduces the same on Spark as on DuckDB."""
+    from helpers import periods
+
+    orders = CASES[case]()
+    orders = orders.assign(
+        customer_id=orders["customer_id"].astype(str),
+        discount=np.where(np.arange(len(orders)) % 3 == 0, 2.5, 0.0),
+        channel=np.where(np.arange(len(orders)) % 2 == 0, "web", "app"),
+    )
+    table = spark.create_table(f"sections_{case.replace(' ', '_')}", orders, overwrite=True)
+    as_of = "2025-11-15"
+    ids = pd.Index(sorted(orders["customer_id"].unique()))
+    first = orders.groupby("customer_id")["order_date"].min().reindex(ids)
+    month = pd.Series(periods.period_codes(first.to_numpy(), "M"), ids)
+    last = periods.last_complete_period(as_of, "M")
+    group = pd.Series(np.where(np.arange(len(ids)) % 2 == 0, "a", "b"), ids)
+    events = orders.iloc[::7][["customer_id", "order_date"]].rename(columns={"order_date": "at"})
+
+    def both(f, *args, **kwargs):
+        a, b = f(table, *args, **kwargs), f(orders, *args, **kwargs)
+        if isinstance(a, tuple):
+            a, b = a[0], b[0]
+        if isinstance(a, pd.Series):
+            pd.testing.assert_series_equal(a, b, check_exact=False, rtol=1e-9)
+        else:
+            pd.testing.assert_frame_equal(a, b, check_exact=False, rtol=1e-9, check_dtype=False)
+
+    both(engine.first_orders, as_of, columns=("channel", "discount"))
+    both(engine.value_by_number)
+    both(engine.customer_discounts)
+    both(engine.cumulative_margin, month, last, list(range(13)), 0.4, 5.0)
+    both(lambda o, *a: engine.value_by_age(o, month, group, last, 11, 0.4, 5.0))
+    both(lambda o: engine.orders_after(events, o, 30, at="at", values=("amount",), as_of=as_of))
+    both(lambda o: engine.history_features(events, o, "at", first))
+    both(engine.first_order_times, as_of)
+    both(engine.orders_of, ids[::3], as_of)

@@ -1,0 +1,381 @@
+"""The sections beside the model on the engine (issues 28 and 31): what the acquisition sections
+(helpers.report.acquisition_views) and the survey, campaign and loyalty sections
+(helpers.report.beyond_orders) need from the orders is reduced by Ibis expressions
+(helpers.report.engine), never collected.
+
+Each reduction is held equal (numbers to 1e-9 relative, tables equal) to the pandas computation
+it replaced, written out here, on an Ibis table over the validated orders (DuckDB) and on the
+pandas DataFrame (the same expressions on an in-memory DuckDB), for the bundled company and a
+small generated one (seed 7, 300 customers); the sections' results from both equal. A guard on
+DuckDB's results fails if a query returns more rows than there are customers (or events)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from helpers import cohorts, experiments, periods, report, stats, synth
+from helpers.report import acquisition_views as acq
+from helpers.report import beyond_orders as bo
+from helpers.report import engine
+from helpers.report.analysis import fold_economics
+from helpers.report.mapping import load_mapping
+from helpers.report.orders import read_client_orders
+from tests.report.clients import ORDERS, SAMPLE_MAPPING
+
+RTOL = 1e-9
+
+
+@dataclass
+class Company:
+    orders: pd.DataFrame  # validated, pandas
+    table: Any  # the same, an Ibis table on DuckDB
+    seg: pd.DataFrame
+    econ: Any
+    tables: dict[str, pd.DataFrame]
+    mapping: Any
+    as_of: str
+
+    @property
+    def bought(self) -> pd.DataFrame:
+        return report.purchases(self.orders)
+
+    @property
+    def sold(self) -> Any:
+        return report.purchases(self.table)
+
+
+_COMPANIES: dict[str, Company] = {}
+
+
+@pytest.fixture(scope="module", params=["sample", "seed7"])
+def company(request, tmp_path_factory) -> Company:
+    return _company(request.param, tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def small(tmp_path_factory) -> Company:
+    """The generated company alone (300 customers, about five orders each)."""
+    return _company("seed7", tmp_path_factory)
+
+
+def _company(name: str, tmp_path_factory) -> Company:
+    if name in _COMPANIES:
+        return _COMPANIES[name]
+    if name == "sample":
+        data, folder = ORDERS, None
+    else:
+        folder = tmp_path_factory.mktemp("seed7")
+        synth.write(*synth.generate(synth.SynthConfig(n_customers=300, seed=7)), folder)
+        data = folder / "orders.csv"
+    src = read_client_orders(data, load_mapping(SAMPLE_MAPPING, tables_dir=folder))
+    o, notes = report.open_orders(src, "pandas")
+    t, _ = report.open_orders(src, "duckdb")
+    as_of = notes["as_of"]
+    econ = report.client_economics(notes["mapping"])
+    tables = report.open_tables(o, notes)
+    econ, _ = fold_economics(o, econ, tables.get("tickets"))
+    seg = report.segment_customers(o, as_of)
+    _COMPANIES[name] = Company(o, t, seg, econ, tables, notes["mapping"], as_of)
+    return _COMPANIES[name]
+
+
+def same(a: pd.DataFrame, b: pd.DataFrame) -> None:
+    pd.testing.assert_frame_equal(a, b, check_dtype=False, check_index_type=False,
+                                  check_column_type=False, rtol=RTOL)  # fmt: skip
+
+
+# --- the pandas computations the engine replaced (the sections' code before issue 31) ----------
+
+
+def pandas_second_orders(bought: pd.DataFrame, as_of: str) -> pd.DataFrame:
+    end = periods.as_of_end(as_of)
+    d = pd.DataFrame({"customer_id": bought["customer_id"].astype(str).to_numpy(),
+                      "t": pd.to_datetime(bought["order_date"]).to_numpy()})  # fmt: skip
+    d = d[d["t"] < end].sort_values(["customer_id", "t"], kind="stable")
+    rank = d.groupby("customer_id", sort=False).cumcount().to_numpy()
+    first = d.loc[rank == 0].set_index("customer_id")["t"]
+    second = d.loc[rank == 1].set_index("customer_id")["t"].reindex(first.index)
+    day = pd.Timedelta(days=1)
+    return pd.DataFrame(
+        {"first": first, "days": (second - first) / day, "followup": (end - first) / day,
+         "cohort": pd.PeriodIndex(first, freq="Q").astype(str)}, index=first.index,
+    ).rename_axis("customer_id")  # fmt: skip
+
+
+def pandas_value_by_number(bought: pd.DataFrame, top: int = 5) -> pd.DataFrame:
+    d = pd.DataFrame({"customer_id": bought["customer_id"].astype(str).to_numpy(),
+                      "t": pd.to_datetime(bought["order_date"]).to_numpy(),
+                      "amount": bought["amount"].to_numpy(float)}
+                     ).sort_values(["customer_id", "t"], kind="stable")  # fmt: skip
+    g = d.groupby("customer_id", sort=False)
+    d["number"] = np.minimum(g.cumcount().to_numpy() + 1, top)
+    d["of"] = g["amount"].transform("size").to_numpy()
+    agg = d.groupby("number")["amount"].agg(["size", "mean", "std"])
+    same_ = d[(d["of"] >= 3) & (d["number"] <= 3)].groupby("number")["amount"]
+    return pd.DataFrame({"orders": agg["size"], "mean": agg["mean"], "std": agg["std"],
+                         "same_customers": same_.size(), "mean_same": same_.mean()})  # fmt: skip
+
+
+def pandas_first_values(bought: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+    d = bought.assign(customer_id=bought["customer_id"].astype(str))
+    first = d.sort_values(["customer_id", "order_date"], kind="stable").groupby(
+        "customer_id", sort=False).head(1).set_index("customer_id")  # fmt: skip
+    return first[columns]
+
+
+def pandas_discounts(bought: pd.DataFrame) -> pd.DataFrame:
+    d = pd.DataFrame({"customer_id": bought["customer_id"].astype(str).to_numpy(),
+                      "t": pd.to_datetime(bought["order_date"]).to_numpy(),
+                      "discount": bought["discount"].fillna(0).to_numpy(float)}
+                     ).sort_values(["customer_id", "t"], kind="stable")  # fmt: skip
+    d["used"] = d["discount"] > 0
+    g = d.groupby("customer_id", sort=True)
+    return pd.DataFrame({"orders": g.size(), "used": g["used"].sum(),
+                         "discount": g["discount"].sum(), "first": g["used"].first()})  # fmt: skip
+
+
+def pandas_cum(bought: pd.DataFrame, seg: pd.DataFrame, econ: Any, n: int) -> np.ndarray:
+    """customers x ages 0..n-1 cumulative margin, NaN past the observed age (np.bincount)."""
+    last = periods.last_complete_period(seg.attrs["as_of"], "M")
+    first = periods.period_codes(seg["first_order"].to_numpy(), "M")
+    observed = last - first
+    flows = acq.margin_flows(bought, econ)
+    pos = pd.Index(seg.index.astype(str)).get_indexer(flows["customer_id"].astype(str))
+    f, pos = flows.loc[pos >= 0], pos[pos >= 0]
+    age = periods.period_codes(f["date"].to_numpy(), "M") - first[pos]
+    ok = (age >= 0) & (age < n) & (age <= observed[pos])
+    cells = np.bincount(pos[ok] * n + age[ok], weights=f["value"].to_numpy(float)[ok],
+                        minlength=len(seg) * n).reshape(len(seg), n)  # fmt: skip
+    cum = np.cumsum(cells, axis=1)
+    cum[np.arange(n)[None, :] > observed[:, None]] = np.nan
+    return cum
+
+
+# --- 1. the acquisition sections ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("side", ["engine", "pandas"])
+def test_first_and_second_orders_equal_pandas(company, side):
+    bought = company.sold if side == "engine" else company.bought
+    ref = pandas_second_orders(company.bought, company.as_of)
+    same(acq.second_orders(bought, company.as_of), ref)
+
+
+@pytest.mark.parametrize("side", ["engine", "pandas"])
+def test_value_by_order_number_equals_pandas(company, side):
+    bought = company.sold if side == "engine" else company.bought
+    ref = pandas_value_by_number(company.bought)
+    same(engine.value_by_number(bought), ref.rename_axis("n"))
+    shown = acq.value_by_order_number(bought)
+    same(shown[["orders", "mean", "same_customers", "mean_same"]],
+         ref[["orders", "mean", "same_customers", "mean_same"]].rename_axis("order_number"))  # fmt: skip
+
+
+def test_first_order_values_equal_pandas(company):
+    cols = ["channel", "discount", "returned"]
+    ref = pandas_first_values(company.bought, cols)
+    for bought in (company.sold, company.bought):
+        got = engine.first_orders(bought, columns=tuple(cols))
+        assert got.index.tolist() == ref.index.tolist()
+        assert got["channel"].tolist() == ref["channel"].tolist()
+        np.testing.assert_allclose(got["discount"], ref["discount"], rtol=RTOL)
+        assert got["returned"].astype(bool).tolist() == ref["returned"].tolist()
+    a, b = (acq.first_order_attributes(x, acq.customer_attributes(company.tables["customers"]))
+            for x in (company.sold, company.bought))  # fmt: skip
+    pd.testing.assert_frame_equal(a, b)
+    assert (a["discount_used"] == np.where(ref["discount"] > 0, "yes", "no")).all()
+
+
+def test_customer_discounts_equal_pandas(company):
+    ref = pandas_discounts(company.bought)
+    for bought in (company.sold, company.bought):
+        same(engine.customer_discounts(bought), ref)
+    attrs = acq.first_order_attributes(company.bought)
+    a, b = (acq.attribute_discounts(attrs["channel"], x, company.seg, min_group=10)
+            for x in (company.sold, company.bought))  # fmt: skip
+    same(a, b)
+
+
+def test_cumulative_margins_equal_pandas(company):
+    n = 14
+    seg, econ = company.seg, company.econ
+    ref = pandas_cum(company.bought, seg, econ, n)
+    last = periods.last_complete_period(company.as_of, "M")
+    first = pd.Series(periods.period_codes(seg["first_order"].to_numpy(), "M"), seg.index)
+    for bought in (company.sold, company.bought):
+        got = engine.cumulative_margin(bought, first, last, list(range(n)), econ.gross_margin_rate,
+                                       econ.shipping_per_order)  # fmt: skip
+        np.testing.assert_allclose(got.to_numpy(), ref, rtol=RTOL, atol=1e-9)
+        np.testing.assert_allclose(acq.margin_12(bought, seg, econ), ref[:, 11], rtol=RTOL)
+    a, b = (acq.ltv_curves(x, seg, econ, months=n) for x in (company.sold, company.bought))
+    same(a.curves, b.curves)
+    same(a.cohorts, b.cohorts)
+
+
+def test_value_by_age_per_channel_equals_the_cohort_helper(company):
+    seg, econ = company.seg, company.econ
+    channel = acq.first_order_attributes(company.bought)["channel"].reindex(seg.index.astype(str))
+    ref = cohorts.value_by_age(
+        acq.margin_flows(company.bought, econ), seg["first_order"], company.as_of,
+        by=pd.Series(channel.to_numpy(), seg.index), max_age=11,
+    )  # fmt: skip
+    last = periods.last_complete_period(company.as_of, "M")
+    first = pd.Series(periods.period_codes(seg["first_order"].to_numpy(), "M"), seg.index)
+    for bought in (company.sold, company.bought):
+        got = engine.value_by_age(bought, first, channel, last, 11, econ.gross_margin_rate,
+                                  econ.shipping_per_order)  # fmt: skip
+        same(got[ref.columns], ref)
+
+
+def test_acquisition_costs_equal_on_both(company):
+    spend = acq.spend_table(company.tables["marketing_spend"])
+    channel = acq.customer_attributes(company.tables["customers"])["acquisition_channel"]
+    lc = acq.ltv_curves(company.bought, company.seg, company.econ)
+    a, b = (acq.acquisition_costs(spend, channel, company.seg, x, company.econ, lc.values)
+            for x in (company.sold, company.bought))  # fmt: skip
+    for k in a:
+        same(a[k], b[k])
+
+
+# --- 2. the survey, campaign and loyalty sections ---------------------------------------------
+
+
+def test_orders_after_equals_the_stats_helper(company):
+    s = company.tables["survey"]
+    o = periods.up_to(company.orders[["customer_id", "order_date", "amount"]], company.as_of,
+                      "order_date").assign(customer_id=lambda d: d["customer_id"].astype(str))  # fmt: skip
+    e = s.assign(customer_id=s["customer_id"].astype(str))
+    for closed in ("right", "both", "left"):
+        ref = stats.orders_after(e, o, 90, at="date", closed=closed, values=["amount"])
+        for orders in (company.table, company.orders):
+            same(engine.orders_after(e, orders, 90, at="date", closed=closed, values=("amount",),
+                                     as_of=company.as_of), ref)  # fmt: skip
+
+
+def test_campaign_windows_and_history_equal_the_experiments_helpers(company):
+    sends = company.tables["campaigns"].reset_index(drop=True)
+    o = company.orders.assign(customer_id=company.orders["customer_id"].astype(str))
+    s = sends.assign(customer_id=sends["customer_id"].astype(str))
+    ref = experiments.outcomes_in_window(s, o, "send_date", 30, company.econ, include_start=True)
+    first = o.groupby("customer_id")["order_date"].min()
+    hist = experiments.history_features(s, o, "send_date", first)
+    for orders in (company.table, company.orders):
+        got = engine.orders_after(s, orders, 30, at="send_date", closed="both",
+                                  margin=company.econ)  # fmt: skip
+        same(got[["orders", "converted", "margin"]], ref[["orders", "converted", "margin"]])
+        same(engine.history_features(s, orders, "send_date", first), hist)
+        ft = engine.first_order_times(orders)
+        assert ft.index.tolist() == sorted(first.index.tolist())
+        assert (ft.to_numpy() == first.reindex(ft.index).to_numpy()).all()
+
+
+def test_beyond_orders_sections_equal_on_both(company):
+    """The whole sections; their models (CUPED, the within-member fit) only on the small
+    company (their inputs are held equal on both by the tests above)."""
+    t, as_of = company.tables, company.as_of
+    plan = company.mapping.tables["campaigns"].holdout_share
+    a, b = company.table, company.orders
+    same(bo.repurchase_by_category(t["survey"], a, as_of),
+         bo.repurchase_by_category(t["survey"], b, as_of))  # fmt: skip
+    ra, rb = (bo.respondents_vs_others(t["survey"], x, as_of) for x in (a, b))
+    np.testing.assert_allclose(list(ra.values()), list(rb.values()), rtol=RTOL)
+    if len(company.seg) > 1000:
+        return
+    same(bo.campaign_results(t["campaigns"], a, company.econ, plan),
+         bo.campaign_results(t["campaigns"], b, company.econ, plan))  # fmt: skip
+    la, lb = (bo.loyalty_comparison(t["loyalty"], x, as_of) for x in (a, b))
+    np.testing.assert_allclose(list(la.values()), list(lb.values()), rtol=RTOL)
+
+
+def test_members_orders_are_the_members_and_the_rest_are_counted(company):
+    members = company.tables["loyalty"]["customer_id"].astype(str).unique()
+    o = periods.up_to(company.orders, company.as_of, "order_date")
+    ids = o["customer_id"].astype(str)
+    mine, total = engine.orders_of(company.table, pd.Index(members), company.as_of)
+    assert total == len(o)
+    assert len(mine) == int(ids.isin(members).sum()) < len(o)
+    ref = o.loc[ids.isin(members).to_numpy(), "order_date"].sort_values().to_numpy()
+    assert (np.sort(mine["order_date"].to_numpy()) == ref).all()
+
+
+# --- the orders are not collected ----------------------------------------------------------------
+
+
+@pytest.fixture
+def returned_rows(monkeypatch) -> list[int]:
+    """The number of rows of every result DuckDB hands back to Python (through Ibis)."""
+    from ibis.backends.duckdb import Backend
+
+    sizes: list[int] = []
+
+    def counting(name: str) -> None:
+        original = getattr(Backend, name)
+
+        def wrapped(self, *args, **kwargs):
+            out = original(self, *args, **kwargs)
+            sizes.append(len(out) if hasattr(out, "__len__") else 1)
+            return out
+
+        monkeypatch.setattr(Backend, name, wrapped)
+
+    for name in ("execute", "to_pyarrow"):
+        counting(name)
+    return sizes
+
+
+def test_the_guard_sees_a_collected_table(small, returned_rows):
+    company = small
+    company.sold.select("customer_id", "order_date", "amount").to_pandas()
+    assert max(returned_rows) > company.seg.shape[0]
+
+
+def test_the_sections_on_the_engine_return_at_most_a_row_per_customer(small, returned_rows):
+    """On the small company (five orders a customer): a collected table would show."""
+    company = small
+    seg, econ, t = company.seg, company.econ, company.tables
+    customers = len(seg)
+    assert len(company.orders) > 2 * customers  # a collected table would show
+    sold = company.sold
+    more = acq.read_inputs(t, company.mapping, sold, ORDERS)
+    lc = acq.ltv_curves(sold, seg, econ)
+    sec = acq.second_orders(sold, company.as_of)
+    acq.value_by_order_number(sold)
+    acq.attribute_value(more.attributes["acquisition_channel"], sec, sold, seg, econ,
+                        min_group=10, dropout=False)  # fmt: skip
+    acq.attribute_discounts(more.attributes["acquisition_channel"], sold, seg, min_group=10)
+    acq.acquisition_costs(more.spend, more.channel, seg, sold, econ, lc.values)
+    assert returned_rows and max(returned_rows) <= customers
+    returned_rows.clear()
+    plan = company.mapping.tables["campaigns"].holdout_share
+    bo.repurchase_by_category(t["survey"], company.table, company.as_of)
+    bo.respondents_vs_others(t["survey"], company.table, company.as_of)
+    bo.campaign_results(t["campaigns"], company.table, econ, plan)
+    assert max(returned_rows) <= max(customers, len(t["campaigns"]), len(t["survey"]))
+    returned_rows.clear()
+    bo.loyalty_comparison(t["loyalty"], company.table, company.as_of)
+    members = t["loyalty"]["customer_id"].astype(str).unique()
+    of_members = int(company.orders["customer_id"].astype(str).isin(members).sum())
+    # per customer, and the members' orders the within-member model takes one by one
+    assert max(returned_rows) <= max(customers, of_members) < len(company.orders)
+
+
+def test_orders_at_the_same_instant_are_taken_in_the_order_of_their_ids():
+    """A file written to the minute has many orders of one customer at one instant: they are
+    numbered by ``order_id`` (the file's order where the ids rise with it, as pandas' stable
+    sort took them), not by amount."""
+    o = pd.DataFrame(
+        {"order_id": ["1", "2", "3", "4", "5"], "customer_id": ["a", "a", "a", "b", "b"],
+         "order_date": pd.to_datetime(["2025-01-01 10:00"] * 3 + ["2025-02-01 09:00"] * 2),
+         "amount": [30.0, 10.0, 20.0, 5.0, 7.0], "channel": ["web", "app", "web", "app", "web"]}
+    )  # fmt: skip
+    ref = pandas_value_by_number(o)
+    same(engine.value_by_number(o), ref.rename_axis("n"))
+    assert ref["mean"].tolist() == [(30 + 5) / 2, (10 + 7) / 2, 20.0]
+    first = engine.first_orders(o, columns=("channel",))
+    assert first["channel"].tolist() == ["web", "app"]
+    assert (first["second"] == first["first"]).all()  # a second order at the same instant
