@@ -89,6 +89,11 @@ def build_report(
                     data = sources.materialize(data, folder)
             except ValueError as err:
                 raise ReportError(str(err)) from None
+        elif sources.is_database(data):
+            try:
+                sources.describe(data)  # the URL names its table
+            except ValueError as err:
+                raise ReportError(str(err)) from None
         return _build(data, mapping, name, target, root, client, language, engine, stage, progress,
                       overwrite)  # fmt: skip
 
@@ -109,12 +114,7 @@ def _build(data, mapping, name, target, root, client, language, engine, stage, p
         # every problem, before any analysis runs; a large CSV/Parquet file in the engine, a
         # database table in its database
         if url:
-            try:
-                orders, notes = read_orders_in_warehouse(url, spec)
-            except ValueError as err:  # a URL without ?table=
-                if isinstance(err, DataValidationError):
-                    raise
-                raise ReportError(str(err)) from None
+            orders, notes = read_orders_in_warehouse(url, spec)
         else:
             orders, notes = read_orders(data, spec, engine)
         s.rows = notes["rows"]

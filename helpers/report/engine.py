@@ -1015,7 +1015,7 @@ def warehouse_orders(t: ir.Table, cols: tuple, ids: str = "auto") -> ir.Table:
             text = col.cast("string").strip()
             text = ibis.ifelse(text == "", ibis.null("string"), text)
             ok = (
-                True if ids == "integer"
+                ids == "integer" if ids != "auto"
                 else t.aggregate(ok=text.re_search(r"^(?:-?[1-9][0-9]{0,17}|0)$").all())
                 .to_pandas()["ok"].iloc[0]
             )  # fmt: skip
