@@ -113,6 +113,7 @@ def tune_duckdb(con: ibis.BaseBackend, memory_limit: str | None = "500MB") -> ib
     if memory_limit:
         con.raw_sql(f"SET memory_limit = '{memory_limit}'")
     con.raw_sql("SET preserve_insertion_order = false")
+    con.raw_sql("SET enable_progress_bar = false")  # no bars on the report's standard error
     # what does not fit spills to the system's temporary folder, not to .tmp/ in the working one
     spill = Path(tempfile.gettempdir()) / "retention-lab-duckdb"
     con.raw_sql(f"SET temp_directory = '{spill.as_posix()}'")
@@ -664,7 +665,9 @@ def _lower_text(col: ir.Value) -> ir.StringValue:
     return col.cast("string").fill_null("").strip().lower()
 
 
-def mapping_rules(t: ir.Table, mapping, *, count: bool = True) -> tuple[ir.Table, dict]:
+def mapping_rules(
+    t: ir.Table, mapping, *, count: bool = True, placeholder_values: list[str] | None = None
+) -> tuple[ir.Table, dict]:
     """The client mapping's row rules as engine expressions, on the validated table (canonical
     columns, one row per file row: :func:`helpers.tables.read_table_info`'s output), in the
     order of :func:`helpers.report.orders.read_client_orders`:
@@ -694,7 +697,10 @@ def mapping_rules(t: ir.Table, mapping, *, count: bool = True) -> tuple[ir.Table
 
     Without `count`, only the table's expression is built (no query runs, nothing is raised,
     the counts are empty): the rules on a table already checked with them, e.g. a warehouse
-    table the notebook opens again (:func:`helpers.report.orders.open_orders`)."""
+    table the notebook opens again (:func:`helpers.report.orders.open_orders`). The counts
+    include ``placeholder_values``: the customer ids as written that are placeholders (a few
+    distinct texts); given back as `placeholder_values`, rows are matched against them exactly,
+    not trimmed and lower-cased row by row (a table read where it is: each query would again)."""
     from helpers.tables import DataValidationError
 
     cols = mapping.read_columns()
@@ -732,8 +738,15 @@ def mapping_rules(t: ir.Table, mapping, *, count: bool = True) -> tuple[ir.Table
             t = t.mutate(**fill)
     placeholders = [p.strip().lower() for p in mapping.customer_placeholders]
     missing = t.customer_id.isnull()
-    if placeholders:
-        missing = missing | _lower_text(t.customer_id).isin(placeholders)
+    if placeholder_values is not None:  # the texts found before: exact matches
+        if placeholder_values:
+            missing = missing | t.customer_id.cast("string").isin(placeholder_values)
+    else:  # a blank id (spaces only: a database's text is not trimmed) is missing too
+        is_placeholder = _lower_text(t.customer_id).isin([*placeholders, ""])
+        missing = missing | is_placeholder
+        if count:
+            found = t.filter(is_placeholder).select(v=t.customer_id.cast("string")).distinct()
+            counts["placeholder_values"] = sorted(found.to_pandas()["v"].astype(str))
     if count:
         gone = t.aggregate(n=t.count(where=missing), revenue=t.amount.sum(where=missing))
         gone = gone.to_pandas()
@@ -992,9 +1005,11 @@ def warehouse_orders(t: ir.Table, cols: tuple, ids: str = "auto") -> ir.Table:
     """The typed warehouse table `t` (canonical column names, checked by
     :func:`warehouse_problems`) as the file readers type it, an expression: numbers as float64
     (an ``int`` column as int64), dates as timestamps, true/false with a missing value false,
-    text trimmed (a blank nullable cell null), ids as integers, or as trimmed text unless
+    text as text, ids as integers, or as text unless
     ``ids='auto'`` finds every one a plain integer (one small aggregate in the warehouse; the
-    pandas reader's rule) or ``ids='integer'`` says so."""
+    pandas reader's rule) or ``ids='integer'`` says so. Text is taken as the database stores it
+    (a blank nullable cell null; not trimmed row by row: every query on the table would trim it
+    again; the checks treat a blank-looking id as missing)."""
     out: dict[str, ir.Value] = {}
     for c in cols:
         if c.name not in t.columns:
@@ -1012,8 +1027,7 @@ def warehouse_orders(t: ir.Table, cols: tuple, ids: str = "auto") -> ir.Table:
         elif c.kind == "id" and dtype.is_integer():  # as text when the mapping says so
             out[c.name] = col.cast("string") if ids == "text" else col.cast("int64")
         elif c.kind == "id":
-            text = col.cast("string").strip()
-            text = ibis.ifelse(text == "", ibis.null("string"), text)
+            text = col.cast("string").nullif("")
             ok = (
                 ids == "integer" if ids != "auto"
                 else t.aggregate(ok=text.re_search(r"^(?:-?[1-9][0-9]{0,17}|0)$").all())
@@ -1021,11 +1035,8 @@ def warehouse_orders(t: ir.Table, cols: tuple, ids: str = "auto") -> ir.Table:
             )  # fmt: skip
             plain = ok is None or pd.isna(ok) or bool(ok)  # no id at all: as pandas' all()
             out[c.name] = text.cast("int64") if plain else text
-        else:  # text: kept as text, trimmed
-            text = col.cast("string").strip()
-            out[c.name] = (
-                ibis.ifelse(text == "", ibis.null("string"), text) if c.nullable
-                else text.fill_null("")
-            )  # fmt: skip
+        else:  # text: kept as text
+            text = col.cast("string")
+            out[c.name] = text.nullif("") if c.nullable else text.fill_null("")
     return t.select(**out)
 

@@ -809,7 +809,8 @@ def read_orders_in_warehouse(url: str, mapping: ClientMapping) -> tuple[Any, dic
         raise DataValidationError(
             [f"{where}: no orders left after leaving out the rows listed above: {sentences}"]
         )
-    notes.update(reader="warehouse", source=source, table=table)
+    notes.update(reader="warehouse", source=source, table=table,
+                 placeholder_values=counts.get("placeholder_values", []))  # fmt: skip
     first = ["order_id", "customer_id", "order_date", "amount"]
     return t.select(*first, *[c for c in t.columns if c not in first]), notes
 
@@ -848,6 +849,8 @@ def open_warehouse(path: str | Path) -> tuple[Any, dict[str, Any]]:
     mapping = notes["mapping"]
     rows = notes["rows"]
     _, t, *_ = _warehouse_table(url, mapping, eng.memory_limit(rows), check=False)
-    t, _ = eng.mapping_rules(t, mapping, count=False)
+    t, _ = eng.mapping_rules(
+        t, mapping, count=False, placeholder_values=notes.get("placeholder_values", [])
+    )
     first = ["order_id", "customer_id", "order_date", "amount"]
     return t.select(*first, *[c for c in t.columns if c not in first]), notes
