@@ -27,7 +27,6 @@ from helpers.report.orders import (
     save_warehouse,
 )
 from helpers.report.progress import Stages, follow, release_memory
-from helpers.tables import DataValidationError
 
 NOTEBOOK: Path = paths.NOTEBOOKS / "08_case_study_client_report.ipynb"
 

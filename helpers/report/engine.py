@@ -773,14 +773,14 @@ def mapping_rules(
         cancelled = [s.lower() for s in mapping.status["cancelled"]]
         t = t.mutate(_status=_lower_text(t[scol]))
         other = ~t._status.isin(keep + cancelled)
-        per = None if not count else (
-            t.filter(other)
-            .group_by("_status")
-            .agg(n=lambda s: s.count(), amount=lambda s: s.amount.sum())
-            .to_pandas()
-            .sort_values(["n", "_status"], ascending=[False, True])
-        )
         if count:
+            per = (
+                t.filter(other)
+                .group_by("_status")
+                .agg(n=lambda s: s.count(), amount=lambda s: s.amount.sum())
+                .to_pandas()
+                .sort_values(["n", "_status"], ascending=[False, True])
+            )
             counts["other_status"] = int(per["n"].sum())
             counts["other_status_amount"] = float(per["amount"].sum())
             counts["statuses"] = {
@@ -923,7 +923,8 @@ def warehouse_problems(
             code=code, rows=n, example=str(example),
         )  # fmt: skip
 
-    checks: list[tuple[str, str, str, ir.BooleanValue, ir.Value]] = []  # (col, what, code, bad, shown)
+    # (column, what, code, bad rows, the value shown)
+    checks: list[tuple[str, str, str, ir.BooleanValue, ir.Value]] = []
     now = pd.Timestamp(as_of) + pd.Timedelta(days=1) if as_of is not None else pd.Timestamp.now()
     for c in cols:
         if c.name not in t.columns:
@@ -1039,4 +1040,3 @@ def warehouse_orders(t: ir.Table, cols: tuple, ids: str = "auto") -> ir.Table:
             text = col.cast("string")
             out[c.name] = text.nullif("") if c.nullable else text.fill_null("")
     return t.select(**out)
-

@@ -14,11 +14,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from helpers.tables import DataValidationError
 from helpers import report
 from helpers.report import sources
 from helpers.report.mapping import load_mapping
 from helpers.report.orders import read_client_orders, read_orders_in_warehouse
+from helpers.tables import DataValidationError
 from tests.report.clients import orders_only_mapping, raw_orders, second_client
 from tests.report.pg import PASSWORD, Server, load_text_table, load_typed_table, postgres_server
 
@@ -110,7 +110,8 @@ def test_a_client_shaped_export_in_postgres_reads_like_its_csv(server, tmp_path)
         read_orders_in_warehouse(url, load_mapping(mapping))
     source = f"postgres://lab:***@127.0.0.1:{server.port}/postgres, table 'zamowienia_tekst'"
     assert sorted((p.column, p.code) for p in err.value.problems) == [
-        ("amount", "wrong_type"), ("order_date", "wrong_type")
+        ("amount", "wrong_type"),
+        ("order_date", "wrong_type"),
     ]
     assert f"{source}, column 'data_zamówienia' (order_date): is of type string" in str(err.value)
 

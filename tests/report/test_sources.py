@@ -54,7 +54,9 @@ def test_a_duckdb_table_reads_like_the_csv(tmp_path, from_csv):
     """Read, checked and given the rules in the database: the same orders and notes as the CSV's
     (rows in the database's order), and nothing written beside it."""
     url = csv_into_duckdb(tmp_path / "client.db")
-    assert sources.is_location(url) and sources.is_database(url) and sources.describe(url) == "orders"
+    assert (
+        sources.is_location(url) and sources.is_database(url) and sources.describe(url) == "orders"
+    )
     t, notes = read_orders_in_warehouse(url, load_mapping(SAMPLE_MAPPING))
     want, want_notes = from_csv
     got = t.to_pandas().sort_values("order_id").reset_index(drop=True)
@@ -120,7 +122,9 @@ def test_report_from_a_duckdb_table_equals_the_report_from_the_csv(tmp_path, cap
 
     def spy(notebook, out, params, env=None):  # what the notebook receives, as it starts
         folder = Path(params["orders_path"]).parent
-        handed[params["client_name"]] = sorted(p.name for p in folder.iterdir() if p.name != "stages")
+        handed[params["client_name"]] = sorted(
+            p.name for p in folder.iterdir() if p.name != "stages"
+        )
         if params["client_name"] == "db":  # the URL in the kernel's environment
             assert env[sources.SOURCE_ENV] == url
         return execute(notebook, out, params, env=env)

@@ -71,7 +71,8 @@ def test_a_missing_column_is_refused(tmp_path, capsys):
     lines = refused(url, tmp_path, capsys)
     assert any(
         f"duckdb://{tmp_path}/c.db, table 'orders', column 'discount': the mapping names this column"
-        in line for line in lines
+        in line
+        for line in lines
     ), lines
 
 
@@ -88,7 +89,9 @@ def test_a_column_of_the_wrong_type_is_refused(tmp_path, capsys):
 def test_a_connection_that_fails_is_refused(tmp_path, capsys):
     (tmp_path / "c.db").write_bytes(b"not a database, " * 512)
     lines = refused(f"duckdb://{tmp_path}/c.db?table=orders", tmp_path, capsys)
-    assert len(lines) == 1 and f"duckdb://{tmp_path}/c.db, table 'orders': cannot connect" in lines[0]
+    assert (
+        len(lines) == 1 and f"duckdb://{tmp_path}/c.db, table 'orders': cannot connect" in lines[0]
+    )
 
 
 def test_a_table_that_cannot_be_read_is_refused(tmp_path, capsys):
