@@ -113,7 +113,10 @@ def tune_duckdb(con: ibis.BaseBackend, memory_limit: str | None = "500MB") -> ib
     if memory_limit:
         con.raw_sql(f"SET memory_limit = '{memory_limit}'")
     con.raw_sql("SET preserve_insertion_order = false")
-    con.raw_sql("SET enable_progress_bar = false")  # no bars on the report's standard error
+    try:  # no bars on the report command's standard error
+        con.raw_sql("SET enable_progress_bar = false")
+    except Exception:  # noqa: BLE001 (in a Jupyter kernel DuckDB refuses it without ipywidgets)
+        pass
     # what does not fit spills to the system's temporary folder, not to .tmp/ in the working one
     spill = Path(tempfile.gettempdir()) / "retention-lab-duckdb"
     con.raw_sql(f"SET temp_directory = '{spill.as_posix()}'")
