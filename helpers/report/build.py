@@ -135,6 +135,7 @@ def _build(data, mapping, name, target, root, client, language, engine, stage, p
             del tables
         if url:  # the notes only: the notebook opens the table where it is
             validated = save_warehouse(notes, handover / "orders.warehouse.json")
+            orders._find_backend().disconnect()  # DuckDB's buffers go before the kernel starts
         else:
             validated = save_validated(orders, notes, handover / "orders.arrow")
         del orders  # the notebook's kernel holds the table from here on
