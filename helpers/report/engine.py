@@ -704,7 +704,7 @@ def mapping_rules(
     include ``placeholder_values``: the customer ids as written that are placeholders (a few
     distinct texts); given back as `placeholder_values`, rows are matched against them exactly,
     not trimmed and lower-cased row by row (a table read where it is: each query would again)."""
-    from helpers.tables import DataValidationError
+    from helpers.tables import DataValidationError, Problem
 
     cols = mapping.read_columns()
     counts: dict = {}
@@ -757,11 +757,15 @@ def mapping_rules(
         counts["missing_revenue"] = float(np.nan_to_num(gone["revenue"].iloc[0]))
     if counts.get("missing_customers") or not count:
         if mapping.missing_customer == "error" and count:
-            raise DataValidationError(
-                [
-                    f"{counts['missing_customers']:,} rows have no customer id (missing_customer: error)"
-                ]
-            )
+            shown = t.customer_id.cast("string").fill_null("").min(where=missing)
+            example = scalar(shown) or ""
+            raise DataValidationError([Problem(
+                f"{counts['missing_customers']:,} rows have no customer id (blank or a "
+                f"placeholder; e.g. '{example}'); orders without a customer cannot be followed "
+                f"over time: set missing_customer: drop in the mapping to leave them out",
+                column="customer_id", code="missing_customer", rows=counts["missing_customers"],
+                example=str(example),
+            )])  # fmt: skip
         t = t.filter(~missing)
     zero = ibis.literal(0.0)
     refund = zero
@@ -835,11 +839,15 @@ def mapping_rules(
         )
         counts["kinds"] = {str(k): int(v) for k, v in zip(kinds["_kind"], kinds["n"], strict=True)}
         if mapping.refunds == "reject":
-            raise DataValidationError(
-                [
-                    f"{n:,} rows are refunds or cancellations, and the mapping's refunds policy is 'reject'"
-                ]
-            )
+            key = "order_id" if "order_id" in t.columns else "amount"
+            example = scalar(t[key].cast("string").min(where=t._refunded))
+            what = ", ".join(f"{k}: {v:,}" for k, v in counts["kinds"].items())
+            raise DataValidationError([Problem(
+                f"{n:,} rows are refunds or cancellations ({what}; e.g. {key} '{example}'), and "
+                f"the mapping's refunds policy is 'reject'; set refunds: exclude (leave them out) "
+                f"or refunds: net (subtract them from revenue)",
+                column="amount", code="refund", rows=n, example=str(example),
+            )])  # fmt: skip
     if n or not count:
         if mapping.refunds == "exclude":
             t = t.filter(~t._refunded)
@@ -851,7 +859,11 @@ def mapping_rules(
         two = g.agg(k=t.customer_id.nunique()).filter(lambda s: s.k > 1)
         n_two = int(scalar(two.count())) if count else 0
         if n_two:
-            raise DataValidationError([f"{n_two:,} orders have lines with different customers"])
+            example = scalar(two.order_id.cast("string").min())
+            raise DataValidationError([Problem(
+                f"{n_two:,} orders have lines with different customers (e.g. order '{example}')",
+                column="order_id", code="two_customers", rows=n_two, example=str(example),
+            )])  # fmt: skip
         if count:
             counts["lines"] = int(scalar(t.count()))
         agg = {"customer_id": t.customer_id.min(), "order_date": t.order_date.min(),

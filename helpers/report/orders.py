@@ -788,10 +788,12 @@ def read_orders_in_warehouse(url: str, mapping: ClientMapping) -> tuple[Any, dic
             eng.tune_duckdb(con, eng.memory_limit(rows))
         try:
             t, counts = eng.mapping_rules(t, mapping)
-        except DataValidationError as err:  # the rules' sentences, said of the source
-            raise DataValidationError(
-                [p.with_text(f"{where}: {p}") for p in err.problems]
-            ) from None
+        except DataValidationError as err:  # the rules' sentences, said of the source and column
+            raise DataValidationError([
+                p.with_text(f"{where}, column {labels.get(p.column, repr(p.column))}: {p}")
+                if p.column else p.with_text(f"{where}: {p}")
+                for p in err.problems
+            ]) from None  # fmt: skip
         if not counts["rows"]:
             raise DataValidationError([f"{where}: has no rows"])
         left_zero = t.aggregate(n=t.count(), zero=t.count(where=t.amount == 0)).to_pandas()

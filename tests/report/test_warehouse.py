@@ -117,6 +117,10 @@ def test_a_table_that_cannot_be_read_is_refused(tmp_path, capsys):
         ("amount = -12.5 WHERE order_id = 100005", "amount", "1 row is negative (e.g. '-12.5')"),
         ("order_date = TIMESTAMP '2031-01-02 10:00:00' WHERE order_id = 100006", "order_date",
          "1 row is in the future (e.g. '2031-01-02 10:00:00')"),
+        ("customer_id = NULL WHERE order_id IN (100002, 100008)", "customer_id",
+         "2 rows have no customer id (blank or a placeholder; e.g. ''); orders without a customer "
+         "cannot be followed over time: set missing_customer: drop in the mapping to leave them "
+         "out"),  # found by the mapping's rules (missing_customer: error), in the database
     ],
 )  # fmt: skip
 def test_a_bad_value_inside_the_table_is_refused(tmp_path, capsys, spoil, column, message):
