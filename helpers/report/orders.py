@@ -13,6 +13,11 @@
    and the notes with the mapping. The writer and the reader of the hand-over live here together:
    one module owns its format.
 
+A database table (:mod:`helpers.report.sources`) stays where it is: :func:`read_orders_in_warehouse`
+checks it and applies the rules in its database, :func:`save_warehouse` hands over the notes only
+(the URL goes through the kernel's environment) and :func:`open_orders` opens the table there again
+(:func:`open_warehouse`), so the analysis's aggregations run in that database.
+
 :mod:`helpers.report.analysis` reads nothing; it computes on what :func:`open_orders` returns.
 """
 
