@@ -8,7 +8,9 @@ copied into a local Parquet file, read and validated from there, and written to 
 hand-over. Prints the seconds, CPU seconds, peak RSS of this process and the bytes written to the
 temporary folders (the copy and the hand-over).
 
-    python benchmarks/bench_warehouse.py --data 'duckdb:///tmp/warehouse-bench/orders.db?table=t' \\
+    python benchmarks/bench_warehouse.py --make-db /tmp/engine-bench/data/zamówienia_btyd.csv \\
+        /tmp/warehouse-bench/orders.db           # once: bench_report.py's export as a typed table
+    python benchmarks/bench_warehouse.py --data 'duckdb:///tmp/warehouse-bench/orders.db?table=zamowienia' \\
         --mapping /tmp/warehouse-bench/sklep_db.yaml
 
 Run each side as a whole process, alternately (A B A B), beside ``/usr/bin/time -v``.
@@ -22,6 +24,37 @@ import tempfile
 import time
 from pathlib import Path
 
+#: The mapping of the table :func:`make_db` writes (typed: no date format or decimal separator).
+MAPPING = """columns:
+  customer_id: nr_klienta
+  order_date: data
+  amount: kwota
+  order_id: nr_zamówienia
+  channel: kanał
+currency: PLN
+refunds: net
+"""
+
+
+def make_db(csv: Path, db: Path) -> None:
+    """`bench_report.py`'s Polish export (`;`, ``02.01.2023 17:42``, ``1 234,50 zł``, U+2212
+    minus, ids with leading zeros) as the typed table ``zamowienia`` of the DuckDB file `db`,
+    and its mapping beside it (``sklep_db.yaml``)."""
+    import duckdb
+
+    db.unlink(missing_ok=True)
+    con = duckdb.connect(str(db))
+    con.execute(f"""
+        CREATE TABLE zamowienia AS
+        SELECT CAST("nr_zamówienia" AS BIGINT) AS "nr_zamówienia", nr_klienta,
+               strptime(data, '%d.%m.%Y %H:%M') AS data,
+               CAST(replace(regexp_replace(replace(kwota, '\u2212', '-'), '[^0-9,-]', '', 'g'),
+                            ',', '.') AS DOUBLE) AS kwota,
+               "kanał"
+        FROM read_csv('{csv}', delim = ';', all_varchar = true, header = true)""")
+    con.close()
+    (db.parent / "sklep_db.yaml").write_text(MAPPING, encoding="utf-8")
+
 
 def folder_bytes(folder: Path) -> int:
     return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
@@ -29,9 +62,14 @@ def folder_bytes(folder: Path) -> int:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--data", required=True, help="duckdb:///…?table=… or another database URL")
-    ap.add_argument("--mapping", required=True)
+    ap.add_argument("--data", help="duckdb:///…?table=… or another database URL")
+    ap.add_argument("--mapping")
+    ap.add_argument("--make-db", nargs=2, metavar=("CSV", "DB"), type=Path,
+                    help="write the typed table and its mapping first, then stop")  # fmt: skip
     args = ap.parse_args()
+    if args.make_db:
+        make_db(*args.make_db)
+        return
     from helpers.report import orders, sources
     from helpers.report.mapping import load_mapping
 
