@@ -31,6 +31,7 @@ table lacks are refused with one message naming the source (its URL without the 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 __all__ = ["is_location", "is_database", "describe", "redact", "materialize", "open_table",
@@ -122,7 +123,9 @@ def _problem(source: str, table: str, sentence: str, code: str, column: str | No
     return Problem(f"{where}: {sentence}", file=source, column=column, code=code)
 
 
-def open_table(text: str, columns: list[str] | None = None, memory_limit: str | None = None):
+def open_table(
+    text: str, columns: list[str] | None = None, memory_limit: str | None = None
+) -> tuple[Any, Any, str, str]:
     """The database table of URL `text` where it is: (connection, Ibis table of its `columns`
     only, when given; the source as messages name it, :func:`redact`; the table's name).
     Nothing is read yet: the projection and everything built on the table run in the database.
@@ -184,7 +187,7 @@ def open_table(text: str, columns: list[str] | None = None, memory_limit: str | 
     return con, t, source, table
 
 
-def unreadable(err: BaseException, text: str):
+def unreadable(err: BaseException, text: str) -> Exception:
     """:class:`helpers.tables.DataValidationError` for a query on the table of URL `text` that
     failed in the database (a value the backend cannot compute with, a table that changed):
     one message naming the source without its password and the table."""
