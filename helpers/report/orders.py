@@ -648,8 +648,8 @@ def open_orders(
     (:func:`helpers.report.engine.from_arrow`): the orders are then never held in pandas."""
     if engine not in ("auto", "duckdb", "pandas", "spark"):
         raise ValueError(f"engine must be 'auto', 'duckdb', 'pandas' or 'spark', got {engine!r}")
-    if str(source).endswith(WAREHOUSE_SUFFIX):  # a database table: it stays where it is
-        return open_warehouse(source)
+    if isinstance(source, str | Path) and str(source).endswith(WAREHOUSE_SUFFIX):  # a database
+        return open_warehouse(source)  # table: it stays where it is
     if isinstance(source, tuple):
         orders, notes = source
         rows = len(orders)
