@@ -21,11 +21,12 @@ from helpers.report.orders import (
     order_count,
     read_client_tables,
     read_orders,
+    read_orders_in_warehouse,
     save_tables,
     save_validated,
+    save_warehouse,
 )
 from helpers.report.progress import Stages, follow, release_memory
-from helpers.tables import DataValidationError
 
 NOTEBOOK: Path = paths.NOTEBOOKS / "08_case_study_client_report.ipynb"
 
@@ -59,8 +60,10 @@ def build_report(
     `progress` receives one line per finished stage (read, validate, analyse, render) with its
     rows and rows per second (:class:`helpers.report.progress.Stages`).
 
-    `data`: a file, a Parquet folder or a database table URL (``duckdb:///client.db?table=orders``;
-    :mod:`helpers.report.sources`), the latter two copied once into a temporary Parquet file.
+    `data`: a file, a Parquet folder (copied once into a temporary Parquet file) or a database
+    table URL (``duckdb:///client.db?table=orders``; :mod:`helpers.report.sources`): a table is
+    checked, given the mapping's rules and aggregated in its database, whatever `engine` says
+    (:func:`helpers.report.orders.read_orders_in_warehouse`); nothing of it is copied.
 
     Raises :class:`ReportError` (name taken, notebook failure) or
     :class:`helpers.tables.DataValidationError` (bad mapping or data) before anything is written.
@@ -77,14 +80,17 @@ def build_report(
         raise ReportError(f"{target} already exists; choose another name or pass --overwrite")
     stage = Stages(progress)
     with contextlib.ExitStack() as cleanup:
-        if sources.is_location(data):  # a Parquet folder or a database table: one file, read once
+        # a Parquet folder: one file, read once (a database table stays where it is)
+        if sources.is_location(data) and not sources.is_database(data):
             folder = cleanup.enter_context(tempfile.TemporaryDirectory(prefix="retention-source-"))
             try:
                 with stage(f"read {sources.describe(data)}"):
-                    columns = list(load_mapping(mapping).read_columns().values())
-                    data = sources.materialize(data, folder, columns)
-            except DataValidationError:  # a source's problem: the command's exit code 2
-                raise
+                    data = sources.materialize(data, folder)
+            except ValueError as err:
+                raise ReportError(str(err)) from None
+        elif sources.is_database(data):
+            try:
+                sources.describe(data)  # the URL names its table
             except ValueError as err:
                 raise ReportError(str(err)) from None
         return _build(data, mapping, name, target, root, client, language, engine, stage, progress,
@@ -95,17 +101,24 @@ def _build(data, mapping, name, target, root, client, language, engine, stage, p
            overwrite) -> Path:  # fmt: skip
     """:func:`build_report` once `data` is a file."""
     # absolute, not resolved: messages name the client's path, not a symbolic link's target
-    data, mapping = Path(data).expanduser().absolute(), Path(mapping).expanduser().absolute()
+    url = str(data) if sources.is_database(data) else None
+    data = Path(sources.describe(url)) if url else Path(data).expanduser().absolute()
+    mapping = Path(mapping).expanduser().absolute()
     spec = load_mapping(mapping)
     if engine not in ("auto", "duckdb", "pandas", "spark"):
         raise ReportError(f"--engine must be auto, duckdb, pandas or spark, got {engine!r}")
     if language is not None and language not in text.LANGUAGES:
         raise ReportError(f"--language must be one of {sorted(text.LANGUAGES)}, got {language!r}")
     with stage("read and validate") as s:
-        # every problem, before any analysis runs; a large CSV/Parquet file in the engine
-        orders, notes = read_orders(data, spec, engine)
+        # every problem, before any analysis runs; a large CSV/Parquet file in the engine, a
+        # database table in its database
+        if url:
+            orders, notes = read_orders_in_warehouse(url, spec)
+        else:
+            orders, notes = read_orders(data, spec, engine)
         s.rows = notes["rows"]
-    check_enough_data(orders, notes["as_of"], spec.period, data.name)
+    shown = f"{notes['source']}, table {notes['table']!r}" if url else data.name
+    check_enough_data(orders, notes["as_of"], spec.period, shown)
     tables = {}
     if spec.tables:  # every problem of every table, before anything is written
         with stage("read and check " + ", ".join(spec.tables)):
@@ -120,17 +133,24 @@ def _build(data, mapping, name, target, root, client, language, engine, stage, p
         if tables:
             notes["tables"] = save_tables(tables, handover)
             del tables
-        validated = save_validated(orders, notes, handover / "orders.arrow")
+        if url:  # the notes only: the notebook opens the table where it is
+            validated = save_warehouse(notes, handover / "orders.warehouse.json")
+            orders._find_backend().disconnect()  # DuckDB's buffers go before the kernel starts
+        else:
+            validated = save_validated(orders, notes, handover / "orders.arrow")
         del orders  # the notebook's kernel holds the table from here on
         release_memory()
-        params = {
-            "data_path": str(data), "orders_path": str(validated), "mapping_path": str(mapping),
+        params = {  # a table's data_path: its source without the password
+            "data_path": f"{notes['source']}?table={notes['table']}" if url else str(data),
+            "orders_path": str(validated), "mapping_path": str(mapping),
             "client_name": client or name, "export_dir": str(tmp),
             "language": language or "", "engine": engine,
         }  # fmt: skip
         # the salt goes to the kernel's environment, not to papermill: its parameters are recorded
         # in the delivered report.ipynb, and with the salt anyone could test guessed ids
         env = {EXPORTS_ENV: spec.exports, SALT_ENV: secrets.token_hex(16)}
+        if url:  # the same for a database URL and its password
+            env[sources.SOURCE_ENV] = url
         try:
             with stage("analyse (notebook 08)", n_orders), follow(handover / "stages", progress):
                 run.execute(NOTEBOOK, tmp, params, env=env)

@@ -65,6 +65,9 @@ __all__ = [
     "join_patterns",
     "predictive_clv",
     "PATTERN_KEYS",
+    "tune_duckdb",
+    "warehouse_problems",
+    "warehouse_orders",
 ]
 
 _EPOCH = dt.date(1970, 1, 1)
@@ -98,12 +101,22 @@ def connect(memory_limit: str | None = "500MB") -> ibis.BaseBackend:
     spills to ``retention-lab-duckdb`` in the system's temporary folder (removed on close).
     Results are ordered where it matters (``order_by``), so DuckDB need not keep rows in
     insertion order (less memory)."""
+    return tune_duckdb(ibis.duckdb.connect(), memory_limit)
+
+
+def tune_duckdb(con: ibis.BaseBackend, memory_limit: str | None = "500MB") -> ibis.BaseBackend:
+    """:func:`connect`'s settings on a DuckDB connection `con` (also a client's database file,
+    :func:`helpers.report.sources.open_table`): `memory_limit`, spilling to the system's
+    temporary folder, no insertion order kept. Returns `con`."""
     import tempfile
 
-    con = ibis.duckdb.connect()
     if memory_limit:
         con.raw_sql(f"SET memory_limit = '{memory_limit}'")
     con.raw_sql("SET preserve_insertion_order = false")
+    try:  # no bars on the report command's standard error
+        con.raw_sql("SET enable_progress_bar = false")
+    except Exception:  # noqa: BLE001 (in a Jupyter kernel DuckDB refuses it without ipywidgets)
+        pass
     # what does not fit spills to the system's temporary folder, not to .tmp/ in the working one
     spill = Path(tempfile.gettempdir()) / "retention-lab-duckdb"
     con.raw_sql(f"SET temp_directory = '{spill.as_posix()}'")
@@ -655,7 +668,9 @@ def _lower_text(col: ir.Value) -> ir.StringValue:
     return col.cast("string").fill_null("").strip().lower()
 
 
-def mapping_rules(t: ir.Table, mapping) -> tuple[ir.Table, dict]:
+def mapping_rules(
+    t: ir.Table, mapping, *, count: bool = True, placeholder_values: list[str] | None = None
+) -> tuple[ir.Table, dict]:
     """The client mapping's row rules as engine expressions, on the validated table (canonical
     columns, one row per file row: :func:`helpers.tables.read_table_info`'s output), in the
     order of :func:`helpers.report.orders.read_client_orders`:
@@ -681,8 +696,15 @@ def mapping_rules(t: ir.Table, mapping) -> tuple[ir.Table, dict]:
     ``refund_amount``, ``kinds`` (by count, then name), ``lines``, ``orders``), each computed by
     the engine as a small aggregate. Raises
     :class:`helpers.tables.DataValidationError` where the reader does (missing customers with
-    ``error``, refunds with ``reject``, order lines with two customers), with the counts."""
-    from helpers.tables import DataValidationError
+    ``error``, refunds with ``reject``, order lines with two customers), with the counts.
+
+    Without `count`, only the table's expression is built (no query runs, nothing is raised,
+    the counts are empty): the rules on a table already checked with them, e.g. a warehouse
+    table the notebook opens again (:func:`helpers.report.orders.open_orders`). The counts
+    include ``placeholder_values``: the customer ids as written that are placeholders (a few
+    distinct texts); given back as `placeholder_values`, rows are matched against them exactly,
+    not trimmed and lower-cased row by row (a table read where it is: each query would again)."""
+    from helpers.tables import DataValidationError, Problem
 
     cols = mapping.read_columns()
     counts: dict = {}
@@ -699,12 +721,15 @@ def mapping_rules(t: ir.Table, mapping) -> tuple[ir.Table, dict]:
         last_order=t.order_date.max(),
         after=t.count(where=t.order_date >= end),
         after_revenue=t.amount.sum(where=t.order_date >= end),
-    ).to_pandas()
-    counts["rows"] = int(first["rows"].iloc[0])
-    counts["last_order"] = pd.Timestamp(first["last_order"].iloc[0])
+    )
+    if count:
+        first = first.to_pandas()
+        counts["rows"] = int(first["rows"].iloc[0])
+        counts["last_order"] = pd.Timestamp(first["last_order"].iloc[0])
     if mapping.as_of:
-        counts["after_as_of"] = int(first["after"].iloc[0])
-        counts["after_as_of_revenue"] = float(np.nan_to_num(first["after_revenue"].iloc[0]))
+        if count:
+            counts["after_as_of"] = int(first["after"].iloc[0])
+            counts["after_as_of_revenue"] = float(np.nan_to_num(first["after_revenue"].iloc[0]))
         t = t.filter(t.order_date < end)
     if mapping.rows == "order_lines":
         fill = {
@@ -716,18 +741,31 @@ def mapping_rules(t: ir.Table, mapping) -> tuple[ir.Table, dict]:
             t = t.mutate(**fill)
     placeholders = [p.strip().lower() for p in mapping.customer_placeholders]
     missing = t.customer_id.isnull()
-    if placeholders:
-        missing = missing | _lower_text(t.customer_id).isin(placeholders)
-    gone = t.aggregate(n=t.count(where=missing), revenue=t.amount.sum(where=missing)).to_pandas()
-    counts["missing_customers"] = int(gone["n"].iloc[0])
-    counts["missing_revenue"] = float(np.nan_to_num(gone["revenue"].iloc[0]))
-    if counts["missing_customers"]:
-        if mapping.missing_customer == "error":
-            raise DataValidationError(
-                [
-                    f"{counts['missing_customers']:,} rows have no customer id (missing_customer: error)"
-                ]
-            )
+    if placeholder_values is not None:  # the texts found before: exact matches
+        if placeholder_values:
+            missing = missing | t.customer_id.cast("string").isin(placeholder_values)
+    else:  # a blank id (spaces only: a database's text is not trimmed) is missing too
+        is_placeholder = _lower_text(t.customer_id).isin([*placeholders, ""])
+        missing = missing | is_placeholder
+        if count:
+            found = t.filter(is_placeholder).select(v=t.customer_id.cast("string")).distinct()
+            counts["placeholder_values"] = sorted(found.to_pandas()["v"].astype(str))
+    if count:
+        gone = t.aggregate(n=t.count(where=missing), revenue=t.amount.sum(where=missing))
+        gone = gone.to_pandas()
+        counts["missing_customers"] = int(gone["n"].iloc[0])
+        counts["missing_revenue"] = float(np.nan_to_num(gone["revenue"].iloc[0]))
+    if counts.get("missing_customers") or not count:
+        if mapping.missing_customer == "error" and count:
+            shown = t.customer_id.cast("string").fill_null("").min(where=missing)
+            example = scalar(shown) or ""
+            raise DataValidationError([Problem(
+                f"{counts['missing_customers']:,} rows have no customer id (blank or a "
+                f"placeholder; e.g. '{example}'); orders without a customer cannot be followed "
+                f"over time: set missing_customer: drop in the mapping to leave them out",
+                column="customer_id", code="missing_customer", rows=counts["missing_customers"],
+                example=str(example),
+            )])  # fmt: skip
         t = t.filter(~missing)
     zero = ibis.literal(0.0)
     refund = zero
@@ -742,18 +780,19 @@ def mapping_rules(t: ir.Table, mapping) -> tuple[ir.Table, dict]:
         cancelled = [s.lower() for s in mapping.status["cancelled"]]
         t = t.mutate(_status=_lower_text(t[scol]))
         other = ~t._status.isin(keep + cancelled)
-        per = (
-            t.filter(other)
-            .group_by("_status")
-            .agg(n=lambda s: s.count(), amount=lambda s: s.amount.sum())
-            .to_pandas()
-            .sort_values(["n", "_status"], ascending=[False, True])
-        )
-        counts["other_status"] = int(per["n"].sum())
-        counts["other_status_amount"] = float(per["amount"].sum())
-        counts["statuses"] = {
-            (k or "(blank)"): int(v) for k, v in zip(per["_status"], per["n"], strict=True)
-        }
+        if count:
+            per = (
+                t.filter(other)
+                .group_by("_status")
+                .agg(n=lambda s: s.count(), amount=lambda s: s.amount.sum())
+                .to_pandas()
+                .sort_values(["n", "_status"], ascending=[False, True])
+            )
+            counts["other_status"] = int(per["n"].sum())
+            counts["other_status_amount"] = float(per["amount"].sum())
+            counts["statuses"] = {
+                (k or "(blank)"): int(v) for k, v in zip(per["_status"], per["n"], strict=True)
+            }
         t = t.filter(~other)
         full = t._status.isin(cancelled)
         refund = ibis.ifelse(full, ibis.greatest(t.amount, zero), zero)
@@ -778,17 +817,19 @@ def mapping_rules(t: ir.Table, mapping) -> tuple[ir.Table, dict]:
         _kind=ibis.ifelse(negative & (t._kind == ""), "negative amount", t._kind),
         _refunded=negative | (t._refund > 0),
     )
-    summary = t.aggregate(
-        rows=t.count(where=t._refunded),
-        negative=t.amount.sum(where=t.amount < 0),
-        refunded=t._refund.sum(where=t.amount >= 0),
-    ).to_pandas()
-    n = int(summary["rows"].iloc[0])
-    total = float(np.nan_to_num(summary["negative"].iloc[0])) - float(
-        np.nan_to_num(summary["refunded"].iloc[0])
-    )
-    counts["refund_rows"], counts["refund_amount"] = n, round(total, 2)
-    if n:
+    n = 0
+    if count:
+        summary = t.aggregate(
+            rows=t.count(where=t._refunded),
+            negative=t.amount.sum(where=t.amount < 0),
+            refunded=t._refund.sum(where=t.amount >= 0),
+        ).to_pandas()
+        n = int(summary["rows"].iloc[0])
+        total = float(np.nan_to_num(summary["negative"].iloc[0])) - float(
+            np.nan_to_num(summary["refunded"].iloc[0])
+        )
+        counts["refund_rows"], counts["refund_amount"] = n, round(total, 2)
+    if n and count:
         kinds = (
             t.filter(t._refunded)
             .group_by("_kind")
@@ -798,23 +839,33 @@ def mapping_rules(t: ir.Table, mapping) -> tuple[ir.Table, dict]:
         )
         counts["kinds"] = {str(k): int(v) for k, v in zip(kinds["_kind"], kinds["n"], strict=True)}
         if mapping.refunds == "reject":
-            raise DataValidationError(
-                [
-                    f"{n:,} rows are refunds or cancellations, and the mapping's refunds policy is 'reject'"
-                ]
-            )
+            key = "order_id" if "order_id" in t.columns else "amount"
+            example = scalar(t[key].cast("string").min(where=t._refunded))
+            what = ", ".join(f"{k}: {v:,}" for k, v in counts["kinds"].items())
+            raise DataValidationError([Problem(
+                f"{n:,} rows are refunds or cancellations ({what}; e.g. {key} '{example}'), and "
+                f"the mapping's refunds policy is 'reject'; set refunds: exclude (leave them out) "
+                f"or refunds: net (subtract them from revenue)",
+                column="amount", code="refund", rows=n, example=str(example),
+            )])  # fmt: skip
+    if n or not count:
         if mapping.refunds == "exclude":
             t = t.filter(~t._refunded)
-        else:
+        elif mapping.refunds == "net":
             t = t.mutate(amount=t.amount - ibis.ifelse(t.amount < 0, zero, t._refund))
     t = t.drop(*[c for c in ("_status", "_refund", "_kind", "_refunded") if c in t.columns])
     if mapping.rows == "order_lines":
         g = t.group_by("order_id")
         two = g.agg(k=t.customer_id.nunique()).filter(lambda s: s.k > 1)
-        n_two = int(scalar(two.count()))
+        n_two = int(scalar(two.count())) if count else 0
         if n_two:
-            raise DataValidationError([f"{n_two:,} orders have lines with different customers"])
-        counts["lines"] = int(scalar(t.count()))
+            example = scalar(two.order_id.cast("string").min())
+            raise DataValidationError([Problem(
+                f"{n_two:,} orders have lines with different customers (e.g. order '{example}')",
+                column="order_id", code="two_customers", rows=n_two, example=str(example),
+            )])  # fmt: skip
+        if count:
+            counts["lines"] = int(scalar(t.count()))
         agg = {"customer_id": t.customer_id.min(), "order_date": t.order_date.min(),
                "amount": t.amount.sum()}  # fmt: skip
         if "quantity" in t.columns:
@@ -823,7 +874,8 @@ def mapping_rules(t: ir.Table, mapping) -> tuple[ir.Table, dict]:
             if c not in agg and c != "order_id":
                 agg[c] = t[c].argmin(t.order_date)
         t = g.agg(**agg)
-        counts["orders"] = int(scalar(t.count()))
+        if count:
+            counts["orders"] = int(scalar(t.count()))
     return t, counts
 
 
@@ -1190,3 +1242,180 @@ def orders_of(
     mine["order_date"] = pd.to_datetime(mine["order_date"]).astype("datetime64[ns]")
     total = t.count().to_pyarrow().as_py()
     return mine, int(total)
+
+# ------------------------------------------------------- a warehouse table, checked where it is
+
+#: The Ibis types a warehouse column of each :class:`helpers.tables.Column` kind may have (the
+#: table is already typed: nothing is parsed from text; text columns take any type, as text).
+WAREHOUSE_TYPES = {
+    "datetime": ("timestamp without a time zone or date", lambda d: (d.is_timestamp() and
+                 d.timezone is None) or d.is_date()),
+    "money": ("number", lambda d: d.is_numeric()),
+    "float": ("number", lambda d: d.is_numeric()),
+    "int": ("number", lambda d: d.is_numeric()),
+    "id": ("text or integer", lambda d: d.is_string() or d.is_integer()),
+    "bool": ("boolean", lambda d: d.is_boolean()),
+}  # fmt: skip
+
+#: Example values shown per problem, as the file readers show one.
+EXAMPLES = 1
+
+
+def warehouse_problems(
+    t: ir.Table,
+    cols: tuple,
+    *,
+    source: str,
+    table: str,
+    labels: dict[str, str],
+    as_of: str | None = None,
+    ids: str = "auto",
+) -> list:
+    """The checks the file readers make (:func:`helpers.tables.read_table_info`), as engine
+    expressions on a typed warehouse table `t` whose columns carry the canonical names of `cols`
+    (:class:`helpers.tables.Column`): each runs in the warehouse and only a count and an example
+    value come back. Returns the problems (:class:`helpers.tables.Problem`, said as
+    ``<source>, table 't', column 'x': n rows are <what> (e.g. 'v')``, `labels` naming the client's
+    column), empty when the table is clean.
+
+    Per kind: a column of the wrong type (:data:`WAREHOUSE_TYPES`: a date or number stored as
+    text, a time-zone-aware timestamp) is one problem and its values are not checked; missing
+    values (null, or blank text) where a value is required; dates on or after the day after
+    `as_of` (or now, without it) where the column may not be in the future; negative amounts
+    where not allowed; numbers below ``min``, above ``max`` or not whole for an ``int`` column;
+    ids in scientific notation (an export that lost digits) and, with ``ids='integer'``, text ids
+    that are not whole numbers; duplicated values of a unique column (blank ones are the empty
+    check's). The sentences are the pandas reader's (``helpers.tables.pandas_reader``)."""
+    from helpers.tables import Problem
+    from helpers.tables.parse import SCIENTIFIC
+
+    problems: list = []
+
+    def where(name: str) -> str:
+        label = labels.get(name, f"'{name}'")
+        return f"{source}, table {table!r}, column {label if label.startswith(chr(39)) else repr(label)}"
+
+    def said(name: str, n: int, what: str, example, code: str) -> Problem:
+        rows = "row is" if n == 1 else "rows are"
+        return Problem(
+            f"{where(name)}: {n:,} {rows} {what} (e.g. '{example}')", file=source, column=name,
+            code=code, rows=n, example=str(example),
+        )  # fmt: skip
+
+    # (column, what, code, bad rows, the value shown)
+    checks: list[tuple[str, str, str, ir.BooleanValue, ir.Value]] = []
+    now = pd.Timestamp(as_of) + pd.Timedelta(days=1) if as_of is not None else pd.Timestamp.now()
+    for c in cols:
+        if c.name not in t.columns:
+            continue
+        col = t[c.name]
+        dtype = col.type()
+        if c.kind in WAREHOUSE_TYPES and not WAREHOUSE_TYPES[c.kind][1](dtype):
+            need = WAREHOUSE_TYPES[c.kind][0]
+            problems.append(Problem(
+                f"{where(c.name)}: is of type {dtype} in the database; the report reads a "
+                f"database table's columns as they are typed there and needs a {need} here "
+                f"(cast it in a view, e.g. CREATE VIEW … AS SELECT CAST(…) …, and name the view "
+                f"in ?table=; or export the table to a file)",
+                file=source, column=c.name, code="wrong_type",
+            ))  # fmt: skip
+            continue
+        text = col.cast("string").strip() if dtype.is_string() else None
+        empty = col.isnull() | (text == "") if text is not None else col.isnull()
+        shown = col.cast("string").fill_null("")
+        if not c.nullable and c.kind not in ("text", "bool"):
+            checks.append((c.name, "empty", "empty", empty, shown))
+        if c.kind == "datetime" and c.not_in_future:
+            when = (
+                f"after the as-of date {pd.Timestamp(as_of).date()}"
+                if as_of is not None
+                else "in the future"
+            )
+            stamp = col.cast("timestamp") >= ibis.timestamp(now.to_pydatetime())
+            checks.append((c.name, when, "after_as_of", stamp, shown))
+        if c.kind in ("money", "float", "int"):
+            if c.kind == "money" and not c.allow_negative:
+                checks.append((c.name, "negative", "negative", col < 0, shown))
+            if c.kind == "int" and not dtype.is_integer():
+                checks.append((c.name, "not whole numbers", "not_whole", col != col.round(), shown))
+            if c.min is not None:
+                checks.append((c.name, f"below {c.min:g}", "below_min", col < c.min, shown))
+            if c.max is not None:
+                checks.append((c.name, f"above {c.max:g}", "above_max", col > c.max, shown))
+        if c.kind == "id" and text is not None:
+            sci = text.re_search(f"^(?:{SCIENTIFIC})$")
+            checks.append((c.name, "in scientific notation: the export lost digits of these "
+                           "ids (Excel shortens long numbers); export the column as text",
+                           "scientific", sci, shown))  # fmt: skip
+            if ids == "integer":
+                whole = text.re_search(r"^[+-]?[0-9]{1,18}$")
+                checks.append((c.name, "not whole numbers (the mapping says id_type: integer)",
+                               "not_whole", ~empty & ~whole, shown))  # fmt: skip
+    if checks:  # one scan of the table: a count and one example per check
+        agg = {}
+        for i, (_, _, _, bad, shown) in enumerate(checks):
+            bad = bad.fill_null(False)
+            agg[f"n{i}"] = bad.sum()
+            agg[f"e{i}"] = shown.min(where=bad)
+        row = t.aggregate(**agg).to_pandas().iloc[0]
+        for i, (name, what, code, _, _) in enumerate(checks):
+            n = int(np.nan_to_num(row[f"n{i}"]))
+            if n:
+                problems.append(said(name, n, what, row[f"e{i}"], code))
+    for c in cols:  # duplicated values of a unique column: the engine groups, a count comes back
+        if not c.unique or c.name not in t.columns or any(p.column == c.name for p in problems
+                                                          if p.code == "wrong_type"):  # fmt: skip
+            continue
+        col = t[c.name]
+        key = col.cast("string").strip() if col.type().is_string() else col
+        k = t.select(k=key).filter(lambda s: s.k.notnull() & (s.k.cast("string") != ""))
+        g = k.group_by("k").agg(n=k.count()).filter(lambda s: s.n > 1)
+        row = g.aggregate(ids=g.count(), rows=g.n.sum(), e=g.k.cast("string").min()).to_pandas()
+        ids_n = int(np.nan_to_num(row["ids"].iloc[0]))
+        if ids_n:
+            problems.append(said(
+                c.name, int(row["rows"].iloc[0]),
+                f"duplicated ({ids_n} distinct ids appear more than once)", row["e"].iloc[0],
+                "duplicated",
+            ))  # fmt: skip
+    return problems
+
+
+def warehouse_orders(t: ir.Table, cols: tuple, ids: str = "auto") -> ir.Table:
+    """The typed warehouse table `t` (canonical column names, checked by
+    :func:`warehouse_problems`) as the file readers type it, an expression: numbers as float64
+    (an ``int`` column as int64), dates as timestamps, true/false with a missing value false,
+    text as text, ids as integers, or as text unless
+    ``ids='auto'`` finds every one a plain integer (one small aggregate in the warehouse; the
+    pandas reader's rule) or ``ids='integer'`` says so. Text is taken as the database stores it
+    (a blank nullable cell null; not trimmed row by row: every query on the table would trim it
+    again; the checks treat a blank-looking id as missing)."""
+    out: dict[str, ir.Value] = {}
+    for c in cols:
+        if c.name not in t.columns:
+            continue
+        col = t[c.name]
+        dtype = col.type()
+        if c.kind == "datetime":
+            out[c.name] = col.cast("timestamp")
+        elif c.kind in ("money", "float"):
+            out[c.name] = col.cast("float64")
+        elif c.kind == "int":
+            out[c.name] = col.cast("int64") if dtype.is_integer() else col.round().cast("int64")
+        elif c.kind == "bool":
+            out[c.name] = col.fill_null(False)
+        elif c.kind == "id" and dtype.is_integer():  # as text when the mapping says so
+            out[c.name] = col.cast("string") if ids == "text" else col.cast("int64")
+        elif c.kind == "id":
+            text = col.cast("string").nullif("")
+            ok = (
+                ids == "integer" if ids != "auto"
+                else t.aggregate(ok=text.re_search(r"^(?:-?[1-9][0-9]{0,17}|0)$").all())
+                .to_pandas()["ok"].iloc[0]
+            )  # fmt: skip
+            plain = ok is None or pd.isna(ok) or bool(ok)  # no id at all: as pandas' all()
+            out[c.name] = text.cast("int64") if plain else text
+        else:  # text: kept as text
+            text = col.cast("string")
+            out[c.name] = text.nullif("") if c.nullable else text.fill_null("")
+    return t.select(**out)

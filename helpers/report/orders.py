@@ -13,6 +13,11 @@
    and the notes with the mapping. The writer and the reader of the hand-over live here together:
    one module owns its format.
 
+A database table (:mod:`helpers.report.sources`) stays where it is: :func:`read_orders_in_warehouse`
+checks it and applies the rules in its database, :func:`save_warehouse` hands over the notes only
+(the URL goes through the kernel's environment) and :func:`open_orders` opens the table there again
+(:func:`open_warehouse`), so the analysis's aggregations run in that database.
+
 :mod:`helpers.report.analysis` reads nothing; it computes on what :func:`open_orders` returns.
 """
 
@@ -52,6 +57,10 @@ __all__ = [
     "read_orders",
     "read_orders_in_engine",
     "order_count",
+    "read_orders_in_warehouse",
+    "save_warehouse",
+    "open_warehouse",
+    "WAREHOUSE_SUFFIX",
 ]
 
 
@@ -439,7 +448,18 @@ def read_orders_in_engine(
     if not left:  # "no orders left": the pandas reader's message
         con.disconnect()
         return None
-    cur, labels, cols = mapping.currency, info["labels"], mapping.read_columns()
+    notes = _engine_notes(counts, mapping, info["labels"], zero)
+    first = ["order_id", "customer_id", "order_date", "amount"]
+    return t.select(*first, *[c for c in t.columns if c not in first]), notes
+
+
+def _engine_notes(
+    counts: dict[str, Any], mapping: ClientMapping, labels: dict[str, str], zero: int
+) -> dict[str, Any]:
+    """The notes of :func:`read_client_orders` from the counts of
+    :func:`helpers.report.engine.mapping_rules` and the number of zero-value orders left (the
+    data note's sentences said by the same builders as the pandas rules')."""
+    cur, cols = mapping.currency, mapping.read_columns()
     notes: dict[str, Any] = {"rows": counts["rows"], "refunds": mapping.refunds, "mapping": mapping}
     notes["reader"] = "engine"
     last_day = counts["last_order"].normalize()
@@ -471,8 +491,7 @@ def read_orders_in_engine(
     if zero:
         note.append(_note_zero_value(zero))
     notes["data_note"] = note
-    first = ["order_id", "customer_id", "order_date", "amount"]
-    return t.select(*first, *[c for c in t.columns if c not in first]), notes
+    return notes
 
 
 def check_enough_data(
@@ -535,15 +554,8 @@ def save_validated(orders: pd.DataFrame | Any, notes: dict[str, Any], path: str 
     if not isinstance(orders, pd.DataFrame):  # the engine's table (:func:`read_orders`)
         return _save_engine_table(orders, notes, path)
     table = pa.Table.from_pandas(orders, preserve_index=False)
-    shown = dict(notes)
-    if isinstance(notes.get("mapping"), ClientMapping):
-        shown["mapping"] = mapping_as_dict(notes["mapping"])
-    shown["data_note"] = [
-        {"text": str(n), "key": getattr(n, "key", None), "values": getattr(n, "values", None)}
-        for n in notes.get("data_note", [])
-    ]
     meta = dict(table.schema.metadata or {})
-    meta[_NOTES_KEY] = json.dumps(shown).encode()
+    meta[_NOTES_KEY] = json.dumps(_notes_as_json(notes)).encode()
     path = Path(path)
     feather.write_feather(table.replace_schema_metadata(meta), path, compression="uncompressed")
     return path
@@ -570,13 +582,7 @@ def _save_engine_table(orders: Any, notes: dict[str, Any], path: str | Path) -> 
         for f in reader.schema
     ]
     schema = pa.schema(fields)
-    shown = dict(notes)
-    shown["mapping"] = mapping_as_dict(notes["mapping"])
-    shown["data_note"] = [
-        {"text": str(n), "key": getattr(n, "key", None), "values": getattr(n, "values", None)}
-        for n in notes.get("data_note", [])
-    ]
-    schema = schema.with_metadata({_NOTES_KEY: json.dumps(shown).encode()})
+    schema = schema.with_metadata({_NOTES_KEY: json.dumps(_notes_as_json(notes)).encode()})
     path = Path(path)
     with pa.OSFile(str(path), "wb") as sink, ipc.new_file(sink, schema) as writer:
         for batch in reader:
@@ -584,18 +590,36 @@ def _save_engine_table(orders: Any, notes: dict[str, Any], path: str | Path) -> 
     return path
 
 
+def _notes_as_json(notes: dict[str, Any]) -> dict[str, Any]:
+    """The notes as JSON values: the mapping as its values
+    (:func:`helpers.report.mapping.mapping_as_dict`), each data-note sentence with its message
+    key and values (:func:`_notes_from_json` reads them back)."""
+    shown = dict(notes)
+    if isinstance(notes.get("mapping"), ClientMapping):
+        shown["mapping"] = mapping_as_dict(notes["mapping"])
+    shown["data_note"] = [
+        {"text": str(n), "key": getattr(n, "key", None), "values": getattr(n, "values", None)}
+        for n in notes.get("data_note", [])
+    ]
+    return shown
+
+
 def _read_validated(path: str | Path) -> tuple[pa.Table, dict[str, Any]]:
     """The Arrow table (memory-mapped: nothing read until used) and the notes written by
     :func:`save_validated`."""
     table = feather.read_table(path, memory_map=True)
-    notes = json.loads(table.schema.metadata[_NOTES_KEY])
+    return table, _notes_from_json(json.loads(table.schema.metadata[_NOTES_KEY]))
+
+
+def _notes_from_json(notes: dict[str, Any]) -> dict[str, Any]:
+    """The notes written by :func:`_notes_as_json`, as they were."""
     notes["data_note"] = [
         Note(n["text"], n["key"], **n["values"]) if n["key"] else n["text"]
         for n in notes["data_note"]
     ]
     if "mapping" in notes:
         notes["mapping"] = mapping_from_dict(notes["mapping"])
-    return table, notes
+    return notes
 
 
 def _load_validated(path: str | Path) -> tuple[pd.DataFrame, dict[str, Any]]:
@@ -624,6 +648,8 @@ def open_orders(
     (:func:`helpers.report.engine.from_arrow`): the orders are then never held in pandas."""
     if engine not in ("auto", "duckdb", "pandas", "spark"):
         raise ValueError(f"engine must be 'auto', 'duckdb', 'pandas' or 'spark', got {engine!r}")
+    if isinstance(source, str | Path) and str(source).endswith(WAREHOUSE_SUFFIX):  # a database
+        return open_warehouse(source)  # table: it stays where it is
     if isinstance(source, tuple):
         orders, notes = source
         rows = len(orders)
@@ -697,3 +723,141 @@ def open_tables(orders: pd.DataFrame | Any, notes: dict[str, Any]) -> dict[str, 
         df.attrs.update({k: v for k, v in saved.items() if k != "path"})
         out[kind] = df
     return out
+
+
+# ------------------------------------------------- a database table: read, checked, used in place
+
+#: The name's ending of the hand-over :func:`save_warehouse` writes for a database table (the
+#: table's notes, no rows); :func:`open_orders` opens the table again from it.
+WAREHOUSE_SUFFIX = ".warehouse.json"
+
+
+def _warehouse_table(
+    url: str, mapping: ClientMapping, memory_limit: str | None = None, check: bool = True
+):
+    """(connection, the table's mapped columns under canonical names typed as the file readers
+    type them, the source as messages name it, table name, labels) of the database table of
+    `url` (:func:`helpers.report.sources.open_table`); without `check`, the checks are not run
+    again (the notebook opens a table the report command checked). Raises
+    :class:`DataValidationError`: a connection, table or column refused, or the problems of the
+    checks (:func:`helpers.report.engine.warehouse_problems`), all at once."""
+    import ibis
+
+    from helpers.report import engine as eng
+    from helpers.report import sources
+
+    mapped = mapping.read_columns()
+    con, t, source, table = sources.open_table(url, list(dict.fromkeys(mapped.values())),
+                                               memory_limit)  # fmt: skip
+    try:
+        t = t.select(**{canon: t[theirs] for canon, theirs in mapped.items()})
+        labels = {c: (f"'{v}' ({c})" if v != c else f"'{c}'") for c, v in mapped.items()}
+        cols = tuple(c for c in client_schema(mapping) if c.name in t.columns)
+        as_of = mapping.as_of if mapping.after_as_of == "error" else None
+        problems = check and eng.warehouse_problems(
+            t, cols, source=source, table=table, labels=labels, as_of=as_of, ids=mapping.id_type
+        )
+        if problems:
+            raise DataValidationError(problems)
+        t = eng.warehouse_orders(t, cols, mapping.id_type)
+        if "order_id" not in t.columns:  # one row, one order: its position in the scan
+            t = t.mutate(order_id=(ibis.row_number() + 1).cast("int64"))
+    except DataValidationError:
+        con.disconnect()
+        raise
+    except Exception as err:  # a query the database could not answer
+        con.disconnect()
+        raise sources.unreadable(err, url) from None
+    return con, t, source, table, labels
+
+
+def read_orders_in_warehouse(url: str, mapping: ClientMapping) -> tuple[Any, dict[str, Any]]:
+    """:func:`read_client_orders` for a database table (``duckdb:///client.db?table=orders``,
+    ``postgres://user:pw@host/db?table=orders``, :mod:`helpers.report.sources`), in the database:
+    the table's columns are already typed; the file readers' checks
+    (:func:`helpers.report.engine.warehouse_problems`) and the mapping's rules
+    (:func:`helpers.report.engine.mapping_rules`) run there as Ibis expressions, and only counts
+    and a few example values come back. Returns (orders, notes) as :func:`read_client_orders`
+    does, the orders an Ibis table over the database (nothing copied; ``reader`` 'warehouse',
+    ``source`` the URL without its password, ``table`` its name). Raises
+    :class:`DataValidationError`: one message per problem naming the source (without its
+    password), the table and the column, with a count and an example value."""
+    from helpers.report import engine as eng
+    from helpers.report import sources
+
+    con, t, source, table, labels = _warehouse_table(url, mapping)
+    where = f"{source}, table {table!r}"
+    try:
+        if url.startswith("duckdb:"):  # DuckDB's memory limit grows with the table
+            rows = int(t.count().to_pyarrow().as_py())
+            eng.tune_duckdb(con, eng.memory_limit(rows))
+        try:
+            t, counts = eng.mapping_rules(t, mapping)
+        except DataValidationError as err:  # the rules' sentences, said of the source and column
+            raise DataValidationError([
+                p.with_text(f"{where}, column {labels.get(p.column, repr(p.column))}: {p}")
+                if p.column else p.with_text(f"{where}: {p}")
+                for p in err.problems
+            ]) from None  # fmt: skip
+        if not counts["rows"]:
+            raise DataValidationError([f"{where}: has no rows"])
+        left_zero = t.aggregate(n=t.count(), zero=t.count(where=t.amount == 0)).to_pandas()
+        left, zero = (int(left_zero[c].iloc[0]) for c in ("n", "zero"))
+    except DataValidationError:
+        con.disconnect()
+        raise
+    except Exception as err:  # a query the database could not answer
+        con.disconnect()
+        raise sources.unreadable(err, url) from None
+    notes = _engine_notes(counts, mapping, labels, zero)
+    if not left:
+        con.disconnect()
+        sentences = " ".join(str(n) for n in notes["data_note"])
+        raise DataValidationError(
+            [f"{where}: no orders left after leaving out the rows listed above: {sentences}"]
+        )
+    notes.update(reader="warehouse", source=source, table=table,
+                 placeholder_values=counts.get("placeholder_values", []))  # fmt: skip
+    first = ["order_id", "customer_id", "order_date", "amount"]
+    return t.select(*first, *[c for c in t.columns if c not in first]), notes
+
+
+def save_warehouse(notes: dict[str, Any], path: str | Path) -> Path:
+    """The hand-over of a database table to the notebook: its notes (from
+    :func:`read_orders_in_warehouse`, with the source without its password and the table's name)
+    as JSON in `path` (which must end in :data:`WAREHOUSE_SUFFIX`); no rows. The URL itself, with
+    its password, goes to the kernel's environment
+    (:data:`helpers.report.sources.SOURCE_ENV`), never into a file."""
+    path = Path(path)
+    if not path.name.endswith(WAREHOUSE_SUFFIX):
+        raise ValueError(f"{path.name}: a warehouse hand-over's name ends in {WAREHOUSE_SUFFIX}")
+    path.write_text(json.dumps(_notes_as_json(notes)), encoding="utf-8")
+    return path
+
+
+def open_warehouse(path: str | Path) -> tuple[Any, dict[str, Any]]:
+    """:func:`open_orders` for the hand-over of :func:`save_warehouse`: the database table again
+    (its URL from the kernel's environment, :data:`helpers.report.sources.SOURCE_ENV`, which must
+    name the source and table the notes name), typed and given the mapping's rules as
+    expressions, without running the checks again (the report command ran them). Returns (an
+    Ibis table over the database, notes): the analysis's aggregations then run there."""
+    import os
+
+    from helpers.report import engine as eng
+    from helpers.report import sources
+
+    notes = _notes_from_json(json.loads(Path(path).read_text(encoding="utf-8")))
+    url = os.environ.get(sources.SOURCE_ENV, "")
+    if not url or sources.redact(url) != notes["source"] or sources.describe(url) != notes["table"]:
+        raise ValueError(
+            f"{Path(path).name}: the orders are the table {notes['table']!r} of {notes['source']}; "
+            f"its URL is handed over in ${sources.SOURCE_ENV} (the report command sets it)"
+        )
+    mapping = notes["mapping"]
+    rows = notes["rows"]
+    _, t, *_ = _warehouse_table(url, mapping, eng.memory_limit(rows), check=False)
+    t, _ = eng.mapping_rules(
+        t, mapping, count=False, placeholder_values=notes.get("placeholder_values", [])
+    )
+    first = ["order_id", "customer_id", "order_date", "amount"]
+    return t.select(*first, *[c for c in t.columns if c not in first]), notes

@@ -10,11 +10,18 @@
   (``postgres://user@host/db?table=orders``, ``bigquery://project/dataset?table=orders``, …;
   https://ibis-project.org/reference/connection; the backend's driver must be installed).
 
-A folder or a table is copied once, with its own column names and types, into a Parquet file in
-a temporary folder (of a table, only the columns the mapping names: the projection runs in the
-database, and a missing column is refused there before anything is copied); the mapping then applies to its columns exactly as to a file's, with the same
-validation and messages (rows are named by their position in the table). Row order is the
-table's scan order, which for a SQL table is whatever the database returns.
+A folder is copied once, with its own column names and types, into a Parquet file in a temporary
+folder; the mapping then applies to its columns exactly as to a file's, with the same validation
+and messages (rows are named by their position in the folder's files).
+
+A database table stays where it is (:func:`open_table`; issue 31): its columns are already
+typed, so nothing is parsed; the checks the file readers make and the mapping's rules run in the
+database as Ibis expressions (:func:`helpers.report.engine.warehouse_problems`,
+:func:`helpers.report.engine.mapping_rules`; :func:`helpers.report.orders.read_orders_in_warehouse`),
+and so do the report's aggregations: only counts, a few example values, per-customer summaries
+and small tables come back. A date or number stored as text is refused (one message per column:
+cast it in a view). The notebook receives the URL through its kernel's environment
+(:data:`SOURCE_ENV`), never in a file or a parameter.
 
 A connection that fails, a table that does not exist or cannot be read and a mapped column the
 table lacks are refused with one message naming the source (its URL without the password,
@@ -24,16 +31,29 @@ table lacks are refused with one message naming the source (its URL without the 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-__all__ = ["is_location", "describe", "redact", "materialize"]
+__all__ = ["is_location", "is_database", "describe", "redact", "materialize", "open_table",
+           "unreadable", "SOURCE_ENV"]  # fmt: skip
+
+#: The environment variable that hands a database URL (with its password) to notebook 08's
+#: kernel, as the pseudonym key is handed over: never in papermill's parameters, which the
+#: delivered report.ipynb records (:func:`helpers.report.orders.open_orders`).
+SOURCE_ENV = "RETENTION_LAB_SOURCE"
 
 
 def is_location(data: str | Path) -> bool:
-    """True for a database URL or a folder holding Parquet files (what :func:`materialize` turns
-    into a file); any other folder is left to the file reader, which refuses it clearly."""
+    """True for a database URL or a folder holding Parquet files (not a single file); any other
+    folder is left to the file reader, which refuses it clearly."""
     text = str(data)
     return "://" in text or bool(_parquet_files(Path(text).expanduser()))
+
+
+def is_database(data: str | Path) -> bool:
+    """True for a database URL (``duckdb:///client.db?table=orders``, ``postgres://…``): a table
+    read, checked and aggregated where it is (:func:`open_table`)."""
+    return "://" in str(data)
 
 
 def _parquet_files(folder: Path) -> list[Path]:
@@ -103,12 +123,18 @@ def _problem(source: str, table: str, sentence: str, code: str, column: str | No
     return Problem(f"{where}: {sentence}", file=source, column=column, code=code)
 
 
-def _copy_table(text: str, out: Path, columns: list[str] | None) -> None:
-    """The database table of URL `text` (its `columns` only, when given) into `out`.
+def open_table(
+    text: str, columns: list[str] | None = None, memory_limit: str | None = None
+) -> tuple[Any, Any, str, str]:
+    """The database table of URL `text` where it is: (connection, Ibis table of its `columns`
+    only, when given; the source as messages name it, :func:`redact`; the table's name).
+    Nothing is read yet: the projection and everything built on the table run in the database.
+    A DuckDB file is opened read-only, with `memory_limit` (above it DuckDB spills to disk).
+    The caller disconnects.
 
     Raises :class:`helpers.tables.DataValidationError` naming the source (without its
-    password), the table and the column, when the connection fails, the table does not exist,
-    lacks a column the mapping names or cannot be read."""
+    password), the table and the column, when the connection fails, the table does not exist or
+    cannot be read, or lacks a column the mapping names; ValueError when the URL names no table."""
     import ibis
 
     from helpers.tables import DataValidationError
@@ -129,6 +155,10 @@ def _copy_table(text: str, out: Path, columns: list[str] | None) -> None:
             [_problem(source, table, f"cannot connect ({_why(err, text)})", "connection")]
         ) from None
     try:
+        if url.startswith("duckdb:"):
+            from helpers.report.engine import tune_duckdb
+
+            tune_duckdb(con, memory_limit)
         try:
             t = con.table(table)
         except Exception as err:  # each backend has its own "not found" error
@@ -145,32 +175,40 @@ def _copy_table(text: str, out: Path, columns: list[str] | None) -> None:
                 raise DataValidationError(
                     [_problem(source, table, sentence, "missing_column", c) for c in missing]
                 )
-            t = t.select(*dict.fromkeys(columns))  # only the mapped columns leave the database
+            t = t.select(*dict.fromkeys(columns))  # only the mapped columns are ever read
         try:
-            t.to_parquet(out)
+            t.limit(1).to_pyarrow()  # the privilege to read, checked on one row
         except Exception as err:  # e.g. no SELECT privilege on the table
-            out.unlink(missing_ok=True)
             sentence = f"cannot be read ({_why(err, text)})"
             raise DataValidationError([_problem(source, table, sentence, "unreadable")]) from None
-    finally:
+    except BaseException:
         con.disconnect()
+        raise
+    return con, t, source, table
 
 
-def materialize(data: str | Path, folder: str | Path, columns: list[str] | None = None) -> Path:
-    """Copy a Parquet folder or a database table into ``<folder>/<name>.parquet``; return its path.
+def unreadable(err: BaseException, text: str) -> Exception:
+    """:class:`helpers.tables.DataValidationError` for a query on the table of URL `text` that
+    failed in the database (a value the backend cannot compute with, a table that changed):
+    one message naming the source without its password and the table."""
+    from helpers.tables import DataValidationError
 
-    `columns`: the table's columns the mapping names (only those are copied; each must exist).
-    Raises ValueError with a clear sentence when the folder holds no Parquet file or the URL names
-    no table, and :class:`helpers.tables.DataValidationError` naming the source (its URL without
-    the password), the table and the column when the connection fails, the table does not exist
-    or cannot be read, or lacks a mapped column."""
+    url, table = _split_url(text)
+    sentence = f"cannot be read ({_why(err, text)})"
+    return DataValidationError([_problem(redact(url), table, sentence, "unreadable")])
+
+
+def materialize(data: str | Path, folder: str | Path) -> Path:
+    """Copy a Parquet folder into ``<folder>/<name>.parquet``; return its path. (A database
+    table is never copied: :func:`open_table`.)
+
+    Raises ValueError with a clear sentence when the folder holds no Parquet file or `data` is a
+    database URL."""
     import ibis
 
     out = Path(folder) / f"{describe(data)}.parquet"
-    text = str(data)
-    if "://" in text:
-        _copy_table(text, out, columns)
-        return out
+    if is_database(data):
+        raise ValueError(f"--data {redact(str(data))!r}: a database table is read where it is")
     src = Path(data).expanduser()
     files = _parquet_files(src)
     if not files:

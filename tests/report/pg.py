@@ -132,3 +132,33 @@ def load_text_table(server: Server, table: str, frame: pd.DataFrame) -> str:
             for row in frame.astype(object).where(frame.notna(), None).itertuples(index=False):
                 copy.write_row(row)
     return f"{server.url()}?table={table}"
+
+
+#: The bundled orders' columns as a warehouse types them (amounts as numeric: a Decimal type).
+ORDER_TYPES = {
+    "order_id": "bigint", "customer_id": "bigint", "order_date": "timestamp",
+    "amount": "numeric(12, 2)", "discount": "numeric(12, 2)", "items": "integer",
+    "channel": "text", "returned": "boolean", "campaign_id": "text",
+}  # fmt: skip
+
+
+def load_typed_table(
+    server: Server, table: str, frame: pd.DataFrame, types: dict[str, str] = ORDER_TYPES
+) -> str:
+    """`frame` (text cells, as a CSV is read) as a typed table: column -> SQL type in `types`
+    (text when not named); a blank cell of a typed column becomes NULL. Loaded with COPY, which
+    parses each cell as PostgreSQL does; returns the ``--data`` URL."""
+    typed = {c: types.get(c, "text") for c in frame.columns}
+    cols = ", ".join(f'"{c}" {t}' for c, t in typed.items())
+    frame = frame.astype(object).where(frame.notna(), None)
+    for c, t in typed.items():
+        if t != "text":
+            frame[c] = frame[c].where(frame[c].astype(str).str.strip() != "", None)
+    with server.connect() as con, con.cursor() as cur:
+        cur.execute(f'DROP TABLE IF EXISTS "{table}"')
+        cur.execute(f'CREATE TABLE "{table}" ({cols})')
+        names = ", ".join(f'"{c}"' for c in frame.columns)
+        with cur.copy(f'COPY "{table}" ({names}) FROM STDIN') as copy:
+            for row in frame.itertuples(index=False):
+                copy.write_row(row)
+    return f"{server.url()}?table={table}"

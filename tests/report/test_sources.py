@@ -1,4 +1,5 @@
-"""``--data`` beyond a file: a DuckDB table and a Parquet folder give the report of the same CSV."""
+"""``--data`` beyond a file: a DuckDB table (read where it is) and a Parquet folder give the report
+of the same CSV."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import pytest
 from helpers import paths, report
 from helpers.report import sources
 from helpers.report.mapping import load_mapping
-from helpers.report.orders import read_client_orders
+from helpers.report.orders import read_client_orders, read_orders_in_warehouse
 from helpers.report.progress import Stages
 
 ORDERS = paths.DATASETS / "orders.csv"
@@ -20,10 +21,10 @@ SAMPLE_MAPPING = paths.NOTEBOOKS / "08_sample_mapping.yaml"
 
 
 def csv_into_duckdb(db: Path, table: str = "orders") -> str:
-    """The bundled CSV as a table of text columns in a DuckDB file (the client's own columns,
-    nothing parsed yet: the mapping and validation do that); returns the --data URL."""
+    """The bundled CSV as a typed table in a DuckDB file (DuckDB's own types: BIGINT ids,
+    TIMESTAMP, DOUBLE amounts, BOOLEAN; the client's own column names); returns the --data URL."""
     con = duckdb.connect(str(db))
-    con.execute(f"CREATE TABLE {table} AS SELECT * FROM read_csv('{ORDERS}', all_varchar = true)")
+    con.execute(f"CREATE TABLE {table} AS SELECT * FROM read_csv('{ORDERS}')")
     con.close()
     return f"duckdb://{db}?table={table}"  # db is absolute: duckdb:///tmp/…
 
@@ -50,9 +51,23 @@ def same_orders(path: Path, from_csv) -> None:
 
 
 def test_a_duckdb_table_reads_like_the_csv(tmp_path, from_csv):
+    """Read, checked and given the rules in the database: the same orders and notes as the CSV's
+    (rows in the database's order), and nothing written beside it."""
     url = csv_into_duckdb(tmp_path / "client.db")
-    assert sources.is_location(url) and sources.describe(url) == "orders"
-    same_orders(sources.materialize(url, tmp_path), from_csv)
+    assert (
+        sources.is_location(url) and sources.is_database(url) and sources.describe(url) == "orders"
+    )
+    t, notes = read_orders_in_warehouse(url, load_mapping(SAMPLE_MAPPING))
+    want, want_notes = from_csv
+    got = t.to_pandas().sort_values("order_id").reset_index(drop=True)
+    pd.testing.assert_frame_equal(
+        got, want.sort_values("order_id").reset_index(drop=True), check_dtype=False
+    )
+    assert got["customer_id"].map(type).eq(str).all()  # id_type: text, as the file's
+    for key in ("rows", "as_of", "refund_rows", "refund_amount", "data_note"):
+        assert notes[key] == want_notes[key], key
+    assert notes["reader"] == "warehouse" and notes["source"] == f"duckdb://{tmp_path}/client.db"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["client.db"]
 
 
 def test_a_parquet_folder_reads_like_the_csv(tmp_path, from_csv):
@@ -93,16 +108,37 @@ def _without_truths(value):
 
 
 @pytest.mark.slow
-def test_report_from_a_duckdb_table_equals_the_report_from_the_csv(tmp_path, capsys):
+def test_report_from_a_duckdb_table_equals_the_report_from_the_csv(tmp_path, capsys, monkeypatch):
+    """The table stays in the database: nothing copies it (no Parquet copy, no Arrow hand-over of
+    its rows: the notebook gets the notes and opens the table itself) and the report is the
+    CSV's."""
+    from helpers.report import build
+
     url = csv_into_duckdb(tmp_path / "client.db")
     root = tmp_path / "reports"
     rows = sum(1 for _ in ORDERS.open()) - 1
+    handed: dict[str, list[str]] = {}
+    execute = build.run.execute
+
+    def spy(notebook, out, params, env=None):  # what the notebook receives, as it starts
+        folder = Path(params["orders_path"]).parent
+        handed[params["client_name"]] = sorted(
+            p.name for p in folder.iterdir() if p.name != "stages"
+        )
+        if params["client_name"] == "db":  # the URL in the kernel's environment
+            assert env[sources.SOURCE_ENV] == url
+        return execute(notebook, out, params, env=env)
+
+    monkeypatch.setattr(build.run, "execute", spy)
     for name, data in [("csv", str(ORDERS)), ("db", url)]:
+        if name == "db":  # the copies of the file path must not run
+            monkeypatch.setattr(sources, "materialize", None)
+            monkeypatch.setattr(build, "save_validated", None)
         args = ["--data", data, "--mapping", str(SAMPLE_MAPPING), "--name", name]
-        assert report.main([*args, "--client", "Client", "--reports-dir", str(root)]) == 0
+        assert report.main([*args, "--client", name, "--reports-dir", str(root)]) == 0
         err = capsys.readouterr().err  # the stages, one line each, on standard error
         stages = [line.split(":")[0] for line in err.splitlines()]
-        assert stages == ["[report] read orders"] * (name == "db") + [
+        assert stages == [
             "[report] read and validate",
             "[report] read and check survey, campaigns, loyalty, points, customers, "
             "marketing_spend, tickets",
@@ -119,7 +155,12 @@ def test_report_from_a_duckdb_table_equals_the_report_from_the_csv(tmp_path, cap
             "[report] render HTML",
         ], err
         assert f"read and validate: {rows:,} rows in " in err and " rows/s)" in err
+    tables = ["campaigns.arrow", "customers.arrow", "loyalty.arrow", "marketing_spend.arrow",
+              "points.arrow", "survey.arrow", "tickets.arrow"]  # fmt: skip
+    assert handed == {"csv": sorted(["orders.arrow", *tables]),
+                      "db": sorted(["orders.warehouse.json", *tables])}  # fmt: skip
     csv, db = (json.loads((root / n / "metrics.json").read_text()) for n in ("csv", "db"))
+    assert csv.pop("client") == "csv" and db.pop("client") == "db"
     # the same report, but for the generator's truths: recorded only beside a generated
     # company's own orders file (datasets/ holds ground_truth.json; a database table has none)
     assert _without_truths(csv) == _without_truths(db)

@@ -1,0 +1,214 @@
+"""A database table stays where it is (issue 31, point 2): its checks run in the database as Ibis
+expressions and a bad table is refused with one message naming the source, the table and the
+column, with a count and an example value; nothing is written.
+
+Small DuckDB database files (the bundled orders' first rows, typed as a warehouse types them);
+the report from a whole table is ``tests/report/test_sources.py`` (DuckDB) and
+``tests/report/test_postgres.py`` (a real PostgreSQL server)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import duckdb
+import ibis
+import pandas as pd
+import pytest
+
+from helpers import paths, report
+from helpers.report import engine, sources
+from helpers.report.mapping import client_schema, load_mapping
+from helpers.report.orders import (
+    open_orders,
+    read_client_orders,
+    read_orders_in_warehouse,
+    save_warehouse,
+)
+from helpers.tables import DataValidationError
+
+ORDERS = paths.DATASETS / "orders.csv"
+MAPPING = paths.NOTEBOOKS / "08_sample_mapping.yaml"
+#: The sample's orders columns, typed as a warehouse keeps them.
+TYPED = (
+    "order_id BIGINT, customer_id BIGINT, order_date TIMESTAMP, amount DOUBLE, discount DOUBLE, "
+    "items BIGINT, channel VARCHAR, returned BOOLEAN, campaign_id VARCHAR"
+)
+
+
+def table(db: Path, select: str = "*", rows: int = 200, name: str = "orders") -> str:
+    """The bundled orders' first `rows` as table `name` of the DuckDB file `db` (`select` over
+    them: a column dropped, retyped or spoiled); returns the --data URL."""
+    con = duckdb.connect(str(db))
+    con.execute(
+        f"CREATE OR REPLACE TABLE {name} AS SELECT {select} FROM (SELECT * FROM "
+        f"read_csv('{ORDERS}', columns = {{{_columns()}}}, header = true) LIMIT {rows})"
+    )
+    con.close()
+    return f"duckdb://{db}?table={name}"
+
+
+def _columns() -> str:
+    return ", ".join(f"'{c.split()[0]}': '{c.split()[1]}'" for c in TYPED.split(", "))
+
+
+def refused(url: str, tmp_path: Path, capsys, mapping: Path = MAPPING) -> list[str]:
+    """Run the report command on `url`, expecting exit code 2 and nothing written; returns the
+    problems the message lists."""
+    root = tmp_path / "reports"
+    before = {p: p.stat().st_mtime_ns for p in tmp_path.glob("*.db")}
+    rc = report.main(["--data", url, "--mapping", str(mapping), "--name", "x",
+                      "--reports-dir", str(root)])  # fmt: skip
+    err = capsys.readouterr().err
+    assert rc == 2, err
+    assert not root.exists() or not any(root.iterdir())  # nothing left behind
+    assert {p: p.stat().st_mtime_ns for p in tmp_path.glob("*.db")} == before  # read only
+    return [line[4:] for line in err.splitlines() if line.startswith("  - ")]  # the problems
+
+
+def test_a_missing_column_is_refused(tmp_path, capsys):
+    url = table(tmp_path / "c.db", "* EXCLUDE (discount)")
+    lines = refused(url, tmp_path, capsys)
+    assert any(
+        f"duckdb://{tmp_path}/c.db, table 'orders', column 'discount': the mapping names this column"
+        in line
+        for line in lines
+    ), lines
+
+
+def test_a_column_of_the_wrong_type_is_refused(tmp_path, capsys):
+    """A date and an amount stored as text: one message per column, naming its type."""
+    url = table(tmp_path / "c.db", "* REPLACE (CAST(amount AS VARCHAR) AS amount, "
+                "strftime(order_date, '%d.%m.%Y') AS order_date)")  # fmt: skip
+    lines = refused(url, tmp_path, capsys)
+    source = f"duckdb://{tmp_path}/c.db, table 'orders'"
+    assert any(f"{source}, column 'amount': is of type string" in x for x in lines), lines
+    assert any(f"{source}, column 'order_date': is of type string" in x for x in lines), lines
+
+
+def test_a_connection_that_fails_is_refused(tmp_path, capsys):
+    (tmp_path / "c.db").write_bytes(b"not a database, " * 512)
+    lines = refused(f"duckdb://{tmp_path}/c.db?table=orders", tmp_path, capsys)
+    assert (
+        len(lines) == 1 and f"duckdb://{tmp_path}/c.db, table 'orders': cannot connect" in lines[0]
+    )
+
+
+def test_a_table_that_cannot_be_read_is_refused(tmp_path, capsys):
+    """A view over a file that is gone: the table exists, reading it fails."""
+    con = duckdb.connect(str(tmp_path / "c.db"))
+    (tmp_path / "o.parquet").write_bytes(b"")
+    con.execute(f"COPY (SELECT 1 AS order_id) TO '{tmp_path / 'o.parquet'}'")
+    con.execute(f"CREATE VIEW orders AS SELECT * FROM read_parquet('{tmp_path / 'o.parquet'}')")
+    con.close()
+    (tmp_path / "o.parquet").unlink()
+    lines = refused(f"duckdb://{tmp_path}/c.db?table=orders", tmp_path, capsys)
+    assert len(lines) == 1 and f"duckdb://{tmp_path}/c.db, table 'orders': " in lines[0], lines
+    assert "no such table" in lines[0] or "cannot be read" in lines[0]
+
+
+@pytest.mark.parametrize(
+    "spoil, column, message",
+    [
+        ("order_date = NULL WHERE order_id IN (100003, 100007)", "order_date",
+         "2 rows are empty (e.g. '')"),
+        ("order_id = 100004 WHERE order_id = 100009", "order_id",
+         "2 rows are duplicated (1 distinct ids appear more than once) (e.g. '100004')"),
+        ("amount = -12.5 WHERE order_id = 100005", "amount", "1 row is negative (e.g. '-12.5')"),
+        ("order_date = TIMESTAMP '2031-01-02 10:00:00' WHERE order_id = 100006", "order_date",
+         "1 row is in the future (e.g. '2031-01-02 10:00:00')"),
+        ("customer_id = NULL WHERE order_id IN (100002, 100008)", "customer_id",
+         "2 rows have no customer id (blank or a placeholder; e.g. ''); orders without a customer "
+         "cannot be followed over time: set missing_customer: drop in the mapping to leave them "
+         "out"),  # found by the mapping's rules (missing_customer: error), in the database
+    ],
+)  # fmt: skip
+def test_a_bad_value_inside_the_table_is_refused(tmp_path, capsys, spoil, column, message):
+    url = table(tmp_path / "c.db")
+    con = duckdb.connect(str(tmp_path / "c.db"))
+    con.execute(f"UPDATE orders SET {spoil}")
+    con.close()
+    lines = refused(url, tmp_path, capsys)
+    want = f"duckdb://{tmp_path}/c.db, table 'orders', column '{column}': {message}"
+    assert lines == [want], lines
+
+
+def test_refunds_are_netted_in_the_database(tmp_path):
+    """A negative amount under ``refunds: net``: counted by the mapping's rules in the database,
+    as the file readers count it."""
+    url = table(tmp_path / "c.db")
+    con = duckdb.connect(str(tmp_path / "c.db"))
+    con.execute("UPDATE orders SET amount = -3 WHERE order_id = 100010")
+    con.close()
+    mapping = tmp_path / "m.yaml"
+    orders_only = MAPPING.read_text().split("\ntables:")[0] + "\n"
+    mapping.write_text(orders_only.replace("refunds: reject", "refunds: net"))
+    _, notes = read_orders_in_warehouse(url, load_mapping(mapping))
+    assert notes["refund_rows"] == 1 and notes["refund_amount"] == -3.0
+
+
+def test_warehouse_problems_known_answers():
+    """Each check on a four-row typed table: counts and the smallest bad value as the example."""
+    t = ibis.memtable(
+        pd.DataFrame(
+            {
+                "order_id": ["a", "b", "b", "1E+05"],
+                "customer_id": ["1", None, "2", "3"],
+                "order_date": pd.to_datetime(["2025-01-01", None, "2025-02-01", "2099-01-01"]),
+                "amount": [1.0, -2.0, -3.0, 4.0],
+            }
+        )
+    )
+    mapping = load_mapping(MAPPING)
+    cols = tuple(c for c in client_schema(mapping) if c.name in t.columns)
+    got = engine.warehouse_problems(t, cols, source="db://h/x", table="t", labels={},
+                                    as_of="2025-12-31")  # fmt: skip
+    said = {(p.column, p.code): (p.rows, p.example) for p in got}
+    assert said == {
+        ("order_date", "empty"): (1, ""),
+        ("order_date", "after_as_of"): (1, "2099-01-01 00:00:00"),
+        ("amount", "negative"): (2, "-2.0"),
+        ("order_id", "scientific"): (1, "1E+05"),
+        ("order_id", "duplicated"): (2, "b"),
+    }
+    assert all(p.startswith("db://h/x, table 't', column '") for p in got)
+
+
+def test_a_clean_table_is_typed_as_the_file_reader_types_it(tmp_path):
+    """Equal to the CSV's orders, ids as text (id_type: text) even from a BIGINT column; the
+    notebook's hand-over holds the notes only and opens the same table again."""
+    url = table(tmp_path / "c.db", rows=400)
+    csv = tmp_path / "o.csv"
+    pd.read_csv(ORDERS, dtype=str, keep_default_na=False).head(400).to_csv(csv, index=False)
+    mapping = load_mapping(MAPPING)
+    t, notes = read_orders_in_warehouse(url, mapping)
+    want, want_notes = read_client_orders(csv, mapping)
+    got = t.to_pandas()
+    assert list(got.columns) == list(want.columns) and notes["as_of"] == want_notes["as_of"]
+    pd.testing.assert_frame_equal(
+        got.sort_values("order_id").reset_index(drop=True),
+        want.sort_values("order_id").reset_index(drop=True),
+        check_dtype=False,
+    )
+    handover = save_warehouse(notes, tmp_path / "orders.warehouse.json")
+    assert f"duckdb://{tmp_path}/c.db" in handover.read_text()
+    with pytest.raises(ValueError, match="RETENTION_LAB_SOURCE"):  # no URL handed over
+        open_orders(handover)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv(sources.SOURCE_ENV, url)
+        again, again_notes = open_orders(handover)
+        assert engine.is_table(again) and again_notes["rows"] == notes["rows"] == 400
+        assert again.count().to_pyarrow().as_py() == len(want)
+        mp.setenv(sources.SOURCE_ENV, url.replace("c.db", "other.db"))  # not the table named
+        with pytest.raises(ValueError, match="table 'orders' of duckdb://"):
+            open_orders(handover)
+    assert json.loads(handover.read_text())["table"] == "orders"
+
+
+def test_no_orders_left_is_one_message(tmp_path):
+    url = table(tmp_path / "c.db", "* REPLACE (TIMESTAMP '2026-03-01' AS order_date)", rows=5)
+    raw = MAPPING.read_text().split("\ntables:")[0] + "\n"
+    (tmp_path / "m.yaml").write_text(raw.replace('as_of: "2025-12-31"', 'as_of: "2025-12-31"\n'
+                                                 "after_as_of: report"))  # fmt: skip
+    with pytest.raises(DataValidationError, match="table 'orders': no orders left"):
+        read_orders_in_warehouse(url, load_mapping(tmp_path / "m.yaml"))
