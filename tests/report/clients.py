@@ -10,10 +10,20 @@ import pandas as pd
 import yaml
 
 from helpers import paths, report
+from helpers.report import exports
 
 ORDERS = paths.DATASETS / "orders.csv"
 SAMPLE_MAPPING = paths.NOTEBOOKS / "08_sample_mapping.yaml"
 CHROMIUM = Path("/usr/bin/chromium")
+
+#: one small export of each registered shape: the rules, not the size, are under test
+SMALL_EXPORTS = {
+    "uci_exclude": lambda f: exports.uci_online_retail(f, customers=25, refunds="exclude"),
+    "uci_net": lambda f: exports.uci_online_retail(f, customers=25, refunds="net"),
+    "shopify": lambda f: exports.shopify_orders(f, customers=25),
+    "stripe": lambda f: exports.stripe_payments(f, customers=25),
+    "polish": lambda f: exports.polish_shop(f, customers=25),
+}
 
 
 # --------------------------------------------------------------------------------------------

@@ -18,14 +18,7 @@ import pytest
 
 from helpers.report import exports, mapping, orders
 from helpers.tables import DataValidationError
-
-EXPORTS = {  # small exports: the rules, not the size, are under test
-    "uci_exclude": lambda f: exports.uci_online_retail(f, customers=25, refunds="exclude"),
-    "uci_net": lambda f: exports.uci_online_retail(f, customers=25, refunds="net"),
-    "shopify": lambda f: exports.shopify_orders(f, customers=25),
-    "stripe": lambda f: exports.stripe_payments(f, customers=25),
-    "polish": lambda f: exports.polish_shop(f, customers=25),
-}
+from tests.report.clients import SMALL_EXPORTS as EXPORTS
 
 
 def _rows(df: pd.DataFrame) -> pd.DataFrame:
