@@ -88,12 +88,48 @@ def _z(level: float) -> float:
 def pandas_orders(bought: Any) -> pd.DataFrame:
     """The purchases' ``customer_id``, ``order_date`` and ``amount`` (and any mapped attribute
     columns) as a pandas DataFrame: `bought` itself, or an Ibis table (the engine) executed with
-    only those columns."""
+    only those columns, as the pandas path holds them (:func:`helpers.report.orders.open_orders`):
+    the customer ids as categories (sorted), other text as Arrow-backed pandas text. Fetched in
+    1M-row Arrow batches, each text column dictionary-encoded as it arrives, so the ids are never
+    one Python string per row (about half the memory at 2M purchases: benchmarks/README.md,
+    issues 28 and 31)."""
     if isinstance(bought, pd.DataFrame):
         return bought
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
     cols = [c for c in bought.columns if c not in _ORDER_COLUMNS - {"customer_id", "order_date",
                                                                    "amount"}]  # fmt: skip
-    return bought.select(cols).to_pandas()
+    text = {c for c in cols if bought.schema()[c].is_string()}
+    expr = bought.select(cols)
+    con = expr._find_backend()
+    if getattr(con, "name", "") == "duckdb":  # DuckDB's own stream (Ibis 12's fails on DuckDB 2)
+        reader = con.con.sql(expr.compile()).to_arrow_reader(1_000_000)
+    else:
+        reader = expr.to_pyarrow().to_reader(1_000_000)
+    batches = [
+        pa.RecordBatch.from_arrays(
+            [pc.dictionary_encode(b[c]) if c in text else b[c] for c in cols], names=cols
+        )
+        for b in reader
+    ]
+    if not batches:  # no purchases
+        return expr.to_pandas()
+    table = pa.Table.from_batches(batches).unify_dictionaries()
+    del batches
+    out = table.to_pandas()
+    del table
+    as_text = pd.StringDtype("pyarrow")  # the hand-over's text (helpers.report.orders)
+    for c in text & set(out.columns):
+        if not isinstance(out[c].dtype, pd.CategoricalDtype):
+            continue
+        if c == "customer_id":
+            ids = out[c].cat.categories.astype(as_text).sort_values()
+            out[c] = out[c].cat.rename_categories(out[c].cat.categories.astype(as_text))
+            out[c] = out[c].cat.set_categories(ids)
+        else:
+            out[c] = out[c].astype(as_text)
+    return out
 
 
 #: Above this many customers, the model-based parts (the projection of section 1, the dropout

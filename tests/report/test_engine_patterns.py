@@ -73,3 +73,26 @@ def test_clv_per_distinct_row_joined_back_equals_the_per_customer_clv(orders, pa
     assert len(got) == len(expected)
     for col in expected.columns:
         np.testing.assert_allclose(got[col], expected[col], rtol=1e-9, atol=1e-12, err_msg=col)
+
+
+def test_the_purchases_collected_from_the_engine_are_held_as_the_pandas_path_holds_them():
+    """:func:`helpers.report.acquisition_views.pandas_orders` from the engine (Arrow batches,
+    text dictionary-encoded) equals the pandas path's table: ids as sorted categories, the other
+    text as text, the same rows."""
+    from helpers.report import acquisition_views
+    from helpers.report.mapping import load_mapping
+    from helpers.report.orders import open_orders, read_client_orders
+    from tests.report.clients import ORDERS, SAMPLE_MAPPING
+
+    orders, notes = read_client_orders(ORDERS, load_mapping(SAMPLE_MAPPING))
+    on_pandas, _ = open_orders((orders.copy(), notes), "pandas")
+    on_engine, _ = open_orders((orders, notes), "duckdb")
+    a = acquisition_views.pandas_orders(analysis.purchases(on_pandas))
+    b = acquisition_views.pandas_orders(analysis.purchases(on_engine))
+    assert engine.is_table(on_engine) and "channel" in b.columns
+    assert b["customer_id"].cat.categories.equals(a["customer_id"].cat.categories)
+    assert b["channel"].dtype == a["channel"].dtype == pd.StringDtype("pyarrow")
+    keys = ["customer_id", "order_date", "amount"]
+    a = a[b.columns].sort_values(keys, ignore_index=True)
+    b = b.sort_values(keys, ignore_index=True)
+    pd.testing.assert_frame_equal(b, a, check_dtype=False, check_categorical=True)
