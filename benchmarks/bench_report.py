@@ -151,7 +151,9 @@ def with_sections(folder: Path, data: Path, mapping: Path) -> Path:
 
     spend, out = folder / "wydatki.csv", folder / "sklep_sekcje.yaml"
     if not spend.exists():
-        first, last = duckdb.sql(
+        con = duckdb.connect()
+        con.execute("SET enable_progress_bar = false")
+        first, last = con.sql(
             f"SELECT min(d), max(d) FROM (SELECT strptime(data, '%d.%m.%Y %H:%M') AS d FROM "
             f"read_csv('{data}', delim = ';', all_varchar = true))"
         ).fetchall()[0]

@@ -259,6 +259,8 @@ def ltv_curves(
     first_month, ids = first_month[keep], s.index
     observed = (last - first_month).astype(int)
     cohort = pd.PeriodIndex(s["first_order"], freq=freq).astype(str).to_numpy()
+    if not keep.all():  # only the kept customers' purchases (a fifth at 10M orders)
+        bought = bought.loc[bought["customer_id"].isin(ids).to_numpy()]
     cum = _customer_cum(margin_flows(bought, econ), ids, first_month, observed, n)
     codes, names = pd.factorize(cohort, sort=True)
     rows, summary = [], []
@@ -730,8 +732,11 @@ def first_order_attributes(
     Raises :class:`~helpers.tables.DataValidationError` naming the client's column and the count
     when an attribute has more than `max_levels` distinct values (an order id mapped as a
     channel): groups that small say nothing, and the table would be unreadable."""
-    d = bought.sort_values(["customer_id", "order_date"], kind="stable")
-    first = d.groupby("customer_id", observed=True, sort=False).head(1)
+    # each customer's earliest order, the first row among equal times (as a stable sort by
+    # customer and time would give), in the order of the ids; no sorted copy of the purchases
+    rows = pd.Series(pd.to_datetime(bought["order_date"]).to_numpy(), index=np.arange(len(bought)))
+    at = rows.groupby(pd.Index(bought["customer_id"]), observed=True, sort=True).idxmin().to_numpy()
+    first = bought.iloc[at]
     first = first.set_index(first["customer_id"].astype(str))
     attrs = pd.DataFrame(index=first.index.rename("customer_id"))
     for c in [c for c in bought.columns

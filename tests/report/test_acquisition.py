@@ -461,3 +461,29 @@ def test_group_means_equal_pandas_mean_and_sem_per_group_and_age():
     by = long.groupby(["group", "age"])["value"]
     ref = pd.concat({"value": by.mean(), "se": by.sem(), "customers": by.size()}, axis=1)
     np.testing.assert_allclose(got.to_numpy(float), ref.to_numpy(float), rtol=1e-9)
+
+
+@pytest.mark.parametrize("ids", ["category", "text", "int"])
+def test_first_order_attributes_equal_a_stable_sort_by_customer_and_time(ids):
+    """The first order of each customer is the earliest, and among orders at the same time the
+    first row (what a stable sort by customer and time, then the first row, gives), without
+    sorting the purchases; ids of any kind, rows in any order."""
+    rng = np.random.default_rng(5)
+    n = 4000
+    raw = rng.integers(0, 600, n)
+    cid = {"category": pd.Series(raw.astype(str)).astype("category"),
+           "text": pd.Series(raw.astype(str)), "int": pd.Series(raw)}[ids]  # fmt: skip
+    bought = pd.DataFrame(
+        {"customer_id": cid.to_numpy(),
+         "order_date": pd.Timestamp("2024-01-01") + pd.to_timedelta(rng.integers(0, 20, n), "D"),
+         "amount": rng.random(n), "channel": rng.choice(["app", "web", "shop"], n)},
+        index=rng.permutation(n) * 3,
+    )  # fmt: skip
+    if ids == "category":
+        bought["customer_id"] = bought["customer_id"].astype("category")
+    d = bought.sort_values(["customer_id", "order_date"], kind="stable")
+    first = d.groupby("customer_id", observed=True, sort=False).head(1)
+    expected = first["channel"].astype("string").set_axis(first["customer_id"].astype(str))
+    got = acq.first_order_attributes(bought)["channel"]
+    pd.testing.assert_series_equal(got, expected, check_names=False)
+    assert got.index.name == "customer_id"
