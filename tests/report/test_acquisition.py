@@ -487,3 +487,24 @@ def test_first_order_attributes_equal_a_stable_sort_by_customer_and_time(ids):
     got = acq.first_order_attributes(bought)["channel"]
     pd.testing.assert_series_equal(got, expected, check_names=False)
     assert got.index.name == "customer_id"
+
+
+@pytest.mark.parametrize("ids", ["category", "text"])
+def test_second_orders_are_the_same_for_ids_as_categories_and_as_text(ids):
+    """:func:`second_orders` sorts categorical ids (the validated table's) by their codes: the
+    same customers, first and second purchases, in the same order as for the ids as text."""
+    rng = np.random.default_rng(6)
+    n = 3000
+    raw = pd.Series(rng.integers(0, 500, n).astype(str))
+    t = pd.Timestamp("2024-01-01") + pd.to_timedelta(rng.integers(0, 400, n), "D")
+    text = pd.DataFrame({"customer_id": raw, "order_date": t})
+    bought = text.assign(customer_id=raw.astype("category")) if ids == "category" else text
+    got = acq.second_orders(bought, "2024-12-31")
+    d = text[text["order_date"] < "2025-01-01"].sort_values(["customer_id", "order_date"])
+    first = d.groupby("customer_id").nth(0).set_index("customer_id")["order_date"]
+    second = d.groupby("customer_id").nth(1).set_index("customer_id")["order_date"]
+    assert got.index.tolist() == sorted(d["customer_id"].unique()) == first.index.tolist()
+    np.testing.assert_array_equal(got["first"].to_numpy(), first.to_numpy())
+    expected = ((second.reindex(first.index) - first) / pd.Timedelta(days=1)).to_numpy()
+    np.testing.assert_array_equal(got["days"].to_numpy(), expected)
+    assert got["days"].notna().sum() == (d["customer_id"].value_counts() >= 2).sum() > 0
