@@ -147,10 +147,12 @@ def _every_kth(n: int, limit: int = SAMPLE_CUSTOMERS) -> np.ndarray:
 def margin_flows(bought: pd.DataFrame, econ: Economics) -> pd.DataFrame:
     """The margin of every purchase, dated: ``customer_id``, ``date``, ``value`` = m x amount - c
     (m = ``econ.gross_margin_rate``, c = ``econ.shipping_per_order``), the per-order margin of the
-    report's CLV (:func:`helpers.report.analysis.fit_clv`)."""
+    report's CLV (:func:`helpers.report.analysis.fit_clv`). Categorical ids stay categorical."""
+    ids = bought["customer_id"]
+    ids = ids.array if isinstance(ids.dtype, pd.CategoricalDtype) else ids.to_numpy()
     return pd.DataFrame(
         {
-            "customer_id": bought["customer_id"].to_numpy(),
+            "customer_id": ids,
             "date": pd.to_datetime(bought["order_date"]).to_numpy(),
             "value": econ.gross_margin_rate * bought["amount"].to_numpy(float)
             - econ.shipping_per_order,
@@ -183,7 +185,11 @@ def _customer_cum(
 ) -> np.ndarray:
     """customers x ages 0..n-1 cumulative value, NaN past each customer's observed age (the
     definition of :func:`helpers.cohorts.value_by_age`, per customer)."""
-    pos = ids.get_indexer(flows["customer_id"].to_numpy())
+    cid = flows["customer_id"]
+    if isinstance(cid.dtype, pd.CategoricalDtype):  # each id looked up once, not per purchase
+        pos = ids.get_indexer(cid.cat.categories)[cid.cat.codes.to_numpy()]
+    else:
+        pos = ids.get_indexer(cid.to_numpy())
     f = flows.loc[pos >= 0]
     pos = pos[pos >= 0]
     age = periods.period_codes(f["date"].to_numpy(), "M") - first_month[pos]
