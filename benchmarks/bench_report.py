@@ -73,6 +73,13 @@ def max_rss_mb(err: str) -> float | None:
     return int(m.group(1)) * 1024 / 1e6 if m else None
 
 
+def cpu_s(err: str) -> float | None:
+    """User + system CPU seconds of ``/usr/bin/time -v`` in `err` (the command and the children
+    it waited for: the notebook's kernel), None without it."""
+    m = [re.search(rf"{k} time \(seconds\): ([\d.]+)", err) for k in ("User", "System")]
+    return float(m[0].group(1)) + float(m[1].group(1)) if all(m) else None
+
+
 def run_measured(cmd: list[str]) -> tuple[float, float, str, int]:
     """(wall seconds, peak tree RSS in MB, stderr, exit code) of `cmd` (under ``/usr/bin/time
     -v`` when it exists: its report is at the end of stderr)."""
@@ -303,6 +310,11 @@ def main(argv: list[str] | None = None) -> int:
             rows.append((secs, peak, max_rss_mb(err), duck_s, duck_peak, max_rss_mb(duck_err)))
             ratio = f", ratio {secs / duck_s:.2f}" if csv else ""
             print(f"pair {i + 1}: report {secs:.1f} s, DuckDB {duck_s:.1f} s{ratio}", flush=True)
+            cpu, duck_cpu = cpu_s(err), cpu_s(duck_err)
+            if cpu and duck_cpu:
+                print(f"pair {i + 1}: CPU (user + sys) report {cpu:.1f} s, DuckDB {duck_cpu:.1f} s, "
+                      f"ratio {cpu / duck_cpu:.2f}; load average {os.getloadavg()[0]:.1f}",
+                      flush=True)  # fmt: skip
         print(f"\n{'variant':<44} {'time':>9} {'peak RSS (tree)':>16} {'max RSS (time -v)':>18}")
         for label, k in (
             ("client report (python -m helpers.report)", 0),
