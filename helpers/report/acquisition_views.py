@@ -591,8 +591,10 @@ def value_by_order_number(bought: pd.DataFrame, top: int = 5, level: float = 0.9
     reach a later order are not those who stopped earlier (heavier buyers stay), so a rising
     all-orders line can be selection, not customers spending more as they stay; the same-customer
     column compares like with like."""
+    ids = bought["customer_id"]  # categorical ids by their codes: the order numbers are the same
+    ids = ids.cat.codes if isinstance(ids.dtype, pd.CategoricalDtype) else ids
     d = pd.DataFrame(
-        {"customer_id": bought["customer_id"].to_numpy(),
+        {"customer_id": ids.to_numpy(),
          "t": pd.to_datetime(bought["order_date"]).to_numpy(),
          "amount": bought["amount"].to_numpy(float)}
     ).sort_values(["customer_id", "t"], kind="stable")  # fmt: skip

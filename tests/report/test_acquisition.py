@@ -508,3 +508,16 @@ def test_second_orders_are_the_same_for_ids_as_categories_and_as_text(ids):
     expected = ((second.reindex(first.index) - first) / pd.Timedelta(days=1)).to_numpy()
     np.testing.assert_array_equal(got["days"].to_numpy(), expected)
     assert got["days"].notna().sum() == (d["customer_id"].value_counts() >= 2).sum() > 0
+
+
+def test_value_by_order_number_is_the_same_for_ids_as_categories_and_as_text():
+    rng = np.random.default_rng(7)
+    n = 3000
+    raw = pd.Series(rng.integers(0, 400, n).astype(str))
+    text = pd.DataFrame({"customer_id": raw, "amount": rng.gamma(2.0, 20.0, n).round(2),
+                         "order_date": pd.Timestamp("2024-01-01")
+                         + pd.to_timedelta(rng.integers(0, 60, n), "D")})  # fmt: skip
+    expected = acq.value_by_order_number(text)
+    got = acq.value_by_order_number(text.assign(customer_id=raw.astype("category")))
+    pd.testing.assert_frame_equal(got, expected)
+    assert expected["orders"].sum() == n and expected["same_customers"].notna().any()
