@@ -11,7 +11,10 @@ refunds netted) with `--rows` rows for about `--customers` customers, buying by 
 company's BG/NBD and Gamma-Gamma processes (:data:`BTYD`; ``--process uniform``: polish_shop's own
 steady buyers, on which no lifetime values can be fitted), written once into `--workdir`
 (default: a temporary folder, deleted after) and reused when it is there; nothing large is
-committed. ``--data``/``--mapping`` time any other export instead.
+committed. ``--data``/``--mapping`` time any other export instead. Issue 28's sections are on:
+the export maps the order channel (the first order's channel is the acquisition attribute), and
+a marketing spend file per month and channel is written beside it and named in a copy of the
+mapping (:func:`with_sections`; ``--no-sections``: the export's own mapping).
 
 Measured:
 
@@ -68,6 +71,13 @@ def max_rss_mb(err: str) -> float | None:
     """The 'Maximum resident set size' of ``/usr/bin/time -v`` in `err`, MB (None without it)."""
     m = re.search(r"Maximum resident set size \(kbytes\): (\d+)", err)
     return int(m.group(1)) * 1024 / 1e6 if m else None
+
+
+def cpu_s(err: str) -> float | None:
+    """User + system CPU seconds of ``/usr/bin/time -v`` in `err` (the command and the children
+    it waited for: the notebook's kernel), None without it."""
+    m = [re.search(rf"{k} time \(seconds\): ([\d.]+)", err) for k in ("User", "System")]
+    return float(m[0].group(1)) + float(m[1].group(1)) if all(m) else None
 
 
 def run_measured(cmd: list[str]) -> tuple[float, float, str, int]:
@@ -129,6 +139,42 @@ def make_parquet(folder: Path, rows: int, customers: int) -> tuple[Path, Path]:
 #: years), so that 10M rows are 1M customers, as in the issue's export, and the lifetime-value
 #: models have heterogeneity and dropout to estimate.
 BTYD = {"bgnbd_alpha": 2.0, "bgnbd_b": 8.0}
+
+
+#: The marketing spend of the benchmark's shop (issue 28's cost sections): zł per month and order
+#: channel (the channel the export maps), about 30 zł per customer it acquires.
+SPEND_PER_MONTH = {"app": 150_000.0, "web": 300_000.0, "marketplace": 90_000.0}
+
+
+def with_sections(folder: Path, data: Path, mapping: Path) -> Path:
+    """The mapping `mapping` with issue 28's acquisition sections all on: a marketing spend file
+    (``wydatki.csv``: month, channel, spend for every month of the export `data`, seeded noise
+    around :data:`SPEND_PER_MONTH`) beside it, named in a copy of the mapping
+    (``sklep_sekcje.yaml``); the channel is mapped already. Written once; the export and its
+    mapping are not changed."""
+    import duckdb
+    import numpy as np
+    import pandas as pd
+
+    spend, out = folder / "wydatki.csv", folder / "sklep_sekcje.yaml"
+    if not spend.exists():
+        con = duckdb.connect()
+        con.execute("SET enable_progress_bar = false")
+        first, last = con.sql(
+            f"SELECT min(d), max(d) FROM (SELECT strptime(data, '%d.%m.%Y %H:%M') AS d FROM "
+            f"read_csv('{data}', delim = ';', all_varchar = true))"
+        ).fetchall()[0]
+        months = pd.date_range(first.replace(day=1), last, freq="MS").strftime("%Y-%m-%d")
+        rng = np.random.default_rng(28)
+        rows = [(m, ch, round(base * rng.uniform(0.8, 1.2), 2))
+                for m in months for ch, base in SPEND_PER_MONTH.items()]  # fmt: skip
+        pd.DataFrame(rows, columns=["month", "channel", "spend"]).to_csv(spend, index=False)
+    if not out.exists():
+        text = mapping.read_text(encoding="utf-8").rstrip("\n")
+        out.write_text(text + "\ntables:\n  marketing_spend:\n    file: wydatki.csv\n"
+                       "    columns: {month: month, channel: channel, spend: spend}\n",
+                       encoding="utf-8")  # fmt: skip
+    return out
 
 
 def make_export(
@@ -225,6 +271,11 @@ def main(argv: list[str] | None = None) -> int:
     )  # fmt: skip
     ap.add_argument("--python", default=sys.executable, help="the Python that runs the report")
     ap.add_argument("--mapping", help="the mapping of --data")
+    ap.add_argument(
+        "--no-sections", action="store_true",
+        help="the export's own mapping, without the marketing spend file (issue 28's cost "
+        "sections off; the default maps it: benchmarks/README.md, issues 28 and 31)",
+    )  # fmt: skip
     args = ap.parse_args(argv)
     print(machine())
     with tempfile.TemporaryDirectory(prefix="bench-report-") as tmp:
@@ -236,6 +287,8 @@ def main(argv: list[str] | None = None) -> int:
             data, mapping = make_parquet(folder, args.rows, args.customers)
         else:
             data, mapping = make_export(folder, args.rows, args.customers, args.process)
+            if args.process == "btyd" and not args.no_sections:
+                mapping = with_sections(folder, data, mapping)
         py = args.python
         cmd = [py, "-m", "helpers.report", "--data", str(data), "--mapping", str(mapping),
                "--name", "bench", "--reports-dir", str(Path(tmp) / "reports"), "--overwrite"]  # fmt: skip
@@ -257,6 +310,11 @@ def main(argv: list[str] | None = None) -> int:
             rows.append((secs, peak, max_rss_mb(err), duck_s, duck_peak, max_rss_mb(duck_err)))
             ratio = f", ratio {secs / duck_s:.2f}" if csv else ""
             print(f"pair {i + 1}: report {secs:.1f} s, DuckDB {duck_s:.1f} s{ratio}", flush=True)
+            cpu, duck_cpu = cpu_s(err), cpu_s(duck_err)
+            if cpu and duck_cpu:
+                print(f"pair {i + 1}: CPU (user + sys) report {cpu:.1f} s, DuckDB {duck_cpu:.1f} s, "
+                      f"ratio {cpu / duck_cpu:.2f}; load average {os.getloadavg()[0]:.1f}",
+                      flush=True)  # fmt: skip
         print(f"\n{'variant':<44} {'time':>9} {'peak RSS (tree)':>16} {'max RSS (time -v)':>18}")
         for label, k in (
             ("client report (python -m helpers.report)", 0),

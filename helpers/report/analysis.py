@@ -253,6 +253,10 @@ class ClvFit:
     resolution: str = ""
     customers: int = 0
     patterns: int = 0
+    #: the holdout comparison that chose ``model`` (:data:`COMPARE_SAMPLE`): the customers of
+    #: the calibration period and how many of them the comparison ran on (all, or the sample)
+    calibration_customers: int = 0
+    compared_on: int = 0
 
 
 #: The resolution of the purchase models' t_x and T in the client report (issue 31): None, the
@@ -264,6 +268,31 @@ class ClvFit:
 #: t_x and T by up to one step and so the report's numbers (the sample's CLV total by -0.2 % at
 #: 'D'): the lead's decision, benchmarks/README.md.
 CLV_RESOLUTION: str | None = None
+
+#: The holdout comparison of the purchase models (:func:`helpers.clv.compare_purchase_models`)
+#: only chooses a model; above this many customers in the calibration period it runs on a
+#: random sample of exactly this many of them (drawn without replacement by NumPy's PCG64
+#: seeded with :data:`COMPARE_SEED`: the same customers every run), said in the report and in
+#: ``metrics.json`` (``clv_model_choice``). The chosen model's final fit, the holdout check
+#: and every per-customer score stay on all customers. The bucket MAE being compared is a
+#: customer-weighted mean, so its sampling error at 200,000 customers is far below the gaps
+#: that decide between the models (issue 31; the lead's decision, benchmarks/README.md).
+COMPARE_SAMPLE = 200_000
+COMPARE_SEED = 31
+
+
+def comparison_sample(
+    cal: pd.DataFrame, size: int = COMPARE_SAMPLE, seed: int = COMPARE_SEED
+) -> pd.DataFrame:
+    """The customers of the calibration summary `cal` the model comparison runs on: all of
+    them up to `size`, else `size` of them drawn without replacement by
+    ``numpy.random.default_rng(seed)`` (kept in `cal`'s order, attrs kept)."""
+    if len(cal) <= size:
+        return cal
+    rows = np.sort(np.random.default_rng(seed).choice(len(cal), size=size, replace=False))
+    out = cal.iloc[rows]
+    out.attrs.update(cal.attrs)
+    return out
 
 
 def fit_clv(
@@ -280,7 +309,9 @@ def fit_clv(
     Hardie & Lee 2005), MBG/NBD (Batislam, Denizel & Filiztekin 2007; one-time buyers can have
     left) and Pareto/NBD (Schmittlein, Morrison & Colombo 1987; customers can leave at any
     moment) are fitted on the rest, and the one whose predictions track the held-out purchases best
-    is refitted on all the data. Spend per purchase is Gamma-Gamma; CLV = (margin x E[spend] -
+    is refitted on all the data; above :data:`COMPARE_SAMPLE` customers in the calibration
+    period the comparison runs on a seeded sample of that many (:func:`comparison_sample`: it
+    only chooses the model), the final fit on all of them. Spend per purchase is Gamma-Gamma; CLV = (margin x E[spend] -
     shipping per order) x discounted expected purchases over ``econ.horizon_months``
     (:func:`helpers.clv.predictive_clv`).
     No fit with fewer than `min_repeat_buyers` repeat buyers, when an optimizer does not converge,
@@ -311,7 +342,11 @@ def fit_clv(
 
     try:
         cal = split(purchases(orders), cal_end, as_of, segmented.attrs["time_unit"])
+        n_cal = len(cal)
+        cal = comparison_sample(cal, COMPARE_SAMPLE, COMPARE_SEED)  # all up to COMPARE_SAMPLE
         check, model = clv.compare_purchase_models(at_resolution(cal))
+        compared_on = len(cal)
+        del cal
         # fitted on the distinct (x, t_x, T) at the resolution; each customer scored on its own
         pf = clv.PURCHASE_MODELS[model](at_resolution(segmented))
         gg = clv.fit_gamma_gamma(repeat)
@@ -340,7 +375,7 @@ def fit_clv(
     table["p_purchase_12m"] = clv.p_purchase_within(pf, segmented, year).to_numpy()
     patterns = int(pf.extra.get("patterns", len(segmented)))
     return ClvFit(table, model, check, pf, gg, hold_days / 7, econ.shipping_per_order,
-                  resolution, len(segmented), patterns), ""  # fmt: skip
+                  resolution, len(segmented), patterns, n_cal, compared_on), ""  # fmt: skip
 
 
 def dropout_scenario(

@@ -223,6 +223,28 @@ def _up_to(t: ir.Table, as_of: str | pd.Timestamp, date_col: str) -> ir.Table:
     return t.filter(t[date_col] < ibis.timestamp(end))
 
 
+def _customer_aggregates(
+    t: ir.Table, customer_col: str, date_col: str, amount_col: str
+) -> ir.Table:
+    """The per-customer figures every summary is made of, as one engine expression (nothing
+    computed): `customer_col`, ``first_order`` and ``last_order`` (the first and last order
+    times), ``n_orders``, ``monetary_total`` (the sum of the amounts) and ``first_amount`` (the
+    mean amount of the orders at the first time) of the orders `t` (already cut at the as-of
+    date). :func:`customer_summary` (RFM and BTYD columns) and :func:`btyd_summary` (x, t_x and
+    T at a resolution) both start from it."""
+    c, d, a = t[customer_col], t[date_col], t[amount_col].cast("float64")
+    agg = t.group_by(customer_col).agg(
+        first_order=d.min(), last_order=d.max(), n_orders=c.count(), monetary_total=a.sum()
+    )
+    at_first = t.join(agg.select(customer_col, "first_order"), customer_col)
+    first_amt = (
+        at_first.filter(at_first[date_col] == at_first.first_order)
+        .group_by(customer_col)
+        .agg(first_amount=lambda s: s[amount_col].cast("float64").mean())
+    )
+    return agg.join(first_amt, customer_col)
+
+
 def customer_summary(
     orders: ir.Table | pd.DataFrame,
     as_of: str | pd.Timestamp | None = None,
@@ -243,17 +265,8 @@ def customer_summary(
         as_of = periods.default_as_of([as_table(orders)[date_col].max().to_pyarrow().as_py()])
     end = periods.as_of_end(as_of)
     t = _up_to(as_table(orders), as_of, date_col)
-    c, d, a = t[customer_col], t[date_col], t[amount_col].cast("float64")
-    agg = t.group_by(customer_col).agg(
-        first_order=d.min(), last_order=d.max(), n_orders=c.count(), monetary_total=a.sum()
-    )
-    at_first = t.join(agg.select(customer_col, "first_order"), customer_col)
-    first_amt = (
-        at_first.filter(at_first[date_col] == at_first.first_order)
-        .group_by(customer_col)
-        .agg(first_amount=lambda s: s[amount_col].cast("float64").mean())
-    )
-    df = agg.join(first_amt, customer_col).order_by(customer_col).to_pandas()
+    agg = _customer_aggregates(t, customer_col, date_col, amount_col)
+    df = agg.order_by(customer_col).to_pandas()
     if df.empty:
         raise ValueError(
             f"no orders on or before the as-of date {end.date() - pd.Timedelta(days=1)}"
@@ -543,17 +556,7 @@ def btyd_summary(
         as_of = default_as_of(t, date_col)
     end_s = int(periods.as_of_end(as_of).value // 10**9)
     t = _up_to(t, as_of, date_col)
-    c, d, a = t[customer_col], t[date_col], t[amount_col].cast("float64")
-    agg = t.group_by(customer_col).agg(
-        first_order=d.min(), last_order=d.max(), n_orders=c.count(), total=a.sum()
-    )
-    at_first = t.join(agg.select(customer_col, "first_order"), customer_col)
-    first_amt = (
-        at_first.filter(at_first[date_col] == at_first.first_order)
-        .group_by(customer_col)
-        .agg(first_amount=lambda s: s[amount_col].cast("float64").mean())
-    )
-    j = agg.join(first_amt, customer_col)
+    j = _customer_aggregates(t, customer_col, date_col, amount_col)
     step, off = btyd.RESOLUTIONS[resolution]
 
     def k(ts: ir.TimestampValue) -> ir.IntegerValue:  # the step of a time (whole seconds first)
@@ -572,7 +575,9 @@ def btyd_summary(
         recency=(tx_steps * step).cast("float64") / unit_s,
         T=(T_steps * step).cast("float64") / unit_s,
         monetary_value=ibis.ifelse(
-            x > 0, (j.total - j.first_amount) / ibis.greatest(x, 1).cast("float64"), 0.0
+            x > 0,
+            (j.monetary_total - j.first_amount) / ibis.greatest(x, 1).cast("float64"),
+            0.0,
         ),
     )
 

@@ -276,3 +276,49 @@ def test_export_csv_reads_back_as_pandas_to_csv(tmp_path):
     pd.testing.assert_frame_equal(
         pd.read_csv(tmp_path / "arrow.csv", **read), pd.read_csv(tmp_path / "pandas.csv", **read)
     )
+
+
+# --------------------------------------------------------------------------------------------
+# the holdout comparison of the purchase models on a seeded sample above a stated size (issue 31)
+
+
+def test_the_comparison_sample_is_everyone_up_to_its_size_and_a_seeded_draw_above():
+    cal = pd.DataFrame({"frequency": np.arange(50)}, index=pd.Index(np.arange(50) * 3, name="id"))
+    cal.attrs["as_of"] = "2025-12-31"
+    assert report.analysis.comparison_sample(cal, 50, 1) is cal  # up to the size: untouched
+    a = report.analysis.comparison_sample(cal, 20, 1)
+    assert len(a) == 20 and a.index.is_unique and a.index.isin(cal.index).all()
+    assert a.index.is_monotonic_increasing and a.attrs == cal.attrs  # the table's order kept
+    assert a.index.equals(report.analysis.comparison_sample(cal, 20, 1).index)  # the same draw
+    assert not a.index.equals(report.analysis.comparison_sample(cal, 20, 2).index)  # the seed's
+
+
+def test_fit_clv_compares_the_models_on_the_stated_sample_and_fits_the_choice_on_everyone(
+    monkeypatch,
+):
+    """Below :data:`COMPARE_SAMPLE` customers the comparison runs on the whole calibration period
+    (the bundled report as before); with the size lowered below its customers, on exactly that
+    seeded sample, while the chosen model's fit and every customer's score stay on everyone."""
+    from helpers.report import analysis
+
+    orders, notes = read_client_orders(ORDERS, load_mapping(SAMPLE_MAPPING))
+    seg = report.segment_customers(orders, notes["as_of"])
+    econ = economics.SAMPLE
+    full, _ = report.fit_clv(orders, seg, econ)
+    cal_end = pd.Timestamp(notes["as_of"]) - pd.Timedelta(days=round(full.holdout_weeks * 7))
+    cal = clv.calibration_holdout(analysis.purchases(orders), cal_end, notes["as_of"], "W")
+    # below the size comparison_sample returns the calibration table itself (the test above)
+    assert full.calibration_customers == full.compared_on == len(cal) < analysis.COMPARE_SAMPLE
+
+    monkeypatch.setattr(analysis, "COMPARE_SAMPLE", 2_500)  # of 3,414
+    sampled, why = report.fit_clv(orders, seg, econ)
+    assert why == "" and sampled.compared_on == 2_500
+    assert sampled.calibration_customers == len(cal)
+    on_sample = analysis.comparison_sample(cal, 2_500, analysis.COMPARE_SEED)
+    check, model = clv.compare_purchase_models(on_sample)
+    pd.testing.assert_frame_equal(sampled.check, check)
+    assert sampled.model == model == full.model
+    assert not np.allclose(sampled.check["loglik"], full.check["loglik"])  # a smaller sample
+    # the choice only: the final fit and the scores are those of all customers
+    assert sampled.purchases.params == full.purchases.params and sampled.purchases.n == len(seg)
+    pd.testing.assert_frame_equal(sampled.table, full.table)
