@@ -17,6 +17,11 @@ TEST_WORKERS ?= 2
 export OPENBLAS_NUM_THREADS ?= 1
 export OMP_NUM_THREADS ?= 1
 export MKL_NUM_THREADS ?= 1
+# matplotlib's font cache inside the environment, built once by `make setup`: a cache shared in the
+# home folder can name the fonts of another (since removed) environment, and a kernel that rebuilds
+# it writes to stderr, which nbval counts as an output
+export MPLCONFIGDIR ?= $(CURDIR)/$(VENV)/mplconfig
+FONTS := $(VENV)/mplconfig/.fonts
 
 .DEFAULT_GOAL := help
 .PHONY: help setup data report test test-fast test-spark lab lint format execute lock benchmark clean book postgres
@@ -32,42 +37,45 @@ $(STAMP): requirements.txt pyproject.toml
 	$(PY) -m pip install --quiet --no-deps -e .
 	touch $(STAMP)
 
-setup: $(STAMP) ## create .venv with the pinned dependencies and the helpers package
+$(FONTS): $(STAMP)
+	$(PY) -c 'import matplotlib.font_manager' && touch $(FONTS)
 
-data: $(STAMP) ## regenerate datasets/ from the seeded generator (byte-identical)
+setup: $(FONTS) ## create .venv with the pinned dependencies and the helpers package
+
+data: $(FONTS) ## regenerate datasets/ from the seeded generator (byte-identical)
 	$(PY) -m helpers.synth
 
-report: $(STAMP) ## run every notebook on the bundled data into reports/sample/ (RUN=name, PARAMS=file.yaml)
+report: $(FONTS) ## run every notebook on the bundled data into reports/sample/ (RUN=name, PARAMS=file.yaml)
 	$(PY) -m helpers.run --name $(RUN) --overwrite $(if $(PARAMS),--params $(PARAMS))
 
-test: $(STAMP) ## run every test: helpers, notebooks (nbval), report runs
+test: $(FONTS) ## run every test: helpers, notebooks (nbval), report runs
 	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile --nbval --nbval-sanitize-with tests/sanitize.cfg \
 	  $(PYTEST_ARGS) tests notebooks; rc=$$?; \
 	  if [ $$rc -eq 5 ]; then echo "no tests selected"; rc=0; fi; exit $$rc
 
-test-fast: $(STAMP) ## unit tests only (no notebook or report runs)
+test-fast: $(FONTS) ## unit tests only (no notebook or report runs)
 	$(PY) -m pytest -m "not slow" tests
 
-test-spark: $(STAMP) ## the report engine on Spark (local mode) vs DuckDB: installs Java (Debian) and PySpark
+test-spark: $(FONTS) ## the report engine on Spark (local mode) vs DuckDB: installs Java (Debian) and PySpark
 	@command -v java >/dev/null || { S=$$([ "$$(id -u)" -eq 0 ] || echo sudo); $$S apt-get update && \
 	  $$S env DEBIAN_FRONTEND=noninteractive apt-get install -y openjdk-17-jre-headless; }
 	$(PY) -m pip install --quiet -r requirements-spark.txt
 	$(PY) -m pytest -m spark tests/report/test_engine_spark.py tests/report/test_report_spark.py
 
-book: $(STAMP) ## build the book (website) of the notebooks, offline, into book/_build/html/
+book: $(FONTS) ## build the book (website) of the notebooks, offline, into book/_build/html/
 	$(PY) -m helpers.book
 
-lab: $(STAMP) ## open JupyterLab on the notebooks
+lab: $(FONTS) ## open JupyterLab on the notebooks
 	$(VENV)/bin/jupyter lab notebooks/
 
-lint: $(STAMP) ## ruff on .py and .ipynb
+lint: $(FONTS) ## ruff on .py and .ipynb
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
-format: $(STAMP) ## format .py and .ipynb with ruff
+format: $(FONTS) ## format .py and .ipynb with ruff
 	$(VENV)/bin/ruff format .
 
-execute: $(STAMP) ## re-execute the notebooks in place, top to bottom, to store their outputs
+execute: $(FONTS) ## re-execute the notebooks in place, top to bottom, to store their outputs
 	$(PY) -m helpers.run --in-place $(if $(NB),--only $(NB))
 	$(VENV)/bin/nbstripout --keep-output --keep-count notebooks/*.ipynb
 
@@ -77,14 +85,14 @@ lock: ## re-resolve requirements.in into requirements.txt (needs the network to 
 	  echo "# Do not edit by hand. Python 3.11."; .lockvenv/bin/pip freeze --exclude-editable; } > requirements.txt
 	rm -rf .lockvenv
 
-benchmark: $(STAMP) ## run the benchmarks (prints rows/s, peak memory, ratio to DuckDB)
+benchmark: $(FONTS) ## run the benchmarks (prints rows/s, peak memory, ratio to DuckDB)
 	$(PY) benchmarks/run_all.py
 
 clean: ## remove reports/, the built book and caches (keeps .venv)
 	rm -rf reports/* book/_build .pytest_cache .hypothesis .ruff_cache
 
 .PHONY: client-report chromium
-client-report: $(STAMP) ## client report: DATA=orders.csv MAP=mapping.yaml NAME=acme [OVERWRITE=1] -> reports/NAME/
+client-report: $(FONTS) ## client report: DATA=orders.csv MAP=mapping.yaml NAME=acme [OVERWRITE=1] -> reports/NAME/
 	@if [ -z "$(DATA)" ] || [ -z "$(MAP)" ] || [ -z "$(NAME)" ]; then \
 	  echo "usage: make client-report DATA=path/to/orders.csv MAP=path/to/mapping.yaml NAME=acme [OVERWRITE=1]"; \
 	  echo "       (example mapping: notebooks/08_sample_mapping.yaml; help: $(PY) -m helpers.report --help)"; exit 2; fi
