@@ -931,6 +931,12 @@ def numbered_orders(
     return t.mutate(number=ibis.row_number().over(by) + 1)
 
 
+def _flag(condition: ir.BooleanValue, dtype: str) -> ir.NumericValue:
+    """A boolean as 1/0 of `dtype`, by CASE WHEN: PostgreSQL casts a boolean to int4 only (not to
+    bigint, smallint or double), so a plain cast fails in the warehouse."""
+    return condition.ifelse(1, 0).cast(dtype)
+
+
 def first_orders(
     orders: ir.Table | pd.DataFrame,
     as_of: str | pd.Timestamp | None = None,
@@ -945,7 +951,7 @@ def first_orders(
     flags = [c for c in columns if t[c].type().is_boolean()]
     agg = {"_first": t.order_date.min(), "_second": t.order_date.max(where=t.number == 2)}
     for c in columns:  # the one first order's value (a boolean through 0/1: max of one value)
-        agg[c] = (t[c].cast("int8") if c in flags else t[c]).max(where=one)
+        agg[c] = (_flag(t[c], "int8") if c in flags else t[c]).max(where=one)
     df = t.group_by("customer_id").agg(**agg).order_by("customer_id").to_pandas()
     df = df.rename(columns={"_first": "first", "_second": "second"})
     for c in ("first", "second"):
@@ -978,7 +984,7 @@ def customer_discounts(orders: ir.Table | pd.DataFrame) -> pd.DataFrame:
     order, :func:`numbered_orders`, used one)."""
     t = numbered_orders(orders)
     d = t.discount.cast("float64").fill_null(0.0)
-    used = (d > 0).cast("int64")
+    used = _flag(d > 0, "int64")
     df = (
         t.group_by("customer_id")
         .agg(
@@ -1126,7 +1132,7 @@ def orders_after(
     if margin is not None:
         a = t.amount.cast("float64")
         gross = a + (t.discount.cast("float64").fill_null(0.0) if "discount" in t.columns else 0.0)
-        kept = (~t.returned.fill_null(False)).cast("float64") if "returned" in t.columns else 1.0
+        kept = _flag(~t.returned.fill_null(False), "float64") if "returned" in t.columns else 1.0
         t = t.mutate(margin=(a - (1 - margin.gross_margin_rate) * gross) * kept)
         values = (*values, "margin")
     small = ibis.memtable(e)
@@ -1176,7 +1182,7 @@ def history_features(
     m = ibis.memtable(e).join(t, "customer_id")
     m = m.filter(m.order_date < m._t)
     disc = (
-        (m.discount.cast("float64") > 0).fill_null(False).cast("float64")
+        _flag((m.discount.cast("float64") > 0).fill_null(False), "float64")
         if "discount" in m.columns
         else ibis.literal(0.0)
     )
@@ -1247,6 +1253,7 @@ def orders_of(
     mine["order_date"] = pd.to_datetime(mine["order_date"]).astype("datetime64[ns]")
     total = t.count().to_pyarrow().as_py()
     return mine, int(total)
+
 
 # ------------------------------------------------------- a warehouse table, checked where it is
 
