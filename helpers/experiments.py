@@ -289,16 +289,25 @@ def history_features(
         n_orders=("amount", "size"), last=("order_date", "max"), spend=("amount", "sum"),
         discount_share=("_disc", "mean"),
     )  # fmt: skip
-    g = g.reindex(np.arange(len(e)))
+    return history_columns(g.reindex(np.arange(len(e))), exposures, e["_t"].to_numpy(), signup)
+
+
+def history_columns(
+    g: pd.DataFrame, exposures: pd.DataFrame, at: np.ndarray, signup: pd.Series | None = None
+) -> pd.DataFrame:
+    """:func:`history_features`' columns from the per-exposure sums `g` (one row per exposure, in
+    its order: ``n_orders``, ``last``, ``spend``, ``discount_share``; NaN where the customer had
+    no order before `at`, the exposure times as datetime64[ns]), however they were summed."""
     out = pd.DataFrame(index=exposures.index)
     out["n_orders"] = g["n_orders"].fillna(0).astype(int).to_numpy()
-    out["days_since_last"] = (e["_t"].to_numpy() - g["last"].to_numpy()) / pd.Timedelta(days=1)
+    last = pd.to_datetime(g["last"]).to_numpy("datetime64[ns]")
+    out["days_since_last"] = (at - last) / pd.Timedelta(days=1)
     out["spend"] = g["spend"].fillna(0.0).to_numpy()
     out["mean_amount"] = (g["spend"] / g["n_orders"]).fillna(0.0).to_numpy()
     out["discount_share"] = g["discount_share"].fillna(0.0).to_numpy()
     if signup is not None:
         start = exposures["customer_id"].map(signup).to_numpy()
-        out["tenure_days"] = (e["_t"].to_numpy() - start) / pd.Timedelta(days=1)
+        out["tenure_days"] = (at - start) / pd.Timedelta(days=1)
     return out
 
 

@@ -1198,17 +1198,9 @@ def history_features(
         .set_index("_row")
         .reindex(np.arange(len(e)))
     )
-    out = pd.DataFrame(index=exposures.index)
-    out["n_orders"] = g["n_orders"].fillna(0).astype(int).to_numpy()
-    last = pd.to_datetime(g["last"]).to_numpy("datetime64[ns]")
-    out["days_since_last"] = (e["_t"].to_numpy() - last) / pd.Timedelta(days=1)
-    out["spend"] = g["spend"].fillna(0.0).to_numpy()
-    out["mean_amount"] = (g["spend"] / g["n_orders"]).fillna(0.0).to_numpy()
-    out["discount_share"] = g["discount_share"].fillna(0.0).to_numpy()
-    if signup is not None:
-        start = exposures["customer_id"].map(signup).to_numpy()
-        out["tenure_days"] = (e["_t"].to_numpy() - start) / pd.Timedelta(days=1)
-    return out
+    from helpers.experiments import history_columns
+
+    return history_columns(g, exposures, e["_t"].to_numpy(), signup)
 
 
 def first_order_times(
