@@ -24,6 +24,8 @@ checks it and applies the rules in its database, :func:`save_warehouse` hands ov
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -732,6 +734,23 @@ def open_tables(orders: pd.DataFrame | Any, notes: dict[str, Any]) -> dict[str, 
 WAREHOUSE_SUFFIX = ".warehouse.json"
 
 
+@contextmanager
+def _disconnected_on_error(con: Any, url: str) -> Iterator[None]:
+    """Close the database connection `con` when its block fails: a :class:`DataValidationError`
+    goes on as it is, any other error (a query the database could not answer) as the one
+    message of :func:`helpers.report.sources.unreadable` naming the source without its password."""
+    from helpers.report import sources
+
+    try:
+        yield
+    except DataValidationError:
+        con.disconnect()
+        raise
+    except Exception as err:
+        con.disconnect()
+        raise sources.unreadable(err, url) from None
+
+
 def _warehouse_table(
     url: str, mapping: ClientMapping, memory_limit: str | None = None, check: bool = True
 ):
@@ -749,7 +768,7 @@ def _warehouse_table(
     mapped = mapping.read_columns()
     con, t, source, table = sources.open_table(url, list(dict.fromkeys(mapped.values())),
                                                memory_limit)  # fmt: skip
-    try:
+    with _disconnected_on_error(con, url):
         t = t.select(**{canon: t[theirs] for canon, theirs in mapped.items()})
         labels = {c: (f"'{v}' ({c})" if v != c else f"'{c}'") for c, v in mapped.items()}
         cols = tuple(c for c in client_schema(mapping) if c.name in t.columns)
@@ -762,12 +781,6 @@ def _warehouse_table(
         t = eng.warehouse_orders(t, cols, mapping.id_type)
         if "order_id" not in t.columns:  # one row, one order: its position in the scan
             t = t.mutate(order_id=(ibis.row_number() + 1).cast("int64"))
-    except DataValidationError:
-        con.disconnect()
-        raise
-    except Exception as err:  # a query the database could not answer
-        con.disconnect()
-        raise sources.unreadable(err, url) from None
     return con, t, source, table, labels
 
 
@@ -783,11 +796,10 @@ def read_orders_in_warehouse(url: str, mapping: ClientMapping) -> tuple[Any, dic
     :class:`DataValidationError`: one message per problem naming the source (without its
     password), the table and the column, with a count and an example value."""
     from helpers.report import engine as eng
-    from helpers.report import sources
 
     con, t, source, table, labels = _warehouse_table(url, mapping)
     where = f"{source}, table {table!r}"
-    try:
+    with _disconnected_on_error(con, url):
         if url.startswith("duckdb:"):  # DuckDB's memory limit grows with the table
             rows = int(t.count().to_pyarrow().as_py())
             eng.tune_duckdb(con, eng.memory_limit(rows))
@@ -803,12 +815,6 @@ def read_orders_in_warehouse(url: str, mapping: ClientMapping) -> tuple[Any, dic
             raise DataValidationError([f"{where}: has no rows"])
         left_zero = t.aggregate(n=t.count(), zero=t.count(where=t.amount == 0)).to_pandas()
         left, zero = (int(left_zero[c].iloc[0]) for c in ("n", "zero"))
-    except DataValidationError:
-        con.disconnect()
-        raise
-    except Exception as err:  # a query the database could not answer
-        con.disconnect()
-        raise sources.unreadable(err, url) from None
     notes = _engine_notes(counts, mapping, labels, zero)
     if not left:
         con.disconnect()
