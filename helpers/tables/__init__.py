@@ -24,11 +24,12 @@ import pandas as pd
 from helpers.tables import duckdb_reader, pandas_reader
 from helpers.tables.parse import CURRENCY_TEXT, parse_dates, parse_numbers
 from helpers.tables.raw import RawTable, read_raw
-from helpers.tables.schema import SCHEMAS, Column, DataValidationError, Problem
+from helpers.tables.schema import SCHEMAS, Column, DataValidationError, Problem, ReadOptions
 
 __all__ = [
-    "SCHEMAS", "Column", "DataValidationError", "Problem", "CURRENCY_TEXT", "parse_numbers",
-    "parse_dates", "RawTable", "read_raw", "read_table", "read_table_info", "READERS",
+    "SCHEMAS", "Column", "DataValidationError", "Problem", "ReadOptions", "CURRENCY_TEXT",
+    "parse_numbers", "parse_dates", "RawTable", "read_raw", "read_table", "read_table_info",
+    "READERS",
 ]  # fmt: skip
 
 #: The readers :func:`read_table_info` can use: 'pandas' (the reference, every message), 'duckdb'
@@ -46,8 +47,8 @@ def read_table_info(
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Read `path` with `schema` (a name of :data:`SCHEMAS` or columns) into a typed DataFrame
     with canonical column names and its info, or raise one :class:`DataValidationError` listing
-    every problem. Keyword arguments (columns, formats, as-of, ...): see
-    :func:`helpers.tables.pandas_reader.read_table_info`.
+    every problem. Keyword arguments (columns, formats, as-of, ...): the fields of
+    :class:`ReadOptions` (an unknown name is a TypeError).
 
     `reader`: one of :data:`READERS`. With 'auto', a clean file is read by DuckDB
     (:func:`helpers.tables.duckdb_reader.read_table_info`, the same table); a file with any

@@ -23,7 +23,7 @@ from __future__ import annotations
 import csv
 import gzip
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +35,7 @@ import pyarrow.compute as pc
 
 from helpers.tables.parse import CURRENCY_TEXT, FALSE, SCIENTIFIC, SPACES, TRUE
 from helpers.tables.raw import csv_bytes, csv_lines, decode, match_columns
-from helpers.tables.schema import Column
+from helpers.tables.schema import Column, ReadOptions
 
 __all__ = ["read_table_info", "read_into", "number_sql", "CSV_SUFFIXES"]
 
@@ -174,38 +174,27 @@ def read_table_info(
     path: str | Path,
     cols: tuple[Column, ...],
     *,
-    columns: Mapping[str, str] | None = None,
-    date_format: str | None = None,
-    dayfirst: bool = False,
-    decimal: str = ".",
-    thousands: str | None = None,
-    delimiter: str = ",",
-    encoding: str = "utf-8",
-    as_of: str | pd.Timestamp | None = None,
-    sheet: str | None = None,
-    timezone: str | None = None,
-    currency: str | None = None,
-    ids: str = "auto",
     positions: Callable[[], np.ndarray] | None = None,
     keep_unmapped: bool = True,
+    **options: Any,
 ) -> tuple[pd.DataFrame, dict[str, Any]] | None:
     """The table :func:`helpers.tables.pandas_reader.read_table_info` returns for this file, read by DuckDB; or
-    ``None`` when the file has a problem or a feature this path leaves to the pandas reader."""
+    ``None`` when the file has a problem or a feature this path leaves to the pandas reader.
+    `options`: the fields of :class:`helpers.tables.schema.ReadOptions`."""
+    o = ReadOptions(**options)
     path = Path(path)
-    if not path.is_file() or path.stat().st_size == 0 or dayfirst:
+    if not path.is_file() or path.stat().st_size == 0 or o.dayfirst:
         return None
     con = duckdb.connect()
     try:
         con.execute("SET preserve_insertion_order = true; SET enable_progress_bar = false")
-        if not _source(con, path, delimiter, encoding):
+        if not _source(con, path, o.delimiter, o.encoding):
             return None
         types = dict(con.execute("SELECT column_name, column_type FROM (DESCRIBE raw)").fetchall())
     except duckdb.Error:
         return None
     try:
-        return _read(con, path, types, cols, columns, date_format, decimal, thousands, as_of,
-                     timezone, currency, ids, positions, encoding, delimiter,
-                     keep_unmapped)  # fmt: skip
+        return _read(con, path, types, cols, o, positions, keep_unmapped)
     except duckdb.Error:
         return None
     finally:
@@ -218,21 +207,10 @@ def read_into(
     path: str | Path,
     cols: tuple[Column, ...],
     *,
-    columns: Mapping[str, str] | None = None,
-    date_format: str | None = None,
-    dayfirst: bool = False,
-    decimal: str = ".",
-    thousands: str | None = None,
-    delimiter: str = ",",
-    encoding: str = "utf-8",
-    as_of: str | pd.Timestamp | None = None,
-    sheet: str | None = None,
-    timezone: str | None = None,
-    currency: str | None = None,
-    ids: str = "auto",
     cells: bool = False,
+    **options: Any,
 ) -> dict[str, Any] | None:
-    """The table :func:`read_table_info` returns (without unmapped columns), created as the
+    """The table :func:`read_table_info` returns (without unmapped columns; `options` as there), created as the
     DuckDB table `name` in `con` instead of being handed to Python: DuckDB parses and checks the
     file with the same SQL and the typed table stays in the engine (issue 31: the report's rules
     and aggregations then run on it there). A CSV is scanned once per parsed column's distinct
@@ -241,19 +219,19 @@ def read_into(
     local file, for a file that is expensive to read twice). Returns the info (``labels``, ``unit``,
     ``offsets``; no ``positions``: rows are named by the pandas reader when the file has a
     problem), or ``None`` (nothing left in `con`) where :func:`read_table_info` would."""
+    o = ReadOptions(**options)
     path = Path(path)
-    if not path.is_file() or path.stat().st_size == 0 or dayfirst:
+    if not path.is_file() or path.stat().st_size == 0 or o.dayfirst:
         return None
     con.execute("SET enable_progress_bar = false")
     try:
-        if not _source(con, path, delimiter, encoding):
+        if not _source(con, path, o.delimiter, o.encoding):
             return None
         if cells and path.name.lower().endswith(CSV_SUFFIXES):  # one pass over the file's bytes
             con.execute("CREATE TEMP TABLE _raw_cells AS SELECT * FROM raw")
             con.execute("CREATE OR REPLACE TEMP VIEW raw AS SELECT * FROM _raw_cells")
         types = dict(con.execute("SELECT column_name, column_type FROM (DESCRIBE raw)").fetchall())
-        info = _read(con, path, types, cols, columns, date_format, decimal, thousands, as_of,
-                     timezone, currency, ids, None, encoding, delimiter, False, into=name)  # fmt: skip
+        info = _read(con, path, types, cols, o, None, False, into=name)
     except duckdb.Error:
         info = None
     if info is None:
@@ -268,12 +246,11 @@ def _csv_positions(path: Path, encoding: str, delimiter: str, n: int) -> np.ndar
     return csv_lines(decode(csv_bytes(path), encoding, path.name), delimiter, n)
 
 
-def _read(con, path, types, cols, columns, date_format, decimal, thousands, as_of, timezone,
-          currency, ids, positions, encoding, delimiter, keep_unmapped, into=None):  # fmt: skip
+def _read(con, path, types, cols, o: ReadOptions, positions, keep_unmapped, into=None):
     file_cols = {str(c).strip().lstrip("\ufeff"): c for c in types}
     if len(file_cols) != len(types):
         return None
-    mapped = {k: str(v) for k, v in (columns or {}).items()}
+    mapped = {k: str(v) for k, v in (o.columns or {}).items()}
     found, ambiguous = match_columns(mapped, list(file_cols), path.name)
     if ambiguous:
         return None
@@ -292,7 +269,9 @@ def _read(con, path, types, cols, columns, date_format, decimal, thousands, as_o
         extra.append(name)
     if any(c.required and c.name not in source for c in cols):
         return None  # the pandas reader names the missing column and suggests the nearest
-    now = pd.Timestamp(as_of) + pd.Timedelta(days=1) if as_of is not None else pd.Timestamp.now()
+    now = (
+        pd.Timestamp(o.as_of) + pd.Timedelta(days=1) if o.as_of is not None else pd.Timestamp.now()
+    )
     strip = _lit(_STRIP)
     select: list[str] = []
     lookups: dict[str, tuple[pa.Array, pa.Array]] = {}  # column -> (raw values, parsed values)
@@ -317,7 +296,7 @@ def _read(con, path, types, cols, columns, date_format, decimal, thousands, as_o
         # (a stored timestamp needs no parsing: it is cast row by row; so are dates with a
         # date_format: strptime per row is cheaper than looking up a million distinct minutes)
         parsed = c.kind in ("money", "float", "int", "bool") or (
-            c.kind == "datetime" and not typed and not date_format
+            c.kind == "datetime" and not typed and not o.date_format
         )
         # parsed columns repeat values (ISO dates, prices): parse each distinct value once
         if parsed:
@@ -337,14 +316,14 @@ def _read(con, path, types, cols, columns, date_format, decimal, thousands, as_o
                 if not kind.startswith("TIMESTAMP") and kind != "DATE":
                     return None
                 if "TIME ZONE" in kind or kind.startswith("TIMESTAMPTZ"):
-                    if not timezone:
+                    if not o.timezone:
                         return None  # pandas keeps each value's own wall clock
-                    val = f"timezone({_lit(timezone)}, CAST({raw} AS TIMESTAMPTZ))"
+                    val = f"timezone({_lit(o.timezone)}, CAST({raw} AS TIMESTAMPTZ))"
                 else:
                     val = f"CAST({raw} AS TIMESTAMP)"
             else:
                 col_checks.append(f"regexp_matches({s}, {_lit(_OFFSET_TAIL)})")
-                val = _date_sql(s, date_format)
+                val = _date_sql(s, o.date_format)
             col_checks.append(f"({val} IS NULL AND NOT {empty})")
             if c.not_in_future:
                 col_checks.append(f"{val} >= TIMESTAMP {_lit(str(now))}")
@@ -354,7 +333,11 @@ def _read(con, path, types, cols, columns, date_format, decimal, thousands, as_o
                 return None
             # a typed number goes through the same text rules, as the pandas reader does
             val, bad, ambiguous = number_sql(
-                s, decimal, thousands, currency if c.kind == "money" else None, c.kind != "float"
+                s,
+                o.decimal,
+                o.thousands,
+                o.currency if c.kind == "money" else None,
+                c.kind != "float",
             )
             col_checks += [bad, ambiguous]
             if c.kind == "money" and not c.allow_negative:
@@ -370,7 +353,7 @@ def _read(con, path, types, cols, columns, date_format, decimal, thousands, as_o
             if typed and kind not in ("VARCHAR", "BIGINT", "INTEGER", "HUGEINT", "UBIGINT"):
                 return None
             col_checks.append(f"regexp_full_match({s}, {_lit(SCIENTIFIC)})")
-            if ids == "integer":
+            if o.ids == "integer":
                 col_checks.append(
                     f"(NOT {empty} AND NOT regexp_full_match({s}, '[+-]?\\d{{1,18}}'))"
                 )
@@ -378,7 +361,7 @@ def _read(con, path, types, cols, columns, date_format, decimal, thousands, as_o
                 int_cols.append(c.name)
             else:
                 val = f"(CASE WHEN {empty} THEN NULL ELSE {s} END)"
-                if ids == "auto":
+                if o.ids == "auto":
                     auto_ids.append(c.name)
             if c.unique:
                 unique.append(c.name)
@@ -503,7 +486,7 @@ def _read(con, path, types, cols, columns, date_format, decimal, thousands, as_o
     if positions is None and unit == "row":
         positions = lambda: np.arange(len(df)) + 1  # noqa: E731
     elif positions is None:
-        positions = lambda: _csv_positions(path, encoding, delimiter, len(df))  # noqa: E731
+        positions = lambda: _csv_positions(path, o.encoding, o.delimiter, len(df))  # noqa: E731
     return df, {"positions": positions, "unit": unit, "labels": labels, "offsets": 0}
 
 

@@ -9,7 +9,6 @@ file, faster, and leaves every file with a problem to this reader for its messag
 from __future__ import annotations
 
 import difflib
-from collections.abc import Mapping
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -28,7 +27,14 @@ from helpers.tables.parse import (
     typed_dates,
 )
 from helpers.tables.raw import match_columns, read_raw
-from helpers.tables.schema import SCHEMAS, Column, DataValidationError, Problem, column_problem
+from helpers.tables.schema import (
+    SCHEMAS,
+    Column,
+    DataValidationError,
+    Problem,
+    ReadOptions,
+    column_problem,
+)
 
 __all__ = ["read_table_info"]
 
@@ -36,45 +42,31 @@ __all__ = ["read_table_info"]
 def read_table_info(
     path: str | Path,
     schema: tuple[Column, ...] | str,
-    *,
-    columns: Mapping[str, str] | None = None,
-    date_format: str | None = None,
-    dayfirst: bool = False,
-    decimal: str = ".",
-    thousands: str | None = None,
-    delimiter: str = ",",
-    encoding: str = "utf-8",
-    as_of: str | pd.Timestamp | None = None,
-    sheet: str | None = None,
-    timezone: str | None = None,
-    currency: str | None = None,
-    ids: str = "auto",
+    **options: Any,
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Read a CSV (also ``.csv.gz``, ``.zip``), Excel or Parquet file (see :mod:`helpers.tables.raw`)
     into a typed DataFrame with canonical column names, or raise one :class:`DataValidationError`
     listing every problem.
 
-    `columns` maps canonical names to the file's own (``{"customer_id": "nr_klienta"}``); messages
-    name the file's column with the canonical one in brackets (``column 'Beløp' (amount)``); a
-    file column that is not mapped but has a canonical name is kept as ``"<name> (unmapped)"``.
-    `date_format` is a strptime format (ISO 8601 when None); offsets are handled by
-    :func:`parse_dates` with `timezone`; dates after `as_of` (default: now) are rejected in columns
-    that must not be in the future. Money may carry `currency` text (:func:`parse_numbers`).
-    `ids`: 'text' keeps identifiers as written (``00123`` and ``123`` differ), 'integer' requires
-    whole numbers, 'auto' (the bundled data) makes integers of ids written as plain integers.
-    Identifiers in scientific notation (``1.23457E+11``, digits lost by Excel) are refused.
+    `options`: how the file is written, the fields of :class:`ReadOptions` (columns, formats,
+    as-of, ids, ...). Messages name the file's column with the canonical one in brackets
+    (``column 'Beløp' (amount)``); a file column that is not mapped but has a canonical name is
+    kept as ``"<name> (unmapped)"``. Offsets are handled by :func:`parse_dates` with the
+    timezone; money may carry currency text (:func:`parse_numbers`). Identifiers in scientific
+    notation (``1.23457E+11``, digits lost by Excel) are refused.
 
     Returns (table, info); info holds ``positions`` (a function giving the line or row number of
     each row, for messages; computed only when asked),
     ``unit`` ('line' or 'row'), ``labels`` (canonical name -> message label) and ``offsets``
     (rows whose timestamps carried a UTC offset).
     """
+    o = ReadOptions(**options)
     path = Path(path)
     file = path.name
     cols = SCHEMAS[schema] if isinstance(schema, str) else schema
-    table = read_raw(path, delimiter=delimiter, encoding=encoding, sheet=sheet)
+    table = read_raw(path, delimiter=o.delimiter, encoding=o.encoding, sheet=o.sheet)
     raw = table.frame
-    mapped = {k: str(v) for k, v in (columns or {}).items()}
+    mapped = {k: str(v) for k, v in (o.columns or {}).items()}
     # a mapped name that differs from the header only in case or surrounding spaces: the header's
     found, ambiguous = match_columns(mapped, list(raw.columns), file)
     if ambiguous:
@@ -101,11 +93,11 @@ def read_table_info(
     problems: list[str] = []
     missing = [c.name for c in cols if c.required and c.name not in raw.columns]
     if missing:
-        other = sniff_delimiter(table.header, delimiter) if table.unit == "line" else None
+        other = sniff_delimiter(table.header, o.delimiter) if table.unit == "line" else None
         if other is not None:
             raise DataValidationError(
                 [
-                    f"{file}: the header has no {delimiter!r} but has {other!r}; the file looks delimited by {other!r}, not {delimiter!r} (set the delimiter)"
+                    f"{file}: the header has no {o.delimiter!r} but has {other!r}; the file looks delimited by {other!r}, not {o.delimiter!r} (set the delimiter)"
                 ]
             )
         file_columns = [c for c in table.frame.columns]
@@ -129,7 +121,9 @@ def read_table_info(
         return column_problem(file, labels.get(name, name), mask, s, what, table.positions(),
                               table.unit, column=name, code=code)  # fmt: skip
 
-    now = pd.Timestamp(as_of) + pd.Timedelta(days=1) if as_of is not None else pd.Timestamp.now()
+    now = (
+        pd.Timestamp(o.as_of) + pd.Timedelta(days=1) if o.as_of is not None else pd.Timestamp.now()
+    )
     out = {}
     offsets = 0
     for c in cols:
@@ -141,16 +135,16 @@ def read_table_info(
             problems.append(problem(c.name, empty, s, "empty", "empty"))
         if c.kind == "datetime":
             if c.name in typed:
-                val = typed_dates(typed[c.name], timezone)
+                val = typed_dates(typed[c.name], o.timezone)
                 bad = val.isna() & ~empty
             else:
                 parse = partial(
-                    parse_dates, date_format=date_format, dayfirst=dayfirst, timezone=timezone
+                    parse_dates, date_format=o.date_format, dayfirst=o.dayfirst, timezone=o.timezone
                 )
                 val, bad, has_off = by_value(s, parse)
                 offsets += int(has_off.sum())
             if bad.any():
-                fmt = date_format or "ISO 8601, e.g. 2025-06-30"
+                fmt = o.date_format or "ISO 8601, e.g. 2025-06-30"
                 problems.append(
                     problem(
                         c.name, bad, s, f"unparsable as dates in the format {fmt}", "unparsable"
@@ -160,15 +154,15 @@ def read_table_info(
                 future = val >= now
                 if future.any():
                     when = (
-                        f"after the as-of date {pd.Timestamp(as_of).date()}"
-                        if as_of is not None
+                        f"after the as-of date {pd.Timestamp(o.as_of).date()}"
+                        if o.as_of is not None
                         else "in the future"
                     )
                     problems.append(problem(c.name, future, s, when, "after_as_of"))
         elif c.kind in ("money", "float", "int"):
             parse = partial(
-                parse_numbers, decimal=decimal, thousands=thousands,
-                currency=currency if c.kind == "money" else None, check_ambiguous=c.kind != "float",
+                parse_numbers, decimal=o.decimal, thousands=o.thousands,
+                currency=o.currency if c.kind == "money" else None, check_ambiguous=c.kind != "float",
             )  # fmt: skip
             val, bad, ambiguous = by_value(s, parse)
             if bad.any():
@@ -177,20 +171,22 @@ def read_table_info(
                         c.name,
                         bad,
                         s,
-                        f"not numeric (decimal separator {decimal!r}"
-                        + (f", currency {currency})" if currency and c.kind == "money" else ")"),
+                        f"not numeric (decimal separator {o.decimal!r}"
+                        + (
+                            f", currency {o.currency})" if o.currency and c.kind == "money" else ")"
+                        ),
                         "not_numeric",
                     )  # fmt: skip
                 )
             if ambiguous.any():
-                other = "," if decimal == "." else "."
+                other = "," if o.decimal == "." else "."
                 problems.append(
                     problem(
                         c.name, ambiguous, s,
                         f"ambiguous: a whole number with a thousands separator or a decimal "
-                        f"number? The mapping has decimal {decimal!r} and no 'thousands': set "
-                        f"thousands: {other!r} if {decimal!r} is the decimal point, or decimal: "
-                        f"{other!r} and thousands: {decimal!r} if {decimal!r} groups thousands",
+                        f"number? The mapping has decimal {o.decimal!r} and no 'thousands': set "
+                        f"thousands: {other!r} if {o.decimal!r} is the decimal point, or decimal: "
+                        f"{other!r} and thousands: {o.decimal!r} if {o.decimal!r} groups thousands",
                         "ambiguous",
                     )
                 )  # fmt: skip
@@ -227,7 +223,7 @@ def read_table_info(
                         "shortens long numbers); export the column as text", "scientific",
                     )
                 )  # fmt: skip
-            if ids == "integer":
+            if o.ids == "integer":
                 num = pd.to_numeric(s.where(~empty & ~sci), errors="coerce")
                 bad = (num.isna() | (num != np.round(num))) & ~empty & ~sci
                 if bad.any():
@@ -242,7 +238,8 @@ def read_table_info(
                     )
                 val = num.round().astype("Int64")
             elif (
-                ids == "auto" and s.where(~empty).dropna().str.fullmatch(r"-?[1-9]\d{0,17}|0").all()
+                o.ids == "auto"
+                and s.where(~empty).dropna().str.fullmatch(r"-?[1-9]\d{0,17}|0").all()
             ):
                 val = pd.to_numeric(s.where(~empty)).astype("Int64")
             else:

@@ -14,12 +14,15 @@ this shape and client files can bring their own column names, date format and de
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
-__all__ = ["DataValidationError", "Problem", "Column", "SCHEMAS", "column_problem", "line_list"]
+__all__ = [
+    "DataValidationError", "Problem", "Column", "ReadOptions", "SCHEMAS", "column_problem", "line_list",
+]  # fmt: skip
 
 
 class Problem(str):
@@ -68,6 +71,34 @@ class DataValidationError(ValueError):
     def __init__(self, problems: list[str]):
         self.problems = [p if isinstance(p, Problem) else Problem(p) for p in problems]
         super().__init__("\n".join(self.problems))
+
+
+@dataclass(frozen=True)
+class ReadOptions:
+    """How a client's file is written: the one set of reading options both readers take
+    (:func:`helpers.tables.pandas_reader.read_table_info`, :mod:`helpers.tables.duckdb_reader`),
+    passed as keyword arguments and checked here once (an unknown name is a TypeError).
+
+    `columns` maps canonical names to the file's own (``{"customer_id": "nr_klienta"}``);
+    `date_format` is a strptime format (ISO 8601 when None), `dayfirst` reads 03/04 as 3 April;
+    `decimal` and `thousands` the number separators; `delimiter` and `encoding` of a CSV;
+    `as_of`: dates after it (default: now) are rejected in columns that must not be in the
+    future; `sheet` of an Excel file; `timezone` for timestamps with a UTC offset; `currency`
+    text allowed in money; `ids`: 'text' keeps identifiers as written, 'integer' requires whole
+    numbers, 'auto' makes integers of ids written as plain integers."""
+
+    columns: Mapping[str, str] | None = None
+    date_format: str | None = None
+    dayfirst: bool = False
+    decimal: str = "."
+    thousands: str | None = None
+    delimiter: str = ","
+    encoding: str = "utf-8"
+    as_of: str | pd.Timestamp | None = None
+    sheet: str | None = None
+    timezone: str | None = None
+    currency: str | None = None
+    ids: str = "auto"
 
 
 @dataclass(frozen=True)

@@ -183,3 +183,16 @@ def test_the_validated_table_reaches_the_notebook_unchanged(cases, tmp_path):
     assert [(n.key, n.values) for n in back_notes["data_note"]] == [
         (n.key, n.values) for n in notes["data_note"]
     ]
+
+
+@pytest.mark.parametrize("reader", ["auto", "pandas"])
+def test_both_readers_take_one_set_of_options_and_refuse_an_unknown_one(reader):
+    """The readers' options are one definition (:class:`helpers.tables.ReadOptions`): a
+    misspelt one is refused by either reader, not silently ignored."""
+    from helpers.tables import ReadOptions, read_table_info
+
+    path = paths.DATASETS / "orders.csv"
+    with pytest.raises(TypeError, match="delimeter"):
+        read_table_info(path, "orders", reader=reader, delimeter=";")
+    df, _ = read_table_info(path, "orders", reader=reader, **vars(ReadOptions(ids="text")))
+    assert isinstance(df["customer_id"].iloc[0], str) and len(df) == 25_443
