@@ -538,7 +538,11 @@ def fit_bgnbd_covariates(
     W = btyd.covariate_matrix(summary, dropout, "dropout")
     kz, kw = Z.shape[1], W.shape[1]
     pattern, code = _covariate_patterns(Z, W)
-    (xf, txf, Tf, cf), w, _ = btyd.fit_rows(x, tx, T, code)
+    if len(pd.unique(T)) > btyd.MAX_DISTINCT_SHARE * len(T):
+        # the rows cannot group (a row is distinct where its T is): fit_rows would keep them
+        (xf, txf, Tf, cf), w = (x, tx, T, code), np.ones(len(x))
+    else:
+        (xf, txf, Tf, cf), w, _ = btyd.fit_rows(x, tx, T, code)
     cf = np.asarray(cf).astype(np.int64)
     data = _BGNBDCovData(xf, txf, Tf, pattern[cf, :kz], pattern[cf, kz:], w)
     nll_grad = data.nll_and_grad
@@ -1717,9 +1721,13 @@ def predict_with_covariates(
     customers, and the pieces are put back in the `summary`'s order. The summary is reordered
     by pattern once, so that each pattern's customers are a slice of it (a view, not a copy)."""
     fits = covariate_pattern_fits(fit, summary, purchase, dropout)
-    ordered = summary.iloc[np.concatenate([rows for rows, _ in fits])]
+    order = np.concatenate([rows for rows, _ in fits])
+    ordered = summary.iloc[order]
     parts, lo = [], 0
     for rows, part in fits:
         parts.append(predict(part, ordered.iloc[lo : lo + len(rows)]))
         lo += len(rows)
-    return pd.concat(parts).reindex(summary.index)
+    # back in the summary's order by position (the inverse permutation), not by label
+    back = np.empty(len(order), dtype=np.int64)
+    back[order] = np.arange(len(order))
+    return pd.concat(parts).iloc[back]
