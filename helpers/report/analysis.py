@@ -529,13 +529,33 @@ def clv_interval(
         ("spend", k) for k in fit.spend.params
     ]
 
-    def totals(pf: Any, gg: Any) -> pd.Series:
-        table = clv.predictive_clv(pf, gg, sample, econ, cost_per_order=fit.cost_per_order)
-        out = table["clv"].groupby(groups.to_numpy()).sum()
-        out["total"] = table["clv"].sum()
+    def group_sums(values: pd.Series) -> pd.Series:
+        out = values.groupby(groups.to_numpy()).sum()
+        out["total"] = values.sum()
         return out
 
-    base = totals(fit.purchases, fit.spend)
+    def totals(pf: Any, gg: Any) -> pd.Series:
+        table = clv.predictive_clv(pf, gg, sample, econ, cost_per_order=fit.cost_per_order)
+        return group_sums(table["clv"])
+
+    first = clv.predictive_clv(
+        fit.purchases, fit.spend, sample, econ, cost_per_order=fit.cost_per_order
+    )
+    base = group_sums(first["clv"])
+    # a spend parameter moves the margin per order only: clv_i = (m E[spend_i] - c) D_i with
+    # D_i the discounted expected purchases, the same at every spend parameter, so it is
+    # taken from the base table (D_i = clv_i / margin_i) instead of computing them again
+    per_order = first["margin_per_order"].to_numpy()
+    reuse = bool(np.all(np.abs(per_order) > 1e-9 * max(1.0, float(np.abs(per_order).max()))))
+    discounted = first["clv"].to_numpy() / per_order if reuse else None
+    m = econ.gross_margin_rate
+
+    def spend_totals(gg: Any) -> pd.Series:
+        if not reuse:
+            return totals(fit.purchases, gg)
+        moved = m * clv.expected_spend(gg, sample).to_numpy() - fit.cost_per_order
+        return group_sums(pd.Series(moved * discounted, index=sample.index))
+
     h = 1e-4
     grads = []
     for which, key in names:
@@ -544,9 +564,11 @@ def clv_interval(
             pf, gg = fit.purchases, fit.spend
             if which == "purchases":
                 pf = replace(pf, params={**pf.params, key: pf.params[key] * np.exp(sign * h)})
+                moved = totals(pf, gg)
             else:
                 gg = replace(gg, params={**gg.params, key: gg.params[key] * np.exp(sign * h)})
-            shifted.append(np.log(totals(pf, gg).reindex(base.index)))
+                moved = spend_totals(gg)
+            shifted.append(np.log(moved.reindex(base.index)))
         grads.append((shifted[0] - shifted[1]) / (2 * h))
     g = pd.concat(grads, axis=1).to_numpy()  # groups x parameters
     n_p = len(fit.purchases.params)
@@ -567,6 +589,36 @@ def clv_interval(
     )  # fmt: skip
 
 
+#: The last :func:`holdout_refit` (one entry: its orders, customers, key and result).
+_HOLDOUT: dict[str, tuple] = {}
+
+
+def holdout_refit(
+    fit: ClvFit, orders: pd.DataFrame | Any, segmented: pd.DataFrame
+) -> tuple[pd.DataFrame, Any]:
+    """The holdout check's data: the calibration/holdout summary of the customers (split
+    ``fit.holdout_weeks`` before the end of the as-of day: :func:`helpers.clv.calibration_holdout`
+    or the engine's) and the chosen purchase model ``fit.model`` refitted on the calibration
+    period. The covariate model's comparison (:func:`helpers.report.covariates_view.compare`)
+    needs the same split, and the same BG/NBD as its restricted model on it, before
+    :func:`holdout_check` runs: the last result is kept (one entry, with the orders and summary
+    objects it was computed from, compared by identity) and returned again for the same orders,
+    customers, model and holdout; :func:`holdout_check` releases it. The callers read the
+    summary and never change it."""
+    as_of, unit = segmented.attrs["as_of"], segmented.attrs["time_unit"]
+    key = (fit.model, float(fit.holdout_weeks), str(as_of), unit)
+    kept = _HOLDOUT.get("last")
+    if kept is not None and kept[0] is orders and kept[1] is segmented and kept[2] == key:
+        return kept[3], kept[4]
+    cal_end = periods.as_of_day(as_of) - pd.Timedelta(days=round(fit.holdout_weeks * 7))
+    eng = _engine(orders)
+    split = eng.calibration_holdout if eng is not None else clv.calibration_holdout
+    cal = split(purchases(orders), cal_end, as_of, unit)
+    model = clv.PURCHASE_MODELS[fit.model](cal)
+    _HOLDOUT["last"] = (orders, segmented, key, cal, model)
+    return cal, model
+
+
 def holdout_check(
     fit: ClvFit, orders: pd.DataFrame | Any, segmented: pd.DataFrame, z: float = 1.96
 ) -> dict[str, float]:
@@ -578,12 +630,8 @@ def holdout_check(
     Hardie & Lee 2005; dropout adds more, so the band is if anything narrow). ``within_band`` is
     A inside it; outside it, the lifetime values are unreliable: the business changed in that
     window (a launch, a price change) or the model does not fit these customers."""
-    as_of = segmented.attrs["as_of"]
-    cal_end = periods.as_of_day(as_of) - pd.Timedelta(days=round(fit.holdout_weeks * 7))
-    eng = _engine(orders)
-    split = eng.calibration_holdout if eng is not None else clv.calibration_holdout
-    cal = split(purchases(orders), cal_end, as_of, segmented.attrs["time_unit"])
-    model = clv.PURCHASE_MODELS[fit.model](cal)
+    cal, model = holdout_refit(fit, orders, segmented)
+    _HOLDOUT.clear()  # the shared split is used up: its memory is released
     duration = float(cal["holdout_duration"].iloc[0])
     e = np.asarray(clv.expected_purchases(model, cal, duration), dtype=float)
     var = e + e**2 / (model.params["r"] + cal["frequency"].to_numpy(dtype=float))
@@ -627,19 +675,32 @@ def recommendations(
     better it transfers."""
     unit_weeks = segments.unit_days(segmented.attrs["time_unit"]) / 7
     p = clv.p_purchase_within(fit.purchases, segmented, weeks / unit_weeks)
+    # each audience's customers as positions in the table (the audience's order, as
+    # Index.intersection keeps it): one hash lookup per audience, then positional takes
+    table_ids = fit.table.index
+    same = table_ids.equals(segmented.index) and table_ids.equals(p.index)
     rows = []
     for name, ids in audiences.items():
-        ids = pd.Index(ids).intersection(fit.table.index)
-        n = len(ids)
+        ids = pd.Index(ids)
+        if same and ids.is_unique:
+            pos = table_ids.get_indexer(ids)
+            pos = pos[pos >= 0]
+            clv_of, p_of = fit.table["clv"].iloc[pos], p.iloc[pos]
+            seg_of = segmented["segment"].iloc[pos] if "segment" in segmented else None
+        else:
+            ids = ids.intersection(table_ids)
+            clv_of, p_of = fit.table.loc[ids, "clv"], p.loc[ids]
+            seg_of = segmented.loc[ids, "segment"] if "segment" in segmented else None
+        n = len(clv_of)
         if n == 0:
             continue
-        value = float(fit.table.loc[ids, "clv"].clip(lower=0).sum())
+        value = float(clv_of.clip(lower=0).sum())
         rel = 0.0
-        if intervals is not None and "segment" in segmented:
-            segs = segmented.loc[ids, "segment"].astype(str).unique()
+        if intervals is not None and seg_of is not None:
+            segs = pd.Index(seg_of.unique()).astype(str)  # the segments it draws on
             rel = float(intervals.reindex(segs)["se_log"].max()) if len(segs) else 0.0
         cost = n * econ.cost_per_contact
-        base = float(p.loc[ids].mean())
+        base = float(p_of.mean())
         control = max(1, int(round(holdout_share * n)))
         ratio = (n - control) / control
         mde = (

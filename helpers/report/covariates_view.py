@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from helpers import btyd, clv, periods, segments
+from helpers import btyd, clv, segments
 from helpers.economics import Economics
 from helpers.report import analysis
 from helpers.report.acquisition_views import (
@@ -109,8 +109,9 @@ def design(
     column ``attribute=level`` per level but the reference (the most common level). Returns the
     design (float, indexed like `index`) and per attribute its reference and customers per level."""
     cols, levels = {}, {}
+    aligned = attrs.reindex(index.astype(str))  # one lookup of the ids for every attribute
     for col in attrs.columns:
-        g = pool_small(attrs[col].reindex(index.astype(str)), min_group)
+        g = pool_small(aligned[col], min_group)
         counts = g.value_counts()
         ref = str(counts.index[0])
         if "other" in counts and counts["other"] < min_group and ref != "other":
@@ -122,15 +123,6 @@ def design(
         for lv in sorted(str(k) for k in counts.index if str(k) != ref):
             cols[f"{col}={lv}"] = (g.to_numpy() == lv).astype(float)
     return pd.DataFrame(cols, index=index), levels
-
-
-def _calibration(orders: Any, seg: pd.DataFrame, weeks: float) -> pd.DataFrame:
-    """The report's calibration/holdout summary (the same split as :func:`analysis.holdout_check`)."""
-    as_of = seg.attrs["as_of"]
-    cal_end = periods.as_of_day(as_of) - pd.Timedelta(days=round(weeks * 7))
-    eng = analysis._engine(orders)
-    split = eng.calibration_holdout if eng is not None else clv.calibration_holdout
-    return split(analysis.purchases(orders), cal_end, as_of, seg.attrs["time_unit"])
 
 
 def _effects(fit: btyd.ModelFit, levels: dict[str, dict[str, Any]]) -> pd.DataFrame:
@@ -179,7 +171,13 @@ def compare(
     calibration period against that of the report's chosen model (``fit.check``,
     :func:`helpers.clv.compare_purchase_models`, same split). ``why``: ``cov.none`` (no attribute
     with two groups), ``cov.no_clv`` (no purchase model), ``cov.failed``, ``cov.lr`` (not
-    rejected), ``cov.holdout`` (worse on the holdout) or ``cov.chosen``."""
+    rejected), ``cov.holdout`` (worse on the holdout) or ``cov.chosen``.
+
+    The split and the chosen model's refit on it are the holdout check's
+    (:func:`helpers.report.analysis.holdout_refit`: computed once for both); each covariate fit
+    starts from the BG/NBD without covariates on the same customers (the restricted model; the
+    refit on the calibration period when the BG/NBD is the chosen model), which changes its
+    optimum by less than 1e-9 (:func:`helpers.clv.fit_bgnbd_covariates`)."""
     if fit is None:
         return CovariateModel(False, "cov.no_clv", rule)
     X, levels = (
@@ -190,13 +188,18 @@ def compare(
     if X.shape[1] == 0:
         return CovariateModel(False, "cov.none", rule, levels=levels)
     try:
-        full = clv.fit_bgnbd_covariates(seg, X, X)
         plain = _plain_bgnbd(fit, seg)
-        cal = _calibration(orders, seg, fit.holdout_weeks)
-        Xc = X.set_axis(X.index.astype(str)).reindex(cal.index.astype(str)).set_axis(cal.index)
+        # the nested model's optimum starts the fit (the same optimum from any start: clv)
+        full = clv.fit_bgnbd_covariates(seg, X, X, start=plain)
+        # the holdout check's split and refit, computed once for both (analysis.holdout_refit)
+        cal, cal_fit = analysis.holdout_refit(fit, orders, seg)
+        if cal.index.dtype == X.index.dtype:
+            Xc = X.reindex(cal.index)
+        else:
+            Xc = X.set_axis(X.index.astype(str)).reindex(cal.index.astype(str)).set_axis(cal.index)
         # a level first seen after the calibration period (a new channel) has no coefficient there
         Xc = Xc.loc[:, Xc.sum() > 0]
-        on_cal = clv.fit_bgnbd_covariates(cal, Xc, Xc)
+        on_cal = clv.fit_bgnbd_covariates(cal, Xc, Xc, start=cal_fit)
         duration = float(cal["holdout_duration"].iloc[0])
         pred = clv.predict_with_covariates(
             lambda f, s: clv.expected_purchases(f, s, duration), on_cal, cal, Xc, Xc

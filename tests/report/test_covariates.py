@@ -232,3 +232,47 @@ def test_the_likelihood_ratio_test_reuses_the_reports_bgnbd_only_when_it_is_the_
     for other in (replace(fit, purchases=clv.fit_mbgnbd(seg)), replace(fit, purchases=coarse)):
         got = cv._plain_bgnbd(other, seg)
         assert got is not other.purchases and got.params == plain.params
+
+
+def test_the_comparison_and_the_holdout_check_share_one_split_and_refit(fitted):
+    """compare() takes the holdout check's calibration split and refit from
+    analysis.holdout_refit and leaves them for report.holdout_check, which uses and releases
+    them: the check equals the one computed from scratch; the covariate fits started from the
+    plain BG/NBD equal the fits from the default start to 1e-8 (effects, holdout miss; their
+    bootstrap intervals 1e-6)."""
+    from dataclasses import replace
+
+    from helpers import clv
+    from helpers.report import analysis
+
+    orders, customers, seg, fit, _ = fitted
+    analysis._HOLDOUT.clear()
+    model = cv.compare(orders, seg, fit, customers)
+    kept = analysis._HOLDOUT["last"]
+    assert kept[0] is orders and kept[1] is seg and kept[4].model == fit.model
+    shared = report.holdout_check(fit, orders, seg)
+    assert not analysis._HOLDOUT  # released
+    assert shared == report.holdout_check(fit, orders, seg)  # from scratch
+    # the old path: both covariate fits from the default start
+    real = clv.fit_bgnbd_covariates
+
+    def default_start(*args, start=None, **kwargs):
+        return real(*args, **kwargs)
+
+    clv.fit_bgnbd_covariates = default_start
+    try:
+        old = cv.compare(orders, seg, fit, customers)
+    finally:
+        clv.fit_bgnbd_covariates = real
+    analysis._HOLDOUT.clear()
+    assert (model.used, model.why, model.levels) == (old.used, old.why, old.levels)
+    cols = ["multiplier", "ci_low", "ci_high"]
+    np.testing.assert_allclose(model.effects["multiplier"], old.effects["multiplier"], rtol=1e-8)
+    # the dropout intervals are percentiles of draws from the covariance: 1e-6
+    np.testing.assert_allclose(model.effects[cols], old.effects[cols], rtol=1e-6)
+    assert model.holdout["with"] == pytest.approx(old.holdout["with"], rel=1e-8)
+    assert model.lr["lr"] == pytest.approx(old.lr["lr"], rel=1e-6, abs=1e-6)
+    # another purchase model: the shared refit is that model's, not the BG/NBD's
+    mbg = replace(fit, model="MBG/NBD")
+    assert analysis.holdout_refit(mbg, orders, seg)[1].model == "MBG/NBD"
+    analysis._HOLDOUT.clear()

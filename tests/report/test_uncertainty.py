@@ -168,3 +168,61 @@ def test_a_measured_action_is_decided_on_its_interval(sample, low, high, decisio
     assert rec.loc["winback", "measured_low"] == pytest.approx(n * low)
     assert rec.loc["winback", "measured_high"] == pytest.approx(n * high)
     assert rec.loc["first_time", "decision"] == "test first"
+
+
+def test_the_intervals_from_the_base_purchases_equal_recomputing_them(sample):
+    """analysis.clv_interval moves a spend parameter through the margin per order only (the
+    discounted expected purchases taken from the base table): the same intervals as computing
+    every shifted table in full with clv.predictive_clv (the definition), to 1e-10."""
+    orders, notes, seg, econ, fit = sample
+    got = analysis.clv_interval(fit, seg, econ)
+    # the reference: every one of the 2 x 7 shifted tables computed by predictive_clv
+    step = max(1, int(np.ceil(len(seg) / analysis.CLV_INTERVAL_SAMPLE)))
+    sample_ = seg.iloc[::step]
+    groups = sample_["segment"].to_numpy()
+
+    def totals(pf, gg):
+        t = analysis.clv.predictive_clv(pf, gg, sample_, econ, cost_per_order=fit.cost_per_order)
+        out = t["clv"].groupby(groups).sum()
+        out["total"] = t["clv"].sum()
+        return out
+
+    base = totals(fit.purchases, fit.spend)
+    grads = []
+    for which in ("purchases", "spend"):
+        model = getattr(fit, which)
+        for key in model.params:
+            moved = []
+            for sign in (1, -1):
+                m = analysis.replace(
+                    model, params={**model.params, key: model.params[key] * np.exp(sign * 1e-4)}
+                )
+                pf, gg = (m, fit.spend) if which == "purchases" else (fit.purchases, m)
+                moved.append(np.log(totals(pf, gg).reindex(base.index)))
+            grads.append((moved[0] - moved[1]) / 2e-4)
+    g = pd.concat(grads, axis=1).to_numpy()
+    n_p = len(fit.purchases.params)
+    cov = np.zeros((g.shape[1], g.shape[1]))
+    cov[:n_p, :n_p] = fit.purchases.cov_log
+    cov[n_p:, n_p:] = fit.spend.cov_log
+    se = np.sqrt(np.einsum("gi,ij,gj->g", g, cov, g))
+    np.testing.assert_allclose(got.loc[base.index, "se_log"], se, rtol=1e-10)
+
+
+def test_recommendations_by_position_equal_them_by_label(sample):
+    """recommendations looks each audience up by position when the table is indexed like the
+    customers, else by label (Index.intersection): the same table either way, with an id not
+    among the customers in an audience (left out by both)."""
+    orders, notes, seg, econ, fit = sample
+    iv = analysis.clv_interval(fit, seg, econ)
+    audiences = {
+        "winback": analysis.at_risk_customers(seg, fit.table).index.append(pd.Index(["nobody"])),
+        "champions": seg.index[seg["segment"].astype(str).eq("Champions")][::-1],
+        "first_time": seg.index[seg["n_orders"].eq(1)],
+    }
+    by_position = analysis.recommendations(fit, seg, audiences, econ, iv)
+    by_label = analysis.recommendations(fit, seg.iloc[::-1], audiences, econ, iv)
+    pd.testing.assert_frame_equal(by_position, by_label)
+    assert (
+        by_position.set_index("action").loc["winback", "customers"] == len(audiences["winback"]) - 1
+    )
