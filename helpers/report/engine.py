@@ -893,20 +893,52 @@ def mapping_rules(
 # pandas computations they replaced.
 
 
+# What the sections compute once per orders object (one report's `bought` or `orders`): the
+# pandas frame's in-memory table (registered with DuckDB once, not once per reduction) and the
+# one pass of numbered orders reduced per customer (customer_table). Keyed by the object's
+# identity (and, for a DataFrame, its length and columns), the MEMO_SIZE most recent kept.
+MEMO_SIZE = 4
+_MEMO: dict[int, tuple[object, tuple, dict]] = {}
+
+
+def _memo(orders: ir.Table | pd.DataFrame) -> dict:
+    """The cache of what has been computed from `orders` (this very object), created empty."""
+    stamp = (len(orders), tuple(orders.columns)) if isinstance(orders, pd.DataFrame) else ()
+    hit = _MEMO.pop(id(orders), None)
+    if hit is None or hit[0] is not orders or hit[1] != stamp:
+        hit = (orders, stamp, {})
+    _MEMO[id(orders)] = hit  # the most recent last
+    while len(_MEMO) > MEMO_SIZE:
+        del _MEMO[next(iter(_MEMO))]
+    return hit[2]
+
+
+def forget(orders: ir.Table | pd.DataFrame | None = None) -> None:
+    """Drop what was computed from `orders` (all objects when None): needed only when a
+    DataFrame's values are changed in place after a section used it."""
+    if orders is None:
+        _MEMO.clear()
+    else:
+        _MEMO.pop(id(orders), None)
+
+
 def section_table(orders: ir.Table | pd.DataFrame, columns: list[str] | None = None) -> ir.Table:
     """An Ibis table of `orders` (an Ibis table as it is; a pandas DataFrame as an in-memory
-    DuckDB table of its `columns`, default all) with ``customer_id`` as text (the ids the
-    sections index by: ``seg.index.astype(str)``)."""
+    DuckDB table, made and registered once per DataFrame) of its `columns` (default all) with
+    ``customer_id`` as text (the ids the sections index by: ``seg.index.astype(str)``)."""
     if isinstance(orders, ir.Table):
         t = orders if columns is None else orders.select(columns)
-    else:
-        df = orders if columns is None else orders[columns]
-        df = df.assign(customer_id=df["customer_id"].astype(str).to_numpy(object))
+        return t.mutate(customer_id=t.customer_id.cast("string"))
+    memo = _memo(orders)
+    if "table" not in memo:
+        df = orders.assign(customer_id=orders["customer_id"].astype(str).to_numpy(object))
         for c in df.columns:  # categories (the customer ids, an attribute) as plain text
             if isinstance(df[c].dtype, pd.CategoricalDtype):
                 df[c] = df[c].astype(str).to_numpy(object)
         t = ibis.memtable(df.reset_index(drop=True))
-    return t.mutate(customer_id=t.customer_id.cast("string"))
+        memo["table"] = t.mutate(customer_id=t.customer_id.cast("string"))
+    t = memo["table"]
+    return t if columns is None else t.select(columns)
 
 
 def _order_keys(t: ir.Table) -> list[ir.Value]:
@@ -937,6 +969,70 @@ def _flag(condition: ir.BooleanValue, dtype: str) -> ir.NumericValue:
     return condition.ifelse(1, 0).cast(dtype)
 
 
+TOP_NUMBER = 5  # order numbers from this one on are pooled (value_by_number's rows)
+_ORDER_KEYS = ("customer_id", "order_date", "order_id", "amount")  # not first-order attributes
+
+
+def _customers_of_numbered(orders: ir.Table | pd.DataFrame, top: int) -> ir.Table:
+    """The one pass: the orders numbered once (:func:`numbered_orders`, one window) and reduced
+    to one row per customer (sorted by ``customer_id``): ``_first`` and ``_second`` (the times of
+    orders 1 and 2), ``_orders`` (their count), for each n = 1..`top` ``_s{n}`` and ``_q{n}``
+    (sum of amount and of amount^2 over the orders numbered n, the last pooling n >= `top`);
+    with a ``discount`` column ``_used`` (orders with discount > 0; a missing one is 0),
+    ``_discount`` (its sum) and ``_first_used``; and every other column's value on the first
+    order (a boolean through 0/1: the max of one value). Backend-neutral Ibis."""
+    t = numbered_orders(orders)
+    one = t.number == 1
+    n = ibis.least(t.number, top)
+    a = t.amount.cast("float64")
+    agg = {"_first": t.order_date.min(), "_second": t.order_date.max(where=t.number == 2),
+           "_orders": t.count()}  # fmt: skip
+    for k in range(1, top + 1):
+        agg[f"_s{k}"] = a.sum(where=n == k)
+        agg[f"_q{k}"] = (a * a).sum(where=n == k)
+    if "discount" in t.columns:
+        d = t.discount.cast("float64").fill_null(0.0)
+        used = _flag(d > 0, "int64")
+        agg |= {"_used": used.sum(), "_discount": d.sum(), "_first_used": used.max(where=one)}
+    for c in t.columns:
+        if c not in _ORDER_KEYS and c != "number":
+            agg[c] = (_flag(t[c], "int8") if t[c].type().is_boolean() else t[c]).max(where=one)
+    return t.group_by("customer_id").agg(**agg).order_by("customer_id")
+
+
+def customer_table(orders: ir.Table | pd.DataFrame, top: int = TOP_NUMBER) -> pd.DataFrame:
+    """Per customer (index ``customer_id``, text, sorted), from ONE pass over the orders
+    (:func:`_customers_of_numbered`: one window, one query), computed once per orders object
+    (:func:`_memo`) and reused by every section (:func:`first_orders`,
+    :func:`value_by_number`, :func:`customer_discounts`, and through them the second orders,
+    the first-order attributes and the covariate model's): ``first``, ``second`` (NaT without
+    one), ``orders``, the sums ``_s{n}``/``_q{n}``, the discount columns when mapped and each
+    other column's value on the first order (text as categories, booleans as pandas booleans):
+    a few numbers and codes per customer, nothing per order."""
+    memo = _memo(orders)
+    key = ("customers", top)
+    if key not in memo:
+        expr = _customers_of_numbered(orders, top)
+        flags = [c for c, ty in section_table(orders).schema().items()
+                 if ty.is_boolean() and c not in _ORDER_KEYS]  # fmt: skip
+        at = expr.to_pyarrow()
+        text = (pa.types.is_string, pa.types.is_large_string)
+        at = pa.table({  # the attributes' text as categories (a code per customer)
+            name: col.dictionary_encode()
+            if name != "customer_id" and any(f(col.type) for f in text) else col
+            for name, col in zip(at.column_names, at.columns, strict=True)
+        })  # fmt: skip
+        df = at.to_pandas().rename(columns={"_first": "first", "_second": "second",
+                                             "_orders": "orders"})  # fmt: skip
+        for c in ("first", "second"):
+            df[c] = pd.to_datetime(df[c]).astype("datetime64[ns]")
+        for c in flags:
+            df[c] = df[c].astype("Int8").astype("boolean")
+        df["orders"] = df["orders"].astype(np.int64)
+        memo[key] = df.set_index("customer_id")
+    return memo[key]
+
+
 def first_orders(
     orders: ir.Table | pd.DataFrame,
     as_of: str | pd.Timestamp | None = None,
@@ -944,56 +1040,61 @@ def first_orders(
 ) -> pd.DataFrame:
     """Per customer (index ``customer_id``, text, sorted): ``first`` and ``second`` (the times of
     the first and second orders, :func:`numbered_orders`; NaT without a second) and the first
-    order's value of each of `columns` (at the same instant: the smallest ``order_id``)."""
-    t = numbered_orders(orders, as_of)
-    t = t.filter(t.number <= 2)
-    one = t.number == 1
-    flags = [c for c in columns if t[c].type().is_boolean()]
-    agg = {"_first": t.order_date.min(), "_second": t.order_date.max(where=t.number == 2)}
-    for c in columns:  # the one first order's value (a boolean through 0/1: max of one value)
-        agg[c] = (_flag(t[c], "int8") if c in flags else t[c]).max(where=one)
-    df = t.group_by("customer_id").agg(**agg).order_by("customer_id").to_pandas()
-    df = df.rename(columns={"_first": "first", "_second": "second"})
-    for c in ("first", "second"):
-        df[c] = pd.to_datetime(df[c]).astype("datetime64[ns]")
-    for c in flags:
-        df[c] = df[c].astype("Int8").astype("boolean")
-    return df.set_index("customer_id")
+    order's value of each of `columns` (at the same instant: the smallest ``order_id``), over
+    the orders up to the end of the as-of day when `as_of` is given. From the one pass
+    (:func:`customer_table`): the orders after the as-of day come after every earlier order in
+    the numbering, so dropping them drops the customers whose first order is later and the
+    second orders that are later, and changes no other number."""
+    df = customer_table(orders)[["first", "second", *columns]]
+    if as_of is not None:
+        end = periods.as_of_end(as_of)
+        df = df[df["first"] < end]
+        df = df.assign(second=df["second"].where(df["second"] < end))
+    return df.copy()
 
 
-def value_by_number(orders: ir.Table | pd.DataFrame, top: int = 5) -> pd.DataFrame:
+def _number_sums(ct: pd.DataFrame, keep: np.ndarray, top: int) -> pd.DataFrame:
+    """Over the customers `keep` of :func:`customer_table`: per order number n = 1..`top` the
+    count N, the sum S and the sum of squares Q of the orders' amounts (n = `top`: all later)."""
+    cnt = ct["orders"].to_numpy(np.int64)[keep]
+    n = np.arange(1, top + 1)
+    N = (cnt[:, None] >= n[None, :]).sum(axis=0)
+    N[-1] = np.clip(cnt - top + 1, 0, None).sum()
+    S = np.array([np.nansum(ct[f"_s{k}"].to_numpy(float)[keep]) for k in n])
+    Q = np.array([np.nansum(ct[f"_q{k}"].to_numpy(float)[keep]) for k in n])
+    return pd.DataFrame({"N": N, "S": S, "Q": Q}, index=pd.Index(n, name="n"))
+
+
+def value_by_number(orders: ir.Table | pd.DataFrame, top: int = TOP_NUMBER) -> pd.DataFrame:
     """Order amounts by order number n = min(number, `top`) (:func:`numbered_orders`): per n
     ``orders``, ``mean`` and ``std`` (sample, ddof 1) of all orders, and ``same_customers`` and
-    ``mean_same`` of the orders of customers with at least three (n <= 3). Index: n."""
-    t = numbered_orders(orders)
-    t = t.mutate(
-        n=ibis.least(t.number, top),
-        a=t.amount.cast("float64"),
-        orders_of_customer=t.customer_id.count().over(ibis.window(group_by="customer_id")),
-    )
-    every = t.group_by("n").agg(orders=t.count(), mean=t.a.mean(), std=t.a.std(how="sample"))
-    s = t.filter((t.orders_of_customer >= 3) & (t.n <= 3))
-    same = s.group_by("n").agg(same_customers=s.count(), mean_same=s.a.mean())
-    df = every.to_pandas().set_index("n").sort_index()
-    return df.join(same.to_pandas().set_index("n"))
+    ``mean_same`` of the orders of customers with at least three (n <= 3). Index: n.
+    From the one pass's per-customer sums (:func:`customer_table`): N = orders numbered n,
+    mean = S / N, std = sqrt((Q - S^2 / N) / (N - 1)) (NaN for N < 2)."""
+    ct = customer_table(orders, top)
+    every = _number_sums(ct, np.ones(len(ct), bool), top)
+    every = every[every["N"] > 0]
+    N = every["N"].to_numpy(float)
+    mean = every["S"].to_numpy() / N
+    with np.errstate(invalid="ignore", divide="ignore"):
+        var = np.clip(every["Q"].to_numpy() - N * mean**2, 0, None) / (N - 1)
+    std = np.where(N > 1, np.sqrt(var), np.nan)
+    df = pd.DataFrame({"orders": every["N"].astype(np.int64), "mean": mean, "std": std},
+                      index=every.index)  # fmt: skip
+    same = _number_sums(ct, ct["orders"].to_numpy() >= 3, top)
+    same = same[(same["N"] > 0) & (same.index <= 3)]
+    return df.join(pd.DataFrame({"same_customers": same["N"], "mean_same": same["S"] / same["N"]}))
 
 
 def customer_discounts(orders: ir.Table | pd.DataFrame) -> pd.DataFrame:
-    """Per customer (index ``customer_id``, text, sorted): ``orders``, ``used`` (orders with a
-    discount > 0), ``discount`` (their sum; a missing discount is 0) and ``first`` (the first
-    order, :func:`numbered_orders`, used one)."""
-    t = numbered_orders(orders)
-    d = t.discount.cast("float64").fill_null(0.0)
-    used = _flag(d > 0, "int64")
-    df = (
-        t.group_by("customer_id")
-        .agg(
-            orders=t.count(), used=used.sum(), discount=d.sum(), first=used.max(where=t.number == 1)
-        )  # fmt: skip
-        .order_by("customer_id")
-        .to_pandas()
-        .set_index("customer_id")
-    )
+    """Per customer (index ``customer_id``, text, sorted): ``orders``, ``used`` (orders with
+    a discount > 0), ``discount`` (their sum; a missing discount is 0) and ``first`` (the first
+    order, :func:`numbered_orders`, used one). From the one pass (:func:`customer_table`)."""
+    ct = customer_table(orders)
+    if "_used" not in ct:
+        raise KeyError("the orders have no discount column")
+    df = ct[["orders", "_used", "_discount", "_first_used"]]
+    df = df.set_axis(["orders", "used", "discount", "first"], axis=1)
     return df.astype({"orders": np.int64, "used": np.int64, "first": bool})
 
 
