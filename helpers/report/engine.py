@@ -1029,7 +1029,9 @@ def customer_table(orders: ir.Table | pd.DataFrame, top: int = TOP_NUMBER) -> pd
         for c in flags:
             df[c] = df[c].astype("Int8").astype("boolean")
         df["orders"] = df["orders"].astype(np.int64)
-        memo[key] = df.set_index("customer_id")
+        sums = [c for c in df.columns if c[:2] in ("_s", "_q")]
+        memo[("by_number", top)] = _by_number(df, top)  # then the sums per customer go
+        memo[key] = df.drop(columns=sums).set_index("customer_id")
     return memo[key]
 
 
@@ -1071,7 +1073,13 @@ def value_by_number(orders: ir.Table | pd.DataFrame, top: int = TOP_NUMBER) -> p
     ``mean_same`` of the orders of customers with at least three (n <= 3). Index: n.
     From the one pass's per-customer sums (:func:`customer_table`): N = orders numbered n,
     mean = S / N, std = sqrt((Q - S^2 / N) / (N - 1)) (NaN for N < 2)."""
-    ct = customer_table(orders, top)
+    customer_table(orders, top)  # the one pass, once
+    return _memo(orders)[("by_number", top)].copy()
+
+
+def _by_number(ct: pd.DataFrame, top: int) -> pd.DataFrame:
+    """:func:`value_by_number` from the one pass's customers (with their sums ``_s{n}``,
+    ``_q{n}``)."""
     every = _number_sums(ct, np.ones(len(ct), bool), top)
     every = every[every["N"] > 0]
     N = every["N"].to_numpy(float)
@@ -1260,7 +1268,7 @@ def _events(events: pd.DataFrame, at: str) -> pd.DataFrame:
     """The events as the engine takes them: ``customer_id`` (text), ``_t`` (the time `at`) and
     ``_row`` (the position, to align the result)."""
     return pd.DataFrame({"customer_id": events["customer_id"].astype(str).to_numpy(object),
-                         "_t": pd.to_datetime(events[at]).to_numpy("datetime64[ns]"),
+                         "_t": pd.to_datetime(events[at], cache=False).to_numpy("datetime64[ns]"),
                          "_row": np.arange(len(events))})  # fmt: skip
 
 
