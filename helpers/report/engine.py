@@ -1128,6 +1128,33 @@ def _margin_ages(
     return j.filter((j.age >= 0) & (j.age <= top) & (j.first_month + j.age <= last))
 
 
+def _monthly_margins(
+    orders: ir.Table | pd.DataFrame,
+    starts: pd.DataFrame,
+    last: int,
+    top: int,
+    margin_rate: float,
+    cost_per_order: float,
+) -> np.ndarray:
+    """Customers (the rows of `starts`, in order) x ages 0..`top`: each customer's margin
+    sum of m x amount - c over the orders of that age (:func:`_margin_ages`), 0 where none.
+    The engine sums each (customer, age) once and returns one row per customer with its
+    (age, margin) pairs as one list (Ibis ``collect`` of a struct: backend-neutral), so the
+    orders are grouped twice with one sum each instead of one filtered sum per age."""
+    s = starts.reset_index(drop=True).assign(_i=np.arange(len(starts), dtype=np.int64))
+    j = _margin_ages(orders, s, last, top, margin_rate, cost_per_order)
+    cells = j.group_by(["_i", "age"]).agg(v=j.v.sum())
+    pairs = ibis.struct({"age": cells.age, "v": cells.v}).collect()
+    per = cells.group_by("_i").agg(cells=pairs).to_pyarrow()
+    lists = per["cells"].combine_chunks()
+    flat = lists.flatten()
+    rows = np.repeat(per["_i"].to_numpy(), lists.value_lengths().to_numpy(zero_copy_only=False))
+    out = np.zeros((len(s), top + 1))
+    ages = flat.field("age").to_numpy(zero_copy_only=False).astype(np.int64)
+    out[rows, ages] = np.nan_to_num(flat.field("v").to_numpy(zero_copy_only=False), nan=0.0)
+    return out
+
+
 def cumulative_margin(
     orders: ir.Table | pd.DataFrame,
     first_month: pd.Series,
@@ -1140,15 +1167,13 @@ def cumulative_margin(
     `ages`: each customer's cumulative margin sum_{j <= k} sum of m x amount - c over the orders
     of age j (calendar months from the first month), NaN past the customer's observed age
     (first month + k > `last`, the last complete month). The engine returns one row per
-    customer with one column per age; customers without an order in range: 0."""
+    customer with its margin per age (:func:`_monthly_margins`), summed here over the ages;
+    customers without an order in range: 0."""
     ids = first_month.index.astype(str)
     starts = pd.DataFrame({"customer_id": ids.to_numpy(object),
                            "first_month": first_month.to_numpy(np.int64)})  # fmt: skip
-    j = _margin_ages(orders, starts, last, max(ages), margin_rate, cost_per_order)
-    agg = {f"c{k}": j.v.sum(where=j.age <= k) for k in ages}
-    df = j.group_by("customer_id").agg(**agg).to_pandas().set_index("customer_id")
-    cum = df.reindex(ids).to_numpy(float)
-    cum = np.nan_to_num(cum, nan=0.0)  # no order of that age or before: 0
+    m = _monthly_margins(orders, starts, last, max(ages), margin_rate, cost_per_order)
+    cum = np.cumsum(m, axis=1)[:, ages]
     observed = last - starts["first_month"].to_numpy()
     cum[np.asarray(ages)[None, :] > observed[:, None]] = np.nan
     return pd.DataFrame(cum, index=ids.rename("customer_id"), columns=pd.Index(ages, name="age"))
@@ -1165,10 +1190,11 @@ def value_by_age(
     level: float = 0.95,
 ) -> pd.DataFrame:
     """:func:`helpers.cohorts.value_by_age` of the orders' margins m x amount - c (undiscounted),
-    per group (`groups`: customer_id -> group, the same index as `first_month`), from sums the
-    engine returns per (group, first month): for each age k, S1 = sum_i V_i(k) and
-    S2 = sum_i V_i(k)^2 over the customers i with an order (the others add 0). The customers of
-    one first month are all observed to the same age, so per group and age
+    per group (`groups`: customer_id -> group, the same index as `first_month`), from sums per
+    (group, first month) of each customer's cumulative margin V_i(k) (the engine's margin per
+    customer and age, :func:`_monthly_margins`, summed over the ages here): for each age k,
+    S1 = sum_i V_i(k) and S2 = sum_i V_i(k)^2 (customers without an order add 0). The customers
+    of one first month are all observed to the same age, so per group and age
     n = customers of the first months observed at k, V = S1 / n and
     se = sqrt((S2 - n V^2) / (n - 1) / n) (the sample standard deviation, ddof 1).
     Returns ``group``, ``age``, ``customers``, ``value``, ``se``, ``ci_low``, ``ci_high``."""
@@ -1180,20 +1206,16 @@ def value_by_age(
     starts = pd.DataFrame({"customer_id": ids.to_numpy(object)[keep], "first_month": fm[keep],
                            "grp": groups.to_numpy(object)[keep]})  # fmt: skip
     ages = list(range(max_age + 1))
-    j = _margin_ages(orders, starts, last, max_age, margin_rate, cost_per_order)
-    per = j.group_by(["customer_id", "grp", "first_month"]).agg(
-        **{f"c{k}": j.v.sum(where=j.age <= k).fill_null(0.0) for k in ages}
-    )
-    sums = (
-        per.group_by(["grp", "first_month"])
-        .agg(
-            **{f"s{k}": per[f"c{k}"].sum() for k in ages},
-            **{f"q{k}": (per[f"c{k}"] * per[f"c{k}"]).sum() for k in ages},
-        )  # fmt: skip
-        .to_pandas()
-    )
-    n = starts.groupby(["grp", "first_month"]).size().rename("n").reset_index()
-    cells = n.merge(sums, on=["grp", "first_month"], how="left").fillna(0.0)
+    cum = np.cumsum(
+        _monthly_margins(orders, starts[["customer_id", "first_month"]], last, max_age,
+                         margin_rate, cost_per_order), axis=1,
+    )  # fmt: skip
+    keys = [starts["grp"].to_numpy(object), starts["first_month"].to_numpy()]
+    s1 = pd.DataFrame(cum, columns=[f"s{k}" for k in ages]).groupby(keys).sum()
+    s2 = pd.DataFrame(cum * cum, columns=[f"q{k}" for k in ages]).groupby(keys).sum()
+    cells = s1.join(s2).rename_axis(["grp", "first_month"])
+    cells.insert(0, "n", starts.groupby(["grp", "first_month"]).size())
+    cells = cells.reset_index()
     rows = []
     for k in ages:
         seen = cells[cells["first_month"] + k <= last]
