@@ -1173,7 +1173,7 @@ def cumulative_margin(
     starts = pd.DataFrame({"customer_id": ids.to_numpy(object),
                            "first_month": first_month.to_numpy(np.int64)})  # fmt: skip
     m = _monthly_margins(orders, starts, last, max(ages), margin_rate, cost_per_order)
-    cum = np.cumsum(m, axis=1)[:, ages]
+    cum = np.cumsum(m, axis=1, out=m)[:, ages]
     observed = last - starts["first_month"].to_numpy()
     cum[np.asarray(ages)[None, :] > observed[:, None]] = np.nan
     return pd.DataFrame(cum, index=ids.rename("customer_id"), columns=pd.Index(ages, name="age"))
@@ -1206,16 +1206,20 @@ def value_by_age(
     starts = pd.DataFrame({"customer_id": ids.to_numpy(object)[keep], "first_month": fm[keep],
                            "grp": groups.to_numpy(object)[keep]})  # fmt: skip
     ages = list(range(max_age + 1))
-    cum = np.cumsum(
-        _monthly_margins(orders, starts[["customer_id", "first_month"]], last, max_age,
-                         margin_rate, cost_per_order), axis=1,
-    )  # fmt: skip
-    keys = [starts["grp"].to_numpy(object), starts["first_month"].to_numpy()]
-    s1 = pd.DataFrame(cum, columns=[f"s{k}" for k in ages]).groupby(keys).sum()
-    s2 = pd.DataFrame(cum * cum, columns=[f"q{k}" for k in ages]).groupby(keys).sum()
-    cells = s1.join(s2).rename_axis(["grp", "first_month"])
-    cells.insert(0, "n", starts.groupby(["grp", "first_month"]).size())
-    cells = cells.reset_index()
+    m = _monthly_margins(orders, starts[["customer_id", "first_month"]], last, max_age,
+                         margin_rate, cost_per_order)  # fmt: skip
+    cum = np.cumsum(m, axis=1, out=m)
+    # per (group, first month): n, S1 and S2 of each age (a customer without a group: left out)
+    ok = starts["grp"].notna().to_numpy()
+    key = pd.MultiIndex.from_arrays([starts["grp"][ok], starts["first_month"][ok]])
+    code, cell = key.factorize()
+    cum = cum[ok]
+    size = len(cell)
+    cells = pd.DataFrame({"grp": cell.get_level_values(0), "first_month": cell.get_level_values(1),
+                          "n": np.bincount(code, minlength=size)})  # fmt: skip
+    for k in ages:
+        cells[f"s{k}"] = np.bincount(code, weights=cum[:, k], minlength=size)
+        cells[f"q{k}"] = np.bincount(code, weights=cum[:, k] ** 2, minlength=size)
     rows = []
     for k in ages:
         seen = cells[cells["first_month"] + k <= last]
