@@ -1140,7 +1140,21 @@ def _monthly_margins(
     sum of m x amount - c over the orders of that age (:func:`_margin_ages`), 0 where none.
     The engine sums each (customer, age) once and returns one row per customer with its
     (age, margin) pairs as one list (Ibis ``collect`` of a struct: backend-neutral), so the
-    orders are grouped twice with one sum each instead of one filtered sum per age."""
+    orders are grouped twice with one sum each instead of one filtered sum per age.
+
+    Kept per orders object (:func:`_memo`) for one `last` and economics: a later call for some
+    of the same customers (the same first months) and no more ages is answered from it (the
+    12-month margin of the attributes' section and the payback curves of the costs' section
+    ask for the same customers and ages). Read-only: callers take sums into new arrays."""
+    memo = _memo(orders)
+    key = ("margins", int(last), float(margin_rate), float(cost_per_order))
+    ids = starts["customer_id"].to_numpy(object)
+    fm = starts["first_month"].to_numpy(np.int64)
+    hit = memo.get(key)
+    if hit is not None and hit["top"] >= top and len(ids):
+        pos = hit["ids"].get_indexer(ids)
+        if (pos >= 0).all() and (hit["fm"][pos] == fm).all():
+            return hit["m"][pos, : top + 1]
     s = starts.reset_index(drop=True).assign(_i=np.arange(len(starts), dtype=np.int64))
     j = _margin_ages(orders, s, last, top, margin_rate, cost_per_order)
     cells = j.group_by(["_i", "age"]).agg(v=j.v.sum())
@@ -1152,6 +1166,8 @@ def _monthly_margins(
     out = np.zeros((len(s), top + 1))
     ages = flat.field("age").to_numpy(zero_copy_only=False).astype(np.int64)
     out[rows, ages] = np.nan_to_num(flat.field("v").to_numpy(zero_copy_only=False), nan=0.0)
+    out.flags.writeable = False
+    memo[key] = {"ids": pd.Index(ids), "fm": fm, "top": top, "m": out}
     return out
 
 
@@ -1172,8 +1188,12 @@ def cumulative_margin(
     ids = first_month.index.astype(str)
     starts = pd.DataFrame({"customer_id": ids.to_numpy(object),
                            "first_month": first_month.to_numpy(np.int64)})  # fmt: skip
-    m = _monthly_margins(orders, starts, last, max(ages), margin_rate, cost_per_order)
-    cum = np.cumsum(m, axis=1, out=m)[:, ages]
+    seen = starts["first_month"].to_numpy() <= last  # the others: no age observed (all NaN)
+    cum = np.zeros((len(starts), max(ages) + 1))
+    if seen.any():
+        cum[seen] = _monthly_margins(orders, starts[seen], last, max(ages), margin_rate,
+                                     cost_per_order)  # fmt: skip
+    cum = np.cumsum(cum, axis=1, out=cum)[:, ages]
     observed = last - starts["first_month"].to_numpy()
     cum[np.asarray(ages)[None, :] > observed[:, None]] = np.nan
     return pd.DataFrame(cum, index=ids.rename("customer_id"), columns=pd.Index(ages, name="age"))
@@ -1206,9 +1226,8 @@ def value_by_age(
     starts = pd.DataFrame({"customer_id": ids.to_numpy(object)[keep], "first_month": fm[keep],
                            "grp": groups.to_numpy(object)[keep]})  # fmt: skip
     ages = list(range(max_age + 1))
-    m = _monthly_margins(orders, starts[["customer_id", "first_month"]], last, max_age,
-                         margin_rate, cost_per_order)  # fmt: skip
-    cum = np.cumsum(m, axis=1, out=m)
+    cum = np.cumsum(_monthly_margins(orders, starts[["customer_id", "first_month"]], last,
+                                     max_age, margin_rate, cost_per_order), axis=1)  # fmt: skip
     # per (group, first month): n, S1 and S2 of each age (a customer without a group: left out)
     ok = starts["grp"].notna().to_numpy()
     key = pd.MultiIndex.from_arrays([starts["grp"][ok], starts["first_month"][ok]])

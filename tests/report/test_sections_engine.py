@@ -451,3 +451,28 @@ def test_the_pass_is_kept_per_orders_object_and_made_again_for_other_data():
     assert engine.value_by_number(o)["orders"].tolist() == [2, 2]
     engine.forget(o)
     assert engine.customer_table(o) is not first
+
+
+def test_the_margins_by_age_are_summed_once_for_the_curves_the_12_month_margin_and_payback(
+    small, returned_rows
+):
+    """After the LTV curves (every customer at this size, 36 months), the 12-month margin and
+    the payback curves ask the engine nothing more, and equal what a fresh query gives."""
+    company = small
+    seg, econ = company.seg, company.econ
+    spend = acq.spend_table(company.tables["marketing_spend"])
+    channel = acq.customer_attributes(company.tables["customers"])["acquisition_channel"]
+    ref = pandas_cum(company.bought, seg, econ, 12)[:, 11]
+    for bought in (company.sold, company.bought):
+        engine.forget(bought)
+        fresh = acq.acquisition_costs(spend, channel, seg, bought, econ, None)
+        engine.forget(bought)
+        returned_rows.clear()
+        acq.ltv_curves(bought, seg, econ)
+        asked = len(returned_rows)
+        m12 = acq.margin_12(bought, seg, econ)
+        costs = acq.acquisition_costs(spend, channel, seg, bought, econ, None)
+        assert len(returned_rows) == asked
+        np.testing.assert_allclose(m12, ref, rtol=RTOL)
+        for k in fresh:
+            same(costs[k], fresh[k])
