@@ -891,6 +891,10 @@ def mapping_rules(
 # DataFrame runs through the same expressions on an in-memory DuckDB (section_table), so each
 # computation has one definition; tests/report/test_sections_engine.py holds them equal to the
 # pandas computations they replaced.
+# One pass: the orders are numbered (one window) and reduced per customer once per report
+# (customer_table: first and second order, first-order values, discounts, the sums by order
+# number); the margins by age are summed once per (customer, age) and kept for the views that
+# ask for the same customers (_monthly_margins). Both are kept per orders object (_memo).
 
 
 # What the sections compute once per orders object (one report's `bought` or `orders`): the
