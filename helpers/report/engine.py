@@ -1147,19 +1147,23 @@ def _monthly_margins(
     (age, margin) structs per customer (Ibis ``collect``) was twice as fast on DuckDB, but
     PostgreSQL's composite arrays do not come back through Arrow: plain sums run everywhere.
 
-    Kept per orders object (:func:`_memo`) for one `last` and economics: a later call for some
-    of the same customers (the same first months) and no more ages is answered from it (the
-    12-month margin of the attributes' section and the payback curves of the costs' section
-    ask for the same customers and ages). Read-only: callers take sums into new arrays."""
+    Kept per orders object (:func:`_memo`) for one `last` and economics: a later call for the
+    same customers (in the same order, with the same first months) and no more ages is answered
+    from it (the 12-month margin of the attributes' section and the payback curves of the costs'
+    section ask for the same customers and ages; on small data the LTV curves, which then take
+    every customer, answer both). Read-only: callers take sums into new arrays."""
     memo = _memo(orders)
     key = ("margins", int(last), float(margin_rate), float(cost_per_order))
     ids = starts["customer_id"].to_numpy(object)
     fm = starts["first_month"].to_numpy(np.int64)
     hit = memo.get(key)
-    if hit is not None and hit["top"] >= top and len(ids):
-        pos = hit["ids"].get_indexer(ids)
-        if (pos >= 0).all() and (hit["fm"][pos] == fm).all():
-            return hit["m"][pos, : top + 1]
+    if (
+        hit is not None
+        and hit["top"] >= top
+        and np.array_equal(hit["fm"], fm)
+        and np.array_equal(hit["ids"], ids)
+    ):  # the same customers in the same order (no index built, no copy)
+        return hit["m"][:, : top + 1]
     s = starts.reset_index(drop=True).assign(_i=np.arange(len(starts), dtype=np.int64))
     j = _margin_ages(orders, s, last, top, margin_rate, cost_per_order)
     cells = j.group_by(["_i", "age"]).agg(v=j.v.sum())
@@ -1173,7 +1177,7 @@ def _monthly_margins(
     for k in range(top + 1):
         out[rows, k] = np.nan_to_num(per[f"m{k}"].to_numpy(zero_copy_only=False), nan=0.0)
     out.flags.writeable = False
-    memo[key] = {"ids": pd.Index(ids), "fm": fm, "top": top, "m": out}
+    memo[key] = {"ids": ids, "fm": fm, "top": top, "m": out}
     return out
 
 
