@@ -16,8 +16,10 @@ Ibis table DuckDB scans in place), computes the customer summary (``segment_cust
 cell 4), then times the sections' cells (24-26) without a purchase model (``fit=None``: the
 projection and the dropout fits work on the customer summary and did not change): the mapped
 attributes' first-order values (``read_inputs``), the LTV curves by cohort, the second order
-(shares, Kaplan-Meier, value by order number) and each attribute's second-order rate and
-12-month margin (``attribute_value(dropout=False)``). It prints the wall and CPU seconds of the
+(shares, Kaplan-Meier, value by order number), each attribute's second-order rate and
+12-month margin (``attribute_value(dropout=False)``) and, when the mapping names a marketing
+spend file (``bench_report.py``'s ``*_sekcje.yaml``; prepare the hand-over with it), the cost per
+acquisition and payback (``acquisition_costs``, cell 27). It prints the wall and CPU seconds of the
 setup and of the sections and the peak resident memory during the sections (VmHWM reset before
 them; Linux).
 """
@@ -73,7 +75,9 @@ def run(handover: str, before: str | None) -> None:
           f"peak so far {_peak_mb():.0f} MB")  # fmt: skip
     _reset_peak()
     sold = acq.pandas_orders(bought) if before else bought
-    more = acq.read_inputs({}, notes["mapping"], sold, handover)
+    # the mapping's other tables (a marketing spend file: the costs section) when it names any
+    tables = report.open_tables(orders, notes) if notes["mapping"].tables else {}
+    more = acq.read_inputs(tables, notes["mapping"], sold, handover)
     ltv = acq.ltv_curves(sold, seg, econ, None)
     sec = acq.second_orders(sold, as_of)
     rates = acq.second_order_rates(sec)
@@ -83,6 +87,11 @@ def run(handover: str, before: str | None) -> None:
     attrs = more.attributes if more.attributes is not None else {}
     tables = {c: acq.attribute_value(attrs[c], sec, sold, seg, econ, dropout=False, m12=m12)
               for c in attrs}  # fmt: skip
+    costs = (  # cell 27: cost per acquisition, payback (value_by_age per channel)
+        acq.acquisition_costs(more.spend, more.channel, seg, sold, econ, ltv.values)
+        if more.spend is not None and more.channel is not None
+        else None
+    )
     w2, c2 = time.perf_counter(), time.process_time()
     print(f"sections: {w2 - w1:.1f} s wall, {c2 - c1:.1f} s CPU, peak {_peak_mb():.0f} MB "
           f"({'before: purchases collected' if before else 'after: reduced in the engine'})")  # fmt: skip
@@ -91,6 +100,9 @@ def run(handover: str, before: str | None) -> None:
           f"KM median {km['median_days']}, order 2 mean {by_number['mean'].iloc[1]:.6f}, "
           f"mean 12-month margin {float(__import__('numpy').nanmean(m12)):.6f}, "
           f"attributes {list(tables)}")  # fmt: skip
+    if costs is not None:
+        print("check: costs " + ", ".join(f"{k} {v.shape}" for k, v in costs.items()
+                                           if hasattr(v, "shape")))  # fmt: skip
 
 
 def main() -> None:

@@ -23,7 +23,9 @@ The orders (`bought`: the purchases, a pandas DataFrame or the engine's Ibis tab
 by the engine's expressions (:mod:`helpers.report.engine`: ``first_orders``, ``value_by_number``,
 ``customer_discounts``, ``cumulative_margin``, ``value_by_age``) to one row per customer or per
 group; a DataFrame runs through the same expressions on an in-memory DuckDB, so the orders are
-never collected and each computation has one definition (issues 28 and 31).
+never collected and each computation has one definition (issues 28 and 31). The numbered orders
+are reduced per customer in one pass, once per report, and the margins by age once
+(:func:`helpers.report.engine.customer_table`, ``_monthly_margins``): every view below reuses them.
 
 Optional inputs, named in the mapping's ``tables`` (:mod:`helpers.report.extra_tables`, read and
 checked before anything runs; :func:`read_inputs`): a customer file with attributes

@@ -891,22 +891,58 @@ def mapping_rules(
 # DataFrame runs through the same expressions on an in-memory DuckDB (section_table), so each
 # computation has one definition; tests/report/test_sections_engine.py holds them equal to the
 # pandas computations they replaced.
+# One pass: the orders are numbered (one window) and reduced per customer once per report
+# (customer_table: first and second order, first-order values, discounts, the sums by order
+# number); the margins by age are summed once per (customer, age) and kept for the views that
+# ask for the same customers (_monthly_margins). Both are kept per orders object (_memo).
+
+
+# What the sections compute once per orders object (one report's `bought` or `orders`): the
+# pandas frame's in-memory table (registered with DuckDB once, not once per reduction) and the
+# one pass of numbered orders reduced per customer (customer_table). Keyed by the object's
+# identity (and, for a DataFrame, its length and columns), the MEMO_SIZE most recent kept.
+MEMO_SIZE = 4
+_MEMO: dict[int, tuple[object, tuple, dict]] = {}
+
+
+def _memo(orders: ir.Table | pd.DataFrame) -> dict:
+    """The cache of what has been computed from `orders` (this very object), created empty."""
+    stamp = (len(orders), tuple(orders.columns)) if isinstance(orders, pd.DataFrame) else ()
+    hit = _MEMO.pop(id(orders), None)
+    if hit is None or hit[0] is not orders or hit[1] != stamp:
+        hit = (orders, stamp, {})
+    _MEMO[id(orders)] = hit  # the most recent last
+    while len(_MEMO) > MEMO_SIZE:
+        del _MEMO[next(iter(_MEMO))]
+    return hit[2]
+
+
+def forget(orders: ir.Table | pd.DataFrame | None = None) -> None:
+    """Drop what was computed from `orders` (all objects when None): needed only when a
+    DataFrame's values are changed in place after a section used it."""
+    if orders is None:
+        _MEMO.clear()
+    else:
+        _MEMO.pop(id(orders), None)
 
 
 def section_table(orders: ir.Table | pd.DataFrame, columns: list[str] | None = None) -> ir.Table:
     """An Ibis table of `orders` (an Ibis table as it is; a pandas DataFrame as an in-memory
-    DuckDB table of its `columns`, default all) with ``customer_id`` as text (the ids the
-    sections index by: ``seg.index.astype(str)``)."""
+    DuckDB table, made and registered once per DataFrame) of its `columns` (default all) with
+    ``customer_id`` as text (the ids the sections index by: ``seg.index.astype(str)``)."""
     if isinstance(orders, ir.Table):
         t = orders if columns is None else orders.select(columns)
-    else:
-        df = orders if columns is None else orders[columns]
-        df = df.assign(customer_id=df["customer_id"].astype(str).to_numpy(object))
+        return t.mutate(customer_id=t.customer_id.cast("string"))
+    memo = _memo(orders)
+    if "table" not in memo:
+        df = orders.assign(customer_id=orders["customer_id"].astype(str).to_numpy(object))
         for c in df.columns:  # categories (the customer ids, an attribute) as plain text
             if isinstance(df[c].dtype, pd.CategoricalDtype):
                 df[c] = df[c].astype(str).to_numpy(object)
         t = ibis.memtable(df.reset_index(drop=True))
-    return t.mutate(customer_id=t.customer_id.cast("string"))
+        memo["table"] = t.mutate(customer_id=t.customer_id.cast("string"))
+    t = memo["table"]
+    return t if columns is None else t.select(columns)
 
 
 def _order_keys(t: ir.Table) -> list[ir.Value]:
@@ -937,6 +973,72 @@ def _flag(condition: ir.BooleanValue, dtype: str) -> ir.NumericValue:
     return condition.ifelse(1, 0).cast(dtype)
 
 
+TOP_NUMBER = 5  # order numbers from this one on are pooled (value_by_number's rows)
+_ORDER_KEYS = ("customer_id", "order_date", "order_id", "amount")  # not first-order attributes
+
+
+def _customers_of_numbered(orders: ir.Table | pd.DataFrame, top: int) -> ir.Table:
+    """The one pass: the orders numbered once (:func:`numbered_orders`, one window) and reduced
+    to one row per customer (sorted by ``customer_id``): ``_first`` and ``_second`` (the times of
+    orders 1 and 2), ``_orders`` (their count), for each n = 1..`top` ``_s{n}`` and ``_q{n}``
+    (sum of amount and of amount^2 over the orders numbered n, the last pooling n >= `top`);
+    with a ``discount`` column ``_used`` (orders with discount > 0; a missing one is 0),
+    ``_discount`` (its sum) and ``_first_used``; and every other column's value on the first
+    order (a boolean through 0/1: the max of one value). Backend-neutral Ibis."""
+    t = numbered_orders(orders)
+    one = t.number == 1
+    n = ibis.least(t.number, top)
+    a = t.amount.cast("float64")
+    agg = {"_first": t.order_date.min(), "_second": t.order_date.max(where=t.number == 2),
+           "_orders": t.count()}  # fmt: skip
+    for k in range(1, top + 1):
+        agg[f"_s{k}"] = a.sum(where=n == k)
+        agg[f"_q{k}"] = (a * a).sum(where=n == k)
+    if "discount" in t.columns:
+        d = t.discount.cast("float64").fill_null(0.0)
+        used = _flag(d > 0, "int64")
+        agg |= {"_used": used.sum(), "_discount": d.sum(), "_first_used": used.max(where=one)}
+    for c in t.columns:
+        if c not in _ORDER_KEYS and c != "number":
+            agg[c] = (_flag(t[c], "int8") if t[c].type().is_boolean() else t[c]).max(where=one)
+    return t.group_by("customer_id").agg(**agg).order_by("customer_id")
+
+
+def customer_table(orders: ir.Table | pd.DataFrame, top: int = TOP_NUMBER) -> pd.DataFrame:
+    """Per customer (index ``customer_id``, text, sorted), from ONE pass over the orders
+    (:func:`_customers_of_numbered`: one window, one query), computed once per orders object
+    (:func:`_memo`) and reused by every section (:func:`first_orders`,
+    :func:`value_by_number`, :func:`customer_discounts`, and through them the second orders,
+    the first-order attributes and the covariate model's): ``first``, ``second`` (NaT without
+    one), ``orders``, the sums ``_s{n}``/``_q{n}``, the discount columns when mapped and each
+    other column's value on the first order (text as categories, booleans as pandas booleans):
+    a few numbers and codes per customer, nothing per order."""
+    memo = _memo(orders)
+    key = ("customers", top)
+    if key not in memo:
+        expr = _customers_of_numbered(orders, top)
+        flags = [c for c, ty in section_table(orders).schema().items()
+                 if ty.is_boolean() and c not in _ORDER_KEYS]  # fmt: skip
+        at = expr.to_pyarrow()
+        text = (pa.types.is_string, pa.types.is_large_string)
+        at = pa.table({  # the attributes' text as categories (a code per customer)
+            name: col.dictionary_encode()
+            if name != "customer_id" and any(f(col.type) for f in text) else col
+            for name, col in zip(at.column_names, at.columns, strict=True)
+        })  # fmt: skip
+        df = at.to_pandas().rename(columns={"_first": "first", "_second": "second",
+                                             "_orders": "orders"})  # fmt: skip
+        for c in ("first", "second"):
+            df[c] = pd.to_datetime(df[c]).astype("datetime64[ns]")
+        for c in flags:
+            df[c] = df[c].astype("Int8").astype("boolean")
+        df["orders"] = df["orders"].astype(np.int64)
+        sums = [c for c in df.columns if c[:2] in ("_s", "_q")]
+        memo[("by_number", top)] = _by_number(df, top)  # then the sums per customer go
+        memo[key] = df.drop(columns=sums).set_index("customer_id")
+    return memo[key]
+
+
 def first_orders(
     orders: ir.Table | pd.DataFrame,
     as_of: str | pd.Timestamp | None = None,
@@ -944,56 +1046,67 @@ def first_orders(
 ) -> pd.DataFrame:
     """Per customer (index ``customer_id``, text, sorted): ``first`` and ``second`` (the times of
     the first and second orders, :func:`numbered_orders`; NaT without a second) and the first
-    order's value of each of `columns` (at the same instant: the smallest ``order_id``)."""
-    t = numbered_orders(orders, as_of)
-    t = t.filter(t.number <= 2)
-    one = t.number == 1
-    flags = [c for c in columns if t[c].type().is_boolean()]
-    agg = {"_first": t.order_date.min(), "_second": t.order_date.max(where=t.number == 2)}
-    for c in columns:  # the one first order's value (a boolean through 0/1: max of one value)
-        agg[c] = (_flag(t[c], "int8") if c in flags else t[c]).max(where=one)
-    df = t.group_by("customer_id").agg(**agg).order_by("customer_id").to_pandas()
-    df = df.rename(columns={"_first": "first", "_second": "second"})
-    for c in ("first", "second"):
-        df[c] = pd.to_datetime(df[c]).astype("datetime64[ns]")
-    for c in flags:
-        df[c] = df[c].astype("Int8").astype("boolean")
-    return df.set_index("customer_id")
+    order's value of each of `columns` (at the same instant: the smallest ``order_id``), over
+    the orders up to the end of the as-of day when `as_of` is given. From the one pass
+    (:func:`customer_table`): the orders after the as-of day come after every earlier order in
+    the numbering, so dropping them drops the customers whose first order is later and the
+    second orders that are later, and changes no other number."""
+    df = customer_table(orders)[["first", "second", *columns]]
+    if as_of is not None:
+        end = periods.as_of_end(as_of)
+        df = df[df["first"] < end]
+        df = df.assign(second=df["second"].where(df["second"] < end))
+    return df.copy()
 
 
-def value_by_number(orders: ir.Table | pd.DataFrame, top: int = 5) -> pd.DataFrame:
+def _number_sums(ct: pd.DataFrame, keep: np.ndarray, top: int) -> pd.DataFrame:
+    """Over the customers `keep` of :func:`customer_table`: per order number n = 1..`top` the
+    count N, the sum S and the sum of squares Q of the orders' amounts (n = `top`: all later)."""
+    cnt = ct["orders"].to_numpy(np.int64)[keep]
+    n = np.arange(1, top + 1)
+    N = (cnt[:, None] >= n[None, :]).sum(axis=0)
+    N[-1] = np.clip(cnt - top + 1, 0, None).sum()
+    S = np.array([np.nansum(ct[f"_s{k}"].to_numpy(float)[keep]) for k in n])
+    Q = np.array([np.nansum(ct[f"_q{k}"].to_numpy(float)[keep]) for k in n])
+    return pd.DataFrame({"N": N, "S": S, "Q": Q}, index=pd.Index(n, name="n"))
+
+
+def value_by_number(orders: ir.Table | pd.DataFrame, top: int = TOP_NUMBER) -> pd.DataFrame:
     """Order amounts by order number n = min(number, `top`) (:func:`numbered_orders`): per n
     ``orders``, ``mean`` and ``std`` (sample, ddof 1) of all orders, and ``same_customers`` and
-    ``mean_same`` of the orders of customers with at least three (n <= 3). Index: n."""
-    t = numbered_orders(orders)
-    t = t.mutate(
-        n=ibis.least(t.number, top),
-        a=t.amount.cast("float64"),
-        orders_of_customer=t.customer_id.count().over(ibis.window(group_by="customer_id")),
-    )
-    every = t.group_by("n").agg(orders=t.count(), mean=t.a.mean(), std=t.a.std(how="sample"))
-    s = t.filter((t.orders_of_customer >= 3) & (t.n <= 3))
-    same = s.group_by("n").agg(same_customers=s.count(), mean_same=s.a.mean())
-    df = every.to_pandas().set_index("n").sort_index()
-    return df.join(same.to_pandas().set_index("n"))
+    ``mean_same`` of the orders of customers with at least three (n <= 3). Index: n.
+    From the one pass's per-customer sums (:func:`customer_table`): N = orders numbered n,
+    mean = S / N, std = sqrt((Q - S^2 / N) / (N - 1)) (NaN for N < 2)."""
+    customer_table(orders, top)  # the one pass, once
+    return _memo(orders)[("by_number", top)].copy()
+
+
+def _by_number(ct: pd.DataFrame, top: int) -> pd.DataFrame:
+    """:func:`value_by_number` from the one pass's customers (with their sums ``_s{n}``,
+    ``_q{n}``)."""
+    every = _number_sums(ct, np.ones(len(ct), bool), top)
+    every = every[every["N"] > 0]
+    N = every["N"].to_numpy(float)
+    mean = every["S"].to_numpy() / N
+    with np.errstate(invalid="ignore", divide="ignore"):
+        var = np.clip(every["Q"].to_numpy() - N * mean**2, 0, None) / (N - 1)
+    std = np.where(N > 1, np.sqrt(var), np.nan)
+    df = pd.DataFrame({"orders": every["N"].astype(np.int64), "mean": mean, "std": std},
+                      index=every.index)  # fmt: skip
+    same = _number_sums(ct, ct["orders"].to_numpy() >= 3, top)
+    same = same[(same["N"] > 0) & (same.index <= 3)]
+    return df.join(pd.DataFrame({"same_customers": same["N"], "mean_same": same["S"] / same["N"]}))
 
 
 def customer_discounts(orders: ir.Table | pd.DataFrame) -> pd.DataFrame:
-    """Per customer (index ``customer_id``, text, sorted): ``orders``, ``used`` (orders with a
-    discount > 0), ``discount`` (their sum; a missing discount is 0) and ``first`` (the first
-    order, :func:`numbered_orders`, used one)."""
-    t = numbered_orders(orders)
-    d = t.discount.cast("float64").fill_null(0.0)
-    used = _flag(d > 0, "int64")
-    df = (
-        t.group_by("customer_id")
-        .agg(
-            orders=t.count(), used=used.sum(), discount=d.sum(), first=used.max(where=t.number == 1)
-        )  # fmt: skip
-        .order_by("customer_id")
-        .to_pandas()
-        .set_index("customer_id")
-    )
+    """Per customer (index ``customer_id``, text, sorted): ``orders``, ``used`` (orders with
+    a discount > 0), ``discount`` (their sum; a missing discount is 0) and ``first`` (the first
+    order, :func:`numbered_orders`, used one). From the one pass (:func:`customer_table`)."""
+    ct = customer_table(orders)
+    if "_used" not in ct:
+        raise KeyError("the orders have no discount column")
+    df = ct[["orders", "_used", "_discount", "_first_used"]]
+    df = df.set_axis(["orders", "used", "discount", "first"], axis=1)
     return df.astype({"orders": np.int64, "used": np.int64, "first": bool})
 
 
@@ -1019,6 +1132,55 @@ def _margin_ages(
     return j.filter((j.age >= 0) & (j.age <= top) & (j.first_month + j.age <= last))
 
 
+def _monthly_margins(
+    orders: ir.Table | pd.DataFrame,
+    starts: pd.DataFrame,
+    last: int,
+    top: int,
+    margin_rate: float,
+    cost_per_order: float,
+) -> np.ndarray:
+    """Customers (the rows of `starts`, in order) x ages 0..`top`: each customer's margin
+    sum of m x amount - c over the orders of that age (:func:`_margin_ages`), 0 where none.
+    The engine sums each (customer, age) once and then spreads those cells over one row per
+    customer (one filtered sum per age over the cells, not over every order). A list of
+    (age, margin) structs per customer (Ibis ``collect``) was twice as fast on DuckDB, but
+    PostgreSQL's composite arrays do not come back through Arrow: plain sums run everywhere.
+
+    Kept per orders object (:func:`_memo`) for one `last` and economics: a later call for the
+    same customers (in the same order, with the same first months) and no more ages is answered
+    from it (the 12-month margin of the attributes' section and the payback curves of the costs'
+    section ask for the same customers and ages; on small data the LTV curves, which then take
+    every customer, answer both). Read-only: callers take sums into new arrays."""
+    memo = _memo(orders)
+    key = ("margins", int(last), float(margin_rate), float(cost_per_order))
+    ids = starts["customer_id"].to_numpy(object)
+    fm = starts["first_month"].to_numpy(np.int64)
+    hit = memo.get(key)
+    if (
+        hit is not None
+        and hit["top"] >= top
+        and np.array_equal(hit["fm"], fm)
+        and np.array_equal(hit["ids"], ids)
+    ):  # the same customers in the same order (no index built, no copy)
+        return hit["m"][:, : top + 1]
+    s = starts.reset_index(drop=True).assign(_i=np.arange(len(starts), dtype=np.int64))
+    j = _margin_ages(orders, s, last, top, margin_rate, cost_per_order)
+    cells = j.group_by(["_i", "age"]).agg(v=j.v.sum())
+    per = (
+        cells.group_by("_i")
+        .agg(**{f"m{k}": cells.v.sum(where=cells.age == k) for k in range(top + 1)})
+        .to_pyarrow()
+    )
+    out = np.zeros((len(s), top + 1))
+    rows = per["_i"].to_numpy()
+    for k in range(top + 1):
+        out[rows, k] = np.nan_to_num(per[f"m{k}"].to_numpy(zero_copy_only=False), nan=0.0)
+    out.flags.writeable = False
+    memo[key] = {"ids": ids, "fm": fm, "top": top, "m": out}
+    return out
+
+
 def cumulative_margin(
     orders: ir.Table | pd.DataFrame,
     first_month: pd.Series,
@@ -1031,15 +1193,17 @@ def cumulative_margin(
     `ages`: each customer's cumulative margin sum_{j <= k} sum of m x amount - c over the orders
     of age j (calendar months from the first month), NaN past the customer's observed age
     (first month + k > `last`, the last complete month). The engine returns one row per
-    customer with one column per age; customers without an order in range: 0."""
+    customer with its margin per age (:func:`_monthly_margins`), summed here over the ages;
+    customers without an order in range: 0."""
     ids = first_month.index.astype(str)
     starts = pd.DataFrame({"customer_id": ids.to_numpy(object),
                            "first_month": first_month.to_numpy(np.int64)})  # fmt: skip
-    j = _margin_ages(orders, starts, last, max(ages), margin_rate, cost_per_order)
-    agg = {f"c{k}": j.v.sum(where=j.age <= k) for k in ages}
-    df = j.group_by("customer_id").agg(**agg).to_pandas().set_index("customer_id")
-    cum = df.reindex(ids).to_numpy(float)
-    cum = np.nan_to_num(cum, nan=0.0)  # no order of that age or before: 0
+    seen = starts["first_month"].to_numpy() <= last  # the others: no age observed (all NaN)
+    cum = np.zeros((len(starts), max(ages) + 1))
+    if seen.any():
+        cum[seen] = _monthly_margins(orders, starts[seen], last, max(ages), margin_rate,
+                                     cost_per_order)  # fmt: skip
+    cum = np.cumsum(cum, axis=1, out=cum)[:, ages]
     observed = last - starts["first_month"].to_numpy()
     cum[np.asarray(ages)[None, :] > observed[:, None]] = np.nan
     return pd.DataFrame(cum, index=ids.rename("customer_id"), columns=pd.Index(ages, name="age"))
@@ -1056,10 +1220,11 @@ def value_by_age(
     level: float = 0.95,
 ) -> pd.DataFrame:
     """:func:`helpers.cohorts.value_by_age` of the orders' margins m x amount - c (undiscounted),
-    per group (`groups`: customer_id -> group, the same index as `first_month`), from sums the
-    engine returns per (group, first month): for each age k, S1 = sum_i V_i(k) and
-    S2 = sum_i V_i(k)^2 over the customers i with an order (the others add 0). The customers of
-    one first month are all observed to the same age, so per group and age
+    per group (`groups`: customer_id -> group, the same index as `first_month`), from sums per
+    (group, first month) of each customer's cumulative margin V_i(k) (the engine's margin per
+    customer and age, :func:`_monthly_margins`, summed over the ages here): for each age k,
+    S1 = sum_i V_i(k) and S2 = sum_i V_i(k)^2 (customers without an order add 0). The customers
+    of one first month are all observed to the same age, so per group and age
     n = customers of the first months observed at k, V = S1 / n and
     se = sqrt((S2 - n V^2) / (n - 1) / n) (the sample standard deviation, ddof 1).
     Returns ``group``, ``age``, ``customers``, ``value``, ``se``, ``ci_low``, ``ci_high``."""
@@ -1071,20 +1236,19 @@ def value_by_age(
     starts = pd.DataFrame({"customer_id": ids.to_numpy(object)[keep], "first_month": fm[keep],
                            "grp": groups.to_numpy(object)[keep]})  # fmt: skip
     ages = list(range(max_age + 1))
-    j = _margin_ages(orders, starts, last, max_age, margin_rate, cost_per_order)
-    per = j.group_by(["customer_id", "grp", "first_month"]).agg(
-        **{f"c{k}": j.v.sum(where=j.age <= k).fill_null(0.0) for k in ages}
-    )
-    sums = (
-        per.group_by(["grp", "first_month"])
-        .agg(
-            **{f"s{k}": per[f"c{k}"].sum() for k in ages},
-            **{f"q{k}": (per[f"c{k}"] * per[f"c{k}"]).sum() for k in ages},
-        )  # fmt: skip
-        .to_pandas()
-    )
-    n = starts.groupby(["grp", "first_month"]).size().rename("n").reset_index()
-    cells = n.merge(sums, on=["grp", "first_month"], how="left").fillna(0.0)
+    cum = np.cumsum(_monthly_margins(orders, starts[["customer_id", "first_month"]], last,
+                                     max_age, margin_rate, cost_per_order), axis=1)  # fmt: skip
+    # per (group, first month): n, S1 and S2 of each age (a customer without a group: left out)
+    ok = starts["grp"].notna().to_numpy()
+    key = pd.MultiIndex.from_arrays([starts["grp"][ok], starts["first_month"][ok]])
+    code, cell = key.factorize()
+    cum = cum[ok]
+    size = len(cell)
+    cells = pd.DataFrame({"grp": cell.get_level_values(0), "first_month": cell.get_level_values(1),
+                          "n": np.bincount(code, minlength=size)})  # fmt: skip
+    for k in ages:
+        cells[f"s{k}"] = np.bincount(code, weights=cum[:, k], minlength=size)
+        cells[f"q{k}"] = np.bincount(code, weights=cum[:, k] ** 2, minlength=size)
     rows = []
     for k in ages:
         seen = cells[cells["first_month"] + k <= last]
@@ -1159,7 +1323,7 @@ def _events(events: pd.DataFrame, at: str) -> pd.DataFrame:
     """The events as the engine takes them: ``customer_id`` (text), ``_t`` (the time `at`) and
     ``_row`` (the position, to align the result)."""
     return pd.DataFrame({"customer_id": events["customer_id"].astype(str).to_numpy(object),
-                         "_t": pd.to_datetime(events[at]).to_numpy("datetime64[ns]"),
+                         "_t": pd.to_datetime(events[at], cache=False).to_numpy("datetime64[ns]"),
                          "_row": np.arange(len(events))})  # fmt: skip
 
 

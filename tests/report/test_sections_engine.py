@@ -379,3 +379,100 @@ def test_orders_at_the_same_instant_are_taken_in_the_order_of_their_ids():
     first = engine.first_orders(o, columns=("channel",))
     assert first["channel"].tolist() == ["web", "app"]
     assert (first["second"] == first["first"]).all()  # a second order at the same instant
+
+
+# --- the one pass (issues 28 and 31): the orders numbered once, reduced per customer once ---------
+
+
+def test_the_one_pass_gives_every_numbered_reduction_with_one_query(company, returned_rows):
+    """customer_table is one query over the numbered orders; the second orders, the first
+    orders' values, the order values by number and the discounts then come from it with no
+    further query, on both sides, equal to the pandas computations (the sample and seed 7)."""
+    ref_second = pandas_second_orders(company.bought, company.as_of)
+    ref_number = pandas_value_by_number(company.bought).rename_axis("n")
+    cols = ["channel", "discount", "returned"]
+    ref_first = pandas_first_values(company.bought, cols)
+    ref_disc = pandas_discounts(company.bought)
+    for bought in (company.sold, company.bought):
+        engine.forget(bought)
+        returned_rows.clear()
+        per = engine.customer_table(bought)
+        assert len(returned_rows) == 1 and returned_rows[0] == len(per) == len(ref_disc)
+        same(acq.second_orders(bought, company.as_of), ref_second)
+        same(engine.value_by_number(bought), ref_number)
+        got = engine.first_orders(bought, columns=tuple(cols))
+        assert got["channel"].astype(str).tolist() == ref_first["channel"].tolist()
+        np.testing.assert_allclose(got["discount"], ref_first["discount"], rtol=RTOL)
+        assert got["returned"].astype(bool).tolist() == ref_first["returned"].tolist()
+        same(engine.customer_discounts(bought), ref_disc)
+        acq.first_order_attributes(bought)
+        assert len(returned_rows) == 1  # everything above from the one pass
+        # no order's worth of columns is kept per customer: first-order values and a few counts
+        assert set(per.columns) == {"first", "second", "orders", "_used", "_discount",
+                                    "_first_used", *[c for c in bought.columns
+                                                     if c not in engine._ORDER_KEYS]}  # fmt: skip
+
+
+def test_the_equality_tests_fail_when_the_numbering_is_broken(small, monkeypatch):
+    """Numbering each customer's orders by amount instead of time (broken on purpose): the
+    one pass's second orders, first-order values and values by number no longer equal pandas."""
+    company = small
+    monkeypatch.setattr(engine, "_order_keys", lambda t: [t.amount.desc()])
+    for bought in (company.sold, company.bought):
+        engine.forget(bought)
+        with pytest.raises(AssertionError):
+            same(acq.second_orders(bought, company.as_of),
+                 pandas_second_orders(company.bought, company.as_of))  # fmt: skip
+        with pytest.raises(AssertionError):
+            same(
+                engine.value_by_number(bought),
+                pandas_value_by_number(company.bought).rename_axis("n"),
+            )
+        engine.forget(bought)
+    monkeypatch.undo()
+    same(engine.value_by_number(company.bought),
+         pandas_value_by_number(company.bought).rename_axis("n"))  # fmt: skip
+
+
+def test_the_pass_is_kept_per_orders_object_and_made_again_for_other_data():
+    """The cache holds one report's orders object: the same frame is not queried twice, a frame
+    with other rows (or a copy) gets its own pass, and forget drops it."""
+    o = pd.DataFrame(
+        {"order_id": ["1", "2", "3"], "customer_id": ["a", "a", "b"],
+         "order_date": pd.to_datetime(["2025-01-01", "2025-02-01", "2025-03-01"]),
+         "amount": [10.0, 20.0, 5.0]}
+    )  # fmt: skip
+    first = engine.customer_table(o)
+    assert engine.customer_table(o) is first
+    longer = pd.concat([o, o.iloc[[2]].assign(order_id="4", amount=7.0)], ignore_index=True)
+    assert engine.value_by_number(longer)["orders"].tolist() == [2, 2]
+    assert engine.value_by_number(o)["orders"].tolist() == [2, 1]
+    o.loc[3] = ["4", "b", pd.Timestamp("2025-04-01"), 7.0]  # grown in place: a new length
+    assert engine.value_by_number(o)["orders"].tolist() == [2, 2]
+    engine.forget(o)
+    assert engine.customer_table(o) is not first
+
+
+def test_the_margins_by_age_are_summed_once_for_the_curves_the_12_month_margin_and_payback(
+    small, returned_rows
+):
+    """After the LTV curves (every customer at this size, 36 months), the 12-month margin and
+    the payback curves ask the engine nothing more, and equal what a fresh query gives."""
+    company = small
+    seg, econ = company.seg, company.econ
+    spend = acq.spend_table(company.tables["marketing_spend"])
+    channel = acq.customer_attributes(company.tables["customers"])["acquisition_channel"]
+    ref = pandas_cum(company.bought, seg, econ, 12)[:, 11]
+    for bought in (company.sold, company.bought):
+        engine.forget(bought)
+        fresh = acq.acquisition_costs(spend, channel, seg, bought, econ, None)
+        engine.forget(bought)
+        returned_rows.clear()
+        acq.ltv_curves(bought, seg, econ)
+        asked = len(returned_rows)
+        m12 = acq.margin_12(bought, seg, econ)
+        costs = acq.acquisition_costs(spend, channel, seg, bought, econ, None)
+        assert len(returned_rows) == asked
+        np.testing.assert_allclose(m12, ref, rtol=RTOL)
+        for k in fresh:
+            same(costs[k], fresh[k])
