@@ -170,11 +170,11 @@ def _gone_moments(
     m = a + s
     gam, d = min(alpha, beta), abs(alpha - beta)
     k = np.broadcast_to(s + 1.0 if alpha <= beta else a, np.shape(x))
-    v_lo, v_hi = np.log(gam + tx), np.log(gam + T)
+    v_lo = np.log(gam + tx)
+    span = np.log1p((T - tx) / (gam + tx))  # v(T) - v(t_x), exact for T close to t_x
     l1_lo = np.log1p(d / (gam + tx))
     rate = m - k * d / (gam + tx + d)  # -d/dv of the log-integrand at t_x
-    cut = v_lo + _GL_CUT / np.where(rate > 0, rate, 1.0)
-    length = np.where(rate > 0, np.minimum(v_hi, cut), v_hi) - v_lo
+    length = np.where(rate > 0, np.minimum(span, _GL_CUT / np.where(rate > 0, rate, 1.0)), span)
     out = np.empty((5, len(x)))
     for i in range(0, len(x), _GL_BLOCK):
         b = slice(i, i + _GL_BLOCK)
