@@ -43,7 +43,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from scipy import integrate, optimize, special
+from scipy import integrate, special
 
 from helpers import btyd
 from helpers.btyd import ModelFit
@@ -518,8 +518,9 @@ def fit_pareto_nbd_covariates(
     dropout rate s / beta_i exp(delta' w_i) times; z_i the `purchase`, w_i the `dropout`
     covariates (numbers indexed like `summary`; dummy-code categories). Each customer's
     likelihood is the Pareto/NBD's (module docstring) at their alpha_i, beta_i, evaluated per
-    distinct covariate pattern; fitted as :func:`fit_pareto_nbd` (L-BFGS-B on numerical gradients,
-    then Newton steps, :func:`helpers.btyd.newton_polish`). Returns a :class:`ModelFit` (model
+    distinct covariate pattern; fitted as :func:`fit_pareto_nbd` (L-BFGS-B on the exact gradient,
+    then Newton steps: :func:`helpers.btyd.fit_log_params`; by the chain rule, d/dgamma =
+    -z_i dLL/dlog alpha_i and d/ddelta = -w_i dLL/dlog beta_i, :func:`_loglik_grad`). Returns a :class:`ModelFit` (model
     ``"Pareto/NBD+covariates"``) with r, alpha, s, beta (all covariates 0) and per covariate
     ``rate_multiplier[name]`` = exp(gamma), ``dropout_multiplier[name]`` = exp(delta), Wald CIs
     on the log scale. Without covariates it is :func:`fit_pareto_nbd`."""
@@ -534,40 +535,37 @@ def fit_pareto_nbd_covariates(
         (pattern[g, :kz], pattern[g, kz:], np.flatnonzero(inv == g)) for g in range(len(pattern))
     ]
 
-    def nll(theta: np.ndarray) -> float:
+    def nll_grad(theta: np.ndarray) -> tuple[float, np.ndarray]:
         r, alpha, s, beta = np.exp(theta[:4])
         gam, dlt = theta[4 : 4 + kz], theta[4 + kz :]
-        total = 0.0
+        total, grad = 0.0, np.zeros(len(theta))
         for z, w, rows in groups:
             a_g, b_g = alpha * np.exp(-(gam @ z)), beta * np.exp(-(dlt @ w))
-            total -= float(_loglik(x[rows], tx[rows], T[rows], r, a_g, s, b_g).sum())
-        return total
+            ll, g = _loglik_grad(x[rows], tx[rows], T[rows], r, a_g, s, b_g)
+            g = g.sum(axis=0)  # in log r, log alpha_g, log s, log beta_g
+            total -= float(ll.sum())
+            grad[:4] -= g
+            grad[4 : 4 + kz] += z * g[1]
+            grad[4 + kz :] += w * g[3]
+        if not (np.isfinite(total) and np.all(np.isfinite(grad))):  # far off: a finite penalty
+            return 1e30, np.zeros(len(theta))
+        return total, grad
+
+    def nll(theta: np.ndarray) -> float:
+        return nll_grad(theta)[0]
 
     n = len(x)
-
-    def mean_nll(theta: np.ndarray) -> float:
-        value = nll(theta) / n
-        return value if np.isfinite(value) else 1e10
-
     rate = max(float(x.mean()), 0.05) / float(T.mean())
     x0 = np.concatenate([np.log([1.0, 1.0 / rate, 1.0, float(T.mean())]), np.zeros(kz + kw)])
-    bounds = [(-15.0, 15.0)] * 4 + [(-5.0, 5.0)] * (kz + kw)
-    tight = {"ftol": 1e-13, "gtol": 1e-9}
-    res = optimize.minimize(mean_nll, x0, method="L-BFGS-B", bounds=bounds, options=tight)
-    res2 = optimize.minimize(mean_nll, res.x, method="L-BFGS-B", bounds=bounds, options=tight)
-    if res2.fun < res.fun:
-        res = res2
-    theta, value, hess = btyd.newton_polish(nll, res.x)
-    try:
-        cov = np.linalg.inv(hess)
-    except np.linalg.LinAlgError:
-        cov = np.full((len(theta), len(theta)), np.nan)
     names = ["r", "alpha", "s", "beta"]
     names += [f"rate_multiplier[{c}]" for c in (purchase.columns if kz else [])]
     names += [f"dropout_multiplier[{c}]" for c in (dropout.columns if kw else [])]
-    params = dict(zip(names, np.exp(theta).tolist(), strict=True))
-    converged = bool(res.success) and bool(np.all(np.abs(theta[:4]) < 14.9))
-    fit = ModelFit("Pareto/NBD+covariates", params, -value, n, unit, cov, converged)
+    fit = btyd.fit_log_params(
+        nll, x0, names, "Pareto/NBD+covariates", n, unit, nll_grad, newton_steps=2
+    )
+    fit.converged = fit.converged and bool(
+        np.all(np.abs(np.log(list(fit.params.values())[:4])) < 14.9)
+    )
     fit.extra.update(
         purchase_covariates=list(purchase.columns) if kz else [],
         dropout_covariates=list(dropout.columns) if kw else [],
