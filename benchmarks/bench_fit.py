@@ -4,6 +4,10 @@ fits on one row per customer, in the same run, at 1M and 10M customers.
 Run:  .venv/bin/python benchmarks/bench_fit.py [--customers 1000000 10000000]
           [--resolutions s D] [--models BG/NBD MBG/NBD Gamma-Gamma Pareto/NBD]
           [--per-customer-max 10000000] [--pareto-per-customer-max 1000000] [--workdir DIR]
+      .venv/bin/python benchmarks/bench_fit.py --pareto-before main --side both --customers 200000
+          (the Pareto/NBD fit of this tree against `git show main:helpers/pareto_nbd.py`, loaded as
+          a module beside it; `--side after` / `--side before` fits one of them, for whole-process
+          pairs under /usr/bin/time -v: CPU seconds, evaluations of the likelihood, the optimum)
 
 Data: the customers of ``bench_report.py``'s export (:data:`bench_report.BTYD`: the sample
 company's BG/NBD and Gamma-Gamma processes with shorter gaps and rarer dropout, about 10 orders a
@@ -110,6 +114,59 @@ def timed_fit(name: str, data: pd.DataFrame, per_customer: bool) -> tuple[btyd.M
         btyd.distinct_rows = grouping
 
 
+def _module_at(ref: str, workdir: Path):
+    """helpers/pareto_nbd.py as it is at git `ref`, imported as a module of its own."""
+    import importlib.util
+    import subprocess
+
+    path = workdir / f"pareto_nbd_{ref.replace('/', '_')}.py"
+    text = subprocess.run(
+        ["git", "-C", str(ROOT), "show", f"{ref}:helpers/pareto_nbd.py"],
+        check=True, capture_output=True, text=True,
+    ).stdout  # fmt: skip
+    path.write_text(text)
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def pareto_pair(data: pd.DataFrame, ref: str, side: str, workdir: Path) -> None:
+    """The Pareto/NBD fit after (this tree) and before (`ref`) on the same summary: CPU seconds
+    of the fit (process time), evaluations of the likelihood (the per-row function the objective
+    calls: ``_loglik_grad`` after, ``_loglik`` before), the optimum and its log-likelihood by this
+    tree's quadrature (the same yardstick for both: the 2F1 form overflows on some heavy buyers at
+    a large s), and the gradient's norm there."""
+    fits = {}
+    sides = ["after", "before"] if side == "both" else [side]
+    for name in sides:
+        module = pareto_nbd if name == "after" else _module_at(ref, workdir)
+        counted = "_loglik_grad" if hasattr(module, "_loglik_grad") else "_loglik"
+        inner, calls = getattr(module, counted), [0]
+
+        def counting(*a, inner=inner, calls=calls, **k):
+            calls[0] += 1
+            return inner(*a, **k)
+
+        setattr(module, counted, counting)
+        gc.collect()
+        t0, w0 = time.process_time(), time.perf_counter()
+        fit = module.fit_pareto_nbd(data)
+        cpu, wall = time.process_time() - t0, time.perf_counter() - w0
+        setattr(module, counted, inner)
+        x, tx, T = (data[c].to_numpy(dtype=float) for c in ("frequency", "recency", "T"))
+        ll, grad = pareto_nbd._loglik_grad(x, tx, T, *fit.params.values())
+        fits[name] = fit
+        print(f"{name:>6} ({'this tree' if name == 'after' else ref}): {len(data):,} customers, "
+              f"fit {cpu:.1f} s CPU ({wall:.1f} s wall), {calls[0]} evaluations of {counted}; "
+              f"r={fit.r:.8g} alpha={fit.alpha:.8g} s={fit.s:.8g} beta={fit.beta:.8g}; "
+              f"LL {ll.sum():.6f}; |gradient| {np.linalg.norm(grad.sum(axis=0)):.2e}",
+              flush=True)  # fmt: skip
+    if len(fits) == 2:
+        a, b = (np.array(list(f.params.values())) for f in fits.values())
+        print(f"max relative difference of the parameters: {np.max(np.abs(a / b - 1)):.2e}")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--customers", type=int, nargs="+", default=[1_000_000, 10_000_000])
@@ -130,9 +187,23 @@ def main(argv: list[str] | None = None) -> int:
         help="the Pareto/NBD per customer (numerical gradients) up to this many",
     )
     ap.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "bench_fit")
+    ap.add_argument(
+        "--pareto-before",
+        metavar="REF",
+        help="the Pareto/NBD fit against helpers/pareto_nbd.py at git REF",
+    )
+    ap.add_argument("--side", choices=["both", "after", "before"], default="both")
     args = ap.parse_args(argv)  # fmt: skip
     args.workdir.mkdir(parents=True, exist_ok=True)
     print(machine())
+    if args.pareto_before:
+        for n in args.customers:
+            # the first n customers of the (cached) 1M-customer block
+            s = summary(max(n, BLOCK), args.workdir, args.resolutions[0]).iloc[:n]
+            s.attrs.update(time_unit="W", resolution=args.resolutions[0])
+            pareto_pair(s, args.pareto_before, args.side, args.workdir)
+        print(f"peak RSS of the process: {peak_rss_mb():,.0f} MB")
+        return 0
     print(f"{'customers':>11} {'res':>3} {'model':<11} {'patterns':>11} {'distinct':>9} "
           f"{'fit (distinct rows)':>20} {'fit (per customer)':>19} {'ratio':>6} {'max rel diff':>12}")  # fmt: skip
     for n in args.customers:
