@@ -153,11 +153,10 @@ def _build(data, mapping, name, target, root, client, language, engine, stage, p
             env[sources.SOURCE_ENV] = url
         try:
             with stage("analyse (notebook 08)", n_orders), follow(handover / "stages", progress):
-                run.execute(NOTEBOOK, tmp, params, env=env)
+                run.execute(NOTEBOOK, tmp, params, env=env, html_report=False)  # below, titled
         except run.RunError as err:
             raise ReportError(str(err)) from None
         (tmp / NOTEBOOK.name).rename(tmp / "report.ipynb")
-        (tmp / f"{NOTEBOOK.stem}.html").unlink()
         metrics = tmp / f"{NOTEBOOK.stem}.metrics.json"
         if not metrics.exists():
             raise ReportError(f"{NOTEBOOK.name} did not record its metrics")
