@@ -18,6 +18,7 @@ from helpers.report.analysis import EXPORTS_ENV, SALT_ENV
 from helpers.report.mapping import load_mapping
 from helpers.report.orders import (
     check_enough_data,
+    close_orders,
     order_count,
     read_client_tables,
     read_orders,
@@ -135,9 +136,9 @@ def _build(data, mapping, name, target, root, client, language, engine, stage, p
             del tables
         if url:  # the notes only: the notebook opens the table where it is
             validated = save_warehouse(notes, handover / "orders.warehouse.json")
-            orders._find_backend().disconnect()  # DuckDB's buffers go before the kernel starts
         else:
             validated = save_validated(orders, notes, handover / "orders.arrow")
+        close_orders(orders)  # DuckDB's buffers go before the kernel starts
         del orders  # the notebook's kernel holds the table from here on
         release_memory()
         params = {  # a table's data_path: its source without the password

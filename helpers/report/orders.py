@@ -407,6 +407,16 @@ def read_orders(
     return read_client_orders(path, mapping)
 
 
+def close_orders(orders: pd.DataFrame | Any) -> None:
+    """Close the engine's connection behind `orders` (an Ibis table: DuckDB's buffers holding the
+    validated table, or a database's connection); nothing for a DataFrame. The report command
+    calls it once the hand-over is written, before the notebook's kernel starts: its process
+    then waits without the table beside the kernel's copy (at 10M rows, DuckDB's buffers up to
+    :func:`helpers.report.engine.memory_limit`)."""
+    if not isinstance(orders, pd.DataFrame):
+        orders._find_backend().disconnect()
+
+
 def order_count(orders: pd.DataFrame | Any) -> int:
     """Rows of a DataFrame or of the engine's table."""
     if isinstance(orders, pd.DataFrame):

@@ -262,3 +262,36 @@ def test_the_notebook_is_rendered_to_html_once(tmp_path, monkeypatch, capsys):
     _, data, mapping = small_client(tmp_path)
     rc, _, _ = run_cli(cli_args(data, mapping, "acme", tmp_path / "reports"), capsys)
     assert rc == 1 and seen.get("html_report") is False
+
+
+def test_the_engines_connection_is_closed_before_the_notebook_runs(tmp_path, monkeypatch, capsys):
+    """The report command's DuckDB (the validated table read in the engine) is closed before the
+    kernel starts: its buffers are not held beside the kernel's while the notebook runs."""
+    import duckdb
+
+    from helpers import run
+    from helpers.report import engine
+
+    opened, alive = [], []
+    connect = engine.connect
+
+    def recorded(*args, **kwargs):
+        opened.append(connect(*args, **kwargs))
+        return opened[-1]
+
+    def stop(notebook, out_dir, parameters, **_):
+        for con in opened:
+            try:
+                con.con.execute("SELECT 1")
+                alive.append(con)
+            except duckdb.ConnectionException:
+                pass
+        raise run.RunError(f"{notebook.name} failed in cell 1: stopped by the test")
+
+    monkeypatch.setattr(engine, "connect", recorded)
+    monkeypatch.setattr(run, "execute", stop)
+    _, data, mapping = small_client(tmp_path)
+    args = [*cli_args(data, mapping, "acme", tmp_path / "reports"), "--engine", "duckdb"]
+    rc, _, err = run_cli(args, capsys)
+    assert rc == 1 and "stopped by the test" in err
+    assert opened and not alive
