@@ -295,3 +295,26 @@ def test_the_engines_connection_is_closed_before_the_notebook_runs(tmp_path, mon
     rc, _, err = run_cli(args, capsys)
     assert rc == 1 and "stopped by the test" in err
     assert opened and not alive
+
+
+def test_a_small_file_is_read_by_pandas_and_hands_over_the_same_table(tmp_path):
+    """Under ``PANDAS_MAX_BYTES`` the report command reads the orders with the pandas reader
+    (quicker there); the notebook receives the same table and notes as from the DuckDB reader."""
+    import pandas as pd
+
+    from helpers.report import orders
+    from helpers.report.mapping import load_mapping
+    from tests.report.clients import ORDERS
+
+    spec = load_mapping(SAMPLE_MAPPING)
+    assert ORDERS.stat().st_size < orders.PANDAS_MAX_BYTES
+    got = orders.read_orders(ORDERS, spec)
+    fast = orders.read_client_orders(ORDERS, spec, "duckdb")
+    assert got[1]["reader"] == "pandas" and fast[1]["reader"] == "duckdb"
+    opened = []
+    for name, (table, notes) in {"pandas": got, "duckdb": fast}.items():
+        path = orders.save_validated(table, notes, tmp_path / f"{name}.arrow")
+        opened.append(orders.open_orders(path, "pandas"))
+    (a, notes_a), (b, notes_b) = opened
+    pd.testing.assert_frame_equal(a, b)
+    assert {**notes_a, "reader": ""} == {**notes_b, "reader": ""}
