@@ -3,7 +3,7 @@ alternately -- the paired comparison of "not slower than before" (issue 28: <= 1
 <= 1.05).
 
 Run:  .venv/bin/python benchmarks/bench_bundled_pairs.py --tree NAME=DIR [--tree NAME=DIR ...]
-                                                         [--rounds 5] [--out FILE]
+                                                         [--rounds 5]
 
 Each tree (a checkout or ``git archive`` of a commit, e.g. ``git archive 56f6080 | tar -x -C
 /tmp/base56``) runs ``python -m helpers.report --data datasets/orders.csv --mapping

@@ -36,15 +36,18 @@ score: P(no order in the next tau days) under the BG/NBD (:func:`prob_no_purchas
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-from lifelines import CoxPHFitter, CoxTimeVaryingFitter, KaplanMeierFitter
-from lifelines.statistics import multivariate_logrank_test, proportional_hazard_test
 from scipy import stats
 
 from helpers import periods
 from helpers.stats import NPS_CATEGORIES, bootstrap_comparison, nps_category, orders_after
+
+if TYPE_CHECKING:  # lifelines is imported where it is used: the report's definitions (order gaps)
+    # use none of it (0.2-0.3 s of the report kernel's start)
+    from lifelines import CoxPHFitter, CoxTimeVaryingFitter, KaplanMeierFitter
 
 __all__ = [
     "km_summary",
@@ -92,6 +95,7 @@ def km_summary(
     ``median`` (the first t with S(t) <= 0.5; inf if the curve never gets there) and its
     confidence limits, and S(t) at each of `times` (columns ``S(t)``). The fitted
     ``KaplanMeierFitter`` objects (with Greenwood bands, ``alpha``) are in ``attrs["fits"]``."""
+    from lifelines import KaplanMeierFitter
     from lifelines.utils import median_survival_times
 
     groups = [("all", df)] if by is None else list(df.groupby(by, sort=True))
@@ -120,6 +124,8 @@ def logrank(df: pd.DataFrame, duration_col: str, event_col: str, by: str) -> dic
     """Log-rank test of equal hazards across the groups of `by` (Mantel 1966; lifelines'
     ``multivariate_logrank_test``): chi-squared ``statistic`` on ``df`` = groups - 1 degrees of
     freedom and its ``p_value``."""
+    from lifelines.statistics import multivariate_logrank_test
+
     res = multivariate_logrank_test(df[duration_col], df[by], df[event_col])
     return {
         "statistic": float(res.test_statistic),
@@ -135,6 +141,8 @@ def censoring_bias(
     (censored customers removed: the share of churners with T > t, too low because the long-lived
     are the ones still active); ``censored_as_churned`` (every censoring counted as a churn at that
     time: the same Kaplan-Meier with all events = 1, also too low)."""
+    from lifelines import KaplanMeierFitter
+
     d = np.asarray(durations, dtype=float)
     e = np.asarray(events, dtype=bool)
     t = np.asarray(times, dtype=float)
@@ -180,7 +188,7 @@ def order_gaps(orders: pd.DataFrame, as_of: str | pd.Timestamp) -> pd.DataFrame:
 
 
 def definition_tradeoff(
-    gaps: pd.DataFrame, thresholds: Sequence[int], follow_days: int = 365
+    gaps: pd.DataFrame, thresholds: Sequence[int], follow_days: int = 365, *, km: bool = True
 ) -> pd.DataFrame:
     """What the rule "churned = no order in N days" costs, for each N in `thresholds`, on the order
     gaps of :func:`order_gaps`. The unit is a *gap* (one order and the wait after it), not a
@@ -199,6 +207,9 @@ def definition_tradeoff(
       flagged gap (:func:`return_time_km`: recent gaps enter censored), and
       ``came_back_km_customer`` - weighted so that each customer counts once;
     * ``days_lost`` = N: how long a true churner goes unnoticed, the cost of a long N.
+
+    ``km=False`` leaves out the two Kaplan-Meier columns (two lifelines fits per N: nearly all of
+    the time), for a caller that reads only the followed gaps (the report's lost window).
     """
     g = gaps["gap_days"].to_numpy(float)
     obs = gaps["observed"].to_numpy(bool)
@@ -221,6 +232,7 @@ def definition_tradeoff(
             if reached.any()
             else np.nan
             for col, w in [("came_back_km", False), ("came_back_km_customer", True)]
+            if km
         }
         rows.append(
             {
@@ -251,6 +263,8 @@ def return_time_km(
     d_j and n_j summed over weights; lifelines' ``weights``). ``1 - S(f)`` is the share back
     within f days of day `after_days`."""
     import warnings
+
+    from lifelines import KaplanMeierFitter
 
     g = gaps[gaps["gap_days"] > after_days]
     w = (
@@ -284,6 +298,8 @@ def fit_cox(
     `formula` (e.g. ``"C(plan) + tickets"``) picks the covariates; without it every other column
     is one. `strata` fits a separate baseline hazard per stratum (the fix when a covariate's
     effect is not proportional)."""
+    from lifelines import CoxPHFitter
+
     return CoxPHFitter(penalizer=penalizer).fit(
         df, duration_col, event_col, formula=formula, strata=strata
     )
@@ -304,6 +320,8 @@ def fit_cox_time_varying(
     data: one row per subject and interval (start, stop], the covariates' values known at
     ``start``, ``event`` = 1 only on the interval that ends with the event. `formula` picks the
     covariates; without it every column except id/start/stop/event is one."""
+    from lifelines import CoxTimeVaryingFitter
+
     data = long
     if formula is None:
         keep = [c for c in long.columns if c not in {id_col, start_col, stop_col, event_col}]
@@ -338,6 +356,8 @@ def ph_test(model: CoxPHFitter, df: pd.DataFrame, time_transform: str = "rank") 
     scaled Schoenfeld residuals with a transform of time; lifelines ``proportional_hazard_test``).
     A small ``p`` says the covariate's hazard ratio changes with time: stratify on it or add a
     covariate x time interaction."""
+    from lifelines.statistics import proportional_hazard_test
+
     res = proportional_hazard_test(model, df, time_transform=time_transform)
     out = res.summary[["test_statistic", "p"]].copy()
     out.index = [i if isinstance(i, str) else i[0] for i in out.index]

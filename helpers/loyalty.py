@@ -38,9 +38,12 @@ from math import comb
 
 import numpy as np
 import pandas as pd
-import statsmodels.api as sm
 from scipy import optimize, stats
+from statsmodels.discrete.discrete_model import Logit
+from statsmodels.genmod import families
+from statsmodels.genmod.generalized_linear_model import GLM
 from statsmodels.tools.numdiff import approx_hess3
+from statsmodels.tools.tools import add_constant
 
 from helpers import clv, periods
 from helpers.stats import orders_after, proportion_difference
@@ -211,7 +214,7 @@ def _fe_design(panel: pd.DataFrame, fe: Sequence[str]) -> pd.DataFrame:
     parts = [
         pd.get_dummies(panel[f].astype(str), prefix=f, drop_first=True, dtype=float) for f in fe
     ]
-    return sm.add_constant(pd.concat(parts, axis=1))
+    return add_constant(pd.concat(parts, axis=1))
 
 
 def poisson_did(
@@ -228,7 +231,7 @@ def poisson_did(
     Miller 2008). Returns ``ratio``, ``ci_low``, ``ci_high`` (95 %), ``beta``, ``se``."""
     X = _fe_design(panel, fe)
     X[treat] = panel[treat].astype(float).to_numpy()
-    res = sm.GLM(panel["y"].to_numpy(float), X, family=sm.families.Poisson()).fit(
+    res = GLM(panel["y"].to_numpy(float), X, family=families.Poisson()).fit(
         cov_type="cluster", cov_kwds={"groups": pd.factorize(panel[cluster])[0]}
     )
     b, se = float(res.params[treat]), float(res.bse[treat])
@@ -257,7 +260,7 @@ def _event_fit(
     names = [e for e in range(window[0], window[1] + 1) if e != reference]
     for e in names:
         X[f"e{e}"] = (tr & (k == e)).astype(float)
-    res = sm.GLM(panel["y"].to_numpy(float), X, family=sm.families.Poisson()).fit(
+    res = GLM(panel["y"].to_numpy(float), X, family=families.Poisson()).fit(
         cov_type="cluster", cov_kwds={"groups": pd.factorize(panel[cluster])[0]}
     )
     cols = [f"e{e}" for e in names]
@@ -381,10 +384,10 @@ def permutation_did(
     for combo in itertools.combinations(sorted(cells[group].unique()), len(treated_groups)):
         X = X0.copy()
         X["treat"] = (cells[group].isin(combo) & (cells["post"] > 0)).astype(float).to_numpy()
-        res = sm.GLM(
+        res = GLM(
             cells["y"].to_numpy(float),
             X,
-            family=sm.families.Poisson(),
+            family=families.Poisson(),
             offset=np.log(cells["n"].to_numpy(float)),
         ).fit()
         rows.append({"groups": "+".join(combo), "ratio": float(np.exp(res.params["treat"])),
@@ -451,9 +454,9 @@ def _rate_ratio_glm(y: np.ndarray, exposure: np.ndarray, treated: np.ndarray) ->
     """Poisson GLM y ~ treated with offset log(exposure), one row per customer, robust (HC0)
     errors: exp(beta) is the ratio of the groups' pooled rates (sum y / sum exposure)."""
     keep = exposure > 0
-    X = sm.add_constant(treated[keep].astype(float))
-    res = sm.GLM(
-        y[keep].astype(float), X, family=sm.families.Poisson(), offset=np.log(exposure[keep])
+    X = add_constant(treated[keep].astype(float))
+    res = GLM(
+        y[keep].astype(float), X, family=families.Poisson(), offset=np.log(exposure[keep])
     ).fit(cov_type="HC0")
     b, se = float(res.params[1]), float(res.bse[1])
     return {
@@ -541,7 +544,7 @@ def _att_fit(
     X: np.ndarray, t: np.ndarray, y: np.ndarray, ex: np.ndarray, trim: float, aipw: bool
 ) -> tuple[float, float, np.ndarray, np.ndarray, np.ndarray]:
     """IPW (and AIPW) ATT ratios on one sample: (ipw, aipw, propensity, weights, kept)."""
-    e = sm.Logit(t.astype(float), X).fit(disp=0).predict(X)
+    e = Logit(t.astype(float), X).fit(disp=0).predict(X)
     keep = (e >= trim) & (e <= 1 - trim)
     w = np.where(t, 1.0, e / (1 - e)) * keep
     tk, ck = t & keep, ~t & keep
@@ -553,7 +556,7 @@ def _att_fit(
         # outcome model on the kept controls: Poisson rate with log exposure as offset
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            om = sm.GLM(y[ck], X[ck], family=sm.families.Poisson(), offset=np.log(ex[ck])).fit()
+            om = GLM(y[ck], X[ck], family=families.Poisson(), offset=np.log(ex[ck])).fit()
         m0 = np.exp(X @ om.params) * ex
         k = ex[tk].sum() / (w[ck] * ex[ck]).sum()
         dr = float(y[tk].sum() / (m0[tk].sum() + k * (w[ck] * (y[ck] - m0[ck])).sum()))
@@ -594,7 +597,7 @@ def ipw_att(
     ``aipw_ci_high``, ``naive_ratio`` (unweighted), ``balance`` (standardized mean differences
     before and after weighting, on the kept customers), ``propensity`` and ``weights`` (Series on
     the sample's index; weight 0 = trimmed) and ``n_trimmed``."""
-    X = sm.add_constant(sample[list(covariates)].astype(float).to_numpy(), has_constant="add")
+    X = add_constant(sample[list(covariates)].astype(float).to_numpy(), has_constant="add")
     t = sample[treat].to_numpy(bool)
     y = sample[outcome].to_numpy(float)
     ex = sample[exposure].to_numpy(float)

@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from helpers import data, paths
+from helpers import paths
 from helpers.tables import DataValidationError
 
 METRICS_ENV = "RETENTION_LAB_METRICS"
@@ -36,10 +36,24 @@ METRICS_ENV = "RETENTION_LAB_METRICS"
 #: transport) out of the user's terminal. Errors still show.
 KERNEL_ARGS = ["--IPKernelApp.log_level=ERROR"]
 NOTEBOOK_GLOB = "[0-9][0-9]_*.ipynb"
+#: jsonschema's optional IRI format checker, which jsonschema (>= 4.25) imports whenever it is
+#: installed (here by jupyter-events' format extra) and which compiles 38 Lark grammars on import.
+_UNUSED_CHECKER = "rfc3987_syntax"
 
 
 class RunError(RuntimeError):
     """A run that could not complete; the message says which notebook or file and why."""
+
+
+def _without_unused_checker() -> None:
+    """Before the first import of papermill, nbformat or nbconvert in this process: jsonschema
+    (which nbformat imports) then does without :data:`_UNUSED_CHECKER`, its "iri" format check
+    (about 1.6 s of CPU and 2.2 s of wall time per report command on the bundled data, a third of
+    the command's own work). Nothing here checks formats: nbformat validates a notebook against
+    its schema with no format checker (nor do nbclient, papermill and nbconvert), so no check is
+    lost. A module already imported is left as it is; only this process is affected."""
+    if "jsonschema" not in sys.modules:
+        sys.modules.setdefault(_UNUSED_CHECKER, None)  # None: `import` raises ImportError
 
 
 def _jsonable(value: Any) -> Any:
@@ -141,6 +155,7 @@ def load_params(path: str | Path | None) -> dict[str, Any]:
 
 def params_for(notebook: Path, params: Mapping[str, Any]) -> dict[str, Any]:
     """The parameters of `params` that `notebook` declares in its `parameters` cell."""
+    _without_unused_checker()
     import papermill
 
     declared = papermill.inspect_notebook(str(notebook))
@@ -159,6 +174,7 @@ def to_html(executed: Path, target: Path, title: str | None = None) -> Path:
     """HTML version of an executed notebook without code (cells tagged remove-cell, solution or
     lesson dropped);
     the page title is `title` (default: the notebook's file name)."""
+    _without_unused_checker()
     import nbformat
     from nbconvert import HTMLExporter
     from traitlets.config import Config
@@ -191,7 +207,11 @@ def execute(
 
     `env`: environment variables the notebook's kernel sees during the run and that, unlike
     papermill parameters, are not recorded in the executed notebook (a secret such as the
-    pseudonym salt)."""
+    pseudonym salt).
+
+    The executed notebook is written once, when the run ends (or fails), not after every cell:
+    a run writes into a temporary folder that nobody reads before it ends."""
+    _without_unused_checker()
     import papermill
 
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -204,6 +224,7 @@ def execute(
         papermill.execute_notebook(
             str(notebook), str(executed), parameters=dict(parameters), kernel_name="python3",
             cwd=str(paths.NOTEBOOKS), progress_bar=False, log_output=False, extra_arguments=KERNEL_ARGS,
+            request_save_on_cell_execute=False,
         )  # fmt: skip
     except papermill.PapermillExecutionError as err:
         raise RunError(
@@ -296,6 +317,9 @@ def publish(tmp: Path, target: Path, overwrite: bool) -> Path:
 
 def validate_data(data_dir: str | Path | None, as_of: str | None = None) -> None:
     """Load every table once so bad data fails before any notebook runs."""
+    from helpers import data  # the bundled company's loaders (and its generator's truth): not
+    # needed by the report command, which imports this module for papermill
+
     try:
         data.load_all(data_dir, as_of=as_of)
     except DataValidationError as err:
@@ -349,6 +373,7 @@ def run_collection(
 def execute_in_place(only: Sequence[str] | None = None) -> list[Path]:
     """Re-execute notebooks in notebooks/ top to bottom and store them with outputs (no
     papermill metadata, no timings), as nbval expects them."""
+    _without_unused_checker()
     import nbformat
     from nbclient import NotebookClient
 

@@ -178,6 +178,19 @@ def test_definition_tradeoff_does_not_select_on_the_outcome():
     assert t.loc[30, "came_back_km"] == 1.0 and t.loc[30, "came_back_km_customer"] == 1.0
 
 
+def test_definition_tradeoff_without_the_kaplan_meier_is_the_same_table_less_its_two_columns(
+    ten_orders,
+):
+    """``km=False`` (the report's lost window) leaves the other columns as they are."""
+    gaps = churn.order_gaps(ten_orders, "2025-03-31")
+    full = churn.definition_tradeoff(gaps, [5, 10, 20, 30], follow_days=5)
+    lean = churn.definition_tradeoff(gaps, [5, 10, 20, 30], follow_days=5, km=False)
+    assert {"came_back_km", "came_back_km_customer"} <= set(full.columns)
+    pd.testing.assert_frame_equal(
+        lean, full.drop(columns=["came_back_km", "came_back_km_customer"])
+    )
+
+
 def test_censoring_bias_directions():
     rng = np.random.default_rng(3)
     t_true = rng.exponential(10, 4000)

@@ -782,7 +782,7 @@ def lost_window(
                            "follow_days": follow_days, "max_days": max_days,
                            "reason": ""}  # fmt: skip
     gaps = churn.order_gaps(_order_dates(bought), as_of)
-    trade = churn.definition_tradeoff(gaps, grid, follow_days=follow_days)
+    trade = churn.definition_tradeoff(gaps, grid, follow_days=follow_days, km=False)
     trade = trade[trade["followed"] >= min_followed]
     back = (trade["came_back"] * trade["followed"]).round().astype(int)
     low, high = proportion_confint(back, trade["followed"], alpha=0.05, method="wilson")

@@ -18,6 +18,7 @@ from helpers.report.analysis import EXPORTS_ENV, SALT_ENV
 from helpers.report.mapping import load_mapping
 from helpers.report.orders import (
     check_enough_data,
+    close_orders,
     order_count,
     read_client_tables,
     read_orders,
@@ -135,9 +136,9 @@ def _build(data, mapping, name, target, root, client, language, engine, stage, p
             del tables
         if url:  # the notes only: the notebook opens the table where it is
             validated = save_warehouse(notes, handover / "orders.warehouse.json")
-            orders._find_backend().disconnect()  # DuckDB's buffers go before the kernel starts
         else:
             validated = save_validated(orders, notes, handover / "orders.arrow")
+        close_orders(orders)  # DuckDB's buffers go before the kernel starts
         del orders  # the notebook's kernel holds the table from here on
         release_memory()
         params = {  # a table's data_path: its source without the password
@@ -153,11 +154,10 @@ def _build(data, mapping, name, target, root, client, language, engine, stage, p
             env[sources.SOURCE_ENV] = url
         try:
             with stage("analyse (notebook 08)", n_orders), follow(handover / "stages", progress):
-                run.execute(NOTEBOOK, tmp, params, env=env)
+                run.execute(NOTEBOOK, tmp, params, env=env, html_report=False)  # below, titled
         except run.RunError as err:
             raise ReportError(str(err)) from None
         (tmp / NOTEBOOK.name).rename(tmp / "report.ipynb")
-        (tmp / f"{NOTEBOOK.stem}.html").unlink()
         metrics = tmp / f"{NOTEBOOK.stem}.metrics.json"
         if not metrics.exists():
             raise ReportError(f"{NOTEBOOK.name} did not record its metrics")

@@ -436,13 +436,18 @@ DATE_COLUMN: dict[str, str] = {"survey": "date", "campaigns": "send_date", "loya
 
 def _problems(file: str, info: dict[str, Any]) -> tuple[list[str], Callable[..., None]]:
     """An empty list of problems and ``problem(col, code, mask, shown, what)``, which appends one
-    message naming the client's `file`, column, lines and an example (``column_problem``)."""
-    positions, unit, labels = info["positions"](), info["unit"], info["labels"]
+    message naming the client's `file`, column, lines and an example (``column_problem``). The
+    rows' lines in the file (a pass over it) are found at the first problem, not for a clean
+    table."""
+    unit, labels = info["unit"], info["labels"]
     problems: list[str] = []
+    positions: list[Any] = []
 
     def problem(col: str, code: str, mask: pd.Series, shown: pd.Series, what: str) -> None:
+        if not positions:
+            positions.append(info["positions"]())
         problems.append(column_problem(file, labels.get(col, col), mask, shown, what,
-                                       positions, unit, column=col, code=code))  # fmt: skip
+                                       positions[0], unit, column=col, code=code))  # fmt: skip
 
     return problems, problem
 

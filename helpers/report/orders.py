@@ -56,6 +56,7 @@ __all__ = [
     "open_tables",
     "ENGINE_MIN_ROWS",
     "ENGINE_MIN_BYTES",
+    "PANDAS_MAX_BYTES",
     "read_orders",
     "read_orders_in_engine",
     "order_count",
@@ -382,6 +383,14 @@ def _read_client_orders(
 #: the connection, the rules' small queries) is repaid; below, the pandas path is quicker.
 ENGINE_MIN_BYTES = 32 * 2**20
 
+#: Below this file size (bytes), :func:`read_orders` reads the file with the pandas reader
+#: directly instead of trying the DuckDB reader first (``reader="auto"`` of
+#: :func:`read_client_orders`): on the bundled 1.4 MB export (25,443 rows) pandas takes 0.28 s of
+#: CPU against 0.63-0.68 s (DuckDB's connection and sniffing, on two threads); they are level
+#: near 5 MB (about 100,000 rows), and DuckDB is quicker above (benchmarks/README.md, "The
+#: report's fixed costs"). The table handed to the notebook is the same either way.
+PANDAS_MAX_BYTES = 4 * 2**20
+
 
 def read_orders(
     path: str | Path, mapping: ClientMapping, engine: str = "auto"
@@ -394,7 +403,8 @@ def read_orders(
     engine from :data:`ENGINE_MIN_BYTES`; 'spark' (the notebook aggregates on a Spark session):
     read as 'auto'. A file the engine declines (a problem in the data, a rule that raises, a
     format it leaves to pandas) is read by :func:`read_client_orders`, so every message is the
-    pandas reader's. Raises :class:`DataValidationError`."""
+    pandas reader's; a file under :data:`PANDAS_MAX_BYTES` by its pandas reader directly. Raises
+    :class:`DataValidationError`."""
     if engine not in ("auto", "duckdb", "pandas", "spark"):
         raise ValueError(f"engine must be 'auto', 'duckdb', 'pandas' or 'spark', got {engine!r}")
     engine = "auto" if engine == "spark" else engine
@@ -404,7 +414,18 @@ def read_orders(
         got = read_orders_in_engine(path, mapping)
         if got is not None:
             return got
-    return read_client_orders(path, mapping)
+    small = path.is_file() and path.stat().st_size < PANDAS_MAX_BYTES
+    return read_client_orders(path, mapping, "pandas" if small else "auto")
+
+
+def close_orders(orders: pd.DataFrame | Any) -> None:
+    """Close the engine's connection behind `orders` (an Ibis table: DuckDB's buffers holding the
+    validated table, or a database's connection); nothing for a DataFrame. The report command
+    calls it once the hand-over is written, before the notebook's kernel starts: its process
+    then waits without the table beside the kernel's copy (at 10M rows, DuckDB's buffers up to
+    :func:`helpers.report.engine.memory_limit`)."""
+    if not isinstance(orders, pd.DataFrame):
+        orders._find_backend().disconnect()
 
 
 def order_count(orders: pd.DataFrame | Any) -> int:

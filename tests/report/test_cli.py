@@ -212,3 +212,109 @@ def test_help_names_the_options(capsys):
     assert exc.value.code == 0
     for opt in ("--data", "--mapping", "--name", "--overwrite", "--reports-dir", "refunds"):
         assert opt in out
+
+
+# --------------------------------------------------------------------------------------------
+# the command's own fixed costs: what it imports and renders (benchmarks/README.md, "The report's
+# fixed costs")
+
+
+def test_the_command_imports_neither_the_analysis_sections_nor_the_iri_checker():
+    """``python -m helpers.report`` loads the command's modules only (the package imports its
+    names lazily), and papermill comes without jsonschema's IRI checker (38 Lark grammars)."""
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys, helpers.report.cli, helpers.run\n"
+        "helpers.run._without_unused_checker()\n"
+        "import papermill, nbconvert\n"
+        "heavy = ['helpers.report.beyond_orders', 'helpers.report.acquisition_views',"
+        " 'helpers.report.covariates_view', 'helpers.report.engine', 'helpers.loyalty',"
+        " 'helpers.synth', 'statsmodels.api', 'matplotlib', 'ibis']\n"
+        "print([m for m in heavy if m in sys.modules])\n"
+        "print(sys.modules.get('rfc3987_syntax', 'absent'))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    loaded, checker = out.stdout.splitlines()
+    assert loaded == "[]"
+    assert checker in ("None", "absent")
+
+
+def test_the_package_still_gives_every_name_it_lists():
+    for name in report.__all__:
+        assert getattr(report, name) is not None, name
+    with pytest.raises(AttributeError, match="no_such_name"):
+        report.no_such_name  # noqa: B018
+
+
+def test_the_notebook_is_rendered_to_html_once(tmp_path, monkeypatch, capsys):
+    """The report command renders the page itself (with its title): papermill's run does not."""
+    from helpers import run
+
+    seen = {}
+
+    def stop(notebook, out_dir, parameters, **kwargs):
+        seen.update(kwargs)
+        raise run.RunError(f"{notebook.name} failed in cell 1: stopped by the test")
+
+    monkeypatch.setattr(run, "execute", stop)
+    _, data, mapping = small_client(tmp_path)
+    rc, _, _ = run_cli(cli_args(data, mapping, "acme", tmp_path / "reports"), capsys)
+    assert rc == 1 and seen.get("html_report") is False
+
+
+def test_the_engines_connection_is_closed_before_the_notebook_runs(tmp_path, monkeypatch, capsys):
+    """The report command's DuckDB (the validated table read in the engine) is closed before the
+    kernel starts: its buffers are not held beside the kernel's while the notebook runs."""
+    import duckdb
+
+    from helpers import run
+    from helpers.report import engine
+
+    opened, alive = [], []
+    connect = engine.connect
+
+    def recorded(*args, **kwargs):
+        opened.append(connect(*args, **kwargs))
+        return opened[-1]
+
+    def stop(notebook, out_dir, parameters, **_):
+        for con in opened:
+            try:
+                con.con.execute("SELECT 1")
+                alive.append(con)
+            except duckdb.ConnectionException:
+                pass
+        raise run.RunError(f"{notebook.name} failed in cell 1: stopped by the test")
+
+    monkeypatch.setattr(engine, "connect", recorded)
+    monkeypatch.setattr(run, "execute", stop)
+    _, data, mapping = small_client(tmp_path)
+    args = [*cli_args(data, mapping, "acme", tmp_path / "reports"), "--engine", "duckdb"]
+    rc, _, err = run_cli(args, capsys)
+    assert rc == 1 and "stopped by the test" in err
+    assert opened and not alive
+
+
+def test_a_small_file_is_read_by_pandas_and_hands_over_the_same_table(tmp_path):
+    """Under ``PANDAS_MAX_BYTES`` the report command reads the orders with the pandas reader
+    (quicker there); the notebook receives the same table and notes as from the DuckDB reader."""
+    import pandas as pd
+
+    from helpers.report import orders
+    from helpers.report.mapping import load_mapping
+    from tests.report.clients import ORDERS
+
+    spec = load_mapping(SAMPLE_MAPPING)
+    assert ORDERS.stat().st_size < orders.PANDAS_MAX_BYTES
+    got = orders.read_orders(ORDERS, spec)
+    fast = orders.read_client_orders(ORDERS, spec, "duckdb")
+    assert got[1]["reader"] == "pandas" and fast[1]["reader"] == "duckdb"
+    opened = []
+    for name, (table, notes) in {"pandas": got, "duckdb": fast}.items():
+        path = orders.save_validated(table, notes, tmp_path / f"{name}.arrow")
+        opened.append(orders.open_orders(path, "pandas"))
+    (a, notes_a), (b, notes_b) = opened
+    pd.testing.assert_frame_equal(a, b)
+    assert {**notes_a, "reader": ""} == {**notes_b, "reader": ""}

@@ -96,4 +96,6 @@ def test_one_switch_point(tmp_path, monkeypatch):
     assert isinstance(orders.read_orders(e.path, m)[0], pd.DataFrame)  # small: pandas
     monkeypatch.setattr(orders, "ENGINE_MIN_BYTES", 0)
     assert orders.read_orders(e.path, m)[1]["reader"] == "engine"
+    assert orders.read_orders(e.path, m, engine="pandas")[1]["reader"] == "pandas"  # small file
+    monkeypatch.setattr(orders, "PANDAS_MAX_BYTES", 0)
     assert orders.read_orders(e.path, m, engine="pandas")[1]["reader"] == "duckdb"
