@@ -25,6 +25,7 @@ The package, as the report runs:
 - :mod:`~helpers.report.analysis` — headline, segments, at-risk list, CLV, scenario (no reading);
 - :mod:`~helpers.report.formatting` and :mod:`~helpers.report.text` — the client's language;
 - :mod:`~helpers.report.build` — papermill, HTML and publishing; :mod:`~helpers.report.progress`;
+  :mod:`~helpers.report.handover` — what the command hands the kernel by its environment;
 - :mod:`~helpers.report.exports` — realistic client exports made from the sample company (the
   test corpus), one registered kind per export shape.
 """

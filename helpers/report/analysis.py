@@ -22,14 +22,10 @@ from scipy import optimize, stats
 
 from helpers import clv, cohorts, economics, experiments, pareto_nbd, periods, retention, segments
 from helpers.economics import Economics
+from helpers.report.handover import EXPORTS_ENV, SALT_ENV
 from helpers.report.text import Reason
 
 _HEX = np.array(list("0123456789abcdef"))
-
-
-#: How the report command hands the pseudonym salt to notebook 08 (not as a papermill parameter,
-#: which the delivered report.ipynb would record).
-SALT_ENV = "RETENTION_LAB_SALT"
 
 
 def pseudonym_salt(given: str, data: str | Path) -> str:
@@ -137,9 +133,6 @@ def net_revenue(orders: pd.DataFrame | Any) -> pd.Series:
 
 #: What a spreadsheet reads as the start of a formula (OWASP, "CSV injection").
 FORMULA_START: tuple[str, ...] = ("=", "+", "-", "@", "\t", "\r")
-#: How the report command passes the mapping's ``exports`` to notebook 08's :func:`export_csv`
-#: (``raw``: cells as in the client's file; otherwise spreadsheet-safe).
-EXPORTS_ENV = "RETENTION_LAB_EXPORTS"
 
 
 def spreadsheet_safe(col: pd.Series) -> pd.Series:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from helpers import paths, run
 from helpers.report import sources, text
-from helpers.report.analysis import EXPORTS_ENV, SALT_ENV
+from helpers.report.handover import EXPORTS_ENV, SALT_ENV
 from helpers.report.mapping import load_mapping
 from helpers.report.orders import (
     check_enough_data,

@@ -230,6 +230,7 @@ def test_the_command_imports_neither_the_analysis_sections_nor_the_iri_checker()
         "helpers.run._without_unused_checker()\n"
         "import papermill, nbconvert\n"
         "heavy = ['helpers.report.beyond_orders', 'helpers.report.acquisition_views',"
+        " 'helpers.report.analysis',"
         " 'helpers.report.covariates_view', 'helpers.report.engine', 'helpers.loyalty',"
         " 'helpers.synth', 'statsmodels.api', 'matplotlib', 'ibis']\n"
         "print([m for m in heavy if m in sys.modules])\n"
