@@ -120,14 +120,14 @@ def test_report_from_a_duckdb_table_equals_the_report_from_the_csv(tmp_path, cap
     handed: dict[str, list[str]] = {}
     execute = build.run.execute
 
-    def spy(notebook, out, params, env=None):  # what the notebook receives, as it starts
+    def spy(notebook, out, params, env=None, **kwargs):  # what the notebook receives, as it starts
         folder = Path(params["orders_path"]).parent
         handed[params["client_name"]] = sorted(
             p.name for p in folder.iterdir() if p.name != "stages"
         )
         if params["client_name"] == "db":  # the URL in the kernel's environment
             assert env[sources.SOURCE_ENV] == url
-        return execute(notebook, out, params, env=env)
+        return execute(notebook, out, params, env=env, **kwargs)
 
     monkeypatch.setattr(build.run, "execute", spy)
     for name, data in [("csv", str(ORDERS)), ("db", url)]:
