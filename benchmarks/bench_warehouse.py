@@ -38,8 +38,8 @@ refunds: net
 
 def make_db(csv: Path, db: Path) -> None:
     """`bench_report.py`'s Polish export (`;`, ``02.01.2023 17:42``, ``1 234,50 zł``, U+2212
-    minus, ids with leading zeros) as the typed table ``zamowienia`` of the DuckDB file `db`,
-    and its mapping beside it (``sklep_db.yaml``)."""
+    minus or an accounting negative in parentheses, ids with leading zeros) as the typed table
+    ``zamowienia`` of the DuckDB file `db`, and its mapping beside it (``sklep_db.yaml``)."""
     import duckdb
 
     db.unlink(missing_ok=True)
@@ -48,8 +48,10 @@ def make_db(csv: Path, db: Path) -> None:
         CREATE TABLE zamowienia AS
         SELECT CAST("nr_zamówienia" AS BIGINT) AS "nr_zamówienia", nr_klienta,
                strptime(data, '%d.%m.%Y %H:%M') AS data,
-               CAST(replace(regexp_replace(replace(kwota, '\u2212', '-'), '[^0-9,-]', '', 'g'),
-                            ',', '.') AS DOUBLE) AS kwota,
+               -- an accounting negative is in parentheses: (19,92 zł) is -19.92
+               CAST(replace(regexp_replace(replace(regexp_replace(kwota, '^\\s*\\((.*)\\)\\s*$',
+                                                                  '-\\1'), '\u2212', '-'),
+                                           '[^0-9,-]', '', 'g'), ',', '.') AS DOUBLE) AS kwota,
                "kanał"
         FROM read_csv('{csv}', delim = ';', all_varchar = true, header = true)""")
     con.close()
