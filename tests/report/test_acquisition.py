@@ -461,4 +461,3 @@ def test_group_means_equal_pandas_mean_and_sem_per_group_and_age():
     by = long.groupby(["group", "age"])["value"]
     ref = pd.concat({"value": by.mean(), "se": by.sem(), "customers": by.size()}, axis=1)
     np.testing.assert_allclose(got.to_numpy(float), ref.to_numpy(float), rtol=1e-9)
-

@@ -73,4 +73,3 @@ def test_clv_per_distinct_row_joined_back_equals_the_per_customer_clv(orders, pa
     assert len(got) == len(expected)
     for col in expected.columns:
         np.testing.assert_allclose(got[col], expected[col], rtol=1e-9, atol=1e-12, err_msg=col)
-
