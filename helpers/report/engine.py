@@ -1110,28 +1110,6 @@ def customer_discounts(orders: ir.Table | pd.DataFrame) -> pd.DataFrame:
     return df.astype({"orders": np.int64, "used": np.int64, "first": bool})
 
 
-def _margin_ages(
-    orders: ir.Table | pd.DataFrame,
-    starts: pd.DataFrame,
-    last: int,
-    top: int,
-    margin_rate: float,
-    cost_per_order: float,
-) -> ir.Table:
-    """Each order's margin m x amount - c (``v``) and age ``age`` in calendar months from its
-    customer's first month (`starts`: ``customer_id``, ``first_month`` as month codes, and any
-    more columns, sent to the engine), for ages 0..`top` observed by `last` (the last complete
-    month: first month + age <= last)."""
-    small = ibis.memtable(starts.reset_index(drop=True))
-    t = section_table(orders)
-    j = t.join(small, "customer_id")
-    j = j.mutate(
-        age=period_code(j.order_date, "M") - j.first_month,
-        v=margin_rate * j.amount.cast("float64") - cost_per_order,
-    )
-    return j.filter((j.age >= 0) & (j.age <= top) & (j.first_month + j.age <= last))
-
-
 def _monthly_margins(
     orders: ir.Table | pd.DataFrame,
     starts: pd.DataFrame,
@@ -1141,7 +1119,7 @@ def _monthly_margins(
     cost_per_order: float,
 ) -> np.ndarray:
     """Customers (the rows of `starts`, in order) x ages 0..`top`: each customer's margin
-    sum of m x amount - c over the orders of that age (:func:`_margin_ages`), 0 where none.
+    sum of m x amount - c over the orders of that age, 0 where none.
     The engine sums each (customer, age) once and then spreads those cells over one row per
     customer (one filtered sum per age over the cells, not over every order). A list of
     (age, margin) structs per customer (Ibis ``collect``) was twice as fast on DuckDB, but
@@ -1164,8 +1142,16 @@ def _monthly_margins(
         and np.array_equal(hit["ids"], ids)
     ):  # the same customers in the same order (no index built, no copy)
         return hit["m"][:, : top + 1]
+    # each order's margin m x amount - c (``v``) and age in calendar months from its customer's
+    # first month, for ages 0..top observed by `last` (first month + age <= last)
     s = starts.reset_index(drop=True).assign(_i=np.arange(len(starts), dtype=np.int64))
-    j = _margin_ages(orders, s, last, top, margin_rate, cost_per_order)
+    t = section_table(orders)
+    j = t.join(ibis.memtable(s), "customer_id")
+    j = j.mutate(
+        age=period_code(j.order_date, "M") - j.first_month,
+        v=margin_rate * j.amount.cast("float64") - cost_per_order,
+    )
+    j = j.filter((j.age >= 0) & (j.age <= top) & (j.first_month + j.age <= last))
     cells = j.group_by(["_i", "age"]).agg(v=j.v.sum())
     per = (
         cells.group_by("_i")
