@@ -39,8 +39,10 @@ class Server:
     port: int
     folder: Path
 
-    def url(self, user: str = USER, password: str = PASSWORD, db: str = "postgres") -> str:
-        return f"postgres://{user}:{password}@{self.host}:{self.port}/{db}"
+    def url(self, user: str = USER, password: str | None = PASSWORD, db: str = "postgres") -> str:
+        """The server's URL; `password` None: without one (libpq then takes ``PGPASSWORD``)."""
+        login = user if password is None else f"{user}:{password}"
+        return f"postgres://{login}@{self.host}:{self.port}/{db}"
 
     def connect(self):
         import psycopg

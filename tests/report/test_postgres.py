@@ -135,14 +135,27 @@ def test_report_from_postgres_equals_report_from_the_csv(server, small, tmp_path
     for name, data in [("csv", str(csv)), ("pg", url)]:
         args = ["--data", data, "--mapping", str(mapping), "--name", name, "--client", "Client"]
         assert report.main([*args, "--reports-dir", str(root)]) == 0, capsys.readouterr().err
+    # the password in libpq's PGPASSWORD rather than the URL: out of the process list (`ps`),
+    # for the command and the notebook's kernel, which inherits the environment
+    bare = server.url(password=None) + "?table=orders"
+    monkeypatch.setenv("PGPASSWORD", PASSWORD)
+    args = ["--data", bare, "--mapping", str(mapping), "--name", "pgenv", "--client", "Client"]
+    assert report.main([*args, "--reports-dir", str(root)]) == 0, capsys.readouterr().err
     out, err = capsys.readouterr()
     assert PASSWORD not in out + err
-    csv_m, pg_m = (json.loads((root / n / "metrics.json").read_text()) for n in ("csv", "pg"))
-    assert csv_m == pg_m
+    csv_m, pg_m, env_m = (
+        json.loads((root / n / "metrics.json").read_text()) for n in ("csv", "pg", "pgenv")
+    )
+    assert csv_m == pg_m == env_m
     for export in ("customers.csv", "at_risk_customers.csv"):
         assert (root / "csv" / export).read_bytes() == (root / "pg" / export).read_bytes()
+        assert (root / "csv" / export).read_bytes() == (root / "pgenv" / export).read_bytes()
     csv_html = _html_text(root / "csv" / "report.html", str(csv), csv.name)
     pg_html = _html_text(root / "pg" / "report.html", url, sources.redact(url))
+    env_html = _html_text(root / "pgenv" / "report.html", bare, sources.redact(bare))
+    assert env_html == pg_html
+    for name in ("pg", "pgenv"):  # nor in the delivered notebook (its parameters)
+        assert PASSWORD not in (root / name / "report.ipynb").read_text(encoding="utf-8")
     assert PASSWORD not in pg_html and PASSWORD not in json.dumps(pg_m)
     if csv_html != pg_html:  # the first lines that differ, not two whole pages
         import difflib
