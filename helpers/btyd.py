@@ -47,7 +47,11 @@ __all__ = [
 @dataclass
 class ModelFit:
     """A fitted model: parameter estimates, log-likelihood, covariance of the log-parameters,
-    Wald CIs. Parameters are attributes too (``fit.r``, ``fit.alpha``; ``fit.p``, ``fit.q``...)."""
+    Wald CIs. Parameters are attributes too (``fit.r``, ``fit.alpha``; ``fit.p``, ``fit.q``...).
+
+    `cov_log` may be given as a function of no arguments that returns it: it is then computed
+    when first used, and kept (a fit whose covariance nothing reads, such as a model
+    comparison's, does not pay for its Hessian: :func:`fit_log_params`)."""
 
     model: str
     params: dict[str, float]
@@ -58,7 +62,14 @@ class ModelFit:
     converged: bool
     extra: dict = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        if callable(self.cov_log):  # computed on first use (__getattr__)
+            self.__dict__["_cov_log_of"] = self.__dict__.pop("cov_log")
+
     def __getattr__(self, name: str) -> float:
+        if name == "cov_log" and "_cov_log_of" in self.__dict__:
+            cov = self.__dict__["cov_log"] = self.__dict__.pop("_cov_log_of")()
+            return cov
         params = self.__dict__.get("params", {})
         if name in params:
             return params[name]
@@ -284,8 +295,13 @@ def fit_log_params(
     if coarse is not None and nll_grad is not None and analytic:
         found = newton_from_coarse(nll_grad, coarse, x0)
         if found is not None:
-            theta, value, hess = found
-            fit = _fit_record(theta, value, hess, names, model, n, time_unit, True)
+            theta, value = found
+
+            def covariance() -> np.ndarray:  # the observed information at the optimum
+                return _inverse(hess_from_grad(nll_grad, theta))
+
+            params = dict(zip(names, np.exp(theta).tolist(), strict=True))
+            fit = ModelFit(model, params, float(-value), n, time_unit, covariance, True)
             fit.extra["optimizer"] = "coarse+newton"
             return fit
     if nll_grad is not None and analytic:
@@ -331,29 +347,19 @@ def fit_log_params(
         if res2.fun < res.fun:
             res = res2
         hess = approx_hess3(res.x, nll)
-    fit = _fit_record(res.x, float(res.fun), hess, names, model, n, time_unit, converged)
+    params = dict(zip(names, np.exp(res.x).tolist(), strict=True))
+    fit = ModelFit(model, params, float(-res.fun), n, time_unit, _inverse(hess), converged)
     fit.extra["optimizer"] = "L-BFGS-B"
     return fit
 
 
-def _fit_record(
-    theta: np.ndarray,
-    value: float,
-    hess: np.ndarray,
-    names: list[str],
-    model: str,
-    n: int,
-    time_unit: str,
-    converged: bool,
-) -> ModelFit:
-    """The :class:`ModelFit` at the log-parameters `theta` (objective `value`, the negative
-    log-likelihood) with the covariance inv(hess)."""
+def _inverse(hess: np.ndarray) -> np.ndarray:
+    """The covariance of the log-parameters: the inverse of the observed information `hess`
+    (NaN where it is singular)."""
     try:
-        cov = np.linalg.inv(hess)
+        return np.linalg.inv(hess)
     except np.linalg.LinAlgError:
-        cov = np.full_like(hess, np.nan)
-    params = dict(zip(names, np.exp(theta).tolist(), strict=True))
-    return ModelFit(model, params, float(-value), n, time_unit, cov, converged)
+        return np.full_like(hess, np.nan)
 
 
 #: The coarse stage of a large fit (:func:`coarse_rows`, :func:`newton_from_coarse`): from
@@ -399,7 +405,7 @@ def coarse_rows(
 
 def newton_from_coarse(
     nll_grad, coarse, x0: np.ndarray, max_steps: int = 30
-) -> tuple[np.ndarray, float, np.ndarray] | None:
+) -> tuple[np.ndarray, float] | None:
     """The optimum of `nll_grad` (value and exact gradient of the negative log-likelihood in the
     log-parameters, all the rows) from a start found on a subsample, in few evaluations of the
     full objective. `coarse`: the same objective on a subsample of the rows, scaled to the full
@@ -407,43 +413,38 @@ def newton_from_coarse(
 
     1. L-BFGS-B on `coarse` from `x0`: an optimum within the subsample's sampling error
        (a few % of the parameters) of the full one, at the cost of a few full evaluations.
-    2. Newton steps theta - H^-1 g on the full gradient g with H the coarse objective's Hessian
-       (:func:`hess_from_grad`, cheap): linear convergence at the rate of H's relative error
-       (a few %), each step halved until the objective does not rise (backtracking); H is
-       the full objective's (step 3) as soon as a step is not below a quarter of the one
-       before (H too far from the Hessian there).
-    3. Once a step is below 1e-6 (in log-parameters), H is the full objective's, by central
-       differences of the exact gradient (2k evaluations, :func:`hess_from_grad`), and Newton
-       steps continue until one is below 1e-9: quadratic convergence, the optimum to ~1e-12
-       in the log-parameters (Nocedal & Wright 2006, ch. 3). That H is the observed
-       information (the covariance); it is computed again at the optimum if the steps moved
-       more than 1e-6 from where it was (on a flat ridge a standard error moves about as much
-       as the log-parameters: the Pareto/NBD's s on CDNOW).
+    2. Newton steps theta - H^-1 g on the full gradient g, starting with H the coarse
+       objective's Hessian (:func:`hess_from_grad`, cheap), each step halved until the objective
+       does not rise (backtracking), H corrected after each by the BFGS update from the change
+       of the full gradient along the step (the secant condition; Nocedal & Wright 2006,
+       eq. 6.19): superlinear convergence, one full evaluation a step. Should the steps shrink
+       slowly (by less than half), H becomes the full objective's Hessian there.
+    3. The optimum is where a step falls below 1e-9 (in log-parameters; by then H has been
+       corrected along every step, so its steps estimate the distance to the optimum).
 
-    Returns (theta, objective, Hessian there: the observed information) or None when the steps
-    do not converge (a Hessian not positive definite, no descent, more than `max_steps` steps):
-    then the caller runs the optimizer on all the rows (:func:`fit_log_params`)."""
+    Returns (theta, objective) or None when the steps do not converge (a Hessian not positive
+    definite, no descent, more than `max_steps` steps): then the caller runs the optimizer on
+    all the rows (:func:`fit_log_params`). The observed information is not computed here
+    (:func:`fit_log_params` computes it when the covariance is first used)."""
     bounds = [(-15, 15)] * len(x0)
     res = optimize.minimize(
         coarse, x0, jac=True, method="L-BFGS-B", bounds=bounds,
         options={"ftol": 1e-12, "gtol": 1e-8, "maxiter": 1000},
     )  # fmt: skip
     theta = np.asarray(res.x, dtype=float)
-    hess, exact, at = hess_from_grad(coarse, theta), False, theta
+    hess, full = hess_from_grad(coarse, theta), False  # full: H is the full objective's
     value, grad = nll_grad(theta)
-    previous = np.inf
+    grad, previous = np.asarray(grad, dtype=float), np.inf
     for _ in range(max_steps):
         if not (np.isfinite(value) and np.all(np.isfinite(grad))):
             return None
         try:
-            step = linalg.cho_solve(linalg.cho_factor(hess), np.asarray(grad, dtype=float))
+            step = linalg.cho_solve(linalg.cho_factor(hess), grad)
         except linalg.LinAlgError:
             return None  # not positive definite: not near a maximum of the likelihood
         size = float(np.max(np.abs(step)))
-        if exact and size < 1e-9:
-            if np.max(np.abs(theta - at)) > 1e-6:  # the information at the optimum
-                hess = hess_from_grad(nll_grad, theta)
-            return theta, float(value), hess
+        if size < 1e-9:
+            return theta, float(value)
         t = 1.0
         while True:
             new = np.clip(theta - t * step, -15, 15)
@@ -454,12 +455,14 @@ def newton_from_coarse(
             t /= 2
             if t < 1e-3:
                 return None
+        new_grad = np.asarray(new_grad, dtype=float)
+        sk, yk = new - theta, new_grad - grad
         theta, value, grad = new, new_value, new_grad
-        # the full Hessian once the steps are small, or whenever they shrink slowly (H too far
-        # from the Hessian here: a coarse stage on few rows, or a start far from the optimum)
-        slow = size > 1e-7 and size > 0.25 * previous
-        if (not exact and size * t < 1e-6) or slow:
-            hess, exact, at = hess_from_grad(nll_grad, theta), True, theta
+        if not full and size > 1e-6 and size > 0.5 * previous:  # slow: H is far off
+            hess, full = hess_from_grad(nll_grad, theta), True
+        elif not full and float(yk @ sk) > 1e-12 * np.linalg.norm(yk) * np.linalg.norm(sk):
+            hs = hess @ sk  # BFGS: H + y y'/(y's) - H s s' H/(s' H s)
+            hess = hess + np.outer(yk, yk) / float(yk @ sk) - np.outer(hs, hs) / float(sk @ hs)
         previous = size
     return None
 

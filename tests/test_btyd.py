@@ -275,16 +275,36 @@ def _quadratic(a: np.ndarray, b: np.ndarray):
 
 def test_newton_from_coarse_finds_the_full_optimum_and_its_hessian():
     """A quadratic objective (optimum A^-1 b, Hessian A) with a coarse version 10 % off in A and
-    b: the Newton steps on the full gradient end at A^-1 b to 1e-12 with the Hessian A (central
-    differences: exact for a quadratic up to rounding); a concave coarse objective (no maximum
-    of the likelihood) gives None, and fit_log_params then runs L-BFGS-B on the full objective."""
+    b: the Newton steps on the full gradient end at A^-1 b to 1e-12, and fit_log_params's
+    covariance, computed when first read, is A^-1 (central differences: exact for a quadratic
+    up to rounding); a concave coarse objective (no maximum of the likelihood) gives None, and
+    fit_log_params then runs L-BFGS-B on the full objective."""
     a = np.array([[4.0, 1.0, 0.5], [1.0, 3.0, 0.2], [0.5, 0.2, 2.0]])
     b = np.array([1.0, -2.0, 0.5])
     full = _quadratic(a, b)
-    theta, value, hess = btyd.newton_from_coarse(full, _quadratic(1.1 * a, 0.9 * b), np.zeros(3))
+    theta, value = btyd.newton_from_coarse(full, _quadratic(1.1 * a, 0.9 * b), np.zeros(3))
     np.testing.assert_allclose(theta, np.linalg.solve(a, b), rtol=1e-12, atol=1e-14)
-    np.testing.assert_allclose(hess, a, rtol=1e-6)
     assert value == pytest.approx(-0.5 * b @ np.linalg.solve(a, b), rel=1e-14)
+    calls = []
+
+    def counted(t: np.ndarray) -> tuple[float, np.ndarray]:
+        calls.append(1)
+        return full(t)
+
+    fit = btyd.fit_log_params(
+        lambda t: full(t)[0], np.zeros(3), ["u", "v", "z"], "Q", 10, "W", counted,
+        coarse=_quadratic(1.1 * a, 0.9 * b),
+    )  # fmt: skip
+    assert fit.extra["optimizer"] == "coarse+newton"
+    before = len(calls)
+    np.testing.assert_allclose(fit.cov_log, np.linalg.inv(a), rtol=1e-6)
+    assert len(calls) == before + 6  # the Hessian: 2 evaluations per parameter
+    np.testing.assert_allclose(
+        fit.summary()["se"],
+        np.sqrt(np.diag(np.linalg.inv(a))) * list(fit.params.values()),
+        rtol=1e-6,
+    )
+    assert len(calls) == before + 6  # kept: computed once
     concave = _quadratic(-a, b)
     assert btyd.newton_from_coarse(full, concave, np.zeros(3)) is None
     fit = btyd.fit_log_params(
