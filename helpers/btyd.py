@@ -179,13 +179,29 @@ def fit_rows(
     (order times to the second make nearly every customer distinct: grouping would cost time
     and save nothing), then the rows themselves with their weights. Either way the weighted
     log-likelihood is the same sum. Returns the columns, the weights and the number of distinct
-    rows."""
-    distinct, counts, _ = distinct_rows(*cols, weights=weights)
+    rows. The distinct rows are counted first by hashing alone (:func:`_count_distinct`: no
+    sort), and sorted with their counts (:func:`distinct_rows`) only when they are used."""
     w = np.ones(len(cols[0])) if weights is None else np.asarray(weights, dtype=float)
     keep = w > 0
-    if len(counts) <= MAX_DISTINCT_SHARE * keep.sum():
-        return distinct, counts, len(counts)
-    return [np.asarray(c, dtype=float)[keep] for c in cols], w[keep], len(counts)
+    kept = [np.asarray(c, dtype=float)[keep] for c in cols]
+    n_distinct = _count_distinct(*kept)
+    if n_distinct > MAX_DISTINCT_SHARE * keep.sum():
+        return kept, w[keep], n_distinct
+    distinct, counts, _ = distinct_rows(*cols, weights=weights)
+    return distinct, counts, len(counts)
+
+
+def _count_distinct(*cols: np.ndarray) -> int:
+    """The number of distinct rows of the columns, as :func:`distinct_rows` finds them (each
+    column factorized, the codes combined in one integer key), by hashing without sorting."""
+    codes = [pd.factorize(c)[0].astype(np.int64) for c in cols]
+    sizes = [int(c.max()) + 2 if len(c) else 1 for c in codes]  # + 2: NaN's code is -1
+    if float(np.prod(np.array(sizes, dtype=float))) >= 2.0**62:
+        return len(np.unique(np.stack(codes, axis=1), axis=0))
+    key = np.zeros(len(codes[0]), dtype=np.int64)
+    for code, size in zip(codes, sizes, strict=True):
+        key = key * size + (code + 1)
+    return len(pd.unique(key))
 
 
 #: Resolutions a summary's times can be counted in (:func:`at_resolution`): the length of one
