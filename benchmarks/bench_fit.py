@@ -274,8 +274,9 @@ def main(argv: list[str] | None = None) -> int:
             data = pd.read_parquet(args.summary)
             data.attrs.setdefault("time_unit", "W")
         else:
-            data = summary(args.customers[0], args.workdir, args.resolutions[0])
-            data = data.iloc[: args.customers[0]]
+            # the first n customers of the (cached) 1M-customer block, as --pareto-before
+            n = args.customers[0]
+            data = summary(max(n, BLOCK), args.workdir, args.resolutions[0]).iloc[:n]
             data.attrs.update(time_unit="W", resolution=args.resolutions[0])
         paths_pair(data, args.paths)
         print(f"peak RSS of the process: {peak_rss_mb():,.0f} MB")

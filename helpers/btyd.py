@@ -434,7 +434,8 @@ def newton_from_coarse(
        does not rise (backtracking), H corrected after each by the BFGS update from the change
        of the full gradient along the step (the secant condition; Nocedal & Wright 2006,
        eq. 6.19): superlinear convergence, one full evaluation a step. Should the steps shrink
-       slowly (by less than half), H becomes the full objective's Hessian there.
+       slowly (by less than half), H becomes the full objective's Hessian there (once; the
+       BFGS updates go on from it).
     3. The optimum is where a step falls below 1e-9 (in log-parameters; by then H has been
        corrected along every step, so its steps estimate the distance to the optimum).
 
@@ -476,7 +477,7 @@ def newton_from_coarse(
         theta, value, grad = new, new_value, new_grad
         if not full and size > 1e-6 and size > 0.5 * previous:  # slow: H is far off
             hess, full = hess_from_grad(nll_grad, theta), True
-        elif not full and float(yk @ sk) > 1e-12 * np.linalg.norm(yk) * np.linalg.norm(sk):
+        elif float(yk @ sk) > 1e-12 * np.linalg.norm(yk) * np.linalg.norm(sk):
             hs = hess @ sk  # BFGS: H + y y'/(y's) - H s s' H/(s' H s)
             hess = hess + np.outer(yk, yk) / float(yk @ sk) - np.outer(hs, hs) / float(sk @ hs)
         previous = size
