@@ -13,7 +13,8 @@ exp(log estimate +- z se), so they stay positive.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -36,6 +37,7 @@ __all__ = [
     "newton_polish",
     "coarse_rows",
     "newton_from_coarse",
+    "covariance_on_demand",
     "sample_params",
     "sample_log_params",
     "information_criteria",
@@ -51,7 +53,7 @@ class ModelFit:
 
     `cov_log` may be given as a function of no arguments that returns it: it is then computed
     when first used, and kept (a fit whose covariance nothing reads, such as a model
-    comparison's, does not pay for its Hessian: :func:`fit_log_params`)."""
+    comparison's, does not pay for its Hessian: :func:`covariance_on_demand`)."""
 
     model: str
     params: dict[str, float]
@@ -302,9 +304,10 @@ def fit_log_params(
     a Newton step on exact gradients takes it to the optimum to about 1e-9.
 
     `coarse` (analytic path only): the same objective on a subsample of the rows, its counts
-    scaled to all the customers (:func:`coarse_rows`); the fit is then :func:`newton_from_coarse` (the optimizer on
-    the subsample, Newton steps on all the rows: about 10 evaluations of the full objective
-    instead of 40-70), falling back to the path above when its steps do not converge.
+    scaled to all the customers (:func:`coarse_rows`); the fit is then :func:`newton_from_coarse`
+    (the optimizer on the subsample, Newton steps on all the rows: about 10 evaluations of the
+    full objective instead of 40-70), falling back to the path above when its steps do not
+    converge; inside :func:`covariance_on_demand` the covariance is computed when first read.
     ``fit.extra["optimizer"]`` says which path found the optimum ("coarse+newton" or
     "L-BFGS-B"); both find it to ~1e-9 relative (tests/test_btyd.py)."""
     bounds = [(-15, 15)] * len(x0)
@@ -317,7 +320,8 @@ def fit_log_params(
                 return _inverse(hess_from_grad(nll_grad, theta))
 
             params = dict(zip(names, np.exp(theta).tolist(), strict=True))
-            fit = ModelFit(model, params, float(-value), n, time_unit, covariance, True)
+            cov = covariance if _ON_DEMAND else covariance()
+            fit = ModelFit(model, params, float(-value), n, time_unit, cov, True)
             fit.extra["optimizer"] = "coarse+newton"
             return fit
     if nll_grad is not None and analytic:
@@ -367,6 +371,24 @@ def fit_log_params(
     fit = ModelFit(model, params, float(-res.fun), n, time_unit, _inverse(hess), converged)
     fit.extra["optimizer"] = "L-BFGS-B"
     return fit
+
+
+_ON_DEMAND = False
+
+
+@contextmanager
+def covariance_on_demand() -> Iterator[None]:
+    """Within this block, a fit by :func:`newton_from_coarse` (large data) computes its
+    covariance (the Hessian: 2k evaluations of the likelihood on all the rows) only when
+    ``cov_log`` is first read (:class:`ModelFit`): for fits whose covariance nothing reads, such
+    as :func:`helpers.clv.compare_purchase_models`'s. Outside it the covariance is computed with
+    the fit, so that the fit does not keep its rows alive until then."""
+    global _ON_DEMAND
+    before, _ON_DEMAND = _ON_DEMAND, True
+    try:
+        yield
+    finally:
+        _ON_DEMAND = before
 
 
 def _inverse(hess: np.ndarray) -> np.ndarray:

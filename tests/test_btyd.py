@@ -295,8 +295,8 @@ def _quadratic(a: np.ndarray, b: np.ndarray):
 def test_newton_from_coarse_finds_the_full_optimum_and_its_hessian():
     """A quadratic objective (optimum A^-1 b, Hessian A) with a coarse version 10 % off in A and
     b: the Newton steps on the full gradient end at A^-1 b to 1e-12, and fit_log_params's
-    covariance, computed when first read, is A^-1 (central differences: exact for a quadratic
-    up to rounding); a concave coarse objective (no maximum of the likelihood) gives None, and
+    covariance is A^-1 (central differences: exact for a quadratic up to rounding), computed
+    with the fit, or when first read inside covariance_on_demand; a concave coarse objective (no maximum of the likelihood) gives None, and
     fit_log_params then runs L-BFGS-B on the full objective."""
     a = np.array([[4.0, 1.0, 0.5], [1.0, 3.0, 0.2], [0.5, 0.2, 2.0]])
     b = np.array([1.0, -2.0, 0.5])
@@ -310,11 +310,19 @@ def test_newton_from_coarse_finds_the_full_optimum_and_its_hessian():
         calls.append(1)
         return full(t)
 
-    fit = btyd.fit_log_params(
-        lambda t: full(t)[0], np.zeros(3), ["u", "v", "z"], "Q", 10, "W", counted,
-        coarse=_quadratic(1.1 * a, 0.9 * b),
-    )  # fmt: skip
-    assert fit.extra["optimizer"] == "coarse+newton"
+    def make() -> btyd.ModelFit:
+        return btyd.fit_log_params(
+            lambda t: full(t)[0], np.zeros(3), ["u", "v", "z"], "Q", 10, "W", counted,
+            coarse=_quadratic(1.1 * a, 0.9 * b),
+        )  # fmt: skip
+
+    before = len(calls)
+    now = make()  # the covariance computed with the fit
+    assert len(calls) > before + 6 and "cov_log" in vars(now)
+    np.testing.assert_allclose(now.cov_log, np.linalg.inv(a), rtol=1e-6)
+    with btyd.covariance_on_demand():
+        fit = make()
+    assert fit.extra["optimizer"] == "coarse+newton" and "cov_log" not in vars(fit)
     before = len(calls)
     np.testing.assert_allclose(fit.cov_log, np.linalg.inv(a), rtol=1e-6)
     assert len(calls) == before + 6  # the Hessian: 2 evaluations per parameter
