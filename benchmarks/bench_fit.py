@@ -187,8 +187,9 @@ def _rows_of(args: tuple) -> int:
 def paths_pair(data: pd.DataFrame, side: str) -> None:
     """Each model fitted by the coarse stage and Newton steps (``coarse``) and by the optimizer
     on all the rows (``optimizer``: :data:`helpers.btyd.COARSE_MIN_ROWS` above the rows): CPU
-    seconds (process time) of the fit and then of its covariance (the Hessian, computed when
-    first read on the coarse path), evaluations of the likelihood counted in rows evaluated /
+    seconds (process time) of the fit and then of its covariance (the Hessian: on the coarse
+    path computed when first read, :func:`helpers.btyd.covariance_on_demand`; the optimizer's
+    path computes it within the fit), evaluations of the likelihood counted in rows evaluated /
     rows fitted, the optimum; with both, the largest relative differences of the parameters,
     the log-likelihood and the standard errors."""
     rows = [0]
@@ -211,7 +212,8 @@ def paths_pair(data: pd.DataFrame, side: str) -> None:
             d = repeat if name == "Gamma-Gamma" else data
             gc.collect()
             rows[0], t0 = 0, time.process_time()
-            fit = FITS[name](d)
+            with btyd.covariance_on_demand():  # the fit, then its covariance, timed apart
+                fit = FITS[name](d)
             cpu, evals = time.process_time() - t0, rows[0] / fit.extra["rows_fitted"]
             rows[0], t0 = 0, time.process_time()
             fit.cov_log  # noqa: B018 (read: computed now on the coarse path)
