@@ -9,6 +9,13 @@ Run:  .venv/bin/python benchmarks/bench_fit.py [--customers 1000000 10000000]
           a module beside it; `--side after` / `--side before` fits one of them, for whole-process
           pairs under /usr/bin/time -v: CPU seconds, evaluations of the likelihood, the optimum)
 
+      .venv/bin/python benchmarks/bench_fit.py --paths both --summary S.parquet
+          (each model fitted on the summary S (frequency, recency, T, monetary_value; attrs
+          time_unit) by the coarse stage and Newton steps, btyd.newton_from_coarse, and by the
+          optimizer on all the rows, btyd.COARSE_MIN_ROWS above the rows: CPU seconds of the fit and
+          of its covariance, evaluations of the likelihood in units of all the rows, the optimum;
+          `--paths coarse` / `--paths optimizer` one of them, for whole-process pairs)
+
 Data: the customers of ``bench_report.py``'s export (:data:`bench_report.BTYD`: the sample
 company's BG/NBD and Gamma-Gamma processes with shorter gaps and rarer dropout, about 10 orders a
 customer), from :func:`helpers.synth.generate_orders` in blocks of 1M customers (10M rows, seeds
@@ -167,6 +174,68 @@ def pareto_pair(data: pd.DataFrame, ref: str, side: str, workdir: Path) -> None:
         print(f"max relative difference of the parameters: {np.max(np.abs(a / b - 1)):.2e}")
 
 
+#: The per-row functions each fit evaluates (one call: the likelihood and gradient of its rows).
+_EVALUATED = [(pareto_nbd, "_loglik_grad"), (clv._BGNBDData, "nll_and_grad"),
+              (clv._GGData, "nll_and_grad")]  # fmt: skip
+
+
+def _rows_of(args: tuple) -> int:
+    first = args[0]
+    return len(first) if isinstance(first, np.ndarray) else len(first.x)
+
+
+def paths_pair(data: pd.DataFrame, side: str) -> None:
+    """Each model fitted by the coarse stage and Newton steps (``coarse``) and by the optimizer
+    on all the rows (``optimizer``: :data:`helpers.btyd.COARSE_MIN_ROWS` above the rows): CPU
+    seconds (process time) of the fit and then of its covariance (the Hessian: on the coarse
+    path computed when first read, :func:`helpers.btyd.covariance_on_demand`; the optimizer's
+    path computes it within the fit), evaluations of the likelihood counted in rows evaluated /
+    rows fitted, the optimum; with both, the largest relative differences of the parameters,
+    the log-likelihood and the standard errors."""
+    rows = [0]
+    for owner, name in _EVALUATED:
+        inner = getattr(owner, name)
+
+        def counting(*a, inner=inner, **k):
+            rows[0] += _rows_of(a)
+            return inner(*a, **k)
+
+        setattr(owner, name, counting)
+    repeat = data[(data["frequency"] > 0) & (data["monetary_value"] > 0)]
+    sides = ["coarse", "optimizer"] if side == "both" else [side]
+    fits: dict[str, dict[str, btyd.ModelFit]] = {}
+    default = btyd.COARSE_MIN_ROWS
+    for path in sides:
+        btyd.COARSE_MIN_ROWS = default if path == "coarse" else 10**15
+        fits[path] = {}
+        for name in ["BG/NBD", "MBG/NBD", "Pareto/NBD", "Gamma-Gamma"]:
+            d = repeat if name == "Gamma-Gamma" else data
+            gc.collect()
+            rows[0], t0 = 0, time.process_time()
+            with btyd.covariance_on_demand():  # the fit, then its covariance, timed apart
+                fit = FITS[name](d)
+            cpu, evals = time.process_time() - t0, rows[0] / fit.extra["rows_fitted"]
+            rows[0], t0 = 0, time.process_time()
+            fit.cov_log  # noqa: B018 (read: computed now on the coarse path)
+            cov_cpu, cov_evals = time.process_time() - t0, rows[0] / fit.extra["rows_fitted"]
+            fits[path][name] = fit
+            p = " ".join(f"{k}={v:.10g}" for k, v in fit.params.items())
+            print(f"{path:>9} {name:<11} {len(d):>9,} customers: fit {cpu:6.2f} s CPU, "
+                  f"{evals:5.1f} evaluations; covariance {cov_cpu:5.2f} s, {cov_evals:4.1f} "
+                  f"evaluations; {fit.extra['optimizer']}; LL {fit.loglik:.8f}; {p}",
+                  flush=True)  # fmt: skip
+    btyd.COARSE_MIN_ROWS = default
+    if len(fits) == 2:
+        for name, fit in fits["coarse"].items():
+            ref = fits["optimizer"][name]
+            a, b = (np.array(list(f.params.values())) for f in (fit, ref))
+            se_a, se_b = (np.sqrt(np.diag(f.cov_log)) for f in (fit, ref))
+            print(f"{name:<11} max relative difference: parameters "
+                  f"{np.max(np.abs(a / b - 1)):.1e}, log-likelihood "
+                  f"{abs(fit.loglik / ref.loglik - 1):.1e}, standard errors "
+                  f"{np.max(np.abs(se_a / se_b - 1)):.1e}")  # fmt: skip
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--customers", type=int, nargs="+", default=[1_000_000, 10_000_000])
@@ -193,9 +262,27 @@ def main(argv: list[str] | None = None) -> int:
         help="the Pareto/NBD fit against helpers/pareto_nbd.py at git REF",
     )
     ap.add_argument("--side", choices=["both", "after", "before"], default="both")
+    ap.add_argument(
+        "--paths",
+        choices=["both", "coarse", "optimizer"],
+        help="the coarse stage and Newton steps against the optimizer on all rows",
+    )
+    ap.add_argument("--summary", type=Path, help="a BTYD summary (Parquet) for --paths")
     args = ap.parse_args(argv)  # fmt: skip
     args.workdir.mkdir(parents=True, exist_ok=True)
     print(machine())
+    if args.paths:
+        if args.summary is not None:
+            data = pd.read_parquet(args.summary)
+            data.attrs.setdefault("time_unit", "W")
+        else:
+            # the first n customers of the (cached) 1M-customer block, as --pareto-before
+            n = args.customers[0]
+            data = summary(max(n, BLOCK), args.workdir, args.resolutions[0]).iloc[:n]
+            data.attrs.update(time_unit="W", resolution=args.resolutions[0])
+        paths_pair(data, args.paths)
+        print(f"peak RSS of the process: {peak_rss_mb():,.0f} MB")
+        return 0
     if args.pareto_before:
         for n in args.customers:
             # the first n customers of the (cached) 1M-customer block

@@ -469,7 +469,7 @@ def _fit_purchases(
     x0 = np.log([1.0, 1.0 / rate, 1.0, 1.0])
     fit = btyd.fit_log_params(
         nll, x0, ["r", "alpha", "a", "b"], model, int(round(n)), unit, nll_grad,
-        n >= ANALYTIC_MIN_N,
+        n >= ANALYTIC_MIN_N, coarse=_coarse(_BGNBDData, (x, tx, T), w, model == "MBG/NBD"),
     )  # fmt: skip
     fit.extra.update(
         patterns=patterns,
@@ -477,6 +477,27 @@ def _fit_purchases(
         resolution=summary.attrs.get("resolution", "as given"),
     )
     return fit
+
+
+def _coarse(
+    data_class: type,
+    cols: tuple[np.ndarray, ...],
+    w: np.ndarray,
+    *args: Any,
+    groups: np.ndarray | None = None,
+):
+    """The objective (``nll_and_grad``) of a large fit's coarse stage: `data_class`
+    (:class:`_BGNBDData`, :class:`_GGData`, :class:`_BGNBDCovData`) on the rows and counts of
+    :func:`helpers.btyd.coarse_rows` (every k-th row, counts scaled to all the customers, within
+    `groups` when given), so that its optimum and Hessian approximate the full fit's; None for a
+    fit small enough to run on all its rows from the start. `args` go to ``nll_and_grad`` after
+    theta."""
+    sub = btyd.coarse_rows(w, groups)
+    if sub is None:
+        return None
+    rows, ws = sub
+    data = data_class(*(c[rows] for c in cols), ws)
+    return lambda theta: data.nll_and_grad(theta, *args)
 
 
 #: The purchase models a report can choose between, by name: the BG/NBD and MBG/NBD of this
@@ -544,7 +565,8 @@ def fit_bgnbd_covariates(
     else:
         (xf, txf, Tf, cf), w, _ = btyd.fit_rows(x, tx, T, code)
     cf = np.asarray(cf).astype(np.int64)
-    data = _BGNBDCovData(xf, txf, Tf, pattern[cf, :kz], pattern[cf, kz:], w)
+    cols = (xf, txf, Tf, pattern[cf, :kz], pattern[cf, kz:])
+    data = _BGNBDCovData(*cols, w)
     nll_grad = data.nll_and_grad
     if start is not None and start.model == "BG/NBD":
         base = np.log([start.params[k] for k in ("r", "alpha", "a", "b")])
@@ -556,9 +578,10 @@ def fit_bgnbd_covariates(
     wn = [f"a_multiplier[{c}]" for c in (dropout.columns if kw else [])]
     fit = btyd.fit_log_params(
         lambda th: nll_grad(th)[0], x0, ["r", "alpha", "a", "b", *zn, *wn], "BG/NBD+covariates",
-        len(x), unit, nll_grad,
+        len(x), unit, nll_grad, coarse=_coarse(_BGNBDCovData, cols, w, groups=cf),
     )  # fmt: skip
-    fit = _newton_step(fit, nll_grad)
+    if fit.extra["optimizer"] == "L-BFGS-B":  # Newton steps found the other path's optimum
+        fit = _newton_step(fit, nll_grad)
     fit.extra.update(
         purchase_covariates=list(purchase.columns) if kz else [],
         dropout_covariates=list(dropout.columns) if kw else [],
@@ -813,7 +836,7 @@ def fit_gamma_gamma(
     x0 = np.log([1.0, 2.0, float(w @ m) / n])
     fit = btyd.fit_log_params(
         nll, x0, ["p", "q", "gamma"], "Gamma-Gamma", int(round(n)), "-", data.nll_and_grad,
-        n >= ANALYTIC_MIN_N,
+        n >= ANALYTIC_MIN_N, coarse=_coarse(_GGData, (x, m), w),
     )  # fmt: skip
     fit.extra.update(patterns=patterns, rows_fitted=len(w))
     if fit.q <= 1:
@@ -1357,7 +1380,8 @@ def compare_purchase_models(
     """
     rows = {}
     for name in models:
-        fit = PURCHASE_MODELS[name](cal)
+        with btyd.covariance_on_demand():  # only the likelihood and predictions are used
+            fit = PURCHASE_MODELS[name](cal)
         _, m = evaluate_holdout(fit, cal, max_bucket)
         rows[name] = {"loglik": fit.loglik, "converged": fit.converged, "bucket_mae": m["bucket_mae"],
                       "total_error": m["total_error"], "mae": m["mae"]}  # fmt: skip

@@ -276,23 +276,32 @@ def fit_pareto_nbd(
     (x, tx, T), w, patterns = btyd.fit_rows(x, tx, T, weights=btyd.weights_of(summary, weights))
     unit = time_unit or summary.attrs.get("time_unit", "?")
 
-    def nll_grad(theta: np.ndarray) -> tuple[float, np.ndarray]:
-        ll, grad = _loglik_grad(x, tx, T, *np.exp(theta))
-        value, g = -float(w @ ll), -(w @ grad)
-        if not (np.isfinite(value) and np.all(np.isfinite(g))):  # far off: a finite penalty
-            return 1e30, np.zeros(4)
-        return value, g
+    def objective(rows: np.ndarray | slice, ws: np.ndarray):
+        xs, txs, Ts = x[rows], tx[rows], T[rows]
+
+        def nll_grad(theta: np.ndarray) -> tuple[float, np.ndarray]:
+            ll, grad = _loglik_grad(xs, txs, Ts, *np.exp(theta))
+            value, g = -float(ws @ ll), -(ws @ grad)
+            if not (np.isfinite(value) and np.all(np.isfinite(g))):  # far off: a finite penalty
+                return 1e30, np.zeros(4)
+            return value, g
+
+        return nll_grad
+
+    nll_grad = objective(slice(None), w)
 
     def nll(theta: np.ndarray) -> float:
         return nll_grad(theta)[0]
 
+    sub = btyd.coarse_rows(w)  # the coarse stage's rows and counts, or None (few rows)
     n_cust, mean_t = w.sum(), float(w @ T) / w.sum()
     rate = max(float(w @ x) / n_cust, 0.05) / mean_t
     x0 = np.log([1.0, 1.0 / rate, 1.0, mean_t])
     names = ["r", "alpha", "s", "beta"]
     fit = btyd.fit_log_params(
-        nll, x0, names, "Pareto/NBD", int(round(n_cust)), unit, nll_grad, newton_steps=2
-    )
+        nll, x0, names, "Pareto/NBD", int(round(n_cust)), unit, nll_grad, newton_steps=2,
+        coarse=objective(*sub) if sub is not None else None,
+    )  # fmt: skip
     fit.converged = fit.converged and bool(np.all(np.abs(np.log(list(fit.params.values()))) < 14.9))
     fit.extra.update(
         patterns=patterns,
