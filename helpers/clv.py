@@ -1074,14 +1074,33 @@ def expected_purchases(
 
     `t` a scalar gives a Series (one value per customer), an array of horizons a DataFrame with
     one column per horizon, both indexed like `summary`. Pareto/NBD:
-    :func:`helpers.pareto_nbd.expected_purchases`.
+    :func:`helpers.pareto_nbd.expected_purchases`. Many customers sharing a repeat count are
+    computed from the count's table of the hypergeometric function (:class:`_CumTables`, the same
+    numbers to about 1e-12 relative), the others by the formula itself
+    (:func:`_expected_purchases_direct`), a block of customers at a time.
     """
     if _is_pareto(fit):
         return pareto_nbd.expected_purchases(fit, summary, t)
-    r, alpha, a, b = fit.r, fit.alpha, fit.a, fit.b
     x, tx, T = btyd.columns(summary, ("frequency", "recency", "T"))
     scalar = np.ndim(t) == 0
-    tt = np.atleast_1d(np.asarray(t, dtype=float))[None, :]
+    tt = np.atleast_1d(np.asarray(t, dtype=float))
+    tables = _CumTables(fit, x, T, tt)
+    out = np.empty((len(x), len(tt)))
+    for lo in range(0, len(x), _CHUNK):  # block x horizon matrices stay small
+        sl = slice(lo, lo + _CHUNK)
+        out[sl] = tables.cum(x[sl], tx[sl], T[sl])
+    if scalar:
+        return pd.Series(out[:, 0], index=summary.index, name="expected_purchases")
+    return pd.DataFrame(out, index=summary.index, columns=pd.Index(tt, name="horizon"))
+
+
+def _expected_purchases_direct(
+    fit: ModelFit, x: np.ndarray, tx: np.ndarray, T: np.ndarray, t: np.ndarray
+) -> np.ndarray:
+    """:func:`expected_purchases` by its formula (FHL 2005 eq. 10; MBG/NBD Batislam et al.
+    2007), customers x horizons `t`: one hyp2f1 per customer and horizon."""
+    r, alpha, a, b = fit.r, fit.alpha, fit.a, fit.b
+    tt = np.asarray(t, dtype=float)[None, :]
     x, tx, T = x[:, None], tx[:, None], T[:, None]
     shift = 1 if _is_mbg(fit) else 0
     hyp = special.hyp2f1(r + x, b + x + shift, a + b + x - 1 + shift, tt / (alpha + T + tt))
@@ -1090,10 +1109,7 @@ def expected_purchases(
         / (a - 1)
         * (1 - np.exp((r + x) * (np.log(alpha + T) - np.log(alpha + T + tt))) * hyp)
     )
-    out = num * special.expit(-_log_odds_dead(fit, x, tx, T))
-    if scalar:
-        return pd.Series(out[:, 0], index=summary.index, name="expected_purchases")
-    return pd.DataFrame(out, index=summary.index, columns=pd.Index(tt[0], name="horizon"))
+    return num * special.expit(-_log_odds_dead(fit, x, tx, T))
 
 
 def expected_spend(fit: ModelFit, summary: pd.DataFrame) -> pd.Series:
@@ -1185,9 +1201,11 @@ def discounted_purchases(
 _CHUNK = 1 << 13
 #: Intervals of the interpolation grid of :class:`_CumTables`.
 _GRID = 2048
+#: Intervals of :class:`_CumTables`' spline of a repeat count's discounted sum over log(alpha + T).
+_QGRID = 1024
 #: Customers of one repeat count above which :class:`_CumTables` tabulates its discounted sum
 #: (the table costs its grid's points at every horizon; each customer then one evaluation).
-_QMIN = 2 * (_GRID + 1)
+_QMIN = 2 * (_QGRID + 1)
 
 
 class _CumTables:
@@ -1213,7 +1231,7 @@ class _CumTables:
     Q_x(T) = sum_k (disc_k - disc_{k+1}) B_x(t_k, T) with B_x = E[Y] / P(alive) the bracket above
     and disc_{H+1} = 0: for each repeat count with more than :data:`_QMIN` customers Q_x is
     tabulated on a uniform grid of v = log(alpha + T) between the count's smallest and largest T
-    (:data:`_GRID` intervals; B_x from the tables above) and interpolated by scipy's not-a-knot
+    (:data:`_QGRID` intervals; B_x from the tables above) and interpolated by scipy's not-a-knot
     cubic spline (:class:`scipy.interpolate.CubicSpline`; Q_x is smooth in v), so such a
     customer costs one evaluation instead of one per horizon (:meth:`horizon_sums`)."""
 
@@ -1265,13 +1283,13 @@ class _CumTables:
         self.qtab = self.tab & (rows > _QMIN) & (tmax_x > tmin)
         self.qv0 = np.zeros(len(self.ux))
         self.qh = np.ones(len(self.ux))
-        self.qcoef = np.zeros((len(self.ux), _GRID, 4))
+        self.qcoef = np.zeros((len(self.ux), _QGRID, 4))
         for g in np.flatnonzero(self.qtab):
             v0, v1 = np.log(alpha + tmin[g]), np.log(alpha + tmax_x[g])
-            v = np.linspace(v0, v1, _GRID + 1)
+            v = np.linspace(v0, v1, _QGRID + 1)
             Tg = np.clip(np.exp(v) - alpha, tmin[g], tmax_x[g])
             q = self._bracket(np.full(len(v), g), np.full(len(v), self.ux[g]), Tg) @ weights
-            self.qv0[g], self.qh[g] = v0, (v1 - v0) / _GRID
+            self.qv0[g], self.qh[g] = v0, (v1 - v0) / _QGRID
             self.qcoef[g] = interpolate.CubicSpline(v, q).c.T  # highest power first
 
     def _bracket(
@@ -1297,8 +1315,7 @@ class _CumTables:
 
     def cum(self, x: np.ndarray, tx: np.ndarray, T: np.ndarray) -> np.ndarray:
         """customers x horizons matrix of E[Y(t_k)] for these customers."""
-        fit, tt = self.fit, self.t[None, :]
-        r, alpha, a, b = fit.r, fit.alpha, fit.a, fit.b
+        fit = self.fit
         g = np.searchsorted(self.ux, x)
         tab = self.tab[g]
         out = np.empty((len(x), len(self.t)))
@@ -1306,15 +1323,7 @@ class _CumTables:
         if tab.any():
             out[tab] = self._bracket(g[tab], x[tab], T[tab]) * palive[tab]
         if not tab.all():
-            xd, Td = x[~tab][:, None], T[~tab][:, None]
-            s = self.s
-            hyp = special.hyp2f1(r + xd, b + xd + s, a + b + xd - 1 + s, tt / (alpha + Td + tt))
-            num = (
-                (a + b + xd - 1 + s)
-                / (a - 1)
-                * (1 - np.exp((r + xd) * (np.log(alpha + Td) - np.log(alpha + Td + tt))) * hyp)
-            )
-            out[~tab] = num * palive[~tab]
+            out[~tab] = _expected_purchases_direct(fit, x[~tab], tx[~tab], T[~tab], self.t)
         return out
 
     def horizon_sums(
@@ -1332,9 +1341,9 @@ class _CumTables:
             palive = special.expit(-_log_odds_dead(self.fit, xq, tx[q], Tq))
             total[q] = self._bracket(gi, xq, Tq, self.t[-1:])[:, 0] * palive
             d = np.log(self.fit.alpha + Tq) - self.qv0[gi]
-            j = np.clip((d / self.qh[gi]).astype(np.int64), 0, _GRID - 1)
+            j = np.clip((d / self.qh[gi]).astype(np.int64), 0, _QGRID - 1)
             d -= j * self.qh[gi]
-            coef = self.qcoef.reshape(-1, 4)[gi * _GRID + j]
+            coef = self.qcoef.reshape(-1, 4)[gi * _QGRID + j]
             Q = coef[:, 0] * d
             Q += coef[:, 1]
             Q *= d

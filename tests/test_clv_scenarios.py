@@ -94,3 +94,21 @@ def test_discounted_purchases_is_the_purchase_side_of_predictive_clv():
     np.testing.assert_allclose(total, cum[:, -1], rtol=1e-12)
     want = np.diff(cum, axis=1, prepend=0.0) @ econ.discount_factors()
     np.testing.assert_allclose(discounted, want, rtol=1e-12)
+
+
+@pytest.mark.parametrize("model", ["BG/NBD", "MBG/NBD"])
+@pytest.mark.parametrize("sample", ["bundled", "simulated"])
+def test_expected_purchases_from_the_tables_equal_the_formula(model, sample, bundled):
+    """expected_purchases takes the repeat counts shared by many customers from the tables of
+    the hypergeometric function (customers x horizons > 4 x grid points): equal to FHL's eq. 10
+    evaluated for every customer and horizon (_expected_purchases_direct) to 1e-10 relative, at
+    36 monthly horizons (the tables taken) and at one (a Series; too few customers of a count
+    for a table here)."""
+    df = bundled if sample == "bundled" else _simulated()
+    fit = _fit(model, (0.9, 8.0, 0.8, 3.2))
+    x, tx, T = (df[c].to_numpy(float) for c in ("frequency", "recency", "T"))
+    for t in (np.arange(1, 37) * 4.348, np.array([52.0])):
+        assert clv._CumTables(fit, x, T, t).tab.any() == (len(t) > 1)
+        want = clv._expected_purchases_direct(fit, x, tx, T, t)
+        got = clv.expected_purchases(fit, df, t if len(t) > 1 else float(t[0]))
+        np.testing.assert_allclose(np.asarray(got).reshape(len(df), -1), want, rtol=1e-10, atol=0)
