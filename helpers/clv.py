@@ -42,7 +42,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import special, stats
+from scipy import interpolate, special, stats
 
 from helpers import btyd, economics, pareto_nbd, periods
 from helpers.btyd import ModelFit
@@ -78,6 +78,7 @@ __all__ = [
     "spend_frequency_check",
     "gamma_gamma_independence",
     "predictive_clv",
+    "discounted_purchases",
     "calibration_holdout",
     "evaluate_holdout",
     "sample_params",
@@ -1096,14 +1097,33 @@ def expected_purchases(
 
     `t` a scalar gives a Series (one value per customer), an array of horizons a DataFrame with
     one column per horizon, both indexed like `summary`. Pareto/NBD:
-    :func:`helpers.pareto_nbd.expected_purchases`.
+    :func:`helpers.pareto_nbd.expected_purchases`. Many customers sharing a repeat count are
+    computed from the count's table of the hypergeometric function (:class:`_CumTables`, the same
+    numbers to about 1e-12 relative), the others by the formula itself
+    (:func:`_expected_purchases_direct`), a block of customers at a time.
     """
     if _is_pareto(fit):
         return pareto_nbd.expected_purchases(fit, summary, t)
-    r, alpha, a, b = fit.r, fit.alpha, fit.a, fit.b
     x, tx, T = btyd.columns(summary, ("frequency", "recency", "T"))
     scalar = np.ndim(t) == 0
-    tt = np.atleast_1d(np.asarray(t, dtype=float))[None, :]
+    tt = np.atleast_1d(np.asarray(t, dtype=float))
+    tables = _CumTables(fit, x, T, tt)
+    out = np.empty((len(x), len(tt)))
+    for lo in range(0, len(x), _CHUNK):  # block x horizon matrices stay small
+        sl = slice(lo, lo + _CHUNK)
+        out[sl] = tables.cum(x[sl], tx[sl], T[sl])
+    if scalar:
+        return pd.Series(out[:, 0], index=summary.index, name="expected_purchases")
+    return pd.DataFrame(out, index=summary.index, columns=pd.Index(tt, name="horizon"))
+
+
+def _expected_purchases_direct(
+    fit: ModelFit, x: np.ndarray, tx: np.ndarray, T: np.ndarray, t: np.ndarray
+) -> np.ndarray:
+    """:func:`expected_purchases` by its formula (FHL 2005 eq. 10; MBG/NBD Batislam et al.
+    2007), customers x horizons `t`: one hyp2f1 per customer and horizon."""
+    r, alpha, a, b = fit.r, fit.alpha, fit.a, fit.b
+    tt = np.asarray(t, dtype=float)[None, :]
     x, tx, T = x[:, None], tx[:, None], T[:, None]
     shift = 1 if _is_mbg(fit) else 0
     hyp = special.hyp2f1(r + x, b + x + shift, a + b + x - 1 + shift, tt / (alpha + T + tt))
@@ -1112,10 +1132,7 @@ def expected_purchases(
         / (a - 1)
         * (1 - np.exp((r + x) * (np.log(alpha + T) - np.log(alpha + T + tt))) * hyp)
     )
-    out = num * special.expit(-_log_odds_dead(fit, x, tx, T))
-    if scalar:
-        return pd.Series(out[:, 0], index=summary.index, name="expected_purchases")
-    return pd.DataFrame(out, index=summary.index, columns=pd.Index(tt[0], name="horizon"))
+    return num * special.expit(-_log_odds_dead(fit, x, tx, T))
 
 
 def expected_spend(fit: ModelFit, summary: pd.DataFrame) -> pd.Series:
@@ -1148,29 +1165,8 @@ def predictive_clv(
     monthly discount rate d_m from `econ`. Returns p_alive, expected_purchases (over the horizon,
     undiscounted), expected_spend, margin_per_order and clv.
     """
-    unit = summary.attrs.get("time_unit", purchases.time_unit)
-    if unit != purchases.time_unit and purchases.time_unit in TIME_UNITS:
-        raise ValueError(
-            f"the summary is in {unit!r} but the purchase model was fitted in {purchases.time_unit!r}"
-        )
     m = econ.gross_margin_rate if margin_rate is None else margin_rate
-    month = TIME_UNITS["M"] / unit_days(unit)
-    k = np.arange(1, econ.horizon_months + 1)
-    x, tx, T = btyd.columns(summary, ("frequency", "recency", "T"))
-    disc = econ.discount_factors()
-    total = np.empty(len(x))
-    discounted = np.empty(len(x))
-    if _is_pareto(purchases):  # closed form in the horizon: no tables needed
-        tables = None
-        cum_all = pareto_nbd.expected_purchases(purchases, summary, np.atleast_1d(k * month))
-        cum_all = cum_all.to_numpy()
-    else:
-        tables = _CumTables(purchases, x, T, k * month)
-    for lo in range(0, len(x), _CHUNK):  # a block of customers at a time: bounded memory
-        sl = slice(lo, lo + _CHUNK)
-        cum = cum_all[sl] if tables is None else tables.cum(x[sl], tx[sl], T[sl])
-        per_month = np.diff(cum, axis=1, prepend=0.0)
-        total[sl], discounted[sl] = cum[:, -1], per_month @ disc
+    total, discounted = discounted_purchases(purchases, summary, econ)
     spend = expected_spend(gg, summary)
     per_order = m * spend.to_numpy() - cost_per_order
     return pd.DataFrame(
@@ -1185,10 +1181,54 @@ def predictive_clv(
     )
 
 
+def discounted_purchases(
+    purchases: ModelFit, summary: pd.DataFrame, econ: Economics = economics.SAMPLE
+) -> tuple[np.ndarray, np.ndarray]:
+    """The purchase side of :func:`predictive_clv`, per customer: the expected purchases over
+    the horizon E[Y(H)] and the discounted sum D = sum_{k=1..H} (E[Y(k)] - E[Y(k-1)]) / (1 + d_m)^k
+    (months k converted to the summary's time unit; horizon and rate from `econ`), so that
+    CLV = (m E[M] - c) D. Under the BG/NBD and MBG/NBD the repeat counts shared by many customers
+    take D from a table of the count's discounted sum over T (:class:`_CumTables`, same numbers
+    to about 1e-12 relative); the Pareto/NBD's expectation is in closed form per horizon. A
+    scenario that changes only the spend model reuses D (:func:`helpers.report.analysis.scenario_interval`)."""
+    unit = summary.attrs.get("time_unit", purchases.time_unit)
+    if unit != purchases.time_unit and purchases.time_unit in TIME_UNITS:
+        raise ValueError(
+            f"the summary is in {unit!r} but the purchase model was fitted in {purchases.time_unit!r}"
+        )
+    month = TIME_UNITS["M"] / unit_days(unit)
+    k = np.arange(1, econ.horizon_months + 1)
+    x, tx, T = btyd.columns(summary, ("frequency", "recency", "T"))
+    disc = econ.discount_factors()
+    if _is_pareto(purchases):  # closed form in the horizon: no tables needed
+        tables = None
+        cum_all = pareto_nbd.expected_purchases(purchases, summary, np.atleast_1d(k * month))
+        cum_all = cum_all.to_numpy()
+    else:  # the discounted sum tabulated per repeat count where many customers share one
+        tables = _CumTables(purchases, x, T, k * month, disc)
+        total, discounted, rest = tables.horizon_sums(x, tx, T)
+        x, tx, T = x[rest], tx[rest], T[rest]  # the customers computed horizon by horizon
+    part_total, part_disc = np.empty(len(x)), np.empty(len(x))
+    for lo in range(0, len(x), _CHUNK):  # a block of customers at a time: bounded memory
+        sl = slice(lo, lo + _CHUNK)
+        cum = cum_all[sl] if tables is None else tables.cum(x[sl], tx[sl], T[sl])
+        per_month = np.diff(cum, axis=1, prepend=0.0)
+        part_total[sl], part_disc[sl] = cum[:, -1], per_month @ disc
+    if tables is None:
+        return part_total, part_disc
+    total[rest], discounted[rest] = part_total, part_disc
+    return total, discounted
+
+
 #: Customers per block in :func:`predictive_clv` (block x horizon matrices stay small).
 _CHUNK = 1 << 13
 #: Intervals of the interpolation grid of :class:`_CumTables`.
 _GRID = 2048
+#: Intervals of :class:`_CumTables`' spline of a repeat count's discounted sum over log(alpha + T).
+_QGRID = 1024
+#: Customers of one repeat count above which :class:`_CumTables` tabulates its discounted sum
+#: (the table costs its grid's points at every horizon; each customer then one evaluation).
+_QMIN = 2 * (_QGRID + 1)
 
 
 class _CumTables:
@@ -1207,9 +1247,25 @@ class _CumTables:
     F'(z) = (A B / c) 2F1(A+1, B+1; c+1; z)) and evaluated by cubic Hermite interpolation (error
     O(h^4); F_x is smooth in w, its branch point z = 1 being at w = infinity). Counts with few
     customers are computed directly. Same numbers as :func:`expected_purchases` to about 1e-12
-    relative (tests/test_clv.py), at a fraction of the hyp2f1 calls on millions of customers."""
+    relative (tests/test_clv.py), at a fraction of the hyp2f1 calls on millions of customers.
 
-    def __init__(self, fit: ModelFit, x: np.ndarray, T: np.ndarray, t: np.ndarray):
+    With the monthly discount factors `disc` (:func:`predictive_clv`), the discounted sum
+    sum_k disc_k (E[Y(t_k)] - E[Y(t_{k-1})]) = P(alive) Q_x(T), by summation by parts
+    Q_x(T) = sum_k (disc_k - disc_{k+1}) B_x(t_k, T) with B_x = E[Y] / P(alive) the bracket above
+    and disc_{H+1} = 0: for each repeat count with more than :data:`_QMIN` customers Q_x is
+    tabulated on a uniform grid of v = log(alpha + T) between the count's smallest and largest T
+    (:data:`_QGRID` intervals; B_x from the tables above) and interpolated by scipy's not-a-knot
+    cubic spline (:class:`scipy.interpolate.CubicSpline`; Q_x is smooth in v), so such a
+    customer costs one evaluation instead of one per horizon (:meth:`horizon_sums`)."""
+
+    def __init__(
+        self,
+        fit: ModelFit,
+        x: np.ndarray,
+        T: np.ndarray,
+        t: np.ndarray,
+        disc: np.ndarray | None = None,
+    ):
         self.fit, self.t = fit, np.asarray(t, dtype=float)
         r, alpha, a, b = fit.r, fit.alpha, fit.a, fit.b
         self.s = 1 if _is_mbg(fit) else 0
@@ -1239,41 +1295,86 @@ class _CumTables:
             self.coef[g, :, 1] = d[:-1]
             self.coef[g, :, 2] = 3 * df - 2 * d[:-1] - d[1:]
             self.coef[g, :, 3] = d[:-1] + d[1:] - 2 * df
+        # the discounted sums' tables Q_x(v), v = log(alpha + T), per count with many customers
+        self.qtab = np.zeros(len(self.ux), dtype=bool)
+        if disc is None or not self.t.size:
+            return
+        disc = np.asarray(disc, dtype=float)
+        weights = disc - np.append(disc[1:], 0.0)  # summation by parts: disc_k - disc_{k+1}
+        tmax_x = np.full(len(self.ux), -np.inf)
+        np.maximum.at(tmax_x, inv, T)
+        self.qtab = self.tab & (rows > _QMIN) & (tmax_x > tmin)
+        self.qv0 = np.zeros(len(self.ux))
+        self.qh = np.ones(len(self.ux))
+        self.qcoef = np.zeros((len(self.ux), _QGRID, 4))
+        for g in np.flatnonzero(self.qtab):
+            v0, v1 = np.log(alpha + tmin[g]), np.log(alpha + tmax_x[g])
+            v = np.linspace(v0, v1, _QGRID + 1)
+            Tg = np.clip(np.exp(v) - alpha, tmin[g], tmax_x[g])
+            q = self._bracket(np.full(len(v), g), np.full(len(v), self.ux[g]), Tg) @ weights
+            self.qv0[g], self.qh[g] = v0, (v1 - v0) / _QGRID
+            self.qcoef[g] = interpolate.CubicSpline(v, q).c.T  # highest power first
+
+    def _bracket(
+        self, g: np.ndarray, x: np.ndarray, T: np.ndarray, t: np.ndarray | None = None
+    ) -> np.ndarray:
+        """c/(a-1) [1 - (1-z)^(a-1) F_x(z)] (= E[Y(t_k)] / P(alive)) at the horizons `t` (default
+        all; within the tables' range) for customers of tabulated counts (`g`: their rows)."""
+        fit, tt = self.fit, (self.t if t is None else t)[None, :]
+        alpha, a, b = fit.alpha, fit.a, fit.b
+        c = (a + b + x - 1 + self.s)[:, None]
+        w = np.log1p(tt / (alpha + T)[:, None])
+        u = w / self.h[g][:, None]
+        j = np.minimum(u.astype(np.int64), _GRID)
+        u -= j  # position in the interval, 0..1
+        coef = self.coef.reshape(-1, 4)[g[:, None] * (_GRID + 1) + j]
+        F = coef[..., 3] * u
+        F += coef[..., 2]
+        F *= u
+        F += coef[..., 1]
+        F *= u
+        F += coef[..., 0]
+        return c / (a - 1) * (1 - np.exp(-(a - 1) * w) * F)
 
     def cum(self, x: np.ndarray, tx: np.ndarray, T: np.ndarray) -> np.ndarray:
         """customers x horizons matrix of E[Y(t_k)] for these customers."""
-        fit, tt = self.fit, self.t[None, :]
-        r, alpha, a, b = fit.r, fit.alpha, fit.a, fit.b
+        fit = self.fit
         g = np.searchsorted(self.ux, x)
         tab = self.tab[g]
         out = np.empty((len(x), len(self.t)))
         palive = special.expit(-_log_odds_dead(fit, x, tx, T))[:, None]
         if tab.any():
-            gi = g[tab]
-            c = (a + b + x[tab] - 1 + self.s)[:, None]
-            w = np.log1p(tt / (alpha + T[tab])[:, None])
-            u = w / self.h[gi][:, None]
-            j = np.minimum(u.astype(np.int64), _GRID)
-            u -= j  # position in the interval, 0..1
-            coef = self.coef.reshape(-1, 4)[gi[:, None] * (_GRID + 1) + j]
-            F = coef[..., 3] * u
-            F += coef[..., 2]
-            F *= u
-            F += coef[..., 1]
-            F *= u
-            F += coef[..., 0]
-            out[tab] = c / (a - 1) * (1 - np.exp(-(a - 1) * w) * F) * palive[tab]
+            out[tab] = self._bracket(g[tab], x[tab], T[tab]) * palive[tab]
         if not tab.all():
-            xd, Td = x[~tab][:, None], T[~tab][:, None]
-            s = self.s
-            hyp = special.hyp2f1(r + xd, b + xd + s, a + b + xd - 1 + s, tt / (alpha + Td + tt))
-            num = (
-                (a + b + xd - 1 + s)
-                / (a - 1)
-                * (1 - np.exp((r + xd) * (np.log(alpha + Td) - np.log(alpha + Td + tt))) * hyp)
-            )
-            out[~tab] = num * palive[~tab]
+            out[~tab] = _expected_purchases_direct(fit, x[~tab], tx[~tab], T[~tab], self.t)
         return out
+
+    def horizon_sums(
+        self, x: np.ndarray, tx: np.ndarray, T: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """For the customers of the counts with a Q table: E[Y(t_H)] (the last horizon, from
+        the F tables) and the discounted sum P(alive) Q_x(T), in arrays as long as `x`; and the
+        positions of the other customers, whose entries are left unset (for :meth:`cum`)."""
+        n = len(x)
+        total, discounted = np.empty(n), np.empty(n)
+        g = np.searchsorted(self.ux, x) if n else np.zeros(0, dtype=np.int64)
+        q = self.qtab[g]
+        if q.any():
+            gi, xq, Tq = g[q], x[q], T[q]
+            palive = special.expit(-_log_odds_dead(self.fit, xq, tx[q], Tq))
+            total[q] = self._bracket(gi, xq, Tq, self.t[-1:])[:, 0] * palive
+            d = np.log(self.fit.alpha + Tq) - self.qv0[gi]
+            j = np.clip((d / self.qh[gi]).astype(np.int64), 0, _QGRID - 1)
+            d -= j * self.qh[gi]
+            coef = self.qcoef.reshape(-1, 4)[gi * _QGRID + j]
+            Q = coef[:, 0] * d
+            Q += coef[:, 1]
+            Q *= d
+            Q += coef[:, 2]
+            Q *= d
+            Q += coef[:, 3]
+            discounted[q] = Q * palive
+        return total, discounted, np.flatnonzero(~q)
 
 
 def calibration_holdout(

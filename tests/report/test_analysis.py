@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from helpers import clv, cohorts, data, economics, pareto_nbd, report, retention
+from helpers import clv, cohorts, data, economics, pareto_nbd, report, retention, segments
 from helpers.report.mapping import load_mapping
 from helpers.report.orders import read_client_orders
 from helpers.tables import DataValidationError
@@ -322,3 +322,120 @@ def test_fit_clv_compares_the_models_on_the_stated_sample_and_fits_the_choice_on
     # the choice only: the final fit and the scores are those of all customers
     assert sampled.purchases.params == full.purchases.params and sampled.purchases.n == len(seg)
     pd.testing.assert_frame_equal(sampled.table, full.table)
+
+
+# --------------------------------------------------------------------------------------------
+# the CLV arithmetic after the fit (issue 31): the scenario's sums, one calibration split
+
+
+def _scenario_fit(seg: pd.DataFrame, params: tuple[float, ...]) -> report.ClvFit:
+    """A ClvFit of the given BG/NBD and the sample's Gamma-Gamma on `seg`, with a covariance."""
+    pf = clv.ModelFit("BG/NBD", dict(zip("r alpha a b".split(), params, strict=True)), 0.0,
+                      len(seg), "W", np.diag([0.004, 0.006, 0.02, 0.03]), True)  # fmt: skip
+    gg = clv.ModelFit("Gamma-Gamma", {"p": 6.25, "q": 3.74, "gamma": 15.44}, 0.0, len(seg),
+                      None, np.diag([0.01, 0.02, 0.03]), True)  # fmt: skip
+    table = clv.predictive_clv(pf, gg, seg, economics.SAMPLE, cost_per_order=1.5)
+    return report.ClvFit(table, "BG/NBD", pd.DataFrame(), pf, gg, 26.0, 1.5)
+
+
+def _scenario_per_customer(fit, seg, econ, cut=0.10, level=0.95):
+    """The scenario and its interval as they were computed before (issue 31): every customer's
+    CLV under the changed model from predictive_clv, summed, in the same delta method."""
+    from scipy import stats
+
+    def gain(pf, gg, s):
+        now = clv.predictive_clv(pf, gg, s, econ, cost_per_order=fit.cost_per_order)["clv"].sum()
+        b_new = pf.a / ((1 - cut) * pf.a / (pf.a + pf.b)) - pf.a
+        better = dataclasses.replace(pf, params={**pf.params, "b": b_new})
+        then = clv.predictive_clv(better, gg, s, econ, cost_per_order=fit.cost_per_order)
+        return then["clv"].sum() - now
+
+    step = max(1, int(np.ceil(len(seg) / report.analysis.CLV_INTERVAL_SAMPLE)))
+    sample = seg.iloc[::step]
+    base, h, grads = gain(fit.purchases, fit.spend, sample), 1e-4, []
+    for which in ("purchases", "spend"):
+        model = getattr(fit, which)
+        for key in model.params:
+            moved = [dataclasses.replace(model, params={**model.params,
+                                                        key: model.params[key] * np.exp(sg * h)})
+                     for sg in (1, -1)]  # fmt: skip
+            pair = [gain(m, fit.spend, sample) if which == "purchases"
+                    else gain(fit.purchases, m, sample) for m in moved]  # fmt: skip
+            grads.append((pair[0] - pair[1]) / (2 * h))
+    g, n_p = np.asarray(grads), len(fit.purchases.params)
+    cov = np.zeros((len(g), len(g)))
+    cov[:n_p, :n_p], cov[n_p:, n_p:] = fit.purchases.cov_log, fit.spend.cov_log
+    full = gain(fit.purchases, fit.spend, seg)
+    se = float(np.sqrt(g @ cov @ g)) / abs(base) * abs(full)
+    z = float(stats.norm.ppf(0.5 + level / 2))
+    return full, {"gain": full, "ci_low": full - z * se, "ci_high": full + z * se, "se": se}
+
+
+@pytest.mark.parametrize("sample", ["bundled", "simulated"])
+def test_the_scenario_and_its_interval_equal_the_sums_of_every_customers_clv(sample, monkeypatch):
+    """dropout_scenario and scenario_interval sum the purchase side once per purchase-model
+    parameter set (the spend model's moves reuse it; helpers.clv.discounted_purchases): equal to
+    summing every customer's predictive_clv on the horizon-by-horizon path (clv._QMIN out of
+    reach) to 1e-9 relative, on the bundled sample and on 12,000 simulated BG/NBD customers,
+    the discounted sums' tables taken; the second call for the same fit is the first's
+    result."""
+    from helpers.report import analysis
+
+    if sample == "bundled":  # 5,000 customers: the tables from 100 customers of a count
+        seg = segments.rfm_table(data.load_orders(), "2025-12-31", "W")
+        monkeypatch.setattr(clv, "_QMIN", 100)
+    else:
+        rng = np.random.default_rng(8)
+        n = 12_000
+        T = rng.uniform(0.1, 160, n)
+        x = np.minimum(rng.poisson(rng.gamma(0.9, 1 / 8.0, n) * T),
+                       rng.geometric(rng.beta(0.8, 3.2, n)) - 1).astype(float)  # fmt: skip
+        seg = pd.DataFrame({"frequency": x, "recency": np.where(x > 0, T * rng.uniform(0.3, 1, n), 0),
+                            "T": T, "monetary_value": np.where(x > 0, rng.gamma(3, 10, n), 0.0)})  # fmt: skip
+        seg.attrs["time_unit"] = "W"
+    fit = _scenario_fit(seg, (0.243, 4.414, 0.793, 2.426))
+    x, T = seg["frequency"].to_numpy(float), seg["T"].to_numpy(float)
+    disc = economics.SAMPLE.discount_factors()
+    assert clv._CumTables(fit.purchases, x, T, np.arange(1, 37.0), disc).qtab.any()
+    analysis._SCENARIO.clear()
+    scen = report.dropout_scenario(fit, seg, economics.SAMPLE, 0.10)
+    iv = report.analysis.scenario_interval(fit, seg, economics.SAMPLE, 0.10)
+    assert report.dropout_scenario(fit, seg, economics.SAMPLE, 0.10) == scen  # kept
+    analysis._SCENARIO.clear()
+    with monkeypatch.context() as m:
+        m.setattr(clv, "_QMIN", np.inf)  # every customer horizon by horizon, as before
+        old = _scenario_fit(seg, (0.243, 4.414, 0.793, 2.426))
+        full, want = _scenario_per_customer(old, seg, economics.SAMPLE)
+    np.testing.assert_allclose(fit.table["clv"], old.table["clv"], rtol=1e-9, atol=0)
+    assert scen["gain"] == pytest.approx(full, rel=1e-9)
+    assert scen["clv_now"] == pytest.approx(old.table["clv"].sum(), rel=1e-9)
+    for k in want:
+        assert iv[k] == pytest.approx(want[k], rel=1e-9), k
+
+
+def test_fit_clv_and_the_holdout_check_share_one_calibration_split(monkeypatch):
+    """fit_clv's calibration/holdout split (the model comparison) is the one the holdout check
+    and the covariate view need (the same cal_end: holdout_weeks = fit_clv's days / 7): kept by
+    fit_clv, taken by holdout_refit without splitting again, released by holdout_check, whose
+    result equals the one from a split made from scratch."""
+    from helpers.report import analysis
+
+    orders, notes = read_client_orders(ORDERS, load_mapping(SAMPLE_MAPPING))
+    seg = report.segment_customers(orders, notes["as_of"])
+    analysis._SPLIT.clear()
+    analysis._HOLDOUT.clear()
+    fit, why = report.fit_clv(orders, seg, economics.from_mapping(None))
+    assert why == ""
+    kept = analysis._SPLIT["last"]
+    assert kept[0] is orders and kept[1] is seg and len(kept[3]) == fit.calibration_customers
+    real = clv.calibration_holdout
+    with monkeypatch.context() as m:
+        m.setattr(clv, "calibration_holdout", lambda *a, **k: pytest.fail("split again"))
+        cal, _ = analysis.holdout_refit(fit, orders, seg)
+        assert cal is kept[3]
+        shared = report.holdout_check(fit, orders, seg)
+    assert not analysis._SPLIT and not analysis._HOLDOUT  # released
+    cal_end = pd.Timestamp(kept[2][0])
+    fresh = real(report.purchases(orders), cal_end, notes["as_of"], seg.attrs["time_unit"])
+    pd.testing.assert_frame_equal(cal, fresh)
+    assert shared == report.holdout_check(fit, orders, seg)  # from scratch
