@@ -673,6 +673,20 @@ def _lower_text(col: ir.Value) -> ir.StringValue:
     return col.cast("string").fill_null("").strip().lower()
 
 
+def _missing_ids(t: ir.Table, placeholders: list[str]) -> pd.DataFrame:
+    """The rows of `t` without a customer, grouped by their id as text ``v`` (None for a null
+    id): ``n`` rows and ``revenue`` (sum of the amounts) per text. A customer is missing when the
+    id is null, or blank or one of `placeholders` (trimmed, any case; `placeholders` given
+    trimmed and lower-case). One scan; the few texts found then match exactly."""
+    missing = t.customer_id.isnull() | _lower_text(t.customer_id).isin([*placeholders, ""])
+    m = t.filter(missing)
+    return (
+        m.group_by(v=m.customer_id.cast("string"))
+        .agg(n=m.count(), revenue=m.amount.sum())
+        .to_pandas()
+    )
+
+
 def mapping_rules(
     t: ir.Table, mapping, *, count: bool = True, placeholder_values: list[str] | None = None
 ) -> tuple[ir.Table, dict]:
@@ -749,13 +763,19 @@ def mapping_rules(
     if placeholder_values is not None:  # the texts found before: exact matches
         if placeholder_values:
             missing = missing | t.customer_id.cast("string").isin(placeholder_values)
+    elif count:  # one scan trims and lower-cases the ids: per missing id text its rows and revenue
+        per_id = _missing_ids(t, placeholders)
+        found = sorted(per_id["v"].dropna().astype(str))
+        counts["placeholder_values"] = found
+        counts["missing_customers"] = int(per_id["n"].sum())
+        counts["missing_revenue"] = float(np.nan_to_num(per_id["revenue"].sum()))
+        # then the texts found, exactly (the same rows: the test is a function of the text), so
+        # no later query on the table trims and lower-cases every id again
+        if found:
+            missing = missing | t.customer_id.cast("string").isin(found)
     else:  # a blank id (spaces only: a database's text is not trimmed) is missing too
-        is_placeholder = _lower_text(t.customer_id).isin([*placeholders, ""])
-        missing = missing | is_placeholder
-        if count:
-            found = t.filter(is_placeholder).select(v=t.customer_id.cast("string")).distinct()
-            counts["placeholder_values"] = sorted(found.to_pandas()["v"].astype(str))
-    if count:
+        missing = missing | _lower_text(t.customer_id).isin([*placeholders, ""])
+    if count and "missing_customers" not in counts:
         gone = t.aggregate(n=t.count(where=missing), revenue=t.amount.sum(where=missing))
         gone = gone.to_pandas()
         counts["missing_customers"] = int(gone["n"].iloc[0])
@@ -1505,31 +1525,39 @@ def warehouse_problems(
                 whole = text.re_search(r"^[+-]?[0-9]{1,18}$")
                 checks.append((c.name, "not whole numbers (the mapping says id_type: integer)",
                                "not_whole", ~empty & ~whole, shown))  # fmt: skip
-    if checks:  # one scan of the table: a count and one example per check
-        agg = {}
-        for i, (_, _, _, bad, shown) in enumerate(checks):
-            bad = bad.fill_null(False)
-            agg[f"n{i}"] = bad.sum()
-            agg[f"e{i}"] = shown.min(where=bad)
-        row = t.aggregate(**agg).to_pandas().iloc[0]
-        for i, (name, what, code, _, _) in enumerate(checks):
-            n = int(np.nan_to_num(row[f"n{i}"]))
-            if n:
-                problems.append(said(name, n, what, row[f"e{i}"], code))
-    for c in cols:  # duplicated values of a unique column: the engine groups, a count comes back
-        if not c.unique or c.name not in t.columns or any(p.column == c.name for p in problems
-                                                          if p.code == "wrong_type"):  # fmt: skip
-            continue
+    unique = [c for c in cols if c.unique and c.name in t.columns
+              and not any(p.column == c.name for p in problems if p.code == "wrong_type")]  # fmt: skip
+
+    def key_of(c) -> ir.Value:  # a unique column's value as compared (text trimmed)
         col = t[c.name]
-        key = col.cast("string").strip() if col.type().is_string() else col
+        return col.cast("string").strip() if col.type().is_string() else col
+
+    agg = {}
+    for i, (_, _, _, bad, shown) in enumerate(checks):
+        bad = bad.fill_null(False)
+        agg[f"n{i}"] = bad.sum()
+        agg[f"e{i}"] = shown.min(where=bad)
+    for j, c in enumerate(unique):  # in the same scan: do the non-blank values repeat at all?
+        key = key_of(c)
+        given = key.notnull() & (key.cast("string") != "")
+        agg[f"k{j}"], agg[f"d{j}"] = key.count(where=given), key.nunique(where=given)
+    row = t.aggregate(**agg).to_pandas().iloc[0] if agg else None  # one scan of the table
+    for i, (name, what, code, _, _) in enumerate(checks):  # a count and one example per check
+        n = int(np.nan_to_num(row[f"n{i}"]))
+        if n:
+            problems.append(said(name, n, what, row[f"e{i}"], code))
+    for j, c in enumerate(unique):  # duplicated values: the engine groups, a count comes back
+        if int(np.nan_to_num(row[f"k{j}"])) == int(np.nan_to_num(row[f"d{j}"])):
+            continue  # no value repeats (the usual case): no second scan
+        key = key_of(c)
         k = t.select(k=key).filter(lambda s: s.k.notnull() & (s.k.cast("string") != ""))
         g = k.group_by("k").agg(n=k.count()).filter(lambda s: s.n > 1)
-        row = g.aggregate(ids=g.count(), rows=g.n.sum(), e=g.k.cast("string").min()).to_pandas()
-        ids_n = int(np.nan_to_num(row["ids"].iloc[0]))
+        dup = g.aggregate(ids=g.count(), rows=g.n.sum(), e=g.k.cast("string").min()).to_pandas()
+        ids_n = int(np.nan_to_num(dup["ids"].iloc[0]))
         if ids_n:
             problems.append(said(
-                c.name, int(row["rows"].iloc[0]),
-                f"duplicated ({ids_n} distinct ids appear more than once)", row["e"].iloc[0],
+                c.name, int(dup["rows"].iloc[0]),
+                f"duplicated ({ids_n} distinct ids appear more than once)", dup["e"].iloc[0],
                 "duplicated",
             ))  # fmt: skip
     return problems
