@@ -224,18 +224,33 @@ def _up_to(t: ir.Table, as_of: str | pd.Timestamp, date_col: str) -> ir.Table:
 
 
 def _customer_aggregates(
-    t: ir.Table, customer_col: str, date_col: str, amount_col: str
+    t: ir.Table,
+    customer_col: str,
+    date_col: str,
+    amount_col: str,
+    cut: pd.Timestamp | None = None,
 ) -> ir.Table:
     """The per-customer figures every summary is made of, as one engine expression (nothing
     computed): `customer_col`, ``first_order`` and ``last_order`` (the first and last order
     times), ``n_orders``, ``monetary_total`` (the sum of the amounts) and ``first_amount`` (the
     mean amount of the orders at the first time) of the orders `t` (already cut at the as-of
     date). :func:`customer_summary` (RFM and BTYD columns) and :func:`btyd_summary` (x, t_x and
-    T at a resolution) both start from it."""
+    T at a resolution) both start from it. With `cut` (a time), the figures are those of the
+    orders before `cut`, only customers with one are kept, and ``holdout`` counts each one's
+    orders of `t` from `cut` on, in the same scan (:func:`calibration_holdout`)."""
     c, d, a = t[customer_col], t[date_col], t[amount_col].cast("float64")
-    agg = t.group_by(customer_col).agg(
-        first_order=d.min(), last_order=d.max(), n_orders=c.count(), monetary_total=a.sum()
-    )
+    if cut is None:
+        agg = t.group_by(customer_col).agg(
+            first_order=d.min(), last_order=d.max(), n_orders=c.count(), monetary_total=a.sum()
+        )
+    else:
+        before = d < ibis.timestamp(cut.to_pydatetime())
+        agg = t.group_by(customer_col).agg(
+            first_order=d.min(where=before), last_order=d.max(where=before),
+            n_orders=c.count(where=before), monetary_total=a.sum(where=before),
+            holdout=c.count(where=~before),
+        )  # fmt: skip
+        agg = agg.filter(agg.n_orders > 0)
     at_first = t.join(agg.select(customer_col, "first_order"), customer_col)
     first_amt = (
         at_first.filter(at_first[date_col] == at_first.first_order)
@@ -260,17 +275,46 @@ def customer_summary(
     and the mean amount of the orders at the first timestamp; the RFM and BTYD columns follow from
     these (x = n - 1, t_x = (last - first) / unit, T = (end of as-of day - first) / unit,
     repeat mean = (total - first amount) / x; Fader, Hardie & Lee 2005)."""
+    df = _summary_aggregates(orders, as_of, time_unit, customer_col, date_col, amount_col)
+    return _summary_of(df, df.attrs["as_of"], time_unit, customer_col)
+
+
+def _summary_aggregates(
+    orders: ir.Table | pd.DataFrame,
+    as_of: str | pd.Timestamp | None,
+    time_unit: str,
+    customer_col: str = "customer_id",
+    date_col: str = "order_date",
+    amount_col: str = "amount",
+    holdout_end: pd.Timestamp | None = None,
+) -> pd.DataFrame:
+    """:func:`_customer_aggregates` of the orders up to the end of the as-of day, from the
+    engine (sorted by customer; attrs ``as_of``); with `holdout_end` (a time after that end), also
+    ``holdout``: each customer's orders from the end of the as-of day until `holdout_end`."""
     segments.unit_days(time_unit)  # an unknown unit is refused before any work
     if as_of is None:  # the one default (helpers.periods): the day of the last row
         as_of = periods.default_as_of([as_table(orders)[date_col].max().to_pyarrow().as_py()])
     end = periods.as_of_end(as_of)
-    t = _up_to(as_table(orders), as_of, date_col)
-    agg = _customer_aggregates(t, customer_col, date_col, amount_col)
+    if holdout_end is None:
+        t = _up_to(as_table(orders), as_of, date_col)
+        agg = _customer_aggregates(t, customer_col, date_col, amount_col)
+    else:
+        t = as_table(orders)
+        t = t.filter(t[date_col] < ibis.timestamp(holdout_end.to_pydatetime()))
+        agg = _customer_aggregates(t, customer_col, date_col, amount_col, cut=end)
     df = agg.order_by(customer_col).to_pandas()
     if df.empty:
         raise ValueError(
             f"no orders on or before the as-of date {end.date() - pd.Timedelta(days=1)}"
         )
+    df.attrs["as_of"] = as_of
+    return df
+
+
+def _summary_of(
+    df: pd.DataFrame, as_of: str | pd.Timestamp, time_unit: str, customer_col: str
+) -> pd.DataFrame:
+    """:func:`customer_summary` from the engine's aggregates `df` (:func:`_summary_aggregates`)."""
     return segments.summary_from_aggregates(
         df[customer_col].to_numpy(),
         df["first_order"].to_numpy("datetime64[ns]").view("i8"),
@@ -451,13 +495,13 @@ def headline(orders: ir.Table | pd.DataFrame, as_of: str | pd.Timestamp) -> dict
     the end of the as-of day."""
     t = _up_to(as_table(orders), as_of, "order_date")
     amount = t.amount.cast("float64")
-    whole = t.aggregate(
-        revenue=amount.sum(), first=t.order_date.min(), last=t.order_date.max()
-    ).to_pandas()
-    b = t.filter(amount >= 0)
-    bought = b.aggregate(
-        purchases=b.count(), zero=(b.amount == 0).sum(), spent=b.amount.cast("float64").mean()
-    ).to_pandas()
+    bought = amount >= 0
+    whole = t.aggregate(  # one scan: every row, and the purchases among them (amount >= 0)
+        revenue=amount.sum(), first=t.order_date.min(), last=t.order_date.max(),
+        purchases=t.count(where=bought), zero=t.count(where=t.amount == 0),
+        spent=amount.mean(where=bought),
+    ).to_pandas()  # fmt: skip
+    b = t.filter(bought)
     n = b.group_by("customer_id").agg(n=b.count())
     per = n.aggregate(customers=n.count(), repeat=(n.n >= 2).sum()).to_pandas()
     customers = int(per["customers"].iloc[0])
@@ -469,10 +513,10 @@ def headline(orders: ir.Table | pd.DataFrame, as_of: str | pd.Timestamp) -> dict
     revenue = float(whole["revenue"].iloc[0])
     return {
         "customers": customers,
-        "purchases": int(bought["purchases"].iloc[0]),
-        "zero_value_orders": int(bought["zero"].iloc[0]),
+        "purchases": int(whole["purchases"].iloc[0]),
+        "zero_value_orders": int(whole["zero"].iloc[0]),
         "revenue": revenue,
-        "average_order_value": float(bought["spent"].iloc[0]),
+        "average_order_value": float(whole["spent"].iloc[0]),
         "revenue_per_customer": float(revenue / customers),
         "repeat_purchase_rate": float(per["repeat"].iloc[0] / customers),
         "first_date": str(pd.Timestamp(whole["first"].iloc[0]).date()),
@@ -493,17 +537,15 @@ def calibration_holdout(
     segments.unit_days(time_unit)
     cut, end = periods.as_of_end(calibration_end), periods.as_of_end(holdout_end)
     t = as_table(orders)
-    cal = customer_summary(t, calibration_end, time_unit)
     if end <= cut:
+        customer_summary(t, calibration_end, time_unit)  # its refusal first, as before
         raise ValueError(
             f"holdout_end {holdout_end} must be after calibration_end {calibration_end}"
         )
-    d = t.order_date
-    ho = t.filter(
-        (d >= ibis.timestamp(cut.to_pydatetime())) & (d < ibis.timestamp(end.to_pydatetime()))
-    )
-    counts = ho.group_by("customer_id").agg(n=ho.count()).to_pandas().set_index("customer_id")["n"]
-    cal["holdout_purchases"] = counts.reindex(cal.index, fill_value=0).to_numpy().astype(int)
+    # one scan: the calibration's aggregates and each customer's holdout orders beside them
+    agg = _summary_aggregates(t, calibration_end, time_unit, holdout_end=end)
+    cal = _summary_of(agg, calibration_end, time_unit, "customer_id")
+    cal["holdout_purchases"] = agg["holdout"].to_numpy().astype(int)
     cal["holdout_duration"] = (end - cut) / pd.Timedelta(days=segments.unit_days(time_unit))
     cal.attrs.update(
         calibration_end=str(pd.Timestamp(calibration_end).date()),
@@ -1140,8 +1182,9 @@ def _monthly_margins(
 ) -> np.ndarray:
     """Customers (the rows of `starts`, in order) x ages 0..`top`: each customer's margin
     sum of m x amount - c over the orders of that age, 0 where none.
-    The engine sums each (customer, age) once and then spreads those cells over one row per
-    customer (one filtered sum per age over the cells, not over every order). A list of
+    The engine sums each (customer, age) once; those cells come back (customer's row, age,
+    margin: narrow integers and a float, as Arrow) and are spread over the rows here (a second
+    group-by pivoting them in the engine took half as long again). A list of
     (age, margin) structs per customer (Ibis ``collect``) was twice as fast on DuckDB, but
     PostgreSQL's composite arrays do not come back through Arrow: plain sums run everywhere.
 
@@ -1164,24 +1207,21 @@ def _monthly_margins(
         return hit["m"][:, : top + 1]
     # each order's margin m x amount - c (``v``) and age in calendar months from its customer's
     # first month, for ages 0..top observed by `last` (first month + age <= last)
-    s = starts.reset_index(drop=True).assign(_i=np.arange(len(starts), dtype=np.int64))
-    t = section_table(orders)
+    s = starts.reset_index(drop=True).assign(_i=np.arange(len(starts), dtype=np.int32))
+    t = section_table(orders, ["customer_id", "order_date", "amount"])
     j = t.join(ibis.memtable(s), "customer_id")
     j = j.mutate(
         age=period_code(j.order_date, "M") - j.first_month,
         v=margin_rate * j.amount.cast("float64") - cost_per_order,
     )
     j = j.filter((j.age >= 0) & (j.age <= top) & (j.first_month + j.age <= last))
+    # the cells come back as they are (three narrow columns, Arrow) and are spread over the
+    # customers x ages here: no second group-by pivoting them in the engine
     cells = j.group_by(["_i", "age"]).agg(v=j.v.sum())
-    per = (
-        cells.group_by("_i")
-        .agg(**{f"m{k}": cells.v.sum(where=cells.age == k) for k in range(top + 1)})
-        .to_pyarrow()
-    )
+    cells = cells.select(cells._i, age=cells.age.cast("int16"), v=cells.v).to_pyarrow()
     out = np.zeros((len(s), top + 1))
-    rows = per["_i"].to_numpy()
-    for k in range(top + 1):
-        out[rows, k] = np.nan_to_num(per[f"m{k}"].to_numpy(zero_copy_only=False), nan=0.0)
+    rows, ages = cells["_i"].to_numpy(), cells["age"].to_numpy()
+    out[rows, ages] = np.nan_to_num(cells["v"].to_numpy(), nan=0.0)
     out.flags.writeable = False
     memo[key] = {"ids": ids, "fm": fm, "top": top, "m": out}
     return out
