@@ -1009,11 +1009,12 @@ def section_table(orders: ir.Table | pd.DataFrame, columns: list[str] | None = N
 
 def _order_keys(t: ir.Table) -> list[ir.Value]:
     """A customer's orders in time; orders at the same instant (a file written to the minute
-    has many) by ``order_id`` when there is one, then amount: a deterministic order where a
+    has many) by ``order_id`` when there is one, else by amount: a deterministic order where a
     DataFrame's row order is not kept, and the file's order where its ids rise with it (as the
-    sections' pandas code took them)."""
-    ids = [t.order_id] if "order_id" in t.columns else []
-    return [t.order_date, *ids, t.amount]
+    sections' pandas code took them). An ``order_id`` is unique in the validated orders (the
+    readers refuse a repeated one; order lines are summed into orders), so it alone breaks the
+    ties: amount as a third key changed no number and made the window's sort a third slower."""
+    return [t.order_date, t.order_id if "order_id" in t.columns else t.amount]
 
 
 def numbered_orders(
