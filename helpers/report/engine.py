@@ -715,12 +715,30 @@ def _lower_text(col: ir.Value) -> ir.StringValue:
     return col.cast("string").fill_null("").strip().lower()
 
 
+#: The characters Ibis's ``strip()`` takes off both ends of a text (:func:`_lower_text`).
+_BLANKS = " \t\n\r\v\f"
+
+
+def _is_placeholder(col: ir.Value, placeholders: list[str]) -> ir.BooleanValue:
+    """Whether a cell is blank or one of `placeholders` (given trimmed and lower-case) once
+    trimmed and lower-cased: ``_lower_text(col).isin([*placeholders, ""])``, as one anchored
+    regular expression on the lower-cased text (``^[blanks]*(?:p1|p2…)?[blanks]*$``, the
+    placeholders escaped): the same rows, but no trimmed copy of every id is made (a third of
+    the time on DuckDB, whose trim by a set of characters is slow)."""
+    import re
+
+    words = "|".join(re.escape(p) for p in placeholders if p)
+    blank = f"[{_BLANKS}]*"
+    pattern = f"^{blank}(?:{words})?{blank}$" if words else f"^{blank}$"
+    return col.cast("string").fill_null("").lower().re_search(pattern)
+
+
 def _missing_ids(t: ir.Table, placeholders: list[str]) -> pd.DataFrame:
     """The rows of `t` without a customer, grouped by their id as text ``v`` (None for a null
     id): ``n`` rows and ``revenue`` (sum of the amounts) per text. A customer is missing when the
     id is null, or blank or one of `placeholders` (trimmed, any case; `placeholders` given
     trimmed and lower-case). One scan; the few texts found then match exactly."""
-    missing = t.customer_id.isnull() | _lower_text(t.customer_id).isin([*placeholders, ""])
+    missing = t.customer_id.isnull() | _is_placeholder(t.customer_id, placeholders)
     m = t.filter(missing)
     return (
         m.group_by(v=m.customer_id.cast("string"))
