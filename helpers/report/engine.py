@@ -728,9 +728,17 @@ def _is_placeholder(col: ir.Value, placeholders: list[str]) -> ir.BooleanValue:
     import re
 
     words = "|".join(re.escape(p) for p in placeholders if p)
+    return _trimmed_match(
+        col.cast("string").fill_null("").lower(), f"(?:{words})?" if words else ""
+    )
+
+
+def _trimmed_match(text: ir.StringValue, pattern: str) -> ir.BooleanValue:
+    """Whether `text` without the blanks at its ends (:data:`_BLANKS`, as Ibis's ``strip()``)
+    matches the regular expression `pattern` in full: ``^[blanks]*(?:pattern)[blanks]*$`` (equal
+    when `pattern` cannot itself match a blank at its ends), with no trimmed copy made."""
     blank = f"[{_BLANKS}]*"
-    pattern = f"^{blank}(?:{words})?{blank}$" if words else f"^{blank}$"
-    return col.cast("string").fill_null("").lower().re_search(pattern)
+    return text.re_search(f"^{blank}(?:{pattern}){blank}$")
 
 
 def _missing_ids(t: ir.Table, placeholders: list[str]) -> pd.DataFrame:
@@ -1553,8 +1561,8 @@ def warehouse_problems(
                 file=source, column=c.name, code="wrong_type",
             ))  # fmt: skip
             continue
-        text = col.cast("string").strip() if dtype.is_string() else None
-        empty = col.isnull() | (text == "") if text is not None else col.isnull()
+        text = dtype.is_string()  # trimmed by matching, not trimmed row by row (_trimmed_match)
+        empty = col.isnull() | _trimmed_match(col, "") if text else col.isnull()
         shown = col.cast("string").fill_null("")
         if not c.nullable and c.kind not in ("text", "bool"):
             checks.append((c.name, "empty", "empty", empty, shown))
@@ -1575,13 +1583,13 @@ def warehouse_problems(
                 checks.append((c.name, f"below {c.min:g}", "below_min", col < c.min, shown))
             if c.max is not None:
                 checks.append((c.name, f"above {c.max:g}", "above_max", col > c.max, shown))
-        if c.kind == "id" and text is not None:
-            sci = text.re_search(f"^(?:{SCIENTIFIC})$")
+        if c.kind == "id" and text:
+            sci = _trimmed_match(col, SCIENTIFIC)
             checks.append((c.name, "in scientific notation: the export lost digits of these "
                            "ids (Excel shortens long numbers); export the column as text",
                            "scientific", sci, shown))  # fmt: skip
             if ids == "integer":
-                whole = text.re_search(r"^[+-]?[0-9]{1,18}$")
+                whole = _trimmed_match(col, r"[+-]?[0-9]{1,18}")
                 checks.append((c.name, "not whole numbers (the mapping says id_type: integer)",
                                "not_whole", ~empty & ~whole, shown))  # fmt: skip
     unique = [c for c in cols if c.unique and c.name in t.columns
