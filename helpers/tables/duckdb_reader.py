@@ -59,6 +59,8 @@ def _stripped(text: str) -> str:
         f"(CASE WHEN regexp_matches({text}, {_lit(_EDGE)}) "
         f"THEN regexp_replace({text}, {_lit(_STRIP)}, '', 'g') ELSE {text} END)"
     )
+
+
 _OFFSET_TAIL = r"\d{1,2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?\s*(?:Z|UTC|GMT|[+-]\d{2}(?::?\d{2})?)$"
 PAREN = r"\(.*\)"
 _ISO = r"\d{4}-\d{2}-\d{2}(?:[ T]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?)?"
