@@ -1313,11 +1313,14 @@ def value_by_age(
                                      max_age, margin_rate, cost_per_order), axis=1)  # fmt: skip
     # per (group, first month): n, S1 and S2 of each age (a customer without a group: left out)
     ok = starts["grp"].notna().to_numpy()
-    key = pd.MultiIndex.from_arrays([starts["grp"][ok], starts["first_month"][ok]])
-    code, cell = key.factorize()
+    # the pairs' codes in order of first appearance (as a MultiIndex's factorize, which took
+    # half a second at 842k customers): each column factorized alone, the pair as one integer
+    g_code, g_uniq = pd.factorize(starts["grp"].to_numpy(object)[ok])
+    m_code, m_uniq = pd.factorize(starts["first_month"].to_numpy(np.int64)[ok])
+    code, pair = pd.factorize(g_code.astype(np.int64) * len(m_uniq) + m_code)
     cum = cum[ok]
-    size = len(cell)
-    cells = pd.DataFrame({"grp": cell.get_level_values(0), "first_month": cell.get_level_values(1),
+    size = len(pair)
+    cells = pd.DataFrame({"grp": g_uniq[pair // len(m_uniq)], "first_month": m_uniq[pair % len(m_uniq)],
                           "n": np.bincount(code, minlength=size)})  # fmt: skip
     for k in ages:
         cells[f"s{k}"] = np.bincount(code, weights=cum[:, k], minlength=size)
