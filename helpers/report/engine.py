@@ -1110,21 +1110,26 @@ def customer_table(orders: ir.Table | pd.DataFrame, top: int = TOP_NUMBER) -> pd
                  if ty.is_boolean() and c not in _ORDER_KEYS]  # fmt: skip
         at = expr.to_pyarrow()
         text = (pa.types.is_string, pa.types.is_large_string)
-        at = pa.table({  # the attributes' text as categories (a code per customer)
-            name: col.dictionary_encode()
+        names = {"_first": "first", "_second": "second", "_orders": "orders"}
+        sums = [f"_{x}{k}" for k in range(1, top + 1) for x in "sq"]
+        # the sums per customer give value_by_number's table and go (in Arrow, no copy); the
+        # attributes' text as categories (a code per customer); renamed in Arrow, not in pandas
+        counts = at["_orders"].to_numpy().astype(np.int64)
+        memo[("by_number", top)] = _by_number(
+            pd.DataFrame({"orders": counts, **{c: at[c].to_numpy() for c in sums}}), top
+        )
+        at = pa.table({
+            names.get(name, name): col.dictionary_encode()
             if name != "customer_id" and any(f(col.type) for f in text) else col
-            for name, col in zip(at.column_names, at.columns, strict=True)
+            for name, col in zip(at.column_names, at.columns, strict=True) if name not in sums
         })  # fmt: skip
-        df = at.to_pandas().rename(columns={"_first": "first", "_second": "second",
-                                             "_orders": "orders"})  # fmt: skip
+        df = at.to_pandas()
         for c in ("first", "second"):
             df[c] = pd.to_datetime(df[c]).astype("datetime64[ns]")
         for c in flags:
             df[c] = df[c].astype("Int8").astype("boolean")
-        df["orders"] = df["orders"].astype(np.int64)
-        sums = [c for c in df.columns if c[:2] in ("_s", "_q")]
-        memo[("by_number", top)] = _by_number(df, top)  # then the sums per customer go
-        memo[key] = df.drop(columns=sums).set_index("customer_id")
+        df["orders"] = counts
+        memo[key] = df.set_index("customer_id")
     return memo[key]
 
 
