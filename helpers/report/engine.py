@@ -224,18 +224,33 @@ def _up_to(t: ir.Table, as_of: str | pd.Timestamp, date_col: str) -> ir.Table:
 
 
 def _customer_aggregates(
-    t: ir.Table, customer_col: str, date_col: str, amount_col: str
+    t: ir.Table,
+    customer_col: str,
+    date_col: str,
+    amount_col: str,
+    cut: pd.Timestamp | None = None,
 ) -> ir.Table:
     """The per-customer figures every summary is made of, as one engine expression (nothing
     computed): `customer_col`, ``first_order`` and ``last_order`` (the first and last order
     times), ``n_orders``, ``monetary_total`` (the sum of the amounts) and ``first_amount`` (the
     mean amount of the orders at the first time) of the orders `t` (already cut at the as-of
     date). :func:`customer_summary` (RFM and BTYD columns) and :func:`btyd_summary` (x, t_x and
-    T at a resolution) both start from it."""
+    T at a resolution) both start from it. With `cut` (a time), the figures are those of the
+    orders before `cut`, only customers with one are kept, and ``holdout`` counts each one's
+    orders of `t` from `cut` on, in the same scan (:func:`calibration_holdout`)."""
     c, d, a = t[customer_col], t[date_col], t[amount_col].cast("float64")
-    agg = t.group_by(customer_col).agg(
-        first_order=d.min(), last_order=d.max(), n_orders=c.count(), monetary_total=a.sum()
-    )
+    if cut is None:
+        agg = t.group_by(customer_col).agg(
+            first_order=d.min(), last_order=d.max(), n_orders=c.count(), monetary_total=a.sum()
+        )
+    else:
+        before = d < ibis.timestamp(cut.to_pydatetime())
+        agg = t.group_by(customer_col).agg(
+            first_order=d.min(where=before), last_order=d.max(where=before),
+            n_orders=c.count(where=before), monetary_total=a.sum(where=before),
+            holdout=c.count(where=~before),
+        )  # fmt: skip
+        agg = agg.filter(agg.n_orders > 0)
     at_first = t.join(agg.select(customer_col, "first_order"), customer_col)
     first_amt = (
         at_first.filter(at_first[date_col] == at_first.first_order)
@@ -260,17 +275,46 @@ def customer_summary(
     and the mean amount of the orders at the first timestamp; the RFM and BTYD columns follow from
     these (x = n - 1, t_x = (last - first) / unit, T = (end of as-of day - first) / unit,
     repeat mean = (total - first amount) / x; Fader, Hardie & Lee 2005)."""
+    df = _summary_aggregates(orders, as_of, time_unit, customer_col, date_col, amount_col)
+    return _summary_of(df, df.attrs["as_of"], time_unit, customer_col)
+
+
+def _summary_aggregates(
+    orders: ir.Table | pd.DataFrame,
+    as_of: str | pd.Timestamp | None,
+    time_unit: str,
+    customer_col: str = "customer_id",
+    date_col: str = "order_date",
+    amount_col: str = "amount",
+    holdout_end: pd.Timestamp | None = None,
+) -> pd.DataFrame:
+    """:func:`_customer_aggregates` of the orders up to the end of the as-of day, from the
+    engine (sorted by customer; attrs ``as_of``); with `holdout_end` (a time after that end), also
+    ``holdout``: each customer's orders from the end of the as-of day until `holdout_end`."""
     segments.unit_days(time_unit)  # an unknown unit is refused before any work
     if as_of is None:  # the one default (helpers.periods): the day of the last row
         as_of = periods.default_as_of([as_table(orders)[date_col].max().to_pyarrow().as_py()])
     end = periods.as_of_end(as_of)
-    t = _up_to(as_table(orders), as_of, date_col)
-    agg = _customer_aggregates(t, customer_col, date_col, amount_col)
+    if holdout_end is None:
+        t = _up_to(as_table(orders), as_of, date_col)
+        agg = _customer_aggregates(t, customer_col, date_col, amount_col)
+    else:
+        t = as_table(orders)
+        t = t.filter(t[date_col] < ibis.timestamp(holdout_end.to_pydatetime()))
+        agg = _customer_aggregates(t, customer_col, date_col, amount_col, cut=end)
     df = agg.order_by(customer_col).to_pandas()
     if df.empty:
         raise ValueError(
             f"no orders on or before the as-of date {end.date() - pd.Timedelta(days=1)}"
         )
+    df.attrs["as_of"] = as_of
+    return df
+
+
+def _summary_of(
+    df: pd.DataFrame, as_of: str | pd.Timestamp, time_unit: str, customer_col: str
+) -> pd.DataFrame:
+    """:func:`customer_summary` from the engine's aggregates `df` (:func:`_summary_aggregates`)."""
     return segments.summary_from_aggregates(
         df[customer_col].to_numpy(),
         df["first_order"].to_numpy("datetime64[ns]").view("i8"),
@@ -451,13 +495,13 @@ def headline(orders: ir.Table | pd.DataFrame, as_of: str | pd.Timestamp) -> dict
     the end of the as-of day."""
     t = _up_to(as_table(orders), as_of, "order_date")
     amount = t.amount.cast("float64")
-    whole = t.aggregate(
-        revenue=amount.sum(), first=t.order_date.min(), last=t.order_date.max()
-    ).to_pandas()
-    b = t.filter(amount >= 0)
-    bought = b.aggregate(
-        purchases=b.count(), zero=(b.amount == 0).sum(), spent=b.amount.cast("float64").mean()
-    ).to_pandas()
+    bought = amount >= 0
+    whole = t.aggregate(  # one scan: every row, and the purchases among them (amount >= 0)
+        revenue=amount.sum(), first=t.order_date.min(), last=t.order_date.max(),
+        purchases=t.count(where=bought), zero=t.count(where=t.amount == 0),
+        spent=amount.mean(where=bought),
+    ).to_pandas()  # fmt: skip
+    b = t.filter(bought)
     n = b.group_by("customer_id").agg(n=b.count())
     per = n.aggregate(customers=n.count(), repeat=(n.n >= 2).sum()).to_pandas()
     customers = int(per["customers"].iloc[0])
@@ -469,10 +513,10 @@ def headline(orders: ir.Table | pd.DataFrame, as_of: str | pd.Timestamp) -> dict
     revenue = float(whole["revenue"].iloc[0])
     return {
         "customers": customers,
-        "purchases": int(bought["purchases"].iloc[0]),
-        "zero_value_orders": int(bought["zero"].iloc[0]),
+        "purchases": int(whole["purchases"].iloc[0]),
+        "zero_value_orders": int(whole["zero"].iloc[0]),
         "revenue": revenue,
-        "average_order_value": float(bought["spent"].iloc[0]),
+        "average_order_value": float(whole["spent"].iloc[0]),
         "revenue_per_customer": float(revenue / customers),
         "repeat_purchase_rate": float(per["repeat"].iloc[0] / customers),
         "first_date": str(pd.Timestamp(whole["first"].iloc[0]).date()),
@@ -493,17 +537,15 @@ def calibration_holdout(
     segments.unit_days(time_unit)
     cut, end = periods.as_of_end(calibration_end), periods.as_of_end(holdout_end)
     t = as_table(orders)
-    cal = customer_summary(t, calibration_end, time_unit)
     if end <= cut:
+        customer_summary(t, calibration_end, time_unit)  # its refusal first, as before
         raise ValueError(
             f"holdout_end {holdout_end} must be after calibration_end {calibration_end}"
         )
-    d = t.order_date
-    ho = t.filter(
-        (d >= ibis.timestamp(cut.to_pydatetime())) & (d < ibis.timestamp(end.to_pydatetime()))
-    )
-    counts = ho.group_by("customer_id").agg(n=ho.count()).to_pandas().set_index("customer_id")["n"]
-    cal["holdout_purchases"] = counts.reindex(cal.index, fill_value=0).to_numpy().astype(int)
+    # one scan: the calibration's aggregates and each customer's holdout orders beside them
+    agg = _summary_aggregates(t, calibration_end, time_unit, holdout_end=end)
+    cal = _summary_of(agg, calibration_end, time_unit, "customer_id")
+    cal["holdout_purchases"] = agg["holdout"].to_numpy().astype(int)
     cal["holdout_duration"] = (end - cut) / pd.Timedelta(days=segments.unit_days(time_unit))
     cal.attrs.update(
         calibration_end=str(pd.Timestamp(calibration_end).date()),
@@ -673,6 +715,46 @@ def _lower_text(col: ir.Value) -> ir.StringValue:
     return col.cast("string").fill_null("").strip().lower()
 
 
+#: The characters Ibis's ``strip()`` takes off both ends of a text (:func:`_lower_text`).
+_BLANKS = " \t\n\r\v\f"
+
+
+def _is_placeholder(col: ir.Value, placeholders: list[str]) -> ir.BooleanValue:
+    """Whether a cell is blank or one of `placeholders` (given trimmed and lower-case) once
+    trimmed and lower-cased: ``_lower_text(col).isin([*placeholders, ""])``, as one anchored
+    regular expression on the lower-cased text (``^[blanks]*(?:p1|p2…)?[blanks]*$``, the
+    placeholders escaped): the same rows, but no trimmed copy of every id is made (a third of
+    the time on DuckDB, whose trim by a set of characters is slow)."""
+    import re
+
+    words = "|".join(re.escape(p) for p in placeholders if p)
+    return _trimmed_match(
+        col.cast("string").fill_null("").lower(), f"(?:{words})?" if words else ""
+    )
+
+
+def _trimmed_match(text: ir.StringValue, pattern: str) -> ir.BooleanValue:
+    """Whether `text` without the blanks at its ends (:data:`_BLANKS`, as Ibis's ``strip()``)
+    matches the regular expression `pattern` in full: ``^[blanks]*(?:pattern)[blanks]*$`` (equal
+    when `pattern` cannot itself match a blank at its ends), with no trimmed copy made."""
+    blank = f"[{_BLANKS}]*"
+    return text.re_search(f"^{blank}(?:{pattern}){blank}$")
+
+
+def _missing_ids(t: ir.Table, placeholders: list[str]) -> pd.DataFrame:
+    """The rows of `t` without a customer, grouped by their id as text ``v`` (None for a null
+    id): ``n`` rows and ``revenue`` (sum of the amounts) per text. A customer is missing when the
+    id is null, or blank or one of `placeholders` (trimmed, any case; `placeholders` given
+    trimmed and lower-case). One scan; the few texts found then match exactly."""
+    missing = t.customer_id.isnull() | _is_placeholder(t.customer_id, placeholders)
+    m = t.filter(missing)
+    return (
+        m.group_by(v=m.customer_id.cast("string"))
+        .agg(n=m.count(), revenue=m.amount.sum())
+        .to_pandas()
+    )
+
+
 def mapping_rules(
     t: ir.Table, mapping, *, count: bool = True, placeholder_values: list[str] | None = None
 ) -> tuple[ir.Table, dict]:
@@ -749,13 +831,19 @@ def mapping_rules(
     if placeholder_values is not None:  # the texts found before: exact matches
         if placeholder_values:
             missing = missing | t.customer_id.cast("string").isin(placeholder_values)
+    elif count:  # one scan trims and lower-cases the ids: per missing id text its rows and revenue
+        per_id = _missing_ids(t, placeholders)
+        found = sorted(per_id["v"].dropna().astype(str))
+        counts["placeholder_values"] = found
+        counts["missing_customers"] = int(per_id["n"].sum())
+        counts["missing_revenue"] = float(np.nan_to_num(per_id["revenue"].sum()))
+        # then the texts found, exactly (the same rows: the test is a function of the text), so
+        # no later query on the table trims and lower-cases every id again
+        if found:
+            missing = missing | t.customer_id.cast("string").isin(found)
     else:  # a blank id (spaces only: a database's text is not trimmed) is missing too
-        is_placeholder = _lower_text(t.customer_id).isin([*placeholders, ""])
-        missing = missing | is_placeholder
-        if count:
-            found = t.filter(is_placeholder).select(v=t.customer_id.cast("string")).distinct()
-            counts["placeholder_values"] = sorted(found.to_pandas()["v"].astype(str))
-    if count:
+        missing = missing | _lower_text(t.customer_id).isin([*placeholders, ""])
+    if count and "missing_customers" not in counts:
         gone = t.aggregate(n=t.count(where=missing), revenue=t.amount.sum(where=missing))
         gone = gone.to_pandas()
         counts["missing_customers"] = int(gone["n"].iloc[0])
@@ -947,11 +1035,12 @@ def section_table(orders: ir.Table | pd.DataFrame, columns: list[str] | None = N
 
 def _order_keys(t: ir.Table) -> list[ir.Value]:
     """A customer's orders in time; orders at the same instant (a file written to the minute
-    has many) by ``order_id`` when there is one, then amount: a deterministic order where a
+    has many) by ``order_id`` when there is one, else by amount: a deterministic order where a
     DataFrame's row order is not kept, and the file's order where its ids rise with it (as the
-    sections' pandas code took them)."""
-    ids = [t.order_id] if "order_id" in t.columns else []
-    return [t.order_date, *ids, t.amount]
+    sections' pandas code took them). An ``order_id`` is unique in the validated orders (the
+    readers refuse a repeated one; order lines are summed into orders), so it alone breaks the
+    ties: amount as a third key changed no number and made the window's sort a third slower."""
+    return [t.order_date, t.order_id if "order_id" in t.columns else t.amount]
 
 
 def numbered_orders(
@@ -1021,21 +1110,26 @@ def customer_table(orders: ir.Table | pd.DataFrame, top: int = TOP_NUMBER) -> pd
                  if ty.is_boolean() and c not in _ORDER_KEYS]  # fmt: skip
         at = expr.to_pyarrow()
         text = (pa.types.is_string, pa.types.is_large_string)
-        at = pa.table({  # the attributes' text as categories (a code per customer)
-            name: col.dictionary_encode()
+        names = {"_first": "first", "_second": "second", "_orders": "orders"}
+        sums = [f"_{x}{k}" for k in range(1, top + 1) for x in "sq"]
+        # the sums per customer give value_by_number's table and go (in Arrow, no copy); the
+        # attributes' text as categories (a code per customer); renamed in Arrow, not in pandas
+        counts = at["_orders"].to_numpy().astype(np.int64)
+        memo[("by_number", top)] = _by_number(
+            pd.DataFrame({"orders": counts, **{c: at[c].to_numpy() for c in sums}}), top
+        )
+        at = pa.table({
+            names.get(name, name): col.dictionary_encode()
             if name != "customer_id" and any(f(col.type) for f in text) else col
-            for name, col in zip(at.column_names, at.columns, strict=True)
+            for name, col in zip(at.column_names, at.columns, strict=True) if name not in sums
         })  # fmt: skip
-        df = at.to_pandas().rename(columns={"_first": "first", "_second": "second",
-                                             "_orders": "orders"})  # fmt: skip
+        df = at.to_pandas()
         for c in ("first", "second"):
             df[c] = pd.to_datetime(df[c]).astype("datetime64[ns]")
         for c in flags:
             df[c] = df[c].astype("Int8").astype("boolean")
-        df["orders"] = df["orders"].astype(np.int64)
-        sums = [c for c in df.columns if c[:2] in ("_s", "_q")]
-        memo[("by_number", top)] = _by_number(df, top)  # then the sums per customer go
-        memo[key] = df.drop(columns=sums).set_index("customer_id")
+        df["orders"] = counts
+        memo[key] = df.set_index("customer_id")
     return memo[key]
 
 
@@ -1120,8 +1214,9 @@ def _monthly_margins(
 ) -> np.ndarray:
     """Customers (the rows of `starts`, in order) x ages 0..`top`: each customer's margin
     sum of m x amount - c over the orders of that age, 0 where none.
-    The engine sums each (customer, age) once and then spreads those cells over one row per
-    customer (one filtered sum per age over the cells, not over every order). A list of
+    The engine sums each (customer, age) once; those cells come back (customer's row, age,
+    margin: narrow integers and a float, as Arrow) and are spread over the rows here (a second
+    group-by pivoting them in the engine took half as long again). A list of
     (age, margin) structs per customer (Ibis ``collect``) was twice as fast on DuckDB, but
     PostgreSQL's composite arrays do not come back through Arrow: plain sums run everywhere.
 
@@ -1144,24 +1239,21 @@ def _monthly_margins(
         return hit["m"][:, : top + 1]
     # each order's margin m x amount - c (``v``) and age in calendar months from its customer's
     # first month, for ages 0..top observed by `last` (first month + age <= last)
-    s = starts.reset_index(drop=True).assign(_i=np.arange(len(starts), dtype=np.int64))
-    t = section_table(orders)
+    s = starts.reset_index(drop=True).assign(_i=np.arange(len(starts), dtype=np.int32))
+    t = section_table(orders, ["customer_id", "order_date", "amount"])
     j = t.join(ibis.memtable(s), "customer_id")
     j = j.mutate(
         age=period_code(j.order_date, "M") - j.first_month,
         v=margin_rate * j.amount.cast("float64") - cost_per_order,
     )
     j = j.filter((j.age >= 0) & (j.age <= top) & (j.first_month + j.age <= last))
+    # the cells come back as they are (three narrow columns, Arrow) and are spread over the
+    # customers x ages here: no second group-by pivoting them in the engine
     cells = j.group_by(["_i", "age"]).agg(v=j.v.sum())
-    per = (
-        cells.group_by("_i")
-        .agg(**{f"m{k}": cells.v.sum(where=cells.age == k) for k in range(top + 1)})
-        .to_pyarrow()
-    )
+    cells = cells.select(cells._i, age=cells.age.cast("int16"), v=cells.v).to_pyarrow()
     out = np.zeros((len(s), top + 1))
-    rows = per["_i"].to_numpy()
-    for k in range(top + 1):
-        out[rows, k] = np.nan_to_num(per[f"m{k}"].to_numpy(zero_copy_only=False), nan=0.0)
+    rows, ages = cells["_i"].to_numpy(), cells["age"].to_numpy()
+    out[rows, ages] = np.nan_to_num(cells["v"].to_numpy(), nan=0.0)
     out.flags.writeable = False
     memo[key] = {"ids": ids, "fm": fm, "top": top, "m": out}
     return out
@@ -1226,11 +1318,14 @@ def value_by_age(
                                      max_age, margin_rate, cost_per_order), axis=1)  # fmt: skip
     # per (group, first month): n, S1 and S2 of each age (a customer without a group: left out)
     ok = starts["grp"].notna().to_numpy()
-    key = pd.MultiIndex.from_arrays([starts["grp"][ok], starts["first_month"][ok]])
-    code, cell = key.factorize()
+    # the pairs' codes in order of first appearance (as a MultiIndex's factorize, which took
+    # half a second at 842k customers): each column factorized alone, the pair as one integer
+    g_code, g_uniq = pd.factorize(starts["grp"].to_numpy(object)[ok])
+    m_code, m_uniq = pd.factorize(starts["first_month"].to_numpy(np.int64)[ok])
+    code, pair = pd.factorize(g_code.astype(np.int64) * len(m_uniq) + m_code)
     cum = cum[ok]
-    size = len(cell)
-    cells = pd.DataFrame({"grp": cell.get_level_values(0), "first_month": cell.get_level_values(1),
+    size = len(pair)
+    cells = pd.DataFrame({"grp": g_uniq[pair // len(m_uniq)], "first_month": m_uniq[pair % len(m_uniq)],
                           "n": np.bincount(code, minlength=size)})  # fmt: skip
     for k in ages:
         cells[f"s{k}"] = np.bincount(code, weights=cum[:, k], minlength=size)
@@ -1474,8 +1569,8 @@ def warehouse_problems(
                 file=source, column=c.name, code="wrong_type",
             ))  # fmt: skip
             continue
-        text = col.cast("string").strip() if dtype.is_string() else None
-        empty = col.isnull() | (text == "") if text is not None else col.isnull()
+        text = dtype.is_string()  # trimmed by matching, not trimmed row by row (_trimmed_match)
+        empty = col.isnull() | _trimmed_match(col, "") if text else col.isnull()
         shown = col.cast("string").fill_null("")
         if not c.nullable and c.kind not in ("text", "bool"):
             checks.append((c.name, "empty", "empty", empty, shown))
@@ -1496,40 +1591,48 @@ def warehouse_problems(
                 checks.append((c.name, f"below {c.min:g}", "below_min", col < c.min, shown))
             if c.max is not None:
                 checks.append((c.name, f"above {c.max:g}", "above_max", col > c.max, shown))
-        if c.kind == "id" and text is not None:
-            sci = text.re_search(f"^(?:{SCIENTIFIC})$")
+        if c.kind == "id" and text:
+            sci = _trimmed_match(col, SCIENTIFIC)
             checks.append((c.name, "in scientific notation: the export lost digits of these "
                            "ids (Excel shortens long numbers); export the column as text",
                            "scientific", sci, shown))  # fmt: skip
             if ids == "integer":
-                whole = text.re_search(r"^[+-]?[0-9]{1,18}$")
+                whole = _trimmed_match(col, r"[+-]?[0-9]{1,18}")
                 checks.append((c.name, "not whole numbers (the mapping says id_type: integer)",
                                "not_whole", ~empty & ~whole, shown))  # fmt: skip
-    if checks:  # one scan of the table: a count and one example per check
-        agg = {}
-        for i, (_, _, _, bad, shown) in enumerate(checks):
-            bad = bad.fill_null(False)
-            agg[f"n{i}"] = bad.sum()
-            agg[f"e{i}"] = shown.min(where=bad)
-        row = t.aggregate(**agg).to_pandas().iloc[0]
-        for i, (name, what, code, _, _) in enumerate(checks):
-            n = int(np.nan_to_num(row[f"n{i}"]))
-            if n:
-                problems.append(said(name, n, what, row[f"e{i}"], code))
-    for c in cols:  # duplicated values of a unique column: the engine groups, a count comes back
-        if not c.unique or c.name not in t.columns or any(p.column == c.name for p in problems
-                                                          if p.code == "wrong_type"):  # fmt: skip
-            continue
+    unique = [c for c in cols if c.unique and c.name in t.columns
+              and not any(p.column == c.name for p in problems if p.code == "wrong_type")]  # fmt: skip
+
+    def key_of(c) -> ir.Value:  # a unique column's value as compared (text trimmed)
         col = t[c.name]
-        key = col.cast("string").strip() if col.type().is_string() else col
+        return col.cast("string").strip() if col.type().is_string() else col
+
+    agg = {}
+    for i, (_, _, _, bad, shown) in enumerate(checks):
+        bad = bad.fill_null(False)
+        agg[f"n{i}"] = bad.sum()
+        agg[f"e{i}"] = shown.min(where=bad)
+    for j, c in enumerate(unique):  # in the same scan: do the non-blank values repeat at all?
+        key = key_of(c)
+        given = key.notnull() & (key.cast("string") != "")
+        agg[f"k{j}"], agg[f"d{j}"] = key.count(where=given), key.nunique(where=given)
+    row = t.aggregate(**agg).to_pandas().iloc[0] if agg else None  # one scan of the table
+    for i, (name, what, code, _, _) in enumerate(checks):  # a count and one example per check
+        n = int(np.nan_to_num(row[f"n{i}"]))
+        if n:
+            problems.append(said(name, n, what, row[f"e{i}"], code))
+    for j, c in enumerate(unique):  # duplicated values: the engine groups, a count comes back
+        if int(np.nan_to_num(row[f"k{j}"])) == int(np.nan_to_num(row[f"d{j}"])):
+            continue  # no value repeats (the usual case): no second scan
+        key = key_of(c)
         k = t.select(k=key).filter(lambda s: s.k.notnull() & (s.k.cast("string") != ""))
         g = k.group_by("k").agg(n=k.count()).filter(lambda s: s.n > 1)
-        row = g.aggregate(ids=g.count(), rows=g.n.sum(), e=g.k.cast("string").min()).to_pandas()
-        ids_n = int(np.nan_to_num(row["ids"].iloc[0]))
+        dup = g.aggregate(ids=g.count(), rows=g.n.sum(), e=g.k.cast("string").min()).to_pandas()
+        ids_n = int(np.nan_to_num(dup["ids"].iloc[0]))
         if ids_n:
             problems.append(said(
-                c.name, int(row["rows"].iloc[0]),
-                f"duplicated ({ids_n} distinct ids appear more than once)", row["e"].iloc[0],
+                c.name, int(dup["rows"].iloc[0]),
+                f"duplicated ({ids_n} distinct ids appear more than once)", dup["e"].iloc[0],
                 "duplicated",
             ))  # fmt: skip
     return problems

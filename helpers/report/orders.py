@@ -35,7 +35,7 @@ import pyarrow as pa
 import pyarrow.feather as feather
 
 from helpers import periods
-from helpers.report.extra_tables import read_extra_tables
+from helpers.report.extra_tables import CUSTOMER_TABLES, read_extra_tables
 from helpers.report.mapping import (
     ClientMapping,
     client_schema,
@@ -708,10 +708,18 @@ def read_client_tables(
     mapping: ClientMapping = notes["mapping"]
     if not mapping.tables:
         return {}
+    # the customers' ids only for a table whose customers are checked against them (a spend
+    # file has none: the engine's distinct ids, a million texts at 10M orders, not fetched)
+    need_ids = any(kind in CUSTOMER_TABLES for kind in mapping.tables)
     if isinstance(orders, pd.DataFrame):
-        ids, first = orders["customer_id"].astype(str).unique(), orders["order_date"].min()
-    else:  # an Ibis table: two small answers from the engine
-        ids = orders.select("customer_id").distinct().to_pandas()["customer_id"].astype(str)
+        ids = orders["customer_id"].astype(str).unique() if need_ids else []
+        first = orders["order_date"].min()
+    else:  # an Ibis table: small answers from the engine
+        ids = (
+            orders.select("customer_id").distinct().to_pandas()["customer_id"].astype(str)
+            if need_ids
+            else []
+        )
         first = orders.order_date.min().to_pandas()
     return read_extra_tables(mapping.tables, pd.Index(ids), first, notes["as_of"],
                              id_type=mapping.id_type, unmatched=mapping.unmatched_customers)  # fmt: skip

@@ -67,3 +67,24 @@ def test_reject_raises_as_the_reader_does(tmp_path):
     )
     with pytest.raises(DataValidationError, match="refunds policy is 'reject'"):
         engine.mapping_rules(ibis.memtable(validated), m)
+
+
+@pytest.mark.parametrize("placeholders", [["guest", "0"], [], ["x.y", "brak klienta"]])
+def test_the_placeholder_pattern_finds_what_trimming_and_lower_casing_finds(placeholders):
+    """engine._is_placeholder (one anchored pattern) marks the same ids as the trimmed,
+    lower-cased text compared with the placeholders: blanks of each kind at either end, case,
+    a placeholder's regex characters taken literally, a no-break space not a blank."""
+    ids = ["guest", " Guest ", "\tGUEST\n", "0", " 0", "00", "", "   ", "guests", "a guest", None,
+           "\v0\f", "x.y", "xzy", ".", "brak klienta", " BRAK KLIENTA\r", "\u00a0guest"]  # fmt: skip
+    t = ibis.memtable(pd.DataFrame({"customer_id": ids}))
+    got = t.select(
+        fast=engine._is_placeholder(t.customer_id, placeholders),
+        slow=engine._lower_text(t.customer_id).isin([*placeholders, ""]),
+    ).to_pandas()
+    assert got["fast"].tolist() == got["slow"].tolist()
+    expected = {  # by hand: which ids are placeholders
+        "guest": ["guest", " Guest ", "\tGUEST\n", "0", " 0", "", "   ", None, "\v0\f"],
+        "": ["", "   ", None],
+        "x.y": ["", "   ", None, "x.y", "brak klienta", " BRAK KLIENTA\r"],
+    }[placeholders[0] if placeholders else ""]
+    assert [i for i, f in zip(ids, got["fast"], strict=True) if f] == expected

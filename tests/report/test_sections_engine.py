@@ -306,12 +306,25 @@ def test_members_orders_are_the_members_and_the_rest_are_counted(company):
 # --- the orders are not collected ----------------------------------------------------------------
 
 
+class Returned(list):
+    """The row counts of the results (a list of ints) and, in ``columns``, each one's columns."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.columns: list[list[str]] = []
+
+
+#: The columns of the margins' (customer, age) cells (engine._monthly_margins): one row per
+#: customer and month of age with an order, not per order.
+CELLS = ["_i", "age", "v"]
+
+
 @pytest.fixture
 def returned_rows(monkeypatch) -> list[int]:
     """The number of rows of every result DuckDB hands back to Python (through Ibis)."""
     from ibis.backends.duckdb import Backend
 
-    sizes: list[int] = []
+    sizes = Returned()
 
     def counting(name: str) -> None:
         original = getattr(Backend, name)
@@ -319,6 +332,8 @@ def returned_rows(monkeypatch) -> list[int]:
         def wrapped(self, *args, **kwargs):
             out = original(self, *args, **kwargs)
             sizes.append(len(out) if hasattr(out, "__len__") else 1)
+            names = getattr(out, "column_names", None)  # Arrow's; pandas' columns
+            sizes.columns.append(list(names if names is not None else getattr(out, "columns", [])))
             return out
 
         monkeypatch.setattr(Backend, name, wrapped)
@@ -349,7 +364,15 @@ def test_the_sections_on_the_engine_return_at_most_a_row_per_customer(small, ret
                         min_group=10, dropout=False)  # fmt: skip
     acq.attribute_discounts(more.attributes["acquisition_channel"], sold, seg, min_group=10)
     acq.acquisition_costs(more.spend, more.channel, seg, sold, econ, lc.values)
-    assert returned_rows and max(returned_rows) <= customers
+    cells = [n for n, c in zip(returned_rows, returned_rows.columns, strict=True) if c == CELLS]
+    rest = [n for n, c in zip(returned_rows, returned_rows.columns, strict=True) if c != CELLS]
+    assert rest and max(rest) <= customers
+    # the margins by age: at most one cell per customer and calendar month with a purchase,
+    # fewer than the orders (a collected table would have one row per order)
+    o = company.orders[company.orders["amount"] >= 0]
+    months = o["order_date"].dt.year * 12 + o["order_date"].dt.month
+    customer_months = len(pd.DataFrame({"c": o["customer_id"], "m": months}).drop_duplicates())
+    assert cells and max(cells) <= customer_months < len(company.orders)
     returned_rows.clear()
     plan = company.mapping.tables["campaigns"].holdout_share
     bo.repurchase_by_category(t["survey"], company.table, company.as_of)

@@ -174,6 +174,33 @@ def test_warehouse_problems_known_answers():
     assert all(p.startswith("db://h/x, table 't', column '") for p in got)
 
 
+def test_warehouse_problems_see_through_blanks_at_either_end():
+    """Ids are checked as trimmed (blanks of each kind at either end), by matching, not by a
+    trimmed copy: a blank id is empty, a padded one in scientific notation is said, and with
+    id_type: integer the padded text ids that are not whole numbers."""
+    t = ibis.memtable(
+        pd.DataFrame(
+            {
+                "order_id": ["a", " \t", " 1E+05\n", "\v12\f"],
+                "customer_id": ["1", "2", "3", "4"],
+                "order_date": pd.to_datetime(["2025-01-01"] * 4),
+                "amount": [1.0, 2.0, 3.0, 4.0],
+            }
+        )
+    )
+    cols = tuple(c for c in client_schema(load_mapping(MAPPING)) if c.name in t.columns)
+    said = {}
+    for ids in ("auto", "integer"):
+        got = engine.warehouse_problems(t, cols, source="db://h/x", table="t", labels={},
+                                        as_of="2025-12-31", ids=ids)  # fmt: skip
+        said[ids] = {(p.column, p.code): (p.rows, p.example) for p in got}
+    assert said["auto"] == {
+        ("order_id", "empty"): (1, " \t"),
+        ("order_id", "scientific"): (1, " 1E+05\n"),
+    }
+    assert said["integer"] == said["auto"] | {("order_id", "not_whole"): (2, " 1E+05\n")}
+
+
 def test_a_clean_table_is_typed_as_the_file_reader_types_it(tmp_path):
     """Equal to the CSV's orders, ids as text (id_type: text) even from a BIGINT column; the
     notebook's hand-over holds the notes only and opens the same table again."""
