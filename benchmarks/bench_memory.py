@@ -69,14 +69,14 @@ def _role(p: psutil.Process) -> str:
     return "other"
 
 
-def run_traced(cmd: list[str], env: dict[str, str]) -> dict:
-    """Run `cmd` under ``time -v``, sampling the tree every 50 ms; returns the samples, the stage
-    lines with their times, the wall seconds, stderr and the exit code."""
+def run_traced(cmd: list[str], env: dict[str, str], cwd: Path = ROOT) -> dict:
+    """Run `cmd` in `cwd` under ``time -v``, sampling the tree every 50 ms; returns the samples,
+    the stage lines with their times, the wall seconds, stderr and the exit code."""
     if os.path.exists(TIME_V):
         cmd = [TIME_V, "-v", *cmd]
     start = time.perf_counter()
     child = subprocess.Popen(
-        cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
     root = psutil.Process(child.pid)
     samples: list[tuple[float, int, int, int, int]] = []  # t, tree, command, kernel, kernel anon
@@ -179,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
                    args.mapping, "--name", f"mem-{label}", "--reports-dir", args.reports_dir,
                    "--overwrite", "--engine", args.engine]  # fmt: skip
             load = os.getloadavg()[0]
-            run = run_traced(cmd, env)
+            run = run_traced(cmd, env, Path(tree))  # python -m: the tree's helpers first
             if run["code"] != 0:
                 print(run["stderr"][-3000:])
                 print(f"{label}: the report failed (exit {run['code']})")
