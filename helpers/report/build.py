@@ -11,12 +11,14 @@ import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from helpers import paths, run
 from helpers.report import sources, text
 from helpers.report.handover import EXPORTS_ENV, SALT_ENV
 from helpers.report.mapping import load_mapping
 from helpers.report.orders import (
+    ENGINE_MIN_BYTES,
     check_enough_data,
     close_orders,
     order_count,
@@ -28,6 +30,7 @@ from helpers.report.orders import (
     save_warehouse,
 )
 from helpers.report.progress import Stages, follow, release_memory
+from helpers.tables import DataValidationError
 
 NOTEBOOK: Path = paths.NOTEBOOKS / "08_case_study_client_report.ipynb"
 
@@ -110,40 +113,23 @@ def _build(data, mapping, name, target, root, client, language, engine, stage, p
         raise ReportError(f"--engine must be auto, duckdb, pandas or spark, got {engine!r}")
     if language is not None and language not in text.LANGUAGES:
         raise ReportError(f"--language must be one of {sorted(text.LANGUAGES)}, got {language!r}")
-    with stage("read and validate") as s:
-        # every problem, before any analysis runs; a large CSV/Parquet file in the engine, a
-        # database table in its database
-        if url:
-            orders, notes = read_orders_in_warehouse(url, spec)
-        else:
-            orders, notes = read_orders(data, spec, engine)
-        s.rows = notes["rows"]
-    shown = f"{notes['source']}, table {notes['table']!r}" if url else data.name
-    check_enough_data(orders, notes["as_of"], spec.period, shown)
-    tables = {}
-    if spec.tables:  # every problem of every table, before anything is written
-        with stage("read and check " + ", ".join(spec.tables)):
-            tables = read_client_tables(orders, notes)
-    n_orders = order_count(orders)
-    root.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{name}.partial-", dir=root))
-    tmp.chmod(0o755)  # mkdtemp makes it private; the published report is an ordinary folder
     handover = Path(tempfile.mkdtemp(prefix="retention-validated-"))  # private: real ids
+    tmp = None
     try:
-        # the notebook receives the validated tables: each file is read and validated once
-        if tables:
-            notes["tables"] = save_tables(tables, handover)
-            del tables
-        if url:  # the notes only: the notebook opens the table where it is
-            validated = save_warehouse(notes, handover / "orders.warehouse.json")
+        # every problem, before any analysis runs, and the notebook's hand-over; a large input
+        # in a child process, whose memory is gone before the kernel starts (_in_child)
+        args = (data, url, mapping, engine, handover)
+        if _in_child(data, url):
+            got = _read_in_child(*args, stage)
         else:
-            validated = save_validated(orders, notes, handover / "orders.arrow")
-        close_orders(orders)  # DuckDB's buffers go before the kernel starts
-        del orders  # the notebook's kernel holds the table from here on
+            got = _read_and_hand_over(*args, stage)
         release_memory()
+        root.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{name}.partial-", dir=root))
+        tmp.chmod(0o755)  # mkdtemp makes it private; the published report is an ordinary folder
         params = {  # a table's data_path: its source without the password
-            "data_path": f"{notes['source']}?table={notes['table']}" if url else str(data),
-            "orders_path": str(validated), "mapping_path": str(mapping),
+            "data_path": f"{got['source']}?table={got['table']}" if url else str(data),
+            "orders_path": got["validated"], "mapping_path": str(mapping),
             "client_name": client or name, "export_dir": str(tmp),
             "language": language or "", "engine": engine,
         }  # fmt: skip
@@ -153,7 +139,10 @@ def _build(data, mapping, name, target, root, client, language, engine, stage, p
         if url:  # the same for a database URL and its password
             env[sources.SOURCE_ENV] = url
         try:
-            with stage("analyse (notebook 08)", n_orders), follow(handover / "stages", progress):
+            with (
+                stage("analyse (notebook 08)", got["n_orders"]),
+                follow(handover / "stages", progress),
+            ):
                 run.execute(NOTEBOOK, tmp, params, env=env, html_report=False)  # below, titled
         except run.RunError as err:
             raise ReportError(str(err)) from None
@@ -172,5 +161,89 @@ def _build(data, mapping, name, target, root, client, language, engine, stage, p
         except run.RunError as err:
             raise ReportError(str(err)) from None
     finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
         shutil.rmtree(handover, ignore_errors=True)
+
+
+def _in_child(data: Path, url: str | None) -> bool:
+    """Whether the report command reads `data` in a child process (:func:`_read_in_child`): a
+    database table, or a file the engine reads (from :data:`~helpers.report.orders.ENGINE_MIN_BYTES`).
+    The read stage's libraries (DuckDB, Ibis) and what its allocators keep would otherwise stay in
+    the command's process, which waits beside the notebook's kernel: at 2M orders 250 MB against
+    120 MB (benchmarks/README.md, the report's memory). A small file is read in the command's
+    process: a child's start (about 1 s of imports) would cost more than it saves there."""
+    return url is not None or (data.is_file() and data.stat().st_size >= ENGINE_MIN_BYTES)
+
+
+def _read_in_child(
+    data: Path, url: str | None, mapping: Path, engine: str, handover: Path, stage: Stages
+) -> dict[str, Any]:
+    """:func:`_read_and_hand_over` in a fresh (spawned) process that ends when it returns; its
+    stages are said and recorded by `stage` when it returns, its problems raised here as the same
+    :class:`DataValidationError`."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        got = pool.submit(_child, data, url, mapping, engine, handover).result()
+    for done in got["done"]:
+        stage.done.append(done)
+        if stage.emit is not None:
+            stage.emit(Stages.line(*done))
+    if "problems" in got:
+        raise DataValidationError(got["problems"])
+    return got
+
+
+def _child(data: Path, url: str | None, mapping: Path, engine: str, handover: Path) -> dict:
+    """:func:`_read_and_hand_over` in the child process of :func:`_read_in_child`: its stages
+    recorded, not said (``done``), a :class:`DataValidationError` returned as its ``problems``
+    (pickling the error loses them)."""
+    stage = Stages()
+    try:
+        return {**_read_and_hand_over(data, url, mapping, engine, handover, stage),
+                "done": stage.done}  # fmt: skip
+    except DataValidationError as err:
+        return {"problems": err.problems, "done": stage.done}
+
+
+def _read_and_hand_over(
+    data: Path, url: str | None, mapping: Path, engine: str, handover: Path, stage: Stages
+) -> dict[str, Any]:
+    """Read and validate the orders of `data` (a file) or `url` (a database table) with the
+    mapping file `mapping` (every problem, before any analysis runs: a large CSV/Parquet file in
+    the engine, a database table in its database), check that they are enough for a report,
+    read and check the mapping's other tables, and write the notebook's hand-over into
+    `handover` (:func:`~helpers.report.orders.save_validated`, or the notes only for a table:
+    :func:`~helpers.report.orders.save_warehouse`); the stages timed by `stage`.
+
+    Returns the hand-over's path (``validated``), the orders' ``rows``, ``n_orders``, and the
+    ``source`` and ``table`` of a database (without its password)."""
+    spec = load_mapping(mapping)
+    with stage("read and validate") as s:
+        if url:
+            orders, notes = read_orders_in_warehouse(url, spec)
+        else:
+            orders, notes = read_orders(data, spec, engine)
+        s.rows = notes["rows"]
+    shown = f"{notes['source']}, table {notes['table']!r}" if url else data.name
+    check_enough_data(orders, notes["as_of"], spec.period, shown)
+    tables = {}
+    if spec.tables:  # every problem of every table, before anything is written
+        with stage("read and check " + ", ".join(spec.tables)):
+            tables = read_client_tables(orders, notes)
+    n_orders = order_count(orders)
+    # the notebook receives the validated tables: each file is read and validated once
+    if tables:
+        notes["tables"] = save_tables(tables, handover)
+        del tables
+    if url:  # the notes only: the notebook opens the table where it is
+        validated = save_warehouse(notes, handover / "orders.warehouse.json")
+    else:
+        validated = save_validated(orders, notes, handover / "orders.arrow")
+    close_orders(orders)  # DuckDB's buffers go before the kernel starts
+    return {
+        "validated": str(validated), "rows": notes["rows"], "n_orders": n_orders,
+        "source": notes.get("source"), "table": notes.get("table"),
+    }  # fmt: skip

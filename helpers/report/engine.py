@@ -104,15 +104,26 @@ def connect(memory_limit: str | None = "500MB") -> ibis.BaseBackend:
     return tune_duckdb(ibis.duckdb.connect(), memory_limit)
 
 
+#: DuckDB's allocator gives back to the system what its threads freed once it exceeds this
+#: (DuckDB's default 128 MiB per thread; ``allocator_background_threads`` on): at 2M orders the
+#: notebook's kernel otherwise kept about 170 MB freed by one query into the next stages
+#: (benchmarks/README.md, the report's memory).
+ALLOCATOR_FLUSH = "4MB"
+
+
 def tune_duckdb(con: ibis.BaseBackend, memory_limit: str | None = "500MB") -> ibis.BaseBackend:
     """:func:`connect`'s settings on a DuckDB connection `con` (also a client's database file,
     :func:`helpers.report.sources.open_table`): `memory_limit`, spilling to the system's
-    temporary folder, no insertion order kept. Returns `con`."""
+    temporary folder, no insertion order kept, freed memory returned (:data:`ALLOCATOR_FLUSH`).
+    Returns `con`."""
     import tempfile
 
     if memory_limit:
         con.raw_sql(f"SET memory_limit = '{memory_limit}'")
     con.raw_sql("SET preserve_insertion_order = false")
+    # what a query freed goes back to the system when it ends, not kept for the next query
+    con.raw_sql(f"SET allocator_flush_threshold = '{ALLOCATOR_FLUSH}'")
+    con.raw_sql("SET allocator_background_threads = true")
     try:  # no bars on the report command's standard error
         con.raw_sql("SET enable_progress_bar = false")
     except Exception:  # noqa: BLE001 (in a Jupyter kernel DuckDB refuses it without ipywidgets)

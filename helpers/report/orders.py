@@ -7,7 +7,8 @@
    :mod:`helpers.report.mapping` for the keys); :func:`check_enough_data` refuses a history too
    short for a report.
 2. :func:`save_validated` hands the table, its notes and the mapping as read to the notebook in
-   one Arrow file: the mapping file and the client's file are each read once.
+   one Arrow file (the engine's table: one DuckDB database file): the mapping file and the
+   client's file are each read once.
 3. :func:`open_orders` (in the notebook) maps that file and returns what the analysis takes: a
    pandas DataFrame, or from :data:`ENGINE_MIN_ROWS` an Ibis table (:mod:`helpers.report.engine`),
    and the notes with the mapping. The writer and the reader of the hand-over live here together:
@@ -573,7 +574,8 @@ def save_validated(orders: pd.DataFrame | Any, notes: dict[str, Any], path: str 
     (the notes, data-note sentences with their message keys included, as JSON in the schema's
     metadata; the mapping as its values, :func:`helpers.report.mapping.mapping_as_dict`), so that
     the report's notebook receives the table and the mapping instead of reading and validating
-    the files again; the notebook maps it into memory (:func:`open_orders`)."""
+    the files again; the notebook maps it into memory (:func:`open_orders`). The engine's table
+    goes into a DuckDB database file instead (:func:`_save_engine_table`; its path returned)."""
     if not isinstance(orders, pd.DataFrame):  # the engine's table (:func:`read_orders`)
         return _save_engine_table(orders, notes, path)
     table = pa.Table.from_pandas(orders, preserve_index=False)
@@ -585,32 +587,77 @@ def save_validated(orders: pd.DataFrame | Any, notes: dict[str, Any], path: str 
 
 
 def _save_engine_table(orders: Any, notes: dict[str, Any], path: str | Path) -> Path:
-    """:func:`save_validated` for the engine's table: its rows stream from DuckDB into the Arrow
-    file batch by batch (never the whole table in Python), with the types the pandas path writes
-    (timestamps in ns; the canonical columns first)."""
-    import pyarrow.ipc as ipc
+    """:func:`save_validated` for the engine's table: a DuckDB database file beside `path`
+    (its name ending in :data:`ENGINE_HANDOVER_SUFFIX`), written by DuckDB itself (never the
+    table in Python): table ``orders`` with the types the pandas path writes (timestamps in ns;
+    the canonical columns first) and table ``notes`` (one row, the notes as JSON).
+
+    Not an Arrow file, for the notebook's memory: a memory-mapped Arrow file counts in the
+    kernel's resident memory as far as it is read (at 10M orders about 0.5 GB of the report's
+    peak), DuckDB's compressed storage is read through its buffer pool, within its memory limit
+    (``benchmarks/README.md``, issue 31's peak)."""
+    import ibis
 
     first = ["order_id", "customer_id", "order_date", "amount"]
     orders = orders.select(*first, *[c for c in orders.columns if c not in first])
+    con = orders._find_backend().con
+    ns = {n for n, t in orders.schema().items() if t.is_timestamp()}
+    cols = ", ".join(
+        f'CAST("{c}" AS TIMESTAMP_NS) AS "{c}"' if c in ns else f'"{c}"' for c in orders.columns
+    )
+    path = Path(path)
+    path = path.with_name(path.name.split(".")[0] + ENGINE_HANDOVER_SUFFIX)
+    path.unlink(missing_ok=True)
+    con.execute(f"ATTACH '{_sql_text(path)}' AS handover")
+    try:
+        sql = ibis.to_sql(orders, dialect="duckdb")
+        con.execute(f"CREATE TABLE handover.orders AS SELECT {cols} FROM ({sql})")
+        con.execute("CREATE TABLE handover.notes (notes VARCHAR)")
+        con.execute("INSERT INTO handover.notes VALUES (?)", [json.dumps(_notes_as_json(notes))])
+    finally:
+        con.execute("DETACH handover")
+    return path
+
+
+def _sql_text(path: Path) -> str:
+    """`path` inside a SQL string literal (quotes doubled)."""
+    return str(path).replace("'", "''")
+
+
+#: The name's ending of the hand-over :func:`save_validated` writes for the engine's table (a
+#: DuckDB database file: :func:`_save_engine_table`); :func:`open_orders` opens it read-only.
+ENGINE_HANDOVER_SUFFIX = ".validated.duckdb"
+
+
+def _open_engine_handover(path: str | Path, engine: str) -> tuple[Any, dict[str, Any]]:
+    """:func:`open_orders` for the file of :func:`_save_engine_table`: an Ibis table over the
+    file, opened read-only with DuckDB's memory limit for its rows
+    (:func:`helpers.report.engine.memory_limit`), for 'duckdb' or 'auto' from
+    :data:`ENGINE_MIN_ROWS`; otherwise its rows as :func:`_load_validated` gives them (pandas),
+    or on Spark."""
+    import warnings
+
     import ibis
 
-    # DuckDB's own Arrow stream (Ibis 12's to_pyarrow_batches calls a DuckDB 1.x method)
-    con = orders._find_backend().con
-    reader = con.sql(str(ibis.to_sql(orders, dialect="duckdb"))).to_arrow_reader(1 << 20)
-    as_pandas_writes = {pa.string(): pa.large_string()}
-    fields = [
-        pa.field(f.name, pa.timestamp("ns"))
-        if pa.types.is_timestamp(f.type)
-        else pa.field(f.name, as_pandas_writes.get(f.type, f.type))
-        for f in reader.schema
-    ]
-    schema = pa.schema(fields)
-    schema = schema.with_metadata({_NOTES_KEY: json.dumps(_notes_as_json(notes)).encode()})
-    path = Path(path)
-    with pa.OSFile(str(path), "wb") as sink, ipc.new_file(sink, schema) as writer:
-        for batch in reader:
-            writer.write_batch(batch.cast(schema.remove_metadata()))
-    return path
+    from helpers.report import engine as eng
+
+    con = ibis.duckdb.connect(str(path), read_only=True)
+    raw = con.con.execute("SELECT notes FROM notes").fetchall()[0][0]
+    notes = _notes_from_json(json.loads(raw))
+    rows = notes["rows"]
+    with warnings.catch_warnings():  # Ibis 12 reads the schema with a DuckDB 2.0-deprecated call
+        warnings.simplefilter("ignore", DeprecationWarning)
+        t = con.table("orders")
+    if engine == "duckdb" or (engine == "auto" and rows >= ENGINE_MIN_ROWS):
+        eng.tune_duckdb(con, eng.memory_limit(rows))
+        return t, notes
+    table = t.to_pyarrow()
+    con.disconnect()
+    if engine == "spark":
+        return eng.on_spark(table), notes
+    orders = table.to_pandas(types_mapper=_ARROW_TEXT.get)
+    orders["customer_id"] = orders["customer_id"].astype("category")
+    return orders, notes
 
 
 def _notes_as_json(notes: dict[str, Any]) -> dict[str, Any]:
@@ -673,6 +720,8 @@ def open_orders(
         raise ValueError(f"engine must be 'auto', 'duckdb', 'pandas' or 'spark', got {engine!r}")
     if isinstance(source, str | Path) and str(source).endswith(WAREHOUSE_SUFFIX):  # a database
         return open_warehouse(source)  # table: it stays where it is
+    if isinstance(source, str | Path) and str(source).endswith(ENGINE_HANDOVER_SUFFIX):
+        return _open_engine_handover(source, engine)  # the engine's table, in a DuckDB file
     if isinstance(source, tuple):
         orders, notes = source
         rows = len(orders)

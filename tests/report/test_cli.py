@@ -319,3 +319,66 @@ def test_a_small_file_is_read_by_pandas_and_hands_over_the_same_table(tmp_path):
     (a, notes_a), (b, notes_b) = opened
     pd.testing.assert_frame_equal(a, b)
     assert {**notes_a, "reader": ""} == {**notes_b, "reader": ""}
+
+
+# --------------------------------------------------------------------------------------------
+# memory: a large input is read in a child process (benchmarks/README.md, "The report's memory")
+
+
+def _in_a_child(monkeypatch):
+    """Every input read as a large one (in a child process), and this process's DuckDB refused:
+    a read that stayed here would fail."""
+    from helpers.report import build, engine
+
+    def refused(*args, **kwargs):
+        raise AssertionError("the command's own process connected to DuckDB")
+
+    monkeypatch.setattr(build, "ENGINE_MIN_BYTES", 0)
+    monkeypatch.setattr(engine, "connect", refused)
+
+
+def test_a_large_input_is_read_in_a_child_that_ends_before_the_notebook(tmp_path, monkeypatch,
+                                                                        capsys):  # fmt: skip
+    """From ``ENGINE_MIN_BYTES`` the command reads, checks and hands over the orders in a spawned
+    child process, which has ended when the kernel starts: the read's libraries and memory are
+    not held beside the kernel. The stages are said as before; the notebook gets the engine's
+    hand-over (a DuckDB file) and the client's tables."""
+    import multiprocessing
+
+    from helpers import run
+    from helpers.report import orders
+
+    seen = {}
+
+    def stop(notebook, out_dir, parameters, **_):
+        folder = Path(parameters["orders_path"]).parent
+        seen["files"] = sorted(p.name for p in folder.iterdir() if p.name != "stages")
+        seen["children"] = multiprocessing.active_children()
+        seen["opened"] = orders.order_count(orders.open_orders(parameters["orders_path"])[0])
+        raise run.RunError(f"{notebook.name} failed in cell 1: stopped by the test")
+
+    _in_a_child(monkeypatch)
+    monkeypatch.setattr(run, "execute", stop)
+    _, data, mapping = small_client(tmp_path)
+    args = [*cli_args(data, mapping, "acme", tmp_path / "reports"), "--engine", "duckdb"]
+    rc, _, err = run_cli(args, capsys)
+    rows = sum(1 for _ in data.open()) - 1
+    assert rc == 1 and "stopped by the test" in err
+    assert err.startswith(f"[report] read and validate: {rows:,} rows in ")
+    assert seen == {"files": ["orders" + orders.ENGINE_HANDOVER_SUFFIX], "children": [],
+                    "opened": rows}  # fmt: skip
+    assert_nothing_left(tmp_path / "reports")
+
+
+def test_a_problem_found_in_the_child_gets_the_same_message(tmp_path, monkeypatch, capsys):
+    """Problems found by the child process are the command's own: every one, exit code 2,
+    nothing left behind."""
+    raw, data, mapping = small_client(tmp_path)
+    _duplicated(_negative(_bad_dates(raw))).to_csv(data, index=False)
+    args = cli_args(data, mapping, "acme", tmp_path / "r")
+    here = run_cli(args, capsys)
+    _in_a_child(monkeypatch)
+    there = run_cli(args, capsys)
+    assert here == there and here[0] == 2
+    assert len([ln for ln in there[2].splitlines() if ln.startswith("  - ")]) == 3
+    assert_nothing_left(tmp_path / "r")

@@ -13,7 +13,6 @@ import dataclasses
 
 import numpy as np
 import pandas as pd
-import pyarrow.feather as feather
 import pytest
 
 from helpers.report import exports, mapping, orders
@@ -60,13 +59,21 @@ def test_the_engine_reads_as_the_pandas_path(name, tmp_path):
     assert list(a.columns) == list(b.columns)
     np.testing.assert_allclose(b.pop("amount"), a.pop("amount"), rtol=1e-9, atol=1e-9)
     pd.testing.assert_frame_equal(a, b, check_dtype=False)
-    # the hand-over file from the engine reads back as the pandas path's
+    # the hand-over from the engine (a DuckDB file) opens back as the pandas path's Arrow file
     save = [orders.save_validated(*x, tmp_path / f"{i}.arrow") for i, x in
             enumerate([(expected, notes), (got, engine_notes)])]  # fmt: skip
-    pandas_file, engine_file = (feather.read_table(p) for p in save)
-    assert pandas_file.schema.remove_metadata().types == engine_file.schema.remove_metadata().types
-    opened = orders.open_orders(save[1], engine="pandas")[0]
-    assert len(opened) == len(expected)
+    assert save[0].suffix == ".arrow" and save[1].name.endswith(orders.ENGINE_HANDOVER_SUFFIX)
+    (by_pandas, pandas_notes), (by_engine, handed_notes) = (
+        orders.open_orders(p, engine="pandas") for p in save
+    )
+    assert list(by_engine.dtypes.astype(str)) == list(by_pandas.dtypes.astype(str))
+    a, b = _rows(by_pandas), _rows(by_engine)
+    np.testing.assert_allclose(b.pop("amount"), a.pop("amount"), rtol=1e-9, atol=1e-9)
+    pd.testing.assert_frame_equal(a, b)
+    assert _notes(handed_notes) == _notes(pandas_notes)
+    table, _ = orders.open_orders(save[1], engine="duckdb")  # the engine's table, read-only
+    assert orders.order_count(table) == len(expected)
+    orders.close_orders(table)
     orders.check_enough_data(got, engine_notes["as_of"], m.period, e.path.name)
 
 
