@@ -828,7 +828,15 @@ def fit_rate_multipliers(states: pd.DataFrame, tiers: Sequence[str]) -> RateFit:
         return -float((clv.bgnbd_loglik(summary, r, alpha, a, b) + K @ np.log(m)).sum())
 
     x0 = np.log([1.0, 10.0, 0.8, 3.0] + [1.0] * (len(names) - 4))[free]
-    res = optimize.minimize(nll, x0, method="L-BFGS-B", bounds=[(-10, 10)] * len(x0))
+    # central-difference gradients and tight tolerances: the likelihood is flat along the
+    # uplift/goal-gradient ridge, and scipy's defaults (forward differences, ftol 2.2e-9) stop
+    # where the last bits of the machine's arithmetic decide (the incremental orders then moved
+    # in their fifth digit between two CPUs); here a start moved by 1e-7 gives the same optimum
+    # to about 1e-8
+    res = optimize.minimize(
+        nll, x0, jac="3-point", method="L-BFGS-B", bounds=[(-10, 10)] * len(x0),
+        options={"ftol": 1e-14, "gtol": 1e-9, "maxiter": 5000},
+    )  # fmt: skip
     se = np.sqrt(np.diag(np.linalg.inv(approx_hess3(res.x, nll))))
     est, sd = np.full(len(names), np.nan), np.full(len(names), np.nan)
     est[free], sd[free] = res.x, se
