@@ -508,8 +508,16 @@ def leave_before_next_purchase(fit: ModelFit) -> float:
 
         E = s / (r + s) 2F1(1, r; r + s + 1; 1 - beta/alpha)
 
-    (s / (r + s) when alpha = beta). Dimensionless: the same in any time unit."""
+    (s / (r + s) when alpha = beta). Dimensionless: the same in any time unit. When beta > alpha
+    the argument 1 - beta/alpha is negative, and far below -1 (customers who almost never leave:
+    beta/alpha of 1e5 and more) scipy's 2F1 returns NaN; there Pfaff's transformation
+    2F1(a, b; c; z) = (1 - z)^-a 2F1(a, c - b; c; z / (z - 1)) (Abramowitz & Stegun 1964, 15.3.4)
+    gives E = s / (r + s) (alpha/beta) 2F1(1, s + 1; r + s + 1; 1 - alpha/beta), its argument in
+    [0, 1)."""
     r, alpha, s, beta = _params(fit)
+    if beta > alpha:
+        f = special.hyp2f1(1.0, s + 1.0, r + s + 1.0, 1.0 - alpha / beta)
+        return float(s / (r + s) * (alpha / beta) * f)
     return float(s / (r + s) * special.hyp2f1(1.0, r, r + s + 1.0, 1.0 - beta / alpha))
 
 

@@ -318,6 +318,26 @@ def test_leave_before_next_purchase_equals_the_competing_clocks_integral(params)
     assert abs(got - share.mean()) < 4 * share.std() / np.sqrt(len(share))
 
 
+@pytest.mark.parametrize("beta_scale", [1.0, np.e**4, np.e**30])
+def test_leave_before_next_purchase_where_customers_almost_never_leave(beta_scale):
+    """The fit of customers who buy as one Poisson process and do not leave (the 100M-row
+    benchmark's uniform orders): r and alpha huge, s tiny, beta/alpha far from 1. scipy's 2F1 at
+    1 - beta/alpha << -1 gave NaN there (the report's dropout scenario then failed); the value
+    equals the competing clocks' integral (written with log1p for the huge exponent) and, as the
+    purchase rate hardly varies and dropout is rare, about E[mu] E[1/lambda] =
+    s alpha / (beta (r - 1))."""
+    r, alpha, s, beta = 183348.0256, 2867607.228, 9.394678e-05, 301486.0967 * beta_scale
+    got = pn.leave_before_next_purchase(_fit_at(r, alpha, s, beta))
+    integrand = lambda u: np.exp(-r * np.log1p(u / alpha) - (s + 1) * np.log1p(u / beta)) * s / beta  # noqa: E731
+    scale = alpha / r  # the integrand's decay length
+    want, _ = integrate.quad(
+        integrand, 0, 200 * scale, points=[scale], epsabs=0, epsrel=1e-11, limit=500
+    )
+    assert np.isfinite(got) and got > 0
+    assert got == pytest.approx(want, rel=1e-8)
+    assert got == pytest.approx(s * alpha / (beta * (r - 1)), rel=1e-3)
+
+
 def _company_with_a_covariate(n: int, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
     """n Pareto/NBD customers, (r, alpha, s, beta) = (0.8, 6, 1.2, 40), of whom 40 % (g = 1) buy
     1.5 times as fast and leave at 0.6 times the rate, over 10-156 weeks."""

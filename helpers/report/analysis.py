@@ -440,7 +440,12 @@ def _better_retention(pf: Any, cut: float) -> tuple[float, Any]:
             params = {**pf.params, "beta": pf.beta / np.exp(log_c)}
             return pareto_nbd.leave_before_next_purchase(replace(pf, params=params)) - target
 
-        log_c = optimize.brentq(gap, -30.0, 0.0, xtol=1e-14)
+        # gap(0) = cut * mean_p > 0 and gap falls to -target as c -> 0: the root is bracketed
+        # by the first of -1, -2, -4, ... where gap < 0 (near log(1 - cut) but for extreme fits)
+        lo = -1.0
+        while gap(lo) > 0 and lo > -30.0:
+            lo = max(2 * lo, -30.0)
+        log_c = optimize.brentq(gap, lo, 0.0, xtol=1e-14)
         return mean_p, replace(pf, params={**pf.params, "beta": pf.beta / np.exp(log_c)})
     a, b = pf.a, pf.b
     mean_p = a / (a + b)

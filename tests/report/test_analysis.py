@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from helpers import clv, cohorts, data, economics, pareto_nbd, report, retention, segments
+from helpers import btyd, clv, cohorts, data, economics, pareto_nbd, report, retention, segments
 from helpers.report.mapping import load_mapping
 from helpers.report.orders import read_client_orders
 from helpers.tables import DataValidationError
@@ -125,6 +125,21 @@ def test_dropout_scenario_under_the_pareto_nbd():
     assert scen["mean_dropout_then"] == pytest.approx(0.9 * scen["mean_dropout_now"], rel=1e-9)
     assert scen["clv_now"] == pytest.approx(table["clv"].sum())
     assert 0 < scen["gain_share"] < 0.3
+
+
+def test_dropout_scenario_under_a_pareto_nbd_whose_customers_almost_never_leave():
+    """The Pareto/NBD of customers buying as one Poisson process who do not leave (the 100M-row
+    benchmark's uniform orders: r, alpha huge, s tiny): the scenario's dropout factor is still
+    found (its bracket was fixed at log c in [-30, 0], where the mean dropout was NaN and the
+    report failed) and cuts the mean dropout by exactly the cut."""
+    from helpers.report import analysis
+
+    params = {"r": 183348.0256, "alpha": 2867607.228, "s": 9.394678e-05, "beta": 301486.0967}
+    pf = btyd.ModelFit("Pareto/NBD", params, 0.0, 10_000_000, "W", None, True)
+    mean_p, better = analysis._better_retention(pf, 0.10)
+    assert mean_p == pytest.approx(pareto_nbd.leave_before_next_purchase(pf)) and mean_p > 0
+    assert pareto_nbd.leave_before_next_purchase(better) == pytest.approx(0.9 * mean_p, rel=1e-9)
+    assert better.beta > pf.beta and better.r == pf.r and better.s == pf.s
 
 
 def test_one_time_buyers_of_a_cdnow_export_are_not_certainly_alive():
