@@ -51,8 +51,8 @@ def prepare(data: str, mapping: str, handover: str) -> None:
     from helpers.report.orders import read_client_orders, save_validated
 
     orders, notes = read_client_orders(data, load_mapping(mapping))
-    save_validated(orders, notes, handover)
-    print(f"hand-over written: {handover} ({notes['rows']:,} rows)")
+    path = save_validated(orders, notes, handover)  # the engine's table: a DuckDB file beside
+    print(f"hand-over written: {path} ({notes['rows']:,} rows); pass it as --handover")
 
 
 def run(handover: str, before: str | None) -> None:
@@ -109,7 +109,9 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--prepare", metavar="DATA", help="validate DATA and write the hand-over")
     p.add_argument("--mapping", help="the mapping of DATA (with --prepare)")
-    p.add_argument("--handover", required=True, help="the validated hand-over (Arrow file)")
+    p.add_argument(
+        "--handover", required=True, help="the validated hand-over (the path --prepare printed)"
+    )
     p.add_argument("--before", help="folder with old_acq.py: the sections as they were")
     a = p.parse_args()
     if a.prepare:

@@ -6,7 +6,8 @@ Run (each a whole process; pair two trees A B A B with ``PYTHONPATH=<tree>``):
     python benchmarks/covariate_stages.py DATA MAPPING WORKDIR run [NAME]
 
 ``prepare`` validates DATA with MAPPING once (the report command's hand-over,
-``WORKDIR/orders.arrow``, and the client's other tables beside it), runs notebook 08's cells up to
+``WORKDIR/orders.arrow``, or ``orders.validated.duckdb`` for the engine's table, and the
+client's other tables beside it), runs notebook 08's cells up to
 the covariates step (the aggregations and the fit) and pickles what the two stages take
 (``WORKDIR/state.pkl``: the customer summary, the CLV fit, the economics, the measured actions).
 ``run`` opens the hand-over as the notebook does, then runs the notebook's own source of the
@@ -40,7 +41,12 @@ def main(argv: list[str]) -> None:
     data, mapping_path, work, mode = Path(argv[0]), Path(argv[1]), Path(argv[2]), argv[3]
     name = argv[4] if len(argv) > 4 else "result"
     work.mkdir(parents=True, exist_ok=True)
+    from helpers.report.orders import ENGINE_HANDOVER_SUFFIX
+
+    # the hand-over: an Arrow file, or for the engine's table a DuckDB file (save_validated's path)
     handover = work / "orders.arrow"
+    if not handover.exists() and (work / ("orders" + ENGINE_HANDOVER_SUFFIX)).exists():
+        handover = work / ("orders" + ENGINE_HANDOVER_SUFFIX)
     if not handover.exists():
         from helpers.report.mapping import load_mapping
         from helpers.report.orders import (
@@ -54,7 +60,7 @@ def main(argv: list[str]) -> None:
         orders, notes = read_orders(data, spec, "auto")
         if spec.tables:
             notes["tables"] = save_tables(read_client_tables(orders, notes), work)
-        save_validated(orders, notes, handover)
+        handover = save_validated(orders, notes, handover)
     proc, peak = psutil.Process(), [0]
 
     def sample() -> None:
