@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures
+import contextlib
 import html
 import json
 import math
@@ -22,7 +23,9 @@ import os
 import shutil
 import sys
 import tempfile
-from collections.abc import Callable, Mapping, Sequence
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -195,6 +198,79 @@ def to_html(executed: Path, target: Path, title: str | None = None) -> Path:
     return target
 
 
+@dataclass
+class Kernel:
+    """A notebook kernel started ahead of :func:`execute` (:func:`started_kernel`): its manager,
+    the file its notebook's metrics go to (:data:`METRICS_ENV`, set when it started) and the
+    thread that sends it its preload once it is up."""
+
+    km: Any
+    metrics_path: Path
+    preloading: threading.Thread | None = None
+    stop: threading.Event = field(default_factory=threading.Event)
+
+    def ready(self) -> None:
+        """Wait until the preload has been sent (the kernel then runs it before any cell)."""
+        if self.preloading is not None:
+            self.preloading.join()
+
+
+def _send_preload(km: Any, code: str, stop: threading.Event, wait: float = 60.0) -> None:
+    """Wait (at most `wait` seconds, until `stop` is set) for the kernel of `km` to answer, then
+    send it `code` to run silently (no output, no execution count, not in its history) without
+    waiting for the result."""
+    from jupyter_client import BlockingKernelClient
+
+    kc = BlockingKernelClient()
+    kc.load_connection_info(km.get_connection_info())
+    kc.start_channels()
+    try:
+        for _ in range(int(wait / 0.1)):
+            if stop.is_set():
+                return
+            try:
+                kc.wait_for_ready(timeout=0.1)
+            except RuntimeError:  # not up yet
+                continue
+            kc.execute(code, silent=True, store_history=False)
+            return
+        # not up in `wait` seconds: nothing sent, the notebook's own cells import what it needs
+    finally:
+        kc.stop_channels()
+
+
+@contextlib.contextmanager
+def started_kernel(
+    metrics_path: Path, env: Mapping[str, str] | None = None, preload: str = ""
+) -> Iterator[Kernel]:
+    """A Python kernel for one :func:`execute` (``kernel=``), started now in the notebooks'
+    folder with `env` and :data:`METRICS_ENV` = `metrics_path` in its environment, and `preload`
+    (import statements) sent to it from a thread as soon as it is up: its start and imports
+    (about 3 s, benchmarks/README.md) run while the caller does other work, e.g. the report
+    command reads and validates the client's file. The preload runs silently (no output, no
+    execution count), so the executed notebook is the same as from a cold kernel; a module it
+    imported is imported again by the notebook's own cell at no cost. Shut down on exit, also
+    when the caller fails before the notebook runs."""
+    from jupyter_client.manager import AsyncKernelManager
+    from jupyter_core.utils import run_sync
+
+    km = AsyncKernelManager(kernel_name="python3")
+    variables = {**os.environ, **(env or {}), METRICS_ENV: str(metrics_path)}
+    run_sync(km.start_kernel)(cwd=str(paths.NOTEBOOKS), extra_arguments=KERNEL_ARGS, env=variables)
+    kernel = Kernel(km, Path(metrics_path))
+    try:
+        if preload:
+            kernel.preloading = threading.Thread(
+                target=_send_preload, args=(km, preload, kernel.stop), daemon=True
+            )
+            kernel.preloading.start()
+        yield kernel
+    finally:
+        kernel.stop.set()  # a preload not yet sent is not sent
+        kernel.ready()
+        run_sync(km.shutdown_kernel)(now=True)  # its connection files removed too
+
+
 def execute(
     notebook: Path,
     out_dir: Path,
@@ -202,12 +278,14 @@ def execute(
     *,
     html_report: bool = True,
     env: Mapping[str, str] | None = None,
+    kernel: Kernel | None = None,
 ) -> dict[str, Any]:
     """Run one notebook with papermill into `out_dir`; returns its metrics (may be empty).
 
     `env`: environment variables the notebook's kernel sees during the run and that, unlike
     papermill parameters, are not recorded in the executed notebook (a secret such as the
-    pseudonym salt).
+    pseudonym salt). `kernel`: a kernel already started (:func:`started_kernel`, which took its
+    environment and its metrics file then; `env` must be None), used instead of a new one.
 
     The executed notebook is written once, when the run ends (or fails), not after every cell:
     a run writes into a temporary folder that nobody reads before it ends."""
@@ -217,6 +295,13 @@ def execute(
     out_dir.mkdir(parents=True, exist_ok=True)
     executed = out_dir / notebook.name
     metrics_path = out_dir / f"{notebook.stem}.metrics.json"
+    if kernel is not None:
+        if env:
+            raise ValueError("a started kernel has its environment: pass env to started_kernel")
+        kernel.ready()
+        metrics_path, env, manager = kernel.metrics_path, {}, {"km": kernel.km}
+    else:
+        manager = {}
     variables = {METRICS_ENV: str(metrics_path), **(env or {})}
     saved = {k: os.environ.get(k) for k in variables}
     os.environ.update(variables)
@@ -224,7 +309,7 @@ def execute(
         papermill.execute_notebook(
             str(notebook), str(executed), parameters=dict(parameters), kernel_name="python3",
             cwd=str(paths.NOTEBOOKS), progress_bar=False, log_output=False, extra_arguments=KERNEL_ARGS,
-            request_save_on_cell_execute=False,
+            request_save_on_cell_execute=False, **manager,
         )  # fmt: skip
     except papermill.PapermillExecutionError as err:
         raise RunError(

@@ -33,6 +33,12 @@ from helpers.report.progress import Stages, follow, release_memory
 from helpers.tables import DataValidationError
 
 NOTEBOOK: Path = paths.NOTEBOOKS / "08_case_study_client_report.ipynb"
+#: What notebook 08's kernel imports while the report command reads the client's file
+#: (:func:`helpers.run.started_kernel`): the libraries of its first cells and of its sections.
+PRELOAD = (
+    "import matplotlib.pyplot, pandas, scipy.stats, helpers.report.analysis, "
+    "helpers.report.covariates_view, helpers.report.acquisition_views"
+)
 
 
 class ReportError(RuntimeError):
@@ -114,16 +120,41 @@ def _build(data, mapping, name, target, root, client, language, engine, stage, p
     if language is not None and language not in text.LANGUAGES:
         raise ReportError(f"--language must be one of {sorted(text.LANGUAGES)}, got {language!r}")
     handover = Path(tempfile.mkdtemp(prefix="retention-validated-"))  # private: real ids
+    # the salt goes to the kernel's environment, not to papermill: its parameters are recorded
+    # in the delivered report.ipynb, and with the salt anyone could test guessed ids
+    env = {EXPORTS_ENV: spec.exports, SALT_ENV: secrets.token_hex(16)}
+    if url:  # the same for a database URL and its password
+        env[sources.SOURCE_ENV] = url
+    try:
+        # the notebook's kernel starts and imports its libraries while the file is read
+        # (run.started_kernel: about 3 s of the report's time); shut down if the read fails
+        with run.started_kernel(handover / "metrics.json", env, PRELOAD) as kernel:
+            got = _read(data, url, mapping, engine, handover, stage)
+            return _analyse(got, data, url, mapping, name, target, root, client, language,
+                            engine, stage, progress, overwrite, handover, kernel)  # fmt: skip
+    finally:
+        shutil.rmtree(handover, ignore_errors=True)
+
+
+def _read(data: Path, url: str | None, mapping: Path, engine: str, handover: Path,
+          stage: Stages) -> dict[str, Any]:  # fmt: skip
+    """Every problem, before any analysis runs, and the notebook's hand-over
+    (:func:`_read_and_hand_over`); a large input in a child process, whose memory is gone
+    before the notebook runs (:func:`_in_child`)."""
+    args = (data, url, mapping, engine, handover)
+    got = (
+        _read_in_child(*args, stage) if _in_child(data, url) else _read_and_hand_over(*args, stage)
+    )
+    release_memory()
+    return got
+
+
+def _analyse(got, data, url, mapping, name, target, root, client, language, engine, stage,
+             progress, overwrite, handover, kernel) -> Path:  # fmt: skip
+    """:func:`build_report` once the file is read: notebook 08 run on the hand-over `got` in
+    `kernel`, the HTML rendered, the report published."""
     tmp = None
     try:
-        # every problem, before any analysis runs, and the notebook's hand-over; a large input
-        # in a child process, whose memory is gone before the kernel starts (_in_child)
-        args = (data, url, mapping, engine, handover)
-        if _in_child(data, url):
-            got = _read_in_child(*args, stage)
-        else:
-            got = _read_and_hand_over(*args, stage)
-        release_memory()
         root.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{name}.partial-", dir=root))
         tmp.chmod(0o755)  # mkdtemp makes it private; the published report is an ordinary folder
@@ -133,24 +164,18 @@ def _build(data, mapping, name, target, root, client, language, engine, stage, p
             "client_name": client or name, "export_dir": str(tmp),
             "language": language or "", "engine": engine,
         }  # fmt: skip
-        # the salt goes to the kernel's environment, not to papermill: its parameters are recorded
-        # in the delivered report.ipynb, and with the salt anyone could test guessed ids
-        env = {EXPORTS_ENV: spec.exports, SALT_ENV: secrets.token_hex(16)}
-        if url:  # the same for a database URL and its password
-            env[sources.SOURCE_ENV] = url
         try:
             with (
                 stage("analyse (notebook 08)", got["n_orders"]),
                 follow(handover / "stages", progress),
-            ):
-                run.execute(NOTEBOOK, tmp, params, env=env, html_report=False)  # below, titled
+            ):  # HTML below, titled
+                run.execute(NOTEBOOK, tmp, params, html_report=False, kernel=kernel)
         except run.RunError as err:
             raise ReportError(str(err)) from None
         (tmp / NOTEBOOK.name).rename(tmp / "report.ipynb")
-        metrics = tmp / f"{NOTEBOOK.stem}.metrics.json"
-        if not metrics.exists():
+        if not kernel.metrics_path.exists():
             raise ReportError(f"{NOTEBOOK.name} did not record its metrics")
-        metrics.rename(tmp / "metrics.json")
+        shutil.move(kernel.metrics_path, tmp / "metrics.json")
         lang = json.loads((tmp / "metrics.json").read_text()).get("language", "en")
         # the page's <title>: plain text, escaped by nbconvert's template (the heading is escaped by T)
         title = text.catalogue(lang).plain("summary.title", client=client or name).lstrip("# ")
@@ -163,7 +188,6 @@ def _build(data, mapping, name, target, root, client, language, engine, stage, p
     finally:
         if tmp is not None:
             shutil.rmtree(tmp, ignore_errors=True)
-        shutil.rmtree(handover, ignore_errors=True)
 
 
 def _in_child(data: Path, url: str | None) -> bool:
@@ -242,7 +266,7 @@ def _read_and_hand_over(
         validated = save_warehouse(notes, handover / "orders.warehouse.json")
     else:
         validated = save_validated(orders, notes, handover / "orders.arrow")
-    close_orders(orders)  # DuckDB's buffers go before the kernel starts
+    close_orders(orders)  # DuckDB's buffers go before the notebook runs
     return {
         "validated": str(validated), "rows": notes["rows"], "n_orders": n_orders,
         "source": notes.get("source"), "table": notes.get("table"),

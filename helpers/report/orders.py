@@ -422,7 +422,7 @@ def read_orders(
 def close_orders(orders: pd.DataFrame | Any) -> None:
     """Close the engine's connection behind `orders` (an Ibis table: DuckDB's buffers holding the
     validated table, or a database's connection); nothing for a DataFrame. The report command
-    calls it once the hand-over is written, before the notebook's kernel starts: its process
+    calls it once the hand-over is written, before the notebook runs: its process
     then waits without the table beside the kernel's copy (at 10M rows, DuckDB's buffers up to
     :func:`helpers.report.engine.memory_limit`)."""
     if not isinstance(orders, pd.DataFrame):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -267,7 +268,7 @@ def test_the_notebook_is_rendered_to_html_once(tmp_path, monkeypatch, capsys):
 
 def test_the_engines_connection_is_closed_before_the_notebook_runs(tmp_path, monkeypatch, capsys):
     """The report command's DuckDB (the validated table read in the engine) is closed before the
-    kernel starts: its buffers are not held beside the kernel's while the notebook runs."""
+    notebook runs: its buffers are not held beside the kernel's while the notebook runs."""
     import duckdb
 
     from helpers import run
@@ -340,7 +341,7 @@ def _in_a_child(monkeypatch):
 def test_a_large_input_is_read_in_a_child_that_ends_before_the_notebook(tmp_path, monkeypatch,
                                                                         capsys):  # fmt: skip
     """From ``ENGINE_MIN_BYTES`` the command reads, checks and hands over the orders in a spawned
-    child process, which has ended when the kernel starts: the read's libraries and memory are
+    child process, which has ended when the notebook runs: the read's libraries and memory are
     not held beside the kernel. The stages are said as before; the notebook gets the engine's
     hand-over (a DuckDB file) and the client's tables."""
     import multiprocessing
@@ -382,3 +383,58 @@ def test_a_problem_found_in_the_child_gets_the_same_message(tmp_path, monkeypatc
     assert here == there and here[0] == 2
     assert len([ln for ln in there[2].splitlines() if ln.startswith("  - ")]) == 3
     assert_nothing_left(tmp_path / "r")
+
+
+def _kernels() -> list:
+    """This process's kernel processes (ipykernel) still running."""
+    import psutil
+
+    return [p for p in psutil.Process().children(recursive=True)
+            if "ipykernel" in " ".join(p.cmdline())]  # fmt: skip
+
+
+def test_the_kernel_started_during_the_read_is_shut_down_when_the_data_is_refused(tmp_path, capsys):
+    """The notebook's kernel starts while the file is read (helpers.run.started_kernel); a
+    refused file leaves no kernel running and nothing written."""
+    raw, data, mapping = small_client(tmp_path)
+    _negative(raw.copy()).to_csv(data, index=False)
+    rc, _, err = run_cli(cli_args(data, mapping, "acme", tmp_path / "reports"), capsys)
+    assert rc == 2 and "no report was written" in err
+    assert _kernels() == []
+    assert_nothing_left(tmp_path / "reports")
+
+
+def test_a_started_kernel_runs_the_notebook_with_its_environment_and_preload(tmp_path):
+    """run.execute in a kernel started ahead (run.started_kernel): the kernel has the environment
+    given at its start and the metrics file, its silent preload leaves no trace in the executed
+    notebook (execution counts from 1), and the kernel is gone after the block."""
+    import nbformat
+
+    from helpers import run
+
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
+    nb.cells = [
+        nbformat.v4.new_code_cell("secret = ''", metadata={"tags": ["parameters"]}),
+        nbformat.v4.new_code_cell(
+            "import os, sys\n"
+            "from helpers.run import record_metrics\n"
+            "_ = record_metrics({'secret': os.environ['RL_TEST_SECRET'], 'preloaded': 'wave' in sys.modules})"
+        ),
+    ]
+    path = tmp_path / "probe.ipynb"
+    nbformat.write(nb, path)
+    metrics = tmp_path / "m.json"
+    with run.started_kernel(metrics, {"RL_TEST_SECRET": "s3"}, "import wave") as kernel:
+        assert _kernels()
+        run.execute(path, tmp_path / "out", {}, html_report=False, kernel=kernel)
+    assert _kernels() == []
+    got = json.loads(metrics.read_text())
+    assert got["secret"] == "s3" and got["preloaded"] is True
+    executed = nbformat.read(tmp_path / "out" / "probe.ipynb", as_version=4)
+    assert [c.execution_count for c in executed.cells if c.cell_type == "code"] == [1, 2]
+    assert "s3" not in (tmp_path / "out" / "probe.ipynb").read_text()
