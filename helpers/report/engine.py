@@ -66,6 +66,8 @@ __all__ = [
     "predictive_clv",
     "PATTERN_KEYS",
     "tune_duckdb",
+    "money_scale",
+    "exact_sum",
     "warehouse_problems",
     "warehouse_orders",
 ]
@@ -229,6 +231,63 @@ def default_as_of(t: ir.Table, date_col: str = "order_date") -> pd.Timestamp:
     return pd.Timestamp(last).normalize()
 
 
+#: The decimal places :func:`money_scale` tries, fewest first: whole units, tenths, cents...
+MONEY_SCALES = (0, 1, 2, 3, 4)
+
+
+def money_scale(orders: ir.Table | pd.DataFrame, col: str = "amount") -> int | None:
+    """The fewest decimal places s of :data:`MONEY_SCALES` at which every value of `col` in
+    `orders` is a whole number of 10^-s (|x 10^s - round(x 10^s)| <= 1e-12 max(|x 10^s|, 1000):
+    a float parsed from "12.34" is within a few 1e-16 of 1234 / 100, a value with a third
+    decimal is 0.1 or more away), or None (more decimals, or none non-missing: then sums are plain
+    float sums). One scan, kept per orders object (:func:`_memo`).
+
+    Why: the engine adds the rows of a group in whatever order its threads meet them, and a
+    float sum's last bits depend on that order -- the same file gave customer totals differing by
+    5.8e-11 from run to run at 10M orders, enough to move a customer across an RFM score's
+    cut and the report's at-risk count by one (benchmarks/README.md). Summed as DECIMAL at
+    this scale (:func:`exact_sum`) the sums are exact, so the same in every run."""
+    memo = _memo(orders)
+    key = ("money_scale", col)
+    if key not in memo:
+        if isinstance(orders, pd.DataFrame):
+            x = pd.to_numeric(orders[col], errors="coerce").to_numpy(float)
+            x = x[np.isfinite(x)]
+            ok = {
+                s: bool(len(x))
+                and bool(np.all(np.abs(x * 10**s - np.round(x * 10**s))
+                                <= 1e-12 * np.maximum(np.abs(x * 10**s), 1e3)))
+                for s in MONEY_SCALES
+            }  # fmt: skip
+        else:
+            a = as_table(orders)[col].cast("float64")
+            checks = {}
+            for s in MONEY_SCALES:
+                v = a * 10**s
+                checks[f"s{s}"] = (
+                    (v - v.round()).abs() <= 1e-12 * ibis.greatest(v.abs(), 1e3)
+                ).all()
+            row = as_table(orders).aggregate(n=a.count(), **checks).to_pandas().iloc[0]
+            ok = {s: bool(row["n"] > 0) and bool(row[f"s{s}"]) for s in MONEY_SCALES}
+        memo[key] = next((s for s in MONEY_SCALES if ok[s]), None)
+    return memo[key]
+
+
+def exact_sum(
+    x: ir.NumericValue, scale: int | None, where: ir.BooleanValue | None = None, wide: bool = False
+) -> ir.FloatingValue:
+    """The sum of `x` (over the rows where `where`), exact and so independent of the order in
+    which the engine adds the rows: each value as DECIMAL(18, `scale`) (DECIMAL(38, `scale`) if
+    `wide`: a square of amounts), summed in DuckDB's 128-bit decimal, then as a float. Values
+    must be whole numbers of 10^-`scale` (:func:`money_scale`; a product of two such amounts at
+    twice the scale): the cast then rounds away only the float's representation error. `scale`
+    None: the plain float sum."""
+    x = x.cast("float64")
+    if scale is None:
+        return x.sum(where=where)
+    return x.cast(f"decimal({38 if wide else 18}, {scale})").sum(where=where).cast("float64")
+
+
 def _up_to(t: ir.Table, as_of: str | pd.Timestamp, date_col: str) -> ir.Table:
     end = periods.as_of_end(as_of).to_pydatetime()
     return t.filter(t[date_col] < ibis.timestamp(end))
@@ -240,6 +299,7 @@ def _customer_aggregates(
     date_col: str,
     amount_col: str,
     cut: pd.Timestamp | None = None,
+    scale: int | None = None,
 ) -> ir.Table:
     """The per-customer figures every summary is made of, as one engine expression (nothing
     computed): `customer_col`, ``first_order`` and ``last_order`` (the first and last order
@@ -248,17 +308,19 @@ def _customer_aggregates(
     date). :func:`customer_summary` (RFM and BTYD columns) and :func:`btyd_summary` (x, t_x and
     T at a resolution) both start from it. With `cut` (a time), the figures are those of the
     orders before `cut`, only customers with one are kept, and ``holdout`` counts each one's
-    orders of `t` from `cut` on, in the same scan (:func:`calibration_holdout`)."""
+    orders of `t` from `cut` on, in the same scan (:func:`calibration_holdout`). The sums are
+    exact at the amounts' `scale` (:func:`money_scale`, :func:`exact_sum`): the same in every run."""
     c, d, a = t[customer_col], t[date_col], t[amount_col].cast("float64")
     if cut is None:
         agg = t.group_by(customer_col).agg(
-            first_order=d.min(), last_order=d.max(), n_orders=c.count(), monetary_total=a.sum()
-        )
+            first_order=d.min(), last_order=d.max(), n_orders=c.count(),
+            monetary_total=exact_sum(a, scale),
+        )  # fmt: skip
     else:
         before = d < ibis.timestamp(cut.to_pydatetime())
         agg = t.group_by(customer_col).agg(
             first_order=d.min(where=before), last_order=d.max(where=before),
-            n_orders=c.count(where=before), monetary_total=a.sum(where=before),
+            n_orders=c.count(where=before), monetary_total=exact_sum(a, scale, where=before),
             holdout=c.count(where=~before),
         )  # fmt: skip
         agg = agg.filter(agg.n_orders > 0)
@@ -266,7 +328,7 @@ def _customer_aggregates(
     first_amt = (
         at_first.filter(at_first[date_col] == at_first.first_order)
         .group_by(customer_col)
-        .agg(first_amount=lambda s: s[amount_col].cast("float64").mean())
+        .agg(first_amount=lambda s: exact_sum(s[amount_col], scale) / s.count())
     )
     return agg.join(first_amt, customer_col)
 
@@ -306,13 +368,14 @@ def _summary_aggregates(
     if as_of is None:  # the one default (helpers.periods): the day of the last row
         as_of = periods.default_as_of([as_table(orders)[date_col].max().to_pyarrow().as_py()])
     end = periods.as_of_end(as_of)
+    scale = money_scale(orders, amount_col)
     if holdout_end is None:
         t = _up_to(as_table(orders), as_of, date_col)
-        agg = _customer_aggregates(t, customer_col, date_col, amount_col)
+        agg = _customer_aggregates(t, customer_col, date_col, amount_col, scale=scale)
     else:
         t = as_table(orders)
         t = t.filter(t[date_col] < ibis.timestamp(holdout_end.to_pydatetime()))
-        agg = _customer_aggregates(t, customer_col, date_col, amount_col, cut=end)
+        agg = _customer_aggregates(t, customer_col, date_col, amount_col, cut=end, scale=scale)
     df = agg.order_by(customer_col).to_pandas()
     if df.empty:
         raise ValueError(
@@ -363,7 +426,8 @@ def _activity(
     )
     if complete_only:
         t = t.filter(t.p <= last)
-    metrics = {"rev": t.amount.sum()} if amount_col else {"n": t.count()}
+    scale = money_scale(orders, amount_col) if amount_col else None
+    metrics = {"rev": exact_sum(t.amount, scale)} if amount_col else {"n": t.count()}
     return t.group_by(["customer_id", "p"]).agg(**metrics), pd.Timestamp(as_of), last
 
 
@@ -393,16 +457,18 @@ def period_retention(
     )
     kept = act.p_prev == act.p - 1
     lost = act.p_next.isnull() | (act.p_next != act.p + 1)
+    scale = money_scale(orders)  # each sum exact, as each period's revenue: the same every run
     per = (
         act.group_by("p")
         .agg(
             customers_end=act.count(),
-            revenue=act.rev.sum(),
+            revenue=exact_sum(act.rev, scale),
             new=act.count(where=act.p_prev.isnull()),
             retained=act.count(where=kept),
-            revenue_retained=act.rev.sum(where=kept),
-            revenue_capped=ibis.least(act.rev, act.rev_prev).sum(where=kept),
-            lost_capped=ibis.least(act.rev, 0.0).sum(where=lost),  # negative revenue only
+            revenue_retained=exact_sum(act.rev, scale, where=kept),
+            revenue_capped=exact_sum(ibis.least(act.rev, act.rev_prev), scale, where=kept),
+            # negative revenue only
+            lost_capped=exact_sum(ibis.least(act.rev, 0.0), scale, where=lost),
         )
         .to_pandas()
         .set_index("p")
@@ -504,13 +570,14 @@ def headline(orders: ir.Table | pd.DataFrame, as_of: str | pd.Timestamp) -> dict
     (amount >= 0) and zero-value ones, revenue (refund rows included), average order value,
     revenue per customer, repeat-purchase rate (2+ purchases), first and last date; all up to
     the end of the as-of day."""
+    scale = money_scale(orders)
     t = _up_to(as_table(orders), as_of, "order_date")
     amount = t.amount.cast("float64")
     bought = amount >= 0
     whole = t.aggregate(  # one scan: every row, and the purchases among them (amount >= 0)
-        revenue=amount.sum(), first=t.order_date.min(), last=t.order_date.max(),
+        revenue=exact_sum(amount, scale), first=t.order_date.min(), last=t.order_date.max(),
         purchases=t.count(where=bought), zero=t.count(where=t.amount == 0),
-        spent=amount.mean(where=bought),
+        spent=exact_sum(amount, scale, where=bought) / t.count(where=bought),
     ).to_pandas()  # fmt: skip
     b = t.filter(bought)
     n = b.group_by("customer_id").agg(n=b.count())
@@ -570,7 +637,8 @@ def customer_totals(
 ) -> pd.Series:
     """Sum of the amounts per customer over every row (refunds included), indexed by customer."""
     t = as_table(orders)
-    df = t.group_by(customer_col).agg(total=t[amount_col].cast("float64").sum()).to_pandas()
+    total = exact_sum(t[amount_col], money_scale(orders, amount_col))
+    df = t.group_by(customer_col).agg(total=total).to_pandas()
     return df.set_index(customer_col)["total"]
 
 
@@ -609,7 +677,9 @@ def btyd_summary(
         as_of = default_as_of(t, date_col)
     end_s = int(periods.as_of_end(as_of).value // 10**9)
     t = _up_to(t, as_of, date_col)
-    j = _customer_aggregates(t, customer_col, date_col, amount_col)
+    j = _customer_aggregates(
+        t, customer_col, date_col, amount_col, scale=money_scale(orders, amount_col)
+    )
     step, off = btyd.RESOLUTIONS[resolution]
 
     def k(ts: ir.TimestampValue) -> ir.IntegerValue:  # the step of a time (whole seconds first)
@@ -970,8 +1040,9 @@ def mapping_rules(
             )])  # fmt: skip
         if count:
             counts["lines"] = int(scalar(t.count()))
+        # the lines' amounts summed exactly (exact_sum): the same orders in every run
         agg = {"customer_id": t.customer_id.min(), "order_date": t.order_date.min(),
-               "amount": t.amount.sum()}  # fmt: skip
+               "amount": exact_sum(t.amount, money_scale(t))}  # fmt: skip
         if "quantity" in t.columns:
             agg["quantity"] = t.quantity.sum()
         for c in t.columns:  # other columns: the order's first line's (by date)
@@ -1089,11 +1160,13 @@ def _customers_of_numbered(orders: ir.Table | pd.DataFrame, top: int) -> ir.Tabl
     one = t.number == 1
     n = ibis.least(t.number, top)
     a = t.amount.cast("float64")
+    scale = money_scale(orders)  # exact sums (exact_sum): the same in every run
+    sq = None if scale is None else 2 * scale
     agg = {"_first": t.order_date.min(), "_second": t.order_date.max(where=t.number == 2),
            "_orders": t.count()}  # fmt: skip
     for k in range(1, top + 1):
-        agg[f"_s{k}"] = a.sum(where=n == k)
-        agg[f"_q{k}"] = (a * a).sum(where=n == k)
+        agg[f"_s{k}"] = exact_sum(a, scale, where=n == k)
+        agg[f"_q{k}"] = exact_sum(a * a, sq, where=n == k, wide=True)
     if "discount" in t.columns:
         d = t.discount.cast("float64").fill_null(0.0)
         used = _flag(d > 0, "int64")
@@ -1253,15 +1326,14 @@ def _monthly_margins(
     s = starts.reset_index(drop=True).assign(_i=np.arange(len(starts), dtype=np.int32))
     t = section_table(orders, ["customer_id", "order_date", "amount"])
     j = t.join(ibis.memtable(s), "customer_id")
-    j = j.mutate(
-        age=period_code(j.order_date, "M") - j.first_month,
-        v=margin_rate * j.amount.cast("float64") - cost_per_order,
-    )
+    j = j.mutate(age=period_code(j.order_date, "M") - j.first_month)
     j = j.filter((j.age >= 0) & (j.age <= top) & (j.first_month + j.age <= last))
     # the cells come back as they are (three narrow columns, Arrow) and are spread over the
-    # customers x ages here: no second group-by pivoting them in the engine
-    cells = j.group_by(["_i", "age"]).agg(v=j.v.sum())
-    cells = cells.select(cells._i, age=cells.age.cast("int16"), v=cells.v).to_pyarrow()
+    # customers x ages here: no second group-by pivoting them in the engine. A cell's margin
+    # sum(m a - c) = m sum(a) - c n, the amounts' sum exact (exact_sum): the same every run
+    cells = j.group_by(["_i", "age"]).agg(a=exact_sum(j.amount, money_scale(orders)), n=j.count())
+    v = margin_rate * cells.a - cost_per_order * cells.n.cast("float64")
+    cells = cells.select(cells._i, age=cells.age.cast("int16"), v=v).to_pyarrow()
     out = np.zeros((len(s), top + 1))
     rows, ages = cells["_i"].to_numpy(), cells["age"].to_numpy()
     out[rows, ages] = np.nan_to_num(cells["v"].to_numpy(), nan=0.0)
@@ -1385,12 +1457,17 @@ def orders_after(
     t = section_table(orders)
     if as_of is not None:
         t = _up_to(t, as_of, "order_date")
+    sums = {v: (m_, money_scale(orders, v)) for v, m_ in zip(values, values, strict=True)}
     if margin is not None:
+        # the margin a - (1 - g)(a + d), 0 if returned, summed as g S(a k) - (1 - g) S(d k) (k:
+        # kept): two exact sums at the amounts' scales (exact_sum), the same in every run
         a = t.amount.cast("float64")
-        gross = a + (t.discount.cast("float64").fill_null(0.0) if "discount" in t.columns else 0.0)
         kept = _flag(~t.returned.fill_null(False), "float64") if "returned" in t.columns else 1.0
-        t = t.mutate(margin=(a - (1 - margin.gross_margin_rate) * gross) * kept)
-        values = (*values, "margin")
+        t = t.mutate(_ak=a * kept)
+        sums["_ak"] = ("_ak", money_scale(orders))
+        if "discount" in t.columns:
+            t = t.mutate(_dk=t.discount.cast("float64").fill_null(0.0) * kept)
+            sums["_dk"] = ("_dk", money_scale(orders, "discount"))
     small = ibis.memtable(e)
     m = small.join(t, "customer_id")
     od = m.order_date
@@ -1398,9 +1475,13 @@ def orders_after(
     stop = m._t + ibis.interval(seconds=int(round(days * 86_400)))
     inside = after & ((od < stop) if closed == "left" else (od <= stop))
     agg = {"orders": m.count(where=inside), "next_order_at": od.min(where=after)}
-    for v in values:
-        agg[v] = m[v].cast("float64").sum(where=inside)
+    for name, (col, scale) in sums.items():
+        agg[name] = exact_sum(m[col], scale, where=inside)
     g = m.group_by("_row").agg(**agg).to_pandas().set_index("_row")
+    if margin is not None:
+        ak, dk = g.pop("_ak"), g.pop("_dk") if "_dk" in g else 0.0
+        g["margin"] = margin.gross_margin_rate * ak - (1 - margin.gross_margin_rate) * dk
+        values = (*values, "margin")
     out = g.reindex(np.arange(len(e)))
     out["orders"] = out["orders"].fillna(0).astype(int)
     out["converted"] = out["orders"] > 0
@@ -1447,7 +1528,7 @@ def history_features(
         .agg(
             n_orders=m.count(),
             last=m.order_date.max(),
-            spend=m.amount.cast("float64").sum(),
+            spend=exact_sum(m.amount, money_scale(orders)),
             discount_share=disc.mean(),
         )  # fmt: skip
         .to_pandas()
