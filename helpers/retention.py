@@ -23,7 +23,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from helpers import periods
+from helpers import money, periods
 
 __all__ = [
     "retention_rate",
@@ -124,7 +124,7 @@ def period_retention(
     amount = orders["amount"].to_numpy(dtype=float)
     if not keep.all():
         cust, amount = cust[keep], amount[keep]
-    # Per (customer, period): revenue, summed in row order (as pandas' grouped sum does). Keys
+    # Per (customer, period): revenue, summed exactly (helpers.money). Keys
     # customer x width + period - lo sort by (customer id, period), the order of the outer merge
     # of this table with itself shifted by one period (the previous-period activity).
     lo_code = int(code.min())
@@ -133,7 +133,8 @@ def period_retention(
         cust * width + (code - lo_code)
     )
     del cust
-    rev_act = _kahan_group_sum(amount, label, len(k_act))
+    s = money.scale(amount)  # the revenue summed exactly: the same in any row order (and engine)
+    rev_act = money.group_sum(amount, label, len(k_act), s)
     del label
     p_all = (k_all % width).astype(np.int64)  # period - lo_code of each row
     del k_all
@@ -142,19 +143,20 @@ def period_retention(
     rev_prev = np.where(active_prev, rev_act[i_prev], np.nan)
     del i_now, i_prev
     # per period, rows in (customer id) order, as the outer merge of the activity table with
-    # itself shifted by one period lists them: counts by bincount, sums by pandas' grouped sum
+    # itself shifted by one period lists them: counts by bincount, sums exact (helpers.money)
     counts = {
         "customers_start": np.bincount(p_all[active_prev], minlength=n_p),
         "customers_end": np.bincount(p_all[active_now], minlength=n_p),
         "retained": np.bincount(p_all[active_now & active_prev], minlength=n_p),
     }
     sums = {
-        "revenue_start": _kahan_group_sum(rev_prev, p_all, n_p),
-        "revenue_retained": _kahan_group_sum(np.where(active_prev, rev_now, 0.0), p_all, n_p),
-        "revenue_capped": _kahan_group_sum(
+        "revenue_start": money.group_sum(rev_prev, p_all, n_p, s),
+        "revenue_retained": money.group_sum(np.where(active_prev, rev_now, 0.0), p_all, n_p, s),
+        "revenue_capped": money.group_sum(
             np.where(active_prev, np.minimum(rev_now, np.nan_to_num(rev_prev, nan=0.0)), 0.0),
             p_all,
             n_p,
+            s,
         ),
     }
     # a customer's first period is the first of their (sorted) keys: new there
@@ -199,14 +201,6 @@ def _activity(key: np.ndarray) -> tuple[np.ndarray, ...]:
     i_prev = np.minimum(np.searchsorted(k_act, k_all - 1), last)
     return (k_act, label, k_all, i_now, k_act[i_now] == k_all, i_prev,
             k_act[i_prev] == k_all - 1)  # fmt: skip
-
-
-def _kahan_group_sum(values: np.ndarray, label: np.ndarray, n: int) -> np.ndarray:
-    """Sum of `values` per label 0..n-1 (NaN skipped), in row order with pandas' compensated
-    (Kahan) summation: exactly pandas' ``groupby(...).sum()``, grouping by the given labels as
-    categorical codes (no hashing of the labels)."""
-    codes = pd.Categorical.from_codes(label, categories=pd.RangeIndex(n))
-    return pd.Series(values).groupby(codes, observed=False).sum().to_numpy()
 
 
 def subscription_retention(

@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from helpers import economics, periods
+from helpers import economics, money, periods
 from helpers.economics import Economics
 
 __all__ = [
@@ -108,7 +108,9 @@ def summary_from_codes(
     customer_col: str,
 ) -> pd.DataFrame:
     """:func:`rfm_table` from customer codes (sorted ids, :func:`helpers.periods.customer_codes`
-    of all rows), order times (int64 ns) and amounts, over the rows where `keep`."""
+    of all rows), order times (int64 ns) and amounts, over the rows where `keep`. The amounts
+    are summed exactly at their scale (:mod:`helpers.money`): the same totals in any row order,
+    and the same as the report's engine gives."""
     if not keep.all():
         codes, t, amount = codes[keep], t[keep], amount[keep]
         present = np.zeros(len(ids), dtype=bool)
@@ -118,16 +120,15 @@ def summary_from_codes(
             ids = ids[present]
     n_cust = len(ids)
     n = np.bincount(codes, minlength=n_cust)
-    total = np.bincount(codes, weights=amount, minlength=n_cust)
+    s = money.scale(amount)  # the amounts summed exactly: the same in any row order
+    total = money.group_sum(amount, codes, n_cust, s)
     first = np.full(n_cust, np.iinfo(np.int64).max)
     last = np.full(n_cust, np.iinfo(np.int64).min)
     np.minimum.at(first, codes, t)
     np.maximum.at(last, codes, t)
     at_first = t == first[codes]
     n_first = np.bincount(codes[at_first], minlength=n_cust)
-    first_amount = (
-        np.bincount(codes[at_first], weights=amount[at_first], minlength=n_cust) / n_first
-    )
+    first_amount = money.group_sum(amount[at_first], codes[at_first], n_cust, s) / n_first
     return summary_from_aggregates(
         ids, first, last, n, total, first_amount, as_of, time_unit, customer_col
     )

@@ -21,7 +21,17 @@ import numpy as np
 import pandas as pd
 from scipy import optimize, stats
 
-from helpers import clv, cohorts, economics, experiments, pareto_nbd, periods, retention, segments
+from helpers import (
+    clv,
+    cohorts,
+    economics,
+    experiments,
+    money,
+    pareto_nbd,
+    periods,
+    retention,
+    segments,
+)
 from helpers.economics import Economics
 from helpers.report.handover import EXPORTS_ENV, SALT_ENV
 from helpers.report.text import Reason
@@ -89,14 +99,15 @@ def headline(orders: pd.DataFrame, as_of: str | pd.Timestamp) -> dict[str, Any]:
     codes, _ = periods.customer_codes(orders["customer_id"], sort=False)
     n_orders = np.bincount(codes[bought])
     n_orders = n_orders[n_orders > 0]
-    revenue = float((amount if upto.all() else amount[upto]).sum())
+    s = money.scale(amount)  # sums exact: the same in any row order, and as the engine's
+    revenue = money.total(amount if upto.all() else amount[upto], s)
     p_amount = amount if bought.all() else amount[bought]
     return {
         "customers": len(n_orders),
         "purchases": int(bought.sum()),
         "zero_value_orders": int((p_amount == 0).sum()),
         "revenue": revenue,
-        "average_order_value": float(p_amount.mean()),
+        "average_order_value": money.total(p_amount, s) / len(p_amount),
         "revenue_per_customer": float(revenue / len(n_orders)),
         "repeat_purchase_rate": float((n_orders >= 2).mean()),
         "first_date": str(pd.Timestamp(t[upto].min()).date()),
@@ -125,11 +136,10 @@ def net_revenue(orders: pd.DataFrame | Any) -> pd.Series:
     (the ``net_revenue`` column of the report's ``customers.csv``)."""
     if (eng := _engine(orders)) is not None:
         return eng.customer_totals(orders).rename("net_revenue")
-    return (
-        orders.groupby("customer_id", observed=True, sort=False)["amount"]
-        .sum()
-        .rename("net_revenue")
-    )
+    codes, ids = pd.factorize(orders["customer_id"], sort=False)
+    amount = orders["amount"].to_numpy(float)  # summed exactly (helpers.money), as the engine
+    sums = money.group_sum(amount, codes, len(ids), money.scale(amount))
+    return pd.Series(sums, index=pd.Index(ids, name="customer_id"), name="net_revenue")
 
 
 #: What a spreadsheet reads as the start of a formula (OWASP, "CSV injection").

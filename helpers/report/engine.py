@@ -41,7 +41,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from helpers import btyd, economics, periods, segments
+from helpers import btyd, economics, money, periods, segments
 
 __all__ = [
     "connect",
@@ -231,45 +231,28 @@ def default_as_of(t: ir.Table, date_col: str = "order_date") -> pd.Timestamp:
     return pd.Timestamp(last).normalize()
 
 
-#: The decimal places :func:`money_scale` tries, fewest first: whole units, tenths, cents...
-MONEY_SCALES = (0, 1, 2, 3, 4)
-
-
 def money_scale(orders: ir.Table | pd.DataFrame, col: str = "amount") -> int | None:
-    """The fewest decimal places s of :data:`MONEY_SCALES` at which every value of `col` in
-    `orders` is a whole number of 10^-s (|x 10^s - round(x 10^s)| <= 1e-12 max(|x 10^s|, 1000):
-    a float parsed from "12.34" is within a few 1e-16 of 1234 / 100, a value with a third
-    decimal is 0.1 or more away), or None (more decimals, or none non-missing: then sums are plain
-    float sums). One scan, kept per orders object (:func:`_memo`).
-
-    Why: the engine adds the rows of a group in whatever order its threads meet them, and a
-    float sum's last bits depend on that order -- the same file gave customer totals differing by
-    5.8e-11 from run to run at 10M orders, enough to move a customer across an RFM score's
-    cut and the report's at-risk count by one (benchmarks/README.md). Summed as DECIMAL at
-    this scale (:func:`exact_sum`) the sums are exact, so the same in every run."""
+    """:func:`helpers.money.scale` of the column `col` of `orders`, from the engine for a table
+    (one scan, :data:`helpers.money.TOLERANCE`), kept per orders object (:func:`_memo`): the
+    fewest decimal places at which every amount is a whole number of units, or None. Sums at that
+    scale (:func:`exact_sum`) are exact, so the same in every run and equal to the pandas
+    helpers' (:mod:`helpers.money`: at 10M orders the engine's float sums of the same file
+    differed from run to run by 5.8e-11, and moved the report's at-risk count by one)."""
     memo = _memo(orders)
     key = ("money_scale", col)
     if key not in memo:
         if isinstance(orders, pd.DataFrame):
-            x = pd.to_numeric(orders[col], errors="coerce").to_numpy(float)
-            x = x[np.isfinite(x)]
-            ok = {
-                s: bool(len(x))
-                and bool(np.all(np.abs(x * 10**s - np.round(x * 10**s))
-                                <= 1e-12 * np.maximum(np.abs(x * 10**s), 1e3)))
-                for s in MONEY_SCALES
-            }  # fmt: skip
+            memo[key] = money.scale(pd.to_numeric(orders[col], errors="coerce"))
         else:
             a = as_table(orders)[col].cast("float64")
             checks = {}
-            for s in MONEY_SCALES:
+            for s in money.SCALES:
                 v = a * 10**s
-                checks[f"s{s}"] = (
-                    (v - v.round()).abs() <= 1e-12 * ibis.greatest(v.abs(), 1e3)
-                ).all()
+                near = ibis.greatest(v.abs(), 1e3) * money.TOLERANCE
+                checks[f"s{s}"] = ((v - v.round()).abs() <= near).all()
             row = as_table(orders).aggregate(n=a.count(), **checks).to_pandas().iloc[0]
-            ok = {s: bool(row["n"] > 0) and bool(row[f"s{s}"]) for s in MONEY_SCALES}
-        memo[key] = next((s for s in MONEY_SCALES if ok[s]), None)
+            ok = [s for s in money.SCALES if row["n"] > 0 and bool(row[f"s{s}"])]
+            memo[key] = ok[0] if ok else None
     return memo[key]
 
 
@@ -278,7 +261,8 @@ def exact_sum(
 ) -> ir.FloatingValue:
     """The sum of `x` (over the rows where `where`), exact and so independent of the order in
     which the engine adds the rows: each value as DECIMAL(18, `scale`) (DECIMAL(38, `scale`) if
-    `wide`: a square of amounts), summed in DuckDB's 128-bit decimal, then as a float. Values
+    `wide`: a square of amounts), summed as a 128-bit decimal, then the float nearest to it, as
+    :func:`helpers.money.group_sum` gives it in pandas. Values
     must be whole numbers of 10^-`scale` (:func:`money_scale`; a product of two such amounts at
     twice the scale): the cast then rounds away only the float's representation error. `scale`
     None: the plain float sum."""
