@@ -409,6 +409,19 @@ def mbgnbd_loglik(summary: pd.DataFrame, r: float, alpha: float, a: float, b: fl
 ANALYTIC_MIN_N = 0
 
 
+#: The boundaries of the BG/NBD's and MBG/NBD's parameter space with a well-defined limit
+#: (:class:`helpers.btyd.Limit`; :func:`helpers.btyd.fit_log_params` stops there): Poisson
+#: purchases at one rate (r, alpha -> infinity), no dropout (the mean dropout probability
+#: a / (a + b) -> 0: a -> 0 or b -> infinity; the NBD), one dropout probability for everyone
+#: (a, b -> infinity with a / (a + b) fixed). The canonical points: r = e^8; a = e^-10 with
+#: b = e^10 (a mean dropout probability of e^-20 a purchase); a = e^8.
+BGNBD_LIMITS = (
+    btyd.NO_RATE_HETEROGENEITY,
+    btyd.Limit("no dropout", {"a": -1.0, "b": 1.0}, {"a": -10.0, "b": 10.0}, ("a", "b")),
+    btyd.Limit("dropout probability without heterogeneity", {"a": 1.0}, {"a": 8.0}, ("a", "b")),
+)
+
+
 def fit_bgnbd(
     summary: pd.DataFrame,
     time_unit: str | None = None,
@@ -471,6 +484,7 @@ def _fit_purchases(
     fit = btyd.fit_log_params(
         nll, x0, ["r", "alpha", "a", "b"], model, int(round(n)), unit, nll_grad,
         n >= ANALYTIC_MIN_N, coarse=_coarse(_BGNBDData, (x, tx, T), w, model == "MBG/NBD"),
+        limits=BGNBD_LIMITS,
     )  # fmt: skip
     fit.extra.update(
         patterns=patterns,
@@ -690,7 +704,7 @@ def fit_nbd(summary: pd.DataFrame, time_unit: str | None = None) -> ModelFit:
     x0 = np.log([1.0, 1.0 / rate])
     return btyd.fit_log_params(
         lambda th: nll_grad(th)[0], x0, ["r", "alpha"], "NBD", len(x), unit, nll_grad,
-        len(x) >= ANALYTIC_MIN_N,
+        len(x) >= ANALYTIC_MIN_N, limits=(btyd.NO_RATE_HETEROGENEITY,),
     )  # fmt: skip
 
 
@@ -815,6 +829,16 @@ def _repeat_spend(summary: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     return x, m
 
 
+#: The Gamma-Gamma's boundaries with a well-defined limit (:class:`helpers.btyd.Limit`): a
+#: customer's spends without spread around their mean (p -> infinity, gamma -> 0 with the mean
+#: p gamma / (q - 1) fixed) and one mean spend for every customer (q, gamma -> infinity).
+#: Canonical points p = e^8, q = e^8.
+GAMMA_GAMMA_LIMITS = (
+    btyd.Limit("spend per order without spread", {"p": 1.0}, {"p": 8.0}, ("p", "gamma")),
+    btyd.Limit("mean spend without heterogeneity", {"q": 1.0}, {"q": 8.0}, ("q", "gamma")),
+)
+
+
 def fit_gamma_gamma(
     summary: pd.DataFrame, weights: str | np.ndarray | pd.Series | None = None
 ) -> ModelFit:
@@ -837,7 +861,7 @@ def fit_gamma_gamma(
     x0 = np.log([1.0, 2.0, float(w @ m) / n])
     fit = btyd.fit_log_params(
         nll, x0, ["p", "q", "gamma"], "Gamma-Gamma", int(round(n)), "-", data.nll_and_grad,
-        n >= ANALYTIC_MIN_N, coarse=_coarse(_GGData, (x, m), w),
+        n >= ANALYTIC_MIN_N, coarse=_coarse(_GGData, (x, m), w), limits=GAMMA_GAMMA_LIMITS,
     )  # fmt: skip
     fit.extra.update(patterns=patterns, rows_fitted=len(w))
     if fit.q <= 1:

@@ -249,6 +249,19 @@ def pareto_nbd_loglik(
     return pd.Series(_loglik(x, tx, T, r, alpha, s, beta), index=summary.index, name="loglik")
 
 
+#: The Pareto/NBD's boundaries with a well-defined limit (:class:`helpers.btyd.Limit`;
+#: :func:`helpers.btyd.fit_log_params` stops there): Poisson purchases at one rate (r, alpha ->
+#: infinity), no dropout (the mean dropout rate s / beta -> 0: s -> 0 or beta -> infinity; the
+#: NBD), one dropout rate for everyone (s, beta -> infinity with s / beta fixed). Canonical
+#: points: r = e^8; s = e^-10 with beta = e^10 (a mean dropout rate of e^-20 per time unit);
+#: s = e^8.
+LIMITS = (
+    btyd.NO_RATE_HETEROGENEITY,
+    btyd.Limit("no dropout", {"s": -1.0, "beta": 1.0}, {"s": -10.0, "beta": 10.0}, ("s", "beta")),
+    btyd.Limit("dropout rate without heterogeneity", {"s": 1.0}, {"s": 8.0}, ("s", "beta")),
+)
+
+
 def fit_pareto_nbd(
     summary: pd.DataFrame,
     weights: str | np.ndarray | pd.Series | None = None,
@@ -300,7 +313,7 @@ def fit_pareto_nbd(
     names = ["r", "alpha", "s", "beta"]
     fit = btyd.fit_log_params(
         nll, x0, names, "Pareto/NBD", int(round(n_cust)), unit, nll_grad, newton_steps=2,
-        coarse=objective(*sub) if sub is not None else None,
+        coarse=objective(*sub) if sub is not None else None, limits=LIMITS,
     )  # fmt: skip
     fit.converged = fit.converged and bool(np.all(np.abs(np.log(list(fit.params.values()))) < 14.9))
     fit.extra.update(
