@@ -373,12 +373,15 @@ class Limit:
     e^8 ~ 2,981 is a coefficient of variation of 1.8 %), near enough that its closed forms stay
     finite (the BG/NBD's 2F1 of :func:`helpers.clv.expected_purchases` returns NaN from about
     r = e^9.5). `diverging`: the parameters that run off in the limit, as
-    ``fit.extra["boundary"]`` names them."""
+    ``fit.extra["boundary"]`` names them. `follow`: free parameters that move with the signal
+    along the ridge, by these multiples of its change when the limit is pinned (alpha with r:
+    1, so r / alpha stays), so the fit with the limit pinned starts near its optimum."""
 
     name: str
     signal: dict[str, float]
     pin: dict[str, float]
     diverging: tuple[str, ...]
+    follow: dict[str, float] = field(default_factory=dict)
 
     def level(self, theta: np.ndarray, names: list[str]) -> float:
         """The signal s at the log-parameters `theta` (named `names`)."""
@@ -393,7 +396,7 @@ class Limit:
 #: following (r / alpha, the mean rate, stays): Poisson purchases at one rate (the NBD's limit
 #: and the BG/NBD's, MBG/NBD's and Pareto/NBD's purchase process's).
 NO_RATE_HETEROGENEITY = Limit(
-    "purchase rate without heterogeneity", {"r": 1.0}, {"r": 8.0}, ("r", "alpha")
+    "purchase rate without heterogeneity", {"r": 1.0}, {"r": 8.0}, ("r", "alpha"), {"alpha": 1.0}
 )
 
 
@@ -437,6 +440,23 @@ class _RidgeWatch:
         if fired:
             self.fired, self.theta = fired, theta
             raise StopIteration
+
+
+def _remembered(fun, size: int = 4):
+    """`fun` (of an array) remembering its last `size` results by the argument's bytes: the
+    checks at an optimum (:meth:`_Search.towards`) read the gradient the Newton steps computed
+    there, instead of another evaluation on all the rows."""
+    kept: dict[bytes, object] = {}
+
+    def remembered(theta: np.ndarray):
+        key = np.asarray(theta, dtype=float).tobytes()
+        if key not in kept:
+            if len(kept) >= size:
+                kept.pop(next(iter(kept)))
+            kept[key] = fun(theta)
+        return kept[key]
+
+    return remembered
 
 
 def _restricted(fun, k: int, pins: dict[int, float]):
@@ -545,7 +565,7 @@ class _Search:
     optimum are the same on every run; the canonical points make the parameters the same too."""
 
     def __init__(self, nll_grad, coarse, names: list[str], newton_steps: int) -> None:
-        self.nll_grad, self.coarse, self.names = nll_grad, coarse, names
+        self.nll_grad, self.coarse, self.names = _remembered(nll_grad), coarse, names
         self.newton_steps = newton_steps
 
     def run(
@@ -561,6 +581,11 @@ class _Search:
         watch = _RidgeWatch(left, self.names, embed)
 
         def deeper(new: list[Limit], at: np.ndarray) -> _Found:
+            at = np.array(at, dtype=float)
+            for lim in new:  # the followers move along the ridge with the signal
+                change = lim.pinned_level() - lim.level(at, self.names)
+                for p, c in lim.follow.items():
+                    at[self.names.index(p)] += c * change
             more = {self.names.index(p): v for lim in new for p, v in lim.pin.items()}
             return self.run(limits, {**pins, **more}, (*fired, *new), np.clip(at, -15, 15))
 

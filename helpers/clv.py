@@ -418,7 +418,9 @@ ANALYTIC_MIN_N = 0
 BGNBD_LIMITS = (
     btyd.NO_RATE_HETEROGENEITY,
     btyd.Limit("no dropout", {"a": -1.0, "b": 1.0}, {"a": -10.0, "b": 10.0}, ("a", "b")),
-    btyd.Limit("dropout probability without heterogeneity", {"a": 1.0}, {"a": 8.0}, ("a", "b")),
+    btyd.Limit(
+        "dropout probability without heterogeneity", {"a": 1.0}, {"a": 8.0}, ("a", "b"), {"b": 1.0}
+    ),
 )
 
 
@@ -834,8 +836,12 @@ def _repeat_spend(summary: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
 #: p gamma / (q - 1) fixed) and one mean spend for every customer (q, gamma -> infinity).
 #: Canonical points p = e^8, q = e^8.
 GAMMA_GAMMA_LIMITS = (
-    btyd.Limit("spend per order without spread", {"p": 1.0}, {"p": 8.0}, ("p", "gamma")),
-    btyd.Limit("mean spend without heterogeneity", {"q": 1.0}, {"q": 8.0}, ("q", "gamma")),
+    btyd.Limit(
+        "spend per order without spread", {"p": 1.0}, {"p": 8.0}, ("p", "gamma"), {"gamma": -1.0}
+    ),
+    btyd.Limit(
+        "mean spend without heterogeneity", {"q": 1.0}, {"q": 8.0}, ("q", "gamma"), {"gamma": 1.0}
+    ),
 )
 
 

@@ -258,7 +258,9 @@ def pareto_nbd_loglik(
 LIMITS = (
     btyd.NO_RATE_HETEROGENEITY,
     btyd.Limit("no dropout", {"s": -1.0, "beta": 1.0}, {"s": -10.0, "beta": 10.0}, ("s", "beta")),
-    btyd.Limit("dropout rate without heterogeneity", {"s": 1.0}, {"s": 8.0}, ("s", "beta")),
+    btyd.Limit(
+        "dropout rate without heterogeneity", {"s": 1.0}, {"s": 8.0}, ("s", "beta"), {"beta": 1.0}
+    ),
 )
 
 
