@@ -9,6 +9,9 @@ Pareto/NBD without an import cycle.
 Standard errors: Wald, from the observed information (the Hessian of the negative
 log-likelihood at the optimum) on the log scale; confidence intervals are
 exp(log estimate +- z se), so they stay positive.
+
+Fits whose likelihood rises to a limit of the model (a :class:`Limit`: r, alpha -> infinity,
+no dropout...) stop at the boundary and say so (:func:`fit_log_params`, ``extra["boundary"]``).
 """
 
 from __future__ import annotations

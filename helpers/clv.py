@@ -57,6 +57,8 @@ __all__ = [
     "mbgnbd_loglik",
     "fit_mbgnbd",
     "PURCHASE_MODELS",
+    "BGNBD_LIMITS",
+    "GAMMA_GAMMA_LIMITS",
     "compare_purchase_models",
     "fit_bgnbd_covariates",
     "covariate_effects",
@@ -442,6 +444,12 @@ def fit_bgnbd(
     ``summary.attrs['time_unit']``), ``a``, ``b``, ``loglik`` and Wald CIs (``summary()``).
     Known answer: on the CDNOW sample (weeks) r = 0.243, alpha = 4.414, a = 0.793, b = 2.426,
     LL = -9582.4 (Fader, Hardie & Lee 2005).
+
+    Where the likelihood rises to a limit of the model (:data:`BGNBD_LIMITS`: uniform purchases,
+    one rate for everyone and nobody leaving), the fit stops at the boundary and says so:
+    ``fit.extra["boundary"]`` names the limits and the parameters that diverge, the parameters
+    are the limits' canonical points and the others' optimum there, so the predictions are the
+    limit's (:func:`helpers.btyd.fit_log_params`).
     """
     return _fit_purchases(summary, time_unit, "BG/NBD", weights)
 
@@ -454,7 +462,8 @@ def fit_mbgnbd(
     """Maximum-likelihood MBG/NBD fit (Batislam, Denizel & Filiztekin 2007) on ``frequency``,
     ``recency``, ``T``: the BG/NBD in which one-time buyers can have left. Known answer: on the
     CDNOW sample (weeks) r = 0.525, alpha = 6.183, a = 0.891, b = 1.614 (R package BTYDplus).
-    Fitted on the distinct (x, t_x, T) rows with their counts, as :func:`fit_bgnbd`."""
+    Fitted on the distinct (x, t_x, T) rows with their counts, and stopped at a limit of
+    :data:`BGNBD_LIMITS` when the likelihood rises to one, as :func:`fit_bgnbd`."""
     return _fit_purchases(summary, time_unit, "MBG/NBD", weights)
 
 
@@ -855,7 +864,10 @@ def fit_gamma_gamma(
     Check the independence of spend and frequency with :func:`spend_frequency_check` or
     :func:`gamma_gamma_independence`. Fitted on the distinct (x, mean spend) rows with their
     counts (:func:`helpers.btyd.distinct_rows`; `weights` as in :func:`fit_bgnbd`): the same
-    optimum as one row per customer; ``fit.extra["patterns"]`` is the number of distinct rows."""
+    optimum as one row per customer; ``fit.extra["patterns"]`` is the number of distinct rows.
+    Spend with no heterogeneity between customers (every order's amount from one distribution)
+    has its supremum at a limit (:data:`GAMMA_GAMMA_LIMITS`): the fit stops there and says so
+    in ``fit.extra["boundary"]``, as :func:`fit_bgnbd`."""
     x, m = _repeat_spend(summary)
     (x, m), w, patterns = btyd.fit_rows(x, m, weights=btyd.weights_of(summary, weights))
     data = _GGData(x, m, w)

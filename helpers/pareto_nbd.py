@@ -52,6 +52,7 @@ __all__ = [
     "CDNOW_PUBLISHED",
     "pareto_nbd_loglik",
     "fit_pareto_nbd",
+    "LIMITS",
     "p_alive",
     "expected_purchases",
     "expected_purchases_new",
@@ -286,6 +287,11 @@ def fit_pareto_nbd(
     (``model="Pareto/NBD"``, params r, alpha, s, beta; ``n`` = number of customers).
     Known answer: CDNOW (weeks) r = 0.553, alpha = 10.578, s = 0.606, beta = 11.669,
     LL = -9595.0 (Schmittlein, Morrison & Colombo 1987; Fader, Hardie & Lee 2005).
+    Where the likelihood rises to a limit of the model (:data:`LIMITS`: uniform purchases, one
+    rate for everyone and nobody leaving), the fit stops at the boundary and says so in
+    ``fit.extra["boundary"]`` (:func:`helpers.btyd.fit_log_params`); on such data it took 13-26 s
+    on 200,000 customers (L-BFGS-B on all the rows, to the bounds of the log-parameters), 2-3 s
+    with the stop.
     """
     x, tx, T = _data(summary)
     (x, tx, T), w, patterns = btyd.fit_rows(x, tx, T, weights=btyd.weights_of(summary, weights))
