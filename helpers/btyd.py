@@ -427,7 +427,8 @@ class _RidgeWatch:
         self.start: np.ndarray | None = None  # free ones where a coarse stage ended
 
     def __call__(self, intermediate_result: optimize.OptimizeResult) -> None:
-        theta = self.embed(np.asarray(intermediate_result.x, dtype=float))
+        # copies: the optimizer updates its x in place
+        theta = np.array(self.embed(np.array(intermediate_result.x, dtype=float)), dtype=float)
         self.history.append((theta, float(intermediate_result.fun)))
         if not self.limits or len(self.history) <= RIDGE_WINDOW:
             return
@@ -592,6 +593,9 @@ class _Search:
             more = {self.names.index(p): v for lim in new for p, v in lim.pin.items()}
             return self.run(limits, {**pins, **more}, (*fired, *new), np.clip(at, -15, 15))
 
+        if len(free) == 0:  # every parameter at a limit: nothing left to fit
+            value = float(full(np.zeros(0))[0])
+            return _Found(np.zeros(0), value, True, np.zeros((0, 0)), "limits", fired, embed, free)
         if self.coarse is not None:
             part = _restricted(self.coarse, k, pins)[0]
             got = newton_from_coarse(full, part, start[free], watch=watch)

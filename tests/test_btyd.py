@@ -536,3 +536,34 @@ def test_fits_of_regular_data_are_not_at_the_boundary(cdnow):
     for name, fit in _fits(cdnow).items():
         assert "boundary" not in fit.extra, name
         assert np.all(np.diag(fit.cov_log) > 0), name
+
+
+def test_a_limit_is_kept_only_where_the_objective_falls_towards_it():
+    """One log-parameter u with a limit at u -> infinity (canonical point u = 3). The coarse rows'
+    objective 1000 + e^-u falls towards the limit (the watch stops the coarse stage past u = 3),
+    all the rows' 1000 + (u - 2)^2 has its optimum inside, at u = 2: at the canonical point the
+    objective rises outward, so the limit is not kept and the fit is the interior optimum. With
+    no coarse stage, all the rows' own optimum 1000 + (u - 2.5)^2 (short of the canonical point
+    by less than RIDGE_NEAR) is tried at the limit and kept only if as good: it is not."""
+    limit = btyd.Limit("u to infinity", {"u": 1.0}, {"u": 3.0}, ("u",))
+
+    def quadratic(centre: float):
+        return lambda t: (1000.0 + (t[0] - centre) ** 2, np.array([2 * (t[0] - centre)]))
+
+    def falling(t: np.ndarray) -> tuple[float, np.ndarray]:
+        return 1000.0 + np.exp(-t[0]), np.array([-np.exp(-t[0])])
+
+    assert btyd.Limit.level(limit, np.array([5.0]), ["u"]) == 5.0
+    seen = []
+    watch = btyd._RidgeWatch([limit], ["u"], lambda phi: phi)
+    btyd.optimize.minimize(falling, np.zeros(1), jac=True, method="L-BFGS-B",
+                           bounds=[(-15, 15)], callback=watch)  # fmt: skip
+    seen.append(bool(watch.fired))
+    assert seen == [True] and watch.theta[0] > 3.0  # the coarse stage alone runs off
+    for full, coarse, centre in ((quadratic(2.0), falling, 2.0), (quadratic(2.5), None, 2.5)):
+        fit = btyd.fit_log_params(
+            lambda t, f=full: f(t)[0], np.zeros(1), ["u"], "U", 10, "W", full,
+            coarse=coarse, limits=(limit,),
+        )  # fmt: skip
+        assert "boundary" not in fit.extra
+        assert np.log(fit.params["u"]) == pytest.approx(centre, abs=1e-6)
