@@ -558,9 +558,10 @@ class _Search:
        :class:`_RidgeWatch`. When the watch stops it, the limits found are pinned at their
        canonical points and the search goes on from where it stopped, on the other parameters.
     2. When the Newton steps on all the rows do not converge (an optimum at a limit of all
-       the rows that the coarse stage's rows do not share), each remaining limit is tried
-       (pinned, the search going on) and kept if the objective falls towards it there
-       (:meth:`towards`), before L-BFGS-B runs on all the rows.
+       the rows that the coarse stage's rows do not share), the remaining limits are tried
+       together (pinned, the search going on; of two that pin the same parameter, the first)
+       and kept if the objective falls towards each there (:meth:`towards`), those it does not
+       fall towards left out and the rest tried again, before L-BFGS-B runs on all the rows.
     3. At an optimum past a remaining limit's canonical point (the optimizer stopped on the
        ridge, at the bounds or by its tolerances, before the watch saw it), the limit is tried
        and kept if :meth:`towards` holds; at an optimum short of it by less than
@@ -606,10 +607,19 @@ class _Search:
                 found = _Found(theta, float(value), True, lambda: hess_from_grad(full, theta),
                                "coarse+newton", fired, embed, free)  # fmt: skip
                 return self._near(found, limits, left, deeper)
-            for lim in left:  # step 2: the Newton steps did not converge
-                trial = deeper([lim], embed(watch.start))
-                if self.towards(trial, lim):
+            # step 2: the Newton steps did not converge: the remaining limits tried together
+            # (those that pin other parameters than the ones before them), any the objective
+            # does not fall towards left out, until all that are left are kept
+            trying = []
+            for lim in left:
+                if not any(set(lim.pin) & set(other.pin) for other in trying):
+                    trying.append(lim)
+            while trying:
+                trial = deeper(trying, embed(watch.start))
+                wrong = [lim for lim in trying if not self.towards(trial, lim)]
+                if not wrong:
                     return trial
+                trying = [lim for lim in trying if lim not in wrong]
         found = self._lbfgsb(full, start[free], watch, fired, embed, free)
         if watch.fired:
             return deeper(watch.fired, watch.theta)
@@ -789,9 +799,9 @@ def newton_from_coarse(
     all the rows (:func:`fit_log_params`). The observed information is not computed here
     (:func:`fit_log_params` computes it when the covariance is first used).
 
-    `watch`: a callback of the first stage's optimizer (:class:`_RidgeWatch`); when it stops
-    the optimizer (a run towards a boundary of the parameter space, ``watch.fired``), None at
-    once."""
+    `watch`: a callback of the first stage's optimizer and of the Newton steps
+    (:class:`_RidgeWatch`); when it stops them (a run towards a boundary of the parameter
+    space, ``watch.fired``), None at once."""
     bounds = [(-15, 15)] * len(x0)
     res = optimize.minimize(
         coarse, x0, jac=True, method="L-BFGS-B", bounds=bounds,
@@ -805,6 +815,8 @@ def newton_from_coarse(
     hess, full = hess_from_grad(coarse, theta), False  # full: H is the full objective's
     value, grad = nll_grad(theta)
     grad, previous = np.asarray(grad, dtype=float), np.inf
+    if watch is not None:
+        watch.history = []  # the steps' values are all the rows', not the coarse stage's
     for _ in range(max_steps):
         if not (np.isfinite(value) and np.all(np.isfinite(grad))):
             return None
@@ -828,6 +840,11 @@ def newton_from_coarse(
         new_grad = np.asarray(new_grad, dtype=float)
         sk, yk = new - theta, new_grad - grad
         theta, value, grad = new, new_value, new_grad
+        if watch is not None:  # the steps, too, can run off along a ridge the subsample lacks
+            try:
+                watch(optimize.OptimizeResult(x=theta, fun=float(value)))
+            except StopIteration:
+                return None
         if not full and size > 1e-6 and size > 0.5 * previous:  # slow: H is far off
             hess, full = hess_from_grad(nll_grad, theta), True
         elif float(yk @ sk) > 1e-12 * np.linalg.norm(yk) * np.linalg.norm(sk):
