@@ -57,6 +57,8 @@ __all__ = [
     "mbgnbd_loglik",
     "fit_mbgnbd",
     "PURCHASE_MODELS",
+    "BGNBD_LIMITS",
+    "GAMMA_GAMMA_LIMITS",
     "compare_purchase_models",
     "fit_bgnbd_covariates",
     "covariate_effects",
@@ -409,6 +411,21 @@ def mbgnbd_loglik(summary: pd.DataFrame, r: float, alpha: float, a: float, b: fl
 ANALYTIC_MIN_N = 0
 
 
+#: The boundaries of the BG/NBD's and MBG/NBD's parameter space with a well-defined limit
+#: (:class:`helpers.btyd.Limit`; :func:`helpers.btyd.fit_log_params` stops there): Poisson
+#: purchases at one rate (r, alpha -> infinity), no dropout (the mean dropout probability
+#: a / (a + b) -> 0: a -> 0 or b -> infinity; the NBD), one dropout probability for everyone
+#: (a, b -> infinity with a / (a + b) fixed). The canonical points: r = e^8; a = e^-10 with
+#: b = e^10 (a mean dropout probability of e^-20 a purchase); a = e^8.
+BGNBD_LIMITS = (
+    btyd.NO_RATE_HETEROGENEITY,
+    btyd.Limit("no dropout", {"a": -1.0, "b": 1.0}, {"a": -10.0, "b": 10.0}, ("a", "b")),
+    btyd.Limit(
+        "dropout probability without heterogeneity", {"a": 1.0}, {"a": 8.0}, ("a", "b"), {"b": 1.0}
+    ),
+)
+
+
 def fit_bgnbd(
     summary: pd.DataFrame,
     time_unit: str | None = None,
@@ -427,6 +444,12 @@ def fit_bgnbd(
     ``summary.attrs['time_unit']``), ``a``, ``b``, ``loglik`` and Wald CIs (``summary()``).
     Known answer: on the CDNOW sample (weeks) r = 0.243, alpha = 4.414, a = 0.793, b = 2.426,
     LL = -9582.4 (Fader, Hardie & Lee 2005).
+
+    Where the likelihood rises to a limit of the model (:data:`BGNBD_LIMITS`: uniform purchases,
+    one rate for everyone and nobody leaving), the fit stops at the boundary and says so:
+    ``fit.extra["boundary"]`` names the limits and the parameters that diverge, the parameters
+    are the limits' canonical points and the others' optimum there, so the predictions are the
+    limit's (:func:`helpers.btyd.fit_log_params`).
     """
     return _fit_purchases(summary, time_unit, "BG/NBD", weights)
 
@@ -439,7 +462,8 @@ def fit_mbgnbd(
     """Maximum-likelihood MBG/NBD fit (Batislam, Denizel & Filiztekin 2007) on ``frequency``,
     ``recency``, ``T``: the BG/NBD in which one-time buyers can have left. Known answer: on the
     CDNOW sample (weeks) r = 0.525, alpha = 6.183, a = 0.891, b = 1.614 (R package BTYDplus).
-    Fitted on the distinct (x, t_x, T) rows with their counts, as :func:`fit_bgnbd`."""
+    Fitted on the distinct (x, t_x, T) rows with their counts, and stopped at a limit of
+    :data:`BGNBD_LIMITS` when the likelihood rises to one, as :func:`fit_bgnbd`."""
     return _fit_purchases(summary, time_unit, "MBG/NBD", weights)
 
 
@@ -471,6 +495,7 @@ def _fit_purchases(
     fit = btyd.fit_log_params(
         nll, x0, ["r", "alpha", "a", "b"], model, int(round(n)), unit, nll_grad,
         n >= ANALYTIC_MIN_N, coarse=_coarse(_BGNBDData, (x, tx, T), w, model == "MBG/NBD"),
+        limits=BGNBD_LIMITS,
     )  # fmt: skip
     fit.extra.update(
         patterns=patterns,
@@ -690,7 +715,7 @@ def fit_nbd(summary: pd.DataFrame, time_unit: str | None = None) -> ModelFit:
     x0 = np.log([1.0, 1.0 / rate])
     return btyd.fit_log_params(
         lambda th: nll_grad(th)[0], x0, ["r", "alpha"], "NBD", len(x), unit, nll_grad,
-        len(x) >= ANALYTIC_MIN_N,
+        len(x) >= ANALYTIC_MIN_N, limits=(btyd.NO_RATE_HETEROGENEITY,),
     )  # fmt: skip
 
 
@@ -815,6 +840,20 @@ def _repeat_spend(summary: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     return x, m
 
 
+#: The Gamma-Gamma's boundaries with a well-defined limit (:class:`helpers.btyd.Limit`): a
+#: customer's spends without spread around their mean (p -> infinity, gamma -> 0 with the mean
+#: p gamma / (q - 1) fixed) and one mean spend for every customer (q, gamma -> infinity).
+#: Canonical points p = e^8, q = e^8.
+GAMMA_GAMMA_LIMITS = (
+    btyd.Limit(
+        "spend per order without spread", {"p": 1.0}, {"p": 8.0}, ("p", "gamma"), {"gamma": -1.0}
+    ),
+    btyd.Limit(
+        "mean spend without heterogeneity", {"q": 1.0}, {"q": 8.0}, ("q", "gamma"), {"gamma": 1.0}
+    ),
+)
+
+
 def fit_gamma_gamma(
     summary: pd.DataFrame, weights: str | np.ndarray | pd.Series | None = None
 ) -> ModelFit:
@@ -825,7 +864,10 @@ def fit_gamma_gamma(
     Check the independence of spend and frequency with :func:`spend_frequency_check` or
     :func:`gamma_gamma_independence`. Fitted on the distinct (x, mean spend) rows with their
     counts (:func:`helpers.btyd.distinct_rows`; `weights` as in :func:`fit_bgnbd`): the same
-    optimum as one row per customer; ``fit.extra["patterns"]`` is the number of distinct rows."""
+    optimum as one row per customer; ``fit.extra["patterns"]`` is the number of distinct rows.
+    Spend with no heterogeneity between customers (every order's amount from one distribution)
+    has its supremum at a limit (:data:`GAMMA_GAMMA_LIMITS`): the fit stops there and says so
+    in ``fit.extra["boundary"]``, as :func:`fit_bgnbd`."""
     x, m = _repeat_spend(summary)
     (x, m), w, patterns = btyd.fit_rows(x, m, weights=btyd.weights_of(summary, weights))
     data = _GGData(x, m, w)
@@ -837,7 +879,7 @@ def fit_gamma_gamma(
     x0 = np.log([1.0, 2.0, float(w @ m) / n])
     fit = btyd.fit_log_params(
         nll, x0, ["p", "q", "gamma"], "Gamma-Gamma", int(round(n)), "-", data.nll_and_grad,
-        n >= ANALYTIC_MIN_N, coarse=_coarse(_GGData, (x, m), w),
+        n >= ANALYTIC_MIN_N, coarse=_coarse(_GGData, (x, m), w), limits=GAMMA_GAMMA_LIMITS,
     )  # fmt: skip
     fit.extra.update(patterns=patterns, rows_fitted=len(w))
     if fit.q <= 1:

@@ -52,6 +52,7 @@ __all__ = [
     "CDNOW_PUBLISHED",
     "pareto_nbd_loglik",
     "fit_pareto_nbd",
+    "LIMITS",
     "p_alive",
     "expected_purchases",
     "expected_purchases_new",
@@ -249,6 +250,21 @@ def pareto_nbd_loglik(
     return pd.Series(_loglik(x, tx, T, r, alpha, s, beta), index=summary.index, name="loglik")
 
 
+#: The Pareto/NBD's boundaries with a well-defined limit (:class:`helpers.btyd.Limit`;
+#: :func:`helpers.btyd.fit_log_params` stops there): Poisson purchases at one rate (r, alpha ->
+#: infinity), no dropout (the mean dropout rate s / beta -> 0: s -> 0 or beta -> infinity; the
+#: NBD), one dropout rate for everyone (s, beta -> infinity with s / beta fixed). Canonical
+#: points: r = e^8; s = e^-10 with beta = e^10 (a mean dropout rate of e^-20 per time unit);
+#: s = e^8.
+LIMITS = (
+    btyd.NO_RATE_HETEROGENEITY,
+    btyd.Limit("no dropout", {"s": -1.0, "beta": 1.0}, {"s": -10.0, "beta": 10.0}, ("s", "beta")),
+    btyd.Limit(
+        "dropout rate without heterogeneity", {"s": 1.0}, {"s": 8.0}, ("s", "beta"), {"beta": 1.0}
+    ),
+)
+
+
 def fit_pareto_nbd(
     summary: pd.DataFrame,
     weights: str | np.ndarray | pd.Series | None = None,
@@ -271,6 +287,11 @@ def fit_pareto_nbd(
     (``model="Pareto/NBD"``, params r, alpha, s, beta; ``n`` = number of customers).
     Known answer: CDNOW (weeks) r = 0.553, alpha = 10.578, s = 0.606, beta = 11.669,
     LL = -9595.0 (Schmittlein, Morrison & Colombo 1987; Fader, Hardie & Lee 2005).
+    Where the likelihood rises to a limit of the model (:data:`LIMITS`: uniform purchases, one
+    rate for everyone and nobody leaving), the fit stops at the boundary and says so in
+    ``fit.extra["boundary"]`` (:func:`helpers.btyd.fit_log_params`); on such data it took 13-26 s
+    on 200,000 customers (L-BFGS-B on all the rows, to the bounds of the log-parameters), 2-3 s
+    with the stop.
     """
     x, tx, T = _data(summary)
     (x, tx, T), w, patterns = btyd.fit_rows(x, tx, T, weights=btyd.weights_of(summary, weights))
@@ -300,7 +321,7 @@ def fit_pareto_nbd(
     names = ["r", "alpha", "s", "beta"]
     fit = btyd.fit_log_params(
         nll, x0, names, "Pareto/NBD", int(round(n_cust)), unit, nll_grad, newton_steps=2,
-        coarse=objective(*sub) if sub is not None else None,
+        coarse=objective(*sub) if sub is not None else None, limits=LIMITS,
     )  # fmt: skip
     fit.converged = fit.converged and bool(np.all(np.abs(np.log(list(fit.params.values()))) < 14.9))
     fit.extra.update(

@@ -3,6 +3,8 @@ likelihood-ratio tests (hand-computed answers), the parametric bootstrap."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -386,3 +388,182 @@ def test_the_coarse_stage_and_newton_steps_find_the_optimizers_optimum(
         _assert_same_fit(fit, ref)
         se, se_ref = (np.sqrt(np.diag(f.cov_log)) for f in (fit, ref))
         np.testing.assert_allclose(se, se_ref, rtol=1e-4)
+
+
+def _uniform_summary(n: int = 2000, seed: int = 3, rate: float = 0.15) -> pd.DataFrame:
+    """Uniform purchases, the degenerate case of the benchmark's generated orders
+    (benchmarks/bench_report.py): every customer buys at the same `rate` a week, since their
+    first purchase 26-104 weeks ago, and never leaves. The repeat counts are binomial
+    (ceil(2 rate T), 1/2): mean rate x T, a little less spread than Poisson, so that the
+    likelihood's supremum is the limit (no heterogeneity, no dropout) for any seed, not only for
+    the half of Poisson samples that come out under-dispersed; their times uniform, t_x the last
+    (T times a Beta(x, 1) draw). Times in weeks to the float: every row distinct, so a fit runs
+    on the rows in the order given."""
+    rng = np.random.default_rng(seed)
+    T = rng.uniform(26, 104, n)
+    x = rng.binomial(np.ceil(2 * rate * T).astype(int), 0.5)
+    tx = np.where(x > 0, T * rng.beta(np.maximum(x, 1), 1), 0.0)
+    df = pd.DataFrame({"frequency": x.astype(float), "recency": tx, "T": T})
+    df.index = pd.Index([f"c{i:05d}" for i in range(n)], name="customer_id")
+    df.attrs["time_unit"] = "W"
+    return df
+
+
+@pytest.fixture(scope="module")
+def uniform():
+    return _uniform_summary()
+
+
+def _dropout_names(model: str) -> list[str]:
+    return ["s", "beta"] if model == "Pareto/NBD" else ["a", "b"]
+
+
+@pytest.mark.parametrize("model", ["BG/NBD", "MBG/NBD", "Pareto/NBD"])
+def test_a_fit_of_uniform_purchases_stops_at_the_boundary_and_predicts_the_limit(model, uniform):
+    """On uniform purchases the purchase models' likelihood rises towards the limit r, alpha ->
+    infinity (one purchase rate) without dropout, and is flat there: the fit stops at the
+    boundary and says so (``extra["boundary"]``: the limits and the parameters that diverge),
+    converged, with the limits' parameters at their canonical points (r = e^8; a or s = e^-10,
+    b or beta = e^10). Its log-likelihood is within 5 units below the limit's, Poisson
+    purchases at the pooled rate lambda = sum x / sum T (timing likelihood x log lambda -
+    lambda T; at r = e^8 the model is 1.8 % heterogeneous), and its predictions are the
+    limit's: E[purchases in the next 26 weeks] = 26 lambda for every customer within 1 %
+    (r / (r + x) shrinks a customer's rate towards the pooled one: (x - lambda T) / r < 1 %),
+    P(alive) = 1 within 1e-3. Before the stop, L-BFGS-B ran r and alpha to the bound of
+    the log-parameters (e^15) and the fit said nothing of it."""
+    from helpers import clv
+
+    fit = clv.PURCHASE_MODELS[model](uniform)
+    dropout = _dropout_names(model)
+    assert fit.extra["boundary"] == {
+        "purchase rate without heterogeneity": ["r", "alpha"],
+        "no dropout": dropout,
+    }
+    assert fit.converged
+    assert np.log(fit.r) == 8.0
+    assert np.log([fit.params[k] for k in dropout]).tolist() == [-10.0, 10.0]
+    x, T = uniform["frequency"].to_numpy(), uniform["T"].to_numpy()
+    lam = x.sum() / T.sum()
+    limit_ll = float(x.sum() * np.log(lam) - lam * T.sum())
+    assert 0 <= limit_ll - fit.loglik < 5
+    assert fit.r / fit.alpha == pytest.approx(lam, rel=1e-3)
+    ahead = clv.expected_purchases(fit, uniform, 26.0)
+    np.testing.assert_allclose(ahead, 26 * lam, rtol=0.01)
+    np.testing.assert_allclose(clv.p_alive(fit, uniform), 1.0, atol=1e-3)
+    # further along the ridge (r, alpha 10 times larger) the closed forms stay finite and the
+    # predictions move by less than the canonical point's heterogeneity (measured: 0.4 %)
+    further = dataclasses.replace(fit, params={**fit.params, "r": 10 * fit.r,
+                                               "alpha": 10 * fit.alpha})  # fmt: skip
+    np.testing.assert_allclose(clv.expected_purchases(further, uniform, 26.0), ahead, rtol=0.01)
+
+
+@pytest.mark.parametrize("model", ["BG/NBD", "MBG/NBD", "Pareto/NBD"])
+def test_a_boundary_fit_is_the_same_whatever_the_row_order(model, uniform, monkeypatch):
+    """The customers in another order (the sums of the likelihood then differ in their last
+    bits): the same limits, the same parameters and log-likelihood to 1e-9 (measured: 3e-14)
+    and the same predictions to 1e-6 (the BG/NBD's closed form at r = e^8 turns alpha's 3e-14
+    into 3e-8); and the large-fit path (a coarse stage on every k-th row, then Newton steps on
+    all of them; forced here from 500 rows) finds the same fit as the optimizer on all the rows."""
+    from helpers import clv
+
+    fit = clv.PURCHASE_MODELS[model]
+    a = fit(uniform)
+    b = fit(uniform.sample(frac=1.0, random_state=11))
+    monkeypatch.setattr(btyd, "COARSE_MIN_ROWS", 500)
+    monkeypatch.setattr(btyd, "COARSE_ROWS", 200)
+    c = fit(uniform)
+    assert c.extra["optimizer"] == "coarse+newton"
+    for other in (b, c):
+        assert other.extra["boundary"] == a.extra["boundary"]
+        assert other.converged
+        np.testing.assert_allclose(list(other.params.values()), list(a.params.values()), rtol=1e-9)
+        assert other.loglik == pytest.approx(a.loglik, rel=1e-12)
+    np.testing.assert_allclose(
+        clv.expected_purchases(b, uniform, 26.0), clv.expected_purchases(a, uniform, 26.0),
+        rtol=1e-6,
+    )  # fmt: skip
+
+
+def test_a_boundary_fit_has_the_covariance_of_its_free_parameters(uniform):
+    """At the boundary only alpha (the purchase rate, r / alpha) is estimated: the covariance of
+    the log-parameters is its inverse observed information in alpha's place and 0 elsewhere;
+    its standard error is the Poisson rate's, sqrt(lambda / sum T) / lambda on the log scale
+    (to 1 %); the parametric bootstrap draws alpha and keeps the pinned parameters."""
+    from helpers import clv
+
+    fit = clv.fit_bgnbd(uniform)
+    cov = fit.cov_log
+    assert np.all(np.isfinite(cov))
+    j = list(fit.params).index("alpha")
+    assert cov[j, j] > 0
+    off = np.ones_like(cov, dtype=bool)
+    off[j, j] = False
+    assert np.all(cov[off] == 0)
+    lam = uniform["frequency"].sum() / uniform["T"].sum()
+    assert np.sqrt(cov[j, j]) == pytest.approx(np.sqrt(lam / uniform["T"].sum()) / lam, rel=0.01)
+    draws = btyd.sample_log_params(fit, 500, seed=1)
+    assert np.all(draws[:, [0, 2, 3]] == np.array([fit.r, fit.a, fit.b]))
+    assert np.std(np.log(draws[:, j])) == pytest.approx(np.sqrt(cov[j, j]), rel=0.15)
+
+
+def test_the_nbd_and_gamma_gamma_stop_at_their_limits():
+    """The NBD on uniform purchases: r at its canonical point e^8, the rate r / alpha the pooled
+    one. The Gamma-Gamma on spend without heterogeneity between customers (every order's spend
+    uniform on 5-205, as the benchmark's amounts, the same for all): q -> infinity, stopped at
+    e^8, and each customer's expected spend the pooled mean spend per order,
+    sum x m / sum x, within 1 %."""
+    from helpers import clv
+
+    summary = _uniform_summary()
+    nbd = clv.fit_nbd(summary)
+    assert nbd.extra["boundary"] == {"purchase rate without heterogeneity": ["r", "alpha"]}
+    lam = summary["frequency"].sum() / summary["T"].sum()
+    assert np.log(nbd.r) == 8.0 and nbd.r / nbd.alpha == pytest.approx(lam, rel=1e-3)
+    rng = np.random.default_rng(4)
+    x = 1 + rng.poisson(3.0, 3000)
+    spend = np.array([rng.uniform(5.0, 205.0, k).mean() for k in x])
+    repeat = pd.DataFrame({"frequency": x.astype(float), "monetary_value": spend})
+    gg = clv.fit_gamma_gamma(repeat)
+    assert gg.extra["boundary"] == {"mean spend without heterogeneity": ["q", "gamma"]}
+    assert np.log(gg.q) == 8.0 and gg.converged
+    pooled = float(x @ spend / x.sum())
+    np.testing.assert_allclose(clv.expected_spend(gg, repeat), pooled, rtol=0.01)
+
+
+def test_fits_of_regular_data_are_not_at_the_boundary(cdnow):
+    """CDNOW (interior optima, the published estimates): no limit is approached, no parameter
+    pinned, every standard error positive."""
+    for name, fit in _fits(cdnow).items():
+        assert "boundary" not in fit.extra, name
+        assert np.all(np.diag(fit.cov_log) > 0), name
+
+
+def test_a_limit_is_kept_only_where_the_objective_falls_towards_it():
+    """One log-parameter u with a limit at u -> infinity (canonical point u = 3). The coarse rows'
+    objective 1000 + e^-u falls towards the limit (the watch stops the coarse stage past u = 3),
+    all the rows' 1000 + (u - 2)^2 has its optimum inside, at u = 2: at the canonical point the
+    objective rises outward, so the limit is not kept and the fit is the interior optimum. With
+    no coarse stage, all the rows' own optimum 1000 + (u - 2.5)^2 (short of the canonical point
+    by less than RIDGE_NEAR) is tried at the limit and kept only if as good: it is not."""
+    limit = btyd.Limit("u to infinity", {"u": 1.0}, {"u": 3.0}, ("u",))
+
+    def quadratic(centre: float):
+        return lambda t: (1000.0 + (t[0] - centre) ** 2, np.array([2 * (t[0] - centre)]))
+
+    def falling(t: np.ndarray) -> tuple[float, np.ndarray]:
+        return 1000.0 + np.exp(-t[0]), np.array([-np.exp(-t[0])])
+
+    assert btyd.Limit.level(limit, np.array([5.0]), ["u"]) == 5.0
+    seen = []
+    watch = btyd._RidgeWatch([limit], ["u"], lambda phi: phi)
+    btyd.optimize.minimize(falling, np.zeros(1), jac=True, method="L-BFGS-B",
+                           bounds=[(-15, 15)], callback=watch)  # fmt: skip
+    seen.append(bool(watch.fired))
+    assert seen == [True] and watch.theta[0] > 3.0  # the coarse stage alone runs off
+    for full, coarse, centre in ((quadratic(2.0), falling, 2.0), (quadratic(2.5), None, 2.5)):
+        fit = btyd.fit_log_params(
+            lambda t, f=full: f(t)[0], np.zeros(1), ["u"], "U", 10, "W", full,
+            coarse=coarse, limits=(limit,),
+        )  # fmt: skip
+        assert "boundary" not in fit.extra
+        assert np.log(fit.params["u"]) == pytest.approx(centre, abs=1e-6)

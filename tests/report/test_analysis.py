@@ -454,3 +454,50 @@ def test_fit_clv_and_the_holdout_check_share_one_calibration_split(monkeypatch):
     fresh = real(report.purchases(orders), cal_end, notes["as_of"], seg.attrs["time_unit"])
     pd.testing.assert_frame_equal(cal, fresh)
     assert shared == report.holdout_check(fit, orders, seg)  # from scratch
+
+
+def _uniform_orders(customers: int = 2000, seed: int = 5) -> pd.DataFrame:
+    """Orders of steady customers who all buy at one rate, about every 91 days (the gaps
+    uniform on 61-121 days) from their first order in 2023-2025 to the end, and never leave
+    (the benchmark's uniform orders, small and a little more regular than Poisson, so for any
+    seed), amounts uniform on 5-205: the purchase models' likelihood rises to its limit (one
+    purchase rate, no dropout) and the spend model's to one mean spend for everyone."""
+    rng = np.random.default_rng(seed)
+    day, span = 86400, 3 * 365 * 86400
+    first = rng.uniform(0, 0.8 * span, customers)
+    gaps = rng.uniform(61, 121, (customers, 20)) * day
+    gaps[:, 0] = 0.0
+    t = first[:, None] + np.cumsum(gaps, axis=1)
+    cust, k = np.nonzero(t < span)
+    t = t[cust, k]
+    return pd.DataFrame({
+        "customer_id": [f"K{c:05d}" for c in cust],
+        "order_date": pd.Timestamp("2023-01-01") + pd.to_timedelta(np.round(t), unit="s"),
+        "amount": np.round(rng.uniform(5, 205, len(cust)), 2),
+    })  # fmt: skip
+
+
+def test_lifetime_values_of_uniform_orders_are_the_limit_models_whatever_the_row_order():
+    """Uniform orders: the purchase and spend fits stop at their limits and say so; the report
+    still values the customers (a fit at the boundary is a fit: the limit's predictions), with
+    finite intervals and a retention scenario worth nothing (nobody leaves); the same values
+    when the file's rows come in another order. Before the stop the fits ran to the bounds of
+    their parameters, and whether the report had lifetime values turned on the last bits."""
+    from helpers.report import analysis
+
+    orders = _uniform_orders()
+    seg = report.segment_customers(orders, "2025-12-31")
+    econ = economics.from_mapping(None)
+    fit, why = report.fit_clv(orders, seg, econ)
+    assert why == "" and fit is not None
+    assert set(fit.purchases.extra["boundary"]) == {
+        "purchase rate without heterogeneity", "no dropout"
+    }  # fmt: skip
+    assert fit.spend.extra["boundary"] == {"mean spend without heterogeneity": ["q", "gamma"]}
+    assert np.isfinite(fit.table["clv"]).all() and fit.table["p_alive"].min() > 0.999
+    interval = analysis.clv_interval(fit, seg, econ)
+    assert np.isfinite(interval[["ci_low", "ci_high"]].to_numpy()).all()
+    assert analysis.dropout_scenario(fit, seg, econ, 0.10)["gain_share"] < 1e-6
+    again, _ = report.fit_clv(orders.sample(frac=1.0, random_state=2), seg, econ)
+    assert again.model == fit.model and again.purchases.extra == fit.purchases.extra
+    np.testing.assert_allclose(again.table["clv"], fit.table["clv"], rtol=1e-6)
