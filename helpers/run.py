@@ -201,11 +201,13 @@ def to_html(executed: Path, target: Path, title: str | None = None) -> Path:
 @dataclass
 class Kernel:
     """A notebook kernel started ahead of :func:`execute` (:func:`started_kernel`): its manager,
-    the file its notebook's metrics go to (:data:`METRICS_ENV`, set when it started) and the
-    thread that sends it its preload once it is up."""
+    the file its notebook's metrics go to (:data:`METRICS_ENV`, set when it started), the
+    variables given to its environment (`env`) and the thread that sends it its preload once it
+    is up."""
 
     km: Any
     metrics_path: Path
+    env: Mapping[str, str] = field(default_factory=dict)
     preloading: threading.Thread | None = None
     stop: threading.Event = field(default_factory=threading.Event)
 
@@ -257,7 +259,7 @@ def started_kernel(
     km = AsyncKernelManager(kernel_name="python3")
     variables = {**os.environ, **(env or {}), METRICS_ENV: str(metrics_path)}
     run_sync(km.start_kernel)(cwd=str(paths.NOTEBOOKS), extra_arguments=KERNEL_ARGS, env=variables)
-    kernel = Kernel(km, Path(metrics_path))
+    kernel = Kernel(km, Path(metrics_path), dict(env or {}))
     try:
         if preload:
             kernel.preloading = threading.Thread(

@@ -29,7 +29,7 @@ from helpers.report.orders import (
     save_validated,
     save_warehouse,
 )
-from helpers.report.progress import Stages, follow, release_memory
+from helpers.report.progress import PROGRESS_ENV, Stages, follow, release_memory
 from helpers.tables import DataValidationError
 
 NOTEBOOK: Path = paths.NOTEBOOKS / "08_case_study_client_report.ipynb"
@@ -125,6 +125,8 @@ def _build(data, mapping, name, target, root, client, language, engine, stage, p
     env = {EXPORTS_ENV: spec.exports, SALT_ENV: secrets.token_hex(16)}
     if url:  # the same for a database URL and its password
         env[sources.SOURCE_ENV] = url
+    if progress is not None:  # the notebook's stages, which follow() passes on as they come
+        env[PROGRESS_ENV] = str(handover / "stages")
     try:
         # the notebook's kernel starts and imports its libraries while the file is read
         # (run.started_kernel: about 3 s of the report's time); shut down if the read fails

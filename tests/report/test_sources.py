@@ -120,14 +120,14 @@ def test_report_from_a_duckdb_table_equals_the_report_from_the_csv(tmp_path, cap
     handed: dict[str, list[str]] = {}
     execute = build.run.execute
 
-    def spy(notebook, out, params, env=None, **kwargs):  # what the notebook receives, as it starts
+    def spy(notebook, out, params, kernel=None, **kwargs):  # what the notebook receives
         folder = Path(params["orders_path"]).parent
         handed[params["client_name"]] = sorted(
-            p.name for p in folder.iterdir() if p.name != "stages"
+            p.name for p in folder.iterdir() if p.name not in ("stages", "metrics.json")
         )
         if params["client_name"] == "db":  # the URL in the kernel's environment
-            assert env[sources.SOURCE_ENV] == url
-        return execute(notebook, out, params, env=env, **kwargs)
+            assert kernel.env[sources.SOURCE_ENV] == url
+        return execute(notebook, out, params, kernel=kernel, **kwargs)
 
     monkeypatch.setattr(build.run, "execute", spy)
     for name, data in [("csv", str(ORDERS)), ("db", url)]:
