@@ -23,7 +23,9 @@ that small result in pandas exactly as the teaching helpers do:
 The client report runs them on the validated table (:func:`connect` and :func:`from_arrow`: the
 memory-mapped Arrow file scanned in place by an embedded DuckDB with a memory limit), so the
 orders are never held in pandas; :mod:`helpers.report.analysis` dispatches to them when it is
-given an Ibis table.
+given an Ibis table. On the report command's hand-over (a DuckDB file whose text customer ids
+are numbered in their sorted order, :func:`coded_handover`) they group, number and join on the
+integer codes and give their results indexed by the text ids, as on any other table.
 
 Definitions (as-of, period codes, the censoring rule: a period counts only once it has ended on
 or before as-of) are those of :mod:`helpers.periods`; ``tests/report/test_engine.py`` holds both sides
