@@ -217,11 +217,12 @@ def as_table(orders: ir.Table | pd.DataFrame) -> ir.Table:
 
 # ------------------------------------------------------ integer customer codes (the hand-over's)
 # The report command's hand-over (helpers.report.orders._save_engine_table) numbers the text
-# customer ids 0..n-1 in their sorted order and writes each order's code beside its id. The
-# kernel's table shows the text ids only (coded_handover); the engine's functions compute on the
-# codes (_coded: the same expression over the coded table) and give results indexed by the text
-# ids again (CustomerCodes.decode), and the ids they are given (events, members, customers'
-# first months) are coded on the way in (CustomerCodes.encode). Grouping, numbering, sorting and
+# customer ids 0..n-1 in their sorted order and stores the orders with their customer's code,
+# the text ids joined back in a view. The kernel's table is that view (text ids:
+# coded_handover); the engine's functions compute on the codes (_coded: the same expression over
+# the coded table) and give results indexed by the text ids again (CustomerCodes.decode), and
+# the ids they are given (events, members, customers' first months) are coded on the way in
+# (CustomerCodes.encode). Grouping, numbering, sorting and
 # joining on a 4-byte integer instead of a text: at 10M orders and 842k customers the summary
 # per customer 1.4 -> 0.8 s, the numbering window 4.1 -> 2.8 s (benchmarks/README.md). A table
 # without codes (a DataFrame's, a warehouse's, Spark's) takes the text path, unchanged.
@@ -263,13 +264,12 @@ class CustomerCodes:
 _CODED: dict[ops.Node, CustomerCodes] = {}
 
 
-def coded_handover(t: ir.Table, customers: ir.Table, code_col: str) -> ir.Table:
-    """The hand-over's orders `t` (text ``customer_id`` and its integer code `code_col`) as the
-    kernel sees them, without `code_col`; the engine's functions given this table, or any
-    expression on it that keeps ``customer_id`` as it is (a filter, a selection), compute on the
-    codes (:func:`_coded`). `customers`: the side table (``code``, ``customer_id``)."""
-    visible = t.drop(code_col)
-    coded = t.mutate(customer_id=t[code_col]).drop(code_col)
+def coded_handover(visible: ir.Table, coded: ir.Table, customers: ir.Table) -> ir.Table:
+    """The hand-over's orders as the kernel sees them, `visible` (text ``customer_id``),
+    returned; the engine's functions given this table, or any expression on it that keeps
+    ``customer_id`` as it is (a filter, a selection), compute on `coded` (the same rows and
+    columns, ``customer_id`` the integer code: :func:`_coded`). `customers`: the side table
+    (``code``, ``customer_id``)."""
     _CODED[visible.op()] = CustomerCodes(visible, coded, customers)
     while len(_CODED) > MEMO_SIZE:
         del _CODED[next(iter(_CODED))]

@@ -592,14 +592,17 @@ def _save_engine_table(orders: Any, notes: dict[str, Any], path: str | Path) -> 
     table in Python): table ``orders`` with the types the pandas path writes (timestamps in ns;
     the canonical columns first) and table ``notes`` (one row, the notes as JSON).
 
-    Text customer ids are also coded for the engine (:data:`CUSTOMER_CODE`): table
-    ``customers`` (``code``, ``customer_id``) numbers the distinct ids 0..n-1 in their sorted
-    order (DuckDB's text order, bytewise: the code points' order, as Python sorts ``str``), and
-    ``orders`` carries each row's code beside its text id, so the engine groups, numbers and
-    joins on a 4-byte integer and sorting by code is sorting by id
+    Text customer ids are coded for the engine: table ``customers`` (``code``, ``customer_id``)
+    numbers the distinct ids 0..n-1 in their sorted order (DuckDB's text order, bytewise: the
+    code points' order, as Python sorts ``str``), table :data:`CODED_ORDERS` holds the orders
+    with ``customer_id`` their customer's code (INTEGER), and ``orders`` is a view joining the
+    text ids back (the same rows and columns as without codes): the engine groups, numbers and
+    joins on a 4-byte integer, and sorting by code is sorting by id
     (:func:`helpers.report.engine.coded_handover`). Two queries: the distinct ids numbered, then
-    the orders joined with them as they are written (at 10M orders and 845k customers about 1 to
-    3 s more than the orders alone; benchmarks/README.md).
+    the orders joined with them as they are written; an integer column is cheaper to write than
+    the text it replaces, so the coded file costs about what the text one did (at 10M orders
+    about 7 s of CPU writing the codes against 11 s writing the text; the numbering and the join
+    add a few seconds).
 
     Not an Arrow file, for the notebook's memory: a memory-mapped Arrow file counts in the
     kernel's resident memory as far as it is read (at 10M orders about 0.5 GB of the report's
@@ -627,9 +630,21 @@ def _save_engine_table(orders: Any, notes: dict[str, Any], path: str | Path) -> 
                 "(ORDER BY customer_id) - 1)::INTEGER AS code, customer_id FROM "
                 f"(SELECT DISTINCT customer_id FROM ({source})) ORDER BY code"
             )
+            coded = ", ".join(
+                "c.code AS customer_id" if c == "customer_id" else f's."{c}"'
+                for c in orders.columns
+            )
             con.execute(
-                f'CREATE TABLE handover.orders AS SELECT s.*, c.code AS "{CUSTOMER_CODE}" '
-                f"FROM ({source}) AS s JOIN handover.customers AS c USING (customer_id)"
+                f"CREATE TABLE handover.{CODED_ORDERS} AS SELECT {coded} FROM ({source}) AS s "
+                "JOIN handover.customers AS c USING (customer_id)"
+            )
+            shown = ", ".join(
+                "c.customer_id" if c == "customer_id" else f'o."{c}"' for c in orders.columns
+            )
+            # names inside a view are those of its own database (the file, however attached)
+            con.execute(
+                f"CREATE VIEW handover.orders AS SELECT {shown} FROM {CODED_ORDERS} AS o "
+                "JOIN customers AS c ON o.customer_id = c.code"
             )
         else:  # integer ids (or none to code): the table as it is
             con.execute(f"CREATE TABLE handover.orders AS {source}")
@@ -649,9 +664,10 @@ def _sql_text(path: Path) -> str:
 #: DuckDB database file: :func:`_save_engine_table`); :func:`open_orders` opens it read-only.
 ENGINE_HANDOVER_SUFFIX = ".validated.duckdb"
 
-#: The hand-over's column of integer customer codes (:func:`_save_engine_table`); the kernel's
-#: table hides it (:func:`helpers.report.engine.coded_handover`).
-CUSTOMER_CODE = "_customer_code"
+#: The hand-over's table of orders with their customers' integer codes (:func:`_save_engine_table`);
+#: the kernel's table is the view ``orders`` (text ids), the engine computes on this one
+#: (:func:`helpers.report.engine.coded_handover`).
+CODED_ORDERS = "orders_coded"
 
 
 def _open_engine_handover(path: str | Path, engine: str) -> tuple[Any, dict[str, Any]]:
@@ -673,8 +689,11 @@ def _open_engine_handover(path: str | Path, engine: str) -> tuple[Any, dict[str,
     with warnings.catch_warnings():  # Ibis 12 reads the schema with a DuckDB 2.0-deprecated call
         warnings.simplefilter("ignore", DeprecationWarning)
         t = con.table("orders")
-        if CUSTOMER_CODE in t.columns:  # the ids as text, their codes for the engine only
-            t = eng.coded_handover(t, con.table("customers"), CUSTOMER_CODE)
+        coded = "SELECT count(*) FROM duckdb_tables() WHERE table_name = ?"
+        if con.con.execute(coded, [CODED_ORDERS]).fetchall()[0][
+            0
+        ]:  # text ids; codes for the engine
+            t = eng.coded_handover(t, con.table(CODED_ORDERS), con.table("customers"))
     if engine == "duckdb" or (engine == "auto" and rows >= ENGINE_MIN_ROWS):
         eng.tune_duckdb(con, eng.memory_limit(rows))
         return t, notes

@@ -52,8 +52,8 @@ def _orders(seed: int = 3) -> pd.DataFrame:
 @pytest.fixture(scope="module")
 def tables(tmp_path_factory):
     """(coded, text, path): the hand-over written and opened as the report does, and the same
-    stored rows (the same order: sums taken in the same order) as a plain text table, the
-    columns selected without the code (no codes: the text path)."""
+    stored rows (the same order: sums taken in the same order) with the text ids joined in
+    Ibis, not through the hand-over's view (no codes: the text path)."""
     df = _orders()
     con = engine.connect()
     t = engine.from_arrow(pa.Table.from_pandas(df, preserve_index=False), con, "validated")
@@ -61,8 +61,10 @@ def tables(tmp_path_factory):
     path = orders_mod.save_validated(t, {"rows": len(df), "data_note": []}, folder / "o.arrow")
     con.disconnect()
     coded, _ = orders_mod.open_orders(path, "duckdb")
-    raw = engine.table_of(coded._find_backend(), "orders")
-    text = raw.select(*[c for c in raw.columns if c != orders_mod.CUSTOMER_CODE])
+    con = coded._find_backend()
+    raw, ids = (engine.table_of(con, n) for n in (orders_mod.CODED_ORDERS, "customers"))
+    j = raw.join(ids, raw.customer_id == ids.code)
+    text = j.select(*[ids.customer_id if c == "customer_id" else j[c] for c in raw.columns])
     yield coded, text, path
     orders_mod.close_orders(coded)
 
@@ -79,14 +81,16 @@ def test_the_handover_numbers_the_ids_in_their_sorted_order(tables):
     coded, text, path = tables
     with duckdb.connect(str(path), read_only=True) as con:
         customers = con.execute("SELECT code, customer_id FROM customers ORDER BY code").fetchall()
-        joined = con.execute(
-            f"SELECT count(*) FROM orders o JOIN customers c ON o.{orders_mod.CUSTOMER_CODE} = c.code"
-            " AND o.customer_id = c.customer_id"
-        ).fetchone()[0]
+        kinds = {r[0]: r[1] for r in con.execute(f"DESCRIBE {orders_mod.CODED_ORDERS}").fetchall()}
+        per_code = con.execute(
+            f"SELECT customer_id, count(*) FROM {orders_mod.CODED_ORDERS} GROUP BY ALL ORDER BY 1"
+        ).fetchall()
     assert [c for c, _ in customers] == list(range(len(IDS)))  # dense 0..n-1
     assert [i for _, i in customers] == sorted(IDS)  # Python's str order is DuckDB's
-    assert joined == len(_orders())  # each row's code is its id's
-    assert coded.columns == text.columns  # the code is not shown
+    assert kinds["customer_id"] == "INTEGER"
+    per_id = _orders().groupby("customer_id").size()  # each code has its id's orders
+    assert [(i, n) for i, (_, n) in zip(sorted(IDS), per_code, strict=True)] == list(per_id.items())
+    assert coded.schema() == text.schema()  # the kernel's table: the text ids
     assert coded.schema()["customer_id"].is_string()
     # the engine sees the codes, on the table and on the purchases (an expression on it)
     for t in (coded, engine.purchases(coded)):
