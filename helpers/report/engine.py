@@ -367,13 +367,14 @@ def money_scale(orders: ir.Table | pd.DataFrame, col: str = "amount") -> int | N
         if isinstance(orders, pd.DataFrame):
             memo[key] = money.scale(pd.to_numeric(orders[col], errors="coerce"))
         else:
-            a = as_table(orders)[col].cast("float64")
+            t = as_table(_coded(orders)[0])  # a coded hand-over's table: no ids joined
+            a = t[col].cast("float64")
             checks = {}
             for s in money.SCALES:
                 v = a * 10**s
                 near = ibis.greatest(v.abs(), 1e3) * money.TOLERANCE
                 checks[f"s{s}"] = ((v - v.round()).abs() <= near).all()
-            row = as_table(orders).aggregate(n=a.count(), **checks).to_pandas().iloc[0]
+            row = t.aggregate(n=a.count(), **checks).to_pandas().iloc[0]
             ok = [s for s in money.SCALES if row["n"] > 0 and bool(row[f"s{s}"])]
             memo[key] = ok[0] if ok else None
     return memo[key]

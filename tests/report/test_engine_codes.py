@@ -106,19 +106,16 @@ def _pair(tables, f, *args, purchases: bool = True, **kwargs):
     return f(coded, *args, **kwargs), f(text, *args, **kwargs)
 
 
-#: Sums over customers (a period's revenue) are taken in the order the engine's group-by gives
-#: the customers, which the key's type changes (as the threads do at scale): their last bits may
-#: differ. Everything else (index, dtypes, counts, per-customer values) is exact.
-RTOL = 1e-12
-
-
 def _identical(a, b) -> None:
+    """Equal bit for bit, index and dtypes included: the amounts' sums are exact
+    (helpers.report.engine.exact_sum), so the order in which the engine's group-by gives the
+    customers (which the key's type changes) changes nothing."""
     if isinstance(a, pd.DataFrame):
-        pd.testing.assert_frame_equal(a, b, check_exact=False, rtol=RTOL, atol=0)
+        pd.testing.assert_frame_equal(a, b, check_exact=True)
         pd.testing.assert_index_equal(a.index, b.index, exact=True, check_exact=True)
         assert a.index.name == b.index.name and list(a.dtypes) == list(b.dtypes)
     elif isinstance(a, pd.Series):
-        pd.testing.assert_series_equal(a, b, check_exact=False, rtol=RTOL, atol=0)
+        pd.testing.assert_series_equal(a, b, check_exact=True)
         pd.testing.assert_index_equal(a.index, b.index, exact=True, check_exact=True)
     elif isinstance(a, tuple):
         for x, y in zip(a, b, strict=True):
