@@ -589,8 +589,9 @@ def save_validated(orders: pd.DataFrame | Any, notes: dict[str, Any], path: str 
 def _save_engine_table(orders: Any, notes: dict[str, Any], path: str | Path) -> Path:
     """:func:`save_validated` for the engine's table: a DuckDB database file beside `path`
     (its name ending in :data:`ENGINE_HANDOVER_SUFFIX`), written by DuckDB itself (never the
-    table in Python): table ``orders`` with the types the pandas path writes (timestamps in ns;
-    the canonical columns first) and table ``notes`` (one row, the notes as JSON).
+    table in Python): ``orders`` with the types the pandas path writes (timestamps in ns;
+    the canonical columns first; a table, or with text ids the view below) and table ``notes``
+    (one row, the notes as JSON).
 
     Text customer ids are coded for the engine: table ``customers`` (``code``, ``customer_id``)
     numbers the distinct ids 0..n-1 in their sorted order (DuckDB's text order, bytewise: the
