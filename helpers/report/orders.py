@@ -589,8 +589,21 @@ def save_validated(orders: pd.DataFrame | Any, notes: dict[str, Any], path: str 
 def _save_engine_table(orders: Any, notes: dict[str, Any], path: str | Path) -> Path:
     """:func:`save_validated` for the engine's table: a DuckDB database file beside `path`
     (its name ending in :data:`ENGINE_HANDOVER_SUFFIX`), written by DuckDB itself (never the
-    table in Python): table ``orders`` with the types the pandas path writes (timestamps in ns;
-    the canonical columns first) and table ``notes`` (one row, the notes as JSON).
+    table in Python): ``orders`` with the types the pandas path writes (timestamps in ns;
+    the canonical columns first; a table, or with text ids the view below) and table ``notes``
+    (one row, the notes as JSON).
+
+    Text customer ids are coded for the engine: table ``customers`` (``code``, ``customer_id``)
+    numbers the distinct ids 0..n-1 in their sorted order (DuckDB's text order, bytewise: the
+    code points' order, as Python sorts ``str``), table :data:`CODED_ORDERS` holds the orders
+    with ``customer_id`` their customer's code (INTEGER), and ``orders`` is a view joining the
+    text ids back (the same rows and columns as without codes): the engine groups, numbers and
+    joins on a 4-byte integer, and sorting by code is sorting by id
+    (:func:`helpers.report.engine.coded_handover`). Two queries: the distinct ids numbered, then
+    the orders joined with them as they are written; an integer column is cheaper to write than
+    the text it replaces, which pays for the numbering and the join: at 10M orders and 845k
+    customers the coded file took 8.3 and 8.7 s against 8.1 and 8.4 s for the text table alone
+    (alternating, one process), and is 107 MB instead of 139 MB.
 
     Not an Arrow file, for the notebook's memory: a memory-mapped Arrow file counts in the
     kernel's resident memory as far as it is read (at 10M orders about 0.5 GB of the report's
@@ -611,7 +624,31 @@ def _save_engine_table(orders: Any, notes: dict[str, Any], path: str | Path) -> 
     con.execute(f"ATTACH '{_sql_text(path)}' AS handover")
     try:
         sql = ibis.to_sql(orders, dialect="duckdb")
-        con.execute(f"CREATE TABLE handover.orders AS SELECT {cols} FROM ({sql})")
+        source = f"SELECT {cols} FROM ({sql})"
+        if orders.schema()["customer_id"].is_string():  # coded: the ids numbered in sort order
+            con.execute(
+                "CREATE TABLE handover.customers AS SELECT (row_number() OVER "
+                "(ORDER BY customer_id) - 1)::INTEGER AS code, customer_id FROM "
+                f"(SELECT DISTINCT customer_id FROM ({source})) ORDER BY code"
+            )
+            coded = ", ".join(
+                "c.code AS customer_id" if c == "customer_id" else f's."{c}"'
+                for c in orders.columns
+            )
+            con.execute(
+                f"CREATE TABLE handover.{CODED_ORDERS} AS SELECT {coded} FROM ({source}) AS s "
+                "JOIN handover.customers AS c USING (customer_id)"
+            )
+            shown = ", ".join(
+                "c.customer_id" if c == "customer_id" else f'o."{c}"' for c in orders.columns
+            )
+            # names inside a view are those of its own database (the file, however attached)
+            con.execute(
+                f"CREATE VIEW handover.orders AS SELECT {shown} FROM {CODED_ORDERS} AS o "
+                "JOIN customers AS c ON o.customer_id = c.code"
+            )
+        else:  # integer ids (or none to code): the table as it is
+            con.execute(f"CREATE TABLE handover.orders AS {source}")
         con.execute("CREATE TABLE handover.notes (notes VARCHAR)")
         con.execute("INSERT INTO handover.notes VALUES (?)", [json.dumps(_notes_as_json(notes))])
     finally:
@@ -627,6 +664,11 @@ def _sql_text(path: Path) -> str:
 #: The name's ending of the hand-over :func:`save_validated` writes for the engine's table (a
 #: DuckDB database file: :func:`_save_engine_table`); :func:`open_orders` opens it read-only.
 ENGINE_HANDOVER_SUFFIX = ".validated.duckdb"
+
+#: The hand-over's table of orders with their customers' integer codes (:func:`_save_engine_table`);
+#: the kernel's table is the view ``orders`` (text ids), the engine computes on this one
+#: (:func:`helpers.report.engine.coded_handover`).
+CODED_ORDERS = "orders_coded"
 
 
 def _open_engine_handover(path: str | Path, engine: str) -> tuple[Any, dict[str, Any]]:
@@ -648,6 +690,11 @@ def _open_engine_handover(path: str | Path, engine: str) -> tuple[Any, dict[str,
     with warnings.catch_warnings():  # Ibis 12 reads the schema with a DuckDB 2.0-deprecated call
         warnings.simplefilter("ignore", DeprecationWarning)
         t = con.table("orders")
+        coded = "SELECT count(*) FROM duckdb_tables() WHERE table_name = ?"
+        if con.con.execute(coded, [CODED_ORDERS]).fetchall()[0][
+            0
+        ]:  # text ids; codes for the engine
+            t = eng.coded_handover(t, con.table(CODED_ORDERS), con.table("customers"))
     if engine == "duckdb" or (engine == "auto" and rows >= ENGINE_MIN_ROWS):
         eng.tune_duckdb(con, eng.memory_limit(rows))
         return t, notes

@@ -1,0 +1,203 @@
+"""Integer customer codes in the engine's hand-over (helpers.report.orders._save_engine_table):
+the DuckDB file numbers the text ids 0..n-1 in their sorted order, the kernel's table shows the
+text ids only, and the engine computes on the codes (helpers.report.engine._coded).
+
+Every engine function the report's kernel uses is held IDENTICAL (index, values, dtypes) on the
+coded hand-over and on the same orders as a plain text table, on ids whose text order is not
+their numeric order ("K10" < "K9", "007" < "7") and that are not ASCII ("Ørsted", "日本", "é")."""
+
+from __future__ import annotations
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pytest
+
+from helpers import economics, periods
+from helpers.report import engine
+from helpers.report import orders as orders_mod
+
+IDS = ["K10", "K9", "K1", "k1", "K100", "007", "07", "7", "10", "9", "Ørsted", "Zoë", "zoe",
+       "é", "e", "日本", "Ω", "a b", "A", "ä", "Émile", "émile", "K2", "K20"]  # fmt: skip
+AS_OF = "2024-06-30"
+
+
+def _orders(seed: int = 3) -> pd.DataFrame:
+    """Orders of the ids above (1-8 each, a few at the same minute), with a text attribute, a
+    discount (some missing), a returned flag and a few refund and zero rows."""
+    rng = np.random.default_rng(seed)
+    n = rng.integers(1, 9, len(IDS))
+    ids = np.repeat(np.array(IDS, dtype=object), n)
+    start = pd.Timestamp("2023-01-01").value
+    span = pd.Timestamp("2024-09-30").value - start
+    t = start + rng.integers(0, span // 60_000_000_000, len(ids)) * 60_000_000_000
+    t[1::7] = t[0:-1:7][: len(t[1::7])]  # orders at the same minute as another
+    amount = rng.gamma(2.0, 40.0, len(ids)).round(2)
+    amount[::11] = -amount[::11]  # refund rows
+    amount[5::13] = 0.0
+    discount = np.where(rng.random(len(ids)) < 0.3, rng.uniform(1, 10, len(ids)).round(2), 0.0)
+    discount[::6] = np.nan
+    return pd.DataFrame({
+        "order_id": [f"O{i:05d}" for i in rng.permutation(len(ids))],
+        "customer_id": ids,
+        "order_date": pd.to_datetime(t).astype("datetime64[ns]"),
+        "amount": amount,
+        "channel": rng.choice(np.array(["web", "app", "sklep"], dtype=object), len(ids)),
+        "discount": discount,
+        "returned": rng.random(len(ids)) < 0.1,
+    })  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def tables(tmp_path_factory):
+    """(coded, text, path): the hand-over written and opened as the report does, and the same
+    stored rows (the same order: sums taken in the same order) with the text ids joined in
+    Ibis, not through the hand-over's view (no codes: the text path)."""
+    df = _orders()
+    con = engine.connect()
+    t = engine.from_arrow(pa.Table.from_pandas(df, preserve_index=False), con, "validated")
+    folder = tmp_path_factory.mktemp("handover")
+    path = orders_mod.save_validated(t, {"rows": len(df), "data_note": []}, folder / "o.arrow")
+    con.disconnect()
+    coded, _ = orders_mod.open_orders(path, "duckdb")
+    con = coded._find_backend()
+    raw, ids = (engine.table_of(con, n) for n in (orders_mod.CODED_ORDERS, "customers"))
+    j = raw.join(ids, raw.customer_id == ids.code)
+    text = j.select(*[ids.customer_id if c == "customer_id" else j[c] for c in raw.columns])
+    yield coded, text, path
+    orders_mod.close_orders(coded)
+
+
+def test_the_handover_holds_the_orders(tables):
+    """The hand-over's rows are the orders given (the pandas path's table, to 1e-9)."""
+    coded, _, _ = tables
+    got = coded.to_pandas().sort_values("order_id", ignore_index=True)
+    want = _orders().sort_values("order_id", ignore_index=True)
+    pd.testing.assert_frame_equal(got, want, check_dtype=False)
+
+
+def test_the_handover_numbers_the_ids_in_their_sorted_order(tables):
+    coded, text, path = tables
+    with duckdb.connect(str(path), read_only=True) as con:
+        customers = con.execute("SELECT code, customer_id FROM customers ORDER BY code").fetchall()
+        kinds = {r[0]: r[1] for r in con.execute(f"DESCRIBE {orders_mod.CODED_ORDERS}").fetchall()}
+        per_code = con.execute(
+            f"SELECT customer_id, count(*) FROM {orders_mod.CODED_ORDERS} GROUP BY ALL ORDER BY 1"
+        ).fetchall()
+    assert [c for c, _ in customers] == list(range(len(IDS)))  # dense 0..n-1
+    assert [i for _, i in customers] == sorted(IDS)  # Python's str order is DuckDB's
+    assert kinds["customer_id"] == "INTEGER"
+    per_id = _orders().groupby("customer_id").size()  # each code has its id's orders
+    assert [(i, n) for i, (_, n) in zip(sorted(IDS), per_code, strict=True)] == list(per_id.items())
+    assert coded.schema() == text.schema()  # the kernel's table: the text ids
+    assert coded.schema()["customer_id"].is_string()
+    # the engine sees the codes, on the table and on the purchases (an expression on it)
+    for t in (coded, engine.purchases(coded)):
+        inner, codes = engine._coded(t)
+        assert codes is not None and inner.schema()["customer_id"].is_integer()
+    assert engine._coded(text)[1] is None
+
+
+def _pair(tables, f, *args, purchases: bool = True, **kwargs):
+    coded, text, _ = tables
+    if purchases:
+        coded, text = engine.purchases(coded), engine.purchases(text)
+    return f(coded, *args, **kwargs), f(text, *args, **kwargs)
+
+
+def _identical(a, b) -> None:
+    """Equal bit for bit, index and dtypes included: the amounts' sums are exact
+    (helpers.report.engine.exact_sum), so the order in which the engine's group-by gives the
+    customers (which the key's type changes) changes nothing."""
+    if isinstance(a, pd.DataFrame):
+        pd.testing.assert_frame_equal(a, b, check_exact=True)
+        pd.testing.assert_index_equal(a.index, b.index, exact=True, check_exact=True)
+        assert a.index.name == b.index.name and list(a.dtypes) == list(b.dtypes)
+    elif isinstance(a, pd.Series):
+        pd.testing.assert_series_equal(a, b, check_exact=True)
+        pd.testing.assert_index_equal(a.index, b.index, exact=True, check_exact=True)
+    elif isinstance(a, tuple):
+        for x, y in zip(a, b, strict=True):
+            _identical(x, y)
+    else:
+        assert a == b
+
+
+@pytest.mark.parametrize(
+    "f, args, kwargs",
+    [
+        (engine.customer_summary, (AS_OF,), {}),
+        (engine.period_retention, ("M", AS_OF), {}),
+        (engine.period_retention, ("Q", AS_OF), {}),
+        (engine.cohort_table, ("M", AS_OF), {}),
+        (engine.cohort_table, ("Q", AS_OF), {"kind": "unbounded"}),
+        (engine.calibration_holdout, ("2024-03-31", AS_OF), {}),
+        (engine.first_orders, (AS_OF, ("channel", "discount", "returned")), {}),
+        (engine.first_orders, (), {"columns": ("channel",)}),
+        (engine.value_by_number, (), {}),
+        (engine.customer_discounts, (), {}),
+        (engine.customer_table, (), {}),
+        (engine.first_order_times, (AS_OF,), {}),
+        (
+            engine.first_order_times,
+            (AS_OF, pd.Timestamp("2023-06-01"), pd.Timestamp("2024-01-31")),
+            {},
+        ),
+    ],
+)
+def test_a_coded_handover_gives_the_text_tables_results(tables, f, args, kwargs):
+    _identical(*_pair(tables, f, *args, **kwargs))
+
+
+def test_the_orders_functions_too(tables):
+    """Those the kernel gives every order (refund rows included)."""
+    _identical(*_pair(tables, engine.headline, AS_OF, purchases=False))
+    a, b = _pair(tables, engine.customer_totals, purchases=False)
+    _identical(a.sort_index(), b.sort_index())  # the engine's order (unsorted)
+    assert a.index.dtype == b.index.dtype == object
+    _identical(*_pair(tables, engine.customer_summary, AS_OF, purchases=False))
+
+
+def _firsts(tables) -> pd.Series:
+    first = _pair(tables, engine.first_order_times, AS_OF)[1]
+    month = periods.period_codes(first, "M")
+    return pd.Series(np.asarray(month, dtype=np.int64), index=first.index)
+
+
+def test_the_ids_given_to_the_engine_are_coded(tables):
+    """Memtables of ids (events, members, customers' first months) joined with the orders, with
+    an id that has no orders (it matches none either way)."""
+    last = periods.last_complete_period(AS_OF, "M")
+    first = _firsts(tables)
+    unknown = pd.Series([first.iloc[0]], index=pd.Index(["K3"], name="customer_id"))
+    first_more = pd.concat([first.iloc[::-1], unknown])  # not in sorted order
+    _identical(*_pair(tables, engine.cumulative_margin, first_more, last, [0, 1, 3, 6], 0.4, 2.0))
+    groups = pd.Series(np.where(np.arange(len(first_more)) % 2, "a", "b"), index=first_more.index)
+    _identical(*_pair(tables, engine.value_by_age, first_more, groups, last, 6, 0.4, 2.0))
+    events = pd.DataFrame({
+        "customer_id": ["K9", "K10", "日本", "K3", "007", "Ørsted", "K9"],
+        "at": pd.to_datetime(["2023-05-01", "2023-08-15", "2024-01-01", "2023-03-01",
+                              "2023-02-01", "2023-11-30 12:00", "2024-02-01"], format="ISO8601"),
+    }, index=[10, 11, 12, 13, 14, 15, 16])  # fmt: skip
+    econ = economics.SAMPLE
+    _identical(*_pair(tables, lambda t: engine.orders_after(events, t, 90, at="at")))
+    _identical(*_pair(tables, lambda t: engine.orders_after(
+        events, t, 60, at="at", closed="both", values=("amount", "discount"), margin=econ,
+        as_of=AS_OF)))  # fmt: skip
+    signup = first.index.to_series().map(lambda _: pd.Timestamp("2022-12-01"))
+    _identical(*_pair(tables, lambda t: engine.history_features(events, t, "at", signup,
+                                                                as_of=AS_OF)))  # fmt: skip
+    members = pd.Index(["K10", "é", "K3", "Zoë", "7"])
+    _identical(*_pair(tables, engine.orders_of, members, AS_OF))
+    _identical(*_pair(tables, engine.orders_of, members))
+
+
+def test_an_expression_on_the_ids_text_stays_on_text(tables):
+    coded, text, _ = tables
+    only = coded.filter(coded.customer_id.isin(["K9", "é"]))
+    assert engine._coded(only)[1] is None  # a text comparison: not rewritten onto the codes
+    a = engine.customer_summary(only, AS_OF)
+    b = engine.customer_summary(text.filter(text.customer_id.isin(["K9", "é"])), AS_OF)
+    _identical(a, b)
+    assert len(a) and set(a.index) <= {"K9", "é"}
