@@ -225,7 +225,7 @@ def _send_preload(km: Any, code: str, stop: threading.Event, wait: float = 60.0)
 
     kc = BlockingKernelClient()
     kc.load_connection_info(km.get_connection_info())
-    kc.start_channels()
+    kc.start_channels(hb=False)  # no heartbeat thread: the kernel manager watches the process
     try:
         for _ in range(int(wait / 0.1)):
             if stop.is_set():
@@ -239,6 +239,21 @@ def _send_preload(km: Any, code: str, stop: threading.Event, wait: float = 60.0)
         # not up in `wait` seconds: nothing sent, the notebook's own cells import what it needs
     finally:
         kc.stop_channels()
+        _close_thread_loop()
+
+
+def _close_thread_loop() -> None:
+    """Close the event loop that jupyter's ``run_sync`` created and set for this thread (it is
+    not closed when the thread ends: three file descriptors a report otherwise)."""
+    import asyncio
+
+    try:
+        loop = asyncio.get_event_loop_policy().get_event_loop()
+    except RuntimeError:  # none set for this thread
+        return
+    if not loop.is_running() and not loop.is_closed():
+        loop.close()
+    asyncio.set_event_loop(None)
 
 
 @contextlib.contextmanager
@@ -256,7 +271,20 @@ def started_kernel(
     from jupyter_client.manager import AsyncKernelManager
     from jupyter_core.utils import run_sync
 
-    km = AsyncKernelManager(kernel_name="python3")
+    clients: list[Any] = []
+
+    class Manager(AsyncKernelManager):  # type: ignore[misc]
+        """A kernel manager that remembers the clients it makes (papermill's among them), whose
+        channels are stopped on exit: papermill does not stop them for a kernel it did not
+        start, and each would keep its sockets and heartbeat thread (a process making many
+        reports ran out of file descriptors)."""
+
+        def client(self, **kwargs: Any) -> Any:
+            kc = super().client(**kwargs)
+            clients.append(kc)
+            return kc
+
+    km = Manager(kernel_name="python3")
     variables = {**os.environ, **(env or {}), METRICS_ENV: str(metrics_path)}
     run_sync(km.start_kernel)(cwd=str(paths.NOTEBOOKS), extra_arguments=KERNEL_ARGS, env=variables)
     kernel = Kernel(km, Path(metrics_path), dict(env or {}))
@@ -270,6 +298,8 @@ def started_kernel(
     finally:
         kernel.stop.set()  # a preload not yet sent is not sent
         kernel.ready()
+        for kc in clients:
+            kc.stop_channels()
         run_sync(km.shutdown_kernel)(now=True)  # its connection files removed too
 
 

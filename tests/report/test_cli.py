@@ -438,3 +438,34 @@ def test_a_started_kernel_runs_the_notebook_with_its_environment_and_preload(tmp
     executed = nbformat.read(tmp_path / "out" / "probe.ipynb", as_version=4)
     assert [c.execution_count for c in executed.cells if c.cell_type == "code"] == [1, 2]
     assert "s3" not in (tmp_path / "out" / "probe.ipynb").read_text()
+
+
+def test_a_started_kernel_leaves_no_sockets_open(tmp_path):
+    """Papermill does not stop the channels of a client it made for a kernel it did not start:
+    run.started_kernel stops them (a process making many reports ran out of file descriptors,
+    'zmq.error.ZMQError: Too many open files', before it did)."""
+    import os
+
+    import nbformat
+
+    from helpers import run
+
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
+    nb.cells = [nbformat.v4.new_code_cell("x = 1")]
+    nbformat.write(nb, tmp_path / "tiny.ipynb")
+
+    def once(i: int) -> None:
+        with run.started_kernel(tmp_path / f"m{i}.json", {}, "import json") as kernel:
+            run.execute(tmp_path / "tiny.ipynb", tmp_path / f"o{i}", {}, html_report=False,
+                        kernel=kernel)  # fmt: skip
+
+    once(0)  # the libraries' own descriptors, opened once
+    before = len(os.listdir("/proc/self/fd"))
+    for i in range(1, 4):
+        once(i)
+    assert len(os.listdir("/proc/self/fd")) <= before + 2
