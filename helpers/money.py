@@ -23,9 +23,10 @@ __all__ = ["SCALES", "scale", "group_sum", "total"]
 
 #: The decimal places :func:`scale` tries, fewest first: whole units, tenths, cents...
 SCALES = (0, 1, 2, 3, 4)
-#: A value is a whole number of 10^-s when |x 10^s - round(x 10^s)| <= TOLERANCE max(|x 10^s|,
-#: 1000): a float parsed from "12.34" is within a few 1e-16 (relative) of 1234 / 100, a value
-#: with one more decimal is 0.1 or more away.
+#: A value is a whole number of 10^-s when |x 10^s - round(x 10^s)| <= TOLERANCE |x 10^s|: a
+#: float parsed from "12.34" is within a few 1e-16 (relative) of 1234 / 100, a value with one
+#: more decimal is 0.1 or more away, and a tiny non-zero value (1e-194) is not a whole number of
+#: any unit (relative, with no floor: it is not rounded to 0).
 TOLERANCE = 1e-12
 
 
@@ -39,7 +40,7 @@ def scale(values: np.ndarray | pd.Series) -> int | None:
         return None
     for s in SCALES:
         v = x * 10**s
-        if np.all(np.abs(v - np.round(v)) <= TOLERANCE * np.maximum(np.abs(v), 1e3)):
+        if np.all(np.abs(v - np.round(v)) <= TOLERANCE * np.abs(v)):
             return s
     return None
 

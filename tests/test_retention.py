@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from helpers import data, retention
+from helpers import data, money, retention
 
 
 def test_playbook_example_352_to_298():
@@ -163,9 +163,16 @@ def _period_retention_by_merge(orders, freq, as_of):
     code = periods.period_codes(o["order_date"], freq)
     last = periods.last_complete_period(as_of, freq)
     o, code = o.loc[code <= last], code[code <= last]
-    act = (
+    # the revenue summed as the one definition sums money (helpers.money: exact at the amounts'
+    # scale, pandas' grouped float sum without one)
+    s = money.scale(o["amount"])
+
+    def total(g):
+        return g.sum() if s is None else g.agg(lambda v: money.total(v.to_numpy(), s))
+
+    act = total(
         pd.DataFrame({"customer_id": o["customer_id"].to_numpy(), "p": code, "rev": o["amount"].to_numpy()})
-        .groupby(["customer_id", "p"], as_index=False, sort=False)["rev"].sum()
+        .groupby(["customer_id", "p"], as_index=False, sort=False)["rev"]
     )  # fmt: skip
     first = act.groupby("customer_id")["p"].transform("min")
     prev = act.assign(p=act["p"] + 1).rename(columns={"rev": "rev_prev"})
@@ -184,8 +191,8 @@ def _period_retention_by_merge(orders, freq, as_of):
                 "customers_end": grp["active_now"].sum(),
                 "retained": (both["active_now"] & both["active_prev"]).groupby(both["p"]).sum(),
                 "new": (act["p"] == first).groupby(act["p"]).sum(),
-                "revenue_start": grp["rev_prev"].sum(),
-                "revenue_retained": grp["rev_kept"].sum(),
+                "revenue_start": total(grp["rev_prev"]),
+                "revenue_retained": total(grp["rev_kept"]),
             }
         )
         .fillna(0)

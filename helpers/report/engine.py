@@ -372,7 +372,7 @@ def money_scale(orders: ir.Table | pd.DataFrame, col: str = "amount") -> int | N
             checks = {}
             for s in money.SCALES:
                 v = a * 10**s
-                near = ibis.greatest(v.abs(), 1e3) * money.TOLERANCE
+                near = v.abs() * money.TOLERANCE
                 checks[f"s{s}"] = ((v - v.round()).abs() <= near).all()
             row = t.aggregate(n=a.count(), **checks).to_pandas().iloc[0]
             ok = [s for s in money.SCALES if row["n"] > 0 and bool(row[f"s{s}"])]

@@ -233,6 +233,7 @@ def test_random_orders_give_identical_results(o, as_of, freq):
         ([1.005, 2.5], 3),
         ([0.0001, 7.0], 4),
         ([1 / 3, 2.0], None),
+        ([1.1355462455106015e-194, 2.0], None),  # a tiny amount is not rounded to 0
         ([0.123456, 1.0], None),
     ],
 )
