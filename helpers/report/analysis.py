@@ -71,6 +71,31 @@ def _engine(orders: Any) -> Any:
     return None
 
 
+def prefetch_sections(
+    orders: Any, bought: Any, freq: str, as_of: str, seg: pd.DataFrame, econ: Economics
+) -> None:
+    """Start, in the background, the engine's reductions that the report's later sections ask
+    for -- the one pass per customer of the purchases `bought`
+    (:func:`helpers.report.engine.customer_table`: first-order attributes, second orders, value
+    by order number), each customer's margin in their first 12 months (of `seg`, under `econ`:
+    :func:`helpers.report.acquisition_views.margin_12`), the acquisition cohorts per `freq`,
+    the monthly retention and each customer's net revenue over `orders` -- while the kernel
+    fits the models (Python on one core; DuckDB's queries on the other, one thread):
+    :func:`helpers.report.engine.prefetch`. The sections then call the same functions and find
+    their results, equal to computing them in turn. Nothing on pandas orders."""
+    if (eng := _engine(bought)) is None:
+        return
+    from helpers.report import acquisition_views
+
+    eng.prefetch(
+        bought,
+        [(eng.customer_table, ()), (acquisition_views.margin_12, (seg, econ)),
+         (eng.cohort_table, (freq, as_of))],
+    )  # fmt: skip
+    eng.prefetch(orders, [(eng.customer_totals, ())])
+    eng.prefetch(bought, [(eng.period_retention, ("M", as_of))])
+
+
 def purchases(orders: pd.DataFrame) -> pd.DataFrame:
     """The orders that count as purchases (activity): every order with an amount >= 0. A
     zero-value order (a free sample, a fully discounted order) is activity worth 0; refund rows

@@ -35,7 +35,12 @@ equal on the bundled orders and on random order tables.
 from __future__ import annotations
 
 import datetime as dt
+import itertools
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import ibis
 import ibis.expr.operations as ops
@@ -550,6 +555,20 @@ def period_retention(
     as_of: str | pd.Timestamp | None = None,
     complete_only: bool = True,
 ) -> pd.DataFrame:
+    """:func:`_period_retention`, kept per Ibis table (:func:`_kept`: computed once, or by a
+    :func:`prefetch`)."""
+    if not isinstance(orders, ir.Table):
+        return _period_retention(orders, freq, as_of, complete_only)
+    key = ("period_retention", freq, None if as_of is None else str(as_of), complete_only)
+    return _kept(key, lambda: _period_retention(orders, freq, as_of, complete_only), orders)
+
+
+def _period_retention(
+    orders: ir.Table | pd.DataFrame,
+    freq: str = "M",
+    as_of: str | pd.Timestamp | None = None,
+    complete_only: bool = True,
+) -> pd.DataFrame:
     """:func:`helpers.retention.period_retention` with the engine doing the work.
 
     Per period p the engine counts the customers active in p (E), and over the customers active
@@ -622,6 +641,27 @@ def period_retention(
 
 
 def cohort_table(
+    orders: ir.Table | pd.DataFrame,
+    freq: str = "M",
+    as_of: str | pd.Timestamp | None = None,
+    *,
+    kind: str = "n_period",
+    customer_col: str = "customer_id",
+    date_col: str = "order_date",
+) -> pd.DataFrame:
+    """:func:`_cohort_table`, kept per Ibis table (:func:`_kept`: computed once, or by a
+    :func:`prefetch`)."""
+    args = (freq, as_of)
+    kw = {"kind": kind, "customer_col": customer_col, "date_col": date_col}
+    if not isinstance(orders, ir.Table):
+        return _cohort_table(orders, *args, **kw)
+    key = ("cohort_table", freq, None if as_of is None else str(as_of), *kw.values())
+    out = _kept(key, lambda: _cohort_table(orders, *args, **kw), orders)
+    out.attrs.update(freq=freq, kind=kind)  # a copy's attrs are its own
+    return out
+
+
+def _cohort_table(
     orders: ir.Table | pd.DataFrame,
     freq: str = "M",
     as_of: str | pd.Timestamp | None = None,
@@ -746,6 +786,17 @@ def calibration_holdout(
 
 
 def customer_totals(
+    orders: ir.Table | pd.DataFrame, customer_col: str = "customer_id", amount_col: str = "amount"
+) -> pd.Series:
+    """Sum of the amounts per customer over every row (refunds included), indexed by customer;
+    kept per Ibis table (:func:`_kept`: computed once, or by a :func:`prefetch`)."""
+    if not isinstance(orders, ir.Table):
+        return _customer_totals(orders, customer_col, amount_col)
+    key = ("customer_totals", customer_col, amount_col)
+    return _kept(key, lambda: _customer_totals(orders, customer_col, amount_col), orders)
+
+
+def _customer_totals(
     orders: ir.Table | pd.DataFrame, customer_col: str = "customer_id", amount_col: str = "amount"
 ) -> pd.Series:
     """Sum of the amounts per customer over every row (refunds included), indexed by customer."""
@@ -1187,29 +1238,179 @@ def mapping_rules(
 # pandas frame's in-memory table (registered with DuckDB once, not once per reduction) and the
 # one pass of numbered orders reduced per customer (customer_table). Keyed by the object's
 # identity (and, for a DataFrame, its length and columns), the MEMO_SIZE most recent kept.
-MEMO_SIZE = 4
-_MEMO: dict[int, tuple[object, tuple, dict]] = {}
+MEMO_SIZE = 6
+_MEMO: dict[int, tuple[object, tuple, _Memo]] = {}
+_MEMO_LOCK = threading.Lock()  # the kernel's thread and a prefetch's (prefetch)
 
 
-def _memo(orders: ir.Table | pd.DataFrame) -> dict:
+class _Memo(dict):
+    """One orders object's cache (:func:`_memo`). While :func:`prefetch` jobs of it run
+    (``pending``), a key not in it waits until it is there or the jobs have ended: a section
+    never computes beside a prefetch what the prefetch is computing, and takes each result as
+    soon as it is done."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.pending = 0  # prefetch jobs queued or running
+        self.pinned = False  # kept however many tables are cached since (prefetch)
+        self.ready = threading.Condition()
+
+    def _wait(self, key: object) -> None:
+        with self.ready:
+            while self.pending and not dict.__contains__(self, key):
+                self.ready.wait()
+
+    def __contains__(self, key: object) -> bool:
+        if self.pending and not dict.__contains__(self, key):
+            self._wait(key)
+        return dict.__contains__(self, key)
+
+    def __getitem__(self, key: object) -> Any:
+        if self.pending and not dict.__contains__(self, key):
+            self._wait(key)
+        return dict.__getitem__(self, key)
+
+    def get(self, key: object, default: Any = None) -> Any:
+        return self[key] if key in self else default
+
+    def add(self, done: dict) -> None:
+        """A prefetch's results, those not here yet, made visible to the waiting keys."""
+        with self.ready:
+            for k, v in done.items():
+                if not dict.__contains__(self, k):
+                    dict.__setitem__(self, k, v)
+            self.ready.notify_all()
+
+    def finish(self) -> None:
+        """A prefetch job has ended."""
+        with self.ready:
+            self.pending -= 1
+            self.ready.notify_all()
+
+
+def _memo(orders: ir.Table | pd.DataFrame) -> _Memo:
     """The cache of what has been computed from `orders` (this very object), created empty."""
     stamp = (len(orders), tuple(orders.columns)) if isinstance(orders, pd.DataFrame) else ()
-    hit = _MEMO.pop(id(orders), None)
-    if hit is None or hit[0] is not orders or hit[1] != stamp:
-        hit = (orders, stamp, {})
-    _MEMO[id(orders)] = hit  # the most recent last
-    while len(_MEMO) > MEMO_SIZE:
-        del _MEMO[next(iter(_MEMO))]
+    with _MEMO_LOCK:
+        hit = _MEMO.pop(id(orders), None)
+        if hit is None or hit[0] is not orders or hit[1] != stamp:
+            hit = (orders, stamp, _Memo())
+        _MEMO[id(orders)] = hit  # the most recent last
+        # the oldest go first, a prefetched table's results last (prefetch: what the sections
+        # will ask for, whatever else was computed since): only beyond MEMO_SIZE of them
+        old = [k for k, v in _MEMO.items() if not v[2].pinned and k != id(orders)]
+        while len(_MEMO) > MEMO_SIZE and old:
+            del _MEMO[old.pop(0)]
+        pinned = [k for k, v in _MEMO.items() if v[2].pinned]
+        for k in pinned[: max(0, len(pinned) - MEMO_SIZE)]:
+            del _MEMO[k]
     return hit[2]
+
+
+def _kept(key: tuple, compute: Callable[[], pd.DataFrame], orders: ir.Table) -> pd.DataFrame:
+    """`compute()` kept in `orders`' cache under `key` (a :func:`prefetch` may have computed it);
+    a copy returned, so a caller may change it."""
+    memo = _memo(orders)
+    if key not in memo:
+        memo[key] = compute()
+    return memo[key].copy()
+
+
+def _rebound(expr: ir.Table, source: Any, twin: Any) -> ir.Table:
+    """`expr` with every table of the backend `source` read through the backend `twin` instead
+    (the same database: a DuckDB cursor of the same connection)."""
+    op = expr.op()
+    swap = {t: t.copy(source=twin) for t in op.find(ops.DatabaseTable) if t.source is source}
+    return op.replace(swap).to_expr() if swap else expr
+
+
+def prefetch(
+    orders: ir.Table | pd.DataFrame, calls: list[tuple[Callable[..., Any], tuple]]
+) -> Future | None:
+    """Start the engine's functions `calls` ((function, its arguments after the orders), each
+    keeping its result in the orders' cache: :func:`customer_table`, :func:`period_retention`,
+    :func:`cohort_table`, :func:`customer_totals`) on `orders` in a background thread, while the
+    kernel's thread fits the models (Python: one core) -- the sections then find them computed.
+
+    They run on a twin of `orders`, the same expression read through a cursor of its DuckDB
+    connection (DuckDB 2 refuses a second call on a busy connection), the hand-over's customer
+    codes shared; their results are moved into `orders`' cache when all are done, and until
+    then a section asking `orders`' cache for something not in it waits (:class:`_Memo`), so
+    nothing is computed twice and every result is the one the calls would give in turn. A
+    failure is dropped (the section computes it itself, and raises it there). Not on pandas
+    orders or another backend (None returned): nothing to overlap."""
+    if not isinstance(orders, ir.Table):
+        return None
+    try:
+        source = orders._find_backend()
+    except Exception:  # noqa: BLE001 (several backends, or none)
+        return None
+    if getattr(source, "name", "") != "duckdb":
+        return None
+    try:
+        twin = ibis.duckdb.from_connection(source.con.cursor())
+        # Ibis keeps one node per equal arguments and compares backends by their connection's
+        # arguments (none here): without an identity of its own, the twin's tables would be
+        # those of an earlier twin (a closed cursor)
+        twin.__dict__["db_identity"] = f"retention-lab-prefetch-{next(_TWINS)}"
+        copy = _rebound(orders, source, twin)
+        for visible, codes in list(_CODED.items()):  # the twin's codes: the same ids
+            if not orders.op().find(lambda n, v=visible: n is v):
+                continue
+            twin_codes = CustomerCodes(*(
+                _rebound(x.to_expr(), source, twin) for x in (codes.visible, codes.coded)
+            ), _rebound(codes.customers, source, twin))  # fmt: skip
+            twin_codes._ids = codes.ids  # read here, once
+            _CODED[twin_codes.visible] = twin_codes
+    except Exception:  # noqa: BLE001 (no twin: the sections compute it all in turn)
+        return None
+    memo = _memo(orders)
+    memo.pinned = True  # before the twin's cache is made: that one must not push it out
+    known = _memo(copy)
+    known.pinned = True
+    known.update(memo)  # what is known already (the amounts' scale)
+    with memo.ready:
+        memo.pending += 1
+    # one DuckDB thread while prefetches run: the kernel's thread keeps the other core
+    with _MEMO_LOCK:
+        if not _THREADS:
+            _THREADS.append(twin.con.execute("SELECT current_setting('threads')").fetchall()[0][0])
+            twin.con.execute("SET threads = 1")
+        _THREADS.append(None)
+
+    def run() -> None:
+        try:
+            for fn, args in calls:  # each result visible as soon as it is done
+                fn(copy, *args)
+                memo.add(known)
+        finally:
+            memo.finish()
+            with _MEMO_LOCK:
+                _THREADS.pop()
+                if len(_THREADS) == 1:  # the last one: DuckDB's threads as they were
+                    twin.con.execute(f"SET threads = {int(_THREADS.pop())}")
+                for key in [k for k, c in _CODED.items() if c.coded.find(
+                        lambda n: isinstance(n, ops.DatabaseTable) and n.source is twin)]:  # fmt: skip
+                    _CODED.pop(key, None)
+            forget(copy)
+            twin.con.close()
+
+    return _PREFETCH.submit(run)
+
+
+_PREFETCH = ThreadPoolExecutor(1, thread_name_prefix="retention-lab-prefetch")
+_TWINS = itertools.count()  # the twins' identities (prefetch)
+_THREADS: list = []  # DuckDB's threads before the prefetches, then one entry per running one
 
 
 def forget(orders: ir.Table | pd.DataFrame | None = None) -> None:
     """Drop what was computed from `orders` (all objects when None): needed only when a
     DataFrame's values are changed in place after a section used it."""
-    if orders is None:
-        _MEMO.clear()
-    else:
-        _MEMO.pop(id(orders), None)
+    with _MEMO_LOCK:
+        if orders is None:
+            _MEMO.clear()
+        else:
+            _MEMO.pop(id(orders), None)
 
 
 def section_table(orders: ir.Table | pd.DataFrame, columns: list[str] | None = None) -> ir.Table:
@@ -1453,14 +1654,11 @@ def _monthly_margins(
     key = ("margins", int(last), float(margin_rate), float(cost_per_order))
     ids = starts["customer_id"].to_numpy(object)
     fm = starts["first_month"].to_numpy(np.int64)
-    hit = memo.get(key)
-    if (
-        hit is not None
-        and hit["top"] >= top
-        and np.array_equal(hit["fm"], fm)
-        and np.array_equal(hit["ids"], ids)
-    ):  # the same customers in the same order (no index built, no copy)
-        return hit["m"][:, : top + 1]
+    for hit in memo.get(key, []):
+        if (
+            hit["top"] >= top and np.array_equal(hit["fm"], fm) and np.array_equal(hit["ids"], ids)
+        ):  # the same customers in the same order (no index built, no copy)
+            return hit["m"][:, : top + 1]
     # each order's margin m x amount - c (``v``) and age in calendar months from its customer's
     # first month, for ages 0..top observed by `last` (first month + age <= last)
     t, codes = _section(orders, ["customer_id", "order_date", "amount"])
@@ -1479,7 +1677,8 @@ def _monthly_margins(
     rows, ages = cells["_i"].to_numpy(), cells["age"].to_numpy()
     out[rows, ages] = np.nan_to_num(cells["v"].to_numpy(), nan=0.0)
     out.flags.writeable = False
-    memo[key] = {"ids": ids, "fm": fm, "top": top, "m": out}
+    # the last two sets of customers (the LTV curves' sample, every customer's 12 months)
+    memo[key] = [*memo.get(key, [])[-1:], {"ids": ids, "fm": fm, "top": top, "m": out}]
     return out
 
 
