@@ -10,6 +10,7 @@ the data lives, without holding the orders in pandas); see
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 from collections.abc import Sequence
@@ -71,6 +72,10 @@ def _engine(orders: Any) -> Any:
     return None
 
 
+#: The fewest repeat buyers a purchase and spend model is fitted on (:func:`fit_clv`).
+MIN_REPEAT_BUYERS = 100
+
+
 def prefetch_sections(
     orders: Any, bought: Any, freq: str, as_of: str, seg: pd.DataFrame, econ: Economics
 ) -> None:
@@ -87,6 +92,11 @@ def prefetch_sections(
         return
     from helpers.report import acquisition_views
 
+    # the fit's calibration split first, at DuckDB's full speed (one thread while prefetching):
+    # fit_clv finds it made (_calibration_split keeps it for the same orders and customers)
+    if len(_repeat_buyers(seg)) >= MIN_REPEAT_BUYERS:  # else fit_clv stops before the split
+        with contextlib.suppress(ValueError):  # fit_clv says why
+            _calibration_split(orders, seg, _holdout(seg)[1])
     eng.prefetch(
         bought,
         [(eng.customer_table, ()), (acquisition_views.margin_12, (seg, econ)),
@@ -344,7 +354,7 @@ def fit_clv(
     orders: pd.DataFrame,
     segmented: pd.DataFrame,
     econ: Economics,
-    min_repeat_buyers: int = 100,
+    min_repeat_buyers: int = MIN_REPEAT_BUYERS,
     holdout_share: float = 0.25,
 ) -> tuple[ClvFit | None, str]:
     """Predictive CLV per customer if the data allows a fit: (fit, "") or (None, why not).
@@ -362,18 +372,14 @@ def fit_clv(
     No fit with fewer than `min_repeat_buyers` repeat buyers, when an optimizer does not converge,
     or when the Gamma-Gamma mean spend does not exist (q <= 1).
     """
-    repeat = segmented.loc[(segmented["frequency"] > 0) & (segmented["monetary_value"] > 0)]
+    repeat = _repeat_buyers(segmented)
     if len(repeat) < min_repeat_buyers:
         return None, Reason(
             f"only {len(repeat)} customers bought more than once; a purchase and spend model needs "
             f"at least {min_repeat_buyers} repeat buyers, so no lifetime value is predicted",
             "no_clv.too_few", n=len(repeat), min=min_repeat_buyers,
         )  # fmt: skip
-    as_of = segmented.attrs["as_of"]
-    first = segmented["first_order"].min()
-    span_days = (periods.as_of_end(as_of) - first) / pd.Timedelta(days=1)
-    hold_days = int(min(365, max(28, holdout_share * span_days)))
-    cal_end = periods.as_of_day(as_of) - pd.Timedelta(days=hold_days)
+    hold_days, cal_end = _holdout(segmented, holdout_share)
     from helpers import btyd
 
     resolution = CLV_RESOLUTION or btyd.timestamp_resolution(segmented) or ""
@@ -708,6 +714,22 @@ def holdout_refit(
 
 #: The last calibration/holdout split (one entry: its orders, customers, key and summary).
 _SPLIT: dict[str, tuple] = {}
+
+
+def _repeat_buyers(segmented: pd.DataFrame) -> pd.DataFrame:
+    """The customers the spend model is fitted on (:func:`fit_clv`): a repeat purchase, and a
+    positive mean spend over the repeat purchases."""
+    return segmented.loc[(segmented["frequency"] > 0) & (segmented["monetary_value"] > 0)]
+
+
+def _holdout(segmented: pd.DataFrame, holdout_share: float = 0.25) -> tuple[int, pd.Timestamp]:
+    """:func:`fit_clv`'s holdout: its days (the last `holdout_share` of the data's span, from 28
+    days to a year) and the calibration period's last day."""
+    as_of = segmented.attrs["as_of"]
+    first = segmented["first_order"].min()
+    span_days = (periods.as_of_end(as_of) - first) / pd.Timedelta(days=1)
+    hold_days = int(min(365, max(28, holdout_share * span_days)))
+    return hold_days, periods.as_of_day(as_of) - pd.Timedelta(days=hold_days)
 
 
 def _calibration_split(

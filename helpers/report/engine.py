@@ -374,14 +374,17 @@ def money_scale(orders: ir.Table | pd.DataFrame, col: str = "amount") -> int | N
         else:
             t = as_table(_coded(orders)[0])  # a coded hand-over's table: no ids joined
             a = t[col].cast("float64")
-            checks = {}
+            # in the same scan, the scale of the purchases among them (:func:`purchases`)
+            checks = {"n": a.count(), "n_bought": a.count(where=a >= 0)}
             for s in money.SCALES:
                 v = a * 10**s
-                near = v.abs() * money.TOLERANCE
-                checks[f"s{s}"] = ((v - v.round()).abs() <= near).all()
-            row = t.aggregate(n=a.count(), **checks).to_pandas().iloc[0]
-            ok = [s for s in money.SCALES if row["n"] > 0 and bool(row[f"s{s}"])]
-            memo[key] = ok[0] if ok else None
+                whole = (v - v.round()).abs() <= v.abs() * money.TOLERANCE
+                checks[f"s{s}"] = whole.all()
+                checks[f"b{s}"] = whole.all(where=a >= 0)
+            row = t.aggregate(**checks).to_pandas().iloc[0]
+            for k, n, c in ((key, "n", "s"), (("purchases_scale", col), "n_bought", "b")):
+                ok = [s for s in money.SCALES if row[n] > 0 and bool(row[f"{c}{s}"])]
+                memo[k] = ok[0] if ok else None
     return memo[key]
 
 
@@ -713,9 +716,14 @@ def _cohort_table(
 
 def purchases(orders: ir.Table | pd.DataFrame, amount_col: str = "amount") -> ir.Table:
     """The orders that count as purchases (amount >= 0), as
-    :func:`helpers.report.analysis.purchases`."""
+    :func:`helpers.report.analysis.purchases`; the amounts' scale (:func:`money_scale`) of
+    these purchases is known from the scan that gave that of `orders` (an Ibis table's)."""
     t = as_table(orders)
-    return t.filter(t[amount_col] >= 0)
+    bought = t.filter(t[amount_col] >= 0)
+    if isinstance(orders, ir.Table):
+        money_scale(orders, amount_col)
+        _memo(bought)[("money_scale", amount_col)] = _memo(orders)[("purchases_scale", amount_col)]
+    return bought
 
 
 def headline(orders: ir.Table | pd.DataFrame, as_of: str | pd.Timestamp) -> dict:

@@ -243,6 +243,28 @@ def test_the_amounts_scale_is_their_fewest_exact_decimals(values, scale):
     assert engine.money_scale(ibis.memtable(df)) == scale
 
 
+@pytest.mark.parametrize(
+    ("values", "orders_scale", "bought_scale"),
+    [
+        ([12.5, 0.1, -7.125], 3, 1),  # refunds with more decimals than the purchases
+        ([12.34, 0.0, -1 / 3], None, 2),
+        ([1 / 3, -2.0], None, None),
+        ([-1.25, -2.5], 2, None),  # no purchases: no scale
+        ([3.0, 4.0], 0, 0),
+    ],
+)
+def test_the_purchases_scale_comes_from_the_orders_scan(values, orders_scale, bought_scale):
+    """engine.purchases gives its purchases the scale of their own amounts (amount >= 0), from
+    the scan that gave the orders' (one scan of 10M amounts less per report): equal to the
+    scale computed on the purchases alone."""
+    t = ibis.memtable(pd.DataFrame({"customer_id": ["a"] * len(values), "amount": values}))
+    bought = engine.purchases(t)
+    assert engine.money_scale(t) == orders_scale
+    assert engine.money_scale(bought) == bought_scale
+    alone = t.filter(t.amount >= 0)  # another object: its own scan
+    assert engine.money_scale(alone) == bought_scale
+
+
 def _shuffled_orders(seed: int) -> pd.DataFrame:
     """Four customers with 3,000 orders each whose cents' float sum depends on the order of
     addition, in the row order of `seed`."""
