@@ -195,7 +195,7 @@ def rfm_scores(
 
     Adds ``R``, ``F``, ``M``, ``FM`` = ceil((F + M) / 2) and the label ``RFM`` (e.g. '545').
     """
-    out = rfm.copy()
+    out = rfm.copy(deep=False)  # new columns only: `rfm` is not changed (no copy of its rows)
     out["R"] = _quantile_score(rfm["recency_days"], bins, higher_is_better=False)
     out["F"] = _quantile_score(rfm["n_orders"], bins, higher_is_better=True)
     out["M"] = _quantile_score(rfm[monetary], bins, higher_is_better=True)
@@ -253,7 +253,7 @@ def assign_segments(
     names = list(dict.fromkeys(rules["segment"]))
     label = np.where(hit.any(axis=1), rules["segment"].to_numpy()[hit.argmax(axis=1)], default)
     cats = names + ([default] if (label == default).any() else [])
-    out = scored.copy()
+    out = scored.copy(deep=False)  # a new column only: `scored` is not changed
     out["segment"] = pd.Categorical(label, categories=cats)
     return out
 

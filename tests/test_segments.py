@@ -308,3 +308,24 @@ def test_action_table_assigns_each_customer_once():
     assert act.loc["At risk", "expected_value"] == pytest.approx(0.05 * 10.0 * 50 - 0.5 * 50)
     top = act.loc["top_clv_decile"]
     assert top["expected_value"] == pytest.approx(0.10 * np.arange(90, 100).sum() - 6.0 * 10)
+
+
+def test_scoring_and_segments_leave_their_input_as_it_was():
+    """rfm_scores and assign_segments add columns to a shallow copy (no copy of a million
+    customers' rows): the table they were given keeps its columns and values, and changing
+    the result's new columns does not reach it."""
+    rfm = pd.DataFrame(
+        {"recency_days": [5.0, 40.0, 300.0, 12.0], "n_orders": [4, 1, 2, 9],
+         "monetary_total": [120.0, 15.5, 60.0, 990.0]},
+        index=pd.Index(["a", "b", "c", "d"], name="customer_id"),
+    )  # fmt: skip
+    before = rfm.copy()
+    scored = segments.rfm_scores(rfm, bins=2)
+    pd.testing.assert_frame_equal(rfm, before)
+    frozen = scored.copy()
+    seg = segments.assign_segments(scored)
+    pd.testing.assert_frame_equal(scored, frozen)
+    assert list(seg.columns) == [*frozen.columns, "segment"]
+    seg["R"] = 0  # a whole column replaced in the result
+    pd.testing.assert_frame_equal(scored, frozen)
+    pd.testing.assert_frame_equal(rfm, before)

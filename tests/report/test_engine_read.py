@@ -106,3 +106,34 @@ def test_one_switch_point(tmp_path, monkeypatch):
     assert orders.read_orders(e.path, m, engine="pandas")[1]["reader"] == "pandas"  # small file
     monkeypatch.setattr(orders, "PANDAS_MAX_BYTES", 0)
     assert orders.read_orders(e.path, m, engine="pandas")[1]["reader"] == "duckdb"
+
+
+@pytest.mark.parametrize("repeat", [False, True])
+def test_a_repeated_order_id_is_left_to_the_pandas_message(repeat, tmp_path):
+    """The engine's reader checks the order ids' uniqueness on their 64-bit hashes and, when
+    those repeat, on the ids themselves: unique ids are read in the engine; a repeated id is
+    left to the pandas reader, whose message names it."""
+    from tests.report.clients import write_mapping
+
+    ids = [f"A{i}" for i in range(2000)]
+    if repeat:
+        ids[1500] = ids[7]
+    df = pd.DataFrame({"order": ids, "customer": [f"c{i % 300}" for i in range(2000)],
+                       "date": pd.date_range("2024-01-01", periods=2000, freq="h"),
+                       "amount": np.round(np.linspace(1, 99, 2000), 2)})  # fmt: skip
+    df.to_csv(tmp_path / "o.csv", index=False)
+    cols = {
+        "order_id": "order",
+        "customer_id": "customer",
+        "order_date": "date",
+        "amount": "amount",
+    }
+    m = mapping.load_mapping(write_mapping(tmp_path / "m.yaml", columns=cols))
+    got = orders.read_orders_in_engine(tmp_path / "o.csv", m)
+    if not repeat:
+        assert got is not None and orders.order_count(got[0]) == 2000
+        orders.close_orders(got[0])
+        return
+    assert got is None
+    with pytest.raises(DataValidationError, match="'order' \\(order_id\\): 2 rows are duplicated"):
+        orders.read_orders(tmp_path / "o.csv", m, engine="duckdb")
