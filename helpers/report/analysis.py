@@ -99,8 +99,8 @@ def prefetch_sections(
             _calibration_split(orders, seg, _holdout(seg)[1])
     eng.prefetch(
         bought,
-        [(eng.customer_table, ()), (acquisition_views.margin_12, (seg, econ)),
-         (eng.cohort_table, (freq, as_of))],
+        [(eng.customer_table, ()), (eng.cohort_table, (freq, as_of)),
+         (acquisition_views.margin_12, (seg, econ))],  # in the order the sections ask
     )  # fmt: skip
     eng.prefetch(orders, [(eng.customer_totals, ())])
     eng.prefetch(bought, [(eng.period_retention, ("M", as_of))])

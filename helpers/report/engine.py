@@ -34,6 +34,7 @@ equal on the bundled orders and on random order tables.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import itertools
 import threading
@@ -1262,11 +1263,20 @@ class _Memo(dict):
         self.pending = 0  # prefetch jobs queued or running
         self.pinned = False  # kept however many tables are cached since (prefetch)
         self.ready = threading.Condition()
+        self.waiting: Callable[[bool], None] | None = None  # told when a section waits
 
     def _wait(self, key: object) -> None:
         with self.ready:
-            while self.pending and not dict.__contains__(self, key):
-                self.ready.wait()
+            if not self.pending or dict.__contains__(self, key):
+                return
+            if self.waiting is not None:  # the kernel's thread idles: DuckDB may take its core
+                self.waiting(True)
+            try:
+                while self.pending and not dict.__contains__(self, key):
+                    self.ready.wait()
+            finally:
+                if self.waiting is not None:
+                    self.waiting(False)
 
     def __contains__(self, key: object) -> bool:
         if self.pending and not dict.__contains__(self, key):
@@ -1379,12 +1389,21 @@ def prefetch(
     known.update(memo)  # what is known already (the amounts' scale)
     with memo.ready:
         memo.pending += 1
-    # one DuckDB thread while prefetches run: the kernel's thread keeps the other core
+    # one DuckDB thread while prefetches run: the kernel's thread keeps the other core; all of
+    # DuckDB's while the kernel's thread waits for a result (_Memo.waiting)
     with _MEMO_LOCK:
         if not _THREADS:
             _THREADS.append(twin.con.execute("SELECT current_setting('threads')").fetchall()[0][0])
             twin.con.execute("SET threads = 1")
         _THREADS.append(None)
+
+    def waiting(idle: bool) -> None:
+        with _MEMO_LOCK:
+            if len(_THREADS) > 1:  # prefetches still run (else the threads are back already)
+                with contextlib.suppress(Exception):  # only the speed is at stake
+                    source.con.execute(f"SET threads = {int(_THREADS[0]) if idle else 1}")
+
+    memo.waiting = waiting
 
     def run() -> None:
         try:

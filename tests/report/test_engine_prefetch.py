@@ -181,3 +181,27 @@ def test_nothing_is_started_on_pandas_orders():
     df = _orders(customers=20)
     assert engine.prefetch(df, [(engine.customer_table, ())]) is None
     assert analysis.prefetch_sections(df, analysis.purchases(df), "Q", AS_OF, None, None) is None
+
+
+def test_duckdb_takes_both_cores_while_a_section_waits(opened):
+    """While the kernel's thread waits for a prefetched result, its core is DuckDB's again (the
+    setting as before the prefetch); once the result is there and the prefetch still runs, one
+    thread again; after it, as before."""
+    orders, bought, _, _ = opened
+    before = _threads(orders)
+    seen = []
+
+    def record(copy):
+        con = copy._find_backend().con
+        seen.append(con.execute("SELECT current_setting('threads')").fetchall()[0][0])
+
+    gate = threading.Event()
+    job = engine.prefetch(bought, [
+        (lambda _: time.sleep(1.0), ()), (record, ()), (engine.customer_table, ()),
+        (lambda _: gate.wait(10), ()), (record, ()),
+    ])  # fmt: skip
+    engine.customer_table(bought)  # waits for the prefetch's (the first record sees that)
+    after_wait = _threads(orders)
+    gate.set()
+    job.result()
+    assert seen == [before, 1] and after_wait == 1 and _threads(orders) == before
