@@ -57,6 +57,7 @@ _WHERE: dict[str, str] = {
             "lifecycle",
             "net_revenue",
             "period_retention",
+            "prefetch_actions",
             "prefetch_sections",
             "pseudonym_salt",
             "pseudonymize",

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import re
 import secrets
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -123,6 +124,7 @@ def _build(data, mapping, name, target, root, client, language, engine, stage, p
     # the salt goes to the kernel's environment, not to papermill: its parameters are recorded
     # in the delivered report.ipynb, and with the salt anyone could test guessed ids
     env = {EXPORTS_ENV: spec.exports, SALT_ENV: secrets.token_hex(16)}
+    env |= blas_threads(os.environ)
     if url:  # the same for a database URL and its password
         env[sources.SOURCE_ENV] = url
     if progress is not None:  # the notebook's stages, which follow() passes on as they come
@@ -136,6 +138,18 @@ def _build(data, mapping, name, target, root, client, language, engine, stage, p
                             engine, stage, progress, overwrite, handover, kernel)  # fmt: skip
     finally:
         shutil.rmtree(handover, ignore_errors=True)
+
+
+#: The BLAS libraries' thread counts (OpenBLAS, OpenMP, MKL).
+BLAS_THREADS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def blas_threads(environ: Mapping[str, str]) -> dict[str, str]:
+    """The notebook's kernel's BLAS threads: one, unless the caller's environment `environ` sets
+    them (as `make` does, to one): the models' matrices are small, and the kernel's own threads
+    (:func:`helpers.report.engine.prefetch`, :func:`helpers.report.analysis.prefetch_actions`)
+    then compute to the last bit what they would in turn, whatever the timing."""
+    return {v: environ.get(v, "1") for v in BLAS_THREADS}
 
 
 def _read(data: Path, url: str | None, mapping: Path, engine: str, handover: Path,

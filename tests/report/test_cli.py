@@ -469,3 +469,12 @@ def test_a_started_kernel_leaves_no_sockets_open(tmp_path):
     for i in range(1, 4):
         once(i)
     assert len(os.listdir("/proc/self/fd")) <= before + 2
+
+
+def test_the_kernel_has_one_blas_thread_unless_the_caller_sets_them():
+    """The report's kernel computes with one BLAS thread (its background threads then give the
+    numbers they would give in turn); a caller's own setting (make's) is kept."""
+    from helpers.report import build
+
+    assert build.blas_threads({}) == dict.fromkeys(build.BLAS_THREADS, "1")
+    assert build.blas_threads({"OPENBLAS_NUM_THREADS": "4"})["OPENBLAS_NUM_THREADS"] == "4"

@@ -226,3 +226,47 @@ def test_recommendations_by_position_equal_them_by_label(sample):
     assert (
         by_position.set_index("action").loc["winback", "customers"] == len(audiences["winback"]) - 1
     )
+
+
+def test_the_actions_scenario_computed_ahead_is_the_one_computed_in_turn(sample, monkeypatch):
+    """prefetch_actions starts the retention scenario and its interval in a thread; asked
+    afterwards for the same objects, dropout_scenario and scenario_interval return exactly what
+    they compute in turn, and nothing is computed twice."""
+    _, _, seg, econ, fit = sample
+    analysis._SCENARIO.clear()
+    analysis._SCENARIO_JOB.clear()
+    want = (analysis.dropout_scenario(fit, seg, econ, 0.10),
+            analysis.scenario_interval(fit, seg, econ, 0.10))  # fmt: skip
+    analysis._SCENARIO.clear()
+    calls = []
+    inner = analysis._scenario_interval
+
+    def counted(*args, **kwargs):
+        calls.append(1)
+        return inner(*args, **kwargs)
+
+    monkeypatch.setattr(analysis, "_scenario_interval", counted)
+    analysis.prefetch_actions(fit, seg, econ, 0.10)
+    got = (analysis.dropout_scenario(fit, seg, econ, 0.10),
+           analysis.scenario_interval(fit, seg, econ, 0.10))  # fmt: skip
+    assert got == want and len(calls) == 1
+    # another cut or level is computed as asked, not taken from the prefetched one
+    assert analysis.scenario_interval(fit, seg, econ, 0.10, level=0.9) != want[1]
+    assert analysis.dropout_scenario(fit, seg, econ, 0.2)["gain"] > want[0]["gain"]
+
+
+def test_a_failed_scenario_ahead_is_computed_and_raised_in_turn(sample, monkeypatch):
+    """A scenario computed ahead that fails leaves the work to the functions asked later: they
+    compute it themselves (and would raise there); without a fit nothing starts."""
+    _, _, seg, econ, fit = sample
+    analysis._SCENARIO.clear()
+    real = analysis._scenario_interval
+    monkeypatch.setattr(
+        analysis, "_scenario_interval", lambda *a, **k: (_ for _ in ()).throw(ValueError("no"))
+    )
+    analysis.prefetch_actions(fit, seg, econ, 0.10)
+    monkeypatch.setattr(analysis, "_scenario_interval", real)
+    got = analysis.scenario_interval(fit, seg, econ, 0.10)
+    assert got["ci_low"] <= got["gain"] <= got["ci_high"]
+    analysis.prefetch_actions(None, seg, econ, 0.10)
+    assert analysis._SCENARIO_JOB == {}
