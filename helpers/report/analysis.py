@@ -931,8 +931,8 @@ def recommendations(
 def _order_dates(bought: pd.DataFrame | Any, max_customers: int = 50_000) -> pd.DataFrame:
     """customer_id, order_date and amount of the purchases in pandas: all of them, or from an Ibis
     table (millions of orders) those of about `max_customers` customers chosen by a hash of the id
-    (the same customers every run); ``attrs["share"]`` is the share of customers kept (1 for
-    pandas)."""
+    (the same customers every run; computed once per table, :func:`helpers.report.engine._memo`);
+    ``attrs["share"]`` is the share of customers kept (1 for pandas)."""
     if _engine(bought) is None:
         o = bought[["customer_id", "order_date", "amount"]]
         ids = o["customer_id"]
@@ -940,14 +940,21 @@ def _order_dates(bought: pd.DataFrame | Any, max_customers: int = 50_000) -> pd.
         return (
             o.assign(customer_id=ids.cat.codes) if isinstance(ids.dtype, pd.CategoricalDtype) else o
         )
-    n = int(bought.customer_id.nunique().execute())
-    t = bought.select("customer_id", "order_date", "amount")
-    if n > max_customers:
-        k = -(-n // max_customers)
-        t = t.filter((t.customer_id.cast("string").hash() % k) == 0)
-    out = t.execute()
-    out.attrs["share"] = out["customer_id"].nunique() / n if n else 1.0
-    return out
+    eng = _engine(bought)
+
+    def sample() -> pd.DataFrame:
+        # the customers counted on the hand-over's integer codes (no text ids joined)
+        n = int(eng.coded(bought).customer_id.nunique().execute())
+        t = bought.select("customer_id", "order_date", "amount")
+        if n > max_customers:
+            k = -(-n // max_customers)
+            t = t.filter((t.customer_id.cast("string").hash() % k) == 0)
+        out = t.execute()
+        out.attrs["share"] = out["customer_id"].nunique() / n if n else 1.0
+        return out
+
+    # lost_window and nrr_change ask for the same customers' orders
+    return eng.cached(("order_dates", max_customers), sample, bought)
 
 
 def lost_window(

@@ -304,6 +304,13 @@ def _coded(
     return t, codes
 
 
+def coded(orders: ir.Table | pd.DataFrame) -> ir.Table | pd.DataFrame:
+    """`orders` with ``customer_id`` the hand-over's integer customer code where it has one
+    (:func:`_coded`: for counting or grouping customers without joining their text ids),
+    otherwise `orders` itself."""
+    return _coded(orders)[0]
+
+
 def _uses_id_text(op: ops.Node) -> bool:
     """Whether the expression `op` uses ``customer_id`` other than as itself (kept, grouped or
     sorted by: the same on the codes), e.g. compares it with a text, casts it or names it
@@ -559,12 +566,12 @@ def period_retention(
     as_of: str | pd.Timestamp | None = None,
     complete_only: bool = True,
 ) -> pd.DataFrame:
-    """:func:`_period_retention`, kept per Ibis table (:func:`_kept`: computed once, or by a
+    """:func:`_period_retention`, kept per Ibis table (:func:`cached`: computed once, or by a
     :func:`prefetch`)."""
     if not isinstance(orders, ir.Table):
         return _period_retention(orders, freq, as_of, complete_only)
     key = ("period_retention", freq, None if as_of is None else str(as_of), complete_only)
-    return _kept(key, lambda: _period_retention(orders, freq, as_of, complete_only), orders)
+    return cached(key, lambda: _period_retention(orders, freq, as_of, complete_only), orders)
 
 
 def _period_retention(
@@ -653,14 +660,14 @@ def cohort_table(
     customer_col: str = "customer_id",
     date_col: str = "order_date",
 ) -> pd.DataFrame:
-    """:func:`_cohort_table`, kept per Ibis table (:func:`_kept`: computed once, or by a
+    """:func:`_cohort_table`, kept per Ibis table (:func:`cached`: computed once, or by a
     :func:`prefetch`)."""
     args = (freq, as_of)
     kw = {"kind": kind, "customer_col": customer_col, "date_col": date_col}
     if not isinstance(orders, ir.Table):
         return _cohort_table(orders, *args, **kw)
     key = ("cohort_table", freq, None if as_of is None else str(as_of), *kw.values())
-    out = _kept(key, lambda: _cohort_table(orders, *args, **kw), orders)
+    out = cached(key, lambda: _cohort_table(orders, *args, **kw), orders)
     out.attrs.update(freq=freq, kind=kind)  # a copy's attrs are its own
     return out
 
@@ -798,11 +805,11 @@ def customer_totals(
     orders: ir.Table | pd.DataFrame, customer_col: str = "customer_id", amount_col: str = "amount"
 ) -> pd.Series:
     """Sum of the amounts per customer over every row (refunds included), indexed by customer;
-    kept per Ibis table (:func:`_kept`: computed once, or by a :func:`prefetch`)."""
+    kept per Ibis table (:func:`cached`: computed once, or by a :func:`prefetch`)."""
     if not isinstance(orders, ir.Table):
         return _customer_totals(orders, customer_col, amount_col)
     key = ("customer_totals", customer_col, amount_col)
-    return _kept(key, lambda: _customer_totals(orders, customer_col, amount_col), orders)
+    return cached(key, lambda: _customer_totals(orders, customer_col, amount_col), orders)
 
 
 def _customer_totals(
@@ -1325,9 +1332,9 @@ def _memo(orders: ir.Table | pd.DataFrame) -> _Memo:
     return hit[2]
 
 
-def _kept(key: tuple, compute: Callable[[], pd.DataFrame], orders: ir.Table) -> pd.DataFrame:
+def cached(key: tuple, compute: Callable[[], pd.DataFrame], orders: ir.Table) -> pd.DataFrame:
     """`compute()` kept in `orders`' cache under `key` (a :func:`prefetch` may have computed it);
-    a copy returned, so a caller may change it."""
+    a copy returned (its ``attrs`` too), so a caller may change it."""
     memo = _memo(orders)
     if key not in memo:
         memo[key] = compute()

@@ -205,3 +205,25 @@ def test_duckdb_takes_both_cores_while_a_section_waits(opened):
     gate.set()
     job.result()
     assert seen == [before, 1] and after_wait == 1 and _threads(orders) == before
+
+
+def test_the_orders_of_the_sampled_customers_are_read_once(opened):
+    """lost_window and nrr_change read the orders of the same hash-sampled customers
+    (analysis._order_dates): computed once per table, the customers counted on their codes,
+    equal to the sample drawn and counted on the text ids."""
+    _, bought, _, _ = opened
+    n = int(bought.customer_id.nunique().execute())  # on the text ids
+    k = -(-n // 50)
+    t = bought.select("customer_id", "order_date", "amount")
+    want = t.filter((t.customer_id.cast("string").hash() % k) == 0).execute()
+    got = analysis._order_dates(bought, max_customers=50)
+    order = ["customer_id", "order_date", "amount"]
+    pd.testing.assert_frame_equal(
+        got.sort_values(order, ignore_index=True), want.sort_values(order, ignore_index=True)
+    )
+    assert got.attrs["share"] == want["customer_id"].nunique() / n
+    got.loc[:, "amount"] = 0.0  # a caller's change stays its own
+    again = analysis._order_dates(bought, max_customers=50)
+    assert (
+        again.attrs == {"share": want["customer_id"].nunique() / n} and again["amount"].ne(0).any()
+    )
