@@ -174,6 +174,30 @@ def _future(
     return _margin_per_order(fit, gg, seg, rate)[:, None] * _future_purchases(pf, seg, n)
 
 
+def _ltv_sample(
+    seg: pd.DataFrame, econ: Economics, months: int | None = None
+) -> tuple[int, int, np.ndarray, pd.DataFrame]:
+    """The LTV curves' months n, last complete month, and customers: those of `seg` with an
+    observed first month, a systematic sample of very many (:func:`_every_kth`), with their
+    first months."""
+    n = int(months or econ.horizon_months)
+    last = periods.last_complete_period(seg.attrs["as_of"], "M")
+    first_month = periods.period_codes(seg["first_order"].to_numpy(), "M")
+    keep = first_month <= last
+    keep &= _every_kth(len(seg))  # a systematic sample of very many customers
+    return n, last, first_month[keep], seg.loc[keep]
+
+
+def ltv_margins(
+    bought: Any, seg: pd.DataFrame, econ: Economics, months: int | None = None
+) -> np.ndarray:
+    """The LTV curves' customers (:func:`_ltv_sample`) x months 0..n-1: their cumulative margin,
+    as :func:`ltv_curves` reduces it (:func:`_customer_cum`; kept per orders object, so
+    :func:`helpers.report.analysis.prefetch_sections` computes it ahead)."""
+    n, last, first_month, s = _ltv_sample(seg, econ, months)
+    return _customer_cum(bought, s.index, first_month, last, list(range(n)), econ)
+
+
 def ltv_curves(
     bought: Any,
     seg: pd.DataFrame,
@@ -203,14 +227,8 @@ def ltv_curves(
     quadrature with the sampling error of the cohort's observed mean at its last fully observed
     age: W_c(k) +- z sqrt((F_c(k) se_log)^2 + se_c^2). It is the band of the expected value per
     acquired customer; what one customer actually buys varies far more. Undiscounted."""
-    as_of = seg.attrs["as_of"]
-    n = int(months or econ.horizon_months)
-    last = periods.last_complete_period(as_of, "M")
-    first_month = periods.period_codes(seg["first_order"].to_numpy(), "M")
-    keep = first_month <= last
-    keep &= _every_kth(len(seg))  # a systematic sample of very many customers
-    s = seg.loc[keep]
-    first_month, ids = first_month[keep], s.index
+    n, last, first_month, s = _ltv_sample(seg, econ, months)
+    ids = s.index
     observed = (last - first_month).astype(int)
     cohort = pd.PeriodIndex(s["first_order"], freq=freq).astype(str).to_numpy()
     cum = _customer_cum(bought, ids, first_month, last, list(range(n)), econ)

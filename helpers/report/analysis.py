@@ -83,8 +83,9 @@ def prefetch_sections(
     """Start, in the background, the engine's reductions that the report's later sections ask
     for -- the one pass per customer of the purchases `bought`
     (:func:`helpers.report.engine.customer_table`: first-order attributes, second orders, value
-    by order number), each customer's margin in their first 12 months (of `seg`, under `econ`:
-    :func:`helpers.report.acquisition_views.margin_12`), the acquisition cohorts per `freq`,
+    by order number), the LTV curves' and each customer's 12-month margins (of `seg`, under
+    `econ`: :func:`helpers.report.acquisition_views.ltv_margins`,
+    :func:`~helpers.report.acquisition_views.margin_12`), the acquisition cohorts per `freq`,
     the monthly retention and each customer's net revenue over `orders` -- while the kernel
     fits the models (Python on one core; DuckDB's queries on the other, one thread):
     :func:`helpers.report.engine.prefetch`. The sections then call the same functions and find
@@ -101,6 +102,7 @@ def prefetch_sections(
     eng.prefetch(
         bought,
         [(eng.customer_table, ()), (eng.cohort_table, (freq, as_of)),
+         (acquisition_views.ltv_margins, (seg, econ)),
          (acquisition_views.margin_12, (seg, econ))],  # in the order the sections ask
     )  # fmt: skip
     eng.prefetch(orders, [(eng.customer_totals, ())])

@@ -1685,14 +1685,20 @@ def _monthly_margins(
     section ask for the same customers and ages; on small data the LTV curves, which then take
     every customer, answer both). Read-only: callers take sums into new arrays."""
     memo = _memo(orders)
-    key = ("margins", int(last), float(margin_rate), float(cost_per_order))
     ids = starts["customer_id"].to_numpy(object)
     fm = starts["first_month"].to_numpy(np.int64)
-    for hit in memo.get(key, []):
-        if (
-            hit["top"] >= top and np.array_equal(hit["fm"], fm) and np.array_equal(hit["ids"], ids)
-        ):  # the same customers in the same order (no index built, no copy)
-            return hit["m"][:, : top + 1]
+    # one entry per set of customers (the LTV curves' sample, every customer's 12 months), named
+    # by its size and ends, so a section waits for the one a prefetch is computing (_Memo)
+    ends = (ids[0], ids[-1]) if len(ids) else None
+    key = ("margins", int(last), float(margin_rate), float(cost_per_order), len(ids), ends)
+    hit = memo.get(key)
+    if (
+        hit is not None
+        and hit["top"] >= top
+        and np.array_equal(hit["fm"], fm)
+        and np.array_equal(hit["ids"], ids)
+    ):  # the same customers in the same order (no index built, no copy)
+        return hit["m"][:, : top + 1]
     # each order's margin m x amount - c (``v``) and age in calendar months from its customer's
     # first month, for ages 0..top observed by `last` (first month + age <= last)
     t, codes = _section(orders, ["customer_id", "order_date", "amount"])
@@ -1711,8 +1717,7 @@ def _monthly_margins(
     rows, ages = cells["_i"].to_numpy(), cells["age"].to_numpy()
     out[rows, ages] = np.nan_to_num(cells["v"].to_numpy(), nan=0.0)
     out.flags.writeable = False
-    # the last two sets of customers (the LTV curves' sample, every customer's 12 months)
-    memo[key] = [*memo.get(key, [])[-1:], {"ids": ids, "fm": fm, "top": top, "m": out}]
+    memo[key] = {"ids": ids, "fm": fm, "top": top, "m": out}
     return out
 
 
