@@ -36,6 +36,8 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import functools
+import inspect
 import itertools
 import threading
 from collections.abc import Callable
@@ -560,21 +562,28 @@ def _activity(
     return t.group_by(["customer_id", "p"]).agg(**metrics), pd.Timestamp(as_of), last
 
 
+def _kept_per_table(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """`fn(orders, ...)` kept per Ibis table under its name and arguments (:func:`cached`:
+    computed once per table, or ahead by a :func:`prefetch`; a copy returned); on a DataFrame
+    computed at each call."""
+    signature = inspect.signature(fn)
+
+    @functools.wraps(fn)
+    def kept(orders: ir.Table | pd.DataFrame, *args: Any, **kwargs: Any) -> Any:
+        if not isinstance(orders, ir.Table):
+            return fn(orders, *args, **kwargs)
+        bound = signature.bind(orders, *args, **kwargs)
+        bound.apply_defaults()
+        values = list(bound.arguments.values())[1:]  # an as-of date as text or as a Timestamp
+        key = (fn.__name__, *(v if v is None or isinstance(v, str | bool | int) else str(v)
+                              for v in values))  # fmt: skip
+        return cached(key, lambda: fn(orders, *args, **kwargs), orders)
+
+    return kept
+
+
+@_kept_per_table
 def period_retention(
-    orders: ir.Table | pd.DataFrame,
-    freq: str = "M",
-    as_of: str | pd.Timestamp | None = None,
-    complete_only: bool = True,
-) -> pd.DataFrame:
-    """:func:`_period_retention`, kept per Ibis table (:func:`cached`: computed once, or by a
-    :func:`prefetch`)."""
-    if not isinstance(orders, ir.Table):
-        return _period_retention(orders, freq, as_of, complete_only)
-    key = ("period_retention", freq, None if as_of is None else str(as_of), complete_only)
-    return cached(key, lambda: _period_retention(orders, freq, as_of, complete_only), orders)
-
-
-def _period_retention(
     orders: ir.Table | pd.DataFrame,
     freq: str = "M",
     as_of: str | pd.Timestamp | None = None,
@@ -651,28 +660,8 @@ def _period_retention(
     )
 
 
+@_kept_per_table
 def cohort_table(
-    orders: ir.Table | pd.DataFrame,
-    freq: str = "M",
-    as_of: str | pd.Timestamp | None = None,
-    *,
-    kind: str = "n_period",
-    customer_col: str = "customer_id",
-    date_col: str = "order_date",
-) -> pd.DataFrame:
-    """:func:`_cohort_table`, kept per Ibis table (:func:`cached`: computed once, or by a
-    :func:`prefetch`)."""
-    args = (freq, as_of)
-    kw = {"kind": kind, "customer_col": customer_col, "date_col": date_col}
-    if not isinstance(orders, ir.Table):
-        return _cohort_table(orders, *args, **kw)
-    key = ("cohort_table", freq, None if as_of is None else str(as_of), *kw.values())
-    out = cached(key, lambda: _cohort_table(orders, *args, **kw), orders)
-    out.attrs.update(freq=freq, kind=kind)  # a copy's attrs are its own
-    return out
-
-
-def _cohort_table(
     orders: ir.Table | pd.DataFrame,
     freq: str = "M",
     as_of: str | pd.Timestamp | None = None,
@@ -801,18 +790,8 @@ def calibration_holdout(
     return cal
 
 
+@_kept_per_table
 def customer_totals(
-    orders: ir.Table | pd.DataFrame, customer_col: str = "customer_id", amount_col: str = "amount"
-) -> pd.Series:
-    """Sum of the amounts per customer over every row (refunds included), indexed by customer;
-    kept per Ibis table (:func:`cached`: computed once, or by a :func:`prefetch`)."""
-    if not isinstance(orders, ir.Table):
-        return _customer_totals(orders, customer_col, amount_col)
-    key = ("customer_totals", customer_col, amount_col)
-    return cached(key, lambda: _customer_totals(orders, customer_col, amount_col), orders)
-
-
-def _customer_totals(
     orders: ir.Table | pd.DataFrame, customer_col: str = "customer_id", amount_col: str = "amount"
 ) -> pd.Series:
     """Sum of the amounts per customer over every row (refunds included), indexed by customer."""
