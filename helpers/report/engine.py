@@ -1338,11 +1338,12 @@ def prefetch(
 
     They run on a twin of `orders`, the same expression read through a cursor of its DuckDB
     connection (DuckDB 2 refuses a second call on a busy connection), the hand-over's customer
-    codes shared; their results are moved into `orders`' cache when all are done, and until
-    then a section asking `orders`' cache for something not in it waits (:class:`_Memo`), so
-    nothing is computed twice and every result is the one the calls would give in turn. A
-    failure is dropped (the section computes it itself, and raises it there). Not on pandas
-    orders or another backend (None returned): nothing to overlap."""
+    codes shared, with one DuckDB thread (all of them while the kernel's thread waits for a
+    result). Each result is put in `orders`' cache as soon as it is done; while the calls run,
+    a section asking that cache for something not in it waits (:class:`_Memo`), so nothing is
+    computed twice and every result is the one the calls would give in turn. A failure is
+    dropped (the section computes it itself, and raises it there). Not on pandas orders or
+    another backend (None returned): nothing to overlap."""
     if not isinstance(orders, ir.Table):
         return None
     try:
@@ -1401,12 +1402,15 @@ def prefetch(
             with _MEMO_LOCK:
                 _THREADS.pop()
                 if len(_THREADS) == 1:  # the last one: DuckDB's threads as they were
-                    twin.con.execute(f"SET threads = {int(_THREADS.pop())}")
+                    with contextlib.suppress(Exception):  # a connection closed meanwhile
+                        twin.con.execute(f"SET threads = {int(_THREADS[0])}")
+                    _THREADS.pop()
                 for key in [k for k, c in _CODED.items() if c.coded.find(
                         lambda n: isinstance(n, ops.DatabaseTable) and n.source is twin)]:  # fmt: skip
                     _CODED.pop(key, None)
             forget(copy)
-            twin.con.close()
+            with contextlib.suppress(Exception):
+                twin.con.close()
 
     return _PREFETCH.submit(run)
 
