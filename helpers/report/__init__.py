@@ -65,6 +65,7 @@ _WHERE: dict[str, str] = {
             "recommendations",
             "retention_change",
             "segment_customers",
+            "start_exports",
         ],
         "analysis",
     ),

@@ -293,6 +293,39 @@ def test_export_csv_reads_back_as_pandas_to_csv(tmp_path):
     )
 
 
+def test_start_exports_writes_what_export_csv_writes_with_the_columns_of_the_call(
+    tmp_path, monkeypatch
+):
+    """The exports written in a thread are byte for byte :func:`export_csv`'s files (several
+    frames joined, a formula-like id made safe), with the columns the frames had when the
+    exports started (a column set afterwards is not written) and the `raw` setting of that
+    moment; a clash of names raises in the caller, at once; a failure of the writer is raised by
+    ``result()``."""
+    seg = pd.DataFrame(
+        {"n_orders": [1, 2, 3], "segment": pd.Categorical(["At risk", "New", "At risk"])},
+        index=pd.Index(["=1+1", "C2", "-3"], name="customer_id"),
+    )
+    net = pd.Series([10.123456, -2.0, 0.5], index=seg.index[::-1], name="net_revenue")
+    monkeypatch.setenv("RETENTION_LAB_EXPORTS", "safe")
+    report.export_csv([seg, net], tmp_path / "now.csv")
+    report.export_csv(seg.head(2), tmp_path / "head.csv")
+    job = report.start_exports(
+        [([seg, net], tmp_path / "later.csv"), (seg.head(2), tmp_path / "head_later.csv")]
+    )
+    monkeypatch.setenv("RETENTION_LAB_EXPORTS", "raw")  # read when the exports started
+    seg["added"] = 1.0  # after the start: not in the file
+    assert job.result() == [tmp_path / "later.csv", tmp_path / "head_later.csv"]
+    assert (tmp_path / "later.csv").read_bytes() == (tmp_path / "now.csv").read_bytes()
+    assert (tmp_path / "head_later.csv").read_bytes() == (tmp_path / "head.csv").read_bytes()
+    assert "'=1+1" in (tmp_path / "later.csv").read_text()
+    with pytest.raises(ValueError, match="columns overlap"):
+        report.start_exports([([seg, seg[["n_orders"]]], tmp_path / "x.csv")])
+    assert not (tmp_path / "x.csv").exists()
+    failing = report.start_exports([(seg, tmp_path / "no such folder" / "y.csv")])
+    with pytest.raises(OSError):
+        failing.result()
+
+
 # --------------------------------------------------------------------------------------------
 # the holdout comparison of the purchase models on a seeded sample above a stated size (issue 31)
 
