@@ -56,7 +56,11 @@ ROOT = Path(__file__).resolve().parents[1]
 def tree_rss(proc: psutil.Process) -> int:
     """Resident memory of a process and all its descendants, bytes."""
     total = 0
-    for p in [proc, *proc.children(recursive=True)]:
+    try:
+        tree = [proc, *proc.children(recursive=True)]
+    except psutil.Error:  # a process of the tree ended while listed (the run is ending)
+        tree = [proc]
+    for p in tree:
         try:
             total += p.memory_info().rss
         except psutil.Error:
