@@ -2,6 +2,7 @@
 consultant runs it, beside DuckDB's own time on the same file.
 
 Run:  .venv/bin/python benchmarks/bench_report.py [--rows 10000000] [--customers 1000000] [--process btyd|uniform]
+                                                  [--parquet]
                                                   [--workdir DIR] [--data F --mapping M]
 
 Data: the Polish shop's export (:func:`helpers.report.exports.polish_shop`'s formats: ``;``-separated,
@@ -14,7 +15,10 @@ steady buyers, on which no lifetime values can be fitted), written once into `--
 committed. ``--data``/``--mapping`` time any other export instead. Issue 28's sections are on:
 the export maps the order channel (the first order's channel is the acquisition attribute), and
 a marketing spend file per month and channel is written beside it and named in a copy of the
-mapping (:func:`with_sections`; ``--no-sections``: the export's own mapping).
+mapping (:func:`with_sections`; ``--no-sections``: the export's own mapping). ``--parquet``
+writes a typed Parquet file instead: by default from a hash of the row number (uniform buyers
+who never leave, :func:`make_parquet`), with ``--process btyd`` from the same BTYD processes as
+the CSV, part by part (:func:`btyd_parquet`; the sections on as for the CSV).
 
 Measured:
 
@@ -121,11 +125,17 @@ currency: PLN
 """
 
 
-def make_parquet(folder: Path, rows: int, customers: int) -> tuple[Path, Path]:
-    """A large export as Parquet (typed timestamps and amounts, text ids), written by DuckDB from
-    a deterministic hash of the row number: uniform dates over 2023-2025, amounts 5-205."""
+def make_parquet(
+    folder: Path, rows: int, customers: int, process: str = "uniform"
+) -> tuple[Path, Path]:
+    """A large export as Parquet (typed timestamps and amounts, text ids). `process` 'uniform'
+    (the default, as before it could be chosen): written by DuckDB from a deterministic hash of
+    the row number: uniform dates over 2023-2025, amounts 5-205 (every customer buys at one rate
+    and never leaves: the purchase models sit on a ridge); 'btyd': :func:`btyd_parquet`."""
     import duckdb
 
+    if process == "btyd":
+        return btyd_parquet(folder, rows, customers)
     data, mapping = folder / f"zamowienia_{rows}.parquet", folder / "parquet.yaml"
     mapping.write_text(PARQUET_MAPPING, encoding="utf-8")
     if data.exists():
@@ -135,6 +145,75 @@ def make_parquet(folder: Path, rows: int, customers: int) -> tuple[Path, Path]:
     con = duckdb.connect()
     con.execute("SET enable_progress_bar = false")
     con.execute(PARQUET_SQL.format(rows=rows, customers=customers, path=data))
+    return data, mapping
+
+
+#: The rows :func:`btyd_parquet` generates at a time (each part a company of its own, from
+#: its own seed, with the same processes): 10M rows hold about 3 GB in pandas while written.
+BTYD_PART_ROWS = 10_000_000
+
+BTYD_PARQUET_MAPPING = """columns:
+  customer_id: klient
+  order_date: czas
+  amount: kwota
+  order_id: zamowienie
+  channel: kanal
+currency: PLN
+refunds: net
+"""
+
+
+def btyd_parquet(folder: Path, rows: int, customers: int) -> tuple[Path, Path]:
+    """The export of :func:`make_export`'s 'btyd' process as Parquet: orders from
+    :func:`helpers.synth.generate_orders` (BG/NBD purchases with dropout, Gamma-Gamma spend,
+    :data:`BTYD`), amounts in zł with 4 % refunds of a third, the order channel; typed columns
+    (text ids ``Z…`` and ``K…``, a timestamp, a double) written part by part
+    (:data:`BTYD_PART_ROWS` rows each, seeds 11, 12, …; customer and order numbers continued
+    from one part to the next), so 100M rows never sit in memory at once. The purchase models
+    have heterogeneity and dropout to estimate, unlike the uniform file's (benchmarks/README.md,
+    the 100M runs)."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    sys.path.insert(0, str(ROOT))
+    from helpers import synth
+
+    data, mapping = folder / f"zamowienia_btyd_{rows}.parquet", folder / "parquet_btyd.yaml"
+    mapping.write_text(BTYD_PARQUET_MAPPING, encoding="utf-8")
+    if data.exists():
+        print(f"reusing {data} ({data.stat().st_size / 1e6:,.0f} MB)")
+        return data, mapping
+    print(f"writing a {rows:,}-row BTYD Parquet export for {customers:,} customers into "
+          f"{folder} …", flush=True)  # fmt: skip
+    cfg = synth.SynthConfig(**BTYD)
+    tmp = data.with_suffix(".partial")
+    written = people = 0
+    with pq.ParquetWriter(tmp, pa.schema([
+        ("zamowienie", pa.string()), ("klient", pa.string()), ("czas", pa.timestamp("us")),
+        ("kwota", pa.float64()), ("kanal", pa.string()),
+    ])) as out:  # fmt: skip
+        for part in range(-(-rows // BTYD_PART_ROWS)):
+            n = min(BTYD_PART_ROWS, rows - written)
+            o = synth.generate_orders(n, seed=11 + part, cfg=cfg, per_customer=rows / customers)
+            rng = np.random.default_rng(11 + part)
+            cents = np.round(o["amount"].to_numpy() * 400).astype(np.int64)  # EUR -> zł
+            cents = np.where(rng.random(n) < 0.04, -(cents // 3), cents)
+            klient = pa.array(o["customer_id"].to_numpy() + people).cast(pa.string())
+            order = pa.array(o["order_id"].to_numpy() + written).cast(pa.string())
+            out.write_table(pa.table({
+                "zamowienie": pc.binary_join_element_wise("Z", order, ""),
+                "klient": pc.binary_join_element_wise("K", klient, ""),
+                "czas": pa.array(o["order_date"].to_numpy("datetime64[us]")),
+                "kwota": pa.array(cents / 100),
+                "kanal": pa.array(o["channel"].astype(str).to_numpy()),
+            }), row_group_size=1_000_000)  # fmt: skip
+            written += n
+            people += int(o["customer_id"].max())
+            del o, cents, klient, order
+    tmp.rename(data)
+    print(f"  {written:,} rows, {data.stat().st_size / 1e6:,.0f} MB")
     return data, mapping
 
 
@@ -160,14 +239,17 @@ def with_sections(folder: Path, data: Path, mapping: Path) -> Path:
     import numpy as np
     import pandas as pd
 
-    spend, out = folder / "wydatki.csv", folder / "sklep_sekcje.yaml"
+    suffix = "_parquet" if data.suffix == ".parquet" else ""
+    spend, out = folder / f"wydatki{suffix}.csv", folder / f"sklep_sekcje{suffix}.yaml"
     if not spend.exists():
         con = duckdb.connect()
         con.execute("SET enable_progress_bar = false")
-        first, last = con.sql(
-            f"SELECT min(d), max(d) FROM (SELECT strptime(data, '%d.%m.%Y %H:%M') AS d FROM "
-            f"read_csv('{data}', delim = ';', all_varchar = true))"
-        ).fetchall()[0]
+        dates = (  # the Parquet file's timestamps, or the CSV's day-first texts
+            f"SELECT czas AS d FROM read_parquet('{data}')" if data.suffix == ".parquet" else
+            f"SELECT strptime(data, '%d.%m.%Y %H:%M') AS d FROM "
+            f"read_csv('{data}', delim = ';', all_varchar = true)"
+        )  # fmt: skip
+        first, last = con.sql(f"SELECT min(d), max(d) FROM ({dates})").fetchall()[0]
         months = pd.date_range(first.replace(day=1), last, freq="MS").strftime("%Y-%m-%d")
         rng = np.random.default_rng(28)
         rows = [(m, ch, round(base * rng.uniform(0.8, 1.2), 2))
@@ -175,7 +257,7 @@ def with_sections(folder: Path, data: Path, mapping: Path) -> Path:
         pd.DataFrame(rows, columns=["month", "channel", "spend"]).to_csv(spend, index=False)
     if not out.exists():
         text = mapping.read_text(encoding="utf-8").rstrip("\n")
-        out.write_text(text + "\ntables:\n  marketing_spend:\n    file: wydatki.csv\n"
+        out.write_text(text + f"\ntables:\n  marketing_spend:\n    file: {spend.name}\n"
                        "    columns: {month: month, channel: channel, spend: spend}\n",
                        encoding="utf-8")  # fmt: skip
     return out
@@ -264,9 +346,10 @@ def main(argv: list[str] | None = None) -> int:
         help="generate the export as Parquet (typed columns) rather than the Polish CSV",
     )  # fmt: skip
     ap.add_argument(
-        "--process", choices=["btyd", "uniform"], default="btyd",
-        help="the generated customers' buying: btyd (BG/NBD with dropout; default) or uniform "
-        "(helpers.report.exports.polish_shop scaled: no dropout, so no lifetime values are fitted)",
+        "--process", choices=["btyd", "uniform"],
+        help="the generated customers' buying: btyd (BG/NBD with dropout; the CSV's default) or "
+        "uniform (no dropout, the purchase models on a ridge; the Parquet file's default: "
+        "helpers.report.exports.polish_shop scaled for the CSV, a hash of the row number for Parquet)",
     )  # fmt: skip
     ap.add_argument("--data", help="time this export instead of a generated one")
     ap.add_argument(
@@ -288,11 +371,13 @@ def main(argv: list[str] | None = None) -> int:
         if args.data:
             data, mapping = Path(args.data).resolve(), Path(args.mapping).resolve()
         elif args.parquet:
-            data, mapping = make_parquet(folder, args.rows, args.customers)
+            process = args.process or "uniform"
+            data, mapping = make_parquet(folder, args.rows, args.customers, process)
         else:
-            data, mapping = make_export(folder, args.rows, args.customers, args.process)
-            if args.process == "btyd" and not args.no_sections:
-                mapping = with_sections(folder, data, mapping)
+            process = args.process or "btyd"
+            data, mapping = make_export(folder, args.rows, args.customers, process)
+        if not args.data and process == "btyd" and not args.no_sections:
+            mapping = with_sections(folder, data, mapping)
         py = args.python
         cmd = [py, "-m", "helpers.report", "--data", str(data), "--mapping", str(mapping),
                "--name", "bench", "--reports-dir", str(Path(tmp) / "reports"), "--overwrite"]  # fmt: skip
