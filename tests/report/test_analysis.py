@@ -293,6 +293,39 @@ def test_export_csv_reads_back_as_pandas_to_csv(tmp_path):
     )
 
 
+def test_export_csv_written_in_chunks_is_the_file_written_at_once(tmp_path, monkeypatch):
+    """The exports are converted and written a chunk of rows at a time (memory); the file is
+    byte for byte the one written at once: a text column missing in the first chunk, a
+    timestamp with milliseconds only in the last, a formula-like id in a later chunk, missing
+    numbers, categories, a second frame joined on another order of the index."""
+    from helpers.report import analysis
+
+    n = 7
+    seg = pd.DataFrame(
+        {
+            "note": [None, None, None, "a,b", None, "=cmd", "x"],
+            "seen": pd.to_datetime(
+                ["2024-01-02 13:00:00"] * 6 + ["2024-01-02 13:00:00.250"], format="ISO8601"
+            ),
+            "clv": [0.123456, np.nan, 1.0, 2.5, -3.25, 1e-7, 4.0],
+            "segment": pd.Categorical(["At risk", "New", "At risk", "New", "Lost", "New", "New"]),
+            "n_orders": np.arange(n),
+        },
+        index=pd.Index([f"C{i}" for i in range(n - 1)] + ["+1"], name="customer_id"),
+    )
+    net = pd.Series(np.arange(n) * 1.5, index=seg.index[::-1], name="net_revenue")
+    whole = report.export_csv([seg, net], tmp_path / "whole.csv", raw=False)
+    monkeypatch.setattr(analysis, "EXPORT_CHUNK", 3)
+    parts = report.export_csv([seg, net], tmp_path / "parts.csv", raw=False)
+    assert parts.read_bytes() == whole.read_bytes()
+    text = parts.read_text()
+    assert "13:00:00.250" in text and "'+1" in text and "'=cmd" in text
+    empty = report.export_csv(seg.iloc[:0], tmp_path / "empty.csv", raw=False)
+    assert empty.read_text().splitlines() == [
+        '"customer_id","note","seen","clv","segment","n_orders"'
+    ]
+
+
 def test_start_exports_writes_what_export_csv_writes_with_the_columns_of_the_call(
     tmp_path, monkeypatch
 ):
