@@ -324,6 +324,7 @@ def start_exports(
     files: Sequence[tuple[pd.DataFrame | Sequence[pd.DataFrame | pd.Series], str | Path]],
     decimals: int = 4,
     raw: bool | None = None,
+    background: bool | None = None,
 ) -> Future[list[Path]]:
     """Write each ``(table, path)`` of `files` as :func:`export_csv` would, in a background
     thread, while the kernel goes on with the sections after the analysis; the returned future's
@@ -331,13 +332,29 @@ def start_exports(
     The columns are taken now, in the caller's thread (a column set on a frame afterwards is not
     written, as with :func:`export_csv` called now), and `raw` is resolved now; the conversion
     to Arrow, the spreadsheet-safe cells and Arrow's CSV writer (most of the time, without the
-    GIL) run in the thread. At 842k customers ``customers.csv`` took 1.9-2.1 s at the end of the
-    report, on one core (benchmarks/README.md)."""
+    GIL) run in the thread.
+
+    `background` None: in the thread when every table fits in one chunk of
+    :data:`EXPORT_CHUNK` rows, else now, in the caller's thread (the future done when
+    returned). Measured (benchmarks/README.md): at 842k customers the thread took the exports'
+    1.9-2.1 s off the report's end, the peak unchanged; at 10M customers it saved nothing (the
+    sections beside it are as long: 520-524 s either way) and raised the peak by 0.7-1.0 GB."""
     resolved = _raw(raw)
     jobs = [(_export_columns(table), Path(path)) for table, path in files]
-    return _EXPORTING.submit(
-        lambda: [_write_columns(columns, path, decimals, resolved) for columns, path in jobs]
-    )
+    if background is None:
+        background = all(len(columns[0][1]) <= EXPORT_CHUNK for columns, _ in jobs)
+
+    def write() -> list[Path]:
+        return [_write_columns(columns, path, decimals, resolved) for columns, path in jobs]
+
+    if background:
+        return _EXPORTING.submit(write)
+    done: Future[list[Path]] = Future()
+    try:
+        done.set_result(write())
+    except Exception as err:  # noqa: BLE001 (raised by result(), as from the thread)
+        done.set_exception(err)
+    return done
 
 
 #: The RFM segments (helpers.segments.SEGMENT_RULES) whose customers are valuable but quiet:
