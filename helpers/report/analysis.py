@@ -258,23 +258,22 @@ def _export_columns(
     return [(str(name), col) for name, col in columns]
 
 
-#: The rows :func:`export_csv` converts to Arrow and writes at a time. The whole table at once
-#: held every column in Arrow beside the report's frames: at 10M customers the report's peak
-#: rose by about 2.6 GB while ``customers.csv`` was written (benchmarks/README.md).
+#: The rows :func:`export_csv` converts to Arrow and writes at a time: one chunk's columns are
+#: held, not the whole table's (at 10M customers about 25 columns of 8-byte values: some 2 GB
+#: beside the report's frames; benchmarks/README.md, the exports at 10M customers).
 EXPORT_CHUNK = 1_000_000
 
 
 def _write_columns(
-    columns: list[tuple[str, pd.Series]], path: Path, decimals: int, raw: bool,
-    chunk: int | None = None,
-) -> Path:  # fmt: skip
-    """Write :func:`_export_columns`'s `columns` to `path` as :func:`export_csv` says, `chunk`
-    rows at a time (:data:`EXPORT_CHUNK`): each column's Arrow type and a timestamp's unit are
-    the whole column's, so the file is the one written at once."""
+    columns: list[tuple[str, pd.Series]], path: Path, decimals: int, raw: bool
+) -> Path:
+    """Write :func:`_export_columns`'s `columns` to `path` as :func:`export_csv` says,
+    :data:`EXPORT_CHUNK` rows at a time: each column's Arrow type and a timestamp's unit are the
+    whole column's, so the file is the one written at once."""
     import pyarrow as pa
     import pyarrow.csv as pcsv
 
-    chunk = chunk or EXPORT_CHUNK
+    chunk = EXPORT_CHUNK
     # the values on a plain range index: a slice's index is a range too (Arrow's look-up of a
     # Series' attributes asks a sliced text index, which would hash every id of each chunk)
     columns = [(name, pd.Series(col.array, name=col.name, copy=False)) for name, col in columns]
@@ -336,9 +335,10 @@ def start_exports(
 
     `background` None: in the thread when every table fits in one chunk of
     :data:`EXPORT_CHUNK` rows, else now, in the caller's thread (the future done when
-    returned). Measured (benchmarks/README.md): at 842k customers the thread took the exports'
-    1.9-2.1 s off the report's end, the peak unchanged; at 10M customers it saved nothing (the
-    sections beside it are as long: 520-524 s either way) and raised the peak by 0.7-1.0 GB."""
+    returned). Measured (benchmarks/README.md): at 842k customers notebook 08 took 30.6, 31.8 s
+    with the thread against 32.8, 32.1 s without (the exports 1.9-2.1 s, the cells beside them a
+    little slower), the peak unchanged; at 10M customers it saved nothing (the sections beside
+    it are as long: 520-524 s either way) and raised the peak by 0.7-1.0 GB."""
     resolved = _raw(raw)
     jobs = [(_export_columns(table), Path(path)) for table, path in files]
     if background is None:
