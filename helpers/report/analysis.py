@@ -457,6 +457,17 @@ def comparison_sample(
     return out
 
 
+def at_clv_resolution(summary: pd.DataFrame) -> pd.DataFrame:
+    """`summary` with t_x and T at :data:`CLV_RESOLUTION` (:func:`helpers.btyd.at_resolution`),
+    the resolution the purchase models are fitted and compared at; the summary itself when it
+    is None (the times' own resolution: t_x and T are whole steps already)."""
+    if not CLV_RESOLUTION or "first_order" not in summary.columns:
+        return summary
+    from helpers import btyd
+
+    return btyd.at_resolution(summary, CLV_RESOLUTION)
+
+
 def fit_clv(
     orders: pd.DataFrame,
     segmented: pd.DataFrame,
@@ -490,22 +501,16 @@ def fit_clv(
     from helpers import btyd
 
     resolution = CLV_RESOLUTION or btyd.timestamp_resolution(segmented) or ""
-
-    def at_resolution(summary: pd.DataFrame) -> pd.DataFrame:
-        if not CLV_RESOLUTION or "first_order" not in summary.columns:
-            return summary  # the times' own resolution: t_x and T are whole steps already
-        return btyd.at_resolution(summary, CLV_RESOLUTION)
-
     try:
         # the split is kept for the holdout check and the covariate view (holdout_refit)
         cal = _calibration_split(orders, segmented, cal_end)
         n_cal = len(cal)
         cal = comparison_sample(cal, COMPARE_SAMPLE, COMPARE_SEED)  # all up to COMPARE_SAMPLE
-        check, model = clv.compare_purchase_models(at_resolution(cal))
+        check, model = clv.compare_purchase_models(at_clv_resolution(cal))
         compared_on = len(cal)
         del cal
         # fitted on the distinct (x, t_x, T) at the resolution; each customer scored on its own
-        pf = clv.PURCHASE_MODELS[model](at_resolution(segmented))
+        pf = clv.PURCHASE_MODELS[model](at_clv_resolution(segmented))
         gg = clv.fit_gamma_gamma(repeat)
     except ValueError as err:
         _SPLIT.clear()  # no holdout check follows: the split goes

@@ -51,6 +51,8 @@ def test_the_declared_rule_decides_and_the_value_follows_it(company, metrics):
     cov = m["covariates"]
     rule, lr, miss = cov["rule"], cov["lr_test"], cov["holdout_bucket_mae"]
     assert lr["df"] == 2 * sum(len(v["customers"]) - 1 for v in cov["levels"].values())
+    # both misses are over the customers the purchase models were compared on (paired)
+    assert cov["holdout_customers"] == m["clv_model_choice"]["compared_on"]
     rejects = lr["p_value"] < rule["alpha"]
     not_worse = miss["with"] <= (1 + rule["holdout_tolerance"]) * miss["without"]
     assert cov["used"] == (rejects and not_worse)
