@@ -296,6 +296,7 @@ def fit_log_params(
     newton_steps: int = 0,
     coarse=None,
     limits: tuple[Limit, ...] = (),
+    nll_hess=None,
 ) -> ModelFit:
     """L-BFGS-B on the log-parameters, restarted once from its optimum, and the observed
     information at the optimum. With `nll_grad` (value and analytic gradient) and `analytic`
@@ -342,12 +343,17 @@ def fit_log_params(
       and columns of the pinned ones (not estimated; :func:`sample_log_params` keeps them).
 
     Without a limit approached the fit is the one without `limits`: the same optimum on data
-    with an interior one."""
+    with an interior one.
+
+    `nll_hess` (analytic path only): the objective's Hessian in theta, analytic; the observed
+    information and the Newton steps' full Hessian are then taken from it (the submatrix of
+    the free parameters at a limit) instead of the central differences of the gradient
+    (:func:`hess_from_grad`: 2 k evaluations of the gradient on all the rows)."""
     bounds = [(-15, 15)] * len(x0)
     if nll_grad is not None and analytic:
         return _analytic_fit(
             nll_grad, np.asarray(x0, dtype=float), names, model, n, time_unit,
-            newton_steps, coarse, limits,
+            newton_steps, coarse, limits, nll_hess,
         )  # fmt: skip
     res = optimize.minimize(nll, x0, method="L-BFGS-B", bounds=bounds)
     # restart once from the optimum: L-BFGS-B with numerical gradients can stop a little early
@@ -487,13 +493,13 @@ def _restricted(fun, k: int, pins: dict[int, float]):
 
 def _analytic_fit(
     nll_grad, x0: np.ndarray, names: list[str], model: str, n: int, time_unit: str,
-    newton_steps: int, coarse, limits: tuple[Limit, ...],
+    newton_steps: int, coarse, limits: tuple[Limit, ...], nll_hess=None,
 ) -> ModelFit:  # fmt: skip
     """:func:`fit_log_params` on the exact gradient, with the boundaries `limits`
     (:class:`_Search`). A limit is kept only if at the end the objective still falls towards
     it at its canonical point (:meth:`_Search.towards`): otherwise (a coarse stage whose rows
     ran off where all the rows do not) the fit is searched again without it."""
-    search = _Search(nll_grad, coarse, names, newton_steps)
+    search = _Search(nll_grad, coarse, names, newton_steps, nll_hess)
     active = tuple(limits)
     while True:
         found = search.run(active, {}, (), np.clip(x0, -15, 15))
@@ -569,9 +575,19 @@ class _Search:
     Every step is a function of the data and the start alone, so the limits found and the
     optimum are the same on every run; the canonical points make the parameters the same too."""
 
-    def __init__(self, nll_grad, coarse, names: list[str], newton_steps: int) -> None:
+    def __init__(
+        self, nll_grad, coarse, names: list[str], newton_steps: int, nll_hess=None
+    ) -> None:
         self.nll_grad, self.coarse, self.names = _remembered(nll_grad), coarse, names
-        self.newton_steps = newton_steps
+        self.newton_steps, self.nll_hess = newton_steps, nll_hess
+
+    def _hessian(self, full, embed, free: np.ndarray):
+        """The Hessian of the objective in the free log-parameters, as a function of them:
+        the analytic one's submatrix when there is one, else :func:`hess_from_grad` of
+        `full` (the objective restricted to them)."""
+        if self.nll_hess is None:
+            return lambda phi: hess_from_grad(full, phi)
+        return lambda phi: np.asarray(self.nll_hess(embed(phi)), dtype=float)[np.ix_(free, free)]
 
     def run(
         self, limits: tuple[Limit, ...], pins: dict[int, float], fired: tuple[Limit, ...],
@@ -583,6 +599,7 @@ class _Search:
         pinned = {self.names[j] for j in pins}
         left = [lim for lim in limits if lim not in fired and not pinned & set(lim.pin)]
         full, embed, free = _restricted(self.nll_grad, k, pins)
+        hessian = self._hessian(full, embed, free)
         watch = _RidgeWatch(left, self.names, embed)
 
         def deeper(new: list[Limit], at: np.ndarray) -> _Found:
@@ -599,12 +616,12 @@ class _Search:
             return _Found(np.zeros(0), value, True, np.zeros((0, 0)), "limits", fired, embed, free)
         if self.coarse is not None:
             part = _restricted(self.coarse, k, pins)[0]
-            got = newton_from_coarse(full, part, start[free], watch=watch)
+            got = newton_from_coarse(full, part, start[free], watch=watch, full_hess=hessian)
             if watch.fired:
                 return deeper(watch.fired, watch.theta)
             if got is not None:
                 theta, value = got
-                found = _Found(theta, float(value), True, lambda: hess_from_grad(full, theta),
+                found = _Found(theta, float(value), True, lambda: hessian(theta),
                                "coarse+newton", fired, embed, free)  # fmt: skip
                 return self._near(found, limits, left, deeper)
             # step 2: the Newton steps did not converge: the remaining limits tried together
@@ -620,7 +637,7 @@ class _Search:
                 if not wrong:
                     return trial
                 trying = [lim for lim in trying if lim not in wrong]
-        found = self._lbfgsb(full, start[free], watch, fired, embed, free)
+        found = self._lbfgsb(full, start[free], watch, fired, embed, free, hessian)
         if watch.fired:
             return deeper(watch.fired, watch.theta)
         return self._near(found, limits, left, deeper)
@@ -651,7 +668,9 @@ class _Search:
         slope = sum(c * float(grad[self.names.index(p)]) for p, c in limit.signal.items())
         return bool(np.isfinite(value) and slope <= RIDGE_TOL * abs(float(value)))
 
-    def _lbfgsb(self, full, x0: np.ndarray, watch, fired, embed, free) -> _Found | None:
+    def _lbfgsb(
+        self, full, x0: np.ndarray, watch, fired, embed, free, hessian=None
+    ) -> _Found | None:
         """L-BFGS-B on all the rows, restarted once, then `newton_steps` Newton steps (None
         when `watch` stopped it)."""
         bounds = [(-15, 15)] * len(x0)
@@ -676,7 +695,7 @@ class _Search:
         grad = np.asarray(full(res.x)[1], dtype=float)
         flat = bool(np.all(np.abs(grad) <= 1e-7 * max(1.0, abs(float(res.fun)))))
         converged = bool(res.success or res2.success or flat)
-        hess = hess_from_grad(full, res.x)
+        hess = hessian(res.x) if hessian is not None else hess_from_grad(full, res.x)
         x, fun = np.asarray(res.x, dtype=float), float(res.fun)
         # at a limit the free parameters are few and L-BFGS-B's line search stops short of
         # their optimum by ~1e-7 (where the objective's change is below its rounding): Newton
@@ -775,7 +794,7 @@ def coarse_rows(
 
 
 def newton_from_coarse(
-    nll_grad, coarse, x0: np.ndarray, max_steps: int = 30, watch=None
+    nll_grad, coarse, x0: np.ndarray, max_steps: int = 30, watch=None, full_hess=None
 ) -> tuple[np.ndarray, float] | None:
     """The optimum of `nll_grad` (value and exact gradient of the negative log-likelihood in the
     log-parameters, all the rows) from a start found on a subsample, in few evaluations of the
@@ -798,6 +817,9 @@ def newton_from_coarse(
     definite, no descent, more than `max_steps` steps): then the caller runs the optimizer on
     all the rows (:func:`fit_log_params`). The observed information is not computed here
     (:func:`fit_log_params` computes it when the covariance is first used).
+
+    `full_hess`: the full objective's Hessian as a function of theta (analytic), used in
+    step 2 instead of the central differences of its gradient.
 
     `watch`: a callback of the first stage's optimizer and of the Newton steps
     (:class:`_RidgeWatch`); when it stops them (a run towards a boundary of the parameter
@@ -846,7 +868,8 @@ def newton_from_coarse(
             except StopIteration:
                 return None
         if not full and size > 1e-6 and size > 0.5 * previous:  # slow: H is far off
-            hess, full = hess_from_grad(nll_grad, theta), True
+            hess = full_hess(theta) if full_hess is not None else hess_from_grad(nll_grad, theta)
+            full = True
         elif float(yk @ sk) > 1e-12 * np.linalg.norm(yk) * np.linalg.norm(sk):
             hs = hess @ sk  # BFGS: H + y y'/(y's) - H s s' H/(s' H s)
             hess = hess + np.outer(yk, yk) / float(yk @ sk) - np.outer(hs, hs) / float(sk @ hs)

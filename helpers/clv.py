@@ -30,8 +30,10 @@ functions take a BG/NBD, MBG/NBD or Pareto/NBD fit (:data:`PURCHASE_MODELS`); th
 (:class:`~helpers.btyd.ModelFit`, the optimizer, the parametric bootstrap, information criteria
 and likelihood-ratio tests) live in :mod:`helpers.btyd`.
 
-Standard errors: Wald, from the observed information (the numerical Hessian of the negative
-log-likelihood at the optimum, ``statsmodels.tools.numdiff.approx_hess3``) on the log scale;
+Standard errors: Wald, from the observed information (the Hessian of the negative
+log-likelihood at the optimum: analytic for the BG/NBD and MBG/NBD with and without covariates,
+:func:`_bgnbd_hessian_rows`; central differences of the analytic gradient for the others; and
+``statsmodels.tools.numdiff.approx_hess3`` on the numerical-gradient path) on the log scale;
 confidence intervals are exp(log estimate +- z se), so they stay positive.
 """
 
@@ -224,6 +226,131 @@ class _BGNBDData:
         grad = np.array([d_r * r, d_alpha * alpha, d_a * a, d_b * b])
         return -ll, -grad
 
+    def nll_hess(self, theta: np.ndarray, mbg: bool) -> np.ndarray:
+        """The Hessian of :meth:`nll_and_grad`'s objective in theta = log(r, alpha, a, b),
+        analytic (:func:`_bgnbd_hessian_rows` summed over the rows): one pass over the rows,
+        where the central differences of the gradient take eight."""
+        r, alpha, a, b = np.exp(theta)
+        parts = _bgnbd_hessian_rows(
+            r, b, np.log(alpha), np.full(len(self.ux), a), self.ux, self.inv,
+            self.x, self.tx, self.T, self.w, 1 if mbg else 0,
+        )  # fmt: skip
+        return -_hessian_4x4({k: float(v.sum()) for k, v in parts.items()})
+
+
+def _bgnbd_hessian_rows(
+    r: float,
+    b: float,
+    log_alpha: np.ndarray | float,
+    a_g: np.ndarray,
+    x_g: np.ndarray,
+    g: np.ndarray,
+    x: np.ndarray,
+    tx: np.ndarray,
+    T: np.ndarray,
+    w: np.ndarray,
+    s: int,
+) -> dict[str, np.ndarray]:
+    """The Hessian of each row's BG/NBD (`s` = 0) or MBG/NBD (`s` = 1) log-likelihood in its
+    own log-parameters u = (rho, lam, kap, bet) = (log r, log alpha_i, log a_i, log b), times
+    the row's count `w`: ten arrays keyed by the pairs of u (``"rr"``, ``"rl"``, ``"ll"``,
+    ``"kk"``, ``"kb"``, ``"bb"``, ``"rk"``, ``"rb"``, ``"lk"``, ``"lb"``). The Beta-function
+    terms depend on a row through (x, a) only: `a_g`, `x_g` per group, `g` each row's group.
+
+    With L = log A + log(e^t1 + e^t2) (:meth:`_BGNBDData.loglik`; BG/NBD: no second term
+    without a repeat purchase), v_j = e^(t_j - L) the terms' weights, g_j and H_j the gradient
+    and Hessian of t_j in u, the rule of the log-sum-exp gives
+
+        H = H_logA + v1 H_1 + v2 H_2 + v1 v2 (g_1 - g_2)(g_1 - g_2)',
+
+    and each t_j = B_j(a, b) - (r+x) log(alpha + s_j) (s_1 = T, s_2 = t_x) splits into a part in
+    (rho, lam) and one in (kap, bet): with q_j = alpha / (alpha + s_j),
+    d2 t_j / d rho2 = -r log(alpha + s_j), d2 t_j / d rho d lam = -r q_j,
+    d2 t_j / d lam2 = -(r+x) q_j (1 - q_j); d2 log A / d rho2 = r (psi(r+x) - psi(r) + lam)
+    + r^2 (psi'(r+x) - psi'(r)), d2 log A / d rho d lam = r; and for B_j on the log scale
+    d2 B / d kap2 = a B_a + a^2 B_aa, d2 B / d kap d bet = a b B_ab, d2 B / d bet2 = b B_b +
+    b^2 B_bb, with B_1 = log G(b+x+s) - log G(a+b+x+s) - log G(b) + log G(a+b) and B_2 =
+    log a + log G(b+x+s-1) - log G(a+b+x+s) - log G(b) + log G(a+b) (so g_1 - g_2 has -1 in
+    kap and b / (b+x+s-1) in bet). Held equal to the central differences of the analytic
+    gradient by ``tests/test_clv.py::test_the_bgnbd_hessian_is_the_derivative_of_its_gradient``."""
+    dg, tg = special.digamma, special.polygamma
+    ab, ab1 = dg(a_g + b), tg(1, a_g + b)
+    top, top1 = dg(a_g + b + x_g + s), tg(1, a_g + b + x_g + s)
+    b_term = dg(b + x_g + s) - dg(b)
+    b_term1 = tg(1, b + x_g + s) - tg(1, b)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        bm = np.maximum(b + x_g + s - 1, 1e-300)
+        b2_term, b2_term1 = dg(bm) - dg(b), tg(1, bm) - tg(1, b)
+        d_beta = b / bm  # (g_1 - g_2) in bet
+    # per group: d2 B_j in (kap, bet)
+    aa_ab = ab1 - top1  # B_aa of the first term, and B_ab of both
+    k1 = a_g * (ab - top) + a_g**2 * aa_ab
+    k2 = a_g * (1 / a_g + ab - top) + a_g**2 * (aa_ab - 1 / a_g**2)
+    c12 = a_g * b * aa_ab
+    d1 = b * (b_term - top + ab) + b**2 * (b_term1 - top1 + ab1)
+    d2 = b * (b2_term - top + ab) + b**2 * (b2_term1 - top1 + ab1)
+    if s == 0:  # the BG/NBD has no second term without a repeat purchase: nothing of it used
+        has2 = x_g > 0
+        k2, d2, d_beta = (np.where(has2, v, 0.0) for v in (k2, d2, d_beta))
+    alpha = np.exp(log_alpha)
+    rx = r + x
+    q1 = alpha / (alpha + T)
+    l1 = np.log(alpha + T)
+    second = (x > 0) if s == 0 else np.ones(len(x), dtype=bool)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        l2 = np.log(alpha + tx)
+        q2 = alpha / (alpha + tx)
+        t1 = _beta_ratio(a_g, b, x_g, s, 1)[g] - rx * l1
+        t2 = np.where(second, _beta_ratio(a_g, b, x_g, s, 2)[g] - rx * l2, -np.inf)
+        v2 = np.where(second, np.exp(t2 - np.logaddexp(t1, t2)), 0.0)
+    v1 = 1 - v2
+    vv = w * v1 * v2  # the cross term's weight (0 without a second term)
+    l2 = np.where(second, l2, 0.0)
+    q2 = np.where(second, q2, 0.0)
+    d_rho = -r * (l1 - l2)
+    d_lam = -rx * (q1 - q2)
+    d_bet = d_beta[g]
+    wv1, wv2 = w * v1, w * v2
+    out = {
+        "rr": w * (r * (dg(rx) - dg(r) + log_alpha) + r**2 * (tg(1, rx) - tg(1, r)))
+        - r * (wv1 * l1 + wv2 * l2)
+        + vv * d_rho**2,
+        "rl": w * r - r * (wv1 * q1 + wv2 * q2) + vv * d_rho * d_lam,
+        "ll": -rx * (wv1 * q1 * (1 - q1) + wv2 * q2 * (1 - q2)) + vv * d_lam**2,
+        "kk": wv1 * k1[g] + wv2 * k2[g] + vv,
+        "kb": (wv1 + wv2) * c12[g] - vv * d_bet,
+        "bb": wv1 * d1[g] + wv2 * d2[g] + vv * d_bet**2,
+        "rk": -vv * d_rho,
+        "rb": vv * d_rho * d_bet,
+        "lk": -vv * d_lam,
+        "lb": vv * d_lam * d_bet,
+    }
+    return out
+
+
+def _beta_ratio(a: np.ndarray, b: float, x: np.ndarray, s: int, term: int) -> np.ndarray:
+    """log B(a, b+x+s) / B(a, b) (`term` 1) or log B(a+1, b+x+s-1) / B(a, b) (`term` 2): the
+    BG/NBD's (`s` 0) and MBG/NBD's (`s` 1) Beta-function ratios (FHL 2005 eq. 6)."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        if term == 1:
+            return special.betaln(a, b + x + s) - special.betaln(a, b)
+        return special.betaln(a + 1, np.maximum(b + x + s - 1, 1e-300)) - special.betaln(a, b)
+
+
+#: The order of u = (log r, log alpha_i, log a_i, log b) in :func:`_bgnbd_hessian_rows`'s keys.
+_U = "rlkb"
+
+
+def _hessian_4x4(parts: dict[str, np.ndarray | float]) -> np.ndarray:
+    """The symmetric 4 x 4 (or P x 4 x 4, for arrays of P) matrices from the ten entries."""
+    first = np.asarray(next(iter(parts.values())))
+    out = np.zeros((*first.shape, 4, 4))
+    for key, value in parts.items():
+        i, j = _U.index(key[0]), _U.index(key[1])
+        out[..., i, j] = value
+        out[..., j, i] = value
+    return out
+
 
 def _covariate_patterns(Z: np.ndarray, W: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The distinct rows of the covariates [Z W] (customers x k), sorted lexicographically as
@@ -384,6 +511,30 @@ class _BGNBDCovData:
         )
         return -ll, -grad
 
+    def nll_hess(self, theta: np.ndarray) -> np.ndarray:
+        """The Hessian of :meth:`nll_and_grad`'s objective in theta = (log r, log alpha, log a,
+        log b, gamma, delta), analytic: each row's Hessian in its own (log r, log alpha_i,
+        log a_i, log b) (:func:`_bgnbd_hessian_rows`), summed per covariate pattern g into H_g,
+        and chained through the log links, which are linear in theta: log alpha_g = log alpha -
+        gamma' z_g and log a_g = log a + delta' w_g, so with J_g = d(u_g) / d theta,
+        H = sum_g J_g' H_g J_g. One pass over the rows, where the central differences of the
+        gradient take 2 (4 + k) (Fader & Hardie 2007's likelihood; held equal to those
+        differences by ``tests/test_clv.py``)."""
+        p = self._terms(theta)
+        n_pat = len(self.zpat)
+        parts = _bgnbd_hessian_rows(
+            p["r"], p["b"], p["la_pat"][self.zinv], p["a_pair"], self.pair_x, self.pinv,
+            self.x, self.tx, self.T, self.w, 0,
+        )  # fmt: skip
+        per = {k: np.bincount(self.zinv, weights=v, minlength=n_pat) for k, v in parts.items()}
+        hp = _hessian_4x4(per)  # P x 4 x 4
+        k = len(theta)
+        jac = np.zeros((n_pat, 4, k))
+        jac[:, 0, 0] = jac[:, 1, 1] = jac[:, 2, 2] = jac[:, 3, 3] = 1.0
+        jac[:, 1, 4 : 4 + self.kz] = -self.zpat
+        jac[:, 2, 4 + self.kz :] = self.wpat
+        return -np.einsum("gak,gab,gbl->kl", jac, hp, jac)
+
 
 def bgnbd_loglik(summary: pd.DataFrame, r: float, alpha: float, a: float, b: float) -> pd.Series:
     """Per-customer BG/NBD log-likelihood at fixed parameters (see :class:`_BGNBDData.loglik`),
@@ -495,7 +646,7 @@ def _fit_purchases(
     fit = btyd.fit_log_params(
         nll, x0, ["r", "alpha", "a", "b"], model, int(round(n)), unit, nll_grad,
         n >= ANALYTIC_MIN_N, coarse=_coarse(_BGNBDData, (x, tx, T), w, model == "MBG/NBD"),
-        limits=BGNBD_LIMITS,
+        limits=BGNBD_LIMITS, nll_hess=lambda theta: data.nll_hess(theta, model == "MBG/NBD"),
     )  # fmt: skip
     fit.extra.update(
         patterns=patterns,
@@ -605,6 +756,7 @@ def fit_bgnbd_covariates(
     fit = btyd.fit_log_params(
         lambda th: nll_grad(th)[0], x0, ["r", "alpha", "a", "b", *zn, *wn], "BG/NBD+covariates",
         len(x), unit, nll_grad, coarse=_coarse(_BGNBDCovData, cols, w, groups=cf),
+        nll_hess=data.nll_hess,
     )  # fmt: skip
     if fit.extra["optimizer"] == "L-BFGS-B":  # Newton steps found the other path's optimum
         fit = _newton_step(fit, nll_grad)
