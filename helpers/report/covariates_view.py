@@ -253,16 +253,16 @@ def use(
     if fit is None or not model.used:
         return fit
     X = model.design
+    year = 365.25 / segments.unit_days(seg.attrs["time_unit"])
 
     def value(f: btyd.ModelFit, s: pd.DataFrame) -> pd.DataFrame:
-        return clv.predictive_clv(f, fit.spend, s, econ, cost_per_order=fit.cost_per_order)
+        table = clv.predictive_clv(f, fit.spend, s, econ, cost_per_order=fit.cost_per_order)
+        table["p_purchase_12m"] = clv.p_purchase_within(f, s, year).to_numpy()
+        return table
 
-    table = clv.predict_with_covariates(value, model.fit, seg, X, X)
-    year = 365.25 / segments.unit_days(seg.attrs["time_unit"])
-    table["p_purchase_12m"] = clv.predict_with_covariates(
-        lambda f, s: clv.p_purchase_within(f, s, year), model.fit, seg, X, X
-    ).to_numpy()
-    return replace(fit, table=table)
+    # the columns the predictions read, reordered by pattern once (not the whole summary)
+    summary = seg[[c for c in ("frequency", "recency", "T", "monetary_value") if c in seg]]
+    return replace(fit, table=clv.predict_with_covariates(value, model.fit, summary, X, X))
 
 
 def clv_interval(
@@ -354,20 +354,29 @@ def clv_interval(
     cov[len(names) :, len(names) :] = gg.cov_log
     se = np.sqrt(np.clip(np.einsum("gi,ij,gj->g", rel, cov, rel), 0, None))
     index = labels.append(pd.Index(["total"]))
-    full_groups = (
-        seg.loc[fit.table.index, by].astype(str).to_numpy()
-        if by is not None and by in seg
-        else np.full(len(fit.table), "total")
-    )
-    full = pd.Series(
-        per_group(fit.table["clv"].to_numpy(), labels.get_indexer(full_groups)), index=index
-    )
+    if by is not None and by in seg:
+        col = seg[by] if fit.table.index.equals(seg.index) else seg.loc[fit.table.index, by]
+        full_codes = _label_codes(col, labels)
+    else:
+        full_codes = labels.get_indexer(np.full(len(fit.table), "total"))
+    full = pd.Series(per_group(fit.table["clv"].to_numpy(), full_codes), index=index)
     out = pd.DataFrame(
         {"clv": full, "ci_low": full * np.exp(-zq * se), "ci_high": full * np.exp(zq * se),
          "se_log": se},
         index=index,
     )  # fmt: skip
     return out
+
+
+def _label_codes(col: pd.Series, labels: pd.Index) -> np.ndarray:
+    """Each value's position in `labels` (text; -1 where absent), as
+    ``labels.get_indexer(col.astype(str))``: for a categorical column through its categories
+    (a missing value as the text "nan"), without turning every row into a Python string."""
+    if not isinstance(col.dtype, pd.CategoricalDtype):
+        return labels.get_indexer(col.astype(str).to_numpy())
+    pos = np.append(labels.get_indexer(col.cat.categories.astype(str)), labels.get_indexer(["nan"]))
+    codes = col.cat.codes.to_numpy().astype(np.int64)
+    return pos[np.where(codes >= 0, codes, len(pos) - 1)]
 
 
 def _r(v: Any, digits: int = 4) -> Any:

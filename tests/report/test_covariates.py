@@ -298,3 +298,20 @@ def test_the_comparison_and_the_holdout_check_share_one_split_and_refit(fitted):
     mbg = replace(fit, model="MBG/NBD")
     assert analysis.holdout_refit(mbg, orders, seg)[1].model == "MBG/NBD"
     analysis._HOLDOUT.clear()
+
+
+def test_label_codes_equal_the_text_lookup_for_categorical_and_text_columns():
+    """clv_interval's group codes of the full customer table (covariates_view._label_codes) are
+    labels.get_indexer(col.astype(str)): through the categories for a categorical column (a
+    missing value as "nan", a category not among the labels -1) and for text as it is."""
+    labels = pd.Index(["a", "b", "nan"])
+    for col in (
+        pd.Series(pd.Categorical(["a", "b", None, "c", "a"], categories=["c", "a", "b"])),
+        pd.Series(pd.Categorical(["b", "a"])),
+        pd.Series(["a", "x", "b"]),
+    ):
+        want = labels.get_indexer(col.astype(str).to_numpy())
+        np.testing.assert_array_equal(cv._label_codes(col, labels), want)
+    no_nan = pd.Index(["a"])
+    col = pd.Series(pd.Categorical(["a", None]))
+    np.testing.assert_array_equal(cv._label_codes(col, no_nan), [0, -1])
