@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
 import seaborn as sns
 from matplotlib.axes import Axes
 from matplotlib.ticker import PercentFormatter
@@ -27,6 +29,22 @@ def percent_axis(ax: Axes, axis: str = "y", xmax: float = 1.0, decimals: int = 0
     return ax
 
 
+def step_on_grid(curve: pd.DataFrame, points: int = 2000) -> pd.DataFrame:
+    """A step function for plotting (``ax.step(..., where="post")``): `curve` (its index the
+    ascending x at which it jumps, each row the value from there on) read at `points` evenly
+    spaced x from its first x to its last, when it has more rows than that. The value at a grid
+    point is the function's there, so the drawn steps move by at most one grid interval (1/2000
+    of the axis: below a pixel) while the drawing costs `points` segments, not one per jump (a
+    Kaplan-Meier curve of 8.4 million customers' times of day has millions of jumps, and
+    matplotlib took 11 s to draw them). Shorter curves are returned as they are."""
+    if len(curve) <= points:
+        return curve
+    x = curve.index.to_numpy(dtype=float)
+    grid = np.linspace(x[0], x[-1], points)
+    rows = np.searchsorted(x, grid, side="right") - 1
+    return curve.iloc[rows].set_axis(pd.Index(grid, name=curve.index.name))
+
+
 def new_axes(
     title: str = "", xlabel: str = "", ylabel: str = "", figsize: tuple[float, float] | None = None
 ) -> Axes:
@@ -34,9 +52,6 @@ def new_axes(
     _, ax = plt.subplots(figsize=figsize or FIGSIZE)
     ax.set(title=title, xlabel=xlabel, ylabel=ylabel)
     return ax
-
-
-import pandas as pd  # noqa: E402  (used by the cohort helpers below)
 
 
 def cohort_heatmap(

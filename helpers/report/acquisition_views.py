@@ -580,7 +580,7 @@ def show_second_order(
     )
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 3.8))
     cur = km["curve"]
-    cur = cur[cur.index <= max(km["horizon"], 1)]
+    cur = plots.step_on_grid(cur[cur.index <= max(km["horizon"], 1)])
     ax1.step(cur.index, cur["share"], where="post", color="C0")
     ax1.fill_between(cur.index, cur["ci_low"], cur["ci_high"], step="post", alpha=0.2, color="C0")
     if km["most_days"] is not None:

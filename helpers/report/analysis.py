@@ -248,10 +248,9 @@ def _export_columns(
     columns = [(first.index.name or "", first.index.to_series()), *first.items()]
     for other in others:  # a left join on the first frame's index, column by column
         other = other.to_frame() if isinstance(other, pd.Series) else other
-        same = other.index.equals(first.index)
-        columns += [
-            (name, col if same else col.reindex(first.index)) for name, col in other.items()
-        ]
+        if not other.index.equals(first.index):  # one look-up of the ids for all its columns
+            other = other.reindex(first.index)
+        columns += list(other.items())
     names = [str(name) for name, _ in columns]
     if len(set(names[1:])) < len(names) - 1:
         raise ValueError(f"columns overlap: {sorted({n for n in names[1:] if names.count(n) > 1})}")
