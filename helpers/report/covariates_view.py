@@ -17,9 +17,7 @@ column and the count).
 
 from __future__ import annotations
 
-import contextlib
 import math
-from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -164,7 +162,7 @@ def compare(
     orders: Any,
     seg: pd.DataFrame,
     fit: analysis.ClvFit | None,
-    attrs: pd.DataFrame | Callable[[], pd.DataFrame | None] | None,
+    attrs: pd.DataFrame | None,
     rule: Rule = RULE,
 ) -> CovariateModel:
     """Fit the BG/NBD with the attributes `attrs` (:func:`design`) on both processes and apply
@@ -189,19 +187,9 @@ def compare(
     once for both); each covariate fit starts from a BG/NBD without covariates (the restricted
     model on all the data; the chosen model's refit on the calibration period when that is the
     BG/NBD), which changes its optimum by less than 1e-9
-    (:func:`helpers.clv.fit_bgnbd_covariates`).
-
-    `attrs` may be a function returning them (:func:`attributes` of the report's tables): it is
-    called after the holdout check's refit, which needs no attribute, so that the refit (Python)
-    runs while the engine finishes the first orders' attributes (on the 100M-row benchmark the
-    kernel waited about 30 s for them, behind the sections' prefetched queries). What it raises
-    (an id mapped as a channel) is raised as it is."""
+    (:func:`helpers.clv.fit_bgnbd_covariates`)."""
     if fit is None:
         return CovariateModel(False, "cov.no_clv", rule)
-    if callable(attrs):
-        with contextlib.suppress(ValueError, np.linalg.LinAlgError):  # raised again below
-            analysis.holdout_refit(fit, orders, seg)  # kept for the comparison and the check
-        attrs = attrs()
     X, levels = (
         design(attrs, seg.index, rule.min_group)
         if attrs is not None

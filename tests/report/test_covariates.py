@@ -315,32 +315,3 @@ def test_label_codes_equal_the_text_lookup_for_categorical_and_text_columns():
     no_nan = pd.Index(["a"])
     col = pd.Series(pd.Categorical(["a", None]))
     np.testing.assert_array_equal(cv._label_codes(col, no_nan), [0, -1])
-
-
-def test_attributes_given_as_a_function_are_read_after_the_holdout_refit(fitted):
-    """compare() with the attributes as a function: the holdout check's refit is made (and
-    kept) before the function is called, the outcome is the one with the table itself, and what
-    the function raises is raised as it is (not a failed comparison)."""
-    from helpers.report import analysis
-
-    orders, customers, seg, fit, model = fitted
-    analysis._HOLDOUT.clear()
-    seen = []
-
-    def read() -> pd.DataFrame:
-        seen.append("last" in analysis._HOLDOUT)
-        return customers
-
-    lazy = cv.compare(orders, seg, fit, read)
-    analysis._HOLDOUT.clear()
-    assert seen == [True]
-    assert (lazy.used, lazy.why, lazy.levels) == (model.used, model.why, model.levels)
-    pd.testing.assert_frame_equal(lazy.effects, model.effects)
-    assert lazy.holdout == model.holdout
-
-    def refused() -> pd.DataFrame:
-        raise DataValidationError(["column 'kanal' has 5,000 distinct values"])
-
-    with pytest.raises(DataValidationError, match="kanal"):
-        cv.compare(orders, seg, fit, refused)
-    analysis._HOLDOUT.clear()
