@@ -292,6 +292,8 @@ def _bgnbd_hessian_rows(
     if s == 0:  # the BG/NBD has no second term without a repeat purchase: nothing of it used
         has2 = x_g > 0
         k2, d2, d_beta = (np.where(has2, v, 0.0) for v in (k2, d2, d_beta))
+    # log A's digamma and trigamma of r + x, once per group (x is the group's), not per row
+    psi_rx, psi1_rx = dg(r + x_g) - dg(r), tg(1, r + x_g) - tg(1, r)
     alpha = np.exp(log_alpha)
     rx = r + x
     q1 = alpha / (alpha + T)
@@ -312,7 +314,7 @@ def _bgnbd_hessian_rows(
     d_bet = d_beta[g]
     wv1, wv2 = w * v1, w * v2
     out = {
-        "rr": w * (r * (dg(rx) - dg(r) + log_alpha) + r**2 * (tg(1, rx) - tg(1, r)))
+        "rr": w * (r * (psi_rx[g] + log_alpha) + r**2 * psi1_rx[g])
         - r * (wv1 * l1 + wv2 * l2)
         + vv * d_rho**2,
         "rl": w * r - r * (wv1 * q1 + wv2 * q2) + vv * d_rho * d_lam,
