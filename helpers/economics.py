@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from helpers import periods
+from helpers import money, periods
 
 __all__ = [
     "Economics",
@@ -43,6 +43,7 @@ __all__ = [
     "from_mapping",
     "order_margin",
     "net_margin_rate",
+    "OrderSums",
     "customer_value",
     "service_cost_per_order",
     "per_amount_paid",
@@ -153,25 +154,69 @@ def order_margin(orders: pd.DataFrame, econ: Economics = SAMPLE) -> pd.Series:
     return pd.Series(margin, index=orders.index, name="order_margin")
 
 
-def net_margin_rate(orders: pd.DataFrame, econ: Economics = SAMPLE) -> float:
+@dataclass(frozen=True)
+class OrderSums:
+    """What :func:`net_margin_rate`, :func:`service_cost_per_order` and :func:`per_amount_paid`
+    read of the orders: the counts of orders and of returned ones, and the amounts paid and
+    discounts summed over all orders, over the kept ones and over the returned ones (a missing
+    discount 0, a missing ``returned`` False), each sum exact at the column's money scale
+    (:func:`helpers.money.total`), so the same from pandas (:meth:`of`) and from an engine's
+    one aggregate (:func:`helpers.report.engine.order_sums`), whatever the order of the rows."""
+
+    orders: int
+    returned: int
+    amount: float
+    kept_amount: float
+    kept_discount: float
+    returned_amount: float
+    discount: float
+
+    @classmethod
+    def of(cls, orders: pd.DataFrame) -> OrderSums:
+        """The sums of an orders frame (``amount``; ``discount`` and ``returned`` optional)."""
+        amount = orders["amount"].to_numpy(float)
+        discount = _col(orders, "discount", 0.0)
+        kept = ~_col(orders, "returned", False)
+        sa = money.scale(amount)
+        sd = money.scale(discount) if "discount" in orders else 0
+        return cls(
+            orders=len(orders),
+            returned=int((~kept).sum()),
+            amount=money.total(amount, sa),
+            kept_amount=money.total(amount[kept], sa),
+            kept_discount=money.total(discount[kept], sd),
+            returned_amount=money.total(amount[~kept], sa),
+            discount=money.total(discount, sd),
+        )
+
+
+def _sums(orders: pd.DataFrame | OrderSums) -> OrderSums:
+    return orders if isinstance(orders, OrderSums) else OrderSums.of(orders)
+
+
+def net_margin_rate(orders: pd.DataFrame | OrderSums, econ: Economics = SAMPLE) -> float:
     """Share of the amount paid kept as order margin: sum(order margin) / sum(amount), over all
     orders (a returned order's amount counts, its margin is 0) - the rate that turns expected
-    spend per order into expected margin per order."""
-    total = float(orders["amount"].sum())
-    if total <= 0:
+    spend per order into expected margin per order. The order margin (:func:`order_margin`) is
+    linear in the amounts, so its sum is taken from the sums of the kept orders,
+    A_kept - (1 - g)(A_kept + D_kept), each exact (:class:`OrderSums`)."""
+    t = _sums(orders)
+    if t.amount <= 0:
         raise ValueError("no revenue: the net margin rate is undefined")
-    return float(order_margin(orders, econ).sum() / total)
+    g = econ.gross_margin_rate
+    return float((t.kept_amount - (1 - g) * (t.kept_amount + t.kept_discount)) / t.amount)
 
 
 def service_cost_per_order(
-    orders: pd.DataFrame, tickets: pd.DataFrame | None = None, econ: Economics = SAMPLE
+    orders: pd.DataFrame | OrderSums, tickets: pd.DataFrame | None = None, econ: Economics = SAMPLE
 ) -> float:
     """Average cost to serve one order: shipping + return handling x returns per order + cost
     per ticket x tickets per order."""
-    n = len(orders)
+    t = _sums(orders)
+    n = t.orders
     if n == 0:
         raise ValueError("no orders")
-    returns = float(_col(orders, "returned", False).sum())
+    returns = float(t.returned)
     n_tickets = 0 if tickets is None else len(tickets)
     return float(
         econ.shipping_per_order
@@ -181,7 +226,7 @@ def service_cost_per_order(
 
 
 def per_amount_paid(
-    orders: pd.DataFrame, tickets: pd.DataFrame | None = None, econ: Economics = SAMPLE
+    orders: pd.DataFrame | OrderSums, tickets: pd.DataFrame | None = None, econ: Economics = SAMPLE
 ) -> Economics:
     """`econ` as a file of amounts paid carries it: the two numbers a predictive CLV needs per
     order, so that every lifetime value (notebook 04 and the client report) uses one definition,
@@ -200,9 +245,10 @@ def per_amount_paid(
     and tables its mapping names (:func:`helpers.report.analysis.fold_economics`), so the
     sample mapping (``notebooks/08_sample_mapping.yaml``) carries :data:`SAMPLE` itself and the
     two value the sample company alike (tests/test_economics.py)."""
+    sums = _sums(orders)  # the orders' sums once: an engine's aggregate, or a frame's
     return econ.replace(
-        gross_margin_rate=net_margin_rate(orders, econ),
-        shipping_per_order=service_cost_per_order(orders, tickets, econ),
+        gross_margin_rate=net_margin_rate(sums, econ),
+        shipping_per_order=service_cost_per_order(sums, tickets, econ),
         cost_per_ticket=0.0,
         return_handling_cost=0.0,
     )

@@ -1236,7 +1236,8 @@ def fold_economics(
     so it lowers m; a ``returned`` column (true for a returned order) nets the returned orders'
     margin and charges their handling; a `tickets` table (``tables: tickets``, one row per
     support ticket) charges the tickets. Without them the list price is the amount paid, m = g
-    and c = shipping exactly. From an Ibis table only these columns are fetched.
+    and c = shipping exactly. From an Ibis table only the counts and sums come back
+    (:func:`helpers.report.engine.order_sums`, exact at the money scale, as in pandas).
 
     Returns the folded economics (``cost_per_ticket`` and ``return_handling_cost`` inside c) and
     ``orders``, ``returned_orders``, ``returned_amount``, ``discount_amount``, ``tickets``,
@@ -1244,28 +1245,23 @@ def fold_economics(
     ``ticket_cost_per_order`` and which of ``returns_mapped``, ``discounts_mapped`` and
     ``tickets_mapped`` the data gave."""
     bought = purchases(orders)
-    cols = [c for c in ("amount", "discount", "returned") if c in bought.columns]
-    if _engine(bought) is not None:
-        frame = bought.select(*cols).execute()
-    else:
-        frame = bought[cols]
-    returns, discounts = "returned" in cols, "discount" in cols
-    n = len(frame)
-    returned = (
-        frame["returned"].fillna(False).to_numpy(bool) if returns else np.zeros(n, dtype=bool)
-    )
+    returns, discounts = "returned" in bought.columns, "discount" in bought.columns
+    # the counts and exact sums the fold reads: the engine's one aggregate, or the frame's
+    eng = _engine(bought)
+    sums = eng.order_sums(bought) if eng is not None else economics.OrderSums.of(bought)
+    n = sums.orders
     n_tickets = None if tickets is None else len(tickets)
     folded = econ.replace(cost_per_ticket=0.0, return_handling_cost=0.0)
-    if n and float(frame["amount"].sum()) > 0:
-        folded = economics.per_amount_paid(frame, tickets, econ)
+    if n and sums.amount > 0:
+        folded = economics.per_amount_paid(sums, tickets, econ)
     if not (returns or discounts):  # list price = amount paid: m = g, not g up to rounding
         folded = folded.replace(gross_margin_rate=econ.gross_margin_rate)
-    ret_cost = econ.return_handling_cost * returned.sum() / n if n and returns else 0.0
+    ret_cost = econ.return_handling_cost * sums.returned / n if n and returns else 0.0
     tk_cost = econ.cost_per_ticket * (n_tickets or 0) / n if n else 0.0
     info = {
-        "orders": int(n), "returned_orders": int(returned.sum()),
-        "returned_amount": float(frame["amount"].to_numpy(float)[returned].sum()),
-        "discount_amount": float(frame["discount"].fillna(0).sum()) if discounts else 0.0,
+        "orders": int(n), "returned_orders": int(sums.returned),
+        "returned_amount": float(sums.returned_amount),
+        "discount_amount": float(sums.discount) if discounts else 0.0,
         "tickets": n_tickets, "margin_rate": float(folded.gross_margin_rate),
         "cost_per_order": float(folded.shipping_per_order), "shipping": float(econ.shipping_per_order),
         "return_cost_per_order": float(ret_cost), "ticket_cost_per_order": float(tk_cost),

@@ -66,6 +66,7 @@ __all__ = [
     "headline",
     "calibration_holdout",
     "customer_totals",
+    "order_sums",
     "period_code",
     "default_as_of",
     "customer_summary",
@@ -788,6 +789,52 @@ def calibration_holdout(
         holdout_end=str(pd.Timestamp(holdout_end).date()),
     )
     return cal
+
+
+def order_sums(orders: ir.Table | pd.DataFrame) -> economics.OrderSums:
+    """:class:`helpers.economics.OrderSums` of `orders` (the purchases the caller folds the
+    economics on) in one aggregate: the counts, and the amounts and discounts over all, kept and
+    returned orders, each an exact sum at its column's money scale (:func:`exact_sum`,
+    :func:`money_scale`), so equal to ``OrderSums.of`` the same rows in pandas; a missing
+    discount counts 0 and a missing ``returned`` False. Nothing per order comes back (at 100M
+    purchases the fold fetched three columns of every row: 12 s). On a DataFrame,
+    ``OrderSums.of``."""
+    if isinstance(orders, pd.DataFrame):
+        return economics.OrderSums.of(orders)
+    t = as_table(_coded(orders)[0])  # a coded hand-over's table: no ids joined
+    amount = t.amount.cast("float64")
+    sa = money_scale(orders, "amount")
+    aggs = {"n": t.count(), "amount": exact_sum(amount, sa)}
+    has_disc, has_ret = "discount" in t.columns, "returned" in t.columns
+    disc = t.discount.cast("float64").fill_null(0.0) if has_disc else None
+    sd = money_scale(orders, "discount") if has_disc else None
+    if has_disc:
+        aggs["discount"] = exact_sum(disc, sd)
+    if has_ret:
+        back = t.returned.fill_null(False)
+        aggs.update(
+            returned=t.count(where=back),
+            kept_amount=exact_sum(amount, sa, where=~back),
+            returned_amount=exact_sum(amount, sa, where=back),
+        )
+        if has_disc:
+            aggs["kept_discount"] = exact_sum(disc, sd, where=~back)
+    row = t.aggregate(**aggs).to_pandas().iloc[0]
+
+    def get(key: str, default: float = 0.0) -> float:
+        value = row[key] if key in row.index else default
+        return float(value) if pd.notna(value) else 0.0  # an empty sum: 0
+
+    total, discount = get("amount"), get("discount")
+    return economics.OrderSums(
+        orders=int(row["n"]),
+        returned=int(get("returned")),
+        amount=total,
+        kept_amount=get("kept_amount", total),
+        kept_discount=get("kept_discount", discount),
+        returned_amount=get("returned_amount"),
+        discount=discount,
+    )
 
 
 @_kept_per_table

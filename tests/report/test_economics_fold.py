@@ -116,3 +116,36 @@ def test_cohort_support_by_hand():
     assert (s["thin_from"], s["cohorts_at_thin"], s["min_cohorts"]) == (3, 1, 2)
     assert analysis.cohort_support(counts, min_cohorts=1)["thin_from"] is None
     assert analysis.cohort_support(counts, min_cohorts=4)["thin_from"] == 1
+
+
+@pytest.mark.parametrize("columns", [("discount", "returned"), ("discount",), ("returned",), ()])
+def test_the_engines_order_sums_equal_the_frames_exactly(columns):
+    """engine.order_sums (one aggregate, exact sums at the money scale) equals
+    economics.OrderSums.of the same rows in pandas to the last bit, with missing discounts and
+    missing returned flags, on DuckDB, whatever the order of the rows; and the fold from the sums
+    equals the per-order formula: m = sum(order_margin) / sum(amount) (order_margin, the
+    per-order definition) to 1e-12."""
+    from helpers.report import engine
+
+    rng = np.random.default_rng(7)
+    n = 5000
+    frame = pd.DataFrame({"amount": np.round(rng.gamma(2.0, 40.0, n), 2)})
+    if "discount" in columns:
+        disc = np.round(rng.choice([0.0, 5.0, 12.5], n), 2)
+        frame["discount"] = pd.Series(disc).mask(rng.random(n) < 0.1)  # some missing
+    if "returned" in columns:
+        frame["returned"] = pd.Series(rng.random(n) < 0.08, dtype="boolean").mask(
+            rng.random(n) < 0.05
+        )
+    want = economics.OrderSums.of(frame)
+    for rows in (np.arange(n), rng.permutation(n)):
+        con = engine.connect()
+        got = engine.order_sums(con.create_table("o", frame.iloc[rows].reset_index(drop=True)))
+        assert got == want
+        con.disconnect()
+    econ = economics.from_mapping(ECON)
+    by_order = float(economics.order_margin(frame, econ).sum() / frame["amount"].sum())
+    assert economics.net_margin_rate(want, econ) == pytest.approx(by_order, rel=1e-12)
+    assert want.returned == (
+        int(frame["returned"].fillna(False).sum()) if "returned" in columns else 0
+    )
