@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import concurrent.futures
 import contextlib
+import functools
 import html
 import json
 import math
@@ -256,6 +257,25 @@ def _close_thread_loop() -> None:
     asyncio.set_event_loop(None)
 
 
+@functools.cache
+def quiet_kernel_manager() -> type:
+    """jupyter_client's ``AsyncKernelManager`` that, when it shuts a kernel down, kills it without
+    interrupting it first. jupyter_client sends SIGINT before the kill, and the kernel, idle after
+    its notebook, logged ``[IPKernelApp] ERROR | KeyboardInterrupt caught in kernel.``: two to
+    four such lines in every ``make report``, which a student reads as a failure. Used for every
+    kernel the runs start (papermill's ``kernel_manager_class``, :func:`started_kernel`,
+    :func:`execute_in_place`)."""
+    from jupyter_client.manager import AsyncKernelManager
+
+    class QuietShutdown(AsyncKernelManager):  # type: ignore[misc]
+        async def _async_interrupt_kernel(self) -> None:
+            if self.shutting_down:  # being killed: nothing to interrupt
+                return
+            await super()._async_interrupt_kernel()
+
+    return QuietShutdown
+
+
 @contextlib.contextmanager
 def started_kernel(
     metrics_path: Path, env: Mapping[str, str] | None = None, preload: str = ""
@@ -268,12 +288,11 @@ def started_kernel(
     execution count), so the executed notebook is the same as from a cold kernel; a module it
     imported is imported again by the notebook's own cell at no cost. Shut down on exit, also
     when the caller fails before the notebook runs."""
-    from jupyter_client.manager import AsyncKernelManager
     from jupyter_core.utils import run_sync
 
     clients: list[Any] = []
 
-    class Manager(AsyncKernelManager):  # type: ignore[misc]
+    class Manager(quiet_kernel_manager()):  # type: ignore[misc]
         """A kernel manager that remembers the clients it makes (papermill's among them), whose
         channels are stopped on exit: papermill does not stop them for a kernel it did not
         start, and each would keep its sockets and heartbeat thread (a process making many
@@ -333,7 +352,7 @@ def execute(
         kernel.ready()
         metrics_path, env, manager = kernel.metrics_path, {}, {"km": kernel.km}
     else:
-        manager = {}
+        manager = {"kernel_manager_class": quiet_kernel_manager()}
     variables = {METRICS_ENV: str(metrics_path), **(env or {})}
     saved = {k: os.environ.get(k) for k in variables}
     os.environ.update(variables)
@@ -504,6 +523,7 @@ def execute_in_place(only: Sequence[str] | None = None) -> list[Path]:
             record_timing=False,
             extra_arguments=KERNEL_ARGS,
             resources={"metadata": {"path": str(paths.NOTEBOOKS)}},
+            kernel_manager_class=quiet_kernel_manager(),
         ).execute()
         nb.metadata.pop("widgets", None)
         nbformat.write(nb, nb_path)

@@ -478,3 +478,29 @@ def test_the_kernel_has_one_blas_thread_unless_the_caller_sets_them():
 
     assert build.blas_threads({}) == dict.fromkeys(build.BLAS_THREADS, "1")
     assert build.blas_threads({"OPENBLAS_NUM_THREADS": "4"})["OPENBLAS_NUM_THREADS"] == "4"
+
+
+def test_kernels_are_shut_down_without_an_interrupt(monkeypatch):
+    """run.quiet_kernel_manager kills a kernel on shutdown without the SIGINT jupyter_client
+    sends first (the idle kernel logged "KeyboardInterrupt caught in kernel", an ERROR line in
+    every `make report`): a real kernel shut down through it is never interrupted and is gone;
+    the same shutdown through jupyter_client's own manager interrupts it."""
+    from jupyter_client.manager import AsyncKernelManager
+    from jupyter_core.utils import run_sync
+
+    from helpers import run
+
+    interrupted: list[str] = []
+    original = AsyncKernelManager._async_interrupt_kernel
+
+    async def recording(self) -> None:
+        interrupted.append(type(self).__name__)
+        await original(self)
+
+    monkeypatch.setattr(AsyncKernelManager, "_async_interrupt_kernel", recording)
+    for cls in (run.quiet_kernel_manager(), AsyncKernelManager):
+        km = cls(kernel_name="python3")
+        run_sync(km.start_kernel)(extra_arguments=run.KERNEL_ARGS)
+        run_sync(km.shutdown_kernel)(now=True)
+        assert not run_sync(km.is_alive)()
+    assert interrupted == ["AsyncKernelManager"]  # the plain manager's shutdown only
