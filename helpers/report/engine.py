@@ -352,13 +352,16 @@ def _encode(codes: CustomerCodes | None, ids: np.ndarray) -> np.ndarray:
 def period_code(ts: ir.TimestampValue, freq: str) -> ir.IntegerValue:
     """Integer period of each timestamp, equal to :func:`helpers.periods.period_codes` (the pandas
     ``Period`` ordinal): days since 1970-01-01 ("D"), Monday-to-Sunday weeks ("W": (days + 3) // 7
-    + 1, because 1970-01-01 was a Thursday), months ((year - 1970) * 12 + month - 1) or quarters."""
+    + 1, because 1970-01-01 was a Thursday), months ((year - 1970) * 12 + month - 1) or quarters.
+    The year and month are cast to 64-bit integers: PostgreSQL's ``EXTRACT`` gives ``numeric``,
+    whose arithmetic on every row made a month's code about a fifth of a 10M-row group-by
+    there (benchmarks/README.md); DuckDB's and Spark's are integers already."""
     if freq not in periods.FREQS:
         raise ValueError(f"freq must be one of {sorted(periods.FREQS)}, got {freq!r}")
     if freq in ("D", "W"):
         days = ts.date().delta(ibis.date(_EPOCH), unit="day")
         return days if freq == "D" else (days + 3) // 7 + 1
-    months = (ts.year() - 1970) * 12 + ts.month() - 1
+    months = (ts.year().cast("int64") - 1970) * 12 + ts.month().cast("int64") - 1
     return months if freq == "M" else months // 3
 
 
@@ -1487,6 +1490,27 @@ def section_table(orders: ir.Table | pd.DataFrame, columns: list[str] | None = N
     return _section(orders, columns)[0]
 
 
+def _side_table(t: ir.Table, frame: pd.DataFrame) -> ir.Table:
+    """`frame` (a few columns per customer or event, computed in pandas) as a table to join with
+    the engine's table `t`: :func:`ibis.memtable`, except on PostgreSQL, where it is a temporary
+    table of the session whose statistics are taken (``ANALYZE``) before the join. Ibis's own
+    temporary table for a memtable has none, and PostgreSQL then planned the 10M orders' join
+    with 633k sampled customers as a merge join of two sorts (20-25 s of the report's 10M-row
+    run there; benchmarks/README.md) where a hash join serves."""
+    import uuid
+
+    try:
+        backend = t._find_backend()
+    except Exception:  # noqa: BLE001 (no single backend: Ibis decides, as before)
+        backend = None
+    if getattr(backend, "name", None) != "postgres":
+        return ibis.memtable(frame)
+    name = f"retention_lab_side_{uuid.uuid4().hex}"
+    side = backend.create_table(name, frame.reset_index(drop=True), temp=True)
+    backend.raw_sql(f'ANALYZE "{name}"').close()
+    return side
+
+
 def _section(
     orders: ir.Table | pd.DataFrame, columns: list[str] | None = None
 ) -> tuple[ir.Table, CustomerCodes | None]:
@@ -1734,7 +1758,7 @@ def _monthly_margins(
     t, codes = _section(orders, ["customer_id", "order_date", "amount"])
     s = starts.reset_index(drop=True).assign(_i=np.arange(len(starts), dtype=np.int32))
     s["customer_id"] = _encode(codes, s["customer_id"].to_numpy(object))
-    j = t.join(ibis.memtable(s), "customer_id")
+    j = t.join(_side_table(t, s), "customer_id")
     j = j.mutate(age=period_code(j.order_date, "M") - j.first_month)
     j = j.filter((j.age >= 0) & (j.age <= top) & (j.first_month + j.age <= last))
     # the cells come back as they are (three narrow columns, Arrow) and are spread over the
@@ -1877,7 +1901,7 @@ def orders_after(
         if "discount" in t.columns:
             t = t.mutate(_dk=t.discount.cast("float64").fill_null(0.0) * kept)
             sums["_dk"] = ("_dk", money_scale(orders, "discount"))
-    small = ibis.memtable(e)
+    small = _side_table(t, e)
     m = small.join(t, "customer_id")
     od = m.order_date
     after = (od >= m._t) if closed in ("left", "both") else (od > m._t)
@@ -1926,7 +1950,7 @@ def history_features(
     e = _events(exposures, at, codes)
     if as_of is not None:
         t = _up_to(t, as_of, "order_date")
-    m = ibis.memtable(e).join(t, "customer_id")
+    m = _side_table(t, e).join(t, "customer_id")
     m = m.filter(m.order_date < m._t)
     disc = (
         _flag((m.discount.cast("float64") > 0).fill_null(False), "float64")
@@ -1987,7 +2011,7 @@ def orders_of(
     if as_of is not None:
         t = _up_to(t, as_of, "order_date")
     given = pd.Index(customers).astype(str).to_numpy(object)
-    ids = ibis.memtable(pd.DataFrame({"customer_id": _encode(codes, given)}))
+    ids = _side_table(t, pd.DataFrame({"customer_id": _encode(codes, given)}))
     mine = t.semi_join(ids, "customer_id").order_by(["customer_id", "order_date"]).to_pandas()
     if codes is not None:
         mine["customer_id"] = _decode(codes, mine["customer_id"])

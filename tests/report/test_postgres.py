@@ -231,3 +231,67 @@ def test_a_bad_value_inside_the_table_is_refused(server, small, tmp_path, capsys
     dup = bad.loc[5, "order_id"]
     assert f"{source}, column 'order_id': 2 rows are duplicated (1 distinct ids appear more " \
            f"than once) (e.g. '{dup}')" in err  # fmt: skip
+
+
+def test_side_tables_in_postgres_have_statistics_and_join_as_a_memtable(server, small):
+    """A frame joined to the orders in PostgreSQL (engine._side_table) is a temporary table whose
+    statistics are taken (its rows known to the planner, unlike Ibis's memtable), and the join
+    gives what the memtable's gives; on DuckDB the frame stays a memtable."""
+    import ibis
+
+    from helpers.report import engine
+
+    raw, _, _ = small
+    url = load_text_table(server, "side_orders", raw[["customer_id", "order_date"]])
+    con, t, *_ = sources.open_table(url, ["customer_id", "order_date"])
+    try:
+        ids = raw["customer_id"].drop_duplicates().iloc[::3].reset_index(drop=True)
+        frame = pd.DataFrame({"customer_id": ids, "_i": range(len(ids))})
+        side = engine._side_table(t, frame)
+        name = side.op().name
+        assert name.startswith("retention_lab_side_")
+        with server.connect() as pg:
+            tuples = pg.execute(
+                "SELECT reltuples FROM pg_class WHERE relname = %s", [name]
+            ).fetchall()
+        assert tuples == [(len(ids),)]  # ANALYZE ran: -1 before it
+
+        def per_customer(other):
+            j = t.join(other, "customer_id")
+            n = j.group_by("_i").agg(n=j.count()).to_pandas()
+            return n.sort_values("_i").reset_index(drop=True)
+
+        got = per_customer(side)
+        pd.testing.assert_frame_equal(got, per_customer(ibis.memtable(frame)))
+        assert got["n"].sum() == raw["customer_id"].isin(ids).sum()
+    finally:
+        con.disconnect()
+    duck = ibis.duckdb.connect()
+    local = duck.create_table("o", raw[["customer_id"]])
+    assert isinstance(engine._side_table(local, frame).op(), ibis.expr.operations.InMemoryTable)
+
+
+def test_month_codes_in_postgres_are_integers_equal_to_pandas(server):
+    """engine.period_code in PostgreSQL (EXTRACT gives numeric there: the code casts the year and
+    month to integers) equals helpers.periods.period_codes, before 1970 too."""
+    import ibis
+
+    from helpers import periods
+    from helpers.report import engine
+
+    dates = pd.Series(["1969-12-31 23:59:00", "1970-01-01 00:00:00", "2024-02-29 12:00:00",
+                       "2025-12-31 23:59:59", "1900-03-01 00:00:00"])  # fmt: skip
+    url = load_typed_table(server, "month_codes", pd.DataFrame({"order_date": dates}),
+                           {"order_date": "timestamp"})  # fmt: skip
+    con, t, *_ = sources.open_table(url, ["order_date"])
+    try:
+        for freq in ("M", "Q"):
+            code = engine.period_code(t.order_date, freq)
+            assert code.type().is_integer()
+            sql = ibis.to_sql(t.select(c=code), dialect="postgres")
+            assert "CAST(EXTRACT(year FROM" in sql and "CAST(EXTRACT(month FROM" in sql
+            got = t.select(d=t.order_date, c=code).order_by("d").to_pandas()
+            want = periods.period_codes(pd.to_datetime(got["d"]).to_numpy(), freq)
+            assert got["c"].tolist() == list(want), freq
+    finally:
+        con.disconnect()
