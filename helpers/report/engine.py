@@ -1153,8 +1153,9 @@ def mapping_rules(
                 example=str(example),
             )])  # fmt: skip
         t = t.filter(~missing)
-    zero = ibis.literal(0.0)
-    refund = zero
+    # typed: a bare 0.0 is PostgreSQL's numeric, converted on every row where it meets a double
+    zero = ibis.literal(0.0, type="float64")
+    refund = zero  # no status or refunded-amount rule: no refund beyond the negative rows
     kind = ibis.literal("")
     if mapping.status:
         scol = (
@@ -1201,7 +1202,7 @@ def mapping_rules(
     negative = t.amount < 0
     t = t.mutate(
         _kind=ibis.ifelse(negative & (t._kind == ""), "negative amount", t._kind),
-        _refunded=negative | (t._refund > 0),
+        _refunded=negative | (t._refund > 0) if refund is not zero else negative,
     )
     n = 0
     if count:
@@ -1237,7 +1238,9 @@ def mapping_rules(
     if n or not count:
         if mapping.refunds == "exclude":
             t = t.filter(~t._refunded)
-        elif mapping.refunds == "net":
+        elif mapping.refunds == "net" and refund is not zero:  # else nothing to subtract
+            # (an expression inlined in every query: in PostgreSQL, which inlines it wherever
+            # the amount is used, the money scale's scan took 8 s with it and 1.4 s without)
             t = t.mutate(amount=t.amount - ibis.ifelse(t.amount < 0, zero, t._refund))
     t = t.drop(*[c for c in ("_status", "_refund", "_kind", "_refunded") if c in t.columns])
     if mapping.rows == "order_lines":

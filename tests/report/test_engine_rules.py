@@ -88,3 +88,32 @@ def test_the_placeholder_pattern_finds_what_trimming_and_lower_casing_finds(plac
         "x.y": ["", "   ", None, "x.y", "brak klienta", " BRAK KLIENTA\r"],
     }[placeholders[0] if placeholders else ""]
     assert [i for i, f in zip(ids, got["fast"], strict=True) if f] == expected
+
+
+@pytest.mark.parametrize("policy", ["net", "exclude"])
+def test_without_a_refund_rule_the_amount_is_the_column_itself(policy):
+    """With neither a status nor a refunded-amount column, nothing is refunded beyond the negative
+    rows: the rules leave the amount as it is (no per-row CASE, which PostgreSQL inlined wherever
+    the amount is used: 8 s for the money scale's scan of 10M rows), with the same rows and
+    counts as with the no-op subtraction; with a status rule the refund is still subtracted."""
+    df = pd.DataFrame({
+        "customer_id": ["a", "a", "b", "c", "c"],
+        "order_date": pd.to_datetime(["2024-01-01", "2024-01-05", "2024-02-01", "2024-03-01",
+                                      "2024-03-02"]),
+        "amount": [10.0, -4.0, 7.5, 0.0, 3.25],
+        "status": ["paid", "paid", "cancelled", "paid", "paid"],
+    })  # fmt: skip
+    plain = mapping.ClientMapping(refunds=policy)
+    got, counts = engine.mapping_rules(ibis.memtable(df.drop(columns="status")), plain)
+    sql = ibis.to_sql(got, dialect="postgres")
+    assert "CASE" not in sql
+    assert counts["refund_rows"] == 1 and counts["refund_amount"] == -4.0
+    rows = got.to_pandas().sort_values(["customer_id", "order_date"])
+    want = df if policy == "net" else df[df["amount"] >= 0]
+    assert rows["amount"].tolist() == want["amount"].tolist()
+    status = dataclasses.replace(plain, status={"column": "status", "keep": ["paid"],
+                                                "cancelled": ["cancelled"]})  # fmt: skip
+    got, counts = engine.mapping_rules(ibis.memtable(df), status)
+    assert counts["refund_rows"] == 2
+    amounts = got.to_pandas().set_index("customer_id")["amount"]
+    assert ("b" not in amounts) if policy == "exclude" else amounts["b"] == 0.0
