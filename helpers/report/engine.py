@@ -406,16 +406,24 @@ def exact_sum(
     x: ir.NumericValue, scale: int | None, where: ir.BooleanValue | None = None, wide: bool = False
 ) -> ir.FloatingValue:
     """The sum of `x` (over the rows where `where`), exact and so independent of the order in
-    which the engine adds the rows: each value as DECIMAL(18, `scale`) (DECIMAL(38, `scale`) if
-    `wide`: a square of amounts), summed as a 128-bit decimal, then the float nearest to it, as
-    :func:`helpers.money.group_sum` gives it in pandas. Values
-    must be whole numbers of 10^-`scale` (:func:`money_scale`; a product of two such amounts at
-    twice the scale): the cast then rounds away only the float's representation error. `scale`
-    None: the plain float sum."""
+    which the engine adds the rows, then the float nearest to it, as
+    :func:`helpers.money.group_sum` gives it in pandas. Values must be whole numbers of
+    10^-`scale` (:func:`money_scale`; a product of two such amounts at twice the scale): each is
+    taken as the integer N = round(x 10^scale) (the rounding removes only the float's
+    representation error), the integers summed exactly (a 64-bit integer's sum is a 128-bit
+    integer in DuckDB, numeric in PostgreSQL), and the sum's float divided by 10^scale: IEEE
+    division of an exact float is correctly rounded, so this is the float nearest to the exact
+    sum, as the cast of a DECIMAL(18, `scale`) sum gives it — which PostgreSQL sums about twice as
+    slowly (numeric arithmetic: 7.8 against 3.8 s for 845k customers' sums of 10M rows;
+    benchmarks/README.md). `wide` (a square of amounts, beyond 64-bit integers): DECIMAL(38,
+    `scale`) values summed as a 128-bit decimal. `scale` None: the plain float sum."""
     x = x.cast("float64")
     if scale is None:
         return x.sum(where=where)
-    return x.cast(f"decimal({38 if wide else 18}, {scale})").sum(where=where).cast("float64")
+    if wide:
+        return x.cast(f"decimal(38, {scale})").sum(where=where).cast("float64")
+    units = (x * 10**scale).round().cast("int64")
+    return units.sum(where=where).cast("float64") / 10**scale
 
 
 def _up_to(t: ir.Table, as_of: str | pd.Timestamp, date_col: str) -> ir.Table:

@@ -243,6 +243,30 @@ def test_the_amounts_scale_is_their_fewest_exact_decimals(values, scale):
     assert engine.money_scale(ibis.memtable(df)) == scale
 
 
+@settings(max_examples=60, deadline=None)
+@given(
+    scale=st.integers(0, 4),
+    units=st.lists(st.integers(-(10**11), 10**11), min_size=1, max_size=40),
+    groups=st.integers(1, 4),
+)
+def test_exact_sums_on_integers_equal_the_decimal_sums(scale, units, groups):
+    """engine.exact_sum sums N = round(x 10^s) as integers and divides the sum's float by 10^s:
+    the same float, bit for bit, as the cast of the DECIMAL(18, s) sum it replaced (and as
+    helpers.money.group_sum), for amounts that are whole numbers of 10^-s, per group."""
+    from helpers import money
+
+    amounts = np.array(units, dtype=float) / 10**scale
+    groups = min(groups, len(amounts))  # every group has rows (the engine returns no empty one)
+    g = np.arange(len(amounts)) % groups
+    t = ibis.memtable(pd.DataFrame({"g": g, "amount": amounts}))
+    got = t.group_by("g").agg(s=engine.exact_sum(t.amount, scale)).to_pandas()
+    got = got.sort_values("g")["s"].to_numpy()
+    decimal = t.amount.cast(f"decimal(18, {scale})").sum().cast("float64")
+    old = t.group_by("g").agg(s=decimal).to_pandas().sort_values("g")["s"].to_numpy()
+    assert got.tobytes() == old.tobytes()
+    assert got.tobytes() == money.group_sum(amounts, g, groups, scale).tobytes()
+
+
 @pytest.mark.parametrize(
     ("values", "orders_scale", "bought_scale"),
     [
