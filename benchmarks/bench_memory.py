@@ -19,17 +19,29 @@ Printed: per round and tree, the wall and CPU seconds, the tree's peak (the summ
 with the tree's, the command's and the kernel's peak (the kernel's anonymous part beside it).
 ``--trace`` writes every sample (seconds, command RSS, kernel RSS, kernel anonymous, stage) of
 the last round as CSV, to plot the curve.
+
+``--inside`` also looks inside the notebook's kernel: a sampling thread, started by an IPython
+startup file in a temporary ``IPYTHONDIR`` given to the kernel, writes every ``--every`` seconds
+its resident memory, glibc's heap in use and free (``mallinfo2``: numpy's and pandas' arrays
+live there), the kernel's DuckDB memory by tag (``duckdb_memory()``: hash tables, windows, the
+hand-over's cached blocks) and the innermost ``helpers`` frame of the notebook's thread. Printed
+after each run: the kernel's largest samples and the largest per function, with that
+composition. Linux and glibc only; the sampling costs a little time (a figure for memory, not
+for speed).
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import json
 import os
 import re
 import statistics
 import subprocess
 import sys
+import tempfile
+import textwrap
 import threading
 import time
 from pathlib import Path
@@ -39,6 +51,63 @@ from _common import machine
 
 ROOT = Path(__file__).resolve().parents[1]
 TIME_V = "/usr/bin/time"
+
+
+#: The kernel's sampling thread (an IPython startup file: the kernel runs it before the notebook).
+SAMPLER = textwrap.dedent(
+    """
+    import ctypes, json, os, sys, threading, time
+    import psutil
+
+    class _MallInfo2(ctypes.Structure):
+        _fields_ = [(n, ctypes.c_size_t) for n in
+                    "arena ordblks smblks hblks hblkhd usmblks fsmblks uordblks fordblks keepcost".split()]
+
+    def _duckdb_mb():
+        import gc
+        try:
+            from ibis.backends.duckdb import Backend
+        except ImportError:
+            return {}
+        for o in gc.get_objects():  # one database is enough: its memory is the database's
+            if isinstance(o, Backend) and getattr(o, "con", None) is not None:
+                try:
+                    cur = o.con.cursor()
+                    rows = cur.execute("SELECT tag, memory_usage_bytes FROM duckdb_memory() "
+                                       "WHERE memory_usage_bytes > 0").fetchall()
+                    cur.close()
+                    return {tag: round(b / 1e6) for tag, b in rows}
+                except Exception:
+                    continue
+        return {}
+
+    def _sample(path, every):
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallinfo2.restype = _MallInfo2
+        me, main, t0 = psutil.Process(), threading.main_thread().ident, time.time()
+        with open(path, "a") as out:
+            while True:
+                mi = libc.mallinfo2()
+                frame, where = sys._current_frames().get(main), ""
+                while frame is not None:
+                    if "/helpers/" in frame.f_code.co_filename:
+                        name = frame.f_code.co_filename.rsplit("/helpers/", 1)[1]
+                        where = f"{frame.f_code.co_name} ({name}:{frame.f_lineno})"
+                        break
+                    frame = frame.f_back
+                out.write(json.dumps({
+                    "t": round(time.time() - t0, 2), "rss": round(me.memory_info().rss / 1e6),
+                    "heap_used": round((mi.uordblks + mi.hblkhd) / 1e6),
+                    "heap_free": round(mi.fordblks / 1e6), "duckdb": _duckdb_mb(), "where": where,
+                }) + "\\n")
+                out.flush()
+                time.sleep(every)
+
+    if os.environ.get("KERNEL_MEMORY_LOG"):
+        threading.Thread(target=_sample, daemon=True, args=(
+            os.environ["KERNEL_MEMORY_LOG"], float(os.environ["KERNEL_MEMORY_EVERY"]))).start()
+    """
+)
 
 
 def _status_kb(pid: int) -> dict[str, int]:
@@ -154,6 +223,37 @@ def time_v(err: str) -> tuple[float | None, float | None]:
     return cpu, (int(r.group(1)) * 1024 / 1e6 if r else None)
 
 
+def inside_summary(kernel: list[dict], top: int = 12) -> list[str]:
+    """The lines ``--inside`` prints from the kernel's samples `kernel` (:data:`SAMPLER`'s
+    JSON lines): its `top` largest samples and the largest sample per function, each as resident
+    memory = glibc's heap in use + its free heap + DuckDB's memory + the rest (libraries, Python
+    objects, Arrow, and the part of the free heap already given back)."""
+
+    def parts(k: dict) -> str:
+        duck = sum(k["duckdb"].values())
+        tags = ", ".join(
+            f"{tag} {mb}" for tag, mb in sorted(k["duckdb"].items(), key=lambda x: -x[1])
+        )
+        rest = k["rss"] - k["heap_used"] - k["heap_free"] - duck
+        return (
+            f"rss {k['rss']:5,} = heap in use {k['heap_used']:5,} + heap free "
+            f"{k['heap_free']:4,} + DuckDB {duck:4,} ({tags or '-'}) + rest {rest:5,}"
+        )
+
+    lines = [f"  the kernel's {min(top, len(kernel))} largest samples (MB):"]
+    for k in sorted(kernel, key=lambda k: -k["rss"])[:top]:
+        lines.append(f"    {k['t']:6.1f} s  {parts(k)}  {k['where']}")
+    best: dict[str, dict] = {}
+    for k in kernel:
+        fn = k["where"].split(" (")[0] or "(between cells, or not in helpers)"
+        if fn not in best or k["rss"] > best[fn]["rss"]:
+            best[fn] = k
+    lines.append("  the kernel's largest sample per function (MB):")
+    for fn, k in sorted(best.items(), key=lambda kv: -kv[1]["rss"])[:top]:
+        lines.append(f"    {fn[:34]:<34} {parts(k)}")
+    return lines
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--data", required=True)
@@ -167,7 +267,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--reports-dir", default="/tmp/bench-memory-reports")
     ap.add_argument("--trace", help="CSV of the last round's samples (one file per tree)")
     ap.add_argument("--engine", default="auto")
+    ap.add_argument(
+        "--inside",
+        action="store_true",
+        help="also sample inside the kernel: heap, DuckDB, function (see above)",
+    )
+    ap.add_argument("--every", type=float, default=0.25, help="--inside's sampling interval, s")
     args = ap.parse_args(argv)
+    inside = Path(tempfile.mkdtemp(prefix="bench-memory-")) if args.inside else None
+    if inside is not None:
+        startup = inside / "ipython" / "profile_default" / "startup"
+        startup.mkdir(parents=True)
+        (startup / "00-bench-memory.py").write_text(SAMPLER)
     trees = [t.split("=", 1) for t in args.tree] or [["this", str(ROOT)]]
     print(machine())
     results: dict[str, list[tuple[float, float, float, float]]] = {k: [] for k, _ in trees}
@@ -175,6 +286,10 @@ def main(argv: list[str] | None = None) -> int:
         for label, tree in trees:
             env = {**os.environ, "PYTHONPATH": str(Path(tree).resolve())}
             env.update(OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+            log = inside / f"kernel-{label}-{r}.jsonl" if inside is not None else None
+            if log is not None:
+                env.update(IPYTHONDIR=str(inside / "ipython"), KERNEL_MEMORY_LOG=str(log),
+                           KERNEL_MEMORY_EVERY=str(args.every))  # fmt: skip
             cmd = [args.python, "-m", "helpers.report", "--data", args.data, "--mapping",
                    args.mapping, "--name", f"mem-{label}", "--reports-dir", args.reports_dir,
                    "--overwrite", "--engine", args.engine]  # fmt: skip
@@ -194,6 +309,9 @@ def main(argv: list[str] | None = None) -> int:
             for name, secs, tree_mb, cmd_mb, ker_mb, anon_mb in stage_peaks(run):
                 print(f"  {name[:66]:<66} {secs:6.1f} {tree_mb:7.0f} {cmd_mb:8.0f} "
                       f"{ker_mb:7.0f} {anon_mb:7.0f}")  # fmt: skip
+            if log is not None and log.exists():
+                kernel = [json.loads(x) for x in log.read_text().splitlines() if x.strip()]
+                print("\n".join(inside_summary(kernel)))
             if args.trace and r == args.rounds - 1:
                 path = Path(args.trace)
                 path = path.with_name(f"{path.stem}-{label}{path.suffix}")
