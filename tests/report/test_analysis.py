@@ -294,7 +294,8 @@ def test_export_csv_reads_back_as_pandas_to_csv(tmp_path):
 
 
 def test_export_csv_written_in_chunks_is_the_file_written_at_once(tmp_path, monkeypatch):
-    """The exports are converted and written a chunk of rows at a time (memory); the file is
+    """The exports are converted and written a chunk of rows at a time (memory), each chunk's
+    text in parts on worker threads (:data:`helpers.report.analysis.CSV_PART`); the file is
     byte for byte the one written at once: a text column missing in the first chunk, a
     timestamp with milliseconds only in the last, a formula-like id in a later chunk, missing
     numbers, categories, a second frame joined on another order of the index."""
@@ -318,6 +319,10 @@ def test_export_csv_written_in_chunks_is_the_file_written_at_once(tmp_path, monk
     monkeypatch.setattr(analysis, "EXPORT_CHUNK", 3)
     parts = report.export_csv([seg, net], tmp_path / "parts.csv", raw=False)
     assert parts.read_bytes() == whole.read_bytes()
+    for rows in (1, 2):  # each chunk's text made in parts on the worker threads, in order
+        monkeypatch.setattr(analysis, "CSV_PART", rows)
+        threads = report.export_csv([seg, net], tmp_path / f"threads{rows}.csv", raw=False)
+        assert threads.read_bytes() == whole.read_bytes()
     text = parts.read_text()
     assert "13:00:00.250" in text and "'+1" in text and "'=cmd" in text
     empty = report.export_csv(seg.iloc[:0], tmp_path / "empty.csv", raw=False)
