@@ -77,6 +77,21 @@ def test_the_handover_holds_the_orders(tables):
     pd.testing.assert_frame_equal(got, want, check_dtype=False)
 
 
+def test_the_handover_stores_the_order_ids_uncompressed(tables):
+    """A text order id (unique: compressing it cost more than it saved) is stored uncompressed,
+    the other columns as DuckDB chooses; the file holds the same ids."""
+    _, _, path = tables
+    with duckdb.connect(str(path), read_only=True) as con:
+        used = dict(con.execute(
+            "SELECT column_name, string_agg(DISTINCT compression, ',') FROM pragma_storage_info(?)"
+            " WHERE segment_type <> 'VALIDITY' GROUP BY 1", [orders_mod.CODED_ORDERS]
+        ).fetchall())  # fmt: skip
+        ids = con.execute(f"SELECT order_id FROM {orders_mod.CODED_ORDERS}").fetchall()
+    assert used["order_id"] == "Uncompressed"
+    assert used["customer_id"] != "Uncompressed"
+    assert sorted(i for (i,) in ids) == sorted(_orders()["order_id"])
+
+
 def test_the_handover_numbers_the_ids_in_their_sorted_order(tables):
     coded, text, path = tables
     with duckdb.connect(str(path), read_only=True) as con:
