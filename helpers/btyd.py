@@ -200,7 +200,14 @@ def fit_rows(
 
 def _count_distinct(*cols: np.ndarray) -> int:
     """The number of distinct rows of the columns, as :func:`distinct_rows` finds them (each
-    column factorized, the codes combined in one integer key), by hashing without sorting."""
+    column factorized, the codes combined in one integer key), by hashing without sorting.
+    Columns of whole numbers (counts, and t_x and T in whole steps of a resolution,
+    :func:`at_resolution`) are combined as they are, ``v - min(v)`` in mixed radix, without
+    factorizing each (at 8.4M customers in seconds, where every row is distinct: the
+    factorizing was most of the count)."""
+    key = _whole_number_key(cols)
+    if key is not None:
+        return len(pd.unique(key))
     codes = [pd.factorize(c)[0].astype(np.int64) for c in cols]
     sizes = [int(c.max()) + 2 if len(c) else 1 for c in codes]  # + 2: NaN's code is -1
     if float(np.prod(np.array(sizes, dtype=float))) >= 2.0**62:
@@ -209,6 +216,31 @@ def _count_distinct(*cols: np.ndarray) -> int:
     for code, size in zip(codes, sizes, strict=True):
         key = key * size + (code + 1)
     return len(pd.unique(key))
+
+
+def _whole_number_key(cols: tuple[np.ndarray, ...]) -> np.ndarray | None:
+    """One int64 per row, equal for two rows exactly when all their values are: each column's
+    ``v - min(v)`` in mixed radix (sizes ``max - min + 1``), when every value is a finite whole
+    number and the product of the sizes is below 2^62; else None."""
+    if not cols or not len(cols[0]):
+        return None
+    key, total = np.zeros(len(cols[0]), dtype=np.int64), 1.0
+    for c in cols:
+        c = np.asarray(c)
+        if c.dtype.kind == "f":
+            lo, hi = float(np.min(c)), float(np.max(c))  # NaN or inf: not whole
+            if not (np.isfinite(lo) and np.isfinite(hi)) or not np.array_equal(c, np.floor(c)):
+                return None
+        elif c.dtype.kind in "iub":
+            lo, hi = float(np.min(c)), float(np.max(c))
+        else:
+            return None
+        size = hi - lo + 1
+        total *= size
+        if total >= 2.0**62 or abs(lo) >= 2.0**53 or abs(hi) >= 2.0**53:
+            return None
+        key = key * int(size) + (c - lo).astype(np.int64)
+    return key
 
 
 #: Resolutions a summary's times can be counted in (:func:`at_resolution`): the length of one

@@ -8,6 +8,8 @@ import dataclasses
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from scipy import stats
 
 from helpers import btyd
@@ -226,6 +228,45 @@ def test_fit_rows_counts_the_distinct_rows_as_distinct_rows_does(levels):
         np.testing.assert_array_equal(rows[0], cols[0][w > 0])
     else:
         assert len(counts) == n < 0.9 * (w > 0).sum()
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(0, 40),
+            st.one_of(st.integers(-5, 5), st.integers(-(2**40), 2**40)),
+            st.one_of(st.integers(0, 9), st.floats(-1e6, 1e6)),
+        ),
+        min_size=1,
+        max_size=60,
+    ),
+    st.booleans(),
+)
+@settings(max_examples=200, deadline=None)
+def test_the_count_of_distinct_rows_is_distinct_rows_count(rows, as_ints):
+    """The count by one key of whole numbers (no factorizing) or by factorizing each column
+    (fractions, ranges beyond one int64 key) is the number of rows distinct_rows finds."""
+    x, y, z = (np.array(c, dtype=float) for c in zip(*rows, strict=True))
+    cols = (
+        (x.astype(np.int64), y.astype(np.int64), z)
+        if as_ints and np.isfinite(z).all()
+        else (x, y, z)
+    )
+    want = len(btyd.distinct_rows(*cols)[1])
+    assert btyd._count_distinct(*cols) == want
+
+
+def test_whole_numbers_are_counted_without_factorizing(monkeypatch):
+    """Counts and whole steps (t_x, T at a resolution): one key, no factorizing; a fraction
+    falls back to it."""
+    rng = np.random.default_rng(4)
+    x, T = rng.integers(0, 30, 5000).astype(float), rng.integers(1, 7 * 10**7, 5000).astype(float)
+    tx = np.minimum(T - 1, rng.integers(0, 7 * 10**7, 5000)).astype(float)
+    want = len(btyd.distinct_rows(x, tx, T)[1])
+    calls, factorize = [], pd.factorize
+    monkeypatch.setattr(btyd.pd, "factorize", lambda *a, **k: calls.append(1) or factorize(*a, **k))
+    assert btyd._count_distinct(x, tx, T) == want and not calls
+    assert btyd._count_distinct(x, tx + 0.5, T) == want and calls
 
 
 def test_timestamp_resolution_is_the_coarsest_step_the_times_are_written_at():
