@@ -51,6 +51,7 @@ from threadpoolctl import threadpool_limits
 from helpers import clv, cohorts, economics, periods, plots
 from helpers.economics import Economics
 from helpers.report import engine, extra_tables
+from helpers.report.frames import align
 from helpers.tables import Column, DataValidationError, read_table_info
 
 __all__ = [
@@ -704,7 +705,7 @@ def first_order_attributes(
         else:
             attrs[c] = first[c].astype("string")
     if customers is not None:
-        extra = customers.reindex(attrs.index)
+        extra = align(customers, attrs.index)
         for c in extra.columns:
             attrs[c if c not in attrs else f"customer_{c}"] = extra[c]
     names = dict(client_columns or {})
@@ -797,11 +798,11 @@ def attribute_value(
     one does), ``inconclusive`` otherwise."""
     from helpers.stats import proportion_difference
 
-    groups = pool_small(attr.reindex(seg.index.astype(str)), min_group)
+    groups = pool_small(align(attr, seg.index.astype(str)), min_group)
     groups.index = seg.index
     k = groups.nunique()
     adj = 1 - (1 - level) / max(k, 1)
-    s = sec.reindex(seg.index.astype(str))
+    s = align(sec, seg.index.astype(str))
     ok = (s["followup"] >= window).to_numpy()
     hit = (s["days"] <= window).to_numpy()
     m12 = margin_12(bought, seg, econ) if m12 is None else m12
@@ -875,12 +876,12 @@ def attribute_discounts(
     from helpers.stats import proportion_difference
 
     ids = seg.index.astype(str)
-    groups = pool_small(attr.reindex(ids), min_group)
+    groups = pool_small(align(attr, ids), min_group)
     k = groups.nunique()
     adj = 1 - (1 - level) / max(k, 1)
-    per = engine.customer_discounts(bought).reindex(ids)
+    per = align(engine.customer_discounts(bought), ids)
     per = per[per["orders"] > 0]
-    per["group"] = groups.reindex(per.index).to_numpy()
+    per["group"] = align(groups, per.index).to_numpy()
     share = economics.cost_per_acquisition(
         per.rename(columns={"used": "spend", "orders": "signups"}), by="group", level=adj
     )
@@ -1004,7 +1005,7 @@ def show_attributes(
     m12 = None
     for col in attrs.columns:
         label = T.messages.get(f"attr.name.{col}", col)
-        if pool_small(attrs[col].reindex(seg.index.astype(str)), min_group).nunique() < 2:
+        if pool_small(align(attrs[col], seg.index.astype(str)), min_group).nunique() < 2:
             T.md("attr.one_group", attribute=label, min_group=fmt.num(min_group))
             out["attributes"][col] = {"groups": None, "reason": "fewer than two groups"}
             continue
@@ -1114,7 +1115,7 @@ def read_spend(
 def acquired_by_month(channel: pd.Series, seg: pd.DataFrame) -> pd.DataFrame:
     """New customers per month of their first order and `channel` (customer_id -> channel):
     ``month``, ``channel``, ``customers``."""
-    ch = channel.reindex(seg.index.astype(str)).astype("string").fillna("unknown")
+    ch = align(channel, seg.index.astype(str)).astype("string").fillna("unknown")
     first = pd.to_datetime(seg["first_order"]).to_numpy()
     month = first.astype("datetime64[M]").astype("datetime64[ns]")  # the month's first day
     return (
@@ -1211,7 +1212,7 @@ def acquisition_costs(
     cac = economics.cost_per_acquisition(d, by="channel", level=level)
     cac = cac[cac["signups"] > 0] if (cac["signups"] > 0).any() else cac
     monthly = d.assign(cac=d["spend"] / d["signups"].where(d["signups"] > 0))
-    ch = channel.reindex(seg.index.astype(str)).astype("string").fillna("unknown")
+    ch = align(channel, seg.index.astype(str)).astype("string").fillna("unknown")
     first_month = periods.period_codes(pd.to_datetime(seg["first_order"]).to_numpy(), "M")
     curve = engine.value_by_age(
         bought, pd.Series(first_month, index=seg.index.astype(str)), ch,
@@ -1221,7 +1222,7 @@ def acquisition_costs(
     out = {"cac": cac, "monthly": monthly,
            "payback": cohorts.payback_table(curve, cac, MARGIN_MONTHS - 1)}  # fmt: skip
     if values is not None:
-        proj = _group_means(values, ch.reindex(values.index).to_numpy())
+        proj = _group_means(values, align(ch, values.index).to_numpy())
         z = _z(level)
         proj["ci_low"], proj["ci_high"] = (
             proj["value"] - z * proj["se"],

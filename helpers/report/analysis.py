@@ -35,6 +35,7 @@ from helpers import (
     segments,
 )
 from helpers.economics import Economics
+from helpers.report.frames import align
 from helpers.report.handover import EXPORTS_ENV, SALT_ENV
 from helpers.report.text import Reason
 
@@ -249,7 +250,7 @@ def _export_columns(
     for other in others:  # a left join on the first frame's index, column by column
         other = other.to_frame() if isinstance(other, pd.Series) else other
         if not other.index.equals(first.index):  # one look-up of the ids for all its columns
-            other = other.reindex(first.index)
+            other = align(other, first.index)
         columns += list(other.items())
     names = [str(name) for name, _ in columns]
     if len(set(names[1:])) < len(names) - 1:

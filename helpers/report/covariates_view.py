@@ -34,6 +34,7 @@ from helpers.report.acquisition_views import (
     first_order_attributes,
     pool_small,
 )
+from helpers.report.frames import align
 
 __all__ = [
     "Rule",
@@ -109,7 +110,7 @@ def design(
     column ``attribute=level`` per level but the reference (the most common level). Returns the
     design (float, indexed like `index`) and per attribute its reference and customers per level."""
     cols, levels = {}, {}
-    aligned = attrs.reindex(index.astype(str))  # one lookup of the ids for every attribute
+    aligned = align(attrs, index.astype(str))  # one look-up of the ids for every attribute
     for col in attrs.columns:
         g = pool_small(aligned[col], min_group)
         counts = g.value_counts()
@@ -208,9 +209,9 @@ def compare(
             analysis.comparison_sample(cal, analysis.COMPARE_SAMPLE, analysis.COMPARE_SEED)
         )
         if cal.index.dtype == X.index.dtype:
-            Xc = X.reindex(cal.index)
+            Xc = align(X, cal.index)
         else:
-            Xc = X.set_axis(X.index.astype(str)).reindex(cal.index.astype(str)).set_axis(cal.index)
+            Xc = align(X.set_axis(X.index.astype(str)), cal.index.astype(str)).set_axis(cal.index)
         # a level first seen after the calibration period (a new channel) has no coefficient there
         Xc = Xc.loc[:, Xc.sum() > 0]
         on_cal = clv.fit_bgnbd_covariates(cal, Xc, Xc, start=cal_fit)
@@ -293,7 +294,7 @@ def clv_interval(
     groups = sample[by] if by is not None and by in sample else pd.Series("total", sample.index)
     labels = pd.Index(sorted(groups.astype(str).unique()))
     g_all = groups.astype(str).to_numpy()
-    cf, gg, X = model.fit, fit.spend, model.design.reindex(sample.index)
+    cf, gg, X = model.fit, fit.spend, align(model.design, sample.index)
     zn = cf.extra.get("purchase_covariates", [])
     wn = cf.extra.get("dropout_covariates", [])
     names = list(cf.params)

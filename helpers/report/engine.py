@@ -852,12 +852,16 @@ def order_sums(orders: ir.Table | pd.DataFrame) -> economics.OrderSums:
 def customer_totals(
     orders: ir.Table | pd.DataFrame, customer_col: str = "customer_id", amount_col: str = "amount"
 ) -> pd.Series:
-    """Sum of the amounts per customer over every row (refunds included), indexed by customer."""
+    """Sum of the amounts per customer over every row (refunds included), indexed by customer;
+    on a coded hand-over sorted by the ids (their codes sorted: the ids' text order), so that the
+    report's other tables per customer, sorted too, line up with it in one merge
+    (:func:`helpers.report.frames.align`)."""
     coded, codes = _coded(orders) if customer_col == "customer_id" else (orders, None)
     t = as_table(coded)
     total = exact_sum(t[amount_col], money_scale(orders, amount_col))
     df = t.group_by(customer_col).agg(total=total).to_pandas()
     if codes is not None:
+        df = df.sort_values(customer_col, ignore_index=True)  # integer codes: a quick sort
         df[customer_col] = _decode(codes, df[customer_col])
     return df.set_index(customer_col)["total"]
 

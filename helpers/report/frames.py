@@ -1,0 +1,44 @@
+"""Aligning the report's per-customer frames on the customers' ids without hashing them.
+
+The report's tables per customer (the customer summary, the first orders' attributes, the net
+revenue...) come from the engine sorted by the customers' ids, in the ids' text order (the codes
+of :func:`helpers.report.engine.coded_handover` are numbered in it). Putting one table on
+another's ids with ``reindex`` hashes every id: at 8.4 million text ids about 7-9 s each time.
+Two sorted, unique indexes line up in one merge instead (about 1 s)."""
+
+from __future__ import annotations
+
+from typing import TypeVar
+
+import numpy as np
+import pandas as pd
+
+Frame = TypeVar("Frame", pd.Series, pd.DataFrame)
+
+
+def align(obj: Frame, index: pd.Index) -> Frame:
+    """``obj.reindex(index)``: `obj`'s rows at the labels of `index`, missing where it has none
+    (the same values, dtypes and index). When both indexes are sorted increasing without
+    repeats (checked: the check finds the repeats too) the positions come from one merge of
+    the two (:meth:`pandas.Index.join`, compared as Python compares the labels) instead of a
+    hash of every label; otherwise ``reindex`` itself."""
+    src = obj.index
+    if not (
+        len(index)
+        and src.is_monotonic_increasing
+        and index.is_monotonic_increasing
+        and src.is_unique  # after the monotonic check: strictly increasing, no hashing
+        and index.is_unique
+    ):
+        return obj.reindex(index)
+    try:
+        _, _, pos = index.join(src, how="left", return_indexers=True)
+    except TypeError:  # labels Python cannot order against each other
+        return obj.reindex(index)
+    if pos is None:  # the same labels
+        pos = np.arange(len(index))
+    if len(pos) and pos.min() >= 0:  # every label found: the rows as they are, by position
+        out = obj.iloc[pos]
+    else:  # missing labels: reindex by position (pandas' own missing values and dtypes)
+        out = obj.set_axis(pd.RangeIndex(len(src))).reindex(pos)
+    return out.set_axis(index)
