@@ -32,7 +32,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 __all__ = ["is_location", "is_database", "describe", "redact", "materialize", "open_table",
            "unreadable", "SOURCE_ENV"]  # fmt: skip
@@ -73,7 +73,10 @@ def _split_url(url: str) -> tuple[str, str]:
             "duckdb:///path/client.db?table=orders"
         )
     rest = urlencode([(k, v) for k, v in query if k != "table"])
-    return urlunsplit(parts._replace(query=rest)), tables[0]
+    # by hand, as redact: urlunsplit turns duckdb:////abs/client.db (SQLAlchemy's absolute
+    # path, four slashes) into duckdb://abs/client.db, a relative path under a host "abs"
+    url = f"{parts.scheme}://{parts.netloc}{parts.path}" + (f"?{rest}" if rest else "")
+    return url + (f"#{parts.fragment}" if parts.fragment else ""), tables[0]
 
 
 def redact(url: str) -> str:

@@ -15,6 +15,7 @@ from helpers.report import sources
 from helpers.report.mapping import load_mapping
 from helpers.report.orders import read_client_orders, read_orders_in_warehouse
 from helpers.report.progress import Stages
+from helpers.tables import DataValidationError
 
 ORDERS = paths.DATASETS / "orders.csv"
 SAMPLE_MAPPING = paths.NOTEBOOKS / "08_sample_mapping.yaml"
@@ -96,6 +97,26 @@ def test_bad_sources_are_refused_clearly(tmp_path, capsys, data, fragment):
     err = capsys.readouterr().err
     assert rc == (1 if "name the table" in fragment else 2) and fragment in err, err
     assert not (tmp_path / "reports").exists() or not any((tmp_path / "reports").iterdir())
+
+
+@pytest.mark.parametrize("slashes", ["///", "////"])
+def test_an_absolute_duckdb_path_with_three_or_four_slashes_is_that_file(tmp_path, slashes):
+    """``duckdb:///abs/client.db`` (Ibis' form) and ``duckdb:////abs/client.db`` (SQLAlchemy's)
+    both open the file at /abs/client.db; a missing one is named as written, not as a relative
+    path under a host."""
+    csv_into_duckdb(tmp_path / "client.db")
+    url = f"duckdb:{slashes}{str(tmp_path).lstrip('/')}/client.db?table=orders"
+    con, t, source, table = sources.open_table(url, ["order_id"])
+    try:
+        assert int(t.count().to_pyarrow().as_py()) == sum(1 for _ in ORDERS.open()) - 1
+        assert table == "orders" and source.endswith(f"{tmp_path}/client.db")
+    finally:
+        con.disconnect()
+    with pytest.raises(DataValidationError) as err:
+        sources.open_table(url.replace("client.db", "nowhere.db"))
+    assert f"no DuckDB database at {slashes[2:]}{str(tmp_path).lstrip('/')}/nowhere.db" in str(
+        err.value.problems
+    ), err.value.problems
 
 
 def _without_truths(value):
