@@ -173,6 +173,7 @@ def test_report_from_a_duckdb_table_equals_the_report_from_the_csv(tmp_path, cap
             "  [report] the client's campaigns against their holdouts",
             "  [report] covariates",
             "  [report] uncertainty",
+            *["  [report] sections"] * 5,  # LTV curves, second orders, attributes, costs, beyond
             "  [report] write customers.csv and at_risk_customers.csv",
             "[report] analyse (notebook 08)",
             "[report] render HTML",
