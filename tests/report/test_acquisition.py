@@ -7,6 +7,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from helpers import cohorts, economics, segments
 from helpers.report import acquisition_views as acq
@@ -83,6 +85,27 @@ def test_projection_continues_the_observed_value():
     np.testing.assert_allclose(W[0], [1, 2, 3, 5])
     np.testing.assert_allclose(F[0], [0, 0, 1, 3])
     np.testing.assert_allclose(W[1], cum[1])  # fully observed: nothing projected
+
+
+@given(st.integers(1, 40), st.integers(1, 14), st.integers(0, 2**32 - 1))
+@settings(max_examples=100, deadline=None)
+def test_the_projection_by_groups_is_the_gather_of_its_formula(m, n, seed):
+    """acq._mixed, built per last observed month, equals the formula's vectorized gather bit for
+    bit (F_ik = future_i(k - a_i - 1) after a_i, else 0; W = V_i(a_i) + F after a_i, else cum),
+    missing months (NaN) included."""
+    rng = np.random.default_rng(seed)
+    cum, future = (np.cumsum(rng.random((m, n)), axis=1) for _ in range(2))
+    cum[rng.random((m, n)) < 0.2] = np.nan
+    future[rng.random((m, n)) < 0.1] = np.nan
+    observed = rng.integers(0, n + 3, m)
+    a = np.minimum(observed, n - 1)[:, None]
+    j = np.arange(n)[None, :] - a
+    gathered = np.take_along_axis(future, np.clip(j - 1, 0, n - 1), axis=1)
+    F = np.where(j > 0, gathered, 0.0)
+    W = np.where(j > 0, np.take_along_axis(cum, a, axis=1) + F, cum)
+    got_W, got_F = acq._mixed(cum, observed, future, n)
+    np.testing.assert_array_equal(got_W, W)
+    np.testing.assert_array_equal(got_F, F)
 
 
 # --- 2. the second order -----------------------------------------------------------------------
