@@ -121,6 +121,20 @@ def _check_bgnbd_data(x: np.ndarray, tx: np.ndarray, T: np.ndarray) -> None:
         )
 
 
+#: Rows per block where a likelihood's gradient or Hessian is summed over the rows
+#: (:meth:`_BGNBDData.nll_and_grad`, :func:`_bgnbd_hessian_sums`): their temporaries (about 15
+#: and 40 arrays) then hold 65,536 rows each, not n (at 8.4M rows 1 and 2.7 GB); and a block's
+#: arrays stay in the processor's cache (at 842,000 rows the gradient about twice as fast).
+BLOCK_ROWS = 1 << 16
+
+
+def _block_rows(groups: int) -> int:
+    """Rows per block where each block's values are also summed into `groups` groups
+    (``np.bincount(..., minlength=groups)`` per block): :data:`BLOCK_ROWS`, or the groups if
+    more, so that the per-block sums cost no more than the rows themselves."""
+    return max(BLOCK_ROWS, groups)
+
+
 class _BGNBDData:
     """The data with the per-frequency parts precomputed (gammaln/betaln on unique x only);
     `w` the count of customers of each row (one each by default): the summed log-likelihood and
@@ -130,12 +144,9 @@ class _BGNBDData:
         self.ux, self.inv = np.unique(x, return_inverse=True)
         self.x, self.tx, self.T = x, tx, T
         self.w = np.ones(len(x)) if w is None else np.asarray(w, dtype=float)
-        self.rep = x > 0
-        self.rep_rows = np.flatnonzero(self.rep)
+        self.rep_rows = np.flatnonzero(x > 0)
         self.inv = self.inv.reshape(-1)
         self.counts = np.bincount(self.inv, weights=self.w, minlength=len(self.ux))
-        r = self.rep_rows
-        self.rep_data = (self.inv[r], x[r], tx[r])
 
     def mbg_loglik(self, r: float, alpha: float, a: float, b: float) -> np.ndarray:
         """Per-customer MBG/NBD log-likelihood, Batislam, Denizel & Filiztekin (2007): with x + 1
@@ -185,34 +196,40 @@ class _BGNBDData:
         d(log B-ratio_j), with d log B(p, q)/dp = psi(p) - psi(p+q) (the Beta-function terms
         depend on x only, so they are summed per distinct x)."""
         r, alpha, a, b = np.exp(theta)
-        ux, inv, s = self.ux, self.inv, 1 if mbg else 0
+        ux, s = self.ux, 1 if mbg else 0
         lbab = special.betaln(a, b)
         log_a = special.gammaln(r + ux) - special.gammaln(r) + r * np.log(alpha)
         b1 = special.betaln(a, b + ux + s) - lbab
         with np.errstate(invalid="ignore", divide="ignore"):
             b2 = special.betaln(a + 1, np.maximum(b + ux + s - 1, 1e-300)) - lbab
-        # rows with a second term: all (MBG/NBD) or the repeat buyers (BG/NBD)
-        inv2, x2, tx2 = (inv, self.x, self.tx) if mbg else self.rep_data
-        rx = r + self.x
-        aT = alpha + self.T
-        l1 = np.log(aT)
-        t1 = b1[inv] - rx * l1
-        rows = slice(None) if mbg else self.rep_rows
-        t1r, l1r, aTr = t1[rows], l1[rows], aT[rows]
-        rx2 = r + x2
-        a2 = alpha + tx2
-        l2 = np.log(a2)
-        t2 = b2[inv2] - rx2 * l2
-        both = np.logaddexp(t1r, t2)
-        w2 = np.exp(t2 - both)  # weight of the second term; the first has 1 - w2
-        w, wr = self.w, self.w[rows]
-        ll = float(self.counts @ log_a) + float(w @ t1) - float(wr @ t1r) + float(wr @ both)
+        ll = float(self.counts @ log_a)
         d_r = float(self.counts @ (special.digamma(r + ux) - special.digamma(r) + np.log(alpha)))
-        w2 = w2 * wr  # the second term's weight times the row's count of customers
-        d_r -= float(w @ l1) + float(w2 @ (l2 - l1r))
-        d_alpha = float(w.sum()) * r / alpha - float(w @ (rx / aT))
-        d_alpha -= float((rx2 * w2) @ (1 / a2 - 1 / aTr))
-        W2 = np.bincount(inv2, weights=w2, minlength=len(ux))
+        d_alpha = float(self.w.sum()) * r / alpha
+        W2 = np.zeros(len(ux))  # customers in the second term, per distinct x
+        # the rows BLOCK_ROWS at a time: the same sums, with temporaries of one block each
+        for lo in range(0, len(self.x), BLOCK_ROWS):
+            rows = slice(lo, lo + BLOCK_ROWS)
+            inv, x, tx, w = self.inv[rows], self.x[rows], self.tx[rows], self.w[rows]
+            rx = r + x
+            aT = alpha + self.T[rows]
+            l1 = np.log(aT)
+            t1 = b1[inv] - rx * l1
+            ll += float(w @ t1)
+            d_r -= float(w @ l1)
+            d_alpha -= float(w @ (rx / aT))
+            if not mbg:  # the second term: all rows (MBG/NBD) or the repeat buyers (BG/NBD)
+                rep = np.flatnonzero(x > 0)
+                t1, l1, aT, rx, tx, inv, w = (v[rep] for v in (t1, l1, aT, rx, tx, inv, w))
+            a2 = alpha + tx
+            l2 = np.log(a2)
+            t2 = b2[inv] - rx * l2
+            both = np.logaddexp(t1, t2)
+            ll += float(w @ both) - float(w @ t1)
+            w2 = np.exp(t2 - both)  # weight of the second term; the first has 1 - w2
+            w2 *= w  # times the row's count of customers
+            d_r -= float(w2 @ (l2 - l1))
+            d_alpha -= float((rx * w2) @ (1 / a2 - 1 / aT))
+            W2 += np.bincount(inv, weights=w2, minlength=len(ux))
         W1 = self.counts - W2
         dg = special.digamma
         ab = dg(a + b)
@@ -231,11 +248,11 @@ class _BGNBDData:
         analytic (:func:`_bgnbd_hessian_rows` summed over the rows): one pass over the rows,
         where the central differences of the gradient take eight."""
         r, alpha, a, b = np.exp(theta)
-        parts = _bgnbd_hessian_rows(
+        sums = _bgnbd_hessian_sums(
             r, b, np.log(alpha), np.full(len(self.ux), a), self.ux, self.inv,
             self.x, self.tx, self.T, self.w, 1 if mbg else 0,
         )  # fmt: skip
-        return -_hessian_4x4({k: float(v.sum()) for k, v in parts.items()})
+        return -_hessian_4x4({k: float(v[0]) for k, v in sums.items()})
 
 
 def _bgnbd_hessian_rows(
@@ -273,6 +290,55 @@ def _bgnbd_hessian_rows(
     log a + log G(b+x+s-1) - log G(a+b+x+s) - log G(b) + log G(a+b) (so g_1 - g_2 has -1 in
     kap and b / (b+x+s-1) in bet). Held equal to the central differences of the analytic
     gradient by ``tests/test_clv.py::test_the_bgnbd_hessian_is_the_derivative_of_its_gradient``."""
+    groups = _bgnbd_hessian_groups(r, b, a_g, x_g, s)
+    return _bgnbd_hessian_row_terms(groups, r, log_alpha, g, x, tx, T, w, s)
+
+
+def _bgnbd_hessian_sums(
+    r: float,
+    b: float,
+    log_alpha: float | tuple[np.ndarray, np.ndarray],
+    a_g: np.ndarray,
+    x_g: np.ndarray,
+    g: np.ndarray,
+    x: np.ndarray,
+    tx: np.ndarray,
+    T: np.ndarray,
+    w: np.ndarray,
+    s: int,
+    by: np.ndarray | None = None,
+    n_by: int = 1,
+) -> dict[str, np.ndarray]:
+    """:func:`_bgnbd_hessian_rows`'s ten arrays summed over the rows (`by` None: arrays of one
+    value) or per group of `by` (``np.bincount(by, weights, minlength=n_by)``), computed
+    :data:`BLOCK_ROWS` rows at a time, so that the memory they take does not grow with
+    the rows; the Beta-function terms per group (x, a) once. `log_alpha` a number, or per row
+    as (values, index): ``values[index]``, taken block by block. The same sums as the rows' up
+    to the order of the floating-point additions (held by ``tests/test_clv.py``)."""
+    groups = _bgnbd_hessian_groups(r, b, a_g, x_g, s)
+    sums = {k: np.zeros(n_by) for k in _HESSIAN_KEYS}
+    size = _block_rows(n_by)
+    for lo in range(0, len(x), size):
+        rows = slice(lo, lo + size)
+        la = log_alpha[0][log_alpha[1][rows]] if isinstance(log_alpha, tuple) else log_alpha
+        parts = _bgnbd_hessian_row_terms(
+            groups, r, la, g[rows], x[rows], tx[rows], T[rows], w[rows], s
+        )
+        for k, v in parts.items():
+            sums[k] += v.sum() if by is None else np.bincount(by[rows], weights=v, minlength=n_by)
+    return sums
+
+
+#: The keys of :func:`_bgnbd_hessian_rows`'s arrays: the pairs of u = (rho, lam, kap, bet).
+_HESSIAN_KEYS = ("rr", "rl", "ll", "kk", "kb", "bb", "rk", "rb", "lk", "lb")
+
+
+def _bgnbd_hessian_groups(
+    r: float, b: float, a_g: np.ndarray, x_g: np.ndarray, s: int
+) -> dict[str, np.ndarray]:
+    """The parts of :func:`_bgnbd_hessian_rows` that depend on a row only through its group
+    (x, a): the Beta-function terms' second derivatives in (kap, bet), (g_1 - g_2) in bet, and
+    log A's digamma and trigamma of r + x, once per group."""
     dg, tg = special.digamma, special.polygamma
     ab, ab1 = dg(a_g + b), tg(1, a_g + b)
     top, top1 = dg(a_g + b + x_g + s), tg(1, a_g + b + x_g + s)
@@ -294,6 +360,26 @@ def _bgnbd_hessian_rows(
         k2, d2, d_beta = (np.where(has2, v, 0.0) for v in (k2, d2, d_beta))
     # log A's digamma and trigamma of r + x, once per group (x is the group's), not per row
     psi_rx, psi1_rx = dg(r + x_g) - dg(r), tg(1, r + x_g) - tg(1, r)
+    return dict(k1=k1, k2=k2, c12=c12, d1=d1, d2=d2, d_beta=d_beta, psi_rx=psi_rx,
+                psi1_rx=psi1_rx, beta1=_beta_ratio(a_g, b, x_g, s, 1),
+                beta2=_beta_ratio(a_g, b, x_g, s, 2))  # fmt: skip
+
+
+def _bgnbd_hessian_row_terms(
+    groups: dict[str, np.ndarray],
+    r: float,
+    log_alpha: np.ndarray | float,
+    g: np.ndarray,
+    x: np.ndarray,
+    tx: np.ndarray,
+    T: np.ndarray,
+    w: np.ndarray,
+    s: int,
+) -> dict[str, np.ndarray]:
+    """:func:`_bgnbd_hessian_rows` for the rows given, from their groups' terms
+    (:func:`_bgnbd_hessian_groups`)."""
+    k1, k2, c12, d1, d2, d_beta = (groups[k] for k in ("k1", "k2", "c12", "d1", "d2", "d_beta"))
+    psi_rx, psi1_rx = groups["psi_rx"], groups["psi1_rx"]
     alpha = np.exp(log_alpha)
     rx = r + x
     q1 = alpha / (alpha + T)
@@ -302,8 +388,8 @@ def _bgnbd_hessian_rows(
     with np.errstate(invalid="ignore", divide="ignore"):
         l2 = np.log(alpha + tx)
         q2 = alpha / (alpha + tx)
-        t1 = _beta_ratio(a_g, b, x_g, s, 1)[g] - rx * l1
-        t2 = np.where(second, _beta_ratio(a_g, b, x_g, s, 2)[g] - rx * l2, -np.inf)
+        t1 = groups["beta1"][g] - rx * l1
+        t2 = np.where(second, groups["beta2"][g] - rx * l2, -np.inf)
         v2 = np.where(second, np.exp(t2 - np.logaddexp(t1, t2)), 0.0)
     v1 = 1 - v2
     vv = w * v1 * v2  # the cross term's weight (0 without a second term)
@@ -414,15 +500,19 @@ class _BGNBDCovData:
         self.pair_w = pairs // len(self.ux)  # the pair's covariate pattern
         self.tx_rep, self.x_rep = self.tx[:n_rep], self.x[:n_rep]
 
-    def _terms(self, theta: np.ndarray) -> dict[str, Any]:
-        """The pieces of the log-likelihood at theta = (log r, log alpha, log a, log b, gamma,
-        delta): per row log alpha_i, t1 = log B-ratio_1 - (r+x) log(alpha_i + T) and, for repeat
-        buyers (the first ``n_rep`` rows), t2 = log B-ratio_2 - (r+x) log(alpha_i + t_x); per
-        pair a_p."""
-        kz, n_rep = self.kz, self.n_rep
+    def _links(self, theta: np.ndarray) -> tuple[float, float, np.ndarray, np.ndarray]:
+        """r, b, log alpha per covariate pattern (log alpha - gamma' z) and a per (x, pattern)
+        pair (a exp(delta' w)) at theta = (log r, log alpha, log a, log b, gamma, delta)."""
+        kz = self.kz
         r, b = np.exp(theta[0]), np.exp(theta[3])
         la_pat = theta[1] - self.zpat @ theta[4 : 4 + kz]
         a_pair = np.exp(theta[2] + self.wpat @ theta[4 + kz :])[self.pair_w]
+        return r, b, la_pat, a_pair
+
+    def _beta_terms(self, b: float, a_pair: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Per (x, covariate pattern) pair the log Beta-function ratios of the two terms,
+        log B(a, b+x) / B(a, b) and log B(a+1, b+x-1) / B(a, b) (-inf without a repeat
+        purchase: no second term)."""
         px = self.pair_x
         lbab = special.betaln(a_pair, b)
         b1 = special.betaln(a_pair, b + px) - lbab
@@ -430,6 +520,16 @@ class _BGNBDCovData:
             b2 = np.where(
                 px > 0, special.betaln(a_pair + 1, np.maximum(b + px - 1, 1e-300)) - lbab, -np.inf
             )
+        return b1, b2
+
+    def _terms(self, theta: np.ndarray) -> dict[str, Any]:
+        """The pieces of the log-likelihood at theta = (log r, log alpha, log a, log b, gamma,
+        delta): per row log alpha_i, t1 = log B-ratio_1 - (r+x) log(alpha_i + T) and, for repeat
+        buyers (the first ``n_rep`` rows), t2 = log B-ratio_2 - (r+x) log(alpha_i + t_x); per
+        pair a_p."""
+        n_rep = self.n_rep
+        r, b, la_pat, a_pair = self._links(theta)
+        b1, b2 = self._beta_terms(b, a_pair)
         alpha_i = np.exp(la_pat)[self.zinv]
         rx = r + self.x
         aT = alpha_i + self.T
@@ -466,35 +566,48 @@ class _BGNBDCovData:
         dL_i/d log a_i = a_i sum_j w_j d log B-ratio_j / da (per pair), chained through the log
         links by one matrix product each: dL/d gamma = -Z' (dL/d log alpha_i),
         dL/d delta = W' (dL/d log a_i) (summed per distinct pattern first)."""
-        p = self._terms(theta)
-        r, b, w, rep = p["r"], p["b"], self.w, self.rep_rows
-        t1, t2 = p["t1"], p["t2"]
-        both = np.logaddexp(t1[rep], t2)
-        w_rep = w[rep]
-        ww2 = np.exp(t2 - both)  # weight of the second term (repeat buyers); the first has 1 - it
-        ww2 *= w_rep  # times the row's count of customers
-        ll = (
-            float(self.x_counts @ (special.gammaln(r + self.ux) - special.gammaln(r)))
-            + r * float(self.z_counts @ p["la_pat"])
-            + float(w_rep @ both)
-            + float(w[self.n_rep :] @ t1[self.n_rep :])
-        )
-        ww1 = w.copy()
-        ww1[rep] -= ww2
-        l1, l2 = p["l1"], p["l2"]
+        r, b, la_pat, a_pair = self._links(theta)
+        b1, b2 = self._beta_terms(b, a_pair)
+        alpha_pat = np.exp(la_pat)
+        n, n_rep, n_pat, n_pair = len(self.x), self.n_rep, len(self.zpat), len(self.pair_x)
+        ll = float(self.x_counts @ (special.gammaln(r + self.ux) - special.gammaln(r)))
+        ll += r * float(self.z_counts @ la_pat)
         d_r = float(self.x_counts @ (special.digamma(r + self.ux) - special.digamma(r)))
-        d_r += float(self.z_counts @ p["la_pat"]) - float(ww1 @ l1) - float(ww2 @ l2)
-        # d L_i / d log alpha_i, times the row's count
-        rx_alpha = p["rx"] * p["alpha_i"]
-        g_la = w * r
-        g_la -= rx_alpha * ww1 / p["aT"]
-        g_la[rep] -= rx_alpha[rep] * ww2 / p["a2"]
-        g_la_pat = np.bincount(self.zinv, weights=g_la, minlength=len(self.zpat))
-        # per (x, covariate pattern) pair: the two terms' customers and the Beta-ratio derivatives
-        n_pair = len(self.pair_x)
-        W1 = np.bincount(self.pinv, weights=ww1, minlength=n_pair)
-        W2 = np.bincount(self.pinv_rep, weights=ww2, minlength=n_pair)
-        a, px, dg = p["a_pair"], self.pair_x, special.digamma
+        d_r += float(self.z_counts @ la_pat)
+        g_la_pat, W1, W2 = np.zeros(n_pat), np.zeros(n_pair), np.zeros(n_pair)
+        # the rows a block at a time (repeat buyers first: a block's first k rows have the
+        # second term), the sums per pattern and pair accumulated
+        size = _block_rows(max(n_pat, n_pair))
+        for lo in range(0, n, size):
+            rows = slice(lo, lo + size)
+            k = max(0, min(lo + size, n_rep) - lo)
+            zinv, pinv, w = self.zinv[rows], self.pinv[rows], self.w[rows]
+            alpha_i = alpha_pat[zinv]
+            rx = r + self.x[rows]
+            aT = alpha_i + self.T[rows]
+            l1 = np.log(aT)
+            t1 = b1[pinv] - rx * l1
+            a2 = alpha_i[:k] + self.tx[lo : lo + k]
+            l2 = np.log(a2)
+            t2 = b2[pinv[:k]] - rx[:k] * l2
+            both = np.logaddexp(t1[:k], t2)
+            ww2 = np.exp(t2 - both)  # weight of the second term; the first has 1 - it
+            ww2 *= w[:k]  # times the row's count of customers
+            ll += float(w[:k] @ both) + float(w[k:] @ t1[k:])
+            ww1 = w.copy()
+            ww1[:k] -= ww2
+            d_r -= float(ww1 @ l1) + float(ww2 @ l2)
+            # d L_i / d log alpha_i, times the row's count
+            rx_alpha = rx * alpha_i
+            g_la = w * r
+            g_la -= rx_alpha * ww1 / aT
+            g_la[:k] -= rx_alpha[:k] * ww2 / a2
+            g_la_pat += np.bincount(zinv, weights=g_la, minlength=n_pat)
+            # per (x, covariate pattern) pair: the two terms' customers
+            W1 += np.bincount(pinv, weights=ww1, minlength=n_pair)
+            W2 += np.bincount(pinv[:k], weights=ww2, minlength=n_pair)
+        # the Beta-ratio derivatives per pair
+        a, px, dg = a_pair, self.pair_x, special.digamma
         ab = dg(a + b)
         top = dg(a + b + px)
         d1a, d1b = ab - top, dg(b + px) - top - dg(b) + ab
@@ -522,13 +635,12 @@ class _BGNBDCovData:
         H = sum_g J_g' H_g J_g. One pass over the rows, where the central differences of the
         gradient take 2 (4 + k) (Fader & Hardie 2007's likelihood; held equal to those
         differences by ``tests/test_clv.py``)."""
-        p = self._terms(theta)
         n_pat = len(self.zpat)
-        parts = _bgnbd_hessian_rows(
-            p["r"], p["b"], p["la_pat"][self.zinv], p["a_pair"], self.pair_x, self.pinv,
-            self.x, self.tx, self.T, self.w, 0,
+        r, b, la_pat, a_pair = self._links(theta)
+        per = _bgnbd_hessian_sums(
+            r, b, (la_pat, self.zinv), a_pair, self.pair_x, self.pinv,
+            self.x, self.tx, self.T, self.w, 0, by=self.zinv, n_by=n_pat,
         )  # fmt: skip
-        per = {k: np.bincount(self.zinv, weights=v, minlength=n_pat) for k, v in parts.items()}
         hp = _hessian_4x4(per)  # P x 4 x 4
         k = len(theta)
         jac = np.zeros((n_pat, 4, k))

@@ -16,6 +16,7 @@ simulation, with the pass mark the 1 % quantile of Binomial(runs, 0.95). No othe
 from __future__ import annotations
 
 import math
+from unittest.mock import patch
 
 import numpy as np
 import pandas as pd
@@ -1042,6 +1043,79 @@ def test_the_bgnbd_hessian_is_the_derivative_of_its_gradient(log_params, coefs, 
     full = np.concatenate([theta, coefs])
     want = btyd.hess_from_grad(cov.nll_and_grad, full)
     np.testing.assert_allclose(cov.nll_hess(full), want, rtol=0, atol=1e-6 * np.abs(want).max())
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    log_params=st.lists(st.floats(-2.5, 2.5), min_size=4, max_size=4),
+    coefs=st.lists(st.floats(-1.0, 1.0), min_size=5, max_size=5),
+    block=st.integers(1, 700),
+    weighted=st.booleans(),
+)
+def test_the_likelihood_summed_block_by_block_is_the_sum_over_customers(
+    log_params, coefs, block, weighted
+):
+    """The likelihoods summed clv.BLOCK_ROWS rows at a time (any block size; issue 31's memory):
+    _BGNBDData.nll_and_grad and _BGNBDCovData.nll_and_grad give the negative sum of the
+    per-customer log-likelihoods (bgnbd_loglik, mbgnbd_loglik, the covariate model's loglik;
+    FHL 2005 eq. 6), each counted w times, to 1e-12 relative, and the same gradient as one
+    block of all the rows to 1e-9 of its largest entry."""
+    df, Z, W = _two_attribute_company(600)
+    x, tx, T = (df[c].to_numpy() for c in ("frequency", "recency", "T"))
+    w = (
+        np.random.default_rng(2).integers(1, 4, len(x)).astype(float)
+        if weighted
+        else np.ones(len(x))
+    )
+    theta = np.array(log_params)
+    data = clv._BGNBDData(x, tx, T, w)
+    for mbg, loglik in ((False, clv.bgnbd_loglik), (True, clv.mbgnbd_loglik)):
+        with patch.object(clv, "BLOCK_ROWS", block):
+            nll, grad = data.nll_and_grad(theta, mbg)
+        with patch.object(clv, "BLOCK_ROWS", len(x)):
+            _, whole = data.nll_and_grad(theta, mbg)
+        want = -float(w @ loglik(df, *np.exp(theta)).to_numpy())
+        assert nll == pytest.approx(want, rel=1e-12)
+        np.testing.assert_allclose(grad, whole, rtol=0, atol=1e-9 * np.abs(whole).max())
+    cov = clv._BGNBDCovData(x, tx, T, Z, W, w)  # its sums per pattern and pair, block by block
+    full = np.concatenate([theta, coefs])
+    with patch.object(clv, "BLOCK_ROWS", block):
+        nll, grad = cov.nll_and_grad(full)
+    with patch.object(clv, "BLOCK_ROWS", len(x)):
+        _, whole = cov.nll_and_grad(full)
+    assert nll == pytest.approx(-float(w @ cov.loglik(full)), rel=1e-12)
+    np.testing.assert_allclose(grad, whole, rtol=0, atol=1e-9 * np.abs(whole).max())
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    log_params=st.lists(st.floats(-2.5, 2.5), min_size=4, max_size=4),
+    coefs=st.lists(st.floats(-1.0, 1.0), min_size=5, max_size=5),
+    block=st.integers(1, 700),
+    s=st.sampled_from([0, 1]),
+)
+def test_the_hessian_summed_block_by_block_is_the_rows_sum(log_params, coefs, block, s):
+    """clv._bgnbd_hessian_sums (the rows BLOCK_ROWS at a time, issue 31's memory) equals
+    clv._bgnbd_hessian_rows summed over all rows at once, and per covariate pattern, to 1e-12
+    of the largest entry: any block size, from one row to more than the rows."""
+    df, Z, W = _two_attribute_company(600)
+    x, tx, T = (df[c].to_numpy() for c in ("frequency", "recency", "T"))
+    w = np.random.default_rng(1).integers(1, 4, len(x)).astype(float)
+    cov = clv._BGNBDCovData(x, tx, T, Z, W, w)
+    theta = np.concatenate([log_params, coefs])
+    r, b, la_pat, a_pair = cov._links(theta)
+    args = (a_pair, cov.pair_x, cov.pinv, cov.x, cov.tx, cov.T, cov.w, s)
+    rows = clv._bgnbd_hessian_rows(r, b, la_pat[cov.zinv], *args)
+    n_pat = len(cov.zpat)
+    with patch.object(clv, "BLOCK_ROWS", block):
+        per = clv._bgnbd_hessian_sums(r, b, (la_pat, cov.zinv), *args, by=cov.zinv, n_by=n_pat)
+        total = clv._bgnbd_hessian_sums(r, b, float(la_pat[0]), *args)
+    whole = clv._bgnbd_hessian_rows(r, b, float(la_pat[0]), *args)
+    for k, v in rows.items():
+        want = np.bincount(cov.zinv, weights=v, minlength=n_pat)
+        np.testing.assert_allclose(per[k], want, rtol=0, atol=1e-12 * max(np.abs(want).max(), 1))
+        assert total[k].shape == (1,)
+        assert total[k][0] == pytest.approx(whole[k].sum(), rel=1e-12, abs=1e-12), k
 
 
 def test_the_covariate_fit_equals_the_fit_on_the_per_pattern_likelihood():
