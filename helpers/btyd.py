@@ -174,6 +174,22 @@ def distinct_rows(
     return distinct, counts, inverse
 
 
+#: Rows per block where a likelihood and its derivatives are summed over the rows
+#: (:func:`blocks`: the BG/NBD family's gradients and Hessians in :mod:`helpers.clv`, the
+#: Pareto/NBD's in :mod:`helpers.pareto_nbd`): their temporaries (15 to 40 arrays) then hold
+#: 65,536 rows each, not every customer (at 8.4M rows 1 to 2.7 GB), and a block's arrays stay in
+#: the processor's cache (at 842,000 rows the BG/NBD gradient about twice as fast).
+BLOCK_ROWS = 1 << 16
+
+
+def blocks(n: int, groups: int = 0) -> Iterator[slice]:
+    """Slices of `n` rows, :data:`BLOCK_ROWS` at a time; or `groups` at a time if more, where
+    each block's values are also summed into `groups` groups (``np.bincount(...,
+    minlength=groups)`` per block), so that those sums cost no more than the rows themselves."""
+    size = max(BLOCK_ROWS, groups)
+    return (slice(lo, lo + size) for lo in range(0, n, size))
+
+
 #: Above this share of distinct rows a fit uses the rows as they are (:func:`fit_rows`).
 MAX_DISTINCT_SHARE = 0.9
 

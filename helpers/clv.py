@@ -121,20 +121,6 @@ def _check_bgnbd_data(x: np.ndarray, tx: np.ndarray, T: np.ndarray) -> None:
         )
 
 
-#: Rows per block where a likelihood's gradient or Hessian is summed over the rows
-#: (:meth:`_BGNBDData.nll_and_grad`, :func:`_bgnbd_hessian_sums`): their temporaries (about 15
-#: and 40 arrays) then hold 65,536 rows each, not n (at 8.4M rows 1 and 2.7 GB); and a block's
-#: arrays stay in the processor's cache (at 842,000 rows the gradient about twice as fast).
-BLOCK_ROWS = 1 << 16
-
-
-def _block_rows(groups: int) -> int:
-    """Rows per block where each block's values are also summed into `groups` groups
-    (``np.bincount(..., minlength=groups)`` per block): :data:`BLOCK_ROWS`, or the groups if
-    more, so that the per-block sums cost no more than the rows themselves."""
-    return max(BLOCK_ROWS, groups)
-
-
 class _BGNBDData:
     """The data with the per-frequency parts precomputed (gammaln/betaln on unique x only);
     `w` the count of customers of each row (one each by default): the summed log-likelihood and
@@ -206,9 +192,8 @@ class _BGNBDData:
         d_r = float(self.counts @ (special.digamma(r + ux) - special.digamma(r) + np.log(alpha)))
         d_alpha = float(self.w.sum()) * r / alpha
         W2 = np.zeros(len(ux))  # customers in the second term, per distinct x
-        # the rows BLOCK_ROWS at a time: the same sums, with temporaries of one block each
-        for lo in range(0, len(self.x), BLOCK_ROWS):
-            rows = slice(lo, lo + BLOCK_ROWS)
+        # the rows a block at a time: the same sums, with temporaries of one block each
+        for rows in btyd.blocks(len(self.x)):
             inv, x, tx, w = self.inv[rows], self.x[rows], self.tx[rows], self.w[rows]
             rx = r + x
             aT = alpha + self.T[rows]
@@ -311,15 +296,13 @@ def _bgnbd_hessian_sums(
 ) -> dict[str, np.ndarray]:
     """:func:`_bgnbd_hessian_rows`'s ten arrays summed over the rows (`by` None: arrays of one
     value) or per group of `by` (``np.bincount(by, weights, minlength=n_by)``), computed
-    :data:`BLOCK_ROWS` rows at a time, so that the memory they take does not grow with
+    :func:`helpers.btyd.blocks` of rows at a time, so that the memory they take does not grow with
     the rows; the Beta-function terms per group (x, a) once. `log_alpha` a number, or per row
     as (values, index): ``values[index]``, taken block by block. The same sums as the rows' up
     to the order of the floating-point additions (held by ``tests/test_clv.py``)."""
     groups = _bgnbd_hessian_groups(r, b, a_g, x_g, s)
     sums = {k: np.zeros(n_by) for k in _HESSIAN_KEYS}
-    size = _block_rows(n_by)
-    for lo in range(0, len(x), size):
-        rows = slice(lo, lo + size)
+    for rows in btyd.blocks(len(x), n_by):
         la = log_alpha[0][log_alpha[1][rows]] if isinstance(log_alpha, tuple) else log_alpha
         parts = _bgnbd_hessian_row_terms(
             groups, r, la, g[rows], x[rows], tx[rows], T[rows], w[rows], s
@@ -577,10 +560,9 @@ class _BGNBDCovData:
         g_la_pat, W1, W2 = np.zeros(n_pat), np.zeros(n_pair), np.zeros(n_pair)
         # the rows a block at a time (repeat buyers first: a block's first k rows have the
         # second term), the sums per pattern and pair accumulated
-        size = _block_rows(max(n_pat, n_pair))
-        for lo in range(0, n, size):
-            rows = slice(lo, lo + size)
-            k = max(0, min(lo + size, n_rep) - lo)
+        for rows in btyd.blocks(n, max(n_pat, n_pair)):
+            lo = rows.start
+            k = max(0, min(rows.stop, n_rep) - lo)
             zinv, pinv, w = self.zinv[rows], self.pinv[rows], self.w[rows]
             alpha_i = alpha_pat[zinv]
             rx = r + self.x[rows]
@@ -1070,27 +1052,35 @@ class _GGData:
         p, q, gamma = np.exp(theta)
         ux, w = self.ux, self.w
         n = float(w.sum())
-        lg = np.log(gamma + self.mx)
-        ll = float(w @ self.loglik(p, q, gamma))
         psi_pq = special.digamma(p * ux + q)
         d_p = float(self.counts @ (ux * (psi_pq - special.digamma(p * ux))))
-        d_p += self.sum_x_logs - float(self.wx @ lg)
+        d_p += self.sum_x_logs
         d_q = float(self.counts @ psi_pq) - n * special.digamma(q) + n * np.log(gamma)
-        d_q -= float(w @ lg)
-        d_g = n * q / gamma - float(w @ ((p * self.x + q) / (gamma + self.mx)))
+        d_g = n * q / gamma
+        ll = 0.0
+        for rows in btyd.blocks(len(self.x)):  # temporaries of one block each
+            wr, gm = w[rows], gamma + self.mx[rows]
+            lg = np.log(gm)
+            ll += float(wr @ self.loglik(p, q, gamma, rows))
+            d_p -= float(self.wx[rows] @ lg)
+            d_q -= float(wr @ lg)
+            d_g -= float(wr @ ((p * self.x[rows] + q) / gm))
         return -ll, -np.array([d_p * p, d_q * q, d_g * gamma])
 
-    def loglik(self, p: float, q: float, gamma: float) -> np.ndarray:
+    def loglik(self, p: float, q: float, gamma: float, rows: slice = slice(None)) -> np.ndarray:
+        """Per-row log-likelihood (Fader, Hardie & Lee 2005, JMR; :func:`gamma_gamma_loglik`)
+        of the rows given (all by default)."""
         pu = p * self.ux  # p x of each distinct x: the same products as p * x row by row
-        px = p * self.x
+        px = p * self.x[rows]
+        inv = self.inv[rows]
         return (
-            special.gammaln(pu + q)[self.inv]
-            - special.gammaln(pu)[self.inv]
+            special.gammaln(pu + q)[inv]
+            - special.gammaln(pu)[inv]
             - special.gammaln(q)
             + q * np.log(gamma)
-            + (px - 1) * self.log_m
-            + px * self.log_x
-            - (px + q) * np.log(gamma + self.mx)
+            + (px - 1) * self.log_m[rows]
+            + px * self.log_x[rows]
+            - (px + q) * np.log(gamma + self.mx[rows])
         )
 
 

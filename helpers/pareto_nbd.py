@@ -301,8 +301,11 @@ def fit_pareto_nbd(
         xs, txs, Ts = x[rows], tx[rows], T[rows]
 
         def nll_grad(theta: np.ndarray) -> tuple[float, np.ndarray]:
-            ll, grad = _loglik_grad(xs, txs, Ts, *np.exp(theta))
-            value, g = -float(ws @ ll), -(ws @ grad)
+            params, value, g = np.exp(theta), 0.0, np.zeros(4)
+            for b in btyd.blocks(len(ws)):  # temporaries of one block (btyd.BLOCK_ROWS)
+                ll, grad = _loglik_grad(xs[b], txs[b], Ts[b], *params)
+                value -= float(ws[b] @ ll)
+                g -= ws[b] @ grad
             if not (np.isfinite(value) and np.all(np.isfinite(g))):  # far off: a finite penalty
                 return 1e30, np.zeros(4)
             return value, g

@@ -1055,11 +1055,12 @@ def test_the_bgnbd_hessian_is_the_derivative_of_its_gradient(log_params, coefs, 
 def test_the_likelihood_summed_block_by_block_is_the_sum_over_customers(
     log_params, coefs, block, weighted
 ):
-    """The likelihoods summed clv.BLOCK_ROWS rows at a time (any block size; issue 31's memory):
+    """The likelihoods summed btyd.BLOCK_ROWS rows at a time (any block size; issue 31's memory):
     _BGNBDData.nll_and_grad and _BGNBDCovData.nll_and_grad give the negative sum of the
     per-customer log-likelihoods (bgnbd_loglik, mbgnbd_loglik, the covariate model's loglik;
-    FHL 2005 eq. 6), each counted w times, to 1e-12 relative, and the same gradient as one
-    block of all the rows to 1e-9 of its largest entry."""
+    FHL 2005 eq. 6), _GGData.nll_and_grad that of gamma_gamma_loglik, each counted w times, to
+    1e-12 relative, and the same gradient as one block of all the rows to 1e-9 of its largest
+    entry."""
     df, Z, W = _two_attribute_company(600)
     x, tx, T = (df[c].to_numpy() for c in ("frequency", "recency", "T"))
     w = (
@@ -1070,20 +1071,31 @@ def test_the_likelihood_summed_block_by_block_is_the_sum_over_customers(
     theta = np.array(log_params)
     data = clv._BGNBDData(x, tx, T, w)
     for mbg, loglik in ((False, clv.bgnbd_loglik), (True, clv.mbgnbd_loglik)):
-        with patch.object(clv, "BLOCK_ROWS", block):
+        with patch.object(btyd, "BLOCK_ROWS", block):
             nll, grad = data.nll_and_grad(theta, mbg)
-        with patch.object(clv, "BLOCK_ROWS", len(x)):
+        with patch.object(btyd, "BLOCK_ROWS", len(x)):
             _, whole = data.nll_and_grad(theta, mbg)
         want = -float(w @ loglik(df, *np.exp(theta)).to_numpy())
         assert nll == pytest.approx(want, rel=1e-12)
         np.testing.assert_allclose(grad, whole, rtol=0, atol=1e-9 * np.abs(whole).max())
     cov = clv._BGNBDCovData(x, tx, T, Z, W, w)  # its sums per pattern and pair, block by block
     full = np.concatenate([theta, coefs])
-    with patch.object(clv, "BLOCK_ROWS", block):
+    with patch.object(btyd, "BLOCK_ROWS", block):
         nll, grad = cov.nll_and_grad(full)
-    with patch.object(clv, "BLOCK_ROWS", len(x)):
+    with patch.object(btyd, "BLOCK_ROWS", len(x)):
         _, whole = cov.nll_and_grad(full)
     assert nll == pytest.approx(-float(w @ cov.loglik(full)), rel=1e-12)
+    np.testing.assert_allclose(grad, whole, rtol=0, atol=1e-9 * np.abs(whole).max())
+    rep = x > 0  # the Gamma-Gamma on the repeat buyers, spend drawn per row
+    spend = pd.DataFrame({"frequency": x[rep], "monetary_value": np.exp(
+        np.random.default_rng(3).normal(3.0, 0.5, int(rep.sum())))})  # fmt: skip
+    gg, gg_theta = clv._GGData(x[rep], spend["monetary_value"].to_numpy(), w[rep]), theta[:3]
+    with patch.object(btyd, "BLOCK_ROWS", block):
+        nll, grad = gg.nll_and_grad(gg_theta)
+    with patch.object(btyd, "BLOCK_ROWS", len(x)):
+        _, whole = gg.nll_and_grad(gg_theta)
+    want = -float(w[rep] @ clv.gamma_gamma_loglik(spend, *np.exp(gg_theta)).to_numpy())
+    assert nll == pytest.approx(want, rel=1e-12)
     np.testing.assert_allclose(grad, whole, rtol=0, atol=1e-9 * np.abs(whole).max())
 
 
@@ -1107,7 +1119,7 @@ def test_the_hessian_summed_block_by_block_is_the_rows_sum(log_params, coefs, bl
     args = (a_pair, cov.pair_x, cov.pinv, cov.x, cov.tx, cov.T, cov.w, s)
     rows = clv._bgnbd_hessian_rows(r, b, la_pat[cov.zinv], *args)
     n_pat = len(cov.zpat)
-    with patch.object(clv, "BLOCK_ROWS", block):
+    with patch.object(btyd, "BLOCK_ROWS", block):
         per = clv._bgnbd_hessian_sums(r, b, (la_pat, cov.zinv), *args, by=cov.zinv, n_by=n_pat)
         total = clv._bgnbd_hessian_sums(r, b, float(la_pat[0]), *args)
     whole = clv._bgnbd_hessian_rows(r, b, float(la_pat[0]), *args)

@@ -9,12 +9,14 @@ family-wise 95 % level (Bonferroni over the parameters checked), fixed seed.
 
 from __future__ import annotations
 
+from unittest.mock import patch
+
 import numpy as np
 import pandas as pd
 import pytest
 from scipy import integrate, special
 
-from helpers import clv
+from helpers import btyd, clv
 from helpers import pareto_nbd as pn
 
 #: alpha < beta (CDNOW), alpha > beta, and a few more for the cheaper checks
@@ -140,6 +142,19 @@ def test_cdnow_published_estimates(cdnow_fit):
     # the published point lies inside every 95 % interval
     pub = pd.Series({k: pn.CDNOW_PUBLISHED[k] for k in table.index})
     assert np.all((table["ci_low"] < pub) & (pub < table["ci_high"]))
+
+
+def test_the_fit_summed_block_by_block_is_the_fit_on_all_rows_at_once(cdnow_fit, cdnow):
+    """The objective summed btyd.BLOCK_ROWS rows at a time (issue 31's memory; here 300 of
+    CDNOW's 2,357 customers a block, eight blocks) finds the fit of one block: parameters to
+    1e-6 relative, the log-likelihood to 1e-10, the standard errors to 1e-4."""
+    with patch.object(btyd, "BLOCK_ROWS", 300):
+        fit = pn.fit_pareto_nbd(cdnow)
+    assert fit.converged
+    for k, v in cdnow_fit.params.items():
+        assert fit.params[k] == pytest.approx(v, rel=1e-6), k
+    assert fit.loglik == pytest.approx(cdnow_fit.loglik, rel=1e-10)
+    np.testing.assert_allclose(fit.summary()["se"], cdnow_fit.summary()["se"], rtol=1e-4)
 
 
 def test_predictions_take_and_return_dataframes_indexed_like_the_input(cdnow_fit, cdnow):
