@@ -260,8 +260,13 @@ def _export_columns(
 
 #: The rows :func:`export_csv` converts to Arrow and writes at a time: one chunk's columns are
 #: held, not the whole table's (at 10M customers about 25 columns of 8-byte values: some 2 GB
-#: beside the report's frames; benchmarks/README.md, the exports at 10M customers).
-EXPORT_CHUNK = 1_000_000
+#: beside the report's frames; benchmarks/README.md, the exports at 10M customers). 200,000
+#: rather than 1M: the 842k-customer report's peak, the export beside the LTV curves, 1,861 and
+#: 1,967 MB -> 1,743 and 1,816 MB, the same time (benchmarks/README.md, 2026-12-06).
+EXPORT_CHUNK = 200_000
+
+#: Exports of at most this many rows run in a background thread (:func:`start_exports`).
+BACKGROUND_ROWS = 1_000_000
 
 
 def _write_columns(
@@ -365,16 +370,15 @@ def start_exports(
     to Arrow, the spreadsheet-safe cells and Arrow's CSV writer (most of the time, without the
     GIL) run in the thread.
 
-    `background` None: in the thread when every table fits in one chunk of
-    :data:`EXPORT_CHUNK` rows, else now, in the caller's thread (the future done when
-    returned). Measured (benchmarks/README.md): at 842k customers notebook 08 took 30.6, 31.8 s
+    `background` None: in the thread when every table has at most :data:`BACKGROUND_ROWS`
+    rows, else now, in the caller's thread (the future done when returned). Measured (benchmarks/README.md): at 842k customers notebook 08 took 30.6, 31.8 s
     with the thread against 32.8, 32.1 s without (the exports 1.9-2.1 s, the cells beside them a
     little slower), the peak unchanged; at 10M customers it saved nothing (the sections beside
     it are as long: 520-524 s either way) and raised the peak by 0.7-1.0 GB."""
     resolved = _raw(raw)
     jobs = [(_export_columns(table), Path(path)) for table, path in files]
     if background is None:
-        background = all(len(columns[0][1]) <= EXPORT_CHUNK for columns, _ in jobs)
+        background = all(len(columns[0][1]) <= BACKGROUND_ROWS for columns, _ in jobs)
 
     def write() -> list[Path]:
         return [_write_columns(columns, path, decimals, resolved) for columns, path in jobs]

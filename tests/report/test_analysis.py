@@ -364,8 +364,8 @@ def test_start_exports_writes_what_export_csv_writes_with_the_columns_of_the_cal
         failing.result()
 
 
-def test_start_exports_above_one_chunk_writes_them_in_the_callers_thread(tmp_path, monkeypatch):
-    """A table longer than one chunk (:data:`EXPORT_CHUNK`) is exported before
+def test_start_exports_above_its_size_writes_them_in_the_callers_thread(tmp_path, monkeypatch):
+    """A table longer than :data:`BACKGROUND_ROWS` is exported before
     :func:`start_exports` returns (at 10M customers the thread saved no time and held memory
     beside the sections): the future is done, the file is there and is :func:`export_csv`'s; a
     failure is raised by ``result()``, as from the thread."""
@@ -373,7 +373,7 @@ def test_start_exports_above_one_chunk_writes_them_in_the_callers_thread(tmp_pat
 
     seg = pd.DataFrame({"n_orders": [1, 2, 3]}, index=pd.Index(["A", "B", "C"], name="customer_id"))
     report.export_csv(seg, tmp_path / "now.csv")
-    monkeypatch.setattr(analysis, "EXPORT_CHUNK", 2)
+    monkeypatch.setattr(analysis, "BACKGROUND_ROWS", 2)
     job = report.start_exports([(seg, tmp_path / "later.csv")])
     assert job.done() and job.result() == [tmp_path / "later.csv"]
     assert (tmp_path / "later.csv").read_bytes() == (tmp_path / "now.csv").read_bytes()
