@@ -195,7 +195,9 @@ MAX_DISTINCT_SHARE = 0.9
 
 
 def fit_rows(
-    *cols: np.ndarray, weights: np.ndarray | None = None
+    *cols: np.ndarray,
+    weights: np.ndarray | None = None,
+    grid: tuple[int, float] | None = None,
 ) -> tuple[list[np.ndarray], np.ndarray, int]:
     """The rows a weighted fit runs on: the distinct rows with their counts
     (:func:`distinct_rows`), unless they are more than :data:`MAX_DISTINCT_SHARE` of the rows
@@ -203,15 +205,50 @@ def fit_rows(
     and save nothing), then the rows themselves with their weights. Either way the weighted
     log-likelihood is the same sum. Returns the columns, the weights and the number of distinct
     rows. The distinct rows are counted first by hashing alone (:func:`_count_distinct`: no
-    sort), and sorted with their counts (:func:`distinct_rows`) only when they are used."""
+    sort), and sorted with their counts (:func:`distinct_rows`) only when they are used.
+    `grid`: the times' (step, unit) in seconds when they were counted at a resolution
+    (:func:`time_grid`): the times are counted by their whole steps (:func:`_on_grid`)."""
     w = np.ones(len(cols[0])) if weights is None else np.asarray(weights, dtype=float)
     keep = w > 0
     kept = [np.asarray(c, dtype=float)[keep] for c in cols]
-    n_distinct = _count_distinct(*kept)
+    n_distinct = _count_distinct(*(kept if grid is None else [_on_grid(c, *grid) for c in kept]))
     if n_distinct > MAX_DISTINCT_SHARE * keep.sum():
         return kept, w[keep], n_distinct
     distinct, counts, _ = distinct_rows(*cols, weights=weights)
     return distinct, counts, len(counts)
+
+
+def time_grid(summary: pd.DataFrame) -> tuple[int, float] | None:
+    """The step of the summary's resolution and its time unit, in seconds, when its t_x and T
+    were counted in whole steps (:func:`at_resolution`: ``attrs["resolution"]``); else None."""
+    resolution, unit = summary.attrs.get("resolution"), summary.attrs.get("time_unit")
+    if resolution not in RESOLUTIONS or unit is None:
+        return None
+    return RESOLUTIONS[resolution][0], _unit_seconds(unit)
+
+
+def _unit_seconds(time_unit: str) -> float:
+    """Seconds in the time unit (:func:`helpers.segments.unit_days` x 86,400): the divisor of
+    :func:`at_resolution`'s times and of :func:`time_grid`."""
+    from helpers import segments
+
+    return segments.unit_days(time_unit) * 86400
+
+
+def _on_grid(c: np.ndarray, step: int, unit_s: float) -> np.ndarray:
+    """Times in the unit (`unit_s` seconds) that are whole numbers of `step` seconds, as those
+    whole numbers k (floats), when every value is exactly ``k * step / unit_s`` (as
+    :func:`at_resolution` computes it): then value and k determine each other, and rows have
+    equal times exactly when they have equal k; otherwise `c` as it is. Counting whole numbers
+    needs no factorizing (:func:`_count_distinct`: at 8.4M customers timed to the second
+    2.0 s against 6.9 s)."""
+    if c.dtype.kind != "f" or not len(c):
+        return c
+    with np.errstate(invalid="ignore", over="ignore"):
+        k = np.rint(c * (unit_s / step))
+    if not np.all(np.isfinite(k)) or np.abs(k).max() >= 2.0**53:
+        return c
+    return k if np.array_equal(k.astype(np.int64) * step / unit_s, c) else c
 
 
 def _count_distinct(*cols: np.ndarray) -> int:
@@ -317,9 +354,9 @@ def at_resolution(summary: pd.DataFrame, resolution: str) -> pd.DataFrame:
     less than one step."""
     if resolution not in RESOLUTIONS:
         raise ValueError(f"resolution must be one of {sorted(RESOLUTIONS)}, got {resolution!r}")
-    from helpers import periods, segments
+    from helpers import periods
 
-    unit_s = segments.unit_days(summary.attrs["time_unit"]) * 86400
+    unit_s = _unit_seconds(summary.attrs["time_unit"])
     end_s = periods.as_of_end(summary.attrs["as_of"]).value // 10**9
     first = pd.DatetimeIndex(summary["first_order"]).asi8 // 10**9
     last = pd.DatetimeIndex(summary["last_order"]).asi8 // 10**9

@@ -726,7 +726,9 @@ def _fit_purchases(
     x, tx, T = btyd.columns(summary, ("frequency", "recency", "T"))
     _check_bgnbd_data(x, tx, T)
     unit = time_unit or summary.attrs.get("time_unit", "?")
-    (x, tx, T), w, patterns = btyd.fit_rows(x, tx, T, weights=btyd.weights_of(summary, weights))
+    (x, tx, T), w, patterns = btyd.fit_rows(
+        x, tx, T, weights=btyd.weights_of(summary, weights), grid=btyd.time_grid(summary)
+    )
     data = _BGNBDData(x, tx, T, w)
     loglik = data.mbg_loglik if model == "MBG/NBD" else data.loglik
 

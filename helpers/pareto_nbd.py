@@ -294,7 +294,9 @@ def fit_pareto_nbd(
     with the stop.
     """
     x, tx, T = _data(summary)
-    (x, tx, T), w, patterns = btyd.fit_rows(x, tx, T, weights=btyd.weights_of(summary, weights))
+    (x, tx, T), w, patterns = btyd.fit_rows(
+        x, tx, T, weights=btyd.weights_of(summary, weights), grid=btyd.time_grid(summary)
+    )
     unit = time_unit or summary.attrs.get("time_unit", "?")
 
     def objective(rows: np.ndarray | slice, ws: np.ndarray):

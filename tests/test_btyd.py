@@ -269,6 +269,44 @@ def test_whole_numbers_are_counted_without_factorizing(monkeypatch):
     assert btyd._count_distinct(x, tx + 0.5, T) == want and calls
 
 
+@given(
+    st.lists(
+        st.tuples(st.integers(0, 5), st.integers(0, 4 * 10**6), st.integers(0, 4 * 10**6)),
+        min_size=1,
+        max_size=80,
+    ),
+    st.sampled_from(sorted(btyd.RESOLUTIONS)),
+    st.sampled_from(["D", "W", "M"]),
+    st.booleans(),
+)
+@settings(max_examples=200, deadline=None)
+def test_times_on_their_grid_count_as_their_rows(rows, resolution, unit, off_grid):
+    """fit_rows with the summary's grid (btyd.time_grid: times counted at a resolution) counts
+    the distinct rows as without it, by whole steps (no factorizing of the times), whatever
+    the resolution and time unit; a time off the grid leaves the times as they are."""
+    from helpers import segments
+
+    x, a, b = (np.array(c, dtype=np.int64) for c in zip(*rows, strict=True))
+    first_s = 1_700_000_000 + a * 37
+    last_s = first_s + b * 11
+    end_s = int(last_s.max()) + 86_400
+    tx_k, T_k = btyd.resolution_steps(first_s, last_s, end_s, resolution)
+    step, unit_s = btyd.RESOLUTIONS[resolution][0], segments.unit_days(unit) * 86400
+    tx, T = tx_k * step / unit_s, T_k * step / unit_s  # as btyd.at_resolution computes them
+    if off_grid:
+        T = T + 0.1 / unit_s  # a tenth of a second: no longer whole steps of any resolution
+    summary = pd.DataFrame({"frequency": x, "recency": tx, "T": T})
+    summary.attrs.update(resolution=resolution, time_unit=unit)
+    grid = btyd.time_grid(summary)
+    assert grid == (step, unit_s)
+    want = len(btyd.distinct_rows(x.astype(float), tx, T)[1])
+    assert btyd.fit_rows(x, tx, T, grid=grid)[2] == btyd.fit_rows(x, tx, T)[2] == want
+    assert (btyd._on_grid(T, *grid) is T) == off_grid
+    if not off_grid:
+        np.testing.assert_array_equal(btyd._on_grid(tx, *grid), tx_k)
+    assert btyd.time_grid(pd.DataFrame({"T": T})) is None  # no resolution stated: no grid
+
+
 def test_timestamp_resolution_is_the_coarsest_step_the_times_are_written_at():
     from helpers import segments
 
