@@ -257,10 +257,14 @@ def _count_distinct(*cols: np.ndarray) -> int:
     Columns of whole numbers (counts, and t_x and T in whole steps of a resolution,
     :func:`at_resolution`) are combined as they are, ``v - min(v)`` in mixed radix, without
     factorizing each (at 8.4M customers in seconds, where every row is distinct: the
-    factorizing was most of the count)."""
+    factorizing was most of the count); other numbers by one checked hash per row
+    (:func:`_count_by_row_hash`); else each column factorized."""
     key = _whole_number_key(cols)
     if key is not None:
         return len(pd.unique(key))
+    counted = _count_by_row_hash(cols)
+    if counted is not None:
+        return counted
     codes = [pd.factorize(c)[0].astype(np.int64) for c in cols]
     sizes = [int(c.max()) + 2 if len(c) else 1 for c in codes]  # + 2: NaN's code is -1
     if float(np.prod(np.array(sizes, dtype=float))) >= 2.0**62:
@@ -269,6 +273,42 @@ def _count_distinct(*cols: np.ndarray) -> int:
     for code, size in zip(codes, sizes, strict=True):
         key = key * size + (code + 1)
     return len(pd.unique(key))
+
+
+def _mix64(h: np.ndarray) -> np.ndarray:
+    """SplitMix64's finalizer (Steele, Lea & Flood 2014), element-wise on uint64: every bit of
+    the input reaches every bit of the output."""
+    h = h ^ (h >> np.uint64(30))
+    h = h * np.uint64(0xBF58476D1CE4E5B9)
+    h = h ^ (h >> np.uint64(27))
+    h = h * np.uint64(0x94D049BB133111EB)
+    return h ^ (h >> np.uint64(31))
+
+
+def _count_by_row_hash(cols: tuple[np.ndarray, ...]) -> int | None:
+    """The number of distinct rows of numeric columns by one 64-bit hash per row (each value's
+    float64 bits, -0.0 as 0.0, mixed by :func:`_mix64`), exact: the rows are grouped by their
+    hash and every row is checked equal to its group's first row, so two different rows that
+    share a hash (about 2e-6 likely at 8.4M rows) give None, as does a NaN or a column that is
+    not numeric (the caller then factorizes each column). At 8.4M customers timed to the
+    second 2.2 s against 6.9 s for factorizing the three columns."""
+    n = len(cols[0])
+    h = np.zeros(n, dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        for c in cols:
+            if np.asarray(c).dtype.kind not in "iufb":
+                return None
+            f = np.asarray(c, dtype=np.float64) + 0.0  # -0.0 + 0.0 is 0.0: equal values, equal bits
+            if np.isnan(f).any():
+                return None
+            h = _mix64(h * np.uint64(0x9E3779B97F4A7C15) + f.view(np.uint64))
+    codes, groups = pd.factorize(h)
+    first = np.empty(len(groups), dtype=np.int64)
+    first[codes[::-1]] = np.arange(n - 1, -1, -1)  # each group's first row (the last write wins)
+    rep = first[codes]
+    if all(np.array_equal(np.asarray(c)[rep], c) for c in cols):
+        return len(groups)
+    return None
 
 
 def _whole_number_key(cols: tuple[np.ndarray, ...]) -> np.ndarray | None:

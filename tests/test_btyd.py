@@ -269,6 +269,27 @@ def test_whole_numbers_are_counted_without_factorizing(monkeypatch):
     assert btyd._count_distinct(x, tx + 0.5, T) == want and calls
 
 
+@pytest.mark.parametrize("collide", [False, True])
+def test_fractional_times_are_counted_by_a_checked_row_hash(monkeypatch, collide):
+    """Times that are fractions (the report's t_x and T as given): one hash per row, grouped and
+    every row checked against its group's first, gives distinct_rows' count; rows that differ
+    but share a hash (every hash forced equal here) fall back to factorizing each column, with
+    the same count; -0.0 and 0.0 are one value, a NaN falls back."""
+    rng = np.random.default_rng(5)
+    x = rng.integers(0, 6, 4000).astype(float)
+    T = rng.integers(1, 400, 4000) / 7
+    tx = np.where(x > 0, np.floor(T * rng.random(4000) * 7) / 7, -0.0)
+    tx[:50] = 0.0  # 0.0 beside -0.0: equal values
+    want = len(btyd.distinct_rows(x, tx, T)[1])
+    if collide:
+        monkeypatch.setattr(btyd, "_mix64", lambda h: np.zeros_like(h))
+        assert btyd._count_by_row_hash((x, tx, T)) is None
+    else:
+        assert btyd._count_by_row_hash((x, tx, T)) == want
+    assert btyd._count_distinct(x, tx, T) == want
+    assert btyd._count_by_row_hash((x, np.where(x > 4, np.nan, tx), T)) is None
+
+
 @given(
     st.lists(
         st.tuples(st.integers(0, 5), st.integers(0, 4 * 10**6), st.integers(0, 4 * 10**6)),
