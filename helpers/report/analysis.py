@@ -371,10 +371,11 @@ def start_exports(
     GIL) run in the thread.
 
     `background` None: in the thread when every table has at most :data:`BACKGROUND_ROWS`
-    rows, else now, in the caller's thread (the future done when returned). Measured (benchmarks/README.md): at 842k customers notebook 08 took 30.6, 31.8 s
-    with the thread against 32.8, 32.1 s without (the exports 1.9-2.1 s, the cells beside them a
-    little slower), the peak unchanged; at 10M customers it saved nothing (the sections beside
-    it are as long: 520-524 s either way) and raised the peak by 0.7-1.0 GB."""
+    rows, else now, in the caller's thread (the future done when returned). Measured
+    (benchmarks/README.md): at 842k customers notebook 08 took 30.6, 31.8 s with the thread
+    against 32.8, 32.1 s without (the exports 1.9-2.1 s, the cells beside them a little
+    slower), the peak unchanged; at 10M customers it saved nothing (the sections beside it are
+    as long: 520-524 s either way) and raised the peak by 0.7-1.0 GB."""
     resolved = _raw(raw)
     jobs = [(_export_columns(table), Path(path)) for table, path in files]
     if background is None:
