@@ -99,6 +99,16 @@ def period_index(codes: np.ndarray | pd.Index, freq: str, name: str = "period") 
     return pd.PeriodIndex.from_ordinals(np.asarray(codes, dtype=np.int64), freq=freq, name=name)
 
 
+def period_labels(dates: pd.Series | np.ndarray | pd.DatetimeIndex, freq: str = "M") -> np.ndarray:
+    """Each timestamp's period as pandas labels it (``pd.PeriodIndex(dates, freq).astype(str)``:
+    '2025-03', '2025Q1', ...), an object array in which the rows of one period share one
+    string: the distinct periods (:func:`period_codes`) are labelled once and gathered. A
+    string per row took 64 bytes (at 842k customers 54 MB against 7 MB) and a formatting per
+    row."""
+    codes, uniques = pd.factorize(period_codes(dates, freq))
+    return period_index(uniques, freq).astype(str).to_numpy(object).take(codes)
+
+
 def last_complete_period(as_of: str | pd.Timestamp, freq: str) -> int:
     """Code of the last period that has ended on or before the as-of day (the censoring rule):
     the period containing the day after as-of, minus one."""

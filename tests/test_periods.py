@@ -38,6 +38,19 @@ def test_period_codes_are_pandas_ordinals(freq):
     assert np.array_equal(periods.period_codes(d, freq), d.dt.to_period(freq).array.asi8)
 
 
+@pytest.mark.parametrize("freq", ["D", "W", "M", "Q"])
+def test_period_labels_are_pandas_labels_one_string_a_period(freq):
+    rng = np.random.default_rng(5)
+    days = rng.integers(0, 3000, 2000) * 86_400 + rng.integers(0, 86_400, 2000)
+    d = pd.Series(pd.to_datetime("2017-01-01") + pd.to_timedelta(days, unit="s"))
+    got = periods.period_labels(d, freq)
+    assert got.dtype == object
+    assert got.tolist() == pd.PeriodIndex(d, freq=freq).astype(str).tolist()
+    # the rows of a period hold the same string object, not a copy per row
+    assert len({id(x) for x in got}) == d.dt.to_period(freq).nunique()
+    assert periods.period_labels(d.iloc[:0], freq).tolist() == []
+
+
 def test_complete_periods_and_up_to():
     idx = periods.complete_periods("2025-01-20", "2025-04-10", "M")
     assert [str(p) for p in idx] == ["2025-01", "2025-02", "2025-03"]

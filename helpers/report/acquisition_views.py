@@ -231,7 +231,7 @@ def ltv_curves(
     n, last, first_month, s = _ltv_sample(seg, econ, months)
     ids = s.index
     observed = (last - first_month).astype(int)
-    cohort = pd.PeriodIndex(s["first_order"], freq=freq).astype(str).to_numpy()
+    cohort = periods.period_labels(s["first_order"], freq)
     cum = _customer_cum(bought, ids, first_month, last, list(range(n)), econ)
     codes, names = pd.factorize(cohort, sort=True)
     rows, summary = [], []
@@ -441,7 +441,7 @@ def second_orders(bought: Any, as_of: str | pd.Timestamp, freq: str = "Q") -> pd
     day = pd.Timedelta(days=1)
     out = pd.DataFrame(
         {"first": first, "days": (second - first) / day, "followup": (end - first) / day,
-         "cohort": pd.PeriodIndex(first, freq=freq).astype(str)},
+         "cohort": periods.period_labels(first, freq)},
         index=first.index,
     )  # fmt: skip
     out.index = out.index.astype(str)
