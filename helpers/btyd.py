@@ -149,6 +149,18 @@ def distinct_rows(
     keep = w > 0
     if not keep.all():
         cols, w = tuple(np.asarray(c)[keep] for c in cols), w[keep]
+    whole = _whole_number_parts(cols)
+    if whole is not None:  # whole numbers: one key from the values, no factorizing per column
+        key, spans = whole
+        inverse, ukey = pd.factorize(key, sort=True)
+        rest, digits = np.asarray(ukey, dtype=np.int64), []
+        for _, size in reversed(spans):
+            digits.append(rest % size)
+            rest = rest // size
+        distinct = [(d + lo).astype(np.asarray(c).dtype)
+                    for c, (lo, _), d in zip(cols, spans, reversed(digits), strict=True)]  # fmt: skip
+        inverse = np.asarray(inverse, dtype=np.int64)
+        return distinct, np.bincount(inverse, weights=w, minlength=len(ukey)), inverse
     codes, uniques = [], []
     for c in cols:
         code, uniq = pd.factorize(np.asarray(c), sort=True)
@@ -314,10 +326,21 @@ def _count_by_row_hash(cols: tuple[np.ndarray, ...]) -> int | None:
 def _whole_number_key(cols: tuple[np.ndarray, ...]) -> np.ndarray | None:
     """One int64 per row, equal for two rows exactly when all their values are: each column's
     ``v - min(v)`` in mixed radix (sizes ``max - min + 1``), when every value is a finite whole
-    number and the product of the sizes is below 2^62; else None."""
+    number and the product of the sizes is below 2^62; else None (:func:`_whole_number_parts`)."""
+    whole = _whole_number_parts(cols)
+    return None if whole is None else whole[0]
+
+
+def _whole_number_parts(
+    cols: tuple[np.ndarray, ...],
+) -> tuple[np.ndarray, list[tuple[float, int]]] | None:
+    """:func:`_whole_number_key`'s key and each column's (min, size): the key orders the rows as
+    their values do, column by column (lexicographically), and ``key // radix % size + min``
+    gives a column's value back. None when a value is not a finite whole number or the sizes'
+    product reaches 2^62."""
     if not cols or not len(cols[0]):
         return None
-    key, total = np.zeros(len(cols[0]), dtype=np.int64), 1.0
+    key, total, spans = np.zeros(len(cols[0]), dtype=np.int64), 1.0, []
     for c in cols:
         c = np.asarray(c)
         if c.dtype.kind == "f":
@@ -333,7 +356,8 @@ def _whole_number_key(cols: tuple[np.ndarray, ...]) -> np.ndarray | None:
         if total >= 2.0**62 or abs(lo) >= 2.0**53 or abs(hi) >= 2.0**53:
             return None
         key = key * int(size) + (c - lo).astype(np.int64)
-    return key
+        spans.append((lo, int(size)))
+    return key, spans
 
 
 #: Resolutions a summary's times can be counted in (:func:`at_resolution`): the length of one

@@ -256,6 +256,43 @@ def test_the_count_of_distinct_rows_is_distinct_rows_count(rows, as_ints):
     assert btyd._count_distinct(*cols) == want
 
 
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(0, 40),
+            st.one_of(st.integers(-5, 5), st.integers(-(2**40), 2**40)),
+            st.one_of(st.integers(0, 1), st.floats(-1e6, 1e6)),
+        ),
+        min_size=1,
+        max_size=60,
+    ),
+    st.sampled_from(["float", "int", "bool"]),
+    st.lists(st.integers(0, 3), min_size=60, max_size=60),
+)
+@settings(max_examples=200, deadline=None)
+def test_distinct_rows_of_whole_numbers_are_those_of_factorizing(rows, kind, weights):
+    """Whole numbers take one key made from the values (no factorizing per column): the same
+    distinct rows (values and dtypes), counts and inverse as factorizing each column."""
+    from unittest import mock
+
+    x, y, z = (np.array(c, dtype=float) for c in zip(*rows, strict=True))
+    if kind == "int":
+        x, y = x.astype(np.int64), y.astype(np.int64)
+    elif kind == "bool":
+        z = z == 1
+    w = np.array(weights[: len(x)], dtype=float)
+    if w.sum() == 0:
+        w[0] = 1.0
+    got = btyd.distinct_rows(x, y, z, weights=w)
+    with mock.patch.object(btyd, "_whole_number_parts", lambda cols: None):
+        want = btyd.distinct_rows(x, y, z, weights=w)
+    for g, e in zip(got[0], want[0], strict=True):
+        assert g.dtype == e.dtype
+        np.testing.assert_array_equal(g, e)
+    np.testing.assert_array_equal(got[1], want[1])
+    np.testing.assert_array_equal(got[2], want[2])
+
+
 def test_whole_numbers_are_counted_without_factorizing(monkeypatch):
     """Counts and whole steps (t_x, T at a resolution): one key, no factorizing; a fraction
     falls back to it."""
