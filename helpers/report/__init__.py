@@ -46,6 +46,7 @@ _WHERE: dict[str, str] = {
             "AT_RISK_SEGMENTS",
             "ClvFit",
             "at_risk_customers",
+            "at_risk_mask",
             "client_economics",
             "clv_interval",
             "cohort_table",

@@ -35,7 +35,7 @@ from helpers import (
     segments,
 )
 from helpers.economics import Economics
-from helpers.report.frames import align
+from helpers.report.frames import align, positions
 from helpers.report.handover import EXPORTS_ENV, SALT_ENV
 from helpers.report.text import Reason
 
@@ -97,7 +97,7 @@ def prefetch_sections(
 
     # the fit's calibration split first, at DuckDB's full speed (one thread while prefetching):
     # fit_clv finds it made (_calibration_split keeps it for the same orders and customers)
-    if len(_repeat_buyers(seg)) >= MIN_REPEAT_BUYERS:  # else fit_clv stops before the split
+    if _repeat_mask(seg).sum() >= MIN_REPEAT_BUYERS:  # else fit_clv stops before the split
         with contextlib.suppress(ValueError):  # fit_clv says why
             _calibration_split(orders, seg, _holdout(seg)[1])
     eng.prefetch(
@@ -425,6 +425,14 @@ def at_risk_customers(
     return segments.winback_list(segmented, clv, at_risk)
 
 
+def at_risk_mask(
+    segmented: pd.DataFrame, at_risk: tuple[str, ...] = AT_RISK_SEGMENTS
+) -> np.ndarray:
+    """Which customers of `segmented` :func:`at_risk_customers` lists, in `segmented`'s order
+    (:func:`helpers.segments.winback_mask`)."""
+    return segments.winback_mask(segmented, at_risk)
+
+
 def client_economics(mapping: Any) -> Economics:
     """The client's economics: the mapping's ``economics`` block (:func:`helpers.economics.from_mapping`),
     or a client with no known service costs and a 30 % margin."""
@@ -527,12 +535,12 @@ def fit_clv(
     No fit with fewer than `min_repeat_buyers` repeat buyers, when an optimizer does not converge,
     or when the Gamma-Gamma mean spend does not exist (q <= 1).
     """
-    repeat = _repeat_buyers(segmented)
-    if len(repeat) < min_repeat_buyers:
+    n_repeat = int(_repeat_mask(segmented).sum())
+    if n_repeat < min_repeat_buyers:
         return None, Reason(
-            f"only {len(repeat)} customers bought more than once; a purchase and spend model needs "
+            f"only {n_repeat} customers bought more than once; a purchase and spend model needs "
             f"at least {min_repeat_buyers} repeat buyers, so no lifetime value is predicted",
-            "no_clv.too_few", n=len(repeat), min=min_repeat_buyers,
+            "no_clv.too_few", n=n_repeat, min=min_repeat_buyers,
         )  # fmt: skip
     hold_days, cal_end = _holdout(segmented, holdout_share)
     from helpers import btyd
@@ -548,7 +556,7 @@ def fit_clv(
         del cal
         # fitted on the distinct (x, t_x, T) at the resolution; each customer scored on its own
         pf = clv.PURCHASE_MODELS[model](at_clv_resolution(segmented))
-        gg = clv.fit_gamma_gamma(repeat)
+        gg = clv.fit_gamma_gamma(_repeat_buyers(segmented))
     except ValueError as err:
         _SPLIT.clear()  # no holdout check follows: the split goes
         return None, Reason(
@@ -923,8 +931,14 @@ _SPLIT: dict[str, tuple] = {}
 
 def _repeat_buyers(segmented: pd.DataFrame) -> pd.DataFrame:
     """The customers the spend model is fitted on (:func:`fit_clv`): a repeat purchase, and a
-    positive mean spend over the repeat purchases."""
-    return segmented.loc[(segmented["frequency"] > 0) & (segmented["monetary_value"] > 0)]
+    positive mean spend over the repeat purchases (:func:`_repeat_mask`)."""
+    return segmented.loc[_repeat_mask(segmented)]
+
+
+def _repeat_mask(segmented: pd.DataFrame) -> np.ndarray:
+    """Which rows of `segmented` are :func:`_repeat_buyers`: counting them needs no copy of
+    their rows (at 8.4M customers 2.7 s)."""
+    return ((segmented["frequency"] > 0) & (segmented["monetary_value"] > 0)).to_numpy()
 
 
 def _holdout(segmented: pd.DataFrame, holdout_share: float = 0.25) -> tuple[int, pd.Timestamp]:
@@ -1025,7 +1039,7 @@ def recommendations(
     for name, ids in audiences.items():
         ids = pd.Index(ids)
         if same and ids.is_unique:
-            pos = table_ids.get_indexer(ids)
+            pos = positions(table_ids, ids)
             pos = pos[pos >= 0]
             clv_of, p_of = fit.table["clv"].iloc[pos], p.iloc[pos]
             seg_of = segmented["segment"].iloc[pos] if "segment" in segmented else None

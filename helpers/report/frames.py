@@ -19,10 +19,32 @@ Frame = TypeVar("Frame", pd.Series, pd.DataFrame)
 def align(obj: Frame, index: pd.Index) -> Frame:
     """``obj.reindex(index)``: `obj`'s rows at the labels of `index`, missing where it has none
     (the same values, dtypes and index). When both indexes are sorted increasing without
-    repeats (checked: the check finds the repeats too) the positions come from one merge of
-    the two (:meth:`pandas.Index.join`, compared as Python compares the labels) instead of a
-    hash of every label; otherwise ``reindex`` itself."""
+    repeats the positions come from one merge of the two (:func:`_merged_positions`) instead of
+    a hash of every label; otherwise ``reindex`` itself."""
     src = obj.index
+    pos = _merged_positions(src, index)
+    if pos is None:
+        return obj.reindex(index)
+    if len(pos) and pos.min() >= 0:  # every label found: the rows as they are, by position
+        out = obj.iloc[pos]
+    else:  # missing labels: reindex by position (pandas' own missing values and dtypes)
+        out = obj.set_axis(pd.RangeIndex(len(src))).reindex(pos)
+    return out.set_axis(index)
+
+
+def positions(index: pd.Index, labels: pd.Index) -> np.ndarray:
+    """``index.get_indexer(labels)``: where each of `labels` is in `index` (a unique index), -1
+    where it is not; by one merge when both are sorted increasing without repeats
+    (:func:`_merged_positions`: a subset of the customers in their order, e.g. an audience
+    picked by a mask), else by hashing (at 8.4M customers and three audiences 6 s)."""
+    pos = _merged_positions(index, labels)
+    return index.get_indexer(labels) if pos is None else pos
+
+
+def _merged_positions(src: pd.Index, index: pd.Index) -> np.ndarray | None:
+    """The positions in `src` of the labels of `index` (-1: absent) from one merge of the two
+    (:meth:`pandas.Index.join`, compared as Python compares the labels) when both are sorted
+    increasing without repeats (checked: the check finds the repeats too); None otherwise."""
     if not (
         len(index)
         and src.is_monotonic_increasing
@@ -30,15 +52,9 @@ def align(obj: Frame, index: pd.Index) -> Frame:
         and src.is_unique  # after the monotonic check: strictly increasing, no hashing
         and index.is_unique
     ):
-        return obj.reindex(index)
+        return None
     try:
         _, _, pos = index.join(src, how="left", return_indexers=True)
     except TypeError:  # labels Python cannot order against each other
-        return obj.reindex(index)
-    if pos is None:  # the same labels
-        pos = np.arange(len(index))
-    if len(pos) and pos.min() >= 0:  # every label found: the rows as they are, by position
-        out = obj.iloc[pos]
-    else:  # missing labels: reindex by position (pandas' own missing values and dtypes)
-        out = obj.set_axis(pd.RangeIndex(len(src))).reindex(pos)
-    return out.set_axis(index)
+        return None
+    return np.arange(len(index)) if pos is None else np.asarray(pos, dtype=np.intp)

@@ -79,6 +79,13 @@ def test_win_back_list_is_ranked_by_expected_value_not_past_spend():
     clv = pd.DataFrame({"p_alive": [0.9, 0.8, 0.02, 0.5, 0.6], "clv": [90.0, 40.0, 1.0, 5.0, 30.0]},
                        index=seg.index)  # fmt: skip
     assert report.at_risk_customers(seg, clv).index.tolist() == [12, 15, 13]
+    # the list's customers as a mask in the summary's order (no look-up of their ids)
+    for listed, mask in [
+        (report.at_risk_customers(seg), report.at_risk_mask(seg)),
+        (report.at_risk_customers(seg, at_risk=("Lost",)), report.at_risk_mask(seg, ("Lost",))),
+        (segments.winback_list(seg.astype({"segment": str})), segments.winback_mask(seg)),
+    ]:
+        np.testing.assert_array_equal(mask, seg.index.isin(listed.index))
 
 
 def test_segment_customers_and_clv_on_the_bundled_orders():

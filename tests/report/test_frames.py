@@ -1,5 +1,6 @@
 """helpers.report.frames.align is ``reindex``: the same values, dtypes and index on sorted and
-unsorted ids, with missing and extra labels, on every column type the report's frames hold."""
+unsorted ids, with missing and extra labels, on every column type the report's frames hold; and
+frames.positions is ``get_indexer``."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from helpers.report.frames import align
+from helpers.report.frames import align, positions
 
 IDS = ["007", "07", "10", "7", "9", "A", "K1", "K10", "K2", "K9", "a b", "Zoë", "é", "Ω", "日本"]
 
@@ -79,3 +80,34 @@ def test_align_refuses_repeated_ids_as_reindex_does():
         df.reindex(pd.Index(["A", "B"]))
     with pytest.raises(ValueError, match="duplicate"):
         align(df, pd.Index(["A", "B"]))
+
+
+@given(
+    st.lists(st.sampled_from(IDS), unique=True),
+    st.lists(st.sampled_from(IDS), unique=True),
+    st.booleans(),
+    st.booleans(),
+)
+@settings(max_examples=300, deadline=None)
+def test_positions_are_get_indexer(table, labels, sort_table, sort_labels):
+    if sort_table:
+        table = sorted(table)
+    if sort_labels:
+        labels = sorted(labels)
+    index, wanted = pd.Index(table, dtype=object), pd.Index(labels, dtype=object)
+    got = positions(index, wanted)
+    assert got.dtype.kind == "i"
+    np.testing.assert_array_equal(got, index.get_indexer(wanted))
+
+
+def test_positions_of_a_sorted_subset_merge_without_hashing(monkeypatch):
+    index = pd.Index(sorted(IDS))
+    subset = index[[1, 4, 5, 9]]
+    want = index.get_indexer(subset)
+    calls = []
+    real = pd.Index.get_indexer
+    monkeypatch.setattr(
+        pd.Index, "get_indexer", lambda self, *a, **k: calls.append(1) or real(self, *a, **k)
+    )
+    np.testing.assert_array_equal(positions(index, subset), want)
+    assert calls == []
