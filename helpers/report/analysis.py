@@ -284,12 +284,14 @@ def _write_columns(
     chunk = EXPORT_CHUNK
     # the values on a plain range index: a slice's index is a range too (Arrow's look-up of a
     # Series' attributes asks a sliced text index, which would hash every id of each chunk)
-    columns = [(name, pd.Series(col.array, name=col.name, copy=False)) for name, col in columns]
+    # (the dtype given: an object column is not scanned again for what it holds)
+    columns = [(name, pd.Series(col.array, name=col.name, dtype=col.dtype, copy=False))
+               for name, col in columns]  # fmt: skip
     types: dict[str, pa.DataType] = {}
     units: dict[str, str] = {}
     for name, col in columns:
         if col.dtype == object:  # text (or nothing): the type Arrow infers for the column
-            types[name] = pa.infer_type(col.dropna().head(1000).to_numpy(), from_pandas=True)
+            types[name] = pa.infer_type(_first_values(col, 1000), from_pandas=True)
         else:
             types[name] = pa.Array.from_pandas(col.iloc[:0]).type
         if col.dtype.kind == "M" and col.dt.tz is None:  # the coarsest exact unit, as pandas
@@ -341,6 +343,18 @@ def _write_columns(
             for job in pending:
                 job.cancel()
     return path
+
+
+def _first_values(col: pd.Series, k: int) -> np.ndarray:
+    """The first `k` values of `col` that are not missing (``col.dropna().head(k)``), looked
+    for in growing slices from the top rather than over the whole column (at 8.4M customers
+    2.4 s for an export's text columns)."""
+    size = 4 * k
+    while True:
+        top = col.iloc[:size].dropna()
+        if len(top) >= k or size >= len(col):
+            return top.head(k).to_numpy()
+        size *= 8
 
 
 #: Rows of a CSV export converted to text on one worker thread at a time (:func:`_write_columns`):

@@ -598,3 +598,19 @@ def test_lifetime_values_of_uniform_orders_are_the_limit_models_whatever_the_row
     again, _ = report.fit_clv(orders.sample(frac=1.0, random_state=2), seg, econ)
     assert again.model == fit.model and again.purchases.extra == fit.purchases.extra
     np.testing.assert_allclose(again.table["clv"], fit.table["clv"], rtol=1e-6)
+
+
+@given(
+    st.lists(st.one_of(st.none(), st.text(max_size=3), st.integers(0, 9)), max_size=300),
+    st.integers(1, 40),
+)
+@settings(max_examples=200, deadline=None)
+def test_an_exports_first_values_are_those_of_the_whole_column(cells, k):
+    """The values an export's text column's Arrow type is inferred from: the first k present,
+    looked for in growing slices, as dropna().head(k) of the whole column."""
+    from helpers.report.analysis import _first_values
+
+    col = pd.Series(cells, dtype=object)
+    want = col.dropna().head(k).to_numpy()
+    got = _first_values(col, k)
+    assert got.tolist() == want.tolist() and got.dtype == want.dtype

@@ -216,3 +216,15 @@ def test_an_expression_on_the_ids_text_stays_on_text(tables):
     b = engine.customer_summary(text.filter(text.customer_id.isin(["K9", "é"])), AS_OF)
     _identical(a, b)
     assert len(a) and set(a.index) <= {"K9", "é"}
+
+
+def test_the_codes_of_ids_sorted_or_not_with_unknown_ids(tables):
+    """CustomerCodes.encode: the code of each id (-1 for an id without orders), whether the ids
+    come sorted (merged with the codes' ids) or not (hashed)."""
+    coded, _, _ = tables
+    codes = engine._CODED[coded.op()]
+    want = {i: c for c, i in enumerate(sorted(IDS))}
+    for ids in (sorted(IDS), sorted(IDS)[3:9], IDS, [*sorted(IDS)[:4], "nobody"], ["zz", "K9"], []):
+        got = codes.encode(np.array(ids, dtype=object))
+        assert got.dtype == np.int32
+        assert got.tolist() == [want.get(i, -1) for i in ids]
