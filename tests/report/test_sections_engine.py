@@ -17,6 +17,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from helpers import cohorts, experiments, periods, report, stats, synth
 from helpers.report import acquisition_views as acq
@@ -500,3 +502,17 @@ def test_the_margins_by_age_are_summed_once_for_the_curves_the_12_month_margin_a
         np.testing.assert_allclose(m12, ref, rtol=RTOL)
         for k in fresh:
             same(costs[k], fresh[k])
+
+
+@given(
+    st.integers(1, 30),
+    st.integers(0, 12),
+    st.lists(st.integers(0, 12), min_size=1, max_size=14),
+    st.integers(0, 2**16),
+)
+@settings(max_examples=100, deadline=None)
+def test_running_sums_are_the_cumulative_sums_bit_for_bit(n, extra, ages, seed):
+    rng = np.random.default_rng(seed)
+    m = rng.normal(0, 50, (n, max(ages) + 1 + extra)).round(2)
+    want = np.cumsum(m[:, : max(ages) + 1], axis=1)[:, ages]
+    np.testing.assert_array_equal(engine._running_sums(m, ages), want)
