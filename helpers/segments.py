@@ -169,6 +169,7 @@ def summary_from_aggregates(
             "monetary_value": np.where(x > 0, (total - first_amount) / np.maximum(x, 1), 0.0),
         },
         index=pd.Index(ids, name=customer_col),
+        copy=False,  # the new arrays as they are: not consolidated into one copy (8.4M rows: 3.5 s)
     )
     out.attrs.update(time_unit=time_unit, as_of=str((end - pd.Timedelta(days=1)).date()))
     return out
