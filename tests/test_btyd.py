@@ -230,18 +230,13 @@ def test_fit_rows_counts_the_distinct_rows_as_distinct_rows_does(levels):
         assert len(counts) == n < 0.9 * (w > 0).sum()
 
 
-@given(
-    st.lists(
-        st.tuples(
-            st.integers(0, 40),
-            st.one_of(st.integers(-5, 5), st.integers(-(2**40), 2**40)),
-            st.one_of(st.integers(0, 9), st.floats(-1e6, 1e6)),
-        ),
-        min_size=1,
-        max_size=60,
-    ),
-    st.booleans(),
-)
+def _rows(third: st.SearchStrategy) -> st.SearchStrategy:
+    """1-60 rows (x, y, z): a count, a small or a wide whole number, and a value of `third`."""
+    wide = st.one_of(st.integers(-5, 5), st.integers(-(2**40), 2**40))
+    return st.lists(st.tuples(st.integers(0, 40), wide, third), min_size=1, max_size=60)
+
+
+@given(_rows(st.one_of(st.integers(0, 9), st.floats(-1e6, 1e6))), st.booleans())
 @settings(max_examples=200, deadline=None)
 def test_the_count_of_distinct_rows_is_distinct_rows_count(rows, as_ints):
     """The count by one key of whole numbers (no factorizing) or by factorizing each column
@@ -257,15 +252,7 @@ def test_the_count_of_distinct_rows_is_distinct_rows_count(rows, as_ints):
 
 
 @given(
-    st.lists(
-        st.tuples(
-            st.integers(0, 40),
-            st.one_of(st.integers(-5, 5), st.integers(-(2**40), 2**40)),
-            st.one_of(st.integers(0, 1), st.floats(-1e6, 1e6)),
-        ),
-        min_size=1,
-        max_size=60,
-    ),
+    _rows(st.one_of(st.integers(0, 1), st.floats(-1e6, 1e6))),
     st.sampled_from(["float", "int", "bool"]),
     st.lists(st.integers(0, 3), min_size=60, max_size=60),
 )
