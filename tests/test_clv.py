@@ -898,6 +898,49 @@ def test_bgnbd_covariates_find_the_sample_companys_planted_referral_dropout():
     assert buy["ci_low"] < 1 < buy["ci_high"]
 
 
+@settings(max_examples=25, deadline=None)
+@given(n=st.integers(1, 60), levels=st.integers(1, 4), seed=st.integers(0, 2**16))
+def test_predictions_with_covariates_are_put_in_place_as_concatenating_would(
+    n: int, levels: int, seed: int
+) -> None:
+    """clv.predict_with_covariates writes each pattern's numeric piece into its place: the same
+    frame (values, dtypes, index, names) as concatenating the pieces and putting them back in the
+    summary's order, for a DataFrame, a Series and a text prediction (concatenated)."""
+    rng = np.random.default_rng(seed)
+    df = _simulated_summary(n, seed=seed % 97)
+    df.index = pd.Index([f"c{i}" for i in rng.permutation(n)], name="customer_id")
+    g = pd.DataFrame({"g": rng.integers(0, levels, n).astype(float)}, index=df.index)
+    params = {"r": 0.8, "alpha": 6.0, "a": 0.7, "b": 2.5,
+              "rate_multiplier[g]": 1.3, "a_multiplier[g]": 0.8}  # fmt: skip
+    fit = btyd.ModelFit("BG/NBD+covariates", params, np.nan, n, "W", np.diag([0.01] * 6), True,
+                        {"purchase_covariates": ["g"], "dropout_covariates": ["g"]})  # fmt: skip
+
+    def table(f: btyd.ModelFit, s: pd.DataFrame) -> pd.DataFrame:
+        return pd.DataFrame({"p": clv.p_alive(f, s).to_numpy(), "n": s["frequency"].to_numpy(),
+                             "when": pd.Timestamp("2024-01-01") + pd.to_timedelta(s["T"], "D")},
+                            index=s.index)  # fmt: skip
+
+    def reference(predict):  # the pieces concatenated, then back in the summary's order
+        fits = clv.covariate_pattern_fits(fit, df, g, g)
+        order = np.concatenate([rows for rows, _ in fits])
+        back = np.empty(n, dtype=np.int64)
+        back[order] = np.arange(n)
+        return pd.concat([predict(f, df.iloc[rows]) for rows, f in fits]).iloc[back]
+
+    def alive(f, s):
+        return clv.p_alive(f, s).rename("alive")
+
+    def text(f, s):
+        return pd.Series(f"a={f.a:.4f}", index=s.index, name="label")
+
+    for predict, same in ((table, pd.testing.assert_frame_equal),
+                          (alive, pd.testing.assert_series_equal),
+                          (text, pd.testing.assert_series_equal)):  # fmt: skip
+        got = clv.predict_with_covariates(predict, fit, df, g, g)
+        same(got, reference(predict))
+        assert got.index.equals(df.index)
+
+
 def test_predictions_with_covariates_are_the_bgnbd_at_each_customers_alpha_and_a():
     """clv.predict_with_covariates (issue 32): a customer with covariates z, w gets the BG/NBD's
     predictions at alpha exp(-gamma z) and a exp(delta w) (Fader & Hardie 2007); zero coefficients
