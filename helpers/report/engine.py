@@ -341,10 +341,49 @@ def _uses_id_text(op: ops.Node) -> bool:
     return False
 
 
-def _decode(codes: CustomerCodes | None, values: np.ndarray | pd.Series) -> np.ndarray:
-    """Customer ids as the engine's results give them: the text of the codes `values`, or
-    `values` themselves on the text path (`codes` None)."""
-    return np.asarray(values) if codes is None else codes.decode(values)
+def _decode(codes: CustomerCodes | None, values: np.ndarray | pd.Series) -> np.ndarray | pd.Series:
+    """Customer ids as the engine's results give them: the text of the codes `values`, or on
+    the text path (`codes` None: a warehouse table) `values` themselves, each text id the string
+    object of the customers seen before (:func:`_shared_ids`)."""
+    return _shared_ids(values) if codes is None else codes.decode(values)
+
+
+#: The text ids of the most customers one table of customers has held (:func:`_shared_ids`).
+_SHARED_IDS: list[pd.Index] = []
+_SHARED_LOCK = threading.Lock()
+
+
+def _shared_ids(values: np.ndarray | pd.Series) -> np.ndarray | pd.Series:
+    """Text customer ids from the engine without codes (a warehouse table, :func:`_coded`) as
+    the same string objects wherever an id was seen before: each table of customers read from a
+    table in the warehouse (the customer summary, the one pass's, the net revenues) otherwise
+    holds its own copy of every id -- at 10M orders and 842k customers about 175 MB more than
+    on a file, whose ids all come from one decoding of the codes (``CustomerCodes.decode``).
+    The ids seen are those of the largest such table so far, its ids shared in turn; an id is
+    replaced only by an equal one (:func:`helpers.report.frames.positions`: one merge when both
+    are sorted, else hashing), so the values are the engine's. Numbers (integer ids) and
+    repeated ids are returned as they are."""
+    from helpers.report import frames
+
+    if getattr(values, "dtype", None) != np.dtype(object) or not len(values):
+        return values  # numbers, or text the engine gave in another type: as they are
+    values = np.asarray(values)
+    with _SHARED_LOCK:
+        known = _SHARED_IDS[0] if _SHARED_IDS else None
+    ids = pd.Index(values, copy=False)
+    if not ids.is_unique:
+        return values
+    if known is not None:
+        pos = frames.positions(known, ids)
+        hit = pos >= 0
+        if hit.any():
+            values = values.copy()
+            values[hit] = known.to_numpy(object)[pos[hit]]
+            ids = pd.Index(values, copy=False)
+    with _SHARED_LOCK:
+        if not _SHARED_IDS or len(ids) > len(_SHARED_IDS[0]):
+            _SHARED_IDS[:] = [ids]
+    return values
 
 
 def _encode(codes: CustomerCodes | None, ids: np.ndarray) -> np.ndarray:
@@ -525,8 +564,9 @@ def _summary_aggregates(
         raise ValueError(
             f"no orders on or before the as-of date {end.date() - pd.Timedelta(days=1)}"
         )
-    if codes is not None:
-        df[customer_col] = _decode(codes, df[customer_col])
+    df[customer_col] = (
+        _decode(codes, df[customer_col]) if customer_col == "customer_id" else df[customer_col]
+    )
     df.attrs["as_of"] = as_of
     return df
 
@@ -866,6 +906,7 @@ def customer_totals(
     df = t.group_by(customer_col).agg(total=total).to_pandas()
     if codes is not None:
         df = df.sort_values(customer_col, ignore_index=True)  # integer codes: a quick sort
+    if customer_col == "customer_id":
         df[customer_col] = _decode(codes, df[customer_col])
     return df.set_index(customer_col)["total"]
 
@@ -1660,8 +1701,7 @@ def customer_table(orders: ir.Table | pd.DataFrame, top: int = TOP_NUMBER) -> pd
         for c in flags:
             df[c] = df[c].astype("Int8").astype("boolean")
         df["orders"] = counts
-        if codes is not None:  # the text ids, in the same (sorted) order
-            df["customer_id"] = _decode(codes, df["customer_id"])
+        df["customer_id"] = _decode(codes, df["customer_id"])  # the text ids, in the same order
         memo[key] = df.set_index("customer_id")
     return memo[key]
 
@@ -2032,7 +2072,7 @@ def first_order_times(
         t = t.filter(t.order_date <= ibis.timestamp(pd.Timestamp(stop).to_pydatetime()))
     df = t.group_by("customer_id").agg(first=t.order_date.min()).order_by("customer_id")
     df = df.to_pandas()
-    ids = df["customer_id"] if codes is None else _decode(codes, df["customer_id"])
+    ids = _decode(codes, df["customer_id"])
     out = pd.Series(pd.to_datetime(df["first"]).astype("datetime64[ns]").to_numpy(),
                     index=pd.Index(ids, name="customer_id"), name="order_date")  # fmt: skip
     return out

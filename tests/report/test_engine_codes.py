@@ -13,6 +13,8 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from helpers import economics, periods
 from helpers.report import engine
@@ -228,3 +230,35 @@ def test_the_codes_of_ids_sorted_or_not_with_unknown_ids(tables):
         got = codes.encode(np.array(ids, dtype=object))
         assert got.dtype == np.int32
         assert got.tolist() == [want.get(i, -1) for i in ids]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    tables=st.lists(
+        st.tuples(st.sets(st.integers(0, 40), max_size=30), st.booleans(), st.booleans()),
+        min_size=1,
+        max_size=5,
+    )
+)
+def test_shared_ids_keep_every_value_and_share_the_largest_tables_strings(tables):
+    """engine._shared_ids (a warehouse table's text ids): whatever tables of customers come back
+    in whatever order (sorted or not; numbers left alone), each keeps its values and their
+    order, and an id the largest table so far holds comes back as that table's string."""
+    saved = engine._SHARED_IDS[:]
+    engine._SHARED_IDS.clear()
+    try:
+        largest: dict[str, str] = {}
+        for ids, ordered, numbers in tables:
+            keys = sorted(ids) if ordered else list(ids)[::-1]
+            if numbers:
+                values = np.array(keys, dtype=np.int64)
+                assert engine._shared_ids(values) is values
+                continue
+            values = np.array(["".join(["c", str(k)]) for k in keys], dtype=object)  # new strings
+            got = engine._shared_ids(pd.Series(values))
+            assert list(got) == list(values)
+            assert all(g is largest[g] for g in got if g in largest)
+            if len(got) > len(largest):
+                largest = {g: g for g in got}
+    finally:
+        engine._SHARED_IDS[:] = saved
