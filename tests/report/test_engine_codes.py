@@ -242,8 +242,9 @@ def test_the_codes_of_ids_sorted_or_not_with_unknown_ids(tables):
 )
 def test_shared_ids_keep_every_value_and_share_the_largest_tables_strings(tables):
     """engine._shared_ids (a warehouse table's text ids): whatever tables of customers come back
-    in whatever order (sorted or not; numbers left alone), each keeps its values and their
-    order, and an id the largest table so far holds comes back as that table's string."""
+    in whatever order, each keeps its values and their order; a sorted one gets, for each id
+    the largest sorted table so far holds, that table's string; an unsorted one (and numbers)
+    comes back as it is."""
     saved = engine._SHARED_IDS[:]
     engine._SHARED_IDS.clear()
     try:
@@ -254,9 +255,14 @@ def test_shared_ids_keep_every_value_and_share_the_largest_tables_strings(tables
                 values = np.array(keys, dtype=np.int64)
                 assert engine._shared_ids(values) is values
                 continue
-            values = np.array(["".join(["c", str(k)]) for k in keys], dtype=object)  # new strings
+            texts = [f"c{k}" for k in keys]
+            values = np.array(sorted(texts) if ordered else texts, dtype=object)  # new strings
             got = engine._shared_ids(pd.Series(values))
             assert list(got) == list(values)
+            if not all(a < b for a, b in zip(values[:-1], values[1:], strict=True)):
+                # not sorted increasing: as they are, not remembered
+                assert all(g is v for g, v in zip(got, values, strict=True))
+                continue
             assert all(g is largest[g] for g in got if g in largest)
             if len(got) > len(largest):
                 largest = {g: g for g in got}
