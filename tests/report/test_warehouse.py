@@ -271,3 +271,25 @@ def test_a_warehouse_tables_customer_tables_share_their_id_strings(tmp_path, mon
         assert (where >= 0).mean() > 0.9
         assert all(other[i] is seg[w] for i, w in enumerate(where) if w >= 0)
     con.disconnect()
+
+
+def test_a_duckdb_tables_checks_run_within_the_memory_limit_for_its_rows(tmp_path, monkeypatch):
+    """The report command's checks of a DuckDB table (engine.warehouse_problems) run with
+    DuckDB's limit for the table's rows (engine.memory_limit), not DuckDB's default of 80 % of
+    the machine (issue 31: at 100M orders the reader reached 8.0 GB, 5.0 GB within the limit)."""
+    url = table(tmp_path / "c.db", rows=300)
+    seen = []
+    check = engine.warehouse_problems
+
+    def spy(t, *args, **kwargs):
+        con = t._find_backend().con
+        seen.append(con.execute("SELECT current_setting('memory_limit')").fetchall()[0])
+        return check(t, *args, **kwargs)
+
+    monkeypatch.setattr(engine, "warehouse_problems", spy)
+    orders_only = tmp_path / "m.yaml"
+    orders_only.write_text(MAPPING.read_text().split("\ntables:")[0] + "\n")
+    read_orders_in_warehouse(url, load_mapping(orders_only))
+    want = duckdb.connect()
+    want.execute(f"SET memory_limit = '{engine.memory_limit(300)}'")
+    assert seen == [want.execute("SELECT current_setting('memory_limit')").fetchall()[0]]
