@@ -96,18 +96,24 @@ _DAY_NS = 86_400 * 10**9
 #: what DuckDB cannot spill, so the limit grows with the data.
 MEMORY_PER_ROW = 50
 MIN_MEMORY_MB = 500
+#: The same in the notebook's kernel on a coded hand-over (:func:`coded_handover`), whose large
+#: per-customer queries run in ranges of customers that fit (:func:`customer_ranges`): at 100M
+#: orders DuckDB then holds 1.4 GB beside the kernel's frames, not 4.7 GB (what it is allowed,
+#: it keeps: the hand-over's blocks, read once, stay cached up to the limit).
+CODED_MEMORY_PER_ROW = 15
 
 
-def memory_limit(rows: int) -> str:
-    """DuckDB's memory limit for a table of `rows` orders: :data:`MEMORY_PER_ROW` bytes a row,
-    at least :data:`MIN_MEMORY_MB` and at most half the machine's memory."""
+def memory_limit(rows: int, per_row: int = MEMORY_PER_ROW) -> str:
+    """DuckDB's memory limit for a table of `rows` orders: `per_row` bytes a row
+    (:data:`MEMORY_PER_ROW`), at least :data:`MIN_MEMORY_MB` and at most half the machine's
+    memory."""
     import os
 
     try:
         machine = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2**20
     except (ValueError, OSError, AttributeError):  # not POSIX: assume 8 GB
         machine = 8192
-    mb = max(MIN_MEMORY_MB, min(rows * MEMORY_PER_ROW // 2**20, machine // 2))
+    mb = max(MIN_MEMORY_MB, min(rows * per_row // 2**20, machine // 2))
     return f"{mb}MB"
 
 
@@ -552,14 +558,23 @@ def _summary_aggregates(
         as_of = periods.default_as_of([as_table(coded)[date_col].max().to_pyarrow().as_py()])
     end = periods.as_of_end(as_of)
     scale = money_scale(orders, amount_col)
-    if holdout_end is None:
-        t = _up_to(as_table(coded), as_of, date_col)
-        agg = _customer_aggregates(t, customer_col, date_col, amount_col, scale=scale)
-    else:
-        t = as_table(coded)
-        t = t.filter(t[date_col] < ibis.timestamp(holdout_end.to_pydatetime()))
-        agg = _customer_aggregates(t, customer_col, date_col, amount_col, cut=end, scale=scale)
-    df = agg.order_by(customer_col).to_pandas()
+
+    def aggregates(t: ir.Table) -> pd.DataFrame:
+        if holdout_end is None:
+            t = _up_to(t, as_of, date_col)
+            agg = _customer_aggregates(t, customer_col, date_col, amount_col, scale=scale)
+        else:
+            t = t.filter(t[date_col] < ibis.timestamp(holdout_end.to_pydatetime()))
+            agg = _customer_aggregates(t, customer_col, date_col, amount_col, cut=end, scale=scale)
+        return agg.order_by(customer_col).to_pandas()
+
+    # in ranges of customers when the group-by would not fit DuckDB's memory (customer_ranges)
+    t = as_table(coded)
+    ranges = customer_ranges(t, codes)
+    df = aggregates(t) if ranges == [None] else pd.concat(
+        [aggregates(t.filter((t.customer_id >= lo) & (t.customer_id < hi))) for lo, hi in ranges],
+        ignore_index=True,
+    )  # fmt: skip
     if df.empty:
         raise ValueError(
             f"no orders on or before the as-of date {end.date() - pd.Timedelta(days=1)}"
@@ -1632,11 +1647,57 @@ def _flag(condition: ir.BooleanValue, dtype: str) -> ir.NumericValue:
 
 
 TOP_NUMBER = 5  # order numbers from this one on are pooled (value_by_number's rows)
+
+#: What a window over the orders holds per row in DuckDB: the one pass's (customer code, time,
+#: order id, amount, the first-order columns) took 3.9-4.2 GB at 100M orders (benchmarks/README.md).
+WINDOW_BYTES_PER_ROW = 48
+_UNITS = {"bytes": 1, "KiB": 2**10, "MiB": 2**20, "GiB": 2**30, "TiB": 2**40,
+          "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12}  # fmt: skip
+
+
+def _memory_limit_bytes(con: Any) -> int | None:
+    """DuckDB's memory limit of the connection `con` in bytes (its setting, e.g. '4.4 GiB')."""
+    try:
+        number, unit = (
+            con.execute("SELECT current_setting('memory_limit')").fetchall()[0][0].split()
+        )
+        return int(float(number) * _UNITS[unit])
+    except Exception:  # noqa: BLE001 (no such setting, or a form not known here: one query)
+        return None
+
+
+def customer_ranges(t: ir.Table, codes: CustomerCodes | None) -> list[tuple[int, int] | None]:
+    """Ranges [lo, hi) of customer codes that split a per-customer query over `t` (an expression
+    on a coded hand-over, ``customer_id`` the code) into queries whose window fits in DuckDB's
+    memory limit: k = ceil(rows x :data:`WINDOW_BYTES_PER_ROW` / limit) ranges of equal width. A customer's orders are all in one range, so each query gives its customers'
+    rows as the whole query would, and the ranges' results, in order, are its rows sorted by
+    code. At 100M orders under a 1.5 GB limit the one pass took 48.8 s in 4 ranges (44.4 s in
+    8), 67.5 s in one query (spilling to disk); 47.1 s in one under 4.7 GB (one DuckDB thread;
+    benchmarks/README.md).
+    ``[None]`` (one query): text ids (no codes), another backend, or a window that fits."""
+    if codes is None:
+        return [None]
+    try:
+        backend = t._find_backend()
+    except Exception:  # noqa: BLE001 (no single backend)
+        return [None]
+    limit = _memory_limit_bytes(backend.con) if getattr(backend, "name", "") == "duckdb" else None
+    if not limit:
+        return [None]
+    rows = int(codes.coded.to_expr().count().to_pyarrow().as_py())
+    k = -(-rows * WINDOW_BYTES_PER_ROW // limit)
+    if k <= 1:
+        return [None]
+    n = int(codes.customers.count().to_pyarrow().as_py())
+    k = min(k, max(n, 1))
+    return [(n * i // k, n * (i + 1) // k) for i in range(k)]
+
+
 _ORDER_KEYS = ("customer_id", "order_date", "order_id", "amount")  # not first-order attributes
 
 
 def _customers_of_numbered(
-    orders: ir.Table | pd.DataFrame, top: int
+    orders: ir.Table | pd.DataFrame, top: int, codes_in: tuple[int, int] | None = None
 ) -> tuple[ir.Table, CustomerCodes | None]:
     """The one pass: the orders numbered once (:func:`numbered_orders`, one window) and reduced
     to one row per customer (sorted by ``customer_id``, the code on a coded hand-over: the codes
@@ -1645,8 +1706,11 @@ def _customers_of_numbered(
     (sum of amount and of amount^2 over the orders numbered n, the last pooling n >= `top`);
     with a ``discount`` column ``_used`` (orders with discount > 0; a missing one is 0),
     ``_discount`` (its sum) and ``_first_used``; and every other column's value on the first
-    order (a boolean through 0/1: the max of one value). Backend-neutral Ibis."""
+    order (a boolean through 0/1: the max of one value). With `codes_in` (lo, hi) the customers
+    whose code is in [lo, hi) only (:func:`customer_ranges`). Backend-neutral Ibis."""
     t, codes = _section(orders)
+    if codes_in is not None:
+        t = t.filter((t.customer_id >= codes_in[0]) & (t.customer_id < codes_in[1]))
     t = _numbered(t)
     one = t.number == 1
     n = ibis.least(t.number, top)
@@ -1670,8 +1734,9 @@ def _customers_of_numbered(
 
 def customer_table(orders: ir.Table | pd.DataFrame, top: int = TOP_NUMBER) -> pd.DataFrame:
     """Per customer (index ``customer_id``, text, sorted), from ONE pass over the orders
-    (:func:`_customers_of_numbered`: one window, one query), computed once per orders object
-    (:func:`_memo`) and reused by every section (:func:`first_orders`,
+    (:func:`_customers_of_numbered`: one window, one query; on a coded hand-over too large for
+    DuckDB's memory one per range of customers, :func:`customer_ranges`), computed once per
+    orders object (:func:`_memo`) and reused by every section (:func:`first_orders`,
     :func:`value_by_number`, :func:`customer_discounts`, and through them the second orders,
     the first-order attributes and the covariate model's): ``first``, ``second`` (NaT without
     one), ``orders``, the sums ``_s{n}``/``_q{n}``, the discount columns when mapped and each
@@ -1680,10 +1745,12 @@ def customer_table(orders: ir.Table | pd.DataFrame, top: int = TOP_NUMBER) -> pd
     memo = _memo(orders)
     key = ("customers", top)
     if key not in memo:
-        expr, codes = _customers_of_numbered(orders, top)
-        flags = [c for c, ty in _section(orders)[0].schema().items()
+        t, codes = _section(orders)
+        flags = [c for c, ty in t.schema().items()
                  if ty.is_boolean() and c not in _ORDER_KEYS]  # fmt: skip
-        at = expr.to_pyarrow()
+        # in ranges of customers when one window would not fit DuckDB's memory (the same rows)
+        at = pa.concat_tables([_customers_of_numbered(orders, top, r)[0].to_pyarrow()
+                               for r in customer_ranges(t, codes)])  # fmt: skip
         text = (pa.types.is_string, pa.types.is_large_string)
         names = {"_first": "first", "_second": "second", "_orders": "orders"}
         sums = [f"_{x}{k}" for k in range(1, top + 1) for x in "sq"]
@@ -1821,18 +1888,28 @@ def _monthly_margins(
     t, codes = _section(orders, ["customer_id", "order_date", "amount"])
     s = starts.reset_index(drop=True).assign(_i=np.arange(len(starts), dtype=np.int32))
     s["customer_id"] = _encode(codes, s["customer_id"].to_numpy(object))
-    j = t.join(_side_table(t, s), "customer_id")
-    j = j.mutate(age=period_code(j.order_date, "M") - j.first_month)
-    j = j.filter((j.age >= 0) & (j.age <= top) & (j.first_month + j.age <= last))
-    # the cells come back as they are (three narrow columns, Arrow) and are spread over the
-    # customers x ages here: no second group-by pivoting them in the engine. A cell's margin
-    # sum(m a - c) = m sum(a) - c n, the amounts' sum exact (exact_sum): the same every run
-    cells = j.group_by(["_i", "age"]).agg(a=exact_sum(j.amount, money_scale(orders)), n=j.count())
-    v = margin_rate * cells.a - cost_per_order * cells.n.cast("float64")
-    cells = cells.select(cells._i, age=cells.age.cast("int16"), v=v).to_pyarrow()
+    scale = money_scale(orders)
     out = np.zeros((len(s), top + 1))
-    rows, ages = cells["_i"].to_numpy(), cells["age"].to_numpy()
-    out[rows, ages] = np.nan_to_num(cells["v"].to_numpy(), nan=0.0)
+    # in ranges of customers when the join and its group-by would not fit DuckDB's memory: each
+    # cell is one customer's, so the same cells come back (customer_ranges)
+    for r in customer_ranges(t, codes):
+        part, on = (s, t) if r is None else (
+            s[(s["customer_id"] >= r[0]) & (s["customer_id"] < r[1])],
+            t.filter((t.customer_id >= r[0]) & (t.customer_id < r[1])),
+        )  # fmt: skip
+        if part.empty and r is not None:
+            continue
+        j = on.join(_side_table(on, part), "customer_id")
+        j = j.mutate(age=period_code(j.order_date, "M") - j.first_month)
+        j = j.filter((j.age >= 0) & (j.age <= top) & (j.first_month + j.age <= last))
+        # the cells come back as they are (three narrow columns, Arrow) and are spread over the
+        # customers x ages here: no second group-by pivoting them in the engine. A cell's margin
+        # sum(m a - c) = m sum(a) - c n, the amounts' sum exact (exact_sum): the same every run
+        cells = j.group_by(["_i", "age"]).agg(a=exact_sum(j.amount, scale), n=j.count())
+        v = margin_rate * cells.a - cost_per_order * cells.n.cast("float64")
+        cells = cells.select(cells._i, age=cells.age.cast("int16"), v=v).to_pyarrow()
+        rows, ages = cells["_i"].to_numpy(), cells["age"].to_numpy()
+        out[rows, ages] = np.nan_to_num(cells["v"].to_numpy(), nan=0.0)
     out.flags.writeable = False
     memo[key] = {"ids": ids, "fm": fm, "top": top, "m": out}
     return out

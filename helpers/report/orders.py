@@ -710,12 +710,13 @@ def _open_engine_handover(path: str | Path, engine: str) -> tuple[Any, dict[str,
         warnings.simplefilter("ignore", DeprecationWarning)
         t = con.table("orders")
         coded = "SELECT count(*) FROM duckdb_tables() WHERE table_name = ?"
-        if con.con.execute(coded, [CODED_ORDERS]).fetchall()[0][
-            0
-        ]:  # text ids; codes for the engine
+        coded = con.con.execute(coded, [CODED_ORDERS]).fetchall()[0][0] > 0
+        if coded:  # text ids; codes for the engine
             t = eng.coded_handover(t, con.table(CODED_ORDERS), con.table("customers"))
     if engine == "duckdb" or (engine == "auto" and rows >= ENGINE_MIN_ROWS):
-        eng.tune_duckdb(con, eng.memory_limit(rows))
+        # on codes, the large per-customer queries run in ranges that fit a smaller limit
+        per_row = eng.CODED_MEMORY_PER_ROW if coded else eng.MEMORY_PER_ROW
+        eng.tune_duckdb(con, eng.memory_limit(rows, per_row))
         return t, notes
     table = t.to_pyarrow()
     con.disconnect()

@@ -8,6 +8,8 @@ their numeric order ("K10" < "K9", "007" < "7") and that are not ASCII ("Ørsted
 
 from __future__ import annotations
 
+import itertools
+
 import duckdb
 import numpy as np
 import pandas as pd
@@ -268,3 +270,61 @@ def test_shared_ids_keep_every_value_and_share_the_largest_tables_strings(tables
                 largest = {g: g for g in got}
     finally:
         engine._SHARED_IDS[:] = saved
+
+
+@pytest.mark.parametrize("per_row", [10**7, 10**9])
+def test_queries_in_ranges_of_customers_give_the_same_tables(tables, monkeypatch, per_row):
+    """A window or group-by too large for DuckDB's memory is split into ranges of customer codes
+    (engine.customer_ranges): the one pass's rows, in order, are the one query's, bit for bit,
+    and the text table's (which is never split); so are the margins per customer and age, the
+    customer summary and the calibration split."""
+    coded, text, _ = tables
+    bought = engine.purchases(coded)
+    assert engine.customer_ranges(*engine._section(bought)) == [None]  # the window fits
+    whole = engine.customer_table(bought)
+    monkeypatch.setattr(engine, "WINDOW_BYTES_PER_ROW", per_row)
+    t, codes = engine._section(bought)
+    ranges = engine.customer_ranges(t, codes)
+    assert len(ranges) > 1 and ranges[0][0] == 0 and ranges[-1][1] == len(IDS)
+    assert all(a[1] == b[0] for a, b in itertools.pairwise(ranges))  # every code once
+    engine.forget()
+    split = engine.customer_table(bought)
+    _identical(split, whole)
+    _identical(split, engine.customer_table(engine.purchases(text)))
+    assert engine.customer_ranges(*engine._section(engine.purchases(text))) == [None]
+    # the margins per customer and age (the same cells, each one customer's), an id without
+    # orders and the customers out of their codes' order included
+    last = periods.last_complete_period(AS_OF, "M")
+    first = _firsts(tables)
+    unknown = pd.Series([first.iloc[0]], index=pd.Index(["K3"], name="customer_id"))
+    first_more = pd.concat([first.iloc[::-1], unknown])
+    groups = pd.Series(np.where(np.arange(len(first_more)) % 2, "a", "b"), index=first_more.index)
+    for f, args in ((engine.cumulative_margin, (first_more, last, [0, 1, 3, 6], 0.4, 2.0)),
+                    (engine.value_by_age, (first_more, groups, last, 6, 0.4, 2.0)),
+                    (engine.customer_summary, (AS_OF,)),
+                    (engine.calibration_holdout, ("2024-03-31", AS_OF))):  # fmt: skip
+        engine.forget()
+        split = f(bought, *args)
+        monkeypatch.setattr(engine, "WINDOW_BYTES_PER_ROW", 1)
+        engine.forget()
+        _identical(split, f(bought, *args))
+        monkeypatch.setattr(engine, "WINDOW_BYTES_PER_ROW", per_row)
+    engine.forget()
+
+
+def test_the_kernels_memory_limit_on_codes_is_the_coded_one(tables, monkeypatch):
+    """On a coded hand-over, whose large queries run in ranges of customers, the kernel's DuckDB
+    gets engine.CODED_MEMORY_PER_ROW bytes an order (at 100M orders 1.4 GB, not 4.7 GB)."""
+    _, _, path = tables
+    monkeypatch.setattr(engine, "MIN_MEMORY_MB", 1)
+    monkeypatch.setattr(engine, "MEMORY_PER_ROW", 10**5)
+    monkeypatch.setattr(engine, "CODED_MEMORY_PER_ROW", 10**7)
+    t, notes = orders_mod.open_orders(path, "duckdb")
+    try:
+        got = t._find_backend().con.execute("SELECT current_setting('memory_limit')").fetchall()
+        want = duckdb.connect()
+        want.execute(f"SET memory_limit = '{engine.memory_limit(notes['rows'], 10**7)}'")
+        assert got == want.execute("SELECT current_setting('memory_limit')").fetchall()
+        assert engine.memory_limit(notes["rows"], 10**7) != engine.memory_limit(notes["rows"])
+    finally:
+        orders_mod.close_orders(t)
