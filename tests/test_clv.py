@@ -1210,6 +1210,28 @@ def test_the_covariate_patterns_by_hashing_are_np_uniques_rows():
     np.testing.assert_array_equal(inv, want_inv.reshape(-1))
     none, zero = clv._covariate_patterns(np.zeros((5, 0)), np.zeros((5, 0)))
     assert none.shape == (1, 0) and zero.tolist() == [0] * 5
+    # the same matrix on both processes (one object, not a copy): the same patterns
+    same, same_inv = clv._covariate_patterns(Z, Z)
+    want, want_inv = np.unique(np.hstack([Z, Z]), axis=0, return_inverse=True)
+    np.testing.assert_array_equal(same, want)
+    np.testing.assert_array_equal(same_inv, want_inv.reshape(-1))
+
+
+def test_one_covariate_frame_for_both_processes_fits_and_predicts_as_two_copies():
+    """The report passes one design for both processes: the fit and the predictions hold one
+    matrix (no second copy of customers x covariates), bit for bit those of two equal copies."""
+    summary, Z, _ = _two_attribute_company(600, seed=3)
+    X = pd.DataFrame(Z, index=summary.index, columns=[f"z{i}" for i in range(Z.shape[1])])
+    one = clv.fit_bgnbd_covariates(summary, X, X)
+    two = clv.fit_bgnbd_covariates(summary, X, X.copy())
+    assert one.params == two.params and one.loglik == two.loglik
+    np.testing.assert_array_equal(one.cov_log, two.cov_log)
+
+    def p(f, s):
+        return clv.expected_purchases(f, s, 10.0)
+
+    a = clv.predict_with_covariates(p, one, summary, X, X)
+    pd.testing.assert_series_equal(a, clv.predict_with_covariates(p, one, summary, X, X.copy()))
 
 
 def test_the_covariate_fit_from_the_plain_bgnbd_equals_the_fit_from_the_default_start():
