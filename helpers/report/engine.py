@@ -1669,12 +1669,13 @@ def _memory_limit_bytes(con: Any) -> int | None:
 def customer_ranges(t: ir.Table, codes: CustomerCodes | None) -> list[tuple[int, int] | None]:
     """Ranges [lo, hi) of customer codes that split a per-customer query over `t` (an expression
     on a coded hand-over, ``customer_id`` the code) into queries whose window fits in DuckDB's
-    memory limit: k = ceil(rows x :data:`WINDOW_BYTES_PER_ROW` / limit) ranges of equal width. A customer's orders are all in one range, so each query gives its customers'
-    rows as the whole query would, and the ranges' results, in order, are its rows sorted by
-    code. At 100M orders under a 1.5 GB limit the one pass took 48.8 s in 4 ranges (44.4 s in
-    8), 67.5 s in one query (spilling to disk); 47.1 s in one under 4.7 GB (one DuckDB thread;
-    benchmarks/README.md).
-    ``[None]`` (one query): text ids (no codes), another backend, or a window that fits."""
+    memory limit: k = ceil(rows x :data:`WINDOW_BYTES_PER_ROW` / limit) ranges of equal width.
+    A customer's orders are all in one range, so each query gives its customers' rows as the
+    whole query would, and the ranges' results, in order, are its rows sorted by code. At 100M
+    orders under a 1.5 GB limit the one pass took 48.8 s in 4 ranges (44.4 s in 8), 67.5 s in
+    one query (spilling to disk); 47.1 s in one under 4.7 GB (one DuckDB thread;
+    benchmarks/README.md). ``[None]`` (one query): text ids (no codes), another backend, or a
+    window that fits."""
     if codes is None:
         return [None]
     try:
