@@ -572,8 +572,7 @@ def _summary_aggregates(
     t = as_table(coded)
     ranges = customer_ranges(t, codes)
     df = aggregates(t) if ranges == [None] else pd.concat(
-        [aggregates(t.filter((t.customer_id >= lo) & (t.customer_id < hi))) for lo, hi in ranges],
-        ignore_index=True,
+        [aggregates(_codes_in(t, r)) for r in ranges], ignore_index=True
     )  # fmt: skip
     if df.empty:
         raise ValueError(
@@ -1694,6 +1693,14 @@ def customer_ranges(t: ir.Table, codes: CustomerCodes | None) -> list[tuple[int,
     return [(n * i // k, n * (i + 1) // k) for i in range(k)]
 
 
+def _codes_in(t: ir.Table, codes_in: tuple[int, int] | None) -> ir.Table:
+    """`t` (``customer_id`` the code) of the customers whose code is in [lo, hi) of `codes_in`
+    (a range of :func:`customer_ranges`); all of `t` for None."""
+    if codes_in is None:
+        return t
+    return t.filter((t.customer_id >= codes_in[0]) & (t.customer_id < codes_in[1]))
+
+
 _ORDER_KEYS = ("customer_id", "order_date", "order_id", "amount")  # not first-order attributes
 
 
@@ -1710,9 +1717,7 @@ def _customers_of_numbered(
     order (a boolean through 0/1: the max of one value). With `codes_in` (lo, hi) the customers
     whose code is in [lo, hi) only (:func:`customer_ranges`). Backend-neutral Ibis."""
     t, codes = _section(orders)
-    if codes_in is not None:
-        t = t.filter((t.customer_id >= codes_in[0]) & (t.customer_id < codes_in[1]))
-    t = _numbered(t)
+    t = _numbered(_codes_in(t, codes_in))
     one = t.number == 1
     n = ibis.least(t.number, top)
     a = t.amount.cast("float64")
@@ -1894,10 +1899,8 @@ def _monthly_margins(
     # in ranges of customers when the join and its group-by would not fit DuckDB's memory: each
     # cell is one customer's, so the same cells come back (customer_ranges)
     for r in customer_ranges(t, codes):
-        part, on = (s, t) if r is None else (
-            s[(s["customer_id"] >= r[0]) & (s["customer_id"] < r[1])],
-            t.filter((t.customer_id >= r[0]) & (t.customer_id < r[1])),
-        )  # fmt: skip
+        part = s if r is None else s[(s["customer_id"] >= r[0]) & (s["customer_id"] < r[1])]
+        on = _codes_in(t, r)
         if part.empty and r is not None:
             continue
         j = on.join(_side_table(on, part), "customer_id")
