@@ -516,3 +516,34 @@ def test_running_sums_are_the_cumulative_sums_bit_for_bit(n, extra, ages, seed):
     m = rng.normal(0, 50, (n, max(ages) + 1 + extra)).round(2)
     want = np.cumsum(m[:, : max(ages) + 1], axis=1)[:, ages]
     np.testing.assert_array_equal(engine._running_sums(m, ages), want)
+
+
+@given(
+    st.integers(1, 40),
+    st.integers(0, 12),
+    st.lists(st.integers(0, 12), min_size=1, max_size=14),
+    st.integers(1, 4),
+    st.integers(0, 2**16),
+)
+@settings(max_examples=100, deadline=None)
+def test_margin_cells_are_the_dense_table_bit_for_bit(n, extra, ages, pieces, seed):
+    """engine.MarginCells (the (customer, age) cells as the engine returns them, in chunks and
+    in any order) gives the dense table's columns and running sums, bit for bit."""
+    rng = np.random.default_rng(seed)
+    top = max(ages) + extra
+    dense = rng.normal(0, 50, (n, top + 1)).round(2) * (rng.random((n, top + 1)) < 0.4)
+    rows, cols = np.nonzero(dense)
+    order = rng.permutation(len(rows))
+    rows, cols = rows[order].astype(np.int32), cols[order].astype(np.int16)
+    cuts = np.sort(rng.integers(0, len(rows) + 1, pieces - 1))
+    pairs = zip(np.split(rows, cuts), np.split(cols, cuts), strict=True)
+    chunks = [(r, a, dense[r, a]) for r, a in pairs]
+    m = engine.MarginCells(n, top, chunks)
+    np.testing.assert_array_equal(m.toarray(), dense)
+    for k in range(top + 1):
+        np.testing.assert_array_equal(m.column(k), dense[:, k])
+    np.testing.assert_array_equal(engine._running_sums(m, ages), engine._running_sums(dense, ages))
+    np.testing.assert_array_equal(engine._running_sums(m.upto(max(ages)), ages),
+                                  np.cumsum(dense, axis=1)[:, ages])  # fmt: skip
+    with pytest.raises(IndexError):
+        m.upto(max(ages)).add_age(np.zeros(n), max(ages) + 1)
