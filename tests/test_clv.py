@@ -915,7 +915,10 @@ def test_predictions_with_covariates_are_put_in_place_as_concatenating_would(
     fit = btyd.ModelFit("BG/NBD+covariates", params, np.nan, n, "W", np.diag([0.01] * 6), True,
                         {"purchase_covariates": ["g"], "dropout_covariates": ["g"]})  # fmt: skip
 
+    df.attrs["time_unit"] = "W"
+
     def table(f: btyd.ModelFit, s: pd.DataFrame) -> pd.DataFrame:
+        assert s.attrs == df.attrs  # each pattern's customers keep the summary's attrs
         return pd.DataFrame({"p": clv.p_alive(f, s).to_numpy(), "n": s["frequency"].to_numpy(),
                              "when": pd.Timestamp("2024-01-01") + pd.to_timedelta(s["T"], "D")},
                             index=s.index)  # fmt: skip
@@ -939,6 +942,9 @@ def test_predictions_with_covariates_are_put_in_place_as_concatenating_would(
         got = clv.predict_with_covariates(predict, fit, df, g, g)
         same(got, reference(predict))
         assert got.index.equals(df.index)
+        # only the columns the predictions read, reordered one by one: the same result
+        same(clv.predict_with_covariates(predict, fit, df, g, g, ["frequency", "recency", "T"]),
+             reference(predict))  # fmt: skip
 
 
 def test_predictions_with_covariates_are_the_bgnbd_at_each_customers_alpha_and_a():
@@ -1280,3 +1286,29 @@ def test_the_covariate_fit_on_distinct_rows_with_counts_equals_the_fit_per_custo
         m.setattr(btyd, "fit_rows", counts_dropped)
         broken = clv.fit_bgnbd_covariates(df, purchase=z, dropout=wd)
     assert broken.loglik != pytest.approx(each.loglik, rel=1e-3)
+
+
+@given(st.integers(1, 5_000), st.sampled_from(["BG/NBD", "MBG/NBD"]), st.integers(0, 2**16))
+@settings(max_examples=25, deadline=None)
+def test_horizon_sums_in_blocks_are_the_same_floats(block, model, seed):
+    """_CumTables.horizon_sums evaluates its customers a block at a time (_SUMS_BLOCK): any
+    block size gives the same floats, bit for bit, as all customers at once."""
+    rng = np.random.default_rng(seed)
+    n = 20_000
+    x = np.minimum(rng.geometric(0.35, n) - 1, 40).astype(float)
+    T = rng.uniform(0.1, 160, n)
+    tx = T * rng.uniform(0, 1, n) * (x > 0)
+    fit = clv.ModelFit(model, {"r": 0.9, "alpha": 8.0, "a": 0.8, "b": 3.2}, 0.0, n, "W",
+                       np.eye(4), True)  # fmt: skip
+    t = np.arange(1, 37) * (365.25 / 12) / 7
+    tables = clv._CumTables(fit, x, T, t, economics.Economics(horizon_months=36).discount_factors())
+    assert tables.qtab.any()
+    with patch.object(clv, "_SUMS_BLOCK", n):
+        total, disc, rest = tables.horizon_sums(x, tx, T)
+    with patch.object(clv, "_SUMS_BLOCK", block):
+        got = tables.horizon_sums(x, tx, T)
+    np.testing.assert_array_equal(got[2], rest)  # the others: computed horizon by horizon
+    done = np.ones(n, dtype=bool)
+    done[rest] = False  # their entries are left unset
+    np.testing.assert_array_equal(got[0][done], total[done])
+    np.testing.assert_array_equal(got[1][done], disc[done])

@@ -459,9 +459,10 @@ def client_economics(mapping: Any) -> Economics:
 class ClvFit:
     """A predictive CLV fit of the client report: the table per customer (p_alive,
     expected_purchases, expected_spend, margin_per_order, clv), the purchase model chosen, the
-    holdout check that chose it, and the fits (for scenarios)."""
+    holdout check that chose it, and the fits (for scenarios). ``table`` is None only while the
+    covariate model's table replaces it (:func:`helpers.report.covariates_view.without_table`)."""
 
-    table: pd.DataFrame
+    table: pd.DataFrame | None
     model: str
     check: pd.DataFrame
     purchases: Any

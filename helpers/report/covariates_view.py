@@ -262,8 +262,17 @@ def use(
         return table
 
     # the columns the predictions read, reordered by pattern once (not the whole summary)
-    summary = seg[[c for c in ("frequency", "recency", "T", "monetary_value") if c in seg]]
-    return replace(fit, table=clv.predict_with_covariates(value, model.fit, summary, X, X))
+    cols = [c for c in ("frequency", "recency", "T", "monetary_value") if c in seg]
+    return replace(fit, table=clv.predict_with_covariates(value, model.fit, seg, X, X, cols))
+
+
+def without_table(model: CovariateModel, fit: analysis.ClvFit | None) -> analysis.ClvFit | None:
+    """`fit` without its per-customer table when :func:`use` will replace it (the rule chose
+    the covariate model): at 8.4M customers 0.4 GB not held beside the new table while that one
+    is computed. Else `fit` itself. Keep what is needed of the table before (its total)."""
+    if fit is None or not model.used:
+        return fit
+    return replace(fit, table=None)
 
 
 def clv_interval(
