@@ -447,12 +447,39 @@ def winback_list(
     lately), ranked by the expected value of winning them back, their predicted margin ``clv``
     (P(alive) x what an active customer of their profile brings; :func:`helpers.clv.predictive_clv`),
     highest first; without a CLV table, by total spend (the past, which says nothing about who is
-    still active). Notebook 04 and the client report use this one ranking."""
-    out = segmented.loc[winback_mask(segmented, quiet)]
-    if clv is not None:
-        shown = [c for c in ("p_alive", "p_purchase_12m", "clv") if c in clv and c not in out]
-        out = out.join(clv[shown])
-        return out.sort_values(["clv", "monetary_total"], ascending=[False, False], kind="stable")
-    return out.sort_values(
-        ["monetary_total", "recency_days"], ascending=[False, True], kind="stable"
-    )
+    still active). Notebook 04 and the client report use this one ranking.
+
+    The ranking is found on the sort keys alone (pandas' stable sort) and the listed rows are
+    taken once, in their final order: at 8.4M customers a selection, a join and a sort were
+    three copies of the list and a look-up of every id. With `clv` indexed like `segmented`
+    (the report's) its columns are taken by position, else joined on the ids."""
+    pos = np.flatnonzero(winback_mask(segmented, quiet))
+    if clv is None:
+        by, up = ["monetary_total", "recency_days"], [False, True]
+        return segmented.take(pos[_stable_order(segmented, pos, {}, by, up)])
+    shown = [c for c in ("p_alive", "p_purchase_12m", "clv") if c in clv and c not in segmented]
+    if not (clv.index is segmented.index or clv.index.equals(segmented.index)):
+        out = segmented.iloc[pos].join(clv[shown])
+        out = out.sort_values(["clv", "monetary_total"], ascending=[False, False], kind="stable")
+        out.attrs = dict(segmented.attrs)  # the summary's, as below (a join drops them)
+        return out
+    extra = {c: clv[c].to_numpy()[pos] for c in shown}
+    order = _stable_order(segmented, pos, extra, ["clv", "monetary_total"], [False, False])
+    out = segmented.take(pos[order])
+    for c, values in extra.items():
+        out[c] = values[order]
+    return out
+
+
+def _stable_order(
+    frame: pd.DataFrame,
+    pos: np.ndarray,
+    extra: dict[str, np.ndarray],
+    by: list[str],
+    ascending: list[bool],
+) -> np.ndarray:
+    """The order of the rows `pos` of `frame` (with the columns `extra`, already at `pos`) that
+    ``sort_values(by, ascending=ascending, kind="stable")`` gives: pandas' own sort, run on the
+    key columns alone."""
+    keys = pd.DataFrame({c: extra[c] if c in extra else frame[c].to_numpy()[pos] for c in by})
+    return keys.sort_values(by, ascending=ascending, kind="stable").index.to_numpy()

@@ -329,3 +329,45 @@ def test_scoring_and_segments_leave_their_input_as_it_was():
     seg["R"] = 0  # a whole column replaced in the result
     pd.testing.assert_frame_equal(scored, frozen)
     pd.testing.assert_frame_equal(rfm, before)
+
+
+def _winback_reference(seg: pd.DataFrame, clv: pd.DataFrame | None) -> pd.DataFrame:
+    """The win-back list as a selection, a join and a sort (segments.winback_list before it took
+    the rows once)."""
+    out = seg.loc[segments.winback_mask(seg)]
+    if clv is not None:
+        shown = [c for c in ("p_alive", "p_purchase_12m", "clv") if c in clv and c not in out]
+        out = out.join(clv[shown])
+        return out.sort_values(["clv", "monetary_total"], ascending=[False, False], kind="stable")
+    return out.sort_values(
+        ["monetary_total", "recency_days"], ascending=[False, True], kind="stable"
+    )
+
+
+@given(st.integers(1, 80), st.integers(0, 2**16), st.sampled_from(["same", "equal", "shuffled"]))
+@settings(max_examples=60, deadline=None)
+def test_winback_list_takes_the_rows_once_in_the_joined_and_sorted_order(n, seed, index):
+    """segments.winback_list finds its ranking on the keys alone and takes the rows once: the
+    same frame (values, dtypes, column order, index) as selecting, joining the CLV
+    columns and sorting, with ties and missing CLVs, with or without a CLV table, whose index is
+    the summary's own, an equal copy, or in another order (joined on the ids)."""
+    rng = np.random.default_rng(seed)
+    names = np.array(["Champions", "At risk", "Can't lose them", "Hibernating"])
+    seg = pd.DataFrame(
+        {"monetary_total": rng.integers(0, 5, n) * 10.0, "recency_days": rng.integers(0, 4, n),
+         "segment": pd.Categorical(names[rng.integers(0, 4, n)], categories=names),
+         "n_orders": rng.integers(1, 4, n)},
+        index=pd.Index([f"c{i}" for i in rng.permutation(n)], name="customer_id"),
+    )  # fmt: skip
+    seg.attrs["as_of"] = "2025-12-31"
+    clv = pd.DataFrame(
+        {"p_alive": rng.random(n), "clv": np.where(rng.random(n) < 0.2, np.nan, rng.integers(0, 3, n) * 1.0),
+         "p_purchase_12m": rng.random(n), "other": rng.random(n)},
+        index=seg.index if index == "same" else seg.index.copy(),
+    )  # fmt: skip
+    if index == "shuffled":
+        clv = clv.iloc[rng.permutation(n)]
+    for table in (clv, None):
+        got, want = segments.winback_list(seg, table), _winback_reference(seg, table)
+        pd.testing.assert_frame_equal(got, want)
+        assert got.attrs == seg.attrs  # the summary's (the join dropped them)
