@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
+from unittest import mock
 
 import numpy as np
 import pandas as pd
@@ -523,10 +524,11 @@ def test_running_sums_are_the_cumulative_sums_bit_for_bit(n, extra, ages, seed):
     st.integers(0, 12),
     st.lists(st.integers(0, 12), min_size=1, max_size=14),
     st.integers(1, 4),
+    st.integers(1, 50),
     st.integers(0, 2**16),
 )
 @settings(max_examples=100, deadline=None)
-def test_margin_cells_are_the_dense_table_bit_for_bit(n, extra, ages, pieces, seed):
+def test_margin_cells_are_the_dense_table_bit_for_bit(n, extra, ages, pieces, chunk, seed):
     """engine.MarginCells (the (customer, age) cells as the engine returns them, in chunks and
     in any order) gives the dense table's columns and running sums, bit for bit."""
     rng = np.random.default_rng(seed)
@@ -537,8 +539,9 @@ def test_margin_cells_are_the_dense_table_bit_for_bit(n, extra, ages, pieces, se
     rows, cols = rows[order].astype(np.int32), cols[order].astype(np.int16)
     cuts = np.sort(rng.integers(0, len(rows) + 1, pieces - 1))
     pairs = zip(np.split(rows, cuts), np.split(cols, cuts), strict=True)
-    chunks = [(r, a, dense[r, a]) for r, a in pairs]
-    m = engine.MarginCells(n, top, chunks)
+    parts = [(r, a, dense[r, a]) for r, a in pairs]
+    with mock.patch.object(engine, "CELL_CHUNK", chunk):  # grouped by age a chunk at a time
+        m = engine.MarginCells.from_cells(n, top, parts)
     np.testing.assert_array_equal(m.toarray(), dense)
     for k in range(top + 1):
         np.testing.assert_array_equal(m.column(k), dense[:, k])
