@@ -128,6 +128,13 @@ def test_the_chosen_model_values_the_customers(fitted):
     ratio = used.table["clv"] / fit.table["clv"]
     assert ratio[friends].median() > 1 > ratio[~friends].median()
     assert used.purchases is fit.purchases and used.model == fit.model
+    # the plain model's table can go first (notebook 08): the same table from a fit without it
+    bare = cv.without_table(model, fit)
+    assert bare.table is None and bare.spend is fit.spend and fit.table is not None
+    pd.testing.assert_frame_equal(cv.use(model, bare, seg, ECON).table, used.table)
+    model.used = False
+    assert cv.without_table(model, fit) is fit  # kept when the covariate model is not chosen
+    model.used = True  # as the test found it set above
 
 
 def test_no_attributes_no_model_and_the_sections_in_every_language(fitted, capsys):
