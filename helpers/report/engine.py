@@ -98,9 +98,11 @@ MEMORY_PER_ROW = 50
 MIN_MEMORY_MB = 500
 #: The same in the notebook's kernel on a coded hand-over (:func:`coded_handover`), whose large
 #: per-customer queries run in ranges of customers that fit (:func:`customer_ranges`): at 100M
-#: orders DuckDB then holds 1.4 GB beside the kernel's frames, not 4.7 GB (what it is allowed,
-#: it keeps: the hand-over's blocks, read once, stay cached up to the limit).
-CODED_MEMORY_PER_ROW = 15
+#: orders DuckDB then holds 763 MB beside the kernel's frames, not 4.7 GB (what it is allowed,
+#: it keeps: the hand-over's blocks, read once, stay cached up to the limit). 15 bytes (1.4 GB)
+#: gave a tree peak of 7,293 MB against 6,706 MB at 8, the kernel's stages no slower; 5 bytes
+#: (the 500 MB floor) 6,712 MB, slower (benchmarks/README.md, 2026-12-06 afternoon).
+CODED_MEMORY_PER_ROW = 8
 
 
 def memory_limit(rows: int, per_row: int = MEMORY_PER_ROW) -> str:
