@@ -230,3 +230,20 @@ def test_the_orders_of_the_sampled_customers_are_read_once(opened):
     assert (
         again.attrs == {"share": want["customer_id"].nunique() / n} and again["amount"].ne(0).any()
     )
+
+
+def test_the_net_revenues_are_not_kept_once_read(opened):
+    """analysis.net_revenue takes the prefetched net revenues and drops them from the engine's
+    cache (its one reader: kept, 137 MB at 8.4M customers for the rest of the run); the same
+    values, named, each time it is asked."""
+    orders, bought, seg, econ = opened
+    analysis.prefetch_sections(orders, bought, "Q", AS_OF, seg, econ)
+    first = analysis.net_revenue(orders)
+    assert first.name == "net_revenue"
+    assert not [k for k in engine._memo(orders) if k[:1] == ("customer_totals",)]
+    want = orders.group_by("customer_id").agg(t=orders.amount.sum()).to_pandas()
+    want = want.set_index("customer_id")["t"].sort_index()
+    np.testing.assert_allclose(first.sort_index().to_numpy(), want.to_numpy(), rtol=1e-12)
+    assert first.sort_index().index.equals(want.index)
+    pd.testing.assert_series_equal(analysis.net_revenue(orders), first, check_exact=True)
+    _sections(orders, bought, seg, econ)  # the other prefetches done before the connection closes

@@ -550,3 +550,28 @@ def test_margin_cells_are_the_dense_table_bit_for_bit(n, extra, ages, pieces, ch
                                   np.cumsum(dense, axis=1)[:, ages])  # fmt: skip
     with pytest.raises(IndexError):
         m.upto(max(ages)).add_age(np.zeros(n), max(ages) + 1)
+
+
+_IDS = st.lists(st.text(alphabet=st.sampled_from(["a", "b", "\x1f", "é", "0"]), max_size=4),
+                max_size=6)  # fmt: skip
+
+
+@given(_IDS, _IDS, st.lists(st.integers(0, 3), min_size=6, max_size=6), st.integers(0, 5))
+@settings(max_examples=300, deadline=None)
+def test_the_margins_cache_knows_its_customers_by_a_digest_one_to_one(a, b, months, flip):
+    """engine._customers_key (what the margins' cache keeps instead of the ids' and first
+    months' arrays) says two sets of customers are the same exactly when their ids, in order,
+    and first months are: ids holding the separator, reordered, or one month apart included."""
+
+    def key(ids, fm):
+        return engine._customers_key(np.array(ids, dtype=object), np.array(fm, dtype=np.int64))
+
+    fa, fb = months[: len(a)], months[: len(b)]
+    same = a == b
+    assert engine._same_customers(key(a, fa), key(b, fb)) == same
+    assert engine._same_customers(key(a, fa), key(list(a), list(fa)))  # new arrays, same values
+    if a and flip < len(a):  # one customer's first month moved
+        moved = [m + (i == flip) for i, m in enumerate(fa)]
+        assert not engine._same_customers(key(a, fa), key(a, moved))
+    assert engine._same_customers(key([1, 2], [0, 0]), key([1, 2], [0, 0]))  # ids not text
+    assert not engine._same_customers(key([1, 2], [0, 0]), key([2, 1], [0, 0]))
