@@ -28,8 +28,11 @@ def align(obj: Frame, index: pd.Index) -> Frame:
     if len(pos) and pos.min() >= 0:  # every label found: the rows as they are, by position
         out = obj.iloc[pos]
     else:  # missing labels: reindex by position (pandas' own missing values and dtypes)
-        out = obj.set_axis(pd.RangeIndex(len(src))).reindex(pos)
-    return out.set_axis(index)
+        by_position = obj.copy(deep=False)  # the values shared: only the labels change
+        by_position.index = pd.RangeIndex(len(src))
+        out = by_position.reindex(pos)
+    out.index = index  # on the new rows (set_axis copied them once more)
+    return out
 
 
 def positions(index: pd.Index, labels: pd.Index) -> np.ndarray:
