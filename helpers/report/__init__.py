@@ -50,6 +50,7 @@ _WHERE: dict[str, str] = {
             "client_economics",
             "clv_interval",
             "cohort_table",
+            "customer_export",
             "dropout_scenario",
             "export_csv",
             "fit_clv",

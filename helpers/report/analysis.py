@@ -375,6 +375,21 @@ _CSV_WORKERS = ThreadPoolExecutor(
 _EXPORTING = ThreadPoolExecutor(1, thread_name_prefix="retention-lab-exports")
 
 
+def customer_export(
+    seg: pd.DataFrame, net: pd.Series, clv: pd.DataFrame | None = None
+) -> list[pd.DataFrame | pd.Series]:
+    """The tables of the report's ``customers.csv`` for :func:`start_exports` (joined column by
+    column on the summary's ids as they are written): the customer summary `seg`, each
+    customer's net revenue `net` and, with a CLV table `clv`, its columns but ``p_alive`` and
+    ``clv`` where the summary has them -- a frame of the table's own columns, not a copy of
+    them (``drop`` copied each: at 8.4M customers 270 MB while the file is written)."""
+    tables: list[pd.DataFrame | pd.Series] = [seg, net]
+    if clv is not None:
+        skip = {c for c in ("p_alive", "clv") if c in seg}
+        tables.append(pd.DataFrame({c: clv[c] for c in clv.columns if c not in skip}, copy=False))
+    return tables
+
+
 def start_exports(
     files: Sequence[tuple[pd.DataFrame | Sequence[pd.DataFrame | pd.Series], str | Path]],
     decimals: int = 4,

@@ -371,6 +371,28 @@ def test_start_exports_writes_what_export_csv_writes_with_the_columns_of_the_cal
         failing.result()
 
 
+@pytest.mark.parametrize("in_seg", [(), ("p_alive",), ("p_alive", "clv")])
+def test_the_customers_export_is_the_clv_table_without_the_summarys_columns_not_a_copy(
+    tmp_path, in_seg
+):
+    """report.customer_export gives customers.csv the summary, the net revenue and the CLV
+    table but ``p_alive`` and ``clv`` where the summary has them: the file export_csv writes
+    from ``clv.drop(columns=...)``, from the table's own columns (no copy of them)."""
+    ids = pd.Index(["=1+1", "C2", "-3"], name="customer_id")
+    seg = pd.DataFrame({"n_orders": [1, 2, 3], **{c: [0.5, 0.25, 1.0] for c in in_seg}}, index=ids)
+    net = pd.Series([10.123456, -2.0, 0.5], index=ids[::-1], name="net_revenue")
+    clv = pd.DataFrame({"p_alive": [0.9, 0.1, 0.5], "expected_purchases": [1.5, 0.2, 3.0],
+                        "clv": [12.3456789, 0.0, -1.5]}, index=ids)  # fmt: skip
+    tables = report.customer_export(seg, net, clv)
+    report.export_csv(tables, tmp_path / "got.csv")
+    report.export_csv([seg, net, clv.drop(columns=list(in_seg))], tmp_path / "want.csv")
+    assert (tmp_path / "got.csv").read_bytes() == (tmp_path / "want.csv").read_bytes()
+    kept = tables[-1]
+    assert list(kept.columns) == [c for c in clv.columns if c not in in_seg]
+    assert all(np.shares_memory(kept[c].to_numpy(), clv[c].to_numpy()) for c in kept.columns)
+    assert report.customer_export(seg, net, None) == [seg, net]
+
+
 def test_start_exports_above_its_size_writes_them_in_the_callers_thread(tmp_path, monkeypatch):
     """A table longer than :data:`BACKGROUND_ROWS` is exported before
     :func:`start_exports` returns (at 10M customers the thread saved no time and held memory
