@@ -904,8 +904,9 @@ def test_predictions_with_covariates_are_put_in_place_as_concatenating_would(
     n: int, levels: int, seed: int
 ) -> None:
     """clv.predict_with_covariates writes each pattern's numeric piece into its place: the same
-    frame (values, dtypes, index, names) as concatenating the pieces and putting them back in the
-    summary's order, for a DataFrame, a Series and a text prediction (concatenated)."""
+    frame (values to the bit, dtypes, index, names, attrs) as concatenating the pieces and putting
+    them back in the summary's order, for a DataFrame, a Series, a text prediction
+    (concatenated) and the report's CLV table."""
     rng = np.random.default_rng(seed)
     df = _simulated_summary(n, seed=seed % 97)
     df.index = pd.Index([f"c{i}" for i in rng.permutation(n)], name="customer_id")
@@ -936,15 +937,22 @@ def test_predictions_with_covariates_are_put_in_place_as_concatenating_would(
     def text(f, s):
         return pd.Series(f"a={f.a:.4f}", index=s.index, name="label")
 
+    def value(f, s):  # the report's CLV table and its 12-month purchase probability
+        out = clv.predictive_clv(f, GG, s, economics.SAMPLE, margin_rate=0.3, cost_per_order=1.0)
+        out["p_purchase_12m"] = clv.p_purchase_within(f, s, 52.0).to_numpy()
+        return out
+
     for predict, same in ((table, pd.testing.assert_frame_equal),
                           (alive, pd.testing.assert_series_equal),
-                          (text, pd.testing.assert_series_equal)):  # fmt: skip
+                          (text, pd.testing.assert_series_equal),
+                          (value, pd.testing.assert_frame_equal)):  # fmt: skip
         got = clv.predict_with_covariates(predict, fit, df, g, g)
-        same(got, reference(predict))
-        assert got.index.equals(df.index)
-        # only the columns the predictions read, reordered one by one: the same result
-        same(clv.predict_with_covariates(predict, fit, df, g, g, ["frequency", "recency", "T"]),
-             reference(predict))  # fmt: skip
+        same(got, reference(predict), check_exact=True)
+        assert got.index.equals(df.index) and got.attrs == reference(predict).attrs
+        # only the columns the predictions read, taken one by one: the same result
+        cols = ["frequency", "recency", "T", "monetary_value"]
+        same(clv.predict_with_covariates(predict, fit, df, g, g, cols), reference(predict),
+             check_exact=True)  # fmt: skip
 
 
 def test_predictions_with_covariates_are_the_bgnbd_at_each_customers_alpha_and_a():
