@@ -78,5 +78,33 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ReportError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
+    except Exception as err:
+        said = _environment_error(err)
+        if said is None:  # a defect: its traceback
+            raise
+        print(f"error: {said}; no report was written", file=sys.stderr)
+        return 1
     print(f"report '{args.name}' written to {folder}/ ; open {folder / 'report.html'}")
     return 0
+
+
+def _environment_error(err: BaseException) -> str | None:
+    """What the machine refused, in one line: an operating system's error (a full disk, a folder
+    that cannot be written) or DuckDB's failure to read or write its files (its ``IOException``,
+    e.g. the hand-over or the spill files on a full disk), with a hint where one helps; None for
+    anything else (a defect, whose traceback is then shown)."""
+    import errno
+
+    kind = type(err)
+    if isinstance(err, OSError):
+        where = f": {err.filename}" if err.filename else ""
+        said = f"{err.strerror or err}{where}"
+    elif kind.__module__.split(".")[0] in ("duckdb", "_duckdb") and kind.__name__ == "IOException":
+        said = str(err).splitlines()[0] if str(err) else kind.__name__
+    else:
+        return None
+    full = getattr(err, "errno", None) == errno.ENOSPC or "No space left" in said
+    hint = (" (the disk is full: free space there; the validated orders and DuckDB's spill "
+            "files are kept in the system's temporary folder while the report runs, TMPDIR "
+            "chooses another)") if full else ""  # fmt: skip
+    return said + hint

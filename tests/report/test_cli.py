@@ -504,3 +504,43 @@ def test_kernels_are_shut_down_without_an_interrupt(monkeypatch):
         run_sync(km.shutdown_kernel)(now=True)
         assert not run_sync(km.is_alive)()
     assert interrupted == ["AsyncKernelManager"]  # the plain manager's shutdown only
+
+
+@pytest.mark.parametrize("error", ["os", "duckdb"])
+def test_a_full_disk_gets_one_message_and_leaves_nothing_behind(
+    tmp_path, monkeypatch, capsys, error
+):
+    """A disk that fills while the report runs (the operating system's error, or DuckDB's
+    IOException writing the hand-over or its spill files): one message naming the file and the
+    remedy, no traceback, exit 1, nothing left behind; any other exception keeps its traceback."""
+    import errno
+
+    import duckdb
+
+    from helpers import run
+
+    def full(notebook, out_dir, parameters, **_):
+        (out_dir / "half-written.html").write_text("<html>")
+        if error == "os":
+            raise OSError(errno.ENOSPC, "No space left on device", str(out_dir / "report.html"))
+        raise duckdb.IOException(
+            'IO Error: Could not write file "/tmp/x/orders.validated.duckdb": No space left on '
+            "device\nmore lines"
+        )
+
+    monkeypatch.setattr(run, "execute", full)
+    _, data, mapping = small_client(tmp_path)
+    root = tmp_path / "reports"
+    rc, _, err = run_cli(cli_args(data, mapping, "acme", root), capsys)
+    assert rc == 1 and "Traceback" not in err
+    assert "No space left on device" in err and "no report was written" in err
+    assert "TMPDIR" in err and "more lines" not in err
+    assert ("report.html" if error == "os" else "orders.validated.duckdb") in err
+    assert_nothing_left(root)
+
+    def defect(notebook, out_dir, parameters, **_):
+        raise KeyError("a bug")
+
+    monkeypatch.setattr(run, "execute", defect)
+    with pytest.raises(KeyError):
+        run_cli(cli_args(data, mapping, "acme", root), capsys)
