@@ -97,13 +97,14 @@ _DAY_NS = 86_400 * 10**9
 #: what DuckDB cannot spill, so the limit grows with the data.
 MEMORY_PER_ROW = 50
 MIN_MEMORY_MB = 500
-#: The same in the notebook's kernel on a coded hand-over (:func:`coded_handover`), whose large
-#: per-customer queries run in ranges of customers that fit (:func:`customer_ranges`): at 100M
-#: orders DuckDB then holds 763 MB beside the kernel's frames, not 4.7 GB (what it is allowed,
-#: it keeps: the hand-over's blocks, read once, stay cached up to the limit). 15 bytes (1.4 GB)
-#: gave a tree peak of 7,293 MB against 6,706 MB at 8, the kernel's stages no slower; 5 bytes
-#: (the 500 MB floor) 6,712 MB, slower (benchmarks/README.md, 2026-12-06 afternoon).
-CODED_MEMORY_PER_ROW = 8
+#: The same in the notebook's kernel on a coded hand-over (:func:`coded_handover`) or a DuckDB
+#: database file's table, whose large per-customer queries run in ranges of customers that fit
+#: (:func:`customer_ranges`: codes, or the table's own ids): at 100M orders DuckDB then holds
+#: 763 MB beside the kernel's frames, not 4.7 GB (what it is allowed, it keeps: the hand-over's
+#: blocks, read once, stay cached up to the limit). 15 bytes (1.4 GB) gave a tree peak of
+#: 7,293 MB against 6,706 MB at 8 on the hand-over, the kernel's stages no slower; 5 bytes (the
+#: 500 MB floor) 6,712 MB, slower (benchmarks/README.md, 2026-12-06 afternoon).
+RANGED_MEMORY_PER_ROW = 8
 
 
 def memory_limit(rows: int, per_row: int = MEMORY_PER_ROW) -> str:
@@ -1679,18 +1680,20 @@ def _memory_limit_bytes(con: Any) -> int | None:
         return None
 
 
-def customer_ranges(t: ir.Table, codes: CustomerCodes | None) -> list[tuple[int, int] | None]:
-    """Ranges [lo, hi) of customer codes that split a per-customer query over `t` (an expression
-    on a coded hand-over, ``customer_id`` the code) into queries whose window fits in DuckDB's
-    memory limit: k = ceil(rows x :data:`WINDOW_BYTES_PER_ROW` / limit) ranges of equal width.
-    A customer's orders are all in one range, so each query gives its customers' rows as the
-    whole query would, and the ranges' results, in order, are its rows sorted by code. At 100M
-    orders under a 1.5 GB limit the one pass took 48.8 s in 4 ranges (44.4 s in 8), 67.5 s in
-    one query (spilling to disk); 47.1 s in one under 4.7 GB (one DuckDB thread;
-    benchmarks/README.md). ``[None]`` (one query): text ids (no codes), another backend, or a
-    window that fits."""
-    if codes is None:
-        return [None]
+def customer_ranges(t: ir.Table, codes: CustomerCodes | None) -> list[tuple[Any, Any] | None]:
+    """Ranges [lo, hi) of customers that split a per-customer query over `t` into queries whose
+    window fits in DuckDB's memory limit: k = ceil(rows x :data:`WINDOW_BYTES_PER_ROW` / limit)
+    ranges. On a coded hand-over (``customer_id`` the code) k ranges of codes of equal width; on
+    text ids or a warehouse's own ids (`codes` None: a DuckDB database file's table) k ranges of
+    the ids by their quantiles in a sample of the orders (:func:`_id_bounds`), the first open
+    below (lo None), the last open above (hi None) and holding a missing id. A customer's orders
+    are all in one range, so each query gives its customers' rows as the whole query would, and
+    the ranges' results, in order, are its rows sorted by ``customer_id`` (DuckDB compares text
+    byte by byte, which for UTF-8 is Python's order of code points; a missing id sorts last). At
+    100M orders under a 1.5 GB limit the one pass took 48.8 s in 4 ranges (44.4 s in 8), 67.5 s
+    in one query (spilling to disk); 47.1 s in one under 4.7 GB (one DuckDB thread;
+    benchmarks/README.md). ``[None]`` (one query): another backend than DuckDB (its memory is the
+    server's), or a window that fits."""
     try:
         backend = t._find_backend()
     except Exception:  # noqa: BLE001 (no single backend)
@@ -1698,21 +1701,64 @@ def customer_ranges(t: ir.Table, codes: CustomerCodes | None) -> list[tuple[int,
     limit = _memory_limit_bytes(backend.con) if getattr(backend, "name", "") == "duckdb" else None
     if not limit:
         return [None]
-    rows = int(codes.coded.to_expr().count().to_pyarrow().as_py())
+    rows = int((t if codes is None else codes.coded.to_expr()).count().to_pyarrow().as_py())
     k = -(-rows * WINDOW_BYTES_PER_ROW // limit)
     if k <= 1:
         return [None]
+    if codes is None:
+        bounds = _id_bounds(t, k, rows)
+        return [None] if not bounds else list(itertools.pairwise([None, *bounds, None]))
     n = int(codes.customers.count().to_pyarrow().as_py())
     k = min(k, max(n, 1))
     return [(n * i // k, n * (i + 1) // k) for i in range(k)]
 
 
-def _codes_in(t: ir.Table, codes_in: tuple[int, int] | None) -> ir.Table:
-    """`t` (``customer_id`` the code) of the customers whose code is in [lo, hi) of `codes_in`
-    (a range of :func:`customer_ranges`); all of `t` for None."""
+#: Orders sampled to place the bounds of :func:`customer_ranges` on ids that are not codes.
+RANGE_SAMPLE = 200_000
+
+
+def _id_bounds(t: ir.Table, k: int, rows: int) -> list[Any]:
+    """The k - 1 inner bounds, increasing and distinct, that cut the ids of `t` (``rows``
+    orders) into k ranges of about as many orders: the k-quantiles of ``customer_id`` over about
+    :data:`RANGE_SAMPLE` orders drawn by the engine (Bernoulli, a fixed seed: one scan, nothing
+    per order returned beyond the sample). Where the ranges fall changes no result, only how
+    the work is cut (:func:`customer_ranges`)."""
+    ids = t.select("customer_id").filter(lambda s: s.customer_id.notnull())
+    if rows > RANGE_SAMPLE:
+        ids = ids.sample(RANGE_SAMPLE / rows, seed=20261206)
+    sample = ids.customer_id.to_pyarrow()
+    if len(sample) == 0:
+        return []
+    values = np.sort(np.asarray(sample.to_numpy(zero_copy_only=False), dtype=object))
+    cuts = values[(len(values) * np.arange(1, k)) // k]
+    return [v for i, v in enumerate(cuts) if i == 0 or v != cuts[i - 1]]
+
+
+def _codes_in(t: ir.Table, codes_in: tuple[Any, Any] | None) -> ir.Table:
+    """`t` of the customers whose ``customer_id`` is in [lo, hi) of `codes_in` (a range of
+    :func:`customer_ranges`: codes, or ids with lo None for no lower bound and hi None for none
+    above, that last range also holding a missing id); all of `t` for None."""
     if codes_in is None:
         return t
-    return t.filter((t.customer_id >= codes_in[0]) & (t.customer_id < codes_in[1]))
+    lo, hi = codes_in
+    c = t.customer_id
+    if hi is None:
+        return t.filter((c >= lo) | c.isnull())
+    return t.filter(c < hi) if lo is None else t.filter((c >= lo) & (c < hi))
+
+
+def _in_range(ids: pd.Series, codes_in: tuple[Any, Any]) -> np.ndarray:
+    """Which of `ids` (codes, or ids as :func:`_codes_in` compares them) are in the range
+    `codes_in` of :func:`customer_ranges`, as :func:`_codes_in` selects them in the engine."""
+    lo, hi = codes_in
+    keep = np.ones(len(ids), dtype=bool)
+    if lo is not None:
+        keep &= (ids >= lo).to_numpy(bool)
+    if hi is not None:
+        keep &= (ids < hi).to_numpy(bool)
+    elif lo is not None:
+        keep |= ids.isna().to_numpy(bool)
+    return keep
 
 
 _ORDER_KEYS = ("customer_id", "order_date", "order_id", "amount")  # not first-order attributes
@@ -1978,7 +2024,7 @@ def _monthly_margins(
     # in ranges of customers when the join and its group-by would not fit DuckDB's memory: each
     # cell is one customer's, so the same cells come back (customer_ranges)
     for r in customer_ranges(t, codes):
-        part = s if r is None else s[(s["customer_id"] >= r[0]) & (s["customer_id"] < r[1])]
+        part = s if r is None else s[_in_range(s["customer_id"], r)]
         on = _codes_in(t, r)
         if part.empty and r is not None:
             continue

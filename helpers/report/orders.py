@@ -715,7 +715,7 @@ def _open_engine_handover(path: str | Path, engine: str) -> tuple[Any, dict[str,
             t = eng.coded_handover(t, con.table(CODED_ORDERS), con.table("customers"))
     if engine == "duckdb" or (engine == "auto" and rows >= ENGINE_MIN_ROWS):
         # on codes, the large per-customer queries run in ranges that fit a smaller limit
-        per_row = eng.CODED_MEMORY_PER_ROW if coded else eng.MEMORY_PER_ROW
+        per_row = eng.RANGED_MEMORY_PER_ROW if coded else eng.MEMORY_PER_ROW
         eng.tune_duckdb(con, eng.memory_limit(rows, per_row))
         return t, notes
     table = t.to_pyarrow()
@@ -1008,7 +1008,10 @@ def open_warehouse(path: str | Path) -> tuple[Any, dict[str, Any]]:
         )
     mapping = notes["mapping"]
     rows = notes["rows"]
-    _, t, *_ = _warehouse_table(url, mapping, eng.memory_limit(rows), check=False)
+    # a DuckDB file's table: the large per-customer queries run in ranges of its ids that fit
+    # the smaller limit (engine.customer_ranges); a server's memory is its own
+    per_row = eng.RANGED_MEMORY_PER_ROW if url.startswith("duckdb:") else eng.MEMORY_PER_ROW
+    _, t, *_ = _warehouse_table(url, mapping, eng.memory_limit(rows, per_row), check=False)
     t, _ = eng.mapping_rules(
         t, mapping, count=False, placeholder_values=notes.get("placeholder_values", [])
     )

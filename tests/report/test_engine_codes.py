@@ -291,7 +291,6 @@ def test_queries_in_ranges_of_customers_give_the_same_tables(tables, monkeypatch
     split = engine.customer_table(bought)
     _identical(split, whole)
     _identical(split, engine.customer_table(engine.purchases(text)))
-    assert engine.customer_ranges(*engine._section(engine.purchases(text))) == [None]
     # the margins per customer and age (the same cells, each one customer's), an id without
     # orders and the customers out of their codes' order included
     last = periods.last_complete_period(AS_OF, "M")
@@ -312,13 +311,65 @@ def test_queries_in_ranges_of_customers_give_the_same_tables(tables, monkeypatch
     engine.forget()
 
 
+@pytest.mark.parametrize("sample", [7, 10**6])
+@pytest.mark.parametrize("ids", ["text", "integer"])
+@pytest.mark.parametrize("per_row", [10**7, 10**9])
+def test_queries_in_ranges_of_ids_give_the_same_tables(tables, monkeypatch, per_row, ids, sample):
+    """Without codes (a DuckDB database file's table: text ids, or integer ids kept as numbers
+    by the summary and as text by the sections) the ranges are of the ids themselves, cut at
+    quantiles of a sample of the orders (engine._id_bounds; `sample` orders drawn, or all): the
+    first open below, the last open above, each id in one. The one pass, the margins per
+    customer and age (an id without orders, customers out of order), the customer summary and
+    the calibration split are the one query's, bit for bit, on ids whose text order is not their
+    numeric order and that are not ASCII."""
+    _, text, _ = tables
+    if ids == "integer":  # the ids as a warehouse keeps plain integers: 0..n-1 by another order
+        number = {c: i for i, c in enumerate(sorted(IDS, key=lambda c: (len(c), c[::-1])))}
+        df = text.to_pandas().assign(
+            customer_id=lambda d: d.customer_id.map(number).astype("int64")
+        )
+        con = engine.connect()
+        text = engine.from_arrow(pa.Table.from_pandas(df, preserve_index=False), con, "ints")
+    bought = engine.purchases(text)
+    monkeypatch.setattr(engine, "RANGE_SAMPLE", sample)
+    monkeypatch.setattr(engine, "WINDOW_BYTES_PER_ROW", per_row)
+    for t in (engine._section(bought)[0], engine.as_table(bought)):  # the sections', the summary's
+        ranges = engine.customer_ranges(t, None)
+        assert len(ranges) > 1 and ranges[0][0] is None and ranges[-1][1] is None
+        assert all(a[1] == b[0] for a, b in itertools.pairwise(ranges))  # every id once
+        inner = [r[0] for r in ranges[1:]]
+        assert inner == sorted(set(inner))
+        got = pd.concat([engine._codes_in(t, r).to_pandas() for r in ranges])
+        assert sorted(map(str, got["customer_id"])) == sorted(map(str, t.customer_id.to_pandas()))
+    last = periods.last_complete_period(AS_OF, "M")
+    first = _firsts(tables)
+    if ids == "integer":
+        first.index = first.index.map(lambda c: str(number[c]))
+    unknown = pd.Series([first.iloc[0]], index=pd.Index(["K3"], name="customer_id"))
+    first_more = pd.concat([first.iloc[::-1], unknown])
+    groups = pd.Series(np.where(np.arange(len(first_more)) % 2, "a", "b"), index=first_more.index)
+    for f, args in ((engine.customer_table, ()),
+                    (engine.cumulative_margin, (first_more, last, [0, 1, 3, 6], 0.4, 2.0)),
+                    (engine.value_by_age, (first_more, groups, last, 6, 0.4, 2.0)),
+                    (engine.customer_summary, (AS_OF,)),
+                    (engine.calibration_holdout, ("2024-03-31", AS_OF))):  # fmt: skip
+        engine.forget()
+        split = f(bought, *args)
+        monkeypatch.setattr(engine, "WINDOW_BYTES_PER_ROW", 1)
+        assert engine.customer_ranges(engine._section(bought)[0], None) == [None]
+        engine.forget()
+        _identical(split, f(bought, *args))
+        monkeypatch.setattr(engine, "WINDOW_BYTES_PER_ROW", per_row)
+    engine.forget()
+
+
 def test_the_kernels_memory_limit_on_codes_is_the_coded_one(tables, monkeypatch):
     """On a coded hand-over, whose large queries run in ranges of customers, the kernel's DuckDB
-    gets engine.CODED_MEMORY_PER_ROW bytes an order (at 100M orders 763 MB, not 4.7 GB)."""
+    gets engine.RANGED_MEMORY_PER_ROW bytes an order (at 100M orders 763 MB, not 4.7 GB)."""
     _, _, path = tables
     monkeypatch.setattr(engine, "MIN_MEMORY_MB", 1)
     monkeypatch.setattr(engine, "MEMORY_PER_ROW", 10**5)
-    monkeypatch.setattr(engine, "CODED_MEMORY_PER_ROW", 10**7)
+    monkeypatch.setattr(engine, "RANGED_MEMORY_PER_ROW", 10**7)
     t, notes = orders_mod.open_orders(path, "duckdb")
     try:
         got = t._find_backend().con.execute("SELECT current_setting('memory_limit')").fetchall()

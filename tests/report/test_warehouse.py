@@ -293,3 +293,21 @@ def test_a_duckdb_tables_checks_run_within_the_memory_limit_for_its_rows(tmp_pat
     want = duckdb.connect()
     want.execute(f"SET memory_limit = '{engine.memory_limit(300)}'")
     assert seen == [want.execute("SELECT current_setting('memory_limit')").fetchall()[0]]
+
+
+def test_the_kernel_opens_a_duckdb_table_at_the_ranged_limit(tmp_path, monkeypatch):
+    """The notebook's kernel opens a DuckDB file's table with engine.RANGED_MEMORY_PER_ROW bytes
+    an order (its large per-customer queries run in ranges of the table's ids,
+    engine.customer_ranges), not the report command's engine.MEMORY_PER_ROW."""
+    monkeypatch.setattr(engine, "MIN_MEMORY_MB", 64)
+    monkeypatch.setattr(engine, "RANGED_MEMORY_PER_ROW", 10**6)  # 286 MB at 300 orders
+    url = table(tmp_path / "c.db", rows=300)
+    _, notes = read_orders_in_warehouse(url, load_mapping(MAPPING))
+    handover = save_warehouse(notes, tmp_path / "orders.warehouse.json")
+    monkeypatch.setenv(sources.SOURCE_ENV, url)
+    t, _ = open_orders(handover)
+    got = t._find_backend().con.execute("SELECT current_setting('memory_limit')").fetchall()
+    want = duckdb.connect()
+    want.execute(f"SET memory_limit = '{engine.memory_limit(notes['rows'], 10**6)}'")
+    assert got == want.execute("SELECT current_setting('memory_limit')").fetchall()
+    assert engine.memory_limit(notes["rows"], 10**6) != engine.memory_limit(notes["rows"])
