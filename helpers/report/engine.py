@@ -105,19 +105,27 @@ MIN_MEMORY_MB = 500
 #: 7,293 MB against 6,706 MB at 8 on the hand-over, the kernel's stages no slower; 5 bytes (the
 #: 500 MB floor) 6,712 MB, slower (benchmarks/README.md, 2026-12-06 afternoon).
 RANGED_MEMORY_PER_ROW = 8
+#: The floor of that limit on a coded hand-over (:data:`MIN_MEMORY_MB` elsewhere): below 65M
+#: orders the ranges keep the large queries within it, and DuckDB keeps what it is allowed. At
+#: 10M orders (a CSV's hand-over) the tree's peak was 1,390-1,476 MB against 1,553-1,618 at
+#: 500 MB, CPU within the spread; at 100 MB no lower, at 64 MB slower. A DuckDB file's table
+#: keeps the 500 MB floor: each range of its text ids scans the table again (at 10M orders 4
+#: ranges took 15 % more CPU for 180 MB less; benchmarks/README.md, 2026-12-06 evening).
+RANGED_MIN_MEMORY_MB = 150
 
 
-def memory_limit(rows: int, per_row: int = MEMORY_PER_ROW) -> str:
+def memory_limit(rows: int, per_row: int = MEMORY_PER_ROW, floor_mb: int | None = None) -> str:
     """DuckDB's memory limit for a table of `rows` orders: `per_row` bytes a row
-    (:data:`MEMORY_PER_ROW`), at least :data:`MIN_MEMORY_MB` and at most half the machine's
-    memory."""
+    (:data:`MEMORY_PER_ROW`), at least `floor_mb` (default :data:`MIN_MEMORY_MB`) and at most
+    half the machine's memory."""
     import os
 
     try:
         machine = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2**20
     except (ValueError, OSError, AttributeError):  # not POSIX: assume 8 GB
         machine = 8192
-    mb = max(MIN_MEMORY_MB, min(rows * per_row // 2**20, machine // 2))
+    floor = MIN_MEMORY_MB if floor_mb is None else floor_mb
+    mb = max(floor, min(rows * per_row // 2**20, machine // 2))
     return f"{mb}MB"
 
 

@@ -368,14 +368,16 @@ def test_the_kernels_memory_limit_on_codes_is_the_coded_one(tables, monkeypatch)
     gets engine.RANGED_MEMORY_PER_ROW bytes an order (at 100M orders 763 MB, not 4.7 GB)."""
     _, _, path = tables
     monkeypatch.setattr(engine, "MIN_MEMORY_MB", 1)
+    monkeypatch.setattr(engine, "RANGED_MIN_MEMORY_MB", 2)
     monkeypatch.setattr(engine, "MEMORY_PER_ROW", 10**5)
     monkeypatch.setattr(engine, "RANGED_MEMORY_PER_ROW", 10**7)
     t, notes = orders_mod.open_orders(path, "duckdb")
     try:
         got = t._find_backend().con.execute("SELECT current_setting('memory_limit')").fetchall()
         want = duckdb.connect()
-        want.execute(f"SET memory_limit = '{engine.memory_limit(notes['rows'], 10**7)}'")
+        ranged = engine.memory_limit(notes["rows"], 10**7, 2)
+        want.execute(f"SET memory_limit = '{ranged}'")
         assert got == want.execute("SELECT current_setting('memory_limit')").fetchall()
-        assert engine.memory_limit(notes["rows"], 10**7) != engine.memory_limit(notes["rows"])
+        assert ranged != engine.memory_limit(notes["rows"])
     finally:
         orders_mod.close_orders(t)

@@ -300,6 +300,7 @@ def test_the_kernel_opens_a_duckdb_table_at_the_ranged_limit(tmp_path, monkeypat
     an order (its large per-customer queries run in ranges of the table's ids,
     engine.customer_ranges), not the report command's engine.MEMORY_PER_ROW."""
     monkeypatch.setattr(engine, "MIN_MEMORY_MB", 64)
+    monkeypatch.setattr(engine, "RANGED_MIN_MEMORY_MB", 32)
     monkeypatch.setattr(engine, "RANGED_MEMORY_PER_ROW", 10**6)  # 286 MB at 300 orders
     url = table(tmp_path / "c.db", rows=300)
     _, notes = read_orders_in_warehouse(url, load_mapping(MAPPING))
@@ -308,6 +309,12 @@ def test_the_kernel_opens_a_duckdb_table_at_the_ranged_limit(tmp_path, monkeypat
     t, _ = open_orders(handover)
     got = t._find_backend().con.execute("SELECT current_setting('memory_limit')").fetchall()
     want = duckdb.connect()
-    want.execute(f"SET memory_limit = '{engine.memory_limit(notes['rows'], 10**6)}'")
+    ranged = engine.memory_limit(notes["rows"], 10**6, 32)
+    want.execute(f"SET memory_limit = '{ranged}'")
     assert got == want.execute("SELECT current_setting('memory_limit')").fetchall()
-    assert engine.memory_limit(notes["rows"], 10**6) != engine.memory_limit(notes["rows"])
+    assert ranged != engine.memory_limit(notes["rows"])
+    monkeypatch.setattr(engine, "RANGED_MEMORY_PER_ROW", 1)  # then the usual floor (each range
+    t, _ = open_orders(handover)  # scans the table again), not the coded hand-over's
+    got = t._find_backend().con.execute("SELECT current_setting('memory_limit')").fetchall()
+    want.execute("SET memory_limit = '64MB'")
+    assert got == want.execute("SELECT current_setting('memory_limit')").fetchall()
