@@ -84,20 +84,43 @@ def test_align_refuses_repeated_ids_as_reindex_does():
 
 @given(
     st.lists(st.sampled_from(IDS), unique=True),
-    st.lists(st.sampled_from(IDS), unique=True),
+    st.lists(st.sampled_from([*IDS, 7, None])),
     st.booleans(),
     st.booleans(),
 )
 @settings(max_examples=300, deadline=None)
 def test_positions_are_get_indexer(table, labels, sort_table, sort_labels):
+    """Sorted or not, labels repeated, absent, of another type or missing."""
     if sort_table:
         table = sorted(table)
-    if sort_labels:
+    if sort_labels and all(isinstance(x, str) for x in labels):
         labels = sorted(labels)
     index, wanted = pd.Index(table, dtype=object), pd.Index(labels, dtype=object)
     got = positions(index, wanted)
     assert got.dtype.kind == "i"
     np.testing.assert_array_equal(got, index.get_indexer(wanted))
+
+
+def _hashed(index: pd.Index) -> bool:
+    """Whether pandas built (and keeps) the hash table of all of `index`'s labels."""
+    engine = index._cache.get("_engine")
+    return bool(engine is not None and engine.is_mapping_populated)
+
+
+def test_positions_of_unsorted_labels_leave_the_index_unhashed():
+    """An audience in no sorted order is found by hashing the audience, not the customer table's
+    index: the table of every customer's id stays unbuilt (about 260 MB at 8.4M customers, kept
+    as long as the index lives); with a repeated label, hashing the index as before."""
+    index = pd.Index([f"C{i:05d}" for i in range(2_000)], dtype=object)
+    labels = pd.Index(list(index[::-7]) + ["nobody"], dtype=object)
+    got = positions(index, labels)
+    assert not _hashed(index)
+    np.testing.assert_array_equal(got, index.get_indexer(labels))
+    assert _hashed(index)  # (get_indexer does build it)
+    again = pd.Index(index.to_numpy().copy(), dtype=object)
+    repeated = labels.append(labels[:1])
+    np.testing.assert_array_equal(positions(again, repeated), index.get_indexer(repeated))
+    assert _hashed(again)
 
 
 def test_positions_of_a_sorted_subset_merge_without_hashing(monkeypatch):
