@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 from helpers import economics, periods
 from helpers.report import engine
 from helpers.report import orders as orders_mod
+from tests.report.limits import limit_of, setting
 
 IDS = ["K10", "K9", "K1", "k1", "K100", "007", "07", "7", "10", "9", "Ørsted", "Zoë", "zoe",
        "é", "e", "日本", "Ω", "a b", "A", "ä", "Émile", "émile", "K2", "K20"]  # fmt: skip
@@ -276,7 +277,7 @@ def test_shared_ids_keep_every_value_and_share_the_largest_tables_strings(tables
 def test_queries_in_ranges_of_customers_give_the_same_tables(tables, monkeypatch, per_row):
     """A window or group-by too large for DuckDB's memory is split into ranges of customer codes
     (engine.customer_ranges): the one pass's rows, in order, are the one query's, bit for bit,
-    and the text table's (which is never split); so are the margins per customer and age, the
+    and the text table's (split in ranges of its ids); so are the margins per customer and age, the
     customer summary and the calibration split."""
     coded, text, _ = tables
     bought = engine.purchases(coded)
@@ -293,12 +294,22 @@ def test_queries_in_ranges_of_customers_give_the_same_tables(tables, monkeypatch
     _identical(split, engine.customer_table(engine.purchases(text)))
     # the margins per customer and age (the same cells, each one customer's), an id without
     # orders and the customers out of their codes' order included
+    _split_is_whole(bought, _firsts(tables), monkeypatch, per_row)
+    engine.forget()
+
+
+def _split_is_whole(bought, first: pd.Series, monkeypatch, per_row: int, *more) -> None:
+    """Each of the engine's per-customer tables computed in ranges of customers (the window's
+    bytes a row `per_row`) is the one query's (``WINDOW_BYTES_PER_ROW`` 1), bit for bit: the
+    functions `more` ((function, args) pairs), the margins per customer and age for the
+    customers of `first` (their first months) in reverse order and an id without orders, the
+    customer summary and the calibration split."""
     last = periods.last_complete_period(AS_OF, "M")
-    first = _firsts(tables)
     unknown = pd.Series([first.iloc[0]], index=pd.Index(["K3"], name="customer_id"))
     first_more = pd.concat([first.iloc[::-1], unknown])
     groups = pd.Series(np.where(np.arange(len(first_more)) % 2, "a", "b"), index=first_more.index)
-    for f, args in ((engine.cumulative_margin, (first_more, last, [0, 1, 3, 6], 0.4, 2.0)),
+    for f, args in (*more,
+                    (engine.cumulative_margin, (first_more, last, [0, 1, 3, 6], 0.4, 2.0)),
                     (engine.value_by_age, (first_more, groups, last, 6, 0.4, 2.0)),
                     (engine.customer_summary, (AS_OF,)),
                     (engine.calibration_holdout, ("2024-03-31", AS_OF))):  # fmt: skip
@@ -308,7 +319,6 @@ def test_queries_in_ranges_of_customers_give_the_same_tables(tables, monkeypatch
         engine.forget()
         _identical(split, f(bought, *args))
         monkeypatch.setattr(engine, "WINDOW_BYTES_PER_ROW", per_row)
-    engine.forget()
 
 
 @pytest.mark.parametrize("sample", [7, 10**6])
@@ -341,25 +351,12 @@ def test_queries_in_ranges_of_ids_give_the_same_tables(tables, monkeypatch, per_
         assert inner == sorted(set(inner))
         got = pd.concat([engine._codes_in(t, r).to_pandas() for r in ranges])
         assert sorted(map(str, got["customer_id"])) == sorted(map(str, t.customer_id.to_pandas()))
-    last = periods.last_complete_period(AS_OF, "M")
     first = _firsts(tables)
     if ids == "integer":
         first.index = first.index.map(lambda c: str(number[c]))
-    unknown = pd.Series([first.iloc[0]], index=pd.Index(["K3"], name="customer_id"))
-    first_more = pd.concat([first.iloc[::-1], unknown])
-    groups = pd.Series(np.where(np.arange(len(first_more)) % 2, "a", "b"), index=first_more.index)
-    for f, args in ((engine.customer_table, ()),
-                    (engine.cumulative_margin, (first_more, last, [0, 1, 3, 6], 0.4, 2.0)),
-                    (engine.value_by_age, (first_more, groups, last, 6, 0.4, 2.0)),
-                    (engine.customer_summary, (AS_OF,)),
-                    (engine.calibration_holdout, ("2024-03-31", AS_OF))):  # fmt: skip
-        engine.forget()
-        split = f(bought, *args)
-        monkeypatch.setattr(engine, "WINDOW_BYTES_PER_ROW", 1)
-        assert engine.customer_ranges(engine._section(bought)[0], None) == [None]
-        engine.forget()
-        _identical(split, f(bought, *args))
-        monkeypatch.setattr(engine, "WINDOW_BYTES_PER_ROW", per_row)
+    _split_is_whole(bought, first, monkeypatch, per_row, (engine.customer_table, ()))
+    monkeypatch.setattr(engine, "WINDOW_BYTES_PER_ROW", 1)
+    assert engine.customer_ranges(engine._section(bought)[0], None) == [None]
     engine.forget()
 
 
@@ -373,11 +370,8 @@ def test_the_kernels_memory_limit_on_codes_is_the_coded_one(tables, monkeypatch)
     monkeypatch.setattr(engine, "RANGED_MEMORY_PER_ROW", 10**7)
     t, notes = orders_mod.open_orders(path, "duckdb")
     try:
-        got = t._find_backend().con.execute("SELECT current_setting('memory_limit')").fetchall()
-        want = duckdb.connect()
         ranged = engine.memory_limit(notes["rows"], 10**7, 2)
-        want.execute(f"SET memory_limit = '{ranged}'")
-        assert got == want.execute("SELECT current_setting('memory_limit')").fetchall()
+        assert limit_of(t) == setting(ranged)
         assert ranged != engine.memory_limit(notes["rows"])
     finally:
         orders_mod.close_orders(t)

@@ -26,6 +26,7 @@ from helpers.report.orders import (
     save_warehouse,
 )
 from helpers.tables import DataValidationError
+from tests.report.limits import limit_of, setting
 
 ORDERS = paths.DATASETS / "orders.csv"
 MAPPING = paths.NOTEBOOKS / "08_sample_mapping.yaml"
@@ -307,14 +308,8 @@ def test_the_kernel_opens_a_duckdb_table_at_the_ranged_limit(tmp_path, monkeypat
     handover = save_warehouse(notes, tmp_path / "orders.warehouse.json")
     monkeypatch.setenv(sources.SOURCE_ENV, url)
     t, _ = open_orders(handover)
-    got = t._find_backend().con.execute("SELECT current_setting('memory_limit')").fetchall()
-    want = duckdb.connect()
     ranged = engine.memory_limit(notes["rows"], 10**6, 32)
-    want.execute(f"SET memory_limit = '{ranged}'")
-    assert got == want.execute("SELECT current_setting('memory_limit')").fetchall()
-    assert ranged != engine.memory_limit(notes["rows"])
+    assert limit_of(t) == setting(ranged) and ranged != engine.memory_limit(notes["rows"])
     monkeypatch.setattr(engine, "RANGED_MEMORY_PER_ROW", 1)  # then the usual floor (each range
     t, _ = open_orders(handover)  # scans the table again), not the coded hand-over's
-    got = t._find_backend().con.execute("SELECT current_setting('memory_limit')").fetchall()
-    want.execute("SET memory_limit = '64MB'")
-    assert got == want.execute("SELECT current_setting('memory_limit')").fetchall()
+    assert limit_of(t) == setting("64MB")
