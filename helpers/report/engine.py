@@ -1461,10 +1461,15 @@ def cached(key: tuple, compute: Callable[[], pd.DataFrame], orders: ir.Table) ->
 
 def _rebound(expr: ir.Table, source: Any, twin: Any) -> ir.Table:
     """`expr` with every table of the backend `source` read through the backend `twin` instead
-    (the same database: a DuckDB cursor of the same connection)."""
+    (the same database: a DuckDB cursor of the same connection): its tables and its SQL queries
+    (a DuckDB file's table is read through one, :func:`helpers.report.sources.open_table`)."""
     op = expr.op()
-    swap = {t: t.copy(source=twin) for t in op.find(ops.DatabaseTable) if t.source is source}
+    swap = {t: t.copy(source=twin) for t in op.find(_SOURCED) if t.source is source}
     return op.replace(swap).to_expr() if swap else expr
+
+
+#: The nodes of an expression that read from a backend (:func:`_rebound`).
+_SOURCED = (ops.DatabaseTable, ops.SQLQueryResult)
 
 
 def prefetch(
@@ -1498,6 +1503,9 @@ def prefetch(
         # those of an earlier twin (a closed cursor)
         twin.__dict__["db_identity"] = f"retention-lab-prefetch-{next(_TWINS)}"
         copy = _rebound(orders, source, twin)
+        if copy is orders:  # nothing read through the twin: it would wait on its own results
+            twin.con.close()
+            return None
         for visible, codes in list(_CODED.items()):  # the twin's codes: the same ids
             if not orders.op().find(lambda n, v=visible: n is v):
                 continue
@@ -1545,7 +1553,7 @@ def prefetch(
                         twin.con.execute(f"SET threads = {int(_THREADS[0])}")
                     _THREADS.pop()
                 for key in [k for k, c in _CODED.items() if c.coded.find(
-                        lambda n: isinstance(n, ops.DatabaseTable) and n.source is twin)]:  # fmt: skip
+                        lambda n: isinstance(n, _SOURCED) and n.source is twin)]:  # fmt: skip
                     _CODED.pop(key, None)
             forget(copy)
             with contextlib.suppress(Exception):

@@ -179,6 +179,8 @@ def open_table(
                     [_problem(source, table, sentence, "missing_column", c) for c in missing]
                 )
             t = t.select(*dict.fromkeys(columns))  # only the mapped columns are ever read
+        if url.startswith("duckdb:"):
+            t = _binary_text(con, t)
         try:
             t.limit(1).to_pyarrow()  # the privilege to read, checked on one row
         except Exception as err:  # e.g. no SELECT privilege on the table
@@ -188,6 +190,32 @@ def open_table(
         con.disconnect()
         raise
     return con, t, source, table
+
+
+def _binary_text(con: Any, t: Any) -> Any:
+    """`t` of the DuckDB connection `con` with its text columns in DuckDB's binary collation
+    (``COLLATE "binary"``: byte by byte, which for UTF-8 is Python's order of code points), as
+    the file readers and pandas compare text. A column declared with another collation (e.g.
+    ``VARCHAR COLLATE NOCASE``) would otherwise make 'C-1' and 'c-1' one customer in every
+    group-by, and order and range the ids otherwise than Python
+    (:func:`helpers.report.engine.customer_ranges`); a column without one is unchanged. No other
+    cast is right: a text's cast to BLOB reads its escapes ('\\x41' becomes 'A')."""
+    import ibis
+    import sqlglot
+
+    texts = {c for c, dtype in t.schema().items() if dtype.is_string()}
+    if not texts:
+        return t
+
+    def quoted(name: str) -> str:
+        return sqlglot.exp.to_identifier(name, quoted=True).sql("duckdb")
+
+    select = ", ".join(
+        f'{quoted(c)} COLLATE "binary" AS {quoted(c)}' if c in texts else quoted(c)
+        for c in t.columns
+    )
+    query = f"SELECT {select} FROM ({ibis.to_sql(t, dialect='duckdb')}) AS text_in_binary"
+    return con.sql(query, schema=t.schema())  # the same types; DuckDB is not asked again
 
 
 def unreadable(err: BaseException, text: str) -> Exception:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import threading
 import time
 
+import ibis
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -247,3 +248,36 @@ def test_the_net_revenues_are_not_kept_once_read(opened):
     assert first.sort_index().index.equals(want.index)
     pd.testing.assert_series_equal(analysis.net_revenue(orders), first, check_exact=True)
     _sections(orders, bought, seg, econ)  # the other prefetches done before the connection closes
+
+
+def test_a_duckdb_files_table_is_prefetched_through_a_twin(tmp_path, monkeypatch):
+    """A DuckDB database file's table, read as the report reads it (an SQL query over the table:
+    its text in the binary collation, helpers.report.sources.open_table), is prefetched through a
+    twin cursor too: the one pass runs once, in the prefetch, and the section gets it (the
+    query's own backend left in the twin waited on itself, for ever)."""
+    from helpers.report import sources
+
+    db = tmp_path / "client.db"
+    con = ibis.duckdb.connect(str(db))
+    con.create_table("orders", _orders())
+    con.disconnect()
+    t = sources.open_table(f"duckdb://{db}?table=orders")[1]
+    want = engine.customer_table(analysis.purchases(t))
+    engine.forget()
+    calls = []
+    one_pass = engine._customers_of_numbered
+
+    def counted(*args, **kwargs):
+        calls.append(threading.current_thread().name)
+        return one_pass(*args, **kwargs)
+
+    monkeypatch.setattr(engine, "_customers_of_numbered", counted)
+    bought = analysis.purchases(t)
+    job = engine.prefetch(bought, [(lambda _: time.sleep(0.3), ()), (engine.customer_table, ())])
+    assert job is not None
+    got = engine.customer_table(bought)
+    job.result(timeout=60)
+    assert len(calls) == 1 and calls[0].startswith("retention-lab-prefetch")
+    pd.testing.assert_frame_equal(got, want, check_exact=True)
+    engine.forget()
+    t._find_backend().disconnect()

@@ -313,3 +313,44 @@ def test_the_kernel_opens_a_duckdb_table_at_the_ranged_limit(tmp_path, monkeypat
     monkeypatch.setattr(engine, "RANGED_MEMORY_PER_ROW", 1)  # then the usual floor (each range
     t, _ = open_orders(handover)  # scans the table again), not the coded hand-over's
     assert limit_of(t) == setting("64MB")
+
+
+def test_a_collated_tables_text_is_compared_byte_by_byte(tmp_path, monkeypatch):
+    """A DuckDB table whose text columns carry a collation (``COLLATE NOCASE``: 'C-1' equal to
+    'c-1' there) gives the CSV's orders and customers, ids that differ in case kept apart, and
+    its ranges of ids (engine.customer_ranges, bounds placed in Python's order) split the
+    customer summary as the one query does: the table's text is read with DuckDB's binary
+    collation (sources.open_table)."""
+    spoil = ("* REPLACE ((CASE WHEN order_id % 3 = 0 THEN 'C-' ELSE 'c-' END || customer_id) "
+             "AS customer_id, (CASE WHEN order_id % 2 = 0 THEN upper(channel) ELSE channel END) "
+             "AS channel)")  # fmt: skip
+    url = table(tmp_path / "c.db", spoil, rows=3000)
+    con = duckdb.connect(str(tmp_path / "c.db"))
+    con.execute("ALTER TABLE orders ALTER customer_id TYPE VARCHAR COLLATE NOCASE")
+    con.execute("ALTER TABLE orders ALTER channel TYPE VARCHAR COLLATE NOCASE")
+    distinct = "SELECT count(DISTINCT customer_id{}) FROM orders"
+    merged, apart = (
+        con.execute(distinct.format(c)).fetchone()[0] for c in ("", ' COLLATE "binary"')
+    )
+    assert merged < apart  # the collation merges ids the CSV keeps apart
+    csv = tmp_path / "o.csv"
+    con.execute(f"COPY orders TO '{csv}' (HEADER)")
+    con.close()
+    mapping = load_mapping(MAPPING)
+    t, _ = read_orders_in_warehouse(url, mapping)
+    want, _ = read_client_orders(csv, mapping)
+    pd.testing.assert_frame_equal(
+        t.to_pandas().sort_values("order_id").reset_index(drop=True),
+        want.sort_values("order_id").reset_index(drop=True),
+        check_dtype=False,
+    )
+    whole = engine.customer_summary(t, "2025-12-31")
+    assert set(whole.index) == set(want.customer_id)  # 'C-1' and 'c-1' two customers
+    engine.forget()
+    limit = engine._memory_limit_bytes(t._find_backend().con)
+    monkeypatch.setattr(engine, "WINDOW_BYTES_PER_ROW", limit * 5 // 3000 + 1)  # 5 ranges
+    assert len(engine.customer_ranges(t, None)) > 2
+    pd.testing.assert_frame_equal(engine.customer_summary(t, "2025-12-31"), whole)
+    assert whole.index.is_monotonic_increasing and whole.index.is_unique
+    engine.forget()
+    t._find_backend().disconnect()
