@@ -179,8 +179,7 @@ def open_table(
                     [_problem(source, table, sentence, "missing_column", c) for c in missing]
                 )
             t = t.select(*dict.fromkeys(columns))  # only the mapped columns are ever read
-        if url.startswith("duckdb:"):
-            t = _binary_text(con, t)
+        t = _binary_text(con, t)
         try:
             t.limit(1).to_pyarrow()  # the privilege to read, checked on one row
         except Exception as err:  # e.g. no SELECT privilege on the table
@@ -192,30 +191,40 @@ def open_table(
     return con, t, source, table
 
 
+#: The collation of each backend that compares text byte by byte (:func:`_binary_text`).
+BINARY_COLLATION = {"duckdb": "binary", "postgres": "C"}
+
+
 def _binary_text(con: Any, t: Any) -> Any:
-    """`t` of the DuckDB connection `con` with its text columns in DuckDB's binary collation
-    (``COLLATE "binary"``: byte by byte, which for UTF-8 is Python's order of code points), as
-    the file readers and pandas compare text. A column declared with another collation (e.g.
-    ``VARCHAR COLLATE NOCASE``) would otherwise make 'C-1' and 'c-1' one customer in every
-    group-by, and order and range the ids otherwise than Python
-    (:func:`helpers.report.engine.customer_ranges`); a column without one is unchanged. No other
-    cast is right: a text's cast to BLOB reads its escapes ('\\x41' becomes 'A')."""
+    """`t` of the connection `con` with its text columns in the backend's byte-by-byte collation
+    (:data:`BINARY_COLLATION`; for UTF-8 that is Python's order of code points), as the file
+    readers and pandas compare text. A column declared with another collation would otherwise
+    group, order and range the ids otherwise than Python: DuckDB's ``VARCHAR COLLATE NOCASE``
+    makes 'C-1' and 'c-1' one customer in every group-by (and its ranges of ids,
+    :func:`helpers.report.engine.customer_ranges`, counted customers twice); PostgreSQL's
+    usual language collations (e.g. ``en_US.UTF-8``, ICU's ``en-x-icu``) sort 'Ca1' before
+    'c-1', so the customer summary came back in another order than the CSV's, and with it the
+    exports' rows and the intervals' resampled customers. A column without one is unchanged;
+    another backend (Spark compares bytes) too. No cast does it: a text's cast to BLOB reads
+    its escapes ('\\x41' becomes 'A')."""
     import ibis
     import sqlglot
 
+    collation = BINARY_COLLATION.get(getattr(con, "name", ""))
     texts = {c for c, dtype in t.schema().items() if dtype.is_string()}
-    if not texts:
+    if not texts or collation is None:
         return t
+    dialect = con.name
 
     def quoted(name: str) -> str:
-        return sqlglot.exp.to_identifier(name, quoted=True).sql("duckdb")
+        return sqlglot.exp.to_identifier(name, quoted=True).sql(dialect)
 
     select = ", ".join(
-        f'{quoted(c)} COLLATE "binary" AS {quoted(c)}' if c in texts else quoted(c)
+        f"{quoted(c)} COLLATE {quoted(collation)} AS {quoted(c)}" if c in texts else quoted(c)
         for c in t.columns
     )
-    query = f"SELECT {select} FROM ({ibis.to_sql(t, dialect='duckdb')}) AS text_in_binary"
-    return con.sql(query, schema=t.schema())  # the same types; DuckDB is not asked again
+    query = f"SELECT {select} FROM ({ibis.to_sql(t, dialect=dialect)}) AS text_in_binary"
+    return con.sql(query, schema=t.schema())  # the same types; the database is not asked again
 
 
 def unreadable(err: BaseException, text: str) -> Exception:

@@ -20,7 +20,14 @@ from helpers.report.mapping import load_mapping
 from helpers.report.orders import read_client_orders, read_orders_in_warehouse
 from helpers.tables import DataValidationError
 from tests.report.clients import orders_only_mapping, raw_orders, second_client
-from tests.report.pg import PASSWORD, Server, load_text_table, load_typed_table, postgres_server
+from tests.report.pg import (
+    ORDER_TYPES,
+    PASSWORD,
+    Server,
+    load_text_table,
+    load_typed_table,
+    postgres_server,
+)
 
 pytest.importorskip("psycopg")
 
@@ -295,3 +302,24 @@ def test_month_codes_in_postgres_are_integers_equal_to_pandas(server):
             assert got["c"].tolist() == list(want), freq
     finally:
         con.disconnect()
+
+
+def test_a_language_collation_leaves_the_customers_in_pythons_order(server, small):
+    """Text ids in a column of a language's collation (ICU's en-x-icu, as a server's
+    en_US.UTF-8 database has by default): PostgreSQL sorts 'Ca1' before 'c-1' there, and the
+    customer summary came back in that order, not the CSV's (the exports' rows and the
+    intervals' resampled customers with it). Read with the "C" collation
+    (helpers.report.sources.open_table), the summary is in Python's order of the ids, which are
+    the CSV's."""
+    from helpers.report import engine
+
+    raw, csv, mapping = small
+    prefix = pd.Series(["c-", "C_", "c.", "Ca"])[raw["order_id"].astype(int) % 4].to_numpy()
+    raw = raw.assign(customer_id=prefix + raw["customer_id"])
+    types = dict(ORDER_TYPES, customer_id='text COLLATE "en-x-icu"')
+    url = load_typed_table(server, "icu", raw, types)
+    t, _ = read_orders_in_warehouse(url, load_mapping(mapping))
+    summary = engine.customer_summary(t, "2025-12-31")
+    assert list(summary.index) == sorted(set(raw["customer_id"]))
+    engine.forget()
+    t._find_backend().disconnect()
