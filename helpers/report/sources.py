@@ -191,28 +191,33 @@ def open_table(
     return con, t, source, table
 
 
-#: The collation of each backend that compares text byte by byte (:func:`_binary_text`).
-BINARY_COLLATION = {"duckdb": "binary", "postgres": "C"}
+#: Each backend's text of a column (its name quoted) compared byte by byte (:func:`_binary_text`):
+#: the column as text (an ENUM's cast: DuckDB orders an ENUM by its declared values, and refuses
+#: a collation on it) in the collation of bytes.
+BINARY_TEXT = {
+    "duckdb": 'CAST({} AS VARCHAR) COLLATE "binary"',
+    "postgres": 'CAST({} AS text) COLLATE "C"',
+}
 
 
 def _binary_text(con: Any, t: Any) -> Any:
-    """`t` of the connection `con` with its text columns in the backend's byte-by-byte collation
-    (:data:`BINARY_COLLATION`; for UTF-8 that is Python's order of code points), as the file
-    readers and pandas compare text. A column declared with another collation would otherwise
+    """`t` of the connection `con` with its text columns compared byte by byte
+    (:data:`BINARY_TEXT`; for UTF-8 that is Python's order of code points), as the file readers
+    and pandas compare text. A column declared with a collation or as an ENUM would otherwise
     group, order and range the ids otherwise than Python: DuckDB's ``VARCHAR COLLATE NOCASE``
     makes 'C-1' and 'c-1' one customer in every group-by (and its ranges of ids,
-    :func:`helpers.report.engine.customer_ranges`, counted customers twice); PostgreSQL's
-    usual language collations (e.g. ``en_US.UTF-8``, ICU's ``en-x-icu``) sort 'Ca1' before
-    'c-1', so the customer summary came back in another order than the CSV's, and with it the
-    exports' rows and the intervals' resampled customers. A column without one is unchanged;
-    another backend (Spark compares bytes) too. No cast does it: a text's cast to BLOB reads
-    its escapes ('\\x41' becomes 'A')."""
+    :func:`helpers.report.engine.customer_ranges`, counted customers twice); an ENUM sorts by
+    its declared values; PostgreSQL's usual language collations (e.g. ``en_US.UTF-8``, ICU's
+    ``en-x-icu``) sort 'Ca1' before 'c-1', so the customer summary came back in another order
+    than the CSV's, and with it the exports' rows and the intervals' resampled customers. A
+    plain text column is unchanged; another backend (Spark compares bytes) too. No cast alone
+    does it: a text's cast to BLOB reads its escapes ('\\x41' becomes 'A')."""
     import ibis
     import sqlglot
 
-    collation = BINARY_COLLATION.get(getattr(con, "name", ""))
+    template = BINARY_TEXT.get(getattr(con, "name", ""))
     texts = {c for c, dtype in t.schema().items() if dtype.is_string()}
-    if not texts or collation is None:
+    if not texts or template is None:
         return t
     dialect = con.name
 
@@ -220,7 +225,7 @@ def _binary_text(con: Any, t: Any) -> Any:
         return sqlglot.exp.to_identifier(name, quoted=True).sql(dialect)
 
     select = ", ".join(
-        f"{quoted(c)} COLLATE {quoted(collation)} AS {quoted(c)}" if c in texts else quoted(c)
+        f"{template.format(quoted(c))} AS {quoted(c)}" if c in texts else quoted(c)
         for c in t.columns
     )
     query = f"SELECT {select} FROM ({ibis.to_sql(t, dialect=dialect)}) AS text_in_binary"

@@ -315,24 +315,33 @@ def test_the_kernel_opens_a_duckdb_table_at_the_ranged_limit(tmp_path, monkeypat
     assert limit_of(t) == setting("64MB")
 
 
-def test_a_collated_tables_text_is_compared_byte_by_byte(tmp_path, monkeypatch):
+@pytest.mark.parametrize("declared", ["nocase", "enum"])
+def test_a_collated_tables_text_is_compared_byte_by_byte(tmp_path, monkeypatch, declared):
     """A DuckDB table whose text columns carry a collation (``COLLATE NOCASE``: 'C-1' equal to
-    'c-1' there) gives the CSV's orders and customers, ids that differ in case kept apart, and
-    its ranges of ids (engine.customer_ranges, bounds placed in Python's order) split the
-    customer summary as the one query does: the table's text is read with DuckDB's binary
-    collation (sources.open_table)."""
+    'c-1' there) or whose ids are an ENUM (ordered by its declared values, here the reverse of
+    the ids' own order) gives the CSV's orders and customers, ids that differ in case kept
+    apart, in Python's order, and its ranges of ids (engine.customer_ranges, bounds placed in
+    Python's order) split the customer summary as the one query does: the table's text is read
+    as text compared byte by byte (sources.open_table)."""
     spoil = ("* REPLACE ((CASE WHEN order_id % 3 = 0 THEN 'C-' ELSE 'c-' END || customer_id) "
              "AS customer_id, (CASE WHEN order_id % 2 = 0 THEN upper(channel) ELSE channel END) "
              "AS channel)")  # fmt: skip
     url = table(tmp_path / "c.db", spoil, rows=3000)
     con = duckdb.connect(str(tmp_path / "c.db"))
-    con.execute("ALTER TABLE orders ALTER customer_id TYPE VARCHAR COLLATE NOCASE")
-    con.execute("ALTER TABLE orders ALTER channel TYPE VARCHAR COLLATE NOCASE")
-    distinct = "SELECT count(DISTINCT customer_id{}) FROM orders"
-    merged, apart = (
-        con.execute(distinct.format(c)).fetchone()[0] for c in ("", ' COLLATE "binary"')
-    )
-    assert merged < apart  # the collation merges ids the CSV keeps apart
+    if declared == "nocase":
+        con.execute("ALTER TABLE orders ALTER customer_id TYPE VARCHAR COLLATE NOCASE")
+        con.execute("ALTER TABLE orders ALTER channel TYPE VARCHAR COLLATE NOCASE")
+        distinct = "SELECT count(DISTINCT customer_id{}) FROM orders"
+        merged, apart = (
+            con.execute(distinct.format(c)).fetchone()[0] for c in ("", ' COLLATE "binary"')
+        )
+        assert merged < apart  # the collation merges ids the CSV keeps apart
+    else:
+        con.execute("CREATE TYPE ids AS ENUM (SELECT DISTINCT customer_id FROM orders "
+                    "ORDER BY customer_id DESC)")  # fmt: skip
+        con.execute("ALTER TABLE orders ALTER customer_id TYPE ids")
+        first = con.execute("SELECT min(customer_id), max(customer_id::VARCHAR) FROM orders")
+        assert len(set(first.fetchone())) == 1  # the ENUM's least id is the text's greatest
     csv = tmp_path / "o.csv"
     con.execute(f"COPY orders TO '{csv}' (HEADER)")
     con.close()
