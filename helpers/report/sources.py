@@ -198,10 +198,15 @@ BINARY_TEXT = {
     "duckdb": 'CAST({} AS VARCHAR) COLLATE "binary"',
     "postgres": 'CAST({} AS text) COLLATE "C"',
 }
+#: Pairs of texts that a collation other than bytes' compares otherwise (case: 'B' < 'a' and
+#: 'a' <> 'A' in bytes; accents: 'é' > 'z' and 'e' <> 'é'): (left, operator, right), each true
+#: byte by byte (:func:`_compares_bytes`).
+PROBES = (("B", "<", "a"), ("a", "<>", "A"), ("é", ">", "z"), ("e", "<>", "é"))
 
 
 def _binary_text(con: Any, t: Any) -> Any:
-    """`t` of the connection `con` with its text columns compared byte by byte
+    """`t` of the connection `con` with each text column that the database does not compare
+    byte by byte (:func:`_compares_bytes`) read as text in the collation of bytes
     (:data:`BINARY_TEXT`; for UTF-8 that is Python's order of code points), as the file readers
     and pandas compare text. A column declared with a collation or as an ENUM would otherwise
     group, order and range the ids otherwise than Python: DuckDB's ``VARCHAR COLLATE NOCASE``
@@ -209,14 +214,16 @@ def _binary_text(con: Any, t: Any) -> Any:
     :func:`helpers.report.engine.customer_ranges`, counted customers twice); an ENUM sorts by
     its declared values; PostgreSQL's usual language collations (e.g. ``en_US.UTF-8``, ICU's
     ``en-x-icu``) sort 'Ca1' before 'c-1', so the customer summary came back in another order
-    than the CSV's, and with it the exports' rows and the intervals' resampled customers. A
-    plain text column is unchanged; another backend (Spark compares bytes) too. No cast alone
-    does it: a text's cast to BLOB reads its escapes ('\\x41' becomes 'A')."""
+    than the CSV's, and with it the exports' rows and the intervals' resampled customers.
+    Columns compared byte by byte are left as they are, and `t` itself when all are: reading
+    every column through the cast cost 7 % of the report's time on a 100M-row DuckDB table
+    (benchmarks/README.md). Another backend (Spark compares bytes) is left as it is. No cast
+    alone does it: a text's cast to BLOB reads its escapes ('\\x41' becomes 'A')."""
     import ibis
     import sqlglot
 
     template = BINARY_TEXT.get(getattr(con, "name", ""))
-    texts = {c for c, dtype in t.schema().items() if dtype.is_string()}
+    texts = [c for c, dtype in t.schema().items() if dtype.is_string()]
     if not texts or template is None:
         return t
     dialect = con.name
@@ -224,12 +231,43 @@ def _binary_text(con: Any, t: Any) -> Any:
     def quoted(name: str) -> str:
         return sqlglot.exp.to_identifier(name, quoted=True).sql(dialect)
 
+    sql = ibis.to_sql(t, dialect=dialect)
+    recast = [c for c in texts if not _compares_bytes(con, sql, quoted(c))]
+    if not recast:
+        return t
     select = ", ".join(
-        f"{template.format(quoted(c))} AS {quoted(c)}" if c in texts else quoted(c)
+        f"{template.format(quoted(c))} AS {quoted(c)}" if c in recast else quoted(c)
         for c in t.columns
     )
-    query = f"SELECT {select} FROM ({ibis.to_sql(t, dialect=dialect)}) AS text_in_binary"
+    query = f"SELECT {select} FROM ({sql}) AS text_in_binary"
     return con.sql(query, schema=t.schema())  # the same types; the database is not asked again
+
+
+def _compares_bytes(con: Any, sql: str, column: str) -> bool:
+    """Whether the database of `con` compares the text column `column` (quoted) of the query
+    `sql` byte by byte: each of :data:`PROBES` true for a text typed as the column (a CASE
+    whose other branch is the column: its collation), on no row of the table (LIMIT 0); not an
+    ENUM (DuckDB compares an ENUM with text as text, but orders it by its declared values). A
+    probe the database refuses (PostgreSQL: a text that is not one of an enum's values) is a
+    no."""
+    import ibis
+
+    if con.name == "duckdb":
+        described = con.con.execute(f"DESCRIBE SELECT {column} FROM ({sql})").fetchall()
+        if not str(described[0][1]).upper().startswith("VARCHAR"):
+            return False
+    typed = "(CASE WHEN false THEN s.{} ELSE '{}' END)"
+    probes = " AND ".join(f"{typed.format(column, a)} {op} '{b}'" for a, op, b in PROBES)
+    query = (
+        f"SELECT ({probes}) AS bytes FROM (SELECT 1 AS one) AS o "
+        f"LEFT JOIN (SELECT {column} FROM ({sql}) AS s0 LIMIT 0) AS s ON true"
+    )
+    try:
+        return bool(
+            con.sql(query, schema=ibis.schema({"bytes": "boolean"})).to_pyarrow()[0][0].as_py()
+        )
+    except Exception:  # noqa: BLE001 (each backend its own error: then read it as text)
+        return False
 
 
 def unreadable(err: BaseException, text: str) -> Exception:

@@ -251,17 +251,19 @@ def test_the_net_revenues_are_not_kept_once_read(opened):
 
 
 def test_a_duckdb_files_table_is_prefetched_through_a_twin(tmp_path, monkeypatch):
-    """A DuckDB database file's table, read as the report reads it (an SQL query over the table:
-    its text in the binary collation, helpers.report.sources.open_table), is prefetched through a
-    twin cursor too: the one pass runs once, in the prefetch, and the section gets it (the
-    query's own backend left in the twin waited on itself, for ever)."""
+    """A DuckDB database file's table read as the report reads a collated one (an SQL query over
+    the table: its ids as text compared byte by byte, helpers.report.sources.open_table) is
+    prefetched through a twin cursor too: the one pass runs once, in the prefetch, and the
+    section gets it (the query's own backend left in the twin waited on itself, for ever)."""
     from helpers.report import sources
 
     db = tmp_path / "client.db"
     con = ibis.duckdb.connect(str(db))
     con.create_table("orders", _orders())
+    con.raw_sql("ALTER TABLE orders ALTER customer_id TYPE VARCHAR COLLATE NOCASE")
     con.disconnect()
     t = sources.open_table(f"duckdb://{db}?table=orders")[1]
+    assert isinstance(t.op(), ibis.expr.operations.SQLQueryResult)
     want = engine.customer_table(analysis.purchases(t))
     engine.forget()
     calls = []
