@@ -1705,7 +1705,9 @@ def customer_ranges(t: ir.Table, codes: CustomerCodes | None) -> list[tuple[Any,
     below (lo None), the last open above (hi None) and holding a missing id. A customer's orders
     are all in one range, so each query gives its customers' rows as the whole query would, and
     the ranges' results, in order, are its rows sorted by ``customer_id`` (DuckDB compares text
-    byte by byte, which for UTF-8 is Python's order of code points; a missing id sorts last). At
+    byte by byte, which for UTF-8 is Python's order of code points -- a table's collated or ENUM
+    column is read as such text, :func:`helpers.report.sources.open_table`; a missing id sorts
+    last). At
     100M orders under a 1.5 GB limit the one pass took 48.8 s in 4 ranges (44.4 s in 8), 67.5 s
     in one query (spilling to disk); 47.1 s in one under 4.7 GB (one DuckDB thread;
     benchmarks/README.md). ``[None]`` (one query): another backend than DuckDB (its memory is the
