@@ -121,7 +121,15 @@ def test_prefetched_results_are_those_computed_in_turn(handover):
 def test_a_section_waits_for_the_prefetch_and_nothing_is_computed_twice(opened, monkeypatch):
     """A section asking while the prefetch still computes its result waits for it (the one
     pass per customer runs once, in the prefetch) and gets that very result."""
-    orders, bought, _, _ = opened
+    _, bought, _, _ = opened
+    got = _asked_while_prefetched(bought, monkeypatch)
+    assert engine._memo(bought)[("customers", engine.TOP_NUMBER)] is got
+
+
+def _asked_while_prefetched(bought, monkeypatch) -> pd.DataFrame:
+    """The one pass per customer asked for by a section while a prefetch (started first, its
+    first call a pause) computes it: the section waits, and the pass runs once, in the
+    prefetch's thread. Returns what the section got."""
     calls = []
     one_pass = engine._customers_of_numbered
 
@@ -131,10 +139,11 @@ def test_a_section_waits_for_the_prefetch_and_nothing_is_computed_twice(opened, 
 
     monkeypatch.setattr(engine, "_customers_of_numbered", counted)
     job = engine.prefetch(bought, [(lambda _: time.sleep(0.3), ()), (engine.customer_table, ())])
+    assert job is not None
     got = engine.customer_table(bought)  # asked before the prefetch has it: waits
-    job.result()
+    job.result(timeout=60)
     assert len(calls) == 1 and calls[0].startswith("retention-lab-prefetch")
-    assert engine._memo(bought)[("customers", engine.TOP_NUMBER)] is got
+    return got
 
 
 def test_a_failed_prefetch_leaves_the_work_to_the_section(opened):
@@ -266,20 +275,7 @@ def test_a_duckdb_files_table_is_prefetched_through_a_twin(tmp_path, monkeypatch
     assert isinstance(t.op(), ibis.expr.operations.SQLQueryResult)
     want = engine.customer_table(analysis.purchases(t))
     engine.forget()
-    calls = []
-    one_pass = engine._customers_of_numbered
-
-    def counted(*args, **kwargs):
-        calls.append(threading.current_thread().name)
-        return one_pass(*args, **kwargs)
-
-    monkeypatch.setattr(engine, "_customers_of_numbered", counted)
-    bought = analysis.purchases(t)
-    job = engine.prefetch(bought, [(lambda _: time.sleep(0.3), ()), (engine.customer_table, ())])
-    assert job is not None
-    got = engine.customer_table(bought)
-    job.result(timeout=60)
-    assert len(calls) == 1 and calls[0].startswith("retention-lab-prefetch")
+    got = _asked_while_prefetched(analysis.purchases(t), monkeypatch)
     pd.testing.assert_frame_equal(got, want, check_exact=True)
     engine.forget()
     t._find_backend().disconnect()
