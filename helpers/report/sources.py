@@ -252,17 +252,17 @@ def _compares_bytes(con: Any, sql: str, column: str) -> bool:
     no."""
     import ibis
 
-    if con.name == "duckdb":
-        described = con.con.execute(f"DESCRIBE SELECT {column} FROM ({sql})").fetchall()
-        if not str(described[0][1]).upper().startswith("VARCHAR"):
-            return False
     typed = "(CASE WHEN false THEN s.{} ELSE '{}' END)"
     probes = " AND ".join(f"{typed.format(column, a)} {op} '{b}'" for a, op, b in PROBES)
     query = (
         f"SELECT ({probes}) AS bytes FROM (SELECT 1 AS one) AS o "
         f"LEFT JOIN (SELECT {column} FROM ({sql}) AS s0 LIMIT 0) AS s ON true"
     )
-    try:
+    try:  # (PostgreSQL's connection commits each statement: a refused one leaves no transaction)
+        if con.name == "duckdb":
+            described = con.con.execute(f"DESCRIBE SELECT {column} FROM ({sql})").fetchall()
+            if not str(described[0][1]).upper().startswith("VARCHAR"):
+                return False
         return bool(
             con.sql(query, schema=ibis.schema({"bytes": "boolean"})).to_pyarrow()[0][0].as_py()
         )

@@ -323,3 +323,24 @@ def test_a_language_collation_leaves_the_customers_in_pythons_order(server, smal
     assert list(summary.index) == sorted(set(raw["customer_id"]))
     engine.forget()
     t._find_backend().disconnect()
+
+
+def test_an_enum_column_reads_as_its_text(server, small):
+    """A text column the mapping reads, declared as an enum (PostgreSQL orders an enum by its
+    declared values, here the reverse of the texts' order, and refuses the probes of
+    helpers.report.sources._compares_bytes): read as its text, the orders equal the CSV's."""
+    raw, csv, mapping = small
+    values = sorted({v for v in raw["channel"] if v}, reverse=True)
+    with server.connect() as con, con.cursor() as cur:
+        cur.execute("DROP TYPE IF EXISTS channel_enum CASCADE")
+        cur.execute(
+            "CREATE TYPE channel_enum AS ENUM (" + ", ".join(f"'{v}'" for v in values) + ")"
+        )
+    url = load_typed_table(server, "enum_orders", raw, dict(ORDER_TYPES, channel="channel_enum"))
+    con, t, *_ = sources.open_table(url, ["channel", "customer_id"])
+    try:  # the enum recast, the integer ids left as they are
+        assert 'CAST("channel" AS text) COLLATE "C"' in t.op().query
+        assert '"customer_id" AS' not in t.op().query
+    finally:
+        con.disconnect()
+    same_orders(url, csv, mapping, ["order_id"])
