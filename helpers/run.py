@@ -33,7 +33,6 @@ from typing import Any
 import numpy as np
 
 from helpers import paths
-from helpers.tables import DataValidationError
 
 METRICS_ENV = "RETENTION_LAB_METRICS"
 #: The kernel runs on this machine only; keep its start-up notices (e.g. about the local TCP
@@ -453,8 +452,10 @@ def publish(tmp: Path, target: Path, overwrite: bool) -> Path:
 
 def validate_data(data_dir: str | Path | None, as_of: str | None = None) -> None:
     """Load every table once so bad data fails before any notebook runs."""
-    from helpers import data  # the bundled company's loaders (and its generator's truth): not
+    # the bundled company's loaders (and its generator's truth) and the tables' error: not
     # needed by the report command, which imports this module for papermill
+    from helpers import data
+    from helpers.tables import DataValidationError
 
     try:
         data.load_all(data_dir, as_of=as_of)

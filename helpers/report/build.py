@@ -17,21 +17,13 @@ from typing import Any
 from helpers import paths, run
 from helpers.report import sources, text
 from helpers.report.handover import EXPORTS_ENV, SALT_ENV
-from helpers.report.mapping import load_mapping
-from helpers.report.orders import (
-    ENGINE_MIN_BYTES,
-    check_enough_data,
-    close_orders,
-    order_count,
-    read_client_tables,
-    read_orders,
-    read_orders_in_warehouse,
-    save_tables,
-    save_validated,
-    save_warehouse,
-)
 from helpers.report.progress import PROGRESS_ENV, Stages, follow, release_memory
-from helpers.tables import DataValidationError
+from helpers.report.sources import ENGINE_MIN_BYTES
+
+# The readers (pandas, DuckDB, Ibis, the mapping's rules) are imported where a file is read:
+# in the child process of a large file or a database table (:func:`_in_child`), whose memory is
+# gone when it ends, and for a small file in this process. The command itself, which waits
+# beside the notebook's kernel, holds the report's light modules and papermill's.
 
 NOTEBOOK: Path = paths.NOTEBOOKS / "08_case_study_client_report.ipynb"
 #: What notebook 08's kernel imports while the report command reads the client's file
@@ -66,7 +58,7 @@ def build_report(
     `engine` chooses what computes the aggregations in the notebook
     (:func:`helpers.report.orders.open_orders`: 'pandas', 'duckdb', or 'auto') and what reads a
     local file (:func:`helpers.report.orders.read_orders`: the rules in DuckDB for 'duckdb', or
-    'auto' from :data:`helpers.report.orders.ENGINE_MIN_BYTES`).
+    'auto' from :data:`helpers.report.sources.ENGINE_MIN_BYTES`).
 
     `progress` receives one line per finished stage (read, validate, analyse, render) with its
     rows and rows per second (:class:`helpers.report.progress.Stages`).
@@ -115,29 +107,52 @@ def _build(data, mapping, name, target, root, client, language, engine, stage, p
     url = str(data) if sources.is_database(data) else None
     data = Path(sources.describe(url)) if url else Path(data).expanduser().absolute()
     mapping = Path(mapping).expanduser().absolute()
-    spec = load_mapping(mapping)
     if engine not in ("auto", "duckdb", "pandas", "spark"):
         raise ReportError(f"--engine must be auto, duckdb, pandas or spark, got {engine!r}")
     if language is not None and language not in text.LANGUAGES:
         raise ReportError(f"--language must be one of {sorted(text.LANGUAGES)}, got {language!r}")
     handover = Path(tempfile.mkdtemp(prefix="retention-validated-"))  # private: real ids
+    args = (data, url, mapping, engine, handover)
+    try:
+        # the notebook's kernel starts and imports its libraries while the file is read
+        # (run.started_kernel: about 3 s of the report's time), once the mapping is read (its
+        # `exports` go to the kernel's environment); shut down if the read fails
+        with contextlib.ExitStack() as kernel_up:
+            if _in_child(data, url):
+                with _ReadingChild(*args, stage) as child:
+                    env = _kernel_env(child.exports(), url, progress, handover)
+                    kernel = kernel_up.enter_context(
+                        run.started_kernel(handover / "metrics.json", env, PRELOAD)
+                    )
+                    got = child.result()
+            else:
+                from helpers.report.mapping import load_mapping
+
+                env = _kernel_env(load_mapping(mapping).exports, url, progress, handover)
+                kernel = kernel_up.enter_context(
+                    run.started_kernel(handover / "metrics.json", env, PRELOAD)
+                )
+                got = _read_and_hand_over(*args, stage)
+            release_memory()
+            return _analyse(got, data, url, mapping, name, target, root, client, language,
+                            engine, stage, progress, overwrite, handover, kernel)  # fmt: skip
+    finally:
+        shutil.rmtree(handover, ignore_errors=True)
+
+
+def _kernel_env(exports: str, url: str | None, progress: Callable[[str], None] | None,
+                handover: Path) -> dict[str, str]:  # fmt: skip
+    """The environment of notebook 08's kernel: the mapping's `exports`, a new pseudonym key,
+    the BLAS threads (:func:`blas_threads`), a database's `url` and the stages' file."""
     # the salt goes to the kernel's environment, not to papermill: its parameters are recorded
     # in the delivered report.ipynb, and with the salt anyone could test guessed ids
-    env = {EXPORTS_ENV: spec.exports, SALT_ENV: secrets.token_hex(16)}
+    env = {EXPORTS_ENV: exports, SALT_ENV: secrets.token_hex(16)}
     env |= blas_threads(os.environ)
     if url:  # the same for a database URL and its password
         env[sources.SOURCE_ENV] = url
     if progress is not None:  # the notebook's stages, which follow() passes on as they come
         env[PROGRESS_ENV] = str(handover / "stages")
-    try:
-        # the notebook's kernel starts and imports its libraries while the file is read
-        # (run.started_kernel: about 3 s of the report's time); shut down if the read fails
-        with run.started_kernel(handover / "metrics.json", env, PRELOAD) as kernel:
-            got = _read(data, url, mapping, engine, handover, stage)
-            return _analyse(got, data, url, mapping, name, target, root, client, language,
-                            engine, stage, progress, overwrite, handover, kernel)  # fmt: skip
-    finally:
-        shutil.rmtree(handover, ignore_errors=True)
+    return env
 
 
 #: The BLAS libraries' thread counts (OpenBLAS, OpenMP, MKL).
@@ -150,19 +165,6 @@ def blas_threads(environ: Mapping[str, str]) -> dict[str, str]:
     (:func:`helpers.report.engine.prefetch`, :func:`helpers.report.analysis.prefetch_actions`)
     then compute to the last bit what they would in turn, whatever the timing."""
     return {v: environ.get(v, "1") for v in BLAS_THREADS}
-
-
-def _read(data: Path, url: str | None, mapping: Path, engine: str, handover: Path,
-          stage: Stages) -> dict[str, Any]:  # fmt: skip
-    """Every problem, before any analysis runs, and the notebook's hand-over
-    (:func:`_read_and_hand_over`); a large input in a child process, whose memory is gone
-    before the notebook runs (:func:`_in_child`)."""
-    args = (data, url, mapping, engine, handover)
-    got = (
-        _read_in_child(*args, stage) if _in_child(data, url) else _read_and_hand_over(*args, stage)
-    )
-    release_memory()
-    return got
 
 
 def _analyse(got, data, url, mapping, name, target, root, client, language, engine, stage,
@@ -207,8 +209,8 @@ def _analyse(got, data, url, mapping, name, target, root, client, language, engi
 
 
 def _in_child(data: Path, url: str | None) -> bool:
-    """Whether the report command reads `data` in a child process (:func:`_read_in_child`): a
-    database table, or a file the engine reads (from :data:`~helpers.report.orders.ENGINE_MIN_BYTES`).
+    """Whether the report command reads `data` in a child process (:class:`_ReadingChild`): a
+    database table, or a file the engine reads (from :data:`~helpers.report.sources.ENGINE_MIN_BYTES`).
     The read stage's libraries (DuckDB, Ibis) and what its allocators keep would otherwise stay in
     the command's process, which waits beside the notebook's kernel: at 2M orders 250 MB against
     120 MB (benchmarks/README.md, the report's memory). A small file is read in the command's
@@ -216,40 +218,94 @@ def _in_child(data: Path, url: str | None) -> bool:
     return url is not None or (data.is_file() and data.stat().st_size >= ENGINE_MIN_BYTES)
 
 
-def _read_in_child(
-    data: Path, url: str | None, mapping: Path, engine: str, handover: Path, stage: Stages
-) -> dict[str, Any]:
-    """:func:`_read_and_hand_over` in a fresh (spawned) process that ends when it returns; its
-    stages are said and recorded by `stage` when it returns, its problems raised here as the same
-    :class:`DataValidationError`."""
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
+class _ReadingChild:
+    """:func:`_read_and_hand_over` in a fresh (spawned) process that ends when the block does:
+    ``with _ReadingChild(...) as child``, then :meth:`exports` (the mapping's, as soon as the
+    child has read the mapping) and :meth:`result` (the hand-over). Its stages are said and
+    recorded by `stage` when it returns, its problems raised here as the same
+    :class:`~helpers.tables.DataValidationError`. The command's process then never imports the
+    readers (pandas, DuckDB, Ibis): they and their memory are the child's, gone before the
+    notebook runs."""
 
-    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
-        got = pool.submit(_child, data, url, mapping, engine, handover).result()
-    for done in got["done"]:
-        stage.done.append(done)
-        if stage.emit is not None:
-            stage.emit(Stages.line(*done))
-    if "problems" in got:
-        raise DataValidationError(got["problems"])
-    return got
+    def __init__(self, data: Path, url: str | None, mapping: Path, engine: str, handover: Path,
+                 stage: Stages) -> None:  # fmt: skip
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        context = multiprocessing.get_context("spawn")
+        self._said = context.SimpleQueue()  # the child's first word: the mapping's exports
+        self._stage = stage
+        self._pool = ProcessPoolExecutor(
+            1, mp_context=context, initializer=_listening, initargs=(self._said,)
+        )
+        self._future = self._pool.submit(_child, data, url, mapping, engine, handover)
+
+    def __enter__(self) -> _ReadingChild:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def exports(self) -> str:
+        """The mapping's ``exports``, once the child has read the mapping; a mapping (or a
+        child) that failed raises what :meth:`result` raises."""
+        import time
+
+        while self._said.empty():
+            if self._future.done():  # ended without a word: its problems (or error) raised
+                self.result()
+                raise ReportError("the reading process ended without reading the mapping")
+            time.sleep(0.01)
+        return self._said.get()
+
+    def result(self) -> dict[str, Any]:
+        """The hand-over (:func:`_read_and_hand_over`) once the child has ended; its stages said."""
+        got = self._future.result()
+        self._pool.shutdown(wait=True)  # its memory gone before the next stage's line
+        for done in got["done"]:
+            self._stage.done.append(done)
+            if self._stage.emit is not None:
+                self._stage.emit(Stages.line(*done))
+        if "problems" in got:
+            from helpers.tables import DataValidationError
+
+            raise DataValidationError(got["problems"])
+        return got
+
+
+#: In the child process of :class:`_ReadingChild`: the queue to its parent.
+_PARENT: Any = None
+
+
+def _listening(said: Any) -> None:
+    """The child's initializer (:class:`_ReadingChild`): keep the queue to the parent."""
+    global _PARENT
+    _PARENT = said
 
 
 def _child(data: Path, url: str | None, mapping: Path, engine: str, handover: Path) -> dict:
-    """:func:`_read_and_hand_over` in the child process of :func:`_read_in_child`: its stages
-    recorded, not said (``done``), a :class:`DataValidationError` returned as its ``problems``
-    (pickling the error loses them)."""
+    """:func:`_read_and_hand_over` in the child process of :class:`_ReadingChild`: the mapping's
+    ``exports`` said to the parent as soon as it is read, the stages recorded, not said
+    (``done``), a :class:`DataValidationError` returned as its ``problems`` (pickling the error
+    loses them)."""
+    from helpers.tables import DataValidationError
+
     stage = Stages()
     try:
-        return {**_read_and_hand_over(data, url, mapping, engine, handover, stage),
-                "done": stage.done}  # fmt: skip
+        return {**_read_and_hand_over(data, url, mapping, engine, handover, stage,
+                                      said=_PARENT.put), "done": stage.done}  # fmt: skip
     except DataValidationError as err:
         return {"problems": err.problems, "done": stage.done}
 
 
 def _read_and_hand_over(
-    data: Path, url: str | None, mapping: Path, engine: str, handover: Path, stage: Stages
+    data: Path,
+    url: str | None,
+    mapping: Path,
+    engine: str,
+    handover: Path,
+    stage: Stages,
+    said: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """Read and validate the orders of `data` (a file) or `url` (a database table) with the
     mapping file `mapping` (every problem, before any analysis runs: a large CSV/Parquet file in
@@ -259,8 +315,24 @@ def _read_and_hand_over(
     :func:`~helpers.report.orders.save_warehouse`); the stages timed by `stage`.
 
     Returns the hand-over's path (``validated``), the orders' ``rows``, ``n_orders``, and the
-    ``source`` and ``table`` of a database (without its password)."""
+    ``source`` and ``table`` of a database (without its password); `said` receives the
+    mapping's ``exports`` once the mapping is read."""
+    from helpers.report.mapping import load_mapping
+    from helpers.report.orders import (
+        check_enough_data,
+        close_orders,
+        order_count,
+        read_client_tables,
+        read_orders,
+        read_orders_in_warehouse,
+        save_tables,
+        save_validated,
+        save_warehouse,
+    )
+
     spec = load_mapping(mapping)
+    if said is not None:
+        said(spec.exports)
     with stage("read and validate") as s:
         if url:
             orders, notes = read_orders_in_warehouse(url, spec)

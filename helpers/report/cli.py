@@ -8,7 +8,6 @@ from collections.abc import Sequence
 
 from helpers.report import text
 from helpers.report.build import ReportError, build_report
-from helpers.tables import DataValidationError
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -68,17 +67,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             engine=args.engine,
             progress=lambda line: print(line, file=sys.stderr, flush=True),
         )
-    except DataValidationError as err:
-        print(
-            "error: the input did not pass validation; no report was written:\n"
-            + "\n".join(f"  - {p}" for p in err.problems),
-            file=sys.stderr,
-        )
-        return 2
     except ReportError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
     except Exception as err:
+        if _refused(err):
+            print(
+                "error: the input did not pass validation; no report was written:\n"
+                + "\n".join(f"  - {p}" for p in err.problems),
+                file=sys.stderr,
+            )
+            return 2
         said = _environment_error(err)
         if said is None:  # a defect: its traceback
             raise
@@ -86,6 +85,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     print(f"report '{args.name}' written to {folder}/ ; open {folder / 'report.html'}")
     return 0
+
+
+def _refused(err: BaseException) -> bool:
+    """Whether `err` is the data's or the mapping's :class:`helpers.tables.DataValidationError`
+    (imported here: the command does not import the readers when a child process reads)."""
+    from helpers.tables import DataValidationError
+
+    return isinstance(err, DataValidationError)
 
 
 def _environment_error(err: BaseException) -> str | None:

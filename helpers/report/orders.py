@@ -43,6 +43,7 @@ from helpers.report.mapping import (
     mapping_as_dict,
     mapping_from_dict,
 )
+from helpers.report.sources import ENGINE_MIN_BYTES
 from helpers.report.text import Reason
 from helpers.tables import DataValidationError, read_table_info
 
@@ -377,12 +378,6 @@ def _read_client_orders(
     # rows (2.5 s and twice the memory at 10M rows); figures do not depend on it (sums to rounding)
     return df[first + [c for c in df.columns if c not in first]].reset_index(drop=True), notes
 
-
-#: From this file size (bytes), :func:`read_orders` (``engine="auto"``) reads a local CSV or
-#: Parquet file in the engine (:func:`read_orders_in_engine`) rather than in pandas: about 1M
-#: rows of a client's CSV (:data:`ENGINE_MIN_ROWS`), where the engine's fixed cost (about 0.5 s:
-#: the connection, the rules' small queries) is repaid; below, the pandas path is quicker.
-ENGINE_MIN_BYTES = 32 * 2**20
 
 #: Below this file size (bytes), :func:`read_orders` reads the file with the pandas reader
 #: directly instead of trying the DuckDB reader first (``reader="auto"`` of

@@ -21,11 +21,11 @@ def release_memory() -> None:
     otherwise), so that the next stage of a long run starts from what is really in use."""
     import ctypes
     import gc
-
-    import pyarrow as pa
+    import sys
 
     gc.collect()
-    pa.default_memory_pool().release_unused()
+    if (pa := sys.modules.get("pyarrow")) is not None:  # Arrow's pool, if Arrow is here at all
+        pa.default_memory_pool().release_unused()
     try:
         ctypes.CDLL("libc.so.6").malloc_trim(0)
     except (OSError, AttributeError):  # not glibc: nothing to trim

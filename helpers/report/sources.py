@@ -34,8 +34,17 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
+#: From this file size (bytes) a local CSV or Parquet file is read in the engine
+#: (:func:`helpers.report.orders.read_orders`, ``engine="auto"``: the rules in DuckDB,
+#: :func:`helpers.report.orders.read_orders_in_engine`) rather than in pandas, and by the report
+#: command in a child process (:func:`helpers.report.build._in_child`): about 1M rows of a
+#: client's CSV (:data:`helpers.report.orders.ENGINE_MIN_ROWS`), where the engine's fixed cost
+#: (about 0.5 s: the connection, the rules' small queries) is repaid; below, the pandas path is
+#: quicker. Here, with what a source is, so that the command knows it without the readers.
+ENGINE_MIN_BYTES = 32 * 2**20
+
 __all__ = ["is_location", "is_database", "describe", "redact", "materialize", "open_table",
-           "unreadable", "SOURCE_ENV"]  # fmt: skip
+           "unreadable", "SOURCE_ENV", "ENGINE_MIN_BYTES"]  # fmt: skip
 
 #: The environment variable that hands a database URL (with its password) to notebook 08's
 #: kernel, as the pseudonym key is handed over: never in papermill's parameters, which the

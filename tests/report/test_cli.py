@@ -371,6 +371,36 @@ def test_a_large_input_is_read_in_a_child_that_ends_before_the_notebook(tmp_path
     assert_nothing_left(tmp_path / "reports")
 
 
+def test_the_command_holds_none_of_the_readers_when_a_child_reads(tmp_path):
+    """With the read in a child process, the command (which waits beside the notebook's kernel)
+    never imports pandas, DuckDB, Ibis or the readers: at the notebook's start they are in no
+    module of its process (about 70 MB of its resident memory; benchmarks/README.md). The
+    command runs in its own interpreter, as a client runs it."""
+    import subprocess
+    import sys
+
+    _, data, mapping = small_client(tmp_path)
+    args = cli_args(data, mapping, "acme", tmp_path / "reports")
+    script = f"""
+import sys
+from helpers import run
+from helpers.report import build, cli
+
+def stop(notebook, out_dir, parameters, **_):
+    held = [m for m in ("pandas", "duckdb", "ibis", "helpers.tables") if m in sys.modules]
+    raise run.RunError(f"held: {{held}}")
+
+build.ENGINE_MIN_BYTES = 0
+run.execute = stop
+sys.exit(cli.main({args!r}))
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          cwd=Path(__file__).parents[2], timeout=300)  # fmt: skip
+    assert done.returncode == 1, done.stderr
+    assert "[report] read and validate:" in done.stderr and "held: []" in done.stderr
+    assert_nothing_left(tmp_path / "reports")
+
+
 def test_a_problem_found_in_the_child_gets_the_same_message(tmp_path, monkeypatch, capsys):
     """Problems found by the child process are the command's own: every one, exit code 2,
     nothing left behind."""
