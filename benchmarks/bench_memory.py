@@ -63,14 +63,30 @@ SAMPLER = textwrap.dedent(
         _fields_ = [(n, ctypes.c_size_t) for n in
                     "arena ordblks smblks hblks hblkhd usmblks fsmblks uordblks fordblks keepcost".split()]
 
-    def _duckdb_mb():
-        import gc
+    import weakref
+
+    # The kernel's DuckDB backends, recorded as they are made. Not by scanning gc.get_objects():
+    # from this thread that can take hold of a tuple the notebook's thread is still building,
+    # whose resize then fails ("SystemError: Objects/tupleobject.c: bad argument to internal
+    # function" in a cell, one run in a few).
+    _BACKENDS = weakref.WeakSet()
+
+    def _track_backends():
         try:
             from ibis.backends.duckdb import Backend
         except ImportError:
-            return {}
-        for o in gc.get_objects():  # one database is enough: its memory is the database's
-            if isinstance(o, Backend) and getattr(o, "con", None) is not None:
+            return
+        made = Backend.__init__
+
+        def __init__(self, *args, **kwargs):
+            made(self, *args, **kwargs)
+            _BACKENDS.add(self)
+
+        Backend.__init__ = __init__
+
+    def _duckdb_mb():
+        for o in list(_BACKENDS):  # one database is enough: its memory is the database's
+            if getattr(o, "con", None) is not None:
                 try:
                     cur = o.con.cursor()
                     rows = cur.execute("SELECT tag, memory_usage_bytes FROM duckdb_memory() "
@@ -104,6 +120,7 @@ SAMPLER = textwrap.dedent(
                 time.sleep(every)
 
     if os.environ.get("KERNEL_MEMORY_LOG"):
+        _track_backends()
         threading.Thread(target=_sample, daemon=True, args=(
             os.environ["KERNEL_MEMORY_LOG"], float(os.environ["KERNEL_MEMORY_EVERY"]))).start()
     """
