@@ -1159,10 +1159,12 @@ def lr_test(
 
 
 def covariate_matrix(summary: pd.DataFrame, z: pd.DataFrame | None, what: str) -> np.ndarray:
-    """Covariates aligned on the summary's index as a float matrix (customers x k)."""
+    """Covariates aligned on the summary's index as a float matrix (customers x k): a view of
+    `z`'s values when they are floats already indexed like the summary (the report's design: no
+    copy of customers x k), else a new array."""
     if z is None:
         return np.zeros((len(summary), 0))
-    zz = z.reindex(summary.index)
+    zz = z if z.index.equals(summary.index) else z.reindex(summary.index)
     values = zz.to_numpy(dtype=float)
     if not np.all(np.isfinite(values)):
         bad = int((~np.isfinite(values)).any(axis=1).sum())

@@ -40,6 +40,7 @@ confidence intervals are exp(log estimate +- z se), so they stay positive.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -438,6 +439,31 @@ def _covariate_patterns(Z: np.ndarray, W: np.ndarray) -> tuple[np.ndarray, np.nd
     return (np.hstack([pattern, pattern]) if W is Z else pattern), inv
 
 
+@dataclass(frozen=True)
+class _PatternRows:
+    """Rows' covariates [Z W] held as their patterns: `table` the distinct rows of [Z W] sorted
+    as :func:`_covariate_patterns` sorts them, `row` each row's index into `table` (int64), `kz`
+    the width of Z. Stands for both Z and W in :class:`_BGNBDCovData`, so that a fit on
+    millions of rows neither gathers the patterns into a rows x k matrix nor hashes it again
+    (at 8.4M customers and two dummies: 268 MB of matrices and four columns hashed)."""
+
+    table: np.ndarray
+    row: np.ndarray
+    kz: int
+
+    def __getitem__(self, rows: np.ndarray) -> _PatternRows:
+        """The rows `rows` (an index array or mask): :func:`_coarse`'s ``c[rows]``."""
+        return _PatternRows(self.table, self.row[rows], self.kz)
+
+    def distinct(self) -> tuple[np.ndarray, np.ndarray]:
+        """What :func:`_covariate_patterns` gives for these rows' [Z W]: the patterns present
+        (in `table`'s order, so sorted as it sorts them) and each row's index into them; by
+        counting, not hashing (held equal by ``tests/test_clv.py``)."""
+        present = np.bincount(self.row, minlength=len(self.table)) > 0
+        index = np.cumsum(present) - 1
+        return self.table[present], index[self.row]
+
+
 class _BGNBDCovData:
     """The BG/NBD with time-invariant covariates (Fader & Hardie 2007) evaluated in one pass over
     the customers: the likelihood of :class:`_BGNBDData` (FHL 2005 eq. 6) with array parameters,
@@ -446,8 +472,9 @@ class _BGNBDCovData:
     What depends on a customer only through x and the covariates -- the Beta-function ratios and
     their digammas -- is computed once per distinct (x, covariate pattern) pair, alpha_i once per
     pattern, and the rest per row; so the cost grows with the rows plus the pairs, not with
-    rows x patterns. `w` counts the customers of each row (one each by default).
-    Held equal to :meth:`_BGNBDData.nll_and_grad` summed over the patterns by
+    rows x patterns. `w` counts the customers of each row (one each by default). `Z` and `W`:
+    matrices (rows x k), or both the rows' :class:`_PatternRows` (a fit's, whose patterns are
+    known). Held equal to :meth:`_BGNBDData.nll_and_grad` summed over the patterns by
     ``tests/test_clv.py::test_the_covariate_likelihood_in_one_pass_equals_the_per_pattern_sum``."""
 
     def __init__(
@@ -468,19 +495,19 @@ class _BGNBDCovData:
         self.x, self.tx, self.T = x[self.order], tx[self.order], T[self.order]
         w = np.ones(len(x)) if w is None else np.asarray(w, dtype=float)
         self.w = w[self.order]
-        self.kz = Z.shape[1]
+        self.kz = Z.kz if isinstance(Z, _PatternRows) else Z.shape[1]
         # distinct values by hashing (pandas), sorted as np.unique's: no sort of the rows
         xinv, self.ux = pd.factorize(self.x, sort=True)
-        self.xinv = xinv = xinv.astype(np.int64)
+        self.xinv = xinv = xinv.astype(np.int64, copy=False)
         self.x_counts = np.bincount(xinv, weights=self.w, minlength=len(self.ux))
         # the distinct covariate patterns (z, w), once: zpat and wpat are their two halves
-        pattern, inv = _covariate_patterns(Z, W)
+        pattern, inv = Z.distinct() if isinstance(Z, _PatternRows) else _covariate_patterns(Z, W)
         self.zpat, self.wpat = pattern[:, : self.kz], pattern[:, self.kz :]
         self.zinv = inv = inv[self.order]
         self.z_counts = np.bincount(inv, weights=self.w, minlength=len(pattern))
         # distinct (x, covariate pattern) pairs: the Beta-function terms are theirs
         pinv, pairs = pd.factorize(inv * len(self.ux) + xinv, sort=True)
-        self.pinv = pinv.astype(np.int64)
+        self.pinv = pinv.astype(np.int64, copy=False)
         self.pinv_rep = self.pinv[:n_rep]
         self.pair_x = self.ux[pairs % len(self.ux)]
         self.pair_w = pairs // len(self.ux)  # the pair's covariate pattern
@@ -838,13 +865,15 @@ def fit_bgnbd_covariates(
     W = Z if dropout is purchase else btyd.covariate_matrix(summary, dropout, "dropout")
     kz, kw = Z.shape[1], W.shape[1]
     pattern, code = _covariate_patterns(Z, W)
+    del Z, W  # the rows' covariates are their patterns from here on
     if len(pd.unique(T)) > btyd.MAX_DISTINCT_SHARE * len(T):
         # the rows cannot group (a row is distinct where its T is): fit_rows would keep them
         (xf, txf, Tf, cf), w = (x, tx, T, code), np.ones(len(x))
     else:
         (xf, txf, Tf, cf), w, _ = btyd.fit_rows(x, tx, T, code)
-    cf = np.asarray(cf).astype(np.int64)
-    cols = (xf, txf, Tf, pattern[cf, :kz], pattern[cf, kz:])
+    cf = np.asarray(cf).astype(np.int64, copy=False)
+    patterns = _PatternRows(pattern, cf, kz)  # for Z and W: no rows x k matrix gathered
+    cols = (xf, txf, Tf, patterns, patterns)
     data = _BGNBDCovData(*cols, w)
     nll_grad = data.nll_and_grad
     if start is not None and start.model == "BG/NBD":

@@ -1231,6 +1231,42 @@ def test_the_covariate_patterns_by_hashing_are_np_uniques_rows():
     np.testing.assert_array_equal(same_inv, want_inv.reshape(-1))
 
 
+@settings(max_examples=30, deadline=None)
+@given(n=st.integers(1, 400), seed=st.integers(0, 2**16), stride=st.integers(1, 50),
+       same=st.booleans())  # fmt: skip
+def test_the_covariates_as_pattern_rows_give_the_matrices_likelihood_bit_for_bit(
+    n, seed, stride, same
+):
+    """clv._BGNBDCovData on the rows' patterns (clv._PatternRows: the fit's distinct rows of
+    [Z W] and each row's index, no rows x k matrix) holds the same arrays, bit for bit, as on the
+    matrices [Z W] gathered from them, on all the rows and on a stride of them (the coarse
+    stage's, where some patterns are absent), so its likelihood and gradient are the same
+    floats; one matrix for both processes too."""
+    df, Z, W = _two_attribute_company(max(n, 2), seed=seed)
+    df, Z, W = df.iloc[:n], Z[:n], W[:n]
+    W = Z if same else W - 0.5 * W[:, :1]  # not only 0/1
+    x, tx, T = (df[c].to_numpy() for c in ("frequency", "recency", "T"))
+    w = np.random.default_rng(seed).integers(1, 4, n).astype(float)
+    pattern, code = clv._covariate_patterns(Z, W)
+    kz = Z.shape[1]
+    rows = clv._PatternRows(pattern, code, kz)
+    theta = np.concatenate([[0.1, 1.5, -0.3, 0.4], np.linspace(-0.5, 0.5, pattern.shape[1])])
+    for sub in (slice(None), np.arange(0, n, stride)):
+        gathered = (pattern[code[sub], :kz], pattern[code[sub], kz:])
+        want = clv._BGNBDCovData(x[sub], tx[sub], T[sub], *gathered, w[sub])
+        got = clv._BGNBDCovData(x[sub], tx[sub], T[sub], rows[sub], rows[sub], w[sub])
+        assert vars(got).keys() == vars(want).keys()
+        for name, value in vars(want).items():
+            if isinstance(value, np.ndarray):
+                np.testing.assert_array_equal(vars(got)[name], value, err_msg=name)
+                assert vars(got)[name].dtype == value.dtype, name
+            else:
+                assert vars(got)[name] == value, name
+        f_want, g_want = want.nll_and_grad(theta)
+        f_got, g_got = got.nll_and_grad(theta)
+        assert f_got == f_want and np.array_equal(g_got, g_want)
+
+
 def test_one_covariate_frame_for_both_processes_fits_and_predicts_as_two_copies():
     """The report passes one design for both processes: the fit and the predictions hold one
     matrix (no second copy of customers x covariates), bit for bit those of two equal copies."""
