@@ -51,6 +51,7 @@ if TYPE_CHECKING:  # lifelines is imported where it is used: the report's defini
 
 __all__ = [
     "km_summary",
+    "kaplan_meier_at_events",
     "logrank",
     "censoring_bias",
     "churned_by_definition",
@@ -118,6 +119,45 @@ def km_summary(
     out = pd.DataFrame(rows).set_index(by or "group")
     out.attrs["fits"] = fits
     return out
+
+
+def kaplan_meier_at_events(
+    durations: np.ndarray, observed: np.ndarray, alpha: float = 0.05, keep: Sequence[float] = ()
+) -> KaplanMeierFitter:
+    """lifelines' ``KaplanMeierFitter`` (E. L. Kaplan & P. Meier 1958; Greenwood's exponential
+    bands at 1 - `alpha`) of `durations` (`observed`: the event happened, else censored there),
+    fitted on one weighted row per distinct time that matters: the event times, each censored
+    duration counted at the last event time at or before it (those before the first event at
+    the first censoring), the longest duration and the durations in `keep` where they are.
+
+    The fit is the full one read as a step function (the value at the last time at or before
+    t), bit for bit: S(t) = prod (1 - d_i / n_i) and Greenwood's sum change only at event times,
+    and a censoring moved within the interval between two event times leaves each event time's
+    at-risk count n_i as it was (integer counts: the same floats). Its timeline holds those
+    times instead of every censoring time: 8.4M customers with a second order timed to the
+    second, 60 % censored, made lifelines' fit 34 s and 1.7 GB (held equal to the full fit by
+    ``tests/test_churn.py``)."""
+    from lifelines import KaplanMeierFitter
+
+    d = np.asarray(durations, dtype=float)
+    e = np.asarray(observed, dtype=bool)
+    if np.isnan(d).any():  # lifelines' own message
+        return KaplanMeierFitter(alpha=alpha).fit(d, e)
+    events, n_events = np.unique(d[e], return_counts=True)
+    c = d[~e]
+    stay = np.isin(c, np.asarray(keep, dtype=float))
+    if len(d):
+        stay |= c == d.max()
+    moved = c[~stay]
+    at = np.searchsorted(events, moved, side="right") - 1  # the last event time at or before
+    before = at < 0  # censored before the first event: removed there, as at their own times
+    first = moved[before].min() if before.any() else 0.0
+    moved = np.where(before, first, events[np.maximum(at, 0)] if len(events) else first)
+    censored, n_censored = np.unique(np.concatenate([moved, c[stay]]), return_counts=True)
+    times = np.concatenate([events, censored])
+    flags = np.concatenate([np.ones(len(events), bool), np.zeros(len(censored), bool)])
+    counts = np.concatenate([n_events, n_censored]).astype(float)
+    return KaplanMeierFitter(alpha=alpha).fit(times, flags, weights=counts)
 
 
 def logrank(df: pd.DataFrame, duration_col: str, event_col: str, by: str) -> dict[str, float]:

@@ -569,3 +569,39 @@ def test_return_time_km_by_gap_and_by_customer():
     np.testing.assert_allclose(s.to_numpy(), [2 / 3, 1 / 3])
     s = churn.return_time_km(gaps, after_days=15, by_customer=True)
     np.testing.assert_allclose(s.survival_function_at_times([5, 15]).to_numpy(), [0.75, 0.5])
+
+
+@given(
+    days=st.lists(st.integers(0, 60), min_size=1, max_size=80),
+    seen=st.lists(st.booleans(), min_size=80, max_size=80),
+    fraction=st.integers(1, 4),
+    keep=st.integers(0, 60),
+)
+def test_kaplan_meier_at_events_is_the_full_fit_as_a_step_function(days, seen, fraction, keep):
+    """churn.kaplan_meier_at_events (one weighted row per event time, censorings moved back to
+    the last event time) against lifelines' fit of every row: S, its bands and the median are the
+    same floats wherever either is read as a step function (every time of the full timeline,
+    the kept time, between and beyond), ties and censorings before the first event included."""
+    from lifelines import KaplanMeierFitter
+
+    d = np.asarray(days, dtype=float) / fraction  # ties, and times between whole days
+    e = np.asarray(seen[: len(d)])
+    full = KaplanMeierFitter(alpha=0.1).fit(d, e)
+    fit = churn.kaplan_meier_at_events(d, e, alpha=0.1, keep=[keep / fraction])
+    assert fit.median_survival_time_ == full.median_survival_time_ or (
+        np.isnan(fit.median_survival_time_) and np.isnan(full.median_survival_time_)
+    )
+    grid = np.unique(np.concatenate([full.timeline, full.timeline + 0.01, [keep / fraction, 99]]))
+
+    def step(frame: pd.DataFrame) -> np.ndarray:
+        i = np.searchsorted(frame.index.to_numpy(), grid, side="right") - 1
+        return frame.to_numpy()[np.maximum(i, 0)]
+
+    for got, want in ((fit.survival_function_, full.survival_function_),
+                      (fit.confidence_interval_survival_function_,
+                       full.confidence_interval_survival_function_)):  # fmt: skip
+        np.testing.assert_array_equal(step(got), step(want))
+    assert set(fit.timeline) <= set(full.timeline)
+    if keep / fraction in set(d):  # a kept time stays in the timeline
+        assert keep / fraction in set(fit.timeline)
+    assert fit.timeline[-1] == full.timeline[-1]  # the longest duration kept

@@ -501,15 +501,21 @@ def time_to_second_order(
     ``median_days`` (S(t) <= 0.5; None when more than half have not ordered again by the longest
     follow-up), ``half_days`` and ``most_days``: the days by which half and 80 % of the second
     orders that come within the horizon have come (F(t) >= q F(horizon)), the window in which a
-    follow-up can still matter, and ``curve`` (day -> F, its interval)."""
-    from lifelines import KaplanMeierFitter
+    follow-up can still matter, and ``curve`` (day -> F, its interval, up to the horizon and
+    at least day 1: at the days the estimate moves, :func:`helpers.churn.kaplan_meier_at_events`,
+    and the last day up to there)."""
+    from helpers.churn import kaplan_meier_at_events
 
     dur = sec["days"].fillna(sec["followup"]).clip(lower=0).to_numpy(float)
     event = sec["days"].notna().to_numpy()
-    kmf = KaplanMeierFitter(alpha=1 - level).fit(dur, event)
+    h = float(min(horizon, dur.max()))
+    # fitted at the event times (the same step function); the curve's last time up to its end
+    # kept, so that it spans what the full timeline did (the plot's grid: plots.step_on_grid)
+    end = max(h, 1)
+    last = float(dur[dur <= end].max()) if (dur <= end).any() else 0.0
+    kmf = kaplan_meier_at_events(dur, event, alpha=1 - level, keep=[last])
     sf = kmf.survival_function_.iloc[:, 0]
     ci = kmf.confidence_interval_survival_function_
-    h = float(min(horizon, dur.max()))
 
     def at(d: float) -> tuple[float, float, float]:
         i = sf.index.searchsorted(d, side="right") - 1
@@ -544,7 +550,7 @@ def time_to_second_order(
                 "ci_high": 1 - ci.iloc[:, 0].to_numpy(),
             },
             index=F.index,
-        ),  # fmt: skip
+        ).loc[:end],  # fmt: skip
     }
 
 
@@ -592,8 +598,7 @@ def show_second_order(
         )
     )
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 3.8))
-    cur = km["curve"]
-    cur = plots.step_on_grid(cur[cur.index <= max(km["horizon"], 1)])
+    cur = plots.step_on_grid(km["curve"])
     ax1.step(cur.index, cur["share"], where="post", color="C0")
     ax1.fill_between(cur.index, cur["ci_low"], cur["ci_high"], step="post", alpha=0.2, color="C0")
     if km["most_days"] is not None:

@@ -160,6 +160,34 @@ def test_recent_customers_are_censored_not_lost():
     assert km["median_days"] is None  # more than half have not ordered again: no median
 
 
+def test_time_to_second_order_reads_the_fit_of_every_customer(monkeypatch):
+    """Kaplan–Meier fitted at the event times (churn.kaplan_meier_at_events) gives every figure
+    the fit of every customer gives (lifelines), bit for bit, and the same curve: the same step
+    function over the same span, drawn on the same grid (plots.step_on_grid)."""
+    from lifelines import KaplanMeierFitter
+
+    from helpers import churn, plots
+
+    rng = np.random.default_rng(7)
+    n = 6000
+    followup = rng.uniform(0.5, 500, n).round(4)  # times of day: few ties
+    days = np.where(rng.random(n) < 0.4, rng.exponential(80, n).round(4), np.nan)
+    days = np.where(days > followup, np.nan, days)
+    sec = pd.DataFrame({"days": days, "followup": followup, "cohort": "x"})
+    got = acq.time_to_second_order(sec, level=0.9)
+    with monkeypatch.context() as m:
+        m.setattr(churn, "kaplan_meier_at_events",
+                  lambda d, e, alpha, keep: KaplanMeierFitter(alpha=alpha).fit(d, e))  # fmt: skip
+        want = acq.time_to_second_order(sec, level=0.9)
+    assert len(got["curve"]) < len(want["curve"]) / 2  # the censorings' times are not in it
+    curves = got.pop("curve"), want.pop("curve")
+    assert got == want
+    cut = want["horizon"]
+    assert curves[0].index[-1] == curves[1].index[-1] <= cut  # the same span
+    on_grid = [plots.step_on_grid(c, points=500) for c in curves]
+    pd.testing.assert_frame_equal(*on_grid, check_exact=True)
+
+
 def test_value_by_order_number_and_the_same_customers():
     o = orders(
         [("a", "2025-01-01", 10.0), ("a", "2025-02-01", 20.0), ("a", "2025-03-01", 30.0),
