@@ -1856,7 +1856,8 @@ def customer_table(orders: ir.Table | pd.DataFrame, top: int = TOP_NUMBER) -> pd
             df[c] = df[c].astype("Int8").astype("boolean")
         df["orders"] = counts
         df["customer_id"] = _decode(codes, df["customer_id"])  # the text ids, in the same order
-        memo[key] = df.set_index("customer_id")
+        df.set_index("customer_id", inplace=True)  # noqa: PD002 (in place: no copy of every column)
+        memo[key] = df
     return memo[key]
 
 
