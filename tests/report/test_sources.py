@@ -133,7 +133,7 @@ def test_report_from_a_duckdb_table_equals_the_report_from_the_csv(tmp_path, cap
     """The table stays in the database: nothing copies it (no Parquet copy, no Arrow hand-over of
     its rows: the notebook gets the notes and opens the table itself) and the report is the
     CSV's."""
-    from helpers.report import build
+    from helpers.report import build, orders
 
     url = csv_into_duckdb(tmp_path / "client.db")
     root = tmp_path / "reports"
@@ -154,7 +154,7 @@ def test_report_from_a_duckdb_table_equals_the_report_from_the_csv(tmp_path, cap
     for name, data in [("csv", str(ORDERS)), ("db", url)]:
         if name == "db":  # the copies of the file path must not run
             monkeypatch.setattr(sources, "materialize", None)
-            monkeypatch.setattr(build, "save_validated", None)
+            monkeypatch.setattr(orders, "save_validated", None)
         args = ["--data", data, "--mapping", str(SAMPLE_MAPPING), "--name", name]
         assert report.main([*args, "--client", name, "--reports-dir", str(root)]) == 0
         err = capsys.readouterr().err  # the stages, one line each, on standard error
