@@ -30,8 +30,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from helpers import paths
 
 METRICS_ENV = "RETENTION_LAB_METRICS"
@@ -59,17 +57,49 @@ def _without_unused_checker() -> None:
         sys.modules.setdefault(_UNUSED_CHECKER, None)  # None: `import` raises ImportError
 
 
+#: What papermill imports with itself for storage this project never uses: pyarrow (and with it
+#: numpy) for ``hdfs://`` paths, about 36 MB of the report command's resident memory, which waits
+#: beside the notebook's kernel for the whole run (benchmarks/README.md, issue 31).
+_UNUSED_BY_PAPERMILL = ("pyarrow",)
+_PAPERMILL_LOCK = threading.Lock()
+
+
+def _papermill() -> Any:
+    """papermill, imported (once per process) without jsonschema's IRI checker
+    (:func:`_without_unused_checker`) and without :data:`_UNUSED_BY_PAPERMILL` when this process
+    has not imported them: papermill then offers no ``hdfs://`` handler (it says so if one is
+    asked for); every local path works as before. The modules are importable again as soon as
+    papermill is imported."""
+    _without_unused_checker()
+    with _PAPERMILL_LOCK:
+        if (done := sys.modules.get("papermill")) is not None:
+            return done
+        kept_out = [m for m in _UNUSED_BY_PAPERMILL if m not in sys.modules]
+        for m in kept_out:
+            sys.modules[m] = None  # None: `import` raises ImportError, which papermill expects
+        try:
+            import papermill
+        finally:
+            for m in kept_out:
+                if m in sys.modules and sys.modules[m] is None:
+                    del sys.modules[m]
+        return papermill
+
+
 def _jsonable(value: Any) -> Any:
     if isinstance(value, Mapping):
         return {str(k): _jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [_jsonable(v) for v in value]
-    if isinstance(value, (np.integer,)):
+    # a value is numpy's only where numpy is imported: the report command, which imports this
+    # module, does without it (about 19 MB beside the notebook's kernel)
+    np = sys.modules.get("numpy")
+    if np is not None and isinstance(value, np.integer):
         return int(value)
-    if isinstance(value, (np.floating, float)):
+    if isinstance(value, float) or (np is not None and isinstance(value, np.floating)):
         v = float(value)
         return None if math.isnan(v) else v
-    if isinstance(value, (np.bool_,)):
+    if np is not None and isinstance(value, np.bool_):
         return bool(value)
     if hasattr(value, "isoformat"):
         return value.isoformat()
@@ -158,8 +188,7 @@ def load_params(path: str | Path | None) -> dict[str, Any]:
 
 def params_for(notebook: Path, params: Mapping[str, Any]) -> dict[str, Any]:
     """The parameters of `params` that `notebook` declares in its `parameters` cell."""
-    _without_unused_checker()
-    import papermill
+    papermill = _papermill()
 
     declared = papermill.inspect_notebook(str(notebook))
     mine = {k: v for k, v in params.items() if not isinstance(v, Mapping) and k in declared}
@@ -339,8 +368,7 @@ def execute(
 
     The executed notebook is written once, when the run ends (or fails), not after every cell:
     a run writes into a temporary folder that nobody reads before it ends."""
-    _without_unused_checker()
-    import papermill
+    papermill = _papermill()
 
     out_dir.mkdir(parents=True, exist_ok=True)
     executed = out_dir / notebook.name

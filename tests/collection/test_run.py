@@ -222,3 +222,32 @@ def test_truth_entry_refuses_an_interval_without_its_estimate():
         run.truth_entry(1.0, 2.0, 0.5, 1.0)
     nan = float("nan")
     assert pd.isna(run.truth_entry(1.0, nan, nan, 1.0)["ci_low"])  # no interval: nothing to check
+
+
+# ----------------------------------------------------------------------------- the runner's imports
+
+
+def test_metrics_turn_numpy_values_into_json_values():
+    import numpy as np
+
+    got = run._jsonable({"n": np.int64(3), "x": np.float32(1.5), "gone": np.float64("nan"),
+                         "ok": np.bool_(True), "v": [np.int16(2), 0.25], "d": pd.Timestamp("2024-01-02")})  # fmt: skip
+    assert got == {"n": 3, "x": 1.5, "gone": None, "ok": True, "v": [2, 0.25], "d": "2024-01-02T00:00:00"}
+    assert [type(v) for v in (got["n"], got["x"], got["ok"])] == [int, float, bool]
+    json.dumps(got)
+
+
+def test_papermill_comes_without_pyarrow_which_stays_importable():
+    """papermill imports pyarrow for hdfs:// paths only; the runner imports papermill without it
+    (the report command then holds neither pyarrow nor numpy), and pyarrow imports afterwards."""
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys\nfrom helpers import run\npm = run._papermill()\n"
+        "print(sorted(m for m in ('pyarrow', 'numpy') if m in sys.modules))\n"
+        "import pyarrow\nprint(pm is run._papermill(), pyarrow.__name__)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                         check=True, cwd=paths.ROOT)  # fmt: skip
+    assert out.stdout.split("\n")[:2] == ["[]", "True pyarrow"]
