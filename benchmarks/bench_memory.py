@@ -3,6 +3,7 @@ process holds it: the report command or the notebook's kernel.
 
 Run:  .venv/bin/python benchmarks/bench_memory.py --data F --mapping M [--tree label=DIR ...]
                                                   [--rounds N] [--trace OUT.csv]
+                                                  [--inside [--every S] [--keep-samples DIR]]
 
 Each round runs ``python -m helpers.report --data F --mapping M`` once per ``--tree`` (A B A B:
 each tree's ``helpers`` by ``PYTHONPATH``, e.g. a ``git archive`` of the commit before a change
@@ -26,8 +27,9 @@ its resident memory, glibc's heap in use and free (``mallinfo2``: numpy's and pa
 live there), the kernel's DuckDB memory by tag (``duckdb_memory()``: hash tables, windows, the
 hand-over's cached blocks) and the innermost ``helpers`` frame of the notebook's thread. Printed
 after each run: the kernel's largest samples and the largest per function, with that
-composition. Linux and glibc only; the sampling costs a little time (a figure for memory, not
-for speed).
+composition. ``--keep-samples DIR`` keeps each run's samples (JSON lines), each with the
+notebook cell's file and line too. Linux and glibc only; the sampling costs a little time (a
+figure for memory, not for speed).
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ import csv
 import json
 import os
 import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -104,17 +107,20 @@ SAMPLER = textwrap.dedent(
         with open(path, "a") as out:
             while True:
                 mi = libc.mallinfo2()
-                frame, where = sys._current_frames().get(main), ""
+                frame, where, cell = sys._current_frames().get(main), "", ""
                 while frame is not None:
-                    if "/helpers/" in frame.f_code.co_filename:
-                        name = frame.f_code.co_filename.rsplit("/helpers/", 1)[1]
+                    name = frame.f_code.co_filename
+                    if not where and "/helpers/" in name:
+                        name = name.rsplit("/helpers/", 1)[1]
                         where = f"{frame.f_code.co_name} ({name}:{frame.f_lineno})"
-                        break
+                    elif not cell and "ipykernel_" in name:  # the notebook's cell (a file per cell) and line
+                        cell = f"{name.rsplit('/', 1)[-1]}:{frame.f_lineno}"
                     frame = frame.f_back
                 out.write(json.dumps({
                     "t": round(time.time() - t0, 2), "rss": round(me.memory_info().rss / 1e6),
                     "heap_used": round((mi.uordblks + mi.hblkhd) / 1e6),
                     "heap_free": round(mi.fordblks / 1e6), "duckdb": _duckdb_mb(), "where": where,
+                    "cell": cell,
                 }) + "\\n")
                 out.flush()
                 time.sleep(every)
@@ -283,6 +289,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--python", default=sys.executable)
     ap.add_argument("--reports-dir", default="/tmp/bench-memory-reports")
     ap.add_argument("--trace", help="CSV of the last round's samples (one file per tree)")
+    ap.add_argument(
+        "--keep-samples", metavar="DIR",
+        help="with --inside: keep each run's kernel samples in DIR (JSON lines: time, memory, "
+        "the innermost helpers frame and the notebook cell's file and line)",
+    )  # fmt: skip
     ap.add_argument("--engine", default="auto")
     ap.add_argument(
         "--inside",
@@ -329,6 +340,11 @@ def main(argv: list[str] | None = None) -> int:
             if log is not None and log.exists():
                 kernel = [json.loads(x) for x in log.read_text().splitlines() if x.strip()]
                 print("\n".join(inside_summary(kernel)))
+                if args.keep_samples:
+                    kept = Path(args.keep_samples) / log.name
+                    kept.parent.mkdir(parents=True, exist_ok=True)
+                    shutil.copyfile(log, kept)
+                    print(f"  the kernel's samples (JSON lines, with each sample's cell) in {kept}")
             if args.trace and r == args.rounds - 1:
                 path = Path(args.trace)
                 path = path.with_name(f"{path.stem}-{label}{path.suffix}")

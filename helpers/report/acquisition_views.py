@@ -169,10 +169,14 @@ def _future(
 ) -> np.ndarray:
     """customers x months 1..n expected cumulative margin after the as-of date:
     (m E[Z | history] - c) E[Y(j months) | history] (FHL 2005 eq. 10; Gamma-Gamma posterior
-    spend), m = `rate`, c = the fit's cost per order."""
+    spend), m = `rate`, c = the fit's cost per order. Multiplied in the expected purchases'
+    own array (the same floats: IEEE multiplication commutes; one customers x months matrix
+    fewer, 48 MB for the 10M-row report's 168k sampled customers)."""
     pf = fit.purchases if pf is None else pf
     gg = fit.spend if gg is None else gg
-    return _margin_per_order(fit, gg, seg, rate)[:, None] * _future_purchases(pf, seg, n)
+    cum = _future_purchases(pf, seg, n)
+    cum *= _margin_per_order(fit, gg, seg, rate)[:, None]
+    return cum
 
 
 def _ltv_sample(
@@ -300,15 +304,17 @@ def _mixed(
     months shifted right by a + 1, so only W, F and one group's rows are held -- not the
     customers x ages index, mask and gathered arrays of a vectorized gather (at the 10M-row
     report's 633k sampled customers x 36 months about 180 MB each, this function's transient
-    peak; the values are the same, bit for bit)."""
+    peak; the values are the same, bit for bit). F is written over `future`, which it consumes
+    (each group's rows are taken, a copy, before they are shifted): one matrix fewer."""
     a = np.minimum(observed, n - 1)
     now = cum[np.arange(len(a)), a]
-    W, F = cum.copy(), np.zeros_like(cum)
+    W, F = cum.copy(), future
     for a0 in np.unique(a):
+        rows = np.flatnonzero(a == a0)
+        part = future[rows, : n - a0 - 1]  # by index: a copy, taken before the rows change
+        F[rows, : a0 + 1] = 0.0
         if a0 + 1 >= n:  # observed to the last age: nothing projected
             continue
-        rows = np.flatnonzero(a == a0)
-        part = future[rows, : n - a0 - 1]
         F[rows, a0 + 1 :] = part
         W[rows, a0 + 1 :] = now[rows, None] + part
     return W, F

@@ -106,6 +106,7 @@ def test_the_projection_by_groups_is_the_gather_of_its_formula(m, n, seed):
     got_W, got_F = acq._mixed(cum, observed, future, n)
     np.testing.assert_array_equal(got_W, W)
     np.testing.assert_array_equal(got_F, F)
+    assert got_F is future  # written in the future's place
 
 
 # --- 2. the second order -----------------------------------------------------------------------
