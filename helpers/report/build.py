@@ -143,16 +143,34 @@ def _build(data, mapping, name, target, root, client, language, engine, stage, p
 def _kernel_env(exports: str, url: str | None, progress: Callable[[str], None] | None,
                 handover: Path) -> dict[str, str]:  # fmt: skip
     """The environment of notebook 08's kernel: the mapping's `exports`, a new pseudonym key,
-    the BLAS threads (:func:`blas_threads`), a database's `url` and the stages' file."""
+    the BLAS threads (:func:`blas_threads`), Arrow's allocator (:func:`arrow_pool`), a
+    database's `url` and the stages' file."""
     # the salt goes to the kernel's environment, not to papermill: its parameters are recorded
     # in the delivered report.ipynb, and with the salt anyone could test guessed ids
     env = {EXPORTS_ENV: exports, SALT_ENV: secrets.token_hex(16)}
     env |= blas_threads(os.environ)
+    env |= arrow_pool(os.environ)
     if url:  # the same for a database URL and its password
         env[sources.SOURCE_ENV] = url
     if progress is not None:  # the notebook's stages, which follow() passes on as they come
         env[PROGRESS_ENV] = str(handover / "stages")
     return env
+
+
+#: Arrow's allocator in the notebook's kernel (``ARROW_DEFAULT_MEMORY_POOL``).
+ARROW_POOL_ENV = "ARROW_DEFAULT_MEMORY_POOL"
+
+
+def arrow_pool(environ: Mapping[str, str]) -> dict[str, str]:
+    """The kernel's Arrow allocator: glibc's (``system``), unless the caller's environment
+    `environ` names one. Arrow's default (mimalloc) keeps the pages a thread freed in that
+    thread's heap, and the stages' :func:`~helpers.report.progress.release_memory` gives back only
+    its own thread's: what the sections' prefetch converted in its thread stayed resident. Through
+    glibc the stages' ``malloc_trim`` returns them (benchmarks/README.md, issue 31, 2026-12-07:
+    the 10M CSV's kernel peak 1,130-1,186 against 1,194-1,257 MB in three pairs, the 100M
+    Parquet file's tree peak 6,046 and 6,052 against 6,140 and 6,142 MB, CPU within the runs'
+    spread)."""
+    return {ARROW_POOL_ENV: environ.get(ARROW_POOL_ENV, "system")}
 
 
 #: The BLAS libraries' thread counts (OpenBLAS, OpenMP, MKL).

@@ -513,6 +513,26 @@ def test_the_kernel_has_one_blas_thread_unless_the_caller_sets_them():
     assert build.blas_threads({"OPENBLAS_NUM_THREADS": "4"})["OPENBLAS_NUM_THREADS"] == "4"
 
 
+def test_the_kernel_allocates_arrow_through_glibc_unless_the_caller_names_a_pool():
+    """The report's kernel gets Arrow's system pool (the stages' malloc_trim then returns what
+    Arrow freed in any thread); the variable is the one the installed pyarrow reads, and a
+    caller's own pool is kept."""
+    import os
+    import subprocess
+    import sys
+
+    from helpers.report import build
+
+    env = {k: v for k, v in os.environ.items() if k != build.ARROW_POOL_ENV}
+    env |= build.arrow_pool(env)
+    probe = "import pyarrow as pa; print(pa.default_memory_pool().backend_name)"
+    got = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True)
+    assert got.stdout.strip() == "system", got.stderr
+    assert build.arrow_pool({build.ARROW_POOL_ENV: "jemalloc"}) == {
+        build.ARROW_POOL_ENV: "jemalloc"
+    }
+
+
 def test_kernels_are_shut_down_without_an_interrupt(monkeypatch):
     """run.quiet_kernel_manager kills a kernel on shutdown without the SIGINT jupyter_client
     sends first (the idle kernel logged "KeyboardInterrupt caught in kernel", an ERROR line in
