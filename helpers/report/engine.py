@@ -97,14 +97,19 @@ _DAY_NS = 86_400 * 10**9
 #: what DuckDB cannot spill, so the limit grows with the data.
 MEMORY_PER_ROW = 50
 MIN_MEMORY_MB = 500
-#: The same in the notebook's kernel on a coded hand-over (:func:`coded_handover`) or a DuckDB
-#: database file's table, whose large per-customer queries run in ranges of customers that fit
-#: (:func:`customer_ranges`: codes, or the table's own ids): at 100M orders DuckDB then holds
-#: 763 MB beside the kernel's frames, not 4.7 GB (what it is allowed, it keeps: the hand-over's
-#: blocks, read once, stay cached up to the limit). 15 bytes (1.4 GB) gave a tree peak of
-#: 7,293 MB against 6,706 MB at 8 on the hand-over, the kernel's stages no slower; 5 bytes (the
-#: 500 MB floor) 6,712 MB, slower (benchmarks/README.md, 2026-12-06 afternoon).
+#: The same in the notebook's kernel on a DuckDB database file's table, whose large
+#: per-customer queries run in ranges of customers that fit (:func:`customer_ranges`: the
+#: table's own ids): at 100M orders DuckDB then holds 763 MB beside the kernel's frames, not
+#: 4.7 GB (what it is allowed, it keeps: the table's blocks, read once, stay cached up to the
+#: limit). On a coded hand-over: :data:`CODED_MEMORY_PER_ROW`.
 RANGED_MEMORY_PER_ROW = 8
+#: The same on a coded hand-over (:func:`coded_handover`; ranges of codes). 15 bytes (1.4 GB)
+#: gave a tree peak of 7,293 MB against 6,706 MB at 8, the kernel's stages no slower; 5 bytes
+#: 6,712 MB, slower (benchmarks/README.md, 2026-12-06 afternoon). Since then the peak is a
+#: plateau of stages in which the sections' prefetch queries at DuckDB's limit beside the
+#: kernel's Python: at 6 bytes (572 MB at 100M) the tree peak was 5,901 and 5,881 MB against
+#: 6,066 and 6,008 MB at 8, CPU 0.980 and 0.880 of 8's (two pairs, 2026-12-07).
+CODED_MEMORY_PER_ROW = 6
 #: The floor of that limit on a coded hand-over (:data:`MIN_MEMORY_MB` elsewhere): below 65M
 #: orders the ranges keep the large queries within it, and DuckDB keeps what it is allowed. At
 #: 10M orders (a CSV's hand-over) the tree's peak was 1,390-1,476 MB against 1,553-1,618 at

@@ -710,7 +710,7 @@ def _open_engine_handover(path: str | Path, engine: str) -> tuple[Any, dict[str,
             t = eng.coded_handover(t, con.table(CODED_ORDERS), con.table("customers"))
     if engine == "duckdb" or (engine == "auto" and rows >= ENGINE_MIN_ROWS):
         # on codes, the large per-customer queries run in ranges that fit a smaller limit
-        limit = (eng.memory_limit(rows, eng.RANGED_MEMORY_PER_ROW, eng.RANGED_MIN_MEMORY_MB)
+        limit = (eng.memory_limit(rows, eng.CODED_MEMORY_PER_ROW, eng.RANGED_MIN_MEMORY_MB)
                  if coded else eng.memory_limit(rows))  # fmt: skip
         eng.tune_duckdb(con, limit)
         return t, notes

@@ -362,12 +362,12 @@ def test_queries_in_ranges_of_ids_give_the_same_tables(tables, monkeypatch, per_
 
 def test_the_kernels_memory_limit_on_codes_is_the_coded_one(tables, monkeypatch):
     """On a coded hand-over, whose large queries run in ranges of customers, the kernel's DuckDB
-    gets engine.RANGED_MEMORY_PER_ROW bytes an order (at 100M orders 763 MB, not 4.7 GB)."""
+    gets engine.CODED_MEMORY_PER_ROW bytes an order (at 100M orders 572 MB, not 4.7 GB)."""
     _, _, path = tables
     monkeypatch.setattr(engine, "MIN_MEMORY_MB", 1)
     monkeypatch.setattr(engine, "RANGED_MIN_MEMORY_MB", 2)
     monkeypatch.setattr(engine, "MEMORY_PER_ROW", 10**5)
-    monkeypatch.setattr(engine, "RANGED_MEMORY_PER_ROW", 10**7)
+    monkeypatch.setattr(engine, "CODED_MEMORY_PER_ROW", 10**7)
     t, notes = orders_mod.open_orders(path, "duckdb")
     try:
         ranged = engine.memory_limit(notes["rows"], 10**7, 2)
