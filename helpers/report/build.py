@@ -262,7 +262,20 @@ class _ReadingChild:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._pool.shutdown(wait=True, cancel_futures=True)
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def _end_tracker(self) -> None:
+        """The child has ended: its pool and queue dropped (their semaphores' finalizers unlink
+        them and tell the tracker), then multiprocessing's resource tracker stopped. A spawned
+        child starts that process (13 MB), which would otherwise wait beside the notebook's
+        kernel until the command ends, with nothing left to track."""
+        import gc
+        from multiprocessing import resource_tracker
+
+        self._pool = self._said = None
+        gc.collect()
+        resource_tracker._resource_tracker._stop()  # noqa: SLF001 (no public way; restarts if asked)
 
     def exports(self) -> str:
         """The mapping's ``exports``, once the child has read the mapping; a mapping (or a
@@ -280,6 +293,7 @@ class _ReadingChild:
         """The hand-over (:func:`_read_and_hand_over`) once the child has ended; its stages said."""
         got = self._future.result()
         self._pool.shutdown(wait=True)  # its memory gone before the next stage's line
+        self._end_tracker()
         for done in got["done"]:
             self._stage.done.append(done)
             if self._stage.emit is not None:
