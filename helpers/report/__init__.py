@@ -48,6 +48,7 @@ _WHERE: dict[str, str] = {
             "at_risk_customers",
             "at_risk_mask",
             "client_economics",
+            "clv_by_segment",
             "clv_interval",
             "cohort_table",
             "customer_export",

@@ -448,6 +448,34 @@ def segment_customers(
     return out
 
 
+def clv_by_segment(
+    segmented: pd.DataFrame, clv: pd.DataFrame, intervals: pd.DataFrame | None = None
+) -> pd.DataFrame:
+    """Per segment of `segmented` (those with customers), the predicted margin of :func:`fit_clv`'s
+    table `clv`: ``customers`` (the segment's customers), ``mean_clv`` and ``total_clv`` (mean and
+    sum of ``clv`` over those it scores), ``p_purchase_12m`` (mean), largest total first, with
+    `intervals`' ``ci_low`` and ``ci_high`` (:func:`clv_interval`) joined by segment. The same
+    figures as ``segmented[["segment"]].join(clv).groupby("segment")``, without the join's copy of
+    every column of `clv` for every customer: only the two columns used, put on `segmented`'s
+    customers (:func:`helpers.report.frames.align`)."""
+    used = align(clv[["clv", "p_purchase_12m"]], segmented.index)
+    rows = pd.DataFrame(
+        {"segment": segmented["segment"].array, "clv": used["clv"].to_numpy(),
+         "p_purchase_12m": used["p_purchase_12m"].to_numpy()}
+    )  # fmt: skip
+    out = (
+        rows.groupby("segment", observed=True)
+        .agg(
+            customers=("clv", "size"),
+            mean_clv=("clv", "mean"),
+            total_clv=("clv", "sum"),
+            p_purchase_12m=("p_purchase_12m", "mean"),
+        )
+        .sort_values("total_clv", ascending=False)
+    )
+    return out if intervals is None else out.join(intervals[["ci_low", "ci_high"]])
+
+
 def at_risk_customers(
     segmented: pd.DataFrame,
     clv: pd.DataFrame | None = None,

@@ -116,6 +116,37 @@ def test_segment_customers_and_clv_on_the_bundled_orders():
     assert s2["clv_now"] == pytest.approx(costly.table["clv"].sum()) and 0 < s2["gain_share"] < 0.2
 
 
+@given(st.integers(0, 2**32 - 1), st.floats(0.0, 0.5))
+@settings(max_examples=40, deadline=None)
+def test_clv_by_segment_is_the_join_and_group_by_it_replaces(seed, missing):
+    """report.clv_by_segment: the figures of ``seg[["segment"]].join(clv).groupby("segment")``,
+    bit for bit, customers the CLV table does not score (NaN, still counted) included."""
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(1, 300))
+    ids = pd.Index(sorted({f"c{i:05d}" for i in rng.integers(0, 10**5, n)}), name="customer_id")
+    names = ["Champions", "At risk", "Hibernating", "Unused"]
+    seg = pd.DataFrame(
+        {"segment": pd.Categorical(rng.choice(names[:3], len(ids)), categories=names)}, index=ids
+    )
+    scored = ids[rng.random(len(ids)) >= missing]
+    clv_t = pd.DataFrame(
+        {"p_alive": rng.random(len(scored)), "clv": rng.gamma(2.0, 50.0, len(scored)),
+         "p_purchase_12m": rng.random(len(scored))},
+        index=scored,
+    )  # fmt: skip
+    iv = pd.DataFrame({"clv": 1.0, "ci_low": 0.5, "ci_high": 2.0}, index=names[:3] + ["total"])
+    want = (
+        seg[["segment"]]
+        .join(clv_t)
+        .groupby("segment", observed=True)
+        .agg(customers=("clv", "size"), mean_clv=("clv", "mean"), total_clv=("clv", "sum"),
+             p_purchase_12m=("p_purchase_12m", "mean"))
+        .sort_values("total_clv", ascending=False)
+        .join(iv[["ci_low", "ci_high"]])
+    )  # fmt: skip
+    pd.testing.assert_frame_equal(report.clv_by_segment(seg, clv_t, iv), want, check_exact=True)
+
+
 def test_dropout_scenario_under_the_pareto_nbd():
     """A Pareto/NBD purchase model (the report can choose it): the scenario lowers the chance
     that leaving comes before the next purchase, E[mu / (lambda + mu)], by the cut, by scaling
