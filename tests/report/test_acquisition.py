@@ -80,7 +80,7 @@ def test_ltv_curves_equal_value_by_age_where_the_cohort_is_fully_observed():
 def test_projection_continues_the_observed_value():
     cum = np.array([[1.0, 2.0, np.nan, np.nan], [5.0, 5.0, 6.0, 7.0]])
     future = np.array([[1.0, 3.0, 4.0, 4.0], [9.0, 9.0, 9.0, 9.0]])
-    W, F = acq._mixed(cum, np.array([1, 3]), future, 4)
+    W, F = acq._mixed(cum.copy(), np.array([1, 3]), future, 4)
     # customer 0 observed to age 1 (value 2), then +1, +3 from the model
     np.testing.assert_allclose(W[0], [1, 2, 3, 5])
     np.testing.assert_allclose(F[0], [0, 0, 1, 3])
@@ -106,7 +106,7 @@ def test_the_projection_by_groups_is_the_gather_of_its_formula(m, n, seed):
     got_W, got_F = acq._mixed(cum, observed, future, n)
     np.testing.assert_array_equal(got_W, W)
     np.testing.assert_array_equal(got_F, F)
-    assert got_F is future  # written in the future's place
+    assert got_W is cum and got_F is future  # written in the observed and the future's place
 
 
 # --- 2. the second order -----------------------------------------------------------------------
