@@ -513,3 +513,30 @@ def test_group_means_equal_pandas_mean_and_sem_per_group_and_age():
     by = long.groupby(["group", "age"])["value"]
     ref = pd.concat({"value": by.mean(), "se": by.sem(), "customers": by.size()}, axis=1)
     np.testing.assert_allclose(got.to_numpy(float), ref.to_numpy(float), rtol=1e-9)
+
+
+@given(st.integers(1, 60), st.integers(1, 12), st.integers(1, 5), st.integers(0, 2**32 - 1))
+@settings(max_examples=60, deadline=None)
+def test_group_means_column_by_column_are_the_whole_matrix_sums_bit_for_bit(m, a, k, seed):
+    """acq._group_means sums a column at a time: the same floats as np.add.at on the customers x
+    ages matrix (each group's values added in the customers' order), NaN cells included."""
+    rng = np.random.default_rng(seed)
+    v = pd.DataFrame(rng.normal(50, 20, size=(m, a)), columns=pd.RangeIndex(a, name="age"))
+    v[rng.random((m, a)) < 0.3] = np.nan
+    g = rng.choice([f"g{i}" for i in range(k)], m)
+    codes, names = pd.factorize(pd.Series(g), sort=True)
+    x = v.to_numpy(float)
+    known = ~np.isnan(x)
+    x0 = np.where(known, x, 0.0)
+    n, s1, s2 = (np.zeros((len(names), a)) for _ in range(3))
+    np.add.at(n, codes, known.astype(float))
+    np.add.at(s1, codes, x0)
+    np.add.at(s2, codes, x0 * x0)
+    got = acq._group_means(v, g)
+    gi, ai = np.nonzero(n > 0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = s1 / n
+        se = np.sqrt(np.clip((s2 - n * mean**2) / (n - 1), 0, None) / n)
+    np.testing.assert_array_equal(got["value"].to_numpy(), mean[gi, ai])
+    np.testing.assert_array_equal(got["se"].to_numpy(), se[gi, ai])
+    np.testing.assert_array_equal(got["customers"].to_numpy(), n[gi, ai].astype(int))
