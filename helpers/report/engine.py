@@ -79,6 +79,8 @@ __all__ = [
     "predictive_clv",
     "PATTERN_KEYS",
     "tune_duckdb",
+    "connect_scratch",
+    "close",
     "money_scale",
     "exact_sum",
     "coded_handover",
@@ -141,6 +143,43 @@ def connect(memory_limit: str | None = "500MB") -> ibis.BaseBackend:
     Results are ordered where it matters (``order_by``), so DuckDB need not keep rows in
     insertion order (less memory)."""
     return tune_duckdb(ibis.duckdb.connect(), memory_limit)
+
+
+#: The report command's reader (:func:`connect_scratch`): DuckDB's memory limit per order row
+#: of the client's file, at least :data:`READ_MIN_MEMORY_MB`. Its validated table lives in a
+#: database file, so DuckDB keeps only what it is working on in memory: at 10M CSV rows (482 MB)
+#: the read stage's tree peak was 921 and 923 MB at 300 MB against 1,178-1,212 MB with the table
+#: in memory under 600 MB (benchmarks/README.md, 2026-12-07).
+READ_MEMORY_PER_ROW = 25
+READ_MIN_MEMORY_MB = 300
+
+
+def connect_scratch(memory_limit: str | None = "300MB") -> ibis.BaseBackend:
+    """:func:`connect`, its tables in a database file of a new folder in the system's temporary
+    folder (``retention-lab-validated-*``), removed by :func:`close` (or, failing that, when the
+    connection is collected or the process exits). An in-memory database holds every table's
+    blocks in memory (they cannot be evicted, only spilled under the limit's pressure, which a
+    validated table of 10M orders did not trigger: 441-479 MB in DuckDB's memory); a file's
+    blocks are written as the table is made and read back when asked for, so DuckDB holds about
+    its limit, not the table."""
+    import shutil
+    import tempfile
+    import weakref
+
+    folder = Path(tempfile.mkdtemp(prefix="retention-lab-validated-"))
+    con = tune_duckdb(ibis.duckdb.connect(str(folder / "validated.duckdb")), memory_limit)
+    con._retention_lab_scratch = weakref.finalize(  # noqa: SLF001 (our attribute)
+        con, shutil.rmtree, folder, ignore_errors=True
+    )
+    return con
+
+
+def close(con: ibis.BaseBackend) -> None:
+    """Disconnect `con` and remove its database file when :func:`connect_scratch` made it."""
+    con.disconnect()
+    scratch = getattr(con, "_retention_lab_scratch", None)
+    if scratch is not None:
+        scratch()
 
 
 #: DuckDB's allocator gives back to the system what its threads freed once it exceeds this

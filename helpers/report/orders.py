@@ -421,7 +421,9 @@ def close_orders(orders: pd.DataFrame | Any) -> None:
     then waits without the table beside the kernel's copy (at 10M rows, DuckDB's buffers up to
     :func:`helpers.report.engine.memory_limit`)."""
     if not isinstance(orders, pd.DataFrame):
-        orders._find_backend().disconnect()
+        from helpers.report import engine as eng
+
+        eng.close(orders._find_backend())  # and its database file, when the reader made one
 
 
 def order_count(orders: pd.DataFrame | Any) -> int:
@@ -450,22 +452,25 @@ def read_orders_in_engine(
     path = Path(path)
     if "order_id" not in mapping.read_columns() or not path.is_file():
         return None
-    # a CSV row of a client's export is 40-60 bytes; the limit grows with the data (engine.memory_limit)
-    con = eng.connect(eng.memory_limit(path.stat().st_size // 40))
+    # a CSV row of a client's export is 40-60 bytes; the limit grows with the data
+    # (engine.memory_limit); the validated table in a database file (engine.connect_scratch)
+    con = eng.connect_scratch(eng.memory_limit(
+        path.stat().st_size // 40, eng.READ_MEMORY_PER_ROW, eng.READ_MIN_MEMORY_MB
+    ))  # fmt: skip
     kwargs = {k: v for k, v in mapping.read_kwargs().items() if k != "sheet"}
     info = duckdb_reader.read_into(con.con, "validated", path, client_schema(mapping), **kwargs)
     if info is None:
-        con.disconnect()
+        eng.close(con)
         return None
     try:
         t, counts = eng.mapping_rules(eng.table_of(con, "validated"), mapping)
         left_zero = t.aggregate(n=t.count(), zero=t.count(where=t.amount == 0)).to_pandas()
         left, zero = (int(left_zero[c].iloc[0]) for c in ("n", "zero"))
     except DataValidationError:
-        con.disconnect()
+        eng.close(con)
         return None
     if not left:  # "no orders left": the pandas reader's message
-        con.disconnect()
+        eng.close(con)
         return None
     notes = _engine_notes(counts, mapping, info["labels"], zero)
     first = ["order_id", "customer_id", "order_date", "amount"]

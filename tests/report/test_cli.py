@@ -268,17 +268,20 @@ def test_the_notebook_is_rendered_to_html_once(tmp_path, monkeypatch, capsys):
 
 def test_the_engines_connection_is_closed_before_the_notebook_runs(tmp_path, monkeypatch, capsys):
     """The report command's DuckDB (the validated table read in the engine) is closed before the
-    notebook runs: its buffers are not held beside the kernel's while the notebook runs."""
+    notebook runs: its buffers are not held beside the kernel's while the notebook runs, and
+    the database file that held the table is gone."""
     import duckdb
 
     from helpers import run
     from helpers.report import engine
 
-    opened, alive = [], []
-    connect = engine.connect
+    opened, alive, folders = [], [], []
+    connect = engine.connect_scratch
 
     def recorded(*args, **kwargs):
         opened.append(connect(*args, **kwargs))
+        folders.append(opened[-1]._retention_lab_scratch.peek()[2][0])
+        assert (folders[-1] / "validated.duckdb").parent.is_dir()
         return opened[-1]
 
     def stop(notebook, out_dir, parameters, **_):
@@ -290,13 +293,14 @@ def test_the_engines_connection_is_closed_before_the_notebook_runs(tmp_path, mon
                 pass
         raise run.RunError(f"{notebook.name} failed in cell 1: stopped by the test")
 
-    monkeypatch.setattr(engine, "connect", recorded)
+    monkeypatch.setattr(engine, "connect_scratch", recorded)
     monkeypatch.setattr(run, "execute", stop)
     _, data, mapping = small_client(tmp_path)
     args = [*cli_args(data, mapping, "acme", tmp_path / "reports"), "--engine", "duckdb"]
     rc, _, err = run_cli(args, capsys)
     assert rc == 1 and "stopped by the test" in err
     assert opened and not alive
+    assert folders and not any(f.exists() for f in folders)
 
 
 def test_a_small_file_is_read_by_pandas_and_hands_over_the_same_table(tmp_path):

@@ -137,3 +137,34 @@ def test_a_repeated_order_id_is_left_to_the_pandas_message(repeat, tmp_path):
     assert got is None
     with pytest.raises(DataValidationError, match="'order' \\(order_id\\): 2 rows are duplicated"):
         orders.read_orders(tmp_path / "o.csv", m, engine="duckdb")
+
+
+@pytest.mark.parametrize("name", ["polish", "stripe"])
+def test_the_readers_table_is_in_a_database_file_removed_on_close(name, tmp_path):
+    """The engine's reader holds its validated table in a database file of its own folder
+    (engine.connect_scratch: DuckDB keeps its limit's worth in memory, not the table), which
+    orders.close_orders removes with the connection; a file the engine declines (here the
+    Stripe export: pandas reads it) has its folder removed at once."""
+    from helpers.report import engine
+
+    made = []
+    real = engine.connect_scratch
+
+    def recorded(*args, **kwargs):
+        con = real(*args, **kwargs)
+        made.append((con, con._retention_lab_scratch.peek()[2][0]))
+        return con
+
+    e = EXPORTS[name](tmp_path)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(engine, "connect_scratch", recorded)
+        got, notes = orders.read_orders(e.path, mapping.load_mapping(e.mapping_path), "duckdb")
+    ((con, folder),) = made
+    if notes["reader"] == "pandas":
+        assert name == "stripe" and not folder.exists()
+        return
+    assert name == "polish" and got._find_backend() is con
+    assert (folder / "validated.duckdb").stat().st_size > 0
+    assert con.con.execute("SELECT count(*) FROM validated").fetchone()[0] > 0
+    orders.close_orders(got)
+    assert not folder.exists()
