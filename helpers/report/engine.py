@@ -114,11 +114,15 @@ RANGED_MEMORY_PER_ROW = 8
 CODED_MEMORY_PER_ROW = 6
 #: The floor of that limit on a coded hand-over (:data:`MIN_MEMORY_MB` elsewhere): below 65M
 #: orders the ranges keep the large queries within it, and DuckDB keeps what it is allowed. At
-#: 10M orders (a CSV's hand-over) the tree's peak was 1,390-1,476 MB against 1,553-1,618 at
-#: 500 MB, CPU within the spread; at 100 MB no lower, at 64 MB slower. A DuckDB file's table
-#: keeps the 500 MB floor: each range of its text ids scans the table again (at 10M orders 4
-#: ranges took 15 % more CPU for 180 MB less; benchmarks/README.md, 2026-12-06 evening).
-RANGED_MIN_MEMORY_MB = 150
+#: 10M orders (a CSV's hand-over) 150 MB gave a tree peak of 1,390-1,476 MB against 1,553-1,618
+#: at 500 MB, CPU within the spread (2026-12-06, when 100 MB was no lower); once the kernel's own
+#: peaks had come down, the sections' prefetch at that limit (hash tables of 146 MB beside the
+#: notebook's cells) made the plateau: at 100 MB the kernel's peak was 1,079-1,129 MB against
+#: 1,129-1,183 MB (three pairs, 2026-12-07), the covariate stage, which waits for the prefetch,
+#: about 0.8 s longer; at 64 MB slower. A DuckDB file's table keeps the 500 MB floor: each range
+#: of its text ids scans the table again (at 10M orders 4 ranges took 15 % more CPU for 180 MB
+#: less; benchmarks/README.md, 2026-12-06 evening).
+RANGED_MIN_MEMORY_MB = 100
 
 
 def memory_limit(rows: int, per_row: int = MEMORY_PER_ROW, floor_mb: int | None = None) -> str:
