@@ -66,6 +66,7 @@ _WHERE: dict[str, str] = {
             "pseudonymize",
             "purchases",
             "recommendations",
+            "release",
             "retention_change",
             "segment_customers",
             "start_exports",

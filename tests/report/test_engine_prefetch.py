@@ -279,3 +279,20 @@ def test_a_duckdb_files_table_is_prefetched_through_a_twin(tmp_path, monkeypatch
     pd.testing.assert_frame_equal(got, want, check_exact=True)
     engine.forget()
     t._find_backend().disconnect()
+
+
+def test_a_released_result_goes_and_is_computed_again_the_same(opened):
+    """report.release drops the named results of the orders' cache (the one pass per customer
+    here) and nothing else; asked for again, the same table is computed again."""
+    _, bought, _, _ = opened
+    first = engine.customer_table(bought)
+    key = ("customers", engine.TOP_NUMBER)
+    kept = [k for k in engine._memo(bought) if k != key]
+    analysis.release(bought, "customers")
+    assert key not in engine._memo(bought) and kept == list(engine._memo(bought))
+    again = engine.customer_table(bought)
+    assert again is not first
+    pd.testing.assert_frame_equal(again, first)
+    analysis.release(
+        _orders(customers=20), "customers"
+    )  # pandas orders: nothing kept, nothing done
