@@ -292,8 +292,9 @@ class _ReadingChild:
     def result(self) -> dict[str, Any]:
         """The hand-over (:func:`_read_and_hand_over`) once the child has ended; its stages said."""
         got = self._future.result()
-        self._pool.shutdown(wait=True)  # its memory gone before the next stage's line
-        self._end_tracker()
+        if self._pool is not None:  # the first call (exports may have asked already)
+            self._pool.shutdown(wait=True)  # its memory gone before the next stage's line
+            self._end_tracker()
         for done in got["done"]:
             self._stage.done.append(done)
             if self._stage.emit is not None:
