@@ -167,6 +167,56 @@ def test_typed_parquet_is_read_by_duckdb_like_pandas(tmp_path):
     assert notes["rows"] == want_notes["rows"] == len(orders)
 
 
+@pytest.mark.parametrize("unit", ["date32", "s", "ms", "us", "ns", "us-utc"])
+def test_stored_times_of_every_unit_are_read_by_duckdb_like_pandas(unit, tmp_path):
+    """A Parquet export's order dates stored as dates or timestamps of any unit (with or without
+    a time zone): DuckDB takes each as it is (no round trip through its text, which cut
+    nanoseconds); the table equals the pandas reader's, nanoseconds included, and the engine's
+    reader (read_into) holds the same values."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from helpers.report import orders as report_orders
+    from tests.report.clients import write_mapping
+
+    n = 1500
+    when = pd.Series(pd.date_range("2023-01-01 00:00:01.123456789", periods=n, freq="37min"))
+    if unit == "date32":
+        when = when.dt.floor("D")
+    elif unit in ("s", "ms", "us"):
+        when = when.dt.floor({"s": "s", "ms": "ms", "us": "us"}[unit])
+    arrow = {"date32": pa.date32(), "s": pa.timestamp("s"), "ms": pa.timestamp("ms"),
+             "us": pa.timestamp("us"), "ns": pa.timestamp("ns"),
+             "us-utc": pa.timestamp("us", tz="UTC")}[unit]  # fmt: skip
+    values = when.dt.date if unit == "date32" else when.dt.floor("us") if unit == "us-utc" else when
+    if unit == "us-utc":
+        values = values.dt.tz_localize("UTC")
+    table = pa.table({
+        "order": [f"Z{i}" for i in range(n)],
+        "customer": [f"c{i % 200}" for i in range(n)],
+        "when": pa.array(values, type=arrow),
+        "amount": np.round(np.linspace(1, 99, n), 2),
+    })  # fmt: skip
+    pq.write_table(table, tmp_path / "o.parquet")
+    cols = {"order_id": "order", "customer_id": "customer", "order_date": "when",
+            "amount": "amount"}  # fmt: skip
+    keys = {"columns": cols} | ({"timezone": "Europe/Oslo"} if unit == "us-utc" else {})
+    m = load_mapping(write_mapping(tmp_path / "m.yaml", **keys))
+    want, _ = read_client_orders(tmp_path / "o.parquet", m, reader="pandas")
+    got, notes = read_client_orders(tmp_path / "o.parquet", m, reader="duckdb")
+    assert notes["reader"] != "pandas"
+    pd.testing.assert_frame_equal(as_plain(got), want, check_dtype=False)
+    engine_orders, _ = report_orders.read_orders_in_engine(tmp_path / "o.parquet", m)
+    try:
+        dates = engine_orders.order_by("order_id").order_date.to_pandas()
+    finally:
+        report_orders.close_orders(engine_orders)
+    expected = want.sort_values("order_id", key=lambda s: s.astype(str))["order_date"]
+    np.testing.assert_array_equal(
+        dates.to_numpy("datetime64[ns]"), expected.to_numpy("datetime64[ns]")
+    )
+
+
 def test_the_validated_table_reaches_the_notebook_unchanged(cases, tmp_path):
     """build_report hands notebook 08 the validated table (save_validated / open_orders):
     the same frame, the same notes, data-note sentences with their message keys, the mapping
