@@ -1157,8 +1157,9 @@ def recommendations(
 
 def _order_dates(bought: pd.DataFrame | Any, max_customers: int = 50_000) -> pd.DataFrame:
     """customer_id, order_date and amount of the purchases in pandas: all of them, or from an Ibis
-    table (millions of orders) those of about `max_customers` customers chosen by a hash of the id
-    (the same customers every run; computed once per table, :func:`helpers.report.engine._memo`);
+    table (millions of orders) those of about `max_customers` customers chosen by a digest of the
+    id (:func:`helpers.report.engine.sample_customers`: the same customers every run and on every
+    backend; computed once per table, :func:`helpers.report.engine._memo`);
     ``attrs["share"]`` is the share of customers kept (1 for pandas)."""
     if _engine(bought) is None:
         o = bought[["customer_id", "order_date", "amount"]]
@@ -1175,7 +1176,7 @@ def _order_dates(bought: pd.DataFrame | Any, max_customers: int = 50_000) -> pd.
         t = bought.select("customer_id", "order_date", "amount")
         if n > max_customers:
             k = -(-n // max_customers)
-            t = t.filter((t.customer_id.cast("string").hash() % k) == 0)
+            t = eng.sample_customers(t, k)
         out = t.execute()
         out.attrs["share"] = out["customer_id"].nunique() / n if n else 1.0
         return out

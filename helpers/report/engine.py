@@ -290,6 +290,65 @@ def as_table(orders: ir.Table | pd.DataFrame) -> ir.Table:
     return ibis.memtable(orders)
 
 
+#: Rows a database other than DuckDB or Spark hands over at a time (:func:`to_arrow`,
+#: :func:`to_pandas`). Ibis fetches a PostgreSQL result as Python tuples, a million rows at a
+#: time by default, before making them Arrow: at 842k customers the one pass's per-customer
+#: table took 817 MB of Python objects in the kernel beside the frames (the 10M PostgreSQL
+#: table's peak, benchmarks/README.md, 2026-12-07), and Python keeps the freed objects' memory.
+FETCH_ROWS = 50_000
+
+
+def _fetch_kwargs(expr: ir.Expr) -> dict[str, int]:
+    """``chunk_size`` for a backend that fetches rows (:data:`FETCH_ROWS`); none for DuckDB and
+    Spark, which hand over Arrow."""
+    name = expr._find_backend(use_default=True).name  # a memtable: the default DuckDB
+    return {} if name in ("duckdb", "pyspark") else {"chunk_size": FETCH_ROWS}
+
+
+def to_arrow(expr: ir.Table) -> pa.Table:
+    """`expr`'s result as an Arrow table (``to_pyarrow``), from a database other than DuckDB or
+    Spark in batches of :data:`FETCH_ROWS` rows: the same table, a batch's Python objects at a
+    time."""
+    return expr.to_pyarrow(**_fetch_kwargs(expr))
+
+
+def to_pandas(expr: ir.Table) -> pd.DataFrame:
+    """`expr`'s result as a pandas DataFrame (``to_pandas``); from a database other than DuckDB
+    or Spark through :func:`to_arrow` (times in nanoseconds) and Ibis's conversion of a
+    PostgreSQL result: the frame Ibis's own fetch gives, not from all its rows as Python tuples
+    at once."""
+    kwargs = _fetch_kwargs(expr)
+    if not kwargs:
+        return expr.to_pandas()
+    from ibis.backends.postgres.converter import PostgresPandasData
+
+    table = expr.to_pyarrow(**kwargs)
+    frame = table.to_pandas(coerce_temporal_nanoseconds=True)  # as Ibis gives times
+    return PostgresPandasData.convert_table(frame, expr.schema())
+
+
+@ibis.udf.scalar.builtin(name="md5")
+def _md5(text: str) -> str:
+    """The MD5 digest of `text` (its UTF-8 bytes) as 32 lowercase hex digits: the database's own
+    ``md5``, the same value in DuckDB, PostgreSQL and Spark (RFC 1321)."""
+
+
+def sample_customers(t: ir.Table, k: int) -> ir.Table:
+    """The rows of `t` (an expression with ``customer_id``) of about one customer in `k`: those
+    whose id, as text, has an MD5 digest whose first four hex digits are below
+    ceil(65536 / `k`) (a share of ceil(65536 / k) / 65536 >= 1 / k of the customers, chosen as
+    at random, the same ones every run). Every backend draws the same customers from the same
+    data: a database's own ``hash()`` is its own (PostgreSQL's sample of a 10M-order table was
+    not DuckDB's, and the lapsed-or-lost window and the NRR's standard error differed from the
+    CSV's report). Each customer's digest is taken once (the hand-over's side table of ids, or
+    the distinct ids), the rows kept by a semi-join."""
+    cut = f"{-(-65536 // max(int(k), 1)):04x}"
+    _, codes = _coded(t)
+    ids = codes.customers if codes is not None else t.select("customer_id").distinct()
+    chosen = ids.filter(_md5(ids.customer_id.cast("string")).substr(0, 4) < cut)
+    return t.semi_join(chosen.select("customer_id"), "customer_id")
+
+
 # ------------------------------------------------------ integer customer codes (the hand-over's)
 # The report command's hand-over (helpers.report.orders._save_engine_table) numbers the text
 # customer ids 0..n-1 in their sorted order and stores the orders with their customer's code,
@@ -626,7 +685,7 @@ def _summary_aggregates(
         else:
             t = t.filter(t[date_col] < ibis.timestamp(holdout_end.to_pydatetime()))
             agg = _customer_aggregates(t, customer_col, date_col, amount_col, cut=end, scale=scale)
-        return agg.order_by(customer_col).to_pandas()
+        return to_pandas(agg.order_by(customer_col))
 
     # in ranges of customers when the group-by would not fit DuckDB's memory (customer_ranges)
     t = as_table(coded)
@@ -1881,7 +1940,7 @@ def customer_table(orders: ir.Table | pd.DataFrame, top: int = TOP_NUMBER) -> pd
         flags = [c for c, ty in t.schema().items()
                  if ty.is_boolean() and c not in _ORDER_KEYS]  # fmt: skip
         # in ranges of customers when one window would not fit DuckDB's memory (the same rows)
-        at = pa.concat_tables([_customers_of_numbered(orders, top, r)[0].to_pyarrow()
+        at = pa.concat_tables([to_arrow(_customers_of_numbered(orders, top, r)[0])
                                for r in customer_ranges(t, codes)])  # fmt: skip
         text = (pa.types.is_string, pa.types.is_large_string)
         names = {"_first": "first", "_second": "second", "_orders": "orders"}
@@ -2107,7 +2166,7 @@ def _monthly_margins(
         # m sum(a) - c n, the amounts' sum exact (exact_sum): the same every run
         cells = j.group_by(["_i", "age"]).agg(a=exact_sum(j.amount, scale), n=j.count())
         v = margin_rate * cells.a - cost_per_order * cells.n.cast("float64")
-        cells = cells.select(cells._i, age=cells.age.cast("int16"), v=v).to_pyarrow()
+        cells = to_arrow(cells.select(cells._i, age=cells.age.cast("int16"), v=v))
         col = [cells[c].to_numpy() for c in ("_i", "age", "v")]
         if np.isnan(col[2]).any():
             col[2] = np.nan_to_num(col[2], nan=0.0)

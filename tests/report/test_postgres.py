@@ -344,3 +344,67 @@ def test_an_enum_column_reads_as_its_text(server, small):
     finally:
         con.disconnect()
     same_orders(url, csv, mapping, ["order_id"])
+
+
+def test_large_results_come_from_postgres_in_batches_and_equal_one_fetch(
+    server, small, monkeypatch
+):
+    """engine.to_arrow / engine.to_pandas fetch a PostgreSQL result engine.FETCH_ROWS rows at a
+    time (Ibis's default is a million rows as Python tuples at once: 817 MB at 842k customers)
+    and give the same table and frame as Ibis's own fetch; DuckDB's results are handed over
+    as Arrow, without batches."""
+    from ibis.backends.postgres import Backend
+
+    from helpers.report import engine
+
+    raw, _, _ = small
+    url = load_typed_table(server, "batched", raw)
+    con, t, _, _ = sources.open_table(url, list(raw.columns))
+    sizes = []
+    batches = Backend.to_pyarrow_batches
+
+    def spy(self, expr, /, **kwargs):
+        sizes.append(kwargs.get("chunk_size"))
+        return batches(self, expr, **kwargs)
+
+    monkeypatch.setattr(Backend, "to_pyarrow_batches", spy)
+    monkeypatch.setattr(engine, "FETCH_ROWS", 97)
+    try:
+        per = t.group_by("customer_id").agg(n=t.count(), total=t.amount.sum(),
+                                            first=t.order_date.min()).order_by("customer_id")  # fmt: skip
+        assert engine.to_arrow(per).equals(per.to_pyarrow())
+        pd.testing.assert_frame_equal(engine.to_pandas(per), per.to_pandas())
+        assert sizes and set(sizes) == {97, None}  # ours in batches, Ibis's own in one
+        assert len(per.to_pyarrow_batches(chunk_size=97).read_all().to_batches()) > 1
+    finally:
+        con.disconnect()
+    local = ibis_memtable(raw.head(50))
+    sizes.clear()
+    assert engine._fetch_kwargs(local) == {}
+    assert len(engine.to_pandas(local)) == 50 and not sizes
+
+
+def ibis_memtable(frame: pd.DataFrame):
+    import ibis
+
+    return ibis.memtable(frame)
+
+
+def test_postgres_samples_the_same_customers_as_duckdb(server, small):
+    """engine.sample_customers draws the same customers from the same rows in PostgreSQL and in
+    DuckDB (each database's own hash() differs: the 10M PostgreSQL report's lapsed-or-lost window
+    was computed on other customers than the CSV's)."""
+    import ibis
+
+    from helpers.report import engine
+
+    raw, _, _ = small
+    url = load_typed_table(server, "sampled", raw)
+    con, t, _, _ = sources.open_table(url, list(raw.columns))
+    try:
+        got = set(engine.sample_customers(t, 7).customer_id.execute().astype(str))
+    finally:
+        con.disconnect()
+    local = ibis.memtable(raw.assign(customer_id=raw["customer_id"].astype("int64")))
+    want = set(engine.sample_customers(local, 7).customer_id.execute().astype(str))
+    assert got == want and 0 < len(want) < raw["customer_id"].nunique() / 3
