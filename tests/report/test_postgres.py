@@ -408,3 +408,31 @@ def test_postgres_samples_the_same_customers_as_duckdb(server, small):
     local = ibis.memtable(raw.assign(customer_id=raw["customer_id"].astype("int64")))
     want = set(engine.sample_customers(local, 7).customer_id.execute().astype(str))
     assert got == want and 0 < len(want) < raw["customer_id"].nunique() / 3
+
+
+def test_a_side_table_reaches_postgres_as_ibis_would_insert_it(server, small, monkeypatch):
+    """engine._side_table fills its temporary table by COPY, engine.FETCH_ROWS rows at a time:
+    texts with quotes, tabs, newlines and backslashes, missing values, NaN, times and integers
+    come back as the frame holds them (as Ibis's own insert gave them)."""
+    import numpy as np
+
+    from helpers.report import engine
+
+    raw, _, _ = small
+    url = load_typed_table(server, "sided", raw.head(20))
+    con, t, _, _ = sources.open_table(url, list(raw.columns))
+    monkeypatch.setattr(engine, "FETCH_ROWS", 3)
+    frame = pd.DataFrame({
+        "customer_id": ["a", 'b"q', "c\td", "e\nf", "g\\h", "", "ü €"],
+        "n": np.arange(7, dtype="int64"),
+        "x": [0.1, np.nan, -2.5e-300, 1e300, 3.0, 0.0, -0.0],
+        "when": pd.to_datetime(["2024-01-01 10:00:00.123456", None, "1999-12-31 00:00:00", "2024-02-29 00:00:00",
+                                "2024-03-01 00:00:00", "2024-03-02 00:00:00", "2024-03-03 00:00:00"], format="ISO8601"),
+        "label": ["x", None, "z", "w", None, "v", "u"],
+    })  # fmt: skip
+    try:
+        side = engine._side_table(t, frame)
+        got = side.order_by("n").to_pandas()
+    finally:
+        con.disconnect()
+    pd.testing.assert_frame_equal(got, frame, check_dtype=False)
