@@ -340,13 +340,19 @@ def sample_customers(t: ir.Table, k: int) -> ir.Table:
     at random, the same ones every run). Every backend draws the same customers from the same
     data: a database's own ``hash()`` is its own (PostgreSQL's sample of a 10M-order table was
     not DuckDB's, and the lapsed-or-lost window and the NRR's standard error differed from the
-    CSV's report). Each customer's digest is taken once (the hand-over's side table of ids, or
-    the distinct ids), the rows kept by a semi-join."""
+    CSV's report). On a coded hand-over each customer's digest is taken once (its side table of
+    ids), the rows kept by a semi-join; elsewhere each row's (at 10M orders in PostgreSQL 2.9-3.1 s
+    against 9.7-10.2 s for the distinct ids and a semi-join; in DuckDB about the same)."""
     cut = f"{-(-65536 // max(int(k), 1)):04x}"
+
+    def chosen(ids: ir.Table) -> ir.BooleanValue:
+        return _md5(ids.customer_id.cast("string")).substr(0, 4) < cut
+
     _, codes = _coded(t)
-    ids = codes.customers if codes is not None else t.select("customer_id").distinct()
-    chosen = ids.filter(_md5(ids.customer_id.cast("string")).substr(0, 4) < cut)
-    return t.semi_join(chosen.select("customer_id"), "customer_id")
+    if codes is None:
+        return t.filter(chosen(t))
+    side = codes.customers
+    return t.semi_join(side.filter(chosen(side)).select("customer_id"), "customer_id")
 
 
 # ------------------------------------------------------ integer customer codes (the hand-over's)
