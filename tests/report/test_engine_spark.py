@@ -125,3 +125,18 @@ def test_the_sections_reductions_on_spark_equal_duckdb(spark, case):
     both(lambda o: engine.history_features(events, o, "at", first))
     both(engine.first_order_times, as_of)
     both(engine.orders_of, ids[::3], as_of)
+
+
+@pytest.mark.parametrize("ids", ["integer", "text"])
+def test_spark_samples_the_same_customers_as_duckdb(spark, ids):
+    """engine.sample_customers (the definitions' sample of about 50,000 customers) draws the same
+    customers on Spark as on DuckDB: Spark's md5 is DuckDB's (each engine's hash() is its own)."""
+    from helpers.report import engine
+
+    orders = data.load_orders()[["customer_id", "order_date", "amount"]]
+    if ids == "text":
+        orders = orders.assign(customer_id="c-" + orders["customer_id"].astype(str) + "-é")
+    table = spark.create_table(f"sampled_{ids}", orders, overwrite=True)
+    got = set(engine.sample_customers(table, 9).customer_id.execute().astype(str))
+    want = set(engine.sample_customers(ibis.memtable(orders), 9).customer_id.execute().astype(str))
+    assert got == want and 0 < len(want) < orders["customer_id"].nunique() / 4
