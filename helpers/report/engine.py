@@ -313,12 +313,12 @@ def to_arrow(expr: ir.Table) -> pa.Table:
 
 
 def to_pandas(expr: ir.Table) -> pd.DataFrame:
-    """`expr`'s result as a pandas DataFrame (``to_pandas``); from a database other than DuckDB
-    or Spark through :func:`to_arrow` (times in nanoseconds) and Ibis's conversion of a
-    PostgreSQL result: the frame Ibis's own fetch gives, not from all its rows as Python tuples
-    at once."""
+    """`expr`'s result as a pandas DataFrame (``to_pandas``); from PostgreSQL through
+    :func:`to_arrow` (times in nanoseconds) and Ibis's conversion of a PostgreSQL result: the
+    frame Ibis's own fetch gives, not from all its rows as Python tuples at once. Other
+    backends: Ibis's own (their conversions are theirs)."""
     kwargs = _fetch_kwargs(expr)
-    if not kwargs:
+    if not kwargs or expr._find_backend(use_default=True).name != "postgres":
         return expr.to_pandas()
     from ibis.backends.postgres.converter import PostgresPandasData
 
