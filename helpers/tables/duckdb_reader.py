@@ -232,8 +232,9 @@ def read_into(
     """The table :func:`read_table_info` returns (without unmapped columns; `options` as there), created as the
     DuckDB table `name` in `con` instead of being handed to Python: DuckDB parses and checks the
     file with the same SQL and the typed table stays in the engine (issue 31: the report's rules
-    and aggregations then run on it there). A CSV is scanned once per parsed column's distinct
-    values and once for the table; with `cells` its text cells are first copied into DuckDB
+    and aggregations then run on it there; a Parquet file's is a temporary view over the file,
+    checked in one scan, :func:`_checked_view`). A CSV is scanned once per parsed column's
+    distinct values and once for the table; with `cells` its text cells are first copied into DuckDB
     (one read of the file, spilled to disk above the connection's memory limit; slower on a
     local file, for a file that is expensive to read twice). Returns the info (``labels``, ``unit``,
     ``offsets``; no ``positions``: rows are named by the pandas reader when the file has a
@@ -253,7 +254,10 @@ def read_into(
         info = _read(con, path, types, cols, o, None, False, into=name)
     except duckdb.Error:
         info = None
-    if info is None:
+    if info is None:  # the table, or a Parquet file's view (_checked_view)
+        kinds = "SELECT 1 FROM duckdb_views() WHERE temporary AND view_name = ?"
+        if con.execute(kinds, [name]).fetchall():
+            con.execute(f"DROP VIEW {_ident(name)}")
         con.execute(f"DROP TABLE IF EXISTS {_ident(name)}")
     con.execute("DROP VIEW IF EXISTS typed; DROP VIEW IF EXISTS raw")
     con.execute("DROP TABLE IF EXISTS _raw_cells")
@@ -294,7 +298,8 @@ def _read(con, path, types, cols, o: ReadOptions, positions, keep_unmapped, into
     strip = _lit(_STRIP)
     select: list[str] = []
     lookups: dict[str, tuple[pa.Array, pa.Array]] = {}  # column -> (raw values, parsed values)
-    inner: list[str] = []  # per-row columns trimmed once, as str.strip() does
+    # per-row columns trimmed once, as str.strip() does: (name, text, stored), :func:`_inner_sql`
+    inner: list[tuple[str, str, bool]] = []
     checks: list[str] = []  # per row: any true sends the file to the pandas reader
     if any(types[file_cols[c]] == "VARCHAR" for c in file_cols):
         # a blank line: pandas skips it, DuckDB reads a row of nulls
@@ -328,8 +333,7 @@ def _read(con, path, types, cols, o: ReadOptions, positions, keep_unmapped, into
         else:
             raw = s = f"raw.t{i}"
             col = _ident(file_cols[source[c.name]])
-            inner.append(f"{col} AS t{i}" if stored else
-                         f"{_stripped(f'CAST({col} AS VARCHAR)')} AS t{i}")  # fmt: skip
+            inner.append((f"t{i}", col if stored else f"CAST({col} AS VARCHAR)", stored))
         empty = f"({raw} IS NULL)" if stored else f"({raw} IS NULL OR {s} = '')"
         q = _ident(c.name)
         col_checks: list[str] = []
@@ -453,7 +457,7 @@ def _read(con, path, types, cols, o: ReadOptions, positions, keep_unmapped, into
                           auto_ids, int_cols)  # fmt: skip
     con.execute(
         f"CREATE TEMP VIEW typed AS SELECT {', '.join(select)}, ({any_bad}) AS _bad "
-        f"FROM (SELECT {''.join(x + ', ' for x in inner)}* FROM raw) AS raw"
+        f"FROM (SELECT {_inner_sql(inner)}* FROM raw) AS raw"
     )
     # a projection of the file, streamed in the file's order (preserve_insertion_order); a file
     # with a problem stops at its first bad batch
@@ -524,19 +528,75 @@ def _labels(cols: tuple[Column, ...], mapped: dict[str, str]) -> dict[str, str]:
     }  # fmt: skip
 
 
-def _read_into(con, into, path, select, inner, joins, any_bad, cols, mapped, unique, auto_ids,
-               int_cols) -> dict[str, Any] | None:  # fmt: skip
-    """:func:`_read`'s end for :func:`read_into`: the typed table created in the engine, the
-    same checks as on the Arrow table (any bad row, duplicated ids, integer ids)."""
-    q = _ident(into)
-    con.execute(
-        f"CREATE TABLE {q} AS SELECT {', '.join(select)}, ({any_bad}) AS _bad "
-        f"FROM (SELECT {''.join(x + ', ' for x in inner)}* FROM raw) AS raw {' '.join(joins)}"
+def _inner_sql(inner: list[tuple[str, str, bool]], plain: frozenset[str] = frozenset()) -> str:
+    """The per-row columns of :func:`_read` as a SELECT list's head (each ``text AS name, ``):
+    a stored time as it is, a text without blanks at its ends (``str.strip()``,
+    :func:`_stripped`) -- or as it is when its name is in `plain` (no value has any)."""
+    return "".join(
+        f"{text if stored or name in plain else _stripped(text)} AS {name}, "
+        for name, text, stored in inner
     )
-    rows, bad = con.execute(f"SELECT count(*), count_if(_bad) FROM {q}").fetchall()[0]
+
+
+def _checked_view(con, q, path, select, inner, joins, any_bad) -> tuple[int, str] | None:
+    """:func:`_read_into`'s typed table of a Parquet file as the temporary view `q` over the
+    file, after one scan that counts its rows, its bad rows and, per text column, the values with
+    blanks at their ends (the regular expression's match runs once per value there, its
+    replacement only on those). Returns (rows, the view's query), or ``None`` (no view made) when
+    some row is bad or there are none.
+
+    The view takes a text column as it is when no value has blank ends, so the report's later
+    scans of the file (the ids' uniqueness, the mapping's rules, the hand-over) read it as
+    Parquet columns. Writing the typed table into the reader's database file instead cost about
+    2 of the 3.4 s of the typed table's query on 10M Parquet rows (the query's checks alone
+    1.3 s; benchmarks/README.md, issue 31)."""
+    texts = [(name, text) for name, text, stored in inner if not stored]
+    flags = "".join(f"regexp_matches({text}, {_lit(_EDGE)}) AS _e{name}, " for name, text in texts)
+    trimmed = "".join(
+        f"(CASE WHEN _e{name} THEN regexp_replace({text}, {_lit(_STRIP)}, '', 'g') "
+        f"ELSE {text} END) AS {name}, "
+        for name, text in texts
+    )
+    kept = "".join(f"{text} AS {name}, " for name, text, stored in inner if stored)
+    counts = "".join(f", count_if(_e{name})" for name, _ in texts)
+    row = con.execute(
+        f"SELECT count(*), count_if(_bad){counts} FROM (SELECT ({any_bad}) AS _bad"
+        f"{''.join(f', raw._e{name}' for name, _ in texts)} "
+        f"FROM (SELECT {trimmed}{kept}* FROM (SELECT {flags}* FROM raw)) AS raw "
+        f"{' '.join(joins)})"
+    ).fetchall()[0]
+    rows, bad = int(row[0]), int(row[1])
     if bad or not rows:
         return None
-    con.execute(f"ALTER TABLE {q} DROP COLUMN _bad")
+    plain = frozenset(name for (name, _), n in zip(texts, row[2:], strict=True) if not n)
+    source = f"(SELECT * FROM read_parquet({_lit(str(path))}))"
+    body = (f"SELECT {', '.join(select)} "
+            f"FROM (SELECT {_inner_sql(inner, plain)}* FROM {source}) AS raw {' '.join(joins)}")  # fmt: skip
+    con.execute(f"CREATE TEMP VIEW {q} AS {body}")
+    return rows, body
+
+
+def _read_into(con, into, path, select, inner, joins, any_bad, cols, mapped, unique, auto_ids,
+               int_cols) -> dict[str, Any] | None:  # fmt: skip
+    """:func:`_read`'s end for :func:`read_into`: the typed table created in the engine (a
+    table; a view over a Parquet file, :func:`_checked_view`), the same checks as on the Arrow
+    table (any bad row, duplicated ids, integer ids)."""
+    q = _ident(into)
+    view = path.name.lower().endswith(PARQUET_SUFFIXES)
+    if view:
+        got = _checked_view(con, q, path, select, inner, joins, any_bad)
+        if got is None:
+            return None
+        rows, body = got
+    else:
+        con.execute(
+            f"CREATE TABLE {q} AS SELECT {', '.join(select)}, ({any_bad}) AS _bad "
+            f"FROM (SELECT {_inner_sql(inner)}* FROM raw) AS raw {' '.join(joins)}"
+        )
+        rows, bad = con.execute(f"SELECT count(*), count_if(_bad) FROM {q}").fetchall()[0]
+        if bad or not rows:
+            return None
+        con.execute(f"ALTER TABLE {q} DROP COLUMN _bad")
     for name in unique:  # duplicated ids (blank ones are the empty check's)
         c = _ident(name)
         # as many distinct 64-bit hashes as ids: no id twice (at 10M order ids 0.75 s against
@@ -553,8 +613,11 @@ def _read_into(con, into, path, select, inner, joins, any_bad, cols, mapped, uni
         if plain is not False:
             int_cols.append(name)
     types = dict(con.execute(f"SELECT column_name, column_type FROM (DESCRIBE {q})").fetchall())
-    for name in int_cols:
-        if types.get(name) != "BIGINT":
-            con.execute(f"ALTER TABLE {q} ALTER {_ident(name)} SET DATA TYPE BIGINT")
-    unit = "row" if path.name.lower().endswith(PARQUET_SUFFIXES) else "line"
+    wide = [name for name in int_cols if types.get(name) != "BIGINT"]
+    if wide and view:  # the view over the view, those columns cast
+        casts = ", ".join(f"CAST({_ident(n)} AS BIGINT) AS {_ident(n)}" for n in wide)
+        con.execute(f"CREATE OR REPLACE TEMP VIEW {q} AS SELECT * REPLACE ({casts}) FROM ({body})")
+    for name in wide if not view else []:
+        con.execute(f"ALTER TABLE {q} ALTER {_ident(name)} SET DATA TYPE BIGINT")
+    unit = "row" if view else "line"
     return {"unit": unit, "labels": _labels(cols, mapped), "offsets": 0, "rows": int(rows)}
