@@ -27,10 +27,12 @@ from helpers.report.sources import ENGINE_MIN_BYTES
 
 NOTEBOOK: Path = paths.NOTEBOOKS / "08_case_study_client_report.ipynb"
 #: What notebook 08's kernel imports while the report command reads the client's file
-#: (:func:`helpers.run.started_kernel`): the libraries of its first cells and of its sections.
+#: (:func:`helpers.run.started_kernel`): the libraries of its first cells and of its sections,
+#: then held out of the garbage collector (:func:`helpers.report.progress.freeze_imported`).
 PRELOAD = (
     "import matplotlib.pyplot, pandas, scipy.stats, helpers.report.analysis, "
-    "helpers.report.covariates_view, helpers.report.acquisition_views"
+    "helpers.report.covariates_view, helpers.report.acquisition_views, helpers.report.progress; "
+    "helpers.report.progress.freeze_imported()"
 )
 
 

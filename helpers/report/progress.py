@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ["Stages", "PROGRESS_ENV", "step", "follow", "release_memory"]
+__all__ = ["Stages", "PROGRESS_ENV", "step", "follow", "release_memory", "freeze_imported"]
 
 
 def release_memory() -> None:
@@ -30,6 +30,24 @@ def release_memory() -> None:
         ctypes.CDLL("libc.so.6").malloc_trim(0)
     except (OSError, AttributeError):  # not glibc: nothing to trim
         pass
+
+
+def freeze_imported() -> None:
+    """Move every object the process holds now (the modules imported so far: their functions,
+    classes, constants) out of the garbage collector's generations (``gc.freeze``), after one
+    collection, and back in at exit (``gc.unfreeze``: the extension modules' objects are then
+    finalized as without it, and nanobind has no leak to warn of). The report's kernel calls it
+    once its libraries are imported (``helpers.report.build.PRELOAD``): the collector then
+    never walks those objects again -- in :func:`release_memory` at each stage (0.13-0.16 s per
+    full collection over the 242k objects of the report's imports, about 1.4 s of a 10M-order
+    report) nor in its own full collections. Objects that later become garbage are collected as
+    before; only those already present stay."""
+    import atexit
+    import gc
+
+    gc.collect()
+    gc.freeze()
+    atexit.register(gc.unfreeze)
 
 
 class Stages:
