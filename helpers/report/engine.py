@@ -165,7 +165,8 @@ def connect_scratch(memory_limit: str | None = "300MB") -> ibis.BaseBackend:
     blocks in memory (they cannot be evicted, only spilled under the limit's pressure, which a
     validated table of 10M orders did not trigger: 441-479 MB in DuckDB's memory); a file's
     blocks are written as the table is made and read back when asked for, so DuckDB holds about
-    its limit, not the table."""
+    its limit, not the table. Files written beside the database file (the reader's Parquet copy
+    of a CSV's typed cells, :func:`helpers.tables.duckdb_reader.read_into`) go with the folder."""
     import shutil
     import tempfile
     import weakref

@@ -453,7 +453,8 @@ def read_orders_in_engine(
     if "order_id" not in mapping.read_columns() or not path.is_file():
         return None
     # a CSV row of a client's export is 40-60 bytes; the limit grows with the data
-    # (engine.memory_limit); the validated table in a database file (engine.connect_scratch)
+    # (engine.memory_limit); the reader's files in a folder of its own (engine.connect_scratch):
+    # a CSV's typed cells as Parquet there, a Parquet file read where it is (read_into)
     con = eng.connect_scratch(eng.memory_limit(
         path.stat().st_size // 40, eng.READ_MEMORY_PER_ROW, eng.READ_MIN_MEMORY_MB
     ))  # fmt: skip
