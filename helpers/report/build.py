@@ -16,7 +16,7 @@ from typing import Any
 
 from helpers import paths, run
 from helpers.report import sources, text
-from helpers.report.handover import EXPORTS_ENV, SALT_ENV
+from helpers.report.handover import EXPORTS_ENV, SALT_ENV, SCRATCH_ENV
 from helpers.report.progress import PROGRESS_ENV, Stages, follow, release_memory
 from helpers.report.sources import ENGINE_MIN_BYTES
 
@@ -146,10 +146,11 @@ def _kernel_env(exports: str, url: str | None, progress: Callable[[str], None] |
                 handover: Path) -> dict[str, str]:  # fmt: skip
     """The environment of notebook 08's kernel: the mapping's `exports`, a new pseudonym key,
     the BLAS threads (:func:`blas_threads`), Arrow's allocator (:func:`arrow_pool`), a
-    database's `url` and the stages' file."""
+    database's `url`, the stages' file and the hand-over folder as its scratch folder (removed
+    by the command)."""
     # the salt goes to the kernel's environment, not to papermill: its parameters are recorded
     # in the delivered report.ipynb, and with the salt anyone could test guessed ids
-    env = {EXPORTS_ENV: exports, SALT_ENV: secrets.token_hex(16)}
+    env = {EXPORTS_ENV: exports, SALT_ENV: secrets.token_hex(16), SCRATCH_ENV: str(handover)}
     env |= blas_threads(os.environ)
     env |= arrow_pool(os.environ)
     if url:  # the same for a database URL and its password

@@ -2074,11 +2074,14 @@ class MarginCells:
     other cell 0. A customer has an order in about 4 of the 12 months of the 12-month margin and
     5 of the LTV curves' 36 (the 10M CSV): 12 bytes a cell instead of 8 bytes for every customer
     and age (at 8.4M customers about 0.4 GB instead of 0.8 GB kept for the sections).
-    Read-only."""
+    Beyond :data:`SPILL_BYTES` the cells are kept on disk (:meth:`spilled`), read through a
+    memory map while a sum is taken. Read-only."""
 
-    def __init__(self, n: int, top: int, chunks: list[tuple[np.ndarray, np.ndarray, np.ndarray]]):
+    def __init__(self, n: int, top: int, chunks: list[tuple[np.ndarray, np.ndarray, np.ndarray]],
+                 spill: _Spill | None = None):  # fmt: skip
         self.n, self.top, self.chunks = n, top, chunks
         self.shape = (n, top + 1)
+        self._spill = spill
 
     @classmethod
     def from_cells(cls, n: int, top: int, parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]]
@@ -2099,17 +2102,46 @@ class MarginCells:
                 chunks.append((ptr, r, x))
         return cls(n, top, chunks)
 
+    @property
+    def nbytes(self) -> int:
+        """The cells' bytes (in memory, or on disk when spilled)."""
+        if self._spill is not None:
+            return self._spill.nbytes
+        return sum(r.nbytes + x.nbytes for _, r, x in self.chunks)
+
+    def spilled(self, folder: str | Path | None = None) -> MarginCells:
+        """The same cells kept in two files (customer positions, margins) of a new folder in
+        `folder` (default: :data:`helpers.report.handover.SCRATCH_ENV`'s, else the system's
+        temporary folder), removed once no :class:`MarginCells` reads it. Each sum maps the
+        files while it runs and unmaps them after: the cells are read from the system's file
+        cache, not held in the process (at 100M orders about 0.4 GB that stayed resident from
+        the fits to the acquisition costs, across the report's peak). The same floats."""
+        if self._spill is not None:
+            return self
+        return MarginCells(self.n, self.top, [], _Spill.write(self.chunks, folder))
+
+    @contextlib.contextmanager
+    def _cells(self) -> Any:
+        """The chunks, from memory or through a memory map of the spilled files (unmapped when
+        the block ends and its arrays are dropped)."""
+        if self._spill is None:
+            yield self.chunks
+            return
+        with self._spill.mapped() as chunks:
+            yield chunks
+
     def upto(self, top: int) -> MarginCells:
         """The ages 0..`top` (<= this one's): the same arrays, no copy."""
-        return MarginCells(self.n, top, self.chunks)
+        return MarginCells(self.n, top, self.chunks, self._spill)
 
     def add_age(self, acc: np.ndarray, k: int) -> None:
         """``acc += m[:, k]`` of the dense table, in place: the same floats (adding 0 to a
         float leaves it as it is; a customer's cell of one age is added once)."""
         if not 0 <= k <= self.top:
             raise IndexError(f"age {k} not in 0..{self.top}")
-        for ptr, rows, v in self.chunks:
-            acc[rows[ptr[k] : ptr[k + 1]]] += v[ptr[k] : ptr[k + 1]]
+        with self._cells() as chunks:
+            for ptr, rows, v in chunks:
+                acc[rows[ptr[k] : ptr[k + 1]]] += v[ptr[k] : ptr[k + 1]]
 
     def column(self, k: int) -> np.ndarray:
         """``m[:, k]`` of the dense table (a new array)."""
@@ -2120,10 +2152,63 @@ class MarginCells:
     def toarray(self) -> np.ndarray:
         """The dense customers x ages table (for tests)."""
         out = np.zeros(self.shape)
-        for k in range(self.top + 1):
-            for ptr, rows, v in self.chunks:
-                out[rows[ptr[k] : ptr[k + 1]], k] = v[ptr[k] : ptr[k + 1]]
+        with self._cells() as chunks:
+            for k in range(self.top + 1):
+                for ptr, rows, v in chunks:
+                    out[rows[ptr[k] : ptr[k + 1]], k] = v[ptr[k] : ptr[k + 1]]
         return out
+
+
+class _Spill:
+    """The files of a spilled :class:`MarginCells`: every chunk's customer positions (int32) and
+    margins (float64) one after the other, each chunk's ``ptr`` and place kept in memory; the
+    folder removed when this object is collected (every :class:`MarginCells` on it gone) or at
+    exit."""
+
+    def __init__(self, folder: Path, index: list[tuple[np.ndarray, int, int]], cells: int):
+        import shutil
+        import weakref
+
+        self.folder, self.index, self.cells = folder, index, cells
+        self.nbytes = cells * 12
+        weakref.finalize(self, shutil.rmtree, folder, ignore_errors=True)
+
+    @classmethod
+    def write(cls, chunks: list[tuple[np.ndarray, np.ndarray, np.ndarray]],
+              folder: str | Path | None) -> _Spill:  # fmt: skip
+        import os
+        import tempfile
+
+        from helpers.report.handover import SCRATCH_ENV
+
+        base = folder or os.environ.get(SCRATCH_ENV) or None
+        if base is not None and not Path(base).is_dir():
+            base = None
+        out = Path(tempfile.mkdtemp(prefix="retention-lab-margins-", dir=base))
+        index, at = [], 0
+        with open(out / "rows", "wb") as fr, open(out / "values", "wb") as fv:
+            for ptr, r, x in chunks:
+                np.ascontiguousarray(r, dtype=np.int32).tofile(fr)
+                np.ascontiguousarray(x, dtype=np.float64).tofile(fv)
+                index.append((ptr, at, at + len(r)))
+                at += len(r)
+        return cls(out, index, at)
+
+    @contextlib.contextmanager
+    def mapped(self) -> Any:
+        """The chunks as (ptr, positions, margins), the arrays views of a read-only memory map."""
+        if not self.cells:
+            yield [(ptr, np.zeros(0, np.int32), np.zeros(0)) for ptr, _, _ in self.index]
+            return
+        # unmapped when the last array on them goes (the caller's, at the end of its sum)
+        rows = np.memmap(self.folder / "rows", dtype=np.int32, mode="r", shape=(self.cells,))
+        values = np.memmap(self.folder / "values", dtype=np.float64, mode="r", shape=(self.cells,))
+        yield [(ptr, rows[lo:hi], values[lo:hi]) for ptr, lo, hi in self.index]
+
+
+#: A :class:`MarginCells` of more bytes than this is kept on disk (:meth:`MarginCells.spilled`):
+#: at 10M orders the 12 months' cells are about 40 MB and stay in memory.
+SPILL_BYTES = 128 << 20
 
 
 #: Cells of :class:`MarginCells` grouped by age at a time (12 MB of cells; the sort's
@@ -2193,6 +2278,9 @@ def _monthly_margins(
         chunks += MarginCells.from_cells(len(s), top, [col]).chunks  # grouped by age
         del cells, col
     out = MarginCells(len(s), top, chunks)
+    del chunks
+    if out.nbytes > SPILL_BYTES:  # kept on disk, read while summed
+        out = out.spilled()
     memo[key] = {"who": who, "top": top, "m": out}
     return out
 

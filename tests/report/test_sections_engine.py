@@ -11,6 +11,7 @@ DuckDB's results fails if a query returns more rows than there are customers (or
 
 from __future__ import annotations
 
+import gc
 from dataclasses import dataclass
 from typing import Any
 from unittest import mock
@@ -514,6 +515,40 @@ def test_the_margins_by_age_are_summed_once_for_the_curves_the_12_month_margin_a
             same(costs[k], fresh[k])
 
 
+def test_large_margin_cells_are_kept_on_disk_with_the_same_results(small, tmp_path, monkeypatch):
+    """Beyond engine.SPILL_BYTES the margins' cells are kept in files of the report's scratch
+    folder (handover.SCRATCH_ENV) and read while summed: the 12-month margin, the payback
+    curves and the LTV curves are those of the cells in memory, bit for bit; the files go with
+    the cache."""
+    from helpers.report.handover import SCRATCH_ENV
+
+    company = small
+    seg, econ = company.seg, company.econ
+    spend = acq.spend_table(company.tables["marketing_spend"])
+    channel = acq.customer_attributes(company.tables["customers"])["acquisition_channel"]
+
+    def run(bought):
+        engine.forget(bought)
+        m12 = acq.margin_12(bought, seg, econ)
+        return m12, acq.acquisition_costs(spend, channel, seg, bought, econ, None)
+
+    for bought in (company.sold, company.bought):
+        want = run(bought)
+        monkeypatch.setattr(engine, "SPILL_BYTES", 0)
+        monkeypatch.setenv(SCRATCH_ENV, str(tmp_path))
+        got = run(bought)
+        (spilled,) = [v["m"] for k, v in engine._memo(bought).items() if k[0] == "margins"]
+        assert spilled._spill is not None and spilled._spill.folder.parent == tmp_path
+        np.testing.assert_array_equal(got[0], want[0])
+        for k in want[1]:
+            same(got[1][k], want[1][k])
+        engine.forget(bought)
+        del spilled
+        gc.collect()
+        assert not list(tmp_path.iterdir())
+        monkeypatch.undo()
+
+
 @given(
     st.integers(1, 30),
     st.integers(0, 12),
@@ -559,6 +594,17 @@ def test_margin_cells_are_the_dense_table_bit_for_bit(n, extra, ages, pieces, ch
                                   np.cumsum(dense, axis=1)[:, ages])  # fmt: skip
     with pytest.raises(IndexError):
         m.upto(max(ages)).add_age(np.zeros(n), max(ages) + 1)
+    s = m.spilled()  # the same cells on disk, read through a memory map: the same floats
+    folder = s._spill.folder
+    assert s.nbytes == m.nbytes and (folder / "values").stat().st_size == m.nbytes * 2 // 3
+    np.testing.assert_array_equal(s.toarray(), dense)
+    for k in range(top + 1):
+        np.testing.assert_array_equal(s.column(k), dense[:, k])
+    np.testing.assert_array_equal(engine._running_sums(s.upto(max(ages)), ages),
+                                  np.cumsum(dense, axis=1)[:, ages])  # fmt: skip
+    del s
+    gc.collect()
+    assert not folder.exists()  # removed once no MarginCells reads it
 
 
 _IDS = st.lists(st.text(alphabet=st.sampled_from(["a", "b", "\x1f", "é", "0"]), max_size=4),
