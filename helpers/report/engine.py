@@ -2163,36 +2163,57 @@ class _Spill:
     """The files of a spilled :class:`MarginCells`: every chunk's customer positions (int32) and
     margins (float64) one after the other, each chunk's ``ptr`` and place kept in memory; the
     folder removed when this object is collected (every :class:`MarginCells` on it gone) or at
-    exit."""
+    exit. Written a chunk at a time (:meth:`add`, then :meth:`done`)."""
 
-    def __init__(self, folder: Path, index: list[tuple[np.ndarray, int, int]], cells: int):
-        import shutil
-        import weakref
-
-        self.folder, self.index, self.cells = folder, index, cells
-        self.nbytes = cells * 12
-        weakref.finalize(self, shutil.rmtree, folder, ignore_errors=True)
-
-    @classmethod
-    def write(cls, chunks: list[tuple[np.ndarray, np.ndarray, np.ndarray]],
-              folder: str | Path | None) -> _Spill:  # fmt: skip
+    def __init__(self, folder: str | Path | None = None):
         import os
+        import shutil
         import tempfile
+        import weakref
 
         from helpers.report.handover import SCRATCH_ENV
 
         base = folder or os.environ.get(SCRATCH_ENV) or None
         if base is not None and not Path(base).is_dir():
             base = None
-        out = Path(tempfile.mkdtemp(prefix="retention-lab-margins-", dir=base))
-        index, at = [], 0
-        with open(out / "rows", "wb") as fr, open(out / "values", "wb") as fv:
-            for ptr, r, x in chunks:
-                np.ascontiguousarray(r, dtype=np.int32).tofile(fr)
-                np.ascontiguousarray(x, dtype=np.float64).tofile(fv)
-                index.append((ptr, at, at + len(r)))
-                at += len(r)
-        return cls(out, index, at)
+        self.folder = Path(tempfile.mkdtemp(prefix="retention-lab-margins-", dir=base))
+        weakref.finalize(self, shutil.rmtree, self.folder, ignore_errors=True)
+        self.index: list[tuple[np.ndarray, int, int]] = []
+        self.cells = 0
+        self._files: tuple[Any, Any] | None = (
+            open(self.folder / "rows", "wb"),  # noqa: SIM115 (closed by done)
+            open(self.folder / "values", "wb"),  # noqa: SIM115
+        )
+
+    @property
+    def nbytes(self) -> int:
+        return self.cells * 12
+
+    @classmethod
+    def write(cls, chunks: list[tuple[np.ndarray, np.ndarray, np.ndarray]],
+              folder: str | Path | None) -> _Spill:  # fmt: skip
+        """`chunks` written to a new spill, done."""
+        spill = cls(folder)
+        spill.add(chunks)
+        return spill.done()
+
+    def add(self, chunks: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> None:
+        """Append `chunks` (ptr, positions, margins) to the files."""
+        assert self._files is not None, "the spill is done"
+        fr, fv = self._files
+        for ptr, r, x in chunks:
+            np.ascontiguousarray(r, dtype=np.int32).tofile(fr)
+            np.ascontiguousarray(x, dtype=np.float64).tofile(fv)
+            self.index.append((ptr, self.cells, self.cells + len(r)))
+            self.cells += len(r)
+
+    def done(self) -> _Spill:
+        """The files closed: ready to be read (:meth:`mapped`)."""
+        if self._files is not None:
+            for f in self._files:
+                f.close()
+            self._files = None
+        return self
 
     @contextlib.contextmanager
     def mapped(self) -> Any:
@@ -2206,8 +2227,9 @@ class _Spill:
         yield [(ptr, rows[lo:hi], values[lo:hi]) for ptr, lo, hi in self.index]
 
 
-#: A :class:`MarginCells` of more bytes than this is kept on disk (:meth:`MarginCells.spilled`):
-#: at 10M orders the 12 months' cells are about 40 MB and stay in memory.
+#: A :class:`MarginCells` of more bytes than this is kept on disk, written range by range as the
+#: engine returns them (:func:`_monthly_margins`, :class:`_Spill`): at 10M orders the 12
+#: months' cells are about 40 MB and stay in memory.
 SPILL_BYTES = 128 << 20
 
 
@@ -2256,6 +2278,7 @@ def _monthly_margins(
     s["customer_id"] = _encode(codes, s["customer_id"].to_numpy(object))
     scale = money_scale(orders)
     chunks: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+    spill: _Spill | None = None  # beyond SPILL_BYTES, each range's cells go to disk as they come
     # in ranges of customers when the join and its group-by would not fit DuckDB's memory: each
     # cell is one customer's, so the same cells come back (customer_ranges)
     for r in customer_ranges(t, codes):
@@ -2277,10 +2300,12 @@ def _monthly_margins(
             col[2] = np.nan_to_num(col[2], nan=0.0)
         chunks += MarginCells.from_cells(len(s), top, [col]).chunks  # grouped by age
         del cells, col
-    out = MarginCells(len(s), top, chunks)
-    del chunks
-    if out.nbytes > SPILL_BYTES:  # kept on disk, read while summed
-        out = out.spilled()
+        if spill is None and sum(r.nbytes + x.nbytes for _, r, x in chunks) > SPILL_BYTES:
+            spill = _Spill()
+        if spill is not None:
+            spill.add(chunks)
+            chunks = []
+    out = MarginCells(len(s), top, chunks, spill.done() if spill is not None else None)
     memo[key] = {"who": who, "top": top, "m": out}
     return out
 
