@@ -333,6 +333,7 @@ def _write_columns(
     pcsv.write_csv(schema.empty_table(), header, write_options=pcsv.WriteOptions(
         quoting_style="needed"))  # fmt: skip
     pending: list[Future[pa.Buffer]] = []
+    path.parent.mkdir(parents=True, exist_ok=True)  # a papermill run's export_dir, made here
     with open(path, "wb") as f:
         f.write(header.getvalue())
         try:

@@ -397,7 +397,11 @@ def test_start_exports_writes_what_export_csv_writes_with_the_columns_of_the_cal
     with pytest.raises(ValueError, match="columns overlap"):
         report.start_exports([([seg, seg[["n_orders"]]], tmp_path / "x.csv")])
     assert not (tmp_path / "x.csv").exists()
-    failing = report.start_exports([(seg, tmp_path / "no such folder" / "y.csv")])
+    # a folder not there yet is made (a papermill run's export_dir); a file in the way fails
+    made = report.start_exports([(seg, tmp_path / "new folder" / "y.csv")]).result()
+    report.export_csv(seg, tmp_path / "seg.csv")
+    assert made[0].read_bytes() == (tmp_path / "seg.csv").read_bytes()
+    failing = report.start_exports([(seg, tmp_path / "now.csv" / "y.csv")])
     with pytest.raises(OSError):
         failing.result()
 
@@ -437,7 +441,7 @@ def test_start_exports_above_its_size_writes_them_in_the_callers_thread(tmp_path
     job = report.start_exports([(seg, tmp_path / "later.csv")])
     assert job.done() and job.result() == [tmp_path / "later.csv"]
     assert (tmp_path / "later.csv").read_bytes() == (tmp_path / "now.csv").read_bytes()
-    failing = report.start_exports([(seg, tmp_path / "no such folder" / "y.csv")])
+    failing = report.start_exports([(seg, tmp_path / "now.csv" / "y.csv")])  # a file in the way
     assert failing.done()
     with pytest.raises(OSError):
         failing.result()
