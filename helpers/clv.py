@@ -1567,6 +1567,25 @@ _QGRID = 1024
 _QMIN = 2 * (_QGRID + 1)
 
 
+def _distinct_counts(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``np.unique(x, return_inverse=True, return_counts=True)`` of the repeat counts `x`: the
+    distinct values (sorted), each customer's position among them and each value's customers.
+    Whole numbers in 0..2^31 - 1 (the repeat counts) go through ``np.bincount`` with int32
+    positions: no sorted copy, sort order or int64 positions (at 8.4M customers about 0.2 GB
+    of temporaries, at the report's peak; benchmarks/README.md); other values through
+    ``np.unique``."""
+    x = np.asarray(x, dtype=float).reshape(-1)
+    if x.size and x.min() >= 0 and x.max() < 2**31:
+        xi = x.astype(np.int32)
+        if np.array_equal(xi, x):
+            n = np.bincount(xi)
+            seen = n > 0
+            at = np.cumsum(seen, dtype=np.int32) - 1  # a value's position among the distinct
+            return np.flatnonzero(seen).astype(float), at[xi], n[seen]
+    ux, inv, rows = np.unique(x, return_inverse=True, return_counts=True)
+    return ux, inv.reshape(-1), rows
+
+
 class _CumTables:
     """Cumulative expected purchases E[Y(t_k) | x, t_x, T] at many horizons t_k for many
     customers (:func:`expected_purchases`, FHL 2005 eq. 10), fast and to about 1e-12.
@@ -1606,9 +1625,7 @@ class _CumTables:
         r, alpha, a, b = fit.r, fit.alpha, fit.a, fit.b
         self.s = 1 if _is_mbg(fit) else 0
         self.A, self.B = a + b - 1 + self.s - r, a - 1
-        self.ux, inv = np.unique(x, return_inverse=True)
-        inv = inv.reshape(-1)
-        rows = np.bincount(inv, minlength=len(self.ux))
+        self.ux, inv, rows = _distinct_counts(x)
         tmin = np.full(len(self.ux), np.inf)
         np.minimum.at(tmin, inv, T)
         # tabulate where it saves hyp2f1 calls: customers x horizons > 4 x grid points

@@ -1356,3 +1356,27 @@ def test_horizon_sums_in_blocks_are_the_same_floats(block, model, seed):
     done[rest] = False  # their entries are left unset
     np.testing.assert_array_equal(got[0][done], total[done])
     np.testing.assert_array_equal(got[1][done], disc[done])
+
+
+@given(
+    st.lists(
+        st.one_of(
+            st.integers(0, 40).map(float),
+            st.floats(-5, 50, allow_nan=False),
+            st.sampled_from([2.0**31, 2.0**31 - 1, -0.0, 0.5]),
+        ),
+        max_size=60,
+    )
+)
+@settings(max_examples=300, deadline=None)
+def test_distinct_counts_are_numpys_unique(values):
+    """clv._distinct_counts (the repeat counts' distinct values by bincount, int32 positions)
+    gives np.unique's values, inverse and counts, for whole numbers and any other floats."""
+    x = np.array(values, dtype=float)
+    ux, inv, rows = clv._distinct_counts(x)
+    want = np.unique(x, return_inverse=True, return_counts=True)
+    np.testing.assert_array_equal(ux, want[0])
+    np.testing.assert_array_equal(inv, want[1].reshape(-1))
+    np.testing.assert_array_equal(rows, want[2])
+    if len(x) and (x >= 0).all() and (x < 2**31).all() and (x == np.floor(x)).all():
+        assert inv.dtype == np.int32  # the bincount path
