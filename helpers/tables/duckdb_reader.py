@@ -229,11 +229,12 @@ def read_into(
     cells: bool = False,
     **options: Any,
 ) -> dict[str, Any] | None:
-    """The table :func:`read_table_info` returns (without unmapped columns; `options` as there), created as the
-    DuckDB table `name` in `con` instead of being handed to Python: DuckDB parses and checks the
-    file with the same SQL and the typed table stays in the engine (issue 31: the report's rules
-    and aggregations then run on it there; a Parquet file's is a temporary view over the file,
-    checked in one scan, :func:`_checked_view`). A CSV is scanned once per parsed column's
+    """The table :func:`read_table_info` returns (without unmapped columns; `options` as there), made
+    `name` in `con` instead of being handed to Python: DuckDB parses and checks the file with the
+    same SQL and the typed table stays in the engine (issue 31: the report's rules and
+    aggregations then run on it there). It is a temporary view: over a Parquet file itself,
+    checked in one scan (:func:`_checked_view`), or over the typed cells written once as Parquet
+    beside `con`'s database file; in an in-memory database, a table (:func:`_read_into`). A CSV is scanned once per parsed column's
     distinct values and once for the table; with `cells` its text cells are first copied into DuckDB
     (one read of the file, spilled to disk above the connection's memory limit; slower on a
     local file, for a file that is expensive to read twice). Returns the info (``labels``, ``unit``,
@@ -254,7 +255,7 @@ def read_into(
         info = _read(con, path, types, cols, o, None, False, into=name)
     except duckdb.Error:
         info = None
-    if info is None:  # the table, or a Parquet file's view (_checked_view)
+    if info is None:  # the view or the table (_read_into)
         kinds = "SELECT 1 FROM duckdb_views() WHERE temporary AND view_name = ?"
         if con.execute(kinds, [name]).fetchall():
             con.execute(f"DROP VIEW {_ident(name)}")
