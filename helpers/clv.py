@@ -1570,12 +1570,13 @@ _QMIN = 2 * (_QGRID + 1)
 def _distinct_counts(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``np.unique(x, return_inverse=True, return_counts=True)`` of the repeat counts `x`: the
     distinct values (sorted), each customer's position among them and each value's customers.
-    Whole numbers in 0..2^31 - 1 (the repeat counts) go through ``np.bincount`` with int32
-    positions: no sorted copy, sort order or int64 positions (at 8.4M customers about 0.2 GB
-    of temporaries, at the report's peak; benchmarks/README.md); other values through
-    ``np.unique``."""
+    Whole numbers from 0 up to no more than the customers' number (the repeat counts) go through
+    ``np.bincount`` with int32 positions: no sorted copy, sort order or int64 positions (at 8.4M
+    customers about 0.2 GB of temporaries, at the report's peak; benchmarks/README.md); larger
+    or other values through ``np.unique`` (a bincount's table is as long as the largest value).
+    """
     x = np.asarray(x, dtype=float).reshape(-1)
-    if x.size and x.min() >= 0 and x.max() < 2**31:
+    if x.size and x.min() >= 0 and x.max() <= max(x.size, 1024) and x.size < 2**31:
         xi = x.astype(np.int32)
         if np.array_equal(xi, x):
             n = np.bincount(xi)
