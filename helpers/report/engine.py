@@ -2074,8 +2074,9 @@ class MarginCells:
     other cell 0. A customer has an order in about 4 of the 12 months of the 12-month margin and
     5 of the LTV curves' 36 (the 10M CSV): 12 bytes a cell instead of 8 bytes for every customer
     and age (at 8.4M customers about 0.4 GB instead of 0.8 GB kept for the sections).
-    Beyond :data:`SPILL_BYTES` the cells are kept on disk (:meth:`spilled`), read through a
-    memory map while a sum is taken. Read-only."""
+    Beyond :data:`SPILL_BYTES` the cells are kept on disk (:func:`_monthly_margins` writes them
+    there range by range; :meth:`spilled` for cells already in memory), read through a memory
+    map while a sum is taken. Read-only."""
 
     def __init__(self, n: int, top: int, chunks: list[tuple[np.ndarray, np.ndarray, np.ndarray]],
                  spill: _Spill | None = None):  # fmt: skip
@@ -2105,9 +2106,7 @@ class MarginCells:
     @property
     def nbytes(self) -> int:
         """The cells' bytes (in memory, or on disk when spilled)."""
-        if self._spill is not None:
-            return self._spill.nbytes
-        return sum(r.nbytes + x.nbytes for _, r, x in self.chunks)
+        return self._spill.nbytes if self._spill is not None else _cells_bytes(self.chunks)
 
     def spilled(self, folder: str | Path | None = None) -> MarginCells:
         """The same cells kept in two files (customer positions, margins) of a new folder in
@@ -2157,6 +2156,11 @@ class MarginCells:
                 for ptr, rows, v in chunks:
                     out[rows[ptr[k] : ptr[k + 1]], k] = v[ptr[k] : ptr[k + 1]]
         return out
+
+
+def _cells_bytes(chunks: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> int:
+    """The bytes of :class:`MarginCells` chunks' positions and margins."""
+    return sum(r.nbytes + x.nbytes for _, r, x in chunks)
 
 
 class _Spill:
@@ -2300,7 +2304,7 @@ def _monthly_margins(
             col[2] = np.nan_to_num(col[2], nan=0.0)
         chunks += MarginCells.from_cells(len(s), top, [col]).chunks  # grouped by age
         del cells, col
-        if spill is None and sum(r.nbytes + x.nbytes for _, r, x in chunks) > SPILL_BYTES:
+        if spill is None and _cells_bytes(chunks) > SPILL_BYTES:
             spill = _Spill()
         if spill is not None:
             spill.add(chunks)
