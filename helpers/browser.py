@@ -14,6 +14,7 @@ import json
 import os
 import select
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -109,6 +110,8 @@ class _Pipe:
              str(chromium), *FLAGS, f"--user-data-dir={profile}", "about:blank"],
             pass_fds=(to_chrome_r, from_chrome_w), stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            # Chromium's own process group: its renderers and services are in it (close())
+            start_new_session=True,
         )  # fmt: skip
         os.close(to_chrome_r)
         os.close(from_chrome_w)
@@ -165,6 +168,12 @@ class _Pipe:
                 return event
 
     def close(self) -> None:
+        """End Chromium and every process it started, so that nothing writes into its profile
+        folder once this returns. Its network service writes ``Default/Network Persistent
+        State`` as it shuts down, which may be after the browser's own process has exited:
+        with the profile removed at that moment, CI runs left a ``retention-lab-chromium-*``
+        folder behind. The browser's process leads a process group of its own
+        (``start_new_session``); this waits until no process is left in it."""
         for fd in (self._to_chrome, self._from_chrome):
             try:
                 os.close(fd)
@@ -176,6 +185,21 @@ class _Pipe:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
+        _end_group(self.proc.pid)
+
+
+def _end_group(group: int, timeout: float = 10.0) -> None:
+    """Wait until no process is left in process group `group` (each one exited and reaped):
+    SIGTERM to those left, then SIGKILL to any left after `timeout` seconds (and 2 s more)."""
+    for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, 2.0)):
+        deadline = time.monotonic() + wait
+        try:
+            os.killpg(group, sig)
+            while time.monotonic() < deadline:
+                time.sleep(0.02)
+                os.killpg(group, 0)  # anyone left? (signal 0: only the check)
+        except ProcessLookupError:
+            return
 
 
 def _report(url: str, result: dict[str, Any], events: list[dict[str, Any]]) -> PageReport:

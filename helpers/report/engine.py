@@ -231,21 +231,41 @@ def from_arrow(
         return con.table(name)
 
 
-def spark_connect(partitions: int = 4) -> ibis.BaseBackend:
+def spark_connect(partitions: int = 4, folder: str | Path | None = None) -> ibis.BaseBackend:
     """An Ibis connection to a local Spark session (``local[*]``; PySpark and Java needed:
     ``make test-spark`` installs them): session time zone UTC (timestamps as written, as in
     DuckDB), `partitions` shuffle partitions, no UI. On a cluster, connect Ibis to its session
-    instead (``ibis.pyspark.connect(session)``); the expressions are the same."""
+    instead (``ibis.pyspark.connect(session)``); the expressions are the same.
+
+    Spark's files (its block manager's and shuffle files, the JVM's temporary folders, the
+    warehouse folder) go to a new folder ``retention-lab-spark-*`` in `folder` (default: the
+    report's scratch folder, :data:`helpers.report.handover.SCRATCH_ENV`, else the system's
+    temporary folder), removed when the session is stopped at exit. Spark removes its own at the
+    JVM's exit, which does not happen when the JVM is killed with the notebook's kernel at the
+    end of a report: each report on Spark left four folders in /tmp (2026-12-07)."""
+    import atexit
+    import os
+    import shutil
     import tempfile
 
     from pyspark.sql import SparkSession
 
-    # nothing is written there (views only), but Spark must not make it in the working folder
-    warehouse = Path(tempfile.gettempdir()) / "retention-lab-spark-warehouse"
+    from helpers.report.handover import SCRATCH_ENV
+
+    base = folder or os.environ.get(SCRATCH_ENV) or None
+    if base is not None and not Path(base).is_dir():
+        base = None
+    scratch = Path(tempfile.mkdtemp(prefix="retention-lab-spark-", dir=base))
+    (scratch / "local").mkdir()
+    (scratch / "tmp").mkdir()
     session = (
         SparkSession.builder.master("local[*]")
-        .config("spark.sql.warehouse.dir", warehouse.as_posix())
         .appName("retention-lab-report")
+        # nothing is written to the warehouse (views only), but Spark must not make it in the
+        # working folder
+        .config("spark.sql.warehouse.dir", (scratch / "warehouse").as_posix())
+        .config("spark.local.dir", (scratch / "local").as_posix())
+        .config("spark.driver.extraJavaOptions", f"-Djava.io.tmpdir={(scratch / 'tmp').as_posix()}")
         .config("spark.sql.session.timeZone", "UTC")
         .config("spark.ui.enabled", "false")
         .config("spark.ui.showConsoleProgress", "false")  # no progress bars on standard error
@@ -254,6 +274,12 @@ def spark_connect(partitions: int = 4) -> ibis.BaseBackend:
         .getOrCreate()
     )
     session.sparkContext.setLogLevel("ERROR")
+
+    def stop() -> None:
+        session.stop()
+        shutil.rmtree(scratch, ignore_errors=True)
+
+    atexit.register(stop)
     return ibis.pyspark.connect(session)
 
 

@@ -140,3 +140,35 @@ def test_spark_samples_the_same_customers_as_duckdb(spark, ids):
     got = set(engine.sample_customers(table, 9).customer_id.execute().astype(str))
     want = set(engine.sample_customers(ibis.memtable(orders), 9).customer_id.execute().astype(str))
     assert got == want and 0 < len(want) < orders["customer_id"].nunique() / 4
+
+
+def test_spark_files_stay_in_the_scratch_folder_and_go_with_the_session(tmp_path):
+    """engine.spark_connect puts Spark's files (the block manager's, the JVM's temporary
+    folders) in a folder of its own inside the one given, and removes it at exit: a session
+    whose JVM was killed (the report's kernel at its end) left four folders in /tmp. A fresh
+    interpreter, since this process has its own session (the fixture's)."""
+    import subprocess
+    import sys
+    import textwrap
+
+    script = textwrap.dedent(
+        f"""
+        from pathlib import Path
+        import pyarrow as pa
+        from helpers.report import engine
+        con = engine.spark_connect(folder={str(tmp_path)!r})
+        t = engine.on_spark(pa.table({{"customer_id": [1, 2, 1], "amount": [1.0, 2.0, 3.0]}}), con)
+        assert t.group_by("customer_id").agg(s=t.amount.sum()).to_pyarrow().num_rows == 2
+        (scratch,) = Path({str(tmp_path)!r}).glob("retention-lab-spark-*")
+        print(*sorted(p.name for p in (scratch / "local").iterdir()))
+        print(*sorted(p.name for p in (scratch / "tmp").iterdir()))
+        """
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=300
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    local, tmp = run.stdout.splitlines()[-2:]
+    assert "blockmgr-" in local  # the block manager's folder in the scratch folder
+    assert "spark-" in tmp and "artifacts-" in tmp  # the JVM's temporary folders there too
+    assert list(tmp_path.iterdir()) == []  # and all of it removed at exit
