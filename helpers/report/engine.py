@@ -53,7 +53,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from helpers import btyd, economics, money, periods, segments
+from helpers import economics, money, periods, segments
 
 __all__ = [
     "connect",
@@ -1105,6 +1105,10 @@ def btyd_summary(
     Equal to ``helpers.btyd.at_resolution(helpers.segments.rfm_table(orders, as_of, time_unit),
     resolution)`` (Fader, Hardie & Lee 2005's x, t_x, T; the resolution stated, 'D' by default:
     customers then share their (x, t_x, T), see :func:`distinct_patterns`)."""
+    # here, not at the module's top: helpers.btyd brings scipy.stats and statsmodels (0.5 s),
+    # which the report command's reading child, importing this module, does not need
+    from helpers import btyd
+
     if resolution not in btyd.RESOLUTIONS:
         raise ValueError(
             f"resolution must be one of {sorted(btyd.RESOLUTIONS)}, got {resolution!r}"
