@@ -57,6 +57,11 @@ def main() -> None:
     ap.add_argument("--sizes", type=int, nargs="+", default=[250_000, 1_000_000])
     ap.add_argument("--cores", type=int, default=2)
     args = ap.parse_args()
+    import importlib.util
+
+    if importlib.util.find_spec("pyspark") is None:  # make benchmark on a machine without it
+        print("not run: PySpark is not installed (make test-spark installs it and Java)")
+        return
     from pyspark.sql import SparkSession
 
     print(machine() + f", ibis {ibis.__version__}")

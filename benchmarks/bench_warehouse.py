@@ -64,11 +64,14 @@ def folder_bytes(folder: Path) -> int:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--data", help="duckdb:///…?table=… or another database URL")
+    what = ap.add_mutually_exclusive_group(required=True)
+    what.add_argument("--data", help="duckdb:///…?table=… or another database URL")
+    what.add_argument("--make-db", nargs=2, metavar=("CSV", "DB"), type=Path,
+                      help="write the typed table and its mapping first, then stop")  # fmt: skip
     ap.add_argument("--mapping")
-    ap.add_argument("--make-db", nargs=2, metavar=("CSV", "DB"), type=Path,
-                    help="write the typed table and its mapping first, then stop")  # fmt: skip
     args = ap.parse_args()
+    if args.data and not args.mapping:
+        ap.error("--data needs --mapping")
     if args.make_db:
         make_db(*args.make_db)
         return
