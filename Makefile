@@ -85,7 +85,7 @@ lock: ## re-resolve requirements.in into requirements.txt (needs the network to 
 	  echo "# Do not edit by hand. Python 3.11."; .lockvenv/bin/pip freeze --exclude-editable; } > requirements.txt
 	rm -rf .lockvenv
 
-benchmark: $(FONTS) ## run the benchmarks (prints rows/s, peak memory, ratio to DuckDB)
+benchmark: $(FONTS) ## run the benchmarks that need no input (rows/s, peak memory, ratio to DuckDB); lists the others
 	$(PY) benchmarks/run_all.py
 
 clean: ## remove reports/, the built book and caches (keeps .venv)
