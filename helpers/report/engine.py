@@ -80,6 +80,7 @@ __all__ = [
     "PATTERN_KEYS",
     "tune_duckdb",
     "connect_scratch",
+    "scratch_folder",
     "close",
     "money_scale",
     "exact_sum",
@@ -231,6 +232,22 @@ def from_arrow(
         return con.table(name)
 
 
+def scratch_folder(prefix: str, folder: str | Path | None = None) -> Path:
+    """A new folder named `prefix`... for large intermediate files, in `folder` (default: the
+    report's scratch folder, :data:`helpers.report.handover.SCRATCH_ENV`, which the report
+    command removes whatever its kernel did; else, or when that folder is gone, the system's
+    temporary folder). Its maker removes it."""
+    import os
+    import tempfile
+
+    from helpers.report.handover import SCRATCH_ENV
+
+    base = folder or os.environ.get(SCRATCH_ENV) or None
+    if base is not None and not Path(base).is_dir():
+        base = None
+    return Path(tempfile.mkdtemp(prefix=prefix, dir=base))
+
+
 def spark_connect(partitions: int = 4, folder: str | Path | None = None) -> ibis.BaseBackend:
     """An Ibis connection to a local Spark session (``local[*]``; PySpark and Java needed:
     ``make test-spark`` installs them): session time zone UTC (timestamps as written, as in
@@ -244,18 +261,11 @@ def spark_connect(partitions: int = 4, folder: str | Path | None = None) -> ibis
     JVM's exit, which does not happen when the JVM is killed with the notebook's kernel at the
     end of a report: each report on Spark left four folders in /tmp (2026-12-07)."""
     import atexit
-    import os
     import shutil
-    import tempfile
 
     from pyspark.sql import SparkSession
 
-    from helpers.report.handover import SCRATCH_ENV
-
-    base = folder or os.environ.get(SCRATCH_ENV) or None
-    if base is not None and not Path(base).is_dir():
-        base = None
-    scratch = Path(tempfile.mkdtemp(prefix="retention-lab-spark-", dir=base))
+    scratch = scratch_folder("retention-lab-spark-", folder)
     (scratch / "local").mkdir()
     (scratch / "tmp").mkdir()
     session = (
@@ -2200,17 +2210,10 @@ class _Spill:
     exit. Written a chunk at a time (:meth:`add`, then :meth:`done`)."""
 
     def __init__(self, folder: str | Path | None = None):
-        import os
         import shutil
-        import tempfile
         import weakref
 
-        from helpers.report.handover import SCRATCH_ENV
-
-        base = folder or os.environ.get(SCRATCH_ENV) or None
-        if base is not None and not Path(base).is_dir():
-            base = None
-        self.folder = Path(tempfile.mkdtemp(prefix="retention-lab-margins-", dir=base))
+        self.folder = scratch_folder("retention-lab-margins-", folder)
         weakref.finalize(self, shutil.rmtree, self.folder, ignore_errors=True)
         self.index: list[tuple[np.ndarray, int, int]] = []
         self.cells = 0
