@@ -20,14 +20,18 @@ import numpy as np
 import pandas as pd
 from _common import duckdb_runner, fmt_row, machine, time_it
 
-from helpers import cohorts
+from helpers import cohorts, periods
 from helpers.synth import generate_orders
 
 END = "TIMESTAMP '{end}'"  # exclusive end of the as-of day, filled in per data set
+#: The start of the partial month after the last complete one (helpers.periods' censoring rule:
+#: a period counts once it has ended on or before as-of), filled in per data set: the cohort
+#: tables count the orders before it
+CUT = "TIMESTAMP '{cut}'"
 BRACKETS = cohorts.DEFAULT_BRACKETS
 
 SQL_N_PERIOD = f"""
-WITH o AS (SELECT customer_id, date_trunc('month', order_date) AS p FROM orders WHERE order_date < {END}),
+WITH o AS (SELECT customer_id, date_trunc('month', order_date) AS p FROM orders WHERE order_date < {CUT}),
      f AS (SELECT customer_id, min(p) AS cohort FROM o GROUP BY customer_id),
      a AS (SELECT DISTINCT o.customer_id, f.cohort, datediff('month', f.cohort, o.p) AS age
            FROM o JOIN f USING (customer_id))
@@ -37,7 +41,7 @@ SELECT cohort, age, count(*) AS active FROM a GROUP BY cohort, age
 SQL_UNBOUNDED = f"""
 WITH c AS (SELECT customer_id, date_trunc('month', min(order_date)) AS cohort,
                   date_trunc('month', max(order_date)) AS last_p
-           FROM orders WHERE order_date < {END} GROUP BY customer_id),
+           FROM orders WHERE order_date < {CUT} GROUP BY customer_id),
      h AS (SELECT cohort, datediff('month', cohort, last_p) AS last_age, count(*) AS n
            FROM c GROUP BY cohort, last_age)
 SELECT cohort, last_age AS age, sum(n) OVER (PARTITION BY cohort ORDER BY last_age DESC) AS returned FROM h
@@ -99,6 +103,8 @@ def bench(n: int, repeat: int, threads: int | None, native: bool = False) -> lis
     orders = generate_orders(n)
     as_of = orders["order_date"].max().normalize()  # the data end where the n-th order falls
     end = (as_of + pd.Timedelta(days=1)).strftime("%Y-%m-%d")
+    last = periods.last_complete_period(as_of, "M")
+    cut = (pd.Period(ordinal=last, freq="M") + 1).start_time.strftime("%Y-%m-%d")
     AS_OF = as_of.strftime("%Y-%m-%d")  # noqa: N806
     cases = {
         "cohort_table": (lambda: cohorts.cohort_table(orders, "M", AS_OF), SQL_N_PERIOD),
@@ -119,7 +125,9 @@ def bench(n: int, repeat: int, threads: int | None, native: bool = False) -> lis
         f"{len(orders):,} orders, {orders['customer_id'].nunique():,} customers, monthly cohorts:"
     ]
     for name, (ours_fn, sql) in cases.items():
-        duck_fn = duckdb_runner(sql.format(end=end), threads=threads, native=native, orders=orders)
+        duck_fn = duckdb_runner(
+            sql.format(end=end, cut=cut), threads=threads, native=native, orders=orders
+        )
         _check(name, ours_fn(), duck_fn())  # also the warm-up
         t_duck, rss_duck = time_it(duck_fn, repeat)
         t_ours, rss_ours = time_it(ours_fn, repeat)
