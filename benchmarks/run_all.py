@@ -36,10 +36,13 @@ def needs_inputs(script: Path) -> bool:
 
 
 def usage(script: Path) -> str:
-    """The ``Run:`` line of `script`'s docstring (else its name)."""
+    """The ``Run:`` line of `script`'s docstring, else its first line naming the script's
+    path, else the script's name."""
     doc = ast.get_docstring(ast.parse(script.read_text(encoding="utf-8"))) or ""
-    line = next((x for x in doc.splitlines() if x.strip().startswith("Run:")), "")
-    return line.strip().removeprefix("Run:").strip() or script.name
+    lines = [x.strip() for x in doc.splitlines()]
+    line = next((x for x in lines if x.startswith("Run:")), "").removeprefix("Run:").strip()
+    named = next((x for x in lines if f"benchmarks/{script.name}" in x), "")
+    return line or named or script.name
 
 
 def main() -> int:

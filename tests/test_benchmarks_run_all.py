@@ -53,3 +53,11 @@ def test_the_benchmarks_that_time_named_files_are_not_run_by_make_benchmark(run_
         "bench_read.py", "bench_sections.py", "bench_warehouse.py",
     } <= named  # fmt: skip
     assert "bench_cohorts.py" not in named and "bench_report.py" not in named
+
+
+def test_usage_is_the_run_line_else_the_line_naming_the_script(run_all, tmp_path):
+    script = tmp_path / "bench_y.py"
+    script.write_text('"""Y.\n\nOnce:\n\n    python benchmarks/bench_y.py --prepare D\n"""\n')
+    assert run_all.usage(script) == "python benchmarks/bench_y.py --prepare D"
+    script.write_text('"""Y, without a command."""\n')
+    assert run_all.usage(script) == "bench_y.py"
