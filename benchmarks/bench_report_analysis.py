@@ -26,7 +26,7 @@ calls them (cell 4, then the later cells):
 7. ``segments.segment_summary(seg)``
 8. ``report.dropout_scenario(clv_fit, seg, econ, 0.10)``
 9. the CSV export: ``seg.join(orders.groupby("customer_id")["amount"].sum())`` joined with the CLV
-   table, ``round(4).to_csv`` (to a temporary folder), and the at-risk list's CSV
+   table, written by the report's ``export_csv`` (to a temporary folder), and the at-risk list's CSV
 10. ``report.pseudonymize`` of the ids the report shows (the at-risk top 8), and, as a separate
     figure, of every customer id (what pseudonymizing a full export would cost)
 11. the monthly retention of the notebook's exercise (period_retention with "M")
@@ -103,8 +103,10 @@ def run_steps(orders: pd.DataFrame, period: str, out_dir: Path) -> tuple[list[tu
         table = seg.join(orders.groupby("customer_id")["amount"].sum().rename("net_revenue"))
         if clv is not None:
             table = table.join(clv.drop(columns=[c for c in ("p_alive", "clv") if c in table]))
-        table.round(4).to_csv(out_dir / "customers.csv")
-        r["at_risk"].round(4).to_csv(out_dir / "at_risk_customers.csv")
+        # the report's own writer (numbers rounded to 4 places, spreadsheet-safe text, Arrow on
+        # threads), not DataFrame.to_csv: 44.5 s at 2.2M customers with to_csv (2026-12-07)
+        report.export_csv(table, out_dir / "customers.csv")
+        report.export_csv(r["at_risk"], out_dir / "at_risk_customers.csv")
         r["export_rows"] = len(table)
 
     def cohort_step() -> None:
