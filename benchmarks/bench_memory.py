@@ -185,7 +185,10 @@ def run_traced(cmd: list[str], env: dict[str, str], cwd: Path = ROOT) -> dict:
             except psutil.Error:
                 procs = []
             for p in procs:
-                if p.pid not in roles or roles[p.pid] == "other":
+                if roles.get(p.pid) != "kernel":
+                    # again until it is the kernel: a child forked by the command carries the
+                    # command's line until it runs its own program (the kernel did, on a
+                    # warehouse table, and its memory was counted as the command's)
                     roles[p.pid] = _role(p)
                 kb = _status_kb(p.pid)
                 rss = kb.get("VmRSS", 0) * 1024
