@@ -17,9 +17,8 @@ Measured, each pair in two child processes, one after the other:
   file the notebook's kernel opens), then on that file, opened as the kernel opens it (its
   memory limit), one after the other with all of DuckDB's threads: the kernel's four largest
   queries, the one pass per customer (``customer_table``), the acquisition cohorts
-  (``cohort_table``), the retention per month (``period_retention``: since the cohorts and the
-  retention share one query, ``engine._period_cells``, it finds the cohort table's cells when the
-  mapping's period is the month) and the net revenue per customer (``customer_totals``). In the report the last four run in the kernel's background
+  (``cohort_table``), the retention per month (``period_retention``) and the net revenue per
+  customer (``customer_totals``). In the report the last four run in the kernel's background
   thread beside the fits (one DuckDB thread); the other queries of the report (the summary, the
   margins, the definitions' sample) come on top. The sum is a floor for the report on this file.
 """

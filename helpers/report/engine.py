@@ -814,89 +814,6 @@ def _kept_per_table(fn: Callable[..., Any]) -> Callable[..., Any]:
     return kept
 
 
-#: :func:`_period_cells`' exact sums (integer units of 10^-scale, :func:`exact_sum`).
-_CELL_SUMS = ("revenue", "revenue_retained", "revenue_capped", "lost_capped")
-
-
-@_kept_per_table
-def _period_cells(
-    orders: ir.Table | pd.DataFrame,
-    freq: str = "M",
-    as_of: str | pd.Timestamp | None = None,
-    complete_only: bool = True,
-) -> pd.DataFrame:
-    """What :func:`period_retention` and :func:`cohort_table` are made of, from ONE window over
-    the (customer, period) activity (:func:`_activity`): per (period ``p``, acquisition
-    ``cohort``, the customer's first period) the customers active in p (``customers_end``), the
-    new ones (p = cohort), the retained ones (also active in p - 1), the customers whose last
-    active period is p (``last``), and the sums ``revenue`` (their revenue in p),
-    ``revenue_retained`` (the retained customers' revenue in p), ``revenue_capped`` (their
-    min(revenue in p, revenue in p - 1)) and ``lost_capped`` (min(revenue in p, 0) of those not
-    active in p + 1). The sums are exact, as integers of 10^-scale (``attrs['scale']``, the
-    amounts' :func:`money_scale`; plain floats when it is None), so that the sums per period
-    over the cohorts are exactly the sums per period. ``attrs``: ``as_of``, ``last`` (the last
-    complete period) and ``scale``. The retention table and the cohort table, computed each by
-    its own query, took 1.94 and 1.2 s on one DuckDB thread on 10M orders; the cells 2.2 s
-    (benchmarks/README.md, issue 31)."""
-    act, as_of, last = _activity(
-        orders, freq, as_of, complete_only, "customer_id", "order_date", "amount"
-    )
-    # each customer's previous and next active period and first one (one window, not a
-    # self-join): a row without a previous one is the customer's first period (new); one at
-    # p - 1 is a retained customer; without one at p + 1 the customer is lost in p + 1 and adds
-    # min(0, revenue) to its GRR
-    w = ibis.window(group_by="customer_id", order_by="p")
-    act = act.mutate(
-        p_prev=act.p.lag().over(w), rev_prev=act.rev.lag().over(w), p_next=act.p.lead().over(w),
-        cohort=act.p.min().over(w),  # ordered by p: the first period
-    )  # fmt: skip
-    kept = act.p_prev == act.p - 1
-    lost = act.p_next.isnull() | (act.p_next != act.p + 1)
-    scale = money_scale(orders)  # each sum exact, as each period's revenue: the same every run
-
-    def total(x: ir.NumericValue, where: ir.BooleanValue | None = None) -> ir.Value:
-        if scale is None:
-            return x.sum(where=where)
-        units = (x.cast("float64") * 10**scale).round().cast("int64")  # as exact_sum
-        return units.sum(where=where).cast("decimal(38, 0)")  # whole: summed again in Python
-
-    cells = (
-        act.group_by(["p", "cohort"])
-        .agg(
-            customers_end=act.count(),
-            new=act.count(where=act.p_prev.isnull()),
-            retained=act.count(where=kept),
-            last=act.count(where=act.p_next.isnull()),
-            revenue=total(act.rev),
-            revenue_retained=total(act.rev, kept),
-            revenue_capped=total(ibis.least(act.rev, act.rev_prev), kept),
-            lost_capped=total(ibis.least(act.rev, 0.0), lost),  # negative revenue only
-        )
-        .to_pandas()
-        .sort_values(["p", "cohort"], kind="stable", ignore_index=True)
-    )
-    for c in ("p", "cohort", "customers_end", "new", "retained", "last"):
-        cells[c] = cells[c].fillna(0).astype("int64")  # Spark's count of no row: null
-    for c in _CELL_SUMS:  # an empty sum is 0; whole units as Python integers (no rounding)
-        v = cells[c].astype(object).where(cells[c].notna(), 0)
-        cells[c] = v.map(int) if scale is not None else v.astype(float)
-    cells.attrs.update(as_of=pd.Timestamp(as_of), last=int(last), scale=scale)
-    return cells
-
-
-def _cell_sums(cells: pd.DataFrame, by: str) -> pd.DataFrame:
-    """:func:`_period_cells`' counts and sums added up per `by` (``p`` or ``cohort``), the sums
-    then as floats: the float nearest to each exact sum, divided by 10^scale (as
-    :func:`exact_sum`)."""
-    counts = ["customers_end", "new", "retained", "last"]
-    out = cells.groupby(by)[counts].sum()
-    scale = cells.attrs["scale"]
-    for c in _CELL_SUMS:
-        summed = cells.groupby(by)[c].agg(lambda v: sum(v.tolist()))  # exact for integers
-        out[c] = [float(x) / 10**scale if scale is not None else float(x) for x in summed]
-    return out
-
-
 @_kept_per_table
 def period_retention(
     orders: ir.Table | pd.DataFrame,
@@ -911,22 +828,47 @@ def period_retention(
     min(revenue in p, revenue in p - 1) (net and gross revenue retention; a customer lost in p
     adds 0 to both); the new customers (first period = p) and the period's revenue;
     S(p) = E(p - 1). One pass: a window gives each (customer, period) the customer's previous
-    active period and its revenue (:func:`_period_cells`, shared with :func:`cohort_table`).
-    Rates: retention = (E - N) / S, churn = 1 - retention."""
-    cells = _period_cells(orders, freq, as_of, complete_only)
-    as_of, last = cells.attrs["as_of"], cells.attrs["last"]
-    if cells.empty:
+    active period and its revenue. Rates: retention = (E - N) / S, churn = 1 - retention."""
+    act, as_of, last = _activity(
+        orders, freq, as_of, complete_only, "customer_id", "order_date", "amount"
+    )
+    # each customer's previous and next active period (a window, not a self-join): a row without
+    # a previous one is the customer's first period (new); one at p - 1 is a retained customer;
+    # without one at p + 1 the customer is lost in p + 1 and adds min(0, revenue) to its GRR
+    w = ibis.window(group_by="customer_id", order_by="p")
+    act = act.mutate(
+        p_prev=act.p.lag().over(w), rev_prev=act.rev.lag().over(w), p_next=act.p.lead().over(w)
+    )
+    kept = act.p_prev == act.p - 1
+    lost = act.p_next.isnull() | (act.p_next != act.p + 1)
+    scale = money_scale(orders)  # each sum exact, as each period's revenue: the same every run
+    per = (
+        act.group_by("p")
+        .agg(
+            customers_end=act.count(),
+            revenue=exact_sum(act.rev, scale),
+            new=act.count(where=act.p_prev.isnull()),
+            retained=act.count(where=kept),
+            revenue_retained=exact_sum(act.rev, scale, where=kept),
+            revenue_capped=exact_sum(ibis.least(act.rev, act.rev_prev), scale, where=kept),
+            # negative revenue only
+            lost_capped=exact_sum(ibis.least(act.rev, 0.0), scale, where=lost),
+        )
+        .to_pandas()
+        .set_index("p")
+        .sort_index()
+    )
+    if per.empty:
         if complete_only:
             raise ValueError(
                 f"no complete {periods.FREQS[freq]} of orders on or before "
                 f"{periods.as_of_day(as_of).date()}"
             )
         raise ValueError("no orders on or before the as-of date")
-    per = _cell_sums(cells, "p").sort_index()
     lo = int(per.index.min())
     hi = last if complete_only else max(int(per.index.max()), last)
     idx = pd.RangeIndex(lo, hi + 1)
-    per = per.reindex(idx).fillna(0)  # a period without purchases: zeros
+    per = per.reindex(idx).fillna(0)  # a period without purchases: zeros (null sums too)
     out = pd.DataFrame(index=idx)
     out["customers_start"] = per["customers_end"].shift(1, fill_value=0)
     out["customers_end"] = per["customers_end"]
@@ -965,33 +907,19 @@ def cohort_table(
     The engine reduces the orders to distinct (customer, period), takes each customer's first
     period (the cohort) and counts customers per (cohort, age = period - cohort) for
     ``kind="n_period"``, or per (cohort, last age) for ``kind="unbounded"`` (active at age n or
-    later: a reversed cumulative sum over ages). Cells after the last complete period are NaN.
-    With the report's columns (``customer_id``, ``order_date`` and an ``amount``) from the cells
-    :func:`period_retention` is made of (:func:`_period_cells`: one query for both)."""
+    later: a reversed cumulative sum over ages). Cells after the last complete period are NaN."""
     if kind not in ("n_period", "unbounded"):
         raise ValueError("kind must be 'n_period' or 'unbounded'")
-    shared = (customer_col, date_col) == ("customer_id", "order_date") and "amount" in (
-        orders.columns
-    )
-    if shared:
-        cells = _period_cells(orders, freq, as_of, True)
-        as_of, last = cells.attrs["as_of"], cells.attrs["last"]
-        df = pd.DataFrame({
-            "cohort": cells["cohort"], "age": cells["p"] - cells["cohort"],
-            "n": cells["customers_end" if kind == "n_period" else "last"],
-        })  # fmt: skip
-        df = df[df["n"] > 0]
+    act, as_of, last = _activity(orders, freq, as_of, True, customer_col, date_col, None)
+    firsts = act.group_by("customer_id").agg(cohort=act.p.min(), last_p=act.p.max())
+    if kind == "n_period":
+        j = act.join(firsts, "customer_id")
+        cells = j.group_by(cohort=j.cohort, age=j.p - j.cohort).agg(n=j.count())
     else:
-        act, as_of, last = _activity(orders, freq, as_of, True, customer_col, date_col, None)
-        firsts = act.group_by("customer_id").agg(cohort=act.p.min(), last_p=act.p.max())
-        if kind == "n_period":
-            j = act.join(firsts, "customer_id")
-            cells = j.group_by(cohort=j.cohort, age=j.p - j.cohort).agg(n=j.count())
-        else:
-            cells = firsts.group_by(cohort=firsts.cohort, age=firsts.last_p - firsts.cohort).agg(
-                n=firsts.count()
-            )
-        df = cells.to_pandas()
+        cells = firsts.group_by(cohort=firsts.cohort, age=firsts.last_p - firsts.cohort).agg(
+            n=firsts.count()
+        )
+    df = cells.to_pandas()
     if df.empty:
         raise ValueError(
             f"no complete {periods.FREQS[freq]} of orders on or before as-of "
