@@ -40,8 +40,10 @@ import functools
 import hashlib
 import inspect
 import itertools
+import os
+import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -130,8 +132,6 @@ def memory_limit(rows: int, per_row: int = MEMORY_PER_ROW, floor_mb: int | None 
     """DuckDB's memory limit for a table of `rows` orders: `per_row` bytes a row
     (:data:`MEMORY_PER_ROW`), at least `floor_mb` (default :data:`MIN_MEMORY_MB`) and at most
     half the machine's memory."""
-    import os
-
     try:
         machine = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2**20
     except (ValueError, OSError, AttributeError):  # not POSIX: assume 8 GB
@@ -237,7 +237,6 @@ def scratch_folder(prefix: str, folder: str | Path | None = None) -> Path:
     report's scratch folder, :data:`helpers.report.handover.SCRATCH_ENV`, which the report
     command removes whatever its kernel did; else, or when that folder is gone, the system's
     temporary folder). Its maker removes it."""
-    import os
     import tempfile
 
     from helpers.report.handover import SCRATCH_ENV
@@ -259,7 +258,15 @@ def spark_connect(partitions: int = 4, folder: str | Path | None = None) -> ibis
     report's scratch folder, :data:`helpers.report.handover.SCRATCH_ENV`, else the system's
     temporary folder), removed when the session is stopped at exit. Spark removes its own at the
     JVM's exit, which does not happen when the JVM is killed with the notebook's kernel at the
-    end of a report: each report on Spark left four folders in /tmp (2026-12-07)."""
+    end of a report: each report on Spark left four folders in /tmp (2026-12-07).
+
+    The JVM's own output (its log, Java's warnings) goes to ``spark.log`` in that folder, not
+    to this process's standard output and error (:func:`_child_output_to`): in the notebook's
+    kernel those became the report's cell outputs, and the Spark report's HTML carried the
+    consultant's host name and network address ("Your hostname, … resolves to a loopback
+    address … using 192.0.2.2 instead"). A Spark error still reaches Python as its exception,
+    with the JVM's message. The driver binds to 127.0.0.1 (local mode: nothing listens on the
+    machine's network)."""
     import atexit
     import shutil
 
@@ -268,9 +275,11 @@ def spark_connect(partitions: int = 4, folder: str | Path | None = None) -> ibis
     scratch = scratch_folder("retention-lab-spark-", folder)
     (scratch / "local").mkdir()
     (scratch / "tmp").mkdir()
-    session = (
+    builder = (
         SparkSession.builder.master("local[*]")
         .appName("retention-lab-report")
+        .config("spark.driver.bindAddress", "127.0.0.1")
+        .config("spark.driver.host", "127.0.0.1")
         # nothing is written to the warehouse (views only), but Spark must not make it in the
         # working folder
         .config("spark.sql.warehouse.dir", (scratch / "warehouse").as_posix())
@@ -281,8 +290,9 @@ def spark_connect(partitions: int = 4, folder: str | Path | None = None) -> ibis
         .config("spark.ui.showConsoleProgress", "false")  # no progress bars on standard error
         .config("spark.sql.shuffle.partitions", str(partitions))
         .config("spark.sql.execution.arrow.pyspark.enabled", "true")
-        .getOrCreate()
     )
+    with _child_output_to(scratch / "spark.log"):  # the JVM starts here, and keeps these
+        session = builder.getOrCreate()
     session.sparkContext.setLogLevel("ERROR")
 
     def stop() -> None:
@@ -291,6 +301,29 @@ def spark_connect(partitions: int = 4, folder: str | Path | None = None) -> ibis
 
     atexit.register(stop)
     return ibis.pyspark.connect(session)
+
+
+@contextlib.contextmanager
+def _child_output_to(path: Path) -> Iterator[None]:
+    """This process's file descriptors 1 and 2 (standard output and error) pointed at the file
+    `path` while the block runs, then back: a child process started in the block (Spark's
+    JVM) inherits the file and writes there for its whole life. Python's own ``sys.stdout``
+    and ``sys.stderr`` are flushed before; in a notebook's kernel they are not these
+    descriptors (the kernel sends them to the cell's output), so nothing of the kernel's is
+    lost."""
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):  # a closed or replaced stream: nothing to flush
+            stream.flush()
+    with open(path, "ab") as log:
+        saved = [os.dup(fd) for fd in (1, 2)]
+        try:
+            for fd in (1, 2):
+                os.dup2(log.fileno(), fd)
+            yield
+        finally:
+            for fd, old in zip((1, 2), saved, strict=True):
+                os.dup2(old, fd)
+                os.close(old)
 
 
 def on_spark(

@@ -168,7 +168,11 @@ def test_spark_files_stay_in_the_scratch_folder_and_go_with_the_session(tmp_path
         [sys.executable, "-c", script], capture_output=True, text=True, timeout=300
     )
     assert run.returncode == 0, run.stderr[-3000:]
-    local, tmp = run.stdout.splitlines()[-2:]
+    # the JVM's own output went to its log in the scratch folder, none to this process's: in
+    # the report's kernel it became cell outputs, the consultant's host name and address in
+    # the HTML (log4j's warnings, Java's)
+    assert run.stderr == "", run.stderr[-3000:]
+    local, tmp = run.stdout.splitlines()
     assert "blockmgr-" in local  # the block manager's folder in the scratch folder
     assert "spark-" in tmp and "artifacts-" in tmp  # the JVM's temporary folders there too
     assert list(tmp_path.iterdir()) == []  # and all of it removed at exit

@@ -83,3 +83,9 @@ def test_report_on_spark_equals_the_report_on_duckdb(tmp_path, capsys):
             rtol=1e-6,
             atol=1.5e-4,  # the exports round to 4 decimals: a sum in another order may flip one
         )
+    # nothing of Spark's JVM in what is handed over: its log and Java's warnings went to its
+    # scratch folder (they were cell outputs, with the host's name and network address)
+    for name in ("report.html", "report.ipynb"):
+        text = (root / "spark" / name).read_text(encoding="utf-8")
+        for jvm in ("log4j", "WARN Utils", "NativeCodeLoader", "jdk.incubator"):
+            assert jvm not in text, (name, jvm)
