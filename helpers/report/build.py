@@ -9,6 +9,7 @@ import os
 import re
 import secrets
 import shutil
+import sys
 import tempfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -212,6 +213,9 @@ def _analyse(got, data, url, mapping, name, target, root, client, language, engi
         except run.RunError as err:
             raise ReportError(str(err)) from None
         (tmp / NOTEBOOK.name).rename(tmp / "report.ipynb")
+        for line in without_stderr(tmp / "report.ipynb"):  # to the consultant, not the client
+            print(f"[report] the notebook's standard error (left out of the report): {line}",
+                  file=sys.stderr)  # fmt: skip
         if not kernel.metrics_path.exists():
             raise ReportError(f"{NOTEBOOK.name} did not record its metrics")
         shutil.move(kernel.metrics_path, tmp / "metrics.json")
@@ -227,6 +231,31 @@ def _analyse(got, data, url, mapping, name, target, root, client, language, engi
     finally:
         if tmp is not None:
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+def without_stderr(notebook: Path) -> list[str]:
+    """Remove from the executed `notebook` (its file rewritten) every output written to the
+    standard error (a library's warning, a child process's log) and return their lines, for the
+    consultant's terminal. The report's content is what its cells display; what the machine
+    printed on the way never goes to the client: the Spark report's HTML carried the JVM's log
+    lines, with the host's name and network address (2026-12-07)."""
+    import nbformat
+
+    nb = nbformat.read(notebook, as_version=4)
+    lines: list[str] = []
+    for cell in nb.cells:
+        if cell.get("cell_type") != "code":
+            continue
+        kept = []
+        for out in cell.get("outputs", []):
+            if out.get("output_type") == "stream" and out.get("name") == "stderr":
+                lines += [x for x in str(out.get("text", "")).splitlines() if x.strip()]
+            else:
+                kept.append(out)
+        cell["outputs"] = kept
+    if lines:
+        nbformat.write(nb, notebook)
+    return lines
 
 
 def _in_child(data: Path, url: str | None) -> bool:

@@ -422,3 +422,41 @@ def test_odd_files_get_one_message_and_leave_nothing(tmp_path, capsys, case):
     assert rc == 2 and out == "" and len(problems) == 1 and fragment in problems[0], err
     assert "Traceback" not in err
     assert_nothing_left(tmp_path / "r")
+
+
+def test_what_the_notebook_writes_to_its_standard_error_stays_out_of_the_report(
+    tmp_path, capsys, monkeypatch
+):
+    """What the machine prints on the way (a library's warning, a child process's log: Spark's
+    JVM printed the host's name and network address) goes to the consultant's terminal, never
+    into the report's HTML or notebook. Here an IPython startup file in the kernel writes such a
+    line to its standard error (the descriptor, as a child process would) before every cell."""
+    import textwrap
+
+    line = "26/12/07 WARN Utils: Your hostname, host-7f3, resolves to 192.0.2.77 " + SCRIPT
+    startup = tmp_path / "ipython" / "profile_default" / "startup"
+    startup.mkdir(parents=True)
+    (startup / "00-noise.py").write_text(textwrap.dedent(f"""
+        import os
+        def _noise(*args):
+            os.write(2, {(line + chr(10)).encode()!r})
+        get_ipython().events.register("pre_run_cell", _noise)
+    """), encoding="utf-8")  # fmt: skip
+    monkeypatch.setenv("IPYTHONDIR", str(tmp_path / "ipython"))
+    # ipykernel passes a child's writes to its descriptors on to the cell's output, except
+    # under pytest (it looks for this variable, which the kernel would inherit)
+    monkeypatch.delenv("PYTEST_CURRENT_TEST", raising=False)
+    raw = raw_orders().sample(600, random_state=7).sort_values("order_date")
+    data = tmp_path / "orders.csv"
+    raw.to_csv(data, index=False)
+    cols = {c: c for c in ("order_id", "customer_id", "order_date", "amount")}
+    mapping = write_mapping(tmp_path / "m.yaml", columns=cols, as_of="2025-12-31")
+    rc, _, err = run_cli(cli_args(data, mapping, "acme", tmp_path / "r"), capsys)
+    assert rc == 0, err
+    assert "left out of the report): " + line in err  # the consultant sees it
+    folder = tmp_path / "r" / "acme"
+    for name in ("report.html", "report.ipynb"):
+        text_ = (folder / name).read_text(encoding="utf-8")
+        assert "host-7f3" not in text_ and "192.0.2.77" not in text_, name
+    nb = nbformat.read(folder / "report.ipynb", as_version=4)
+    assert not [o for c in nb.cells for o in c.get("outputs", []) if o.get("name") == "stderr"]
