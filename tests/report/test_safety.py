@@ -365,18 +365,25 @@ def test_the_salt_comes_from_the_parameter_the_environment_or_the_data(tmp_path,
 
 
 @pytest.mark.slow
+def _small_report(folder: Path, capsys) -> str:
+    """The report of 600 bundled orders as a CSV, written to `folder`/r/acme; its standard
+    error."""
+    raw = raw_orders().sample(600, random_state=7).sort_values("order_date")
+    data = folder / "orders.csv"
+    raw.to_csv(data, index=False)
+    cols = {c: c for c in ("order_id", "customer_id", "order_date", "amount")}
+    mapping = write_mapping(folder / "m.yaml", columns=cols, as_of="2025-12-31")
+    rc, _, err = run_cli(cli_args(data, mapping, "acme", folder / "r"), capsys)
+    assert rc == 0, err
+    return err
+
+
 def test_the_delivered_notebook_holds_no_salt(tmp_path, capsys, monkeypatch):
     import secrets
 
     salt = "5a1t" * 8
     monkeypatch.setattr(secrets, "token_hex", lambda n=16: salt)
-    raw = raw_orders().sample(600, random_state=7).sort_values("order_date")
-    data = tmp_path / "orders.csv"
-    raw.to_csv(data, index=False)
-    cols = {c: c for c in ("order_id", "customer_id", "order_date", "amount")}
-    mapping = write_mapping(tmp_path / "m.yaml", columns=cols, as_of="2025-12-31")
-    rc, _, err = run_cli(cli_args(data, mapping, "acme", tmp_path / "r"), capsys)
-    assert rc == 0, err
+    _small_report(tmp_path, capsys)
     folder = tmp_path / "r" / "acme"
     for path in folder.iterdir():
         assert salt not in path.read_text(encoding="utf-8", errors="replace"), path.name
@@ -446,13 +453,7 @@ def test_what_the_notebook_writes_to_its_standard_error_stays_out_of_the_report(
     # ipykernel passes a child's writes to its descriptors on to the cell's output, except
     # under pytest (it looks for this variable, which the kernel would inherit)
     monkeypatch.delenv("PYTEST_CURRENT_TEST", raising=False)
-    raw = raw_orders().sample(600, random_state=7).sort_values("order_date")
-    data = tmp_path / "orders.csv"
-    raw.to_csv(data, index=False)
-    cols = {c: c for c in ("order_id", "customer_id", "order_date", "amount")}
-    mapping = write_mapping(tmp_path / "m.yaml", columns=cols, as_of="2025-12-31")
-    rc, _, err = run_cli(cli_args(data, mapping, "acme", tmp_path / "r"), capsys)
-    assert rc == 0, err
+    err = _small_report(tmp_path, capsys)
     assert "left out of the report): " + line in err  # the consultant sees it
     folder = tmp_path / "r" / "acme"
     for name in ("report.html", "report.ipynb"):
