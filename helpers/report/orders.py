@@ -919,8 +919,11 @@ def _warehouse_table(
         if memory_limit is None and url.startswith("duckdb:"):
             # DuckDB's memory limit grows with the table, and holds before the checks run there
             # (without it the checks took DuckDB's default, 80 % of the machine: at 100M orders
-            # the report command's reader reached 8.0 GB)
-            eng.tune_duckdb(con, eng.memory_limit(int(t.count().to_pyarrow().as_py())))
+            # the report command's reader reached 8.0 GB); the notebook's bytes a row
+            # (engine.RANGED_MEMORY_PER_ROW): the checks and rules spill beyond it (at 100M
+            # orders 763 MB against 4.7 GB at 50 bytes; benchmarks/README.md, issue 31)
+            rows = int(t.count().to_pyarrow().as_py())
+            eng.tune_duckdb(con, eng.memory_limit(rows, eng.RANGED_MEMORY_PER_ROW))
         t = t.select(**{canon: t[theirs] for canon, theirs in mapped.items()})
         labels = {c: (f"'{v}' ({c})" if v != c else f"'{c}'") for c, v in mapped.items()}
         cols = tuple(c for c in client_schema(mapping) if c.name in t.columns)

@@ -202,6 +202,34 @@ def test_warehouse_problems_see_through_blanks_at_either_end():
     assert said["integer"] == said["auto"] | {("order_id", "not_whole"): (2, " 1E+05\n")}
 
 
+@pytest.mark.parametrize(
+    "ids, want",
+    [
+        (["a", " a", "b\t", "c"], {("order_id", "duplicated"): (2, "a")}),  # equal once trimmed
+        (["a", " b", "c\n", "d"], {}),  # padded, but distinct once trimmed
+        (["a", "b", "a", "c"], {("order_id", "duplicated"): (2, "a")}),  # equal as stored
+    ],
+)
+def test_the_uniqueness_check_counts_stored_values_and_trims_where_blanks_are(ids, want):
+    """The one scan counts the ids' distinct values as stored (what DuckDB counts under its
+    memory limit at 100M orders) and the ids with blanks at an end: ids that differ only by
+    such blanks are still one id repeated, found by the trimmed second query."""
+    t = ibis.memtable(
+        pd.DataFrame(
+            {
+                "order_id": ids,
+                "customer_id": ["1", "2", "3", "4"],
+                "order_date": pd.to_datetime(["2025-01-01"] * 4),
+                "amount": [1.0, 2.0, 3.0, 4.0],
+            }
+        )
+    )
+    cols = tuple(c for c in client_schema(load_mapping(MAPPING)) if c.name in t.columns)
+    got = engine.warehouse_problems(t, cols, source="db://h/x", table="t", labels={},
+                                    as_of="2025-12-31")  # fmt: skip
+    assert {(p.column, p.code): (p.rows, p.example.strip()) for p in got} == want
+
+
 def test_a_clean_table_is_typed_as_the_file_reader_types_it(tmp_path):
     """Equal to the CSV's orders, ids as text (id_type: text) even from a BIGINT column; the
     notebook's hand-over holds the notes only and opens the same table again."""
