@@ -2793,23 +2793,37 @@ def warehouse_problems(
         col = t[c.name]
         return col.cast("string").strip() if col.type().is_string() else col
 
-    agg = {}
-    for i, (_, _, _, bad, shown) in enumerate(checks):
-        bad = bad.fill_null(False)
-        agg[f"n{i}"] = bad.sum()
-        agg[f"e{i}"] = shown.min(where=bad)
+    # each check's test computed once per row, as a column the counts and examples then read
+    # (in the aggregate itself DuckDB matched each regular expression once per use: at 100M
+    # orders the scan took 29.7 s against 23.2 s; benchmarks/README.md, issue 31)
+    flags: dict[str, ir.BooleanValue] = {}
+    for i, (_, _, _, bad, _) in enumerate(checks):
+        flags[f"_bad{i}"] = bad.fill_null(False)
     for j, c in enumerate(unique):  # in the same scan: do the non-blank values repeat at all?
-        col, key = t[c.name], key_of(c)
-        given = key.notnull() & (key.cast("string") != "")
         # the distinct values as stored, not trimmed: all distinct and none with blanks at an
         # end, the trimmed ones are distinct too. DuckDB counts a stored column's distinct
         # values under its memory limit; trimmed copies of 100M order ids ran out of memory
-        # under 0.9 GB (passed under 1.4 GB), the stored ones passed under 0.5 GB
-        # (benchmarks/README.md, issue 31)
-        agg[f"k{j}"], agg[f"d{j}"] = col.count(where=given), col.nunique(where=given)
-        if col.type().is_string():
-            agg[f"b{j}"] = (given & (col != key)).sum()  # blanks at an end: trimming may merge
-    row = t.aggregate(**agg).to_pandas().iloc[0] if agg else None  # one scan of the table
+        # under 0.9 GB (passed under 1.4 GB), the stored ones passed under 0.5 GB. Blank or
+        # padded by matching, not trimming (DuckDB's trim by a set of characters is slow: at
+        # 100M ids 12 s a trim, 3 s a match; benchmarks/README.md, issue 31)
+        col = t[c.name]
+        text = col.type().is_string()
+        given = col.notnull() & ~_trimmed_match(col, "") if text else col.notnull()
+        flags[f"_given{j}"] = given.fill_null(False)
+        if text:  # blanks at an end: trimming may make two of these one
+            padded = col.re_search(f"^[{_BLANKS}]|[{_BLANKS}]$").fill_null(False)
+            flags[f"_padded{j}"] = given.fill_null(False) & padded
+    s = t.mutate(**flags)
+    agg = {}
+    for i, (_, _, _, _, shown) in enumerate(checks):
+        agg[f"n{i}"] = s[f"_bad{i}"].sum()
+        agg[f"e{i}"] = shown.min(where=s[f"_bad{i}"])
+    for j, c in enumerate(unique):
+        given = s[f"_given{j}"]
+        agg[f"k{j}"], agg[f"d{j}"] = s[c.name].count(where=given), s[c.name].nunique(where=given)
+        if f"_padded{j}" in s.columns:
+            agg[f"b{j}"] = s[f"_padded{j}"].sum()
+    row = s.aggregate(**agg).to_pandas().iloc[0] if agg else None  # one scan of the table
     for i, (name, what, code, _, _) in enumerate(checks):  # a count and one example per check
         n = int(np.nan_to_num(row[f"n{i}"]))
         if n:
