@@ -1324,7 +1324,12 @@ def _missing_ids(t: ir.Table, placeholders: list[str]) -> pd.DataFrame:
 
 
 def mapping_rules(
-    t: ir.Table, mapping, *, count: bool = True, placeholder_values: list[str] | None = None
+    t: ir.Table,
+    mapping,
+    *,
+    count: bool = True,
+    placeholder_values: list[str] | None = None,
+    status_values: dict[str, list[str | None]] | None = None,
 ) -> tuple[ir.Table, dict]:
     """The client mapping's row rules as engine expressions, on the validated table (canonical
     columns, one row per file row: :func:`helpers.tables.read_table_info`'s output), in the
@@ -1358,7 +1363,11 @@ def mapping_rules(
     table the notebook opens again (:func:`helpers.report.orders.open_orders`). The counts
     include ``placeholder_values``: the customer ids as written that are placeholders (a few
     distinct texts); given back as `placeholder_values`, rows are matched against them exactly,
-    not trimmed and lower-cased row by row (a table read where it is: each query would again)."""
+    not trimmed and lower-cased row by row (a table read where it is: each query would again).
+    Likewise ``status_values``: the statuses as written (``None`` for a missing one) that the
+    ``keep`` and ``cancelled`` lists name once trimmed and lower-cased, found per distinct text;
+    given back as `status_values`, statuses are matched exactly (a status rule cost every query
+    of a 10M-row DuckDB table 1.1 s of trimming; benchmarks/README.md, issue 31)."""
     from helpers.tables import DataValidationError, Problem
 
     cols = mapping.read_columns()
@@ -1440,25 +1449,41 @@ def mapping_rules(
         )
         keep = [s.lower() for s in mapping.status["keep"]]
         cancelled = [s.lower() for s in mapping.status["cancelled"]]
-        t = t.mutate(_status=_lower_text(t[scol]))
-        other = ~t._status.isin(keep + cancelled)
-        if count:
-            per = (
-                t.filter(other)
-                .group_by("_status")
-                .agg(n=lambda s: s.count(), amount=lambda s: s.amount.sum())
-                .to_pandas()
-                .sort_values(["n", "_status"], ascending=[False, True])
+        raw = t[scol].cast("string")
+        if status_values is None and count:  # each distinct text trimmed and lower-cased, once
+            per_text = t.group_by(_raw=raw).agg(
+                n=lambda s: s.count(), amount=lambda s: s.amount.sum()
             )
-            counts["other_status"] = int(per["n"].sum())
-            counts["other_status_amount"] = float(per["amount"].sum())
-            counts["statuses"] = {
-                (k or "(blank)"): int(v) for k, v in zip(per["_status"], per["n"], strict=True)
+            per_text = per_text.mutate(_status=_lower_text(per_text._raw)).to_pandas()
+            said = per_text["_raw"].astype(object).where(per_text["_raw"].notna(), None)
+            status_values = {
+                "keep": said[per_text["_status"].isin(keep)].tolist(),
+                "cancelled": said[per_text["_status"].isin(cancelled)].tolist(),
             }
-        t = t.filter(~other)
-        full = t._status.isin(cancelled)
+            counts["status_values"] = status_values
+            if count:
+                per = per_text[~per_text["_status"].isin(keep + cancelled)]
+                per = (per.groupby("_status", as_index=False)[["n", "amount"]].sum()
+                       .sort_values(["n", "_status"], ascending=[False, True]))  # fmt: skip
+                counts["other_status"] = int(per["n"].sum())
+                counts["other_status_amount"] = float(per["amount"].sum())
+                counts["statuses"] = {
+                    (k or "(blank)"): int(v) for k, v in zip(per["_status"], per["n"], strict=True)
+                }
+
+        def among(texts: list[str | None]) -> ir.BooleanValue:  # exact, a missing one as None
+            given = [x for x in texts if x is not None]
+            test = raw.isin(given).fill_null(False) if given else ibis.literal(False)
+            return test | raw.isnull() if None in texts else test
+
+        if status_values is None:  # no query: each row's text trimmed and lower-cased
+            t = t.filter(_lower_text(raw).isin(keep + cancelled))
+            full = _lower_text(t[scol]).isin(cancelled)
+        else:
+            t = t.filter(among(status_values["keep"] + status_values["cancelled"]))
+            full = among(status_values["cancelled"])
         refund = ibis.ifelse(full, ibis.greatest(t.amount, zero), zero)
-        kind = ibis.ifelse(full, "status " + t._status, kind)
+        kind = ibis.ifelse(full, "status " + _lower_text(t[scol]), kind)
     if "refunded_amount" in t.columns:
         part = t.refunded_amount.fill_null(0.0)
         refund = ibis.greatest(refund, part)
@@ -1517,7 +1542,7 @@ def mapping_rules(
             # (an expression inlined in every query: in PostgreSQL, which inlines it wherever
             # the amount is used, the money scale's scan of 10M rows took 8.6 s with it, 1.5 without)
             t = t.mutate(amount=t.amount - ibis.ifelse(t.amount < 0, zero, t._refund))
-    t = t.drop(*[c for c in ("_status", "_refund", "_kind", "_refunded") if c in t.columns])
+    t = t.drop(*[c for c in ("_refund", "_kind", "_refunded") if c in t.columns])
     if mapping.rows == "order_lines":
         g = t.group_by("order_id")
         two = g.agg(k=t.customer_id.nunique()).filter(lambda s: s.k > 1)

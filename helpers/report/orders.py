@@ -975,7 +975,8 @@ def read_orders_in_warehouse(url: str, mapping: ClientMapping) -> tuple[Any, dic
             [f"{where}: no orders left after leaving out the rows listed above: {sentences}"]
         )
     notes.update(reader="warehouse", source=source, table=table,
-                 placeholder_values=counts.get("placeholder_values", []))  # fmt: skip
+                 placeholder_values=counts.get("placeholder_values", []),
+                 status_values=counts.get("status_values"))  # fmt: skip
     first = ["order_id", "customer_id", "order_date", "amount"]
     return t.select(*first, *[c for c in t.columns if c not in first]), notes
 
@@ -1021,7 +1022,8 @@ def open_warehouse(path: str | Path) -> tuple[Any, dict[str, Any]]:
     limit = eng.memory_limit(rows, per_row)
     _, t, *_ = _warehouse_table(url, mapping, limit, check=False)
     t, _ = eng.mapping_rules(
-        t, mapping, count=False, placeholder_values=notes.get("placeholder_values", [])
-    )
+        t, mapping, count=False, placeholder_values=notes.get("placeholder_values", []),
+        status_values=notes.get("status_values"),
+    )  # fmt: skip
     first = ["order_id", "customer_id", "order_date", "amount"]
     return t.select(*first, *[c for c in t.columns if c not in first]), notes

@@ -117,3 +117,40 @@ def test_without_a_refund_rule_the_amount_is_the_column_itself(policy):
     assert counts["refund_rows"] == 2
     amounts = got.to_pandas().set_index("customer_id")["amount"]
     assert ("b" not in amounts) if policy == "exclude" else amounts["b"] == 0.0
+
+
+@pytest.mark.parametrize("policy", ["net", "exclude"])
+def test_statuses_found_once_per_text_match_the_rows_as_trimming_each_row_does(policy):
+    """The status rule finds each distinct status text's trimmed, lower-cased form once (the
+    counts' ``status_values``: the texts as written, a missing one as None); given back, rows are
+    matched against those texts exactly, and the rows, amounts and refunds are those of the
+    rule that trims and lower-cases every row (no query) -- so the notebook's queries on a
+    warehouse table no longer trim every row's status."""
+    statuses = ["paid", " Paid", "PAID\t", None, "cancelled", "\vCancelled ", "refunded", "",
+                "paid ", "Cancelled"]  # fmt: skip
+    df = pd.DataFrame({
+        "customer_id": list("abcdefghij"),
+        "order_date": pd.to_datetime([f"2024-01-{d:02d}" for d in range(1, 11)]),
+        "amount": [10.0, 20.0, 30.0, 40.0, 50.0, 60.0, 70.0, 80.0, -5.0, 90.0],
+        "status": statuses,
+    })  # fmt: skip
+    for blank_kept in (False, True):
+        keep = ["paid", ""] if blank_kept else ["paid"]
+        m = mapping.ClientMapping(
+            refunds=policy, status={"column": "status", "keep": keep, "cancelled": ["cancelled"]}
+        )
+        counted, counts = engine.mapping_rules(ibis.memtable(df), m)
+        found = counts["status_values"]
+        assert sorted(found["cancelled"]) == sorted(["cancelled", "\vCancelled ", "Cancelled"])
+        want_keep = ["paid", " Paid", "PAID\t", "paid "] + ([None, ""] if blank_kept else [])
+        assert sorted(found["keep"], key=str) == sorted(want_keep, key=str)
+        assert counts["statuses"] == (
+            {"refunded": 1} if blank_kept else {"(blank)": 2, "refunded": 1}
+        )
+        exact, _ = engine.mapping_rules(ibis.memtable(df), m, count=False, status_values=found)
+        per_row, _ = engine.mapping_rules(ibis.memtable(df), m, count=False)
+        a, b, c = (x.to_pandas().sort_values("customer_id", ignore_index=True)
+                   for x in (counted, exact, per_row))  # fmt: skip
+        pd.testing.assert_frame_equal(a, b)
+        pd.testing.assert_frame_equal(a, c)
+        assert len(a) == (9 if blank_kept else 7) - (policy == "exclude") * (3 + 1)
