@@ -230,6 +230,49 @@ def test_the_uniqueness_check_counts_stored_values_and_trims_where_blanks_are(id
     assert {(p.column, p.code): (p.rows, p.example.strip()) for p in got} == want
 
 
+def test_a_status_rule_on_a_table_is_matched_by_the_texts_found(tmp_path):
+    """A status column written as a warehouse has it (padding, case, missing): the report
+    command finds each text's trimmed, lower-cased form once and hands the texts over; the
+    notebook's table matches them exactly, with the rows and amounts of the command's table and
+    of the same rows read from a CSV."""
+    status = ("CASE order_id % 5 WHEN 0 THEN ' Cancelled' WHEN 1 THEN 'PAID\t' WHEN 2 THEN NULL "
+              "WHEN 3 THEN 'refunded' ELSE 'paid' END AS status")  # fmt: skip
+    url = table(tmp_path / "c.db", f"*, {status}", rows=300)
+    mapping = tmp_path / "m.yaml"
+    orders_only = MAPPING.read_text().split("\ntables:")[0] + "\n"
+    mapping.write_text(
+        orders_only.replace("refunds: reject", "refunds: net")
+        + "status:\n  column: status\n  keep: [paid]\n  cancelled: [cancelled]\n"
+    )
+    m = load_mapping(mapping)
+    t, notes = read_orders_in_warehouse(url, m)
+    found = notes["status_values"]
+    assert sorted(found["keep"]) == ["PAID\t", "paid"] and found["cancelled"] == [" Cancelled"]
+    csv = tmp_path / "o.csv"
+    duckdb.connect(str(tmp_path / "c.db"), read_only=True).execute(
+        f"COPY orders TO '{csv}' (HEADER true)"
+    )
+    want, want_notes = read_client_orders(csv, m)
+    handover = save_warehouse(notes, tmp_path / "orders.warehouse.json")
+    assert json.loads(handover.read_text())["status_values"] == found  # handed over
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv(sources.SOURCE_ENV, url)
+        again, _ = open_orders(handover)
+        reopened = again.to_pandas()
+    cols = ["order_id", "customer_id", "order_date", "amount"]
+    got = t.to_pandas()[cols].sort_values("order_id", ignore_index=True)
+    pd.testing.assert_frame_equal(got, reopened[cols].sort_values("order_id", ignore_index=True))
+    pd.testing.assert_frame_equal(
+        got.astype({"order_id": str, "customer_id": str}),
+        want[cols]
+        .sort_values("order_id", ignore_index=True)
+        .astype({"order_id": str, "customer_id": str}),
+        check_dtype=False,
+    )
+    assert notes["refund_rows"] == want_notes["refund_rows"] > 0
+    assert len(got) == 300 - 60 - 60  # the missing and the refunded statuses left out
+
+
 def test_a_clean_table_is_typed_as_the_file_reader_types_it(tmp_path):
     """Equal to the CSV's orders, ids as text (id_type: text) even from a BIGINT column; the
     notebook's hand-over holds the notes only and opens the same table again."""
