@@ -1309,6 +1309,22 @@ def _trimmed_match(text: ir.StringValue, pattern: str) -> ir.BooleanValue:
     return text.re_search(f"^{blank}(?:{pattern}){blank}$")
 
 
+def _trimmed_prefix(text: ir.StringValue, prefix: str) -> ir.BooleanValue:
+    """``text.strip().startswith(prefix)`` (the blanks of Ibis's ``strip()``, :data:`_BLANKS`)
+    without a trimmed copy of every row: after the blanks at its start the text begins with
+    `prefix`, and when `prefix` ends in a blank a character other than a blank follows it
+    somewhere (trimming the end would cut it otherwise). An empty prefix: every text; one
+    starting with a blank: none (the trimmed text starts with none)."""
+    import re
+
+    if not prefix:
+        return ibis.literal(True)
+    if prefix[0] in _BLANKS:
+        return ibis.literal(False)
+    tail = f".*[^{_BLANKS}]" if prefix[-1] in _BLANKS else ""
+    return text.re_search(f"(?s)^[{_BLANKS}]*{re.escape(prefix)}{tail}").fill_null(False)
+
+
 def _missing_ids(t: ir.Table, placeholders: list[str]) -> pd.DataFrame:
     """The rows of `t` without a customer, grouped by their id as text ``v`` (None for a null
     id): ``n`` rows and ``revenue`` (sum of the amounts) per text. A customer is missing when the
@@ -1493,9 +1509,8 @@ def mapping_rules(
         ccol = next(
             (k for k, v in cols.items() if v == mapping.cancellations["column"]), "cancellation"
         )
-        cancel = (
-            t[ccol].cast("string").fill_null("").strip().startswith(mapping.cancellations["prefix"])
-        )
+        # matched, not trimmed: the rule is part of a warehouse table's every query
+        cancel = _trimmed_prefix(t[ccol].cast("string"), mapping.cancellations["prefix"])
         amount = ibis.ifelse(cancel, -amount.abs(), amount)
         kind = ibis.ifelse(cancel, "cancellation", kind)
     t = t.mutate(amount=amount, _refund=refund, _kind=kind)

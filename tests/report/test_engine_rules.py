@@ -154,3 +154,20 @@ def test_statuses_found_once_per_text_match_the_rows_as_trimming_each_row_does(p
         pd.testing.assert_frame_equal(a, b)
         pd.testing.assert_frame_equal(a, c)
         assert len(a) == (9 if blank_kept else 7) - (policy == "exclude") * (3 + 1)
+
+
+@pytest.mark.parametrize("prefix", ["C", "c", "C ", " C", "", "CX", "-", "a.b", "C\n", "C C"])
+def test_the_cancellation_prefix_is_matched_as_trimming_each_row_matches(prefix):
+    """engine._trimmed_prefix (one anchored pattern, no trimmed copy) marks the rows that the
+    trimmed text's startswith marks: blanks of each kind at either end, a prefix ending or
+    starting in a blank, regex characters taken literally, a missing value."""
+    texts = ["C123", " C123", "\tC", "C", "C ", "  C  ", "c1", "", None, "XC", "C\n1", "C \n",
+             "a.b1", "aXb1", "C X", "C C", "C  C ", "-5", " -", "C\n\nx", "\vCX\f"]  # fmt: skip
+    t = ibis.memtable(pd.DataFrame({"x": texts}))
+    got = t.select(
+        fast=engine._trimmed_prefix(t.x, prefix),
+        slow=t.x.fill_null("").strip().startswith(prefix),
+    ).to_pandas()
+    assert got["fast"].tolist() == got["slow"].tolist()
+    by_hand = [(x or "").strip(" \t\n\r\v\f").startswith(prefix) for x in texts]
+    assert got["slow"].tolist() == by_hand
