@@ -1382,8 +1382,9 @@ def mapping_rules(
     not trimmed and lower-cased row by row (a table read where it is: each query would again).
     Likewise ``status_values``: the statuses as written (``None`` for a missing one) that the
     ``keep`` and ``cancelled`` lists name once trimmed and lower-cased, found per distinct text;
-    given back as `status_values`, statuses are matched exactly (a status rule cost every query
-    of a 10M-row DuckDB table 1.1 s of trimming; benchmarks/README.md, issue 31)."""
+    given back as `status_values`, statuses are matched exactly (trimming every row's status
+    made a query of a 10M-row DuckDB table 1.8-2.3 s against 0.6-0.75 s; benchmarks/README.md,
+    issue 31)."""
     from helpers.tables import DataValidationError, Problem
 
     cols = mapping.read_columns()
@@ -1477,15 +1478,14 @@ def mapping_rules(
                 "cancelled": said[per_text["_status"].isin(cancelled)].tolist(),
             }
             counts["status_values"] = status_values
-            if count:
-                per = per_text[~per_text["_status"].isin(keep + cancelled)]
-                per = (per.groupby("_status", as_index=False)[["n", "amount"]].sum()
-                       .sort_values(["n", "_status"], ascending=[False, True]))  # fmt: skip
-                counts["other_status"] = int(per["n"].sum())
-                counts["other_status_amount"] = float(per["amount"].sum())
-                counts["statuses"] = {
-                    (k or "(blank)"): int(v) for k, v in zip(per["_status"], per["n"], strict=True)
-                }
+            per = per_text[~per_text["_status"].isin(keep + cancelled)]
+            per = (per.groupby("_status", as_index=False)[["n", "amount"]].sum()
+                   .sort_values(["n", "_status"], ascending=[False, True]))  # fmt: skip
+            counts["other_status"] = int(per["n"].sum())
+            counts["other_status_amount"] = float(per["amount"].sum())
+            counts["statuses"] = {
+                (k or "(blank)"): int(v) for k, v in zip(per["_status"], per["n"], strict=True)
+            }
 
         def among(texts: list[str | None]) -> ir.BooleanValue:  # exact, a missing one as None
             given = [x for x in texts if x is not None]
