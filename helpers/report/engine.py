@@ -43,10 +43,10 @@ import itertools
 import os
 import sys
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import ibis
 import ibis.expr.operations as ops
@@ -56,6 +56,7 @@ import pandas as pd
 import pyarrow as pa
 
 from helpers import economics, money, periods, segments
+from helpers.tables.parse import EDGE_RE, STRIP_RE, WHITESPACE
 
 __all__ = [
     "connect",
@@ -89,6 +90,7 @@ __all__ = [
     "coded_handover",
     "CustomerCodes",
     "warehouse_problems",
+    "WarehouseChecks",
     "warehouse_orders",
 ]
 
@@ -1279,12 +1281,22 @@ def predictive_clv(
 
 def _lower_text(col: ir.Value) -> ir.StringValue:
     """A cell as trimmed lower-case text ('' for a missing one), as the pandas reader compares
-    statuses and placeholders."""
-    return col.cast("string").fill_null("").strip().lower()
+    statuses and placeholders (:func:`strip`)."""
+    return strip(col.cast("string").fill_null("")).lower()
 
 
-#: The characters Ibis's ``strip()`` takes off both ends of a text (:func:`_lower_text`).
-_BLANKS = " \t\n\r\v\f"
+#: The blanks a text is trimmed of: what Python's ``str.strip()`` removes, the file readers'
+#: (:data:`helpers.tables.parse.WHITESPACE`; Ibis's ``strip()`` takes ASCII blanks only, so a
+#: database's no-break space stayed where a CSV's was trimmed).
+_BLANKS = WHITESPACE
+
+
+def strip(text: ir.StringValue) -> ir.StringValue:
+    """`text` without blanks at its ends, as ``str.strip()`` (:data:`_BLANKS`): replaced by a
+    regular expression only where one matches at an end (:data:`helpers.tables.parse.EDGE_RE`),
+    the others taken as they are -- as the file readers trim a cell. The same expression on
+    DuckDB, PostgreSQL and Spark (the blanks are literal characters in the pattern)."""
+    return ibis.ifelse(text.re_search(EDGE_RE), text.re_replace(STRIP_RE, ""), text)
 
 
 def _is_placeholder(col: ir.Value, placeholders: list[str]) -> ir.BooleanValue:
@@ -1302,7 +1314,7 @@ def _is_placeholder(col: ir.Value, placeholders: list[str]) -> ir.BooleanValue:
 
 
 def _trimmed_match(text: ir.StringValue, pattern: str) -> ir.BooleanValue:
-    """Whether `text` without the blanks at its ends (:data:`_BLANKS`, as Ibis's ``strip()``)
+    """Whether `text` without the blanks at its ends (:data:`_BLANKS`, as :func:`strip`)
     matches the regular expression `pattern` in full: ``^[blanks]*(?:pattern)[blanks]*$`` (equal
     when `pattern` cannot itself match a blank at its ends), with no trimmed copy made."""
     blank = f"[{_BLANKS}]*"
@@ -1310,7 +1322,7 @@ def _trimmed_match(text: ir.StringValue, pattern: str) -> ir.BooleanValue:
 
 
 def _trimmed_prefix(text: ir.StringValue, prefix: str) -> ir.BooleanValue:
-    """``text.strip().startswith(prefix)`` (the blanks of Ibis's ``strip()``, :data:`_BLANKS`)
+    """``strip(text).startswith(prefix)`` (:func:`strip`'s blanks, :data:`_BLANKS`)
     without a trimmed copy of every row: after the blanks at its start the text begins with
     `prefix`, and when `prefix` ends in a blank a character other than a blank follows it
     somewhere (trimming the end would cut it otherwise). An empty prefix: every text; one
@@ -2738,6 +2750,15 @@ WAREHOUSE_TYPES = {
 EXAMPLES = 1
 
 
+class WarehouseChecks(NamedTuple):
+    """What :func:`warehouse_problems` found: the `problems` (empty when the table is clean) and
+    the text columns with a value that has a blank at an end, to be `trimmed`
+    (:func:`warehouse_orders`)."""
+
+    problems: list
+    trimmed: list[str]
+
+
 def warehouse_problems(
     t: ir.Table,
     cols: tuple,
@@ -2747,13 +2768,15 @@ def warehouse_problems(
     labels: dict[str, str],
     as_of: str | None = None,
     ids: str = "auto",
-) -> list:
+) -> WarehouseChecks:
     """The checks the file readers make (:func:`helpers.tables.read_table_info`), as engine
     expressions on a typed warehouse table `t` whose columns carry the canonical names of `cols`
     (:class:`helpers.tables.Column`): each runs in the warehouse and only a count and an example
     value come back. Returns the problems (:class:`helpers.tables.Problem`, said as
     ``<source>, table 't', column 'x': n rows are <what> (e.g. 'v')``, `labels` naming the client's
-    column), empty when the table is clean.
+    column), empty when the table is clean, and the text columns with a value that has blanks
+    at an end (:data:`helpers.tables.parse.WHITESPACE`), which :func:`warehouse_orders` trims
+    as the file readers trim every cell (the others are taken as stored: no query trims them).
 
     Per kind: a column of the wrong type (:data:`WAREHOUSE_TYPES`: a date or number stored as
     text, a time-zone-aware timestamp) is one problem and its values are not checked; missing
@@ -2762,7 +2785,11 @@ def warehouse_problems(
     where not allowed; numbers below ``min``, above ``max`` or not whole for an ``int`` column;
     ids in scientific notation (an export that lost digits) and, with ``ids='integer'``, text ids
     that are not whole numbers; duplicated values of a unique column (blank ones are the empty
-    check's). The sentences are the pandas reader's (``helpers.tables.pandas_reader``)."""
+    check's). The sentences are the pandas reader's (``helpers.tables.pandas_reader``).
+
+    One scan computes every test once per row (a column of a projection): first whether a text
+    has a blank at an end, then the tests that trim (blank, scientific notation) match the
+    trimmed pattern only on those rows, a plain comparison on the others."""
     from helpers.tables import Problem
     from helpers.tables.parse import SCIENTIFIC
 
@@ -2778,6 +2805,19 @@ def warehouse_problems(
             f"{where(name)}: {n:,} {rows} {what} (e.g. '{example}')", file=source, column=name,
             code=code, rows=n, example=str(example),
         )  # fmt: skip
+
+    # first, per text column, whether a value has a blank at an end: a column of its own that
+    # the tests below read (computed once per row), and the columns warehouse_orders trims
+    texts = [c.name for c in cols if c.name in t.columns and t[c.name].type().is_string()
+             and c.kind in ("id", "text")]  # fmt: skip
+    t = t.mutate(**{f"_edge{i}": t[n].re_search(EDGE_RE).fill_null(False)
+                    for i, n in enumerate(texts)})  # fmt: skip
+    edge = {n: t[f"_edge{i}"] for i, n in enumerate(texts)}
+
+    def blank(name: str) -> ir.BooleanValue:  # '' once trimmed: matched only where padded
+        col = t[name]
+        return ibis.ifelse(edge[name], _trimmed_match(col, ""), col == "") if name in edge \
+            else _trimmed_match(col, "")  # fmt: skip
 
     # (column, what, code, bad rows, the value shown)
     checks: list[tuple[str, str, str, ir.BooleanValue, ir.Value]] = []
@@ -2798,7 +2838,7 @@ def warehouse_problems(
             ))  # fmt: skip
             continue
         text = dtype.is_string()  # trimmed by matching, not trimmed row by row (_trimmed_match)
-        empty = col.isnull() | _trimmed_match(col, "") if text else col.isnull()
+        empty = col.isnull() | blank(c.name) if text else col.isnull()
         shown = col.cast("string").fill_null("")
         if not c.nullable and c.kind not in ("text", "bool"):
             checks.append((c.name, "empty", "empty", empty, shown))
@@ -2833,7 +2873,7 @@ def warehouse_problems(
 
     def key_of(c) -> ir.Value:  # a unique column's value as compared (text trimmed)
         col = t[c.name]
-        return col.cast("string").strip() if col.type().is_string() else col
+        return strip(col.cast("string")) if col.type().is_string() else col
 
     # each check's test computed once per row, as a column the counts and examples then read
     # (in the aggregate itself DuckDB matched each regular expression once per use: at 100M
@@ -2850,10 +2890,10 @@ def warehouse_problems(
         # 100M ids 12 s a trim, 3 s a match; benchmarks/README.md, issue 31)
         col = t[c.name]
         text = col.type().is_string()
-        given = col.notnull() & ~_trimmed_match(col, "") if text else col.notnull()
+        given = col.notnull() & ~blank(c.name) if text else col.notnull()
         flags[f"_given{j}"] = given.fill_null(False)
         if text:  # blanks at an end: trimming may make two of these one
-            padded = col.re_search(f"^[{_BLANKS}]|[{_BLANKS}]$").fill_null(False)
+            padded = edge[c.name] if c.name in edge else col.re_search(EDGE_RE).fill_null(False)
             flags[f"_padded{j}"] = given.fill_null(False) & padded
     s = t.mutate(**flags)
     agg = {}
@@ -2865,7 +2905,10 @@ def warehouse_problems(
         agg[f"k{j}"], agg[f"d{j}"] = s[c.name].count(where=given), s[c.name].nunique(where=given)
         if f"_padded{j}" in s.columns:
             agg[f"b{j}"] = s[f"_padded{j}"].sum()
+    for i in range(len(texts)):  # the padded values per text column, in the same scan
+        agg[f"p{i}"] = s[f"_edge{i}"].sum()
     row = s.aggregate(**agg).to_pandas().iloc[0] if agg else None  # one scan of the table
+    trimmed = [n for i, n in enumerate(texts) if int(np.nan_to_num(row[f"p{i}"]))]
     for i, (name, what, code, _, _) in enumerate(checks):  # a count and one example per check
         n = int(np.nan_to_num(row[f"n{i}"]))
         if n:
@@ -2885,24 +2928,30 @@ def warehouse_problems(
                 f"duplicated ({ids_n} distinct ids appear more than once)", dup["e"].iloc[0],
                 "duplicated",
             ))  # fmt: skip
-    return problems
+    return WarehouseChecks(problems, trimmed)
 
 
-def warehouse_orders(t: ir.Table, cols: tuple, ids: str = "auto") -> ir.Table:
+def warehouse_orders(
+    t: ir.Table, cols: tuple, ids: str = "auto", trimmed: Sequence[str] = ()
+) -> ir.Table:
     """The typed warehouse table `t` (canonical column names, checked by
     :func:`warehouse_problems`) as the file readers type it, an expression: numbers as float64
     (an ``int`` column as int64), dates as timestamps, true/false with a missing value false,
     text as text, ids as integers, or as text unless
     ``ids='auto'`` finds every one a plain integer (one small aggregate in the warehouse; the
-    pandas reader's rule) or ``ids='integer'`` says so. Text is taken as the database stores it
-    (a blank nullable cell null; not trimmed row by row: every query on the table would trim it
-    again; the checks treat a blank-looking id as missing)."""
+    pandas reader's rule) or ``ids='integer'`` says so. Text is trimmed as the file readers trim
+    a cell (:func:`strip`) in the columns `trimmed` names (:func:`warehouse_problems` found a
+    value with a blank at an end there: a padded id is the same customer as the CSV's), and
+    taken as the database stores it in the others (no query on the table trims every row); a
+    blank nullable cell is null."""
     out: dict[str, ir.Value] = {}
     for c in cols:
         if c.name not in t.columns:
             continue
         col = t[c.name]
         dtype = col.type()
+        if c.name in trimmed and dtype.is_string():
+            col = strip(col)
         if c.kind == "datetime":
             out[c.name] = col.cast("timestamp")
         elif c.kind in ("money", "float"):

@@ -899,12 +899,17 @@ def _disconnected_on_error(con: Any, url: str) -> Iterator[None]:
 
 
 def _warehouse_table(
-    url: str, mapping: ClientMapping, memory_limit: str | None = None, check: bool = True
+    url: str,
+    mapping: ClientMapping,
+    memory_limit: str | None = None,
+    check: bool = True,
+    trimmed: list[str] | None = None,
 ):
     """(connection, the table's mapped columns under canonical names typed as the file readers
     type them, the source as messages name it, table name, labels) of the database table of
-    `url` (:func:`helpers.report.sources.open_table`); without `check`, the checks are not run
-    again (the notebook opens a table the report command checked). Raises
+    `url` (:func:`helpers.report.sources.open_table`), and the text columns trimmed (those with a
+    value padded with blanks); without `check`, the checks are not run again (the notebook opens
+    a table the report command checked, `trimmed` as the command found them). Raises
     :class:`DataValidationError`: a connection, table or column refused, or the problems of the
     checks (:func:`helpers.report.engine.warehouse_problems`), all at once."""
     import ibis
@@ -928,15 +933,18 @@ def _warehouse_table(
         labels = {c: (f"'{v}' ({c})" if v != c else f"'{c}'") for c, v in mapped.items()}
         cols = tuple(c for c in client_schema(mapping) if c.name in t.columns)
         as_of = mapping.as_of if mapping.after_as_of == "error" else None
-        problems = check and eng.warehouse_problems(
-            t, cols, source=source, table=table, labels=labels, as_of=as_of, ids=mapping.id_type
-        )
-        if problems:
-            raise DataValidationError(problems)
-        t = eng.warehouse_orders(t, cols, mapping.id_type)
+        if check:
+            problems, trimmed = eng.warehouse_problems(
+                t, cols, source=source, table=table, labels=labels, as_of=as_of,
+                ids=mapping.id_type,
+            )  # fmt: skip
+            if problems:
+                raise DataValidationError(problems)
+        trimmed = list(trimmed or [])
+        t = eng.warehouse_orders(t, cols, mapping.id_type, trimmed)
         if "order_id" not in t.columns:  # one row, one order: its position in the scan
             t = t.mutate(order_id=(ibis.row_number() + 1).cast("int64"))
-    return con, t, source, table, labels
+    return con, t, source, table, labels, trimmed
 
 
 def read_orders_in_warehouse(url: str, mapping: ClientMapping) -> tuple[Any, dict[str, Any]]:
@@ -952,7 +960,7 @@ def read_orders_in_warehouse(url: str, mapping: ClientMapping) -> tuple[Any, dic
     password), the table and the column, with a count and an example value."""
     from helpers.report import engine as eng
 
-    con, t, source, table, labels = _warehouse_table(url, mapping)
+    con, t, source, table, labels, trimmed = _warehouse_table(url, mapping)
     where = f"{source}, table {table!r}"
     with _disconnected_on_error(con, url):
         try:
@@ -976,7 +984,7 @@ def read_orders_in_warehouse(url: str, mapping: ClientMapping) -> tuple[Any, dic
         )
     notes.update(reader="warehouse", source=source, table=table,
                  placeholder_values=counts.get("placeholder_values", []),
-                 status_values=counts.get("status_values"))  # fmt: skip
+                 status_values=counts.get("status_values"), trimmed=trimmed)  # fmt: skip
     first = ["order_id", "customer_id", "order_date", "amount"]
     return t.select(*first, *[c for c in t.columns if c not in first]), notes
 
@@ -1020,7 +1028,7 @@ def open_warehouse(path: str | Path) -> tuple[Any, dict[str, Any]]:
     # a server's memory is its own
     per_row = eng.RANGED_MEMORY_PER_ROW if url.startswith("duckdb:") else eng.MEMORY_PER_ROW
     limit = eng.memory_limit(rows, per_row)
-    _, t, *_ = _warehouse_table(url, mapping, limit, check=False)
+    _, t, *_ = _warehouse_table(url, mapping, limit, check=False, trimmed=notes.get("trimmed"))
     t, _ = eng.mapping_rules(
         t, mapping, count=False, placeholder_values=notes.get("placeholder_values", []),
         status_values=notes.get("status_values"),

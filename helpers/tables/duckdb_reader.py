@@ -33,7 +33,15 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from helpers.tables.parse import CURRENCY_TEXT, FALSE, SCIENTIFIC, SPACES, TRUE
+from helpers.tables.parse import (
+    CURRENCY_TEXT,
+    EDGE_RE,
+    FALSE,
+    SCIENTIFIC,
+    SPACES,
+    STRIP_RE,
+    TRUE,
+)  # fmt: skip
 from helpers.tables.raw import csv_bytes, csv_lines, decode, match_columns
 from helpers.tables.schema import Column, ReadOptions
 
@@ -44,14 +52,13 @@ PARQUET_SUFFIXES: tuple[str, ...] = (".parquet", ".pq")
 #: Encodings DuckDB's CSV reader decodes itself (others go to the pandas reader).
 _ENCODINGS = {"utf-8": "utf-8", "utf8": "utf-8", "utf-8-sig": "utf-8"}
 #: What Python's str.strip() removes (str.isspace), as a regular expression for both ends.
-_WHITESPACE = "".join(chr(c) for c in range(0x3001) if chr(c).isspace())
-_STRIP = f"^[{_WHITESPACE}]+|[{_WHITESPACE}]+$"
+_STRIP = STRIP_RE
 #: DuckDB's stored time types :func:`_read` takes as they are (cast, never through their text).
 _STORED_TIMES = frozenset(
     {"DATE", "TIMESTAMP", "TIMESTAMP_S", "TIMESTAMP_MS", "TIMESTAMP_NS", "TIMESTAMP WITH TIME ZONE"}
 )
 #: A text with whitespace at either end: only those are stripped (:func:`_stripped`).
-_EDGE = f"^[{_WHITESPACE}]|[{_WHITESPACE}]$"
+_EDGE = EDGE_RE
 
 
 def _stripped(text: str) -> str:

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 __all__ = [
-    "CURRENCY_TEXT", "SPACES", "SCIENTIFIC", "TRUE", "FALSE", "parse_numbers", "parse_dates",
+    "CURRENCY_TEXT", "SPACES", "WHITESPACE", "STRIP_RE", "EDGE_RE", "SCIENTIFIC", "TRUE", "FALSE", "parse_numbers", "parse_dates",
     "by_value", "typed_dates", "sniff_delimiter",
 ]  # fmt: skip
 
@@ -33,6 +33,14 @@ CURRENCY_TEXT: dict[str, tuple[str, ...]] = {
     "AUD": ("AUD", "AU$", "A$", "$"), "INR": ("INR", "₹"),
 }  # fmt: skip
 SPACES = "[\u00a0\u202f\u2009\u2007\u2008 ]"  # no-break, narrow no-break, thin, figure spaces
+#: What Python's ``str.strip()`` removes from a cell's ends (``str.isspace``: the ASCII blanks, the
+#: separators U+001C-U+001F, U+0085, the no-break and other Unicode spaces): every reader's blanks,
+#: as literal characters (one regular expression for DuckDB, PostgreSQL and Spark alike).
+WHITESPACE = "".join(chr(c) for c in range(0x3001) if chr(c).isspace())
+#: The blanks at both ends of a text, as a regular expression to replace by '' (all matches).
+STRIP_RE = f"^[{WHITESPACE}]+|[{WHITESPACE}]+$"
+#: A text with a blank at either end (only those need :data:`STRIP_RE`).
+EDGE_RE = f"^[{WHITESPACE}]|[{WHITESPACE}]$"
 
 
 def parse_numbers(

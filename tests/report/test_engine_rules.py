@@ -73,9 +73,10 @@ def test_reject_raises_as_the_reader_does(tmp_path):
 def test_the_placeholder_pattern_finds_what_trimming_and_lower_casing_finds(placeholders):
     """engine._is_placeholder (one anchored pattern) marks the same ids as the trimmed,
     lower-cased text compared with the placeholders: blanks of each kind at either end, case,
-    a placeholder's regex characters taken literally, a no-break space not a blank."""
+    a placeholder's regex characters taken literally, a no-break or ideographic space a blank
+    (as str.strip(), which the file readers trim every cell with)."""
     ids = ["guest", " Guest ", "\tGUEST\n", "0", " 0", "00", "", "   ", "guests", "a guest", None,
-           "\v0\f", "x.y", "xzy", ".", "brak klienta", " BRAK KLIENTA\r", "\u00a0guest"]  # fmt: skip
+           "\v0\f", "x.y", "xzy", ".", "brak klienta", " BRAK KLIENTA\r", "\u00a0guest", "0\u3000", "\u00a0x"]  # fmt: skip
     t = ibis.memtable(pd.DataFrame({"customer_id": ids}))
     got = t.select(
         fast=engine._is_placeholder(t.customer_id, placeholders),
@@ -83,7 +84,19 @@ def test_the_placeholder_pattern_finds_what_trimming_and_lower_casing_finds(plac
     ).to_pandas()
     assert got["fast"].tolist() == got["slow"].tolist()
     expected = {  # by hand: which ids are placeholders
-        "guest": ["guest", " Guest ", "\tGUEST\n", "0", " 0", "", "   ", None, "\v0\f"],
+        "guest": [
+            "guest",
+            " Guest ",
+            "\tGUEST\n",
+            "0",
+            " 0",
+            "",
+            "   ",
+            None,
+            "\v0\f",
+            "\u00a0guest",
+            "0\u3000",
+        ],
         "": ["", "   ", None],
         "x.y": ["", "   ", None, "x.y", "brak klienta", " BRAK KLIENTA\r"],
     }[placeholders[0] if placeholders else ""]

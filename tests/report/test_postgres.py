@@ -11,6 +11,7 @@ import json
 import re
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -76,6 +77,24 @@ def test_a_postgres_table_reads_like_the_csv(server, small, tmp_path):
     notes = same_orders(url, csv, mapping, ["order_id"])
     assert notes["source"] == f"postgres://lab:***@127.0.0.1:{server.port}/postgres"
     assert not any(tmp_path.iterdir())  # nothing copied out
+
+
+def test_padded_text_in_a_postgres_table_reads_like_the_csv(server, small, tmp_path):
+    """Customer ids (text) and channels padded with an ASCII space, a no-break space or an
+    ideographic space at either end: PostgreSQL's regular expressions trim them as the CSV's
+    readers do (str.strip()), so the same customers and channels as the CSV's, and only the
+    padded columns are trimmed (the others read as stored)."""
+    raw, _, mapping = small
+    raw = raw.head(600).copy()
+    pads = np.array([" ", "\u00a0", "\u3000"])[np.arange(len(raw)) % 3]
+    front = np.arange(len(raw)) % 2 == 0
+    raw["customer_id"] = np.where(front, pads + raw["customer_id"], raw["customer_id"] + pads)
+    raw["channel"] = np.where(front, raw["channel"], raw["channel"] + pads)
+    csv = tmp_path / "padded.csv"
+    raw.to_csv(csv, index=False)
+    url = load_typed_table(server, "padded", raw, {**ORDER_TYPES, "customer_id": "text"})
+    notes = same_orders(url, csv, mapping, ["order_id"])
+    assert notes["trimmed"] == ["customer_id", "channel"]
 
 
 def test_only_the_mapped_columns_are_read(server, small):

@@ -162,8 +162,8 @@ def test_warehouse_problems_known_answers():
     )
     mapping = load_mapping(MAPPING)
     cols = tuple(c for c in client_schema(mapping) if c.name in t.columns)
-    got = engine.warehouse_problems(t, cols, source="db://h/x", table="t", labels={},
-                                    as_of="2025-12-31")  # fmt: skip
+    got, _ = engine.warehouse_problems(t, cols, source="db://h/x", table="t", labels={},
+                                       as_of="2025-12-31")  # fmt: skip
     said = {(p.column, p.code): (p.rows, p.example) for p in got}
     assert said == {
         ("order_date", "empty"): (1, ""),
@@ -176,27 +176,28 @@ def test_warehouse_problems_known_answers():
 
 
 def test_warehouse_problems_see_through_blanks_at_either_end():
-    """Ids are checked as trimmed (blanks of each kind at either end), by matching, not by a
-    trimmed copy: a blank id is empty, a padded one in scientific notation is said, and with
+    """Ids are checked as trimmed (blanks of each kind at either end, the no-break and ideographic
+    spaces too), by matching, not by a trimmed copy: a blank id is empty, a padded one in scientific notation is said, and with
     id_type: integer the padded text ids that are not whole numbers."""
     t = ibis.memtable(
         pd.DataFrame(
             {
-                "order_id": ["a", " \t", " 1E+05\n", "\v12\f"],
-                "customer_id": ["1", "2", "3", "4"],
-                "order_date": pd.to_datetime(["2025-01-01"] * 4),
-                "amount": [1.0, 2.0, 3.0, 4.0],
+                "order_id": ["a", " \t", " 1E+05\n", "\v12\f", "\u00a0\u3000"],
+                "customer_id": ["1", "2", "3", "4", "5"],
+                "order_date": pd.to_datetime(["2025-01-01"] * 5),
+                "amount": [1.0, 2.0, 3.0, 4.0, 5.0],
             }
         )
     )
     cols = tuple(c for c in client_schema(load_mapping(MAPPING)) if c.name in t.columns)
     said = {}
     for ids in ("auto", "integer"):
-        got = engine.warehouse_problems(t, cols, source="db://h/x", table="t", labels={},
-                                        as_of="2025-12-31", ids=ids)  # fmt: skip
+        got, trimmed = engine.warehouse_problems(t, cols, source="db://h/x", table="t",
+                                                 labels={}, as_of="2025-12-31", ids=ids)  # fmt: skip
+        assert trimmed == ["order_id"]
         said[ids] = {(p.column, p.code): (p.rows, p.example) for p in got}
-    assert said["auto"] == {
-        ("order_id", "empty"): (1, " \t"),
+    assert said["auto"] == {  # Unicode blanks too, as str.strip() (the file readers) trims
+        ("order_id", "empty"): (2, " \t"),
         ("order_id", "scientific"): (1, " 1E+05\n"),
     }
     assert said["integer"] == said["auto"] | {("order_id", "not_whole"): (2, " 1E+05\n")}
@@ -225,14 +226,56 @@ def test_the_uniqueness_check_counts_stored_values_and_trims_where_blanks_are(id
         )
     )
     cols = tuple(c for c in client_schema(load_mapping(MAPPING)) if c.name in t.columns)
-    got = engine.warehouse_problems(t, cols, source="db://h/x", table="t", labels={},
-                                    as_of="2025-12-31")  # fmt: skip
+    got, _ = engine.warehouse_problems(t, cols, source="db://h/x", table="t", labels={},
+                                       as_of="2025-12-31")  # fmt: skip
     assert {(p.column, p.code): (p.rows, p.example.strip()) for p in got} == want
 
 
+@pytest.mark.parametrize("blank", [" ", "\t", "\u00a0", "\u3000"])
+def test_padded_text_in_a_table_is_trimmed_as_the_csvs(tmp_path, blank):
+    """Customer ids and a text column padded with blanks (an ASCII space, a tab, a no-break
+    space, an ideographic space) at either end: the table's orders equal the same rows' read
+    from a CSV (whose readers trim every cell as str.strip() does), so a padded id is the same
+    customer, not a second one; only the padded columns are trimmed, in the report command and
+    in the notebook's kernel (the columns handed over in the notes). Without the trimming the
+    table had 299 customers for the CSV's 245 (400 rows)."""
+    pad = blank.replace("'", "''")
+    select = (
+        f"* REPLACE (CASE WHEN order_id % 3 = 0 THEN '{pad}' || CAST(customer_id AS VARCHAR) "
+        f"WHEN order_id % 3 = 1 THEN CAST(customer_id AS VARCHAR) || '{pad}' ELSE "
+        f"CAST(customer_id AS VARCHAR) END AS customer_id, CASE WHEN order_id % 2 = 0 THEN "
+        f"channel || '{pad}' ELSE channel END AS channel)"
+    )
+    url = table(tmp_path / "c.db", select, rows=400)
+    stored = duckdb.connect(str(tmp_path / "c.db"))
+    csv = tmp_path / "o.csv"
+    stored.execute("SELECT * FROM orders").df().to_csv(csv, index=False)
+    stored.close()
+    mapping = load_mapping(MAPPING)
+    t, notes = read_orders_in_warehouse(url, mapping)
+    want, _ = read_client_orders(csv, mapping)
+    assert notes["trimmed"] == ["customer_id", "channel"]  # not the unpadded ones
+
+    def same(got: pd.DataFrame) -> None:
+        assert got["customer_id"].nunique() == want["customer_id"].nunique() == 245
+        pd.testing.assert_frame_equal(
+            got.sort_values("order_id").reset_index(drop=True),
+            want.sort_values("order_id").reset_index(drop=True),
+            check_dtype=False,
+        )
+
+    same(t.to_pandas())
+    handover = save_warehouse(notes, tmp_path / "orders.warehouse.json")
+    with pytest.MonkeyPatch.context() as mp:  # the notebook's table: the same rows
+        mp.setenv(sources.SOURCE_ENV, url)
+        again, _ = open_orders(handover)
+        same(again.to_pandas())
+
+
 def test_a_status_rule_on_a_table_is_matched_by_the_texts_found(tmp_path):
-    """A status column written as a warehouse has it (padding, case, missing): the report
-    command finds each text's trimmed, lower-cased form once and hands the texts over; the
+    """A status column written as a warehouse has it (padding, case, missing): the padded column
+    is trimmed as a CSV's cells are, then the report command finds each text's lower-cased form
+    once and hands the texts over; the
     notebook's table matches them exactly, with the rows and amounts of the command's table and
     of the same rows read from a CSV."""
     status = ("CASE order_id % 5 WHEN 0 THEN ' Cancelled' WHEN 1 THEN 'PAID\t' WHEN 2 THEN NULL "
@@ -247,7 +290,8 @@ def test_a_status_rule_on_a_table_is_matched_by_the_texts_found(tmp_path):
     m = load_mapping(mapping)
     t, notes = read_orders_in_warehouse(url, m)
     found = notes["status_values"]
-    assert sorted(found["keep"]) == ["PAID\t", "paid"] and found["cancelled"] == [" Cancelled"]
+    assert sorted(found["keep"]) == ["PAID", "paid"] and found["cancelled"] == ["Cancelled"]
+    assert notes["trimmed"] == ["status"]
     csv = tmp_path / "o.csv"
     duckdb.connect(str(tmp_path / "c.db"), read_only=True).execute(
         f"COPY orders TO '{csv}' (HEADER true)"
