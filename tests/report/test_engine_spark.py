@@ -176,3 +176,31 @@ def test_spark_files_stay_in_the_scratch_folder_and_go_with_the_session(tmp_path
     assert "blockmgr-" in local  # the block manager's folder in the scratch folder
     assert "spark-" in tmp and "artifacts-" in tmp  # the JVM's temporary folders there too
     assert list(tmp_path.iterdir()) == []  # and all of it removed at exit
+
+
+#: Texts with blanks of each kind at their ends (the ASCII ones, the separators U+001C-U+001F,
+#: U+0085, the no-break, ideographic and line-separator spaces) and inside them.
+TEXTS = ["a", " a", "a\t", "\u00a0a\u3000", "\t\n", "", "\u2028x y\u2029", "x\x1cy", "\x85z\x1f",
+         "cancelled ", " \u00a0cancel", "can cel", "guest\u00a0", None]  # fmt: skip
+
+
+def test_text_is_trimmed_on_spark_as_str_strip(spark):
+    """engine.strip and the matching that stands in for trimming (a blank text, a prefix after
+    the blanks) give on Spark (Java's regular expressions) what Python's str.strip() gives, as
+    the file readers trim a cell and as DuckDB does (the same literal characters in a pattern)."""
+    frame = pd.DataFrame({"i": range(len(TEXTS)), "s": TEXTS})
+    for t in (spark.create_table("texts", frame, overwrite=True), ibis.memtable(frame)):
+        got = (
+            t.select(
+                "i",
+                stripped=engine.strip(t.s),
+                blank=engine._trimmed_match(t.s, "").fill_null(False),
+                prefix=engine._trimmed_prefix(t.s, "cancel"),
+            )
+            .to_pandas()
+            .sort_values("i")
+        )
+        want = [None if s is None else s.strip() for s in TEXTS]
+        assert [None if pd.isna(v) else v for v in got["stripped"]] == want
+        assert got["blank"].tolist() == [s == "" for s in want]
+        assert got["prefix"].tolist() == [s is not None and s.startswith("cancel") for s in want]
