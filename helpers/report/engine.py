@@ -148,7 +148,7 @@ def memory_limit(rows: int, per_row: int = MEMORY_PER_ROW, floor_mb: int | None 
 def connect(memory_limit: str | None = "500MB") -> ibis.BaseBackend:
     """An embedded DuckDB for the report's aggregations (in memory, no server), with
     `memory_limit` (None: DuckDB's default, 80 % of the machine's memory); above it DuckDB
-    spills to ``retention-lab-duckdb`` in the system's temporary folder (removed on close).
+    spills to :func:`spill_folder`.
     Results are ordered where it matters (``order_by``), so DuckDB need not keep rows in
     insertion order (less memory)."""
     return tune_duckdb(ibis.duckdb.connect(), memory_limit)
@@ -201,11 +201,9 @@ ALLOCATOR_FLUSH = "4MB"
 
 def tune_duckdb(con: ibis.BaseBackend, memory_limit: str | None = "500MB") -> ibis.BaseBackend:
     """:func:`connect`'s settings on a DuckDB connection `con` (also a client's database file,
-    :func:`helpers.report.sources.open_table`): `memory_limit`, spilling to the system's
-    temporary folder, no insertion order kept, freed memory returned (:data:`ALLOCATOR_FLUSH`).
-    Returns `con`."""
-    import tempfile
-
+    :func:`helpers.report.sources.open_table`): `memory_limit`, spilling to
+    :func:`spill_folder`, no insertion order kept, freed memory returned
+    (:data:`ALLOCATOR_FLUSH`). Returns `con`."""
     if memory_limit:
         con.raw_sql(f"SET memory_limit = '{memory_limit}'")
     con.raw_sql("SET preserve_insertion_order = false")
@@ -216,10 +214,33 @@ def tune_duckdb(con: ibis.BaseBackend, memory_limit: str | None = "500MB") -> ib
         con.raw_sql("SET enable_progress_bar = false")
     except Exception:  # noqa: BLE001 (in a Jupyter kernel DuckDB refuses it without ipywidgets)
         pass
-    # what does not fit spills to the system's temporary folder, not to .tmp/ in the working one
-    spill = Path(tempfile.gettempdir()) / "retention-lab-duckdb"
-    con.raw_sql(f"SET temp_directory = '{spill.as_posix()}'")
+    # what does not fit spills to a folder that goes with the report or the process, not to
+    # .tmp/ in the working folder
+    spill = spill_folder().as_posix().replace("'", "''")
+    con.raw_sql(f"SET temp_directory = '{spill}'")
     return con
+
+
+@functools.cache
+def spill_folder() -> Path:
+    """Where this process's DuckDB connections spill what does not fit their memory limit (DuckDB
+    makes the folder when it first spills and removes its files, not the folder): inside the
+    report's scratch folder (:data:`helpers.report.handover.SCRATCH_ENV`, which the report
+    command removes whatever its kernel did), else ``retention-lab-duckdb-<pid>`` in the
+    system's temporary folder, removed when the process exits. One shared folder in the
+    temporary folder stayed behind after every run (empty)."""
+    import atexit
+    import shutil
+    import tempfile
+
+    from helpers.report.handover import SCRATCH_ENV
+
+    base = os.environ.get(SCRATCH_ENV)
+    if base and Path(base).is_dir():
+        return Path(base) / "duckdb-spill"
+    folder = Path(tempfile.gettempdir()) / f"retention-lab-duckdb-{os.getpid()}"
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    return folder
 
 
 def from_arrow(

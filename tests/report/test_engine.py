@@ -7,6 +7,9 @@ several orders at one timestamp, as-of dates in the middle of a period)."""
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import ibis
 import numpy as np
 import pandas as pd
@@ -357,3 +360,50 @@ def test_the_engine_and_the_pandas_helpers_give_the_same_sums_bit_for_bit(orders
         assert np.array_equal(
             net.to_numpy(), engine.customer_totals(orders).sort_index().to_numpy()
         )
+
+
+@pytest.mark.parametrize("in_report", [False, True])
+def test_duckdb_spills_to_a_folder_that_goes_with_the_process_or_the_report(tmp_path, in_report):
+    """What DuckDB spills goes to a folder of this process's in the temporary folder, removed at
+    exit, or inside the report's scratch folder (the report command removes it). DuckDB removes
+    its folder when the connection closes, not when the process is killed, as a kernel may be:
+    one shared folder in /tmp stayed behind after the CI runs. A fresh interpreter, a query that
+    spills under a small memory limit: the folder exists while the connection is open; outside
+    a report it is gone after the process, inside one the process is killed (``os._exit``) and
+    the folder is the scratch folder's, nothing in the temporary folder (before: the shared
+    folder left there)."""
+    import subprocess
+    import sys
+    import textwrap
+
+    from helpers.report.handover import SCRATCH_ENV
+
+    script = textwrap.dedent(
+        """
+        from helpers.report import engine
+        con = engine.connect("100MB")
+        n = con.con.execute("SELECT count(*) FROM (SELECT i, md5(i::VARCHAR) AS m "
+                            "FROM range(6000000) t(i) ORDER BY m)").fetchall()[0][0]
+        assert n == 6000000
+        print(engine.spill_folder(), engine.spill_folder().is_dir(), flush=True)
+        """
+    )
+    if in_report:
+        script += "import os\nos._exit(0)\n"  # killed: DuckDB removes nothing
+    env = {**os.environ, "TMPDIR": str(tmp_path / "tmp")}
+    env.pop(SCRATCH_ENV, None)
+    (tmp_path / "tmp").mkdir()
+    if in_report:
+        (tmp_path / "scratch").mkdir()
+        env[SCRATCH_ENV] = str(tmp_path / "scratch")
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         timeout=300, env=env)  # fmt: skip
+    assert run.returncode == 0, run.stderr[-3000:]
+    folder, existed = run.stdout.split()
+    assert existed == "True"  # DuckDB spilled there
+    if in_report:
+        assert Path(folder).parent == tmp_path / "scratch"
+    else:
+        assert Path(folder).parent == tmp_path / "tmp"
+        assert not Path(folder).exists()
+    assert list((tmp_path / "tmp").iterdir()) == []  # nothing left in the temporary folder
