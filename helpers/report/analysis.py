@@ -442,10 +442,20 @@ def segment_customers(
     :func:`~helpers.segments.rfm_scores` and :func:`~helpers.segments.assign_segments`
     (Hughes 1994 RFM; BTYD columns in `time_unit`)."""
     eng = _engine(orders)
-    summary = eng.customer_summary if eng is not None else segments.rfm_table
-    rfm = summary(purchases(orders), as_of, time_unit)
+    if eng is None:
+        rfm, cal = segments.rfm_table(purchases(orders), as_of, time_unit), None
+    else:  # the fit's calibration split from the same scan (engine.summary_and_split)
+        rfm, cal = eng.summary_and_split(
+            purchases(orders), as_of, time_unit, lambda first: _holdout_days(as_of, first)[1]
+        )
     out = segments.assign_segments(segments.rfm_scores(rfm))
     out.attrs.update(rfm.attrs)
+    if cal is not None:  # kept as _calibration_split keeps the split it makes, which finds it
+        cal_end = _holdout(out)[1]
+        key = (pd.Timestamp(cal_end), str(out.attrs["as_of"]), out.attrs["time_unit"])
+        if cal.attrs["calibration_end"] == str(cal_end.date()):
+            _SPLIT.clear()
+            _SPLIT["last"] = (orders, out, key, cal)
     return out
 
 
@@ -1019,8 +1029,13 @@ def _repeat_mask(segmented: pd.DataFrame) -> np.ndarray:
 def _holdout(segmented: pd.DataFrame, holdout_share: float = 0.25) -> tuple[int, pd.Timestamp]:
     """:func:`fit_clv`'s holdout: its days (the last `holdout_share` of the data's span, from 28
     days to a year) and the calibration period's last day."""
-    as_of = segmented.attrs["as_of"]
-    first = segmented["first_order"].min()
+    return _holdout_days(segmented.attrs["as_of"], segmented["first_order"].min(), holdout_share)
+
+
+def _holdout_days(
+    as_of: str | pd.Timestamp, first: pd.Timestamp, holdout_share: float = 0.25
+) -> tuple[int, pd.Timestamp]:
+    """:func:`_holdout` of the data as of `as_of` whose earliest purchase is at `first`."""
     span_days = (periods.as_of_end(as_of) - first) / pd.Timedelta(days=1)
     hold_days = int(min(365, max(28, holdout_share * span_days)))
     return hold_days, periods.as_of_day(as_of) - pd.Timedelta(days=hold_days)

@@ -17,7 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from helpers import clv, cohorts, data, retention, segments
+from helpers import clv, cohorts, data, periods, retention, segments
 from helpers.report import analysis, engine
 from helpers.report import orders as orders_mod
 
@@ -92,6 +92,28 @@ def test_report_headline_and_calibration_equal_the_helpers(orders, as_of):
         rtol=RTOL,
         check_index_type=False,
     )
+
+
+@pytest.mark.parametrize("as_of", ["2025-12-31", "2025-06-30"])
+def test_the_reports_calibration_split_comes_from_the_summarys_scan(orders, as_of, monkeypatch):
+    """On the engine, segment_customers's scan also gives the fit's calibration split
+    (engine.summary_and_split), which the fit then finds without a second scan of the orders;
+    it equals the split the pandas helpers make (and the engine's own calibration_holdout)."""
+    import pyarrow as pa
+
+    t = engine.from_arrow(pa.Table.from_pandas(orders, preserve_index=False))
+    seg = analysis.segment_customers(t, as_of)
+    cal_end = analysis._holdout(seg)[1]
+    alone = engine.calibration_holdout(engine.purchases(t), cal_end, as_of, "W")
+    with monkeypatch.context() as mp:  # no second scan: calibration_holdout is not called
+        mp.setattr(engine, "calibration_holdout", lambda *a, **k: pytest.fail("scanned again"))
+        split = analysis._calibration_split(t, seg, cal_end)
+    pd.testing.assert_frame_equal(split, alone)
+    assert split.attrs == alone.attrs
+    by_pandas = analysis._calibration_split(orders, analysis.segment_customers(orders, as_of),
+                                            cal_end)  # fmt: skip
+    pd.testing.assert_frame_equal(split, by_pandas, check_exact=False, rtol=1e-12)
+    analysis._SPLIT.clear()
 
 
 def test_open_orders_gives_the_engine_from_a_million_rows_or_on_request(orders, tmp_path):
@@ -222,6 +244,22 @@ def test_random_orders_give_identical_results(o, as_of, freq):
         outcome(clv.calibration_holdout, o, cut, as_of, "W"),
         outcome(engine.calibration_holdout, o, cut, as_of, "W"),
     )
+    # the summary and the calibration split from one scan: each as computed alone (a split at
+    # a fixed day, and one that depends on the first order, as the report's holdout does)
+    for split in (lambda first: cut, lambda first: first.normalize() + pd.Timedelta(days=100)):
+        both = outcome(engine.summary_and_split, o, as_of, "W", split)
+        summary = outcome(engine.customer_summary, o, as_of)
+        if isinstance(summary, type):
+            assert both == summary
+            continue
+        check_same(both[0], summary)
+        first = o.loc[o["order_date"] < periods.as_of_end(as_of), "order_date"].min()
+        alone = outcome(engine.calibration_holdout, o, split(first), as_of, "W")
+        if isinstance(alone, type):
+            assert both[1] is None
+        else:
+            check_same(both[1], alone)
+            assert both[1].attrs == alone.attrs
 
 
 # --- the same file, the same numbers: exact sums (engine.money_scale, engine.exact_sum) ----------
