@@ -330,6 +330,28 @@ def test_the_purchases_scale_comes_from_the_orders_scan(values, orders_scale, bo
     assert engine.money_scale(alone) == bought_scale
 
 
+@settings(max_examples=60, deadline=None)
+@given(
+    scale=st.integers(0, 5),
+    units=st.lists(st.integers(-(10**9), 10**9), min_size=1, max_size=30),
+    repeat=st.integers(1, 4),
+    odd=st.sampled_from([None, 1 / 3, 0.123456]),
+)
+def test_the_scale_of_the_distinct_amounts_is_the_amounts_scale(scale, units, repeat, odd):
+    """engine.money_scale tests the distinct amounts (every amount is whole at a scale exactly
+    when every distinct one is): the orders' and the purchases' scales equal helpers.money.scale
+    of every amount, repeated amounts and an amount with more decimals included."""
+    from helpers import money
+
+    values = np.repeat(np.array(units, dtype=float) / 10**scale, repeat)
+    if odd is not None:
+        values = np.append(values, odd)
+    t = ibis.memtable(pd.DataFrame({"customer_id": ["a"] * len(values), "amount": values}))
+    assert engine.money_scale(t) == money.scale(values)
+    bought = values[values >= 0]
+    assert engine.money_scale(engine.purchases(t)) == (money.scale(bought) if len(bought) else None)
+
+
 def _shuffled_orders(seed: int) -> pd.DataFrame:
     """Four customers with 3,000 orders each whose cents' float sum depends on the order of
     addition, in the row order of `seed`."""
