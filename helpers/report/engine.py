@@ -1128,7 +1128,7 @@ def summary_and_split(
     instead of two: every customer's figures and those before the split side by side
     (:func:`_customer_aggregates`), then the calibration's customers (an order before the split)
     with the same figures :func:`calibration_holdout` computes (its holdout: the orders after
-    the split). The calibration is None when no order comes before the split, or when
+    the split); before it, one ``min`` of the order times for `first`. The calibration is None when no order comes before the split, or when
     `calibration_end` raises ValueError (:func:`calibration_holdout`'s refusals are then said by
     calling it). At 100M orders the second scan was 13 s of the kernel's (benchmarks/README.md,
     issue 31)."""
@@ -2889,8 +2889,8 @@ def warehouse_problems(
     check's). The sentences are the pandas reader's (``helpers.tables.pandas_reader``).
 
     One scan computes every test once per row (a column of a projection): first whether a text
-    has a blank at an end, then the tests that trim (blank, scientific notation) match the
-    trimmed pattern only on those rows, a plain comparison on the others."""
+    has a blank at an end, then the blank test matches the trimmed pattern only on those rows
+    (a comparison with '' on the others)."""
     from helpers.tables import Problem
     from helpers.tables.parse import SCIENTIFIC
 
