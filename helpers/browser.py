@@ -112,6 +112,9 @@ class _Pipe:
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
             # Chromium's own process group: its renderers and services are in it (close())
             start_new_session=True,
+            # its singleton socket's folder (``org.chromium.Chromium.*``), which a terminated
+            # Chromium leaves behind, goes into the profile, removed with it
+            env={**os.environ, "TMPDIR": str(profile)},
         )  # fmt: skip
         os.close(to_chrome_r)
         os.close(from_chrome_w)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -26,18 +27,23 @@ def group_members(group: int) -> list[int]:
 
 
 @pytest.mark.chromium
-def test_chromium_leaves_no_process_and_no_profile(tmp_path, monkeypatch):
+def test_chromium_leaves_no_process_and_no_profile(tmp_path, monkeypatch, request):
     """Chromium runs in a process group of its own with the processes it starts; once
-    :func:`browser.open_page` returns none of them is left, and its profile folder is gone.
+    :func:`browser.open_page` returns none of them is left, and its profile folder is gone,
+    and so is the folder of its singleton socket it makes in TMPDIR (killed, it leaves that
+    behind: one ``org.chromium.Chromium.*`` per page, in every CI run).
     (Its network service writes into the profile as it shuts down: a folder removed before
     that came back, one per CI run.)"""
     if not browser.CHROMIUM.exists():
         if os.environ.get("CI"):
             pytest.fail(f"{browser.CHROMIUM} not found: CI must run the browser checks")
         pytest.skip("needs Debian's chromium (make chromium)")
-    scratch = tmp_path / "tmp"
-    scratch.mkdir()
+    # short: Chromium's singleton socket goes in a folder in TMPDIR, and a socket's path
+    # holds at most 107 bytes (pytest's tmp_path is too long)
+    scratch = Path(tempfile.mkdtemp(prefix="rl-"))
+    request.addfinalizer(lambda: shutil.rmtree(scratch, ignore_errors=True))
     monkeypatch.setattr(tempfile, "tempdir", str(scratch))  # where mkdtemp makes the profile
+    monkeypatch.setenv("TMPDIR", str(scratch))  # where Chromium would make its own folders
     page = tmp_path / "page.html"
     page.write_text("<html><head><title>t</title></head><body><p>hello</p></body></html>")
     seen: dict[str, object] = {}
