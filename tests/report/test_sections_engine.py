@@ -603,7 +603,6 @@ def test_margin_cells_are_the_dense_table_bit_for_bit(n, extra, ages, pieces, ch
     np.testing.assert_array_equal(engine._running_sums(s.upto(max(ages)), ages),
                                   np.cumsum(dense, axis=1)[:, ages])  # fmt: skip
     del s
-    gc.collect()
     assert not folder.exists()  # removed once no MarginCells reads it
 
 
