@@ -358,8 +358,12 @@ def execute(
     html_report: bool = True,
     env: Mapping[str, str] | None = None,
     kernel: Kernel | None = None,
+    drop_tags: tuple[str, ...] = (),
 ) -> dict[str, Any]:
     """Run one notebook with papermill into `out_dir`; returns its metrics (may be empty).
+
+    `drop_tags`: cells tagged with any of these are left out of the run and of the executed
+    notebook (the client report runs no exercise: ``("solution",)``).
 
     `env`: environment variables the notebook's kernel sees during the run and that, unlike
     papermill parameters, are not recorded in the executed notebook (a secret such as the
@@ -372,6 +376,13 @@ def execute(
 
     out_dir.mkdir(parents=True, exist_ok=True)
     executed = out_dir / notebook.name
+    source: Any = str(notebook)
+    if drop_tags:
+        import nbformat
+
+        source = nbformat.read(notebook, as_version=4)
+        source.cells = [c for c in source.cells
+                        if not set(c.get("metadata", {}).get("tags", ())) & set(drop_tags)]  # fmt: skip
     metrics_path = out_dir / f"{notebook.stem}.metrics.json"
     if kernel is not None:
         if env:
@@ -385,7 +396,7 @@ def execute(
     os.environ.update(variables)
     try:
         papermill.execute_notebook(
-            str(notebook), str(executed), parameters=dict(parameters), kernel_name="python3",
+            source, str(executed), parameters=dict(parameters), kernel_name="python3",
             cwd=str(paths.NOTEBOOKS), progress_bar=False, log_output=False, extra_arguments=KERNEL_ARGS,
             request_save_on_cell_execute=False, **manager,
         )  # fmt: skip

@@ -209,7 +209,9 @@ def _analyse(got, data, url, mapping, name, target, root, client, language, engi
                 stage("analyse (notebook 08)", got["n_orders"]),
                 follow(handover / "stages", progress),
             ):  # HTML below, titled
-                run.execute(NOTEBOOK, tmp, params, html_report=False, kernel=kernel)
+                # the lessons' exercises are not run: their solutions show nothing to the client
+                run.execute(NOTEBOOK, tmp, params, html_report=False, kernel=kernel,
+                            drop_tags=("solution",))  # fmt: skip
         except run.RunError as err:
             raise ReportError(str(err)) from None
         (tmp / NOTEBOOK.name).rename(tmp / "report.ipynb")

@@ -109,6 +109,29 @@ def test_bundled_report_exports_and_pseudonyms(bundled_report):
 
 
 @pytest.mark.slow
+def test_the_client_report_runs_no_exercise(bundled_report):
+    """The exercises' solutions are left out of the client's run, not only of its HTML: the
+    delivered notebook has every other cell of notebook 08 and none of them, and exercise 2's
+    answer (the monthly retention: at 100M orders 32 s of the kernel's background thread) is
+    not computed. The notebook itself still records it (tests/collection/test_claims_08.py)."""
+    import nbformat
+
+    from helpers import paths
+
+    def tags(cell):
+        return set(cell.get("metadata", {}).get("tags", []))
+
+    source = nbformat.read(paths.NOTEBOOKS / "08_case_study_client_report.ipynb", as_version=4)
+    ran = nbformat.read(bundled_report / "report.ipynb", as_version=4)
+    solutions = [c for c in source.cells if "solution" in tags(c)]
+    assert solutions and not [c for c in ran.cells if "solution" in tags(c)]
+    kept = [c.source for c in source.cells if "solution" not in tags(c)]
+    assert [c.source for c in ran.cells if "injected-parameters" not in tags(c)] == kept
+    metrics = json.loads((bundled_report / "metrics.json").read_text())
+    assert "retention_monthly_last_6" in metrics and metrics["retention_monthly_last_6"] is None
+
+
+@pytest.mark.slow
 def test_same_name_is_refused_without_overwrite(bundled_report, reports_root, capsys):
     before = (bundled_report / "metrics.json").read_bytes()
     rc, _, err = run_cli(
