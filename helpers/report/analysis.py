@@ -108,7 +108,8 @@ def prefetch_sections(
     )  # fmt: skip
     eng.prefetch(orders, [(eng.customer_totals, ())])
     # (not the monthly retention of the notebook's exercise 2: the client report runs no
-    # exercise, helpers.report.build; at 100M orders 32 s of this thread, benchmarks/README.md)
+    # exercise, helpers.report.build; 4.2-4.5 s of this thread at 10M orders, 32 s of its time
+    # in a profile at 100M; benchmarks/README.md)
 
 
 def purchases(orders: pd.DataFrame) -> pd.DataFrame:

@@ -112,8 +112,8 @@ def test_bundled_report_exports_and_pseudonyms(bundled_report):
 def test_the_client_report_runs_no_exercise(bundled_report):
     """The exercises' solutions are left out of the client's run, not only of its HTML: the
     delivered notebook has every other cell of notebook 08 and none of them, and exercise 2's
-    answer (the monthly retention: at 100M orders 32 s of the kernel's background thread) is
-    not computed. The notebook itself still records it (tests/collection/test_claims_08.py)."""
+    answer (the monthly retention, the last query of the kernel's background thread: 4.2-4.5 s
+    at 10M orders) is not computed. The notebook itself still records it (tests/collection/test_claims_08.py)."""
     import nbformat
 
     from helpers import paths
