@@ -35,6 +35,7 @@ figure for memory, not for speed).
 from __future__ import annotations
 
 import argparse
+import atexit
 import csv
 import json
 import os
@@ -290,7 +291,9 @@ def main(argv: list[str] | None = None) -> int:
     )  # fmt: skip
     ap.add_argument("--rounds", type=int, default=1)
     ap.add_argument("--python", default=sys.executable)
-    ap.add_argument("--reports-dir", default="/tmp/bench-memory-reports")
+    ap.add_argument(
+        "--reports-dir", help="where the reports go (default: a temporary folder, removed at exit)"
+    )
     ap.add_argument("--trace", help="CSV of the last round's samples (one file per tree)")
     ap.add_argument(
         "--keep-samples", metavar="DIR",
@@ -305,8 +308,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--every", type=float, default=0.25, help="--inside's sampling interval, s")
     args = ap.parse_args(argv)
+    # nothing left in the temporary folder: the reports (2.2 GB at 100M orders) and the
+    # kernel's sampler go at exit (--keep-samples copies the samples out first)
+    if args.reports_dir is None:
+        args.reports_dir = tempfile.mkdtemp(prefix="bench-memory-reports-")
+        atexit.register(shutil.rmtree, args.reports_dir, True)
     inside = Path(tempfile.mkdtemp(prefix="bench-memory-")) if args.inside else None
     if inside is not None:
+        atexit.register(shutil.rmtree, inside, True)
         startup = inside / "ipython" / "profile_default" / "startup"
         startup.mkdir(parents=True)
         (startup / "00-bench-memory.py").write_text(SAMPLER)
