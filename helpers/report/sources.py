@@ -76,7 +76,13 @@ def _split_url(url: str) -> tuple[str, str]:
     parts = urlsplit(url)
     query = parse_qsl(parts.query, keep_blank_values=True)
     tables = [v for k, v in query if k == "table"]
-    if len(tables) != 1 or not tables[0]:
+    if len(tables) > 1:
+        raise ValueError(
+            f"--data {redact(url)!r}: the URL names {len(tables)} tables "
+            f"({', '.join(map(repr, tables))}); name one, e.g. "
+            "duckdb:///path/client.db?table=orders"
+        )
+    if not tables or not tables[0]:
         raise ValueError(
             f"--data {redact(url)!r}: name the table in the URL, e.g. "
             "duckdb:///path/client.db?table=orders"
