@@ -74,11 +74,14 @@ class Stages:
 
     @staticmethod
     def line(name: str, rows: int | None, seconds: float) -> str:
-        """``[report] <name>: <rows> rows in <s> s (<rows/s> rows/s)``; without rows, just the time."""
+        """``[report] <name>: <rows> rows in <s> s (<rows/s> rows/s)``; without rows, just the time.
+        A stage shorter than the printed tenth of a second gets no rate: a wait for work done on
+        a thread before it (the exports) printed "841,883 rows in 0.0 s (99,962,360,394 rows/s)"."""
         if rows is None:
             return f"[report] {name}: {seconds:.1f} s"
-        rate = rows / seconds if seconds > 0 else float("inf")
-        return f"[report] {name}: {rows:,} rows in {seconds:.1f} s ({rate:,.0f} rows/s)"
+        if seconds < 0.05:
+            return f"[report] {name}: {rows:,} rows in {seconds:.1f} s"
+        return f"[report] {name}: {rows:,} rows in {seconds:.1f} s ({rows / seconds:,.0f} rows/s)"
 
 
 #: Environment variable naming the file the notebook's stages are written to (set by the report

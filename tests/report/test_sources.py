@@ -233,6 +233,9 @@ def test_stage_lines():
         "[report] validate: 10,000,000 rows in 50.0 s (200,000 rows/s)"
     )
     assert Stages.line("render HTML", None, 1.26) == "[report] render HTML: 1.3 s"
+    # a wait for work done before it on a thread: no rate of billions of rows a second
+    assert Stages.line("write", 841_883, 0.0000084) == "[report] write: 841,883 rows in 0.0 s"
+    assert Stages.line("write", 841_883, 0.0) == "[report] write: 841,883 rows in 0.0 s"
     lines: list[str] = []
     stage = Stages(lines.append)
     with stage("read", 3):
