@@ -28,7 +28,8 @@ Measured:
   validate, analyse, render) are printed as it ran them;
 * ``DuckDB SQL``: DuckDB alone, in a child process, reading the same file with the same parsing
   (day-first dates, Polish amounts) and computing the per-customer aggregates and the monthly
-  cohort counts: the floor for the read + aggregate part.
+  cohort counts: the floor for the read + aggregate part. A Parquet export's baseline reads its
+  typed columns (those its mapping names) and computes the same aggregates; another file has none.
 
 Targets (issue 16): 10 M rows in ≤ 45 s with peak ≤ 2 GB on 2 cores. Issue 31: the whole report
 ≤ 3× DuckDB's read + aggregate of the same file, peak ≤ 1.2 GB at 10 M rows. On a shared, loaded
@@ -317,15 +318,9 @@ def make_export(
     return data, mapping
 
 
-DUCKDB_SQL = textwrap.dedent(
+#: The baselines' aggregates: per customer, and the monthly acquisition cohorts' counts.
+_AGGREGATES = textwrap.dedent(
     """
-    import sys, duckdb
-    con = duckdb.connect(); con.execute("SET enable_progress_bar = false")
-    con.execute(f'''CREATE TABLE o AS SELECT nr_klienta AS customer_id,
-        strptime(data, '%d.%m.%Y %H:%M') AS order_date,
-        CASE WHEN k LIKE '(%' OR k LIKE '−%' THEN -1 ELSE 1 END
-          * CAST(replace(regexp_replace(k, '[()−\\u202f zł]', '', 'g'), ',', '.') AS DOUBLE) AS amount
-        FROM (SELECT *, kwota AS k FROM read_csv('{sys.argv[1]}', delim = ';', all_varchar = true))''')
     con.execute('''SELECT customer_id, min(order_date), max(order_date), count(*), sum(amount)
                    FROM o GROUP BY ALL''').fetchall()
     con.execute('''WITH a AS (SELECT DISTINCT customer_id, date_trunc('month', order_date) p FROM o),
@@ -334,6 +329,52 @@ DUCKDB_SQL = textwrap.dedent(
                    GROUP BY ALL''').fetchall()
     """
 )
+
+DUCKDB_SQL = (
+    textwrap.dedent(
+        """
+    import sys, duckdb
+    con = duckdb.connect(); con.execute("SET enable_progress_bar = false")
+    con.execute(f'''CREATE TABLE o AS SELECT nr_klienta AS customer_id,
+        strptime(data, '%d.%m.%Y %H:%M') AS order_date,
+        CASE WHEN k LIKE '(%' OR k LIKE '−%' THEN -1 ELSE 1 END
+          * CAST(replace(regexp_replace(k, '[()−\\u202f zł]', '', 'g'), ',', '.') AS DOUBLE) AS amount
+        FROM (SELECT *, kwota AS k FROM read_csv('{sys.argv[1]}', delim = ';', all_varchar = true))''')
+    """
+    )
+    + _AGGREGATES
+)
+
+#: The same baseline on a typed Parquet export (nothing to parse): its mapped customer, date and
+#: amount columns, named after the file on the command line (:func:`baseline`).
+DUCKDB_PARQUET_SQL = (
+    textwrap.dedent(
+        """
+    import sys, duckdb
+    path, c, d, a = sys.argv[1:5]
+    con = duckdb.connect(); con.execute("SET enable_progress_bar = false")
+    con.execute(f'''CREATE TABLE o AS SELECT "{c}" AS customer_id,
+        CAST("{d}" AS TIMESTAMP) AS order_date, CAST("{a}" AS DOUBLE) AS amount
+        FROM read_parquet('{path}')''')
+    """
+    )
+    + _AGGREGATES
+)
+
+
+def baseline(py: str, data: Path, mapping: Path) -> list[str] | None:
+    """The DuckDB baseline's command for `data`: :data:`DUCKDB_SQL` for the Polish CSV,
+    :data:`DUCKDB_PARQUET_SQL` for a Parquet file (the columns its mapping names); None for
+    another file."""
+    if data.suffix == ".csv":
+        return [py, "-c", DUCKDB_SQL, str(data)]
+    if data.suffix == ".parquet":
+        import yaml
+
+        cols = yaml.safe_load(mapping.read_text(encoding="utf-8"))["columns"]
+        names = [cols[k] for k in ("customer_id", "order_date", "amount")]
+        return [py, "-c", DUCKDB_PARQUET_SQL, str(data), *names]
+    return None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -381,7 +422,8 @@ def main(argv: list[str] | None = None) -> int:
         py = args.python
         cmd = [py, "-m", "helpers.report", "--data", str(data), "--mapping", str(mapping),
                "--name", "bench", "--reports-dir", str(Path(tmp) / "reports"), "--overwrite"]  # fmt: skip
-        csv = data.suffix == ".csv"  # the SQL baseline parses the Polish CSV only
+        duck_cmd = baseline(py, data, mapping)
+        paired = duck_cmd is not None  # a baseline for this file: the Polish CSV or Parquet
         size = data.stat().st_size / 1e6
         rows: list[tuple[float, float, float | None, float, float, float | None]] = []
         for i in range(args.pairs):
@@ -392,13 +434,14 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"the report failed (exit {code})")
                 return 1
             duck_s, duck_peak, duck_err, duck_code = (
-                run_measured([py, "-c", DUCKDB_SQL, str(data)]) if csv else (0, 0, "", 0)
+                run_measured(duck_cmd) if duck_cmd else (0, 0, "", 0)
             )
             if duck_code != 0:
                 print(duck_err)
             rows.append((secs, peak, max_rss_mb(err), duck_s, duck_peak, max_rss_mb(duck_err)))
-            ratio = f", ratio {secs / duck_s:.2f}" if csv else ""
-            print(f"pair {i + 1}: report {secs:.1f} s, DuckDB {duck_s:.1f} s{ratio}", flush=True)
+            ratio = f", ratio {secs / duck_s:.2f}" if paired else ""
+            duck = f", DuckDB {duck_s:.1f} s" if paired else " (no DuckDB baseline for this file)"
+            print(f"pair {i + 1}: report {secs:.1f} s{duck}{ratio}", flush=True)
             cpu, duck_cpu = cpu_s(err), cpu_s(duck_err)
             if cpu and duck_cpu:
                 print(f"pair {i + 1}: CPU (user + sys) report {cpu:.1f} s, DuckDB {duck_cpu:.1f} s, "
@@ -409,7 +452,7 @@ def main(argv: list[str] | None = None) -> int:
             ("client report (python -m helpers.report)", 0),
             ("DuckDB SQL (read, parse, aggregate)", 3),
         ):
-            if k == 3 and not csv:
+            if k == 3 and not paired:
                 continue
             t = statistics.median(r[k] for r in rows)
             tree = max(r[k + 1] for r in rows)
@@ -417,7 +460,7 @@ def main(argv: list[str] | None = None) -> int:
             print(
                 f"{label:<44} {t:>8.1f}s {tree:>13,.0f} MB {max(one) if one else float('nan'):>15,.0f} MB"
             )
-        if csv:
+        if paired:
             ratios = sorted(r[0] / r[3] for r in rows)
             print(f"paired ratios report / DuckDB: {', '.join(f'{x:.2f}' for x in ratios)}; "
                   f"median {statistics.median(ratios):.2f} ({len(rows)} pairs)")  # fmt: skip

@@ -50,3 +50,27 @@ def test_the_btyd_parquet_export_is_written_part_by_part_with_distinct_ids(tmp_p
     m = load_mapping(sections)
     assert m.columns["channel"] == "kanal" and "marketing_spend" in m.tables
     assert (tmp_path / "wydatki_parquet.csv").exists()
+
+
+def test_the_duckdb_baseline_reads_the_parquet_export_by_its_mapping(tmp_path, monkeypatch):
+    """The report on a Parquet export is paired with DuckDB's read + aggregate of that file (its
+    mapped columns); before, the 100M Parquet runs printed "DuckDB 0.0 s" and no baseline ran.
+    Checked by running the baseline's own script with its customers table returned."""
+    import subprocess
+    import sys
+
+    b = _bench_report(monkeypatch)
+    data, mapping = b.make_parquet(tmp_path, 5_000, 500)
+    cmd = b.baseline(sys.executable, data, mapping)
+    assert cmd[3:] == [str(data), "klient", "czas", "kwota"]
+    script = (
+        cmd[2]
+        + "\nprint(con.sql('SELECT count(*), count(DISTINCT customer_id) FROM o').fetchall())"
+    )
+    done = subprocess.run([*cmd[:2], script, *cmd[3:]], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    expected = duckdb.sql(
+        f"SELECT count(*), count(DISTINCT klient) FROM read_parquet('{data}')"
+    ).fetchall()
+    assert done.stdout.strip() == str(expected)
+    assert b.baseline(sys.executable, tmp_path / "orders.xlsx", mapping) is None
