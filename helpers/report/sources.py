@@ -141,6 +141,22 @@ def _problem(source: str, table: str, sentence: str, code: str, column: str | No
     return Problem(f"{where}: {sentence}", file=source, column=column, code=code)
 
 
+#: The files the report reads as files (:func:`open_table`'s hint for one named as a database).
+_FILE_SUFFIXES = (".csv", ".txt", ".tsv", ".xlsx", ".xls", ".parquet", ".pq", ".zip", ".gz")
+
+
+def _is_duckdb_file(path: Path) -> bool:
+    """True when `path` is a file that begins as DuckDB's database files do: a checksum of 8
+    bytes, then the magic ``DUCK`` (DuckDB's storage format, ``MainHeader``). Given a CSV or
+    Parquet file read-only, DuckDB 2 fails with "Cannot launch in-memory database in read-only
+    mode!", which names neither the file nor the mistake."""
+    try:
+        with path.open("rb") as f:
+            return f.read(12)[8:12] == b"DUCK"
+    except OSError:  # a folder, or no permission: DuckDB's own error then says which
+        return not path.is_file()
+
+
 def open_table(
     text: str, columns: list[str] | None = None, memory_limit: str | None = None
 ) -> tuple[Any, Any, str, str]:
@@ -165,6 +181,15 @@ def open_table(
         if not Path(db).exists():
             raise DataValidationError(
                 [_problem(source, table, f"no DuckDB database at {db}", "connection")]
+            )
+        if not _is_duckdb_file(Path(db)):
+            hint = (
+                "; a CSV, Excel or Parquet file is given as --data itself, without duckdb://"
+                if Path(db).suffix.lower() in _FILE_SUFFIXES
+                else ""
+            )
+            raise DataValidationError(
+                [_problem(source, table, f"{db} is not a DuckDB database file{hint}", "connection")]
             )
     try:
         con = ibis.connect(url, **kwargs)

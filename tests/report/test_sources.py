@@ -90,12 +90,20 @@ def test_a_parquet_folder_reads_like_the_csv(tmp_path, from_csv):
         ),
         ("duckdb://{tmp}/client.db?table=sales", "table 'sales': no such table"),
         ("duckdb://{tmp}/nowhere.db?table=orders", "no DuckDB database"),
+        # DuckDB itself said "Cannot launch in-memory database in read-only mode!"
+        (
+            "duckdb://{tmp}/orders.csv?table=orders",
+            "orders.csv is not a DuckDB database file; a CSV",
+        ),
+        ("duckdb://{tmp}/notes.db?table=orders", "notes.db is not a DuckDB database file"),
         ("{tmp}/empty", "is a folder, not a file"),  # the file reader's message (exit code 2)
     ],
 )
 def test_bad_sources_are_refused_clearly(tmp_path, capsys, data, fragment):
     csv_into_duckdb(tmp_path / "client.db")
     (tmp_path / "empty").mkdir()
+    (tmp_path / "orders.csv").write_bytes(ORDERS.read_bytes()[:2000])
+    (tmp_path / "notes.db").write_text("not a database, though named like one\n" * 10)
     args = ["--data", data.format(tmp=tmp_path), "--mapping", str(SAMPLE_MAPPING)]
     rc = report.main([*args, "--name", "x", "--reports-dir", str(tmp_path / "reports")])
     err = capsys.readouterr().err

@@ -88,7 +88,9 @@ def test_a_column_of_the_wrong_type_is_refused(tmp_path, capsys):
 
 
 def test_a_connection_that_fails_is_refused(tmp_path, capsys):
-    (tmp_path / "c.db").write_bytes(b"not a database, " * 512)
+    """A file that begins as a DuckDB database and is not one (a file that does not begin so:
+    test_sources.py's "is not a DuckDB database file")."""
+    (tmp_path / "c.db").write_bytes(b"\0" * 8 + b"DUCK" + b"not a database, " * 512)
     lines = refused(f"duckdb://{tmp_path}/c.db?table=orders", tmp_path, capsys)
     assert (
         len(lines) == 1 and f"duckdb://{tmp_path}/c.db, table 'orders': cannot connect" in lines[0]
