@@ -153,8 +153,8 @@ def _is_duckdb_file(path: Path) -> bool:
     try:
         with path.open("rb") as f:
             return f.read(12)[8:12] == b"DUCK"
-    except OSError:  # a folder, or no permission: DuckDB's own error then says which
-        return not path.is_file()
+    except OSError:  # a folder, or no permission to read it: DuckDB's own error says which
+        return True
 
 
 def open_table(
